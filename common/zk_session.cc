@@ -1,0 +1,58 @@
+#include "common/zk_session.h"
+
+namespace pgherald::zk {
+
+const char* SessionStateName(SessionState state) {
+  switch (state) {
+    case SessionState::kConnecting: return "connecting";
+    case SessionState::kConnected: return "connected";
+    case SessionState::kExpired: return "expired";
+    case SessionState::kAuthFailed: return "auth_failed";
+    case SessionState::kClosed: return "closed";
+  }
+  return "unknown";
+}
+
+const char* EventTypeName(EventType type) {
+  switch (type) {
+    case EventType::kCreated: return "created";
+    case EventType::kDeleted: return "deleted";
+    case EventType::kDataChanged: return "data_changed";
+    case EventType::kChildrenChanged: return "children_changed";
+    case EventType::kNotWatching: return "not_watching";
+  }
+  return "unknown";
+}
+
+std::string JoinPath(const std::string& parent, const std::string& child) {
+  if (parent.empty() || parent == "/") return "/" + child;
+  return parent + "/" + child;
+}
+
+std::string ParentPath(const std::string& path) {
+  auto pos = path.find_last_of('/');
+  if (pos == std::string::npos || pos == 0) return "/";
+  return path.substr(0, pos);
+}
+
+Status EnsurePath(ZkSession& zk, const std::string& path) {
+  if (path.empty() || path == "/") return Status::Ok();
+  if (path[0] != '/') return InvalidArgument("znode path must start with '/': " + path);
+  for (size_t pos = path.find('/', 1);; pos = path.find('/', pos + 1)) {
+    std::string prefix = pos == std::string::npos ? path : path.substr(0, pos);
+    auto created = zk.Create(prefix, "", CreateMode::kPersistent);
+    if (!created.ok() && created.status().code() != StatusCode::kAlreadyExists) {
+      // Connection loss: the create may have been applied; confirm by reading.
+      if (created.status().code() == StatusCode::kConnectionLoss) {
+        auto exists = zk.Exists(prefix);
+        if (!exists.ok() || !exists->has_value()) return created.status();
+      } else {
+        return created.status();
+      }
+    }
+    if (pos == std::string::npos) break;
+  }
+  return Status::Ok();
+}
+
+}  // namespace pgherald::zk

@@ -1,0 +1,161 @@
+// ZkSession: the one interface through which pgherald talks to ZooKeeper.
+//
+// Two implementations: ZkClient (zk_client.h, the only code that includes <zookeeper/zookeeper.h>)
+// and FakeZk (fake_zk.h, in memory, with fault injection). tests/unit/zk_contract_test.cc runs the
+// same contract suite against both.
+//
+// One ZkSession object is one ZooKeeper session. When the session expires the object is dead for
+// good (every call returns kSessionExpired); the owner builds a new one. Everything here is C++17.
+//
+// Threads: calls are synchronous and may be made from any thread except a watcher/listener
+// callback's own (a callback must not block on ZooKeeper; hand the work to your own thread).
+// Watchers and state listeners run on the session's single dispatch thread, never on the C
+// library's thread, one at a time, in the order the events arrived.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace pgherald::zk {
+
+// A subset of ZooKeeper's Stat.
+struct Stat {
+  int64_t czxid = 0;
+  int64_t mzxid = 0;  // clients order master states by this
+  int64_t pzxid = 0;
+  int64_t ctime_ms = 0;
+  int64_t mtime_ms = 0;
+  int32_t version = 0;
+  int32_t cversion = 0;
+  int64_t ephemeral_owner = 0;  // session id, 0 for persistent nodes
+  int32_t data_length = 0;
+  int32_t num_children = 0;
+};
+
+enum class SessionState {
+  kConnecting,  // not (yet, or no longer) connected; the session may still live on the server
+  kConnected,
+  kExpired,     // final: the server dropped the session and its ephemerals
+  kAuthFailed,  // final
+  kClosed,      // final: Close() was called
+};
+const char* SessionStateName(SessionState state);
+
+enum class EventType { kCreated, kDeleted, kDataChanged, kChildrenChanged, kNotWatching };
+const char* EventTypeName(EventType type);
+
+struct WatchEvent {
+  EventType type;
+  std::string path;
+  int64_t session_id;  // the session that armed the watch, so stale events can be dropped
+};
+
+// A one-shot watch: fires at most once. Re-arm it by making the call again.
+// When the session expires or closes, pending watches are dropped without firing.
+using Watcher = std::function<void(const WatchEvent&)>;
+using StateListener = std::function<void(SessionState, int64_t session_id)>;
+
+enum class CreateMode { kPersistent, kEphemeral, kPersistentSequential, kEphemeralSequential };
+
+struct NodeData {
+  std::string data;
+  Stat stat;
+};
+
+// One operation of an atomic Multi.
+struct Op {
+  enum class Kind { kCheck, kCreate, kSet, kDelete };
+  Kind kind;
+  std::string path;
+  std::string data;      // kCreate, kSet
+  int32_t version = -1;  // kCheck, kSet, kDelete; -1 matches any version
+  CreateMode mode = CreateMode::kPersistent;  // kCreate
+
+  static Op Check(std::string path, int32_t version) {
+    return Op{Kind::kCheck, std::move(path), {}, version, CreateMode::kPersistent};
+  }
+  static Op Create(std::string path, std::string data, CreateMode mode = CreateMode::kPersistent) {
+    return Op{Kind::kCreate, std::move(path), std::move(data), -1, mode};
+  }
+  static Op Set(std::string path, std::string data, int32_t version = -1) {
+    return Op{Kind::kSet, std::move(path), std::move(data), version, CreateMode::kPersistent};
+  }
+  static Op Delete(std::string path, int32_t version = -1) {
+    return Op{Kind::kDelete, std::move(path), {}, version, CreateMode::kPersistent};
+  }
+};
+
+struct OpResult {
+  std::string created_path;  // kCreate: the path made (with its sequence suffix)
+  Stat stat;                 // kSet: the new stat
+};
+
+struct MultiResult {
+  // On success, one result per op. On failure, Multi's Status tells why and failed_op names the
+  // first op that failed (-1 when the failure was not an op's, e.g. connection loss).
+  std::vector<OpResult> results;
+};
+
+class ZkSession {
+ public:
+  virtual ~ZkSession() = default;
+
+  virtual SessionState state() const = 0;
+  // The server-assigned session id, 0 before the first connection.
+  virtual int64_t session_id() const = 0;
+  // The negotiated session timeout.
+  virtual std::chrono::milliseconds session_timeout() const = 0;
+
+  // Time left on the local lease. The lease runs from the send time of the last request the
+  // server answered (measured on the monotonic clock) for lease_fraction x session timeout. While
+  // it is positive the server cannot yet have expired the session, so ephemerals created by it
+  // still exist. Zero when the state is final. A partitioned C client reports kConnecting, not
+  // kExpired, until the partition heals: this is how a leader knows to stop acting.
+  virtual std::chrono::milliseconds lease_remaining() const = 0;
+  bool has_lease() const { return lease_remaining().count() > 0; }
+
+  // Blocks until connected or the timeout passes. kTimeout, or the final state's error.
+  virtual Status WaitConnected(std::chrono::milliseconds timeout) = 0;
+
+  // Creates `path`; returns the path created (sequential nodes get their suffix).
+  virtual StatusOr<std::string> Create(const std::string& path, const std::string& data,
+                                       CreateMode mode) = 0;
+  // kNotFound when absent. `watch` fires on data change or deletion.
+  virtual StatusOr<NodeData> Get(const std::string& path, Watcher watch = nullptr) = 0;
+  // nullopt when absent (and `watch` then fires on creation). Never kNotFound.
+  virtual StatusOr<std::optional<Stat>> Exists(const std::string& path,
+                                               Watcher watch = nullptr) = 0;
+  // Children names (not full paths), sorted. `watch` fires on a child change or deletion.
+  virtual StatusOr<std::vector<std::string>> GetChildren(const std::string& path,
+                                                         Watcher watch = nullptr) = 0;
+  // Compare-and-set when version >= 0: kBadVersion if the node's version differs.
+  virtual StatusOr<Stat> Set(const std::string& path, const std::string& data,
+                             int32_t version = -1) = 0;
+  virtual Status Delete(const std::string& path, int32_t version = -1) = 0;
+  // All or nothing. On a failed op nothing is applied and `failed_op` (if given) is set.
+  virtual StatusOr<MultiResult> Multi(const std::vector<Op>& ops, int* failed_op = nullptr) = 0;
+
+  // Called on every state change (on the dispatch thread). Replaces any earlier listener.
+  virtual void SetStateListener(StateListener listener) = 0;
+
+  // Ends the session now (its ephemerals go at once). Idempotent. Must not be called from a
+  // watcher or listener callback.
+  virtual void Close() = 0;
+};
+
+// Creates every missing persistent ancestor of `path` and `path` itself (empty data).
+// kAlreadyExists is not an error here.
+Status EnsurePath(ZkSession& zk, const std::string& path);
+
+// "/a/b" + "c" -> "/a/b/c". Parent of "/a/b" is "/a"; of "/a" is "/".
+std::string JoinPath(const std::string& parent, const std::string& child);
+std::string ParentPath(const std::string& path);
+
+}  // namespace pgherald::zk
