@@ -4,6 +4,8 @@ find_package(PostgreSQL REQUIRED)
 find_package(Poco REQUIRED COMPONENTS Foundation Net Util JSON)
 find_package(yaml-cpp REQUIRED)
 find_package(spdlog REQUIRED)
+# Header-only, so the client library gains no run-time dependency from it.
+find_package(nlohmann_json 3.11 REQUIRED)
 
 # The ZooKeeper C client ships neither a CMake package nor a pkg-config file.
 find_path(ZOOKEEPER_INCLUDE_DIR zookeeper/zookeeper.h REQUIRED)
