@@ -1,0 +1,76 @@
+// Lab: the C++ face of tests/lab/labctl, the harness that runs the real stack on loopback
+// (a ZooKeeper ensemble and/or a standalone server, a 3-node PostgreSQL 15 + repmgr 5.3 cluster
+// with repmgrd, HAProxy and pgbouncer). Integration tests bring one lab up per test binary
+// (see LabEnvironment) and inject faults through it. Every call blocks until labctl returns.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace pgherald::lab {
+
+struct LabOptions {
+  bool zk_ensemble = true;     // 3 servers
+  bool zk_standalone = false;  // one more, separate server
+  bool postgres = false;       // 3-node repmgr cluster with repmgrd
+  bool haproxy = false;        // needs postgres
+  bool pgbouncer = false;      // needs postgres
+};
+
+class Lab {
+ public:
+  // Runs `labctl up` in a fresh directory. On failure the Status names the component that failed
+  // and carries the tail of its log. The labctl path comes from $PGHERALD_LABCTL.
+  static StatusOr<std::unique_ptr<Lab>> Up(const LabOptions& options);
+  // Runs `labctl down`: stops exactly the processes the lab started.
+  ~Lab();
+
+  const std::string& dir() const { return dir_; }
+  // A value of DIR/lab.env, e.g. "ZK_CONNECT", "PG_PORT_1"; empty when absent.
+  std::string Env(const std::string& key) const;
+  int EnvInt(const std::string& key) const;
+
+  // Convenience accessors over Env().
+  std::string zk_connect() const { return Env("ZK_CONNECT"); }             // ensemble
+  std::string zk_standalone_connect() const { return Env("ZK_STANDALONE_CONNECT"); }
+  int pg_port(int node) const { return EnvInt("PG_PORT_" + std::to_string(node)); }  // node 1..3
+  // libpq conninfo for a node as the superuser (no password: trust on loopback).
+  std::string pg_conninfo(int node, const std::string& dbname = "postgres") const;
+
+  // Runs `labctl ACTION ARGS... --dir DIR`; returns its stdout (trimmed) or an error with stderr.
+  StatusOr<std::string> Run(const std::string& action, const std::vector<std::string>& args = {});
+
+  // ZooKeeper ensemble members are 1..3.
+  Status ZkKill(int member) { return Run("zk-kill", {std::to_string(member)}).status(); }
+  Status ZkStop(int member) { return Run("zk-stop", {std::to_string(member)}).status(); }  // SIGSTOP
+  Status ZkCont(int member) { return Run("zk-cont", {std::to_string(member)}).status(); }  // SIGCONT
+  Status ZkStart(int member) { return Run("zk-start", {std::to_string(member)}).status(); }
+  StatusOr<int> ZkLeader();  // the member that is the ensemble's leader now
+
+  // PostgreSQL nodes are 1..3; node 1 is the first primary.
+  Status PgKill(int node);          // kill -9 of the postmaster
+  Status PgFreeze(int node);        // SIGSTOP of all the node's processes
+  Status PgThaw(int node);          // SIGCONT
+  Status PgStop(int node);          // pg_ctl stop -m fast
+  Status PgStartWritable(int node); // plain pg_ctl start: the split-brain trap
+  Status PgRejoin(int node);        // the proper way back as a standby (checkpoint, rewind, follow)
+  Status RepmgrdStop(int node);
+  Status RepmgrdStart(int node);
+  // Nodes that are up and not in recovery, by direct query.
+  StatusOr<std::vector<int>> WritableNodes();
+  // Waits until exactly one node other than `not_node` (0: any) is writable; returns it.
+  StatusOr<int> WaitForPrimary(int not_node, std::chrono::seconds timeout);
+
+ private:
+  Lab(std::string labctl, std::string dir, std::map<std::string, std::string> env);
+  std::string labctl_;
+  std::string dir_;
+  std::map<std::string, std::string> env_;
+};
+
+}  // namespace pgherald::lab
