@@ -1,0 +1,229 @@
+// The payloads of the ZooKeeper contract (docs/zookeeper-contract.md, fields and examples in
+// docs/decision-rules.md). Plain value types: no I/O, no clocks, no ZooKeeper.
+//
+// Codec contract, the same for every payload:
+//   - ToJson() writes compact JSON that always carries "format": 1 (kFormat). It never throws:
+//     strings that are not valid UTF-8 (a PostgreSQL error message can be anything) are written
+//     with U+FFFD in place of the bad bytes.
+//   - FromJson() never throws. It returns kInvalidArgument for text that is not JSON, for a
+//     "format" other than 1, for a missing required field and for a field of the wrong type or out
+//     of range; the message names the payload, the field (with its path inside arrays, e.g.
+//     "repmgr_nodes[1].node_id") and what was expected. Unknown fields are ignored so that a newer
+//     writer can add fields without breaking older readers; a change that would mislead an older
+//     reader bumps the format number instead.
+//   - LSNs travel as PostgreSQL's text "X/Y" (hex), system identifiers as decimal strings: both are
+//     uint64 values beyond the 2^53 that many JSON readers hold exactly.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace pgherald::model {
+
+// The payload format number every payload carries and every reader requires.
+inline constexpr int kFormat = 1;
+
+// A WAL position (pg_lsn). 0 is "0/0", used only where the field says "unknown".
+using Lsn = std::uint64_t;
+
+// Parses PostgreSQL's "X/Y" (1 to 8 hex digits each side, either case). Anything else, including
+// surrounding spaces, is kInvalidArgument.
+StatusOr<Lsn> ParseLsn(std::string_view text);
+// The inverse of ParseLsn, in PostgreSQL's spelling: upper-case hex, no leading zeros ("16/B374D848").
+std::string FormatLsn(Lsn lsn);
+
+// Wall-clock timestamps travel as milliseconds since the Unix epoch.
+std::int64_t ToWallMillis(WallTime t);
+WallTime FromWallMillis(std::int64_t ms);
+
+// Where a node's poller stands in fencing its own PostgreSQL (it fences when the orchestrator
+// reports the node as a stale primary, or when it loses ZooKeeper past the self-fence deadline).
+enum class FencingState {
+  kNone,     // "none": not fenced, nothing asked
+  kFencing,  // "fencing": the fence action is running
+  kFenced,   // "fenced": the node can no longer accept writes (stopped, or made read-only)
+  kFailed,   // "failed": the fence action failed; the node may still accept writes
+};
+const char* FencingStateName(FencingState state);
+std::optional<FencingState> ParseFencingState(std::string_view name);
+
+// One row of repmgr.nodes as seen from a node: repmgr's opinion, which is evidence, not proof.
+struct RepmgrNode {
+  int node_id = 0;
+  std::string name;
+  std::string type;  // "primary", "standby", "witness" (as repmgr spells it)
+  bool active = false;
+  std::optional<int> upstream_node_id;  // absent for a primary
+
+  bool operator==(const RepmgrNode&) const = default;
+};
+
+// What a node's poller publishes at clusters/<c>/nodes/<node> (ephemeral: it vanishes with the
+// poller's session). Required fields: format, node, host, port, reachable, in_recovery, timeline,
+// system_identifier, seq, observed_at. Everything else may be absent and then has the default below.
+struct NodeObservation {
+  std::string node;    // pgherald's node name (the znode name)
+  int node_id = 0;     // repmgr's node_id; 0 while repmgr's tables cannot be read
+  std::string host;    // how clients reach this PostgreSQL
+  int port = 0;        // 1..65535
+  bool reachable = false;     // the poller could query its PostgreSQL this tick
+  std::string error;          // why not, or a partial failure ("repmgr schema missing")
+  bool in_recovery = false;   // pg_is_in_recovery(); meaningful only when reachable
+  std::uint32_t timeline = 0;  // the live timeline (see STACK-NOTES); 0 when unknown
+  std::optional<Lsn> current_lsn;  // pg_current_wal_lsn(), primaries only
+  std::optional<Lsn> receive_lsn;  // pg_last_wal_receive_lsn(), standbys only
+  std::optional<Lsn> replay_lsn;   // pg_last_wal_replay_lsn(), standbys only
+  std::string system_identifier;   // decimal; "" when unknown
+  std::string upstream_node;       // standbys: the node name they stream from, "" when unknown
+  std::string sender_host;         // standbys: pg_stat_wal_receiver.sender_host
+  int sender_port = 0;             // standbys: pg_stat_wal_receiver.sender_port, 0 when unknown
+  // Wall ms of this node's latest promotion (repmgr's standby_promote or repmgrd_failover_promote
+  // event for this node), absent when it was never promoted (an original primary) or is unknown.
+  std::optional<std::int64_t> promoted_at_ms;
+  std::vector<RepmgrNode> repmgr_nodes;  // repmgr.nodes as this node sees it
+  bool repmgrd_running = false;
+  FencingState fencing = FencingState::kNone;
+  std::uint64_t seq = 0;            // grows with every write by this poller
+  std::int64_t observed_at_ms = 0;  // poller's wall clock; for people, never for freshness
+  std::string poller_version;
+
+  // The LSN that says how far this node got: current_lsn when writable, else the larger of
+  // receive_lsn and replay_lsn. Absent when none is known.
+  std::optional<Lsn> Position() const;
+
+  std::string ToJson() const;
+  static StatusOr<NodeObservation> FromJson(std::string_view text);
+  bool operator==(const NodeObservation&) const = default;
+};
+
+enum class MasterState {
+  kNoMaster,  // "no-master": no master has been verified yet (the record's initial state)
+  kOk,        // "ok": node/host/port name the master pgherald verified last
+};
+const char* MasterStateName(MasterState state);
+std::optional<MasterState> ParseMasterState(std::string_view name);
+
+// clusters/<c>/master: persistent, never deleted, written only by the orchestrator leader with a
+// version check. Whether the master is verified *now* is told by the voucher children, not by this
+// record: a record stays when verification is withdrawn, so that consumers can keep the last route.
+// Required: format, state, epoch; with state "ok" also node, host, port, timeline, lsn, verified_at.
+struct MasterRecord {
+  MasterState state = MasterState::kNoMaster;
+  std::string node;
+  std::string host;
+  int port = 0;
+  std::uint32_t timeline = 0;
+  Lsn lsn = 0;                  // the master's LSN when it was verified for this record
+  std::uint64_t epoch = 0;      // +1 with every change of the record; 0 only for the initial record
+  std::int64_t verified_at_ms = 0;  // wall ms of the write check that verified it
+  std::string decided_by;       // orchestrator id
+  std::string reason;           // the main reason code of the decision that wrote it
+
+  std::string ToJson() const;
+  static StatusOr<MasterRecord> FromJson(std::string_view text);
+  bool operator==(const MasterRecord&) const = default;
+};
+
+// The orchestrator's write check on a node: a short transaction that updates a heartbeat row.
+enum class WriteCheck {
+  kNotRun,  // "not-run": not attempted this round (a standby, or the probe failed first)
+  kPassed,  // "passed": committed, and pg_is_in_recovery() was false in the same session
+  kFailed,  // "failed": did not commit; write_error says why
+};
+const char* WriteCheckName(WriteCheck check);
+std::optional<WriteCheck> ParseWriteCheck(std::string_view name);
+
+// The orchestrator's own direct probe of one node. Required: format, node, reachable, taken_at;
+// with reachable true also in_recovery, timeline, lsn, system_identifier, write_check.
+struct Probe {
+  std::string node;
+  std::string host;
+  int port = 0;
+  bool reachable = false;
+  std::string error;              // why unreachable, or what else went wrong
+  bool in_recovery = false;
+  std::uint32_t timeline = 0;
+  Lsn lsn = 0;                    // current LSN of a primary; last replayed/received of a standby
+  std::string system_identifier;
+  WriteCheck write_check = WriteCheck::kNotRun;
+  std::string write_error;
+  std::int64_t latency_us = 0;    // the probe's round trip (write check included)
+  std::int64_t taken_at_ms = 0;   // wall ms
+
+  std::string ToJson() const;
+  static StatusOr<Probe> FromJson(std::string_view text);
+  bool operator==(const Probe&) const = default;
+};
+
+// A machine-readable reason code (stable: alerting keys on it), the node it concerns ("" for the
+// cluster) and a sentence for people.
+struct Reason {
+  std::string code;
+  std::string node;
+  std::string text;
+
+  bool operator==(const Reason&) const = default;
+};
+
+// What the decision function knew about one node when it decided.
+struct NodeEvidence {
+  std::string node;
+  bool observed = false;  // a fresh poller observation was used
+  bool probed = false;    // a fresh orchestrator probe was used
+  bool reachable = false;
+  bool writable = false;  // reachable and out of recovery (probe first, else observation)
+  std::uint32_t timeline = 0;
+  std::optional<Lsn> lsn;
+  std::string system_identifier;
+  WriteCheck write_check = WriteCheck::kNotRun;
+  std::optional<std::int64_t> promoted_at_ms;
+  int followers = 0;  // standbys whose observation names this node as upstream
+  FencingState fencing = FencingState::kNone;
+  // "master" (published or kept), "candidate" (the winner, not published this round),
+  // "stale-primary", "contender" (writable, in an undecided tie), "standby", "foreign", "down".
+  std::string role;
+  std::vector<std::string> notes;  // reason codes concerning this node
+
+  bool operator==(const NodeEvidence&) const = default;
+};
+
+// The estimated data loss of a failover: what the old master had written (its last LSN pgherald
+// saw) against where the new master stood when it took over. gap_bytes = max(0, old - new).
+struct DataLossEstimate {
+  std::string old_master;
+  Lsn old_master_last_lsn = 0;
+  std::string new_master;
+  Lsn new_master_lsn = 0;
+  std::uint64_t gap_bytes = 0;
+
+  bool operator==(const DataLossEstimate&) const = default;
+};
+
+// clusters/<c>/history/h-<seq>: one decision with its evidence. Required: format, cluster, action,
+// epoch, decided_at, reasons.
+struct HistoryEntry {
+  std::string cluster;
+  std::string action;    // the verdict's action name: "publish", "keep", "withdraw", "none"
+  std::string chosen;    // the winner node, "" when none
+  std::uint64_t epoch = 0;  // the master record's epoch after this decision
+  std::int64_t decided_at_ms = 0;
+  std::string decided_by;
+  std::optional<MasterRecord> previous;  // the record before (absent: there was none)
+  std::optional<MasterRecord> master;    // the record written (publish only)
+  std::vector<Reason> reasons;
+  std::vector<std::string> stale_primaries;
+  std::vector<NodeEvidence> evidence;
+  std::optional<DataLossEstimate> data_loss;
+
+  std::string ToJson() const;
+  static StatusOr<HistoryEntry> FromJson(std::string_view text);
+  bool operator==(const HistoryEntry&) const = default;
+};
+
+}  // namespace pgherald::model
