@@ -1,0 +1,83 @@
+// libpgherald: follow the verified master of a pgherald cluster from an application.
+//
+// Public, installed header. C++17; no Poco, spdlog, yaml-cpp or ZooKeeper types. The C API over it
+// is <pgherald/master_watch_c.h>.
+//
+// A MasterWatch opens its own ZooKeeper session, watches clusters/<c>/master and its voucher
+// children, and keeps the latest MasterInfo. It re-arms the one-shot watches on every event and
+// reconnect, applies a state only if its master znode's mzxid is newer than the last applied one,
+// and rebuilds its session after expiry.
+//
+// Threads: the change callback runs on the watch's own dispatch thread, one call at a time, never
+// on the caller's thread; it must not block for long and must not destroy the MasterWatch.
+// current() may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace pgherald::client {
+
+enum class MasterStatus {
+  kVouched,       // a master is published and at least one voucher says it is verified now
+  kUnverified,    // a master is published but no voucher holds: it may be dead or stale
+  kNoMaster,      // the cluster has no master published (or the record says "no-master")
+  kDisconnected,  // ZooKeeper cannot be reached; the last known master is kept, with its age
+};
+const char* MasterStatusName(MasterStatus status);
+
+struct MasterInfo {
+  MasterStatus status = MasterStatus::kDisconnected;
+  std::string cluster;
+  // The last published master (kept in kUnverified and kDisconnected; empty if never known).
+  std::string node;
+  std::string host;
+  int port = 0;
+  std::uint32_t timeline = 0;
+  std::uint64_t epoch = 0;
+  int vouchers = 0;
+  std::int64_t mzxid = 0;  // of the master znode this state was read from
+  // When this state was last confirmed by ZooKeeper, on the monotonic clock.
+  std::chrono::steady_clock::time_point confirmed_at{};
+  // Writes are safe only through a vouched master.
+  bool writable() const { return status == MasterStatus::kVouched; }
+};
+
+// Where the embedder's log lines go; nullptr discards them. level: 0 debug, 1 info, 2 warn, 3 error.
+using LogSink = std::function<void(int level, const std::string& line)>;
+
+struct MasterWatchOptions {
+  std::string zk_connect;               // "host:port,host:port"
+  std::string root = "/pgherald";
+  std::string cluster;
+  std::chrono::milliseconds session_timeout{6000};
+  std::string zk_auth;                  // optional "user:password" digest; never logged
+  LogSink log;
+};
+
+class MasterWatch {
+ public:
+  using Callback = std::function<void(const MasterInfo&)>;
+
+  // Starts watching. Returns nullptr and sets *error on bad options; an unreachable ZooKeeper is
+  // not an error (the state is kDisconnected until it connects).
+  static std::unique_ptr<MasterWatch> Start(const MasterWatchOptions& options,
+                                            std::string* error = nullptr);
+  virtual ~MasterWatch() = default;
+
+  virtual MasterInfo current() const = 0;
+  // Called with every change of current() (status, master, vouchers). Replaces an earlier one.
+  virtual void OnChange(Callback callback) = 0;
+  // Blocks until current() satisfies `pred` or the timeout passes; returns whether it did.
+  virtual bool WaitFor(const std::function<bool(const MasterInfo&)>& pred,
+                       std::chrono::milliseconds timeout) = 0;
+};
+
+// A libpq connection string for the current master ("host=... port=... " + extra), or "" when the
+// master is not writable().
+std::string MasterConninfo(const MasterInfo& info, const std::string& extra = "");
+
+}  // namespace pgherald::client
