@@ -60,7 +60,9 @@ class FieldReader {
         "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
     if (v->is_number_unsigned()) {
       const auto u = v->get<std::uint64_t>();
-      if (hi < 0 || u > static_cast<std::uint64_t>(hi)) return WrongType(key, expected, *v);
+      if (hi < 0 || u > static_cast<std::uint64_t>(hi) || static_cast<std::int64_t>(u) < lo) {
+        return WrongType(key, expected, *v);
+      }
       *out = static_cast<std::int64_t>(u);
     } else if (v->is_number_integer()) {
       const auto i = v->get<std::int64_t>();
