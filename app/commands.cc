@@ -2,7 +2,10 @@
 
 #include <cstdio>
 
+#include "clients/watch/watch_command.h"
 #include "common/cli.h"
+#include "orchestrator/orchestrator_command.h"
+#include "pollers/poller_command.h"
 
 namespace pgherald::app {
 namespace {
@@ -53,10 +56,10 @@ constexpr char kStatusSummary[] = "Show each cluster's nodes, master and heartbe
 
 const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = {
-      {kPoller, kPollerSummary, &Pending<kPoller, kPollerSummary>},
-      {kNotify, kNotifySummary, &Pending<kNotify, kNotifySummary>},
-      {kOrchestrator, kOrchestratorSummary, &Pending<kOrchestrator, kOrchestratorSummary>},
-      {kWatch, kWatchSummary, &Pending<kWatch, kWatchSummary>},
+      {kPoller, kPollerSummary, &pollers::RunPollerCommand},
+      {kNotify, kNotifySummary, &pollers::RunNotifyCommand},
+      {kOrchestrator, kOrchestratorSummary, &orchestrator::RunOrchestratorCommand},
+      {kWatch, kWatchSummary, &watch::RunWatchCommand},
       {kStatus, kStatusSummary, &Pending<kStatus, kStatusSummary>},
       {"version", "Print the version.", &RunVersion},
   };
