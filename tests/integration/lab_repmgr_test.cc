@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -301,6 +302,40 @@ TEST(LabPostgres, FreezeAndThaw) {
       << (status.ok() ? *status : status.status().ToString());
   ASSERT_TRUE(lab.PgThaw(standby).ok());
   EXPECT_TRUE(PollUntil(seconds(10), [&] { return Q(standby, "select 1") == "1"; }));
+}
+
+// The split-brain trap: an old primary started with plain pg_ctl comes up writable beside the
+// new one; pg-rejoin turns it back into a standby of the right primary.
+TEST(LabPostgres, StartWritableIsASplitBrainThatRejoinRepairs) {
+  Lab& lab = TheLab();
+  auto old_primary = lab.WaitForPrimary(0, seconds(10));
+  ASSERT_TRUE(old_primary.ok()) << old_primary.status().ToString();
+  const int old = *old_primary;
+  ASSERT_TRUE(lab.PgKill(old).ok());
+  auto promoted = lab.WaitForPrimary(old, seconds(10));
+  ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
+  const int p = *promoted;
+
+  ASSERT_TRUE(lab.PgStartWritable(old).ok());
+  auto writable = lab.WritableNodes();
+  ASSERT_TRUE(writable.ok()) << writable.status().ToString();
+  std::vector<int> both = {old, p};
+  std::sort(both.begin(), both.end());
+  EXPECT_EQ(*writable, both) << "plain pg_ctl start of the old primary should be writable";
+
+  const Status rejoin = lab.PgRejoin(old);
+  ASSERT_TRUE(rejoin.ok()) << rejoin.ToString();
+  writable = lab.WritableNodes();
+  ASSERT_TRUE(writable.ok()) << writable.status().ToString();
+  EXPECT_EQ(*writable, std::vector<int>{p});
+  EXPECT_EQ(Q(old, "select sender_port from pg_stat_wal_receiver where status = 'streaming'"),
+            std::to_string(lab.pg_port(p)));
+  // The third node ends up following the new primary too (repmgrd's follow, or still pending).
+  const int third = 6 - old - p;
+  EXPECT_TRUE(PollUntil(seconds(20), [&] {
+    return Q(third, "select sender_port from pg_stat_wal_receiver where status = 'streaming'") ==
+           std::to_string(lab.pg_port(p));
+  })) << "node" << third << " does not stream from node" << p;
 }
 
 }  // namespace
