@@ -52,6 +52,10 @@ std::string BuildConninfo(const PgParams& params);
 // BuildConninfo() with the password replaced by "***".
 std::string RedactedConninfo(const PgParams& params);
 
+// `message` with the password of `params` (and anything RedactSecrets() recognises) replaced by
+// "***". Every Status that PgConnection returns has been through it.
+std::string ScrubSecrets(std::string_view message, const PgParams& params);
+
 // Parses a libpq conninfo string ("host=... port=..." or a postgresql:// URI), e.g. from
 // repmgr.nodes.conninfo. Keywords with a field in PgParams go there (connect_timeout in seconds
 // becomes milliseconds); the rest go to `options`. Fields the string leaves out keep the values of
@@ -128,8 +132,9 @@ class PgResult {
 //                       statement_timeout + connect_timeout (a frozen server)
 //   kNotFound           undefined table, column, function, schema or object (42P01, 42703, 42883,
 //                       3F000, 42704): lets callers probe for an optional schema
-//   kFailedPrecondition read-only transaction (25006, e.g. a write on a standby), integrity or
-//                       serialization failures (classes 23, 40), a missing database
+//   kFailedPrecondition read-only transaction (25006, e.g. a write on a standby), an aborted
+//                       transaction (25P02), integrity or serialization failures (classes 23, 40),
+//                       a missing database (3D000)
 //   kInternal           anything else (syntax errors, bad parameters)
 // Every message starts with Describe() ("host:port/db as user") and, for server errors, ends with
 // "[SQLSTATE xxxxx]". Messages are scrubbed of the password, whatever libpq says.
@@ -155,7 +160,8 @@ class PgConnection {
 
   // Several ;-separated statements in one round trip through the simple protocol (no parameters),
   // one PgResult per statement, in order. Without an explicit BEGIN they run as one implicit
-  // transaction; the first error stops the batch and is returned.
+  // transaction; the first error stops the batch and is returned. If the batch began a transaction
+  // and failed inside it, it is rolled back, so the session stays usable.
   StatusOr<std::vector<PgResult>> ExecBatch(std::string_view sql);
 
   // False once the connection is known to be broken or was closed after a timeout.
