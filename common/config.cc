@@ -20,7 +20,7 @@ struct MapState {
   explicit MapState(const YAML::Node& n) : node(n) {}
   const YAML::Node node;
   std::set<std::string, std::less<>> read;  // every key a getter asked for, present or not
-  bool all_read = false;                   // Keys() was called
+  bool all_read = false;                    // Keys() was called
 };
 
 struct Error {
@@ -57,9 +57,8 @@ std::string Quote(std::string_view s) {
 
 // Keys whose values must never be echoed back in an error.
 bool IsSecretKey(std::string_view path) {
-  std::string key(path.substr(path.find_last_of('.') == std::string_view::npos
-                                  ? 0
-                                  : path.find_last_of('.') + 1));
+  std::string key(path.substr(
+      path.find_last_of('.') == std::string_view::npos ? 0 : path.find_last_of('.') + 1));
   std::transform(key.begin(), key.end(), key.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   for (const char* word : {"password", "secret", "auth", "token"}) {
@@ -168,7 +167,8 @@ StatusOr<ConfigNode> ConfigNode::LoadString(std::string_view yaml, std::string f
     root = YAML::Load(std::string(yaml));
   } catch (const YAML::Exception& e) {
     int line = e.mark.is_null() ? 1 : e.mark.line + 1;
-    std::string where = e.mark.is_null() ? "" : " (column " + std::to_string(e.mark.column + 1) + ")";
+    std::string where =
+        e.mark.is_null() ? "" : " (column " + std::to_string(e.mark.column + 1) + ")";
     return InvalidArgument(file_name + ":" + std::to_string(line) + ": invalid YAML: " + e.msg +
                            where);
   }
@@ -324,8 +324,8 @@ bool ConfigNode::Convert(const YAML::Node& value, const std::string& path, const
           type_min = std::numeric_limits<int>::min();
           type_max = std::numeric_limits<int>::max();
           if (*parsed < *type_min || *parsed > *type_max) {
-            return fail(std::string(Expected<T>()) +
-                        RangeText(range.min ? range.min : type_min, range.max ? range.max : type_max));
+            return fail(std::string(Expected<T>()) + RangeText(range.min ? range.min : type_min,
+                                                               range.max ? range.max : type_max));
           }
           v = static_cast<int>(*parsed);
         } else {
@@ -411,9 +411,9 @@ std::optional<T> ConfigNode::Optional(std::string_view key) {
   return out;
 }
 
-#define PGHERALD_CONFIG_INSTANTIATE(T)                                                 \
-  template T ConfigNode::Required<T>(std::string_view, const Range<T>&);               \
-  template T ConfigNode::Optional<T>(std::string_view, T, const Range<T>&);            \
+#define PGHERALD_CONFIG_INSTANTIATE(T)                                      \
+  template T ConfigNode::Required<T>(std::string_view, const Range<T>&);    \
+  template T ConfigNode::Optional<T>(std::string_view, T, const Range<T>&); \
   template std::optional<T> ConfigNode::Optional<T>(std::string_view);
 
 PGHERALD_CONFIG_INSTANTIATE(std::string)
@@ -491,7 +491,8 @@ std::vector<std::string> ConfigNode::Keys() {
 Status ConfigNode::Finish() const {
   std::vector<internal::Error> errors = doc_->errors;
   auto add = [&](int line, const std::string& path, const std::string& message) {
-    errors.push_back({line, doc_->file + ":" + std::to_string(line) + ": " + path + ": " + message});
+    errors.push_back(
+        {line, doc_->file + ":" + std::to_string(line) + ": " + path + ": " + message});
   };
   for (const auto& [map_path, state] : doc_->maps) {
     std::set<std::string, std::less<>> seen;
@@ -543,8 +544,8 @@ ZooKeeperConfig ParseZooKeeper(ConfigNode node) {
   c.root = node.Optional<std::string>("root", c.root);
   if (c.root.empty() || c.root.front() != '/' || (c.root.size() > 1 && c.root.back() == '/') ||
       c.root.find("//") != std::string::npos) {
-    node.Fail("root", "expected an absolute znode path without a trailing '/', got " +
-                          Quote(c.root));
+    node.Fail("root",
+              "expected an absolute znode path without a trailing '/', got " + Quote(c.root));
   }
   c.session_timeout = node.Optional<Millis>("session_timeout_ms", c.session_timeout,
                                             {.min = Millis(1000), .max = Millis(600000)});
@@ -568,11 +569,16 @@ std::optional<LogLevel> ParseLogLevel(std::string_view name) {
 
 const char* LogLevelName(LogLevel level) {
   switch (level) {
-    case LogLevel::kTrace: return "trace";
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
+    case LogLevel::kTrace:
+      return "trace";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
   }
   return "info";
 }
@@ -605,11 +611,11 @@ PostgresConfig ParsePostgres(ConfigNode node) {
   c.application_name = node.Optional<std::string>("application_name", c.application_name);
   c.options = node.Optional<StringMap>("options", {});
   for (const auto& [key, value] : c.options) {
-    for (const char* own : {"host", "hostaddr", "port", "user", "dbname", "password",
-                            "passfile", "connect_timeout", "application_name"}) {
+    for (const char* own : {"host", "hostaddr", "port", "user", "dbname", "password", "passfile",
+                            "connect_timeout", "application_name"}) {
       if (key == own) {
-        node.Fail("options", "libpq keyword \"" + key +
-                                 "\" has its own setting here, not under options");
+        node.Fail("options",
+                  "libpq keyword \"" + key + "\" has its own setting here, not under options");
       }
     }
   }

@@ -2,7 +2,7 @@
 // defaults and rejects bad input precisely. Every error names the file, the line, the dotted key
 // and what was expected:
 //
-//   config.yaml:7: zookeeper.session_timeout_ms: expected an integer number of milliseconds, got "ten"
+//   cfg.yaml:7: zookeeper.session_timeout_ms: expected an integer number of milliseconds, got "x"
 //
 // Usage (each daemon's main; later sections follow the same pattern):
 //
@@ -91,8 +91,8 @@ class ConfigNode {
   void Fail(std::string_view key, std::string_view message);
 
   // Everything recorded so far in the whole document plus one error per key no getter asked for
-  // (with "did you mean" for a near miss) and per duplicate key, sorted by line, one per line of the
-  // message. kInvalidArgument; ok when there is nothing to report. Call once after all parsing.
+  // (with "did you mean" for a near miss) and per duplicate key, sorted by line, one per line of
+  // the message. kInvalidArgument; ok when there is nothing to report. Call once after all parsing.
   Status Finish() const;
 
   // The key exists and is not null.
@@ -128,11 +128,11 @@ class ConfigNode {
 // returns the struct with defaults filled in; the caller's root.Finish() reports them.
 
 struct ZooKeeperConfig {
-  std::string connect;                  // required: "host:port,host:port[/chroot]"
-  std::string root = "/pgherald";       // absolute, no trailing '/'
-  Millis session_timeout{6000};         // session_timeout_ms, 1000..600000
-  Millis connect_timeout{10000};        // connect_timeout_ms, 100..600000
-  std::optional<std::string> auth;      // digest "user:password": a secret, never log it
+  std::string connect;              // required: "host:port,host:port[/chroot]"
+  std::string root = "/pgherald";   // absolute, no trailing '/'
+  Millis session_timeout{6000};     // session_timeout_ms, 1000..600000
+  Millis connect_timeout{10000};    // connect_timeout_ms, 100..600000
+  std::optional<std::string> auth;  // digest "user:password": a secret, never log it
 };
 ZooKeeperConfig ParseZooKeeper(ConfigNode node);
 
@@ -149,14 +149,14 @@ struct LoggingConfig {
 LoggingConfig ParseLogging(ConfigNode node);
 
 struct PostgresConfig {
-  std::string host;                           // required
-  int port = 5432;                            // 1..65535
-  std::string user;                           // required
-  std::string dbname;                         // default: the user name (as libpq does)
-  std::optional<std::string> password;        // a secret; or:
-  std::optional<std::string> password_file;   // a file whose first line is the password
-  Millis connect_timeout{5000};               // connect_timeout_ms, 100..600000
-  Millis statement_timeout{5000};             // statement_timeout_ms, 0 (none)..3600000
+  std::string host;                          // required
+  int port = 5432;                           // 1..65535
+  std::string user;                          // required
+  std::string dbname;                        // default: the user name (as libpq does)
+  std::optional<std::string> password;       // a secret; or:
+  std::optional<std::string> password_file;  // a file whose first line is the password
+  Millis connect_timeout{5000};              // connect_timeout_ms, 100..600000
+  Millis statement_timeout{5000};            // statement_timeout_ms, 0 (none)..3600000
   std::string application_name = "pgherald";
   std::map<std::string, std::string> options;  // further libpq keywords, e.g. sslmode
 };

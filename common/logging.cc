@@ -27,11 +27,16 @@ constexpr const char* kJsonPattern =
 
 spdlog::level::level_enum ToSpdlog(LogLevel level) {
   switch (level) {
-    case LogLevel::kTrace: return spdlog::level::trace;
-    case LogLevel::kDebug: return spdlog::level::debug;
-    case LogLevel::kInfo: return spdlog::level::info;
-    case LogLevel::kWarn: return spdlog::level::warn;
-    case LogLevel::kError: return spdlog::level::err;
+    case LogLevel::kTrace:
+      return spdlog::level::trace;
+    case LogLevel::kDebug:
+      return spdlog::level::debug;
+    case LogLevel::kInfo:
+      return spdlog::level::info;
+    case LogLevel::kWarn:
+      return spdlog::level::warn;
+    case LogLevel::kError:
+      return spdlog::level::err;
   }
   return spdlog::level::info;
 }
@@ -51,7 +56,7 @@ struct State {
   std::shared_ptr<spdlog::sinks::dist_sink_mt> dist =
       std::make_shared<spdlog::sinks::dist_sink_mt>();
   std::map<std::string, std::shared_ptr<spdlog::logger>, std::less<>> loggers;  // guarded by mu
-  spdlog::level::level_enum level = spdlog::level::info;                          // guarded by mu
+  spdlog::level::level_enum level = spdlog::level::info;                        // guarded by mu
   std::atomic<LogFormat> format{LogFormat::kText};
 
   State() { dist->set_sinks({MakeSink(nullptr, LogFormat::kText)}); }
@@ -88,11 +93,21 @@ void AppendValue(std::string* out, std::string_view v) {
   out->push_back('"');
   for (char c : v) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out->append(fmt::format("\\x{:02x}", static_cast<unsigned char>(c)));
@@ -105,8 +120,8 @@ void AppendValue(std::string* out, std::string_view v) {
 }
 
 std::string JsonString(std::string_view s) {
-  return nlohmann::json(std::string(s)).dump(-1, ' ', false,
-                                              nlohmann::json::error_handler_t::replace);
+  return nlohmann::json(std::string(s))
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string SafeValue(const Field& field) {
@@ -134,8 +149,8 @@ size_t ValueEnd(std::string_view text, size_t begin) {
     return text.size();
   }
   size_t i = begin;
-  while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i])) &&
-         text[i] != '&' && text[i] != ',' && text[i] != ';' && text[i] != '}') {
+  while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i])) && text[i] != '&' &&
+         text[i] != ',' && text[i] != ';' && text[i] != '}') {
     ++i;
   }
   return i;

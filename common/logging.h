@@ -35,6 +35,9 @@ class sink;
 
 namespace pgherald::log {
 
+template <typename T>
+concept IntegerValue = std::integral<T> && !std::same_as<T, bool> && !std::same_as<T, char>;
+
 // One key=value pair. Numbers and bools stay unquoted in JSON.
 struct Field {
   enum class Kind { kString, kNumber, kBool };
@@ -43,13 +46,12 @@ struct Field {
   Field(std::string_view k, const char* v) : key(k), value(v == nullptr ? "" : v) {}
   Field(std::string_view k, const std::string& v) : key(k), value(v) {}
   Field(std::string_view k, bool v) : key(k), value(v ? "true" : "false"), kind(Kind::kBool) {}
-  template <std::integral T>
-    requires(!std::same_as<T, bool> && !std::same_as<T, char>)
+  template <IntegerValue T>
   Field(std::string_view k, T v) : key(k), value(std::to_string(v)), kind(Kind::kNumber) {}
   Field(std::string_view k, double v);
   // "ok" or "kind: message".
   Field(std::string_view k, const Status& v) : key(k), value(v.ToString()) {}
-  // Durations are written in milliseconds, e.g. elapsed_ms=150.
+  // A duration is written as whole milliseconds: name its key *_ms (elapsed_ms=150).
   template <typename Rep, typename Period>
   Field(std::string_view k, std::chrono::duration<Rep, Period> v)
       : key(k),

@@ -17,13 +17,13 @@ namespace pgherald::pg {
 namespace {
 
 // Keywords that PgParams carries in its own fields; BuildConninfo() writes them.
-constexpr const char* kOwnKeywords[] = {"host",     "port",            "user",
-                                        "dbname",   "password",        "connect_timeout",
+constexpr const char* kOwnKeywords[] = {"host",     "port",
+                                        "user",     "dbname",
+                                        "password", "connect_timeout",
                                         "hostaddr", "application_name"};
 
 bool IsOwnKeyword(std::string_view key) {
-  return std::find(std::begin(kOwnKeywords), std::end(kOwnKeywords), key) !=
-         std::end(kOwnKeywords);
+  return std::find(std::begin(kOwnKeywords), std::end(kOwnKeywords), key) != std::end(kOwnKeywords);
 }
 
 bool IsLibpqKeyword(std::string_view word) {
@@ -119,13 +119,26 @@ StatusCode CodeForConnectError(std::string_view message) {
   if (Contains(m, "database \"") && Contains(m, "does not exist")) {
     return StatusCode::kFailedPrecondition;
   }
-  for (const char* down :
-       {"connection refused", "could not connect", "timeout expired", "timed out",
-        "no route to host", "network is unreachable", "could not translate host name",
-        "server closed the connection", "the database system is", "too many clients",
-        "too many connections", "connection reset", "could not receive data",
-        "could not send data", "host is down", "is the server running", "server is not",
-        "no connection to the server", "eof detected", "terminating connection"}) {
+  for (const char* down : {"connection refused",
+                           "could not connect",
+                           "timeout expired",
+                           "timed out",
+                           "no route to host",
+                           "network is unreachable",
+                           "could not translate host name",
+                           "server closed the connection",
+                           "the database system is",
+                           "too many clients",
+                           "too many connections",
+                           "connection reset",
+                           "could not receive data",
+                           "could not send data",
+                           "host is down",
+                           "is the server running",
+                           "server is not",
+                           "no connection to the server",
+                           "eof detected",
+                           "terminating connection"}) {
     if (Contains(m, down)) return StatusCode::kUnavailable;
   }
   return StatusCode::kInternal;
@@ -133,7 +146,8 @@ StatusCode CodeForConnectError(std::string_view message) {
 
 // Waits until `fd` is readable (or writable). Returns false when `deadline` passed first.
 // A poll() failure other than EINTR counts as ready, so libpq reports the real error.
-bool WaitSocket(int fd, bool for_write, std::optional<std::chrono::steady_clock::time_point> deadline) {
+bool WaitSocket(int fd, bool for_write,
+                std::optional<std::chrono::steady_clock::time_point> deadline) {
   pollfd pfd{};
   pfd.fd = fd;
   pfd.events = for_write ? POLLOUT : POLLIN;
@@ -143,7 +157,8 @@ bool WaitSocket(int fd, bool for_write, std::optional<std::chrono::steady_clock:
       auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline -
                                                                std::chrono::steady_clock::now());
       if (left.count() <= 0) return false;
-      timeout_ms = static_cast<int>(std::min<int64_t>(left.count(), std::numeric_limits<int>::max()));
+      timeout_ms =
+          static_cast<int>(std::min<int64_t>(left.count(), std::numeric_limits<int>::max()));
     }
     int rc = poll(&pfd, 1, timeout_ms);
     if (rc > 0) return true;
@@ -170,8 +185,8 @@ PgResult CopyResult(const PGresult* r) {
       if (PQgetisnull(r, row, c)) {
         cells.emplace_back(std::nullopt);
       } else {
-        cells.emplace_back(std::string(PQgetvalue(r, row, c),
-                                       static_cast<size_t>(PQgetlength(r, row, c))));
+        cells.emplace_back(
+            std::string(PQgetvalue(r, row, c), static_cast<size_t>(PQgetlength(r, row, c))));
       }
     }
   }
@@ -248,8 +263,7 @@ StatusOr<T> ParseCell(const std::string& column, const std::string& text) {
 }  // namespace
 
 std::string PgParams::Describe() const {
-  return host + ":" + std::to_string(port) + "/" + (dbname.empty() ? user : dbname) + " as " +
-         user;
+  return host + ":" + std::to_string(port) + "/" + (dbname.empty() ? user : dbname) + " as " + user;
 }
 
 std::string BuildConninfo(const PgParams& params) { return Conninfo(params, false); }
@@ -389,8 +403,8 @@ StatusOr<T> Row::Get(std::string_view column) const {
   if (index < 0) {
     std::string names;
     for (const std::string& c : result_->columns()) names += (names.empty() ? "" : ", ") + c;
-    return InvalidArgument("no column \"" + std::string(column) + "\" in result (columns: " +
-                           names + ")");
+    return InvalidArgument("no column \"" + std::string(column) +
+                           "\" in result (columns: " + names + ")");
   }
   return Get<T>(index);
 }
@@ -401,9 +415,9 @@ bool Row::IsNull(std::string_view column) const {
   return !result_->cell(index_, index).has_value();
 }
 
-#define PGHERALD_ROW_INSTANTIATE(T)                          \
-  template StatusOr<T> Row::Get<T>(std::string_view) const;  \
-  template StatusOr<T> Row::Get<T>(int) const;               \
+#define PGHERALD_ROW_INSTANTIATE(T)                                                       \
+  template StatusOr<T> Row::Get<T>(std::string_view) const;                               \
+  template StatusOr<T> Row::Get<T>(int) const;                                            \
   template StatusOr<std::optional<T>> Row::Get<std::optional<T>>(std::string_view) const; \
   template StatusOr<std::optional<T>> Row::Get<std::optional<T>>(int) const;
 PGHERALD_ROW_INSTANTIATE(std::string)
@@ -482,13 +496,11 @@ void PgConnection::Close() {
 
 bool PgConnection::ok() const { return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK; }
 
-int PgConnection::server_version() const {
-  return conn_ == nullptr ? 0 : PQserverVersion(conn_);
-}
+int PgConnection::server_version() const { return conn_ == nullptr ? 0 : PQserverVersion(conn_); }
 
 Status PgConnection::Fail(StatusCode code, std::string_view what, std::string_view detail) {
-  return Status(code, describe_ + ": " + std::string(what) + " failed: " +
-                          OneLine(Scrub(detail, params_)));
+  return Status(
+      code, describe_ + ": " + std::string(what) + " failed: " + OneLine(Scrub(detail, params_)));
 }
 
 StatusOr<PgResult> PgConnection::Exec(std::string_view sql,
@@ -498,8 +510,8 @@ StatusOr<PgResult> PgConnection::Exec(std::string_view sql,
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-  if (!PQsendQueryParams(conn_, std::string(sql).c_str(), static_cast<int>(values.size()),
-                         nullptr, values.data(), nullptr, nullptr, /*resultFormat=*/0)) {
+  if (!PQsendQueryParams(conn_, std::string(sql).c_str(), static_cast<int>(values.size()), nullptr,
+                         values.data(), nullptr, nullptr, /*resultFormat=*/0)) {
     std::string error = PQerrorMessage(conn_);
     return Fail(ok() ? StatusCode::kInternal : StatusCode::kUnavailable, "query", error);
   }
@@ -542,9 +554,8 @@ StatusOr<std::vector<PgResult>> PgConnection::CollectResults(std::string_view wh
   while (true) {
     while (PQisBusy(conn_)) {
       if (!WaitSocket(PQsocket(conn_), false, deadline)) {
-        auto waited = std::chrono::duration_cast<Millis>(params_.statement_timeout +
-                                                         std::max(params_.connect_timeout,
-                                                                  Millis(1000)));
+        auto waited = std::chrono::duration_cast<Millis>(
+            params_.statement_timeout + std::max(params_.connect_timeout, Millis(1000)));
         Close();
         return Fail(StatusCode::kTimeout, what,
                     "no answer from the server within " + std::to_string(waited.count()) +

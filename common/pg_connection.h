@@ -63,9 +63,9 @@ std::string ScrubSecrets(std::string_view message, const PgParams& params);
 StatusOr<PgParams> ParseConninfo(std::string_view conninfo, const PgParams& defaults = {});
 
 // The cells of one result row, read by column name or index. Every accessor checks the column
-// exists, is not NULL (unless an optional is asked for) and parses as the type; otherwise it returns
-// kInvalidArgument naming the column, e.g. `column "timeline": expected an integer, got "x"`.
-// A Row is a view: it must not outlive its PgResult.
+// exists, is not NULL (unless an optional is asked for) and parses as the type; otherwise it
+// returns kInvalidArgument naming the column, e.g. `column "timeline": expected an integer, got
+// "x"`. A Row is a view: it must not outlive its PgResult.
 class PgResult;
 class Row {
  public:
@@ -100,7 +100,9 @@ class PgResult {
   PgResult(std::vector<std::string> columns, std::vector<std::optional<std::string>> cells,
            int64_t affected_rows);
 
-  int num_rows() const { return columns_.empty() ? 0 : static_cast<int>(cells_.size() / columns_.size()); }
+  int num_rows() const {
+    return columns_.empty() ? 0 : static_cast<int>(cells_.size() / columns_.size());
+  }
   int num_columns() const { return static_cast<int>(columns_.size()); }
   const std::vector<std::string>& columns() const { return columns_; }
   // -1 when absent.
@@ -154,7 +156,8 @@ class PgConnection {
   PgConnection& operator=(const PgConnection&) = delete;
 
   // One statement through the extended protocol (PQexecParams), text results. `params` fill $1..$n;
-  // std::nullopt is NULL. Types are inferred by the server: cast in SQL when it cannot tell ($1::int).
+  // std::nullopt is NULL. Types are inferred by the server: cast in SQL when it cannot tell
+  // ($1::int).
   StatusOr<PgResult> Exec(std::string_view sql,
                           const std::vector<std::optional<std::string>>& params = {});
 

@@ -1,6 +1,8 @@
 // PgConnection against the lab's real PostgreSQL 15 cluster: typed rows, parameters, batches, the
 // error mapping (statement timeout, wrong password, missing table, write on a standby, a killed
 // backend, a frozen server) and that no message ever carries a password.
+#include "common/pg_connection.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -8,7 +10,6 @@
 #include <cstdio>
 #include <memory>
 
-#include "common/pg_connection.h"
 #include "tests/lab/lab.h"
 
 namespace pgherald::pg {
@@ -163,9 +164,9 @@ TEST_F(PgConnectionTest, StatementTimeoutIsTimeoutNamingTheServer) {
   const auto elapsed = SteadyClock::now() - start;
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), StatusCode::kTimeout);
-  EXPECT_THAT(result.status().message(),
-              AllOf(HasSubstr(HostPort(1)), HasSubstr("statement timeout"),
-                    HasSubstr("[SQLSTATE 57014]")));
+  EXPECT_THAT(
+      result.status().message(),
+      AllOf(HasSubstr(HostPort(1)), HasSubstr("statement timeout"), HasSubstr("[SQLSTATE 57014]")));
   EXPECT_EQ(conn->last_sqlstate(), "57014");
   EXPECT_LT(elapsed, std::chrono::seconds(5));
   // A server-side timeout leaves the session usable.
@@ -280,9 +281,8 @@ TEST_F(PgConnectionTest, FrozenServerTimesOutOnTheClientDeadline) {
   const auto elapsed = SteadyClock::now() - start;
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), StatusCode::kTimeout) << result.status().ToString();
-  EXPECT_THAT(result.status().message(),
-              AllOf(HasSubstr(HostPort(3)), HasSubstr("no answer"),
-                    Not(HasSubstr(lab_->Env("PG_APP_PASSWORD")))));
+  EXPECT_THAT(result.status().message(), AllOf(HasSubstr(HostPort(3)), HasSubstr("no answer"),
+                                               Not(HasSubstr(lab_->Env("PG_APP_PASSWORD")))));
   EXPECT_GE(elapsed, Millis(1200));
   EXPECT_LT(elapsed, Millis(5000));
   EXPECT_FALSE(conn->ok());

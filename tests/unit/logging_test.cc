@@ -2,9 +2,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/sinks/ostream_sink.h>
 
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
@@ -39,8 +39,8 @@ TEST(LoggingTest, TextLineHasIsoTimestampLevelComponentAndPairs) {
 
 TEST(LoggingTest, ComponentLoggerNamesItsComponent) {
   CapturedLog captured;
-  Logger("poller").Warn("tick_slow", {{"elapsed", std::chrono::milliseconds(1500)}});
-  EXPECT_THAT(captured.str(), HasSubstr("warning [poller] tick_slow elapsed=1500\n"));
+  Logger("poller").Warn("tick_slow", {{"elapsed_ms", std::chrono::milliseconds(1500)}});
+  EXPECT_THAT(captured.str(), HasSubstr("warning [poller] tick_slow elapsed_ms=1500\n"));
 }
 
 TEST(LoggingTest, LevelFiltersLines) {
@@ -83,8 +83,8 @@ TEST(LoggingTest, FormatTextStatusField) {
 
 TEST(LoggingTest, JsonFormatIsOneValidObjectPerLine) {
   CapturedLog captured({.format = config::LogFormat::kJson});
-  Logger("orchestrator").Info("master_changed",
-                              {{"cluster", "main \"x\""}, {"epoch", 7}, {"vouched", true}});
+  Logger("orchestrator")
+      .Info("master_changed", {{"cluster", "main \"x\""}, {"epoch", 7}, {"vouched", true}});
   std::string line = captured.str();
   ASSERT_FALSE(line.empty());
   ASSERT_EQ(line.back(), '\n');
@@ -99,10 +99,9 @@ TEST(LoggingTest, JsonFormatIsOneValidObjectPerLine) {
 }
 
 TEST(LoggingTest, SecretKeysAreMasked) {
-  std::string line = FormatText("connect", {{"password", "hunter2"},
-                                            {"zk_auth", "user:pw"},
-                                            {"api_token", "abc"},
-                                            {"user", "app"}});
+  std::string line = FormatText(
+      "connect",
+      {{"password", "hunter2"}, {"zk_auth", "user:pw"}, {"api_token", "abc"}, {"user", "app"}});
   EXPECT_EQ(line, "connect password=*** zk_auth=*** api_token=*** user=app");
   std::string json = FormatJsonMembers("connect", {{"password", "hunter2"}});
   EXPECT_EQ(json, "\"event\":\"connect\",\"password\":\"***\"");

@@ -117,8 +117,8 @@ TEST(PgConninfoTest, ParseErrorsNeverEchoTheString) {
 
 TEST(PgConninfoTest, ScrubSecretsRemovesPasswordWhereverItAppears) {
   PgParams p = TrickyParams();
-  std::string echoed = std::string("FATAL: bad conninfo \"") + kPassword + "\" password=" +
-                       kPassword;
+  std::string echoed =
+      std::string("FATAL: bad conninfo \"") + kPassword + "\" password=" + kPassword;
   std::string scrubbed = ScrubSecrets(echoed, p);
   EXPECT_THAT(scrubbed, Not(HasSubstr("Tr1cky")));
   EXPECT_THAT(scrubbed, HasSubstr("bad conninfo"));
