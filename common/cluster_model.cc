@@ -287,8 +287,8 @@ json MasterRecordJson(const MasterRecord& r) {
 }
 
 Status DecodeMasterRecord(FieldReader& f, MasterRecord* r) {
-  PGH_RETURN_IF_ERROR(f.Enum("state", &r->state, Need::kRequired, ParseMasterState,
-                             "\"ok\" or \"no-master\""));
+  PGH_RETURN_IF_ERROR(
+      f.Enum("state", &r->state, Need::kRequired, ParseMasterState, "\"ok\" or \"no-master\""));
   PGH_RETURN_IF_ERROR(f.U64("epoch", &r->epoch, Need::kRequired));
   const Need if_ok = r->state == MasterState::kOk ? Need::kRequired : Need::kOptional;
   PGH_RETURN_IF_ERROR(f.String("node", &r->node, if_ok));
@@ -341,8 +341,8 @@ Status DecodeEvidence(FieldReader& f, NodeEvidence* e) {
   PGH_RETURN_IF_ERROR(f.Enum("write_check", &e->write_check, Need::kOptional, ParseWriteCheck,
                              "\"not-run\", \"passed\" or \"failed\""));
   PGH_RETURN_IF_ERROR(f.OptI64("promoted_at", &e->promoted_at_ms));
-  PGH_RETURN_IF_ERROR(f.I32("followers", 0, std::numeric_limits<int>::max(), &e->followers,
-                            Need::kOptional));
+  PGH_RETURN_IF_ERROR(
+      f.I32("followers", 0, std::numeric_limits<int>::max(), &e->followers, Need::kOptional));
   PGH_RETURN_IF_ERROR(f.Enum("fencing", &e->fencing, Need::kOptional, ParseFencingState,
                              "\"none\", \"fencing\", \"fenced\" or \"failed\""));
   PGH_RETURN_IF_ERROR(f.String("role", &e->role, Need::kOptional));
@@ -399,10 +399,14 @@ WallTime FromWallMillis(std::int64_t ms) {
 
 const char* FencingStateName(FencingState state) {
   switch (state) {
-    case FencingState::kNone: return "none";
-    case FencingState::kFencing: return "fencing";
-    case FencingState::kFenced: return "fenced";
-    case FencingState::kFailed: return "failed";
+    case FencingState::kNone:
+      return "none";
+    case FencingState::kFencing:
+      return "fencing";
+    case FencingState::kFenced:
+      return "fenced";
+    case FencingState::kFailed:
+      return "failed";
   }
   return "none";
 }
@@ -417,8 +421,10 @@ std::optional<FencingState> ParseFencingState(std::string_view name) {
 
 const char* MasterStateName(MasterState state) {
   switch (state) {
-    case MasterState::kNoMaster: return "no-master";
-    case MasterState::kOk: return "ok";
+    case MasterState::kNoMaster:
+      return "no-master";
+    case MasterState::kOk:
+      return "ok";
   }
   return "no-master";
 }
@@ -431,9 +437,12 @@ std::optional<MasterState> ParseMasterState(std::string_view name) {
 
 const char* WriteCheckName(WriteCheck check) {
   switch (check) {
-    case WriteCheck::kNotRun: return "not-run";
-    case WriteCheck::kPassed: return "passed";
-    case WriteCheck::kFailed: return "failed";
+    case WriteCheck::kNotRun:
+      return "not-run";
+    case WriteCheck::kPassed:
+      return "passed";
+    case WriteCheck::kFailed:
+      return "failed";
   }
   return "not-run";
 }
@@ -493,8 +502,8 @@ StatusOr<NodeObservation> NodeObservation::FromJson(std::string_view text) {
   FieldReader f(j, kPayload, "");
   NodeObservation o;
   PGH_RETURN_IF_ERROR(f.String("node", &o.node, Need::kRequired));
-  PGH_RETURN_IF_ERROR(f.I32("node_id", 0, std::numeric_limits<int>::max(), &o.node_id,
-                            Need::kOptional));
+  PGH_RETURN_IF_ERROR(
+      f.I32("node_id", 0, std::numeric_limits<int>::max(), &o.node_id, Need::kOptional));
   PGH_RETURN_IF_ERROR(f.String("host", &o.host, Need::kRequired));
   PGH_RETURN_IF_ERROR(f.I32("port", 1, 65535, &o.port, Need::kRequired));
   PGH_RETURN_IF_ERROR(f.Bool("reachable", &o.reachable, Need::kRequired));
@@ -511,8 +520,8 @@ StatusOr<NodeObservation> NodeObservation::FromJson(std::string_view text) {
   PGH_RETURN_IF_ERROR(f.OptI64("promoted_at", &o.promoted_at_ms));
   PGH_RETURN_IF_ERROR(f.Array("repmgr_nodes", Need::kOptional, [&](FieldReader& row) {
     RepmgrNode n;
-    PGH_RETURN_IF_ERROR(row.I32("node_id", 0, std::numeric_limits<int>::max(), &n.node_id,
-                                Need::kRequired));
+    PGH_RETURN_IF_ERROR(
+        row.I32("node_id", 0, std::numeric_limits<int>::max(), &n.node_id, Need::kRequired));
     PGH_RETURN_IF_ERROR(row.String("name", &n.name, Need::kRequired));
     PGH_RETURN_IF_ERROR(row.String("type", &n.type, Need::kRequired));
     PGH_RETURN_IF_ERROR(row.Bool("active", &n.active, Need::kRequired));
@@ -590,12 +599,8 @@ StatusOr<Probe> Probe::FromJson(std::string_view text) {
 // ---- HistoryEntry ----
 
 std::string HistoryEntry::ToJson() const {
-  json j = {{"format", kFormat},
-            {"cluster", cluster},
-            {"action", action},
-            {"chosen", chosen},
-            {"epoch", epoch},
-            {"decided_at", decided_at_ms},
+  json j = {{"format", kFormat},       {"cluster", cluster}, {"action", action},
+            {"chosen", chosen},        {"epoch", epoch},     {"decided_at", decided_at_ms},
             {"decided_by", decided_by}};
   if (previous) j["previous"] = MasterRecordJson(*previous);
   if (master) j["master"] = MasterRecordJson(*master);
@@ -655,8 +660,8 @@ StatusOr<HistoryEntry> HistoryEntry::FromJson(std::string_view text) {
   DataLossEstimate loss;
   PGH_RETURN_IF_ERROR(f.Object("data_loss", Need::kOptional, &present, [&](FieldReader& r) {
     PGH_RETURN_IF_ERROR(r.String("old_master", &loss.old_master, Need::kRequired));
-    PGH_RETURN_IF_ERROR(r.LsnField("old_master_last_lsn", &loss.old_master_last_lsn,
-                                   Need::kRequired));
+    PGH_RETURN_IF_ERROR(
+        r.LsnField("old_master_last_lsn", &loss.old_master_last_lsn, Need::kRequired));
     PGH_RETURN_IF_ERROR(r.String("new_master", &loss.new_master, Need::kRequired));
     PGH_RETURN_IF_ERROR(r.LsnField("new_master_lsn", &loss.new_master_lsn, Need::kRequired));
     PGH_RETURN_IF_ERROR(r.U64("gap_bytes", &loss.gap_bytes, Need::kRequired));

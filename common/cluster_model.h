@@ -35,7 +35,8 @@ using Lsn = std::uint64_t;
 // Parses PostgreSQL's "X/Y" (1 to 8 hex digits each side, either case). Anything else, including
 // surrounding spaces, is kInvalidArgument.
 StatusOr<Lsn> ParseLsn(std::string_view text);
-// The inverse of ParseLsn, in PostgreSQL's spelling: upper-case hex, no leading zeros ("16/B374D848").
+// The inverse of ParseLsn, in PostgreSQL's spelling: upper-case hex, no leading zeros
+// ("16/B374D848").
 std::string FormatLsn(Lsn lsn);
 
 // Wall-clock timestamps travel as milliseconds since the Unix epoch.
@@ -66,16 +67,17 @@ struct RepmgrNode {
 
 // What a node's poller publishes at clusters/<c>/nodes/<node> (ephemeral: it vanishes with the
 // poller's session). Required fields: format, node, host, port, reachable, in_recovery, timeline,
-// system_identifier, seq, observed_at. Everything else may be absent and then has the default below.
+// system_identifier, seq, observed_at. Everything else may be absent and then has the default
+// below.
 struct NodeObservation {
-  std::string node;    // pgherald's node name (the znode name)
-  int node_id = 0;     // repmgr's node_id; 0 while repmgr's tables cannot be read
-  std::string host;    // how clients reach this PostgreSQL
-  int port = 0;        // 1..65535
-  bool reachable = false;     // the poller could query its PostgreSQL this tick
-  std::string error;          // why not, or a partial failure ("repmgr schema missing")
-  bool in_recovery = false;   // pg_is_in_recovery(); meaningful only when reachable
-  std::uint32_t timeline = 0;  // the live timeline (see STACK-NOTES); 0 when unknown
+  std::string node;                // pgherald's node name (the znode name)
+  int node_id = 0;                 // repmgr's node_id; 0 while repmgr's tables cannot be read
+  std::string host;                // how clients reach this PostgreSQL
+  int port = 0;                    // 1..65535
+  bool reachable = false;          // the poller could query its PostgreSQL this tick
+  std::string error;               // why not, or a partial failure ("repmgr schema missing")
+  bool in_recovery = false;        // pg_is_in_recovery(); meaningful only when reachable
+  std::uint32_t timeline = 0;      // the live timeline (see STACK-NOTES); 0 when unknown
   std::optional<Lsn> current_lsn;  // pg_current_wal_lsn(), primaries only
   std::optional<Lsn> receive_lsn;  // pg_last_wal_receive_lsn(), standbys only
   std::optional<Lsn> replay_lsn;   // pg_last_wal_replay_lsn(), standbys only
@@ -112,18 +114,19 @@ std::optional<MasterState> ParseMasterState(std::string_view name);
 // clusters/<c>/master: persistent, never deleted, written only by the orchestrator leader with a
 // version check. Whether the master is verified *now* is told by the voucher children, not by this
 // record: a record stays when verification is withdrawn, so that consumers can keep the last route.
-// Required: format, state, epoch; with state "ok" also node, host, port, timeline, lsn, verified_at.
+// Required: format, state, epoch; with state "ok" also node, host, port, timeline, lsn,
+// verified_at.
 struct MasterRecord {
   MasterState state = MasterState::kNoMaster;
   std::string node;
   std::string host;
   int port = 0;
   std::uint32_t timeline = 0;
-  Lsn lsn = 0;                  // the master's LSN when it was verified for this record
-  std::uint64_t epoch = 0;      // +1 with every change of the record; 0 only for the initial record
+  Lsn lsn = 0;              // the master's LSN when it was verified for this record
+  std::uint64_t epoch = 0;  // +1 with every change of the record; 0 only for the initial record
   std::int64_t verified_at_ms = 0;  // wall ms of the write check that verified it
-  std::string decided_by;       // orchestrator id
-  std::string reason;           // the main reason code of the decision that wrote it
+  std::string decided_by;           // orchestrator id
+  std::string reason;               // the main reason code of the decision that wrote it
 
   std::string ToJson() const;
   static StatusOr<MasterRecord> FromJson(std::string_view text);
@@ -146,15 +149,15 @@ struct Probe {
   std::string host;
   int port = 0;
   bool reachable = false;
-  std::string error;              // why unreachable, or what else went wrong
+  std::string error;  // why unreachable, or what else went wrong
   bool in_recovery = false;
   std::uint32_t timeline = 0;
-  Lsn lsn = 0;                    // current LSN of a primary; last replayed/received of a standby
+  Lsn lsn = 0;  // current LSN of a primary; last replayed/received of a standby
   std::string system_identifier;
   WriteCheck write_check = WriteCheck::kNotRun;
   std::string write_error;
-  std::int64_t latency_us = 0;    // the probe's round trip (write check included)
-  std::int64_t taken_at_ms = 0;   // wall ms
+  std::int64_t latency_us = 0;   // the probe's round trip (write check included)
+  std::int64_t taken_at_ms = 0;  // wall ms
 
   std::string ToJson() const;
   static StatusOr<Probe> FromJson(std::string_view text);
@@ -209,8 +212,8 @@ struct DataLossEstimate {
 // epoch, decided_at, reasons.
 struct HistoryEntry {
   std::string cluster;
-  std::string action;    // the verdict's action name: "publish", "keep", "withdraw", "none"
-  std::string chosen;    // the winner node, "" when none
+  std::string action;       // the verdict's action name: "publish", "keep", "withdraw", "none"
+  std::string chosen;       // the winner node, "" when none
   std::uint64_t epoch = 0;  // the master record's epoch after this decision
   std::int64_t decided_at_ms = 0;
   std::string decided_by;

@@ -13,12 +13,12 @@ using model::Lsn;
 // Everything Decide knows about one node this round, merged from probe and observation.
 struct View {
   std::string name;
-  const model::NodeObservation* obs = nullptr;  // fresh observation, else null
+  const model::NodeObservation* obs = nullptr;      // fresh observation, else null
   const model::NodeObservation* any_obs = nullptr;  // fresh or stale
-  const model::Probe* probe = nullptr;          // fresh probe, else null
-  bool reachable = false;    // by the probe, else by the poller
-  bool in_recovery = false;  // meaningful only when reachable
-  bool writable = false;     // reachable && !in_recovery
+  const model::Probe* probe = nullptr;              // fresh probe, else null
+  bool reachable = false;                           // by the probe, else by the poller
+  bool in_recovery = false;                         // meaningful only when reachable
+  bool writable = false;                            // reachable && !in_recovery
   std::uint32_t timeline = 0;
   std::optional<Lsn> lsn;
   std::string sysid;
@@ -59,43 +59,74 @@ bool SameRank(const View& a, const View& b) {
 
 const char* ReasonCodeName(ReasonCode code) {
   switch (code) {
-    case ReasonCode::kPaused: return "paused";
-    case ReasonCode::kMasterVerified: return "master_verified";
-    case ReasonCode::kFirstMaster: return "first_master";
-    case ReasonCode::kLaterTimeline: return "later_timeline";
-    case ReasonCode::kCandidateConfirmed: return "candidate_confirmed";
-    case ReasonCode::kCandidatePending: return "candidate_pending";
-    case ReasonCode::kCandidateUnverified: return "candidate_unverified";
-    case ReasonCode::kMasterUnverified: return "master_unverified";
-    case ReasonCode::kNoWritableNode: return "no_writable_node";
-    case ReasonCode::kSplitBrain: return "split_brain";
-    case ReasonCode::kSplitBrainUndecided: return "split_brain_undecided";
-    case ReasonCode::kAwaitingFence: return "awaiting_fence";
-    case ReasonCode::kIdentityConflict: return "identity_conflict";
-    case ReasonCode::kIdentityAdopted: return "identity_adopted";
-    case ReasonCode::kStalePrimary: return "stale_primary";
-    case ReasonCode::kBelowPublishedTimeline: return "below_published_timeline";
-    case ReasonCode::kForeignIdentity: return "foreign_system_identifier";
-    case ReasonCode::kIdentityUnknown: return "system_identifier_unknown";
-    case ReasonCode::kInRecovery: return "in_recovery";
-    case ReasonCode::kWriteCheckFailed: return "write_check_failed";
-    case ReasonCode::kWriteCheckMissing: return "write_check_missing";
-    case ReasonCode::kProbeMissing: return "probe_missing";
-    case ReasonCode::kUnreachable: return "unreachable";
-    case ReasonCode::kPollerMissing: return "poller_missing";
-    case ReasonCode::kTimelineUnknown: return "timeline_unknown";
-    case ReasonCode::kFenced: return "fenced";
-    case ReasonCode::kSelfFenceElapsed: return "self_fence_elapsed";
+    case ReasonCode::kPaused:
+      return "paused";
+    case ReasonCode::kMasterVerified:
+      return "master_verified";
+    case ReasonCode::kFirstMaster:
+      return "first_master";
+    case ReasonCode::kLaterTimeline:
+      return "later_timeline";
+    case ReasonCode::kCandidateConfirmed:
+      return "candidate_confirmed";
+    case ReasonCode::kCandidatePending:
+      return "candidate_pending";
+    case ReasonCode::kCandidateUnverified:
+      return "candidate_unverified";
+    case ReasonCode::kMasterUnverified:
+      return "master_unverified";
+    case ReasonCode::kNoWritableNode:
+      return "no_writable_node";
+    case ReasonCode::kSplitBrain:
+      return "split_brain";
+    case ReasonCode::kSplitBrainUndecided:
+      return "split_brain_undecided";
+    case ReasonCode::kAwaitingFence:
+      return "awaiting_fence";
+    case ReasonCode::kIdentityConflict:
+      return "identity_conflict";
+    case ReasonCode::kIdentityAdopted:
+      return "identity_adopted";
+    case ReasonCode::kStalePrimary:
+      return "stale_primary";
+    case ReasonCode::kBelowPublishedTimeline:
+      return "below_published_timeline";
+    case ReasonCode::kForeignIdentity:
+      return "foreign_system_identifier";
+    case ReasonCode::kIdentityUnknown:
+      return "system_identifier_unknown";
+    case ReasonCode::kInRecovery:
+      return "in_recovery";
+    case ReasonCode::kWriteCheckFailed:
+      return "write_check_failed";
+    case ReasonCode::kWriteCheckMissing:
+      return "write_check_missing";
+    case ReasonCode::kProbeMissing:
+      return "probe_missing";
+    case ReasonCode::kUnreachable:
+      return "unreachable";
+    case ReasonCode::kPollerMissing:
+      return "poller_missing";
+    case ReasonCode::kTimelineUnknown:
+      return "timeline_unknown";
+    case ReasonCode::kFenced:
+      return "fenced";
+    case ReasonCode::kSelfFenceElapsed:
+      return "self_fence_elapsed";
   }
   return "unknown";
 }
 
 const char* ActionName(Action action) {
   switch (action) {
-    case Action::kNone: return "none";
-    case Action::kPublish: return "publish";
-    case Action::kKeep: return "keep";
-    case Action::kWithdraw: return "withdraw";
+    case Action::kNone:
+      return "none";
+    case Action::kPublish:
+      return "publish";
+    case Action::kKeep:
+      return "keep";
+    case Action::kWithdraw:
+      return "withdraw";
   }
   return "none";
 }
@@ -140,8 +171,8 @@ std::vector<std::string> WriteCheckTargets(const DecisionInput& in) {
 Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
   Verdict verdict;
   const Policy& policy = in.policy;
-  const bool have_published = in.published && in.published->state == model::MasterState::kOk &&
-                              !in.published->node.empty();
+  const bool have_published =
+      in.published && in.published->state == model::MasterState::kOk && !in.published->node.empty();
   const std::uint32_t published_tl = have_published ? in.published->timeline : 0;
   const std::string published_node = have_published ? in.published->node : "";
 
@@ -186,7 +217,8 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
     }
     if (v.reachable && v.sysid.empty() && v.obs != nullptr) v.sysid = v.obs->system_identifier;
     v.writable = v.reachable && !v.in_recovery;
-    if (v.any_obs != nullptr && v.any_obs->promoted_at_ms) v.promoted_at = *v.any_obs->promoted_at_ms;
+    if (v.any_obs != nullptr && v.any_obs->promoted_at_ms)
+      v.promoted_at = *v.any_obs->promoted_at_ms;
     views.push_back(std::move(v));
   }
   auto find_view = [&](const std::string& name) -> View* {
@@ -270,8 +302,8 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
   View* winner = nullptr;
   std::vector<View*> tied;
   if (!ranked.empty()) {
-    const bool tie = ranked.size() > 1 && SameRank(*ranked[0], *ranked[1]) &&
-                     !ranked[0]->is_published;
+    const bool tie =
+        ranked.size() > 1 && SameRank(*ranked[0], *ranked[1]) && !ranked[0]->is_published;
     std::size_t first_loser = 1;
     if (tie) {
       while (first_loser < ranked.size() && SameRank(*ranked[0], *ranked[first_loser])) {
@@ -360,8 +392,7 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
       std::string names_tied;
       for (const View* v : tied) names_tied += (names_tied.empty() ? "" : ", ") + v->name;
       reasons.push_back({ReasonCode::kSplitBrainUndecided, "",
-                         "writable nodes tie on timeline, promotion and followers: " +
-                             names_tied});
+                         "writable nodes tie on timeline, promotion and followers: " + names_tied});
     } else {
       reasons.push_back({ReasonCode::kNoWritableNode, "", "no node of the cluster accepts writes"});
     }
@@ -376,9 +407,9 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
                          "published master moved to timeline " + std::to_string(winner->timeline)});
     } else {
       verdict.action = Action::kKeep;
-      reasons.push_back({ReasonCode::kMasterVerified, winner->name,
-                         "writable, write check passed on timeline " +
-                             std::to_string(winner->timeline)});
+      reasons.push_back(
+          {ReasonCode::kMasterVerified, winner->name,
+           "writable, write check passed on timeline " + std::to_string(winner->timeline)});
     }
   } else if (!publishable) {
     verdict.action = not_now;
@@ -453,16 +484,17 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
   // Supporting reasons after the main one.
   for (Reason& r : winner_faults) reasons.push_back(std::move(r));
   if (contenders.size() > 1) {
-    reasons.push_back({ReasonCode::kSplitBrain, "",
-                       std::to_string(contenders.size()) + " nodes accept writes"});
+    reasons.push_back(
+        {ReasonCode::kSplitBrain, "", std::to_string(contenders.size()) + " nodes accept writes"});
   }
   for (const StalePrimary& s : verdict.stale_primaries) {
     const View* v = find_view(s.node);
-    reasons.push_back({s.code, s.node, (v != nullptr ? Describe(*v) : std::string()) +
-                                           (s.code == ReasonCode::kStalePrimary
-                                                ? ": lost to " + verdict.chosen
-                                                : ": below the published timeline " +
-                                                      std::to_string(published_tl))});
+    reasons.push_back(
+        {s.code, s.node,
+         (v != nullptr ? Describe(*v) : std::string()) +
+             (s.code == ReasonCode::kStalePrimary
+                  ? ": lost to " + verdict.chosen
+                  : ": below the published timeline " + std::to_string(published_tl))});
   }
   for (const View& v : views) {
     if (v.foreign && v.reachable) {
@@ -552,7 +584,8 @@ model::HistoryEntry ToHistoryEntry(const DecisionInput& in, const Verdict& verdi
   h.decided_by = in.orchestrator_id;
   h.previous = in.published;
   h.master = verdict.record;
-  for (const Reason& r : verdict.reasons) h.reasons.push_back({ReasonCodeName(r.code), r.node, r.text});
+  for (const Reason& r : verdict.reasons)
+    h.reasons.push_back({ReasonCodeName(r.code), r.node, r.text});
   for (const StalePrimary& s : verdict.stale_primaries) h.stale_primaries.push_back(s.node);
   h.evidence = verdict.evidence;
   h.data_loss = verdict.data_loss;

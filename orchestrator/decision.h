@@ -31,34 +31,34 @@ namespace pgherald::orchestrator {
 // logs; alerting may key on it, so a spelling never changes meaning).
 enum class ReasonCode {
   // Why the verdict is what it is.
-  kPaused,                // "paused": the cluster is in maintenance; nothing changes
-  kMasterVerified,        // "master_verified": the published master passed this round's checks
-  kFirstMaster,           // "first_master": nothing was published; the candidate held the window
-  kLaterTimeline,         // "later_timeline": the winner's timeline is above the published one
-  kCandidateConfirmed,    // "candidate_confirmed": the candidate held the confirmation window
-  kCandidatePending,      // "candidate_pending": the candidate has not held the window yet
-  kCandidateUnverified,   // "candidate_unverified": the winner is not publishable this round
-  kMasterUnverified,      // "master_unverified": the published master failed this round's checks
-  kNoWritableNode,        // "no_writable_node": no node of the cluster accepts writes
-  kSplitBrain,            // "split_brain": two or more nodes of the cluster accept writes
-  kSplitBrainUndecided,   // "split_brain_undecided": writable nodes tie on every rule
-  kAwaitingFence,         // "awaiting_fence": strict mode, a stale primary is not fenced yet
-  kIdentityConflict,      // "identity_conflict": identity unknown and nodes disagree on it
-  kIdentityAdopted,       // "identity_adopted": identity unknown, the new master's is recorded
+  kPaused,               // "paused": the cluster is in maintenance; nothing changes
+  kMasterVerified,       // "master_verified": the published master passed this round's checks
+  kFirstMaster,          // "first_master": nothing was published; the candidate held the window
+  kLaterTimeline,        // "later_timeline": the winner's timeline is above the published one
+  kCandidateConfirmed,   // "candidate_confirmed": the candidate held the confirmation window
+  kCandidatePending,     // "candidate_pending": the candidate has not held the window yet
+  kCandidateUnverified,  // "candidate_unverified": the winner is not publishable this round
+  kMasterUnverified,     // "master_unverified": the published master failed this round's checks
+  kNoWritableNode,       // "no_writable_node": no node of the cluster accepts writes
+  kSplitBrain,           // "split_brain": two or more nodes of the cluster accept writes
+  kSplitBrainUndecided,  // "split_brain_undecided": writable nodes tie on every rule
+  kAwaitingFence,        // "awaiting_fence": strict mode, a stale primary is not fenced yet
+  kIdentityConflict,     // "identity_conflict": identity unknown and nodes disagree on it
+  kIdentityAdopted,      // "identity_adopted": identity unknown, the new master's is recorded
   // Facts about one node (Reason::node says which).
-  kStalePrimary,          // "stale_primary": writable but lost to the winner: fence it
+  kStalePrimary,            // "stale_primary": writable but lost to the winner: fence it
   kBelowPublishedTimeline,  // "below_published_timeline": writable on a timeline below the record's
-  kForeignIdentity,       // "foreign_system_identifier": another cluster's database
-  kIdentityUnknown,       // "system_identifier_unknown": no identifier reported for the node
-  kInRecovery,            // "in_recovery": the probe found a standby
-  kWriteCheckFailed,      // "write_check_failed"
-  kWriteCheckMissing,     // "write_check_missing": no passed write check in this round's probe
-  kProbeMissing,          // "probe_missing": no fresh probe (none, or older than probe_max_age)
-  kUnreachable,           // "unreachable": the probe could not connect
-  kPollerMissing,         // "poller_missing": no fresh observation (poller dead or stale)
-  kTimelineUnknown,       // "timeline_unknown": timeline 0
-  kFenced,                // "fenced": the node's poller reports it fenced
-  kSelfFenceElapsed,      // "self_fence_elapsed": unreachable past the self-fence deadline
+  kForeignIdentity,         // "foreign_system_identifier": another cluster's database
+  kIdentityUnknown,         // "system_identifier_unknown": no identifier reported for the node
+  kInRecovery,              // "in_recovery": the probe found a standby
+  kWriteCheckFailed,        // "write_check_failed"
+  kWriteCheckMissing,       // "write_check_missing": no passed write check in this round's probe
+  kProbeMissing,            // "probe_missing": no fresh probe (none, or older than probe_max_age)
+  kUnreachable,             // "unreachable": the probe could not connect
+  kPollerMissing,           // "poller_missing": no fresh observation (poller dead or stale)
+  kTimelineUnknown,         // "timeline_unknown": timeline 0
+  kFenced,                  // "fenced": the node's poller reports it fenced
+  kSelfFenceElapsed,        // "self_fence_elapsed": unreachable past the self-fence deadline
 };
 const char* ReasonCodeName(ReasonCode code);
 
@@ -106,7 +106,7 @@ struct DecisionInput {
   std::string identity;
   std::map<std::string, ObservationInput> observations;  // by node name; a dead poller is absent
   std::map<std::string, ProbeInput> probes;              // by node name; this round's probes
-  std::optional<model::MasterRecord> published;         // absent: no master znode yet
+  std::optional<model::MasterRecord> published;          // absent: no master znode yet
   Policy policy;
   MonoTime now;
   WallTime wall_now;
@@ -123,7 +123,7 @@ struct NodeMemory {
 };
 
 struct DecisionMemory {
-  std::string candidate;            // the publishable winner being timed; "" for none
+  std::string candidate;  // the publishable winner being timed; "" for none
   std::uint32_t candidate_timeline = 0;
   MonoTime candidate_since{};
   std::map<std::string, NodeMemory> nodes;
@@ -157,7 +157,7 @@ struct Verdict {
   // Writable nodes of this cluster that must not take writes: report them and have their pollers
   // fence them. Empty while paused and on an identity conflict.
   std::vector<StalePrimary> stale_primaries;
-  std::vector<Reason> reasons;  // the first one is the main reason for the action
+  std::vector<Reason> reasons;                // the first one is the main reason for the action
   std::vector<model::NodeEvidence> evidence;  // one per node known this round, by name
   std::optional<model::DataLossEstimate> data_loss;  // on a publish that changes the node
   // Set when the identity was unknown and this publish adopts the new master's: the shell writes

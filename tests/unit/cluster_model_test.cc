@@ -1,4 +1,5 @@
-// The payload codecs of common/cluster_model.h: round trips, corrupt payloads named precisely, LSNs.
+// The payload codecs of common/cluster_model.h: round trips, corrupt payloads named precisely,
+// LSNs.
 #include "common/cluster_model.h"
 
 #include <gmock/gmock.h>
@@ -172,7 +173,8 @@ TEST(MasterRecordTest, RoundTrips) {
 }
 
 TEST(MasterRecordTest, NoMasterNeedsOnlyStateAndEpoch) {
-  StatusOr<MasterRecord> r = MasterRecord::FromJson(R"({"format":1,"state":"no-master","epoch":0})");
+  StatusOr<MasterRecord> r =
+      MasterRecord::FromJson(R"({"format":1,"state":"no-master","epoch":0})");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->state, MasterState::kNoMaster);
   EXPECT_EQ(*MasterRecord::FromJson(r->ToJson()), *r);
@@ -275,13 +277,14 @@ TEST(CorruptPayloadTest, NodeObservationErrorsNameTheField) {
        "field 'repmgr_nodes': expected an array"},
       {"repmgr row not object", Patch(good, "repmgr_nodes", nlohmann::json::array({1})),
        "field 'repmgr_nodes[0]': expected an object"},
-      {"repmgr row field", Patch(good, "repmgr_nodes",
-                                 nlohmann::json::parse(R"([{"node_id":1,"name":"db1","type":"primary",
+      {"repmgr row field",
+       Patch(good, "repmgr_nodes",
+             nlohmann::json::parse(R"([{"node_id":1,"name":"db1","type":"primary",
                                    "active":true},{"node_id":"2","name":"db2","type":"standby",
                                    "active":true}])")),
        "field 'repmgr_nodes[1].node_id': expected an integer"},
-      {"repmgr row missing", Patch(good, "repmgr_nodes",
-                                   nlohmann::json::parse(R"([{"node_id":1,"type":"primary",
+      {"repmgr row missing",
+       Patch(good, "repmgr_nodes", nlohmann::json::parse(R"([{"node_id":1,"type":"primary",
                                      "active":true}])")),
        "field 'repmgr_nodes[0].name' is missing"},
   };

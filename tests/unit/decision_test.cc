@@ -37,14 +37,38 @@ struct NodeSpec {
   std::optional<std::int64_t> promoted_at;
   FencingState fencing = FencingState::kNone;
 
-  NodeSpec& NoPoller() { poller = false; return *this; }
-  NodeSpec& NoProbe() { probe = ProbeKind::kNone; return *this; }
-  NodeSpec& ProbeDown() { probe = ProbeKind::kDown; return *this; }
-  NodeSpec& Check(WriteCheck w) { write_check = w; return *this; }
-  NodeSpec& Sysid(std::string s) { sysid = std::move(s); return *this; }
-  NodeSpec& Promoted(std::int64_t at) { promoted_at = at; return *this; }
-  NodeSpec& Fenced() { fencing = FencingState::kFenced; return *this; }
-  NodeSpec& At(Lsn l) { lsn = l; return *this; }
+  NodeSpec& NoPoller() {
+    poller = false;
+    return *this;
+  }
+  NodeSpec& NoProbe() {
+    probe = ProbeKind::kNone;
+    return *this;
+  }
+  NodeSpec& ProbeDown() {
+    probe = ProbeKind::kDown;
+    return *this;
+  }
+  NodeSpec& Check(WriteCheck w) {
+    write_check = w;
+    return *this;
+  }
+  NodeSpec& Sysid(std::string s) {
+    sysid = std::move(s);
+    return *this;
+  }
+  NodeSpec& Promoted(std::int64_t at) {
+    promoted_at = at;
+    return *this;
+  }
+  NodeSpec& Fenced() {
+    fencing = FencingState::kFenced;
+    return *this;
+  }
+  NodeSpec& At(Lsn l) {
+    lsn = l;
+    return *this;
+  }
 };
 
 NodeSpec Primary(std::string name, std::uint32_t timeline) {
@@ -217,157 +241,204 @@ const std::vector<Scenario>& Scenarios() {
   static const std::vector<Scenario> scenarios = {
       {"normal steady state",
        Published("db1", 1, 3),
-       {{0, {Primary("db1", 1), Standby("db2", 1, "db1"), Standby("db3", 1, "db1")},
+       {{0,
+         {Primary("db1", 1), Standby("db2", 1, "db1"), Standby("db3", 1, "db1")},
          {A::kKeep, "db1", {R::kMasterVerified}, 3}},
-        {1000, {Primary("db1", 1), Standby("db2", 1, "db1"), Standby("db3", 1, "db1")},
+        {1000,
+         {Primary("db1", 1), Standby("db2", 1, "db1"), Standby("db3", 1, "db1")},
          {A::kKeep, "db1", {R::kMasterVerified}, 3}}}},
 
       {"first master with nothing published waits for the window",
        std::nullopt,
-       {{0, {Primary("db1", 1), Standby("db2", 1, "db1")},
+       {{0,
+         {Primary("db1", 1), Standby("db2", 1, "db1")},
          {A::kNone, "db1", {R::kCandidatePending}, 0}},
-        {4999, {Primary("db1", 1), Standby("db2", 1, "db1")},
+        {4999,
+         {Primary("db1", 1), Standby("db2", 1, "db1")},
          {A::kNone, "db1", {R::kCandidatePending}, 0}},
-        {5000, {Primary("db1", 1), Standby("db2", 1, "db1")},
+        {5000,
+         {Primary("db1", 1), Standby("db2", 1, "db1")},
          {A::kPublish, "db1", {R::kFirstMaster}, 1}},
-        {6000, {Primary("db1", 1), Standby("db2", 1, "db1")},
+        {6000,
+         {Primary("db1", 1), Standby("db2", 1, "db1")},
          {A::kKeep, "db1", {R::kMasterVerified}, 1}}}},
 
       {"first master adopts the identity when none is recorded",
        std::nullopt,
        {{0, {Primary("db1", 1)}, {A::kNone, "db1", {R::kCandidatePending}, 0}},
-        {5000, {Primary("db1", 1)}, {A::kPublish, "db1", {R::kFirstMaster, R::kIdentityAdopted}, 1}}},
+        {5000,
+         {Primary("db1", 1)},
+         {A::kPublish, "db1", {R::kFirstMaster, R::kIdentityAdopted}, 1}}},
        {},
        ""},
 
       {"identity unknown and nodes disagree: nothing published, nothing fenced",
        std::nullopt,
-       {{0, {Primary("db1", 1), Primary("db2", 2).Sysid(kForeign)},
+       {{0,
+         {Primary("db1", 1), Primary("db2", 2).Sysid(kForeign)},
          {A::kNone, "db2", {R::kCandidateUnverified, R::kIdentityConflict}, 0}},
-        {9000, {Primary("db1", 1), Primary("db2", 2).Sysid(kForeign)},
+        {9000,
+         {Primary("db1", 1), Primary("db2", 2).Sysid(kForeign)},
          {A::kNone, "db2", {R::kCandidateUnverified, R::kIdentityConflict}, 0}}},
        {},
        ""},
 
       {"primary dead, nobody promoted yet: keep the record, withdraw the voucher",
        Published("db1", 1, 3),
-       {{0, {Down("db1"), Standby("db2", 1, ""), Standby("db3", 1, "")},
+       {{0,
+         {Down("db1"), Standby("db2", 1, ""), Standby("db3", 1, "")},
          {A::kWithdraw, "", {R::kNoWritableNode, R::kMasterUnverified}, 3}}}},
 
       {"promotion to a later timeline is published at once",
        Published("db1", 1, 3),
-       {{0, {Primary("db1", 1), Standby("db2", 1, "db1"), Standby("db3", 1, "db1")},
+       {{0,
+         {Primary("db1", 1), Standby("db2", 1, "db1"), Standby("db3", 1, "db1")},
          {A::kKeep, "db1", {R::kMasterVerified}, 3}},
-        {1000, {Down("db1"), Standby("db2", 1, ""), Standby("db3", 1, "")},
+        {1000,
+         {Down("db1"), Standby("db2", 1, ""), Standby("db3", 1, "")},
          {A::kWithdraw, "", {R::kNoWritableNode}, 3}},
-        {2500, {Down("db1"), Primary("db2", 2).Promoted(1700000002400), Standby("db3", 2, "db2")},
+        {2500,
+         {Down("db1"), Primary("db2", 2).Promoted(1700000002400), Standby("db3", 2, "db2")},
          {A::kPublish, "db2", {R::kLaterTimeline}, 4}},
-        {3500, {Down("db1"), Primary("db2", 2).Promoted(1700000002400), Standby("db3", 2, "db2")},
+        {3500,
+         {Down("db1"), Primary("db2", 2).Promoted(1700000002400), Standby("db3", 2, "db2")},
          {A::kKeep, "db2", {R::kMasterVerified}, 4}}}},
 
       {"two writables on different timelines: the higher wins, the loser is stale",
        Published("db1", 1, 3),
-       {{0, {Primary("db1", 1), Primary("db2", 2), Standby("db3", 2, "db2")},
+       {{0,
+         {Primary("db1", 1), Primary("db2", 2), Standby("db3", 2, "db2")},
          {A::kPublish, "db2", {R::kLaterTimeline, R::kSplitBrain, R::kStalePrimary}, 4, {"db1"}}},
-        {1000, {Primary("db1", 1), Primary("db2", 2), Standby("db3", 2, "db2")},
+        {1000,
+         {Primary("db1", 1), Primary("db2", 2), Standby("db3", 2, "db2")},
          {A::kKeep, "db2", {R::kMasterVerified, R::kBelowPublishedTimeline}, 4, {"db1"}}}}},
 
       {"restarted old primary on the old timeline is never published and is stale",
        Published("db2", 2, 4),
-       {{0, {Primary("db1", 1), Primary("db2", 2), Standby("db3", 2, "db2")},
-         {A::kKeep, "db2", {R::kMasterVerified, R::kSplitBrain, R::kBelowPublishedTimeline}, 4,
+       {{0,
+         {Primary("db1", 1), Primary("db2", 2), Standby("db3", 2, "db2")},
+         {A::kKeep,
+          "db2",
+          {R::kMasterVerified, R::kSplitBrain, R::kBelowPublishedTimeline},
+          4,
           {"db1"}}},
         // The real master dies too: the old one is the only writable node, still never published.
-        {1000, {Primary("db1", 1), Down("db2"), Standby("db3", 2, "")},
+        {1000,
+         {Primary("db1", 1), Down("db2"), Standby("db3", 2, "")},
          {A::kWithdraw, "", {R::kNoWritableNode, R::kBelowPublishedTimeline}, 4, {"db1"}}},
-        {60000, {Primary("db1", 1), Down("db2"), Standby("db3", 2, "")},
+        {60000,
+         {Primary("db1", 1), Down("db2"), Standby("db3", 2, "")},
          {A::kWithdraw, "", {R::kNoWritableNode}, 4, {"db1"}}}}},
 
       {"poller dead but master alive: the probe decides",
        Published("db1", 1, 3),
-       {{0, {Primary("db1", 1).NoPoller(), Standby("db2", 1, "db1")},
+       {{0,
+         {Primary("db1", 1).NoPoller(), Standby("db2", 1, "db1")},
          {A::kKeep, "db1", {R::kMasterVerified}, 3}}}},
 
       {"orchestrator cut off from a master its poller still sees: unverified",
        Published("db1", 1, 3),
-       {{0, {Primary("db1", 1).ProbeDown(), Standby("db2", 1, "db1")},
+       {{0,
+         {Primary("db1", 1).ProbeDown(), Standby("db2", 1, "db1")},
          {A::kWithdraw, "db1", {R::kMasterUnverified, R::kUnreachable}, 3}}}},
 
       {"foreign system identifier is never published nor fenced",
        Published("db1", 1, 3),
-       {{0, {Down("db1"), Primary("db9", 5).Sysid(kForeign)},
+       {{0,
+         {Down("db1"), Primary("db9", 5).Sysid(kForeign)},
          {A::kWithdraw, "", {R::kNoWritableNode, R::kForeignIdentity}, 3}},
-        {10000, {Down("db1"), Primary("db9", 5).Sysid(kForeign)},
+        {10000,
+         {Down("db1"), Primary("db9", 5).Sysid(kForeign)},
          {A::kWithdraw, "", {R::kNoWritableNode, R::kForeignIdentity}, 3}}}},
 
       {"published master re-initialized with another identity loses its voucher",
        Published("db1", 1, 3),
-       {{0, {Primary("db1", 1).Sysid(kForeign), Standby("db2", 1, "")},
+       {{0,
+         {Primary("db1", 1).Sysid(kForeign), Standby("db2", 1, "")},
          {A::kWithdraw, "", {R::kNoWritableNode, R::kMasterUnverified}, 3}}}},
 
       {"paused cluster is never changed",
        Published("db1", 1, 3),
-       {{0, {Down("db1"), Primary("db2", 2), Primary("db3", 1)},
+       {{0,
+         {Down("db1"), Primary("db2", 2), Primary("db3", 1)},
          {A::kNone, "db2", {R::kPaused}, 3}},
-        {60000, {Down("db1"), Primary("db2", 2), Primary("db3", 1)},
+        {60000,
+         {Down("db1"), Primary("db2", 2), Primary("db3", 1)},
          {A::kNone, "db2", {R::kPaused}, 3}}},
        Paused()},
 
       {"flapping candidate is not published; a stable one is, after the window",
        Published("db1", 2, 5),
-       {{0, {Down("db1"), Primary("db2", 2), Standby("db3", 2, "")},
+       {{0,
+         {Down("db1"), Primary("db2", 2), Standby("db3", 2, "")},
          {A::kWithdraw, "db2", {R::kCandidatePending, R::kMasterUnverified}, 5}},
-        {3000, {Down("db1"), Standby("db2", 2, ""), Primary("db3", 2)},
+        {3000,
+         {Down("db1"), Standby("db2", 2, ""), Primary("db3", 2)},
          {A::kWithdraw, "db3", {R::kCandidatePending}, 5}},
-        {6000, {Down("db1"), Primary("db2", 2), Standby("db3", 2, "")},
+        {6000,
+         {Down("db1"), Primary("db2", 2), Standby("db3", 2, "")},
          {A::kWithdraw, "db2", {R::kCandidatePending}, 5}},
-        {9000, {Down("db1"), Primary("db2", 2), Standby("db3", 2, "")},
+        {9000,
+         {Down("db1"), Primary("db2", 2), Standby("db3", 2, "")},
          {A::kWithdraw, "db2", {R::kCandidatePending}, 5}},
-        {11000, {Down("db1"), Primary("db2", 2), Standby("db3", 2, "db2")},
+        {11000,
+         {Down("db1"), Primary("db2", 2), Standby("db3", 2, "db2")},
          {A::kPublish, "db2", {R::kCandidateConfirmed}, 6}}}},
 
       {"a failed write check restarts the window",
        Published("db1", 2, 5),
        {{0, {Down("db1"), Primary("db2", 2)}, {A::kWithdraw, "db2", {R::kCandidatePending}, 5}},
-        {3000, {Down("db1"), Primary("db2", 2).Check(WriteCheck::kFailed)},
+        {3000,
+         {Down("db1"), Primary("db2", 2).Check(WriteCheck::kFailed)},
          {A::kWithdraw, "db2", {R::kCandidateUnverified, R::kWriteCheckFailed}, 5}},
         {6000, {Down("db1"), Primary("db2", 2)}, {A::kWithdraw, "db2", {R::kCandidatePending}, 5}},
-        {11000, {Down("db1"), Primary("db2", 2)},
+        {11000,
+         {Down("db1"), Primary("db2", 2)},
          {A::kPublish, "db2", {R::kCandidateConfirmed}, 6}}}},
 
       {"write check failed on a later timeline: not published until it passes",
        Published("db1", 1, 3),
-       {{0, {Down("db1"), Primary("db2", 2).Check(WriteCheck::kFailed)},
+       {{0,
+         {Down("db1"), Primary("db2", 2).Check(WriteCheck::kFailed)},
          {A::kWithdraw, "db2", {R::kCandidateUnverified, R::kWriteCheckFailed}, 3}},
-        {500, {Down("db1"), Primary("db2", 2).Check(WriteCheck::kNotRun)},
+        {500,
+         {Down("db1"), Primary("db2", 2).Check(WriteCheck::kNotRun)},
          {A::kWithdraw, "db2", {R::kCandidateUnverified, R::kWriteCheckMissing}, 3}},
         {1000, {Down("db1"), Primary("db2", 2)}, {A::kPublish, "db2", {R::kLaterTimeline}, 4}}}},
 
       {"write check failed on the published master withdraws the voucher",
        Published("db1", 1, 3),
-       {{0, {Primary("db1", 1).Check(WriteCheck::kFailed), Standby("db2", 1, "db1")},
+       {{0,
+         {Primary("db1", 1).Check(WriteCheck::kFailed), Standby("db2", 1, "db1")},
          {A::kWithdraw, "db1", {R::kMasterUnverified, R::kWriteCheckFailed}, 3}},
-        {1000, {Primary("db1", 1), Standby("db2", 1, "db1")},
+        {1000,
+         {Primary("db1", 1), Standby("db2", 1, "db1")},
          {A::kKeep, "db1", {R::kMasterVerified}, 3}}}},
 
       {"published master demoted to a standby",
        Published("db1", 1, 3),
-       {{0, {Standby("db1", 1, ""), Standby("db2", 1, "")},
+       {{0,
+         {Standby("db1", 1, ""), Standby("db2", 1, "")},
          {A::kWithdraw, "", {R::kNoWritableNode, R::kMasterUnverified}, 3}}}},
 
       {"strict mode waits for the writable loser to be fenced",
        Published("db1", 1, 3),
-       {{0, {Primary("db1", 1), Primary("db2", 2), Standby("db3", 2, "db2")},
+       {{0,
+         {Primary("db1", 1), Primary("db2", 2), Standby("db3", 2, "db2")},
          {A::kWithdraw, "db2", {R::kAwaitingFence, R::kStalePrimary}, 3, {"db1"}}},
-        {60000, {Primary("db1", 1), Primary("db2", 2), Standby("db3", 2, "db2")},
+        {60000,
+         {Primary("db1", 1), Primary("db2", 2), Standby("db3", 2, "db2")},
          {A::kWithdraw, "db2", {R::kAwaitingFence}, 3, {"db1"}}},
-        {61000, {Primary("db1", 1).ProbeDown().Fenced(), Primary("db2", 2), Standby("db3", 2, "db2")},
+        {61000,
+         {Primary("db1", 1).ProbeDown().Fenced(), Primary("db2", 2), Standby("db3", 2, "db2")},
          {A::kPublish, "db2", {R::kLaterTimeline}, 4}}},
        Strict()},
 
       {"strict mode waits out the self-fence deadline of an unreachable old master",
        Published("db1", 1, 3),
-       {{0, {Primary("db1", 1), Standby("db2", 1, "db1")}, {A::kKeep, "db1", {R::kMasterVerified}, 3}},
+       {{0,
+         {Primary("db1", 1), Standby("db2", 1, "db1")},
+         {A::kKeep, "db1", {R::kMasterVerified}, 3}},
         {1000, {Down("db1"), Primary("db2", 2)}, {A::kWithdraw, "db2", {R::kAwaitingFence}, 3}},
         {30999, {Down("db1"), Primary("db2", 2)}, {A::kWithdraw, "db2", {R::kAwaitingFence}, 3}},
         {31000, {Down("db1"), Primary("db2", 2)}, {A::kPublish, "db2", {R::kLaterTimeline}, 4}}},
@@ -376,42 +447,55 @@ const std::vector<Scenario>& Scenarios() {
       {"strict mode: an old master seen again as a standby no longer blocks",
        Published("db1", 1, 3),
        {{0, {Down("db1"), Primary("db2", 2)}, {A::kWithdraw, "db2", {R::kAwaitingFence}, 3}},
-        {2000, {Standby("db1", 2, "db2"), Primary("db2", 2)},
+        {2000,
+         {Standby("db1", 2, "db2"), Primary("db2", 2)},
          {A::kPublish, "db2", {R::kLaterTimeline}, 4}}},
        Strict()},
 
       {"lower timeline never replaces a higher published one",
        Published("db2", 3, 7),
-       {{0, {Primary("db1", 2), Down("db2")},
+       {{0,
+         {Primary("db1", 2), Down("db2")},
          {A::kWithdraw, "", {R::kNoWritableNode, R::kBelowPublishedTimeline}, 7, {"db1"}}},
-        {10000, {Primary("db1", 2), Down("db2")},
+        {10000,
+         {Primary("db1", 2), Down("db2")},
          {A::kWithdraw, "", {R::kNoWritableNode}, 7, {"db1"}}},
-        {100000, {Primary("db1", 2), Down("db2")},
+        {100000,
+         {Primary("db1", 2), Down("db2")},
          {A::kWithdraw, "", {R::kNoWritableNode}, 7, {"db1"}}}}},
 
       {"same timeline: the later promotion wins (after the window)",
        Published("db1", 2, 4),
-       {{0, {Primary("db1", 2).Promoted(1000), Primary("db2", 2).Promoted(2000)},
-         {A::kWithdraw, "db2", {R::kCandidatePending, R::kSplitBrain, R::kStalePrimary}, 4,
+       {{0,
+         {Primary("db1", 2).Promoted(1000), Primary("db2", 2).Promoted(2000)},
+         {A::kWithdraw,
+          "db2",
+          {R::kCandidatePending, R::kSplitBrain, R::kStalePrimary},
+          4,
           {"db1"}}},
-        {5000, {Primary("db1", 2).Promoted(1000), Primary("db2", 2).Promoted(2000)},
+        {5000,
+         {Primary("db1", 2).Promoted(1000), Primary("db2", 2).Promoted(2000)},
          {A::kPublish, "db2", {R::kCandidateConfirmed}, 5, {"db1"}}}}},
 
       {"same timeline and promotion: the one the standbys follow wins",
        std::nullopt,
-       {{0, {Primary("db1", 2), Primary("db2", 2), Standby("db3", 2, "db2")},
+       {{0,
+         {Primary("db1", 2), Primary("db2", 2), Standby("db3", 2, "db2")},
          {A::kNone, "db2", {R::kCandidatePending, R::kSplitBrain}, 0, {"db1"}}},
-        {5000, {Primary("db1", 2), Primary("db2", 2), Standby("db3", 2, "db2")},
+        {5000,
+         {Primary("db1", 2), Primary("db2", 2), Standby("db3", 2, "db2")},
          {A::kPublish, "db2", {R::kFirstMaster}, 1, {"db1"}}}}},
 
       {"a full tie keeps the published master",
        Published("db1", 2, 4),
-       {{0, {Primary("db1", 2), Primary("db2", 2)},
+       {{0,
+         {Primary("db1", 2), Primary("db2", 2)},
          {A::kKeep, "db1", {R::kMasterVerified, R::kSplitBrain}, 4, {"db2"}}}}},
 
       {"a full tie without the published master is undecided: nobody is fenced",
        std::nullopt,
-       {{0, {Primary("db1", 2), Primary("db2", 2), Primary("db3", 1)},
+       {{0,
+         {Primary("db1", 2), Primary("db2", 2), Primary("db3", 1)},
          {A::kNone, "", {R::kSplitBrainUndecided, R::kSplitBrain}, 0, {"db3"}}}}},
 
       {"no-master record: the first publish makes epoch 1",
@@ -566,8 +650,8 @@ struct RandomWorld {
     n.probe = probe < 7 ? NodeSpec::ProbeKind::kUp
                         : (probe < 9 ? NodeSpec::ProbeKind::kDown : NodeSpec::ProbeKind::kNone);
     const int check = Pick(3);
-    n.write_check = check == 0 ? WriteCheck::kPassed
-                               : (check == 1 ? WriteCheck::kFailed : WriteCheck::kNotRun);
+    n.write_check =
+        check == 0 ? WriteCheck::kPassed : (check == 1 ? WriteCheck::kFailed : WriteCheck::kNotRun);
     if (Chance(50)) n.write_check = WriteCheck::kPassed;
     const int id = Pick(10);
     n.sysid = id < 8 ? kId : (id < 9 ? kForeign : "");
@@ -590,9 +674,9 @@ TEST(DecisionPropertyTest, SafetyInvariantsHoldOnRandomInputs) {
     const int start = w.Pick(4);
     if (start == 1) published = MasterRecord{};
     if (start >= 2) {
-      published = Published("db" + std::to_string(w.Pick(4)),
-                            static_cast<std::uint32_t>(1 + w.Pick(3)),
-                            static_cast<std::uint64_t>(1 + w.Pick(50)));
+      published =
+          Published("db" + std::to_string(w.Pick(4)), static_cast<std::uint32_t>(1 + w.Pick(3)),
+                    static_cast<std::uint64_t>(1 + w.Pick(50)));
     }
     Policy policy;
     policy.confirmation_window = Millis(w.Pick(4) * 1000);
