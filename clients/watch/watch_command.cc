@@ -1,19 +1,89 @@
-// Placeholder until its issue lands: --help works, running says it is not in this build.
+// `pgherald watch --config FILE`: follow each configured cluster's master and drive its sinks.
 #include "clients/watch/watch_command.h"
 
+#include <signal.h>
+
 #include <cstdio>
+#include <memory>
+
+#include "clients/watch/cluster_controller.h"
+#include "clients/watch/watch_config.h"
+#include "clients/watch/zk_master_source.h"
+#include "common/cli.h"
+#include "common/logging.h"
 
 namespace pgherald::watch {
 
 int RunWatchCommand(const std::vector<std::string>& args) {
-  for (const auto& a : args) {
-    if (a == "--help") {
-      std::printf("Usage: pgherald watch --config FILE\n");
-      return 0;
-    }
+  const std::vector<cli::OptionSpec> specs = {
+      {"config", "FILE", "YAML configuration file (docs/watch.md)"},
+      {"check", "", "validate the configuration (and templates) and exit"}};
+  auto parsed = cli::Parse(args, specs);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "pgherald watch: %s\n", parsed.status().message().c_str());
+    return 2;
   }
-  std::fprintf(stderr, "pgherald watch: not available in this build yet\n");
-  return 3;
+  if (parsed->help) {
+    std::printf("%s", cli::Usage("watch",
+                                 "Follow the published master and drive HAProxy, pgbouncer, "
+                                 "commands or files.",
+                                 specs)
+                          .c_str());
+    return 0;
+  }
+  auto path = parsed->Get("config");
+  if (!path.has_value()) {
+    std::fprintf(stderr, "pgherald watch: --config FILE is required (see docs/watch.md)\n");
+    return 2;
+  }
+  auto config = LoadWatchConfig(*path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "pgherald watch: invalid configuration:\n%s\n",
+                 config.status().message().c_str());
+    return 2;
+  }
+  if (parsed->Has("check")) {
+    std::printf("%s: ok\n", path->c_str());
+    return 0;
+  }
+  log::Init(config->logging);
+  const log::Logger logger("watch");
+
+  // SIGINT/SIGTERM end the daemon: block them in every thread, wait for them here.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::vector<std::unique_ptr<ClusterController>> controllers;
+  std::vector<std::unique_ptr<MasterSource>> sources;
+  for (const auto& cluster : config->clusters) {
+    std::vector<std::unique_ptr<SinkWorker>> workers;
+    for (const auto& sink : cluster.sinks) {
+      workers.push_back(std::make_unique<SinkWorker>(cluster.name, MakeSink(sink), cluster.retry));
+    }
+    auto controller = std::make_unique<ClusterController>(
+        cluster.name, cluster.policy, SystemClock::Instance(), std::move(workers));
+    controller->Start();
+    auto source = std::make_unique<ZkMasterSource>(
+        config->zookeeper.root, cluster.name, ZkMasterSource::RealSessions(config->zookeeper));
+    ClusterController* c = controller.get();
+    source->Start([c](const client::MasterInfo& info) { c->HandleState(info); });
+    logger.Info("watch_started",
+                {{"cluster", cluster.name}, {"sinks", cluster.sinks.size()},
+                 {"on_unverified", PolicyName(cluster.policy.on_unverified)},
+                 {"on_disconnect", PolicyName(cluster.policy.on_disconnect)}});
+    controllers.push_back(std::move(controller));
+    sources.push_back(std::move(source));
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  logger.Info("watch_stopping", {{"signal", sig}});
+  for (auto& s : sources) s->Stop();
+  for (auto& c : controllers) c->Stop();
+  controllers.clear();  // joins the sink workers
+  return 0;
 }
 
 }  // namespace pgherald::watch

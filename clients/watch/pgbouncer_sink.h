@@ -1,0 +1,61 @@
+// The pgbouncer sink of `pgherald watch` (docs/pgbouncer.md).
+//
+// pgbouncer's config `%include`s a [databases] file that only this sink writes. On a new master:
+//   1. the file is rendered (entries `name = <connstr template>`, default `* = host={{host}}
+//      port={{port}}`) and replaced atomically (temp, fsync, rename);
+//   2. through the admin console (libpq, simple query protocol: PQexec), either
+//        kill_old: RELOAD, KILL db (cuts every client and server connection to the old target at
+//                  once), RESUME db; or
+//        default:  PAUSE db (waits for transactions, or in session pooling for clients, to
+//                  finish; bounded by pause_timeout, after which KILL db when
+//                  kill_on_pause_timeout, else RESUME and fail), RELOAD, RESUME db.
+//      "db" is each of `databases`, or, when that list is empty, PAUSE/RESUME act on all databases
+//      and KILL on each database SHOW DATABASES lists (but the console's own).
+// block: KILL db (pgbouncer keeps a killed database paused: new clients wait until RESUME, up to
+// query_wait_timeout). The next route RESUMEs.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "clients/watch/sink.h"
+#include "common/pg_connection.h"
+
+namespace pgherald::watch {
+
+struct PgbouncerSinkConfig {
+  std::string name = "pgbouncer";
+  std::string databases_file;  // required: the %include'd file
+  std::map<std::string, std::string> entries = {{"*", "host={{host}} port={{port}}"}};
+  pg::PgParams admin;          // the admin console; dbname "pgbouncer"
+  std::vector<std::string> databases;  // PAUSE/RESUME/KILL targets; empty: all
+  Millis pause_timeout{5000};
+  bool kill_old = false;
+  bool kill_on_pause_timeout = true;
+};
+
+// The [databases] file for `target`: a header comment, then one `name = value` line per entry
+// with {{cluster}}, {{node}}, {{host}}, {{port}}, {{epoch}}, {{timeline}} rendered. A template
+// error names the entry ("entries.*").
+StatusOr<std::string> RenderDatabasesFile(const PgbouncerSinkConfig& config,
+                                          const RouteTarget& target);
+
+class PgbouncerSink final : public Sink {
+ public:
+  explicit PgbouncerSink(PgbouncerSinkConfig config) : config_(std::move(config)) {}
+  const std::string& name() const override { return config_.name; }
+  Status Apply(const RouteTarget& target) override;
+
+ private:
+  struct Applied {
+    RouteTarget::Action action;
+    std::string content;
+    bool operator==(const Applied&) const = default;
+  };
+  const PgbouncerSinkConfig config_;
+  std::optional<Applied> applied_;
+};
+
+}  // namespace pgherald::watch

@@ -1,0 +1,23 @@
+// A sink makes one outside system (HAProxy, pgbouncer, a command, a file) follow the RouteTarget.
+#pragma once
+
+#include <string>
+
+#include "clients/watch/route_policy.h"
+#include "common/status.h"
+
+namespace pgherald::watch {
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  // "haproxy", "pgbouncer:main", ...: names the sink in logs and reports.
+  virtual const std::string& name() const = 0;
+  // Makes the outside world match `target`. Runs on the sink's own worker thread, one call at a
+  // time, so implementations need no locking of their own state. Must be idempotent: after a
+  // failure the worker calls it again (with the same or a newer target), so a sink remembers what
+  // it already applied and redoes only what is missing. Must return within its own timeouts.
+  virtual Status Apply(const RouteTarget& target) = 0;
+};
+
+}  // namespace pgherald::watch

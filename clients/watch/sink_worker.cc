@@ -1,0 +1,101 @@
+#include "clients/watch/sink_worker.h"
+
+#include <algorithm>
+
+namespace pgherald::watch {
+
+SinkWorker::SinkWorker(std::string cluster, std::unique_ptr<Sink> sink, RetryConfig retry)
+    : cluster_(std::move(cluster)), sink_(std::move(sink)), retry_(retry) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+SinkWorker::~SinkWorker() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void SinkWorker::Submit(const RouteTarget& target) {
+  {
+    std::lock_guard lock(mu_);
+    next_ = target;
+  }
+  cv_.notify_all();
+}
+
+SinkReport SinkWorker::report() const {
+  std::lock_guard lock(mu_);
+  return report_;
+}
+
+bool SinkWorker::WaitApplied(std::uint64_t seq, Millis timeout) const {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] { return report_.applied_seq >= seq; });
+}
+
+void SinkWorker::Run() {
+  std::unique_lock lock(mu_);
+  std::optional<RouteTarget> failed;  // the target whose Apply failed, awaiting its retry
+  Millis backoff = retry_.initial;  // the wait after the next failure
+  Millis retry_wait{0};             // the wait before retrying `failed`
+  while (true) {
+    if (failed.has_value() && !next_.has_value()) {
+      // Wait out the backoff, unless a newer target or a stop comes first.
+      cv_.wait_for(lock, retry_wait, [&] { return stop_ || next_.has_value(); });
+    } else {
+      cv_.wait(lock, [&] { return stop_ || next_.has_value(); });
+    }
+    if (stop_) return;
+    RouteTarget target;
+    if (next_.has_value()) {
+      target = std::move(*next_);
+      next_.reset();
+      if (!failed.has_value() || failed->seq != target.seq) backoff = retry_.initial;
+    } else if (failed.has_value()) {
+      target = *failed;  // the backoff passed: retry
+    } else {
+      continue;
+    }
+    report_.pending_seq = target.seq;
+    lock.unlock();
+    const auto start = std::chrono::steady_clock::now();
+    Status status = sink_->Apply(target);
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    lock.lock();
+    report_.pending_seq = 0;
+    if (status.ok()) {
+      const bool recovered = report_.consecutive_failures > 0;
+      report_.applied_seq = std::max(report_.applied_seq, target.seq);
+      report_.consecutive_failures = 0;
+      report_.total_applied++;
+      report_.last_error.clear();
+      failed.reset();
+      backoff = retry_.initial;
+      log_.Info(recovered ? "sink_recovered" : "sink_applied",
+                {{"cluster", cluster_}, {"sink", sink_->name()},
+                 {"action", ActionName(target.action)}, {"node", target.master.node},
+                 {"host", target.master.host}, {"port", target.master.port},
+                 {"epoch", target.master.epoch}, {"reason", target.reason},
+                 {"elapsed", elapsed}});
+      cv_.notify_all();
+    } else {
+      report_.consecutive_failures++;
+      report_.total_failures++;
+      report_.last_error = status.ToString();
+      failed = target;
+      log_.Error("sink_failed",
+                 {{"cluster", cluster_}, {"sink", sink_->name()},
+                  {"action", ActionName(target.action)}, {"node", target.master.node},
+                  {"attempt", report_.consecutive_failures}, {"retry_in", backoff},
+                  {"error", status}});
+      retry_wait = backoff;
+      backoff = std::min(backoff * 2, retry_.max);
+      cv_.notify_all();
+    }
+  }
+}
+
+}  // namespace pgherald::watch

@@ -1,0 +1,41 @@
+// Running a helper program (an exec sink's command, `haproxy -c`) with a deadline.
+//
+// The child runs in its own session and process group (setsid), so that a timeout kills the
+// command and everything it started (kill(-pgid, SIGKILL)), and so that a terminal's signals
+// aimed at the daemon do not reach it. stdin is /dev/null; stdout and stderr are captured together.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace pgherald::watch {
+
+struct ProcessResult {
+  int exit_code = -1;    // when it exited; -1 otherwise
+  int signal = 0;        // the signal that ended it, 0 if it exited
+  bool timed_out = false;
+  std::string output;    // stdout and stderr, interleaved, at most max_output bytes
+  std::chrono::milliseconds elapsed{0};
+
+  bool success() const { return !timed_out && signal == 0 && exit_code == 0; }
+  // "exit 2", "killed by signal 9", "timed out after 1000 ms (process group killed)".
+  std::string Describe() const;
+};
+
+struct ProcessOptions {
+  std::vector<std::string> argv;            // argv[0] is looked up in PATH
+  std::map<std::string, std::string> env;   // added to (or replacing in) the daemon's environment
+  std::chrono::milliseconds timeout{10000};
+  size_t max_output = 64 * 1024;
+};
+
+// Starts the program and waits for it until the timeout, then kills its process group. Fails
+// (kInvalidArgument) only for an empty argv, or (kUnavailable) when fork/pipe fail; a program that
+// cannot be executed shows as exit code 127 with the reason in `output`.
+StatusOr<ProcessResult> RunProcess(const ProcessOptions& options);
+
+}  // namespace pgherald::watch

@@ -1,0 +1,75 @@
+// The configuration of `pgherald watch` (reference: docs/watch.md).
+//
+//   zookeeper: {connect: "127.0.0.1:2181", root: /pgherald, session_timeout_ms: 6000}
+//   logging: {level: info}
+//   watch:
+//     clusters:
+//       main:
+//         on_unverified: keep        # keep | block: an unverified master or none
+//         unverified_grace_ms: 5000
+//         on_disconnect: keep        # keep | block: ZooKeeper unreachable
+//         disconnect_grace_ms: 10000
+//         retry_initial_ms: 200      # a failed sink is retried with backoff, doubling
+//         retry_max_ms: 10000
+//         sinks:
+//           - type: haproxy          # see HaproxySinkConfig
+//             admin_socket: /run/haproxy/admin.sock
+//             backend: pg_primary
+//             server: primary
+//             config_file: /etc/haproxy/haproxy.cfg
+//             template: /etc/pgherald/haproxy.cfg.tmpl
+//             master_socket: /run/haproxy/master.sock
+//           - type: pgbouncer
+//             databases_file: /etc/pgbouncer/databases.ini
+//             admin: {host: 127.0.0.1, port: 6432, user: pgbouncer}
+//           - type: exec
+//             command: [/usr/local/bin/on-master, --quiet]
+//             timeout_ms: 10000
+//           - type: file
+//             path: /run/pgherald/main.json
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "clients/watch/pgbouncer_sink.h"
+#include "clients/watch/route_policy.h"
+#include "clients/watch/simple_sinks.h"
+#include "clients/watch/sink_worker.h"
+#include "common/config.h"
+#include "haproxy/haproxy_sink.h"
+
+namespace pgherald::watch {
+
+struct SinkConfig {
+  std::string type;  // haproxy | pgbouncer | exec | file
+  haproxy::HaproxySinkConfig haproxy;
+  PgbouncerSinkConfig pgbouncer;
+  ExecSinkConfig exec;
+  FileSinkConfig file;
+};
+
+struct ClusterWatchConfig {
+  std::string name;
+  PolicyConfig policy;
+  RetryConfig retry;
+  std::vector<SinkConfig> sinks;
+};
+
+struct WatchConfig {
+  config::ZooKeeperConfig zookeeper;
+  config::LoggingConfig logging;
+  std::vector<ClusterWatchConfig> clusters;
+};
+
+// Parses and validates the whole file: every mistake at once, each naming file:line and the key.
+// Templates named by haproxy sinks must exist and render with sample values (so a typo in a
+// variable name fails at start-up, not at the first failover).
+StatusOr<WatchConfig> LoadWatchConfig(const std::string& path);
+StatusOr<WatchConfig> ParseWatchConfig(config::ConfigNode root);
+
+// Builds the sink a SinkConfig describes.
+std::unique_ptr<Sink> MakeSink(const SinkConfig& config);
+
+}  // namespace pgherald::watch

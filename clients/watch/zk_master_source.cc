@@ -1,0 +1,194 @@
+#include "clients/watch/zk_master_source.h"
+
+#include "common/cluster_model.h"
+#include "common/zk_client.h"
+
+namespace pgherald::watch {
+
+using client::MasterInfo;
+using client::MasterStatus;
+
+namespace {
+
+bool SameState(const MasterInfo& a, const MasterInfo& b) {
+  return a.status == b.status && a.node == b.node && a.host == b.host && a.port == b.port &&
+         a.epoch == b.epoch && a.vouchers == b.vouchers && a.mzxid == b.mzxid &&
+         a.timeline == b.timeline;
+}
+
+}  // namespace
+
+ZkMasterSource::ZkMasterSource(std::string root, std::string cluster, SessionFactory factory)
+    : cluster_(cluster),
+      master_path_(root + "/clusters/" + cluster + "/master"),
+      factory_(std::move(factory)) {}
+
+ZkMasterSource::~ZkMasterSource() { Stop(); }
+
+ZkMasterSource::SessionFactory ZkMasterSource::RealSessions(const config::ZooKeeperConfig& config) {
+  return [config]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
+    zk::ZkClientOptions options;
+    options.connect = config.connect;
+    options.session_timeout = config.session_timeout;
+    options.connect_timeout = Millis(0);  // return at once; the state says when it connects
+    if (config.auth.has_value()) {
+      const size_t colon = config.auth->find(':');
+      options.auth = zk::ZkDigestAuth{config.auth->substr(0, colon),
+                                      colon == std::string::npos ? "" : config.auth->substr(colon + 1)};
+    }
+    auto client = zk::ZkClient::Connect(options);
+    if (!client.ok()) return client.status();
+    return std::unique_ptr<zk::ZkSession>(std::move(*client));
+  };
+}
+
+void ZkMasterSource::Start(Callback callback) {
+  callback_ = std::move(callback);
+  thread_ = std::thread([this] { Run(); });
+}
+
+void ZkMasterSource::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ZkMasterSource::MarkDirty() {
+  {
+    std::lock_guard lock(mu_);
+    dirty_ = true;
+  }
+  cv_.notify_all();
+}
+
+StatusOr<MasterInfo> ZkMasterSource::Read(zk::ZkSession& session) {
+  zk::Watcher watcher = [this](const zk::WatchEvent&) { MarkDirty(); };
+  MasterInfo info;
+  info.cluster = cluster_;
+  info.confirmed_at = std::chrono::steady_clock::now();
+  auto node = session.Get(master_path_, watcher);
+  if (!node.ok()) {
+    if (node.status().code() != StatusCode::kNotFound) return node.status();
+    // Absent: watch for its creation.
+    auto exists = session.Exists(master_path_, watcher);
+    if (!exists.ok()) return exists.status();
+    if (exists->has_value()) {
+      MarkDirty();  // created in between: read again
+    }
+    info.status = MasterStatus::kNoMaster;
+    return info;
+  }
+  auto children = session.GetChildren(master_path_, watcher);
+  if (!children.ok() && children.status().code() != StatusCode::kNotFound) return children.status();
+  info.vouchers = children.ok() ? static_cast<int>(children->size()) : 0;
+  info.mzxid = node->stat.mzxid;
+  auto record = model::MasterRecord::FromJson(node->data);
+  if (!record.ok()) {
+    log_.Error("master_record_unreadable",
+               {{"cluster", cluster_}, {"path", master_path_}, {"error", record.status()}});
+    if (last_known_master_.has_value()) {
+      MasterInfo kept = *last_known_master_;
+      kept.status = MasterStatus::kUnverified;
+      kept.vouchers = info.vouchers;
+      kept.mzxid = info.mzxid;
+      kept.confirmed_at = info.confirmed_at;
+      return kept;
+    }
+    info.status = MasterStatus::kNoMaster;
+    return info;
+  }
+  info.epoch = record->epoch;
+  if (record->state != model::MasterState::kOk) {
+    info.status = MasterStatus::kNoMaster;
+    return info;
+  }
+  info.node = record->node;
+  info.host = record->host;
+  info.port = record->port;
+  info.timeline = record->timeline;
+  info.status = info.vouchers > 0 ? MasterStatus::kVouched : MasterStatus::kUnverified;
+  last_known_master_ = info;
+  return info;
+}
+
+void ZkMasterSource::Run() {
+  std::unique_ptr<zk::ZkSession> session;
+  auto deliver = [&](MasterInfo info) {
+    if (last_.has_value() && SameState(*last_, info)) return;
+    last_ = info;
+    callback_(info);
+  };
+  auto disconnected = [&] {
+    MasterInfo info = last_known_master_.value_or(MasterInfo{});
+    info.cluster = cluster_;
+    if (last_.has_value()) {
+      info = *last_;
+      info.vouchers = 0;
+    }
+    info.status = MasterStatus::kDisconnected;
+    deliver(info);
+  };
+  std::unique_lock lock(mu_);
+  while (!stop_) {
+    if (session == nullptr || session->state() == zk::SessionState::kExpired ||
+        session->state() == zk::SessionState::kAuthFailed ||
+        session->state() == zk::SessionState::kClosed) {
+      if (session != nullptr) {
+        log_.Warn("zk_session_lost",
+                  {{"cluster", cluster_}, {"state", zk::SessionStateName(session->state())}});
+      }
+      lock.unlock();
+      session.reset();  // may block (zookeeper_close): never under mu_
+      auto made = factory_();
+      lock.lock();
+      if (!made.ok()) {
+        log_.Error("zk_connect_failed", {{"cluster", cluster_}, {"error", made.status()}});
+        lock.unlock();
+        disconnected();
+        lock.lock();
+        cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_; });
+        continue;
+      }
+      session = std::move(*made);
+      session->SetStateListener([this](zk::SessionState, int64_t) { MarkDirty(); });
+      dirty_ = true;
+    }
+    if (!dirty_) {
+      // Watches and state changes set dirty_; the timeout is a safety net against a lost event.
+      cv_.wait_for(lock, std::chrono::seconds(5), [&] { return stop_ || dirty_; });
+      if (stop_) break;
+      if (!dirty_) dirty_ = true;
+      continue;
+    }
+    dirty_ = false;
+    lock.unlock();
+    if (session->state() != zk::SessionState::kConnected) {
+      disconnected();
+    } else {
+      auto info = Read(*session);
+      if (info.ok()) {
+        deliver(*info);
+      } else if (info.status().code() == StatusCode::kConnectionLoss ||
+                 info.status().code() == StatusCode::kSessionExpired ||
+                 info.status().code() == StatusCode::kUnavailable) {
+        disconnected();
+        MarkDirty();  // re-read once the state settles (the listener also wakes us)
+        std::unique_lock<std::mutex> pause(mu_);
+        cv_.wait_for(pause, std::chrono::milliseconds(100), [&] { return stop_; });
+      } else {
+        log_.Error("zk_read_failed", {{"cluster", cluster_}, {"error", info.status()}});
+        MarkDirty();
+        std::unique_lock<std::mutex> pause(mu_);
+        cv_.wait_for(pause, std::chrono::milliseconds(500), [&] { return stop_; });
+      }
+    }
+    lock.lock();
+  }
+  lock.unlock();
+  session.reset();
+}
+
+}  // namespace pgherald::watch

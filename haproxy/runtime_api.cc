@@ -1,0 +1,103 @@
+#include "haproxy/runtime_api.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace pgherald::haproxy {
+namespace {
+
+std::string Trimmed(const std::string& s) {
+  size_t e = s.size();
+  while (e > 0 && (s[e - 1] == '\n' || s[e - 1] == ' ' || s[e - 1] == '\r')) --e;
+  size_t b = 0;
+  while (b < e && (s[b] == '\n' || s[b] == ' ')) ++b;
+  return s.substr(b, e - b);
+}
+
+}  // namespace
+
+StatusOr<std::string> SendCommand(const std::string& socket_path, const std::string& command,
+                                  std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof(addr.sun_path)) {
+    return InvalidArgument("haproxy socket path too long: " + socket_path);
+  }
+  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Unavailable(std::string("socket: ") + std::strerror(errno));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const std::string why = std::strerror(errno);
+    ::close(fd);
+    return Unavailable("cannot connect to haproxy socket " + socket_path + ": " + why);
+  }
+  const std::string line = command + "\n";
+  size_t sent = 0;
+  while (sent < line.size()) {
+    const ssize_t n = ::send(fd, line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const std::string why = std::strerror(errno);
+      ::close(fd);
+      return Unavailable("cannot send to haproxy socket " + socket_path + ": " + why);
+    }
+    sent += static_cast<size_t>(n);
+  }
+  std::string answer;
+  char buf[4096];
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      ::close(fd);
+      return Status(StatusCode::kTimeout, "haproxy socket " + socket_path +
+                                              " did not finish answering \"" + command + "\" within " +
+                                              std::to_string(timeout.count()) + " ms");
+    }
+    pollfd pfd{fd, POLLIN, 0};
+    const int r = ::poll(&pfd, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) continue;
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const std::string why = std::strerror(errno);
+      ::close(fd);
+      return Unavailable("cannot read from haproxy socket " + socket_path + ": " + why);
+    }
+    if (n == 0) break;
+    answer.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return answer;
+}
+
+StatusOr<bool> SetServerAddr(const std::string& socket, const ServerRef& ref,
+                             const std::string& host, int port,
+                             std::chrono::milliseconds timeout) {
+  const std::string command =
+      "set server " + ref.Name() + " addr " + host + " port " + std::to_string(port);
+  auto answer = SendCommand(socket, command, timeout);
+  if (!answer.ok()) return answer.status();
+  const std::string text = Trimmed(*answer);
+  const bool changed = text.find("changed from") != std::string::npos;
+  if (changed || text.find("no need to change") != std::string::npos) return changed;
+  return FailedPrecondition("haproxy refused \"" + command + "\": " + text);
+}
+
+Status RunSilentCommand(const std::string& socket, const std::string& command,
+                        std::chrono::milliseconds timeout) {
+  auto answer = SendCommand(socket, command, timeout);
+  if (!answer.ok()) return answer.status();
+  const std::string text = Trimmed(*answer);
+  if (!text.empty()) return FailedPrecondition("haproxy refused \"" + command + "\": " + text);
+  return Status::Ok();
+}
+
+}  // namespace pgherald::haproxy
