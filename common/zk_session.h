@@ -1,8 +1,9 @@
 // ZkSession: the one interface through which pgherald talks to ZooKeeper.
 //
 // Two implementations: ZkClient (zk_client.h, the only code that includes <zookeeper/zookeeper.h>)
-// and FakeZk (fake_zk.h, in memory, with fault injection). tests/unit/zk_contract_test.cc runs the
-// same contract suite against both.
+// and FakeZk (fake_zk.h, in memory, with fault injection). tests/zk_contract/ holds the contract
+// suite run against both (by tests/unit/fake_zk_test.cc and
+// tests/integration/zk_contract_real_test.cc).
 //
 // One ZkSession object is one ZooKeeper session. When the session expires the object is dead for
 // good (every call returns kSessionExpired); the owner builds a new one. Everything here is C++17.

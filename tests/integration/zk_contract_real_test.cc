@@ -234,6 +234,46 @@ TEST(ZkLease, RunsOutWhenTheServerStopsAnsweringBeforeTheServerCouldExpireTheSes
   EXPECT_NE(zk.state(), SessionState::kExpired);  // nothing final was reported yet
 }
 
+TEST(ZkConnect, AnUnreachableServerTimesOut) {
+  ZkClientOptions options = OptionsFor("127.0.0.1:1");  // nothing listens on port 1
+  options.connect_timeout = milliseconds(300);
+  auto client = ZkClient::Connect(options);
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(client.status().code(), StatusCode::kTimeout) << client.status().ToString();
+}
+
+TEST(ZkConnect, BadOptionsAreRejected) {
+  ZkClientOptions options = OptionsFor("");
+  EXPECT_EQ(ZkClient::Connect(options).status().code(), StatusCode::kInvalidArgument);
+  options = OptionsFor("127.0.0.1:1");
+  options.lease_fraction = 1.5;
+  EXPECT_EQ(ZkClient::Connect(options).status().code(), StatusCode::kInvalidArgument);
+  options.lease_fraction = 0.6;
+  options.acl = ZkAclPolicy::kCreatorAllWorldRead;  // without credentials
+  EXPECT_EQ(ZkClient::Connect(options).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ZkAuth, CreatorOnlyNodesRefuseOtherIdentitiesButAllowReading) {
+  auto lab = LabEnvironment::Get();
+  ASSERT_TRUE(lab.ok()) << lab.status().ToString();
+  ZkClientOptions owner_options = OptionsFor((*lab)->zk_standalone_connect());
+  owner_options.auth = ZkDigestAuth{"orchestrator", "s3cret"};
+  owner_options.acl = ZkAclPolicy::kCreatorAllWorldRead;
+  auto owner = ZkClient::Connect(owner_options);
+  ASSERT_TRUE(owner.ok()) << owner.status().ToString();
+  auto stranger = ZkClient::Connect(OptionsFor((*lab)->zk_standalone_connect()));
+  ASSERT_TRUE(stranger.ok()) << stranger.status().ToString();
+  const std::string path = UniqueRoot("acl");
+  ASSERT_TRUE(EnsurePath(**stranger, ParentPath(path)).ok());
+  ASSERT_TRUE((*owner)->Create(path, "v0", CreateMode::kPersistent).ok());
+  auto read = (*stranger)->Get(path);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->data, "v0");
+  EXPECT_EQ((*stranger)->Set(path, "hijack").status().code(), StatusCode::kPermissionDenied);
+  EXPECT_TRUE((*owner)->Set(path, "v1").ok());
+  EXPECT_TRUE((*owner)->Delete(path).ok());
+}
+
 }  // namespace
 }  // namespace pgherald::zk
 

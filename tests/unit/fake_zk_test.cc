@@ -226,39 +226,5 @@ TEST_F(FakeZkFaultTest, SessionIdsAndZxidsAreDeterministic) {
   EXPECT_EQ(server_->LiveSessions(), std::vector<int64_t>{b->session_id()});
 }
 
-TEST_F(FakeZkFaultTest, CloseWaitsForARunningCallbackAndDropsTheRest) {
-  auto zk = server_->NewSession(Options());
-  ASSERT_TRUE(zk->Create("/n", "", CreateMode::kPersistent).ok());
-  std::mutex mu;
-  std::condition_variable cv;
-  bool entered = false, release = false, finished = false;
-  int later_calls = 0;
-  ASSERT_TRUE(zk->Get("/n", [&](const WatchEvent&) {
-                  std::unique_lock lock(mu);
-                  entered = true;
-                  cv.notify_all();
-                  cv.wait(lock, [&] { return release; });
-                  finished = true;
-                }).ok());
-  ASSERT_TRUE(zk->Exists("/n", [&](const WatchEvent&) { ++later_calls; }).ok());
-  ASSERT_TRUE(zk->Set("/n", "x").ok());
-  {
-    std::unique_lock lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return entered; }));
-  }
-  std::thread releaser([&] {
-    // Once Close() has begun (the state reads closed), no new callback may start.
-    EXPECT_TRUE(contract::Eventually([&] { return zk->state() == SessionState::kClosed; }));
-    std::lock_guard lock(mu);
-    release = true;
-    cv.notify_all();
-  });
-  zk->Close();  // returns only after the running callback finished; the queued one never runs
-  releaser.join();
-  std::lock_guard lock(mu);
-  EXPECT_TRUE(finished);
-  EXPECT_EQ(later_calls, 0);
-}
-
 }  // namespace
 }  // namespace pgherald::zk

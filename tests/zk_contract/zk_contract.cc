@@ -536,6 +536,44 @@ TEST_P(ZkContractTest, EphemeralVanishesWhenItsSessionExpires) {
   EXPECT_NE(owner->state(), SessionState::kConnected);
 }
 
+TEST_P(ZkContractTest, CloseWaitsForARunningCallbackAndDropsQueuedOnes) {
+  auto session = NewSession();
+  ASSERT_NE(session, nullptr);
+  ASSERT_OK_AND_ASSIGN(n1, zk_->Create(P("n1"), "", CreateMode::kPersistent));
+  ASSERT_OK_AND_ASSIGN(n2, zk_->Create(P("n2"), "", CreateMode::kPersistent));
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, release = false, finished = false;
+  std::atomic<int> later_calls{0};
+  ASSERT_OK_AND_ASSIGN(blocking, session->Get(P("n1"), [&](const WatchEvent&) {
+    std::unique_lock lock(mu);
+    entered = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+    finished = true;
+  }));
+  ASSERT_OK_AND_ASSIGN(counting,
+                       session->Get(P("n2"), [&](const WatchEvent&) { ++later_calls; }));
+  ASSERT_OK_AND_ASSIGN(s1, zk_->Set(P("n1"), "x"));
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, kEventDeadline, [&] { return entered; }));
+  }
+  ASSERT_OK_AND_ASSIGN(s2, zk_->Set(P("n2"), "x"));  // its event queues behind the blocked one
+  std::thread releaser([&] {
+    // Once Close() has begun (the state reads closed), no new callback may start.
+    EXPECT_TRUE(Eventually([&] { return session->state() == SessionState::kClosed; }));
+    std::lock_guard lock(mu);
+    release = true;
+    cv.notify_all();
+  });
+  session->Close();  // returns only once the running callback has finished
+  releaser.join();
+  std::lock_guard lock(mu);
+  EXPECT_TRUE(finished);
+  EXPECT_EQ(later_calls.load(), 0);
+}
+
 TEST_P(ZkContractTest, LeaseIsPositiveWhileConnected) {
   ASSERT_OK(zk_->WaitConnected(milliseconds(1000)));
   EXPECT_EQ(zk_->state(), SessionState::kConnected);
