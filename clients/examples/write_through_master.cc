@@ -1,0 +1,2 @@
+#include <pgherald/master_watch.h>
+int main() { return 0; }

@@ -1,0 +1,50 @@
+// Internals of libpgherald's MasterWatch, exposed for unit tests (FakeZk) and for pgherald's own
+// daemons. Not installed: applications use <pgherald/master_watch.h>.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "common/zk_session.h"
+#include "pgherald/master_watch.h"
+#include "pgherald/master_watch_c.h"
+
+namespace pgherald::client::internal {
+
+// Builds one ZooKeeper session. Called on the watch thread: once at start and again after every
+// expiry (a ZkSession is one session and is dead for good once expired). It should not block for
+// long: the real factory returns at once with a session still in kConnecting. An error is logged
+// and the factory is called again after WatchSettings::retry_interval.
+using SessionFactory = std::function<StatusOr<std::unique_ptr<zk::ZkSession>>()>;
+
+struct WatchSettings {
+  std::string root = "/pgherald";
+  std::string cluster;
+  LogSink log;
+  // Monotonic time for MasterInfo::confirmed_at. Must outlive the watch. nullptr: SystemClock.
+  const Clock* clock = nullptr;
+  // After a failed read (connection loss) or a failed session build, try again this late unless
+  // an event comes first.
+  std::chrono::milliseconds retry_interval{500};
+};
+
+// kInvalidArgument naming the option and the fix, or Ok.
+Status ValidateOptions(const MasterWatchOptions& options);
+
+// "<root>/clusters/<cluster>/master".
+std::string MasterPath(const std::string& root, const std::string& cluster);
+
+// Starts a watch over sessions made by `factory`. `first` is the first session if the caller
+// already built it (nullptr: the watch thread calls the factory). Never fails.
+std::unique_ptr<MasterWatch> StartWithFactory(WatchSettings settings, SessionFactory factory,
+                                              std::unique_ptr<zk::ZkSession> first = nullptr);
+
+// A C handle over an existing watch (tests drive the C API over a FakeZk this way).
+// pgherald_watch_stop frees it.
+pgherald_watch* WrapForC(std::unique_ptr<MasterWatch> watch);
+
+}  // namespace pgherald::client::internal

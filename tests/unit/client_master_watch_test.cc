@@ -1,0 +1,509 @@
+// MasterWatch's state machine over FakeZk: ordering by mzxid, vouchers, no master, disconnects,
+// expiry and corrupt payloads; plus the C API and the conninfo helper.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "clients/src/master_watch_internal.h"
+#include "common/cluster_model.h"
+#include "common/fake_zk.h"
+#include "pgherald/master_watch.h"
+#include "pgherald/master_watch_c.h"
+
+namespace pgherald::client {
+namespace {
+
+using std::chrono::milliseconds;
+using zk::CreateMode;
+
+constexpr milliseconds kWait(10000);
+const char* const kPath = "/pgherald/clusters/c1/master";
+
+std::string Record(const std::string& node, int port, std::uint64_t epoch,
+                   model::MasterState state = model::MasterState::kOk) {
+  model::MasterRecord r;
+  r.state = state;
+  if (state == model::MasterState::kOk) {
+    r.node = node;
+    r.host = "127.0.0.1";
+    r.port = port;
+    r.timeline = static_cast<std::uint32_t>(epoch);
+    r.lsn = 0x3000000 + epoch;
+    r.verified_at_ms = 1700000000000;
+  }
+  r.epoch = epoch;
+  r.decided_by = "test";
+  return r.ToJson();
+}
+
+// A session that answers the first Get of the master with an older snapshot, as a follower that
+// lags behind would after a reconnect. Everything else (watches included) goes to the real fake.
+class LaggingSession final : public zk::ZkSession {
+ public:
+  LaggingSession(std::unique_ptr<zk::FakeZk> real, zk::NodeData stale)
+      : real_(std::move(real)), stale_(std::move(stale)) {}
+  zk::SessionState state() const override { return real_->state(); }
+  int64_t session_id() const override { return real_->session_id(); }
+  milliseconds session_timeout() const override { return real_->session_timeout(); }
+  milliseconds lease_remaining() const override { return real_->lease_remaining(); }
+  Status WaitConnected(milliseconds t) override { return real_->WaitConnected(t); }
+  StatusOr<std::string> Create(const std::string& p, const std::string& d,
+                               CreateMode m) override {
+    return real_->Create(p, d, m);
+  }
+  StatusOr<zk::NodeData> Get(const std::string& p, zk::Watcher w) override {
+    auto real = real_->Get(p, std::move(w));
+    if (p == kPath && !served_stale_.exchange(true)) return stale_;
+    return real;
+  }
+  StatusOr<std::optional<zk::Stat>> Exists(const std::string& p, zk::Watcher w) override {
+    return real_->Exists(p, std::move(w));
+  }
+  StatusOr<std::vector<std::string>> GetChildren(const std::string& p, zk::Watcher w) override {
+    return real_->GetChildren(p, std::move(w));
+  }
+  StatusOr<zk::Stat> Set(const std::string& p, const std::string& d, int32_t v) override {
+    return real_->Set(p, d, v);
+  }
+  Status Delete(const std::string& p, int32_t v) override { return real_->Delete(p, v); }
+  StatusOr<zk::MultiResult> Multi(const std::vector<zk::Op>& ops, int* f) override {
+    return real_->Multi(ops, f);
+  }
+  void SetStateListener(zk::StateListener l) override { real_->SetStateListener(std::move(l)); }
+  void Close() override { real_->Close(); }
+
+  bool served_stale() const { return served_stale_; }
+
+ private:
+  std::unique_ptr<zk::FakeZk> real_;
+  zk::NodeData stale_;
+  std::atomic<bool> served_stale_{false};
+};
+
+class MasterWatchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    writer_ = server_->NewSession();
+    ASSERT_TRUE(zk::EnsurePath(*writer_, "/pgherald/clusters/c1").ok());
+  }
+
+  void TearDown() override { watch_.reset(); }
+
+  // The factory hands out FakeZk sessions (or, when lagging_ is set, one LaggingSession).
+  // `system_clock`: confirmed_at on the steady clock (the C API computes ages with it).
+  void StartWatch(bool system_clock = false) {
+    internal::WatchSettings settings;
+    settings.cluster = "c1";
+    settings.clock = system_clock ? nullptr : &clock_;
+    settings.retry_interval = milliseconds(20);
+    settings.log = [this](int level, const std::string& line) {
+      std::lock_guard lock(mu_);
+      logs_.push_back(std::to_string(level) + " " + line);
+      cv_.notify_all();
+    };
+    watch_ = internal::StartWithFactory(settings, [this]() {
+      std::lock_guard lock(mu_);
+      ++sessions_made_;
+      cv_.notify_all();
+      auto session = server_->NewSession(zk::FakeZkOptions{});
+      last_session_ = session.get();
+      if (lagging_) {
+        auto lagging = std::make_unique<LaggingSession>(std::move(session), *lagging_);
+        lagging_session_ = lagging.get();
+        lagging_.reset();
+        return StatusOr<std::unique_ptr<zk::ZkSession>>(std::move(lagging));
+      }
+      return StatusOr<std::unique_ptr<zk::ZkSession>>(std::move(session));
+    });
+    watch_->OnChange([this](const MasterInfo& info) {
+      std::lock_guard lock(mu_);
+      changes_.push_back(info);
+      cv_.notify_all();
+    });
+  }
+
+  bool WaitStatus(MasterStatus status, const std::string& node = "") {
+    return watch_->WaitFor(
+        [&](const MasterInfo& i) { return i.status == status && (node.empty() || i.node == node); },
+        kWait);
+  }
+
+  void Publish(const std::string& node, int port, std::uint64_t epoch) {
+    if (server_->Peek(kPath)) {
+      ASSERT_TRUE(writer_->Set(kPath, Record(node, port, epoch)).ok());
+    } else {
+      ASSERT_TRUE(writer_->Create(kPath, Record(node, port, epoch), CreateMode::kPersistent).ok());
+    }
+  }
+  void Vouch(const std::string& name = "v-orch1") {
+    ASSERT_TRUE(writer_->Create(std::string(kPath) + "/" + name, "", CreateMode::kEphemeral).ok());
+  }
+  void Unvouch(const std::string& name = "v-orch1") {
+    ASSERT_TRUE(writer_->Delete(std::string(kPath) + "/" + name).ok());
+  }
+
+  zk::FakeZk* session() {
+    std::lock_guard lock(mu_);
+    return last_session_;
+  }
+  int sessions_made() {
+    std::lock_guard lock(mu_);
+    return sessions_made_;
+  }
+  std::vector<MasterInfo> changes() {
+    std::lock_guard lock(mu_);
+    return changes_;
+  }
+  // Waits until `pred` holds; it runs with mu_ held (use the *Locked helpers) and is re-checked
+  // whenever a log line, a callback or a new session is recorded.
+  bool Await(const std::function<bool()>& pred) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kWait, pred);
+  }
+  bool LoggedLocked(const std::string& needle) {
+    return std::any_of(logs_.begin(), logs_.end(),
+                       [&](const std::string& l) { return l.find(needle) != std::string::npos; });
+  }
+  bool Logged(const std::string& needle) {
+    std::lock_guard lock(mu_);
+    return std::any_of(logs_.begin(), logs_.end(),
+                       [&](const std::string& l) { return l.find(needle) != std::string::npos; });
+  }
+  std::string AllLogs() {
+    std::lock_guard lock(mu_);
+    std::string all;
+    for (const auto& l : logs_) all += l + "\n";
+    return all;
+  }
+
+  ManualClock clock_;
+  std::shared_ptr<zk::FakeZkServer> server_ = zk::FakeZkServer::Create(&clock_);
+  std::unique_ptr<zk::FakeZk> writer_;
+  std::unique_ptr<MasterWatch> watch_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> logs_;
+  std::vector<MasterInfo> changes_;
+  int sessions_made_ = 0;
+  zk::FakeZk* last_session_ = nullptr;
+  std::optional<zk::NodeData> lagging_;
+  LaggingSession* lagging_session_ = nullptr;
+};
+
+TEST_F(MasterWatchTest, VouchedMasterIsReportedWithItsZnodeFields) {
+  Publish("n1", 5433, 1);
+  Vouch();
+  StartWatch();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1")) << AllLogs();
+  MasterInfo info = watch_->current();
+  EXPECT_EQ(info.cluster, "c1");
+  EXPECT_EQ(info.host, "127.0.0.1");
+  EXPECT_EQ(info.port, 5433);
+  EXPECT_EQ(info.epoch, 1u);
+  EXPECT_EQ(info.timeline, 1u);
+  EXPECT_EQ(info.vouchers, 1);
+  EXPECT_EQ(info.mzxid, server_->Peek(kPath)->stat.mzxid);
+  EXPECT_EQ(info.confirmed_at, clock_.Now());
+  EXPECT_TRUE(info.writable());
+  EXPECT_TRUE(Logged("event=transition cluster=c1 status=vouched node=n1"));
+}
+
+TEST_F(MasterWatchTest, VoucherLossIsUnverifiedAndItsReturnVouchedAgain) {
+  Publish("n1", 5433, 1);
+  Vouch();
+  StartWatch();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
+  Unvouch();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kUnverified, "n1"));
+  MasterInfo info = watch_->current();
+  EXPECT_EQ(info.vouchers, 0);
+  EXPECT_EQ(info.port, 5433);  // the last master is kept
+  EXPECT_FALSE(info.writable());
+  EXPECT_EQ(MasterConninfo(info), "");
+  Vouch("v-orch2");
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
+  // Each re-armed child watch keeps working: a second loss is seen too.
+  Unvouch("v-orch2");
+  ASSERT_TRUE(WaitStatus(MasterStatus::kUnverified, "n1"));
+}
+
+TEST_F(MasterWatchTest, AbsentRecordAndNoMasterStateAreNoMaster) {
+  StartWatch();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kNoMaster));  // absent record
+  ASSERT_TRUE(
+      writer_->Create(kPath, Record("", 0, 0, model::MasterState::kNoMaster), CreateMode::kPersistent)
+          .ok());
+  ASSERT_TRUE(watch_->WaitFor(
+      [&](const MasterInfo& i) { return i.status == MasterStatus::kNoMaster && i.mzxid > 0; },
+      kWait));
+  Publish("n1", 5433, 1);  // the exists watch was turned into a data watch
+  Vouch();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
+  Unvouch();
+  ASSERT_TRUE(writer_->Delete(kPath).ok());
+  ASSERT_TRUE(watch_->WaitFor(
+      [&](const MasterInfo& i) { return i.status == MasterStatus::kNoMaster && i.node.empty(); },
+      kWait));
+  Publish("n2", 5434, 2);  // re-created: seen again
+  ASSERT_TRUE(WaitStatus(MasterStatus::kUnverified, "n2"));
+}
+
+TEST_F(MasterWatchTest, DisconnectKeepsTheLastMasterWithItsAgeAndResyncsOnReconnect) {
+  Publish("n1", 5433, 1);
+  Vouch();
+  StartWatch();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
+  clock_.Advance(milliseconds(100));
+  const MonoTime lost_at = clock_.Now();
+  session()->Disconnect();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kDisconnected, "n1"));
+  MasterInfo info = watch_->current();
+  EXPECT_EQ(info.port, 5433);
+  EXPECT_EQ(info.confirmed_at, lost_at);
+  EXPECT_FALSE(info.writable());
+  clock_.Advance(milliseconds(2000));  // below the session timeout: the session lives
+  EXPECT_EQ(watch_->current().confirmed_at, lost_at);  // the age grows
+  // A failover while disconnected: seen once the connection is back (same session).
+  Unvouch();
+  Publish("n2", 5434, 2);
+  Vouch("v-orch2");
+  session()->Reconnect();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n2")) << AllLogs();
+  EXPECT_EQ(sessions_made(), 1);
+  Publish("n3", 5435, 3);  // watches still armed after the reconnect, and not doubled
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n3"));
+}
+
+TEST_F(MasterWatchTest, ExpiryBuildsANewSessionAndTheStateRecovers) {
+  Publish("n1", 5433, 1);
+  Vouch();
+  StartWatch();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
+  const int64_t first = session()->session_id();
+  ASSERT_TRUE(server_->ExpireSession(first).ok());
+  ASSERT_TRUE(Await([&] { return sessions_made_ == 2; }));
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
+  // The new session's watches work.
+  Unvouch();
+  Publish("n2", 5434, 2);
+  Vouch("v-orch2");
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n2"));
+  std::vector<int64_t> live = server_->LiveSessions();
+  EXPECT_EQ(std::count(live.begin(), live.end(), first), 0);
+  EXPECT_TRUE(Logged("event=session_ended"));
+}
+
+TEST_F(MasterWatchTest, ExpiryDuringAPartitionIsSeenOnReconnect) {
+  Publish("n1", 5433, 1);
+  Vouch();
+  StartWatch();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
+  zk::FakeZk* old = session();
+  old->Disconnect();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kDisconnected, "n1"));
+  clock_.Advance(milliseconds(11000));  // past the 10 s session timeout
+  server_->ExpireOverdueSessions();
+  EXPECT_EQ(watch_->current().status, MasterStatus::kDisconnected);  // still partitioned
+  Publish("n2", 5434, 2);
+  old->Reconnect();  // -> kExpired: a new session is built
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n2")) << AllLogs();
+  EXPECT_EQ(sessions_made(), 2);
+}
+
+TEST_F(MasterWatchTest, OlderStateDeliveredLateIsNotApplied) {
+  Publish("n1", 5433, 1);
+  Vouch();
+  const zk::NodeData state_a = *server_->Peek(kPath);
+  StartWatch();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
+  Publish("n2", 5434, 2);
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n2"));
+  {
+    std::lock_guard lock(mu_);
+    lagging_ = state_a;  // the next session reads from a follower that still has n1
+  }
+  ASSERT_TRUE(server_->ExpireSession(session()->session_id()).ok());
+  // The lagging session served n1 and the watch refused it.
+  ASSERT_TRUE(Await([&] { return LoggedLocked("event=stale_state_ignored"); })) << AllLogs();
+  EXPECT_TRUE(lagging_session_->served_stale());
+  EXPECT_EQ(watch_->current().node, "n2");
+  // The follower catches up with a newer write: that one is applied.
+  Publish("n3", 5435, 3);
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n3")) << AllLogs();
+  std::vector<MasterInfo> seen = changes();
+  auto first_n2 = std::find_if(seen.begin(), seen.end(),
+                               [](const MasterInfo& i) { return i.node == "n2"; });
+  ASSERT_NE(first_n2, seen.end());
+  for (auto it = first_n2; it != seen.end(); ++it) {
+    EXPECT_NE(it->node, "n1") << "a state older than one applied was applied: "
+                              << MasterStatusName(it->status) << " mzxid=" << it->mzxid;
+  }
+}
+
+TEST_F(MasterWatchTest, CorruptPayloadKeepsThePreviousStateAndNamesPathAndField) {
+  Publish("n1", 5433, 1);
+  Vouch();
+  StartWatch();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
+  ASSERT_TRUE(Await([&] { return !changes_.empty() && changes_.back().node == "n1"; }));
+  const size_t before = changes().size();
+  ASSERT_TRUE(writer_->Set(kPath, R"({"format":1,"state":"ok","node":"n2","host":"h","port":"x",)"
+                                  R"("timeline":2,"lsn":"0/1","epoch":2,"verified_at":1})")
+                  .ok());
+  ASSERT_TRUE(Await([&] { return LoggedLocked("corrupt_payload"); }));
+  EXPECT_TRUE(Logged(std::string("path=") + kPath)) << AllLogs();
+  EXPECT_TRUE(Logged("port")) << AllLogs();
+  EXPECT_TRUE(Logged("3 master_watch event=corrupt_payload_ignored")) << AllLogs();  // error level
+  MasterInfo info = watch_->current();
+  EXPECT_EQ(info.status, MasterStatus::kVouched);
+  EXPECT_EQ(info.node, "n1");
+  EXPECT_EQ(changes().size(), before);
+  // The watch is re-armed after the corrupt write: a good one is applied.
+  Publish("n3", 5435, 3);
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n3"));
+}
+
+TEST_F(MasterWatchTest, CallbackRunsOnTheWatchThreadAndMayCallTheWatch) {
+  Publish("n1", 5433, 1);
+  StartWatch();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kUnverified, "n1"));
+  std::atomic<bool> called{false};
+  std::atomic<bool> other_thread{false};
+  const auto test_thread = std::this_thread::get_id();
+  watch_->OnChange([&](const MasterInfo& info) {
+    other_thread = std::this_thread::get_id() != test_thread;
+    EXPECT_EQ(watch_->current().status, info.status);  // no lock held: no deadlock
+    std::lock_guard lock(mu_);
+    called = true;
+    cv_.notify_all();
+  });
+  Vouch();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
+  ASSERT_TRUE(Await([&] { return called.load(); }));
+  EXPECT_TRUE(other_thread.load());
+  watch_->OnChange(nullptr);
+}
+
+TEST(MasterWatchOptionsTest, BadOptionsAreRefusedWithTheFix) {
+  MasterWatchOptions o;
+  std::string error;
+  o.cluster = "c1";
+  EXPECT_EQ(MasterWatch::Start(o, &error), nullptr);
+  EXPECT_NE(error.find("zk_connect"), std::string::npos) << error;
+  o.zk_connect = "127.0.0.1:32001";
+  o.cluster = "a/b";
+  EXPECT_EQ(MasterWatch::Start(o, &error), nullptr);
+  EXPECT_NE(error.find("cluster 'a/b'"), std::string::npos) << error;
+  o.cluster = "c1";
+  o.root = "pgherald";
+  EXPECT_EQ(MasterWatch::Start(o, &error), nullptr);
+  EXPECT_NE(error.find("root"), std::string::npos) << error;
+  o.root = "/pgherald";
+  o.zk_auth = "secretwithoutcolon";
+  EXPECT_EQ(MasterWatch::Start(o, &error), nullptr);
+  EXPECT_EQ(error.find("secretwithoutcolon"), std::string::npos) << "password leaked: " << error;
+  EXPECT_EQ(internal::MasterPath("/pgherald", "c1"), kPath);
+  EXPECT_EQ(internal::MasterPath("/", "c1"), "/clusters/c1/master");
+}
+
+TEST(MasterConninfoTest, QuotesValuesAndIsEmptyUnlessWritable) {
+  MasterInfo info;
+  info.status = MasterStatus::kVouched;
+  info.host = "db1.example";
+  info.port = 5432;
+  EXPECT_EQ(MasterConninfo(info), "host=db1.example port=5432");
+  EXPECT_EQ(MasterConninfo(info, "dbname=app user=app"),
+            "host=db1.example port=5432 dbname=app user=app");
+  info.host = "it's here";
+  EXPECT_EQ(MasterConninfo(info), R"(host='it\'s here' port=5432)");
+  info.status = MasterStatus::kDisconnected;
+  EXPECT_EQ(MasterConninfo(info), "");
+}
+
+// The C API over a FakeZk-backed watch: state, callback with user data, conninfo, stop.
+struct CCallbackLog {
+  std::mutex mu;
+  std::vector<std::string> nodes;
+  std::vector<pgherald_status> statuses;
+};
+
+TEST_F(MasterWatchTest, CApiRoundTrip) {
+  Publish("n1", 5433, 1);
+  Vouch();
+  StartWatch(/*system_clock=*/true);
+  pgherald_watch* handle = internal::WrapForC(std::move(watch_));
+  ASSERT_EQ(pgherald_watch_wait_status(handle, PGHERALD_VOUCHED, 10000), 1);
+  pgherald_master_info info;
+  ASSERT_EQ(pgherald_watch_current(handle, &info), 0);
+  EXPECT_STREQ(info.cluster, "c1");
+  EXPECT_STREQ(info.node, "n1");
+  EXPECT_STREQ(info.host, "127.0.0.1");
+  EXPECT_EQ(info.port, 5433);
+  EXPECT_EQ(info.writable, 1);
+  EXPECT_EQ(info.vouchers, 1);
+  EXPECT_GE(info.age_ms, 0);
+  EXPECT_STREQ(pgherald_status_name(info.status), "vouched");
+
+  char buf[64];
+  const size_t n = pgherald_master_conninfo(&info, "dbname=app", buf, sizeof buf);
+  EXPECT_STREQ(buf, "host=127.0.0.1 port=5433 dbname=app");
+  EXPECT_EQ(n, std::string(buf).size());
+  char small[10];
+  EXPECT_EQ(pgherald_master_conninfo(&info, "dbname=app", small, sizeof small), n);  // cut
+  EXPECT_STREQ(small, "host=127.");
+
+  CCallbackLog log;
+  pgherald_watch_set_callback(
+      handle,
+      [](const pgherald_master_info* i, void* user) {
+        auto* l = static_cast<CCallbackLog*>(user);
+        std::lock_guard lock(l->mu);
+        l->nodes.emplace_back(i->node);
+        l->statuses.push_back(i->status);
+      },
+      &log);
+  Unvouch();
+  ASSERT_EQ(pgherald_watch_wait_status(handle, PGHERALD_UNVERIFIED, 10000), 1);
+  ASSERT_EQ(pgherald_watch_current(handle, &info), 0);
+  EXPECT_EQ(info.writable, 0);
+  EXPECT_EQ(pgherald_master_conninfo(&info, nullptr, buf, sizeof buf), 0u);
+  EXPECT_STREQ(buf, "");
+  pgherald_watch_stop(handle);  // joins the watch thread: the callback has run by now
+  std::lock_guard lock(log.mu);
+  ASSERT_FALSE(log.statuses.empty());
+  EXPECT_EQ(log.statuses.back(), PGHERALD_UNVERIFIED);
+  EXPECT_EQ(log.nodes.back(), "n1");
+}
+
+TEST(MasterWatchCApiTest, StartRefusesBadOptionsAndStartsDisconnectedWithoutAServer) {
+  pgherald_watch_options o;
+  pgherald_watch_options_init(&o);
+  char err[256] = "";
+  EXPECT_EQ(pgherald_watch_start(&o, err, sizeof err), nullptr);
+  EXPECT_NE(std::string(err).find("zk_connect"), std::string::npos) << err;
+  EXPECT_EQ(pgherald_watch_start(nullptr, err, sizeof err), nullptr);
+
+  o.zk_connect = "127.0.0.1:32001";  // nothing listens there: disconnected, not an error
+  o.cluster = "c1";
+  pgherald_watch* handle = pgherald_watch_start(&o, err, sizeof err);
+  ASSERT_NE(handle, nullptr) << err;
+  pgherald_master_info info;
+  ASSERT_EQ(pgherald_watch_current(handle, &info), 0);
+  EXPECT_EQ(info.status, PGHERALD_DISCONNECTED);
+  EXPECT_STREQ(info.cluster, "c1");
+  EXPECT_EQ(info.age_ms, -1);
+  EXPECT_EQ(info.writable, 0);
+  pgherald_watch_stop(handle);
+  pgherald_watch_stop(nullptr);
+}
+
+}  // namespace
+}  // namespace pgherald::client
