@@ -18,8 +18,10 @@ step "Bringing up the lab (ZooKeeper x3, PostgreSQL x3 with repmgr/repmgrd, HAPr
 t0=$(ms_now)
 dir=$("$labctl" up --zk-ensemble --postgres --haproxy --pgbouncer)
 echo "lab up in $(( $(ms_now) - t0 )) ms: $dir"
-# shellcheck disable=SC1091
-source "$dir/lab.env"
+# lab.env is KEY=VALUE lines, not shell: read it without evaluating it.
+while IFS='=' read -r key value; do
+  [[ -n "$key" && "$key" != \#* ]] && export "$key=$value"
+done < "$dir/lab.env"
 trap 'echo; echo "The stack is still running. Tear it down with: $labctl down --dir $dir"' EXIT
 
 step "The stack"
