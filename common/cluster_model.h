@@ -11,6 +11,8 @@
 //     "repmgr_nodes[1].node_id") and what was expected. Unknown fields are ignored so that a newer
 //     writer can add fields without breaking older readers; a change that would mislead an older
 //     reader bumps the format number instead.
+//   - Equality operators (for tests) exist in C++20 only: the header stays C++17 so that the
+//     embeddable client library can parse the master record.
 //   - LSNs travel as PostgreSQL's text "X/Y" (hex), system identifiers as decimal strings: both are
 //     uint64 values beyond the 2^53 that many JSON readers hold exactly.
 #pragma once
@@ -62,7 +64,9 @@ struct RepmgrNode {
   bool active = false;
   std::optional<int> upstream_node_id;  // absent for a primary
 
+#if __cplusplus >= 202002L
   bool operator==(const RepmgrNode&) const = default;
+#endif
 };
 
 // What a node's poller publishes at clusters/<c>/nodes/<node> (ephemeral: it vanishes with the
@@ -101,7 +105,9 @@ struct NodeObservation {
 
   std::string ToJson() const;
   static StatusOr<NodeObservation> FromJson(std::string_view text);
+#if __cplusplus >= 202002L
   bool operator==(const NodeObservation&) const = default;
+#endif
 };
 
 enum class MasterState {
@@ -130,7 +136,9 @@ struct MasterRecord {
 
   std::string ToJson() const;
   static StatusOr<MasterRecord> FromJson(std::string_view text);
+#if __cplusplus >= 202002L
   bool operator==(const MasterRecord&) const = default;
+#endif
 };
 
 // The orchestrator's write check on a node: a short transaction that updates a heartbeat row.
@@ -161,7 +169,9 @@ struct Probe {
 
   std::string ToJson() const;
   static StatusOr<Probe> FromJson(std::string_view text);
+#if __cplusplus >= 202002L
   bool operator==(const Probe&) const = default;
+#endif
 };
 
 // A machine-readable reason code (stable: alerting keys on it), the node it concerns ("" for the
@@ -171,7 +181,9 @@ struct Reason {
   std::string node;
   std::string text;
 
+#if __cplusplus >= 202002L
   bool operator==(const Reason&) const = default;
+#endif
 };
 
 // What the decision function knew about one node when it decided.
@@ -193,7 +205,9 @@ struct NodeEvidence {
   std::string role;
   std::vector<std::string> notes;  // reason codes concerning this node
 
+#if __cplusplus >= 202002L
   bool operator==(const NodeEvidence&) const = default;
+#endif
 };
 
 // The estimated data loss of a failover: what the old master had written (its last LSN pgherald
@@ -205,7 +219,9 @@ struct DataLossEstimate {
   Lsn new_master_lsn = 0;
   std::uint64_t gap_bytes = 0;
 
+#if __cplusplus >= 202002L
   bool operator==(const DataLossEstimate&) const = default;
+#endif
 };
 
 // clusters/<c>/history/h-<seq>: one decision with its evidence. Required: format, cluster, action,
@@ -226,7 +242,9 @@ struct HistoryEntry {
 
   std::string ToJson() const;
   static StatusOr<HistoryEntry> FromJson(std::string_view text);
+#if __cplusplus >= 202002L
   bool operator==(const HistoryEntry&) const = default;
+#endif
 };
 
 }  // namespace pgherald::model
