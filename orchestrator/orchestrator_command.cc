@@ -1,19 +1,111 @@
-// Placeholder until its issue lands: --help works, running says it is not in this build.
+// `pgherald orchestrator --config FILE`: parse flags, load the config, wire the real ZooKeeper
+// client, the libpq prober and the mirrors, and run the loop until SIGINT/SIGTERM.
 #include "orchestrator/orchestrator_command.h"
 
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
 #include <cstdio>
+#include <memory>
+#include <thread>
+
+#include "common/cli.h"
+#include "common/logging.h"
+#include "common/zk_client.h"
+#include "orchestrator/orchestrator.h"
+#include "orchestrator/orchestrator_config.h"
+#include "publishers/file_publisher.h"
 
 namespace pgherald::orchestrator {
 
 int RunOrchestratorCommand(const std::vector<std::string>& args) {
-  for (const auto& a : args) {
-    if (a == "--help") {
-      std::printf("Usage: pgherald orchestrator --config FILE\n");
-      return 0;
-    }
+  const std::vector<cli::OptionSpec> specs = {
+      {"config", "FILE", "YAML configuration file (see docs/orchestrator.md)"},
+      {"dry-run", "", "decide and log, publish nothing (overrides orchestrator.dry_run)"},
+  };
+  auto parsed = cli::Parse(args, specs);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "pgherald orchestrator: %s\n", parsed.status().message().c_str());
+    return 2;
   }
-  std::fprintf(stderr, "pgherald orchestrator: not available in this build yet\n");
-  return 3;
+  if (parsed->help) {
+    std::printf("%s", cli::Usage("orchestrator",
+                                 "Decide and verify the master of each cluster and publish it to "
+                                 "ZooKeeper. Run several instances: one leads.",
+                                 specs)
+                          .c_str());
+    return 0;
+  }
+  auto path = parsed->Get("config");
+  if (!path) {
+    std::fprintf(stderr, "pgherald orchestrator: --config FILE is required\n");
+    return 2;
+  }
+  auto cfg = LoadOrchestratorConfig(*path);
+  if (!cfg.ok()) {
+    std::fprintf(stderr, "pgherald orchestrator: %s\n", cfg.status().message().c_str());
+    return 2;
+  }
+  if (parsed->Has("dry-run")) cfg->options.dry_run = true;
+  log::Init(cfg->logging);
+  const log::Logger logger("orchestrator");
+
+  // Signals go to one thread that stops the loop; every other thread blocks them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  zk::ZkClientOptions zk_options;
+  zk_options.connect = cfg->zookeeper.connect;
+  zk_options.session_timeout = cfg->zookeeper.session_timeout;
+  zk_options.connect_timeout = cfg->zookeeper.connect_timeout;
+  if (cfg->zookeeper.auth) {
+    const auto colon = cfg->zookeeper.auth->find(':');
+    zk_options.auth = zk::ZkDigestAuth{cfg->zookeeper.auth->substr(0, colon),
+                                       colon == std::string::npos ? "" : cfg->zookeeper.auth->substr(colon + 1)};
+    zk_options.acl = zk::ZkAclPolicy::kCreatorAllWorldRead;
+  }
+  SessionFactory factory = [zk_options]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
+    auto client = zk::ZkClient::Connect(zk_options);
+    if (!client.ok()) return client.status();
+    return std::unique_ptr<zk::ZkSession>(std::move(*client));
+  };
+
+  PgNodeProber prober;
+  std::unique_ptr<publishers::FilePublisher> file_publisher;
+  std::vector<publishers::Publisher*> mirrors;
+  if (cfg->file_publisher_dir) {
+    file_publisher = std::make_unique<publishers::FilePublisher>(*cfg->file_publisher_dir);
+    mirrors.push_back(file_publisher.get());
+  }
+  Orchestrator orchestrator(cfg->options, cfg->clusters, factory, &prober,
+                            &SystemClock::Instance(), mirrors);
+  logger.Info("orchestrator_starting",
+              {{"id", cfg->options.id},
+               {"clusters", static_cast<int64_t>(cfg->clusters.size())},
+               {"zookeeper", cfg->zookeeper.connect},
+               {"root", cfg->zookeeper.root},
+               {"dry_run", cfg->options.dry_run},
+               {"tick_ms", cfg->options.tick},
+               {"confirmation_window_ms", cfg->options.policy.confirmation_window},
+               {"strict", cfg->options.policy.strict_split_brain}});
+
+  std::atomic<bool> stop{false};
+  std::thread signals([&] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    logger.Info("orchestrator_stopping", {{"signal", sig}});
+    stop.store(true);
+    orchestrator.Wake();
+  });
+  orchestrator.Run(stop);
+  orchestrator.Resign();
+  signals.join();
+  logger.Info("orchestrator_stopped", {{"id", cfg->options.id}});
+  return 0;
 }
 
 }  // namespace pgherald::orchestrator

@@ -1,0 +1,419 @@
+#include "orchestrator/orchestrator.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "common/logging.h"
+
+namespace pgherald::orchestrator {
+namespace {
+
+const log::Logger& Log() {
+  static const log::Logger logger("orchestrator");
+  return logger;
+}
+
+// "node1:master:tl2:0/3000060:passed node2:standby:tl2:0/3000060:not-run"
+std::string EvidenceSummary(const std::vector<model::NodeEvidence>& evidence) {
+  std::string out;
+  for (const model::NodeEvidence& e : evidence) {
+    if (!out.empty()) out += ' ';
+    out += e.node + ":" + e.role + ":tl" + std::to_string(e.timeline) + ":" +
+           (e.lsn ? model::FormatLsn(*e.lsn) : "-") + ":" + model::WriteCheckName(e.write_check);
+  }
+  return out;
+}
+
+}  // namespace
+
+Orchestrator::Orchestrator(OrchestratorOptions options, std::vector<ClusterSpec> clusters,
+                           SessionFactory session_factory, NodeProber* prober, const Clock* clock,
+                           std::vector<publishers::Publisher*> mirrors, std::string guid)
+    : options_(std::move(options)),
+      clusters_(std::move(clusters)),
+      session_factory_(std::move(session_factory)),
+      prober_(prober),
+      clock_(clock),
+      mirrors_(std::move(mirrors)),
+      guid_(guid.empty() ? LeaderElection::NewGuid() : std::move(guid)) {}
+
+Orchestrator::~Orchestrator() {
+  // Close the session first so no watcher runs against a half-destroyed object.
+  if (session_ != nullptr) session_->Close();
+  election_.reset();
+  publisher_.reset();
+  session_.reset();
+}
+
+const std::string& Orchestrator::election_znode() const {
+  static const std::string kNone;
+  return election_ != nullptr ? election_->own_path() : kNone;
+}
+
+void Orchestrator::Wake() {
+  {
+    std::lock_guard lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
+zk::Watcher Orchestrator::WatchOnce(const std::string& key) {
+  {
+    std::lock_guard lock(mu_);
+    if (!armed_.insert(key).second) return nullptr;  // one pending watch per path is enough
+  }
+  return [this, key](const zk::WatchEvent&) {
+    {
+      std::lock_guard lock(mu_);
+      armed_.erase(key);
+      woken_ = true;
+    }
+    cv_.notify_all();
+  };
+}
+
+bool Orchestrator::EnsureSession() {
+  if (session_ != nullptr) {
+    const zk::SessionState st = session_->state();
+    if (st == zk::SessionState::kConnected || st == zk::SessionState::kConnecting) return true;
+    Log().Warn("session_lost", {{"state", zk::SessionStateName(st)},
+                                {"session_id", session_->session_id()},
+                                {"action", "rebuilding the session and rejoining the election"}});
+    StepDown();
+    election_.reset();
+    publisher_.reset();
+    session_->Close();
+    session_.reset();
+  }
+  auto made = session_factory_();
+  if (!made.ok()) {
+    Log().Warn("session_create_failed", {{"error", made.status()}});
+    return false;
+  }
+  session_ = std::move(*made);
+  {
+    std::lock_guard lock(mu_);
+    armed_.clear();  // watches died with the old session
+  }
+  session_->SetStateListener([this](zk::SessionState, int64_t) { Wake(); });
+  election_ = std::make_unique<LeaderElection>(
+      session_.get(), zk::JoinPath(options_.root, "orchestrators/election"), guid_,
+      [this] { Wake(); });
+  publisher_ = std::make_unique<publishers::ZkPublisher>(session_.get(), options_.root, options_.id,
+                                                         options_.history_limit);
+  for (auto& [name, rt] : runtime_) rt.ensured = false;
+  Log().Info("session_started", {{"session_id", session_->session_id()}, {"guid", guid_}});
+  return true;
+}
+
+void Orchestrator::StepDown() {
+  if (leading_) {
+    Log().Info("leadership_lost", {{"id", options_.id},
+                                   {"session_state", session_ != nullptr
+                                                         ? zk::SessionStateName(session_->state())
+                                                         : "none"}});
+  }
+  leading_ = false;
+}
+
+void Orchestrator::RunRound() {
+  if (!EnsureSession()) return;
+  const zk::SessionState st = session_->state();
+  if (st != zk::SessionState::kConnected) {
+    // CONNECTING: the server may have expired us and elected someone else. Act on nothing.
+    StepDown();
+    return;
+  }
+  if (Status s = election_->Refresh(); !s.ok()) {
+    Log().Debug("election_refresh_failed", {{"error", s}});
+    StepDown();
+    return;
+  }
+  const bool leader = election_->IsLeader();
+  if (leader && !leading_) {
+    Log().Info("leadership_acquired", {{"id", options_.id}, {"znode", election_->own_path()},
+                                       {"lease_ms", session_->lease_remaining()}});
+  } else if (!leader && leading_) {
+    StepDown();
+  } else if (!leader && !election_->first()) {
+    // Following; nothing to log per round.
+  }
+  leading_ = leader;
+  if (!leader) {
+    // A follower never vouches. Remove what an earlier leadership of ours left (best effort).
+    for (const ClusterSpec& spec : clusters_) {
+      ClusterRuntime& rt = runtime_[spec.name];
+      if (rt.vouched && publisher_->Unvouch(spec.name).ok()) rt.vouched = false;
+    }
+    return;
+  }
+  for (const ClusterSpec& spec : clusters_) RunCluster(spec, runtime_[spec.name]);
+}
+
+void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
+  const std::string& c = spec.name;
+  publishers::ZkPublisher& pub = *publisher_;
+
+  if (!rt.ensured && !options_.dry_run) {
+    if (Status s = pub.EnsureCluster(c); !s.ok()) {
+      Log().Warn("cluster_setup_failed", {{"cluster", c}, {"error", s}});
+      return;
+    }
+    rt.ensured = true;
+  }
+  // 0. An unknown outcome is settled before anything else.
+  if (pub.HasPending(c)) {
+    const publishers::WriteOutcome outcome = pub.Reconcile(c);
+    Log().Info("publish_reconciled", {{"cluster", c}, {"outcome", publishers::WriteOutcomeName(outcome)}});
+    if (outcome == publishers::WriteOutcome::kUnknown) return;
+  }
+
+  // 1. Read the published state and the pollers' observations, arming watches.
+  auto control = pub.ReadControl(c, WatchOnce("control:" + c));
+  if (!control.ok()) {
+    // A corrupt control znode: keep the cluster untouched rather than guess what the operator meant.
+    Log().Error("control_unreadable", {{"cluster", c}, {"error", control.status()},
+                                       {"effect", "treated as paused"}});
+    if (control.status().code() != StatusCode::kInvalidArgument) return;
+    control = publishers::ControlState{true};
+  }
+  auto master = pub.ReadMaster(c, WatchOnce("master:" + c));
+  std::optional<publishers::MasterZnode> published;
+  if (master.ok()) {
+    published = std::move(*master);
+  } else if (master.status().code() == StatusCode::kNotFound && options_.dry_run) {
+    // Dry-run creates nothing; decide as if nothing were published.
+  } else {
+    Log().Warn("master_unreadable", {{"cluster", c}, {"error", master.status()}});
+    return;
+  }
+  if (!rt.identity) {
+    auto identity = pub.ReadIdentity(c);
+    if (!identity.ok()) {
+      Log().Warn("identity_unreadable", {{"cluster", c}, {"error", identity.status()}});
+      return;
+    }
+    if (identity->has_value()) rt.identity = **identity;  // unknown: re-read next round
+  }
+
+  DecisionInput in;
+  in.cluster = c;
+  in.orchestrator_id = options_.id;
+  in.identity = rt.identity.value_or("");
+  in.policy = options_.policy;
+  in.policy.paused = control->paused;
+  if (published) in.published = published->record;
+
+  std::vector<NodeTarget> targets = spec.nodes;
+  auto children = session_->GetChildren(pub.NodesPath(c), WatchOnce("nodes:" + c));
+  if (children.ok()) {
+    for (const std::string& name : *children) {
+      const std::string path = zk::JoinPath(pub.NodesPath(c), name);
+      auto got = session_->Get(path, WatchOnce("node:" + path));
+      if (!got.ok()) continue;  // gone meanwhile: the children watch tells us
+      auto obs = model::NodeObservation::FromJson(got->data);
+      if (!obs.ok()) {
+        Log().Warn("observation_corrupt", {{"path", path}, {"error", obs.status()}});
+        continue;
+      }
+      auto& seen = rt.seen_seq[name];
+      if (seen.second == MonoTime{} || seen.first != obs->seq) seen = {obs->seq, clock_->Now()};
+      in.observations[name] = ObservationInput{*obs, seen.second};
+      const bool configured = std::any_of(targets.begin(), targets.end(),
+                                          [&](const NodeTarget& t) { return t.name == name; });
+      if (!configured && options_.learn_nodes && !obs->host.empty() && obs->port > 0) {
+        NodeTarget t{name, spec.defaults};
+        t.params.host = obs->host;
+        t.params.port = obs->port;
+        targets.push_back(std::move(t));
+      }
+    }
+  } else if (children.status().code() != StatusCode::kNotFound) {
+    Log().Debug("observations_unreadable", {{"cluster", c}, {"error", children.status()}});
+  }
+
+  // 2-3. Probe everything in parallel, then write-check the possible winners.
+  std::vector<model::Probe> probes =
+      prober_->ProbeAll(targets, clock_->Now() + options_.probe_timeout);
+  MonoTime taken = clock_->Now();
+  for (model::Probe& p : probes) in.probes[p.node] = ProbeInput{std::move(p), taken};
+  in.now = clock_->Now();
+  in.wall_now = clock_->WallNow();
+  const std::vector<std::string> wc_names = WriteCheckTargets(in);
+  if (!wc_names.empty()) {
+    std::vector<NodeTarget> wc_targets;
+    for (const NodeTarget& t : targets) {
+      if (std::find(wc_names.begin(), wc_names.end(), t.name) != wc_names.end()) wc_targets.push_back(t);
+    }
+    std::vector<model::Probe> checked = prober_->WriteCheckAll(
+        wc_targets, WriteCheckContext{c, options_.id}, clock_->Now() + options_.probe_timeout);
+    taken = clock_->Now();
+    for (model::Probe& p : checked) {
+      // Keep the identifier from the first probe if the write check's session did not read it.
+      const std::string sysid = in.probes[p.node].probe.system_identifier;
+      if (p.system_identifier.empty()) p.system_identifier = sysid;
+      in.probes[p.node] = ProbeInput{std::move(p), taken};
+    }
+    in.now = clock_->Now();
+    in.wall_now = clock_->WallNow();
+  }
+
+  // 4. Decide and log.
+  const Verdict verdict = Decide(in, rt.memory);
+  const std::string evidence = EvidenceSummary(verdict.evidence);
+  const std::string summary = std::string(ActionName(verdict.action)) + "|" + verdict.chosen + "|" +
+                              (published ? published->record.node + "@" +
+                                               std::to_string(published->record.epoch)
+                                         : "") +
+                              "|" + (verdict.reasons.empty() ? "" : ReasonCodeName(verdict.reasons[0].code));
+  const log::Fields fields = {{"cluster", c},
+                              {"action", ActionName(verdict.action)},
+                              {"chosen", verdict.chosen},
+                              {"published", published ? published->record.node : ""},
+                              {"epoch", published ? published->record.epoch : 0},
+                              {"dry_run", options_.dry_run},
+                              {"reasons", FormatReasons(verdict.reasons)},
+                              {"evidence", evidence}};
+  if (summary != rt.last_summary || verdict.action == Action::kPublish) {
+    Log().Info("decision", fields);
+    rt.last_summary = summary;
+  } else {
+    Log().Debug("decision", fields);
+  }
+  if (options_.dry_run) return;
+
+  // 5. Act, only while still leading (probing took time; the lease may have run out).
+  if (!election_->IsLeader()) {
+    Log().Info("decision_not_acted", {{"cluster", c}, {"why", "no longer leader or lease expired"}});
+    return;
+  }
+  const std::string& election_path = election_->own_path();
+  switch (verdict.action) {
+    case Action::kNone:
+      return;
+    case Action::kKeep: {
+      if (Status s = pub.Vouch(c, election_path, published->record); !s.ok()) {
+        Log().Warn("vouch_failed", {{"cluster", c}, {"error", s}});
+        return;
+      }
+      if (!rt.vouched) {
+        Log().Info("vouched", {{"cluster", c}, {"node", published->record.node},
+                               {"epoch", published->record.epoch}});
+      }
+      rt.vouched = true;
+      Mirror(c, rt, published->record, true);
+      return;
+    }
+    case Action::kWithdraw: {
+      if (Status s = pub.Unvouch(c); !s.ok()) {
+        Log().Warn("unvouch_failed", {{"cluster", c}, {"error", s}});
+        return;
+      }
+      if (rt.vouched) {
+        Log().Info("voucher_withdrawn", {{"cluster", c}, {"node", published ? published->record.node : ""},
+                                         {"reasons", FormatReasons(verdict.reasons)}});
+      }
+      rt.vouched = false;
+      if (published) Mirror(c, rt, published->record, false);
+      return;
+    }
+    case Action::kPublish:
+      break;
+  }
+  if (!published) return;  // dry-run only: the master znode always exists otherwise
+  if (verdict.identity_to_record) {
+    if (Status s = pub.RecordIdentity(c, *verdict.identity_to_record); !s.ok()) {
+      Log().Warn("identity_record_failed", {{"cluster", c}, {"error", s}});
+      rt.identity.reset();  // re-read next round and decide again
+      Wake();
+      return;
+    }
+    rt.identity = *verdict.identity_to_record;
+    Log().Info("identity_recorded", {{"cluster", c}, {"system_identifier", *verdict.identity_to_record}});
+  }
+  const model::HistoryEntry history = ToHistoryEntry(in, verdict);
+  publishers::PublishResult result =
+      pub.Publish(c, election_path, published->version, *verdict.record, history);
+  if (result.outcome == publishers::WriteOutcome::kUnknown) {
+    Log().Warn("publish_outcome_unknown", {{"cluster", c}, {"node", verdict.record->node},
+                                           {"epoch", verdict.record->epoch}, {"error", result.status}});
+    const publishers::WriteOutcome settled = pub.Reconcile(c);
+    Log().Info("publish_reconciled", {{"cluster", c}, {"outcome", publishers::WriteOutcomeName(settled)}});
+    if (settled != publishers::WriteOutcome::kApplied) {
+      Wake();
+      return;
+    }
+  } else if (result.outcome == publishers::WriteOutcome::kRejected) {
+    Log().Warn("publish_rejected", {{"cluster", c}, {"node", verdict.record->node},
+                                    {"epoch", verdict.record->epoch}, {"error", result.status}});
+    Wake();  // re-read and decide again at once
+    return;
+  }
+  const model::MasterRecord& r = *verdict.record;
+  Log().Info("master_published", {{"cluster", c},
+                                  {"node", r.node},
+                                  {"host", r.host},
+                                  {"port", r.port},
+                                  {"timeline", r.timeline},
+                                  {"lsn", model::FormatLsn(r.lsn)},
+                                  {"epoch", r.epoch},
+                                  {"previous", published->record.node},
+                                  {"reason", r.reason},
+                                  {"history", result.history_path}});
+  if (verdict.data_loss) {
+    const model::DataLossEstimate& d = *verdict.data_loss;
+    Log().Info("failover", {{"cluster", c},
+                            {"old_master", d.old_master},
+                            {"old_master_last_lsn", model::FormatLsn(d.old_master_last_lsn)},
+                            {"new_master", d.new_master},
+                            {"new_master_lsn", model::FormatLsn(d.new_master_lsn)},
+                            {"gap_bytes", d.gap_bytes}});
+  }
+  if (Status s = pub.Vouch(c, election_path, r); !s.ok()) {
+    Log().Warn("vouch_failed", {{"cluster", c}, {"error", s}});
+  } else {
+    rt.vouched = true;
+  }
+  if (Status s = pub.TrimHistory(c); !s.ok()) {
+    Log().Debug("history_trim_failed", {{"cluster", c}, {"error", s}});
+  }
+  Mirror(c, rt, r, rt.vouched);
+}
+
+void Orchestrator::Mirror(const std::string& cluster, ClusterRuntime& rt,
+                          const model::MasterRecord& record, bool vouched) {
+  if (mirrors_.empty()) return;
+  const std::string key = record.ToJson() + (vouched ? "+" : "-");
+  if (key == rt.last_mirrored) return;
+  bool all_ok = true;
+  for (publishers::Publisher* m : mirrors_) {
+    if (Status s = m->Publish({cluster, record, vouched}); !s.ok()) {
+      all_ok = false;
+      Log().Warn("mirror_failed", {{"cluster", cluster}, {"publisher", m->name()}, {"error", s}});
+    }
+  }
+  if (all_ok) rt.last_mirrored = key;
+}
+
+void Orchestrator::Run(const std::atomic<bool>& stop) {
+  while (!stop.load()) {
+    RunRound();
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, options_.tick, [&] { return woken_ || stop.load(); });
+    woken_ = false;
+  }
+}
+
+void Orchestrator::Resign() {
+  if (publisher_ != nullptr && session_ != nullptr &&
+      session_->state() == zk::SessionState::kConnected) {
+    for (auto& [name, rt] : runtime_) {
+      if (rt.vouched) (void)publisher_->Unvouch(name);
+    }
+  }
+  if (election_ != nullptr) election_->Resign();
+  leading_ = false;
+}
+
+}  // namespace pgherald::orchestrator

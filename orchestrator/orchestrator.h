@@ -1,0 +1,132 @@
+// Orchestrator: the I/O shell around Decide() (decision.h). Owns the ZooKeeper session (rebuilt
+// after expiry), the leader election, the ZooKeeper publisher and the per-cluster decision memory.
+//
+// A round (RunRound), per cluster, while this instance leads:
+//   0. settle an earlier publish whose outcome was unknown (ZkPublisher::Reconcile) before
+//      anything else; while it stays unknown the cluster is left alone;
+//   1. read control, master (+vouchers), identity and the pollers' observations, arming one
+//      watch per znode (never more than one pending per path), so that any change wakes the loop;
+//   2. probe every node (configured ones, plus nodes learned from observations) in parallel;
+//   3. write-check the nodes WriteCheckTargets() names;
+//   4. Decide(), log the verdict with its evidence (info on a change, debug otherwise);
+//   5. unless dry-run, carry it out: publish by the fenced multi and vouch; keep (vouch); withdraw
+//      (unvouch); and mirror any change to the other publishers.
+// A follower (or a leader whose session is CONNECTING or out of lease) acts on nothing: it only
+// removes its own voucher when it can.
+//
+// Run() is the daemon's loop: a round at once whenever a watch fires or the session's state
+// changes (Wake), and at least every tick. Tests drive RunRound() directly (the simulation uses
+// FakeZk's manual dispatch and a ManualClock).
+//
+// Threads: RunRound and Run on one thread; Wake() from any thread (watchers call it).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/zk_session.h"
+#include "orchestrator/decision.h"
+#include "orchestrator/election.h"
+#include "orchestrator/probe.h"
+#include "publishers/publisher.h"
+#include "publishers/zk_publisher.h"
+
+namespace pgherald::orchestrator {
+
+struct ClusterSpec {
+  std::string name;
+  std::vector<NodeTarget> nodes;  // configured nodes (may be empty when learned)
+  // Credentials and timeouts for nodes learned from observations (host and port come from the
+  // observation).
+  pg::PgParams defaults;
+};
+
+struct OrchestratorOptions {
+  std::string id;                // this instance: decided_by, voucher name, heartbeat row key
+  std::string root = "/pgherald";
+  Millis tick{1000};
+  Policy policy;                 // confirmation window, strict mode, ages (paused is per round)
+  Millis probe_timeout{2000};    // a round waits this long for its probes, then for write checks
+  bool dry_run = false;
+  int history_limit = 1000;
+  bool learn_nodes = true;       // probe nodes found under clusters/<c>/nodes too
+};
+
+using SessionFactory = std::function<StatusOr<std::unique_ptr<zk::ZkSession>>()>;
+
+class Orchestrator {
+ public:
+  // `prober` and `clock` must outlive this object; `mirrors` too. `guid` "" draws a random one.
+  Orchestrator(OrchestratorOptions options, std::vector<ClusterSpec> clusters,
+               SessionFactory session_factory, NodeProber* prober, const Clock* clock,
+               std::vector<publishers::Publisher*> mirrors = {}, std::string guid = "");
+  ~Orchestrator();
+
+  // One round over every cluster (see the top of this file).
+  void RunRound();
+  // Rounds until `stop` is set (call Wake() after setting it), at least every tick.
+  void Run(const std::atomic<bool>& stop);
+  // Makes Run() start a round now.
+  void Wake();
+
+  // Whether this instance led at its last round.
+  bool leading() const { return leading_; }
+  // The session in use (null before the first round or while it cannot be built).
+  zk::ZkSession* session() const { return session_.get(); }
+  const std::string& election_znode() const;
+  const OrchestratorOptions& options() const { return options_; }
+  // Deletes the election znode and vouchers (clean shutdown: a successor takes over at once).
+  void Resign();
+
+ private:
+  struct ClusterRuntime {
+    DecisionMemory memory;
+    bool ensured = false;
+    std::optional<std::string> identity;
+    std::map<std::string, std::pair<std::uint64_t, MonoTime>> seen_seq;  // node -> (seq, since)
+    std::string last_summary;  // to log transitions once
+    std::string last_mirrored;
+    bool vouched = false;  // we may hold a voucher
+  };
+
+  bool EnsureSession();
+  void RunCluster(const ClusterSpec& spec, ClusterRuntime& rt);
+  void StepDown();
+  // A watcher that wakes the loop, armed at most once per key until it fires.
+  zk::Watcher WatchOnce(const std::string& key);
+  bool Armed(const std::string& key);
+  void Mirror(const std::string& cluster, ClusterRuntime& rt, const model::MasterRecord& record,
+              bool vouched);
+
+  OrchestratorOptions options_;
+  std::vector<ClusterSpec> clusters_;
+  SessionFactory session_factory_;
+  NodeProber* prober_;
+  const Clock* clock_;
+  std::vector<publishers::Publisher*> mirrors_;
+  std::string guid_;
+
+  std::unique_ptr<zk::ZkSession> session_;
+  std::unique_ptr<LeaderElection> election_;
+  std::unique_ptr<publishers::ZkPublisher> publisher_;
+  std::map<std::string, ClusterRuntime> runtime_;
+  bool leading_ = false;
+  std::string last_session_state_;
+
+  // Shared with watchers (which may run after a session is replaced, never after destruction:
+  // the session is closed first).
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool woken_ = false;
+  std::set<std::string> armed_;
+};
+
+}  // namespace pgherald::orchestrator

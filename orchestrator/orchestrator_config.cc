@@ -1,0 +1,128 @@
+#include "orchestrator/orchestrator_config.h"
+
+#include <set>
+
+namespace pgherald::orchestrator {
+namespace {
+
+bool ValidName(const std::string& s) {
+  if (s.empty() || s == "." || s == "..") return false;
+  for (char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+constexpr char kNameRule[] = "must be 1+ characters of [A-Za-z0-9_.-] (it becomes a znode name)";
+
+}  // namespace
+
+StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root) {
+  OrchestratorConfig out;
+  out.zookeeper = config::ParseZooKeeper(root.Child("zookeeper"));
+  out.logging = config::ParseLogging(root.Child("logging"));
+  out.options.root = out.zookeeper.root;
+
+  config::ConfigNode o = root.Child("orchestrator");
+  OrchestratorOptions& opt = out.options;
+  opt.id = o.Required<std::string>("id");
+  if (!opt.id.empty() && !ValidName(opt.id)) o.Fail("id", kNameRule);
+  opt.tick = o.Optional<Millis>("tick_ms", opt.tick, {.min = Millis(10), .max = Millis(600000)});
+  opt.policy.confirmation_window = o.Optional<Millis>(
+      "confirmation_window_ms", opt.policy.confirmation_window, {.min = Millis(0), .max = Millis(3600000)});
+  opt.policy.strict_split_brain = o.Optional<bool>("strict", false);
+  opt.policy.self_fence_deadline = o.Optional<Millis>(
+      "self_fence_deadline_ms", opt.policy.self_fence_deadline, {.min = Millis(0), .max = Millis(3600000)});
+  opt.probe_timeout = o.Optional<Millis>("probe_timeout_ms", opt.probe_timeout,
+                                         {.min = Millis(50), .max = Millis(600000)});
+  opt.dry_run = o.Optional<bool>("dry_run", false);
+  opt.history_limit = o.Optional<int>("history_limit", opt.history_limit, {.min = 1, .max = 1000000});
+  opt.learn_nodes = o.Optional<bool>("learn_nodes", true);
+  out.file_publisher_dir = o.Optional<std::string>("file_publisher_dir");
+  // A probe older than a few ticks is no evidence; an observation older than the session timeout
+  // belongs to a poller that is gone.
+  opt.policy.probe_max_age = std::max(Millis(3000), 3 * opt.tick);
+  opt.policy.observation_max_age = std::max(Millis(10000), out.zookeeper.session_timeout);
+
+  std::vector<config::ConfigNode> clusters = root.List("clusters");
+  if (clusters.empty() && !root.Has("clusters")) {
+    root.Fail("clusters", "missing required value (expected a list of clusters, each with name, "
+                          "nodes and postgres)");
+  }
+  std::set<std::string> cluster_names;
+  std::vector<config::PostgresConfig> pg_configs;
+  for (config::ConfigNode& cn : clusters) {
+    ClusterSpec spec;
+    spec.name = cn.Required<std::string>("name");
+    if (!spec.name.empty() && !ValidName(spec.name)) cn.Fail("name", kNameRule);
+    if (!spec.name.empty() && !cluster_names.insert(spec.name).second) {
+      cn.Fail("name", "duplicate cluster name \"" + spec.name + "\"");
+    }
+    config::ConfigNode pgn = cn.Child("postgres");
+    config::PostgresConfig pg;
+    pg.user = pgn.Required<std::string>("user");
+    pg.dbname = pgn.Optional<std::string>("dbname", pg.user);
+    pg.password = pgn.Optional<std::string>("password");
+    pg.password_file = pgn.Optional<std::string>("password_file");
+    if (pg.password && pg.password_file) {
+      pgn.Fail("password_file", "set either password or password_file, not both");
+    }
+    pg.connect_timeout = pgn.Optional<Millis>("connect_timeout_ms", Millis(1000),
+                                              {.min = Millis(100), .max = Millis(600000)});
+    pg.statement_timeout = pgn.Optional<Millis>("statement_timeout_ms", Millis(1000),
+                                                {.min = Millis(0), .max = Millis(3600000)});
+    pg.application_name = pgn.Optional<std::string>("application_name", "pgherald-orchestrator");
+    pg.options = pgn.Optional<std::map<std::string, std::string>>("options", {});
+    std::set<std::string> node_names;
+    std::vector<std::pair<std::string, std::pair<std::string, int>>> nodes;
+    for (config::ConfigNode& nn : cn.List("nodes")) {
+      const std::string name = nn.Required<std::string>("name");
+      if (!name.empty() && !ValidName(name)) nn.Fail("name", kNameRule);
+      if (!name.empty() && !node_names.insert(name).second) {
+        nn.Fail("name", "duplicate node name \"" + name + "\" in this cluster");
+      }
+      const std::string host = nn.Required<std::string>("host");
+      const int port = nn.Optional<int>("port", 5432, {.min = 1, .max = 65535});
+      nodes.push_back({name, {host, port}});
+    }
+    // Validate the rest before reading password files, so every key error is reported at once.
+    pg.host = "127.0.0.1";
+    pg_configs.push_back(pg);
+    for (const auto& [name, hp] : nodes) {
+      NodeTarget t;
+      t.name = name;
+      t.params.host = hp.first;
+      t.params.port = hp.second;
+      spec.nodes.push_back(std::move(t));
+    }
+    out.clusters.push_back(std::move(spec));
+  }
+  if (Status s = root.Finish(); !s.ok()) return s;
+  for (std::size_t i = 0; i < out.clusters.size(); ++i) {
+    auto params = config::ToPgParams(pg_configs[i]);
+    if (!params.ok()) {
+      return Status(params.status().code(),
+                    "clusters[" + std::to_string(i) + "].postgres: " + params.status().message());
+    }
+    ClusterSpec& spec = out.clusters[i];
+    spec.defaults = *params;
+    for (NodeTarget& t : spec.nodes) {
+      const std::string host = t.params.host;
+      const int port = t.params.port;
+      t.params = *params;
+      t.params.host = host;
+      t.params.port = port;
+    }
+  }
+  return out;
+}
+
+StatusOr<OrchestratorConfig> LoadOrchestratorConfig(const std::string& path) {
+  auto root = config::ConfigNode::LoadFile(path);
+  if (!root.ok()) return root.status();
+  return ParseOrchestratorConfig(*root);
+}
+
+}  // namespace pgherald::orchestrator

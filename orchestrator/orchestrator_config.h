@@ -1,0 +1,45 @@
+// The orchestrator's YAML configuration (docs/orchestrator.md has the reference):
+//
+//   zookeeper: {connect: "127.0.0.1:2181", root: /pgherald, session_timeout_ms: 6000}
+//   logging: {level: info, format: text}
+//   orchestrator:
+//     id: orch-a                   # required: [A-Za-z0-9_.-], unique per instance
+//     tick_ms: 1000                # a round at least this often (watches trigger more)
+//     confirmation_window_ms: 5000 # anti-flapping; a later timeline is published at once
+//     strict: false                # strict split-brain mode
+//     self_fence_deadline_ms: 30000
+//     probe_timeout_ms: 2000       # how long a round waits for its probes
+//     dry_run: false               # decide and log, publish nothing
+//     history_limit: 1000          # history entries kept per cluster
+//     learn_nodes: true            # also probe nodes the pollers publish
+//     file_publisher_dir: /var/lib/pgherald   # optional mirror: <dir>/<cluster>.json
+//   clusters:
+//     - name: main
+//       nodes: [{name: node1, host: 127.0.0.1, port: 5432}]
+//       postgres: {user: pgherald, dbname: pgherald, password_file: /etc/pgherald/pw,
+//                  connect_timeout_ms: 1000, statement_timeout_ms: 1000}
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "orchestrator/orchestrator.h"
+
+namespace pgherald::orchestrator {
+
+struct OrchestratorConfig {
+  config::ZooKeeperConfig zookeeper;
+  config::LoggingConfig logging;
+  OrchestratorOptions options;
+  std::optional<std::string> file_publisher_dir;
+  std::vector<ClusterSpec> clusters;
+};
+
+// Parses and validates the whole file; every error names file, line, key and the fix. Password
+// files are read here (errors name the file, never its content).
+StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root);
+StatusOr<OrchestratorConfig> LoadOrchestratorConfig(const std::string& path);
+
+}  // namespace pgherald::orchestrator

@@ -1,0 +1,88 @@
+// Direct probes of PostgreSQL nodes by the orchestrator, and the write check.
+//
+// NodeProber is the seam: the orchestrator's loop asks it for probes of every node of a cluster
+// and for write checks of the nodes Decide's WriteCheckTargets() names; the simulation test puts a
+// simulated world behind it, the daemon PgNodeProber (libpq).
+//
+// PgNodeProber keeps one connection per node and runs the nodes in parallel, one worker thread
+// per node in flight, so a hung node cannot stall the others: ProbeAll returns by its deadline
+// with every node that did not answer reported unreachable ("probe timed out"), while that node's
+// worker finishes in the background (bounded by libpq's connect and statement timeouts) and the
+// node is reported "previous probe still running" until it does.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/cluster_model.h"
+#include "common/pg_connection.h"
+
+namespace pgherald::orchestrator {
+
+// One PostgreSQL node to probe: its name in the cluster and how to connect to it.
+struct NodeTarget {
+  std::string name;
+  pg::PgParams params;  // host, port, credentials, timeouts
+};
+
+// What the write check writes: the heartbeat row is keyed by (orchestrator, node).
+struct WriteCheckContext {
+  std::string cluster;
+  std::string orchestrator_id;
+};
+
+class NodeProber {
+ public:
+  virtual ~NodeProber() = default;
+  // Probes every target (role, live timeline, LSN, system_identifier); one Probe per target, in
+  // the targets' order, all returned by `deadline` (later ones are unreachable with an error).
+  virtual std::vector<model::Probe> ProbeAll(const std::vector<NodeTarget>& targets,
+                                             MonoTime deadline) = 0;
+  // Runs the write check on each of `targets` and returns its probe with write_check and
+  // write_error filled in (and in_recovery, timeline, lsn refreshed from the same session).
+  virtual std::vector<model::Probe> WriteCheckAll(const std::vector<NodeTarget>& targets,
+                                                  const WriteCheckContext& context,
+                                                  MonoTime deadline) = 0;
+};
+
+// The SQL the probe runs, one round trip: in_recovery, timeline, lsn, system_identifier.
+extern const char* const kProbeSql;
+
+// Escapes a string as a SQL literal ('...' with quotes doubled). Rejects NUL bytes.
+StatusOr<std::string> SqlLiteral(const std::string& value);
+
+// The real prober, over libpq. Thread-safe for one caller at a time.
+class PgNodeProber final : public NodeProber {
+ public:
+  explicit PgNodeProber(const Clock* clock = &SystemClock::Instance());
+  ~PgNodeProber() override;
+
+  std::vector<model::Probe> ProbeAll(const std::vector<NodeTarget>& targets,
+                                     MonoTime deadline) override;
+  std::vector<model::Probe> WriteCheckAll(const std::vector<NodeTarget>& targets,
+                                          const WriteCheckContext& context,
+                                          MonoTime deadline) override;
+
+  // One node, synchronously, on the caller's thread (what the workers run). `conn` is the node's
+  // cached connection: connected when null or broken, dropped after a connection-level failure.
+  static model::Probe ProbeOnce(const NodeTarget& target, std::unique_ptr<pg::PgConnection>* conn,
+                                const WriteCheckContext* write_check, const Clock& clock);
+
+  struct Slot;  // one node's connection and in-flight state, shared with its worker
+
+ private:
+  std::vector<model::Probe> RunAll(const std::vector<NodeTarget>& targets,
+                                   const WriteCheckContext* context, MonoTime deadline);
+
+  const Clock* clock_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Slot>> slots_;  // by "name@host:port"
+};
+
+}  // namespace pgherald::orchestrator
