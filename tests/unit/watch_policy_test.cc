@@ -1,0 +1,304 @@
+// The state handling of `pgherald watch`: RoutePolicy (keep/block, grace periods on a ManualClock,
+// ordering by mzxid), SinkWorker (latest state wins, retry with backoff, one failing sink does not
+// hold up another) and ClusterController wiring. No ZooKeeper: MasterInfo values are fed directly.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <vector>
+
+#include "clients/watch/cluster_controller.h"
+#include "clients/watch/route_policy.h"
+#include "clients/watch/sink_worker.h"
+
+namespace pgherald::watch {
+namespace {
+
+using client::MasterInfo;
+using client::MasterStatus;
+using std::chrono::milliseconds;
+using Action = RouteTarget::Action;
+
+MasterInfo Info(MasterStatus status, const std::string& node, int port, std::int64_t mzxid,
+                std::uint64_t epoch = 1) {
+  MasterInfo i;
+  i.status = status;
+  i.cluster = "main";
+  i.node = node;
+  i.host = "127.0.0.1";
+  i.port = port;
+  i.mzxid = mzxid;
+  i.epoch = epoch;
+  i.vouchers = status == MasterStatus::kVouched ? 1 : 0;
+  return i;
+}
+
+PolicyConfig Block(Millis grace) {
+  PolicyConfig c;
+  c.on_unverified = Policy::kBlock;
+  c.unverified_grace = grace;
+  c.on_disconnect = Policy::kBlock;
+  c.disconnect_grace = grace * 2;
+  return c;
+}
+
+TEST(RoutePolicyTest, VouchedMasterIsRoutedAtOnce) {
+  ManualClock clock;
+  RoutePolicy policy({}, clock);
+  auto t = policy.OnState(Info(MasterStatus::kVouched, "node1", 5001, 10));
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->action, Action::kRoute);
+  EXPECT_EQ(t->master.port, 5001);
+  EXPECT_EQ(t->reason, "vouched");
+  // The same state again changes nothing.
+  EXPECT_FALSE(policy.OnState(Info(MasterStatus::kVouched, "node1", 5001, 10)).has_value());
+  auto moved = policy.OnState(Info(MasterStatus::kVouched, "node2", 5002, 20, 2));
+  ASSERT_TRUE(moved.has_value());
+  EXPECT_EQ(moved->master.node, "node2");
+  EXPECT_GT(moved->seq, t->seq);
+}
+
+TEST(RoutePolicyTest, OlderStateByMzxidIsDropped) {
+  ManualClock clock;
+  RoutePolicy policy({}, clock);
+  ASSERT_TRUE(policy.OnState(Info(MasterStatus::kVouched, "node2", 5002, 20, 2)).has_value());
+  // A late event about the previous master must not move the route back.
+  EXPECT_FALSE(policy.OnState(Info(MasterStatus::kVouched, "node1", 5001, 10, 1)).has_value());
+  EXPECT_EQ(policy.current()->master.node, "node2");
+}
+
+TEST(RoutePolicyTest, UnverifiedNeverSeenVouchedIsNotRouted) {
+  ManualClock clock;
+  RoutePolicy policy({}, clock);
+  EXPECT_FALSE(policy.OnState(Info(MasterStatus::kUnverified, "node1", 5001, 10)).has_value());
+  EXPECT_FALSE(policy.current().has_value());
+}
+
+TEST(RoutePolicyTest, KeepPolicyKeepsLastVouchedRouteForever) {
+  ManualClock clock;
+  RoutePolicy policy({}, clock);
+  ASSERT_TRUE(policy.OnState(Info(MasterStatus::kVouched, "node1", 5001, 10)).has_value());
+  // A new master is published but not vouched: the route stays on the vouched one.
+  auto t = policy.OnState(Info(MasterStatus::kUnverified, "node2", 5002, 20, 2));
+  ASSERT_TRUE(t.has_value());  // the status changed: sinks are told
+  EXPECT_EQ(t->action, Action::kRoute);
+  EXPECT_EQ(t->master.node, "node1");
+  EXPECT_EQ(t->status, MasterStatus::kUnverified);
+  EXPECT_FALSE(policy.NextDeadline().has_value());
+  clock.Advance(std::chrono::hours(1));
+  EXPECT_FALSE(policy.OnTick().has_value());
+  EXPECT_EQ(policy.current()->action, Action::kRoute);
+}
+
+TEST(RoutePolicyTest, BlockPolicyBlocksOnlyAfterGrace) {
+  ManualClock clock;
+  RoutePolicy policy(Block(milliseconds(500)), clock);
+  ASSERT_TRUE(policy.OnState(Info(MasterStatus::kVouched, "node1", 5001, 10)).has_value());
+  auto kept = policy.OnState(Info(MasterStatus::kUnverified, "node1", 5001, 11));
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->action, Action::kRoute);
+  EXPECT_EQ(kept->reason, "unverified-in-grace");
+  ASSERT_TRUE(policy.NextDeadline().has_value());
+  EXPECT_EQ(*policy.NextDeadline(), clock.Now() + milliseconds(500));
+  clock.Advance(milliseconds(499));
+  EXPECT_FALSE(policy.OnTick().has_value());
+  clock.Advance(milliseconds(1));
+  auto blocked = policy.OnTick();
+  ASSERT_TRUE(blocked.has_value());
+  EXPECT_EQ(blocked->action, Action::kBlock);
+  EXPECT_EQ(blocked->reason, "unverified-grace-expired");
+  EXPECT_EQ(blocked->master.node, "node1");  // names what is blocked
+  EXPECT_FALSE(policy.NextDeadline().has_value());
+  // Vouched again: routed at once.
+  auto back = policy.OnState(Info(MasterStatus::kVouched, "node1", 5001, 12));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->action, Action::kRoute);
+}
+
+TEST(RoutePolicyTest, VoucherBackWithinGraceCancelsBlock) {
+  ManualClock clock;
+  RoutePolicy policy(Block(milliseconds(500)), clock);
+  ASSERT_TRUE(policy.OnState(Info(MasterStatus::kVouched, "node1", 5001, 10)).has_value());
+  ASSERT_TRUE(policy.OnState(Info(MasterStatus::kUnverified, "node1", 5001, 11)).has_value());
+  clock.Advance(milliseconds(300));
+  ASSERT_TRUE(policy.OnState(Info(MasterStatus::kVouched, "node1", 5001, 12)).has_value());
+  clock.Advance(milliseconds(300));
+  EXPECT_FALSE(policy.OnTick().has_value());
+  EXPECT_EQ(policy.current()->action, Action::kRoute);
+  // A second loss starts a fresh grace period.
+  ASSERT_TRUE(policy.OnState(Info(MasterStatus::kUnverified, "node1", 5001, 13)).has_value());
+  clock.Advance(milliseconds(400));
+  EXPECT_FALSE(policy.OnTick().has_value());
+  clock.Advance(milliseconds(100));
+  ASSERT_TRUE(policy.OnTick().has_value());
+  EXPECT_EQ(policy.current()->action, Action::kBlock);
+}
+
+TEST(RoutePolicyTest, DisconnectUsesItsOwnPolicyAndGrace) {
+  ManualClock clock;
+  PolicyConfig c;
+  c.on_unverified = Policy::kKeep;
+  c.on_disconnect = Policy::kBlock;
+  c.disconnect_grace = milliseconds(1000);
+  RoutePolicy policy(c, clock);
+  ASSERT_TRUE(policy.OnState(Info(MasterStatus::kVouched, "node1", 5001, 10)).has_value());
+  MasterInfo lost = Info(MasterStatus::kDisconnected, "node1", 5001, 10);
+  ASSERT_TRUE(policy.OnState(lost).has_value());
+  EXPECT_EQ(policy.current()->reason, "disconnected-in-grace");
+  clock.Advance(milliseconds(1000));
+  auto blocked = policy.OnTick();
+  ASSERT_TRUE(blocked.has_value());
+  EXPECT_EQ(blocked->reason, "disconnected-grace-expired");
+  // Unverified after reconnecting is `keep`: the last vouched route comes back.
+  auto kept = policy.OnState(Info(MasterStatus::kUnverified, "node1", 5001, 11));
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->action, Action::kRoute);
+  EXPECT_EQ(kept->reason, "unverified-kept");
+}
+
+TEST(RoutePolicyTest, BlockFromStartWhenNothingEverVouched) {
+  ManualClock clock;
+  RoutePolicy policy(Block(milliseconds(200)), clock);
+  EXPECT_FALSE(policy.OnState(Info(MasterStatus::kNoMaster, "", 0, 5)).has_value());
+  clock.Advance(milliseconds(200));
+  auto t = policy.OnTick();
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->action, Action::kBlock);
+  EXPECT_EQ(t->reason, "no-master-grace-expired");
+}
+
+// A sink that records what it applied; it can be told to fail, or to block until released.
+class RecordingSink final : public Sink {
+ public:
+  explicit RecordingSink(std::string name) : name_(std::move(name)) {}
+  const std::string& name() const override { return name_; }
+  Status Apply(const RouteTarget& target) override {
+    std::unique_lock lock(mu_);
+    attempts_.push_back(target.seq);
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return !hold_; });
+    if (fail_remaining_ > 0) {
+      --fail_remaining_;
+      return Unavailable("injected failure");
+    }
+    applied_.push_back(target.seq);
+    cv_.notify_all();
+    return Status::Ok();
+  }
+  void Hold(bool hold) {
+    std::lock_guard lock(mu_);
+    hold_ = hold;
+    cv_.notify_all();
+  }
+  void FailNext(int n) {
+    std::lock_guard lock(mu_);
+    fail_remaining_ = n;
+  }
+  bool WaitAttempts(size_t n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(5), [&] { return attempts_.size() >= n; });
+  }
+  std::vector<std::uint64_t> attempts() {
+    std::lock_guard lock(mu_);
+    return attempts_;
+  }
+  std::vector<std::uint64_t> applied() {
+    std::lock_guard lock(mu_);
+    return applied_;
+  }
+
+ private:
+  const std::string name_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool hold_ = false;
+  int fail_remaining_ = 0;
+  std::vector<std::uint64_t> attempts_;
+  std::vector<std::uint64_t> applied_;
+};
+
+RouteTarget Target(std::uint64_t seq, int port) {
+  RouteTarget t;
+  t.seq = seq;
+  t.master = Info(MasterStatus::kVouched, "n", port, static_cast<std::int64_t>(seq));
+  return t;
+}
+
+TEST(SinkWorkerTest, LatestStateWinsWhileBusy) {
+  auto sink = std::make_unique<RecordingSink>("rec");
+  RecordingSink* rec = sink.get();
+  SinkWorker worker("main", std::move(sink), {milliseconds(1), milliseconds(10)});
+  rec->Hold(true);
+  worker.Submit(Target(1, 5001));
+  ASSERT_TRUE(rec->WaitAttempts(1));
+  // While 1 is being applied, 2, 3 and 4 arrive: only 4 must follow.
+  worker.Submit(Target(2, 5002));
+  worker.Submit(Target(3, 5003));
+  worker.Submit(Target(4, 5004));
+  rec->Hold(false);
+  ASSERT_TRUE(worker.WaitApplied(4, milliseconds(5000)));
+  EXPECT_EQ(rec->applied(), (std::vector<std::uint64_t>{1, 4}));
+}
+
+TEST(SinkWorkerTest, FailureIsRetriedWithBackoffAndReported) {
+  auto sink = std::make_unique<RecordingSink>("rec");
+  RecordingSink* rec = sink.get();
+  rec->FailNext(3);
+  SinkWorker worker("main", std::move(sink), {milliseconds(5), milliseconds(20)});
+  worker.Submit(Target(7, 5001));
+  ASSERT_TRUE(worker.WaitApplied(7, milliseconds(5000)));
+  EXPECT_EQ(rec->attempts(), (std::vector<std::uint64_t>{7, 7, 7, 7}));
+  SinkReport r = worker.report();
+  EXPECT_EQ(r.total_failures, 3u);
+  EXPECT_EQ(r.consecutive_failures, 0);
+  EXPECT_TRUE(r.last_error.empty());
+}
+
+TEST(SinkWorkerTest, NewerTargetReplacesOneInBackoff) {
+  auto sink = std::make_unique<RecordingSink>("rec");
+  RecordingSink* rec = sink.get();
+  rec->FailNext(1);
+  // A long backoff: the newer target must not wait for it.
+  SinkWorker worker("main", std::move(sink), {milliseconds(60000), milliseconds(60000)});
+  worker.Submit(Target(1, 5001));
+  ASSERT_TRUE(rec->WaitAttempts(1));
+  // Wait until the failure is recorded, then submit the newer one.
+  for (int i = 0; i < 500 && worker.report().consecutive_failures == 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(2));  // poll for the report, bounded
+  }
+  ASSERT_EQ(worker.report().consecutive_failures, 1);
+  EXPECT_NE(worker.report().last_error.find("injected failure"), std::string::npos);
+  worker.Submit(Target(2, 5002));
+  ASSERT_TRUE(worker.WaitApplied(2, milliseconds(5000)));
+  EXPECT_EQ(rec->applied(), (std::vector<std::uint64_t>{2}));
+}
+
+TEST(ClusterControllerTest, OneStuckSinkDoesNotHoldUpAnother) {
+  ManualClock clock;
+  auto stuck = std::make_unique<RecordingSink>("stuck");
+  auto fine = std::make_unique<RecordingSink>("fine");
+  RecordingSink* stuck_ptr = stuck.get();
+  RecordingSink* fine_ptr = fine.get();
+  stuck_ptr->Hold(true);
+  std::vector<std::unique_ptr<SinkWorker>> workers;
+  workers.push_back(std::make_unique<SinkWorker>("main", std::move(stuck), RetryConfig{}));
+  workers.push_back(std::make_unique<SinkWorker>("main", std::move(fine), RetryConfig{}));
+  ClusterController controller("main", Block(milliseconds(100)), clock, std::move(workers));
+  controller.HandleState(Info(MasterStatus::kVouched, "node1", 5001, 10));
+  ASSERT_TRUE(controller.workers()[1]->WaitApplied(1, milliseconds(5000)));
+  controller.HandleState(Info(MasterStatus::kUnverified, "node1", 5001, 11));
+  clock.Advance(milliseconds(100));
+  controller.HandleTick();
+  ASSERT_EQ(controller.current()->action, Action::kBlock);
+  ASSERT_TRUE(controller.workers()[1]->WaitApplied(controller.current()->seq, milliseconds(5000)));
+  EXPECT_EQ(fine_ptr->applied().size(), 3u);  // route, route (in grace), block
+  EXPECT_TRUE(stuck_ptr->applied().empty());
+  stuck_ptr->Hold(false);
+  ASSERT_TRUE(controller.workers()[0]->WaitApplied(controller.current()->seq, milliseconds(5000)));
+  // The stuck sink skipped the intermediate state: first target, then the latest.
+  EXPECT_EQ(stuck_ptr->applied(), (std::vector<std::uint64_t>{1, 3}));
+}
+
+}  // namespace
+}  // namespace pgherald::watch
