@@ -1,0 +1,222 @@
+// libpgherald's MasterWatch against a real 3-server ZooKeeper ensemble from the lab. The test
+// writes the master znode and its vouchers itself, in the contract's format (cluster_model.h).
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <string>
+
+#include "clients/src/master_watch_internal.h"
+#include "common/cluster_model.h"
+#include "common/zk_client.h"
+#include "pgherald/master_watch.h"
+#include "tests/lab/lab.h"
+
+namespace pgherald::client {
+namespace {
+
+using std::chrono::milliseconds;
+using zk::CreateMode;
+
+constexpr milliseconds kWait(20000);
+
+class LabEnvironment : public ::testing::Environment {
+ public:
+  static lab::Lab* Get() { return lab_.get(); }
+  void SetUp() override {
+    auto up = lab::Lab::Up({.zk_ensemble = true});
+    ASSERT_TRUE(up.ok()) << "the lab did not come up: " << up.status().ToString();
+    lab_ = std::move(up).value();
+  }
+  void TearDown() override { lab_.reset(); }
+
+ private:
+  static inline std::unique_ptr<lab::Lab> lab_;
+};
+
+std::string Record(const std::string& node, int port, std::uint64_t epoch) {
+  model::MasterRecord r;
+  r.state = model::MasterState::kOk;
+  r.node = node;
+  r.host = "127.0.0.1";
+  r.port = port;
+  r.timeline = 1;
+  r.lsn = 0x3000000;
+  r.epoch = epoch;
+  r.verified_at_ms = 1700000000000;
+  r.decided_by = "client_master_watch_test";
+  return r.ToJson();
+}
+
+class ClientMasterWatchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    lab_ = LabEnvironment::Get();
+    ASSERT_NE(lab_, nullptr);
+    zk::ZkClientOptions options;
+    options.connect = lab_->zk_connect();
+    options.session_timeout = milliseconds(6000);
+    options.connect_timeout = milliseconds(15000);
+    auto writer = zk::ZkClient::Connect(options);
+    ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+    writer_ = std::move(writer).value();
+    cluster_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    path_ = internal::MasterPath("/pgherald", cluster_);
+    ASSERT_TRUE(zk::EnsurePath(*writer_, zk::ParentPath(path_)).ok());
+  }
+
+  void Publish(const std::string& node, int port, std::uint64_t epoch) {
+    auto exists = writer_->Exists(path_);
+    ASSERT_TRUE(exists.ok()) << exists.status().ToString();
+    if (exists->has_value()) {
+      auto set = writer_->Set(path_, Record(node, port, epoch));
+      ASSERT_TRUE(set.ok()) << set.status().ToString();
+    } else {
+      auto made = writer_->Create(path_, Record(node, port, epoch), CreateMode::kPersistent);
+      ASSERT_TRUE(made.ok()) << made.status().ToString();
+    }
+  }
+  void Vouch(const std::string& name) {
+    auto made = writer_->Create(path_ + "/" + name, "", CreateMode::kEphemeral);
+    ASSERT_TRUE(made.ok()) << made.status().ToString();
+  }
+  void Unvouch(const std::string& name) { ASSERT_TRUE(writer_->Delete(path_ + "/" + name).ok()); }
+
+  MasterWatchOptions WatchOptions() {
+    MasterWatchOptions o;
+    o.zk_connect = lab_->zk_connect();
+    o.cluster = cluster_;
+    o.session_timeout = milliseconds(6000);
+    o.log = [this](int, const std::string& line) {
+      std::lock_guard lock(log_mu_);
+      log_ += line + "\n";
+    };
+    return o;
+  }
+  std::string Log() {
+    std::lock_guard lock(log_mu_);
+    return log_;
+  }
+
+  static bool WaitVouched(MasterWatch& watch, const std::string& node) {
+    return watch.WaitFor(
+        [&](const MasterInfo& i) { return i.status == MasterStatus::kVouched && i.node == node; },
+        kWait);
+  }
+
+  lab::Lab* lab_ = nullptr;
+  std::unique_ptr<zk::ZkClient> writer_;
+  std::string cluster_;
+  std::string path_;
+  std::mutex log_mu_;
+  std::string log_;
+};
+
+TEST_F(ClientMasterWatchTest, AChangeOfMasterAndVouchersIsSeen) {
+  Publish("n1", 5433, 1);
+  Vouch("v1");
+  std::string error;
+  auto watch = MasterWatch::Start(WatchOptions(), &error);
+  ASSERT_NE(watch, nullptr) << error;
+  ASSERT_TRUE(WaitVouched(*watch, "n1")) << Log();
+  EXPECT_EQ(watch->current().mzxid, writer_->Get(path_)->stat.mzxid);
+  EXPECT_EQ(MasterConninfo(watch->current(), "dbname=postgres"),
+            "host=127.0.0.1 port=5433 dbname=postgres");
+
+  Unvouch("v1");
+  ASSERT_TRUE(watch->WaitFor(
+      [](const MasterInfo& i) { return i.status == MasterStatus::kUnverified && i.node == "n1"; },
+      kWait))
+      << Log();
+  Publish("n2", 5434, 2);
+  Vouch("v2");
+  ASSERT_TRUE(WaitVouched(*watch, "n2")) << Log();
+  EXPECT_EQ(watch->current().port, 5434);
+}
+
+TEST_F(ClientMasterWatchTest, KillingTheZooKeeperLeaderDoesNotLoseTheWatch) {
+  Publish("n1", 5433, 1);
+  Vouch("v1");
+  std::string error;
+  auto watch = MasterWatch::Start(WatchOptions(), &error);
+  ASSERT_NE(watch, nullptr) << error;
+  ASSERT_TRUE(WaitVouched(*watch, "n1")) << Log();
+
+  auto leader = lab_->ZkLeader();
+  ASSERT_TRUE(leader.ok()) << leader.status().ToString();
+  ASSERT_TRUE(lab_->ZkKill(*leader).ok());
+  // The ensemble elects a new leader (about 0.4 s here); the writer retries until it can write.
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  Status published = Status(StatusCode::kConnectionLoss, "not tried");
+  while (!published.ok() && std::chrono::steady_clock::now() < deadline) {
+    if (writer_->WaitConnected(milliseconds(1000)).ok()) {
+      auto set = writer_->Set(path_, Record("n2", 5434, 2));
+      // A connection loss may have applied the write: re-read instead of retrying blind.
+      auto now = writer_->Get(path_);
+      published = (set.ok() || (now.ok() && now->data == Record("n2", 5434, 2)))
+                      ? Status::Ok()
+                      : set.status();
+    }
+  }
+  ASSERT_TRUE(published.ok()) << published.ToString();
+  ASSERT_TRUE(watch->WaitFor(
+      [](const MasterInfo& i) { return i.node == "n2" && i.status != MasterStatus::kDisconnected; },
+      kWait))
+      << Log();
+  ASSERT_TRUE(lab_->ZkStart(*leader).ok());
+}
+
+TEST_F(ClientMasterWatchTest, ASessionExpiryIsSurvived) {
+  Publish("n1", 5433, 1);
+  Vouch("v1");
+  std::mutex mu;
+  zk::ZkClient* latest = nullptr;
+  int sessions = 0;
+  zk::ZkClientOptions zk_options;
+  zk_options.connect = lab_->zk_connect();
+  zk_options.session_timeout = milliseconds(6000);
+  zk_options.connect_timeout = milliseconds(0);
+  internal::WatchSettings settings;
+  settings.cluster = cluster_;
+  settings.log = WatchOptions().log;
+  auto watch = internal::StartWithFactory(
+      settings, [&]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
+        auto client = zk::ZkClient::Connect(zk_options);
+        if (!client.ok()) return client.status();
+        std::lock_guard lock(mu);
+        latest = client->get();
+        ++sessions;
+        return std::unique_ptr<zk::ZkSession>(std::move(client).value());
+      });
+  ASSERT_TRUE(WaitVouched(*watch, "n1")) << Log();
+
+  StatusOr<zk::ZkSessionCredentials> credentials = FailedPrecondition("no session");
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(sessions, 1);
+    credentials = latest->credentials();  // alive: the watch is vouched through it
+  }
+  ASSERT_TRUE(credentials.ok()) << credentials.status().ToString();
+  ASSERT_TRUE(zk::ZkClient::ExpireSessionForTesting(lab_->zk_connect(), *credentials,
+                                                    milliseconds(15000))
+                  .ok());
+  // The old session learns it expired at its next ping; the watch builds a new one.
+  Publish("n2", 5434, 2);
+  ASSERT_TRUE(WaitVouched(*watch, "n2")) << Log();
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(sessions, 2) << Log();
+  }
+  EXPECT_NE(Log().find("event=session_ended"), std::string::npos) << Log();
+  // And the new session's watches work.
+  Publish("n3", 5435, 3);
+  ASSERT_TRUE(WaitVouched(*watch, "n3")) << Log();
+}
+
+}  // namespace
+}  // namespace pgherald::client
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new pgherald::client::LabEnvironment);
+  return RUN_ALL_TESTS();
+}
