@@ -367,7 +367,7 @@ std::string BuildTickSql(const RepmgrLayout& layout, std::optional<std::int64_t>
            ") AS ts_us FROM " + events +
            " WHERE event IN ('standby_promote', 'repmgrd_failover_promote') AND successful"
            " GROUP BY node_id) p) AS promotions_json";
-    if (!v3) sql += ", repmgr.repmgrd_is_running() AS repmgrd_running";
+    if (!v3 && options.repmgrd_function) sql += ", repmgr.repmgrd_is_running() AS repmgrd_running";
   }
   sql += " FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_stat_wal_receiver w ON true";
   return sql;

@@ -113,6 +113,8 @@ class EventCursor {
 struct TickSqlOptions {
   int initial_events = 100;  // the first tick reads only the newest N events (retention)
   int max_events = 500;      // later ticks read at most N events after the cursor
+  // repmgr 4/5: ask repmgr.repmgrd_is_running(); off for an extension that lacks it.
+  bool repmgrd_function = true;
 };
 
 // The tick's one statement for `layout` (kNone: without the repmgr columns) reading events after

@@ -1,0 +1,89 @@
+#include "pollers/fencing.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+namespace pgherald::pollers {
+
+FenceVerdict ShouldFence(const model::NodeObservation& self,
+                         const std::optional<model::MasterRecord>& master) {
+  if (!self.reachable || self.in_recovery || self.timeline == 0) return {};
+  if (!master || master->state != model::MasterState::kOk || master->node == self.node) return {};
+  if (master->timeline <= self.timeline) return {};
+  return {true, "stale primary: this node is writable on timeline " +
+                    std::to_string(self.timeline) + " while the published master " +
+                    master->node + " is on timeline " + std::to_string(master->timeline)};
+}
+
+FenceOutcome RunFenceAction(const FenceConfig& config, const std::string& node,
+                            const std::string& master_node, const std::string& reason) {
+  if (config.action == FenceAction::kReport) return {model::FencingState::kNone, "report only"};
+  std::vector<std::string> argv;
+  if (!config.command.empty()) {
+    argv = {"/bin/sh", "-c", config.command};
+  } else {
+    argv = {config.pg_ctl, "stop", "-m", "immediate", "-w", "-D", config.data_dir};
+  }
+  uid_t uid = 0;
+  gid_t gid = 0;
+  const bool drop = ::geteuid() == 0 && config.action == FenceAction::kStop &&
+                    !config.data_dir.empty();
+  if (drop) {
+    struct stat st {};
+    if (::stat(config.data_dir.c_str(), &st) != 0) {
+      return {model::FencingState::kFailed,
+              "fence.data_dir " + config.data_dir + ": " + std::strerror(errno)};
+    }
+    uid = st.st_uid;
+    gid = st.st_gid;
+  }
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) return {model::FencingState::kFailed, std::string("fork: ") + std::strerror(errno)};
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::setenv("PGHERALD_NODE", node.c_str(), 1);
+    ::setenv("PGHERALD_MASTER_NODE", master_node.c_str(), 1);
+    ::setenv("PGHERALD_FENCE_REASON", reason.c_str(), 1);
+    if (drop && uid != 0) {
+      if (::setgid(gid) != 0 || ::setuid(uid) != 0) ::_exit(126);
+      // pg_ctl changes nothing but needs a readable working directory.
+      if (::chdir(config.data_dir.c_str()) != 0) ::_exit(126);
+    }
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + config.timeout;
+  int status = 0;
+  while (true) {
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) return {model::FencingState::kFailed, "waitpid failed"};
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(-pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return {model::FencingState::kFailed,
+              "fence action timed out after " + std::to_string(config.timeout.count()) + " ms"};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // child poll interval
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    return {model::FencingState::kFenced, "exit 0"};
+  }
+  return {model::FencingState::kFailed,
+          WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
+                            : "killed by signal " + std::to_string(WTERMSIG(status))};
+}
+
+}  // namespace pgherald::pollers

@@ -1,0 +1,262 @@
+#include "pollers/poller.h"
+
+#include <algorithm>
+#include <thread>
+#include <utility>
+
+#include "pollers/fencing.h"
+
+namespace pgherald::pollers {
+namespace {
+
+std::int64_t WallMicros(const Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             clock.WallNow().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Poller::Poller(PollerSection config, pg::PgParams pg, SessionFactory zk, std::string zk_root,
+               const Clock& clock, std::string version)
+    : config_(std::move(config)),
+      pg_params_(std::move(pg)),
+      publisher_(std::move(zk), std::move(zk_root), config_.cluster, config_.node,
+                 config_.events_retention),
+      clock_(clock),
+      log_("poller") {
+  identity_.node = config_.node;
+  identity_.host = config_.host;
+  identity_.port = config_.port;
+  identity_.repmgr_node_id = config_.repmgr_node_id;
+  identity_.version = std::move(version);
+  sql_options_.initial_events = config_.events_retention;
+}
+
+Status Poller::Start() {
+  if (config_.notify_socket.empty()) return Status::Ok();
+  auto listener = NotifyListener::Bind(config_.notify_socket, config_.notify_socket_mode);
+  if (!listener.ok()) return listener.status();
+  listener_ = std::move(*listener);
+  log_.Info("notify_listening", {{"socket", config_.notify_socket}});
+  return Status::Ok();
+}
+
+void Poller::Run(const std::atomic<bool>& stop) {
+  MonoTime next_tick = clock_.Now();
+  while (!stop.load()) {
+    const auto wait = std::clamp(std::chrono::duration_cast<Millis>(next_tick - clock_.Now()),
+                                 Millis(0), Millis(100));
+    std::vector<NotifyMessage> notified;
+    if (listener_) {
+      std::vector<std::string> bad;
+      notified = listener_->Receive(wait, &bad);
+      for (const auto& b : bad) log_.Warn("notify_malformed", {{"error", b}});
+    } else if (wait.count() > 0) {
+      std::this_thread::sleep_for(wait);  // the tick's pace, not a synchronisation
+    }
+    if (!notified.empty() || clock_.Now() >= next_tick) {
+      Tick(notified);
+      next_tick = clock_.Now() + config_.tick;
+    }
+  }
+}
+
+void Poller::DropConnection(const Status& why) {
+  conn_.reset();
+  pg_error_ = why.message();
+  backoff_ = backoff_.count() == 0 ? Millis(250) : std::min(backoff_ * 2, config_.backoff_max);
+  next_connect_ = clock_.Now() + backoff_;
+}
+
+model::NodeObservation Poller::Observe() {
+  if (conn_ && !conn_->ok()) DropConnection(Unavailable(pg_error_.empty() ? "connection lost" : pg_error_));
+  if (!conn_) {
+    if (clock_.Now() < next_connect_) return BuildUnreachable(identity_, pg_error_, &last_);
+    auto conn = pg::PgConnection::Connect(pg_params_);
+    if (!conn.ok()) {
+      DropConnection(conn.status());
+      return BuildUnreachable(identity_, pg_error_, &last_);
+    }
+    conn_ = std::move(*conn);
+    backoff_ = Millis(0);
+    pg_error_.clear();
+    log_.Info("postgres_connected", {{"server", conn_->Describe()}});
+  }
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const std::string sql = BuildTickSql(layout_, cursor_.QueryFromUs(), sql_options_);
+    auto result = conn_->Exec(sql);
+    if (!result.ok()) {
+      if (result.status().code() == StatusCode::kNotFound && layout_.kind == RepmgrLayout::Kind::kRepmgr4 &&
+          sql_options_.repmgrd_function) {
+        log_.Warn("repmgrd_function_missing", {{"error", result.status()}});
+        sql_options_.repmgrd_function = false;
+        continue;
+      }
+      if (result.status().code() == StatusCode::kNotFound && layout_.kind != RepmgrLayout::Kind::kNone) {
+        layout_ = {};  // the tables went away: re-detect
+        continue;
+      }
+      log_.Warn("tick_failed", {{"error", result.status()}});
+      if (!conn_->ok() || result.status().code() == StatusCode::kUnavailable ||
+          result.status().code() == StatusCode::kTimeout) {
+        DropConnection(result.status());
+      } else {
+        pg_error_ = result.status().message();
+      }
+      return BuildUnreachable(identity_, result.status().message(), &last_);
+    }
+    auto tick = ParseTickResult(*result);
+    if (!tick.ok()) {
+      log_.Error("tick_unreadable", {{"error", tick.status()}});
+      return BuildUnreachable(identity_, tick.status().message(), &last_);
+    }
+    auto detected = DetectLayout(tick->repmgr_tables, config_.repmgr3_schema);
+    if (detected.ok()) {
+      if (!layout_error_.empty() || !(*detected == layout_)) {
+        log_.Info("repmgr_layout", {{"layout", detected->Describe()}});
+      }
+      layout_error_.clear();
+      if (!(*detected == layout_)) {
+        layout_ = *detected;
+        cursor_.Reset();
+        continue;  // read again with the layout's columns
+      }
+    } else {
+      if (layout_error_ != detected.status().message()) {
+        log_.Error("repmgr_layout_missing", {{"error", detected.status().message()}});
+      }
+      layout_error_ = detected.status().message();
+      if (layout_.kind != RepmgrLayout::Kind::kNone) {
+        layout_ = {};
+        cursor_.Reset();
+      }
+    }
+    auto obs = BuildObservation(identity_, *tick, layout_error_);
+    for (auto& e : cursor_.Accept(tick->events)) pending_events_.push_back(std::move(e));
+    return obs;
+  }
+  return BuildUnreachable(identity_, "repmgr layout kept changing during the tick", &last_);
+}
+
+void Poller::Fence(model::NodeObservation* obs) {
+  if (obs->reachable && obs->in_recovery) fencing_ = model::FencingState::kNone;  // rejoined
+  if (!obs->reachable) {
+    obs->fencing = fencing_;
+    return;
+  }
+  auto master = publisher_.ReadMaster();
+  if (!master.ok()) {
+    log_.Debug("master_unreadable", {{"error", master.status()}});
+    obs->fencing = fencing_;
+    return;
+  }
+  const FenceVerdict verdict = ShouldFence(*obs, *master);
+  if (!verdict.fence) {
+    fence_reason_.clear();
+    if (!obs->in_recovery && fencing_ != model::FencingState::kNone) fencing_ = model::FencingState::kNone;
+    obs->fencing = fencing_;
+    return;
+  }
+  const std::string master_node = (*master)->node;
+  if (config_.fence.action == FenceAction::kReport) {
+    if (fence_reason_ != verdict.reason) {
+      log_.Error("stale_primary", {{"node", config_.node}, {"master", master_node},
+                                   {"action", "report"}, {"reason", verdict.reason}});
+    }
+    fence_reason_ = verdict.reason;
+    obs->error += (obs->error.empty() ? "" : "; ") + verdict.reason + " (fence action report: not fenced)";
+    obs->fencing = fencing_;
+    return;
+  }
+  fence_reason_ = verdict.reason;
+  log_.Error("stale_primary", {{"node", config_.node}, {"master", master_node},
+                               {"action", FenceActionName(config_.fence.action)},
+                               {"reason", verdict.reason}});
+  // Tell the orchestrator first: the action can take a while.
+  fencing_ = model::FencingState::kFencing;
+  model::NodeObservation during = *obs;
+  during.fencing = fencing_;
+  during.error += (during.error.empty() ? "" : "; ") + verdict.reason;
+  PublishObservation(during);
+  const FenceOutcome outcome = RunFenceAction(config_.fence, config_.node, master_node, verdict.reason);
+  fencing_ = outcome.state;
+  if (outcome.state == model::FencingState::kFenced) {
+    log_.Info("fenced", {{"node", config_.node}, {"detail", outcome.detail}});
+  } else {
+    log_.Error("fence_failed", {{"node", config_.node}, {"detail", outcome.detail}});
+  }
+  obs->fencing = fencing_;
+  obs->error += (obs->error.empty() ? "" : "; ") + verdict.reason + " (fence " +
+                FenceActionName(config_.fence.action) + ": " + outcome.detail + ")";
+  if (outcome.state == model::FencingState::kFenced) DropConnection(Unavailable("fenced"));
+}
+
+void Poller::PublishObservation(model::NodeObservation obs) {
+  const MonoTime now = clock_.Now();
+  const bool due = !published_once_ || ObservationChanged(obs, last_) ||
+                   now - last_publish_ >= config_.heartbeat || publisher_.TakeNewSession();
+  if (!due) return;
+  obs.seq = ++seq_;
+  obs.observed_at_ms = model::ToWallMillis(clock_.WallNow());
+  Status s = publisher_.Publish(obs.ToJson());
+  if (!s.ok()) {
+    if (publish_error_ != s.ToString()) log_.Warn("publish_failed", {{"error", s}});
+    publish_error_ = s.ToString();
+    published_once_ = false;  // try again next tick, whatever changed
+    last_ = obs;
+    return;
+  }
+  if (!publish_error_.empty()) log_.Info("publish_recovered", {{"session", publisher_.session_id()}});
+  publish_error_.clear();
+  published_once_ = true;
+  last_publish_ = now;
+  last_ = std::move(obs);
+}
+
+void Poller::Tick(const std::vector<NotifyMessage>& notified) {
+  const std::int64_t now_us = WallMicros(clock_);
+  for (const auto& m : notified) {
+    log_.Info("notify_received", {{"event", m.event}, {"node_id", m.node_id}});
+    pending_events_.push_back(m.ToEvent(now_us));
+  }
+  model::NodeObservation obs = Observe();
+  if (obs.reachable != was_reachable_ || (obs.reachable && obs.in_recovery != was_in_recovery_)) {
+    log_.Info("node_state", {{"reachable", obs.reachable}, {"in_recovery", obs.in_recovery},
+                             {"timeline", static_cast<std::int64_t>(obs.timeline)},
+                             {"error", obs.error}});
+    was_reachable_ = obs.reachable;
+    was_in_recovery_ = obs.in_recovery;
+  }
+  if (obs.reachable && !obs.system_identifier.empty()) {
+    if (!identity_sysid_) {
+      auto identity = publisher_.ReadIdentity();
+      if (identity.ok() && identity->has_value()) identity_sysid_ = **identity;
+    }
+    if (identity_sysid_ && *identity_sysid_ != obs.system_identifier) {
+      const std::string msg = "system_identifier " + obs.system_identifier +
+                              " differs from the cluster's " + *identity_sysid_ +
+                              " (clusters/" + config_.cluster + "/identity): wrong node or cluster";
+      if (last_.error.find("differs from the cluster") == std::string::npos) {
+        log_.Error("identity_mismatch", {{"error", msg}});
+      }
+      obs.error += (obs.error.empty() ? "" : "; ") + msg;
+    }
+  }
+  Fence(&obs);
+  PublishObservation(std::move(obs));
+  if (!pending_events_.empty()) {
+    std::sort(pending_events_.begin(), pending_events_.end(),
+              [](const RepmgrEvent& a, const RepmgrEvent& b) { return a.key < b.key; });
+    Status s = publisher_.PublishEvents(&pending_events_);
+    if (!s.ok()) log_.Debug("events_pending", {{"count", pending_events_.size()}, {"error", s}});
+    // Bound the backlog while ZooKeeper is away: the oldest would be trimmed anyway.
+    const size_t cap = static_cast<size_t>(config_.events_retention);
+    if (pending_events_.size() > cap) {
+      pending_events_.erase(pending_events_.begin(),
+                            pending_events_.end() - static_cast<std::ptrdiff_t>(cap));
+    }
+  }
+}
+
+}  // namespace pgherald::pollers

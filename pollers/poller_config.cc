@@ -1,0 +1,94 @@
+#include "pollers/poller_config.h"
+
+#include <cstdlib>
+
+namespace pgherald::pollers {
+namespace {
+
+StatusOr<PollerConfig> Parse(config::ConfigNode root) {
+  PollerConfig c;
+  c.zookeeper = config::ParseZooKeeper(root.Child("zookeeper"));
+  c.logging = config::ParseLogging(root.Child("logging"));
+  c.postgres = config::ParsePostgres(root.Child("postgres"));
+
+  config::ConfigNode p = root.Child("poller");
+  if (!p.present()) p.Fail("", "missing required section \"poller\" (cluster, node, ...)");
+  PollerSection& s = c.poller;
+  s.cluster = p.Required<std::string>("cluster");
+  s.node = p.Required<std::string>("node");
+  for (const auto& [key, value] : {std::pair{"cluster", &s.cluster}, std::pair{"node", &s.node}}) {
+    if (value->find('/') != std::string::npos) {
+      p.Fail(key, "must not contain '/' (it is a znode name)");
+    }
+  }
+  s.host = p.Optional<std::string>("host", c.postgres.host);
+  s.port = p.Optional<int>("port", c.postgres.port, {.min = 1, .max = 65535});
+  s.repmgr_node_id = p.Optional<int>("repmgr_node_id");
+  if (s.repmgr_node_id && *s.repmgr_node_id < 1) {
+    p.Fail("repmgr_node_id", "expected a repmgr node id >= 1");
+  }
+  s.repmgr3_schema = p.Optional<std::string>("repmgr3_schema", "");
+  s.tick = p.Optional<Millis>("tick_ms", Millis(1000), {.min = Millis(50), .max = Millis(600000)});
+  s.heartbeat = p.Optional<Millis>("heartbeat_ms", std::max(Millis(3000), s.tick),
+                                   {.min = Millis(50), .max = Millis(600000)});
+  if (s.heartbeat < s.tick) p.Fail("heartbeat_ms", "must be at least tick_ms");
+  s.notify_socket = p.Optional<std::string>("notify_socket", "");
+  const std::string mode = p.Optional<std::string>("notify_socket_mode", "0660");
+  char* end = nullptr;
+  const long parsed = std::strtol(mode.c_str(), &end, 8);
+  if (mode.empty() || *end != '\0' || parsed < 0 || parsed > 0777) {
+    p.Fail("notify_socket_mode", "expected an octal file mode such as \"0660\" (quote it)");
+  } else {
+    s.notify_socket_mode = static_cast<int>(parsed);
+  }
+  s.events_retention = p.Optional<int>("events_retention", 1000, {.min = 10, .max = 100000});
+  s.backoff_max = p.Optional<Millis>("backoff_max_ms", Millis(10000),
+                                     {.min = Millis(100), .max = Millis(600000)});
+
+  config::ConfigNode f = p.Child("fence");
+  const std::string action = f.OptionalOneOf("action", "report", {"report", "stop", "command"});
+  s.fence.action = action == "stop"      ? FenceAction::kStop
+                   : action == "command" ? FenceAction::kCommand
+                                         : FenceAction::kReport;
+  s.fence.command = f.Optional<std::string>("command", "");
+  s.fence.data_dir = f.Optional<std::string>("data_dir", "");
+  s.fence.pg_ctl = f.Optional<std::string>("pg_ctl", s.fence.pg_ctl);
+  s.fence.timeout = f.Optional<Millis>("timeout_ms", Millis(30000),
+                                       {.min = Millis(100), .max = Millis(600000)});
+  if (s.fence.action == FenceAction::kCommand && s.fence.command.empty()) {
+    f.Fail("command", "fence action \"command\" needs fence.command (run through /bin/sh)");
+  }
+  if (s.fence.action == FenceAction::kStop && s.fence.command.empty() &&
+      s.fence.data_dir.empty()) {
+    f.Fail("data_dir",
+           "fence action \"stop\" needs fence.data_dir (the PostgreSQL data directory to stop) "
+           "or fence.command");
+  }
+  if (Status st = root.Finish(); !st.ok()) return st;
+  return c;
+}
+
+}  // namespace
+
+const char* FenceActionName(FenceAction action) {
+  switch (action) {
+    case FenceAction::kReport: return "report";
+    case FenceAction::kStop: return "stop";
+    case FenceAction::kCommand: return "command";
+  }
+  return "report";
+}
+
+StatusOr<PollerConfig> LoadPollerConfig(const std::string& path) {
+  auto root = config::ConfigNode::LoadFile(path);
+  if (!root.ok()) return root.status();
+  return Parse(*root);
+}
+
+StatusOr<PollerConfig> ParsePollerConfig(std::string_view yaml, const std::string& file_name) {
+  auto root = config::ConfigNode::LoadString(yaml, file_name);
+  if (!root.ok()) return root.status();
+  return Parse(*root);
+}
+
+}  // namespace pgherald::pollers

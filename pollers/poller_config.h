@@ -1,0 +1,56 @@
+// `pgherald poller --config FILE`: the YAML sections the poller reads (docs/poller.md has the
+// reference with every key, default and range).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "common/config.h"
+#include "common/status.h"
+
+namespace pgherald::pollers {
+
+enum class FenceAction {
+  kReport,   // "report": log at error level and record it in the observation; do nothing else
+  kStop,     // "stop": pg_ctl stop -m immediate -D data_dir (as the data directory's owner)
+  kCommand,  // "command": run fence.command through /bin/sh
+};
+const char* FenceActionName(FenceAction action);
+
+struct FenceConfig {
+  FenceAction action = FenceAction::kReport;
+  std::string command;   // kCommand (required); kStop: replaces pg_ctl when set
+  std::string data_dir;  // kStop (required unless command is set)
+  std::string pg_ctl = "/usr/lib/postgresql/15/bin/pg_ctl";
+  Millis timeout{30000};  // timeout_ms: the action is killed after this long (counted as failed)
+};
+
+struct PollerSection {
+  std::string cluster;                // required
+  std::string node;                   // required: the znode name; repmgr's node_name by default
+  std::string host;                   // advertised; default postgres.host
+  int port = 0;                       // advertised; default postgres.port
+  std::optional<int> repmgr_node_id;  // default: the repmgr.nodes row named `node`
+  std::string repmgr3_schema;         // only when several repmgr_<x> schemas exist
+  Millis tick{1000};                  // tick_ms, 50..600000
+  Millis heartbeat{3000};             // heartbeat_ms, >= tick_ms
+  std::string notify_socket;          // "" : no notify listener
+  int notify_socket_mode = 0660;      // notify_socket_mode, octal text ("0660")
+  int events_retention = 1000;        // 10..100000 event znodes kept
+  Millis backoff_max{10000};          // backoff_max_ms: reconnect backoff cap (PostgreSQL, ZK)
+  FenceConfig fence;
+};
+
+struct PollerConfig {
+  config::ZooKeeperConfig zookeeper;
+  config::LoggingConfig logging;
+  PollerSection poller;
+  config::PostgresConfig postgres;
+};
+
+// Reads and validates the whole file. kInvalidArgument listing every problem ("file:line: key:
+// what is wrong"), kNotFound when the file cannot be read.
+StatusOr<PollerConfig> LoadPollerConfig(const std::string& path);
+StatusOr<PollerConfig> ParsePollerConfig(std::string_view yaml, const std::string& file_name);
+
+}  // namespace pgherald::pollers

@@ -1,0 +1,199 @@
+#include "pollers/publisher.h"
+
+#include <algorithm>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "common/logging.h"
+
+namespace pgherald::pollers {
+namespace {
+
+const log::Logger& Log() {
+  static const log::Logger logger("poller");
+  return logger;
+}
+
+bool IsFinal(zk::SessionState s) {
+  return s == zk::SessionState::kExpired || s == zk::SessionState::kClosed ||
+         s == zk::SessionState::kAuthFailed;
+}
+
+}  // namespace
+
+ObservationPublisher::ObservationPublisher(SessionFactory factory, std::string root,
+                                           std::string cluster, std::string node,
+                                           int events_retention)
+    : factory_(std::move(factory)), retention_(events_retention) {
+  cluster_path_ = zk::JoinPath(zk::JoinPath(root, "clusters"), cluster);
+  node_path_ = zk::JoinPath(zk::JoinPath(cluster_path_, "nodes"), node);
+  events_path_ = zk::JoinPath(cluster_path_, "events");
+  master_path_ = zk::JoinPath(cluster_path_, "master");
+  identity_path_ = zk::JoinPath(cluster_path_, "identity");
+}
+
+std::int64_t ObservationPublisher::session_id() const {
+  return session_ ? session_->session_id() : 0;
+}
+
+bool ObservationPublisher::TakeNewSession() { return std::exchange(new_session_, false); }
+
+void ObservationPublisher::CheckExpired(const Status& status) {
+  if (status.code() == StatusCode::kConnectionLoss) node_state_ = NodeState::kUnknown;
+  if (session_ && (status.code() == StatusCode::kSessionExpired || IsFinal(session_->state()))) {
+    Log().Warn("zk_session_lost",
+               {{"session", session_->session_id()}, {"state", zk::SessionStateName(session_->state())}});
+    // Close() of a dead session returns at once (it may block only on a live connection).
+    session_->Close();
+    session_.reset();
+  }
+}
+
+Status ObservationPublisher::EnsureSession() {
+  if (session_ && IsFinal(session_->state())) CheckExpired(Status::Ok());
+  if (!session_) {
+    auto made = factory_();
+    if (!made.ok()) return made.status();
+    session_ = std::move(*made);
+    paths_ready_ = false;
+    node_state_ = NodeState::kUnknown;
+    new_session_ = true;
+    Log().Info("zk_session_started", {{"session", session_->session_id()}});
+  }
+  if (!paths_ready_) {
+    for (const auto& p : {zk::ParentPath(node_path_), events_path_}) {
+      if (Status s = zk::EnsurePath(*session_, p); !s.ok()) {
+        CheckExpired(s);
+        return s;
+      }
+    }
+    paths_ready_ = true;
+  }
+  return Status::Ok();
+}
+
+Status ObservationPublisher::Publish(const std::string& observation_json) {
+  if (Status s = EnsureSession(); !s.ok()) return s;
+  if (node_state_ == NodeState::kUnknown) {
+    // Reconcile: after connection loss a Create may have happened, or not.
+    auto got = session_->Get(node_path_);
+    if (got.ok()) {
+      if (got->stat.ephemeral_owner != session_->session_id()) {
+        return FailedPrecondition(
+            node_path_ + " is held by session " + std::to_string(got->stat.ephemeral_owner) +
+            " (an earlier poller of this node whose session has not expired yet, or a second "
+            "poller with the same poller.node); waiting for it to vanish");
+      }
+      node_state_ = NodeState::kOurs;
+    } else if (got.status().code() == StatusCode::kNotFound) {
+      auto created = session_->Create(node_path_, observation_json, zk::CreateMode::kEphemeral);
+      if (created.ok()) {
+        node_state_ = NodeState::kOurs;
+        Log().Info("observation_znode_created",
+                   {{"path", node_path_}, {"session", session_->session_id()}});
+        return Status::Ok();
+      }
+      CheckExpired(created.status());
+      // kAlreadyExists: someone created it meanwhile; the next call re-reads its owner.
+      return created.status();
+    } else {
+      CheckExpired(got.status());
+      return got.status();
+    }
+  }
+  auto set = session_->Set(node_path_, observation_json);
+  if (set.ok()) return Status::Ok();
+  if (set.status().code() == StatusCode::kNotFound) {
+    node_state_ = NodeState::kUnknown;  // deleted under us: create it on the next call
+  }
+  CheckExpired(set.status());
+  return set.status();
+}
+
+Status ObservationPublisher::PublishEvents(std::vector<RepmgrEvent>* pending) {
+  if (pending->empty()) return Status::Ok();
+  if (Status s = EnsureSession(); !s.ok()) return s;
+  size_t done = 0;
+  Status result;
+  for (; done < pending->size(); ++done) {
+    const RepmgrEvent& e = (*pending)[done];
+    const std::string path = zk::JoinPath(events_path_, e.ZnodeName());
+    auto created = session_->Create(path, e.ToJson(), zk::CreateMode::kPersistent);
+    if (created.ok()) {
+      ++created_since_trim_;
+      Log().Info("event_published", {{"event", e.key.event},
+                                     {"node_id", e.key.node_id},
+                                     {"source", e.source},
+                                     {"znode", e.ZnodeName()}});
+      continue;
+    }
+    if (created.status().code() == StatusCode::kAlreadyExists) continue;  // another poller did
+    if (created.status().code() == StatusCode::kConnectionLoss) {
+      // Unknown outcome: look before writing again (next tick, once connected).
+      auto exists = session_->Exists(path);
+      if (exists.ok() && exists->has_value()) continue;
+    }
+    CheckExpired(created.status());
+    result = created.status();
+    break;
+  }
+  pending->erase(pending->begin(), pending->begin() + static_cast<std::ptrdiff_t>(done));
+  if (result.ok() && created_since_trim_ > 0) {
+    if (Status s = Trim(); !s.ok()) result = s;
+  }
+  return result;
+}
+
+Status ObservationPublisher::Trim() {
+  auto children = session_->GetChildren(events_path_);
+  if (!children.ok()) {
+    CheckExpired(children.status());
+    return children.status();
+  }
+  created_since_trim_ = 0;
+  std::vector<std::string> names = *children;  // sorted; names sort by time
+  if (static_cast<int>(names.size()) <= retention_) return Status::Ok();
+  const size_t excess = names.size() - static_cast<size_t>(retention_);
+  for (size_t i = 0; i < excess; ++i) {
+    Status s = session_->Delete(zk::JoinPath(events_path_, names[i]));
+    // kNotFound: another poller trimmed it first.
+    if (!s.ok() && s.code() != StatusCode::kNotFound) {
+      CheckExpired(s);
+      return s;
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::optional<model::MasterRecord>> ObservationPublisher::ReadMaster() {
+  if (Status s = EnsureSession(); !s.ok()) return s;
+  auto got = session_->Get(master_path_);
+  if (!got.ok()) {
+    if (got.status().code() == StatusCode::kNotFound) {
+      return std::optional<model::MasterRecord>();
+    }
+    CheckExpired(got.status());
+    return got.status();
+  }
+  auto record = model::MasterRecord::FromJson(got->data);
+  if (!record.ok()) return record.status();
+  return std::optional<model::MasterRecord>(std::move(*record));
+}
+
+StatusOr<std::optional<std::string>> ObservationPublisher::ReadIdentity() {
+  if (Status s = EnsureSession(); !s.ok()) return s;
+  auto got = session_->Get(identity_path_);
+  if (!got.ok()) {
+    if (got.status().code() == StatusCode::kNotFound) return std::optional<std::string>();
+    CheckExpired(got.status());
+    return got.status();
+  }
+  const auto j = nlohmann::json::parse(got->data, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("system_identifier") || !j["system_identifier"].is_string()) {
+    return InvalidArgument(identity_path_ + ": field \"system_identifier\": expected a string");
+  }
+  return std::optional<std::string>(j["system_identifier"].get<std::string>());
+}
+
+}  // namespace pgherald::pollers
