@@ -1,0 +1,472 @@
+// The poller against the real stack: a ZooKeeper ensemble and the 3-node PostgreSQL 15 + repmgr 5.3
+// cluster of the lab, with three `pgherald poller` processes (one per node, PGHERALD_BIN) and
+// repmgr's event_notification_command pointed at `pgherald notify`. One lab serves the whole
+// binary; the tests run in the order written and build on each other (the failover comes last but
+// one, the fencing of the old primary last).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/cluster_model.h"
+#include "common/pg_connection.h"
+#include "common/zk_client.h"
+#include "pollers/observation.h"
+#include "tests/lab/lab.h"
+
+namespace pgherald::pollers {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using SteadyClock = std::chrono::steady_clock;
+
+const char* kRoot = "/pgherald-poller-it";
+const char* kCluster = "main";
+constexpr int kSessionTimeoutMs = 4000;
+
+std::string NodePath(const std::string& cluster, const std::string& node) {
+  return std::string(kRoot) + "/clusters/" + cluster + "/nodes/" + node;
+}
+std::string EventsPath(const std::string& cluster) {
+  return std::string(kRoot) + "/clusters/" + cluster + "/events";
+}
+
+// Polls `condition` every 20 ms until it holds or `timeout` passes.
+bool Await(milliseconds timeout, const std::function<bool()>& condition) {
+  const auto deadline = SteadyClock::now() + timeout;
+  while (true) {
+    if (condition()) return true;
+    if (SteadyClock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(20));  // poll interval
+  }
+}
+
+std::int64_t WallMs() {
+  return std::chrono::duration_cast<milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void WriteFile(const std::string& path, const std::string& text, mode_t mode = 0644) {
+  std::ofstream(path) << text;
+  ::chmod(path.c_str(), mode);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// One `pgherald poller` process. Killed (by its PID only) when destroyed.
+class PollerProcess {
+ public:
+  PollerProcess(std::string config, std::string log) : config_(std::move(config)), log_(std::move(log)) {}
+  ~PollerProcess() { Stop(SIGKILL); }
+
+  void Start() {
+    const char* bin = std::getenv("PGHERALD_BIN");
+    ASSERT_NE(bin, nullptr) << "PGHERALD_BIN must name the pgherald program (ctest sets it)";
+    pid_ = ::fork();
+    ASSERT_GE(pid_, 0);
+    if (pid_ == 0) {
+      FILE* out = std::fopen(log_.c_str(), "a");
+      if (out != nullptr) {
+        ::dup2(::fileno(out), 1);
+        ::dup2(::fileno(out), 2);
+      }
+      ::execl(bin, bin, "poller", "--config", config_.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  void Stop(int sig) {
+    if (pid_ <= 0) return;
+    ::kill(pid_, sig);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  std::string Log() const { return ReadFile(log_); }
+
+ private:
+  std::string config_;
+  std::string log_;
+  pid_t pid_ = -1;
+};
+
+struct Shared {
+  std::unique_ptr<lab::Lab> lab;
+  std::unique_ptr<zk::ZkClient> zk;
+  std::map<int, std::unique_ptr<PollerProcess>> pollers;  // node 1..3
+  std::vector<std::unique_ptr<PollerProcess>> extra;
+};
+Shared* g = nullptr;
+
+std::string PollerConfig(const std::string& cluster, const std::string& node, int pg_port,
+                         const std::string& dbname, const std::string& socket,
+                         const std::string& fence) {
+  const auto& lab = *g->lab;
+  return "zookeeper:\n  connect: \"" + lab.zk_connect() + "\"\n  root: " + kRoot +
+         "\n  session_timeout_ms: " + std::to_string(kSessionTimeoutMs) +
+         "\nlogging:\n  level: info\npoller:\n  cluster: " + cluster + "\n  node: " + node +
+         "\n  tick_ms: 500\n  heartbeat_ms: 2000\n  events_retention: 200\n" +
+         (socket.empty() ? "" : "  notify_socket: " + socket + "\n  notify_socket_mode: \"0666\"\n") +
+         fence + "postgres:\n  host: 127.0.0.1\n  port: " + std::to_string(pg_port) +
+         "\n  user: " + lab.Env("PG_APP_USER") + "\n  password: \"" + lab.Env("PG_APP_PASSWORD") +
+         "\"\n  dbname: " + dbname + "\n  connect_timeout_ms: 1000\n";
+}
+
+std::string SocketPath(int node) { return g->lab->dir() + "/poller-" + std::to_string(node) + ".sock"; }
+
+class LabEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    g = new Shared();
+    lab::LabOptions options;
+    options.zk_ensemble = true;
+    options.postgres = true;
+    auto lab = lab::Lab::Up(options);
+    ASSERT_TRUE(lab.ok()) << lab.status().ToString();
+    g->lab = std::move(*lab);
+    zk::ZkClientOptions zo;
+    zo.connect = g->lab->zk_connect();
+    zo.session_timeout = milliseconds(10000);
+    auto client = zk::ZkClient::Connect(zo);
+    ASSERT_TRUE(client.ok()) << client.status().ToString();
+    g->zk = std::move(*client);
+    const std::string bin = std::getenv("PGHERALD_BIN") ? std::getenv("PGHERALD_BIN") : "";
+    for (int n = 1; n <= 3; ++n) {
+      const std::string dir = g->lab->dir();
+      // Node 1's poller stops its PostgreSQL when it is a stale primary (the last test).
+      const std::string fence =
+          n == 1 ? "  fence:\n    action: stop\n    data_dir: " + g->lab->Env("PG_DATA_1") +
+                       "\n    pg_ctl: " + g->lab->Env("PG_BINDIR") + "/pg_ctl\n"
+                 : "";
+      const std::string config = dir + "/poller-" + std::to_string(n) + ".yaml";
+      WriteFile(config, PollerConfig(kCluster, "node" + std::to_string(n), g->lab->pg_port(n),
+                                     g->lab->Env("REPMGR_DB"), SocketPath(n), fence),
+                0600);
+      // labctl's notify.sh runs `CMD notify ARGS...` as postgres: CMD is this wrapper, which drops
+      // the word "notify" and passes the socket.
+      const std::string wrapper = dir + "/poller-notify-" + std::to_string(n) + ".sh";
+      WriteFile(wrapper, "#!/bin/sh\nshift\nexec " + bin + " notify --socket " + SocketPath(n) +
+                             " \"$@\"\n",
+                0755);
+      WriteFile(dir + "/notify-cmd-" + std::to_string(n), wrapper + "\n");
+      g->pollers[n] = std::make_unique<PollerProcess>(config, dir + "/poller-" + std::to_string(n) + ".log");
+      g->pollers[n]->Start();
+    }
+  }
+  void TearDown() override {
+    if (g == nullptr) return;
+    for (auto& [n, p] : g->pollers) {
+      if (::testing::UnitTest::GetInstance()->failed_test_count() > 0) {
+        std::fprintf(stderr, "--- poller %d log (tail) ---\n%s\n", n,
+                     p->Log().substr(p->Log().size() > 4000 ? p->Log().size() - 4000 : 0).c_str());
+      }
+      p->Stop(SIGTERM);
+    }
+    g->extra.clear();
+    if (g->zk) g->zk->Close();
+    g->zk.reset();
+    g->lab.reset();  // labctl down
+    delete g;
+    g = nullptr;
+  }
+};
+
+std::optional<model::NodeObservation> ReadObservation(const std::string& cluster,
+                                                      const std::string& node,
+                                                      zk::Stat* stat = nullptr) {
+  auto got = g->zk->Get(NodePath(cluster, node));
+  if (!got.ok()) return std::nullopt;
+  auto o = model::NodeObservation::FromJson(got->data);
+  if (!o.ok()) {
+    ADD_FAILURE() << "corrupt observation at " << NodePath(cluster, node) << ": "
+                  << o.status().ToString();
+    return std::nullopt;
+  }
+  if (stat != nullptr) *stat = got->stat;
+  return *o;
+}
+
+std::vector<RepmgrEvent> ReadEvents(const std::string& cluster) {
+  std::vector<RepmgrEvent> out;
+  auto names = g->zk->GetChildren(EventsPath(cluster));
+  if (!names.ok()) return out;
+  for (const auto& n : *names) {
+    auto got = g->zk->Get(EventsPath(cluster) + "/" + n);
+    if (!got.ok()) continue;
+    auto e = RepmgrEvent::FromJson(got->data);
+    if (e.ok()) out.push_back(*e);
+  }
+  return out;
+}
+
+bool HasEvent(const std::vector<RepmgrEvent>& events, int node_id, const std::string& name,
+              const std::string& source = "") {
+  return std::any_of(events.begin(), events.end(), [&](const RepmgrEvent& e) {
+    return e.key.node_id == node_id && e.key.event == name && (source.empty() || e.source == source);
+  });
+}
+
+TEST(PollerLabTest, ThreeEphemeralObservationsAppear) {
+  ASSERT_NE(g, nullptr);
+  const auto start = SteadyClock::now();
+  ASSERT_TRUE(Await(seconds(20), [] {
+    for (int n = 1; n <= 3; ++n) {
+      if (!ReadObservation(kCluster, "node" + std::to_string(n))) return false;
+    }
+    return true;
+  })) << g->pollers[1]->Log();
+  std::printf("three observations published %lld ms after the pollers started\n",
+              static_cast<long long>(std::chrono::duration_cast<milliseconds>(SteadyClock::now() - start).count()));
+  zk::Stat stat;
+  auto primary = ReadObservation(kCluster, "node1", &stat);
+  ASSERT_TRUE(primary);
+  EXPECT_NE(stat.ephemeral_owner, 0) << "the observation must be ephemeral";
+  EXPECT_TRUE(primary->reachable);
+  EXPECT_FALSE(primary->in_recovery);
+  EXPECT_EQ(primary->timeline, 1u);
+  EXPECT_EQ(primary->node_id, 1);
+  EXPECT_TRUE(primary->current_lsn.has_value());
+  EXPECT_EQ(primary->error, "");
+  EXPECT_EQ(primary->repmgr_nodes.size(), 3u);
+  EXPECT_FALSE(primary->system_identifier.empty());
+  // Standbys name the node they really stream from.
+  ASSERT_TRUE(Await(seconds(10), [] {
+    for (int n = 2; n <= 3; ++n) {
+      auto o = ReadObservation(kCluster, "node" + std::to_string(n));
+      if (!o || !o->in_recovery || o->upstream_node != "node1" || o->timeline != 1) return false;
+    }
+    return true;
+  }));
+  auto standby = ReadObservation(kCluster, "node2");
+  ASSERT_TRUE(standby);
+  EXPECT_EQ(standby->system_identifier, primary->system_identifier);
+  EXPECT_TRUE(standby->replay_lsn.has_value());
+  // Heartbeat: seq grows although nothing changes.
+  const auto seq = standby->seq;
+  EXPECT_TRUE(Await(seconds(5), [&] {
+    auto o = ReadObservation(kCluster, "node2");
+    return o && o->seq > seq;
+  }));
+  // The repmgr events of the cluster's creation were mirrored.
+  EXPECT_TRUE(Await(seconds(5), [] { return HasEvent(ReadEvents(kCluster), 1, "primary_register"); }));
+}
+
+TEST(PollerLabTest, KilledPollerZnodeVanishesWithinTheSessionTimeout) {
+  ASSERT_TRUE(ReadObservation(kCluster, "node3"));
+  const auto start = SteadyClock::now();
+  g->pollers[3]->Stop(SIGKILL);
+  ASSERT_TRUE(Await(milliseconds(kSessionTimeoutMs + 3000), [] {
+    auto e = g->zk->Exists(NodePath(kCluster, "node3"));
+    return e.ok() && !e->has_value();
+  }));
+  const auto elapsed = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - start).count();
+  std::printf("killed poller's znode vanished after %lld ms (session timeout %d ms)\n",
+              static_cast<long long>(elapsed), kSessionTimeoutMs);
+  // A restarted poller publishes again.
+  g->pollers[3]->Start();
+  EXPECT_TRUE(Await(seconds(15), [] { return ReadObservation(kCluster, "node3").has_value(); }));
+}
+
+TEST(PollerLabTest, NotifyHandsAnEventThatNeverReachesTheTableToZooKeeper) {
+  const char* bin = std::getenv("PGHERALD_BIN");
+  ASSERT_NE(bin, nullptr);
+  const std::string cmd = std::string(bin) + " notify --socket " + SocketPath(2) +
+                          " 2 repmgrd_promote_error 0 '2026-01-02 03:04:05+0000' 'test: no promotion'";
+  const auto start = SteadyClock::now();
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const auto returned = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - start).count();
+  ASSERT_TRUE(Await(seconds(5), [] {
+    return HasEvent(ReadEvents(kCluster), 2, "repmgrd_promote_error", "notify");
+  }));
+  std::printf("notify returned in %lld ms\n", static_cast<long long>(returned));
+  // A poller that is down: notify still returns 0 at once.
+  const std::string dead = std::string(bin) + " notify --socket " + g->lab->dir() +
+                           "/nobody.sock 2 repmgrd_promote_error 0 '2026-01-02 03:04:05+0000' x";
+  EXPECT_EQ(std::system(dead.c_str()), 0);
+}
+
+TEST(PollerLabTest, Repmgr3LayoutAndAMissingSchemaOnARealPostgres) {
+  // A database holding repmgr 3's layout (repmgr 3 is not packaged any more).
+  const int port = g->lab->pg_port(1);
+  pg::PgParams admin;
+  admin.port = port;
+  admin.user = "postgres";
+  admin.dbname = "postgres";
+  auto conn = pg::PgConnection::Connect(admin);
+  ASSERT_TRUE(conn.ok()) << conn.status().ToString();
+  ASSERT_TRUE((*conn)->Exec("CREATE DATABASE repmgr3_it").ok());
+  admin.dbname = "repmgr3_it";
+  auto db = pg::PgConnection::Connect(admin);
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  auto made = (*db)->ExecBatch(
+      "CREATE SCHEMA repmgr_test;"
+      "CREATE TABLE repmgr_test.repl_nodes (id integer PRIMARY KEY, type text NOT NULL,"
+      " upstream_node_id integer, cluster text NOT NULL, name text NOT NULL, conninfo text NOT NULL,"
+      " slot_name text, priority integer NOT NULL DEFAULT 100, active boolean NOT NULL DEFAULT true);"
+      "CREATE TABLE repmgr_test.repl_events (node_id integer NOT NULL, event text NOT NULL,"
+      " successful boolean NOT NULL DEFAULT true, event_timestamp timestamptz NOT NULL DEFAULT now(),"
+      " details text);"
+      "INSERT INTO repmgr_test.repl_nodes VALUES"
+      " (1, 'master', NULL, 'test', 'legacy1', 'host=127.0.0.1 port=1 user=repmgr', NULL, 100, true),"
+      " (2, 'standby', 1, 'test', 'legacy2', 'host=127.0.0.1 port=2 user=repmgr', NULL, 100, true);"
+      "INSERT INTO repmgr_test.repl_events (node_id, event, details) VALUES"
+      " (1, 'master_register', 'legacy'), (1, 'standby_promote', 'promoted');"
+      "GRANT USAGE ON SCHEMA repmgr_test TO pgherald;"
+      "GRANT SELECT ON ALL TABLES IN SCHEMA repmgr_test TO pgherald;");
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+
+  const std::string dir = g->lab->dir();
+  WriteFile(dir + "/poller-legacy.yaml",
+            PollerConfig("legacy", "legacy1", port, "repmgr3_it", "", ""), 0600);
+  WriteFile(dir + "/poller-bare.yaml",
+            PollerConfig("bare", "bare1", port, g->lab->Env("PG_APP_DATABASE"), "", ""), 0600);
+  for (const char* name : {"legacy", "bare"}) {
+    g->extra.push_back(std::make_unique<PollerProcess>(dir + "/poller-" + name + ".yaml",
+                                                       dir + "/poller-" + name + ".log"));
+    g->extra.back()->Start();
+  }
+  ASSERT_TRUE(Await(seconds(15), [] { return ReadObservation("legacy", "legacy1").has_value(); }))
+      << g->extra[0]->Log();
+  auto legacy = ReadObservation("legacy", "legacy1");
+  EXPECT_EQ(legacy->error, "");
+  ASSERT_EQ(legacy->repmgr_nodes.size(), 2u);
+  EXPECT_EQ(legacy->repmgr_nodes[0].type, "primary");  // repmgr 3's "master"
+  EXPECT_EQ(legacy->node_id, 1);
+  EXPECT_TRUE(legacy->promoted_at_ms.has_value());
+  EXPECT_TRUE(Await(seconds(5), [] { return HasEvent(ReadEvents("legacy"), 1, "master_register"); }));
+
+  ASSERT_TRUE(Await(seconds(15), [] { return ReadObservation("bare", "bare1").has_value(); }))
+      << g->extra[1]->Log();
+  auto bare = ReadObservation("bare", "bare1");
+  EXPECT_TRUE(bare->reachable);
+  EXPECT_FALSE(bare->system_identifier.empty());
+  EXPECT_NE(bare->error.find("no repmgr schema"), std::string::npos) << bare->error;
+  EXPECT_NE(g->extra[1]->Log().find("repmgr_layout_missing"), std::string::npos);
+  g->extra.clear();
+}
+
+std::string g_new_primary;  // set by the failover test, used by the fencing test
+std::uint32_t g_new_timeline = 0;
+
+TEST(PollerLabTest, KillOfThePrimaryShowsTheNewPrimaryAndThePromotionFacts) {
+  ASSERT_TRUE(g->lab->PgKill(1).ok());
+  std::optional<model::NodeObservation> promoted;
+  zk::Stat stat;
+  ASSERT_TRUE(Await(seconds(30), [&] {
+    for (int n = 2; n <= 3; ++n) {
+      auto o = ReadObservation(kCluster, "node" + std::to_string(n), &stat);
+      if (o && o->reachable && !o->in_recovery && o->timeline > 1) {
+        promoted = o;
+        return true;
+      }
+    }
+    return false;
+  }));
+  g_new_primary = promoted->node;
+  g_new_timeline = promoted->timeline;
+  EXPECT_EQ(promoted->timeline, 2u);
+  // The promotion facts, from the table (and/or the notify hook: one znode either way).
+  std::vector<RepmgrEvent> events;
+  ASSERT_TRUE(Await(seconds(10), [&] {
+    events = ReadEvents(kCluster);
+    return HasEvent(events, promoted->node_id, "standby_promote") &&
+           HasEvent(events, promoted->node_id, "repmgrd_failover_promote");
+  }));
+  std::int64_t promote_us = 0;
+  for (const auto& e : events) {
+    if (e.key.node_id == promoted->node_id && e.key.event == "standby_promote") promote_us = e.key.ts_us;
+  }
+  // mtime of the first writable version we saw (the server's clock); polled every 20 ms, so an
+  // upper bound.
+  std::printf("promotion (standby_promote at %lld us) to the new primary's observation in "
+              "ZooKeeper: %lld ms\n",
+              static_cast<long long>(promote_us),
+              static_cast<long long>(stat.mtime_ms - promote_us / 1000));
+  // The disconnect events reach only event_notification_command: the notify hook made them facts.
+  EXPECT_TRUE(Await(seconds(10), [] {
+    auto ev = ReadEvents(kCluster);
+    return std::any_of(ev.begin(), ev.end(), [](const RepmgrEvent& e) {
+      return e.key.event == "repmgrd_upstream_disconnect" && e.source == "notify";
+    });
+  })) << ReadFile(g->lab->dir() + "/notify-cmd.log");
+  // The old primary's poller reports its node down, still publishing.
+  EXPECT_TRUE(Await(seconds(10), [] {
+    auto o = ReadObservation(kCluster, "node1");
+    return o && !o->reachable && !o->error.empty();
+  }));
+  // The dead old primary stays type=primary, active=f in the new primary's repmgr view.
+  auto o = ReadObservation(kCluster, g_new_primary);
+  ASSERT_TRUE(o);
+  auto old = std::find_if(o->repmgr_nodes.begin(), o->repmgr_nodes.end(),
+                          [](const model::RepmgrNode& r) { return r.name == "node1"; });
+  ASSERT_NE(old, o->repmgr_nodes.end());
+  EXPECT_FALSE(old->active);
+}
+
+TEST(PollerLabTest, OldPrimaryRestartedWritableIsFencedByItsOwnPoller) {
+  ASSERT_FALSE(g_new_primary.empty()) << "needs the failover test";
+  auto master_obs = ReadObservation(kCluster, g_new_primary);
+  ASSERT_TRUE(master_obs);
+  // The orchestrator is not part of this test: publish its master record by hand.
+  model::MasterRecord record;
+  record.state = model::MasterState::kOk;
+  record.node = g_new_primary;
+  record.host = master_obs->host;
+  record.port = master_obs->port;
+  record.timeline = g_new_timeline;
+  record.lsn = master_obs->current_lsn.value_or(0);
+  record.epoch = 1;
+  record.verified_at_ms = WallMs();
+  record.decided_by = "poller_lab_test";
+  const std::string master = std::string(kRoot) + "/clusters/" + kCluster + "/master";
+  auto made = g->zk->Create(master, record.ToJson(), zk::CreateMode::kPersistent);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+
+  ASSERT_TRUE(g->lab->PgStartWritable(1).ok());
+  const auto start = SteadyClock::now();
+  ASSERT_TRUE(Await(seconds(30), [] {
+    auto o = ReadObservation(kCluster, "node1");
+    return o && o->fencing == model::FencingState::kFenced;
+  })) << g->pollers[1]->Log();
+  std::printf("stale primary fenced %lld ms after pg-start-writable returned\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<milliseconds>(SteadyClock::now() - start).count()));
+  // Stopped for real: node 1 no longer answers as writable.
+  ASSERT_TRUE(Await(seconds(10), [] {
+    auto writable = g->lab->WritableNodes();
+    return writable.ok() && std::find(writable->begin(), writable->end(), 1) == writable->end();
+  }));
+  const std::string log = g->pollers[1]->Log();
+  EXPECT_NE(log.find("stale_primary"), std::string::npos);
+  EXPECT_NE(log.find("fenced"), std::string::npos);
+  EXPECT_TRUE(Await(seconds(10), [] {
+    auto o = ReadObservation(kCluster, "node1");
+    return o && !o->reachable && o->fencing == model::FencingState::kFenced;
+  }));
+}
+
+}  // namespace
+}  // namespace pgherald::pollers
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new pgherald::pollers::LabEnvironment());
+  return RUN_ALL_TESTS();
+}
