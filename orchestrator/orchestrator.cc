@@ -237,7 +237,10 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   std::vector<model::Probe> probes =
       prober_->ProbeAll(targets, clock_->Now() + options_.probe_timeout);
   MonoTime taken = clock_->Now();
-  for (model::Probe& p : probes) in.probes[p.node] = ProbeInput{std::move(p), taken};
+  for (model::Probe& p : probes) {
+    const std::string name = p.node;  // read before the move
+    in.probes[name] = ProbeInput{std::move(p), taken};
+  }
   in.now = clock_->Now();
   in.wall_now = clock_->WallNow();
   const std::vector<std::string> wc_names = WriteCheckTargets(in);
@@ -251,9 +254,10 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
     taken = clock_->Now();
     for (model::Probe& p : checked) {
       // Keep the identifier from the first probe if the write check's session did not read it.
-      const std::string sysid = in.probes[p.node].probe.system_identifier;
+      const std::string name = p.node;
+      const std::string sysid = in.probes[name].probe.system_identifier;
       if (p.system_identifier.empty()) p.system_identifier = sysid;
-      in.probes[p.node] = ProbeInput{std::move(p), taken};
+      in.probes[name] = ProbeInput{std::move(p), taken};
     }
     in.now = clock_->Now();
     in.wall_now = clock_->WallNow();
