@@ -5,7 +5,9 @@
 //       route: set server B/S addr H port P; set server B/S state ready; set server B/S health up
 //              (after an addr change the server stays DOWN until a check passes: health up skips
 //              the wait); shutdown sessions server B/S when the address changed (sessions glued to
-//              the old master are cut).
+//              the old master are cut). With a master socket, the cut goes to every worker listed
+//              by `show proc` (`@!<pid> shutdown sessions ...`): old workers left by reloads keep
+//              their sessions and the admin socket does not reach them.
 //       block: set server B/S state maint; shutdown sessions server B/S. New connections are then
 //              refused (no usable server) and existing ones are cut.
 //  2. Durably: renders the config from a {{var}} template, validates the result with

@@ -49,6 +49,9 @@ StatusOr<std::string> SendCommand(const std::string& socket_path, const std::str
     }
     sent += static_cast<size_t>(n);
   }
+  // Half-close: the master CLI answers and closes only once it sees the end of the input
+  // (as with `echo cmd | socat stdio master.sock`); the runtime socket accepts it as well.
+  ::shutdown(fd, SHUT_WR);
   std::string answer;
   char buf[4096];
   while (true) {

@@ -74,7 +74,11 @@ class Console {
       return rows;
     }
     const std::string error = PQresultErrorMessage(res);
+    // Idempotence: RESUME of what is not paused, PAUSE of what already is (a retry).
     if (sql.rfind("RESUME", 0) == 0 && error.find("not paused") != std::string::npos) {
+      return std::vector<std::string>{};
+    }
+    if (sql.rfind("PAUSE", 0) == 0 && error.find("already suspended/paused") != std::string::npos) {
       return std::vector<std::string>{};
     }
     return Fail(sql, error);
@@ -98,11 +102,14 @@ StatusOr<std::vector<std::string>> Statements(Console& console, const std::strin
     for (const auto& db : databases) out.push_back(verb + " " + db);
     return out;
   }
-  if (verb != "KILL") return std::vector<std::string>{verb};
+  if (verb != "KILL" && verb != "RESUME") return std::vector<std::string>{verb};
+  // A KILLed database stays paused on its own: a global RESUME does not release it, so RESUME
+  // (like KILL) also goes to each database by name.
+  if (verb == "RESUME") out.push_back("RESUME");
   auto names = console.Exec("SHOW DATABASES");
   if (!names.ok()) return names.status();
   for (const auto& db : *names) {
-    if (db != "pgbouncer") out.push_back("KILL " + db);
+    if (db != "pgbouncer") out.push_back(verb + " " + db);
   }
   return out;
 }
@@ -187,6 +194,9 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
       (void)RunAll(*console, "RESUME", config_.databases);
       return paused;
     }
+    // The abandoned PAUSE is still pending and makes KILL fail ("already suspended/paused"):
+    // cancel it, then cut the sessions that held it up.
+    if (Status s = RunAll(*console, "RESUME", config_.databases); !s.ok()) return s;
     if (Status s = RunAll(*console, "KILL", config_.databases); !s.ok()) return s;
   }
   if (auto r = console->Exec("RELOAD"); !r.ok()) return r.status();

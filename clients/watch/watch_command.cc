@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "clients/watch/cluster_controller.h"
+#include "clients/watch/library_master_source.h"
 #include "clients/watch/watch_config.h"
 #include "clients/watch/zk_master_source.h"
 #include "common/cli.h"
@@ -66,12 +67,18 @@ int RunWatchCommand(const std::vector<std::string>& args) {
     auto controller = std::make_unique<ClusterController>(
         cluster.name, cluster.policy, SystemClock::Instance(), std::move(workers));
     controller->Start();
-    auto source = std::make_unique<ZkMasterSource>(
-        config->zookeeper.root, cluster.name, ZkMasterSource::RealSessions(config->zookeeper));
+    std::unique_ptr<MasterSource> source;
+    if (config->source == "internal") {
+      source = std::make_unique<ZkMasterSource>(config->zookeeper.root, cluster.name,
+                                                ZkMasterSource::RealSessions(config->zookeeper));
+    } else {
+      source = std::make_unique<LibraryMasterSource>(config->zookeeper, cluster.name);
+    }
     ClusterController* c = controller.get();
     source->Start([c](const client::MasterInfo& info) { c->HandleState(info); });
     logger.Info("watch_started",
-                {{"cluster", cluster.name}, {"sinks", cluster.sinks.size()},
+                {{"cluster", cluster.name}, {"source", config->source},
+                 {"sinks", cluster.sinks.size()},
                  {"on_unverified", PolicyName(cluster.policy.on_unverified)},
                  {"on_disconnect", PolicyName(cluster.policy.on_disconnect)}});
     controllers.push_back(std::move(controller));

@@ -99,6 +99,7 @@ StatusOr<WatchConfig> ParseWatchConfig(config::ConfigNode root) {
   out.zookeeper = config::ParseZooKeeper(root.Child("zookeeper"));
   out.logging = config::ParseLogging(root.Child("logging"));
   config::ConfigNode watch = root.Child("watch");
+  out.source = watch.OptionalOneOf("source", "library", {"library", "internal"});
   config::ConfigNode clusters = watch.Child("clusters");
   if (!watch.present()) {
     root.Fail("watch", "missing: the section naming the clusters to follow and their sinks");

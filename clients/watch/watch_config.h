@@ -3,6 +3,7 @@
 //   zookeeper: {connect: "127.0.0.1:2181", root: /pgherald, session_timeout_ms: 6000}
 //   logging: {level: info}
 //   watch:
+//     source: library            # library | internal
 //     clusters:
 //       main:
 //         on_unverified: keep        # keep | block: an unverified master or none
@@ -58,6 +59,9 @@ struct ClusterWatchConfig {
 };
 
 struct WatchConfig {
+  // Where master states come from: "library" (libpgherald's MasterWatch, the default) or
+  // "internal" (ZkMasterSource, a minimal watcher on ZkSession kept as a fallback).
+  std::string source = "library";
   config::ZooKeeperConfig zookeeper;
   config::LoggingConfig logging;
   std::vector<ClusterWatchConfig> clusters;

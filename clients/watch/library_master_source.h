@@ -1,0 +1,31 @@
+// The production MasterSource: the embeddable library's MasterWatch (libpgherald), which orders
+// states by mzxid, re-arms watches and rebuilds expired sessions itself.
+#pragma once
+
+#include <memory>
+#include <mutex>
+
+#include "clients/include/pgherald/master_watch.h"
+#include "clients/watch/master_source.h"
+#include "common/config.h"
+
+namespace pgherald::watch {
+
+class LibraryMasterSource final : public MasterSource {
+ public:
+  LibraryMasterSource(const config::ZooKeeperConfig& zk, std::string cluster);
+  ~LibraryMasterSource() override;
+  // Delivers current() at once, then every change (on the library's dispatch thread). Bad options
+  // are logged and leave the source silent (the policy then never routes).
+  void Start(Callback callback) override;
+  void Stop() override;
+
+ private:
+  client::MasterWatchOptions options_;
+  std::mutex mu_;  // serialises deliveries and Stop()
+  bool stopped_ = false;
+  Callback callback_;
+  std::unique_ptr<client::MasterWatch> watch_;
+};
+
+}  // namespace pgherald::watch

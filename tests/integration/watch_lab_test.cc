@@ -1,0 +1,310 @@
+// `pgherald watch` against the real lab: ZooKeeper ensemble, 3-node PostgreSQL + repmgr, HAProxy
+// (master-worker, runtime API) and pgbouncer. The test plays the orchestrator: it writes the master
+// znode and its voucher itself (MasterRecord::ToJson). One lab for the binary; the tests run in
+// the order written and build on each other.
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+#include "common/cluster_model.h"
+#include "common/zk_client.h"
+#include "tests/lab/lab.h"
+
+namespace pgherald {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using SteadyClock = std::chrono::steady_clock;
+
+const char kMaster[] = "/pgherald/clusters/main/master";
+const char kVoucher[] = "/pgherald/clusters/main/master/v-test";
+
+bool PollUntil(seconds timeout, const std::function<bool()>& condition) {
+  const auto deadline = SteadyClock::now() + timeout;
+  while (true) {
+    if (condition()) return true;
+    if (SteadyClock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(20));  // poll interval
+  }
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void WriteAll(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
+// A held libpq session.
+struct Session {
+  PGconn* conn = nullptr;
+  explicit Session(const std::string& conninfo) : conn(PQconnectdb(conninfo.c_str())) {}
+  ~Session() { PQfinish(conn); }
+  bool ok() const { return PQstatus(conn) == CONNECTION_OK; }
+  // First cell, or the error text prefixed by "ERROR:".
+  std::string Query(const std::string& sql) {
+    PGresult* r = PQexec(conn, sql.c_str());
+    std::string out;
+    const auto st = PQresultStatus(r);
+    if (st == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+      out = PQgetvalue(r, 0, 0);
+    } else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+      out = std::string("ERROR:") + PQerrorMessage(conn);
+    }
+    PQclear(r);
+    return out;
+  }
+};
+
+// One fresh connection, one query: "in_recovery:port" ("false:20012"), or "ERROR:...".
+std::string WhoAnswers(const std::string& conninfo) {
+  Session s(conninfo + " connect_timeout=2");
+  if (!s.ok()) return std::string("ERROR:") + PQerrorMessage(s.conn);
+  return s.Query("select pg_is_in_recovery()::text || ':' || inet_server_port()");
+}
+
+class WatchLab : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    lab::LabOptions options;
+    options.postgres = true;
+    options.haproxy = true;
+    options.pgbouncer = true;
+    auto up = lab::Lab::Up(options);
+    ASSERT_TRUE(up.ok()) << up.status().ToString();
+    lab_ = std::move(*up);
+    zk::ZkClientOptions zo;
+    zo.connect = lab_->zk_connect();
+    zo.session_timeout = milliseconds(6000);
+    auto zk = zk::ZkClient::Connect(zo);
+    ASSERT_TRUE(zk.ok()) << zk.status().ToString();
+    zk_ = std::move(*zk);
+    ASSERT_TRUE(zk::EnsurePath(*zk_, "/pgherald/clusters/main").ok());
+    ASSERT_TRUE(zk_->Create(kMaster, Record(1, 1).ToJson(), zk::CreateMode::kPersistent).ok());
+    ASSERT_TRUE(zk_->Create(kVoucher, "{}", zk::CreateMode::kEphemeral).ok());
+
+    const std::string source_dir = std::string(__FILE__).substr(
+        0, std::string(__FILE__).rfind("/tests/integration/"));
+    template_ = lab_->dir() + "/haproxy.cfg.tmpl";
+    good_template_ = ReadAll(source_dir + "/haproxy/examples/haproxy.cfg.tmpl");
+    ASSERT_FALSE(good_template_.empty());
+    WriteAll(template_, good_template_);
+    const std::string config = lab_->dir() + "/watch.yaml";
+    WriteAll(config,
+             "zookeeper: {connect: '" + lab_->zk_connect() + "', session_timeout_ms: 6000}\n"
+             "logging: {level: info}\n"
+             "watch:\n"
+             "  clusters:\n"
+             "    main:\n"
+             "      on_unverified: block\n"
+             "      unverified_grace_ms: 300\n"
+             "      retry_initial_ms: 50\n"
+             "      retry_max_ms: 500\n"
+             "      sinks:\n"
+             "        - type: haproxy\n"
+             "          admin_socket: " + Env("HAPROXY_ADMIN_SOCKET") + "\n"
+             "          master_socket: " + Env("HAPROXY_MASTER_SOCKET") + "\n"
+             "          backend: " + Env("HAPROXY_BACKEND") + "\n"
+             "          server: " + Env("HAPROXY_SERVER") + "\n"
+             "          config_file: " + Env("HAPROXY_CONFIG") + "\n"
+             "          template: " + template_ + "\n"
+             "          vars:\n"
+             "            listen: 127.0.0.1:" + Env("HAPROXY_PORT") + "\n"
+             "            admin_socket: " + Env("HAPROXY_ADMIN_SOCKET") + "\n"
+             "            master_socket: " + Env("HAPROXY_MASTER_SOCKET") + "\n"
+             "            backend: " + Env("HAPROXY_BACKEND") + "\n"
+             "            server: " + Env("HAPROXY_SERVER") + "\n"
+             "        - type: pgbouncer\n"
+             "          databases_file: " + Env("PGBOUNCER_DATABASES_FILE") + "\n"
+             "          admin: {host: 127.0.0.1, port: " + Env("PGBOUNCER_PORT") +
+             ", user: " + Env("PGBOUNCER_ADMIN_USER") + "}\n"
+             "          pause_timeout_ms: 1000\n"
+             "          kill_on_pause_timeout: true\n"
+             "        - type: file\n"
+             "          path: " + lab_->dir() + "/state.json\n");
+    const char* bin = std::getenv("PGHERALD_BIN");
+    ASSERT_NE(bin, nullptr) << "PGHERALD_BIN must name the pgherald program (ctest sets it)";
+    log_ = lab_->dir() + "/watch.log";
+    pid_ = ::fork();
+    ASSERT_GE(pid_, 0);
+    if (pid_ == 0) {
+      FILE* out = std::freopen(log_.c_str(), "w", stderr);
+      (void)out;
+      ::execl(bin, bin, "watch", "--config", config.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  void TearDown() override {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+    zk_.reset();
+    lab_.reset();
+  }
+
+  static model::MasterRecord Record(int node, std::uint64_t epoch) {
+    model::MasterRecord r;
+    r.state = model::MasterState::kOk;
+    r.node = "node" + std::to_string(node);
+    r.host = "127.0.0.1";
+    r.port = lab_->pg_port(node);
+    r.timeline = 1;
+    r.lsn = 1;
+    r.epoch = epoch;
+    r.verified_at_ms = 1;
+    r.decided_by = "watch_lab_test";
+    return r;
+  }
+  static void Publish(int node, std::uint64_t epoch) {
+    auto s = zk_->Set(kMaster, Record(node, epoch).ToJson());
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+  }
+  static std::string Env(const std::string& key) { return lab_->Env(key); }
+  static std::string ViaHaproxy(const std::string& db = "postgres") {
+    return "host=127.0.0.1 port=" + Env("HAPROXY_PORT") + " user=postgres dbname=" + db;
+  }
+  static std::string ViaPgbouncer() {
+    return "host=127.0.0.1 port=" + Env("PGBOUNCER_PORT") + " user=" + Env("PG_APP_USER") +
+           " password=" + Env("PG_APP_PASSWORD") + " dbname=" + Env("PG_APP_DATABASE");
+  }
+  static std::string WatchLog() { return ReadAll(log_); }
+
+  static inline std::unique_ptr<lab::Lab> lab_;
+  static inline std::unique_ptr<zk::ZkClient> zk_;
+  static inline std::string template_;
+  static inline std::string good_template_;
+  static inline std::string log_;
+  static inline pid_t pid_ = -1;
+};
+
+std::string Port(int node) { return std::to_string(WatchLab::lab_->pg_port(node)); }
+
+TEST(WatchLabTest, RendersConfigForThePublishedMaster) {
+  const std::string cfg = WatchLab::Env("HAPROXY_CONFIG");
+  ASSERT_TRUE(PollUntil(seconds(20), [&] {
+    return ReadAll(cfg).find("master: node1 127.0.0.1:" + Port(1) + " epoch 1") != std::string::npos;
+  })) << ReadAll(cfg) << WatchLab::WatchLog();
+  EXPECT_EQ(WhoAnswers(WatchLab::ViaHaproxy()), "false:" + Port(1));
+  EXPECT_EQ(WhoAnswers(WatchLab::ViaPgbouncer()), "false:" + Port(1));
+}
+
+TEST(WatchLabTest, SwitchCutsSessionsHeldOnTheOldMaster) {
+  Session held_haproxy(WatchLab::ViaHaproxy());
+  ASSERT_TRUE(held_haproxy.ok());
+  ASSERT_EQ(held_haproxy.Query("select inet_server_port()"), Port(1));
+  Session held_bouncer(WatchLab::ViaPgbouncer());
+  ASSERT_TRUE(held_bouncer.ok());
+  // Inside a transaction the client is glued to its server connection (transaction pooling):
+  // PAUSE cannot finish, so the sink must fall back to KILL.
+  ASSERT_EQ(held_bouncer.Query("begin"), "");
+  ASSERT_EQ(held_bouncer.Query("select inet_server_port()"), Port(1));
+
+  WatchLab::Publish(2, 2);  // e.g. a switchover: node1 stays alive
+  ASSERT_TRUE(PollUntil(seconds(10), [&] {
+    return WhoAnswers(WatchLab::ViaHaproxy()) == "true:" + Port(2);
+  })) << WhoAnswers(WatchLab::ViaHaproxy()) << WatchLab::WatchLog();
+  ASSERT_TRUE(PollUntil(seconds(10), [&] {
+    return WhoAnswers(WatchLab::ViaPgbouncer()) == "true:" + Port(2);
+  })) << WhoAnswers(WatchLab::ViaPgbouncer()) << WatchLab::WatchLog();
+  // node1 is alive and would answer: only the cut makes these fail.
+  EXPECT_EQ(held_haproxy.Query("select inet_server_port()").rfind("ERROR:", 0), 0u)
+      << WatchLab::WatchLog();
+  EXPECT_EQ(held_bouncer.Query("select inet_server_port()").rfind("ERROR:", 0), 0u);
+
+  WatchLab::Publish(1, 3);
+  ASSERT_TRUE(PollUntil(seconds(10), [&] {
+    return WhoAnswers(WatchLab::ViaHaproxy()) == "false:" + Port(1) &&
+           WhoAnswers(WatchLab::ViaPgbouncer()) == "false:" + Port(1);
+  })) << WatchLab::WatchLog();
+}
+
+TEST(WatchLabTest, BrokenTemplateLeavesHaproxyOnTheOldConfig) {
+  const std::string cfg = WatchLab::Env("HAPROXY_CONFIG");
+  ASSERT_TRUE(PollUntil(seconds(10), [&] { return ReadAll(cfg).find("epoch 3") != std::string::npos; }));
+  const std::string before = ReadAll(cfg);
+  WriteAll(WatchLab::template_, WatchLab::good_template_ + "# {{nope}}\n");
+  WatchLab::Publish(1, 4);  // same master, new epoch: the config is rendered again
+  ASSERT_TRUE(PollUntil(seconds(10), [&] {
+    return WatchLab::WatchLog().find("unknown variable \\\"nope\\\"") != std::string::npos;
+  })) << WatchLab::WatchLog();
+  EXPECT_NE(WatchLab::WatchLog().find(WatchLab::template_), std::string::npos);
+  EXPECT_EQ(ReadAll(cfg), before);
+  // Renders, but haproxy -c rejects it.
+  WriteAll(WatchLab::template_, WatchLab::good_template_ + "    bogus_keyword_xyz\n");
+  ASSERT_TRUE(PollUntil(seconds(10), [&] {
+    return WatchLab::WatchLog().find("haproxy -c rejected the config rendered from") !=
+           std::string::npos;
+  })) << WatchLab::WatchLog();
+  EXPECT_NE(WatchLab::WatchLog().find("bogus_keyword_xyz"), std::string::npos);
+  EXPECT_EQ(ReadAll(cfg), before);
+  EXPECT_EQ(WhoAnswers(WatchLab::ViaHaproxy()), "false:" + Port(1));
+  // Fixed: the retry swaps the new config in and HAProxy still serves after the reload.
+  WriteAll(WatchLab::template_, WatchLab::good_template_);
+  ASSERT_TRUE(PollUntil(seconds(10), [&] { return ReadAll(cfg).find("epoch 4") != std::string::npos; }))
+      << WatchLab::WatchLog();
+  EXPECT_EQ(WhoAnswers(WatchLab::ViaHaproxy()), "false:" + Port(1));
+}
+
+TEST(WatchLabTest, FailoverRoutesWritesToTheNewMaster) {
+  ASSERT_TRUE(WatchLab::lab_->PgKill(1).ok());
+  auto primary = WatchLab::lab_->WaitForPrimary(1, seconds(30));
+  ASSERT_TRUE(primary.ok()) << primary.status().ToString();
+  const int p = *primary;
+  WatchLab::Publish(p, 5);
+  ASSERT_TRUE(PollUntil(seconds(10), [&] {
+    return WhoAnswers(WatchLab::ViaHaproxy()) == "false:" + Port(p);
+  })) << WhoAnswers(WatchLab::ViaHaproxy()) << WatchLab::WatchLog();
+  ASSERT_TRUE(PollUntil(seconds(10), [&] {
+    return WhoAnswers(WatchLab::ViaPgbouncer()) == "false:" + Port(p);
+  })) << WhoAnswers(WatchLab::ViaPgbouncer()) << WatchLab::WatchLog();
+  Session writer(WatchLab::ViaPgbouncer());
+  ASSERT_TRUE(writer.ok());
+  EXPECT_EQ(writer.Query("create table if not exists watch_t(x int)"), "");
+  EXPECT_EQ(writer.Query("insert into watch_t values (1) returning inet_server_port()"), Port(p));
+  Session admin(WatchLab::ViaHaproxy());
+  EXPECT_EQ(admin.Query("create table if not exists watch_h(x int)"), "");
+  EXPECT_EQ(admin.Query("insert into watch_h values (1) returning inet_server_port()"), Port(p));
+  // The durable part: the config names the new master, so a reload or restart keeps the route.
+  EXPECT_TRUE(PollUntil(seconds(10), [&] {
+    return ReadAll(WatchLab::Env("HAPROXY_CONFIG")).find("127.0.0.1:" + Port(p) + " check") !=
+           std::string::npos;
+  })) << WatchLab::WatchLog();
+}
+
+TEST(WatchLabTest, BlockPolicyStopsWritesWhenTheVoucherDisappears) {
+  ASSERT_TRUE(WatchLab::zk_->Delete(kVoucher).ok());
+  ASSERT_TRUE(PollUntil(seconds(10), [&] {
+    return WhoAnswers(WatchLab::ViaHaproxy()).rfind("ERROR:", 0) == 0;
+  })) << WhoAnswers(WatchLab::ViaHaproxy()) << WatchLab::WatchLog();
+  EXPECT_TRUE(PollUntil(seconds(10), [&] {
+    return ReadAll(WatchLab::Env("HAPROXY_CONFIG")).find("rise 1 disabled") != std::string::npos;
+  })) << WatchLab::WatchLog();
+  ASSERT_TRUE(WatchLab::zk_->Create(kVoucher, "{}", zk::CreateMode::kEphemeral).ok());
+  ASSERT_TRUE(PollUntil(seconds(10), [&] {
+    return WhoAnswers(WatchLab::ViaHaproxy()).rfind("false:", 0) == 0;
+  })) << WatchLab::WatchLog();
+}
+
+}  // namespace
+}  // namespace pgherald
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new pgherald::WatchLab);
+  return RUN_ALL_TESTS();
+}
