@@ -1,0 +1,294 @@
+// The orchestrator on the real lab (ZooKeeper ensemble, 3-node PostgreSQL 15 + repmgr/repmgrd),
+// running as real `pgherald orchestrator` processes that probe the configured nodes directly (no
+// pollers). The tests run in order and share one lab; each leaves one primary behind.
+#include <gtest/gtest.h>
+
+#include <libpq-fe.h>
+
+#include <set>
+
+#include "orchestrator/election.h"
+#include "publishers/zk_publisher.h"
+#include "tests/integration/orchestrator_lab_util.h"
+
+namespace pgherald::orchestrator_lab {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr char kRoot[] = "/pgherald-it";
+
+class LabEnvironment : public ::testing::Environment {
+ public:
+  static lab::Lab* lab() { return lab_.get(); }
+  void SetUp() override {
+    lab::LabOptions options;
+    options.zk_ensemble = true;
+    options.postgres = true;
+    auto lab = lab::Lab::Up(options);
+    // A server that cannot start is a failure, never a skip.
+    ASSERT_TRUE(lab.ok()) << lab.status().ToString();
+    lab_ = std::move(lab).value();
+  }
+  void TearDown() override { lab_.reset(); }
+
+ private:
+  static std::unique_ptr<lab::Lab> lab_;
+};
+std::unique_ptr<lab::Lab> LabEnvironment::lab_;
+[[maybe_unused]] ::testing::Environment* const kEnv =
+    ::testing::AddGlobalTestEnvironment(new LabEnvironment);
+
+lab::Lab& TheLab() {
+  lab::Lab* l = LabEnvironment::lab();
+  if (l == nullptr) std::abort();
+  return *l;
+}
+
+std::string Node(int n) { return "node" + std::to_string(n); }
+
+int OnlyWritable() {
+  auto w = TheLab().WritableNodes();
+  return w.ok() && w->size() == 1 ? (*w)[0] : 0;
+}
+
+// State shared by the ordered tests: the orchestrator processes and what they published.
+struct Shared {
+  std::unique_ptr<OrchestratorProcess> a;
+  std::unique_ptr<OrchestratorProcess> b;
+  std::unique_ptr<zk::ZkClient> zk;
+  int primary = 0;
+};
+Shared& S() {
+  static Shared* s = new Shared;
+  return *s;
+}
+
+std::unique_ptr<OrchestratorProcess> StartOrchestrator(const std::string& id) {
+  OrchestratorConfigSpec spec;
+  spec.id = id;
+  spec.root = kRoot;
+  const std::string config = WriteConfig(TheLab(), spec);
+  return OrchestratorProcess::Start(config, TheLab().dir() + "/" + id + ".log");
+}
+
+bool MasterIs(int node, std::uint32_t min_timeline = 0) {
+  auto m = ReadMaster(*S().zk, kRoot);
+  return m && m->state == model::MasterState::kOk && m->node == Node(node) &&
+         m->timeline >= min_timeline && !Vouchers(*S().zk, kRoot).empty();
+}
+
+std::vector<model::HistoryEntry> History() {
+  std::vector<model::HistoryEntry> out;
+  auto names = S().zk->GetChildren(std::string(kRoot) + "/clusters/main/history");
+  if (!names.ok()) return out;
+  for (const std::string& n : *names) {
+    auto got = S().zk->Get(std::string(kRoot) + "/clusters/main/history/" + n);
+    if (!got.ok()) continue;
+    auto h = model::HistoryEntry::FromJson(got->data);
+    if (h.ok()) out.push_back(*h);
+  }
+  return out;
+}
+
+TEST(OrchestratorLab, FirstMasterIsPublishedWithoutAnyPromotion) {
+  S().zk = Reader(TheLab());
+  ASSERT_NE(S().zk, nullptr);
+  S().primary = OnlyWritable();
+  ASSERT_NE(S().primary, 0);
+  S().a = StartOrchestrator("orch-a");
+  ASSERT_NE(S().a, nullptr) << "PGHERALD_BIN must name the pgherald program";
+  ASSERT_TRUE(WaitUntil([] { return MasterIs(S().primary); }, seconds(20)))
+      << S().a->Log();
+  auto m = ReadMaster(*S().zk, kRoot);
+  EXPECT_EQ(m->epoch, 1u);
+  EXPECT_EQ(m->decided_by, "orch-a");
+  EXPECT_EQ(m->port, TheLab().pg_port(S().primary));
+  EXPECT_GE(m->timeline, 1u);
+  EXPECT_EQ(Vouchers(*S().zk, kRoot), std::vector<std::string>{"orch-a"});
+  auto identity = S().zk->Get(std::string(kRoot) + "/clusters/main/identity");
+  ASSERT_TRUE(identity.ok());
+  EXPECT_NE(identity->data.find("system_identifier"), std::string::npos);
+  auto h = History();
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h[0].action, "publish");
+  EXPECT_EQ(h[0].chosen, Node(S().primary));
+  // The write check created its heartbeat row on the master (and it replicates).
+  PGconn* c = PQconnectdb(TheLab().pg_conninfo(S().primary, TheLab().Env("PG_APP_DATABASE")).c_str());
+  PGresult* r = PQexec(c, "SELECT count(*) FROM pgherald.heartbeat WHERE orchestrator = 'orch-a'");
+  ASSERT_EQ(PQresultStatus(r), PGRES_TUPLES_OK) << PQerrorMessage(c);
+  EXPECT_EQ(std::string(PQgetvalue(r, 0, 0)), "1");
+  PQclear(r);
+  PQfinish(c);
+  // No password in the log.
+  EXPECT_EQ(S().a->Log().find(TheLab().Env("PG_APP_PASSWORD")), std::string::npos);
+}
+
+TEST(OrchestratorLab, KillNineOfThePrimaryPublishesThePromotedNodeWithHistory) {
+  ASSERT_NE(S().a, nullptr);
+  const int old_primary = S().primary;
+  const auto before = ReadMaster(*S().zk, kRoot);
+  ASSERT_TRUE(before.has_value());
+  ASSERT_TRUE(TheLab().PgKill(old_primary).ok());
+  auto promoted = TheLab().WaitForPrimary(old_primary, seconds(60));
+  ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
+  S().primary = *promoted;
+  ASSERT_TRUE(WaitUntil([&] { return MasterIs(S().primary, before->timeline + 1); }, seconds(20)))
+      << S().a->Log();
+  auto m = ReadMaster(*S().zk, kRoot);
+  EXPECT_EQ(m->epoch, before->epoch + 1);
+  EXPECT_EQ(m->reason, "later_timeline");
+  auto h = History();
+  ASSERT_EQ(h.size(), 2u);
+  const model::HistoryEntry& last = h.back();
+  EXPECT_EQ(last.chosen, Node(S().primary));
+  ASSERT_TRUE(last.previous.has_value());
+  EXPECT_EQ(last.previous->node, Node(old_primary));
+  ASSERT_TRUE(last.data_loss.has_value());
+  EXPECT_EQ(last.data_loss->old_master, Node(old_primary));
+  EXPECT_TRUE(S().a->LogContains("failover cluster=main old_master=" + Node(old_primary)));
+}
+
+TEST(OrchestratorLab, OldPrimaryRestartedWritableIsNeverPublished) {
+  ASSERT_NE(S().a, nullptr);
+  int old_primary = 0;
+  // The node killed by the previous test is the one not in the cluster any more.
+  auto hist = History();
+  ASSERT_GE(hist.size(), 2u);
+  old_primary = hist.back().previous->node.back() - '0';
+  ASSERT_TRUE(TheLab().PgStartWritable(old_primary).ok());
+  // Two writable nodes now; wait until the orchestrator has seen the trap, then check it held.
+  ASSERT_TRUE(WaitUntil([&] {
+    const std::string log = S().a->Log();
+    return log.find("below_published_timeline " + Node(old_primary)) != std::string::npos;
+  }, seconds(20))) << S().a->Log();
+  EXPECT_TRUE(MasterIs(S().primary));
+  for (const model::HistoryEntry& h : History()) {
+    if (h.master && h.master->epoch > hist.back().epoch) ADD_FAILURE() << "published again: " << h.chosen;
+  }
+  // Put it back as a standby for the next tests.
+  ASSERT_TRUE(TheLab().PgRejoin(old_primary).ok());
+  EXPECT_TRUE(WaitUntil([] { return OnlyWritable() == S().primary; }, seconds(30)));
+}
+
+TEST(OrchestratorLab, PausedClusterDoesNotChange) {
+  ASSERT_NE(S().a, nullptr);
+  const std::string control = std::string(kRoot) + "/clusters/main/control";
+  ASSERT_TRUE(S().zk->Create(control, R"({"format":1,"paused":true})", zk::CreateMode::kPersistent).ok());
+  ASSERT_TRUE(WaitUntil([] { return S().a->LogContains("paused: cluster is paused"); }, seconds(10)));
+  const auto before = ReadMaster(*S().zk, kRoot);
+  const int old_primary = S().primary;
+  ASSERT_TRUE(TheLab().PgKill(old_primary).ok());
+  auto promoted = TheLab().WaitForPrimary(old_primary, seconds(60));
+  ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
+  // The orchestrator has seen the new primary (as a candidate it may not publish) ...
+  ASSERT_TRUE(WaitUntil([&] {
+    return S().a->LogContains(Node(*promoted) + ":candidate:tl" + std::to_string(before->timeline + 1));
+  }, seconds(20))) << S().a->Log();
+  // ... and the record did not move.
+  EXPECT_EQ(ReadMaster(*S().zk, kRoot), before);
+  // Resuming publishes the later timeline at once.
+  ASSERT_TRUE(S().zk->Set(control, R"({"format":1,"paused":false})").ok());
+  S().primary = *promoted;
+  EXPECT_TRUE(WaitUntil([&] { return MasterIs(S().primary, before->timeline + 1); }, seconds(20)))
+      << S().a->Log();
+  ASSERT_TRUE(TheLab().PgRejoin(old_primary).ok());
+}
+
+TEST(OrchestratorLab, SecondInstanceTakesOverAndTheFrozenLeaderCannotPublish) {
+  ASSERT_NE(S().a, nullptr);
+  S().b = StartOrchestrator("orch-b");
+  ASSERT_NE(S().b, nullptr);
+  ASSERT_TRUE(WaitUntil([] { return S().b->LogContains("session_started"); }, seconds(10)));
+  // Freeze the leader past its session timeout (4 s): the ensemble expires it, its election
+  // znode and voucher vanish, and orch-b leads and vouches.
+  const auto frozen_at = std::chrono::steady_clock::now();
+  S().a->Freeze();
+  ASSERT_TRUE(WaitUntil([] {
+    auto v = Vouchers(*S().zk, kRoot);
+    return v == std::vector<std::string>{"orch-b"};
+  }, seconds(15))) << S().b->Log();
+  const auto takeover = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - frozen_at);
+  std::printf("[orchestrator] takeover %lld ms after freezing the leader (session timeout 4000 ms)\n",
+              static_cast<long long>(takeover.count()));
+  EXPECT_LT(takeover.count(), 4000 + 3000);
+  // While orch-a is frozen, a failover happens; orch-b publishes it.
+  const auto before = ReadMaster(*S().zk, kRoot);
+  const int old_primary = S().primary;
+  ASSERT_TRUE(TheLab().PgKill(old_primary).ok());
+  auto promoted = TheLab().WaitForPrimary(old_primary, seconds(60));
+  ASSERT_TRUE(promoted.ok());
+  S().primary = *promoted;
+  ASSERT_TRUE(WaitUntil([&] { return MasterIs(S().primary, before->timeline + 1); }, seconds(20)))
+      << S().b->Log();
+  EXPECT_EQ(ReadMaster(*S().zk, kRoot)->decided_by, "orch-b");
+  // orch-a wakes with a round it decided before freezing possibly pending: it must not publish.
+  const std::string a_log_before = S().a->Log();
+  S().a->Thaw();
+  ASSERT_TRUE(WaitUntil([] { return S().a->LogContains("session_lost"); }, seconds(20))) << S().a->Log();
+  ASSERT_TRUE(WaitUntil([] { return S().a->Log().find("session_started", S().a->Log().find("session_lost")) != std::string::npos; }, seconds(20)));
+  const std::string a_after = S().a->Log().substr(a_log_before.size());
+  EXPECT_EQ(a_after.find("master_published"), std::string::npos) << a_after;
+  EXPECT_EQ(ReadMaster(*S().zk, kRoot)->decided_by, "orch-b");
+  EXPECT_EQ(Vouchers(*S().zk, kRoot), std::vector<std::string>{"orch-b"});
+  // Epochs in history are unique and increasing.
+  std::set<std::uint64_t> epochs;
+  for (const auto& h : History()) EXPECT_TRUE(epochs.insert(h.epoch).second) << h.epoch;
+  ASSERT_TRUE(TheLab().PgRejoin(old_primary).ok());
+}
+
+// The fence itself on the real ensemble: a deposed leader's multi (its election znode gone with
+// its expired session) fails as a whole, whatever it believes.
+TEST(OrchestratorLab, DeposedLeadersMultiIsRejectedByTheEnsemble) {
+  const std::string root = "/pgherald-fence";
+  zk::ZkClientOptions o;
+  o.connect = TheLab().zk_connect();
+  o.session_timeout = milliseconds(4000);
+  auto old_leader = zk::ZkClient::Connect(o);
+  ASSERT_TRUE(old_leader.ok());
+  orchestrator::LeaderElection election(old_leader->get(), root + "/orchestrators/election", "old", nullptr);
+  ASSERT_TRUE(election.Refresh().ok());
+  ASSERT_TRUE(election.IsLeader());
+  publishers::ZkPublisher setup(old_leader->get(), root, "old");
+  ASSERT_TRUE(setup.EnsureCluster("main").ok());
+  auto m = setup.ReadMaster("main");
+  ASSERT_TRUE(m.ok());
+  const std::string own = election.own_path();
+  auto creds = (*old_leader)->credentials();
+  ASSERT_TRUE(creds.ok());
+  ASSERT_TRUE(zk::ZkClient::ExpireSessionForTesting(o.connect, *creds, seconds(10)).ok());
+  // The deposed code path on a fresh session (the old one is dead): same path, same version.
+  auto fresh = zk::ZkClient::Connect(o);
+  ASSERT_TRUE(fresh.ok());
+  ASSERT_TRUE(WaitUntil([&] { auto e = (*fresh)->Exists(own); return e.ok() && !e->has_value(); }, seconds(10)));
+  publishers::ZkPublisher deposed(fresh->get(), root, "old");
+  model::MasterRecord r;
+  r.state = model::MasterState::kOk;
+  r.node = "node9";
+  r.host = "127.0.0.1";
+  r.port = 1;
+  r.timeline = 1;
+  r.epoch = 1;
+  model::HistoryEntry h;
+  h.cluster = "main";
+  h.action = "publish";
+  h.epoch = 1;
+  h.reasons.push_back({"first_master", "node9", "test"});
+  publishers::PublishResult res = deposed.Publish("main", own, m->version, r, h);
+  EXPECT_EQ(res.outcome, publishers::WriteOutcome::kRejected);
+  EXPECT_NE(res.status.message().find("deposed"), std::string::npos) << res.status.ToString();
+  EXPECT_EQ(deposed.ReadMaster("main")->record.epoch, 0u);
+}
+
+TEST(OrchestratorLab, StopsCleanly) {
+  if (S().b) {
+    EXPECT_EQ(S().b->Stop(), 0);
+  }
+  if (S().a) {
+    EXPECT_EQ(S().a->Stop(), 0);
+  }
+}
+
+}  // namespace
+}  // namespace pgherald::orchestrator_lab

@@ -1,0 +1,165 @@
+// Helpers shared by the orchestrator's integration test and benchmark: orchestrator processes
+// (the real `pgherald orchestrator` from $PGHERALD_BIN), their config files, a ZooKeeper reader and
+// condition waits with deadlines. Header-only; test code only.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/cluster_model.h"
+#include "common/zk_client.h"
+#include "tests/lab/lab.h"
+
+extern char** environ;
+
+namespace pgherald::orchestrator_lab {
+
+// Polls `condition` every `step` until it holds or `timeout` passes; true when it held.
+inline bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
+                      std::chrono::milliseconds step = std::chrono::milliseconds(20)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(step);
+  }
+}
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct OrchestratorConfigSpec {
+  std::string id;
+  std::string root;
+  int session_timeout_ms = 4000;
+  int tick_ms = 200;
+  int confirmation_window_ms = 500;
+  bool dry_run = false;
+  std::string log_level = "info";
+};
+
+// Writes DIR/<id>.yaml for the lab's 3 nodes, connecting as the app user with a password file.
+inline std::string WriteConfig(const lab::Lab& lab, const OrchestratorConfigSpec& spec) {
+  const std::string pw_file = lab.dir() + "/orch-app-password";
+  {
+    std::ofstream pw(pw_file);
+    pw << lab.Env("PG_APP_PASSWORD") << "\n";
+  }
+  std::string yaml;
+  yaml += "zookeeper:\n  connect: \"" + lab.zk_connect() + "\"\n  root: " + spec.root +
+          "\n  session_timeout_ms: " + std::to_string(spec.session_timeout_ms) + "\n";
+  yaml += "logging:\n  level: " + spec.log_level + "\n";
+  yaml += "orchestrator:\n  id: " + spec.id + "\n  tick_ms: " + std::to_string(spec.tick_ms) +
+          "\n  confirmation_window_ms: " + std::to_string(spec.confirmation_window_ms) +
+          "\n  probe_timeout_ms: 1500\n  dry_run: " + (spec.dry_run ? "true" : "false") + "\n";
+  yaml += "clusters:\n  - name: main\n    postgres:\n      user: " + lab.Env("PG_APP_USER") +
+          "\n      dbname: " + lab.Env("PG_APP_DATABASE") + "\n      password_file: " + pw_file +
+          "\n      connect_timeout_ms: 1000\n      statement_timeout_ms: 1000\n    nodes:\n";
+  for (int n = 1; n <= 3; ++n) {
+    yaml += "      - {name: node" + std::to_string(n) + ", host: 127.0.0.1, port: " +
+            std::to_string(lab.pg_port(n)) + "}\n";
+  }
+  const std::string path = lab.dir() + "/" + spec.id + "-" + std::to_string(::getpid()) + ".yaml";
+  std::ofstream(path) << yaml;
+  return path;
+}
+
+// One `pgherald orchestrator` child process; its output goes to log_path. Killed (SIGKILL) and
+// reaped on destruction if still running.
+class OrchestratorProcess {
+ public:
+  static std::unique_ptr<OrchestratorProcess> Start(const std::string& config,
+                                                    const std::string& log_path) {
+    const char* bin = std::getenv("PGHERALD_BIN");
+    if (bin == nullptr) return nullptr;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    std::vector<std::string> args = {bin, "orchestrator", "--config", config};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    const int rc = posix_spawn(&pid, bin, &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) return nullptr;
+    return std::unique_ptr<OrchestratorProcess>(new OrchestratorProcess(pid, log_path));
+  }
+  ~OrchestratorProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGCONT);
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  // SIGTERM and wait for exit; the exit code (-1 if killed by a signal).
+  int Stop() {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, SIGCONT);
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  void Kill9() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  void Freeze() { ::kill(pid_, SIGSTOP); }
+  void Thaw() { ::kill(pid_, SIGCONT); }
+  pid_t pid() const { return pid_; }
+  std::string Log() const { return ReadFile(log_path_); }
+  bool LogContains(const std::string& needle) const { return Log().find(needle) != std::string::npos; }
+
+ private:
+  OrchestratorProcess(pid_t pid, std::string log_path) : pid_(pid), log_path_(std::move(log_path)) {}
+  pid_t pid_;
+  std::string log_path_;
+};
+
+// A reading session on the lab's ensemble.
+inline std::unique_ptr<zk::ZkClient> Reader(const lab::Lab& lab) {
+  zk::ZkClientOptions o;
+  o.connect = lab.zk_connect();
+  o.session_timeout = std::chrono::milliseconds(10000);
+  auto c = zk::ZkClient::Connect(o);
+  if (!c.ok()) return nullptr;
+  return std::move(*c);
+}
+
+// The master record at ROOT/clusters/main/master, or nullopt when absent or unreadable.
+inline std::optional<model::MasterRecord> ReadMaster(zk::ZkSession& zk, const std::string& root) {
+  auto got = zk.Get(root + "/clusters/main/master");
+  if (!got.ok()) return std::nullopt;
+  auto rec = model::MasterRecord::FromJson(got->data);
+  if (!rec.ok()) return std::nullopt;
+  return *rec;
+}
+
+inline std::vector<std::string> Vouchers(zk::ZkSession& zk, const std::string& root) {
+  auto c = zk.GetChildren(root + "/clusters/main/master");
+  return c.ok() ? *c : std::vector<std::string>{};
+}
+
+}  // namespace pgherald::orchestrator_lab
