@@ -266,14 +266,21 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   // 4. Decide and log.
   const Verdict verdict = Decide(in, rt.memory);
   const std::string evidence = EvidenceSummary(verdict.evidence);
-  const std::string summary = std::string(ActionName(verdict.action)) + "|" + verdict.chosen + "|" +
+  std::string summary = std::string(ActionName(verdict.action)) + "|" + verdict.chosen + "|" +
                               (published ? published->record.node + "@" +
                                                std::to_string(published->record.epoch)
                                          : "") +
                               "|" + (verdict.reasons.empty() ? "" : ReasonCodeName(verdict.reasons[0].code));
+  // A node turning into (or out of) a stale primary is a transition worth an info line too.
+  std::string stale;
+  for (const StalePrimary& sp : verdict.stale_primaries) {
+    stale += (stale.empty() ? "" : ",") + sp.node;
+    summary += "|" + sp.node + ":" + ReasonCodeName(sp.code);
+  }
   const log::Fields fields = {{"cluster", c},
                               {"action", ActionName(verdict.action)},
                               {"chosen", verdict.chosen},
+                              {"stale_primaries", stale},
                               {"published", published ? published->record.node : ""},
                               {"epoch", published ? published->record.epoch : 0},
                               {"dry_run", options_.dry_run},
