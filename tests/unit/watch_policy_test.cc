@@ -292,7 +292,11 @@ TEST(ClusterControllerTest, OneStuckSinkDoesNotHoldUpAnother) {
   controller.HandleTick();
   ASSERT_EQ(controller.current()->action, Action::kBlock);
   ASSERT_TRUE(controller.workers()[1]->WaitApplied(controller.current()->seq, milliseconds(5000)));
-  EXPECT_EQ(fine_ptr->applied().size(), 3u);  // route, route (in grace), block
+  // Latest state wins: the in-grace route (seq 2) may be superseded before the worker sees it,
+  // but the first route and the block both land while the other sink is stuck.
+  ASSERT_GE(fine_ptr->applied().size(), 2u);
+  EXPECT_EQ(fine_ptr->applied().front(), 1u);
+  EXPECT_EQ(fine_ptr->applied().back(), 3u);
   EXPECT_TRUE(stuck_ptr->applied().empty());
   stuck_ptr->Hold(false);
   ASSERT_TRUE(controller.workers()[0]->WaitApplied(controller.current()->seq, milliseconds(5000)));
