@@ -176,7 +176,9 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
     Log().Error("control_unreadable", {{"cluster", c}, {"error", control.status()},
                                        {"effect", "treated as paused"}});
     if (control.status().code() != StatusCode::kInvalidArgument) return;
-    control = publishers::ControlState{true};
+    publishers::ControlState paused;
+    paused.paused = true;
+    control = paused;
   }
   auto master = pub.ReadMaster(c, WatchOnce("master:" + c));
   std::optional<publishers::MasterZnode> published;
