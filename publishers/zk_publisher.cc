@@ -33,6 +33,15 @@ StatusOr<ControlState> ParseControl(std::string_view text) {
     if (!j["paused"].is_boolean()) return InvalidArgument("control: field \"paused\": expected true or false");
     c.paused = j["paused"].get<bool>();
   }
+  for (const char* key : {"reason", "changed_by"}) {
+    if (!j.contains(key)) continue;
+    if (!j[key].is_string()) return InvalidArgument(std::string("control: field \"") + key + "\": expected a string");
+    (std::string_view(key) == "reason" ? c.reason : c.changed_by) = j[key].get<std::string>();
+  }
+  if (j.contains("changed_at")) {
+    if (!j["changed_at"].is_number_integer()) return InvalidArgument("control: field \"changed_at\": expected wall milliseconds");
+    c.changed_at_ms = j["changed_at"].get<std::int64_t>();
+  }
   return c;
 }
 
@@ -40,7 +49,10 @@ std::string ControlToJson(const ControlState& control) {
   json j;
   j["format"] = model::kFormat;
   j["paused"] = control.paused;
-  return j.dump();
+  if (!control.reason.empty()) j["reason"] = control.reason;
+  if (!control.changed_by.empty()) j["changed_by"] = control.changed_by;
+  if (control.changed_at_ms != 0) j["changed_at"] = control.changed_at_ms;
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 const char* WriteOutcomeName(WriteOutcome outcome) {

@@ -43,8 +43,13 @@ struct MasterZnode {
 // clusters/<c>/control. An absent znode is the default (not paused).
 struct ControlState {
   bool paused = false;
+  // Optional, for people (written by `pgherald pause` and the HTTP API; "" / 0 when absent).
+  std::string reason;
+  std::string changed_by;
+  std::int64_t changed_at_ms = 0;
 };
-// Parses {"format":1,"paused":bool}; kInvalidArgument naming the field otherwise.
+// Parses {"format":1,"paused":bool[,"reason":str,"changed_by":str,"changed_at":ms]};
+// kInvalidArgument naming the field otherwise.
 StatusOr<ControlState> ParseControl(std::string_view text);
 std::string ControlToJson(const ControlState& control);
 
