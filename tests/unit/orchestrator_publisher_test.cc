@@ -2,7 +2,6 @@
 // unknown outcomes (applied and not) settled by Reconcile, vouchers, identity, control, history
 // trimming; FilePublisher's atomic JSON.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdio>
@@ -18,6 +17,12 @@
 
 namespace pgherald::publishers {
 namespace {
+
+ControlState PausedControl() {
+  ControlState control;
+  control.paused = true;
+  return control;
+}
 
 using orchestrator::LeaderElection;
 using std::chrono::milliseconds;
@@ -167,7 +172,9 @@ TEST_F(PublisherTest, VoucherIsEphemeralFencedAndRemovable) {
   EXPECT_EQ(v->stat.ephemeral_owner, session_->session_id());
   EXPECT_EQ(nlohmann::json::parse(v->data)["epoch"], 1);
   ASSERT_TRUE(pub_->Vouch("main", election_->own_path(), Record("node1", 2)).ok());
-  EXPECT_EQ(nlohmann::json::parse(server_->Peek("/pgherald/clusters/main/master/orch-a")->data)["epoch"], 2);
+  EXPECT_EQ(
+      nlohmann::json::parse(server_->Peek("/pgherald/clusters/main/master/orch-a")->data)["epoch"],
+      2);
   EXPECT_EQ(pub_->ReadMaster("main")->vouchers, std::vector<std::string>{"orch-a"});
   ASSERT_TRUE(pub_->Unvouch("main").ok());
   EXPECT_FALSE(server_->Peek("/pgherald/clusters/main/master/orch-a").has_value());
@@ -210,10 +217,13 @@ TEST_F(PublisherTest, IdentityIsRecordedOnceAndConflictsAreRefused) {
 
 TEST_F(PublisherTest, ControlPauseAndCorruptControlNamed) {
   EXPECT_FALSE(pub_->ReadControl("main")->paused);
-  ASSERT_TRUE(session_->Create("/pgherald/clusters/main/control", ControlToJson({true}),
-                               zk::CreateMode::kPersistent).ok());
+  ASSERT_TRUE(session_
+                  ->Create("/pgherald/clusters/main/control", ControlToJson(PausedControl()),
+                           zk::CreateMode::kPersistent)
+                  .ok());
   EXPECT_TRUE(pub_->ReadControl("main")->paused);
-  ASSERT_TRUE(session_->Set("/pgherald/clusters/main/control", R"({"format":1,"paused":"yes"})").ok());
+  ASSERT_TRUE(
+      session_->Set("/pgherald/clusters/main/control", R"({"format":1,"paused":"yes"})").ok());
   auto bad = pub_->ReadControl("main");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("/pgherald/clusters/main/control"), std::string::npos);
