@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "clients/status/status_command.h"
 #include "clients/watch/watch_command.h"
 #include "common/cli.h"
 #include "orchestrator/orchestrator_command.h"
@@ -24,19 +25,6 @@ int RunVersion(const std::vector<std::string>& args) {
   return 0;
 }
 
-// A command whose implementation has not landed yet: --help works, running it says so and fails.
-template <const char* kName, const char* kSummary>
-int Pending(const std::vector<std::string>& args) {
-  std::vector<cli::OptionSpec> specs = {{"config", "FILE", "YAML configuration file"}};
-  auto parsed = cli::Parse(args, specs);
-  if (parsed.ok() && parsed->help) {
-    std::printf("%s", cli::Usage(kName, kSummary, specs).c_str());
-    return 0;
-  }
-  std::fprintf(stderr, "pgherald %s: not available in this build yet\n", kName);
-  return 3;
-}
-
 constexpr char kPoller[] = "poller";
 constexpr char kPollerSummary[] =
     "Run beside a PostgreSQL node: publish its observations and repmgr's events to ZooKeeper.";
@@ -49,8 +37,6 @@ constexpr char kOrchestratorSummary[] =
 constexpr char kWatch[] = "watch";
 constexpr char kWatchSummary[] =
     "Follow the published master and drive HAProxy, pgbouncer, commands or files.";
-constexpr char kStatus[] = "status";
-constexpr char kStatusSummary[] = "Show each cluster's nodes, master and heartbeats.";
 
 }  // namespace
 
@@ -60,7 +46,12 @@ const std::vector<Command>& Commands() {
       {kNotify, kNotifySummary, &pollers::RunNotifyCommand},
       {kOrchestrator, kOrchestratorSummary, &orchestrator::RunOrchestratorCommand},
       {kWatch, kWatchSummary, &watch::RunWatchCommand},
-      {kStatus, kStatusSummary, &Pending<kStatus, kStatusSummary>},
+      {"status", "Show each cluster's nodes, master and heartbeats.", &status::RunStatusCommand},
+      {"history", "Show a cluster's decision log with reasons and evidence.",
+       &status::RunHistoryCommand},
+      {"pause", "Put a cluster in maintenance: the orchestrator changes nothing.",
+       &status::RunPauseCommand},
+      {"resume", "End a cluster's maintenance.", &status::RunResumeCommand},
       {"version", "Print the version.", &RunVersion},
   };
   return commands;

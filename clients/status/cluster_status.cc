@@ -1,0 +1,259 @@
+#include "clients/status/cluster_status.h"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+
+namespace pgherald::status {
+namespace {
+
+std::string ClusterPath(const std::string& root, const std::string& cluster) {
+  return zk::JoinPath(zk::JoinPath(root, "clusters"), cluster);
+}
+
+}  // namespace
+
+std::int64_t WallNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+StatusOr<std::vector<std::string>> ListClusters(zk::ZkSession& zk, const std::string& root) {
+  auto children = zk.GetChildren(zk::JoinPath(root, "clusters"));
+  if (!children.ok()) {
+    if (children.status().code() == StatusCode::kNotFound) {
+      return NotFound(zk::JoinPath(root, "clusters") +
+                      " does not exist: no orchestrator has run under this root (check "
+                      "zookeeper.root / --root)");
+    }
+    return children.status();
+  }
+  std::vector<std::string> names = *children;
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+StatusOr<std::vector<model::HistoryEntry>> ReadHistory(zk::ZkSession& zk, const std::string& root,
+                                                       const std::string& cluster, int limit,
+                                                       HistoryCache* cache,
+                                                       std::vector<std::string>* corrupt) {
+  std::vector<model::HistoryEntry> out;
+  if (limit <= 0) return out;
+  const std::string dir = ClusterPath(root, cluster) + "/history";
+  auto names = zk.GetChildren(dir);
+  if (!names.ok()) {
+    if (names.status().code() == StatusCode::kNotFound) return out;
+    return names.status();
+  }
+  std::vector<std::string> sorted = *names;  // h-<10 digits>: the name order is the write order
+  std::sort(sorted.begin(), sorted.end());
+  const std::size_t first = sorted.size() > static_cast<std::size_t>(limit)
+                                ? sorted.size() - static_cast<std::size_t>(limit)
+                                : 0;
+  HistoryCache fresh;
+  for (std::size_t i = first; i < sorted.size(); ++i) {
+    const std::string& name = sorted[i];
+    if (cache != nullptr) {
+      auto it = cache->find(name);
+      if (it != cache->end()) {
+        out.push_back(it->second);
+        fresh.insert(*it);
+        continue;
+      }
+    }
+    auto got = zk.Get(zk::JoinPath(dir, name));
+    if (!got.ok()) {
+      if (got.status().code() == StatusCode::kNotFound) continue;  // trimmed meanwhile
+      return got.status();
+    }
+    auto entry = model::HistoryEntry::FromJson(got->data);
+    if (!entry.ok()) {
+      if (corrupt != nullptr) corrupt->push_back(dir + "/" + name + ": " + entry.status().message());
+      continue;
+    }
+    out.push_back(*entry);
+    fresh.emplace(name, *entry);
+  }
+  if (cache != nullptr) *cache = std::move(fresh);  // only what is still wanted
+  return out;
+}
+
+void Judge(ClusterStatus& s, std::int64_t stale_after_ms, std::int64_t now_ms) {
+  s.read_at_ms = now_ms;
+  s.problems.clear();
+  // Nodes known without an observation: the master record, repmgr's active nodes, the latest
+  // decision's evidence.
+  std::set<std::string> known;
+  for (const NodeStatus& n : s.nodes) known.insert(n.node);
+  std::set<std::string> expected;
+  if (s.master.state == model::MasterState::kOk && !s.master.node.empty()) {
+    expected.insert(s.master.node);
+  }
+  for (const NodeStatus& n : s.nodes) {
+    if (!n.observation) continue;
+    for (const model::RepmgrNode& r : n.observation->repmgr_nodes) {
+      if (r.active && !r.name.empty() && r.type != "witness") expected.insert(r.name);
+    }
+  }
+  if (!s.history.empty()) {
+    for (const model::NodeEvidence& e : s.history.back().evidence) {
+      if (e.role != "foreign") expected.insert(e.node);
+    }
+  }
+  for (const std::string& name : expected) {
+    if (known.count(name) == 0) s.nodes.push_back(NodeStatus{name, "", false, std::nullopt, 0, -1, {}, {}});
+  }
+  std::sort(s.nodes.begin(), s.nodes.end(),
+            [](const NodeStatus& a, const NodeStatus& b) { return a.node < b.node; });
+
+  // The master's position, from its own observation.
+  std::optional<model::Lsn> master_pos;
+  for (const NodeStatus& n : s.nodes) {
+    if (n.node == s.master.node && n.observation && n.observation->reachable &&
+        !n.observation->in_recovery) {
+      master_pos = n.observation->Position();
+    }
+  }
+
+  if (s.master.state != model::MasterState::kOk) {
+    s.problems.push_back("no master has been verified yet");
+  } else if (s.vouchers.empty()) {
+    s.problems.push_back("master " + s.master.node +
+                         " is unverified (no voucher: no orchestrator leader holds its check)");
+  }
+  if (!s.control_error.empty()) s.problems.push_back("control znode corrupt: " + s.control_error);
+
+  for (NodeStatus& n : s.nodes) {
+    n.is_master = s.master.state == model::MasterState::kOk && n.node == s.master.node;
+    n.problem.clear();
+    n.lag_bytes.reset();
+    if (!n.observation) {
+      n.role = "missing";
+      n.heartbeat_age_ms = -1;
+      n.problem = "no observation (its poller is not running or lost its ZooKeeper session)";
+    } else {
+      const model::NodeObservation& o = *n.observation;
+      n.heartbeat_age_ms = std::max<std::int64_t>(0, now_ms - n.mtime_ms);
+      if (n.heartbeat_age_ms > stale_after_ms) {
+        n.role = "stale";
+        n.problem = "heartbeat is " + std::to_string(n.heartbeat_age_ms / 1000) +
+                    "s old (its poller is stuck or partitioned)";
+      } else if (!o.reachable) {
+        n.role = "down";
+        n.problem = "PostgreSQL unreachable" + (o.error.empty() ? std::string() : ": " + o.error);
+      } else if (!o.in_recovery) {
+        if (n.is_master && s.verified()) {
+          n.role = "primary";
+        } else {
+          n.role = "stale-primary";
+          n.problem = "writable but not the verified master";
+        }
+      } else {
+        n.role = "standby";
+      }
+      if (o.fencing == model::FencingState::kFailed) {
+        n.problem += std::string(n.problem.empty() ? "" : "; ") + "fencing failed";
+      }
+      if (master_pos && o.reachable && n.role != "stale") {
+        if (auto pos = o.Position()) n.lag_bytes = *pos >= *master_pos ? 0 : *master_pos - *pos;
+      }
+    }
+    if (!n.problem.empty()) s.problems.push_back(n.node + ": " + n.problem);
+  }
+}
+
+StatusOr<ClusterStatus> ReadClusterStatus(zk::ZkSession& zk, const std::string& root,
+                                          const std::string& cluster, const ReadOptions& options,
+                                          std::int64_t now_ms, HistoryCache* cache) {
+  const std::string path = ClusterPath(root, cluster);
+  auto exists = zk.Exists(path);
+  if (!exists.ok()) return exists.status();
+  if (!exists->has_value()) {
+    return NotFound("cluster \"" + cluster + "\" not found (no " + path +
+                    "); `pgherald status` without --cluster lists the clusters");
+  }
+  ClusterStatus s;
+  s.name = cluster;
+  // The publisher's readers: the same codec the orchestrator uses. The id names no voucher here.
+  publishers::ZkPublisher reader(&zk, root, "status-reader", 1);
+  std::vector<std::string> corrupt;
+  auto master = reader.ReadMaster(cluster);
+  if (master.ok()) {
+    s.master = master->record;
+    s.master_present = true;
+    s.master_mzxid = master->mzxid;
+    s.vouchers = master->vouchers;
+  } else if (master.status().code() == StatusCode::kInvalidArgument) {
+    corrupt.push_back(master.status().message());
+  } else if (master.status().code() != StatusCode::kNotFound) {
+    return master.status();
+  }
+  if (!s.master_present) {
+    // Vouchers are meaningless without a record, but list them if any.
+    auto v = zk.GetChildren(reader.MasterPath(cluster));
+    if (v.ok()) s.vouchers = *v;
+  }
+  auto control = reader.ReadControl(cluster);
+  if (control.ok()) {
+    s.control = *control;
+  } else if (control.status().code() == StatusCode::kInvalidArgument) {
+    s.control_error = control.status().message();
+  } else {
+    return control.status();
+  }
+  auto names = zk.GetChildren(reader.NodesPath(cluster));
+  if (!names.ok() && names.status().code() != StatusCode::kNotFound) return names.status();
+  if (names.ok()) {
+    for (const std::string& name : *names) {
+      const std::string node_path = zk::JoinPath(reader.NodesPath(cluster), name);
+      auto got = zk.Get(node_path);
+      if (!got.ok()) {
+        if (got.status().code() == StatusCode::kNotFound) continue;  // its poller just left
+        return got.status();
+      }
+      auto obs = model::NodeObservation::FromJson(got->data);
+      if (!obs.ok()) {
+        corrupt.push_back(node_path + ": " + obs.status().message());
+        continue;
+      }
+      NodeStatus n;
+      n.node = name;
+      n.observation = std::move(*obs);
+      n.mtime_ms = got->stat.mtime_ms;
+      s.nodes.push_back(std::move(n));
+    }
+  }
+  auto history = ReadHistory(zk, root, cluster, options.history_limit, cache, &corrupt);
+  if (!history.ok()) return history.status();
+  s.history = std::move(*history);
+  Judge(s, options.stale_after_ms, now_ms);
+  for (const std::string& c : corrupt) s.problems.push_back("corrupt payload ignored: " + c);
+  return s;
+}
+
+Status SetPaused(zk::ZkSession& zk, const std::string& root, const std::string& cluster,
+                 const publishers::ControlState& control) {
+  const std::string path = ClusterPath(root, cluster);
+  auto exists = zk.Exists(path);
+  if (!exists.ok()) return exists.status();
+  if (!exists->has_value()) {
+    return NotFound("cluster \"" + cluster + "\" not found (no " + path +
+                    "); `pgherald status` lists the clusters");
+  }
+  publishers::ZkPublisher writer(&zk, root, "status-writer", 1);
+  const std::string control_path = writer.ControlPath(cluster);
+  const std::string data = publishers::ControlToJson(control);
+  auto set = zk.Set(control_path, data);
+  if (set.ok()) return Status::Ok();
+  if (set.status().code() != StatusCode::kNotFound) return set.status();
+  auto created = zk.Create(control_path, data, zk::CreateMode::kPersistent);
+  if (created.ok()) return Status::Ok();
+  if (created.status().code() == StatusCode::kAlreadyExists) {  // raced with another writer
+    auto again = zk.Set(control_path, data);
+    return again.ok() ? Status::Ok() : again.status();
+  }
+  return created.status();
+}
+
+}  // namespace pgherald::status

@@ -1,0 +1,100 @@
+// What an operator sees of a cluster: read from ZooKeeper (docs/zookeeper-contract.md) and judged
+// (roles, lag, heartbeat ages, problems). Used by `pgherald status|history|pause|resume` and by
+// the orchestrator's HTTP API, so that both show the same thing.
+//
+// Heartbeat age = the reader's wall clock minus the observation znode's Stat mtime (the clock of
+// the ZooKeeper server that applied the poller's last write). A poller rewrites its observation at
+// least every heartbeat_ms, so the age stays below that while it lives. Clock skew between the
+// reader and the ZooKeeper server adds to the age; observed_at (the poller's clock) is shown for
+// people but never used for freshness.
+//
+// Threads: the Read* functions make synchronous ZkSession calls (never from a watcher callback).
+// The value types are plain.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/cluster_model.h"
+#include "common/status.h"
+#include "common/zk_session.h"
+#include "publishers/zk_publisher.h"
+
+namespace pgherald::status {
+
+// One node as the reader judges it.
+struct NodeStatus {
+  std::string node;
+  // "primary" (writable, and the verified master), "standby", "stale-primary" (writable but not
+  // the verified master), "down" (its poller cannot reach PostgreSQL), "stale" (the observation
+  // is older than stale_after), "missing" (no observation: the poller is gone; the node is known
+  // from repmgr's node list, the master record or the latest decision's evidence).
+  std::string role;
+  bool is_master = false;  // the master record names it
+  std::optional<model::NodeObservation> observation;
+  std::int64_t mtime_ms = 0;          // the observation znode's mtime (ZooKeeper's clock)
+  std::int64_t heartbeat_age_ms = -1;  // reader's now - mtime_ms, >= 0; -1 without observation
+  // Bytes behind the master's position (both from observations); absent when either is unknown.
+  std::optional<std::uint64_t> lag_bytes;
+  std::string problem;  // why this node makes the cluster unhealthy, "" when it does not
+};
+
+struct ClusterStatus {
+  std::string name;
+  model::MasterRecord master;  // the initial record (no-master) when the znode is absent
+  bool master_present = false;
+  std::int64_t master_mzxid = 0;
+  std::vector<std::string> vouchers;  // orchestrator ids vouching for the record now
+  publishers::ControlState control;
+  std::string control_error;  // a corrupt control znode (the orchestrator then treats it as paused)
+  std::vector<NodeStatus> nodes;  // sorted by name
+  std::vector<model::HistoryEntry> history;  // the latest entries, oldest first (may be empty)
+  std::int64_t read_at_ms = 0;               // the reader's wall clock when judged
+  std::vector<std::string> problems;         // everything that makes this cluster unhealthy
+
+  bool verified() const { return master.state == model::MasterState::kOk && !vouchers.empty(); }
+  bool healthy() const { return problems.empty(); }
+};
+
+struct ReadOptions {
+  std::int64_t stale_after_ms = 10000;  // a heartbeat older than this makes the node "stale"
+  int history_limit = 0;                // latest history entries to read (0: none)
+};
+
+// Reads history entries by znode name; entries never change, so a long-lived reader (the
+// orchestrator's HTTP API) fetches each one once.
+using HistoryCache = std::map<std::string, model::HistoryEntry>;
+
+// The cluster names under <root>/clusters, sorted. kNotFound when <root>/clusters is absent.
+StatusOr<std::vector<std::string>> ListClusters(zk::ZkSession& zk, const std::string& root);
+
+// Reads and judges one cluster at wall time now_ms. kNotFound (naming the cluster) when
+// <root>/clusters/<c> does not exist; another error when ZooKeeper fails. Corrupt payloads are not
+// errors: they become problems naming the znode.
+StatusOr<ClusterStatus> ReadClusterStatus(zk::ZkSession& zk, const std::string& root,
+                                          const std::string& cluster, const ReadOptions& options,
+                                          std::int64_t now_ms, HistoryCache* cache = nullptr);
+
+// The judging part, pure (unit-tested): fills roles, lag, ages and problems from the raw fields
+// (master, vouchers, control, nodes[*].observation and mtime_ms, history).
+void Judge(ClusterStatus& status, std::int64_t stale_after_ms, std::int64_t now_ms);
+
+// The latest `limit` history entries, oldest first (corrupt entries are skipped and reported in
+// *corrupt when given).
+StatusOr<std::vector<model::HistoryEntry>> ReadHistory(zk::ZkSession& zk, const std::string& root,
+                                                       const std::string& cluster, int limit,
+                                                       HistoryCache* cache = nullptr,
+                                                       std::vector<std::string>* corrupt = nullptr);
+
+// Writes the control znode (creates it when absent) through the publishers' codec. kNotFound
+// (naming the cluster) when the cluster does not exist: a typo must not create a cluster.
+Status SetPaused(zk::ZkSession& zk, const std::string& root, const std::string& cluster,
+                 const publishers::ControlState& control);
+
+// Milliseconds since the epoch, now.
+std::int64_t WallNowMs();
+
+}  // namespace pgherald::status

@@ -1,0 +1,45 @@
+// Rendering of ClusterStatus and history for people (aligned text tables) and machines (JSON).
+// Pure functions: the CLI and the orchestrator's HTTP API both use them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "clients/status/cluster_status.h"
+
+namespace pgherald::status {
+
+// `pgherald status`'s exit codes (documented in docs/operations.md).
+inline constexpr int kExitHealthy = 0;      // every cluster has a verified master, no node problem
+inline constexpr int kExitUnhealthy = 1;    // a cluster has no verified master, or a node problem
+inline constexpr int kExitUsage = 2;        // bad flags or config
+inline constexpr int kExitZooKeeper = 3;    // ZooKeeper unreachable or a read failed
+inline constexpr int kExitNotFound = 4;     // the named cluster (or the root) does not exist
+
+int ExitCodeFor(const std::vector<ClusterStatus>& clusters);
+
+// "2026-11-22T04:31:05.123Z"; "-" for 0.
+std::string FormatWallMs(std::int64_t ms);
+// "850ms", "12.3s", "4m05s", "-" for a negative age.
+std::string FormatAge(std::int64_t ms);
+
+// One block per cluster: a header line (master, vouchers, paused) and an aligned node table,
+// then the problems.
+std::string RenderStatusTable(const std::vector<ClusterStatus>& clusters);
+// {"clusters":[...]} with every field (see docs/operations.md).
+std::string RenderStatusJson(const std::vector<ClusterStatus>& clusters);
+// One cluster as a JSON object (the HTTP API's /api/clusters/<c>).
+std::string ClusterJson(const ClusterStatus& cluster);
+
+// The decision log, oldest first: one block per entry with reasons, evidence and data loss.
+std::string RenderHistoryText(const std::string& cluster,
+                              const std::vector<model::HistoryEntry>& history);
+// {"cluster":c,"history":[<HistoryEntry payloads>]}
+std::string RenderHistoryJson(const std::string& cluster,
+                              const std::vector<model::HistoryEntry>& history);
+
+// Left-aligned columns separated by two spaces; rows shorter than the header are padded.
+std::string AlignTable(const std::vector<std::vector<std::string>>& rows);
+
+}  // namespace pgherald::status

@@ -1,0 +1,263 @@
+#include "clients/status/status_command.h"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+
+#include "clients/status/cluster_status.h"
+#include "clients/status/render.h"
+#include "common/cli.h"
+#include "common/config.h"
+#include "common/zk_client.h"
+
+namespace pgherald::status {
+namespace {
+
+const std::vector<cli::OptionSpec> kConnectSpecs = {
+    {"config", "FILE", "any pgherald config file: its zookeeper: section is used"},
+    {"zookeeper", "HOSTS", "ZooKeeper connect string (overrides the config's)"},
+    {"root", "PATH", "pgherald's root znode (default /pgherald, or the config's)"},
+    {"connect-timeout-ms", "MS", "how long to wait for ZooKeeper (default 5000)"},
+};
+
+std::vector<cli::OptionSpec> With(std::vector<cli::OptionSpec> extra) {
+  std::vector<cli::OptionSpec> all = kConnectSpecs;
+  all.insert(all.end(), extra.begin(), extra.end());
+  return all;
+}
+
+struct Connection {
+  std::unique_ptr<zk::ZkClient> zk;
+  std::string root;
+};
+
+std::optional<std::int64_t> ParseInt(const std::string& text) {
+  std::int64_t v = 0;
+  const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size()) return std::nullopt;
+  return v;
+}
+
+// Fills *out or returns the exit code of the failure (message printed).
+int Connect(const char* command, const cli::ParsedArgs& args, Connection* out) {
+  config::ZooKeeperConfig zk_config;
+  if (auto path = args.Get("config")) {
+    auto root = config::ConfigNode::LoadFile(*path);
+    if (!root.ok()) {
+      std::fprintf(stderr, "pgherald %s: %s\n", command, root.status().message().c_str());
+      return kExitUsage;
+    }
+    (void)root->Keys();  // other sections belong to other commands: not ours to judge
+    zk_config = config::ParseZooKeeper(root->Child("zookeeper"));
+    if (Status s = root->Finish(); !s.ok()) {
+      std::fprintf(stderr, "pgherald %s: %s\n", command, s.message().c_str());
+      return kExitUsage;
+    }
+  }
+  if (auto hosts = args.Get("zookeeper")) zk_config.connect = *hosts;
+  if (auto r = args.Get("root")) zk_config.root = *r;
+  if (zk_config.connect.empty()) {
+    std::fprintf(stderr,
+                 "pgherald %s: no ZooKeeper to read: pass --config FILE (a pgherald config with a "
+                 "zookeeper: section) or --zookeeper HOST:PORT[,HOST:PORT]\n",
+                 command);
+    return kExitUsage;
+  }
+  if (zk_config.root.empty() || zk_config.root[0] != '/') {
+    std::fprintf(stderr, "pgherald %s: --root must be an absolute znode path such as /pgherald\n",
+                 command);
+    return kExitUsage;
+  }
+  std::int64_t timeout_ms = 5000;
+  if (auto t = args.Get("connect-timeout-ms")) {
+    auto v = ParseInt(*t);
+    if (!v || *v < 1) {
+      std::fprintf(stderr, "pgherald %s: --connect-timeout-ms: expected a positive integer, got \"%s\"\n",
+                   command, t->c_str());
+      return kExitUsage;
+    }
+    timeout_ms = *v;
+  }
+  zk::ZkClientOptions options;
+  options.connect = zk_config.connect;
+  options.session_timeout = zk_config.session_timeout;
+  options.connect_timeout = std::chrono::milliseconds(timeout_ms);
+  if (zk_config.auth) {
+    const auto colon = zk_config.auth->find(':');
+    options.auth = zk::ZkDigestAuth{zk_config.auth->substr(0, colon),
+                                    colon == std::string::npos ? "" : zk_config.auth->substr(colon + 1)};
+    options.acl = zk::ZkAclPolicy::kCreatorAllWorldRead;
+  }
+  auto client = zk::ZkClient::Connect(options);
+  if (!client.ok()) {
+    std::fprintf(stderr, "pgherald %s: cannot reach ZooKeeper at %s: %s\n", command,
+                 zk_config.connect.c_str(), client.status().message().c_str());
+    return kExitZooKeeper;
+  }
+  out->zk = std::move(*client);
+  out->root = zk_config.root;
+  return kExitHealthy;
+}
+
+int Failure(const char* command, const Status& s) {
+  std::fprintf(stderr, "pgherald %s: %s\n", command, s.message().c_str());
+  return s.code() == StatusCode::kNotFound ? kExitNotFound : kExitZooKeeper;
+}
+
+// Parses the flags; returns -1 to go on, else the exit code (help printed, or usage error).
+int ParseFlags(const char* command, const char* summary, const std::vector<std::string>& argv,
+               const std::vector<cli::OptionSpec>& specs, cli::ParsedArgs* out) {
+  auto parsed = cli::Parse(argv, specs);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "pgherald %s: %s (see pgherald %s --help)\n", command,
+                 parsed.status().message().c_str(), command);
+    return kExitUsage;
+  }
+  if (parsed->help) {
+    std::printf("%s", cli::Usage(command, summary, specs).c_str());
+    return kExitHealthy;
+  }
+  if (!parsed->positional.empty()) {
+    std::fprintf(stderr, "pgherald %s: unexpected argument \"%s\" (see pgherald %s --help)\n",
+                 command, parsed->positional[0].c_str(), command);
+    return kExitUsage;
+  }
+  *out = std::move(*parsed);
+  return -1;
+}
+
+int RunPauseOrResume(const char* command, bool paused, const std::vector<std::string>& argv) {
+  const char* summary = paused ? "Put a cluster in maintenance: the orchestrator changes nothing "
+                                 "(no publish, no withdrawal) until `pgherald resume`."
+                               : "End a cluster's maintenance: the orchestrator decides again.";
+  const auto specs = With({{"cluster", "NAME", "the cluster (required)"},
+                           {"reason", "TEXT", "why, for the other operators (shown by status)"}});
+  cli::ParsedArgs args;
+  if (int rc = ParseFlags(command, summary, argv, specs, &args); rc >= 0) return rc;
+  auto cluster = args.Get("cluster");
+  if (!cluster || cluster->empty()) {
+    std::fprintf(stderr, "pgherald %s: --cluster NAME is required\n", command);
+    return kExitUsage;
+  }
+  Connection conn;
+  if (int rc = Connect(command, args, &conn); rc != kExitHealthy) return rc;
+  publishers::ControlState control;
+  control.paused = paused;
+  control.reason = args.Get("reason").value_or("");
+  const char* user = std::getenv("USER");
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  control.changed_by = std::string(user != nullptr ? user : "unknown") + "@" + host + " (cli)";
+  control.changed_at_ms = WallNowMs();
+  if (Status s = SetPaused(*conn.zk, conn.root, *cluster, control); !s.ok()) return Failure(command, s);
+  std::printf("cluster %s: %s\n", cluster->c_str(),
+              paused ? "paused (the orchestrator will not change its master until resumed)"
+                     : "resumed");
+  return kExitHealthy;
+}
+
+}  // namespace
+
+int RunStatusCommand(const std::vector<std::string>& argv) {
+  const auto specs = With({{"cluster", "NAME", "only this cluster (default: every cluster)"},
+                           {"json", "", "machine-readable output"},
+                           {"stale-after-ms", "MS", "a heartbeat older than this is stale (default 10000)"}});
+  cli::ParsedArgs args;
+  if (int rc = ParseFlags("status",
+                          "Show each cluster's nodes, master and heartbeats. Exit codes: 0 healthy, "
+                          "1 a cluster has no verified master or a node is stale/down/missing, "
+                          "2 usage, 3 ZooKeeper unreachable, 4 no such cluster.",
+                          argv, specs, &args);
+      rc >= 0) {
+    return rc;
+  }
+  ReadOptions options;
+  if (auto t = args.Get("stale-after-ms")) {
+    auto v = ParseInt(*t);
+    if (!v || *v < 1) {
+      std::fprintf(stderr, "pgherald status: --stale-after-ms: expected a positive integer, got \"%s\"\n",
+                   t->c_str());
+      return kExitUsage;
+    }
+    options.stale_after_ms = *v;
+  }
+  Connection conn;
+  if (int rc = Connect("status", args, &conn); rc != kExitHealthy) return rc;
+  std::vector<std::string> names;
+  if (auto c = args.Get("cluster")) {
+    names.push_back(*c);
+  } else {
+    auto listed = ListClusters(*conn.zk, conn.root);
+    if (!listed.ok()) return Failure("status", listed.status());
+    names = *listed;
+  }
+  std::vector<ClusterStatus> clusters;
+  for (const std::string& name : names) {
+    auto s = ReadClusterStatus(*conn.zk, conn.root, name, options, WallNowMs());
+    if (!s.ok()) return Failure("status", s.status());
+    clusters.push_back(std::move(*s));
+  }
+  if (args.Has("json")) {
+    std::printf("%s", RenderStatusJson(clusters).c_str());
+  } else if (clusters.empty()) {
+    std::printf("no clusters under %s/clusters\n", conn.root.c_str());
+  } else {
+    std::printf("%s", RenderStatusTable(clusters).c_str());
+  }
+  return ExitCodeFor(clusters);
+}
+
+int RunHistoryCommand(const std::vector<std::string>& argv) {
+  const auto specs = With({{"cluster", "NAME", "the cluster (required)"},
+                           {"limit", "N", "the latest N decisions (default 20)"},
+                           {"json", "", "machine-readable output (the history payloads)"}});
+  cli::ParsedArgs args;
+  if (int rc = ParseFlags("history",
+                          "Show the orchestrator's published decisions with their reasons and "
+                          "evidence, oldest first.",
+                          argv, specs, &args);
+      rc >= 0) {
+    return rc;
+  }
+  auto cluster = args.Get("cluster");
+  if (!cluster || cluster->empty()) {
+    std::fprintf(stderr, "pgherald history: --cluster NAME is required\n");
+    return kExitUsage;
+  }
+  int limit = 20;
+  if (auto l = args.Get("limit")) {
+    auto v = ParseInt(*l);
+    if (!v || *v < 1 || *v > 100000) {
+      std::fprintf(stderr, "pgherald history: --limit: expected an integer 1..100000, got \"%s\"\n",
+                   l->c_str());
+      return kExitUsage;
+    }
+    limit = static_cast<int>(*v);
+  }
+  Connection conn;
+  if (int rc = Connect("history", args, &conn); rc != kExitHealthy) return rc;
+  auto exists = conn.zk->Exists(zk::JoinPath(zk::JoinPath(conn.root, "clusters"), *cluster));
+  if (!exists.ok()) return Failure("history", exists.status());
+  if (!exists->has_value()) {
+    return Failure("history", NotFound("cluster \"" + *cluster + "\" not found under " + conn.root +
+                                           "/clusters; `pgherald status` lists the clusters"));
+  }
+  std::vector<std::string> corrupt;
+  auto history = ReadHistory(*conn.zk, conn.root, *cluster, limit, nullptr, &corrupt);
+  if (!history.ok()) return Failure("history", history.status());
+  for (const std::string& c : corrupt) std::fprintf(stderr, "pgherald history: skipped %s\n", c.c_str());
+  std::printf("%s", args.Has("json") ? RenderHistoryJson(*cluster, *history).c_str()
+                                     : RenderHistoryText(*cluster, *history).c_str());
+  return kExitHealthy;
+}
+
+int RunPauseCommand(const std::vector<std::string>& args) { return RunPauseOrResume("pause", true, args); }
+int RunResumeCommand(const std::vector<std::string>& args) {
+  return RunPauseOrResume("resume", false, args);
+}
+
+}  // namespace pgherald::status

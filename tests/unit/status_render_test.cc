@@ -1,0 +1,326 @@
+// The operator's view: judging (roles, lag, heartbeat ages, problems, exit codes), the text table,
+// the JSON, the history rendering, and ReadClusterStatus / SetPaused on FakeZk.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "clients/status/cluster_status.h"
+#include "clients/status/render.h"
+#include "common/fake_zk.h"
+
+namespace pgherald::status {
+namespace {
+
+using json = nlohmann::json;
+constexpr std::int64_t kNow = 1'790'000'000'000;
+
+model::NodeObservation Obs(const std::string& node, bool in_recovery, model::Lsn lsn,
+                           std::uint32_t timeline = 2) {
+  model::NodeObservation o;
+  o.node = node;
+  o.host = "127.0.0.1";
+  o.port = node == "node1" ? 5432 : node == "node2" ? 5433 : 5434;
+  o.reachable = true;
+  o.in_recovery = in_recovery;
+  o.timeline = timeline;
+  if (in_recovery) {
+    o.receive_lsn = lsn;
+    o.replay_lsn = lsn;
+    o.upstream_node = "node1";
+  } else {
+    o.current_lsn = lsn;
+  }
+  o.system_identifier = "7000000000000000001";
+  o.repmgrd_running = true;
+  o.seq = 7;
+  o.observed_at_ms = kNow - 300;
+  for (int i = 1; i <= 3; ++i) {
+    o.repmgr_nodes.push_back({i, "node" + std::to_string(i), i == 1 ? "primary" : "standby", true,
+                              i == 1 ? std::nullopt : std::optional<int>(1)});
+  }
+  return o;
+}
+
+model::MasterRecord Master(const std::string& node) {
+  model::MasterRecord m;
+  m.state = model::MasterState::kOk;
+  m.node = node;
+  m.host = "127.0.0.1";
+  m.port = 5432;
+  m.timeline = 2;
+  m.lsn = 0x3000060;
+  m.epoch = 4;
+  m.verified_at_ms = kNow - 1000;
+  m.decided_by = "orch-a";
+  m.reason = "later_timeline";
+  return m;
+}
+
+NodeStatus Node(model::NodeObservation o, std::int64_t age_ms) {
+  NodeStatus n;
+  n.node = o.node;
+  n.observation = std::move(o);
+  n.mtime_ms = kNow - age_ms;
+  return n;
+}
+
+ClusterStatus Healthy() {
+  ClusterStatus c;
+  c.name = "main";
+  c.master = Master("node1");
+  c.master_present = true;
+  c.vouchers = {"orch-a"};
+  c.nodes.push_back(Node(Obs("node1", false, 0x3000060), 400));
+  c.nodes.push_back(Node(Obs("node2", true, 0x3000000), 1200));
+  c.nodes.push_back(Node(Obs("node3", true, 0x3000060), 90));
+  return c;
+}
+
+TEST(StatusJudge, HealthyClusterHasRolesLagAgesAndExitZero) {
+  ClusterStatus c = Healthy();
+  Judge(c, 10000, kNow);
+  ASSERT_EQ(c.nodes.size(), 3u);
+  EXPECT_TRUE(c.healthy()) << c.problems[0];
+  EXPECT_EQ(c.nodes[0].role, "primary");
+  EXPECT_TRUE(c.nodes[0].is_master);
+  EXPECT_EQ(c.nodes[0].lag_bytes, 0u);
+  EXPECT_EQ(c.nodes[1].role, "standby");
+  EXPECT_EQ(c.nodes[1].lag_bytes, 0x60u);
+  EXPECT_EQ(c.nodes[1].heartbeat_age_ms, 1200);
+  EXPECT_EQ(c.nodes[2].heartbeat_age_ms, 90);
+  EXPECT_EQ(ExitCodeFor({c}), kExitHealthy);
+}
+
+TEST(StatusJudge, NoVoucherMeansUnverifiedAndExitOne) {
+  ClusterStatus c = Healthy();
+  c.vouchers.clear();
+  Judge(c, 10000, kNow);
+  EXPECT_FALSE(c.verified());
+  EXPECT_EQ(c.nodes[0].role, "stale-primary");  // writable, but nobody vouches for it
+  EXPECT_EQ(ExitCodeFor({c}), kExitUnhealthy);
+  ASSERT_FALSE(c.problems.empty());
+  EXPECT_NE(c.problems[0].find("unverified"), std::string::npos);
+}
+
+TEST(StatusJudge, NoMasterYetIsUnhealthy) {
+  ClusterStatus c = Healthy();
+  c.master = model::MasterRecord{};
+  Judge(c, 10000, kNow);
+  EXPECT_EQ(ExitCodeFor({c}), kExitUnhealthy);
+  EXPECT_EQ(c.problems[0], "no master has been verified yet");
+}
+
+TEST(StatusJudge, OldHeartbeatIsStaleAndMissingPollerIsListed) {
+  ClusterStatus c = Healthy();
+  c.nodes[1].mtime_ms = kNow - 15000;
+  c.nodes.pop_back();  // node3's poller is gone; repmgr still lists node3
+  Judge(c, 10000, kNow);
+  ASSERT_EQ(c.nodes.size(), 3u);
+  EXPECT_EQ(c.nodes[1].role, "stale");
+  EXPECT_FALSE(c.nodes[1].lag_bytes.has_value());
+  EXPECT_EQ(c.nodes[2].node, "node3");
+  EXPECT_EQ(c.nodes[2].role, "missing");
+  EXPECT_EQ(c.nodes[2].heartbeat_age_ms, -1);
+  EXPECT_EQ(ExitCodeFor({c}), kExitUnhealthy);
+  EXPECT_EQ(c.problems.size(), 2u);
+}
+
+TEST(StatusJudge, UnreachablePostgresIsDownAndAFutureMtimeIsAgeZero) {
+  ClusterStatus c = Healthy();
+  c.nodes[2].observation->reachable = false;
+  c.nodes[2].observation->error = "connection refused";
+  c.nodes[1].mtime_ms = kNow + 50;  // the ZooKeeper server's clock runs ahead of ours
+  Judge(c, 10000, kNow);
+  EXPECT_EQ(c.nodes[2].role, "down");
+  EXPECT_NE(c.nodes[2].problem.find("connection refused"), std::string::npos);
+  EXPECT_EQ(c.nodes[1].heartbeat_age_ms, 0);
+}
+
+TEST(StatusRender, TableShowsMasterVouchersAndEveryColumn) {
+  ClusterStatus c = Healthy();
+  c.control.paused = true;
+  c.control.reason = "kernel upgrade";
+  Judge(c, 10000, kNow);
+  const std::string t = RenderStatusTable({c});
+  EXPECT_NE(t.find("Cluster: main\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("Master:  node1 (127.0.0.1:5432, timeline 2, epoch 4) verified, 1 voucher (orch-a)"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("Paused:  yes (kernel upgrade)"), std::string::npos) << t;
+  EXPECT_NE(t.find("Node   Role     Master  Host            TL  LSN        Lag  Heartbeat  repmgrd  Poller  Fencing"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("node1  primary  *       127.0.0.1:5432  2   0/3000060  0B   400ms      running  up      none"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("node2  standby          127.0.0.1:5433  2   0/3000000  96B  1.2s"), std::string::npos)
+      << t;
+  EXPECT_EQ(t.find("Problems"), std::string::npos);
+}
+
+TEST(StatusRender, TableListsProblems) {
+  ClusterStatus c = Healthy();
+  c.vouchers.clear();
+  Judge(c, 10000, kNow);
+  const std::string t = RenderStatusTable({c});
+  EXPECT_NE(t.find("UNVERIFIED: no voucher"), std::string::npos) << t;
+  EXPECT_NE(t.find("Problems:\n  - master node1 is unverified"), std::string::npos) << t;
+}
+
+TEST(StatusRender, JsonCarriesEveryField) {
+  ClusterStatus c = Healthy();
+  model::HistoryEntry h;
+  h.cluster = "main";
+  h.action = "publish";
+  h.chosen = "node1";
+  h.epoch = 4;
+  h.decided_at_ms = kNow - 5000;
+  h.reasons.push_back({"later_timeline", "node1", "node1 is on timeline 2"});
+  c.history.push_back(h);
+  Judge(c, 10000, kNow);
+  const json j = json::parse(RenderStatusJson({c}));
+  EXPECT_TRUE(j["healthy"].get<bool>());
+  const json& cj = j["clusters"][0];
+  EXPECT_EQ(cj["name"], "main");
+  EXPECT_EQ(cj["master"]["node"], "node1");
+  EXPECT_EQ(cj["master"]["verified"], true);
+  EXPECT_EQ(cj["master"]["vouchers"], json::array({"orch-a"}));
+  EXPECT_EQ(cj["paused"], false);
+  ASSERT_EQ(cj["nodes"].size(), 3u);
+  EXPECT_EQ(cj["nodes"][1]["role"], "standby");
+  EXPECT_EQ(cj["nodes"][1]["lag_bytes"], 0x60);
+  EXPECT_EQ(cj["nodes"][1]["heartbeat_age_ms"], 1200);
+  EXPECT_EQ(cj["nodes"][1]["lsn"], "0/3000000");
+  EXPECT_EQ(cj["nodes"][1]["repmgrd_running"], true);
+  EXPECT_EQ(cj["nodes"][1]["fencing"], "none");
+  EXPECT_EQ(cj["nodes"][1]["poller"], "up");
+  EXPECT_EQ(cj["history"][0]["reasons"][0]["code"], "later_timeline");
+}
+
+TEST(StatusRender, JsonSurvivesInvalidUtf8InAnError) {
+  ClusterStatus c = Healthy();
+  c.nodes[2].observation->reachable = false;
+  c.nodes[2].observation->error = std::string("bad \xff byte");
+  Judge(c, 10000, kNow);
+  const json j = json::parse(RenderStatusJson({c}));
+  EXPECT_EQ(j["clusters"][0]["nodes"][2]["role"], "down");
+}
+
+TEST(StatusRender, HistoryShowsReasonsEvidenceAndDataLoss) {
+  model::HistoryEntry h;
+  h.cluster = "main";
+  h.action = "publish";
+  h.chosen = "node2";
+  h.epoch = 5;
+  h.decided_at_ms = 1'790'000'000'123;
+  h.decided_by = "orch-a";
+  h.previous = Master("node1");
+  h.master = Master("node2");
+  h.master->timeline = 3;
+  h.reasons.push_back({"later_timeline", "node2", "node2 is on a later timeline"});
+  model::NodeEvidence e;
+  e.node = "node2";
+  e.role = "master";
+  e.probed = true;
+  e.reachable = true;
+  e.writable = true;
+  e.timeline = 3;
+  e.lsn = 0x3000100;
+  e.write_check = model::WriteCheck::kPassed;
+  e.notes = {"later_timeline"};
+  h.evidence.push_back(e);
+  h.data_loss = model::DataLossEstimate{"node1", 0x3000200, "node2", 0x3000100, 0x100};
+  const std::string t = RenderHistoryText("main", {h});
+  EXPECT_NE(t.find("2026-09-21T14:13:20.123Z  epoch 5  publish node2 (was node1, timeline 2) -> "
+                   "timeline 3 lsn 0/3000060  by orch-a"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("  reason later_timeline [node2]: node2 is on a later timeline"), std::string::npos) << t;
+  EXPECT_NE(t.find("data loss estimate: node1 last seen at 0/3000200, node2 took over at 0/3000100: 256 bytes"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("    node2  master  no        yes     yes        yes       3   0/3000100  passed"),
+            std::string::npos)
+      << t;
+  const json j = json::parse(RenderHistoryJson("main", {h}));
+  EXPECT_EQ(j["history"][0]["data_loss"]["gap_bytes"], 256);
+  EXPECT_EQ(RenderHistoryText("main", {}), "Cluster main: no decisions recorded\n");
+}
+
+TEST(StatusRender, AgesAndTimes) {
+  EXPECT_EQ(FormatAge(-1), "-");
+  EXPECT_EQ(FormatAge(999), "999ms");
+  EXPECT_EQ(FormatAge(12345), "12.3s");
+  EXPECT_EQ(FormatAge(245000), "4m05s");
+  EXPECT_EQ(FormatWallMs(0), "-");
+}
+
+// ReadClusterStatus and SetPaused on FakeZk: the real znode layout, the stat mtime as heartbeat.
+TEST(StatusRead, ReadsTheContractLayoutAndPauseWritesControl) {
+  auto server = zk::FakeZkServer::Create();
+  std::unique_ptr<zk::FakeZk> session = server->NewSession();
+  zk::FakeZk& fake = *session;
+  ASSERT_TRUE(zk::EnsurePath(fake, "/ph/clusters/main/nodes").ok());
+  ASSERT_TRUE(zk::EnsurePath(fake, "/ph/clusters/main/history").ok());
+  ASSERT_TRUE(fake.Create("/ph/clusters/main/master", Master("node1").ToJson(), zk::CreateMode::kPersistent).ok());
+  ASSERT_TRUE(fake.Create("/ph/clusters/main/master/orch-a", "{}", zk::CreateMode::kEphemeral).ok());
+  ASSERT_TRUE(fake.Create("/ph/clusters/main/nodes/node1", Obs("node1", false, 0x3000060).ToJson(),
+                          zk::CreateMode::kEphemeral).ok());
+  ASSERT_TRUE(fake.Create("/ph/clusters/main/nodes/node2", "not json", zk::CreateMode::kEphemeral).ok());
+  model::HistoryEntry h;
+  h.cluster = "main";
+  h.action = "publish";
+  h.epoch = 1;
+  h.decided_at_ms = kNow;
+  h.reasons.push_back({"first_master", "node1", "x"});
+  for (int i = 0; i < 3; ++i) {
+    h.epoch = static_cast<std::uint64_t>(i + 1);
+    ASSERT_TRUE(fake.Create("/ph/clusters/main/history/h-", h.ToJson(), zk::CreateMode::kPersistentSequential).ok());
+  }
+  auto names = ListClusters(fake, "/ph");
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(*names, std::vector<std::string>{"main"});
+  HistoryCache cache;
+  auto s = ReadClusterStatus(fake, "/ph", "main", ReadOptions{10000, 2}, WallNowMs(), &cache);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_TRUE(s->verified());
+  EXPECT_EQ(s->vouchers, std::vector<std::string>{"orch-a"});
+  ASSERT_EQ(s->history.size(), 2u);
+  EXPECT_EQ(s->history[1].epoch, 3u);
+  EXPECT_EQ(cache.size(), 2u);
+  ASSERT_GE(s->nodes.size(), 1u);
+  EXPECT_EQ(s->nodes[0].role, "primary");
+  EXPECT_GE(s->nodes[0].heartbeat_age_ms, 0);
+  bool corrupt_named = false;
+  for (const std::string& p : s->problems) {
+    corrupt_named |= p.find("/ph/clusters/main/nodes/node2") != std::string::npos;
+  }
+  EXPECT_TRUE(corrupt_named);
+
+  auto missing = ReadClusterStatus(fake, "/ph", "mian", ReadOptions{}, kNow);
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("\"mian\""), std::string::npos);
+
+  publishers::ControlState pause;
+  pause.paused = true;
+  pause.reason = "upgrade";
+  pause.changed_by = "alice";
+  pause.changed_at_ms = kNow;
+  ASSERT_TRUE(SetPaused(fake, "/ph", "main", pause).ok());
+  auto control = fake.Get("/ph/clusters/main/control");
+  ASSERT_TRUE(control.ok());
+  auto parsed = publishers::ParseControl(control->data);
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_TRUE(parsed->paused);
+  EXPECT_EQ(parsed->reason, "upgrade");
+  pause.paused = false;
+  ASSERT_TRUE(SetPaused(fake, "/ph", "main", pause).ok());
+  auto again = ReadClusterStatus(fake, "/ph", "main", ReadOptions{}, kNow);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->control.paused);
+  EXPECT_EQ(SetPaused(fake, "/ph", "nope", pause).code(), StatusCode::kNotFound);
+  EXPECT_FALSE(fake.Exists("/ph/clusters/nope").value().has_value());
+}
+
+}  // namespace
+}  // namespace pgherald::status
