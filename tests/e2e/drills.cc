@@ -1,0 +1,270 @@
+#include "tests/e2e/drills.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <thread>
+
+namespace pgherald::e2e {
+namespace {
+
+using std::chrono::milliseconds;
+
+double Ms(std::int64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+// All rows of a drill's clients on a node: (client, seq).
+StatusOr<std::set<std::pair<int, std::int64_t>>> ReadRows(const std::string& conninfo, int lo,
+                                                          int hi) {
+  PGconn* c = PQconnectdb((conninfo + " connect_timeout=3").c_str());
+  if (PQstatus(c) != CONNECTION_OK) {
+    const std::string e = PQerrorMessage(c);
+    PQfinish(c);
+    return Unavailable("cannot read e2e_writes: " + e);
+  }
+  const std::string sql = "SELECT client, seq FROM e2e_writes WHERE client BETWEEN " +
+                          std::to_string(lo) + " AND " + std::to_string(hi);
+  PGresult* r = PQexec(c, sql.c_str());
+  std::set<std::pair<int, std::int64_t>> rows;
+  const bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+  if (ok) {
+    for (int i = 0; i < PQntuples(r); ++i) {
+      rows.emplace(std::atoi(PQgetvalue(r, i, 0)), std::atoll(PQgetvalue(r, i, 1)));
+    }
+  }
+  const std::string e = PQerrorMessage(c);
+  PQclear(r);
+  PQfinish(c);
+  if (!ok) return Internal("SELECT from e2e_writes failed: " + e);
+  return rows;
+}
+
+std::optional<std::string> Query(const std::string& conninfo, const std::string& sql) {
+  PGconn* c = PQconnectdb((conninfo + " connect_timeout=2").c_str());
+  std::optional<std::string> out;
+  if (PQstatus(c) == CONNECTION_OK) {
+    PGresult* r = PQexec(c, sql.c_str());
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) out = PQgetvalue(r, 0, 0);
+    PQclear(r);
+  }
+  PQfinish(c);
+  return out;
+}
+
+bool Writable(Stack& s, int node) {
+  auto w = s.lab().WritableNodes();
+  return w.ok() && std::find(w->begin(), w->end(), node) != w->end();
+}
+
+}  // namespace
+
+const char* DrillName(DrillKind kind) {
+  switch (kind) {
+    case DrillKind::kKillPrimary: return "kill9-primary";
+    case DrillKind::kFreezeShort: return "freeze-short";
+    case DrillKind::kFreezeLong: return "freeze-long";
+    case DrillKind::kRestartWritable: return "restart-writable";
+    case DrillKind::kKillLeadingOrchestrator: return "kill9-leading-orchestrator";
+    case DrillKind::kKillZkLeader: return "kill9-zk-leader";
+  }
+  return "?";
+}
+
+std::vector<DrillKind> AllDrills() {
+  return {DrillKind::kKillPrimary,     DrillKind::kFreezeShort,
+          DrillKind::kFreezeLong,      DrillKind::kRestartWritable,
+          DrillKind::kKillLeadingOrchestrator, DrillKind::kKillZkLeader};
+}
+
+std::string DrillReport::Summary() const {
+  char buf[512];
+  std::snprintf(buf, sizeof(buf),
+                "drill=%s old=node%d final=node%d failover=%s convergence_ms=%.1f "
+                "haproxy_reroute_ms=%.1f pgbouncer_reroute_ms=%.1f haproxy_unavailable_ms=%.1f "
+                "pgbouncer_unavailable_ms=%.1f ",
+                drill.c_str(), old_primary, final_primary, failover ? "yes" : "no", convergence_ms,
+                haproxy_reroute_ms, pgbouncer_reroute_ms, haproxy_unavailable_ms,
+                pgbouncer_unavailable_ms);
+  return buf + check.Summary();
+}
+
+StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index) {
+  DrillReport rep;
+  rep.drill = DrillName(kind);
+  auto healthy = s.AwaitHealthyCluster(milliseconds(60000));
+  if (!healthy.ok()) return healthy.status();
+  const int old = *healthy;
+  rep.old_primary = old;
+  if (auto st = s.AwaitMaster(old, 0, milliseconds(30000)); !st.ok()) return st;
+  const std::uint64_t epoch_before = s.Master()->epoch;
+  const int old_port = s.lab().pg_port(old);
+
+  WorkloadOptions wo;
+  wo.haproxy_conninfo = s.HaproxyConninfo();
+  wo.pgbouncer_conninfo = s.PgbouncerConninfo();
+  wo.client_base = index * 100;
+  Workload w(wo);
+  w.Start();
+  if (!WaitUntil([&] {
+        return w.Acks(Route::kHaproxy, old_port) >= 20 && w.Acks(Route::kPgbouncer, old_port) >= 20;
+      },
+                 milliseconds(15000))) {
+    w.Stop();
+    return Unavailable("the workload does not write on node" + std::to_string(old) +
+                       " through both proxies before the fault");
+  }
+
+  const std::int64_t fault_ns = MonoNs();
+  int expected = 0;  // the final primary
+  int zk_killed = 0;
+  std::string orch_killed;
+  switch (kind) {
+    case DrillKind::kKillPrimary:
+    case DrillKind::kRestartWritable:
+      if (auto st = s.lab().PgKill(old); !st.ok()) return st;
+      break;
+    case DrillKind::kKillLeadingOrchestrator: {
+      orch_killed = s.LeadingOrchestrator();
+      if (auto st = s.lab().PgKill(old); !st.ok()) return st;
+      if (auto st = s.Kill9(orch_killed); !st.ok()) return st;
+      break;
+    }
+    case DrillKind::kKillZkLeader: {
+      auto leader = s.lab().ZkLeader();
+      if (!leader.ok()) return leader.status();
+      zk_killed = *leader;
+      if (auto st = s.lab().PgKill(old); !st.ok()) return st;
+      if (auto st = s.lab().ZkKill(zk_killed); !st.ok()) return st;
+      break;
+    }
+    case DrillKind::kFreezeShort:
+      if (auto st = s.lab().PgFreeze(old); !st.ok()) return st;
+      // The fault's duration (not a synchronization): under repmgrd's detection window
+      // (reconnect_attempts=2 x reconnect_interval=1 s after a missed monitor_interval of 1 s).
+      std::this_thread::sleep_for(milliseconds(800));
+      if (auto st = s.lab().PgThaw(old); !st.ok()) return st;
+      expected = old;
+      break;
+    case DrillKind::kFreezeLong:
+      if (auto st = s.lab().PgFreeze(old); !st.ok()) return st;
+      break;
+  }
+
+  if (expected == 0) {
+    auto p = s.lab().WaitForPrimary(old, std::chrono::seconds(30));
+    if (!p.ok()) {
+      if (kind == DrillKind::kFreezeLong) (void)s.lab().PgThaw(old);
+      w.Stop();
+      return p.status();
+    }
+    expected = *p;
+    rep.failover = true;
+  }
+  Status converged = s.AwaitMaster(expected, rep.failover ? epoch_before : 0, milliseconds(30000));
+  rep.convergence_ms = Ms(MonoNs() - fault_ns);
+  if (kind == DrillKind::kFreezeLong) {
+    // The old primary wakes up writable beside the new one: its poller must fence it (stop).
+    if (auto st = s.lab().PgThaw(old); !st.ok()) return st;
+  }
+  if (kind == DrillKind::kRestartWritable && converged.ok()) {
+    if (auto st = s.lab().PgStartWritable(old); !st.ok()) return st;
+  }
+  if (!converged.ok()) {
+    w.Stop();
+    return Status(converged.code(), converged.message() + "\n" + s.AllTails());
+  }
+  const int new_port = s.lab().pg_port(expected);
+  std::int64_t ha = 0, pb = 0;
+  const bool routed = WaitUntil(
+      [&] {
+        ha = w.FirstAck(Route::kHaproxy, new_port, fault_ns);
+        pb = w.FirstAck(Route::kPgbouncer, new_port, fault_ns);
+        return ha != 0 && pb != 0;
+      },
+      milliseconds(20000), milliseconds(5));
+  if (kind == DrillKind::kFreezeLong || kind == DrillKind::kRestartWritable) {
+    // The old primary must not stay writable: fenced by its poller (fence.action: stop).
+    if (!WaitUntil([&] { return !Writable(s, old); }, milliseconds(20000), milliseconds(50))) {
+      w.Stop();
+      return FailedPrecondition("node" + std::to_string(old) +
+                                " is still writable 20 s after it came back: not fenced\n" +
+                                s.Tail("poller-" + std::to_string(old)));
+    }
+  }
+  // A few more writes on the final primary, so that "after the publication" is not empty.
+  WaitUntil([&] { return w.Acks(Route::kHaproxy, new_port) >= 20; }, milliseconds(5000));
+  w.Stop();
+  if (!routed) {
+    return Unavailable("writes through " + std::string(ha == 0 ? "HAProxy" : "pgbouncer") +
+                       " never landed on node" + std::to_string(expected) + " within 20 s\n" +
+                       s.Tail("watch"));
+  }
+  rep.final_primary = expected;
+  rep.haproxy_reroute_ms = Ms(ha - fault_ns);
+  rep.pgbouncer_reroute_ms = Ms(pb - fault_ns);
+  rep.haproxy_unavailable_ms = Ms(ha - w.LastAckBefore(Route::kHaproxy, fault_ns));
+  rep.pgbouncer_unavailable_ms = Ms(pb - w.LastAckBefore(Route::kPgbouncer, fault_ns));
+
+  DrillFacts f;
+  f.drill = rep.drill;
+  f.old_primary_port = old_port;
+  f.epoch_before = epoch_before;
+  f.wall_minus_mono_ms = WallMinusMonoMs();
+  f.ops = w.History();
+  f.history = s.History();
+  f.final_master = s.Master();
+  f.final_vouchers = s.VoucherCount();
+  auto writable = s.lab().WritableNodes();
+  if (writable.ok()) {
+    for (int n : *writable) f.writable_ports.push_back(s.lab().pg_port(n));
+  }
+  f.final_primary_port = new_port;
+  auto rows = ReadRows(s.NodeConninfo(expected), wo.client_base, wo.client_base + 99);
+  if (!rows.ok()) return rows.status();
+  f.rows_on_final = std::move(*rows);
+  rep.check = Check(f);
+
+  if (zk_killed != 0) {
+    if (auto st = s.lab().ZkStart(zk_killed); !st.ok()) return st;
+  }
+  if (!orch_killed.empty()) {
+    if (auto st = s.Restart(orch_killed); !st.ok()) return st;
+  }
+  return rep;
+}
+
+Status RestoreCluster(Stack& s) {
+  int primary = 0;
+  if (!WaitUntil(
+          [&] {
+            auto w = s.lab().WritableNodes();
+            if (!w.ok() || w->empty()) return false;
+            primary = w->size() == 1 ? (*w)[0] : s.VouchedMasterNode();
+            return primary != 0;
+          },
+          milliseconds(30000), milliseconds(50))) {
+    return Unavailable("no primary to restore the cluster around");
+  }
+  const std::string want = std::to_string(s.lab().pg_port(primary));
+  for (int n = 1; n <= 3; ++n) {
+    if (n == primary) continue;
+    auto streaming = Query(s.NodeConninfo(n),
+                           "select (status = 'streaming' and sender_port = " + want +
+                               ")::text from pg_stat_wal_receiver");
+    if (streaming && *streaming == "true") continue;
+    if (auto st = s.lab().PgRejoin(n); !st.ok()) return st;
+  }
+  auto healthy = s.AwaitHealthyCluster(milliseconds(60000));
+  if (!healthy.ok()) return healthy.status();
+  if (auto st = s.AwaitMaster(*healthy, 0, milliseconds(30000)); !st.ok()) return st;
+  for (const auto& ci : {s.HaproxyConninfo(), s.PgbouncerConninfo()}) {
+    if (!WaitUntil([&] { return Query(ci, "select inet_server_port()") == want; },
+                   milliseconds(20000), milliseconds(50))) {
+      return Unavailable("a proxy does not route to node" + std::to_string(primary) +
+                         " after the restore\n" + s.Tail("watch"));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace pgherald::e2e

@@ -1,0 +1,51 @@
+// The fault-injection drills on a running Stack. Each drill starts from one primary + two
+// streaming standbys with the master znode naming the primary, runs the workload through both
+// proxies, injects its fault, waits (with deadlines) for the system to converge and for both
+// routes to acknowledge writes on the final primary, collects the facts and runs the checker.
+// RestoreCluster() then brings the cluster back (rejoin, restarts) for the next drill. Test code.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "tests/e2e/checker.h"
+#include "tests/e2e/stack.h"
+
+namespace pgherald::e2e {
+
+enum class DrillKind {
+  kKillPrimary,              // kill -9 of the primary
+  kFreezeShort,              // SIGSTOP of the primary, shorter than repmgrd's detection window
+  kFreezeLong,               // SIGSTOP longer than the window: failover, then the old one thaws
+  kRestartWritable,          // kill -9, failover, then the old primary restarted writable
+  kKillLeadingOrchestrator,  // kill -9 of the primary and of the leading orchestrator
+  kKillZkLeader,             // kill -9 of the primary and of the ZooKeeper ensemble's leader
+};
+const char* DrillName(DrillKind kind);
+std::vector<DrillKind> AllDrills();
+
+struct DrillReport {
+  std::string drill;
+  int old_primary = 0;
+  int final_primary = 0;
+  bool failover = false;
+  double convergence_ms = 0;     // fault to the master znode naming the final primary, vouched
+  double haproxy_reroute_ms = 0;   // fault to the first write acked on it through HAProxy
+  double pgbouncer_reroute_ms = 0;  // same through pgbouncer
+  double haproxy_unavailable_ms = 0;  // last ack before the fault to the first after, HAProxy
+  double pgbouncer_unavailable_ms = 0;
+  CheckResult check;
+  std::string Summary() const;
+};
+
+// Runs one drill; `index` makes the workload's client ids unique. An error means the drill could
+// not run to the end (no convergence within its deadline, a lab action failed): it says what.
+StatusOr<DrillReport> RunDrill(Stack& stack, DrillKind kind, int index);
+
+// Rejoins every node that is not a streaming standby of the primary, restarts stopped daemons and
+// ZooKeeper members, and waits until the cluster is healthy, the master znode names the primary
+// vouched and both proxies route to it.
+Status RestoreCluster(Stack& stack);
+
+}  // namespace pgherald::e2e

@@ -1,0 +1,503 @@
+#include "tests/e2e/stack.h"
+
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+extern char** environ;
+
+namespace pgherald::e2e {
+namespace {
+
+using std::chrono::milliseconds;
+
+void WriteFile(const std::string& path, const std::string& text, mode_t mode = 0644) {
+  std::ofstream(path, std::ios::trunc) << text;
+  ::chmod(path.c_str(), mode);
+}
+
+std::string SourceDir() {
+  const std::string file = __FILE__;
+  return file.substr(0, file.rfind("/tests/e2e/"));
+}
+
+// One query's first cell over a fresh connection; nullopt on any error.
+std::optional<std::string> QueryOne(const std::string& conninfo, const std::string& sql) {
+  PGconn* c = PQconnectdb((conninfo + " connect_timeout=2").c_str());
+  std::optional<std::string> out;
+  if (PQstatus(c) == CONNECTION_OK) {
+    PGresult* r = PQexec(c, sql.c_str());
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) out = PQgetvalue(r, 0, 0);
+    PQclear(r);
+  }
+  PQfinish(c);
+  return out;
+}
+
+bool Alive(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+}  // namespace
+
+std::int64_t MonoNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t WallMinusMonoMs() {
+  const auto wall = std::chrono::duration_cast<milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+  return wall - MonoNs() / 1000000;
+}
+
+bool WaitUntil(const std::function<bool()>& condition, milliseconds timeout, milliseconds step) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(step);
+  }
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string MachineLine() {
+  std::string model = "unknown";
+  std::ifstream cpu("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpu, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      model = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  return "nproc=" + std::to_string(std::thread::hardware_concurrency()) + " cpu=\"" + model + "\"";
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
+  rank = std::clamp<std::size_t>(rank, 1, v.size());
+  return v[rank - 1];
+}
+
+StatusOr<std::unique_ptr<Stack>> Stack::Up(const StackOptions& options) {
+  if (std::getenv("PGHERALD_BIN") == nullptr) {
+    return InvalidArgument(
+        "PGHERALD_BIN is not set: point it at the pgherald program (ctest sets it; by hand: "
+        "PGHERALD_BIN=build/<dir>/app/pgherald)");
+  }
+  std::unique_ptr<Stack> s(new Stack());
+  s->options_ = options;
+  lab::LabOptions lo;
+  lo.zk_ensemble = true;
+  lo.postgres = true;
+  lo.haproxy = true;
+  lo.pgbouncer = true;
+  auto lab = lab::Lab::Up(lo);
+  if (!lab.ok()) return lab.status();
+  s->lab_ = std::move(*lab);
+  zk::ZkClientOptions zo;
+  zo.connect = s->lab_->zk_connect();
+  zo.session_timeout = milliseconds(10000);
+  auto zk = zk::ZkClient::Connect(zo);
+  if (!zk.ok()) return zk.status();
+  s->zk_ = std::move(*zk);
+
+  // The workload's table, on the first primary (node 1), owned by the app user.
+  {
+    PGconn* c = PQconnectdb(s->NodeConninfo(1).c_str());
+    if (PQstatus(c) != CONNECTION_OK) {
+      const std::string e = PQerrorMessage(c);
+      PQfinish(c);
+      return Internal("cannot connect to node1 as the app user: " + e);
+    }
+    PGresult* r = PQexec(c,
+                         "CREATE TABLE IF NOT EXISTS e2e_writes (client int NOT NULL, seq bigint "
+                         "NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp(), "
+                         "PRIMARY KEY (client, seq))");
+    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    const std::string e = PQerrorMessage(c);
+    PQclear(r);
+    PQfinish(c);
+    if (!ok) return Internal("cannot create e2e_writes: " + e);
+  }
+
+  if (auto st = s->WriteConfigs(); !st.ok()) return st;
+  for (auto& d : s->daemons_) {
+    if (auto st = s->StartDaemon(d); !st.ok()) return st;
+  }
+  s->WritePids();
+
+  if (options.orchestrators == 0) {
+    if (auto st = s->PublishDirect(1); !st.ok()) return st;
+  } else {
+    if (auto st = s->AwaitMaster(1, 0, milliseconds(30000)); !st.ok()) {
+      return Internal(st.message() + "\n" + s->AllTails());
+    }
+  }
+  if (options.watch) {
+    const std::string want = std::to_string(s->lab_->pg_port(1));
+    for (const auto& ci : {s->HaproxyConninfo(), s->PgbouncerConninfo()}) {
+      if (!WaitUntil([&] { return QueryOne(ci, "select inet_server_port()") == want; },
+                     milliseconds(20000), milliseconds(50))) {
+        return Internal("the proxies do not route to node1 within 20 s\n" + s->AllTails());
+      }
+    }
+  }
+  return s;
+}
+
+Status Stack::WriteConfigs() {
+  const std::string bin = std::getenv("PGHERALD_BIN");
+  const std::string dir = lab_->dir();
+  const std::string zk_section = "zookeeper:\n  connect: \"" + lab_->zk_connect() +
+                                 "\"\n  root: " + kRoot + "\n  session_timeout_ms: ";
+  if (options_.pollers) {
+    for (int n = 1; n <= 3; ++n) {
+      const std::string node = "node" + std::to_string(n);
+      const std::string socket = dir + "/poller-" + std::to_string(n) + ".sock";
+      const std::string config = dir + "/poller-" + std::to_string(n) + ".yaml";
+      WriteFile(config,
+                zk_section + "4000\nlogging:\n  level: info\npoller:\n  cluster: " + kCluster +
+                    "\n  node: " + node +
+                    "\n  tick_ms: 200\n  heartbeat_ms: 2000\n  events_retention: 200\n"
+                    "  notify_socket: " + socket + "\n  notify_socket_mode: \"0666\"\n"
+                    "  fence:\n    action: stop\n    data_dir: " + lab_->Env("PG_DATA_" + std::to_string(n)) +
+                    "\n    pg_ctl: " + lab_->Env("PG_BINDIR") + "/pg_ctl\n"
+                    "postgres:\n  host: 127.0.0.1\n  port: " + std::to_string(lab_->pg_port(n)) +
+                    "\n  user: " + lab_->Env("PG_APP_USER") + "\n  password: \"" +
+                    lab_->Env("PG_APP_PASSWORD") + "\"\n  dbname: " + lab_->Env("REPMGR_DB") +
+                    "\n  connect_timeout_ms: 1000\n",
+                0600);
+      // labctl's notify.sh runs `CMD notify ARGS...`: this wrapper drops "notify" and passes the
+      // poller's socket.
+      const std::string wrapper = dir + "/poller-notify-" + std::to_string(n) + ".sh";
+      WriteFile(wrapper, "#!/bin/sh\nshift\nexec " + bin + " notify --socket " + socket + " \"$@\"\n",
+                0755);
+      WriteFile(dir + "/notify-cmd-" + std::to_string(n), wrapper + "\n");
+      daemons_.push_back({"poller-" + std::to_string(n), {bin, "poller", "--config", config},
+                          dir + "/poller-" + std::to_string(n) + ".log", -1});
+    }
+  }
+  const std::string pw_file = dir + "/e2e-app-password";
+  WriteFile(pw_file, lab_->Env("PG_APP_PASSWORD") + "\n", 0600);
+  for (int i = 0; i < options_.orchestrators; ++i) {
+    const std::string id = std::string("orch-") + static_cast<char>('a' + i);
+    std::string yaml = zk_section + std::to_string(options_.orchestrator_session_timeout_ms) +
+                       "\nlogging:\n  level: info\norchestrator:\n  id: " + id +
+                       "\n  tick_ms: 200\n  confirmation_window_ms: 500\n  probe_timeout_ms: 1000\n"
+                       "clusters:\n  - name: " + kCluster + "\n    postgres:\n      user: " +
+                       lab_->Env("PG_APP_USER") + "\n      dbname: " + lab_->Env("PG_APP_DATABASE") +
+                       "\n      password_file: " + pw_file +
+                       "\n      connect_timeout_ms: 1000\n      statement_timeout_ms: 1000\n    nodes:\n";
+    for (int n = 1; n <= 3; ++n) {
+      yaml += "      - {name: node" + std::to_string(n) + ", host: 127.0.0.1, port: " +
+              std::to_string(lab_->pg_port(n)) + "}\n";
+    }
+    const std::string config = dir + "/" + id + ".yaml";
+    WriteFile(config, yaml, 0600);
+    daemons_.push_back({id, {bin, "orchestrator", "--config", config}, dir + "/" + id + ".log", -1});
+  }
+  if (options_.watch) {
+    const std::string tmpl = dir + "/haproxy.cfg.tmpl";
+    const std::string text = ReadFile(SourceDir() + "/haproxy/examples/haproxy.cfg.tmpl");
+    if (text.empty()) return Internal("haproxy/examples/haproxy.cfg.tmpl is missing");
+    WriteFile(tmpl, text);
+    const std::string config = dir + "/watch.yaml";
+    WriteFile(config,
+              zk_section + "6000\nlogging: {level: info}\nwatch:\n  clusters:\n    " + kCluster +
+                  ":\n      on_unverified: keep\n      retry_initial_ms: 50\n      retry_max_ms: 500\n"
+                  "      sinks:\n"
+                  "        - type: haproxy\n"
+                  "          admin_socket: " + Env("HAPROXY_ADMIN_SOCKET") + "\n"
+                  "          master_socket: " + Env("HAPROXY_MASTER_SOCKET") + "\n"
+                  "          backend: " + Env("HAPROXY_BACKEND") + "\n"
+                  "          server: " + Env("HAPROXY_SERVER") + "\n"
+                  "          config_file: " + Env("HAPROXY_CONFIG") + "\n"
+                  "          template: " + tmpl + "\n"
+                  "          vars:\n"
+                  "            listen: 127.0.0.1:" + Env("HAPROXY_PORT") + "\n"
+                  "            admin_socket: " + Env("HAPROXY_ADMIN_SOCKET") + "\n"
+                  "            master_socket: " + Env("HAPROXY_MASTER_SOCKET") + "\n"
+                  "            backend: " + Env("HAPROXY_BACKEND") + "\n"
+                  "            server: " + Env("HAPROXY_SERVER") + "\n"
+                  "        - type: pgbouncer\n"
+                  "          databases_file: " + Env("PGBOUNCER_DATABASES_FILE") + "\n"
+                  "          admin: {host: 127.0.0.1, port: " + Env("PGBOUNCER_PORT") +
+                  ", user: " + Env("PGBOUNCER_ADMIN_USER") + "}\n"
+                  "          pause_timeout_ms: 500\n"
+                  "          kill_on_pause_timeout: true\n");
+    daemons_.push_back({"watch", {bin, "watch", "--config", config}, dir + "/watch.log", -1});
+  }
+  return Status::Ok();
+}
+
+Status Stack::StartDaemon(Daemon& d) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, d.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                   0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  // Its own process group: a terminal's Ctrl-C in the demo does not reach the daemons.
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
+  std::vector<char*> argv;
+  for (auto& a : d.argv) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    return Internal("cannot start " + d.name + " (" + d.argv[0] + "): " +
+                            std::strerror(rc));
+  }
+  d.pid = pid;
+  return Status::Ok();
+}
+
+void Stack::StopDaemon(Daemon& d) {
+  if (d.pid <= 0) return;
+  ::kill(d.pid, SIGCONT);
+  ::kill(d.pid, SIGTERM);
+  const bool exited = WaitUntil(
+      [&] { return ::waitpid(d.pid, nullptr, WNOHANG) == d.pid; }, milliseconds(5000));
+  if (!exited) {
+    ::kill(d.pid, SIGKILL);
+    ::waitpid(d.pid, nullptr, 0);
+  }
+  d.pid = -1;
+}
+
+void Stack::WritePids() {
+  std::string text;
+  for (const auto& d : daemons_) {
+    if (d.pid > 0) text += std::to_string(d.pid) + " " + d.name + "\n";
+  }
+  WriteFile(lab_->dir() + "/stack.pids", text);
+}
+
+Stack::~Stack() {
+  if (options_.detach) {
+    (void)zk_.release();
+    (void)lab_.release();  // keeps the lab running: StopRecorded tears it down
+    return;
+  }
+  // The watch and the orchestrators first, pollers last (a poller must not see its node die).
+  for (auto it = daemons_.rbegin(); it != daemons_.rend(); ++it) StopDaemon(*it);
+  if (zk_) zk_->Close();
+  zk_.reset();
+  lab_.reset();
+}
+
+Status Stack::StopRecorded(const std::string& dir, const std::string& labctl) {
+  std::ifstream in(dir + "/stack.pids");
+  if (!in) return NotFound(dir + "/stack.pids does not exist: not a stack directory");
+  pid_t pid = 0;
+  std::string name;
+  std::vector<pid_t> pids;
+  while (in >> pid >> name) {
+    const std::string cmdline = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+    if (cmdline.find("pgherald") == std::string::npos || !Alive(pid)) continue;
+    ::kill(pid, SIGCONT);
+    ::kill(pid, SIGTERM);
+    pids.push_back(pid);
+  }
+  WaitUntil([&] { return std::none_of(pids.begin(), pids.end(), Alive); }, milliseconds(5000));
+  for (pid_t p : pids) {
+    if (Alive(p)) ::kill(p, SIGKILL);
+  }
+  const std::string cmd = labctl + " down --dir " + dir;
+  if (std::system(cmd.c_str()) != 0) return Internal(cmd + " failed");
+  return Status::Ok();
+}
+
+std::string Stack::HaproxyConninfo() const {
+  return "host=127.0.0.1 port=" + Env("HAPROXY_PORT") + " user=" + Env("PG_APP_USER") +
+         " password=" + Env("PG_APP_PASSWORD") + " dbname=" + Env("PG_APP_DATABASE");
+}
+std::string Stack::PgbouncerConninfo() const {
+  return "host=127.0.0.1 port=" + Env("PGBOUNCER_PORT") + " user=" + Env("PG_APP_USER") +
+         " password=" + Env("PG_APP_PASSWORD") + " dbname=" + Env("PG_APP_DATABASE");
+}
+std::string Stack::NodeConninfo(int node) const {
+  return "host=127.0.0.1 port=" + std::to_string(lab_->pg_port(node)) + " user=" +
+         Env("PG_APP_USER") + " password=" + Env("PG_APP_PASSWORD") + " dbname=" +
+         Env("PG_APP_DATABASE");
+}
+int Stack::NodeOfPort(int port) const {
+  for (int n = 1; n <= 3; ++n) {
+    if (lab_->pg_port(n) == port) return n;
+  }
+  return 0;
+}
+
+std::optional<model::MasterRecord> Stack::Master() {
+  auto got = zk_->Get(std::string(kRoot) + "/clusters/" + kCluster + "/master");
+  if (!got.ok()) return std::nullopt;
+  auto rec = model::MasterRecord::FromJson(got->data);
+  if (!rec.ok()) return std::nullopt;
+  return *rec;
+}
+
+int Stack::VoucherCount() {
+  auto c = zk_->GetChildren(std::string(kRoot) + "/clusters/" + kCluster + "/master");
+  return c.ok() ? static_cast<int>(c->size()) : 0;
+}
+
+std::vector<model::HistoryEntry> Stack::History() {
+  const std::string base = std::string(kRoot) + "/clusters/" + kCluster + "/history";
+  std::vector<model::HistoryEntry> out;
+  auto children = zk_->GetChildren(base);
+  if (!children.ok()) return out;
+  std::vector<std::string> names = *children;
+  std::sort(names.begin(), names.end());  // h-<seq>: zero-padded, so lexical = sequence order
+  for (const auto& name : names) {
+    auto got = zk_->Get(base + "/" + name);
+    if (!got.ok()) continue;
+    auto e = model::HistoryEntry::FromJson(got->data);
+    if (e.ok()) out.push_back(*e);
+  }
+  return out;
+}
+
+int Stack::VouchedMasterNode() {
+  auto m = Master();
+  if (!m || m->state != model::MasterState::kOk || VoucherCount() == 0) return 0;
+  if (m->node.rfind("node", 0) != 0) return 0;
+  return std::atoi(m->node.c_str() + 4);
+}
+
+Status Stack::PublishDirect(int node) {
+  const std::string master = std::string(kRoot) + "/clusters/" + kCluster + "/master";
+  model::MasterRecord r;
+  r.state = model::MasterState::kOk;
+  r.node = "node" + std::to_string(node);
+  r.host = "127.0.0.1";
+  r.port = lab_->pg_port(node);
+  r.timeline = 1;
+  r.lsn = 1;
+  r.epoch = ++direct_epoch_;
+  r.verified_at_ms = WallMinusMonoMs() + MonoNs() / 1000000;
+  r.decided_by = "e2e-direct";
+  if (direct_epoch_ == 1) {
+    if (auto st = zk::EnsurePath(*zk_, std::string(kRoot) + "/clusters/" + kCluster); !st.ok()) {
+      return st;
+    }
+    auto c = zk_->Create(master, r.ToJson(), zk::CreateMode::kPersistent);
+    if (!c.ok()) return c.status();
+    return zk_->Create(master + "/v-e2e", "{}", zk::CreateMode::kEphemeral).status();
+  }
+  return zk_->Set(master, r.ToJson()).status();
+}
+
+Status Stack::AwaitMaster(int node, std::uint64_t min_epoch, milliseconds timeout) {
+  const bool ok = WaitUntil(
+      [&] {
+        auto m = Master();
+        return m && m->epoch > min_epoch && VouchedMasterNode() == node;
+      },
+      timeout, milliseconds(5));
+  if (ok) return Status::Ok();
+  auto m = Master();
+  return Status(StatusCode::kTimeout, "the master znode does not name node" + std::to_string(node) +
+                                  " vouched (epoch > " + std::to_string(min_epoch) + ") within " +
+                                  std::to_string(timeout.count()) + " ms; it holds " +
+                                  (m ? m->ToJson() : std::string("nothing readable")) +
+                                  ", vouchers " + std::to_string(VoucherCount()));
+}
+
+StatusOr<int> Stack::AwaitHealthyCluster(milliseconds timeout) {
+  int primary = 0;
+  const bool ok = WaitUntil(
+      [&] {
+        auto w = lab_->WritableNodes();
+        if (!w.ok() || w->size() != 1) return false;
+        primary = (*w)[0];
+        auto n = QueryOne(NodeConninfo(primary),
+                          "select count(*) from pg_stat_replication where state = 'streaming'");
+        return n && *n == "2";
+      },
+      timeout, milliseconds(50));
+  if (!ok) {
+    return Status(StatusCode::kTimeout, "the cluster is not one primary + two streaming standbys after " +
+                                    std::to_string(timeout.count()) + " ms");
+  }
+  return primary;
+}
+
+Daemon* Stack::daemon(const std::string& name) {
+  for (auto& d : daemons_) {
+    if (d.name == name) return &d;
+  }
+  return nullptr;
+}
+
+Status Stack::Kill9(const std::string& name) {
+  Daemon* d = daemon(name);
+  if (d == nullptr || d->pid <= 0) return NotFound("no running daemon " + name);
+  ::kill(d->pid, SIGKILL);
+  ::waitpid(d->pid, nullptr, 0);
+  d->pid = -1;
+  WritePids();
+  return Status::Ok();
+}
+
+Status Stack::Restart(const std::string& name) {
+  Daemon* d = daemon(name);
+  if (d == nullptr) return NotFound("no daemon " + name);
+  StopDaemon(*d);
+  auto st = StartDaemon(*d);
+  WritePids();
+  return st;
+}
+
+std::string Stack::LeadingOrchestrator() {
+  auto m = Master();
+  return m ? m->decided_by : "";
+}
+
+std::string Stack::Tail(const std::string& name, std::size_t bytes) const {
+  for (const auto& d : daemons_) {
+    if (d.name != name) continue;
+    const std::string text = ReadFile(d.log_path);
+    return text.size() > bytes ? text.substr(text.size() - bytes) : text;
+  }
+  return "";
+}
+
+std::string Stack::AllTails(std::size_t bytes) const {
+  std::string out;
+  for (const auto& d : daemons_) out += "--- " + d.name + " (tail) ---\n" + Tail(d.name, bytes) + "\n";
+  return out;
+}
+
+}  // namespace pgherald::e2e

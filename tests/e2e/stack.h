@@ -1,0 +1,126 @@
+// The whole pgherald stack on the real lab, for the end-to-end drills, their soak, the benchmarks
+// and the demo: the lab (ZooKeeper ensemble, 3-node PostgreSQL 15 + repmgr/repmgrd, HAProxy,
+// pgbouncer), one `pgherald poller` per node (fence action `stop`, repmgr's notify hook wired to
+// it), two `pgherald orchestrator`s and one `pgherald watch` driving HAProxy and pgbouncer. Every
+// daemon is a child process whose PID is recorded (also in DIR/stack.pids, so that another
+// process can stop exactly those: StopRecorded); nothing is ever killed by name. Test code only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/cluster_model.h"
+#include "common/status.h"
+#include "common/zk_client.h"
+#include "tests/lab/lab.h"
+
+namespace pgherald::e2e {
+
+inline constexpr char kRoot[] = "/pgherald";
+inline constexpr char kCluster[] = "main";
+
+struct StackOptions {
+  bool pollers = true;       // one per node
+  int orchestrators = 2;     // orch-a, orch-b (0: the caller writes the master znode itself)
+  bool watch = true;         // `pgherald watch` with the haproxy and pgbouncer sinks
+  int orchestrator_session_timeout_ms = 4000;
+  // Keep the lab directory and the processes when the Stack object dies (the demo).
+  bool detach = false;
+};
+
+// A daemon child. Its stdout/stderr go to log_path.
+struct Daemon {
+  std::string name;  // "poller-1", "orch-a", "watch"
+  std::vector<std::string> argv;
+  std::string log_path;
+  pid_t pid = -1;
+};
+
+class Stack {
+ public:
+  // Brings up the lab and the daemons and waits until the master znode names the lab's primary
+  // with a voucher (when orchestrators run) and both proxies route to it (when watch runs).
+  static StatusOr<std::unique_ptr<Stack>> Up(const StackOptions& options);
+  // Stops the daemons (SIGTERM, then SIGKILL after 5 s) and `labctl down`, unless detached.
+  ~Stack();
+
+  lab::Lab& lab() { return *lab_; }
+  const std::string& dir() const { return lab_->dir(); }
+  std::string Env(const std::string& key) const { return lab_->Env(key); }
+  zk::ZkClient& zk() { return *zk_; }
+
+  // libpq conninfo through the proxies, as the app user (password included: never log these).
+  std::string HaproxyConninfo() const;
+  std::string PgbouncerConninfo() const;
+  // Directly to node N (1..3) as the app user, database pgherald.
+  std::string NodeConninfo(int node) const;
+  int NodeOfPort(int port) const;  // 0 when no node has it
+
+  // ZooKeeper reads. Errors (absent, corrupt) give nullopt / empty.
+  std::optional<model::MasterRecord> Master();
+  int VoucherCount();
+  std::vector<model::HistoryEntry> History();  // in sequence order
+  // The node the master znode names with state ok and a voucher; 0 otherwise.
+  int VouchedMasterNode();
+  // Writes the master znode directly (benchmarks without orchestrators): state ok, node N, the
+  // next epoch. Creates it (and a test voucher) on first use.
+  Status PublishDirect(int node);
+
+  // Waits until the master znode names `node` vouched, with an epoch > min_epoch.
+  Status AwaitMaster(int node, std::uint64_t min_epoch, std::chrono::milliseconds timeout);
+  // Waits until exactly one node is writable and the other two stream from it (pg_stat_replication
+  // on it shows both, state streaming); returns the primary.
+  StatusOr<int> AwaitHealthyCluster(std::chrono::milliseconds timeout);
+
+  // Daemons by name.
+  Daemon* daemon(const std::string& name);
+  Status Kill9(const std::string& name);
+  Status Restart(const std::string& name);  // after Kill9/Stop: starts it again (new PID)
+  // The orchestrator that wrote the current master record (decided_by), e.g. "orch-a".
+  std::string LeadingOrchestrator();
+
+  std::string Tail(const std::string& name, std::size_t bytes = 3000) const;
+  // Tails of every daemon's log, for a failure message.
+  std::string AllTails(std::size_t bytes = 1500) const;
+
+  // Stops the daemons listed in DIR/stack.pids (written by Up) and runs `labctl down`: the demo's
+  // teardown from another process. Only those PIDs, and only if /proc/PID/cmdline still names
+  // pgherald.
+  static Status StopRecorded(const std::string& dir, const std::string& labctl);
+
+ private:
+  Stack() = default;
+  Status StartDaemon(Daemon& d);
+  void StopDaemon(Daemon& d);
+  void WritePids();
+  Status WriteConfigs();
+
+  StackOptions options_;
+  std::unique_ptr<lab::Lab> lab_;
+  std::unique_ptr<zk::ZkClient> zk_;
+  std::vector<Daemon> daemons_;
+  std::uint64_t direct_epoch_ = 0;
+};
+
+// Monotonic now in nanoseconds (steady_clock).
+std::int64_t MonoNs();
+// Wall milliseconds minus monotonic milliseconds, sampled now: wall_ms - offset = mono_ms.
+std::int64_t WallMinusMonoMs();
+// Polls `condition` every `step` until it holds or `timeout` passes.
+bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
+               std::chrono::milliseconds step = std::chrono::milliseconds(10));
+std::string ReadFile(const std::string& path);
+// "nproc=2 cpu=AMD EPYC ..." for the benchmarks.
+std::string MachineLine();
+// Median and p99 (nearest rank) of a sample; 0 when empty.
+double Percentile(std::vector<double> v, double p);
+
+}  // namespace pgherald::e2e

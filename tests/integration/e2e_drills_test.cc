@@ -1,0 +1,64 @@
+// The end-to-end drills on the real stack (docs/drills.md): the lab, a poller per node, two
+// orchestrators and `pgherald watch` driving HAProxy and pgbouncer, with clients writing through
+// both proxies. Each drill runs once here (the soak, tests/e2e/soak, runs them many times); each
+// starts from one primary + two streaming standbys and restores that shape after itself.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "tests/e2e/drills.h"
+
+namespace pgherald::e2e {
+namespace {
+
+class StackEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    auto s = Stack::Up(StackOptions{});
+    // A server that cannot start is a failure, never a skip.
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    stack_ = std::move(*s);
+  }
+  void TearDown() override {
+    if (stack_ && ::testing::UnitTest::GetInstance()->failed_test_count() > 0) {
+      std::fprintf(stderr, "%s\n", stack_->AllTails(3000).c_str());
+    }
+    stack_.reset();
+  }
+  static inline std::unique_ptr<Stack> stack_;
+};
+[[maybe_unused]] ::testing::Environment* const kEnv =
+    ::testing::AddGlobalTestEnvironment(new StackEnvironment);
+
+void Drill(DrillKind kind, int index) {
+  ASSERT_NE(StackEnvironment::stack_, nullptr);
+  Stack& s = *StackEnvironment::stack_;
+  auto report = RunDrill(s, kind, index);
+  ASSERT_TRUE(report.ok()) << DrillName(kind) << ": " << report.status().ToString();
+  std::printf("%s\n", report->Summary().c_str());
+  const CheckResult& c = report->check;
+  EXPECT_TRUE(c.violations.empty()) << report->Summary();
+  EXPECT_EQ(c.lost_after_publish, 0);
+  EXPECT_EQ(c.acked_by_old_after_publish, 0);
+  EXPECT_GT(c.acked_after_publish, 0) << "no acknowledged write to check after the publication";
+  if (kind == DrillKind::kFreezeShort) {
+    EXPECT_FALSE(report->failover) << "a freeze shorter than repmgrd's window caused a failover";
+  } else {
+    EXPECT_TRUE(report->failover);
+    EXPECT_TRUE(c.new_master_published) << "no history entry published the new master";
+  }
+  auto restored = RestoreCluster(s);
+  ASSERT_TRUE(restored.ok()) << restored.ToString();
+}
+
+TEST(E2eDrillsTest, Kill9OfThePrimary) { Drill(DrillKind::kKillPrimary, 1); }
+TEST(E2eDrillsTest, FreezeShorterThanDetection) { Drill(DrillKind::kFreezeShort, 2); }
+TEST(E2eDrillsTest, FreezeLongerThanDetectionThenThaw) { Drill(DrillKind::kFreezeLong, 3); }
+TEST(E2eDrillsTest, OldPrimaryRestartedWritable) { Drill(DrillKind::kRestartWritable, 4); }
+TEST(E2eDrillsTest, Kill9OfTheLeadingOrchestratorDuringFailover) {
+  Drill(DrillKind::kKillLeadingOrchestrator, 5);
+}
+TEST(E2eDrillsTest, Kill9OfTheZooKeeperLeaderDuringFailover) { Drill(DrillKind::kKillZkLeader, 6); }
+
+}  // namespace
+}  // namespace pgherald::e2e
