@@ -1,0 +1,128 @@
+// Znode change to route (issue 5): the lab with `pgherald watch` driving HAProxy and pgbouncer and
+// no orchestrator; the benchmark itself moves the master znode (with a voucher) between two live
+// nodes (node1, a primary, and node2, a standby: the queries are reads) many times. Per change:
+// from just before the ZooKeeper set to the first query through HAProxy (and, separately, through
+// pgbouncer) that a server on the new port answers. Each proxy has a client thread querying
+// `select inet_server_port()` back to back over a held connection (reconnecting at once when the
+// switch cuts it). Prints median, p99, max and the machine.
+// Usage: PGHERALD_LABCTL=... PGHERALD_BIN=... watch_route_bench [changes=200]
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include "tests/e2e/stack.h"
+
+using namespace pgherald;       // NOLINT: a benchmark's main
+using namespace pgherald::e2e;  // NOLINT
+
+namespace {
+
+// Queries the port back to back; for each change (target port + its start instant) records when
+// it first saw the target port on a query invoked after the change started.
+class Prober {
+ public:
+  explicit Prober(std::string conninfo) : conninfo_(std::move(conninfo)) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Prober() {
+    stop_ = true;
+    thread_.join();
+  }
+  void Arm(int port, std::int64_t start_ns) {
+    seen_ns_ = 0;
+    start_ns_ = start_ns;
+    target_ = port;
+  }
+  std::int64_t seen_ns() const { return seen_ns_; }
+
+ private:
+  void Run() {
+    PGconn* c = nullptr;
+    while (!stop_) {
+      if (c == nullptr) {
+        c = PQconnectdb((conninfo_ + " connect_timeout=2").c_str());
+        if (PQstatus(c) != CONNECTION_OK) {
+          PQfinish(c);
+          c = nullptr;
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));  // retry pacing
+          continue;
+        }
+        PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
+      }
+      const std::int64_t invoked = MonoNs();
+      PGresult* r = PQexec(c, "select inet_server_port()");
+      const bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+      const int port = ok ? std::atoi(PQgetvalue(r, 0, 0)) : 0;
+      PQclear(r);
+      if (!ok) {
+        PQfinish(c);
+        c = nullptr;
+        continue;
+      }
+      const std::int64_t start = start_ns_;
+      if (port == target_ && start != 0 && invoked >= start && seen_ns_ == 0) seen_ns_ = MonoNs();
+    }
+    if (c != nullptr) PQfinish(c);
+  }
+  std::string conninfo_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> target_{0};
+  std::atomic<std::int64_t> start_ns_{0};
+  std::atomic<std::int64_t> seen_ns_{0};
+};
+
+void Print(const char* name, const std::vector<double>& v) {
+  std::printf("  %-34s n=%-4zu median=%7.2f ms  p99=%7.2f ms  max=%7.2f ms\n", name, v.size(),
+              Percentile(v, 50), Percentile(v, 99), Percentile(v, 100));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int changes = argc > 1 ? std::atoi(argv[1]) : 200;
+  if (changes <= 0) {
+    std::fprintf(stderr, "usage: watch_route_bench [changes > 0]\n");
+    return 2;
+  }
+  StackOptions o;
+  o.pollers = false;
+  o.orchestrators = 0;
+  auto up = Stack::Up(o);
+  if (!up.ok()) {
+    std::fprintf(stderr, "stack: %s\n", up.status().ToString().c_str());
+    return 1;
+  }
+  Stack& s = **up;
+  Prober ha(s.HaproxyConninfo());
+  Prober pb(s.PgbouncerConninfo());
+  std::vector<double> to_ha, to_pb;
+  for (int i = 0; i < changes; ++i) {
+    const int node = i % 2 == 0 ? 2 : 1;  // starts on node1
+    const int port = s.lab().pg_port(node);
+    const std::int64_t start = MonoNs();
+    ha.Arm(port, start);
+    pb.Arm(port, start);
+    if (auto st = s.PublishDirect(node); !st.ok()) {
+      std::fprintf(stderr, "publish: %s\n", st.ToString().c_str());
+      return 1;
+    }
+    if (!WaitUntil([&] { return ha.seen_ns() != 0 && pb.seen_ns() != 0; },
+                   std::chrono::milliseconds(10000), std::chrono::milliseconds(1))) {
+      std::fprintf(stderr, "change %d: a proxy never routed to node%d\n%s\n", i, node,
+                   s.Tail("watch").c_str());
+      return 1;
+    }
+    to_ha.push_back(static_cast<double>(ha.seen_ns() - start) / 1e6);
+    to_pb.push_back(static_cast<double>(pb.seen_ns() - start) / 1e6);
+  }
+  std::printf("znode change -> first query on the new port, %d changes; %s\n", changes,
+              MachineLine().c_str());
+  Print("via HAProxy (target p99 < 50 ms)", to_ha);
+  Print("via pgbouncer", to_pb);
+  return 0;
+}
