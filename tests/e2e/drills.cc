@@ -246,15 +246,28 @@ Status RestoreCluster(Stack& s) {
     return Unavailable("no primary to restore the cluster around");
   }
   const std::string want = std::to_string(s.lab().pg_port(primary));
+  // First the nodes that are down or writable beside the primary (an old primary): rejoin them.
+  // A node in recovery is left to repmgrd, which makes the siblings follow the new primary a
+  // couple of seconds after a promotion; rejoining it meanwhile races with that follow.
   for (int n = 1; n <= 3; ++n) {
     if (n == primary) continue;
-    auto streaming = Query(s.NodeConninfo(n),
-                           "select (status = 'streaming' and sender_port = " + want +
-                               ")::text from pg_stat_wal_receiver");
-    if (streaming && *streaming == "true") continue;
+    auto in_recovery = Query(s.NodeConninfo(n), "select pg_is_in_recovery()::text");
+    if (in_recovery && *in_recovery == "true") continue;
     if (auto st = s.lab().PgRejoin(n); !st.ok()) return st;
   }
-  auto healthy = s.AwaitHealthyCluster(milliseconds(60000));
+  auto healthy = s.AwaitHealthyCluster(milliseconds(20000));
+  if (!healthy.ok()) {
+    // A standby that did not follow: rejoin it too.
+    for (int n = 1; n <= 3; ++n) {
+      if (n == primary) continue;
+      auto streaming = Query(s.NodeConninfo(n),
+                             "select (status = 'streaming' and sender_port = " + want +
+                                 ")::text from pg_stat_wal_receiver");
+      if (streaming && *streaming == "true") continue;
+      if (auto st = s.lab().PgRejoin(n); !st.ok()) return st;
+    }
+    healthy = s.AwaitHealthyCluster(milliseconds(60000));
+  }
   if (!healthy.ok()) return healthy.status();
   if (auto st = s.AwaitMaster(*healthy, 0, milliseconds(30000)); !st.ok()) return st;
   for (const auto& ci : {s.HaproxyConninfo(), s.PgbouncerConninfo()}) {

@@ -162,6 +162,19 @@ StatusOr<std::unique_ptr<Stack>> Stack::Up(const StackOptions& options) {
     }
   }
   if (options.watch) {
+    // Both sinks applied the first route (the HAProxy one renders, validates and reloads), so that
+    // a later change goes through the runtime path and is not queued behind the first apply.
+    const std::string log = s->dir() + "/watch.log";
+    if (!WaitUntil(
+            [&] {
+              const std::string text = ReadFile(log);
+              return text.find("sink_applied cluster=main sink=haproxy") != std::string::npos &&
+                     text.find("sink_applied cluster=main sink=pgbouncer") != std::string::npos;
+            },
+            milliseconds(20000), milliseconds(20))) {
+      return Internal("pgherald watch did not apply the first route within 20 s\n" +
+                      s->AllTails());
+    }
     const std::string want = std::to_string(s->lab_->pg_port(1));
     for (const auto& ci : {s->HaproxyConninfo(), s->PgbouncerConninfo()}) {
       if (!WaitUntil([&] { return QueryOne(ci, "select inet_server_port()") == want; },
@@ -186,7 +199,7 @@ Status Stack::WriteConfigs() {
       WriteFile(config,
                 zk_section + "4000\nlogging:\n  level: info\npoller:\n  cluster: " + kCluster +
                     "\n  node: " + node +
-                    "\n  tick_ms: 200\n  heartbeat_ms: 2000\n  events_retention: 200\n"
+                    "\n  tick_ms: 100\n  heartbeat_ms: 2000\n  events_retention: 200\n"
                     "  notify_socket: " + socket + "\n  notify_socket_mode: \"0666\"\n"
                     "  fence:\n    action: stop\n    data_dir: " + lab_->Env("PG_DATA_" + std::to_string(n)) +
                     "\n    pg_ctl: " + lab_->Env("PG_BINDIR") + "/pg_ctl\n"
@@ -211,7 +224,7 @@ Status Stack::WriteConfigs() {
     const std::string id = std::string("orch-") + static_cast<char>('a' + i);
     std::string yaml = zk_section + std::to_string(options_.orchestrator_session_timeout_ms) +
                        "\nlogging:\n  level: info\norchestrator:\n  id: " + id +
-                       "\n  tick_ms: 200\n  confirmation_window_ms: 500\n  probe_timeout_ms: 1000\n"
+                       "\n  tick_ms: 100\n  confirmation_window_ms: 500\n  probe_timeout_ms: 1000\n"
                        "clusters:\n  - name: " + kCluster + "\n    postgres:\n      user: " +
                        lab_->Env("PG_APP_USER") + "\n      dbname: " + lab_->Env("PG_APP_DATABASE") +
                        "\n      password_file: " + pw_file +
@@ -251,8 +264,7 @@ Status Stack::WriteConfigs() {
                   "          databases_file: " + Env("PGBOUNCER_DATABASES_FILE") + "\n"
                   "          admin: {host: 127.0.0.1, port: " + Env("PGBOUNCER_PORT") +
                   ", user: " + Env("PGBOUNCER_ADMIN_USER") + "}\n"
-                  "          pause_timeout_ms: 500\n"
-                  "          kill_on_pause_timeout: true\n");
+                  "          kill_old: true\n");
     daemons_.push_back({"watch", {bin, "watch", "--config", config}, dir + "/watch.log", -1});
   }
   return Status::Ok();
