@@ -267,6 +267,7 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
 
   // 4. Decide and log.
   const Verdict verdict = Decide(in, rt.memory);
+  if (observer_ != nullptr) observer_->OnDecision(c, in, verdict);
   const std::string evidence = EvidenceSummary(verdict.evidence);
   std::string summary = std::string(ActionName(verdict.action)) + "|" + verdict.chosen + "|" +
                               (published ? published->record.node + "@" +
@@ -412,6 +413,7 @@ void Orchestrator::Mirror(const std::string& cluster, ClusterRuntime& rt,
 void Orchestrator::Run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
     RunRound();
+    if (observer_ != nullptr) observer_->AfterRound(*this);
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, options_.tick, [&] { return woken_ || stop.load(); });
     woken_ = false;

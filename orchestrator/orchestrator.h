@@ -62,6 +62,20 @@ struct OrchestratorOptions {
 
 using SessionFactory = std::function<StatusOr<std::unique_ptr<zk::ZkSession>>()>;
 
+class Orchestrator;
+
+// Watches the loop (the HTTP API's StatusBoard, metrics.h). Both calls run on the loop's thread
+// and must not block for long; an observer never changes what the loop decides.
+class RoundObserver {
+ public:
+  virtual ~RoundObserver() = default;
+  // After Decide(), before the verdict is carried out (leaders only).
+  virtual void OnDecision(const std::string& cluster, const DecisionInput& input,
+                          const Verdict& verdict) = 0;
+  // After every round of Run() (leader or not, connected or not).
+  virtual void AfterRound(Orchestrator& orchestrator) = 0;
+};
+
 class Orchestrator {
  public:
   // `prober` and `clock` must outlive this object; `mirrors` too. `guid` "" draws a random one.
@@ -85,6 +99,8 @@ class Orchestrator {
   const OrchestratorOptions& options() const { return options_; }
   // Deletes the election znode and vouchers (clean shutdown: a successor takes over at once).
   void Resign();
+  // Optional; must outlive this object. Set before Run().
+  void set_observer(RoundObserver* observer) { observer_ = observer; }
 
  private:
   struct ClusterRuntime {
@@ -120,6 +136,7 @@ class Orchestrator {
   std::map<std::string, ClusterRuntime> runtime_;
   bool leading_ = false;
   std::string last_session_state_;
+  RoundObserver* observer_ = nullptr;
 
   // Shared with watchers (which may run after a session is replaced, never after destruction:
   // the session is closed first).

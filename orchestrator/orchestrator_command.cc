@@ -10,9 +10,12 @@
 #include <memory>
 #include <thread>
 
+#include "clients/status/cluster_status.h"
 #include "common/cli.h"
 #include "common/logging.h"
 #include "common/zk_client.h"
+#include "orchestrator/http_server.h"
+#include "orchestrator/metrics.h"
 #include "orchestrator/orchestrator.h"
 #include "orchestrator/orchestrator_config.h"
 #include "publishers/file_publisher.h"
@@ -93,6 +96,32 @@ int RunOrchestratorCommand(const std::vector<std::string>& args) {
                {"confirmation_window_ms", cfg->options.policy.confirmation_window},
                {"strict", cfg->options.policy.strict_split_brain}});
 
+  // The HTTP API reads the snapshot the loop publishes after each round (metrics.h).
+  std::vector<std::string> cluster_names;
+  for (const ClusterSpec& spec : cfg->clusters) cluster_names.push_back(spec.name);
+  StatusBoard board(cfg->options.id, cfg->options.root, cluster_names, cfg->options.tick.count(),
+                    status::ReadOptions{std::max<std::int64_t>(10000, cfg->options.policy.observation_max_age.count()), 50});
+  orchestrator.set_observer(&board);
+  std::unique_ptr<HttpServer> http;
+  if (cfg->http) {
+    // POSTs write the control znode through a session of their own, never the loop's.
+    const std::string root = cfg->options.root;
+    HttpServer::ControlWriter writer = [factory, root](const std::string& cluster,
+                                                       const publishers::ControlState& control) {
+      auto session = factory();
+      if (!session.ok()) return session.status();
+      Status s = status::SetPaused(**session, root, cluster, control);
+      (*session)->Close();
+      return s;
+    };
+    auto started = HttpServer::Start(*cfg->http, &board, std::move(writer));
+    if (!started.ok()) {
+      std::fprintf(stderr, "pgherald orchestrator: %s\n", started.status().message().c_str());
+      return 2;
+    }
+    http = std::move(*started);
+  }
+
   std::atomic<bool> stop{false};
   std::thread signals([&] {
     int sig = 0;
@@ -102,6 +131,7 @@ int RunOrchestratorCommand(const std::vector<std::string>& args) {
     orchestrator.Wake();
   });
   orchestrator.Run(stop);
+  http.reset();  // stop serving before the loop's state goes away
   orchestrator.Resign();
   signals.join();
   logger.Info("orchestrator_stopped", {{"id", cfg->options.id}});

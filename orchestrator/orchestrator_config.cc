@@ -1,5 +1,7 @@
 #include "orchestrator/orchestrator_config.h"
 
+#include <fstream>
+#include <iterator>
 #include <set>
 
 namespace pgherald::orchestrator {
@@ -99,7 +101,33 @@ StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root) {
     }
     out.clusters.push_back(std::move(spec));
   }
+  if (root.Has("http")) {  // the HTTP API (http_server.h); absent: no server
+    config::ConfigNode h = root.Child("http");
+    HttpConfig http;
+    http.address = h.Optional<std::string>("address", http.address);
+    http.port = h.Required<int>("port", {.min = 0, .max = 65535});
+    http.threads = h.Optional<int>("threads", http.threads, {.min = 1, .max = 64});
+    http.token_file = h.Optional<std::string>("token_file", "");
+    out.http = http;
+  }
   if (Status s = root.Finish(); !s.ok()) return s;
+  if (out.http && !out.http->token_file.empty()) {
+    // The token is a secret: errors name the file, never its content.
+    std::ifstream in(out.http->token_file);
+    if (!in) {
+      return InvalidArgument("http.token_file: cannot read \"" + out.http->token_file +
+                             "\" (create it with the bearer token on one line, mode 0600)");
+    }
+    std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
+      token.pop_back();
+    }
+    if (token.size() < 16) {
+      return InvalidArgument("http.token_file: \"" + out.http->token_file +
+                             "\" holds fewer than 16 characters: use a long random token");
+    }
+    out.http->token = token;
+  }
   for (std::size_t i = 0; i < out.clusters.size(); ++i) {
     auto params = config::ToPgParams(pg_configs[i]);
     if (!params.ok()) {

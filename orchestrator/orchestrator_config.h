@@ -13,6 +13,7 @@
 //     history_limit: 1000          # history entries kept per cluster
 //     learn_nodes: true            # also probe nodes the pollers publish
 //     file_publisher_dir: /var/lib/pgherald   # optional mirror: <dir>/<cluster>.json
+//   http: {address: 127.0.0.1, port: 8008, token_file: /etc/pgherald/http-token}  # optional
 //   clusters:
 //     - name: main
 //       nodes: [{name: node1, host: 127.0.0.1, port: 5432}]
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "orchestrator/http_server.h"
 #include "orchestrator/orchestrator.h"
 
 namespace pgherald::orchestrator {
@@ -35,6 +37,7 @@ struct OrchestratorConfig {
   OrchestratorOptions options;
   std::optional<std::string> file_publisher_dir;
   std::vector<ClusterSpec> clusters;
+  std::optional<HttpConfig> http;  // the `http:` section (absent: no HTTP server)
 };
 
 // Parses and validates the whole file; every error names file, line, key and the fix. Password

@@ -86,6 +86,8 @@ int Connect(const char* command, const cli::ParsedArgs& args, Connection* out) {
   options.connect = zk_config.connect;
   options.session_timeout = zk_config.session_timeout;
   options.connect_timeout = std::chrono::milliseconds(timeout_ms);
+  // The C library's retry chatter is noise for a one-shot command; failures are reported below.
+  options.log_sink = [](zk::ZkLogLevel, const std::string&) {};
   if (zk_config.auth) {
     const auto colon = zk_config.auth->find(':');
     options.auth = zk::ZkDigestAuth{zk_config.auth->substr(0, colon),

@@ -1,0 +1,290 @@
+#include "orchestrator/http_server.h"
+
+#include <unistd.h>
+
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/StreamCopier.h>
+
+#include <istream>
+#include <nlohmann/json.hpp>
+#include <ostream>
+
+#include "clients/status/render.h"
+#include "common/logging.h"
+#include "dashboard_assets.h"  // generated from orchestrator/dashboard/ by embed.cmake
+
+namespace pgherald::orchestrator {
+namespace {
+
+using json = nlohmann::json;
+constexpr std::size_t kMaxBody = 64 * 1024;
+
+const log::Logger& Log() {
+  static const log::Logger logger("http");
+  return logger;
+}
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+HttpServer::Response Json(int status, const json& j) {
+  return {status, "application/json", Dump(j) + "\n", ""};
+}
+
+HttpServer::Response Error(int status, const std::string& message) {
+  return Json(status, json{{"error", message}});
+}
+
+// Constant-time comparison: the time taken does not tell how much of a guess was right.
+bool SameSecret(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  }
+  return diff == 0;
+}
+
+json OrchestratorJson(const ObservabilitySnapshot& s, std::int64_t now_ms) {
+  return {{"id", s.id},
+          {"role", s.leading ? "leader" : "follower"},
+          {"zookeeper", s.session_state},
+          {"lease_remaining_ms", s.lease_remaining_ms},
+          {"rounds", s.rounds},
+          {"snapshot_age_ms", s.published ? now_ms - s.updated_at_ms : -1},
+          {"now", now_ms}};
+}
+
+json Summary(const status::ClusterStatus& c) {
+  json nodes = json::array();
+  for (const status::NodeStatus& n : c.nodes) {
+    nodes.push_back({{"node", n.node},
+                     {"role", n.role},
+                     {"heartbeat_age_ms", n.heartbeat_age_ms},
+                     {"lag_bytes", n.lag_bytes ? json(*n.lag_bytes) : json(nullptr)}});
+  }
+  return {{"name", c.name},
+          {"healthy", c.healthy()},
+          {"problems", c.problems},
+          {"paused", c.control.paused},
+          {"master", c.master.state == model::MasterState::kOk ? json(c.master.node) : json(nullptr)},
+          {"epoch", c.master.epoch},
+          {"verified", c.verified()},
+          {"vouchers", c.vouchers},
+          {"nodes", nodes}};
+}
+
+// The snapshot's cluster with ages recomputed for now (the snapshot may be up to a tick old).
+json ClusterDetail(const status::ClusterStatus& c, std::int64_t now_ms) {
+  json j = json::parse(status::ClusterJson(c), nullptr, false);
+  if (j.is_discarded()) return json::object();
+  for (json& n : j["nodes"]) {
+    if (n.contains("mtime") && n["mtime"].get<std::int64_t>() > 0) {
+      n["heartbeat_age_ms"] = std::max<std::int64_t>(0, now_ms - n["mtime"].get<std::int64_t>());
+    }
+  }
+  return j;
+}
+
+}  // namespace
+
+HttpServer::Response HandleHttp(const HttpConfig& config, const ObservabilitySnapshot& s,
+                                const HttpServer::ControlWriter& control_writer,
+                                const std::string& method, const std::string& uri,
+                                const std::string& authorization, const std::string& body,
+                                std::int64_t now_ms) {
+  std::string path = uri.substr(0, uri.find('?'));
+  if (path.size() > 1 && path.back() == '/') path.pop_back();
+  const bool get = method == "GET" || method == "HEAD";
+
+  if (path == "/health") {
+    if (!get) return Error(405, "use GET");
+    // A loop that has not published for 3 ticks (plus slack for a slow round) is stuck.
+    const std::int64_t max_age = std::max<std::int64_t>(5000, 3 * s.tick_ms + 3000);
+    const bool fresh = s.published && now_ms - s.updated_at_ms <= max_age;
+    json j = OrchestratorJson(s, now_ms);
+    const bool ok = fresh && s.zk_connected();
+    j["status"] = ok ? "ok" : !s.published ? "starting" : !fresh ? "loop stalled" : "zookeeper not connected";
+    return Json(ok ? 200 : 503, j);
+  }
+  if (path == "/metrics") {
+    if (!get) return Error(405, "use GET");
+    return {200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics(s, now_ms), ""};
+  }
+  if (path == "/api/clusters") {
+    if (!get) return Error(405, "use GET");
+    json clusters = json::array();
+    for (const status::ClusterStatus& c : s.clusters) clusters.push_back(Summary(c));
+    return Json(200, json{{"orchestrator", OrchestratorJson(s, now_ms)},
+                          {"clusters", clusters},
+                          {"read_errors", s.read_errors}});
+  }
+  const std::string prefix = "/api/clusters/";
+  if (path.rfind(prefix, 0) == 0) {
+    std::string rest = path.substr(prefix.size());
+    std::string action;
+    if (const auto slash = rest.find('/'); slash != std::string::npos) {
+      action = rest.substr(slash + 1);
+      rest = rest.substr(0, slash);
+    }
+    const std::string& cluster = rest;
+    if (action.empty()) {
+      if (!get) return Error(405, "use GET");
+      const status::ClusterStatus* c = s.Find(cluster);
+      if (c == nullptr) return Error(404, "cluster \"" + cluster + "\" is not configured here");
+      json j = ClusterDetail(*c, now_ms);
+      j["orchestrator"] = OrchestratorJson(s, now_ms);
+      return Json(200, j);
+    }
+    if (action != "pause" && action != "resume") return Error(404, "no such endpoint: " + path);
+    if (method != "POST") return Error(405, "use POST");
+    if (!config.token || config.token->empty()) {
+      return Error(403, "POST is disabled: no http.token_file is configured");
+    }
+    const std::string scheme = "Bearer ";
+    if (authorization.rfind(scheme, 0) != 0) {
+      HttpServer::Response r = Error(401, "missing \"Authorization: Bearer <token>\"");
+      r.www_authenticate = "Bearer realm=\"pgherald\"";
+      return r;
+    }
+    if (!SameSecret(authorization.substr(scheme.size()), *config.token)) {
+      Log().Warn("http_token_rejected", {{"path", path}});
+      return Error(403, "wrong token");
+    }
+    if (s.Find(cluster) == nullptr) return Error(404, "cluster \"" + cluster + "\" is not configured here");
+    publishers::ControlState control;
+    control.paused = action == "pause";
+    control.changed_by = s.id + " (http)";
+    control.changed_at_ms = now_ms;
+    if (!body.empty()) {
+      const json b = json::parse(body, nullptr, false);
+      if (b.is_discarded() || !b.is_object()) return Error(400, "body: expected a JSON object such as {\"reason\":\"...\"}");
+      if (b.contains("reason")) {
+        if (!b["reason"].is_string()) return Error(400, "body: field \"reason\": expected a string");
+        control.reason = b["reason"].get<std::string>();
+      }
+    }
+    const Status written = control_writer ? control_writer(cluster, control)
+                                          : Unavailable("no control writer");
+    if (!written.ok()) {
+      return Error(written.code() == StatusCode::kNotFound ? 404 : 503, written.message());
+    }
+    Log().Info(control.paused ? "cluster_paused" : "cluster_resumed",
+               {{"cluster", cluster}, {"reason", control.reason}, {"via", "http"}});
+    return Json(200, json{{"cluster", cluster}, {"paused", control.paused}, {"reason", control.reason}});
+  }
+  if (get) {
+    const std::string asset = path == "/" ? "/index.html" : path;
+    for (const dashboard::Asset& a : dashboard::kAssets) {
+      if (a.path == asset) return {200, std::string(a.content_type), std::string(a.body), ""};
+    }
+  }
+  return Error(404, "no such endpoint: " + path);
+}
+
+struct HttpServer::Impl {
+  HttpConfig config;
+  const StatusBoard* board = nullptr;
+  ControlWriter control_writer;
+  std::unique_ptr<Poco::Net::HTTPServer> server;
+  int port = 0;
+};
+
+namespace {
+
+class Handler : public Poco::Net::HTTPRequestHandler {
+ public:
+  explicit Handler(const HttpServer::Impl* impl) : impl_(impl) {}
+  void handleRequest(Poco::Net::HTTPServerRequest& request,
+                     Poco::Net::HTTPServerResponse& response) override {
+    std::string body;
+    if (request.getMethod() == "POST") {
+      std::istream& in = request.stream();
+      char buf[4096];
+      while (in && body.size() <= kMaxBody) {
+        in.read(buf, sizeof buf);
+        body.append(buf, static_cast<std::size_t>(in.gcount()));
+      }
+    }
+    HttpServer::Response r;
+    if (body.size() > kMaxBody) {
+      r = Error(413, "body larger than 64 KiB");
+    } else {
+      const std::string auth = request.get("Authorization", "");
+      const auto snapshot = impl_->board->Snapshot();
+      r = HandleHttp(impl_->config, *snapshot, impl_->control_writer, request.getMethod(),
+                     request.getURI(), auth, body, status::WallNowMs());
+    }
+    response.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(r.status));
+    response.setContentType(r.content_type);
+    response.set("Cache-Control", "no-store");
+    response.set("X-Content-Type-Options", "nosniff");
+    if (!r.www_authenticate.empty()) response.set("WWW-Authenticate", r.www_authenticate);
+    response.setContentLength(static_cast<std::streamsize>(r.body.size()));
+    std::ostream& out = response.send();
+    if (request.getMethod() != "HEAD") out << r.body;
+  }
+
+ private:
+  const HttpServer::Impl* impl_;
+};
+
+class Factory : public Poco::Net::HTTPRequestHandlerFactory {
+ public:
+  explicit Factory(const HttpServer::Impl* impl) : impl_(impl) {}
+  Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
+    return new Handler(impl_);
+  }
+
+ private:
+  const HttpServer::Impl* impl_;
+};
+
+}  // namespace
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() {
+  if (impl_ && impl_->server) impl_->server->stopAll(true);
+}
+
+int HttpServer::port() const { return impl_->port; }
+
+StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpConfig& config,
+                                                         const StatusBoard* board,
+                                                         ControlWriter control_writer) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  impl->board = board;
+  impl->control_writer = std::move(control_writer);
+  try {
+    // SO_REUSEADDR (restart while old connections linger) but never SO_REUSEPORT: a second
+    // process on the same port must fail, not silently share it.
+    Poco::Net::ServerSocket socket;
+    socket.bind(Poco::Net::SocketAddress(config.address, static_cast<Poco::UInt16>(config.port)),
+                /*reuseAddress=*/true, /*reusePort=*/false);
+    socket.listen(64);
+    impl->port = socket.address().port();
+    auto* params = new Poco::Net::HTTPServerParams;  // owned by the server (ref-counted)
+    params->setMaxThreads(config.threads);
+    params->setMaxQueued(64);
+    params->setKeepAlive(true);
+    impl->server = std::make_unique<Poco::Net::HTTPServer>(new Factory(impl.get()), socket, params);
+    impl->server->start();
+  } catch (const Poco::Exception& e) {
+    return Unavailable("http: cannot listen on " + config.address + ":" +
+                       std::to_string(config.port) + ": " + e.displayText() +
+                       " (change http.address / http.port)");
+  }
+  Log().Info("http_listening", {{"address", config.address},
+                                {"port", impl->port},
+                                {"post", config.token ? "enabled (token)" : "disabled (no token_file)"}});
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+}  // namespace pgherald::orchestrator

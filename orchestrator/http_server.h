@@ -1,0 +1,82 @@
+// The orchestrator's HTTP server (Poco::Net::HTTPServer): health, the JSON API, Prometheus metrics,
+// maintenance (pause/resume) and the embedded dashboard. docs/operations.md is the reference.
+//
+//   GET  /health                      200 while the loop runs and ZooKeeper is connected, else 503;
+//                                     {"status","role":"leader"|"follower","zookeeper",...}
+//   GET  /api/clusters                every cluster's summary plus this orchestrator's state
+//   GET  /api/clusters/<c>            one cluster: nodes, master, vouchers, control, history
+//   GET  /metrics                     Prometheus text format 0.0.4 (metrics.h)
+//   POST /api/clusters/<c>/pause      body optional {"reason":"..."}; needs Authorization:
+//   POST /api/clusters/<c>/resume     Bearer <token>: none -> 401, wrong -> 403; no token
+//                                     configured -> 403 (POST disabled)
+//   GET  /, /dashboard.js, /dashboard.css   the dashboard (embedded at build time; no CDN)
+//
+// Threads: Poco's worker threads serve requests. They read only StatusBoard::Snapshot() (an
+// immutable copy the loop publishes) and write the control znode through `ControlWriter` (its
+// own ZooKeeper session); they never call into the orchestrator's loop.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+#include "orchestrator/metrics.h"
+#include "publishers/zk_publisher.h"
+
+namespace pgherald::orchestrator {
+
+// The orchestrator config's optional `http:` section (absent: no HTTP server).
+//   http:
+//     address: 127.0.0.1        # default; the address to bind
+//     port: 8008                # required, 1..65535 (0 picks a free port: tests)
+//     token_file: /etc/pgherald/http-token   # optional; without it POST is disabled
+//     threads: 4                # worker threads, 1..64
+struct HttpConfig {
+  std::string address = "127.0.0.1";
+  int port = 0;
+  std::optional<std::string> token;  // the secret read from token_file (never logged)
+  std::string token_file;            // for messages
+  int threads = 4;
+};
+
+class HttpServer {
+ public:
+  // Writes clusters/<c>/control; kNotFound for an unknown cluster.
+  using ControlWriter =
+      std::function<Status(const std::string& cluster, const publishers::ControlState& control)>;
+
+  // Binds and starts serving. kUnavailable (naming address and port) when it cannot bind.
+  // `board` must outlive the server.
+  static StatusOr<std::unique_ptr<HttpServer>> Start(const HttpConfig& config,
+                                                     const StatusBoard* board,
+                                                     ControlWriter control_writer);
+  ~HttpServer();  // stops: waits for the requests in progress
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  int port() const;  // the bound port
+
+  struct Response {
+    int status = 200;
+    std::string content_type;
+    std::string body;
+    std::string www_authenticate;  // set on 401
+  };
+
+  struct Impl;
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The pure part, usable without a server (unit tests).
+HttpServer::Response HandleHttp(const HttpConfig& config, const ObservabilitySnapshot& snapshot,
+                                const HttpServer::ControlWriter& control_writer,
+                                const std::string& method, const std::string& uri,
+                                const std::string& authorization, const std::string& body,
+                                std::int64_t now_ms);
+
+}  // namespace pgherald::orchestrator

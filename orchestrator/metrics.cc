@@ -1,0 +1,268 @@
+#include "orchestrator/metrics.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace pgherald::orchestrator {
+
+std::string EscapeLabelValue(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '"': out += "\\\""; break;
+      case '\n': out += "\\n"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string FormatSampleValue(double value) {
+  if (std::isnan(value)) return "NaN";
+  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
+  char buf[64];
+  if (value == std::floor(value) && std::fabs(value) < 1e15) {
+    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(value));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.17g", value);
+  }
+  return buf;
+}
+
+void PromText::Family(const std::string& name, const std::string& type, const std::string& help) {
+  // HELP text escapes backslash and line feed (not quotes).
+  std::string h;
+  for (char c : help) {
+    if (c == '\\') h += "\\\\";
+    else if (c == '\n') h += "\\n";
+    else h += c;
+  }
+  text_ += "# HELP " + name + " " + h + "\n# TYPE " + name + " " + type + "\n";
+}
+
+void PromText::Sample(const std::string& name, const Labels& labels, double value) {
+  text_ += name;
+  if (!labels.empty()) {
+    text_ += "{";
+    bool first = true;
+    for (const auto& [k, v] : labels) {
+      if (!first) text_ += ",";
+      first = false;
+      text_ += k + "=\"" + EscapeLabelValue(v) + "\"";
+    }
+    text_ += "}";
+  }
+  text_ += " " + FormatSampleValue(value) + "\n";
+}
+
+const std::vector<double>& Histogram::DefaultBounds() {
+  static const std::vector<double> kBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                              0.1,   0.25,   0.5,   1,    2.5,   5,    10};
+  return kBounds;
+}
+
+void Histogram::Observe(double value) {
+  for (std::size_t i = 0; i < bounds.size(); ++i) {
+    if (value <= bounds[i]) {
+      ++counts[i];
+      break;
+    }
+  }
+  sum += value;
+  ++count;
+}
+
+void Histogram::Render(PromText& out, const std::string& name, const Labels& labels) const {
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < bounds.size(); ++i) {
+    cumulative += counts[i];
+    Labels l = labels;
+    char le[32];
+    std::snprintf(le, sizeof le, "%g", bounds[i]);
+    l.emplace_back("le", le);
+    out.Sample(name + "_bucket", l, static_cast<double>(cumulative));
+  }
+  Labels inf = labels;
+  inf.emplace_back("le", "+Inf");
+  out.Sample(name + "_bucket", inf, static_cast<double>(count));
+  out.Sample(name + "_sum", labels, sum);
+  out.Sample(name + "_count", labels, static_cast<double>(count));
+}
+
+const status::ClusterStatus* ObservabilitySnapshot::Find(const std::string& cluster) const {
+  for (const status::ClusterStatus& c : clusters) {
+    if (c.name == cluster) return &c;
+  }
+  return nullptr;
+}
+
+std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
+  PromText out;
+  const Labels id = {{"orchestrator", s.id}};
+
+  out.Family("pgherald_up", "gauge", "1 once the orchestrator's loop has completed a round.");
+  out.Sample("pgherald_up", id, s.published ? 1 : 0);
+  out.Family("pgherald_leader", "gauge", "1 while this orchestrator leads (acts), 0 while it follows.");
+  out.Sample("pgherald_leader", id, s.leading ? 1 : 0);
+  out.Family("pgherald_zookeeper_connected", "gauge", "1 while the ZooKeeper session is connected.");
+  out.Sample("pgherald_zookeeper_connected", id, s.zk_connected() ? 1 : 0);
+  out.Family("pgherald_zookeeper_session_state", "gauge",
+             "The ZooKeeper session's state (1 for the current one).");
+  for (const char* st : {"none", "connecting", "connected", "expired", "auth-failed", "closed"}) {
+    Labels l = id;
+    l.emplace_back("state", st);
+    out.Sample("pgherald_zookeeper_session_state", l, s.session_state == st ? 1 : 0);
+  }
+  out.Family("pgherald_lease_remaining_seconds", "gauge",
+             "Time left on the session's local lease at the end of the last round (leadership "
+             "acts only while it is positive).");
+  out.Sample("pgherald_lease_remaining_seconds", id,
+             static_cast<double>(s.lease_remaining_ms) / 1000.0);
+  out.Family("pgherald_rounds_total", "counter", "Rounds the orchestrator's loop has completed.");
+  out.Sample("pgherald_rounds_total", id, static_cast<double>(s.rounds));
+  out.Family("pgherald_snapshot_age_seconds", "gauge",
+             "Time since the loop last published this snapshot (a stuck loop grows it).");
+  out.Sample("pgherald_snapshot_age_seconds", id,
+             s.published ? static_cast<double>(std::max<std::int64_t>(0, now_ms - s.updated_at_ms)) / 1000.0 : 0);
+
+  out.Family("pgherald_master_changes_total", "counter",
+             "Master record changes (epoch increases) this process has seen, per cluster.");
+  for (const auto& [cluster, n] : s.master_changes) {
+    out.Sample("pgherald_master_changes_total", {{"cluster", cluster}}, static_cast<double>(n));
+  }
+  out.Family("pgherald_master_verified", "gauge",
+             "1 while the cluster's master record has at least one voucher.");
+  out.Family("pgherald_master_epoch", "gauge", "The master record's epoch.");
+  out.Family("pgherald_master_info", "gauge", "The published master node (value 1).");
+  out.Family("pgherald_cluster_paused", "gauge", "1 while the cluster is paused (maintenance).");
+  out.Family("pgherald_master_vouchers", "gauge", "Vouchers under the master record.");
+  for (const status::ClusterStatus& c : s.clusters) {
+    const Labels l = {{"cluster", c.name}};
+    out.Sample("pgherald_master_verified", l, c.verified() ? 1 : 0);
+    out.Sample("pgherald_master_epoch", l, static_cast<double>(c.master.epoch));
+    if (c.master.state == model::MasterState::kOk) {
+      out.Sample("pgherald_master_info", {{"cluster", c.name}, {"node", c.master.node}}, 1);
+    }
+    out.Sample("pgherald_cluster_paused", l, c.control.paused ? 1 : 0);
+    out.Sample("pgherald_master_vouchers", l, static_cast<double>(c.vouchers.size()));
+  }
+  out.Family("pgherald_node_heartbeat_age_seconds", "gauge",
+             "Now minus the node observation znode's mtime (ZooKeeper's clock of the poller's last "
+             "write).");
+  for (const status::ClusterStatus& c : s.clusters) {
+    for (const status::NodeStatus& n : c.nodes) {
+      if (!n.observation) continue;
+      out.Sample("pgherald_node_heartbeat_age_seconds", {{"cluster", c.name}, {"node", n.node}},
+                 static_cast<double>(std::max<std::int64_t>(0, now_ms - n.mtime_ms)) / 1000.0);
+    }
+  }
+  out.Family("pgherald_node_lag_bytes", "gauge",
+             "Bytes of WAL the node is behind the master (from the pollers' observations).");
+  for (const status::ClusterStatus& c : s.clusters) {
+    for (const status::NodeStatus& n : c.nodes) {
+      if (!n.lag_bytes) continue;
+      out.Sample("pgherald_node_lag_bytes", {{"cluster", c.name}, {"node", n.node}},
+                 static_cast<double>(*n.lag_bytes));
+    }
+  }
+  out.Family("pgherald_node_role", "gauge",
+             "The node's role as judged from its observation (value 1): primary, standby, "
+             "stale-primary, down, stale, missing.");
+  for (const status::ClusterStatus& c : s.clusters) {
+    for (const status::NodeStatus& n : c.nodes) {
+      out.Sample("pgherald_node_role", {{"cluster", c.name}, {"node", n.node}, {"role", n.role}}, 1);
+    }
+  }
+  out.Family("pgherald_decisions_total", "counter",
+             "Verdicts of the decision function (one per cluster per round while leading), by "
+             "action and main reason code.");
+  for (const auto& [key, n] : s.decisions) {
+    out.Sample("pgherald_decisions_total",
+               {{"cluster", key[0]}, {"action", key[1]}, {"reason", key[2]}}, static_cast<double>(n));
+  }
+  out.Family("pgherald_write_check_duration_seconds", "histogram",
+             "Round trip of the orchestrator's write checks (probe plus heartbeat transaction).");
+  for (const auto& [key, h] : s.write_check_latency) {
+    h.Render(out, "pgherald_write_check_duration_seconds", {{"cluster", key.first}, {"node", key.second}});
+  }
+  out.Family("pgherald_write_check_failures_total", "counter", "Write checks that did not commit.");
+  for (const auto& [key, n] : s.write_check_failures) {
+    out.Sample("pgherald_write_check_failures_total", {{"cluster", key.first}, {"node", key.second}},
+               static_cast<double>(n));
+  }
+  return out.text();
+}
+
+StatusBoard::StatusBoard(std::string id, std::string root, std::vector<std::string> clusters,
+                         std::int64_t tick_ms, status::ReadOptions read_options)
+    : root_(std::move(root)), cluster_names_(std::move(clusters)), read_options_(read_options) {
+  working_.id = std::move(id);
+  working_.tick_ms = tick_ms;
+  if (read_options_.history_limit <= 0) read_options_.history_limit = 50;
+  published_ = std::make_shared<const ObservabilitySnapshot>(working_);
+}
+
+std::shared_ptr<const ObservabilitySnapshot> StatusBoard::Snapshot() const {
+  std::lock_guard lock(mu_);
+  return published_;
+}
+
+void StatusBoard::OnDecision(const std::string& cluster, const DecisionInput& input,
+                             const Verdict& verdict) {
+  const std::string reason = verdict.reasons.empty() ? "" : ReasonCodeName(verdict.reasons[0].code);
+  ++working_.decisions[{cluster, ActionName(verdict.action), reason}];
+  for (const auto& [node, probe] : input.probes) {
+    if (probe.probe.write_check == model::WriteCheck::kNotRun) continue;
+    working_.write_check_latency[{cluster, node}].Observe(
+        static_cast<double>(probe.probe.latency_us) / 1e6);
+    if (probe.probe.write_check == model::WriteCheck::kFailed) {
+      ++working_.write_check_failures[{cluster, node}];
+    }
+  }
+}
+
+void StatusBoard::AfterRound(Orchestrator& orchestrator) {
+  Refresh(orchestrator.session(), orchestrator.leading(), status::WallNowMs());
+}
+
+void StatusBoard::Refresh(zk::ZkSession* zk, bool leading, std::int64_t now_ms) {
+  working_.leading = leading;
+  working_.session_state = zk != nullptr ? zk::SessionStateName(zk->state()) : "none";
+  working_.lease_remaining_ms = zk != nullptr ? zk->lease_remaining().count() : 0;
+  if (zk != nullptr && zk->state() == zk::SessionState::kConnected) {
+    std::vector<status::ClusterStatus> fresh;
+    for (const std::string& name : cluster_names_) {
+      auto read = status::ReadClusterStatus(*zk, root_, name, read_options_, now_ms,
+                                            &history_caches_[name]);
+      if (!read.ok()) {
+        working_.read_errors[name] = read.status().message();
+        if (const status::ClusterStatus* old = working_.Find(name)) fresh.push_back(*old);
+        continue;
+      }
+      working_.read_errors.erase(name);
+      if (read->master_present) {
+        // The first read only sets the baseline: changes before this process started are not ours.
+        auto last = last_epoch_.find(name);
+        if (last == last_epoch_.end()) {
+          last_epoch_[name] = read->master.epoch;
+        } else if (read->master.epoch > last->second) {
+          working_.master_changes[name] += read->master.epoch - last->second;
+          last->second = read->master.epoch;
+        }
+      }
+      working_.master_changes.try_emplace(name, 0);
+      fresh.push_back(std::move(*read));
+    }
+    working_.clusters = std::move(fresh);
+  }
+  ++working_.rounds;
+  working_.updated_at_ms = now_ms;
+  working_.published = true;
+  auto snapshot = std::make_shared<const ObservabilitySnapshot>(working_);
+  std::lock_guard lock(mu_);
+  published_ = std::move(snapshot);
+}
+
+}  // namespace pgherald::orchestrator

@@ -1,0 +1,110 @@
+// What the orchestrator shows through its HTTP API (http_server.h): a snapshot that the loop
+// publishes after every round, and its rendering in Prometheus' text exposition format (0.0.4).
+//
+// StatusBoard is the loop's RoundObserver: OnDecision and AfterRound run on the loop's thread and
+// are the only writers; AfterRound re-reads the clusters from ZooKeeper through the loop's own
+// session (status::ReadClusterStatus, the same view as `pgherald status`) and then publishes an
+// immutable snapshot under a mutex. HTTP threads only take a reference to the latest snapshot
+// (Snapshot()); they never call into the loop or its session.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "clients/status/cluster_status.h"
+#include "orchestrator/decision.h"
+#include "orchestrator/orchestrator.h"
+
+namespace pgherald::orchestrator {
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+// Prometheus label value escaping: backslash, double quote and line feed become \\, \" and \n.
+std::string EscapeLabelValue(std::string_view value);
+// A sample value: integers without exponent or fraction, "NaN", "+Inf", "-Inf", else %.17g.
+std::string FormatSampleValue(double value);
+
+// Builds the text format: one # HELP and # TYPE per family, then its samples.
+class PromText {
+ public:
+  void Family(const std::string& name, const std::string& type, const std::string& help);
+  void Sample(const std::string& name, const Labels& labels, double value);
+  const std::string& text() const { return text_; }
+
+ private:
+  std::string text_;
+};
+
+// A cumulative histogram with fixed upper bounds (seconds).
+struct Histogram {
+  static const std::vector<double>& DefaultBounds();  // 1ms .. 10s
+  std::vector<double> bounds = DefaultBounds();
+  std::vector<std::uint64_t> counts = std::vector<std::uint64_t>(DefaultBounds().size(), 0);
+  double sum = 0;
+  std::uint64_t count = 0;
+
+  void Observe(double value);
+  // Writes name_bucket{...,le}, name_sum, name_count (the family header is the caller's).
+  void Render(PromText& out, const std::string& name, const Labels& labels) const;
+};
+
+struct ObservabilitySnapshot {
+  bool published = false;  // false until the loop's first round completed
+  std::string id;          // the orchestrator's id
+  bool leading = false;
+  std::string session_state = "none";  // zk::SessionStateName, or "none" without a session
+  std::int64_t lease_remaining_ms = 0;
+  std::int64_t updated_at_ms = 0;  // wall clock of the round that published this
+  std::int64_t tick_ms = 1000;
+  std::uint64_t rounds = 0;
+  std::vector<status::ClusterStatus> clusters;  // as last read; kept while ZooKeeper is away
+  std::map<std::string, std::string> read_errors;  // cluster -> why its last read failed
+  std::map<std::string, std::uint64_t> master_changes;  // cluster -> epoch increases seen
+  // (cluster, action, main reason code) -> verdicts (one per round while leading).
+  std::map<std::array<std::string, 3>, std::uint64_t> decisions;
+  std::map<std::pair<std::string, std::string>, Histogram> write_check_latency;  // (cluster, node)
+  std::map<std::pair<std::string, std::string>, std::uint64_t> write_check_failures;
+
+  bool zk_connected() const { return session_state == "connected"; }
+  const status::ClusterStatus* Find(const std::string& cluster) const;
+};
+
+// The /metrics body at wall time now_ms (heartbeat ages are computed against now_ms).
+std::string RenderMetrics(const ObservabilitySnapshot& snapshot, std::int64_t now_ms);
+
+class StatusBoard : public RoundObserver {
+ public:
+  StatusBoard(std::string id, std::string root, std::vector<std::string> clusters,
+              std::int64_t tick_ms, status::ReadOptions read_options = {});
+
+  // RoundObserver (the loop's thread).
+  void OnDecision(const std::string& cluster, const DecisionInput& input,
+                  const Verdict& verdict) override;
+  void AfterRound(Orchestrator& orchestrator) override;
+
+  // Any thread: the latest published snapshot (never null).
+  std::shared_ptr<const ObservabilitySnapshot> Snapshot() const;
+
+  // The loop's thread, for tests: refresh from `zk` as AfterRound does.
+  void Refresh(zk::ZkSession* zk, bool leading, std::int64_t now_ms);
+
+ private:
+  std::string root_;
+  std::vector<std::string> cluster_names_;
+  status::ReadOptions read_options_;
+  ObservabilitySnapshot working_;  // the loop's thread only
+  std::map<std::string, status::HistoryCache> history_caches_;
+  std::map<std::string, std::uint64_t> last_epoch_;
+
+  mutable std::mutex mu_;
+  std::shared_ptr<const ObservabilitySnapshot> published_;
+};
+
+}  // namespace pgherald::orchestrator

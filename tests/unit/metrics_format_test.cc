@@ -1,0 +1,331 @@
+// The orchestrator's observability: the Prometheus text format (checked by a strict little parser,
+// including label escaping and histogram invariants), the StatusBoard's counters on FakeZk, and the
+// HTTP handler's routes, health and token checks (HandleHttp, no socket).
+#include <gtest/gtest.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "common/fake_zk.h"
+#include "orchestrator/http_server.h"
+#include "orchestrator/metrics.h"
+
+namespace pgherald::orchestrator {
+namespace {
+
+using json = nlohmann::json;
+
+struct PromSample {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  double value = 0;
+};
+
+// Parses the text exposition format strictly: every sample belongs to a family announced by
+// # HELP and # TYPE before it; label values are unescaped. Fails the test on a bad line.
+std::vector<PromSample> ParseProm(const std::string& text, std::map<std::string, std::string>* types) {
+  std::vector<PromSample> out;
+  std::size_t pos = 0;
+  const std::regex help(R"(^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .*$)");
+  const std::regex type(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$)");
+  const std::regex name_re(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*))");
+  while (pos < text.size()) {
+    const std::size_t end = text.find('\n', pos);
+    EXPECT_NE(end, std::string::npos) << "the last line must end with a line feed";
+    if (end == std::string::npos) break;
+    const std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
+    std::smatch m;
+    if (line.rfind("# HELP", 0) == 0) {
+      EXPECT_TRUE(std::regex_match(line, m, help)) << line;
+      continue;
+    }
+    if (line.rfind("# TYPE", 0) == 0) {
+      EXPECT_TRUE(std::regex_match(line, m, type)) << line;
+      if (!m.empty()) (*types)[m[1]] = m[2];
+      continue;
+    }
+    PromSample s;
+    EXPECT_TRUE(std::regex_search(line, m, name_re)) << line;
+    if (m.empty()) continue;
+    s.name = m[1];
+    std::size_t i = s.name.size();
+    if (i < line.size() && line[i] == '{') {
+      ++i;
+      while (i < line.size() && line[i] != '}') {
+        const std::size_t eq = line.find('=', i);
+        EXPECT_NE(eq, std::string::npos) << line;
+        const std::string key = line.substr(i, eq - i);
+        EXPECT_EQ(line[eq + 1], '"') << line;
+        std::string value;
+        std::size_t j = eq + 2;
+        for (; j < line.size() && line[j] != '"'; ++j) {
+          if (line[j] == '\\') {
+            ++j;
+            EXPECT_TRUE(line[j] == '\\' || line[j] == '"' || line[j] == 'n') << line;
+            value += line[j] == 'n' ? '\n' : line[j];
+          } else {
+            value += line[j];
+          }
+        }
+        s.labels[key] = value;
+        i = j + 1;
+        if (i < line.size() && line[i] == ',') ++i;
+      }
+      ++i;
+    }
+    EXPECT_EQ(line[i], ' ') << line;
+    const std::string v = line.substr(i + 1);
+    s.value = v == "+Inf" ? INFINITY : v == "-Inf" ? -INFINITY : v == "NaN" ? NAN : std::stod(v);
+    std::string family = s.name;
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      const std::string sfx = suffix;
+      if (types->count(family) == 0 && family.size() > sfx.size() &&
+          family.compare(family.size() - sfx.size(), sfx.size(), sfx) == 0) {
+        family = family.substr(0, family.size() - sfx.size());
+      }
+    }
+    EXPECT_EQ(types->count(family), 1u) << "sample before its # TYPE: " << line;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+const PromSample* FindSample(const std::vector<PromSample>& samples, const std::string& name,
+                             const std::map<std::string, std::string>& labels) {
+  for (const PromSample& s : samples) {
+    if (s.name != name) continue;
+    bool all = true;
+    for (const auto& [k, v] : labels) all &= s.labels.count(k) > 0 && s.labels.at(k) == v;
+    if (all) return &s;
+  }
+  return nullptr;
+}
+
+TEST(MetricsFormat, LabelValuesAreEscaped) {
+  EXPECT_EQ(EscapeLabelValue("plain"), "plain");
+  EXPECT_EQ(EscapeLabelValue("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+  PromText t;
+  t.Family("x_total", "counter", "Help with a \\ and a\nline feed.");
+  t.Sample("x_total", {{"cluster", "we\"ird\\\nname"}}, 3);
+  EXPECT_EQ(t.text(),
+            "# HELP x_total Help with a \\\\ and a\\nline feed.\n# TYPE x_total counter\n"
+            "x_total{cluster=\"we\\\"ird\\\\\\nname\"} 3\n");
+  std::map<std::string, std::string> types;
+  auto samples = ParseProm(t.text(), &types);
+  ASSERT_EQ(samples.size(), 1u);
+  EXPECT_EQ(samples[0].labels["cluster"], "we\"ird\\\nname");
+}
+
+TEST(MetricsFormat, SampleValues) {
+  EXPECT_EQ(FormatSampleValue(3), "3");
+  EXPECT_EQ(FormatSampleValue(-2), "-2");
+  EXPECT_EQ(FormatSampleValue(0.25), "0.25");
+  EXPECT_EQ(FormatSampleValue(INFINITY), "+Inf");
+  EXPECT_EQ(FormatSampleValue(NAN), "NaN");
+}
+
+TEST(MetricsFormat, HistogramIsCumulativeWithInf) {
+  Histogram h;
+  h.Observe(0.0005);
+  h.Observe(0.003);
+  h.Observe(0.003);
+  h.Observe(30);
+  PromText t;
+  t.Family("d_seconds", "histogram", "d");
+  h.Render(t, "d_seconds", {{"node", "n1"}});
+  std::map<std::string, std::string> types;
+  auto samples = ParseProm(t.text(), &types);
+  EXPECT_EQ(FindSample(samples, "d_seconds_bucket", {{"le", "0.001"}})->value, 1);
+  EXPECT_EQ(FindSample(samples, "d_seconds_bucket", {{"le", "0.005"}})->value, 3);
+  EXPECT_EQ(FindSample(samples, "d_seconds_bucket", {{"le", "10"}})->value, 3);
+  EXPECT_EQ(FindSample(samples, "d_seconds_bucket", {{"le", "+Inf"}})->value, 4);
+  EXPECT_EQ(FindSample(samples, "d_seconds_count", {})->value, 4);
+  EXPECT_NEAR(FindSample(samples, "d_seconds_sum", {})->value, 30.0065, 1e-9);
+  double last = 0;
+  for (const PromSample& s : samples) {
+    if (s.name != "d_seconds_bucket") continue;
+    EXPECT_GE(s.value, last);
+    last = s.value;
+  }
+}
+
+model::MasterRecord Record(const std::string& node, std::uint64_t epoch) {
+  model::MasterRecord m;
+  m.state = model::MasterState::kOk;
+  m.node = node;
+  m.host = "127.0.0.1";
+  m.port = 5432;
+  m.timeline = static_cast<std::uint32_t>(epoch);
+  m.epoch = epoch;
+  m.verified_at_ms = 1;
+  return m;
+}
+
+model::NodeObservation Obs(const std::string& node, bool primary) {
+  model::NodeObservation o;
+  o.node = node;
+  o.host = "127.0.0.1";
+  o.port = 5432;
+  o.reachable = true;
+  o.in_recovery = !primary;
+  o.timeline = 1;
+  if (primary) o.current_lsn = 0x5000; else o.replay_lsn = 0x4000;
+  o.seq = 1;
+  o.observed_at_ms = 1;
+  return o;
+}
+
+class BoardTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(zk::EnsurePath(*zk_, "/ph/clusters/main/nodes").ok());
+    ASSERT_TRUE(zk_->Create("/ph/clusters/main/master", Record("node1", 1).ToJson(), zk::CreateMode::kPersistent).ok());
+    ASSERT_TRUE(zk_->Create("/ph/clusters/main/master/orch-a", "{}", zk::CreateMode::kEphemeral).ok());
+    ASSERT_TRUE(zk_->Create("/ph/clusters/main/nodes/node1", Obs("node1", true).ToJson(), zk::CreateMode::kEphemeral).ok());
+    ASSERT_TRUE(zk_->Create("/ph/clusters/main/nodes/node\"2", Obs("node\"2", false).ToJson(), zk::CreateMode::kEphemeral).ok());
+  }
+  std::shared_ptr<zk::FakeZkServer> server_ = zk::FakeZkServer::Create();
+  std::unique_ptr<zk::FakeZk> zk_ = server_->NewSession();
+  StatusBoard board_{"orch-a", "/ph", {"main"}, 200};
+};
+
+TEST_F(BoardTest, SnapshotCountsMasterChangesDecisionsAndWriteChecks) {
+  EXPECT_FALSE(board_.Snapshot()->published);
+  const std::int64_t now = status::WallNowMs();
+  board_.Refresh(zk_.get(), true, now);
+  auto s1 = board_.Snapshot();
+  ASSERT_TRUE(s1->published);
+  EXPECT_TRUE(s1->leading);
+  EXPECT_EQ(s1->session_state, "connected");
+  EXPECT_EQ(s1->master_changes.at("main"), 0u);  // the first read is the baseline
+
+  // A failover: the record moves to epoch 3 (two changes since the baseline).
+  ASSERT_TRUE(zk_->Set("/ph/clusters/main/master", Record("node\"2", 3).ToJson()).ok());
+  DecisionInput in;
+  model::Probe p;
+  p.node = "node1";
+  p.write_check = model::WriteCheck::kFailed;
+  p.latency_us = 1500;
+  in.probes["node1"] = ProbeInput{p, MonoTime{}};
+  p.node = "node\"2";
+  p.write_check = model::WriteCheck::kPassed;
+  p.latency_us = 4000;
+  in.probes["node\"2"] = ProbeInput{p, MonoTime{}};
+  Verdict v;
+  v.action = Action::kPublish;
+  v.reasons.push_back({ReasonCode::kLaterTimeline, "node\"2", "x"});
+  board_.OnDecision("main", in, v);
+  board_.Refresh(zk_.get(), true, now + 100);
+  auto s2 = board_.Snapshot();
+  EXPECT_EQ(s2->master_changes.at("main"), 2u);
+  EXPECT_EQ(s1->master_changes.at("main"), 0u) << "a published snapshot never changes";
+
+  std::map<std::string, std::string> types;
+  const std::string text = RenderMetrics(*s2, now + 2100);
+  auto samples = ParseProm(text, &types);
+  EXPECT_EQ(types["pgherald_master_changes_total"], "counter");
+  EXPECT_EQ(types["pgherald_write_check_duration_seconds"], "histogram");
+  EXPECT_EQ(FindSample(samples, "pgherald_master_changes_total", {{"cluster", "main"}})->value, 2);
+  EXPECT_EQ(FindSample(samples, "pgherald_decisions_total",
+                       {{"cluster", "main"}, {"action", "publish"}, {"reason", "later_timeline"}})->value, 1);
+  EXPECT_EQ(FindSample(samples, "pgherald_write_check_failures_total", {{"node", "node1"}})->value, 1);
+  EXPECT_EQ(FindSample(samples, "pgherald_write_check_duration_seconds_count", {{"node", "node\"2"}})->value, 1);
+  EXPECT_EQ(FindSample(samples, "pgherald_write_check_duration_seconds_bucket",
+                       {{"node", "node\"2"}, {"le", "0.005"}})->value, 1);
+  // Heartbeat ages are computed at render time against the znode mtime.
+  const PromSample* age = FindSample(samples, "pgherald_node_heartbeat_age_seconds", {{"node", "node\"2"}});
+  ASSERT_NE(age, nullptr) << text;
+  EXPECT_GE(age->value, 1.9);
+  EXPECT_LT(age->value, 60);
+  EXPECT_EQ(FindSample(samples, "pgherald_leader", {})->value, 1);
+  EXPECT_EQ(FindSample(samples, "pgherald_zookeeper_session_state", {{"state", "connected"}})->value, 1);
+  EXPECT_EQ(FindSample(samples, "pgherald_zookeeper_session_state", {{"state", "connecting"}})->value, 0);
+  EXPECT_EQ(FindSample(samples, "pgherald_master_info", {{"node", "node\"2"}})->value, 1);
+  EXPECT_NE(FindSample(samples, "pgherald_lease_remaining_seconds", {}), nullptr);
+}
+
+TEST_F(BoardTest, HttpRoutesHealthAndTokens) {
+  HttpConfig config;
+  std::vector<std::pair<std::string, publishers::ControlState>> written;
+  HttpServer::ControlWriter writer = [&](const std::string& c, const publishers::ControlState& s) {
+    written.emplace_back(c, s);
+    return Status::Ok();
+  };
+  const std::int64_t now = status::WallNowMs();
+  ObservabilitySnapshot empty;
+  EXPECT_EQ(HandleHttp(config, empty, writer, "GET", "/health", "", "", now).status, 503);
+  board_.Refresh(zk_.get(), false, now);
+  auto s = board_.Snapshot();
+  auto health = HandleHttp(config, *s, writer, "GET", "/health", "", "", now + 50);
+  EXPECT_EQ(health.status, 200) << health.body;
+  EXPECT_EQ(json::parse(health.body)["role"], "follower");
+  // A loop that stopped publishing is unhealthy.
+  EXPECT_EQ(HandleHttp(config, *s, writer, "GET", "/health", "", "", now + 60000).status, 503);
+
+  auto list = HandleHttp(config, *s, writer, "GET", "/api/clusters", "", "", now);
+  ASSERT_EQ(list.status, 200);
+  const json lj = json::parse(list.body);
+  EXPECT_EQ(lj["clusters"][0]["name"], "main");
+  EXPECT_EQ(lj["clusters"][0]["master"], "node1");
+  EXPECT_EQ(lj["clusters"][0]["verified"], true);
+  auto detail = HandleHttp(config, *s, writer, "GET", "/api/clusters/main?x=1", "", "", now);
+  ASSERT_EQ(detail.status, 200);
+  EXPECT_EQ(json::parse(detail.body)["nodes"].size(), 2u);
+  EXPECT_EQ(HandleHttp(config, *s, writer, "GET", "/api/clusters/other", "", "", now).status, 404);
+  auto metrics = HandleHttp(config, *s, writer, "GET", "/metrics", "", "", now);
+  EXPECT_EQ(metrics.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  auto page = HandleHttp(config, *s, writer, "GET", "/", "", "", now);
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("/dashboard.js"), std::string::npos);
+  EXPECT_EQ(HandleHttp(config, *s, writer, "GET", "/dashboard.js", "", "", now).content_type,
+            "text/javascript; charset=utf-8");
+  EXPECT_EQ(page.body.find("http://"), std::string::npos) << "no CDN";
+  EXPECT_EQ(HandleHttp(config, *s, writer, "GET", "/nope", "", "", now).status, 404);
+
+  // POST: disabled without a token, then 401 / 403 / 200.
+  EXPECT_EQ(HandleHttp(config, *s, writer, "POST", "/api/clusters/main/pause", "Bearer x", "", now).status, 403);
+  config.token = "0123456789abcdef-secret";
+  auto missing = HandleHttp(config, *s, writer, "POST", "/api/clusters/main/pause", "", "", now);
+  EXPECT_EQ(missing.status, 401);
+  EXPECT_EQ(missing.www_authenticate, "Bearer realm=\"pgherald\"");
+  EXPECT_EQ(HandleHttp(config, *s, writer, "POST", "/api/clusters/main/pause", "Bearer 0123456789abcdef-secreT", "", now).status, 403);
+  EXPECT_EQ(HandleHttp(config, *s, writer, "POST", "/api/clusters/main/pause", "Bearer 0123456789abcdef", "", now).status, 403);
+  EXPECT_TRUE(written.empty());
+  EXPECT_EQ(HandleHttp(config, *s, writer, "GET", "/api/clusters/main/pause", "", "", now).status, 405);
+  EXPECT_EQ(HandleHttp(config, *s, writer, "POST", "/api/clusters/main/pause",
+                       "Bearer 0123456789abcdef-secret", "not json", now).status, 400);
+  auto ok = HandleHttp(config, *s, writer, "POST", "/api/clusters/main/pause",
+                       "Bearer 0123456789abcdef-secret", R"({"reason":"kernel upgrade"})", now);
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  ASSERT_EQ(written.size(), 1u);
+  EXPECT_EQ(written[0].first, "main");
+  EXPECT_TRUE(written[0].second.paused);
+  EXPECT_EQ(written[0].second.reason, "kernel upgrade");
+  EXPECT_EQ(written[0].second.changed_by, "orch-a (http)");
+  EXPECT_EQ(HandleHttp(config, *s, writer, "POST", "/api/clusters/main/resume",
+                       "Bearer 0123456789abcdef-secret", "", now).status, 200);
+  ASSERT_EQ(written.size(), 2u);
+  EXPECT_FALSE(written[1].second.paused);
+  EXPECT_EQ(HandleHttp(config, *s, writer, "POST", "/api/clusters/other/pause",
+                       "Bearer 0123456789abcdef-secret", "", now).status, 404);
+}
+
+TEST_F(BoardTest, ServerServesOverASocket) {
+  HttpConfig config;
+  config.port = 0;  // any free port
+  board_.Refresh(zk_.get(), true, status::WallNowMs());
+  auto server = HttpServer::Start(config, &board_, nullptr);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  EXPECT_GT((*server)->port(), 0);
+  // A second server on the same port fails with a message naming it.
+  HttpConfig same = config;
+  same.port = (*server)->port();
+  auto clash = HttpServer::Start(same, &board_, nullptr);
+  ASSERT_FALSE(clash.ok());
+  EXPECT_NE(clash.status().message().find(std::to_string(same.port)), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pgherald::orchestrator
