@@ -11,7 +11,7 @@ PACKAGES=(
   postgresql-15 postgresql-15-repmgr postgresql-client-15 zookeeper default-jre-headless
   haproxy pgbouncer
   # tools the lab uses
-  netcat-openbsd iproute2 procps util-linux
+  netcat-openbsd iproute2 procps util-linux chromium
 )
 
 missing=()
