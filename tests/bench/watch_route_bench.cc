@@ -2,9 +2,12 @@
 // no orchestrator; the benchmark itself moves the master znode (with a voucher) between two live
 // nodes (node1, a primary, and node2, a standby: the queries are reads) many times. Per change:
 // from just before the ZooKeeper set to the first query through HAProxy (and, separately, through
-// pgbouncer) that a server on the new port answers. Each proxy has a client thread querying
-// `select inet_server_port()` back to back over a held connection (reconnecting at once when the
-// switch cuts it). Prints median, p99, max and the machine.
+// pgbouncer) that a server on the new port answers. Each proxy has a client thread that opens a
+// fresh connection (superuser, trusted: no scram round trips) and runs `select inet_server_port()`
+// back to back, so the figure is where new connections land. The next change waits until the
+// watch logged both sinks applied the previous one (a real master does not flip every few ms, and
+// HAProxy's master socket refuses connections for a moment after each reload). Prints median, p99,
+// max and the machine.
 // Usage: PGHERALD_LABCTL=... PGHERALD_BIN=... watch_route_bench [changes=200]
 #include <libpq-fe.h>
 #include <poll.h>
@@ -41,32 +44,24 @@ class Prober {
 
  private:
   void Run() {
-    PGconn* c = nullptr;
     while (!stop_) {
-      if (c == nullptr) {
-        c = PQconnectdb((conninfo_ + " connect_timeout=2").c_str());
-        if (PQstatus(c) != CONNECTION_OK) {
-          PQfinish(c);
-          c = nullptr;
-          std::this_thread::sleep_for(std::chrono::milliseconds(1));  // retry pacing
-          continue;
-        }
-        PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
-      }
       const std::int64_t invoked = MonoNs();
-      PGresult* r = PQexec(c, "select inet_server_port()");
-      const bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
-      const int port = ok ? std::atoi(PQgetvalue(r, 0, 0)) : 0;
-      PQclear(r);
-      if (!ok) {
-        PQfinish(c);
-        c = nullptr;
+      PGconn* c = PQconnectdb((conninfo_ + " connect_timeout=2").c_str());
+      int port = 0;
+      if (PQstatus(c) == CONNECTION_OK) {
+        PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
+        PGresult* r = PQexec(c, "select inet_server_port()");
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) port = std::atoi(PQgetvalue(r, 0, 0));
+        PQclear(r);
+      }
+      PQfinish(c);
+      if (port == 0) {
+        std::this_thread::sleep_for(std::chrono::microseconds(500));  // retry pacing
         continue;
       }
       const std::int64_t start = start_ns_;
       if (port == target_ && start != 0 && invoked >= start && seen_ns_ == 0) seen_ns_ = MonoNs();
     }
-    if (c != nullptr) PQfinish(c);
   }
   std::string conninfo_;
   std::thread thread_;
@@ -98,8 +93,32 @@ int main(int argc, char** argv) {
     return 1;
   }
   Stack& s = **up;
-  Prober ha(s.HaproxyConninfo());
-  Prober pb(s.PgbouncerConninfo());
+  const std::string as_superuser = " user=postgres dbname=postgres";
+  Prober ha("host=127.0.0.1 port=" + s.Env("HAPROXY_PORT") + as_superuser);
+  Prober pb("host=127.0.0.1 port=" + s.Env("PGBOUNCER_PORT") + as_superuser);
+  const std::string watch_log = s.dir() + "/watch.log";
+  // Both sinks logged applying (or recovering to) this epoch.
+  auto applied = [&](std::uint64_t epoch) {
+    const std::string text = ReadFile(watch_log);
+    const std::string tag = " epoch=" + std::to_string(epoch) + " ";
+    int sinks = 0;
+    for (const char* sink : {"sink=haproxy", "sink=pgbouncer"}) {
+      std::size_t at = 0;
+      while ((at = text.find(sink, at)) != std::string::npos) {
+        const std::size_t bol = text.rfind('\n', at) + 1;
+        const std::size_t eol = text.find('\n', at);
+        const std::string line = text.substr(bol, eol - bol);
+        at = eol;
+        if (line.find(tag) != std::string::npos &&
+            (line.find("sink_applied") != std::string::npos ||
+             line.find("sink_recovered") != std::string::npos)) {
+          ++sinks;
+          break;
+        }
+      }
+    }
+    return sinks == 2;
+  };
   std::vector<double> to_ha, to_pb;
   for (int i = 0; i < changes; ++i) {
     const int node = i % 2 == 0 ? 2 : 1;  // starts on node1
@@ -115,6 +134,13 @@ int main(int argc, char** argv) {
                    std::chrono::milliseconds(10000), std::chrono::milliseconds(1))) {
       std::fprintf(stderr, "change %d: a proxy never routed to node%d\n%s\n", i, node,
                    s.Tail("watch").c_str());
+      return 1;
+    }
+    const std::uint64_t epoch = s.Master()->epoch;
+    if (!WaitUntil([&] { return applied(epoch); }, std::chrono::milliseconds(10000),
+                   std::chrono::milliseconds(5))) {
+      std::fprintf(stderr, "change %d: the watch did not log both sinks applied epoch %llu\n", i,
+                   static_cast<unsigned long long>(epoch));
       return 1;
     }
     to_ha.push_back(static_cast<double>(ha.seen_ns() - start) / 1e6);
