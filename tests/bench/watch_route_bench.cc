@@ -11,6 +11,9 @@
 // Usage: PGHERALD_LABCTL=... PGHERALD_BIN=... watch_route_bench [changes=200]
 #include <libpq-fe.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -70,6 +73,26 @@ class Prober {
   std::atomic<std::int64_t> start_ns_{0};
   std::atomic<std::int64_t> seen_ns_{0};
 };
+
+// One command on an HAProxy unix socket; its answer, "" when the socket refuses or says nothing.
+std::string SocketCommand(const std::string& path, const std::string& command) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string line = command + "\n";
+    if (::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size())) {
+      char buf[4096];
+      ssize_t n = 0;
+      while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  ::close(fd);
+  return out;
+}
 
 void Print(const char* name, const std::vector<double>& v) {
   std::printf("  %-34s n=%-4zu median=%7.2f ms  p99=%7.2f ms  max=%7.2f ms\n", name, v.size(),
@@ -143,6 +166,17 @@ int main(int argc, char** argv) {
                    static_cast<unsigned long long>(epoch));
       return 1;
     }
+    // ... and HAProxy settled after the reload that applying the config made: the master socket
+    // and the new worker's admin socket answer again.
+    if (!WaitUntil(
+            [&] {
+              return !SocketCommand(s.Env("HAPROXY_MASTER_SOCKET"), "show proc").empty() &&
+                     !SocketCommand(s.Env("HAPROXY_ADMIN_SOCKET"), "show info").empty();
+            },
+            std::chrono::milliseconds(10000), std::chrono::milliseconds(5))) {
+      std::fprintf(stderr, "change %d: HAProxy's sockets do not answer after the reload\n", i);
+      return 1;
+    }
     to_ha.push_back(static_cast<double>(ha.seen_ns() - start) / 1e6);
     to_pb.push_back(static_cast<double>(pb.seen_ns() - start) / 1e6);
   }
@@ -150,5 +184,8 @@ int main(int argc, char** argv) {
               MachineLine().c_str());
   Print("via HAProxy (target p99 < 50 ms)", to_ha);
   Print("via pgbouncer", to_pb);
+  int slow = 0;
+  for (double v : to_ha) slow += v > 100 ? 1 : 0;
+  std::printf("  HAProxy changes over 100 ms: %d of %d\n", slow, changes);
   return 0;
 }
