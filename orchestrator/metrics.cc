@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 namespace pgherald::orchestrator {
 
@@ -26,7 +27,11 @@ std::string FormatSampleValue(double value) {
   if (value == std::floor(value) && std::fabs(value) < 1e15) {
     std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(value));
   } else {
-    std::snprintf(buf, sizeof buf, "%.17g", value);
+    // The shortest spelling that reads back as the same double.
+    for (int precision = 6; precision <= 17; ++precision) {
+      std::snprintf(buf, sizeof buf, "%.*g", precision, value);
+      if (std::strtod(buf, nullptr) == value) break;
+    }
   }
   return buf;
 }

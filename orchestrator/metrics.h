@@ -28,7 +28,7 @@ using Labels = std::vector<std::pair<std::string, std::string>>;
 
 // Prometheus label value escaping: backslash, double quote and line feed become \\, \" and \n.
 std::string EscapeLabelValue(std::string_view value);
-// A sample value: integers without exponent or fraction, "NaN", "+Inf", "-Inf", else %.17g.
+// A sample value: integers without exponent or fraction, "NaN", "+Inf", "-Inf", else the shortest %g that reads back exactly.
 std::string FormatSampleValue(double value);
 
 // Builds the text format: one # HELP and # TYPE per family, then its samples.

@@ -2,6 +2,7 @@
 // including label escaping and histogram invariants), the StatusBoard's counters on FakeZk, and the
 // HTTP handler's routes, health and token checks (HandleHttp, no socket).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <map>
 #include <nlohmann/json.hpp>
@@ -314,9 +315,13 @@ TEST_F(BoardTest, HttpRoutesHealthAndTokens) {
 
 TEST_F(BoardTest, ServerServesOverASocket) {
   HttpConfig config;
-  config.port = 0;  // any free port
   board_.Refresh(zk_.get(), true, status::WallNowMs());
-  auto server = HttpServer::Start(config, &board_, nullptr);
+  // A free port of this test area's range (30000-30399).
+  StatusOr<std::unique_ptr<HttpServer>> server = Unavailable("no free port");
+  for (int i = 0; i < 400 && !server.ok(); ++i) {
+    config.port = 30000 + static_cast<int>((::getpid() + i) % 400);
+    server = HttpServer::Start(config, &board_, nullptr);
+  }
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   EXPECT_GT((*server)->port(), 0);
   // A second server on the same port fails with a message naming it.
