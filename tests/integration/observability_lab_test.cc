@@ -7,6 +7,7 @@
 // The tests run in order and share one lab.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "publishers/zk_publisher.h"
@@ -240,6 +241,31 @@ TEST(ObservabilityLab, HealthApiAndMetricsParse) {
   EXPECT_GT(Metric(*samples, "pgherald_decisions_total", {{"action", "keep"}}), 0) << m.body;
   g->master_changes_before = Metric(*samples, "pgherald_master_changes_total", {{"cluster", "main"}});
   EXPECT_GE(g->master_changes_before, 0);
+  // Figures (printed, not asserted): request latency of the API and of the metrics endpoint.
+  for (const char* path : {"/api/clusters/main", "/metrics"}) {
+    std::vector<double> us;
+    for (int i = 0; i < 200; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      HttpResult r = Http(leader, "GET", path);
+      us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+      ASSERT_EQ(r.status, 200);
+    }
+    std::sort(us.begin(), us.end());
+    std::printf("GET %s (new connection each): n=200 median=%.0fus p99=%.0fus (machine: %ld cores, shared)\n",
+                path, us[100], us[197], ::sysconf(_SC_NPROCESSORS_ONLN));
+  }
+  {
+    std::vector<double> ms;
+    for (int i = 0; i < 20; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      CommandResult r = g->lab->Cli({"status", "--cluster", "main", "--json"});
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    std::sort(ms.begin(), ms.end());
+    std::printf("pgherald status (process start, connect, read, render): n=20 median=%.1fms p99(max)=%.1fms\n",
+                ms[10], ms[19]);
+  }
   // The dashboard is served.
   HttpResult page = Http(leader, "GET", "/");
   EXPECT_EQ(page.status, 200);
@@ -318,6 +344,7 @@ TEST(ObservabilityLab, KillNineFailoverShowsInStatusHistoryAndMetrics) {
     }
   }
   CommandResult text = g->lab->Cli({"status", "--cluster", "main"});
+  std::printf("--- pgherald status after the failover ---\n%s", text.out.c_str());
   EXPECT_EQ(text.exit_code, 1);
   EXPECT_NE(text.out.find("Master:  " + Node(g->primary)), std::string::npos) << text.out;
   EXPECT_NE(text.out.find(Node(old_primary) + ": PostgreSQL unreachable"), std::string::npos) << text.out;
@@ -325,6 +352,7 @@ TEST(ObservabilityLab, KillNineFailoverShowsInStatusHistoryAndMetrics) {
   // History: the failover decision with its reason and evidence.
   CommandResult hist = g->lab->Cli({"history", "--cluster", "main", "--limit", "5"});
   ASSERT_EQ(hist.exit_code, 0) << hist.err;
+  std::printf("--- pgherald history ---\n%s", hist.out.c_str());
   EXPECT_NE(hist.out.find("publish " + Node(g->primary) + " (was " + Node(old_primary)), std::string::npos)
       << hist.out;
   EXPECT_NE(hist.out.find("reason later_timeline"), std::string::npos) << hist.out;
