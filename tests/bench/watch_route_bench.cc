@@ -170,7 +170,7 @@ int main(int argc, char** argv) {
     // and the new worker's admin socket answer again.
     if (!WaitUntil(
             [&] {
-              return !SocketCommand(s.Env("HAPROXY_MASTER_SOCKET"), "show proc").empty() &&
+              return !SocketCommand(s.Env("HAPROXY_MASTER_SOCKET"), "show proc; quit").empty() &&
                      !SocketCommand(s.Env("HAPROXY_ADMIN_SOCKET"), "show info").empty();
             },
             std::chrono::milliseconds(10000), std::chrono::milliseconds(5))) {
