@@ -8,6 +8,7 @@
 //                         `labctl down`.
 // Needs PGHERALD_LABCTL and PGHERALD_BIN.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -62,7 +63,9 @@ int main(int argc, char** argv) {
                          "(the pgherald program)\n");
     return 2;
   }
-  const std::string self = argv[0];
+  char exe[4096] = {};
+  const ssize_t len = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  const std::string self = len > 0 ? std::string(exe, static_cast<std::size_t>(len)) : argv[0];
   if (argc == 4 && std::string(argv[1]) == "down" && std::string(argv[2]) == "--dir") {
     auto st = Stack::StopRecorded(argv[3], labctl);
     if (!st.ok()) {
@@ -116,6 +119,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "pg-kill: %s\n", st.ToString().c_str());
     return 1;
   }
+  const std::int64_t killed_ns = MonoNs();  // labctl returns once the postmaster is gone
   auto p = s.lab().WaitForPrimary(old, std::chrono::seconds(30));
   if (!p.ok()) {
     std::fprintf(stderr, "no promotion: %s\nTear down with: %s\n", p.status().ToString().c_str(),
@@ -126,27 +130,35 @@ int main(int argc, char** argv) {
   const double promoted_ms = static_cast<double>(MonoNs() - kill_ns) / 1e6;
   const int port = s.lab().pg_port(now);
   std::int64_t ha = 0, pb = 0;
+  const std::uint64_t epoch_before = s.Master() ? s.Master()->epoch : 0;
   const bool published = s.AwaitMaster(now, 0, std::chrono::milliseconds(30000)).ok();
-  const double published_ms = static_cast<double>(MonoNs() - kill_ns) / 1e6;
+  // When the orchestrator decided (its history entry), not when this program noticed.
+  double published_ms = static_cast<double>(MonoNs() - kill_ns) / 1e6;
+  for (const auto& e : s.History()) {
+    if (e.action == "publish" && e.master && e.master->port == port && e.epoch >= epoch_before) {
+      published_ms = static_cast<double>((e.decided_at_ms - WallMinusMonoMs()) * 1000000 - kill_ns) / 1e6;
+    }
+  }
   WaitUntil([&] {
     ha = w.FirstAck(Route::kHaproxy, port, kill_ns);
     pb = w.FirstAck(Route::kPgbouncer, port, kill_ns);
     return ha != 0 && pb != 0;
   },
             std::chrono::milliseconds(30000));
-  WaitUntil([&] { return w.Acks(Route::kHaproxy, port) > 50; }, std::chrono::milliseconds(5000));
+  WaitUntil([&] { return w.Acks(Route::kHaproxy, port) > 50 && w.Acks(Route::kPgbouncer, port) > 50; },
+            std::chrono::milliseconds(5000));
   w.Stop();
-  std::printf("repmgrd promoted node%d      %7.0f ms after the kill (seen by polling)\n", now,
+  std::printf("repmgrd promoted node%d      %7.0f ms after the kill (seen by labctl polling)\n", now,
               promoted_ms);
-  std::printf("pgherald published node%d    %7.0f ms after the kill%s\n", now, published_ms,
+  std::printf("pgherald decided node%d      %7.0f ms after the kill%s\n", now, published_ms,
               published ? "" : " (NOT within 30 s)");
   std::printf("first write via HAProxy    %7.0f ms after the kill%s\n",
               static_cast<double>(ha - kill_ns) / 1e6, ha ? "" : " (none)");
   std::printf("first write via pgbouncer  %7.0f ms after the kill%s\n",
               static_cast<double>(pb - kill_ns) / 1e6, pb ? "" : " (none)");
-  Step("Where the clients' writes landed after the kill");
-  std::printf("haproxy   %s\npgbouncer %s\n", Where(w, Route::kHaproxy, s, kill_ns).c_str(),
-              Where(w, Route::kPgbouncer, s, kill_ns).c_str());
+  Step("Where the clients' writes landed once the primary was gone");
+  std::printf("haproxy   %s\npgbouncer %s\n", Where(w, Route::kHaproxy, s, killed_ns).c_str(),
+              Where(w, Route::kPgbouncer, s, killed_ns).c_str());
 
   Step("pgherald status after the failover");
   Status_(s);
