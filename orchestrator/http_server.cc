@@ -1,7 +1,5 @@
 #include "orchestrator/http_server.h"
 
-#include <unistd.h>
-
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServer.h>
@@ -11,6 +9,7 @@
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/StreamCopier.h>
+#include <unistd.h>
 
 #include <istream>
 #include <nlohmann/json.hpp>
@@ -68,15 +67,16 @@ json Summary(const status::ClusterStatus& c) {
                      {"heartbeat_age_ms", n.heartbeat_age_ms},
                      {"lag_bytes", n.lag_bytes ? json(*n.lag_bytes) : json(nullptr)}});
   }
-  return {{"name", c.name},
-          {"healthy", c.healthy()},
-          {"problems", c.problems},
-          {"paused", c.control.paused},
-          {"master", c.master.state == model::MasterState::kOk ? json(c.master.node) : json(nullptr)},
-          {"epoch", c.master.epoch},
-          {"verified", c.verified()},
-          {"vouchers", c.vouchers},
-          {"nodes", nodes}};
+  return {
+      {"name", c.name},
+      {"healthy", c.healthy()},
+      {"problems", c.problems},
+      {"paused", c.control.paused},
+      {"master", c.master.state == model::MasterState::kOk ? json(c.master.node) : json(nullptr)},
+      {"epoch", c.master.epoch},
+      {"verified", c.verified()},
+      {"vouchers", c.vouchers},
+      {"nodes", nodes}};
 }
 
 // The snapshot's cluster with ages recomputed for now (the snapshot may be up to a tick old).
@@ -109,7 +109,10 @@ HttpServer::Response HandleHttp(const HttpConfig& config, const ObservabilitySna
     const bool fresh = s.published && now_ms - s.updated_at_ms <= max_age;
     json j = OrchestratorJson(s, now_ms);
     const bool ok = fresh && s.zk_connected();
-    j["status"] = ok ? "ok" : !s.published ? "starting" : !fresh ? "loop stalled" : "zookeeper not connected";
+    j["status"] = ok             ? "ok"
+                  : !s.published ? "starting"
+                  : !fresh       ? "loop stalled"
+                                 : "zookeeper not connected";
     return Json(ok ? 200 : 503, j);
   }
   if (path == "/metrics") {
@@ -156,27 +159,31 @@ HttpServer::Response HandleHttp(const HttpConfig& config, const ObservabilitySna
       Log().Warn("http_token_rejected", {{"path", path}});
       return Error(403, "wrong token");
     }
-    if (s.Find(cluster) == nullptr) return Error(404, "cluster \"" + cluster + "\" is not configured here");
+    if (s.Find(cluster) == nullptr)
+      return Error(404, "cluster \"" + cluster + "\" is not configured here");
     publishers::ControlState control;
     control.paused = action == "pause";
     control.changed_by = s.id + " (http)";
     control.changed_at_ms = now_ms;
     if (!body.empty()) {
       const json b = json::parse(body, nullptr, false);
-      if (b.is_discarded() || !b.is_object()) return Error(400, "body: expected a JSON object such as {\"reason\":\"...\"}");
+      if (b.is_discarded() || !b.is_object())
+        return Error(400, "body: expected a JSON object such as {\"reason\":\"...\"}");
       if (b.contains("reason")) {
-        if (!b["reason"].is_string()) return Error(400, "body: field \"reason\": expected a string");
+        if (!b["reason"].is_string())
+          return Error(400, "body: field \"reason\": expected a string");
         control.reason = b["reason"].get<std::string>();
       }
     }
-    const Status written = control_writer ? control_writer(cluster, control)
-                                          : Unavailable("no control writer");
+    const Status written =
+        control_writer ? control_writer(cluster, control) : Unavailable("no control writer");
     if (!written.ok()) {
       return Error(written.code() == StatusCode::kNotFound ? 404 : 503, written.message());
     }
     Log().Info(control.paused ? "cluster_paused" : "cluster_resumed",
                {{"cluster", cluster}, {"reason", control.reason}, {"via", "http"}});
-    return Json(200, json{{"cluster", cluster}, {"paused", control.paused}, {"reason", control.reason}});
+    return Json(200,
+                json{{"cluster", cluster}, {"paused", control.paused}, {"reason", control.reason}});
   }
   if (get) {
     const std::string asset = path == "/" ? "/index.html" : path;
@@ -237,7 +244,8 @@ class Handler : public Poco::Net::HTTPRequestHandler {
 class Factory : public Poco::Net::HTTPRequestHandlerFactory {
  public:
   explicit Factory(const HttpServer::Impl* impl) : impl_(impl) {}
-  Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
+  Poco::Net::HTTPRequestHandler* createRequestHandler(
+      const Poco::Net::HTTPServerRequest&) override {
     return new Handler(impl_);
   }
 
@@ -256,8 +264,8 @@ HttpServer::~HttpServer() {
 int HttpServer::port() const { return impl_->port; }
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpConfig& config,
-                                                         const StatusBoard* board,
-                                                         ControlWriter control_writer) {
+                                                        const StatusBoard* board,
+                                                        ControlWriter control_writer) {
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   impl->board = board;
@@ -281,9 +289,10 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpConfig& config
                        std::to_string(config.port) + ": " + e.displayText() +
                        " (change http.address / http.port)");
   }
-  Log().Info("http_listening", {{"address", config.address},
-                                {"port", impl->port},
-                                {"post", config.token ? "enabled (token)" : "disabled (no token_file)"}});
+  Log().Info("http_listening",
+             {{"address", config.address},
+              {"port", impl->port},
+              {"post", config.token ? "enabled (token)" : "disabled (no token_file)"}});
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 

@@ -11,10 +11,17 @@ std::string EscapeLabelValue(std::string_view value) {
   out.reserve(value.size());
   for (char c : value) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -40,9 +47,12 @@ void PromText::Family(const std::string& name, const std::string& type, const st
   // HELP text escapes backslash and line feed (not quotes).
   std::string h;
   for (char c : help) {
-    if (c == '\\') h += "\\\\";
-    else if (c == '\n') h += "\\n";
-    else h += c;
+    if (c == '\\')
+      h += "\\\\";
+    else if (c == '\n')
+      h += "\\n";
+    else
+      h += c;
   }
   text_ += "# HELP " + name + " " + h + "\n# TYPE " + name + " " + type + "\n";
 }
@@ -63,8 +73,8 @@ void PromText::Sample(const std::string& name, const Labels& labels, double valu
 }
 
 const std::vector<double>& Histogram::DefaultBounds() {
-  static const std::vector<double> kBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                              0.1,   0.25,   0.5,   1,    2.5,   5,    10};
+  static const std::vector<double> kBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                              0.25,  0.5,    1,     2.5,  5,     10};
   return kBounds;
 }
 
@@ -109,9 +119,11 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
 
   out.Family("pgherald_up", "gauge", "1 once the orchestrator's loop has completed a round.");
   out.Sample("pgherald_up", id, s.published ? 1 : 0);
-  out.Family("pgherald_leader", "gauge", "1 while this orchestrator leads (acts), 0 while it follows.");
+  out.Family("pgherald_leader", "gauge",
+             "1 while this orchestrator leads (acts), 0 while it follows.");
   out.Sample("pgherald_leader", id, s.leading ? 1 : 0);
-  out.Family("pgherald_zookeeper_connected", "gauge", "1 while the ZooKeeper session is connected.");
+  out.Family("pgherald_zookeeper_connected", "gauge",
+             "1 while the ZooKeeper session is connected.");
   out.Sample("pgherald_zookeeper_connected", id, s.zk_connected() ? 1 : 0);
   out.Family("pgherald_zookeeper_session_state", "gauge",
              "The ZooKeeper session's state (1 for the current one).");
@@ -130,7 +142,9 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
   out.Family("pgherald_snapshot_age_seconds", "gauge",
              "Time since the loop last published this snapshot (a stuck loop grows it).");
   out.Sample("pgherald_snapshot_age_seconds", id,
-             s.published ? static_cast<double>(std::max<std::int64_t>(0, now_ms - s.updated_at_ms)) / 1000.0 : 0);
+             s.published
+                 ? static_cast<double>(std::max<std::int64_t>(0, now_ms - s.updated_at_ms)) / 1000.0
+                 : 0);
 
   out.Family("pgherald_master_changes_total", "counter",
              "Master record changes (epoch increases) this process has seen, per cluster.");
@@ -177,7 +191,8 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
              "stale-primary, down, stale, missing.");
   for (const status::ClusterStatus& c : s.clusters) {
     for (const status::NodeStatus& n : c.nodes) {
-      out.Sample("pgherald_node_role", {{"cluster", c.name}, {"node", n.node}, {"role", n.role}}, 1);
+      out.Sample("pgherald_node_role", {{"cluster", c.name}, {"node", n.node}, {"role", n.role}},
+                 1);
     }
   }
   out.Family("pgherald_decisions_total", "counter",
@@ -185,17 +200,19 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
              "action and main reason code.");
   for (const auto& [key, n] : s.decisions) {
     out.Sample("pgherald_decisions_total",
-               {{"cluster", key[0]}, {"action", key[1]}, {"reason", key[2]}}, static_cast<double>(n));
+               {{"cluster", key[0]}, {"action", key[1]}, {"reason", key[2]}},
+               static_cast<double>(n));
   }
   out.Family("pgherald_write_check_duration_seconds", "histogram",
              "Round trip of the orchestrator's write checks (probe plus heartbeat transaction).");
   for (const auto& [key, h] : s.write_check_latency) {
-    h.Render(out, "pgherald_write_check_duration_seconds", {{"cluster", key.first}, {"node", key.second}});
+    h.Render(out, "pgherald_write_check_duration_seconds",
+             {{"cluster", key.first}, {"node", key.second}});
   }
   out.Family("pgherald_write_check_failures_total", "counter", "Write checks that did not commit.");
   for (const auto& [key, n] : s.write_check_failures) {
-    out.Sample("pgherald_write_check_failures_total", {{"cluster", key.first}, {"node", key.second}},
-               static_cast<double>(n));
+    out.Sample("pgherald_write_check_failures_total",
+               {{"cluster", key.first}, {"node", key.second}}, static_cast<double>(n));
   }
   return out.text();
 }

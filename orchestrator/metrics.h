@@ -28,7 +28,8 @@ using Labels = std::vector<std::pair<std::string, std::string>>;
 
 // Prometheus label value escaping: backslash, double quote and line feed become \\, \" and \n.
 std::string EscapeLabelValue(std::string_view value);
-// A sample value: integers without exponent or fraction, "NaN", "+Inf", "-Inf", else the shortest %g that reads back exactly.
+// A sample value: integers without exponent or fraction, "NaN", "+Inf", "-Inf", else the shortest
+// %g that reads back exactly.
 std::string FormatSampleValue(double value);
 
 // Builds the text format: one # HELP and # TYPE per family, then its samples.
@@ -64,7 +65,7 @@ struct ObservabilitySnapshot {
   std::int64_t updated_at_ms = 0;  // wall clock of the round that published this
   std::int64_t tick_ms = 1000;
   std::uint64_t rounds = 0;
-  std::vector<status::ClusterStatus> clusters;  // as last read; kept while ZooKeeper is away
+  std::vector<status::ClusterStatus> clusters;     // as last read; kept while ZooKeeper is away
   std::map<std::string, std::string> read_errors;  // cluster -> why its last read failed
   std::map<std::string, std::uint64_t> master_changes;  // cluster -> epoch increases seen
   // (cluster, action, main reason code) -> verdicts (one per round while leading).

@@ -69,7 +69,8 @@ StatusOr<std::vector<model::HistoryEntry>> ReadHistory(zk::ZkSession& zk, const 
     }
     auto entry = model::HistoryEntry::FromJson(got->data);
     if (!entry.ok()) {
-      if (corrupt != nullptr) corrupt->push_back(dir + "/" + name + ": " + entry.status().message());
+      if (corrupt != nullptr)
+        corrupt->push_back(dir + "/" + name + ": " + entry.status().message());
       continue;
     }
     out.push_back(*entry);
@@ -102,7 +103,8 @@ void Judge(ClusterStatus& s, std::int64_t stale_after_ms, std::int64_t now_ms) {
     }
   }
   for (const std::string& name : expected) {
-    if (known.count(name) == 0) s.nodes.push_back(NodeStatus{name, "", false, std::nullopt, 0, -1, {}, {}});
+    if (known.count(name) == 0)
+      s.nodes.push_back(NodeStatus{name, "", false, std::nullopt, 0, -1, {}, {}});
   }
   std::sort(s.nodes.begin(), s.nodes.end(),
             [](const NodeStatus& a, const NodeStatus& b) { return a.node < b.node; });

@@ -35,7 +35,7 @@ struct NodeStatus {
   std::string role;
   bool is_master = false;  // the master record names it
   std::optional<model::NodeObservation> observation;
-  std::int64_t mtime_ms = 0;          // the observation znode's mtime (ZooKeeper's clock)
+  std::int64_t mtime_ms = 0;           // the observation znode's mtime (ZooKeeper's clock)
   std::int64_t heartbeat_age_ms = -1;  // reader's now - mtime_ms, >= 0; -1 without observation
   // Bytes behind the master's position (both from observations); absent when either is unknown.
   std::optional<std::uint64_t> lag_bytes;
@@ -50,7 +50,7 @@ struct ClusterStatus {
   std::vector<std::string> vouchers;  // orchestrator ids vouching for the record now
   publishers::ControlState control;
   std::string control_error;  // a corrupt control znode (the orchestrator then treats it as paused)
-  std::vector<NodeStatus> nodes;  // sorted by name
+  std::vector<NodeStatus> nodes;             // sorted by name
   std::vector<model::HistoryEntry> history;  // the latest entries, oldest first (may be empty)
   std::int64_t read_at_ms = 0;               // the reader's wall clock when judged
   std::vector<std::string> problems;         // everything that makes this cluster unhealthy

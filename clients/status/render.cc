@@ -68,9 +68,11 @@ json ClusterObject(const ClusterStatus& c) {
     json e = json::parse(h.ToJson(), nullptr, false);
     if (!e.is_discarded()) history.push_back(std::move(e));
   }
-  return {{"name", c.name},         {"healthy", c.healthy()}, {"problems", c.problems},
-          {"paused", c.control.paused}, {"control", control}, {"master", master},
-          {"nodes", nodes},         {"history", history},     {"read_at", c.read_at_ms}};
+  return {{"name", c.name},         {"healthy", c.healthy()},
+          {"problems", c.problems}, {"paused", c.control.paused},
+          {"control", control},     {"master", master},
+          {"nodes", nodes},         {"history", history},
+          {"read_at", c.read_at_ms}};
 }
 
 }  // namespace
@@ -200,20 +202,23 @@ std::string RenderHistoryText(const std::string& cluster,
   std::string out;
   for (const model::HistoryEntry& h : history) {
     if (!out.empty()) out += "\n";
-    std::string line = FormatWallMs(h.decided_at_ms) + "  epoch " + std::to_string(h.epoch) + "  " +
-                       h.action;
+    std::string line =
+        FormatWallMs(h.decided_at_ms) + "  epoch " + std::to_string(h.epoch) + "  " + h.action;
     if (!h.chosen.empty()) line += " " + h.chosen;
     if (h.previous && h.previous->state == model::MasterState::kOk) {
-      line += " (was " + h.previous->node + ", timeline " + std::to_string(h.previous->timeline) + ")";
+      line +=
+          " (was " + h.previous->node + ", timeline " + std::to_string(h.previous->timeline) + ")";
     } else if (h.previous) {
       line += " (was none)";
     }
-    if (h.master) line += " -> timeline " + std::to_string(h.master->timeline) + " lsn " +
-                          model::FormatLsn(h.master->lsn);
+    if (h.master)
+      line += " -> timeline " + std::to_string(h.master->timeline) + " lsn " +
+              model::FormatLsn(h.master->lsn);
     line += "  by " + h.decided_by;
     out += line + "\n";
     for (const model::Reason& r : h.reasons) {
-      out += "  reason " + r.code + (r.node.empty() ? "" : " [" + r.node + "]") + ": " + r.text + "\n";
+      out +=
+          "  reason " + r.code + (r.node.empty() ? "" : " [" + r.node + "]") + ": " + r.text + "\n";
     }
     if (!h.stale_primaries.empty()) {
       std::string s;
@@ -235,8 +240,8 @@ std::string RenderHistoryText(const std::string& cluster,
         for (const std::string& n : e.notes) notes += (notes.empty() ? "" : ",") + n;
         rows.push_back({"    " + e.node, e.role, e.observed ? "yes" : "no", e.probed ? "yes" : "no",
                         e.reachable ? "yes" : "no", e.writable ? "yes" : "no",
-                        std::to_string(e.timeline), Lsn(e.lsn), model::WriteCheckName(e.write_check),
-                        std::to_string(e.followers), notes});
+                        std::to_string(e.timeline), Lsn(e.lsn),
+                        model::WriteCheckName(e.write_check), std::to_string(e.followers), notes});
       }
       out += "  evidence:\n" + AlignTable(rows);
     }

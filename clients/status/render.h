@@ -11,11 +11,11 @@
 namespace pgherald::status {
 
 // `pgherald status`'s exit codes (documented in docs/operations.md).
-inline constexpr int kExitHealthy = 0;      // every cluster has a verified master, no node problem
-inline constexpr int kExitUnhealthy = 1;    // a cluster has no verified master, or a node problem
-inline constexpr int kExitUsage = 2;        // bad flags or config
-inline constexpr int kExitZooKeeper = 3;    // ZooKeeper unreachable or a read failed
-inline constexpr int kExitNotFound = 4;     // the named cluster (or the root) does not exist
+inline constexpr int kExitHealthy = 0;    // every cluster has a verified master, no node problem
+inline constexpr int kExitUnhealthy = 1;  // a cluster has no verified master, or a node problem
+inline constexpr int kExitUsage = 2;      // bad flags or config
+inline constexpr int kExitZooKeeper = 3;  // ZooKeeper unreachable or a read failed
+inline constexpr int kExitNotFound = 4;   // the named cluster (or the root) does not exist
 
 int ExitCodeFor(const std::vector<ClusterStatus>& clusters);
 

@@ -76,7 +76,8 @@ int Connect(const char* command, const cli::ParsedArgs& args, Connection* out) {
   if (auto t = args.Get("connect-timeout-ms")) {
     auto v = ParseInt(*t);
     if (!v || *v < 1) {
-      std::fprintf(stderr, "pgherald %s: --connect-timeout-ms: expected a positive integer, got \"%s\"\n",
+      std::fprintf(stderr,
+                   "pgherald %s: --connect-timeout-ms: expected a positive integer, got \"%s\"\n",
                    command, t->c_str());
       return kExitUsage;
     }
@@ -90,8 +91,9 @@ int Connect(const char* command, const cli::ParsedArgs& args, Connection* out) {
   options.log_sink = [](zk::ZkLogLevel, const std::string&) {};
   if (zk_config.auth) {
     const auto colon = zk_config.auth->find(':');
-    options.auth = zk::ZkDigestAuth{zk_config.auth->substr(0, colon),
-                                    colon == std::string::npos ? "" : zk_config.auth->substr(colon + 1)};
+    options.auth =
+        zk::ZkDigestAuth{zk_config.auth->substr(0, colon),
+                         colon == std::string::npos ? "" : zk_config.auth->substr(colon + 1)};
     options.acl = zk::ZkAclPolicy::kCreatorAllWorldRead;
   }
   auto client = zk::ZkClient::Connect(options);
@@ -155,25 +157,28 @@ int RunPauseOrResume(const char* command, bool paused, const std::vector<std::st
   ::gethostname(host, sizeof host - 1);
   control.changed_by = std::string(user != nullptr ? user : "unknown") + "@" + host + " (cli)";
   control.changed_at_ms = WallNowMs();
-  if (Status s = SetPaused(*conn.zk, conn.root, *cluster, control); !s.ok()) return Failure(command, s);
-  std::printf("cluster %s: %s\n", cluster->c_str(),
-              paused ? "paused (the orchestrator will not change its master until resumed)"
-                     : "resumed");
+  if (Status s = SetPaused(*conn.zk, conn.root, *cluster, control); !s.ok())
+    return Failure(command, s);
+  std::printf(
+      "cluster %s: %s\n", cluster->c_str(),
+      paused ? "paused (the orchestrator will not change its master until resumed)" : "resumed");
   return kExitHealthy;
 }
 
 }  // namespace
 
 int RunStatusCommand(const std::vector<std::string>& argv) {
-  const auto specs = With({{"cluster", "NAME", "only this cluster (default: every cluster)"},
-                           {"json", "", "machine-readable output"},
-                           {"stale-after-ms", "MS", "a heartbeat older than this is stale (default 10000)"}});
+  const auto specs =
+      With({{"cluster", "NAME", "only this cluster (default: every cluster)"},
+            {"json", "", "machine-readable output"},
+            {"stale-after-ms", "MS", "a heartbeat older than this is stale (default 10000)"}});
   cli::ParsedArgs args;
-  if (int rc = ParseFlags("status",
-                          "Show each cluster's nodes, master and heartbeats. Exit codes: 0 healthy, "
-                          "1 a cluster has no verified master or a node is stale/down/missing, "
-                          "2 usage, 3 ZooKeeper unreachable, 4 no such cluster.",
-                          argv, specs, &args);
+  if (int rc =
+          ParseFlags("status",
+                     "Show each cluster's nodes, master and heartbeats. Exit codes: 0 healthy, "
+                     "1 a cluster has no verified master or a node is stale/down/missing, "
+                     "2 usage, 3 ZooKeeper unreachable, 4 no such cluster.",
+                     argv, specs, &args);
       rc >= 0) {
     return rc;
   }
@@ -181,7 +186,8 @@ int RunStatusCommand(const std::vector<std::string>& argv) {
   if (auto t = args.Get("stale-after-ms")) {
     auto v = ParseInt(*t);
     if (!v || *v < 1) {
-      std::fprintf(stderr, "pgherald status: --stale-after-ms: expected a positive integer, got \"%s\"\n",
+      std::fprintf(stderr,
+                   "pgherald status: --stale-after-ms: expected a positive integer, got \"%s\"\n",
                    t->c_str());
       return kExitUsage;
     }
@@ -246,18 +252,21 @@ int RunHistoryCommand(const std::vector<std::string>& argv) {
   if (!exists.ok()) return Failure("history", exists.status());
   if (!exists->has_value()) {
     return Failure("history", NotFound("cluster \"" + *cluster + "\" not found under " + conn.root +
-                                           "/clusters; `pgherald status` lists the clusters"));
+                                       "/clusters; `pgherald status` lists the clusters"));
   }
   std::vector<std::string> corrupt;
   auto history = ReadHistory(*conn.zk, conn.root, *cluster, limit, nullptr, &corrupt);
   if (!history.ok()) return Failure("history", history.status());
-  for (const std::string& c : corrupt) std::fprintf(stderr, "pgherald history: skipped %s\n", c.c_str());
+  for (const std::string& c : corrupt)
+    std::fprintf(stderr, "pgherald history: skipped %s\n", c.c_str());
   std::printf("%s", args.Has("json") ? RenderHistoryJson(*cluster, *history).c_str()
                                      : RenderHistoryText(*cluster, *history).c_str());
   return kExitHealthy;
 }
 
-int RunPauseCommand(const std::vector<std::string>& args) { return RunPauseOrResume("pause", true, args); }
+int RunPauseCommand(const std::vector<std::string>& args) {
+  return RunPauseOrResume("pause", true, args);
+}
 int RunResumeCommand(const std::vector<std::string>& args) {
   return RunPauseOrResume("resume", false, args);
 }

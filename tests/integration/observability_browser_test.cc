@@ -22,30 +22,35 @@ TEST(ObservabilityBrowser, DashboardFollowsAKillNineFailoverWithoutReload) {
   ASSERT_TRUE(w.ok() && w->size() == 1);
   const int primary = (*w)[0];
   // The orchestrator has published and vouched for the primary before the page is judged.
-  ASSERT_TRUE(WaitUntil([&] {
-    CommandResult r = o.Cli({"status", "--cluster", kCluster, "--json"});
-    auto j = nlohmann::json::parse(r.out, nullptr, false);
-    if (j.is_discarded() || j["clusters"].empty()) return false;
-    auto m = j["clusters"][0]["master"];
-    return m.value("node", "") == "node" + std::to_string(primary) && m.value("verified", false);
-  }, seconds(40), std::chrono::milliseconds(300))) << o.Logs();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        CommandResult r = o.Cli({"status", "--cluster", kCluster, "--json"});
+        auto j = nlohmann::json::parse(r.out, nullptr, false);
+        if (j.is_discarded() || j["clusters"].empty()) return false;
+        auto m = j["clusters"][0]["master"];
+        return m.value("node", "") == "node" + std::to_string(primary) &&
+               m.value("verified", false);
+      },
+      seconds(40), std::chrono::milliseconds(300)))
+      << o.Logs();
 
   const char* labctl = std::getenv("PGHERALD_LABCTL");
   ASSERT_NE(labctl, nullptr) << "PGHERALD_LABCTL must name tests/lab/labctl (ctest sets it)";
   const int debug_port = FreePort();
   ASSERT_NE(debug_port, 0);
-  const std::string kill = std::string(labctl) + " pg-kill " + std::to_string(primary) + " --dir " +
-                           o.lab().dir();
+  const std::string kill =
+      std::string(labctl) + " pg-kill " + std::to_string(primary) + " --dir " + o.lab().dir();
   const std::string url = "http://127.0.0.1:" + std::to_string(o.port(0)) + "/";
-  CommandResult r = RunCommand({PGHERALD_NODE, "--experimental-websocket", PGHERALD_BROWSER_SCRIPT,
-                                "--chromium", PGHERALD_CHROMIUM, "--url", url, "--debug-port",
-                                std::to_string(debug_port), "--kill", kill, "--screenshots",
-                                PGHERALD_SCREENSHOT_DIR, "--nodes", "3", "--timeout-s", "90"},
-                               o.lab().dir());
+  CommandResult r = RunCommand(
+      {PGHERALD_NODE, "--experimental-websocket", PGHERALD_BROWSER_SCRIPT, "--chromium",
+       PGHERALD_CHROMIUM, "--url", url, "--debug-port", std::to_string(debug_port), "--kill", kill,
+       "--screenshots", PGHERALD_SCREENSHOT_DIR, "--nodes", "3", "--timeout-s", "90"},
+      o.lab().dir());
   std::printf("%s", r.out.c_str());
   EXPECT_EQ(r.exit_code, 0) << r.out << "\n" << r.err << "\n" << o.Logs();
   EXPECT_NE(r.out.find("\"ok\":true"), std::string::npos);
-  EXPECT_NE(r.out.find("\"before\":\"node" + std::to_string(primary) + "\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"before\":\"node" + std::to_string(primary) + "\""), std::string::npos)
+      << r.out;
 }
 
 }  // namespace

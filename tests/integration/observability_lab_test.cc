@@ -80,7 +80,8 @@ std::optional<std::vector<PromSample>> ParseProm(const std::string& text) {
   std::map<std::string, std::string> types;
   std::istringstream in(text);
   std::string line;
-  const std::regex type_re(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$)");
+  const std::regex type_re(
+      R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$)");
   const std::regex help_re(R"(^# HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*$)");
   const std::regex sample_re(
       R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*)\})? (\S+)$)");
@@ -109,7 +110,8 @@ std::optional<std::vector<PromSample>> ParseProm(const std::string& text) {
     PromSample s;
     s.name = m[1];
     const std::string labels = m[3];
-    for (auto it = std::sregex_iterator(labels.begin(), labels.end(), label_re); it != std::sregex_iterator(); ++it) {
+    for (auto it = std::sregex_iterator(labels.begin(), labels.end(), label_re);
+         it != std::sregex_iterator(); ++it) {
       std::string raw = (*it)[2], value;
       for (std::size_t i = 0; i < raw.size(); ++i) {
         if (raw[i] == '\\' && i + 1 < raw.size()) {
@@ -184,8 +186,8 @@ TEST(ObservabilityLab, StatusShowsTheMasterWithHeartbeatsAndExitsZero) {
   }
   CommandResult text = g->lab->Cli({"status"});
   EXPECT_EQ(text.exit_code, 0) << text.out << text.err;
-  EXPECT_NE(text.out.find("Master:  " + Node(g->primary) + " (127.0.0.1:" +
-                          std::to_string(g->lab->lab().pg_port(g->primary))),
+  EXPECT_NE(text.out.find("Master:  " + Node(g->primary) +
+                          " (127.0.0.1:" + std::to_string(g->lab->lab().pg_port(g->primary))),
             std::string::npos)
       << text.out;
   EXPECT_NE(text.out.find("verified, "), std::string::npos) << text.out;
@@ -194,10 +196,11 @@ TEST(ObservabilityLab, StatusShowsTheMasterWithHeartbeatsAndExitsZero) {
   CommandResult missing = g->lab->Cli({"status", "--cluster", "nope"});
   EXPECT_EQ(missing.exit_code, 4);
   EXPECT_NE(missing.err.find("\"nope\""), std::string::npos) << missing.err;
-  EXPECT_EQ(RunCommand({Bin(), "status", "--zookeeper", "127.0.0.1:1", "--connect-timeout-ms", "300"},
-                       g->lab->lab().dir())
-                .exit_code,
-            3);
+  EXPECT_EQ(
+      RunCommand({Bin(), "status", "--zookeeper", "127.0.0.1:1", "--connect-timeout-ms", "300"},
+                 g->lab->lab().dir())
+          .exit_code,
+      3);
 }
 
 TEST(ObservabilityLab, HealthApiAndMetricsParse) {
@@ -210,11 +213,13 @@ TEST(ObservabilityLab, HealthApiAndMetricsParse) {
   EXPECT_EQ(hf.status, 200) << hf.body;
   EXPECT_EQ(json::parse(hf.body)["role"], "follower");
 
-  ASSERT_TRUE(WaitUntil([&] {
-    json j = json::parse(Http(leader, "GET", "/api/clusters/main").body, nullptr, false);
-    return !j.is_discarded() && j["master"].value("node", "") == Node(g->primary) &&
-           j["nodes"].size() == 3;
-  }, seconds(10)));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        json j = json::parse(Http(leader, "GET", "/api/clusters/main").body, nullptr, false);
+        return !j.is_discarded() && j["master"].value("node", "") == Node(g->primary) &&
+               j["nodes"].size() == 3;
+      },
+      seconds(10)));
   json list = json::parse(Http(leader, "GET", "/api/clusters").body);
   EXPECT_EQ(list["clusters"][0]["master"], Node(g->primary));
   EXPECT_EQ(list["clusters"][0]["verified"], true);
@@ -230,16 +235,21 @@ TEST(ObservabilityLab, HealthApiAndMetricsParse) {
   EXPECT_EQ(Metric(*samples, "pgherald_zookeeper_connected", {}), 1);
   EXPECT_GT(Metric(*samples, "pgherald_lease_remaining_seconds", {}), 0);
   EXPECT_EQ(Metric(*samples, "pgherald_master_verified", {{"cluster", "main"}}), 1);
-  EXPECT_EQ(Metric(*samples, "pgherald_master_info", {{"cluster", "main"}, {"node", Node(g->primary)}}), 1);
+  EXPECT_EQ(
+      Metric(*samples, "pgherald_master_info", {{"cluster", "main"}, {"node", Node(g->primary)}}),
+      1);
   for (int n = 1; n <= 3; ++n) {
     const double age = Metric(*samples, "pgherald_node_heartbeat_age_seconds", {{"node", Node(n)}});
     EXPECT_GE(age, 0) << Node(n);
     EXPECT_LT(age, 10) << Node(n);
   }
-  EXPECT_GT(Metric(*samples, "pgherald_write_check_duration_seconds_count", {{"node", Node(g->primary)}}), 0)
+  EXPECT_GT(
+      Metric(*samples, "pgherald_write_check_duration_seconds_count", {{"node", Node(g->primary)}}),
+      0)
       << m.body;
   EXPECT_GT(Metric(*samples, "pgherald_decisions_total", {{"action", "keep"}}), 0) << m.body;
-  g->master_changes_before = Metric(*samples, "pgherald_master_changes_total", {{"cluster", "main"}});
+  g->master_changes_before =
+      Metric(*samples, "pgherald_master_changes_total", {{"cluster", "main"}});
   EXPECT_GE(g->master_changes_before, 0);
   // Figures (printed, not asserted): request latency of the API and of the metrics endpoint.
   for (const char* path : {"/api/clusters/main", "/metrics"}) {
@@ -247,24 +257,30 @@ TEST(ObservabilityLab, HealthApiAndMetricsParse) {
     for (int i = 0; i < 200; ++i) {
       const auto t0 = std::chrono::steady_clock::now();
       HttpResult r = Http(leader, "GET", path);
-      us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+      us.push_back(
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
       ASSERT_EQ(r.status, 200);
     }
     std::sort(us.begin(), us.end());
-    std::printf("GET %s (new connection each): n=200 median=%.0fus p99=%.0fus (machine: %ld cores, shared)\n",
-                path, us[100], us[197], ::sysconf(_SC_NPROCESSORS_ONLN));
+    std::printf(
+        "GET %s (new connection each): n=200 median=%.0fus p99=%.0fus (machine: %ld cores, "
+        "shared)\n",
+        path, us[100], us[197], ::sysconf(_SC_NPROCESSORS_ONLN));
   }
   {
     std::vector<double> ms;
     for (int i = 0; i < 20; ++i) {
       const auto t0 = std::chrono::steady_clock::now();
       CommandResult r = g->lab->Cli({"status", "--cluster", "main", "--json"});
-      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      ms.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       ASSERT_EQ(r.exit_code, 0) << r.err;
     }
     std::sort(ms.begin(), ms.end());
-    std::printf("pgherald status (process start, connect, read, render): n=20 median=%.1fms p99(max)=%.1fms\n",
-                ms[10], ms[19]);
+    std::printf(
+        "pgherald status (process start, connect, read, render): n=20 median=%.1fms "
+        "p99(max)=%.1fms\n",
+        ms[10], ms[19]);
   }
   // The dashboard is served.
   HttpResult page = Http(leader, "GET", "/");
@@ -277,9 +293,12 @@ TEST(ObservabilityLab, PostNeedsTheTokenAndPauseReachesTheControlZnode) {
   const int b = g->lab->port(1);  // orch-b has none: POST disabled
   const std::string control = std::string(kRoot) + "/clusters/main/control";
   EXPECT_EQ(Http(a, "POST", "/api/clusters/main/pause").status, 401);
-  EXPECT_EQ(Http(a, "POST", "/api/clusters/main/pause", "Bearer wrong-token-0123456789").status, 403);
-  EXPECT_EQ(Http(a, "POST", "/api/clusters/main/pause", std::string("Basic ") + kToken).status, 401);
-  EXPECT_EQ(Http(b, "POST", "/api/clusters/main/pause", std::string("Bearer ") + kToken).status, 403);
+  EXPECT_EQ(Http(a, "POST", "/api/clusters/main/pause", "Bearer wrong-token-0123456789").status,
+            403);
+  EXPECT_EQ(Http(a, "POST", "/api/clusters/main/pause", std::string("Basic ") + kToken).status,
+            401);
+  EXPECT_EQ(Http(b, "POST", "/api/clusters/main/pause", std::string("Bearer ") + kToken).status,
+            403);
   // Nothing was written by the refused requests.
   auto before = g->zk->Exists(control);
   ASSERT_TRUE(before.ok());
@@ -295,10 +314,14 @@ TEST(ObservabilityLab, PostNeedsTheTokenAndPauseReachesTheControlZnode) {
   EXPECT_TRUE(parsed->paused);
   EXPECT_EQ(parsed->reason, "integration test");
   // The orchestrator honours it and status shows it.
-  EXPECT_TRUE(WaitUntil([] { return g->lab->orchestrator(0).Log().find("paused") != std::string::npos; }, seconds(10)));
+  EXPECT_TRUE(
+      WaitUntil([] { return g->lab->orchestrator(0).Log().find("paused") != std::string::npos; },
+                seconds(10)));
   CommandResult st = g->lab->Cli({"status", "--cluster", "main"});
-  EXPECT_NE(st.out.find("Paused:  yes (integration test) by orch-a (http)"), std::string::npos) << st.out;
-  ASSERT_EQ(Http(a, "POST", "/api/clusters/main/resume", std::string("Bearer ") + kToken).status, 200);
+  EXPECT_NE(st.out.find("Paused:  yes (integration test) by orch-a (http)"), std::string::npos)
+      << st.out;
+  ASSERT_EQ(Http(a, "POST", "/api/clusters/main/resume", std::string("Bearer ") + kToken).status,
+            200);
   EXPECT_FALSE(publishers::ParseControl(g->zk->Get(control)->data)->paused);
 
   // The CLI does the same through ZooKeeper.
@@ -308,10 +331,12 @@ TEST(ObservabilityLab, PostNeedsTheTokenAndPauseReachesTheControlZnode) {
   EXPECT_TRUE(parsed->paused);
   EXPECT_EQ(parsed->reason, "cli test");
   EXPECT_NE(parsed->changed_by.find("(cli)"), std::string::npos);
-  EXPECT_TRUE(WaitUntil([] {
-    json j = StatusJson();
-    return !j.is_null() && j["clusters"][0]["paused"] == true;
-  }, seconds(5)));
+  EXPECT_TRUE(WaitUntil(
+      [] {
+        json j = StatusJson();
+        return !j.is_null() && j["clusters"][0]["paused"] == true;
+      },
+      seconds(5)));
   CommandResult r = g->lab->Cli({"resume", "--cluster", "main"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(publishers::ParseControl(g->zk->Get(control)->data)->paused);
@@ -347,16 +372,19 @@ TEST(ObservabilityLab, KillNineFailoverShowsInStatusHistoryAndMetrics) {
   std::printf("--- pgherald status after the failover ---\n%s", text.out.c_str());
   EXPECT_EQ(text.exit_code, 1);
   EXPECT_NE(text.out.find("Master:  " + Node(g->primary)), std::string::npos) << text.out;
-  EXPECT_NE(text.out.find(Node(old_primary) + ": PostgreSQL unreachable"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find(Node(old_primary) + ": PostgreSQL unreachable"), std::string::npos)
+      << text.out;
 
   // History: the failover decision with its reason and evidence.
   CommandResult hist = g->lab->Cli({"history", "--cluster", "main", "--limit", "5"});
   ASSERT_EQ(hist.exit_code, 0) << hist.err;
   std::printf("--- pgherald history ---\n%s", hist.out.c_str());
-  EXPECT_NE(hist.out.find("publish " + Node(g->primary) + " (was " + Node(old_primary)), std::string::npos)
+  EXPECT_NE(hist.out.find("publish " + Node(g->primary) + " (was " + Node(old_primary)),
+            std::string::npos)
       << hist.out;
   EXPECT_NE(hist.out.find("reason later_timeline"), std::string::npos) << hist.out;
-  EXPECT_NE(hist.out.find("data loss estimate: " + Node(old_primary)), std::string::npos) << hist.out;
+  EXPECT_NE(hist.out.find("data loss estimate: " + Node(old_primary)), std::string::npos)
+      << hist.out;
   EXPECT_NE(hist.out.find("evidence:"), std::string::npos) << hist.out;
   CommandResult hj = g->lab->Cli({"history", "--cluster", "main", "--json"});
   json h = json::parse(hj.out, nullptr, false);
@@ -373,12 +401,15 @@ TEST(ObservabilityLab, KillNineFailoverShowsInStatusHistoryAndMetrics) {
   ASSERT_GE(g->master_changes_before, 0);
   for (int i = 0; i < 2; ++i) {
     double after = -1;
-    EXPECT_TRUE(WaitUntil([&] {
-      auto samples = ParseProm(Http(g->lab->port(i), "GET", "/metrics").body);
-      if (!samples) return false;
-      after = Metric(*samples, "pgherald_master_changes_total", {{"cluster", "main"}});
-      return after >= g->master_changes_before + 1;
-    }, seconds(10))) << "orchestrator " << i << ": " << after;
+    EXPECT_TRUE(WaitUntil(
+        [&] {
+          auto samples = ParseProm(Http(g->lab->port(i), "GET", "/metrics").body);
+          if (!samples) return false;
+          after = Metric(*samples, "pgherald_master_changes_total", {{"cluster", "main"}});
+          return after >= g->master_changes_before + 1;
+        },
+        seconds(10)))
+        << "orchestrator " << i << ": " << after;
   }
   ASSERT_TRUE(g->lab->lab().PgRejoin(old_primary).ok());
 }

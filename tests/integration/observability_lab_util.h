@@ -4,20 +4,19 @@
 // HTTP client. Test code only; header-only.
 #pragma once
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/StreamCopier.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -53,10 +52,12 @@ inline std::string Bin() {
 // with SIGKILL and reaped on destruction if still running.
 class Process {
  public:
-  static std::unique_ptr<Process> Start(const std::vector<std::string>& argv, const std::string& log_path) {
+  static std::unique_ptr<Process> Start(const std::vector<std::string>& argv,
+                                        const std::string& log_path) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                     0644);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
     std::vector<std::string> args = argv;
     std::vector<char*> cargv;
@@ -96,11 +97,14 @@ struct CommandResult {
 // Runs argv to completion, capturing stdout and stderr (through files in `dir`).
 inline CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& dir) {
   static int counter = 0;
-  const std::string base = dir + "/cmd-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+  const std::string base =
+      dir + "/cmd-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, (base + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 2, (base + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 1, (base + ".out").c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, (base + ".err").c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
   std::vector<std::string> args = argv;
   std::vector<char*> cargv;
   for (auto& a : args) cargv.push_back(a.data());
@@ -177,7 +181,8 @@ inline void WriteFileMode(const std::string& path, const std::string& text, mode
 class ObservabilityLab {
  public:
   static StatusOr<std::unique_ptr<ObservabilityLab>> Up(int orchestrators) {
-    if (Bin().empty()) return FailedPrecondition("PGHERALD_BIN must name the pgherald program (ctest sets it)");
+    if (Bin().empty())
+      return FailedPrecondition("PGHERALD_BIN must name the pgherald program (ctest sets it)");
     lab::LabOptions options;
     options.zk_ensemble = true;
     options.postgres = true;
@@ -188,15 +193,16 @@ class ObservabilityLab {
     const std::string dir = o->lab_->dir();
     for (int n = 1; n <= 3; ++n) {
       const std::string config = dir + "/obs-poller-" + std::to_string(n) + ".yaml";
-      WriteFileMode(config,
-                    "zookeeper:\n  connect: \"" + o->lab_->zk_connect() + "\"\n  root: " + kRoot +
-                        "\n  session_timeout_ms: 4000\nlogging:\n  level: info\npoller:\n  cluster: " +
-                        kCluster + "\n  node: node" + std::to_string(n) +
-                        "\n  tick_ms: 300\n  heartbeat_ms: 1000\npostgres:\n  host: 127.0.0.1\n  port: " +
-                        std::to_string(o->lab_->pg_port(n)) + "\n  user: " + o->lab_->Env("PG_APP_USER") +
-                        "\n  password: \"" + o->lab_->Env("PG_APP_PASSWORD") + "\"\n  dbname: " +
-                        o->lab_->Env("REPMGR_DB") + "\n  connect_timeout_ms: 1000\n",
-                    0600);
+      WriteFileMode(
+          config,
+          "zookeeper:\n  connect: \"" + o->lab_->zk_connect() + "\"\n  root: " + kRoot +
+              "\n  session_timeout_ms: 4000\nlogging:\n  level: info\npoller:\n  cluster: " +
+              kCluster + "\n  node: node" + std::to_string(n) +
+              "\n  tick_ms: 300\n  heartbeat_ms: 1000\npostgres:\n  host: 127.0.0.1\n  port: " +
+              std::to_string(o->lab_->pg_port(n)) + "\n  user: " + o->lab_->Env("PG_APP_USER") +
+              "\n  password: \"" + o->lab_->Env("PG_APP_PASSWORD") +
+              "\"\n  dbname: " + o->lab_->Env("REPMGR_DB") + "\n  connect_timeout_ms: 1000\n",
+          0600);
       auto p = Process::Start({Bin(), "poller", "--config", config},
                               dir + "/obs-poller-" + std::to_string(n) + ".log");
       if (p == nullptr) return Internal("cannot start " + Bin());
@@ -219,13 +225,15 @@ class ObservabilityLab {
       if (p == nullptr) return Internal("cannot start " + Bin());
       int port = 0;
       const std::regex re("http_listening .*port=([0-9]+)");
-      WaitUntil([&] {
-        std::smatch m;
-        const std::string text = p->Log();
-        if (!std::regex_search(text, m, re)) return false;
-        port = std::stoi(m[1]);
-        return true;
-      }, std::chrono::seconds(20));
+      WaitUntil(
+          [&] {
+            std::smatch m;
+            const std::string text = p->Log();
+            if (!std::regex_search(text, m, re)) return false;
+            port = std::stoi(m[1]);
+            return true;
+          },
+          std::chrono::seconds(20));
       if (port == 0) return Internal(spec.id + " did not start its HTTP server:\n" + p->LogTail());
       o->orchestrators_.push_back(std::move(p));
       o->ports_.push_back(port);

@@ -25,11 +25,13 @@ struct PromSample {
 
 // Parses the text exposition format strictly: every sample belongs to a family announced by
 // # HELP and # TYPE before it; label values are unescaped. Fails the test on a bad line.
-std::vector<PromSample> ParseProm(const std::string& text, std::map<std::string, std::string>* types) {
+std::vector<PromSample> ParseProm(const std::string& text,
+                                  std::map<std::string, std::string>* types) {
   std::vector<PromSample> out;
   std::size_t pos = 0;
   const std::regex help(R"(^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .*$)");
-  const std::regex type(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$)");
+  const std::regex type(
+      R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$)");
   const std::regex name_re(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*))");
   while (pos < text.size()) {
     const std::size_t end = text.find('\n', pos);
@@ -172,7 +174,10 @@ model::NodeObservation Obs(const std::string& node, bool primary) {
   o.reachable = true;
   o.in_recovery = !primary;
   o.timeline = 1;
-  if (primary) o.current_lsn = 0x5000; else o.replay_lsn = 0x4000;
+  if (primary)
+    o.current_lsn = 0x5000;
+  else
+    o.replay_lsn = 0x4000;
   o.seq = 1;
   o.observed_at_ms = 1;
   return o;
@@ -182,10 +187,17 @@ class BoardTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(zk::EnsurePath(*zk_, "/ph/clusters/main/nodes").ok());
-    ASSERT_TRUE(zk_->Create("/ph/clusters/main/master", Record("node1", 1).ToJson(), zk::CreateMode::kPersistent).ok());
-    ASSERT_TRUE(zk_->Create("/ph/clusters/main/master/orch-a", "{}", zk::CreateMode::kEphemeral).ok());
-    ASSERT_TRUE(zk_->Create("/ph/clusters/main/nodes/node1", Obs("node1", true).ToJson(), zk::CreateMode::kEphemeral).ok());
-    ASSERT_TRUE(zk_->Create("/ph/clusters/main/nodes/node\"2", Obs("node\"2", false).ToJson(), zk::CreateMode::kEphemeral).ok());
+    ASSERT_TRUE(zk_->Create("/ph/clusters/main/master", Record("node1", 1).ToJson(),
+                            zk::CreateMode::kPersistent)
+                    .ok());
+    ASSERT_TRUE(
+        zk_->Create("/ph/clusters/main/master/orch-a", "{}", zk::CreateMode::kEphemeral).ok());
+    ASSERT_TRUE(zk_->Create("/ph/clusters/main/nodes/node1", Obs("node1", true).ToJson(),
+                            zk::CreateMode::kEphemeral)
+                    .ok());
+    ASSERT_TRUE(zk_->Create("/ph/clusters/main/nodes/node\"2", Obs("node\"2", false).ToJson(),
+                            zk::CreateMode::kEphemeral)
+                    .ok());
   }
   std::shared_ptr<zk::FakeZkServer> server_ = zk::FakeZkServer::Create();
   std::unique_ptr<zk::FakeZk> zk_ = server_->NewSession();
@@ -230,19 +242,30 @@ TEST_F(BoardTest, SnapshotCountsMasterChangesDecisionsAndWriteChecks) {
   EXPECT_EQ(types["pgherald_write_check_duration_seconds"], "histogram");
   EXPECT_EQ(FindSample(samples, "pgherald_master_changes_total", {{"cluster", "main"}})->value, 2);
   EXPECT_EQ(FindSample(samples, "pgherald_decisions_total",
-                       {{"cluster", "main"}, {"action", "publish"}, {"reason", "later_timeline"}})->value, 1);
-  EXPECT_EQ(FindSample(samples, "pgherald_write_check_failures_total", {{"node", "node1"}})->value, 1);
-  EXPECT_EQ(FindSample(samples, "pgherald_write_check_duration_seconds_count", {{"node", "node\"2"}})->value, 1);
+                       {{"cluster", "main"}, {"action", "publish"}, {"reason", "later_timeline"}})
+                ->value,
+            1);
+  EXPECT_EQ(FindSample(samples, "pgherald_write_check_failures_total", {{"node", "node1"}})->value,
+            1);
+  EXPECT_EQ(
+      FindSample(samples, "pgherald_write_check_duration_seconds_count", {{"node", "node\"2"}})
+          ->value,
+      1);
   EXPECT_EQ(FindSample(samples, "pgherald_write_check_duration_seconds_bucket",
-                       {{"node", "node\"2"}, {"le", "0.005"}})->value, 1);
+                       {{"node", "node\"2"}, {"le", "0.005"}})
+                ->value,
+            1);
   // Heartbeat ages are computed at render time against the znode mtime.
-  const PromSample* age = FindSample(samples, "pgherald_node_heartbeat_age_seconds", {{"node", "node\"2"}});
+  const PromSample* age =
+      FindSample(samples, "pgherald_node_heartbeat_age_seconds", {{"node", "node\"2"}});
   ASSERT_NE(age, nullptr) << text;
   EXPECT_GE(age->value, 1.9);
   EXPECT_LT(age->value, 60);
   EXPECT_EQ(FindSample(samples, "pgherald_leader", {})->value, 1);
-  EXPECT_EQ(FindSample(samples, "pgherald_zookeeper_session_state", {{"state", "connected"}})->value, 1);
-  EXPECT_EQ(FindSample(samples, "pgherald_zookeeper_session_state", {{"state", "connecting"}})->value, 0);
+  EXPECT_EQ(
+      FindSample(samples, "pgherald_zookeeper_session_state", {{"state", "connected"}})->value, 1);
+  EXPECT_EQ(
+      FindSample(samples, "pgherald_zookeeper_session_state", {{"state", "connecting"}})->value, 0);
   EXPECT_EQ(FindSample(samples, "pgherald_master_info", {{"node", "node\"2"}})->value, 1);
   EXPECT_NE(FindSample(samples, "pgherald_lease_remaining_seconds", {}), nullptr);
 }
@@ -286,17 +309,28 @@ TEST_F(BoardTest, HttpRoutesHealthAndTokens) {
   EXPECT_EQ(HandleHttp(config, *s, writer, "GET", "/nope", "", "", now).status, 404);
 
   // POST: disabled without a token, then 401 / 403 / 200.
-  EXPECT_EQ(HandleHttp(config, *s, writer, "POST", "/api/clusters/main/pause", "Bearer x", "", now).status, 403);
+  EXPECT_EQ(HandleHttp(config, *s, writer, "POST", "/api/clusters/main/pause", "Bearer x", "", now)
+                .status,
+            403);
   config.token = "0123456789abcdef-secret";
   auto missing = HandleHttp(config, *s, writer, "POST", "/api/clusters/main/pause", "", "", now);
   EXPECT_EQ(missing.status, 401);
   EXPECT_EQ(missing.www_authenticate, "Bearer realm=\"pgherald\"");
-  EXPECT_EQ(HandleHttp(config, *s, writer, "POST", "/api/clusters/main/pause", "Bearer 0123456789abcdef-secreT", "", now).status, 403);
-  EXPECT_EQ(HandleHttp(config, *s, writer, "POST", "/api/clusters/main/pause", "Bearer 0123456789abcdef", "", now).status, 403);
-  EXPECT_TRUE(written.empty());
-  EXPECT_EQ(HandleHttp(config, *s, writer, "GET", "/api/clusters/main/pause", "", "", now).status, 405);
   EXPECT_EQ(HandleHttp(config, *s, writer, "POST", "/api/clusters/main/pause",
-                       "Bearer 0123456789abcdef-secret", "not json", now).status, 400);
+                       "Bearer 0123456789abcdef-secreT", "", now)
+                .status,
+            403);
+  EXPECT_EQ(HandleHttp(config, *s, writer, "POST", "/api/clusters/main/pause",
+                       "Bearer 0123456789abcdef", "", now)
+                .status,
+            403);
+  EXPECT_TRUE(written.empty());
+  EXPECT_EQ(HandleHttp(config, *s, writer, "GET", "/api/clusters/main/pause", "", "", now).status,
+            405);
+  EXPECT_EQ(HandleHttp(config, *s, writer, "POST", "/api/clusters/main/pause",
+                       "Bearer 0123456789abcdef-secret", "not json", now)
+                .status,
+            400);
   auto ok = HandleHttp(config, *s, writer, "POST", "/api/clusters/main/pause",
                        "Bearer 0123456789abcdef-secret", R"({"reason":"kernel upgrade"})", now);
   EXPECT_EQ(ok.status, 200) << ok.body;
@@ -306,11 +340,15 @@ TEST_F(BoardTest, HttpRoutesHealthAndTokens) {
   EXPECT_EQ(written[0].second.reason, "kernel upgrade");
   EXPECT_EQ(written[0].second.changed_by, "orch-a (http)");
   EXPECT_EQ(HandleHttp(config, *s, writer, "POST", "/api/clusters/main/resume",
-                       "Bearer 0123456789abcdef-secret", "", now).status, 200);
+                       "Bearer 0123456789abcdef-secret", "", now)
+                .status,
+            200);
   ASSERT_EQ(written.size(), 2u);
   EXPECT_FALSE(written[1].second.paused);
   EXPECT_EQ(HandleHttp(config, *s, writer, "POST", "/api/clusters/other/pause",
-                       "Bearer 0123456789abcdef-secret", "", now).status, 404);
+                       "Bearer 0123456789abcdef-secret", "", now)
+                .status,
+            404);
 }
 
 TEST_F(BoardTest, ServerServesOverASocket) {
