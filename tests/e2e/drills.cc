@@ -195,8 +195,13 @@ StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index) {
   WaitUntil([&] { return w.Acks(Route::kHaproxy, new_port) >= 20; }, milliseconds(5000));
   w.Stop();
   if (!routed) {
-    return Unavailable("writes through " + std::string(ha == 0 ? "HAProxy" : "pgbouncer") +
-                       " never landed on node" + std::to_string(expected) + " within 20 s\n" +
+    const Route r = ha == 0 ? Route::kHaproxy : Route::kPgbouncer;
+    const std::string log = ReadFile(s.Env(ha == 0 ? "HAPROXY_LOG" : "PGBOUNCER_LOG"));
+    return Unavailable("writes through " + std::string(RouteName(r)) + " never landed on node" +
+                       std::to_string(expected) + " within 20 s (now mono " +
+                       std::to_string(MonoNs() / 1000000) + " ms); its clients' last errors:\n" +
+                       w.RecentErrors(r, 5) + "proxy log (tail):\n" +
+                       log.substr(log.size() > 2000 ? log.size() - 2000 : 0) + "\n" +
                        s.Tail("watch"));
   }
   rep.final_primary = expected;
@@ -223,6 +228,10 @@ StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index) {
   if (!rows.ok()) return rows.status();
   f.rows_on_final = std::move(*rows);
   rep.check = Check(f);
+  if (rep.check.new_master_published) {
+    // The orchestrator's decision (history decided_at), not when this runner's polling noticed.
+    rep.convergence_ms = Ms(rep.check.publish_ns - fault_ns);
+  }
 
   if (zk_killed != 0) {
     if (auto st = s.lab().ZkStart(zk_killed); !st.ok()) return st;

@@ -30,7 +30,9 @@ struct DrillReport {
   int old_primary = 0;
   int final_primary = 0;
   bool failover = false;
-  double convergence_ms = 0;     // fault to the master znode naming the final primary, vouched
+  // Fault to the decision that published the final primary (its history entry's decided_at); with
+  // no failover, to the runner seeing the master znode vouched again.
+  double convergence_ms = 0;
   double haproxy_reroute_ms = 0;   // fault to the first write acked on it through HAProxy
   double pgbouncer_reroute_ms = 0;  // same through pgbouncer
   double haproxy_unavailable_ms = 0;  // last ack before the fault to the first after, HAProxy

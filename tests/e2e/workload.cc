@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "tests/e2e/stack.h"
@@ -172,6 +173,26 @@ std::int64_t Workload::LastAckBefore(Route route, std::int64_t before_ns) const 
     if (op.acked && op.route == route && op.done_ns < before_ns && op.done_ns > last) last = op.done_ns;
   }
   return last;
+}
+
+}  // namespace pgherald::e2e
+
+namespace pgherald::e2e {
+
+std::string Workload::RecentErrors(Route route, int n) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<const WriteOp*> failed;
+  for (const auto& op : ops_) {
+    if (!op.acked && op.route == route) failed.push_back(&op);
+  }
+  std::sort(failed.begin(), failed.end(),
+            [](const WriteOp* a, const WriteOp* b) { return a->done_ns > b->done_ns; });
+  std::string out;
+  for (int i = 0; i < n && i < static_cast<int>(failed.size()); ++i) {
+    out += "  client " + std::to_string(failed[i]->client) + " at mono " +
+           std::to_string(failed[i]->done_ns / 1000000) + " ms: " + failed[i]->error + "\n";
+  }
+  return out;
 }
 
 }  // namespace pgherald::e2e

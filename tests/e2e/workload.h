@@ -54,6 +54,8 @@ class Workload {
   std::int64_t FirstAck(Route route, int port, std::int64_t after_ns) const;
   // Acknowledged writes through `route` on `port` so far.
   int Acks(Route route, int port) const;
+  // The last `n` failures through `route` (error text and the time), for a failure message.
+  std::string RecentErrors(Route route, int n) const;
   // The latest done_ns of an acknowledged write through `route` before `before_ns`; 0 if none.
   std::int64_t LastAckBefore(Route route, std::int64_t before_ns) const;
 
