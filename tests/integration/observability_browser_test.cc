@@ -15,6 +15,13 @@ namespace {
 using std::chrono::seconds;
 
 TEST(ObservabilityBrowser, DashboardFollowsAKillNineFailoverWithoutReload) {
+  // Missing tools fail loudly (scripts/install-deps.sh installs chromium; node comes with the
+  // machine).
+  ASSERT_EQ(::access(PGHERALD_NODE, X_OK), 0)
+      << "node not found (" << PGHERALD_NODE << "): install nodejs and re-run cmake";
+  ASSERT_EQ(::access(PGHERALD_CHROMIUM, X_OK), 0)
+      << "chromium not found (" << PGHERALD_CHROMIUM
+      << "): run scripts/install-deps.sh (or apt-get install chromium) and re-run cmake";
   auto up = ObservabilityLab::Up(1);
   ASSERT_TRUE(up.ok()) << up.status().ToString();
   ObservabilityLab& o = **up;

@@ -314,9 +314,11 @@ TEST(ObservabilityLab, PostNeedsTheTokenAndPauseReachesTheControlZnode) {
   EXPECT_TRUE(parsed->paused);
   EXPECT_EQ(parsed->reason, "integration test");
   // The orchestrator honours it and status shows it.
-  EXPECT_TRUE(
-      WaitUntil([] { return g->lab->orchestrator(0).Log().find("paused") != std::string::npos; },
-                seconds(10)));
+  EXPECT_TRUE(WaitUntil(
+      [] {
+        return g->lab->orchestrator(0).Log().find("paused: cluster is paused") != std::string::npos;
+      },
+      seconds(10)));
   CommandResult st = g->lab->Cli({"status", "--cluster", "main"});
   EXPECT_NE(st.out.find("Paused:  yes (integration test) by orch-a (http)"), std::string::npos)
       << st.out;
