@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -11,6 +12,7 @@
 #include "common/fake_zk.h"
 #include "orchestrator/http_server.h"
 #include "orchestrator/metrics.h"
+#include "orchestrator/orchestrator_config.h"
 
 namespace pgherald::orchestrator {
 namespace {
@@ -368,6 +370,59 @@ TEST_F(BoardTest, ServerServesOverASocket) {
   auto clash = HttpServer::Start(same, &board_, nullptr);
   ASSERT_FALSE(clash.ok());
   EXPECT_NE(clash.status().message().find(std::to_string(same.port)), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pgherald::orchestrator
+
+namespace pgherald::orchestrator {
+namespace {
+
+StatusOr<OrchestratorConfig> ParseYaml(const std::string& http_section) {
+  const std::string yaml =
+      "zookeeper: {connect: \"127.0.0.1:2181\"}\norchestrator: {id: orch-a}\n"
+      "clusters:\n  - name: main\n    postgres: {user: u, password: p}\n"
+      "    nodes: [{name: node1, host: 127.0.0.1}]\n" +
+      http_section;
+  auto root = config::ConfigNode::LoadString(yaml, "orch.yaml");
+  if (!root.ok()) return root.status();
+  return ParseOrchestratorConfig(*root);
+}
+
+TEST(HttpConfigSection, AbsentMeansNoServerAndErrorsNameTheKeyOrFile) {
+  auto none = ParseYaml("");
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_FALSE(none->http.has_value());
+
+  auto bad_port = ParseYaml("http: {port: 99999}\n");
+  ASSERT_FALSE(bad_port.ok());
+  EXPECT_NE(bad_port.status().message().find("http.port"), std::string::npos)
+      << bad_port.status().ToString();
+  auto typo = ParseYaml("http: {port: 8008, tokenfile: /x}\n");
+  ASSERT_FALSE(typo.ok());
+  EXPECT_NE(typo.status().message().find("http.tokenfile"), std::string::npos)
+      << typo.status().ToString();
+
+  auto missing = ParseYaml("http: {port: 8008, token_file: /nonexistent/pgherald-token}\n");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("/nonexistent/pgherald-token"), std::string::npos);
+
+  const std::string dir = ::testing::TempDir();
+  const std::string short_file = dir + "/short-token";
+  std::ofstream(short_file) << "abc\n";
+  auto too_short = ParseYaml("http: {port: 8008, token_file: " + short_file + "}\n");
+  ASSERT_FALSE(too_short.ok());
+  EXPECT_NE(too_short.status().message().find("fewer than 16"), std::string::npos);
+  EXPECT_EQ(too_short.status().message().find("abc"), std::string::npos) << "never the secret";
+
+  const std::string good_file = dir + "/good-token";
+  std::ofstream(good_file) << "0123456789abcdef-long-token\n";
+  auto good = ParseYaml("http: {port: 8008, token_file: " + good_file + "}\n");
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  ASSERT_TRUE(good->http.has_value());
+  EXPECT_EQ(good->http->address, "127.0.0.1");
+  EXPECT_EQ(good->http->port, 8008);
+  EXPECT_EQ(good->http->token, "0123456789abcdef-long-token");
 }
 
 }  // namespace
