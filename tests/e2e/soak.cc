@@ -87,6 +87,11 @@ int main(int argc, char** argv) {
       break;
     }
   }
+  if (failed != 0) {
+    // Keep the lab directory (every daemon's log, repmgrd's, PostgreSQL's) for the post-mortem.
+    ::setenv("PGHERALD_LAB_KEEP", "1", 1);
+    std::printf("kept the lab directory for inspection: %s\n", s.dir().c_str());
+  }
   std::printf("\nsoak summary (%s): drills=%d failovers=%d acknowledged_writes=%lld "
               "lost_after_publish=%lld acked_by_old_after_publish=%lld lost_before_promotion=%lld "
               "orchestrator_gap_bytes_total=%llu failed_drills=%d; %s\n",

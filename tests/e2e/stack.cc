@@ -456,7 +456,15 @@ StatusOr<int> Stack::AwaitHealthyCluster(milliseconds timeout) {
         primary = (*w)[0];
         auto n = QueryOne(NodeConninfo(primary),
                           "select count(*) from pg_stat_replication where state = 'streaming'");
-        return n && *n == "2";
+        if (!n || *n != "2") return false;
+        // repmgr's metadata must agree (both standbys active, upstream = the primary): repmgrd
+        // elects from it, and a standby still registered under an old upstream made the next
+        // failover's election fail (no promotion at all) in the soak.
+        std::string repmgr_db = NodeConninfo(primary);
+        repmgr_db = repmgr_db.substr(0, repmgr_db.rfind(" dbname=")) + " dbname=" + Env("REPMGR_DB");
+        auto m = QueryOne(repmgr_db, "select count(*) from repmgr.nodes where type = 'standby' and "
+                                     "active and upstream_node_id = " + std::to_string(primary));
+        return m && *m == "2";
       },
       timeout, milliseconds(50));
   if (!ok) {
