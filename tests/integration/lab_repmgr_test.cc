@@ -315,6 +315,15 @@ TEST(LabPostgres, StartWritableIsASplitBrainThatRejoinRepairs) {
   auto promoted = lab.WaitForPrimary(old, seconds(10));
   ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
   const int p = *promoted;
+  // Let repmgrd finish the failover first: the third node follows the new primary. Restarting the
+  // old primary before that races repmgrd's follow (the third node may reconnect to the old one).
+  const int third = 6 - old - p;
+  auto streams_from_new_primary = [&] {
+    return Q(third, "select sender_port from pg_stat_wal_receiver where status = 'streaming'") ==
+           std::to_string(lab.pg_port(p));
+  };
+  ASSERT_TRUE(PollUntil(seconds(20), streams_from_new_primary))
+      << "node" << third << " does not stream from node" << p << " after the failover";
 
   ASSERT_TRUE(lab.PgStartWritable(old).ok());
   auto writable = lab.WritableNodes();
@@ -330,12 +339,9 @@ TEST(LabPostgres, StartWritableIsASplitBrainThatRejoinRepairs) {
   EXPECT_EQ(*writable, std::vector<int>{p});
   EXPECT_EQ(Q(old, "select sender_port from pg_stat_wal_receiver where status = 'streaming'"),
             std::to_string(lab.pg_port(p)));
-  // The third node ends up following the new primary too (repmgrd's follow, or still pending).
-  const int third = 6 - old - p;
-  EXPECT_TRUE(PollUntil(seconds(20), [&] {
-    return Q(third, "select sender_port from pg_stat_wal_receiver where status = 'streaming'") ==
-           std::to_string(lab.pg_port(p));
-  })) << "node" << third << " does not stream from node" << p;
+  // The third node still follows the new primary.
+  EXPECT_TRUE(PollUntil(seconds(20), streams_from_new_primary))
+      << "node" << third << " does not stream from node" << p;
 }
 
 }  // namespace
