@@ -535,6 +535,21 @@ Status ConfigNode::Finish() const {
 
 // --- Shared sections -----------------------------------------------------------------------------
 
+zk::ZkClientOptions ToZkClientOptions(const ZooKeeperConfig& config) {
+  zk::ZkClientOptions options;
+  options.connect = config.connect;
+  options.session_timeout = config.session_timeout;
+  options.connect_timeout = config.connect_timeout;
+  if (config.auth) {
+    const auto colon = config.auth->find(':');
+    options.auth = zk::ZkDigestAuth{
+        config.auth->substr(0, colon),
+        colon == std::string::npos ? "" : config.auth->substr(colon + 1)};
+    options.acl = zk::ZkAclPolicy::kCreatorAllWorldRead;
+  }
+  return options;
+}
+
 ZooKeeperConfig ParseZooKeeper(ConfigNode node) {
   ZooKeeperConfig c;
   c.connect = node.Required<std::string>("connect");

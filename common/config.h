@@ -29,6 +29,7 @@
 #include "common/clock.h"
 #include "common/pg_connection.h"
 #include "common/status.h"
+#include "common/zk_client.h"
 
 namespace YAML {
 class Node;
@@ -135,6 +136,9 @@ struct ZooKeeperConfig {
   std::optional<std::string> auth;  // digest "user:password": a secret, never log it
 };
 ZooKeeperConfig ParseZooKeeper(ConfigNode node);
+// The ZkClient options of a `zookeeper:` section. With auth, the session authenticates by digest
+// and the nodes it creates are creator-all, world-read.
+zk::ZkClientOptions ToZkClientOptions(const ZooKeeperConfig& config);
 
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
 enum class LogFormat { kText, kJson };

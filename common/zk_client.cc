@@ -874,4 +874,12 @@ Status ZkClient::ExpireSessionForTesting(const std::string& connect,
   }
 }
 
+SessionFactory ZkClient::Factory(ZkClientOptions options) {
+  return [options = std::move(options)]() -> StatusOr<std::unique_ptr<ZkSession>> {
+    auto client = Connect(options);
+    if (!client.ok()) return client.status();
+    return std::unique_ptr<ZkSession>(std::move(*client));
+  };
+}
+
 }  // namespace pgherald::zk

@@ -82,6 +82,8 @@ class ZkClient final : public ZkSession {
   // if it does not come (the attempt is abandoned), kPermissionDenied on an authentication
   // failure, kInvalidArgument on a bad connect string or option.
   static StatusOr<std::unique_ptr<ZkClient>> Connect(const ZkClientOptions& options);
+  // A SessionFactory whose every call is Connect(options).
+  static SessionFactory Factory(ZkClientOptions options);
 
   // The C library's global log level (default: kWarn, set by the first Connect unless set before).
   static void SetLibraryLogLevel(ZkLogLevel level);

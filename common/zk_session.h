@@ -151,6 +151,9 @@ class ZkSession {
   virtual void Close() = 0;
 };
 
+// Makes a new session (one per call). Owners call it again after an expiry.
+using SessionFactory = std::function<StatusOr<std::unique_ptr<ZkSession>>()>;
+
 // Creates every missing persistent ancestor of `path` and `path` itself (empty data).
 // kAlreadyExists is not an error here.
 Status EnsurePath(ZkSession& zk, const std::string& path);

@@ -60,7 +60,7 @@ struct OrchestratorOptions {
   bool learn_nodes = true;       // probe nodes found under clusters/<c>/nodes too
 };
 
-using SessionFactory = std::function<StatusOr<std::unique_ptr<zk::ZkSession>>()>;
+using SessionFactory = zk::SessionFactory;
 
 class Orchestrator;
 

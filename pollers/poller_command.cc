@@ -72,22 +72,7 @@ int RunPollerCommand(const std::vector<std::string>& args) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
-  zk::ZkClientOptions zk_options;
-  zk_options.connect = cfg->zookeeper.connect;
-  zk_options.session_timeout = cfg->zookeeper.session_timeout;
-  zk_options.connect_timeout = cfg->zookeeper.connect_timeout;
-  if (cfg->zookeeper.auth) {
-    const auto colon = cfg->zookeeper.auth->find(':');
-    zk_options.auth = zk::ZkDigestAuth{
-        cfg->zookeeper.auth->substr(0, colon),
-        colon == std::string::npos ? "" : cfg->zookeeper.auth->substr(colon + 1)};
-    zk_options.acl = zk::ZkAclPolicy::kCreatorAllWorldRead;
-  }
-  SessionFactory factory = [zk_options]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
-    auto client = zk::ZkClient::Connect(zk_options);
-    if (!client.ok()) return client.status();
-    return std::unique_ptr<zk::ZkSession>(std::move(*client));
-  };
+  SessionFactory factory = zk::ZkClient::Factory(config::ToZkClientOptions(cfg->zookeeper));
 
   Poller poller(cfg->poller, *pg_params, factory, cfg->zookeeper.root, SystemClock::Instance(),
                 PGHERALD_VERSION);

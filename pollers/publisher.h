@@ -28,7 +28,7 @@
 
 namespace pgherald::pollers {
 
-using SessionFactory = std::function<StatusOr<std::unique_ptr<zk::ZkSession>>()>;
+using SessionFactory = zk::SessionFactory;
 
 class ObservationPublisher {
  public:

@@ -19,7 +19,7 @@ namespace pgherald::client::internal {
 // expiry (a ZkSession is one session and is dead for good once expired). It should not block for
 // long: the real factory returns at once with a session still in kConnecting. An error is logged
 // and the factory is called again after WatchSettings::retry_interval.
-using SessionFactory = std::function<StatusOr<std::unique_ptr<zk::ZkSession>>()>;
+using SessionFactory = zk::SessionFactory;
 
 struct WatchSettings {
   std::string root = "/pgherald";

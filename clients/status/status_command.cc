@@ -83,19 +83,10 @@ int Connect(const char* command, const cli::ParsedArgs& args, Connection* out) {
     }
     timeout_ms = *v;
   }
-  zk::ZkClientOptions options;
-  options.connect = zk_config.connect;
-  options.session_timeout = zk_config.session_timeout;
+  zk::ZkClientOptions options = config::ToZkClientOptions(zk_config);
   options.connect_timeout = std::chrono::milliseconds(timeout_ms);
   // The C library's retry chatter is noise for a one-shot command; failures are reported below.
   options.log_sink = [](zk::ZkLogLevel, const std::string&) {};
-  if (zk_config.auth) {
-    const auto colon = zk_config.auth->find(':');
-    options.auth =
-        zk::ZkDigestAuth{zk_config.auth->substr(0, colon),
-                         colon == std::string::npos ? "" : zk_config.auth->substr(colon + 1)};
-    options.acl = zk::ZkAclPolicy::kCreatorAllWorldRead;
-  }
   auto client = zk::ZkClient::Connect(options);
   if (!client.ok()) {
     std::fprintf(stderr, "pgherald %s: cannot reach ZooKeeper at %s: %s\n", command,

@@ -26,20 +26,10 @@ ZkMasterSource::ZkMasterSource(std::string root, std::string cluster, SessionFac
 ZkMasterSource::~ZkMasterSource() { Stop(); }
 
 ZkMasterSource::SessionFactory ZkMasterSource::RealSessions(const config::ZooKeeperConfig& config) {
-  return [config]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
-    zk::ZkClientOptions options;
-    options.connect = config.connect;
-    options.session_timeout = config.session_timeout;
-    options.connect_timeout = Millis(0);  // return at once; the state says when it connects
-    if (config.auth.has_value()) {
-      const size_t colon = config.auth->find(':');
-      options.auth = zk::ZkDigestAuth{config.auth->substr(0, colon),
-                                      colon == std::string::npos ? "" : config.auth->substr(colon + 1)};
-    }
-    auto client = zk::ZkClient::Connect(options);
-    if (!client.ok()) return client.status();
-    return std::unique_ptr<zk::ZkSession>(std::move(*client));
-  };
+  zk::ZkClientOptions options = config::ToZkClientOptions(config);
+  options.connect_timeout = Millis(0);  // return at once; the state says when it connects
+  options.acl = zk::ZkAclPolicy::kOpen;  // the watcher creates nothing
+  return zk::ZkClient::Factory(std::move(options));
 }
 
 void ZkMasterSource::Start(Callback callback) {

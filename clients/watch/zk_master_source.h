@@ -26,7 +26,7 @@ namespace pgherald::watch {
 class ZkMasterSource final : public MasterSource {
  public:
   // Builds a session; production passes a factory over ZkClient::Connect.
-  using SessionFactory = std::function<StatusOr<std::unique_ptr<zk::ZkSession>>()>;
+  using SessionFactory = zk::SessionFactory;
 
   ZkMasterSource(std::string root, std::string cluster, SessionFactory factory);
   ~ZkMasterSource() override;  // Stop()
