@@ -464,7 +464,21 @@ StatusOr<int> Stack::AwaitHealthyCluster(milliseconds timeout) {
         repmgr_db = repmgr_db.substr(0, repmgr_db.rfind(" dbname=")) + " dbname=" + Env("REPMGR_DB");
         auto m = QueryOne(repmgr_db, "select count(*) from repmgr.nodes where type = 'standby' and "
                                      "active and upstream_node_id = " + std::to_string(primary));
-        return m && *m == "2";
+        if (!m || *m != "2") return false;
+        // And each standby's repmgrd is back to monitoring: `repmgr standby follow` run by
+        // repmgrd can sit up to 30 s waiting for its node to attach in state "streaming" after
+        // the attach itself shows in pg_stat_replication, and a repmgrd inside it does not take
+        // part in the next election (the 50-drill soak lost a promotion to this).
+        for (int standby = 1; standby <= 3; ++standby) {
+          if (standby == primary) continue;
+          const std::string log = ReadFile(Env("REPMGRD_LOG_" + std::to_string(standby)));
+          const auto follow = log.rfind("attempting to follow new primary");
+          if (follow != std::string::npos &&
+              log.find("resuming standby monitoring mode", follow) == std::string::npos) {
+            return false;
+          }
+        }
+        return true;
       },
       timeout, milliseconds(50));
   if (!ok) {
