@@ -473,8 +473,10 @@ StatusOr<int> Stack::AwaitHealthyCluster(milliseconds timeout) {
           if (standby == primary) continue;
           const std::string log = ReadFile(Env("REPMGRD_LOG_" + std::to_string(standby)));
           const auto follow = log.rfind("attempting to follow new primary");
+          // Monitoring again: after a follow, or after a restart (rejoin, a failed follow).
           if (follow != std::string::npos &&
-              log.find("resuming standby monitoring mode", follow) == std::string::npos) {
+              log.find("resuming standby monitoring mode", follow) == std::string::npos &&
+              log.find("monitoring connection to upstream node", follow) == std::string::npos) {
             return false;
           }
         }

@@ -101,35 +101,33 @@ void Workload::Run(int client, Route route, const std::string& conninfo) {
     const std::int64_t deadline = op.invoke_ns + timeout_ns;
     bool done = false;
     if (PQsendQuery(conn, sql.c_str()) == 1) {
+      // PQgetResult is called only while PQisBusy() is false, so it never blocks: a result that
+      // has arrived without its ReadyForQuery must not park the client past its deadline.
       while (!done) {
         if (PQconsumeInput(conn) == 0) break;
-        if (PQisBusy(conn) == 0) {
-          PGresult* r = nullptr;
-          PGresult* last_error = nullptr;
-          while ((r = PQgetResult(conn)) != nullptr) {
-            if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-              op.acked = true;
-              op.port = std::atoi(PQgetvalue(r, 0, 0));
-              PQclear(r);
-            } else {
-              if (last_error != nullptr) PQclear(last_error);
-              last_error = r;
-            }
+        while (!done && PQisBusy(conn) == 0) {
+          PGresult* r = PQgetResult(conn);
+          if (r == nullptr) {
+            done = true;
+            break;
           }
-          if (last_error != nullptr) {
+          if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+            op.acked = true;
+            op.port = std::atoi(PQgetvalue(r, 0, 0));
+          } else {
             op.acked = false;
-            op.error = PQresultErrorMessage(last_error);
-            PQclear(last_error);
+            op.error = PQresultErrorMessage(r);
           }
-          done = true;
-          break;
+          PQclear(r);
         }
+        if (done) break;
         if (!WaitSocket(PQsocket(conn), POLLIN, deadline)) {
           op.error = "timeout";
           break;
         }
       }
     }
+    if (!done) op.acked = false;  // no ReadyForQuery within the deadline: outcome unknown
     op.done_ns = MonoNs();
     if (!done && op.error.empty()) op.error = PQerrorMessage(conn);
     Record(op);
