@@ -356,8 +356,23 @@ TEST(ObservabilityLab, KillNineFailoverShowsInStatusHistoryAndMetrics) {
   g->primary = *promoted;
 
   int exit_code = -1;
-  ASSERT_TRUE(WaitUntil([&] { return StatusShowsMaster(g->primary, &exit_code); }, seconds(30),
-                        std::chrono::milliseconds(300)))
+  // The orchestrator's own probe may publish the new master before the new primary's poller has
+  // observed its promotion (roles come from the observations): wait for both.
+  auto node_role = [](const json& cluster, int node) {
+    for (const json& n : cluster["nodes"]) {
+      if (n["node"] == Node(node)) return n.value("role", "");
+    }
+    return std::string();
+  };
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        if (!StatusShowsMaster(g->primary, &exit_code)) return false;
+        json j = StatusJson();
+        return !j.is_null() && !j["clusters"].empty() &&
+               node_role(j["clusters"][0], g->primary) == "primary" &&
+               node_role(j["clusters"][0], old_primary) == "down";
+      },
+      seconds(30), std::chrono::milliseconds(300)))
       << StatusJson().dump(2) << g->lab->Logs();
   // The killed node is down (its poller still runs and reports it): the exit code says so.
   json c = StatusJson(&exit_code)["clusters"][0];
