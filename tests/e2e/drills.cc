@@ -39,18 +39,6 @@ StatusOr<std::set<std::pair<int, std::int64_t>>> ReadRows(const std::string& con
   return rows;
 }
 
-std::optional<std::string> Query(const std::string& conninfo, const std::string& sql) {
-  PGconn* c = PQconnectdb((conninfo + " connect_timeout=2").c_str());
-  std::optional<std::string> out;
-  if (PQstatus(c) == CONNECTION_OK) {
-    PGresult* r = PQexec(c, sql.c_str());
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) out = PQgetvalue(r, 0, 0);
-    PQclear(r);
-  }
-  PQfinish(c);
-  return out;
-}
-
 bool Writable(Stack& s, int node) {
   auto w = s.lab().WritableNodes();
   return w.ok() && std::find(w->begin(), w->end(), node) != w->end();
@@ -268,7 +256,7 @@ Status RestoreCluster(Stack& s) {
   // couple of seconds after a promotion; rejoining it meanwhile races with that follow.
   for (int n = 1; n <= 3; ++n) {
     if (n == primary) continue;
-    auto in_recovery = Query(s.NodeConninfo(n), "select pg_is_in_recovery()::text");
+    auto in_recovery = QueryOne(s.NodeConninfo(n), "select pg_is_in_recovery()::text");
     if (in_recovery && *in_recovery == "true") continue;
     if (auto st = s.lab().PgRejoin(n); !st.ok()) return st;
   }
@@ -277,7 +265,7 @@ Status RestoreCluster(Stack& s) {
     // A standby that did not follow: rejoin it too.
     for (int n = 1; n <= 3; ++n) {
       if (n == primary) continue;
-      auto streaming = Query(s.NodeConninfo(n),
+      auto streaming = QueryOne(s.NodeConninfo(n),
                              "select (status = 'streaming' and sender_port = " + want +
                                  ")::text from pg_stat_wal_receiver");
       if (streaming && *streaming == "true") continue;
@@ -288,7 +276,7 @@ Status RestoreCluster(Stack& s) {
   if (!healthy.ok()) return healthy.status();
   if (auto st = s.AwaitMaster(*healthy, 0, milliseconds(30000)); !st.ok()) return st;
   for (const auto& ci : {s.HaproxyConninfo(), s.PgbouncerConninfo()}) {
-    if (!WaitUntil([&] { return Query(ci, "select inet_server_port()") == want; },
+    if (!WaitUntil([&] { return QueryOne(ci, "select inet_server_port()") == want; },
                    milliseconds(20000), milliseconds(50))) {
       return Unavailable("a proxy does not route to node" + std::to_string(primary) +
                          " after the restore\n" + s.Tail("watch"));

@@ -33,6 +33,16 @@ std::string SourceDir() {
   return file.substr(0, file.rfind("/tests/e2e/"));
 }
 
+bool Alive(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+}  // namespace
+
 // One query's first cell over a fresh connection; nullopt on any error.
 std::optional<std::string> QueryOne(const std::string& conninfo, const std::string& sql) {
   PGconn* c = PQconnectdb((conninfo + " connect_timeout=2").c_str());
@@ -45,16 +55,6 @@ std::optional<std::string> QueryOne(const std::string& conninfo, const std::stri
   PQfinish(c);
   return out;
 }
-
-bool Alive(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  const auto close = line.rfind(')');
-  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
-}
-
-}  // namespace
 
 std::int64_t MonoNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(

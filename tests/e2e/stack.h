@@ -118,6 +118,8 @@ std::int64_t WallMinusMonoMs();
 bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
                std::chrono::milliseconds step = std::chrono::milliseconds(10));
 std::string ReadFile(const std::string& path);
+// One query's first cell over a fresh connection (2 s connect timeout); nullopt on any error.
+std::optional<std::string> QueryOne(const std::string& conninfo, const std::string& sql);
 // "nproc=2 cpu=AMD EPYC ..." for the benchmarks.
 std::string MachineLine();
 // Median and p99 (nearest rank) of a sample; 0 when empty.
