@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 
@@ -34,6 +35,22 @@ class Console {
   StatusOr<std::vector<std::string>> Exec(const std::string& sql) {
     std::unique_ptr<PGresult, decltype(&PQclear)> res(PQexec(conn_.get(), sql.c_str()), &PQclear);
     return Collect(sql, res.get());
+  }
+
+  // Runs `sql` (a SHOW) and returns every row as column name -> value.
+  StatusOr<std::vector<std::map<std::string, std::string>>> Rows(const std::string& sql) {
+    std::unique_ptr<PGresult, decltype(&PQclear)> res(PQexec(conn_.get(), sql.c_str()), &PQclear);
+    if (PQresultStatus(res.get()) != PGRES_TUPLES_OK) {
+      return Fail(sql, PQresultErrorMessage(res.get()));
+    }
+    std::vector<std::map<std::string, std::string>> rows;
+    for (int i = 0; i < PQntuples(res.get()); ++i) {
+      auto& row = rows.emplace_back();
+      for (int j = 0; j < PQnfields(res.get()); ++j) {
+        row[PQfname(res.get(), j)] = PQgetvalue(res.get(), i, j);
+      }
+    }
+    return rows;
   }
 
   // Runs `sql` but gives up after `timeout` (PAUSE can wait for clients indefinitely). On timeout
@@ -123,6 +140,95 @@ Status RunAll(Console& console, const std::string& verb, const std::vector<std::
   return Status::Ok();
 }
 
+// host= and port= of a rendered connection string (`key=value` words; quoting is not used by the
+// entries this sink renders from its templates).
+std::pair<std::string, std::string> HostPort(const std::string& connstr) {
+  std::pair<std::string, std::string> out;
+  std::size_t i = 0;
+  while (i < connstr.size()) {
+    while (i < connstr.size() && connstr[i] == ' ') ++i;
+    const std::size_t end = std::min(connstr.find(' ', i), connstr.size());
+    const std::string word = connstr.substr(i, end - i);
+    if (word.rfind("host=", 0) == 0) out.first = word.substr(5);
+    if (word.rfind("port=", 0) == 0) out.second = word.substr(5);
+    i = end;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> CheckPgbouncerRoute(
+    const PgbouncerSinkConfig& config, const RouteTarget& target,
+    const std::vector<std::map<std::string, std::string>>& show_databases) {
+  const auto& m = target.master;
+  const TemplateVars vars = {{"cluster", m.cluster},
+                             {"node", m.node},
+                             {"host", m.host},
+                             {"port", std::to_string(m.port)},
+                             {"epoch", std::to_string(m.epoch)},
+                             {"timeline", std::to_string(m.timeline)}};
+  std::map<std::string, std::pair<std::string, std::string>> want;
+  for (const auto& [name, value] : config.entries) {
+    auto rendered = RenderTemplate(value, vars, "entries." + name);
+    if (rendered.ok()) want[name] = HostPort(*rendered);
+  }
+  const auto wildcard = want.find("*");
+  std::vector<std::string> problems;
+  for (const auto& row : show_databases) {
+    const auto field = [&](const char* key) {
+      const auto it = row.find(key);
+      return it == row.end() ? std::string() : it->second;
+    };
+    const std::string name = field("name");
+    if (name.empty() || name == "pgbouncer") continue;
+    if (!config.databases.empty() &&
+        std::find(config.databases.begin(), config.databases.end(), name) ==
+            config.databases.end()) {
+      continue;
+    }
+    auto it = want.find(name);
+    if (it == want.end()) it = wildcard;
+    if (it == want.end()) continue;  // not a database this sink writes
+    const auto& [host, port] = it->second;
+    if ((!host.empty() && field("host") != host) || (!port.empty() && field("port") != port)) {
+      problems.push_back("database " + name + " points at " + field("host") + ":" +
+                         field("port") + ", not " + host + ":" + port);
+    }
+    if (target.action != RouteTarget::Action::kBlock && field("paused") == "1") {
+      problems.push_back("database " + name + " is still paused");
+    }
+  }
+  return problems;
+}
+
+namespace {
+
+// pgbouncer's own view must show the target: every database this sink writes points at the new
+// address and none is left paused. A database still paused gets one more RESUME; anything else is
+// an error that names what pgbouncer shows, and the worker retries the whole step (reload and cut).
+Status ConfirmRoute(Console& console, const PgbouncerSinkConfig& config, const RouteTarget& target) {
+  for (int attempt = 0;; ++attempt) {
+    auto rows = console.Rows("SHOW DATABASES");
+    if (!rows.ok()) return rows.status();
+    const auto problems = CheckPgbouncerRoute(config, target, *rows);
+    if (problems.empty()) return Status::Ok();
+    std::string text;
+    for (const auto& p : problems) text += (text.empty() ? "" : "; ") + p;
+    if (attempt > 0) {
+      return FailedPrecondition("pgbouncer " + config.admin.Describe() +
+                                " does not show the new route after RELOAD/RESUME: " + text);
+    }
+    for (const auto& row : *rows) {
+      const auto name = row.find("name");
+      const auto paused = row.find("paused");
+      if (name == row.end() || paused == row.end() || paused->second != "1") continue;
+      if (name->second == "pgbouncer") continue;
+      if (auto r = console.Exec("RESUME " + name->second); !r.ok()) return r.status();
+    }
+  }
+}
+
 }  // namespace
 
 StatusOr<std::string> RenderDatabasesFile(const PgbouncerSinkConfig& config,
@@ -164,9 +270,12 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
   const Applied want{target.action, *content};
   if (applied_ == want) return Status::Ok();
   auto on_disk = ReadFile(config_.databases_file);
-  const bool file_changed = !on_disk.ok() || *on_disk != *content;
+  // A change not yet confirmed by pgbouncer's own view (an earlier attempt failed after the
+  // rename) still needs the reload and the cut.
+  const bool file_changed = !on_disk.ok() || *on_disk != *content || unconfirmed_;
   if (file_changed) {
     if (Status s = WriteFileAtomically(config_.databases_file, *content); !s.ok()) return s;
+    unconfirmed_ = true;
   }
   auto console = Console::Open(config_.admin);
   if (!console.ok()) return console.status();
@@ -174,6 +283,8 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
     if (auto r = console->Exec("RELOAD"); !r.ok()) return r.status();
     if (Status s = RunAll(*console, "KILL", config_.databases); !s.ok()) return s;
     if (Status s = RunAll(*console, "RESUME", config_.databases); !s.ok()) return s;
+    if (Status s = ConfirmRoute(*console, config_, target); !s.ok()) return s;
+    unconfirmed_ = false;
     applied_ = want;
     return Status::Ok();
   }
@@ -201,6 +312,8 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
   }
   if (auto r = console->Exec("RELOAD"); !r.ok()) return r.status();
   if (Status s = RunAll(*console, "RESUME", config_.databases); !s.ok()) return s;
+  if (Status s = ConfirmRoute(*console, config_, target); !s.ok()) return s;
+    unconfirmed_ = false;
   applied_ = want;
   return Status::Ok();
 }

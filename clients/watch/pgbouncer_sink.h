@@ -42,6 +42,15 @@ struct PgbouncerSinkConfig {
 StatusOr<std::string> RenderDatabasesFile(const PgbouncerSinkConfig& config,
                                           const RouteTarget& target);
 
+// What pgbouncer's SHOW DATABASES (`show_databases`, one column name -> value map per row) says
+// against `target`: each database this sink writes (the named entries; any other database takes
+// the `*` entry's address; only `databases` when that list is set) must point at the rendered
+// host and port and, unless the target blocks, not be paused. Empty when it matches; otherwise one
+// line per problem ("database app points at 127.0.0.1:5433, not 127.0.0.1:5434").
+std::vector<std::string> CheckPgbouncerRoute(
+    const PgbouncerSinkConfig& config, const RouteTarget& target,
+    const std::vector<std::map<std::string, std::string>>& show_databases);
+
 class PgbouncerSink final : public Sink {
  public:
   explicit PgbouncerSink(PgbouncerSinkConfig config) : config_(std::move(config)) {}
@@ -56,6 +65,8 @@ class PgbouncerSink final : public Sink {
   };
   const PgbouncerSinkConfig config_;
   std::optional<Applied> applied_;
+  // The file was rewritten but pgbouncer has not yet been seen routing to it (ConfirmRoute).
+  bool unconfirmed_ = false;
 };
 
 }  // namespace pgherald::watch

@@ -44,6 +44,38 @@ bool Writable(Stack& s, int node) {
   return w.ok() && std::find(w->begin(), w->end(), node) != w->end();
 }
 
+// pgbouncer's own view (SHOW DATABASES, POOLS, SERVERS through its admin console), for a
+// failure report: which address each database points at and what its pools are doing.
+std::string PgbouncerState(const Stack& s) {
+  const std::string conninfo = "host=127.0.0.1 port=" + s.Env("PGBOUNCER_PORT") + " user=" +
+                               s.Env("PGBOUNCER_ADMIN_USER") + " dbname=pgbouncer connect_timeout=3";
+  PGconn* c = PQconnectdb(conninfo.c_str());
+  if (PQstatus(c) != CONNECTION_OK) {
+    const std::string e = PQerrorMessage(c);
+    PQfinish(c);
+    return "pgbouncer admin console: " + e;
+  }
+  std::string out;
+  for (const char* sql : {"SHOW DATABASES", "SHOW POOLS", "SHOW SERVERS"}) {
+    PGresult* r = PQexec(c, sql);
+    out += std::string(sql) + ":\n";
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+      for (int i = 0; i < PQntuples(r); ++i) {
+        out += " ";
+        for (int j = 0; j < PQnfields(r); ++j) {
+          out += std::string(" ") + PQfname(r, j) + "=" + PQgetvalue(r, i, j);
+        }
+        out += "\n";
+      }
+    } else {
+      out += "  " + std::string(PQresultErrorMessage(r));
+    }
+    PQclear(r);
+  }
+  PQfinish(c);
+  return out;
+}
+
 }  // namespace
 
 const char* DrillName(DrillKind kind) {
@@ -198,6 +230,7 @@ StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index) {
                        std::to_string(MonoNs() / 1000000) + " ms); its clients' last errors:\n" +
                        w.RecentErrors(r, 5) + "proxy log (tail):\n" +
                        log.substr(log.size() > 2000 ? log.size() - 2000 : 0) + "\n" +
+                       (r == Route::kPgbouncer ? PgbouncerState(s) : std::string()) +
                        s.Tail("watch"));
   }
   rep.final_primary = expected;

@@ -44,13 +44,20 @@ bool Alive(pid_t pid) {
 }  // namespace
 
 // One query's first cell over a fresh connection; nullopt on any error.
-std::optional<std::string> QueryOne(const std::string& conninfo, const std::string& sql) {
+std::optional<std::string> QueryOne(const std::string& conninfo, const std::string& sql,
+                                    std::string* error) {
   PGconn* c = PQconnectdb((conninfo + " connect_timeout=2").c_str());
   std::optional<std::string> out;
   if (PQstatus(c) == CONNECTION_OK) {
     PGresult* r = PQexec(c, sql.c_str());
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) out = PQgetvalue(r, 0, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+      out = PQgetvalue(r, 0, 0);
+    } else if (error != nullptr) {
+      *error = PQresultErrorMessage(r);
+    }
     PQclear(r);
+  } else if (error != nullptr) {
+    *error = PQerrorMessage(c);
   }
   PQfinish(c);
   return out;
@@ -176,10 +183,20 @@ StatusOr<std::unique_ptr<Stack>> Stack::Up(const StackOptions& options) {
                       s->AllTails());
     }
     const std::string want = std::to_string(s->lab_->pg_port(1));
-    for (const auto& ci : {s->HaproxyConninfo(), s->PgbouncerConninfo()}) {
-      if (!WaitUntil([&] { return QueryOne(ci, "select inet_server_port()") == want; },
-                     milliseconds(20000), milliseconds(50))) {
-        return Internal("the proxies do not route to node1 within 20 s\n" + s->AllTails());
+    const std::pair<const char*, std::string> proxies[] = {{"HAProxy", s->HaproxyConninfo()},
+                                                           {"pgbouncer", s->PgbouncerConninfo()}};
+    for (const auto& [proxy, ci] : proxies) {
+      std::string last = "no answer yet";
+      if (!WaitUntil(
+              [&] {
+                std::string error;
+                const auto port = QueryOne(ci, "select inet_server_port()", &error);
+                last = port ? "answered from port " + *port : "error: " + error;
+                return port == want;
+              },
+              milliseconds(20000), milliseconds(50))) {
+        return Internal(std::string(proxy) + " does not route to node1 (port " + want +
+                        ") within 20 s; last: " + last + "\n" + s->AllTails());
       }
     }
   }

@@ -119,7 +119,10 @@ bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds
                std::chrono::milliseconds step = std::chrono::milliseconds(10));
 std::string ReadFile(const std::string& path);
 // One query's first cell over a fresh connection (2 s connect timeout); nullopt on any error.
-std::optional<std::string> QueryOne(const std::string& conninfo, const std::string& sql);
+// The first column of the first row of `sql` through a new connection, or nothing; `error`, when
+// given, receives libpq's message on failure.
+std::optional<std::string> QueryOne(const std::string& conninfo, const std::string& sql,
+                                    std::string* error = nullptr);
 // "nproc=2 cpu=AMD EPYC ..." for the benchmarks.
 std::string MachineLine();
 // Median and p99 (nearest rank) of a sample; 0 when empty.

@@ -1,0 +1,78 @@
+// The pgbouncer sink's confirmation step without pgbouncer: CheckPgbouncerRoute reads SHOW DATABASES
+// rows and must catch a database that still points at the old master, or one left paused by a
+// KILL whose RESUME did not take (the drills' "clients time out through pgbouncer" finding).
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "clients/watch/pgbouncer_sink.h"
+
+namespace pgherald::watch {
+namespace {
+
+using Row = std::map<std::string, std::string>;
+
+RouteTarget Route(int port, RouteTarget::Action action = RouteTarget::Action::kRoute) {
+  RouteTarget t;
+  t.action = action;
+  t.master.cluster = "main";
+  t.master.node = "node2";
+  t.master.host = "127.0.0.1";
+  t.master.port = port;
+  t.master.epoch = 4;
+  return t;
+}
+
+Row Db(const std::string& name, const std::string& host, int port, bool paused = false) {
+  return {{"name", name}, {"host", host}, {"port", std::to_string(port)},
+          {"paused", paused ? "1" : "0"}, {"disabled", "0"}};
+}
+
+TEST(PgbouncerRouteCheckTest, WildcardRoutesEveryDatabaseButTheConsole) {
+  PgbouncerSinkConfig c;
+  const std::vector<Row> rows = {Db("pgbouncer", "", 6432), Db("app", "127.0.0.1", 5002),
+                                 Db("postgres", "127.0.0.1", 5002)};
+  EXPECT_TRUE(CheckPgbouncerRoute(c, Route(5002), rows).empty());
+}
+
+TEST(PgbouncerRouteCheckTest, NamesADatabaseStillOnTheOldMaster) {
+  PgbouncerSinkConfig c;
+  const std::vector<Row> rows = {Db("app", "127.0.0.1", 5001), Db("postgres", "127.0.0.1", 5002)};
+  const auto problems = CheckPgbouncerRoute(c, Route(5002), rows);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0], "database app points at 127.0.0.1:5001, not 127.0.0.1:5002");
+}
+
+TEST(PgbouncerRouteCheckTest, APausedDatabaseIsAProblemUnlessTheTargetBlocks) {
+  PgbouncerSinkConfig c;
+  const std::vector<Row> rows = {Db("app", "127.0.0.1", 5002, /*paused=*/true)};
+  const auto problems = CheckPgbouncerRoute(c, Route(5002), rows);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0], "database app is still paused");
+  EXPECT_TRUE(CheckPgbouncerRoute(c, Route(5002, RouteTarget::Action::kBlock), rows).empty());
+}
+
+TEST(PgbouncerRouteCheckTest, NamedEntriesWinOverTheWildcardAndDatabasesFilters) {
+  PgbouncerSinkConfig c;
+  c.entries = {{"*", "host={{host}} port={{port}}"},
+               {"reports", "host=10.0.0.9 port=6000 dbname=reports"}};
+  std::vector<Row> rows = {Db("reports", "10.0.0.9", 6000), Db("app", "127.0.0.1", 5002)};
+  EXPECT_TRUE(CheckPgbouncerRoute(c, Route(5002), rows).empty());
+  rows[0] = Db("reports", "127.0.0.1", 5002);
+  EXPECT_EQ(CheckPgbouncerRoute(c, Route(5002), rows).size(), 1u);
+  // With `databases` set, only those are this sink's to check.
+  c.databases = {"app"};
+  EXPECT_TRUE(CheckPgbouncerRoute(c, Route(5002), rows).empty());
+}
+
+TEST(PgbouncerRouteCheckTest, AnEntryWithoutHostOrPortIsNotJudgedOnThem) {
+  PgbouncerSinkConfig c;
+  c.entries = {{"app", "dbname=app_{{epoch}}"}};
+  const std::vector<Row> rows = {Db("app", "", 5432), Db("other", "127.0.0.1", 1)};
+  EXPECT_TRUE(CheckPgbouncerRoute(c, Route(5002), rows).empty());
+}
+
+}  // namespace
+}  // namespace pgherald::watch
