@@ -140,6 +140,17 @@ Status RunAll(Console& console, const std::string& verb, const std::vector<std::
   return Status::Ok();
 }
 
+// The variables an entry's template may use.
+TemplateVars VarsOf(const RouteTarget& target) {
+  const auto& m = target.master;
+  return {{"cluster", m.cluster},
+          {"node", m.node},
+          {"host", m.host},
+          {"port", std::to_string(m.port)},
+          {"epoch", std::to_string(m.epoch)},
+          {"timeline", std::to_string(m.timeline)}};
+}
+
 // host= and port= of a rendered connection string (`key=value` words; quoting is not used by the
 // entries this sink renders from its templates).
 std::pair<std::string, std::string> HostPort(const std::string& connstr) {
@@ -161,13 +172,7 @@ std::pair<std::string, std::string> HostPort(const std::string& connstr) {
 std::vector<std::string> CheckPgbouncerRoute(
     const PgbouncerSinkConfig& config, const RouteTarget& target,
     const std::vector<std::map<std::string, std::string>>& show_databases) {
-  const auto& m = target.master;
-  const TemplateVars vars = {{"cluster", m.cluster},
-                             {"node", m.node},
-                             {"host", m.host},
-                             {"port", std::to_string(m.port)},
-                             {"epoch", std::to_string(m.epoch)},
-                             {"timeline", std::to_string(m.timeline)}};
+  const TemplateVars vars = VarsOf(target);
   std::map<std::string, std::pair<std::string, std::string>> want;
   for (const auto& [name, value] : config.entries) {
     auto rendered = RenderTemplate(value, vars, "entries." + name);
@@ -233,13 +238,8 @@ Status ConfirmRoute(Console& console, const PgbouncerSinkConfig& config, const R
 
 StatusOr<std::string> RenderDatabasesFile(const PgbouncerSinkConfig& config,
                                           const RouteTarget& target) {
+  const TemplateVars vars = VarsOf(target);
   const auto& m = target.master;
-  const TemplateVars vars = {{"cluster", m.cluster},
-                             {"node", m.node},
-                             {"host", m.host},
-                             {"port", std::to_string(m.port)},
-                             {"epoch", std::to_string(m.epoch)},
-                             {"timeline", std::to_string(m.timeline)}};
   std::string out = "; Written by pgherald watch (cluster " + m.cluster + ", master " + m.node +
                     ", epoch " + std::to_string(m.epoch) + "). Do not edit: it is replaced.\n";
   std::string errors;
