@@ -255,6 +255,7 @@ struct ZkClient::Core : std::enable_shared_from_this<Core> {
   struct WatchEntry {
     Watcher watcher;
     int64_t session_id;
+    bool on_completion_thread = false;  // WatchDelivery::kCompletionThread
   };
 
   // --- C callbacks: quick hand-offs only ---
@@ -365,16 +366,27 @@ struct ZkClient::Core : std::enable_shared_from_this<Core> {
   }
 
   void FireWatch(uintptr_t watch_id, EventType type, std::string path) {
+    Watcher run_here;
+    WatchEvent event{type, std::move(path), 0};
     {
       std::lock_guard lock(mu);
       auto it = watches.find(watch_id);
       if (it == watches.end()) return;
       WatchEntry entry = std::move(it->second);
       watches.erase(it);
-      WatchEvent event{type, std::move(path), entry.session_id};
-      PushLocked([watcher = std::move(entry.watcher), event = std::move(event)] {
-        watcher(event);
-      });
+      event.session_id = entry.session_id;
+      if (entry.on_completion_thread) {
+        if (stopping) return;
+        run_here = std::move(entry.watcher);  // below, on this (the completion) thread
+      } else {
+        PushLocked([watcher = std::move(entry.watcher), event = std::move(event)] {
+          watcher(event);
+        });
+      }
+    }
+    if (run_here) {
+      run_here(event);
+      return;
     }
     cv.notify_all();
   }
@@ -406,7 +418,11 @@ struct ZkClient::Core : std::enable_shared_from_this<Core> {
   void DispatchLoop() {
     std::unique_lock lock(mu);
     for (;;) {
-      cv.wait_until(lock, next_ping, [&] { return stopping || !queue.empty(); });
+      if (options.lease_pings) {
+        cv.wait_until(lock, next_ping, [&] { return stopping || !queue.empty(); });
+      } else {
+        cv.wait(lock, [&] { return stopping || !queue.empty(); });
+      }
       if (stopping) return;
       if (!queue.empty()) {
         std::function<void()> item = std::move(queue.front());
@@ -416,7 +432,7 @@ struct ZkClient::Core : std::enable_shared_from_this<Core> {
         lock.lock();
         continue;
       }
-      if (std::chrono::steady_clock::now() >= next_ping) {
+      if (options.lease_pings && std::chrono::steady_clock::now() >= next_ping) {
         next_ping = std::chrono::steady_clock::now() + PingInterval();
         if (state.load() == SessionState::kConnected) {
           lock.unlock();
@@ -470,10 +486,10 @@ struct ZkClient::Core : std::enable_shared_from_this<Core> {
 
   // Registers `watcher` before the request that arms it, since its event may come before the
   // request's answer reaches the caller.
-  uintptr_t RegisterWatch(Watcher watcher) {
+  uintptr_t RegisterWatch(Watcher watcher, bool on_completion_thread = false) {
     std::lock_guard lock(mu);
     const uintptr_t id = ++next_watch_id;
-    watches.emplace(id, WatchEntry{std::move(watcher), session_id.load()});
+    watches.emplace(id, WatchEntry{std::move(watcher), session_id.load(), on_completion_thread});
     return id;
   }
   void UnregisterWatch(uintptr_t id) {
@@ -484,6 +500,93 @@ struct ZkClient::Core : std::enable_shared_from_this<Core> {
   // Fails at once unless connected: a call made while disconnected would otherwise wait in the
   // C library's queue.
   Status Ready() const { return StateError(state.load()); }
+
+  // One asynchronous read in flight (GetAsync, ExistsAsync, GetChildrenAsync): owned by the C
+  // library from a successful submit until its completion, which runs exactly once (with
+  // ZCLOSING at the latest, from zookeeper_close).
+  struct AsyncRead {
+    Core* core = nullptr;
+    MonoTime sent{};
+    uintptr_t watch_id = 0;
+    std::string path;
+    GetDone get_done;
+    ExistsDone exists_done;
+    ChildrenDone children_done;
+  };
+
+  static std::unique_ptr<AsyncRead> TakeAsync(const void* data) {
+    return std::unique_ptr<AsyncRead>(static_cast<AsyncRead*>(const_cast<void*>(data)));
+  }
+  // Records the answer for the lease and drops the watch if the server did not arm it.
+  static void SettleAsync(const AsyncRead& read, int rc, bool armed) {
+    if (AnsweredByServer(rc)) read.core->RecordAnswer(read.sent);
+    if (read.watch_id != 0 && !armed) read.core->UnregisterWatch(read.watch_id);
+  }
+  static void AsyncDataCompletion(int rc, const char* value, int value_len, const ::Stat* stat,
+                                  const void* data) {
+    auto read = TakeAsync(data);
+    SettleAsync(*read, rc, rc == ZOK);
+    if (rc != ZOK) {
+      read->get_done(read->core->Error(rc, "get", read->path));
+      return;
+    }
+    NodeData node;
+    if (value != nullptr && value_len > 0) node.data.assign(value, static_cast<size_t>(value_len));
+    if (stat != nullptr) node.stat = ToStat(*stat);
+    read->get_done(std::move(node));
+  }
+  static void AsyncStatCompletion(int rc, const ::Stat* stat, const void* data) {
+    auto read = TakeAsync(data);
+    SettleAsync(*read, rc, rc == ZOK || rc == ZNONODE);
+    if (rc == ZNONODE) {
+      read->exists_done(std::optional<Stat>());
+    } else if (rc != ZOK) {
+      read->exists_done(read->core->Error(rc, "exists", read->path));
+    } else {
+      read->exists_done(std::optional<Stat>(stat != nullptr ? ToStat(*stat) : Stat{}));
+    }
+  }
+  static void AsyncStringsCompletion(int rc, const String_vector* strings, const void* data) {
+    auto read = TakeAsync(data);
+    SettleAsync(*read, rc, rc == ZOK);
+    if (rc != ZOK) {
+      read->children_done(read->core->Error(rc, "get children of", read->path));
+      return;
+    }
+    std::vector<std::string> children;
+    if (strings != nullptr) {
+      for (int32_t i = 0; i < strings->count; ++i) children.emplace_back(strings->data[i]);
+    }
+    std::sort(children.begin(), children.end());
+    read->children_done(std::move(children));
+  }
+
+  // Registers the watch, then submits; on a failed submit nothing stays registered.
+  template <typename Submit>
+  Status SubmitAsync(std::unique_ptr<AsyncRead> read, Watcher watch, WatchDelivery delivery,
+                     const char* what, Submit submit) {
+    if (Status s = Ready(); !s.ok()) return s;
+    read->core = this;
+    read->watch_id =
+        watch ? RegisterWatch(std::move(watch), delivery == WatchDelivery::kCompletionThread) : 0;
+    const uintptr_t watch_id = read->watch_id;
+    const std::string path = read->path;
+    int rc;
+    {
+      std::shared_lock handle_lock(handle_mu);
+      if (zh == nullptr) {
+        rc = ZCLOSING;
+      } else {
+        read->sent = clock->Now();
+        AsyncRead* raw = read.release();
+        rc = submit(zh, raw);
+        if (rc != ZOK) read.reset(raw);  // the completion will not run
+      }
+    }
+    if (rc == ZOK) return Status::Ok();
+    if (watch_id != 0) UnregisterWatch(watch_id);
+    return Error(rc, what, path);
+  }
 
   ZkClientOptions options;
   const Clock* const clock;
@@ -551,6 +654,10 @@ StatusOr<std::unique_ptr<ZkClient>> ZkClient::Connect(const ZkClientOptions& opt
   if (options.acl != ZkAclPolicy::kOpen && !options.auth.has_value()) {
     return InvalidArgument("a ZooKeeper ACL policy other than open needs auth credentials");
   }
+  if (options.resolve_delay.count() < -1 ||
+      options.resolve_delay.count() > std::numeric_limits<int>::max()) {
+    return InvalidArgument("ZooKeeper resolve_delay must be -1, 0 or a positive number of ms");
+  }
   EnsureLibraryLogLevel();
 
   auto core = std::make_shared<Core>(options);
@@ -570,6 +677,9 @@ StatusOr<std::unique_ptr<ZkClient>> ZkClient::Connect(const ZkClientOptions& opt
   {
     std::unique_lock handle_lock(core->handle_mu);
     core->zh = zh;
+  }
+  if (options.resolve_delay.count() != 0) {
+    zoo_set_servers_resolution_delay(zh, static_cast<int>(options.resolve_delay.count()));
   }
   if (options.auth.has_value()) {
     // Not logged, not in any Status: the credentials go straight to the library.
@@ -809,6 +919,60 @@ StatusOr<MultiResult> ZkClient::Multi(const std::vector<Op>& ops, int* failed_op
     }
   }
   return result;
+}
+
+Status ZkClient::GetAsync(const std::string& path, Watcher watch, GetDone done,
+                          WatchDelivery delivery) {
+  auto read = std::make_unique<Core::AsyncRead>();
+  read->path = path;
+  read->get_done = std::move(done);
+  const bool watched = static_cast<bool>(watch);
+  return core_->SubmitAsync(std::move(read), std::move(watch), delivery, "get",
+                            [&](zhandle_t* zh, Core::AsyncRead* raw) {
+                              if (!watched) {
+                                return zoo_aget(zh, path.c_str(), 0, &Core::AsyncDataCompletion,
+                                                raw);
+                              }
+                              return zoo_awget(zh, path.c_str(), &Core::NodeWatcher,
+                                               reinterpret_cast<void*>(raw->watch_id),
+                                               &Core::AsyncDataCompletion, raw);
+                            });
+}
+
+Status ZkClient::ExistsAsync(const std::string& path, Watcher watch, ExistsDone done,
+                             WatchDelivery delivery) {
+  auto read = std::make_unique<Core::AsyncRead>();
+  read->path = path;
+  read->exists_done = std::move(done);
+  const bool watched = static_cast<bool>(watch);
+  return core_->SubmitAsync(std::move(read), std::move(watch), delivery, "exists",
+                            [&](zhandle_t* zh, Core::AsyncRead* raw) {
+                              if (!watched) {
+                                return zoo_aexists(zh, path.c_str(), 0,
+                                                   &Core::AsyncStatCompletion, raw);
+                              }
+                              return zoo_awexists(zh, path.c_str(), &Core::NodeWatcher,
+                                                  reinterpret_cast<void*>(raw->watch_id),
+                                                  &Core::AsyncStatCompletion, raw);
+                            });
+}
+
+Status ZkClient::GetChildrenAsync(const std::string& path, Watcher watch, ChildrenDone done,
+                                  WatchDelivery delivery) {
+  auto read = std::make_unique<Core::AsyncRead>();
+  read->path = path;
+  read->children_done = std::move(done);
+  const bool watched = static_cast<bool>(watch);
+  return core_->SubmitAsync(std::move(read), std::move(watch), delivery, "get children of",
+                            [&](zhandle_t* zh, Core::AsyncRead* raw) {
+                              if (!watched) {
+                                return zoo_aget_children(zh, path.c_str(), 0,
+                                                         &Core::AsyncStringsCompletion, raw);
+                              }
+                              return zoo_awget_children(zh, path.c_str(), &Core::NodeWatcher,
+                                                        reinterpret_cast<void*>(raw->watch_id),
+                                                        &Core::AsyncStringsCompletion, raw);
+                            });
 }
 
 void ZkClient::SetStateListener(StateListener listener) {

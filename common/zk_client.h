@@ -68,6 +68,16 @@ struct ZkClientOptions {
   // SetDefaultLogSink). Per-session routing has a fixed number of slots (128 live clients);
   // beyond that, lines go to the default sink.
   ZkLogSink log_sink;
+  // How often the C library re-resolves the connect string's host names
+  // (zoo_set_servers_resolution_delay). Zero, its default: at every poll of its socket, which
+  // costs a getaddrinfo (netlink round trips) on every wake-up of its I/O thread. -1: only when a
+  // connection is lost. > 0: at most once per that many milliseconds. Many sessions in one
+  // process (libpgherald's fan-out) want -1.
+  std::chrono::milliseconds resolve_delay{0};
+  // The lease pings (see the top of this file). false: none are sent, so an idle session's
+  // lease_remaining() runs down to zero while the session lives; for sessions that never look
+  // at their lease (libpgherald's watches: one request less per session every timeout/6).
+  bool lease_pings = true;
 };
 
 // What it takes to attach to a session from another handle. `password` is a secret.
@@ -129,6 +139,31 @@ class ZkClient final : public ZkSession {
   // The session's id and password, once connected (kFailedPrecondition before). For tests and for
   // tools that must attach to the same session; never log the password.
   StatusOr<ZkSessionCredentials> credentials() const;
+
+  // Asynchronous reads, for code that must not block (libpgherald's MasterWatch reads from its
+  // watchers this way). They may be called from any thread, watcher, listener and `done`
+  // callbacks included. If the request is not sent they return the error and `done` never runs:
+  // kConnectionLoss while not connected, the final state's error, kUnavailable after Close.
+  // Otherwise they return Ok and `done` runs exactly once, on the C library's completion thread
+  // (NOT the dispatch thread), with the answer or an error (kConnectionLoss when the connection
+  // drops; kUnavailable for the requests still pending at Close(), which runs them on the thread
+  // calling Close before it returns: never call Close holding a lock that `done` takes). `done` must be quick, must not make a synchronous call on this session and must
+  // not Close it; it may make asynchronous calls. Requests of one session are answered in the
+  // order they were sent. `watch` is armed as by the synchronous call (Get and GetChildren: on
+  // success only; Exists: also on an absent node) and runs on the dispatch thread, or, with
+  // WatchDelivery::kCompletionThread, on the completion thread like `done`, under the same rules,
+  // in the C library's order of answers and events (one thread hop less: for fan-out). An answer
+  // moves the lease like any other.
+  enum class WatchDelivery { kDispatchThread, kCompletionThread };
+  using GetDone = std::function<void(StatusOr<NodeData>)>;
+  using ExistsDone = std::function<void(StatusOr<std::optional<Stat>>)>;
+  using ChildrenDone = std::function<void(StatusOr<std::vector<std::string>>)>;
+  Status GetAsync(const std::string& path, Watcher watch, GetDone done,
+                  WatchDelivery delivery = WatchDelivery::kDispatchThread);
+  Status ExistsAsync(const std::string& path, Watcher watch, ExistsDone done,
+                     WatchDelivery delivery = WatchDelivery::kDispatchThread);
+  Status GetChildrenAsync(const std::string& path, Watcher watch, ChildrenDone done,
+                          WatchDelivery delivery = WatchDelivery::kDispatchThread);
 
   struct Core;  // the state shared with the C library's callbacks and the dispatch thread
 

@@ -1,23 +1,33 @@
-// MasterWatch: one ZooKeeper session, two one-shot watches, one thread.
+// MasterWatch: one ZooKeeper session, two one-shot watches, no thread of its own.
 //
-// Threads. The session's dispatch thread only runs our watchers and state listener, which record
-// what happened (tagged with the session's generation, so events of a replaced session are
-// dropped) and wake the watch thread. The watch thread does everything else: builds sessions,
-// reads ZooKeeper, applies states and runs the embedder's callback. No lock is held while it talks
-// to ZooKeeper or runs the callback, so a callback may call current(), OnChange() or WaitFor().
+// Threads. A watch is a state machine (WatchCore) driven by events on whichever thread they
+// arrive: the session's dispatch thread runs our watchers and state listener, ZooKeeper's
+// completion thread delivers the answers of our reads, and a runtime thread shared by all the
+// watches of the process builds and closes sessions and runs the retry timers. One mutex
+// (machine_mu_) serializes the machine; it is held while a read is SENT (asynchronous over a
+// ZkClient: nothing waits for the server) and while the embedder's callback runs, never while a
+// session is built or closed. So the hot path, a watch event to the callback, is: dispatch thread
+// sends the read, completion thread applies the answer and runs the callback; no hop through a
+// thread of ours (the cost measured in docs/client-library.md, "Benchmark: watch fan-out").
+// Sessions other than ZkClient (FakeZk in unit tests) are read with their synchronous calls, the
+// answer handled at once; the machine is the same.
 //
 // Watches. A data watch (armed by Get, or by Exists while the node is absent) and a child watch
 // (GetChildren) on the master znode. A watch stays armed across a reconnect of the same session
 // (the C client re-registers it), so each is re-armed only after it fired or on a new session;
-// arming twice would double every event. Every read cycle arms the child watch FIRST and then
-// reads the node, so the voucher count (Stat::num_children of that read) can never be older than
-// the child watch: a voucher change after the read always fires the watch.
+// arming twice would double every event. A read cycle sends the child watch's GetChildren FIRST
+// (when it must be re-armed) and the node's Get right after it, without waiting: a session's
+// requests are served in order, so the voucher count (Stat::num_children of the Get) can never be
+// older than the child watch, and a voucher change after the read always fires the watch.
 //
 // Ordering. A state is applied only if (mzxid, pzxid) of the read is at least the last applied
 // pair, compared lexicographically: mzxid orders record changes, pzxid orders voucher changes of
 // the same record. A new session may connect to a follower that lags behind what the old session
 // saw; its older state is not applied (the watch fires once the follower catches up).
 #include <algorithm>
+#include <functional>
+#include <optional>
+#include <queue>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -101,59 +111,173 @@ namespace {
 
 enum class WatchKind { kData, kChildren };
 
-// One read of the master znode: the child watch armed first, then the node itself.
-struct Snapshot {
-  bool exists = false;
-  std::string data;
-  zk::Stat stat;
-};
-
 bool SameState(const MasterInfo& a, const MasterInfo& b) {
   return a.status == b.status && a.cluster == b.cluster && a.node == b.node && a.host == b.host &&
          a.port == b.port && a.timeline == b.timeline && a.epoch == b.epoch &&
          a.vouchers == b.vouchers && a.mzxid == b.mzxid;
 }
 
-class MasterWatchImpl final : public MasterWatch {
+// Our watchers run on ZooKeeper's completion thread, like the read answers: no hop through the
+// session's dispatch thread between a watch event and the read it triggers.
+constexpr zk::ZkClient::WatchDelivery kOnCompletionThread =
+    zk::ZkClient::WatchDelivery::kCompletionThread;
+
+bool IsFinal(zk::SessionState state) {
+  return state == zk::SessionState::kExpired || state == zk::SessionState::kAuthFailed ||
+         state == zk::SessionState::kClosed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The runtime: ONE thread per process, shared by every MasterWatch, for the slow work that must
+// not run on ZooKeeper's threads: building sessions, closing them (zookeeper_close blocks and is
+// forbidden in a callback) and the retry timers. Reads and callbacks never wait for it. It lives
+// while at least one MasterWatch does.
+class Runtime {
  public:
-  MasterWatchImpl(WatchSettings settings, SessionFactory factory)
+  using Task = std::function<void()>;
+
+  static std::shared_ptr<Runtime> Acquire() {
+    // Leaked on purpose: a watch may be destroyed during static destruction.
+    static std::mutex* mu = new std::mutex;
+    static std::weak_ptr<Runtime>* current = new std::weak_ptr<Runtime>;
+    std::lock_guard lock(*mu);
+    std::shared_ptr<Runtime> runtime = current->lock();
+    if (!runtime) {
+      runtime = std::shared_ptr<Runtime>(new Runtime);
+      *current = runtime;
+    }
+    return runtime;
+  }
+
+  ~Runtime() {
+    {
+      std::lock_guard lock(state_->mu);
+      state_->stopping = true;
+    }
+    state_->cv.notify_all();
+    // Only a callback destroying the last watch runs this on the thread itself: the thread then
+    // ends on its own (it holds the queue's state).
+    if (thread_.get_id() == std::this_thread::get_id()) {
+      thread_.detach();
+    } else {
+      thread_.join();
+    }
+  }
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  void PostAt(std::chrono::steady_clock::time_point at, Task task) {
+    {
+      std::lock_guard lock(state_->mu);
+      state_->timers.push(Entry{at, state_->next_seq++, std::make_shared<Task>(std::move(task))});
+    }
+    state_->cv.notify_one();
+  }
+  void PostAfter(std::chrono::milliseconds delay, Task task) {
+    PostAt(std::chrono::steady_clock::now() + delay, std::move(task));
+  }
+
+ private:
+  struct Entry {
+    std::chrono::steady_clock::time_point at;
+    uint64_t seq;  // FIFO among equal times
+    std::shared_ptr<Task> task;
+    bool operator>(const Entry& o) const { return at != o.at ? at > o.at : seq > o.seq; }
+  };
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> timers;
+    uint64_t next_seq = 0;
+    bool stopping = false;
+  };
+
+  Runtime() : state_(std::make_shared<State>()) {
+    thread_ = std::thread([state = state_] { Loop(*state); });
+  }
+
+  static void Loop(State& state) {
+    std::unique_lock lock(state.mu);
+    for (;;) {
+      if (state.stopping) return;
+      if (state.timers.empty()) {
+        state.cv.wait(lock);
+        continue;
+      }
+      const auto due = state.timers.top().at;
+      if (std::chrono::steady_clock::now() < due) {
+        state.cv.wait_until(lock, due);
+        continue;
+      }
+      std::shared_ptr<Task> task = state.timers.top().task;
+      state.timers.pop();
+      lock.unlock();
+      (*task)();
+      task.reset();
+      lock.lock();
+    }
+  }
+
+  std::shared_ptr<State> state_;
+  std::thread thread_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The watch's state machine. Driven by events from whichever thread they arrive on (the session's
+// dispatch thread: watches and state changes; ZooKeeper's completion thread: read answers; the
+// runtime: session builds and retries), serialized by machine_mu_.
+class WatchCore final : public std::enable_shared_from_this<WatchCore> {
+ public:
+  WatchCore(WatchSettings settings, SessionFactory factory, Runtime* runtime)
       : settings_(std::move(settings)),
         factory_(std::move(factory)),
         clock_(settings_.clock != nullptr ? settings_.clock : &SystemClock::Instance()),
-        path_(MasterPath(settings_.root, settings_.cluster)) {
+        path_(MasterPath(settings_.root, settings_.cluster)),
+        runtime_(runtime) {
     info_.cluster = settings_.cluster;
   }
 
-  ~MasterWatchImpl() override {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
-    wake_.notify_all();
-    if (thread_.joinable()) thread_.join();
-    CloseSession();
-  }
-
   void Begin(std::unique_ptr<zk::ZkSession> first) {
-    if (first) InstallSession(std::move(first));
-    thread_ = std::thread([this] { Run(); });
+    // Installed on the runtime, so that no callback ever runs on the caller's thread.
+    auto holder = std::make_shared<std::unique_ptr<zk::ZkSession>>(std::move(first));
+    std::weak_ptr<WatchCore> weak = weak_from_this();
+    runtime_->PostAfter(std::chrono::milliseconds(0), [weak, holder] {
+      if (auto self = weak.lock()) self->RunStart(std::move(*holder));
+    });
   }
 
-  MasterInfo current() const override {
-    std::lock_guard lock(mu_);
+  // The handle's destructor: no callback starts after the machine lock is taken here (and a
+  // running one has finished), no runtime task of this watch is running when it returns, and
+  // the session is closed.
+  void Stop() {
+    std::unique_ptr<zk::ZkSession> session;
+    {
+      std::lock_guard machine(machine_mu_);
+      stopping_ = true;
+      ++generation_;
+      async_ = nullptr;
+      session = std::move(session_);
+    }
+    { std::lock_guard task(task_mu_); }  // a runtime task of this watch finishes; later ones quit
+    if (session) session->Close();  // runs pending completions here: they find stopping_
+  }
+
+  MasterInfo current() const {
+    std::lock_guard lock(info_mu_);
     return info_;
   }
 
-  void OnChange(Callback callback) override {
-    auto shared = callback ? std::make_shared<Callback>(std::move(callback)) : nullptr;
-    std::lock_guard lock(mu_);
+  void OnChange(MasterWatch::Callback callback) {
+    auto shared =
+        callback ? std::make_shared<MasterWatch::Callback>(std::move(callback)) : nullptr;
+    std::lock_guard lock(info_mu_);
     callback_ = std::move(shared);
   }
 
   bool WaitFor(const std::function<bool(const MasterInfo&)>& pred,
-               std::chrono::milliseconds timeout) override {
+               std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    std::unique_lock lock(mu_);
+    std::unique_lock lock(info_mu_);
     for (;;) {
       MasterInfo copy = info_;
       const uint64_t seen = info_version_;
@@ -167,195 +291,333 @@ class MasterWatchImpl final : public MasterWatch {
   }
 
  private:
+  // One read of the master znode, in flight: the child watch armed first (when it is not armed),
+  // then the node read, both sent at once (a session's requests are served in order), then, if
+  // the node is absent, an exists that arms the creation watch.
+  struct Cycle {
+    uint64_t id = 0;
+    int pending = 0;  // answers still to come
+    Status error = Status::Ok();
+    bool exists = false;
+    zk::NodeData node;
+    bool children_missing = false;
+    bool created_meanwhile = false;
+  };
+
   void Log(int level, const std::string& line) const {
     if (settings_.log) settings_.log(level, line);
   }
 
-  // --- Called on the session's dispatch thread: record and wake, nothing else. ---
+  // ---- runtime tasks (task_mu_ held, so Stop() waits for them) ----
 
-  void OnWatch(uint64_t generation, WatchKind kind) {
-    {
-      std::lock_guard lock(mu_);
-      if (generation != generation_) return;
-      (kind == WatchKind::kData ? data_fired_ : children_fired_) = true;
+  void RunStart(std::unique_ptr<zk::ZkSession> first) {
+    std::lock_guard task(task_mu_);
+    if (first) {
+      InstallSession(std::move(first));
+    } else {
+      BuildSession();
     }
-    wake_.notify_all();
   }
 
-  void OnState(uint64_t generation, zk::SessionState state) {
+  // Replaces a dead session (or retries a failed build).
+  void RunRebuild() {
+    std::lock_guard task(task_mu_);
+    std::unique_ptr<zk::ZkSession> old;
     {
-      std::lock_guard lock(mu_);
-      if (generation != generation_) return;
-      pending_states_.push_back(state);
+      std::lock_guard machine(machine_mu_);
+      rebuild_scheduled_ = false;
+      if (stopping_) return;
+      if (session_) {
+        Log(1, "master_watch event=session_ended cluster=" + settings_.cluster + " state=" +
+                   zk::SessionStateName(session_->state()) + " action=new_session");
+        MarkDisconnectedLocked("session_ended");
+        ++generation_;  // anything still queued by the old session is dropped
+        async_ = nullptr;
+        cycle_active_ = false;
+        old = std::move(session_);
+      }
     }
-    wake_.notify_all();
+    if (old) old->Close();  // may block for seconds: never under machine_mu_
+    BuildSession();
   }
 
-  zk::Watcher MakeWatcher(WatchKind kind) {
-    const uint64_t generation = session_generation_;
-    return [this, generation, kind](const zk::WatchEvent&) { OnWatch(generation, kind); };
+  void RunRetry() {
+    std::lock_guard machine(machine_mu_);
+    retry_scheduled_ = false;
+    if (stopping_ || !need_read_) return;
+    StartReadLocked();
   }
 
-  // --- The watch thread. ---
+  void BuildSession() {
+    StatusOr<std::unique_ptr<zk::ZkSession>> made = factory_();
+    if (!made.ok()) {
+      Log(2, "master_watch event=session_failed cluster=" + settings_.cluster + " error=\"" +
+                 made.status().ToString() + "\" retry_ms=" +
+                 std::to_string(settings_.retry_interval.count()));
+      std::lock_guard machine(machine_mu_);
+      ScheduleRebuildLocked(settings_.retry_interval);
+      return;
+    }
+    Log(1, "master_watch event=session_started cluster=" + settings_.cluster);
+    InstallSession(std::move(made).value());
+  }
 
   void InstallSession(std::unique_ptr<zk::ZkSession> session) {
     {
-      std::lock_guard lock(mu_);
-      session_generation_ = ++generation_;
-      pending_states_.clear();
-      data_fired_ = children_fired_ = false;
+      std::lock_guard machine(machine_mu_);
+      if (!stopping_) {
+        session_ = std::move(session);
+        const uint64_t generation = ++generation_;
+        async_ = dynamic_cast<zk::ZkClient*>(session_.get());
+        data_armed_ = children_armed_ = false;
+        cycle_active_ = false;
+        read_again_ = false;
+        session_->SetStateListener([this, generation](zk::SessionState state, int64_t) {
+          OnState(generation, state);
+        });
+        // A connection made before the listener was set produced no event we saw: look now.
+        StartReadLocked();
+      }
     }
-    session_ = std::move(session);
-    data_armed_ = children_armed_ = false;
-    need_read_ = true;  // read as soon as it is connected
-    const uint64_t generation = session_generation_;
-    session_->SetStateListener(
-        [this, generation](zk::SessionState state, int64_t) { OnState(generation, state); });
-    // A connection made before the listener was set produced no event we saw: the loop checks
-    // session_->state() itself, so nothing is lost.
+    if (session) session->Close();  // stopped meanwhile
   }
 
-  void CloseSession() {
-    if (!session_) return;
-    {
-      std::lock_guard lock(mu_);
-      ++generation_;  // anything still queued by the old session is dropped
-    }
-    session_->Close();  // may block for seconds: never under our lock, never on its thread
-    session_.reset();
+  // ---- events from the session (its dispatch thread) ----
+
+  void OnWatch(uint64_t generation, WatchKind kind) {
+    std::lock_guard machine(machine_mu_);
+    if (stopping_ || generation != generation_) return;
+    (kind == WatchKind::kData ? data_armed_ : children_armed_) = false;  // one-shot: it fired
+    StartReadLocked();
   }
 
-  void Run() {
-    for (;;) {
-      if (!session_) {
-        StatusOr<std::unique_ptr<zk::ZkSession>> made = factory_();
-        if (made.ok()) {
-          InstallSession(std::move(made).value());
-          Log(1, "master_watch event=session_started cluster=" + settings_.cluster);
-        } else {
-          Log(2, "master_watch event=session_failed cluster=" + settings_.cluster +
-                     " error=\"" + made.status().ToString() + "\" retry_ms=" +
-                     std::to_string(settings_.retry_interval.count()));
-          if (WaitStopping(settings_.retry_interval)) return;
-          continue;
-        }
-      }
-
-      std::vector<zk::SessionState> states;
-      bool data_fired = false;
-      bool children_fired = false;
-      {
-        std::unique_lock lock(mu_);
-        auto has_work = [&] {
-          return stopping_ || !pending_states_.empty() || data_fired_ || children_fired_;
-        };
-        // A read that failed (or a session not yet connected) is retried on a timer as well as
-        // on the next event.
-        if (need_read_) {
-          wake_.wait_for(lock, settings_.retry_interval, has_work);
-        } else {
-          wake_.wait(lock, has_work);
-        }
-        if (stopping_) return;
-        states.swap(pending_states_);
-        std::swap(data_fired, data_fired_);
-        std::swap(children_fired, children_fired_);
-      }
-
-      bool dead = false;
-      for (zk::SessionState state : states) {
-        switch (state) {
-          case zk::SessionState::kConnected: need_read_ = true; break;
-          case zk::SessionState::kConnecting: MarkDisconnected("connection_lost"); break;
-          case zk::SessionState::kExpired:
-          case zk::SessionState::kAuthFailed:
-          case zk::SessionState::kClosed: dead = true; break;
-        }
-      }
-      if (data_fired) data_armed_ = false;
-      if (children_fired) children_armed_ = false;
-      if (data_fired || children_fired) need_read_ = true;
-
-      const zk::SessionState now_state = session_->state();
-      if (now_state == zk::SessionState::kExpired || now_state == zk::SessionState::kAuthFailed ||
-          now_state == zk::SessionState::kClosed) {
-        dead = true;
-      }
-      if (!dead && need_read_ && now_state == zk::SessionState::kConnected) {
-        Status read = ReadAndApply();
-        if (read.ok()) {
-          need_read_ = false;
-        } else if (read.code() == StatusCode::kSessionExpired) {
-          dead = true;
-        } else {
-          Log(read.code() == StatusCode::kConnectionLoss ? 0 : 2,
-              "master_watch event=read_failed cluster=" + settings_.cluster + " path=" + path_ +
-                  " error=\"" + read.ToString() + "\"");
-        }
-      } else if (!dead && now_state == zk::SessionState::kConnecting) {
-        MarkDisconnected("connection_lost");
-      }
-
-      if (dead) {
-        Log(1, "master_watch event=session_ended cluster=" + settings_.cluster + " state=" +
-                   zk::SessionStateName(session_->state()) + " action=new_session");
-        MarkDisconnected("session_ended");
-        CloseSession();
-      }
+  void OnState(uint64_t generation, zk::SessionState state) {
+    std::lock_guard machine(machine_mu_);
+    if (stopping_ || generation != generation_) return;
+    switch (state) {
+      case zk::SessionState::kConnected: StartReadLocked(); break;
+      case zk::SessionState::kConnecting: MarkDisconnectedLocked("connection_lost"); break;
+      case zk::SessionState::kExpired:
+      case zk::SessionState::kAuthFailed:
+      case zk::SessionState::kClosed: ScheduleRebuildLocked(std::chrono::milliseconds(0)); break;
     }
   }
 
-  // Returns true if stopping.
-  bool WaitStopping(std::chrono::milliseconds d) {
-    std::unique_lock lock(mu_);
-    return wake_.wait_for(lock, d, [&] { return stopping_; });
+  zk::Watcher MakeWatcher(WatchKind kind) {
+    const uint64_t generation = generation_;
+    // `this` outlives every session: each is closed (no callback after that) before we go.
+    return [this, generation, kind](const zk::WatchEvent&) { OnWatch(generation, kind); };
   }
 
-  Status ReadAndApply() {
-    Snapshot snap;
-    for (int attempt = 0;; ++attempt) {
-      bool children_missing = false;
-      if (!children_armed_) {
-        auto children = session_->GetChildren(path_, MakeWatcher(WatchKind::kChildren));
-        if (children.ok()) {
-          children_armed_ = true;
-        } else if (children.status().code() == StatusCode::kNotFound) {
-          children_missing = true;  // the data (exists) watch reports the creation
-        } else {
-          return children.status();
-        }
+  // ---- the read cycle (machine_mu_ held) ----
+
+  void ScheduleRebuildLocked(std::chrono::milliseconds delay) {
+    if (stopping_ || rebuild_scheduled_) return;
+    rebuild_scheduled_ = true;
+    std::weak_ptr<WatchCore> weak = weak_from_this();
+    runtime_->PostAfter(delay, [weak] {
+      if (auto self = weak.lock()) self->RunRebuild();
+    });
+  }
+
+  void ScheduleRetryLocked() {
+    if (stopping_ || retry_scheduled_) return;
+    retry_scheduled_ = true;
+    std::weak_ptr<WatchCore> weak = weak_from_this();
+    runtime_->PostAfter(settings_.retry_interval, [weak] {
+      if (auto self = weak.lock()) self->RunRetry();
+    });
+  }
+
+  // Reads now if connected and no read is in flight; otherwise remembers to (after the read in
+  // flight, on the next kConnected, or on the retry timer).
+  void StartReadLocked() {
+    if (stopping_ || !session_) return;
+    need_read_ = true;
+    if (cycle_active_) {
+      read_again_ = true;
+      return;
+    }
+    const zk::SessionState state = session_->state();
+    if (IsFinal(state)) {
+      ScheduleRebuildLocked(std::chrono::milliseconds(0));
+      return;
+    }
+    if (state != zk::SessionState::kConnected) {
+      MarkDisconnectedLocked("connection_lost");
+      ScheduleRetryLocked();
+      return;
+    }
+    cycle_active_ = true;
+    read_again_ = false;
+    attempt_ = 0;
+    IssueCycleLocked();
+  }
+
+  void IssueCycleLocked() {
+    cycle_ = Cycle{};
+    cycle_.id = ++cycle_seq_;
+    const bool ask_children = !children_armed_;
+    const bool watch_data = !data_armed_;
+    cycle_.pending = ask_children ? 2 : 1;
+    // Armed from the moment the request is sent: its answer comes before any event of the watch
+    // (the C client serves answers and events in order). A failed request clears the flag.
+    if (ask_children) {
+      children_armed_ = true;
+      IssueChildrenLocked();
+    }
+    data_armed_ = true;
+    IssueGetLocked(watch_data);
+    // Nothing here after the last request: with a synchronous session its answer (and maybe
+    // the next cycle) has already been handled.
+  }
+
+  // Each Issue*Locked sends one request. Over a ZkClient it is asynchronous and its answer comes
+  // on the completion thread; over any other session (FakeZk in tests) the synchronous call runs
+  // here and its answer is handled at once. Either way the On*Locked handler sees it.
+  void IssueChildrenLocked() {
+    const uint64_t generation = generation_;
+    const uint64_t id = cycle_.id;
+    zk::Watcher watch = MakeWatcher(WatchKind::kChildren);
+    if (async_ != nullptr) {
+      Status sent = async_->GetChildrenAsync(
+          path_, std::move(watch),
+          [self = shared_from_this(), generation, id](StatusOr<std::vector<std::string>> got) {
+            std::lock_guard machine(self->machine_mu_);
+            self->OnChildrenLocked(generation, id, got.status());
+          },
+          kOnCompletionThread);
+      if (!sent.ok()) OnChildrenLocked(generation, id, sent);
+      return;
+    }
+    OnChildrenLocked(generation, id, session_->GetChildren(path_, std::move(watch)).status());
+  }
+
+  void IssueGetLocked(bool watched) {
+    const uint64_t generation = generation_;
+    const uint64_t id = cycle_.id;
+    zk::Watcher watch = watched ? MakeWatcher(WatchKind::kData) : nullptr;
+    if (async_ != nullptr) {
+      Status sent = async_->GetAsync(
+          path_, std::move(watch),
+          [self = shared_from_this(), generation, id, watched](StatusOr<zk::NodeData> got) {
+            std::lock_guard machine(self->machine_mu_);
+            self->OnGetLocked(generation, id, watched, std::move(got));
+          },
+          kOnCompletionThread);
+      if (!sent.ok()) OnGetLocked(generation, id, watched, sent);
+      return;
+    }
+    OnGetLocked(generation, id, watched, session_->Get(path_, std::move(watch)));
+  }
+
+  void IssueExistsLocked(bool watched) {
+    const uint64_t generation = generation_;
+    const uint64_t id = cycle_.id;
+    zk::Watcher watch = watched ? MakeWatcher(WatchKind::kData) : nullptr;
+    if (async_ != nullptr) {
+      Status sent = async_->ExistsAsync(
+          path_, std::move(watch),
+          [self = shared_from_this(), generation, id,
+           watched](StatusOr<std::optional<zk::Stat>> got) {
+            std::lock_guard machine(self->machine_mu_);
+            self->OnExistsLocked(generation, id, watched, std::move(got));
+          },
+          kOnCompletionThread);
+      if (!sent.ok()) OnExistsLocked(generation, id, watched, sent);
+      return;
+    }
+    OnExistsLocked(generation, id, watched, session_->Exists(path_, std::move(watch)));
+  }
+
+  bool CurrentCycleLocked(uint64_t generation, uint64_t id) const {
+    return !stopping_ && generation == generation_ && cycle_active_ && id == cycle_.id;
+  }
+
+  void OnChildrenLocked(uint64_t generation, uint64_t id, const Status& got) {
+    if (!CurrentCycleLocked(generation, id)) return;
+    if (!got.ok()) {
+      children_armed_ = false;
+      if (got.code() == StatusCode::kNotFound) {
+        cycle_.children_missing = true;  // the data (exists) watch reports the creation
+      } else if (cycle_.error.ok()) {
+        cycle_.error = got;
       }
-      snap = Snapshot{};
-      auto got = session_->Get(path_, data_armed_ ? nullptr : MakeWatcher(WatchKind::kData));
-      if (got.ok()) {
-        data_armed_ = true;
-        snap.exists = true;
-        snap.data = std::move(got->data);
-        snap.stat = got->stat;
-      } else if (got.status().code() == StatusCode::kNotFound) {
+    }
+    FinishOpLocked();
+  }
+
+  void OnGetLocked(uint64_t generation, uint64_t id, bool watched, StatusOr<zk::NodeData> got) {
+    if (!CurrentCycleLocked(generation, id)) return;
+    if (got.ok()) {
+      cycle_.exists = true;
+      cycle_.node = std::move(got).value();
+    } else {
+      if (watched) data_armed_ = false;  // a failed get arms nothing
+      if (got.status().code() == StatusCode::kNotFound && cycle_.error.ok()) {
         // Absent: an exists watch fires on creation.
-        auto exists =
-            session_->Exists(path_, data_armed_ ? nullptr : MakeWatcher(WatchKind::kData));
-        if (!exists.ok()) return exists.status();
+        const bool watch_exists = !data_armed_;
         data_armed_ = true;
-        if (exists->has_value()) {
-          if (attempt < 3) continue;  // created in between: read it (the watch is armed now)
-          return Status(StatusCode::kConnectionLoss, "master znode keeps appearing and vanishing");
-        }
-      } else {
-        return got.status();
+        ++cycle_.pending;
+        IssueExistsLocked(watch_exists);
+      } else if (cycle_.error.ok()) {
+        cycle_.error = got.status();
       }
-      if (snap.exists && children_missing) {
-        if (attempt < 3) continue;  // created between the two calls: arm the child watch too
-        return Status(StatusCode::kConnectionLoss, "master znode keeps appearing and vanishing");
-      }
-      break;
     }
-    Apply(snap);
-    return Status::Ok();
+    FinishOpLocked();
   }
 
-  void Apply(const Snapshot& snap) {
+  void OnExistsLocked(uint64_t generation, uint64_t id, bool watched,
+                      StatusOr<std::optional<zk::Stat>> got) {
+    if (!CurrentCycleLocked(generation, id)) return;
+    if (!got.ok()) {
+      if (watched) data_armed_ = false;
+      if (cycle_.error.ok()) cycle_.error = got.status();
+    } else if (got->has_value()) {
+      cycle_.created_meanwhile = true;  // read it (the watch is armed now)
+    }
+    FinishOpLocked();
+  }
+
+  void FinishOpLocked() {
+    if (--cycle_.pending > 0) return;
+    if (!cycle_.error.ok()) {
+      cycle_active_ = false;
+      ReadFailedLocked(cycle_.error);
+      return;
+    }
+    if (cycle_.created_meanwhile || (cycle_.exists && cycle_.children_missing)) {
+      // Created between two requests: read again, arming what is missing.
+      if (++attempt_ <= 3) {
+        IssueCycleLocked();
+        return;
+      }
+      cycle_active_ = false;
+      ReadFailedLocked(
+          Status(StatusCode::kConnectionLoss, "master znode keeps appearing and vanishing"));
+      return;
+    }
+    cycle_active_ = false;
+    need_read_ = false;
+    const Cycle done = std::move(cycle_);
+    cycle_ = Cycle{};
+    ApplyLocked(done);
+    if (read_again_) StartReadLocked();
+  }
+
+  void ReadFailedLocked(const Status& error) {
+    need_read_ = true;
+    if (error.code() == StatusCode::kSessionExpired || IsFinal(session_->state())) {
+      ScheduleRebuildLocked(std::chrono::milliseconds(0));
+      return;
+    }
+    Log(error.code() == StatusCode::kConnectionLoss ? 0 : 2,
+        "master_watch event=read_failed cluster=" + settings_.cluster + " path=" + path_ +
+            " error=\"" + error.ToString() + "\"");
+    ScheduleRetryLocked();
+  }
+
+  void ApplyLocked(const Cycle& snap) {
     const MonoTime now = clock_->Now();
     MasterInfo base = current();
     MasterInfo next = base;
@@ -367,11 +629,12 @@ class MasterWatchImpl final : public MasterWatch {
       next.cluster = settings_.cluster;
       next.status = MasterStatus::kNoMaster;
       next.confirmed_at = now;
-      Publish(next, "record_absent");
+      PublishLocked(next, "record_absent");
       return;
     }
 
-    const std::pair<int64_t, int64_t> order{snap.stat.mzxid, snap.stat.pzxid};
+    const zk::Stat& stat = snap.node.stat;
+    const std::pair<int64_t, int64_t> order{stat.mzxid, stat.pzxid};
     if (applied_any_ && order < last_applied_) {
       Log(0, "master_watch event=stale_state_ignored cluster=" + settings_.cluster +
                  " mzxid=" + std::to_string(order.first) + " pzxid=" +
@@ -381,12 +644,12 @@ class MasterWatchImpl final : public MasterWatch {
       return;  // the watch fires when this server catches up
     }
 
-    StatusOr<model::MasterRecord> record = model::MasterRecord::FromJson(snap.data);
+    StatusOr<model::MasterRecord> record = model::MasterRecord::FromJson(snap.node.data);
     if (!record.ok()) {
-      if (snap.stat.mzxid != last_corrupt_mzxid_) {
-        last_corrupt_mzxid_ = snap.stat.mzxid;
+      if (stat.mzxid != last_corrupt_mzxid_) {
+        last_corrupt_mzxid_ = stat.mzxid;
         Log(3, "master_watch event=corrupt_payload_ignored cluster=" + settings_.cluster +
-                   " path=" + path_ + " mzxid=" + std::to_string(snap.stat.mzxid) + " error=\"" +
+                   " path=" + path_ + " mzxid=" + std::to_string(stat.mzxid) + " error=\"" +
                    record.status().message() + "\" action=keep_previous_state" +
                    " fix=\"the master record must be written by the pgherald orchestrator\"");
       }
@@ -394,7 +657,7 @@ class MasterWatchImpl final : public MasterWatch {
       // record it cannot read is not a verified master, so at best kUnverified.
       if (base.status == MasterStatus::kDisconnected) {
         next.status = base.node.empty() ? MasterStatus::kNoMaster : MasterStatus::kUnverified;
-        Publish(next, "corrupt_record");
+        PublishLocked(next, "corrupt_record");
       }
       return;
     }
@@ -404,9 +667,9 @@ class MasterWatchImpl final : public MasterWatch {
     next = MasterInfo{};
     next.cluster = settings_.cluster;
     next.confirmed_at = now;
-    next.mzxid = snap.stat.mzxid;
+    next.mzxid = stat.mzxid;
     next.epoch = record->epoch;
-    next.vouchers = snap.stat.num_children;
+    next.vouchers = stat.num_children;
     if (record->state == model::MasterState::kNoMaster) {
       next.status = MasterStatus::kNoMaster;
     } else {
@@ -416,41 +679,44 @@ class MasterWatchImpl final : public MasterWatch {
       next.timeline = record->timeline;
       next.status = next.vouchers > 0 ? MasterStatus::kVouched : MasterStatus::kUnverified;
     }
-    Publish(next, "read");
+    PublishLocked(next, "read");
   }
 
-  void MarkDisconnected(const char* why) {
+  void MarkDisconnectedLocked(const char* why) {
     MasterInfo next = current();
     if (next.status == MasterStatus::kDisconnected) return;
     next.status = MasterStatus::kDisconnected;
     // Until now the armed watches kept the state confirmed; its age counts from here.
     next.confirmed_at = clock_->Now();
-    Publish(next, why);
+    PublishLocked(next, why);
   }
 
   // Stores `next`; if it differs from the current state (status, master or vouchers), logs the
   // transition and runs the callback. The line is logged before the state becomes visible, the
-  // callback runs after (outside the lock). Only the watch thread writes info_.
-  void Publish(const MasterInfo& next, const char* why) {
-    bool changed = false;
+  // callback runs after, under machine_mu_ (so calls are serialized and in order, and Stop()
+  // waits for a running one) but not under info_mu_ (so it may call current(), OnChange() and
+  // WaitFor()).
+  void PublishLocked(const MasterInfo& next, const char* why) {
+    if (stopping_) return;
     {
-      std::lock_guard lock(mu_);
-      changed = !SameState(info_, next);
-      if (!changed) {
+      std::lock_guard lock(info_mu_);
+      if (SameState(info_, next)) {
         info_.confirmed_at = next.confirmed_at;
         return;
       }
     }
-    std::ostringstream line;
-    line << "master_watch event=transition cluster=" << next.cluster
-         << " status=" << MasterStatusName(next.status) << " node=" << next.node
-         << " host=" << next.host << " port=" << next.port << " timeline=" << next.timeline
-         << " epoch=" << next.epoch << " vouchers=" << next.vouchers << " mzxid=" << next.mzxid
-         << " cause=" << why;
-    Log(1, line.str());
-    std::shared_ptr<Callback> callback;
+    if (settings_.log) {
+      std::ostringstream line;
+      line << "master_watch event=transition cluster=" << next.cluster
+           << " status=" << MasterStatusName(next.status) << " node=" << next.node
+           << " host=" << next.host << " port=" << next.port << " timeline=" << next.timeline
+           << " epoch=" << next.epoch << " vouchers=" << next.vouchers << " mzxid=" << next.mzxid
+           << " cause=" << why;
+      Log(1, line.str());
+    }
+    std::shared_ptr<MasterWatch::Callback> callback;
     {
-      std::lock_guard lock(mu_);
+      std::lock_guard lock(info_mu_);
       info_ = next;
       ++info_version_;
       callback = callback_;
@@ -463,31 +729,59 @@ class MasterWatchImpl final : public MasterWatch {
   const SessionFactory factory_;
   const Clock* const clock_;
   const std::string path_;
+  Runtime* const runtime_;  // outlives us: the handle holds it and stops us first
 
-  mutable std::mutex mu_;
-  std::condition_variable wake_;     // the watch thread waits here for events
-  std::condition_variable changed_;  // WaitFor waits here for a new info_
-  // Guarded by mu_.
+  // Held by every runtime task of this watch, so that Stop() can wait for them.
+  std::mutex task_mu_;
+
+  // The machine. Never held while a session is closed or built, or while waiting for an answer.
+  std::mutex machine_mu_;
   bool stopping_ = false;
   uint64_t generation_ = 0;  // of the current session; bumped when it is replaced
-  std::vector<zk::SessionState> pending_states_;
-  bool data_fired_ = false;
-  bool children_fired_ = false;
-  MasterInfo info_;
-  uint64_t info_version_ = 0;
-  std::shared_ptr<Callback> callback_;
-
-  // Watch thread only.
   std::unique_ptr<zk::ZkSession> session_;
-  uint64_t session_generation_ = 0;
+  zk::ZkClient* async_ = nullptr;  // session_, when it is a ZkClient (asynchronous reads)
   bool data_armed_ = false;
   bool children_armed_ = false;
-  bool need_read_ = false;
+  bool need_read_ = false;     // the last read failed or a read is due
+  bool cycle_active_ = false;  // a read cycle is in flight
+  bool read_again_ = false;    // an event came during the cycle: read once more after it
+  int attempt_ = 0;
+  uint64_t cycle_seq_ = 0;
+  Cycle cycle_;
+  bool rebuild_scheduled_ = false;
+  bool retry_scheduled_ = false;
   bool applied_any_ = false;
   std::pair<int64_t, int64_t> last_applied_{0, 0};  // (mzxid, pzxid)
   int64_t last_corrupt_mzxid_ = -1;
 
-  std::thread thread_;
+  // The published state, for any thread.
+  mutable std::mutex info_mu_;
+  std::condition_variable changed_;  // WaitFor waits here for a new info_
+  MasterInfo info_;
+  uint64_t info_version_ = 0;
+  std::shared_ptr<MasterWatch::Callback> callback_;
+};
+
+class MasterWatchImpl final : public MasterWatch {
+ public:
+  MasterWatchImpl(WatchSettings settings, SessionFactory factory)
+      : runtime_(Runtime::Acquire()),
+        core_(std::make_shared<WatchCore>(std::move(settings), std::move(factory),
+                                          runtime_.get())) {}
+  ~MasterWatchImpl() override { core_->Stop(); }
+
+  void Begin(std::unique_ptr<zk::ZkSession> first) { core_->Begin(std::move(first)); }
+
+  MasterInfo current() const override { return core_->current(); }
+  void OnChange(Callback callback) override { core_->OnChange(std::move(callback)); }
+  bool WaitFor(const std::function<bool(const MasterInfo&)>& pred,
+               std::chrono::milliseconds timeout) override {
+    return core_->WaitFor(pred, timeout);
+  }
+
+ private:
+  const std::shared_ptr<Runtime> runtime_;  // declared first: outlives the core's tasks
+  const std::shared_ptr<WatchCore> core_;
 };
 
 }  // namespace
@@ -511,6 +805,12 @@ std::unique_ptr<MasterWatch> MasterWatch::Start(const MasterWatchOptions& option
   zk_options.connect = options.zk_connect;
   zk_options.session_timeout = options.session_timeout;
   zk_options.connect_timeout = std::chrono::milliseconds(0);  // never block Start()
+  // Re-resolve the ensemble's names only on connection loss: by default the C client calls
+  // getaddrinfo at every wake-up of its I/O thread, which was the largest single cost of a
+  // fan-out to thousands of watches (docs/client-library.md, "Benchmark: watch fan-out").
+  zk_options.resolve_delay = std::chrono::milliseconds(-1);
+  // The watch never looks at its lease: no lease pings (the C client's own keep the session).
+  zk_options.lease_pings = false;
   if (!options.zk_auth.empty()) {
     const size_t colon = options.zk_auth.find(':');
     zk_options.auth = zk::ZkDigestAuth{options.zk_auth.substr(0, colon),

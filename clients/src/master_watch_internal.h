@@ -15,10 +15,11 @@
 
 namespace pgherald::client::internal {
 
-// Builds one ZooKeeper session. Called on the watch thread: once at start and again after every
-// expiry (a ZkSession is one session and is dead for good once expired). It should not block for
-// long: the real factory returns at once with a session still in kConnecting. An error is logged
-// and the factory is called again after WatchSettings::retry_interval.
+// Builds one ZooKeeper session. Called on the library's runtime thread: once at start and again
+// after every expiry (a ZkSession is one session and is dead for good once expired). It should
+// not block for long (the runtime thread is shared by all the watches of the process): the real
+// factory returns at once with a session still in kConnecting. An error is logged and the
+// factory is called again after WatchSettings::retry_interval.
 using SessionFactory = zk::SessionFactory;
 
 struct WatchSettings {
@@ -39,7 +40,9 @@ Status ValidateOptions(const MasterWatchOptions& options);
 std::string MasterPath(const std::string& root, const std::string& cluster);
 
 // Starts a watch over sessions made by `factory`. `first` is the first session if the caller
-// already built it (nullptr: the watch thread calls the factory). Never fails.
+// already built it (nullptr: the runtime thread calls the factory). Never fails. Sessions that
+// are zk::ZkClient are read asynchronously; any other ZkSession (FakeZk) with its synchronous
+// calls, made from its own callbacks, which such a session must allow (FakeZk does).
 std::unique_ptr<MasterWatch> StartWithFactory(WatchSettings settings, SessionFactory factory,
                                               std::unique_ptr<zk::ZkSession> first = nullptr);
 

@@ -77,6 +77,10 @@ zk::ZkClientOptions ClientOptions(const std::string& connect) {
   o.session_timeout = milliseconds(30000);
   o.connect_timeout = milliseconds(30000);
   o.log_sink = [](zk::ZkLogLevel, const std::string&) {};
+  // As MasterWatch sets it: no getaddrinfo at every wake-up of the C client's I/O thread, so the
+  // raw kinds measure ZooKeeper, not the C client's default DNS polling.
+  o.resolve_delay = milliseconds(-1);
+  o.lease_pings = false;  // likewise: no extra request per session every timeout/6
   return o;
 }
 
@@ -93,14 +97,18 @@ int RunChild(const std::string& mode, const std::string& connect, int count) {
   std::vector<std::atomic<int64_t>> times(count);
   std::atomic<std::uint64_t> expected{0};
   std::mutex mu;
-  std::condition_variable cv;
-  int notified = 0;
+  std::condition_variable cv;        // the main thread waits here for the last notification
+  std::condition_variable queue_cv;  // raw-read's workers wait here
+  std::atomic<int> notified{0};
+  // Lock-free, and the main thread is woken once, by the last watcher: the measuring harness must
+  // not add a contended lock and a wake-up per notification to what it measures.
   auto record = [&](int i) {
     int64_t zero = 0;
     if (times[i].compare_exchange_strong(zero, NowNs())) {
-      std::lock_guard lock(mu);
-      ++notified;
-      cv.notify_all();
+      if (notified.fetch_add(1) + 1 == count) {
+        std::lock_guard lock(mu);
+        cv.notify_all();
+      }
     }
   };
 
@@ -116,7 +124,7 @@ int RunChild(const std::string& mode, const std::string& connect, int count) {
     return [&, i](const zk::WatchEvent&) {
       std::lock_guard lock(mu);
       queue.push_back(i);
-      cv.notify_all();
+      queue_cv.notify_one();
     };
   };
 
@@ -151,7 +159,7 @@ int RunChild(const std::string& mode, const std::string& connect, int count) {
         workers.emplace_back([&] {
           std::unique_lock lock(mu);
           for (;;) {
-            cv.wait(lock, [&] { return stopping || !queue.empty(); });
+            queue_cv.wait(lock, [&] { return stopping || !queue.empty(); });
             if (stopping) return;
             int i = queue.front();
             queue.pop_front();
@@ -175,10 +183,7 @@ int RunChild(const std::string& mode, const std::string& connect, int count) {
       std::uint64_t epoch = 0;
       std::cin >> epoch;
       for (auto& t : times) t = 0;
-      {
-        std::lock_guard lock(mu);
-        notified = 0;
-      }
+      notified = 0;
       expected = epoch;
       if (mode == "raw") {
         for (int i = 0; i < count; ++i) {
@@ -198,9 +203,9 @@ int RunChild(const std::string& mode, const std::string& connect, int count) {
       std::cout << "armed" << std::endl;
     } else if (cmd == "collect") {
       std::unique_lock lock(mu);
-      cv.wait_for(lock, std::chrono::seconds(60), [&] { return notified == count; });
+      cv.wait_for(lock, std::chrono::seconds(60), [&] { return notified.load() == count; });
       std::ostringstream line;
-      line << "times " << notified;
+      line << "times " << notified.load();
       for (auto& t : times) {
         if (t.load() != 0) line << ' ' << t.load();
       }
@@ -214,7 +219,7 @@ int RunChild(const std::string& mode, const std::string& connect, int count) {
     std::lock_guard lock(mu);
     stopping = true;
   }
-  cv.notify_all();
+  queue_cv.notify_all();
   for (auto& t : workers) t.join();
   watches.clear();
   clients.clear();

@@ -108,6 +108,9 @@ class MasterWatchTest : public ::testing::Test {
       logs_.push_back(std::to_string(level) + " " + line);
       cv_.notify_all();
     };
+    // mu_ is held until the callback is set: the factory (on the library's runtime thread) waits
+    // for it, so the first change is never missed.
+    std::lock_guard start_lock(mu_);
     watch_ = internal::StartWithFactory(settings, [this]() {
       std::lock_guard lock(mu_);
       ++sessions_made_;
@@ -371,7 +374,7 @@ TEST_F(MasterWatchTest, CorruptPayloadKeepsThePreviousStateAndNamesPathAndField)
   ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n3"));
 }
 
-TEST_F(MasterWatchTest, CallbackRunsOnTheWatchThreadAndMayCallTheWatch) {
+TEST_F(MasterWatchTest, CallbackRunsOnALibraryThreadAndMayCallTheWatch) {
   Publish("n1", 5433, 1);
   StartWatch();
   ASSERT_TRUE(WaitStatus(MasterStatus::kUnverified, "n1"));
@@ -476,7 +479,7 @@ TEST_F(MasterWatchTest, CApiRoundTrip) {
   EXPECT_EQ(info.writable, 0);
   EXPECT_EQ(pgherald_master_conninfo(&info, nullptr, buf, sizeof buf), 0u);
   EXPECT_STREQ(buf, "");
-  pgherald_watch_stop(handle);  // joins the watch thread: the callback has run by now
+  pgherald_watch_stop(handle);  // waits for a running callback: it has run by now
   std::lock_guard lock(log.mu);
   ASSERT_FALSE(log.statuses.empty());
   EXPECT_EQ(log.statuses.back(), PGHERALD_UNVERIFIED);

@@ -8,9 +8,14 @@
 // reconnect, applies a state only if its master znode's mzxid is newer than the last applied one,
 // and rebuilds its session after expiry.
 //
-// Threads: the change callback runs on the watch's own dispatch thread, one call at a time, never
-// on the caller's thread; it must not block for long and must not destroy the MasterWatch.
-// current() may be called from any thread.
+// Threads: a MasterWatch has no thread of its own. Its session has the ZooKeeper C client's two
+// threads and one dispatch thread; one runtime thread per process, shared by all watches, builds
+// and closes sessions and runs retry timers. The change callback runs on one of these library
+// threads (for a read change: the ZooKeeper client's completion thread, right after the read's
+// answer), one call at a time and in order, never on the caller's thread and never under a lock
+// that current(), OnChange() or WaitFor() take. It must not block for long (it holds up this
+// watch's events) and must not destroy the MasterWatch. current() may be called from any thread.
+// After the destructor returns no callback runs.
 #pragma once
 
 #include <chrono>

@@ -4,9 +4,10 @@
  * A thin layer over pgherald::client::MasterWatch (<pgherald/master_watch.h>): same states, same
  * threads, same guarantees. Link with `pkg-config --libs pgherald` or CMake's pgherald::client.
  *
- * Threads: the change callback runs on the watch's own thread, one call at a time, never on the
- * caller's thread; it must return quickly and must not call pgherald_watch_stop on its own handle.
- * Every other function may be called from any thread.
+ * Threads: the change callback runs on one of the library's threads (usually the ZooKeeper
+ * client's completion thread), one call at a time and in order, never on the caller's thread; it
+ * must return quickly and must not call pgherald_watch_stop on its own handle. Every other
+ * function may be called from any thread.
  *
  * Memory: the library never keeps a pointer the caller passed in (strings are copied) and never
  * hands out memory the caller must free, except the handle (pgherald_watch_stop frees it).
