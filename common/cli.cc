@@ -1,5 +1,7 @@
 #include "common/cli.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <sstream>
 
@@ -66,6 +68,39 @@ std::string Usage(const std::string& command, const std::string& summary,
   }
   out << "  --help" << std::string(width - 4 + 2, ' ') << "show this help\n";
   return out.str();
+}
+
+std::variant<DaemonArgs, int> ParseDaemonArgs(const std::string& command,
+                                              const std::string& summary,
+                                              const std::vector<OptionSpec>& specs,
+                                              const std::vector<std::string>& args,
+                                              const std::string& config_hint, std::FILE* out,
+                                              std::FILE* err) {
+  auto parsed = Parse(args, specs);
+  if (!parsed.ok()) {
+    std::fprintf(err, "pgherald %s: %s\n", command.c_str(), parsed.status().message().c_str());
+    return 2;
+  }
+  if (parsed->help) {
+    std::fprintf(out, "%s", Usage(command, summary, specs).c_str());
+    return 0;
+  }
+  auto path = parsed->Get("config");
+  if (!path) {
+    std::fprintf(err, "pgherald %s: --config FILE is required%s\n", command.c_str(),
+                 config_hint.empty() ? "" : (" (" + config_hint + ")").c_str());
+    return 2;
+  }
+  return DaemonArgs{std::move(*parsed), *path};
+}
+
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
 }
 
 }  // namespace pgherald::cli

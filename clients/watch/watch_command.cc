@@ -19,43 +19,26 @@ int RunWatchCommand(const std::vector<std::string>& args) {
   const std::vector<cli::OptionSpec> specs = {
       {"config", "FILE", "YAML configuration file (docs/watch.md)"},
       {"check", "", "validate the configuration (and templates) and exit"}};
-  auto parsed = cli::Parse(args, specs);
-  if (!parsed.ok()) {
-    std::fprintf(stderr, "pgherald watch: %s\n", parsed.status().message().c_str());
-    return 2;
-  }
-  if (parsed->help) {
-    std::printf("%s", cli::Usage("watch",
-                                 "Follow the published master and drive HAProxy, pgbouncer, "
-                                 "commands or files.",
-                                 specs)
-                          .c_str());
-    return 0;
-  }
-  auto path = parsed->Get("config");
-  if (!path.has_value()) {
-    std::fprintf(stderr, "pgherald watch: --config FILE is required (see docs/watch.md)\n");
-    return 2;
-  }
-  auto config = LoadWatchConfig(*path);
+  auto start = cli::ParseDaemonArgs(
+      "watch", "Follow the published master and drive HAProxy, pgbouncer, commands or files.",
+      specs, args, "see docs/watch.md");
+  if (const int* exit_code = std::get_if<int>(&start)) return *exit_code;
+  const auto& [flags, path] = std::get<cli::DaemonArgs>(start);
+  auto config = LoadWatchConfig(path);
   if (!config.ok()) {
     std::fprintf(stderr, "pgherald watch: invalid configuration:\n%s\n",
                  config.status().message().c_str());
     return 2;
   }
-  if (parsed->Has("check")) {
-    std::printf("%s: ok\n", path->c_str());
+  if (flags.Has("check")) {
+    std::printf("%s: ok\n", path.c_str());
     return 0;
   }
   log::Init(config->logging);
   const log::Logger logger("watch");
 
   // SIGINT/SIGTERM end the daemon: block them in every thread, wait for them here.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const sigset_t signals = cli::BlockStopSignals();
 
   std::vector<std::unique_ptr<ClusterController>> controllers;
   std::vector<std::unique_ptr<MasterSource>> sources;

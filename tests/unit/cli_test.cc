@@ -38,5 +38,56 @@ TEST(CliTest, UsageListsEveryOption) {
   EXPECT_NE(usage.find("--help"), std::string::npos);
 }
 
+// What a FILE* received (a tmpfile standing in for stdout/stderr).
+std::string Written(std::FILE* f) {
+  std::rewind(f);
+  std::string text;
+  char buf[256];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, f)) text.append(buf, n);
+  return text;
+}
+
+TEST(DaemonArgsTest, ReturnsTheConfigPathAndTheOtherFlags) {
+  std::FILE* out = std::tmpfile();
+  std::FILE* err = std::tmpfile();
+  auto r = ParseDaemonArgs("watch", "Drive sinks.", kSpecs, {"--config", "w.yaml", "--json"}, "",
+                           out, err);
+  ASSERT_TRUE(std::holds_alternative<DaemonArgs>(r));
+  EXPECT_EQ(std::get<DaemonArgs>(r).config_path, "w.yaml");
+  EXPECT_TRUE(std::get<DaemonArgs>(r).flags.Has("json"));
+  EXPECT_EQ(Written(out), "");
+  EXPECT_EQ(Written(err), "");
+  std::fclose(out);
+  std::fclose(err);
+}
+
+TEST(DaemonArgsTest, HelpPrintsUsageAndExitsZero) {
+  std::FILE* out = std::tmpfile();
+  std::FILE* err = std::tmpfile();
+  auto r = ParseDaemonArgs("poller", "Publishes observations.", kSpecs, {"--help"}, "", out, err);
+  ASSERT_TRUE(std::holds_alternative<int>(r));
+  EXPECT_EQ(std::get<int>(r), 0);
+  EXPECT_EQ(Written(out), Usage("poller", "Publishes observations.", kSpecs));
+  std::fclose(out);
+  std::fclose(err);
+}
+
+TEST(DaemonArgsTest, MissingConfigAndBadFlagsExitTwoNamingTheCommand) {
+  std::FILE* out = std::tmpfile();
+  std::FILE* err = std::tmpfile();
+  auto r = ParseDaemonArgs("watch", "s", kSpecs, {"--json"}, "see docs/watch.md", out, err);
+  ASSERT_TRUE(std::holds_alternative<int>(r));
+  EXPECT_EQ(std::get<int>(r), 2);
+  EXPECT_EQ(Written(err), "pgherald watch: --config FILE is required (see docs/watch.md)\n");
+  std::fclose(err);
+  err = std::tmpfile();
+  r = ParseDaemonArgs("orchestrator", "s", kSpecs, {"--confg", "x"}, "", out, err);
+  ASSERT_TRUE(std::holds_alternative<int>(r));
+  EXPECT_EQ(std::get<int>(r), 2);
+  EXPECT_NE(Written(err).find("pgherald orchestrator: unknown option --confg"), std::string::npos);
+  std::fclose(out);
+  std::fclose(err);
+}
+
 }  // namespace
 }  // namespace pgherald::cli
