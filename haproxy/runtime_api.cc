@@ -81,6 +81,13 @@ StatusOr<std::string> SendCommand(const std::string& socket_path, const std::str
   return answer;
 }
 
+StatusOr<bool> ParseSetAddrAnswer(const std::string& command, const std::string& answer) {
+  const std::string text = Trimmed(answer);
+  const bool changed = text.find("changed from") != std::string::npos;
+  if (changed || text.find("no need to change") != std::string::npos) return changed;
+  return FailedPrecondition("haproxy refused \"" + command + "\": " + text);
+}
+
 StatusOr<bool> SetServerAddr(const std::string& socket, const ServerRef& ref,
                              const std::string& host, int port,
                              std::chrono::milliseconds timeout) {
@@ -88,10 +95,57 @@ StatusOr<bool> SetServerAddr(const std::string& socket, const ServerRef& ref,
       "set server " + ref.Name() + " addr " + host + " port " + std::to_string(port);
   auto answer = SendCommand(socket, command, timeout);
   if (!answer.ok()) return answer.status();
-  const std::string text = Trimmed(*answer);
-  const bool changed = text.find("changed from") != std::string::npos;
-  if (changed || text.find("no need to change") != std::string::npos) return changed;
-  return FailedPrecondition("haproxy refused \"" + command + "\": " + text);
+  return ParseSetAddrAnswer(command, *answer);
+}
+
+StatusOr<BatchAnswer> SendBatch(const std::string& socket_path,
+                                const std::vector<std::string>& commands,
+                                std::chrono::milliseconds timeout) {
+  std::string line;
+  for (const auto& c : commands) line += c + ";";
+  line += "show info";
+  auto raw = SendCommand(socket_path, line, timeout);
+  if (!raw.ok()) return raw.status();
+  // Non-interactive mode ends each command's answer with an empty line: a silent success is just
+  // that empty line, and `show info` (last) has no empty line inside.
+  BatchAnswer out;
+  std::string current;
+  size_t start = 0;
+  while (start < raw->size() && out.answers.size() < commands.size()) {
+    size_t end = raw->find('\n', start);
+    if (end == std::string::npos) end = raw->size();
+    std::string l = raw->substr(start, end - start);
+    if (!l.empty() && l.back() == '\r') l.pop_back();
+    start = end + 1;
+    if (l.empty()) {
+      out.answers.push_back(Trimmed(current));
+      current.clear();
+    } else {
+      current += (current.empty() ? "" : "\n") + l;
+    }
+  }
+  const std::string info = start < raw->size() ? raw->substr(start) : "";
+  auto field = [&](const std::string& key) -> std::string {
+    const std::string tag = key + ": ";
+    size_t at = info.rfind("\n" + tag);
+    if (at != std::string::npos) {
+      at += 1;
+    } else if (info.rfind(tag, 0) == 0) {
+      at = 0;
+    } else {
+      return "";
+    }
+    at += tag.size();
+    return Trimmed(info.substr(at, info.find('\n', at) - at));
+  };
+  out.pid = field("Pid");
+  if (out.answers.size() != commands.size() || out.pid.empty()) {
+    return Unavailable("haproxy socket " + socket_path + " closed before answering \"" + line +
+                       "\" in full (a worker exiting after a reload?): \"" + Trimmed(*raw) +
+                       "\"");
+  }
+  out.stopping = field("Stopping") == "1";
+  return out;
 }
 
 Status RunSilentCommand(const std::string& socket, const std::string& command,

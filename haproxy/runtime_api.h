@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -27,6 +28,23 @@ struct ServerRef {
 // Returns whether the address or port actually changed (HAProxy said "changed from").
 StatusOr<bool> SetServerAddr(const std::string& socket, const ServerRef& ref, const std::string& host,
                      int port, std::chrono::milliseconds timeout);
+// The answer to `set server ... addr ...` (`command`), as SetServerAddr judges it.
+StatusOr<bool> ParseSetAddrAnswer(const std::string& command, const std::string& answer);
+
+// `commands` followed by `show info`, sent on ONE connection as one `;`-separated line, so a single
+// HAProxy process runs them all: during a reload the old and the new worker both accept on the
+// admin socket, and the caller must know which one it talked to.
+struct BatchAnswer {
+  std::vector<std::string> answers;  // one per command, trimmed ("" for a silent success)
+  std::string pid;                   // `show info` Pid: the worker that ran the commands
+  bool stopping = false;             // `show info` Stopping: an old worker on its way out
+};
+// kUnavailable when the socket cannot be reached or the connection closed before `show info`
+// answered (an exiting worker): both are worth retrying at once. kTimeout as SendCommand.
+StatusOr<BatchAnswer> SendBatch(const std::string& socket_path,
+                                const std::vector<std::string>& commands,
+                                std::chrono::milliseconds timeout);
+
 // Commands whose success is an empty answer: `set server B/S state ready|maint`,
 // `set server B/S health up`, `shutdown sessions server B/S`.
 Status RunSilentCommand(const std::string& socket, const std::string& command,

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <thread>
 
 #include "tests/e2e/stack.h"
@@ -140,7 +141,22 @@ int main(int argc, char** argv) {
         }
       }
     }
-    return sinks == 2;
+    if (sinks != 2) return false;
+    // ... and the HAProxy sink's config step (render, haproxy -c, swap, reload), which runs after
+    // the route is live, finished for this epoch: the next change then meets a settled HAProxy,
+    // as it did when that step ran inside the sink's apply.
+    std::size_t at = 0;
+    while ((at = text.find("haproxy_config_", at)) != std::string::npos) {
+      const std::size_t eol = text.find('\n', at);
+      const std::string line = text.substr(at, eol - at);
+      at = eol;
+      if (line.find(tag) != std::string::npos &&
+          (line.rfind("haproxy_config_applied", 0) == 0 ||
+           line.rfind("haproxy_config_recovered", 0) == 0)) {
+        return true;
+      }
+    }
+    return false;
   };
   std::vector<double> to_ha, to_pb;
   for (int i = 0; i < changes; ++i) {
@@ -179,6 +195,18 @@ int main(int argc, char** argv) {
     }
     to_ha.push_back(static_cast<double>(ha.seen_ns() - start) / 1e6);
     to_pb.push_back(static_cast<double>(pb.seen_ns() - start) / 1e6);
+  }
+  // Diagnostics: PGHERALD_BENCH_TRACE=<path> keeps the watch log (<path>.watch.log) and the
+  // per-change figures (<path>: index, epoch-free order, ms via HAProxy, ms via pgbouncer).
+  if (const char* trace = std::getenv("PGHERALD_BENCH_TRACE"); trace != nullptr) {
+    std::ofstream(std::string(trace) + ".watch.log", std::ios::binary) << ReadFile(watch_log);
+    std::string rows;
+    for (std::size_t i = 0; i < to_ha.size(); ++i) {
+      char row[96];
+      std::snprintf(row, sizeof row, "%zu %.2f %.2f\n", i, to_ha[i], to_pb[i]);
+      rows += row;
+    }
+    std::ofstream(trace, std::ios::binary) << rows;
   }
   std::printf("znode change -> first query on the new port, %d changes; %s\n", changes,
               MachineLine().c_str());

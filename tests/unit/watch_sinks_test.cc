@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -123,12 +124,21 @@ TEST(PgbouncerFileTest, NamedEntriesAndErrors) {
 
 // ---- HAProxy runtime API against a fake admin socket -----------------------------------------
 
-// Accepts connections on a unix socket, reads one command line each, records it and answers with
-// `respond(command)`, then closes the connection (HAProxy's non-interactive mode).
+std::string ShowInfo(const std::string& pid, bool stopping = false) {
+  return "Name: HAProxy\nVersion: 2.6.12\nPid: " + pid + "\nStopping: " + (stopping ? "1" : "0") +
+         "\nUptime: 0d 0h00m10s\n\n";
+}
+
+// Accepts connections on a unix socket, reads one line each, splits it into its `;`-separated
+// commands like HAProxy does, records each command (but `show info`, which the sink adds to learn
+// which worker answered) and answers each with `respond(command)`, then closes the connection
+// (HAProxy's non-interactive mode). `on_connect` runs first for each connection (it picks the
+// worker that accepted it).
 class FakeHaproxySocket {
  public:
-  FakeHaproxySocket(std::string path, std::function<std::string(const std::string&)> respond)
-      : path_(std::move(path)), respond_(std::move(respond)) {
+  FakeHaproxySocket(std::string path, std::function<std::string(const std::string&)> respond,
+                    std::function<void()> on_connect = [] {})
+      : path_(std::move(path)), respond_(std::move(respond)), on_connect_(std::move(on_connect)) {
     fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -165,8 +175,16 @@ class FakeHaproxySocket {
       std::string answer;
       {
         std::lock_guard lock(mu_);
-        commands_.push_back(line);
-        answer = respond_(line);
+        on_connect_();
+        size_t start = 0;
+        while (start <= line.size()) {
+          size_t end = line.find(';', start);
+          if (end == std::string::npos) end = line.size();
+          const std::string command = line.substr(start, end - start);
+          if (command != "show info") commands_.push_back(command);
+          answer += respond_(command);
+          start = end + 1;
+        }
       }
       (void)!::write(c, answer.data(), answer.size());
       ::close(c);
@@ -174,6 +192,7 @@ class FakeHaproxySocket {
   }
   std::string path_;
   std::function<std::string(const std::string&)> respond_;
+  std::function<void()> on_connect_;
   int fd_ = -1;
   std::atomic<bool> stop_{false};
   std::mutex mu_;
@@ -183,6 +202,7 @@ class FakeHaproxySocket {
 
 // Answers like HAProxy 2.6: an addr change reports what changed; the rest answer nothing.
 std::string HaproxyLike(const std::string& command) {
+  if (command == "show info") return ShowInfo("1240");
   if (command.rfind("set server pg/primary addr", 0) == 0) {
     return "IP changed from '127.0.0.1' to '127.0.0.1', port changed from '5001' to '5002' by "
            "'stats socket command'\n\n";
@@ -230,7 +250,8 @@ TEST(HaproxyRuntimeTest, RouteSendsAddrReadyHealthUpThenCutsOldSessions) {
 TEST(HaproxyRuntimeTest, UnchangedAddressDoesNotCutSessions) {
   TempDir dir;
   FakeHaproxySocket fake(dir / "admin.sock", [](const std::string& c) {
-    if (c.find(" addr ") != std::string::npos) return std::string("no need to change the addr\n");
+    if (c == "show info") return ShowInfo("1240");
+    if (c.find(" addr ") != std::string::npos) return std::string("no need to change the addr\n\n");
     return std::string("\n");
   });
   haproxy::HaproxySink sink(RuntimeOnly(dir / "admin.sock"));
@@ -264,88 +285,351 @@ TEST(HaproxyRuntimeTest, RefusalIsReportedWithHaproxysAnswer) {
 }
 
 TEST(HaproxyRuntimeTest, MissingSocketIsNamed) {
-  haproxy::HaproxySink sink(RuntimeOnly("/nonexistent/admin.sock"));
+  auto config = RuntimeOnly("/nonexistent/admin.sock");
+  config.command_timeout = milliseconds(100);  // refused sockets are retried that long
+  haproxy::HaproxySink sink(config);
   Status s = sink.Apply(Route("node2", 5002));
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
   EXPECT_NE(s.message().find("/nonexistent/admin.sock"), std::string::npos);
 }
 
-// ---- HAProxy config swap, with a stand-in for `haproxy -c` -----------------------------------
+// A worker that closes the connection without answering (one exiting after a reload) is retried
+// at once: the route lands in the same Apply instead of failing it into the worker's backoff.
+TEST(HaproxyRuntimeTest, ClosedConnectionIsRetriedAtOnce) {
+  TempDir dir;
+  std::atomic<int> dropped{0};
+  FakeHaproxySocket fake(dir / "admin.sock", [&](const std::string& c) {
+    if (dropped < 2) {  // the first two connections end without a word
+      if (c == "show info") ++dropped;
+      return std::string();
+    }
+    return HaproxyLike(c);
+  });
+  haproxy::HaproxySink sink(RuntimeOnly(dir / "admin.sock"));
+  ASSERT_TRUE(sink.Apply(Route("node2", 5002)).ok());
+  EXPECT_EQ(dropped, 2);
+}
+
+// The old workers' step (route and cut through the master CLI) that fails leaves the route live
+// in the current worker; the retry redoes only that step.
+TEST(HaproxyRuntimeTest, FailedOldWorkerStepIsReportedAndRetriedAloneWithoutUndoingTheRoute) {
+  TempDir dir;
+  FakeHaproxySocket fake(dir / "admin.sock", HaproxyLike);
+  auto config = RuntimeOnly(dir / "admin.sock");
+  config.master_socket = dir / "master.sock";  // nothing listens there yet
+  haproxy::HaproxySink sink(config);
+  Status s = sink.Apply(Route("node2", 5002));
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("the route to node2 (127.0.0.1:5002) is live"), std::string::npos)
+      << s.message();
+  EXPECT_NE(s.message().find(dir / "master.sock"), std::string::npos) << s.message();
+  EXPECT_EQ(fake.commands(), (std::vector<std::string>{
+                                 "set server pg/primary addr 127.0.0.1 port 5002",
+                                 "set server pg/primary state ready",
+                                 "set server pg/primary health up",
+                                 "shutdown sessions server pg/primary",
+                             }));
+  FakeHaproxySocket master(dir / "master.sock", HaproxyLike);
+  fake.Clear();
+  ASSERT_TRUE(sink.Apply(Route("node2", 5002)).ok());
+  EXPECT_TRUE(fake.commands().empty());  // the route is not redone, nor the current worker's cut
+  EXPECT_EQ(master.commands(), (std::vector<std::string>{
+                                   "show proc",
+                                   "@!1238 set server pg/primary addr 127.0.0.1 port 5002",
+                                   "@!1238 set server pg/primary state ready",
+                                   "@!1238 set server pg/primary health up",
+                                   "@!1238 shutdown sessions server pg/primary"}));
+}
+
+// ---- HAProxy config swap and reloads, with a stand-in for `haproxy -c` ------------------------
+
+// HAProxy in master-worker mode as the sink sees it: workers, each with its pid and the server's
+// address, behind the admin socket, and a master CLI that reloads. A reload starts a new worker
+// (next pid) from the config file as it was when the master read it (its server line's address).
+// With hold_reload the new worker starts only at ReleaseReload() (a reload in flight: the old
+// worker keeps answering). stale_answers makes the next connections reach the previous worker
+// (an old worker that has not stopped accepting yet).
+class FakeHaproxy {
+  struct Worker {
+    int pid;
+    std::string addr;
+  };
+
+ public:
+  explicit FakeHaproxy(std::string config_file) : config_file_(std::move(config_file)) {
+    workers_.push_back({1238, "127.0.0.1:5001"});  // an old worker left by an earlier reload
+    workers_.push_back({1240, "127.0.0.1:5001"});
+  }
+  // FakeHaproxySocket callbacks (its lock held).
+  void Connect() {
+    std::lock_guard lock(mu_);
+    conn_ = workers_.size() - 1;
+    if (stale_answers_ > 0 && workers_.size() > 1) {
+      --stale_answers_;
+      conn_ = workers_.size() - 2;
+    }
+  }
+  std::string Admin(const std::string& c) {
+    std::lock_guard lock(mu_);
+    Worker& w = workers_[conn_];
+    if (c == "show info") return ShowInfo(std::to_string(w.pid));
+    log_.push_back(std::to_string(w.pid) + ":" + c);
+    return RunLocked(w, c);
+  }
+  std::string RunLocked(Worker& w, const std::string& c) {
+    const std::string set_addr = "set server pg/primary addr ";
+    if (c.rfind(set_addr, 0) == 0) {
+      std::string want = c.substr(set_addr.size());
+      want.replace(want.find(" port "), 6, ":");
+      if (want == w.addr) return "no need to change the addr\n\n";
+      const std::string answer = "IP changed from '" + w.addr + "' to '" + want + "'\n\n";
+      w.addr = want;
+      return answer;
+    }
+    if (c.rfind("set server pg/primary ", 0) == 0 || c == "shutdown sessions server pg/primary") {
+      return "\n";
+    }
+    return "Unknown command.\n\n";
+  }
+  std::string Master(const std::string& c) {
+    std::lock_guard lock(mu_);
+    log_.push_back("master:" + c);
+    if (c == "reload") {
+      ++reloads_;
+      held_ = *ReadFile(config_file_);
+      if (!hold_reload_) StartWorkerLocked();
+      return "";
+    }
+    if (c == "show proc") {
+      std::string out = "#<PID>          <type>          <reloads>       <uptime>        <version>\n"
+                        "1234            master          1               0d00h01m23s     2.6.12\n"
+                        "# workers\n" +
+                        std::to_string(workers_.back().pid) + " worker 0 0d00h00m10s 2.6.12\n" +
+                        "# old workers\n";
+      for (size_t i = 0; i + 1 < workers_.size(); ++i) {
+        out += std::to_string(workers_[i].pid) + " worker [was: 0] 0d00h01m20s 2.6.12\n";
+      }
+      return out;
+    }
+    if (c.rfind("@!", 0) == 0) {  // a command for one worker, old ones included
+      const size_t space = c.find(' ');
+      const std::string pid = c.substr(2, space - 2);
+      for (auto& w : workers_) {
+        if (std::to_string(w.pid) == pid) return RunLocked(w, c.substr(space + 1));
+      }
+      return "Can't find the target PID matching the prefix '@!" + pid + "'\n";
+    }
+    return "Unknown command.\n\n";
+  }
+  void HoldReloads() {
+    std::lock_guard lock(mu_);
+    hold_reload_ = true;
+  }
+  void ReleaseReload() {
+    std::lock_guard lock(mu_);
+    hold_reload_ = false;
+    StartWorkerLocked();
+  }
+  void StaleAnswers(int n) {
+    std::lock_guard lock(mu_);
+    stale_answers_ = n;
+  }
+  int reloads() {
+    std::lock_guard lock(mu_);
+    return reloads_;
+  }
+  std::string current_addr() {
+    std::lock_guard lock(mu_);
+    return std::to_string(workers_.back().pid) + "@" + workers_.back().addr;
+  }
+  std::vector<std::string> log() {
+    std::lock_guard lock(mu_);
+    return log_;
+  }
+  void ClearLog() {
+    std::lock_guard lock(mu_);
+    log_.clear();
+  }
+  bool Logged(const std::string& entry) {
+    std::lock_guard lock(mu_);
+    return std::find(log_.begin(), log_.end(), entry) != log_.end();
+  }
+
+ private:
+  void StartWorkerLocked() {
+    std::string addr;
+    const size_t at = held_.find("127.0.0.1:");
+    if (at != std::string::npos) addr = held_.substr(at, held_.find_first_not_of("0123456789.:", at) - at);
+    workers_.push_back({workers_.back().pid + 1, addr});
+  }
+  const std::string config_file_;
+  std::mutex mu_;
+  std::vector<Worker> workers_;
+  size_t conn_ = 0;
+  int stale_answers_ = 0;
+  bool hold_reload_ = false;
+  std::string held_;  // the config file as the master read it at the last reload
+  int reloads_ = 0;
+  std::vector<std::string> log_;  // "<pid>:<command>" and "master:<command>"
+};
+
+bool AwaitTrue(const std::function<bool()>& condition) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(milliseconds(1));  // poll interval
+  }
+  return true;
+}
 
 class HaproxyConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    fake_ = std::make_unique<FakeHaproxySocket>(dir_ / "admin.sock", HaproxyLike);
-    master_ = std::make_unique<FakeHaproxySocket>(dir_ / "master.sock", HaproxyLike);
     // A checker that rejects any config containing "bogus", quoting the line like haproxy does.
     WriteText(dir_ / "check.sh",
               "#!/bin/sh\n# args: -c -f FILE\nif grep -n bogus \"$3\"; then echo \"[ALERT] "
               "unknown keyword 'bogus'\"; exit 1; fi\nexit 0\n");
     ::chmod((dir_ / "check.sh").c_str(), 0755);
-    WriteText(dir_ / "haproxy.cfg", "old config\n");
+    WriteText(dir_ / "haproxy.cfg", "old config 127.0.0.1:5001\n");
     WriteText(dir_ / "t.tmpl", "backend pg\n    server primary {{host}}:{{port}} check {{server_state}}\n");
     config_ = RuntimeOnly(dir_ / "admin.sock");
     config_.config_file = dir_ / "haproxy.cfg";
     config_.template_file = dir_ / "t.tmpl";
     config_.master_socket = dir_ / "master.sock";
     config_.haproxy_bin = dir_ / "check.sh";
+    config_.config_retry_initial = milliseconds(10);
+    config_.config_retry_max = milliseconds(40);
   }
   TempDir dir_;
-  std::unique_ptr<FakeHaproxySocket> fake_;
-  std::unique_ptr<FakeHaproxySocket> master_;
+  FakeHaproxy haproxy_{dir_ / "haproxy.cfg"};
+  FakeHaproxySocket admin_{dir_ / "admin.sock",
+                           [this](const std::string& c) { return haproxy_.Admin(c); },
+                           [this] { haproxy_.Connect(); }};
+  FakeHaproxySocket master_{dir_ / "master.sock",
+                            [this](const std::string& c) { return haproxy_.Master(c); }};
   haproxy::HaproxySinkConfig config_;
 };
 
-TEST_F(HaproxyConfigTest, RendersValidatesSwapsAndReloads) {
+TEST_F(HaproxyConfigTest, RoutesFirstThenRendersValidatesSwapsAndReloads) {
   haproxy::HaproxySink sink(config_);
   ASSERT_TRUE(sink.Apply(Route("node2", 5002)).ok());
+  // The route and the cut came first, in the current worker; old workers are cut via the master.
+  const auto log = haproxy_.log();
+  ASSERT_GE(log.size(), 4u);
+  EXPECT_EQ(std::vector<std::string>(log.begin(), log.begin() + 4),
+            (std::vector<std::string>{"1240:set server pg/primary addr 127.0.0.1 port 5002",
+                                      "1240:set server pg/primary state ready",
+                                      "1240:set server pg/primary health up",
+                                      "1240:shutdown sessions server pg/primary"}));
+  // Old workers get the route too (one may still accept connections after a reload).
+  EXPECT_TRUE(haproxy_.Logged("master:@!1238 set server pg/primary addr 127.0.0.1 port 5002"));
+  EXPECT_TRUE(haproxy_.Logged("master:@!1238 shutdown sessions server pg/primary"));
+  ASSERT_TRUE(sink.WaitConfigSettled(milliseconds(10000)).ok());
   EXPECT_EQ(*ReadFile(dir_ / "haproxy.cfg"), "backend pg\n    server primary 127.0.0.1:5002 check \n");
-  // Sessions are cut in every worker, old ones included (the admin socket reaches only the
-  // current worker), then the new config is loaded.
-  EXPECT_EQ(master_->commands(), (std::vector<std::string>{
-                                     "show proc",
-                                     "@!1240 shutdown sessions server pg/primary",
-                                     "@!1238 shutdown sessions server pg/primary",
-                                     "reload"}));
-  EXPECT_EQ(fake_->commands().size(), 3u);  // addr, state ready, health up: no cut here
   EXPECT_NE(::access(TempPathFor(dir_ / "haproxy.cfg").c_str(), F_OK), 0);
+  EXPECT_EQ(haproxy_.reloads(), 1);
+  EXPECT_EQ(haproxy_.current_addr(), "1241@127.0.0.1:5002");
+  // Blocking: maint at once, then the config names the server disabled.
   RouteTarget block = Route("node2", 5002, 4);
   block.action = RouteTarget::Action::kBlock;
   ASSERT_TRUE(sink.Apply(block).ok());
+  EXPECT_TRUE(haproxy_.Logged("1241:set server pg/primary state maint"));
+  EXPECT_TRUE(haproxy_.Logged("1241:shutdown sessions server pg/primary"));
+  EXPECT_TRUE(haproxy_.Logged("master:@!1240 set server pg/primary state maint"));
+  EXPECT_TRUE(haproxy_.Logged("master:@!1240 shutdown sessions server pg/primary"));
+  ASSERT_TRUE(sink.WaitConfigSettled(milliseconds(10000)).ok());
   EXPECT_EQ(*ReadFile(dir_ / "haproxy.cfg"),
             "backend pg\n    server primary 127.0.0.1:5002 check disabled\n");
+  EXPECT_EQ(haproxy_.reloads(), 2);
+  // The same state again renders the same file: nothing is written and HAProxy is not reloaded.
+  ASSERT_TRUE(sink.Apply(block).ok());
+  ASSERT_TRUE(sink.WaitConfigSettled(milliseconds(10000)).ok());
+  EXPECT_EQ(haproxy_.reloads(), 2);
+}
+
+// A change that lands while a reload is in flight goes to the old worker; the new worker parsed
+// the file before it named the change, so the sink applies the latest route to it as soon as it
+// answers (and the next reload makes the file agree).
+TEST_F(HaproxyConfigTest, ChangeDuringReloadReachesTheNewWorker) {
+  haproxy_.HoldReloads();
+  haproxy::HaproxySink sink(config_);
+  ASSERT_TRUE(sink.Apply(Route("node2", 5002)).ok());
+  ASSERT_TRUE(AwaitTrue([&] { return haproxy_.reloads() == 1; }));  // in flight, file says 5002
+  ASSERT_TRUE(sink.Apply(Route("node3", 5003, 4)).ok());
+  EXPECT_TRUE(haproxy_.Logged("1240:set server pg/primary addr 127.0.0.1 port 5003"));
+  haproxy_.ReleaseReload();  // worker 1241 starts from the file that names 5002
+  ASSERT_TRUE(AwaitTrue([&] {
+    return haproxy_.Logged("1241:set server pg/primary addr 127.0.0.1 port 5003");
+  })) << ::testing::PrintToString(haproxy_.log());
+  // ... and its sessions to 5002, opened before the route reached it, are cut.
+  ASSERT_TRUE(AwaitTrue([&] { return haproxy_.Logged("1241:shutdown sessions server pg/primary"); }));
+  ASSERT_TRUE(sink.WaitConfigSettled(milliseconds(10000)).ok());
+  EXPECT_NE(ReadFile(dir_ / "haproxy.cfg")->find("127.0.0.1:5003"), std::string::npos);
+  EXPECT_EQ(haproxy_.current_addr(), "1242@127.0.0.1:5003");
+}
+
+// An old worker may still accept on the admin socket after the new one took over: the route must
+// land in the new worker, not in the one on its way out.
+TEST_F(HaproxyConfigTest, RouteSkipsAWorkerReplacedByAReload) {
+  haproxy::HaproxySink sink(config_);
+  ASSERT_TRUE(sink.Apply(Route("node2", 5002)).ok());
+  ASSERT_TRUE(sink.WaitConfigSettled(milliseconds(10000)).ok());
+  ASSERT_EQ(haproxy_.current_addr(), "1241@127.0.0.1:5002");
+  haproxy_.StaleAnswers(3);
+  haproxy_.HoldReloads();  // so that 1241 stays the current worker while we look
+  ASSERT_TRUE(sink.Apply(Route("node3", 5003, 4)).ok());
+  EXPECT_EQ(haproxy_.current_addr(), "1241@127.0.0.1:5003");
+  haproxy_.ReleaseReload();
+  ASSERT_TRUE(sink.WaitConfigSettled(milliseconds(10000)).ok());
 }
 
 TEST_F(HaproxyConfigTest, BrokenTemplateLeavesConfigUntouchedButRuntimeSwitches) {
   WriteText(dir_ / "t.tmpl", "server primary {{hots}}:{{port}}\n");
   haproxy::HaproxySink sink(config_);
-  Status s = sink.Apply(Route("node2", 5002));
+  // The route is live whatever Apply says: it may already report the config step's failure.
+  Status first = sink.Apply(Route("node2", 5002));
+  if (!first.ok()) {
+    EXPECT_NE(first.message().find("hots"), std::string::npos) << first.message();
+  }
+  EXPECT_EQ(haproxy_.log().front(), "1240:set server pg/primary addr 127.0.0.1 port 5002");
+  EXPECT_EQ(haproxy_.current_addr(), "1240@127.0.0.1:5002");
+  Status s = sink.WaitConfigSettled(milliseconds(10000));
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find(dir_ / "t.tmpl"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("unknown variable \"hots\""), std::string::npos) << s.message();
-  EXPECT_EQ(*ReadFile(dir_ / "haproxy.cfg"), "old config\n");
-  for (const auto& c : master_->commands()) EXPECT_NE(c, "reload");
-  EXPECT_EQ(fake_->commands().front(), "set server pg/primary addr 127.0.0.1 port 5002");
-  // The retry after the fix does not cut the sessions on the new master again.
-  fake_->Clear();
-  WriteText(dir_ / "t.tmpl", "server primary {{host}}:{{port}}\n");
-  ASSERT_TRUE(sink.Apply(Route("node2", 5002)).ok());
-  EXPECT_TRUE(fake_->commands().empty());
+  EXPECT_EQ(*ReadFile(dir_ / "haproxy.cfg"), "old config 127.0.0.1:5001\n");
+  EXPECT_EQ(haproxy_.reloads(), 0);
+  // Later Applies report it until the config step succeeds.
+  EXPECT_FALSE(sink.Apply(Route("node2", 5002)).ok());
+  // The retry after the fix does not route or cut again: the new worker parsed the right file.
+  haproxy_.ClearLog();
+  // Atomically: the config thread retries on its own and must not read a half-written template.
+  WriteText(dir_ / "t.tmpl.new", "server primary {{host}}:{{port}}\n");
+  ASSERT_EQ(::rename((dir_ / "t.tmpl.new").c_str(), (dir_ / "t.tmpl").c_str()), 0);
+  ASSERT_TRUE(AwaitTrue([&] { return ReadFile(dir_ / "haproxy.cfg")->find("5002") !=
+                                     std::string::npos; }));
+  ASSERT_TRUE(AwaitTrue([&] { return sink.Apply(Route("node2", 5002)).ok(); }));
   EXPECT_EQ(*ReadFile(dir_ / "haproxy.cfg"), "server primary 127.0.0.1:5002\n");
+  for (const auto& c : haproxy_.log()) {
+    EXPECT_EQ(c.find("shutdown"), std::string::npos) << c;
+    EXPECT_EQ(c.find("1240:set"), std::string::npos) << c;
+  }
 }
 
 TEST_F(HaproxyConfigTest, RejectedConfigIsReportedAndNotSwapped) {
   WriteText(dir_ / "t.tmpl", "bogus {{host}}\n");
   haproxy::HaproxySink sink(config_);
-  Status s = sink.Apply(Route("node2", 5002));
+  (void)sink.Apply(Route("node2", 5002));  // may already report the rejection
+  Status s = sink.WaitConfigSettled(milliseconds(10000));
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("haproxy -c rejected the config rendered from " + (dir_ / "t.tmpl")),
             std::string::npos) << s.message();
   EXPECT_NE(s.message().find("unknown keyword 'bogus'"), std::string::npos) << s.message();
-  EXPECT_EQ(*ReadFile(dir_ / "haproxy.cfg"), "old config\n");
+  EXPECT_EQ(*ReadFile(dir_ / "haproxy.cfg"), "old config 127.0.0.1:5001\n");
   EXPECT_NE(::access(TempPathFor(dir_ / "haproxy.cfg").c_str(), F_OK), 0);
-  for (const auto& c : master_->commands()) EXPECT_NE(c, "reload");
+  EXPECT_EQ(haproxy_.reloads(), 0);
+  EXPECT_EQ(haproxy_.current_addr(), "1240@127.0.0.1:5002");
 }
 
 // ---- exec and file sinks ---------------------------------------------------------------------
