@@ -248,7 +248,16 @@ StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index) {
   f.history = s.History();
   f.final_master = s.Master();
   f.final_vouchers = s.VoucherCount();
-  auto writable = s.lab().WritableNodes();
+  // One reading counts a node that does not answer within labctl's 1.5 s as not writable, which a
+  // loaded machine produces right after a thaw: read again (up to 10 s) until exactly one node is
+  // writable; the checker judges the last reading.
+  StatusOr<std::vector<int>> writable = Internal("not read");
+  WaitUntil(
+      [&] {
+        writable = s.lab().WritableNodes();
+        return writable.ok() && writable->size() == 1;
+      },
+      milliseconds(10000), milliseconds(200));
   if (writable.ok()) {
     for (int n : *writable) f.writable_ports.push_back(s.lab().pg_port(n));
   }
