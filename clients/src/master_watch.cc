@@ -26,6 +26,7 @@
 // saw; its older state is not applied (the watch fires once the follower catches up).
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <optional>
 #include <queue>
 #include <atomic>
@@ -226,6 +227,8 @@ class Runtime {
 // The watch's state machine. Driven by events from whichever thread they arrive on (the session's
 // dispatch thread: watches and state changes; ZooKeeper's completion thread: read answers; the
 // runtime: session builds and retries), serialized by machine_mu_.
+std::atomic<int> live_machines{0};
+
 class WatchCore final : public std::enable_shared_from_this<WatchCore> {
  public:
   WatchCore(WatchSettings settings, SessionFactory factory, Runtime* runtime)
@@ -235,7 +238,11 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
         path_(MasterPath(settings_.root, settings_.cluster)),
         runtime_(runtime) {
     info_.cluster = settings_.cluster;
+    ++live_machines;
   }
+  ~WatchCore() { --live_machines; }
+  WatchCore(const WatchCore&) = delete;
+  WatchCore& operator=(const WatchCore&) = delete;
 
   void Begin(std::unique_ptr<zk::ZkSession> first) {
     // Installed on the runtime, so that no callback ever runs on the caller's thread.
@@ -267,11 +274,29 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
     return info_;
   }
 
-  void OnChange(MasterWatch::Callback callback) {
+  // Each handle over this machine is a subscriber with its own callback (several with
+  // MasterWatchOptions::share_session).
+  uint64_t Subscribe() {
+    std::lock_guard lock(info_mu_);
+    return ++last_subscriber_;
+  }
+
+  void OnChange(uint64_t subscriber, MasterWatch::Callback callback) {
     auto shared =
         callback ? std::make_shared<MasterWatch::Callback>(std::move(callback)) : nullptr;
     std::lock_guard lock(info_mu_);
-    callback_ = std::move(shared);
+    if (shared) {
+      callbacks_[subscriber] = std::move(shared);
+    } else {
+      callbacks_.erase(subscriber);
+    }
+  }
+
+  // After it returns the subscriber's callback is not running and never runs again.
+  void Unsubscribe(uint64_t subscriber) {
+    std::lock_guard machine(machine_mu_);  // a running callback (under it) finishes first
+    std::lock_guard lock(info_mu_);
+    callbacks_.erase(subscriber);
   }
 
   bool WaitFor(const std::function<bool(const MasterInfo&)>& pred,
@@ -714,15 +739,18 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
            << " cause=" << why;
       Log(1, line.str());
     }
-    std::shared_ptr<MasterWatch::Callback> callback;
+    std::vector<std::shared_ptr<MasterWatch::Callback>> callbacks;
     {
       std::lock_guard lock(info_mu_);
       info_ = next;
       ++info_version_;
-      callback = callback_;
+      callbacks.reserve(callbacks_.size());
+      for (const auto& entry : callbacks_) callbacks.push_back(entry.second);
     }
     changed_.notify_all();
-    if (callback && *callback) (*callback)(next);
+    for (const auto& callback : callbacks) {
+      if (*callback) (*callback)(next);
+    }
   }
 
   const WatchSettings settings_;
@@ -759,48 +787,118 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
   std::condition_variable changed_;  // WaitFor waits here for a new info_
   MasterInfo info_;
   uint64_t info_version_ = 0;
-  std::shared_ptr<MasterWatch::Callback> callback_;
+  uint64_t last_subscriber_ = 0;
+  std::map<uint64_t, std::shared_ptr<MasterWatch::Callback>> callbacks_;  // by subscriber
 };
 
-class MasterWatchImpl final : public MasterWatch {
+// Log lines of a shared machine go to the sink of every handle over it; a sink is never called
+// after Remove() returns.
+class LogFanout {
  public:
-  MasterWatchImpl(WatchSettings settings, SessionFactory factory)
-      : runtime_(Runtime::Acquire()),
-        core_(std::make_shared<WatchCore>(std::move(settings), std::move(factory),
-                                          runtime_.get())) {}
-  ~MasterWatchImpl() override { core_->Stop(); }
-
-  void Begin(std::unique_ptr<zk::ZkSession> first) { core_->Begin(std::move(first)); }
-
-  MasterInfo current() const override { return core_->current(); }
-  void OnChange(Callback callback) override { core_->OnChange(std::move(callback)); }
-  bool WaitFor(const std::function<bool(const MasterInfo&)>& pred,
-               std::chrono::milliseconds timeout) override {
-    return core_->WaitFor(pred, timeout);
+  void Add(uint64_t id, LogSink sink) {
+    if (!sink) return;
+    std::lock_guard lock(mu_);
+    sinks_[id] = std::move(sink);
+  }
+  void Remove(uint64_t id) {
+    std::lock_guard lock(mu_);
+    sinks_.erase(id);
+  }
+  void Write(int level, const std::string& line) {
+    std::lock_guard lock(mu_);
+    for (const auto& entry : sinks_) entry.second(level, line);
   }
 
  private:
-  const std::shared_ptr<Runtime> runtime_;  // declared first: outlives the core's tasks
-  const std::shared_ptr<WatchCore> core_;
+  std::mutex mu_;
+  std::map<uint64_t, LogSink> sinks_;
+};
+
+// A machine and what keeps it running; stopped when the last handle over it goes.
+struct SharedCore {
+  std::shared_ptr<Runtime> runtime;  // declared first: outlives the core's tasks
+  std::shared_ptr<WatchCore> core;
+  std::shared_ptr<LogFanout> logs;  // a shared machine's; nullptr for a watch of its own
+  SharedCore() = default;
+  SharedCore(const SharedCore&) = delete;
+  SharedCore& operator=(const SharedCore&) = delete;
+  ~SharedCore() {
+    if (core) core->Stop();
+  }
+};
+
+std::shared_ptr<SharedCore> NewCore(WatchSettings settings, SessionFactory factory,
+                                    std::unique_ptr<zk::ZkSession> first,
+                                    std::shared_ptr<LogFanout> logs) {
+  auto shared = std::make_shared<SharedCore>();
+  shared->runtime = Runtime::Acquire();
+  shared->logs = std::move(logs);
+  shared->core = std::make_shared<WatchCore>(std::move(settings), std::move(factory),
+                                             shared->runtime.get());
+  shared->core->Begin(std::move(first));
+  return shared;
+}
+
+// The process's shared machines (MasterWatchOptions::share_session), by what identifies them.
+// `make` runs under the registry's lock and returns nullptr on error.
+std::shared_ptr<SharedCore> FindOrMakeShared(
+    const std::string& key, const std::function<std::shared_ptr<SharedCore>()>& make) {
+  // Leaked on purpose: a watch may be destroyed during static destruction.
+  static std::mutex* mu = new std::mutex;
+  static auto* registry = new std::map<std::string, std::weak_ptr<SharedCore>>;
+  std::lock_guard lock(*mu);
+  for (auto it = registry->begin(); it != registry->end();) {
+    it = it->second.expired() ? registry->erase(it) : std::next(it);
+  }
+  auto found = registry->find(key);
+  if (found != registry->end()) {
+    if (std::shared_ptr<SharedCore> alive = found->second.lock()) return alive;
+  }
+  std::shared_ptr<SharedCore> made = make();
+  if (made) (*registry)[key] = made;
+  return made;
+}
+
+class MasterWatchImpl final : public MasterWatch {
+ public:
+  MasterWatchImpl(std::shared_ptr<SharedCore> shared, const LogSink& log)
+      : shared_(std::move(shared)), id_(shared_->core->Subscribe()) {
+    if (shared_->logs) shared_->logs->Add(id_, log);
+  }
+  ~MasterWatchImpl() override {
+    shared_->core->Unsubscribe(id_);
+    if (shared_->logs) shared_->logs->Remove(id_);
+    // shared_ goes now: the last handle over the machine stops it (closes its session).
+  }
+
+  MasterInfo current() const override { return shared_->core->current(); }
+  void OnChange(Callback callback) override { shared_->core->OnChange(id_, std::move(callback)); }
+  bool WaitFor(const std::function<bool(const MasterInfo&)>& pred,
+               std::chrono::milliseconds timeout) override {
+    return shared_->core->WaitFor(pred, timeout);
+  }
+
+ private:
+  const std::shared_ptr<SharedCore> shared_;
+  const uint64_t id_;
 };
 
 }  // namespace
 
+int LiveMachinesForTesting() { return live_machines.load(); }
+
 std::unique_ptr<MasterWatch> StartWithFactory(WatchSettings settings, SessionFactory factory,
                                               std::unique_ptr<zk::ZkSession> first) {
-  auto watch = std::make_unique<MasterWatchImpl>(std::move(settings), std::move(factory));
-  watch->Begin(std::move(first));
-  return watch;
+  return std::make_unique<MasterWatchImpl>(
+      NewCore(std::move(settings), std::move(factory), std::move(first), nullptr), nullptr);
 }
 
 }  // namespace internal
 
-std::unique_ptr<MasterWatch> MasterWatch::Start(const MasterWatchOptions& options,
-                                                std::string* error) {
-  if (Status valid = internal::ValidateOptions(options); !valid.ok()) {
-    if (error != nullptr) *error = valid.message();
-    return nullptr;
-  }
+namespace {
+
+// The sessions' options: `log` gets the C library's lines (nullptr: nowhere).
+internal::SessionFactory SessionFactoryFor(const MasterWatchOptions& options, LogSink log) {
   zk::ZkClientOptions zk_options;
   zk_options.connect = options.zk_connect;
   zk_options.session_timeout = options.session_timeout;
@@ -816,27 +914,34 @@ std::unique_ptr<MasterWatch> MasterWatch::Start(const MasterWatchOptions& option
     zk_options.auth = zk::ZkDigestAuth{options.zk_auth.substr(0, colon),
                                        options.zk_auth.substr(colon + 1)};
   }
-  // The C library's own lines go to the embedder's sink too (or nowhere).
-  LogSink log = options.log;
-  zk_options.log_sink = [log](zk::ZkLogLevel level, const std::string& line) {
-    if (!log) return;
-    int mapped = 0;
-    switch (level) {
-      case zk::ZkLogLevel::kError: mapped = 3; break;
-      case zk::ZkLogLevel::kWarn: mapped = 2; break;
-      case zk::ZkLogLevel::kInfo: mapped = 1; break;
-      case zk::ZkLogLevel::kDebug: mapped = 0; break;
-    }
-    log(mapped, "zookeeper " + line);
-  };
-  internal::SessionFactory factory =
-      [zk_options]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
+  if (log) {
+    zk_options.log_sink = [log](zk::ZkLogLevel level, const std::string& line) {
+      int mapped = 0;
+      switch (level) {
+        case zk::ZkLogLevel::kError: mapped = 3; break;
+        case zk::ZkLogLevel::kWarn: mapped = 2; break;
+        case zk::ZkLogLevel::kInfo: mapped = 1; break;
+        case zk::ZkLogLevel::kDebug: mapped = 0; break;
+      }
+      log(mapped, "zookeeper " + line);
+    };
+  } else {
+    zk_options.log_sink = [](zk::ZkLogLevel, const std::string&) {};  // discarded
+  }
+  return [zk_options]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
     StatusOr<std::unique_ptr<zk::ZkClient>> client = zk::ZkClient::Connect(zk_options);
     if (!client.ok()) return client.status();
     return std::unique_ptr<zk::ZkSession>(std::move(client).value());
   };
-  // The first session is built here so that a connect string the C client rejects is reported
-  // to the caller instead of being retried forever.
+}
+
+// A new machine for `options`, logging to `log`, or nullptr and *error. The first session is
+// built here so that a connect string the C client rejects is reported to the caller instead of
+// being retried forever.
+std::shared_ptr<internal::SharedCore> NewCoreFor(const MasterWatchOptions& options, LogSink log,
+                                                 std::shared_ptr<internal::LogFanout> logs,
+                                                 std::string* error) {
+  internal::SessionFactory factory = SessionFactoryFor(options, log);
   StatusOr<std::unique_ptr<zk::ZkSession>> first = factory();
   if (!first.ok() && first.status().code() == StatusCode::kInvalidArgument) {
     if (error != nullptr) *error = first.status().message();
@@ -845,9 +950,37 @@ std::unique_ptr<MasterWatch> MasterWatch::Start(const MasterWatchOptions& option
   internal::WatchSettings settings;
   settings.root = options.root;
   settings.cluster = options.cluster;
-  settings.log = options.log;
-  return internal::StartWithFactory(std::move(settings), std::move(factory),
-                                    first.ok() ? std::move(first).value() : nullptr);
+  settings.log = std::move(log);
+  return internal::NewCore(std::move(settings), std::move(factory),
+                           first.ok() ? std::move(first).value() : nullptr, std::move(logs));
+}
+
+}  // namespace
+
+std::unique_ptr<MasterWatch> MasterWatch::Start(const MasterWatchOptions& options,
+                                                std::string* error) {
+  if (Status valid = internal::ValidateOptions(options); !valid.ok()) {
+    if (error != nullptr) *error = valid.message();
+    return nullptr;
+  }
+  if (!options.share_session) {
+    std::shared_ptr<internal::SharedCore> core = NewCoreFor(options, options.log, nullptr, error);
+    if (!core) return nullptr;
+    return std::make_unique<internal::MasterWatchImpl>(std::move(core), nullptr);
+  }
+  // One machine per (ensemble, root, cluster, timeout, credentials); every member's log sink
+  // gets its lines. The key stays in memory only (it holds the password).
+  const std::string key = options.zk_connect + '\n' + options.root + '\n' + options.cluster + '\n' +
+                          std::to_string(options.session_timeout.count()) + '\n' +
+                          options.zk_auth;
+  std::shared_ptr<internal::SharedCore> core =
+      internal::FindOrMakeShared(key, [&]() -> std::shared_ptr<internal::SharedCore> {
+        auto logs = std::make_shared<internal::LogFanout>();
+        LogSink fan = [logs](int level, const std::string& line) { logs->Write(level, line); };
+        return NewCoreFor(options, std::move(fan), logs, error);
+      });
+  if (!core) return nullptr;
+  return std::make_unique<internal::MasterWatchImpl>(std::move(core), options.log);
 }
 
 }  // namespace pgherald::client

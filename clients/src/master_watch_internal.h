@@ -46,6 +46,10 @@ std::string MasterPath(const std::string& root, const std::string& cluster);
 std::unique_ptr<MasterWatch> StartWithFactory(WatchSettings settings, SessionFactory factory,
                                               std::unique_ptr<zk::ZkSession> first = nullptr);
 
+// How many watch machines (one per session: a watch of its own, or a share_session group) are
+// alive in this process; for tests.
+int LiveMachinesForTesting();
+
 // A C handle over an existing watch (tests drive the C API over a FakeZk this way).
 // pgherald_watch_stop frees it.
 pgherald_watch* WrapForC(std::unique_ptr<MasterWatch> watch);

@@ -9,14 +9,20 @@
 //   raw       a ZkClient per watcher with a one-shot data watch; notified = the watch fired.
 //   raw-read  the same, but notified = the watch fired AND the new value was read back (Get, which
 //             re-arms the watch) by a pool of 8 worker threads: what any real consumer must do.
-//   lib       a MasterWatch per watcher (its own session and thread); notified = its OnChange
-//             callback ran with the new record (it reads the value too).
+//   lib       a MasterWatch per watcher (its own session); notified = its OnChange callback ran
+//             with the new record (it reads the value too).
+//   lib-shared  the same with MasterWatchOptions::share_session: the watchers of one process
+//             (--per-process) share one session and its one read; a fan-out inside the process.
+//             Not in the default --modes: it is a different deployment, reported on its own.
 // Without --zk it brings up a standalone ZooKeeper through the lab (needs $PGHERALD_LABCTL).
 //
+// The raw kinds' ZkClients are tuned as MasterWatch's sessions are (resolve_delay -1, no lease
+// pings), so that the comparison is the library's own cost.
+//
 // A ZkClient has three threads (two of the C library, one dispatch) and three descriptors, a
-// MasterWatch one more thread, and pid_max here is 32768: watchers are spread over child processes
-// (--per-process each, started by re-executing this program with --child), which report
-// CLOCK_MONOTONIC timestamps (system-wide) back over a pipe.
+// MasterWatch no more (plus one runtime thread per process), and pid_max here is 32768: watchers
+// are spread over child processes (--per-process each, started by re-executing this program
+// with --child), which report CLOCK_MONOTONIC timestamps (system-wide) back over a pipe.
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -128,12 +134,14 @@ int RunChild(const std::string& mode, const std::string& connect, int count) {
     };
   };
 
-  if (mode == "lib") {
+  const bool lib = mode == "lib" || mode == "lib-shared";
+  if (lib) {
     for (int i = 0; i < count; ++i) {
       client::MasterWatchOptions o;
       o.zk_connect = connect;
       o.cluster = kCluster;
       o.session_timeout = milliseconds(30000);
+      o.share_session = mode == "lib-shared";
       std::string error;
       auto w = client::MasterWatch::Start(o, &error);
       if (!w) {
@@ -189,7 +197,7 @@ int RunChild(const std::string& mode, const std::string& connect, int count) {
         for (int i = 0; i < count; ++i) {
           if (!clients[i]->Get(kPath, make_watcher(i)).ok()) return 1;
         }
-      } else if (mode == "lib") {
+      } else if (lib) {
         // Armed once every watch shows the previous record (its watches are armed by then).
         for (auto& w : watches) {
           if (!w->WaitFor([&](const client::MasterInfo& info) {

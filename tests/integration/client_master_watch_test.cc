@@ -2,8 +2,12 @@
 // writes the master znode and its vouchers itself, in the contract's format (cluster_model.h).
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "clients/src/master_watch_internal.h"
 #include "common/cluster_model.h"
@@ -210,6 +214,150 @@ TEST_F(ClientMasterWatchTest, ASessionExpiryIsSurvived) {
   // And the new session's watches work.
   Publish("n3", 5435, 3);
   ASSERT_TRUE(WaitVouched(*watch, "n3")) << Log();
+}
+
+// MasterWatchOptions::share_session: several watches, one machine and session, each with its
+// own callback; a member that goes (even the one that opened the session) does not stop the
+// others; the last one closes it.
+TEST_F(ClientMasterWatchTest, SharedSessionFansOutToEveryMember) {
+  Publish("n1", 5433, 1);
+  Vouch("v1");
+  const int machines_before = internal::LiveMachinesForTesting();
+  struct Member {
+    std::unique_ptr<MasterWatch> watch;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::string> nodes;  // from its callback
+  };
+  std::vector<std::unique_ptr<Member>> members;
+  for (int i = 0; i < 3; ++i) {
+    auto member = std::make_unique<Member>();
+    MasterWatchOptions o = WatchOptions();
+    o.share_session = true;
+    std::string error;
+    member->watch = MasterWatch::Start(o, &error);
+    ASSERT_NE(member->watch, nullptr) << error;
+    Member* m = member.get();
+    member->watch->OnChange([m](const MasterInfo& info) {
+      std::lock_guard lock(m->mu);
+      m->nodes.push_back(info.node);
+      m->cv.notify_all();
+    });
+    members.push_back(std::move(member));
+  }
+  EXPECT_EQ(internal::LiveMachinesForTesting(), machines_before + 1);
+  for (auto& m : members) ASSERT_TRUE(WaitVouched(*m->watch, "n1")) << Log();
+  Publish("n2", 5434, 2);
+  for (auto& m : members) {
+    ASSERT_TRUE(WaitVouched(*m->watch, "n2")) << Log();
+    // Its own callback saw n2 (the callbacks run right after the state is stored: wait).
+    std::unique_lock lock(m->mu);
+    ASSERT_TRUE(m->cv.wait_for(lock, kWait,
+                               [&] { return !m->nodes.empty() && m->nodes.back() == "n2"; }));
+  }
+  members.erase(members.begin());  // the member that opened the session goes
+  EXPECT_EQ(internal::LiveMachinesForTesting(), machines_before + 1);
+  Publish("n3", 5435, 3);
+  for (auto& m : members) ASSERT_TRUE(WaitVouched(*m->watch, "n3")) << Log();
+  // A watch without the option has a machine of its own.
+  std::string error;
+  auto own = MasterWatch::Start(WatchOptions(), &error);
+  ASSERT_NE(own, nullptr) << error;
+  EXPECT_EQ(internal::LiveMachinesForTesting(), machines_before + 2);
+  ASSERT_TRUE(WaitVouched(*own, "n3")) << Log();
+  members.clear();
+  own.reset();
+  // Gone with their last handle (a runtime task may still hold one for an instant).
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (internal::LiveMachinesForTesting() != machines_before &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(internal::LiveMachinesForTesting(), machines_before);
+}
+
+// The asynchronous reads MasterWatch is built on (additive ZkClient API): answers on the
+// completion thread, watches delivered there on request, errors without a call when not sent.
+TEST_F(ClientMasterWatchTest, ZkClientAsyncReadsAnswerOnTheCompletionThread) {
+  Publish("n1", 5433, 1);
+  Vouch("v1");
+  zk::ZkClientOptions options;
+  options.connect = lab_->zk_connect();
+  options.connect_timeout = milliseconds(15000);
+  options.resolve_delay = milliseconds(-1);
+  options.lease_pings = false;
+  auto made = zk::ZkClient::Connect(options);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  std::unique_ptr<zk::ZkClient> client = std::move(made).value();
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<StatusOr<zk::NodeData>> got;
+  std::optional<StatusOr<std::vector<std::string>>> children;
+  std::optional<StatusOr<std::optional<zk::Stat>>> absent;
+  std::thread::id answer_thread;
+  std::thread::id watch_thread;
+  bool fired = false;
+  auto notify = [&] { cv.notify_all(); };
+  // Sent together: the children first, then the node; answered in that order.
+  ASSERT_TRUE(client
+                  ->GetChildrenAsync(path_, nullptr,
+                                     [&](StatusOr<std::vector<std::string>> r) {
+                                       std::lock_guard lock(mu);
+                                       children = std::move(r);
+                                       notify();
+                                     })
+                  .ok());
+  ASSERT_TRUE(client
+                  ->GetAsync(
+                      path_,
+                      [&](const zk::WatchEvent&) {
+                        std::lock_guard lock(mu);
+                        fired = true;
+                        watch_thread = std::this_thread::get_id();
+                        notify();
+                      },
+                      [&](StatusOr<zk::NodeData> r) {
+                        std::lock_guard lock(mu);
+                        EXPECT_TRUE(children.has_value()) << "answered out of order";
+                        got = std::move(r);
+                        answer_thread = std::this_thread::get_id();
+                        notify();
+                      },
+                      zk::ZkClient::WatchDelivery::kCompletionThread)
+                  .ok());
+  ASSERT_TRUE(client
+                  ->ExistsAsync(path_ + "/absent", nullptr,
+                                [&](StatusOr<std::optional<zk::Stat>> r) {
+                                  std::lock_guard lock(mu);
+                                  absent = std::move(r);
+                                  notify();
+                                })
+                  .ok());
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, kWait, [&] { return got && children && absent; }));
+    ASSERT_TRUE(got->ok()) << got->status().ToString();
+    EXPECT_EQ((*got)->data, Record("n1", 5433, 1));
+    EXPECT_EQ((*got)->stat.num_children, 1);
+    ASSERT_TRUE(children->ok());
+    EXPECT_EQ(**children, std::vector<std::string>{"v1"});
+    ASSERT_TRUE(absent->ok());
+    EXPECT_FALSE((*absent)->has_value());
+    EXPECT_NE(answer_thread, std::this_thread::get_id());
+  }
+  Publish("n2", 5434, 2);
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, kWait, [&] { return fired; }));
+    EXPECT_EQ(watch_thread, answer_thread);  // the completion thread, not the dispatch thread
+  }
+  // Not sent: the error comes back and `done` never runs.
+  client->Close();
+  bool ran = false;
+  Status sent = client->GetAsync(path_, nullptr, [&](StatusOr<zk::NodeData>) { ran = true; });
+  EXPECT_FALSE(sent.ok());
+  EXPECT_FALSE(ran);
 }
 
 }  // namespace

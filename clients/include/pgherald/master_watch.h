@@ -61,6 +61,14 @@ struct MasterWatchOptions {
   std::chrono::milliseconds session_timeout{6000};
   std::string zk_auth;                  // optional "user:password" digest; never logged
   LogSink log;
+  // Fan-out option. false (the default): this watch has a ZooKeeper session of its own. true: it
+  // shares ONE session, and the one read per change, with every other MasterWatch of this
+  // process that also sets it and has the same zk_connect, root, cluster, session_timeout and
+  // zk_auth; the session closes when the last of them is destroyed. Each keeps its own
+  // current(), WaitFor() and callback; on a change the callbacks of all of them run one after
+  // another on the same library thread (a slow one delays the others), and a callback must not
+  // destroy any watch of its group. Every member's log sink receives the group's lines.
+  bool share_session = false;
 };
 
 class MasterWatch {
