@@ -73,6 +73,16 @@ zk::Watcher Orchestrator::WatchOnce(const std::string& key) {
   };
 }
 
+bool Orchestrator::Armed(const std::string& key) {
+  std::lock_guard lock(mu_);
+  return armed_.count(key) > 0;
+}
+
+void Orchestrator::Disarm(const std::string& key) {
+  std::lock_guard lock(mu_);
+  armed_.erase(key);
+}
+
 bool Orchestrator::EnsureSession() {
   if (session_ != nullptr) {
     const zk::SessionState st = session_->state();
@@ -102,7 +112,12 @@ bool Orchestrator::EnsureSession() {
       [this] { Wake(); });
   publisher_ = std::make_unique<publishers::ZkPublisher>(session_.get(), options_.root, options_.id,
                                                          options_.history_limit);
-  for (auto& [name, rt] : runtime_) rt.ensured = false;
+  for (auto& [name, rt] : runtime_) {
+    rt.ensured = false;
+    rt.control_cache.reset();
+    rt.children_cache.reset();
+    rt.observation_cache.clear();
+  }
   Log().Info("session_started", {{"session_id", session_->session_id()}, {"guid", guid_}});
   return true;
 }
@@ -154,6 +169,12 @@ void Orchestrator::RunRound() {
 void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   const std::string& c = spec.name;
   publishers::ZkPublisher& pub = *publisher_;
+  // Where a round's time goes (logged with a publish): reads, probes, write checks, the multi.
+  const MonoTime round_start = clock_->Now();
+  auto ms_since = [&](MonoTime t) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(clock_->Now() - t).count() / 1000.0;
+  };
+  double read_ms = 0, probe_ms = 0, write_check_ms = 0;
 
   if (!rt.ensured && !options_.dry_run) {
     if (Status s = pub.EnsureCluster(c); !s.ok()) {
@@ -170,7 +191,19 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   }
 
   // 1. Read the published state and the pollers' observations, arming watches.
-  auto control = pub.ReadControl(c, WatchOnce("control:" + c));
+  const std::string control_key = "control:" + c;
+  StatusOr<publishers::ControlState> control = publishers::ControlState{};
+  if (rt.control_cache && Armed(control_key)) {
+    control = *rt.control_cache;
+  } else {
+    control = pub.ReadControl(c, WatchOnce(control_key));
+    rt.control_cache.reset();
+    if (control.ok()) {
+      rt.control_cache = *control;
+    } else if (control.status().code() != StatusCode::kInvalidArgument) {
+      Disarm(control_key);  // the read failed: no watch armed
+    }
+  }
   if (!control.ok()) {
     // A corrupt control znode: keep the cluster untouched rather than guess what the operator meant.
     Log().Error("control_unreadable", {{"cluster", c}, {"error", control.status()},
@@ -186,7 +219,9 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
     published = std::move(*master);
   } else if (master.status().code() == StatusCode::kNotFound && options_.dry_run) {
     // Dry-run creates nothing; decide as if nothing were published.
+    Disarm("master:" + c);
   } else {
+    Disarm("master:" + c);
     Log().Warn("master_unreadable", {{"cluster", c}, {"error", master.status()}});
     return;
   }
@@ -208,13 +243,38 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   if (published) in.published = published->record;
 
   std::vector<NodeTarget> targets = spec.nodes;
-  auto children = session_->GetChildren(pub.NodesPath(c), WatchOnce("nodes:" + c));
+  const std::string children_key = "nodes:" + c;
+  StatusOr<std::vector<std::string>> children = std::vector<std::string>{};
+  if (rt.children_cache && Armed(children_key)) {
+    children = *rt.children_cache;
+  } else {
+    children = session_->GetChildren(pub.NodesPath(c), WatchOnce(children_key));
+    rt.children_cache.reset();
+    if (children.ok()) {
+      rt.children_cache = *children;
+    } else {
+      Disarm(children_key);
+    }
+  }
   if (children.ok()) {
+    std::map<std::string, std::string> still_there;
     for (const std::string& name : *children) {
       const std::string path = zk::JoinPath(pub.NodesPath(c), name);
-      auto got = session_->Get(path, WatchOnce("node:" + path));
-      if (!got.ok()) continue;  // gone meanwhile: the children watch tells us
-      auto obs = model::NodeObservation::FromJson(got->data);
+      const std::string key = "node:" + path;
+      std::string data;
+      auto cached = rt.observation_cache.find(path);
+      if (cached != rt.observation_cache.end() && Armed(key)) {
+        data = cached->second;
+      } else {
+        auto got = session_->Get(path, WatchOnce(key));
+        if (!got.ok()) {
+          Disarm(key);
+          continue;  // gone meanwhile: the children watch tells us
+        }
+        data = std::move(got->data);
+      }
+      still_there[path] = data;
+      auto obs = model::NodeObservation::FromJson(data);
       if (!obs.ok()) {
         Log().Warn("observation_corrupt", {{"path", path}, {"error", obs.status()}});
         continue;
@@ -231,11 +291,14 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
         targets.push_back(std::move(t));
       }
     }
+    rt.observation_cache = std::move(still_there);
   } else if (children.status().code() != StatusCode::kNotFound) {
     Log().Debug("observations_unreadable", {{"cluster", c}, {"error", children.status()}});
   }
 
   // 2-3. Probe everything in parallel, then write-check the possible winners.
+  read_ms = ms_since(round_start);
+  const MonoTime probe_start = clock_->Now();
   std::vector<model::Probe> probes =
       prober_->ProbeAll(targets, clock_->Now() + options_.probe_timeout);
   MonoTime taken = clock_->Now();
@@ -245,8 +308,10 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   }
   in.now = clock_->Now();
   in.wall_now = clock_->WallNow();
+  probe_ms = ms_since(probe_start);
   const std::vector<std::string> wc_names = WriteCheckTargets(in);
   if (!wc_names.empty()) {
+    const MonoTime wc_start = clock_->Now();
     std::vector<NodeTarget> wc_targets;
     for (const NodeTarget& t : targets) {
       if (std::find(wc_names.begin(), wc_names.end(), t.name) != wc_names.end()) wc_targets.push_back(t);
@@ -263,6 +328,7 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
     }
     in.now = clock_->Now();
     in.wall_now = clock_->WallNow();
+    write_check_ms = ms_since(wc_start);
   }
 
   // 4. Decide and log.
@@ -320,13 +386,22 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
       return;
     }
     case Action::kWithdraw: {
-      if (Status s = pub.Unvouch(c); !s.ok()) {
+      // A voucher this instance held goes with a history entry saying why (the same multi);
+      // otherwise there is nothing to record and only a leftover voucher is removed.
+      std::string history_path;
+      const Status s = rt.vouched && published
+                           ? pub.Withdraw(c, election_path, ToHistoryEntry(in, verdict), &history_path)
+                           : pub.Unvouch(c);
+      if (!s.ok()) {
         Log().Warn("unvouch_failed", {{"cluster", c}, {"error", s}});
         return;
       }
       if (rt.vouched) {
         Log().Info("voucher_withdrawn", {{"cluster", c}, {"node", published ? published->record.node : ""},
+                                         {"epoch", published ? published->record.epoch : 0},
+                                         {"history", history_path},
                                          {"reasons", FormatReasons(verdict.reasons)}});
+        if (!history_path.empty()) (void)pub.TrimHistory(c);
       }
       rt.vouched = false;
       if (published) Mirror(c, rt, published->record, false);
@@ -347,8 +422,10 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
     Log().Info("identity_recorded", {{"cluster", c}, {"system_identifier", *verdict.identity_to_record}});
   }
   const model::HistoryEntry history = ToHistoryEntry(in, verdict);
+  const MonoTime publish_start = clock_->Now();
   publishers::PublishResult result =
       pub.Publish(c, election_path, published->version, *verdict.record, history);
+  const double publish_ms = ms_since(publish_start);
   if (result.outcome == publishers::WriteOutcome::kUnknown) {
     Log().Warn("publish_outcome_unknown", {{"cluster", c}, {"node", verdict.record->node},
                                            {"epoch", verdict.record->epoch}, {"error", result.status}});
@@ -374,7 +451,12 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
                                   {"epoch", r.epoch},
                                   {"previous", published->record.node},
                                   {"reason", r.reason},
-                                  {"history", result.history_path}});
+                                  {"history", result.history_path},
+                                  {"round_ms", ms_since(round_start)},
+                                  {"read_ms", read_ms},
+                                  {"probe_ms", probe_ms},
+                                  {"write_check_ms", write_check_ms},
+                                  {"publish_ms", publish_ms}});
   if (verdict.data_loss) {
     const model::DataLossEstimate& d = *verdict.data_loss;
     Log().Info("failover", {{"cluster", c},

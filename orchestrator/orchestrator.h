@@ -111,6 +111,13 @@ class Orchestrator {
     std::string last_summary;  // to log transitions once
     std::string last_mirrored;
     bool vouched = false;  // we may hold a voucher
+    // What the last reads returned, by watch key, valid while that key's watch is still armed
+    // (the znode has not changed since, as far as the server has told us): a round woken by one
+    // observation re-reads that observation only. Dropped with the session. The master znode is
+    // always read afresh (its version is the compare-and-set's basis).
+    std::optional<publishers::ControlState> control_cache;
+    std::optional<std::vector<std::string>> children_cache;
+    std::map<std::string, std::string> observation_cache;  // by znode path
   };
 
   bool EnsureSession();
@@ -119,6 +126,9 @@ class Orchestrator {
   // A watcher that wakes the loop, armed at most once per key until it fires.
   zk::Watcher WatchOnce(const std::string& key);
   bool Armed(const std::string& key);
+  // Forgets `key` after a read whose watch was not armed (the read failed): the next read arms
+  // it again. Without this a znode that was absent once would never wake the loop again.
+  void Disarm(const std::string& key);
   void Mirror(const std::string& cluster, ClusterRuntime& rt, const model::MasterRecord& record,
               bool vouched);
 

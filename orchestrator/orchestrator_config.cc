@@ -55,6 +55,7 @@ StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root) {
   }
   std::set<std::string> cluster_names;
   std::vector<config::PostgresConfig> pg_configs;
+  std::vector<int> pg_lines;  // each cluster's postgres section, for errors found after Finish()
   for (config::ConfigNode& cn : clusters) {
     ClusterSpec spec;
     spec.name = cn.Required<std::string>("name");
@@ -92,6 +93,7 @@ StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root) {
     // Validate the rest before reading password files, so every key error is reported at once.
     pg.host = "127.0.0.1";
     pg_configs.push_back(pg);
+    pg_lines.push_back(pgn.line());
     for (const auto& [name, hp] : nodes) {
       NodeTarget t;
       t.name = name;
@@ -131,8 +133,13 @@ StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root) {
   for (std::size_t i = 0; i < out.clusters.size(); ++i) {
     auto params = config::ToPgParams(pg_configs[i]);
     if (!params.ok()) {
-      return Status(params.status().code(),
-                    "clusters[" + std::to_string(i) + "].postgres: " + params.status().message());
+      // A password file that cannot be read or is empty: name where it is configured and the fix
+      // (never the file's content).
+      return InvalidArgument(root.file() + ":" + std::to_string(pg_lines[i]) + ": clusters[" +
+                             std::to_string(i) + "].postgres.password_file: " +
+                             params.status().message() +
+                             " (fix: put the password on the file's first line, readable by the "
+                             "orchestrator's user, or set postgres.password)");
     }
     ClusterSpec& spec = out.clusters[i];
     spec.defaults = *params;

@@ -44,8 +44,12 @@ Status Poller::Start() {
 
 void Poller::Run(const std::atomic<bool>& stop) {
   MonoTime next_tick = clock_.Now();
+  MonoTime next_poll = clock_.Now();
   while (!stop.load()) {
-    const auto wait = std::clamp(std::chrono::duration_cast<Millis>(next_tick - clock_.Now()),
+    const bool watching = promotion_watch_active();
+    MonoTime until = next_tick;
+    if (watching) until = std::min(until, next_poll);
+    const auto wait = std::clamp(std::chrono::duration_cast<Millis>(until - clock_.Now()),
                                  Millis(0), Millis(100));
     std::vector<NotifyMessage> notified;
     if (listener_) {
@@ -58,8 +62,80 @@ void Poller::Run(const std::atomic<bool>& stop) {
     if (!notified.empty() || clock_.Now() >= next_tick) {
       Tick(notified);
       next_tick = clock_.Now() + config_.tick;
+      next_poll = clock_.Now() + config_.promotion_poll;
+      continue;
+    }
+    if (watching && clock_.Now() >= next_poll) {
+      // The promotion watch: the moment the node leaves recovery is published at once, not at the
+      // next tick (repmgr's own promotion events come only after its promote check).
+      if (PromotionPoll()) {
+        Tick({});
+        next_tick = clock_.Now() + config_.tick;
+      }
+      next_poll = clock_.Now() + config_.promotion_poll;
     }
   }
+}
+
+bool Poller::promotion_watch_active() const {
+  return watch_until_.has_value() && clock_.Now() < *watch_until_ && conn_ != nullptr;
+}
+
+bool Poller::PromotionPoll() {
+  if (conn_ == nullptr || !conn_->ok()) return false;
+  ++watch_polls_;
+  auto result = conn_->Exec("SELECT pg_catalog.pg_is_in_recovery() AS in_recovery");
+  if (!result.ok() || result->num_rows() != 1) {
+    // The tick deals with a broken connection (it reports the node and reconnects).
+    log_.Debug("promotion_poll_failed", {{"error", result.ok() ? Internal("no row") : result.status()}});
+    return false;
+  }
+  auto in_recovery = result->row(0).GetBool("in_recovery");
+  return in_recovery.ok() && !*in_recovery;
+}
+
+void Poller::EndPromotionWatch(const char* why) {
+  if (!watch_until_) return;
+  log_.Info("promotion_watch_end",
+            {{"why", why},
+             {"polls", watch_polls_},
+             {"after_ms", std::chrono::duration_cast<Millis>(clock_.Now() - watch_since_).count()}});
+  watch_until_.reset();
+}
+
+void Poller::UpdatePromotionWatch(const model::NodeObservation& obs, bool notified) {
+  const std::string sender =
+      obs.sender_host.empty() ? "" : obs.sender_host + ":" + std::to_string(obs.sender_port);
+  const std::string previous_sender = last_sender_;
+  last_sender_ = sender;
+  if (!obs.reachable || !obs.in_recovery) {
+    EndPromotionWatch(!obs.reachable ? "node unreachable" : "node out of recovery");
+    return;
+  }
+  if (watch_until_ && clock_.Now() >= *watch_until_) EndPromotionWatch("window elapsed");
+  if (watch_until_) {
+    if (sender.empty()) {
+      watch_sender_lost_ = true;
+    } else if (sender != watch_sender_ || watch_sender_lost_) {
+      // Streaming again (it followed a new primary, or its upstream came back): nothing to watch.
+      EndPromotionWatch("streaming again");
+      return;
+    }
+  }
+  const bool sender_lost = !previous_sender.empty() && sender.empty();
+  if (config_.promotion_watch.count() == 0 || (!sender_lost && !notified)) return;
+  if (!watch_until_) {
+    watch_since_ = clock_.Now();
+    watch_polls_ = 0;
+    watch_sender_ = sender.empty() ? previous_sender : sender;
+    watch_sender_lost_ = sender.empty();
+    log_.Info("promotion_watch_start",
+              {{"why", sender_lost ? "wal sender lost" : "repmgr event notified"},
+               {"sender", watch_sender_},
+               {"poll_ms", config_.promotion_poll.count()},
+               {"window_ms", config_.promotion_watch.count()}});
+  }
+  watch_until_ = clock_.Now() + config_.promotion_watch;
 }
 
 void Poller::DropConnection(const Status& why) {
@@ -221,6 +297,7 @@ void Poller::Tick(const std::vector<NotifyMessage>& notified) {
     pending_events_.push_back(m.ToEvent(now_us));
   }
   model::NodeObservation obs = Observe();
+  UpdatePromotionWatch(obs, !notified.empty());
   if (obs.reachable != was_reachable_ || (obs.reachable && obs.in_recovery != was_in_recovery_)) {
     log_.Info("node_state", {{"reachable", obs.reachable}, {"in_recovery", obs.in_recovery},
                              {"timeline", static_cast<std::int64_t>(obs.timeline)},

@@ -38,6 +38,13 @@ class Poller {
   void Run(const std::atomic<bool>& stop);
   // One tick now, with these notify messages. Public for tests and benchmarks.
   void Tick(const std::vector<NotifyMessage>& notified);
+  // Whether the promotion watch is on (see PollerSection::promotion_watch): the node is a standby
+  // that lost its WAL sender, or was notified of a repmgr event, within the last
+  // promotion_watch_ms, and has not since been seen streaming from a new sender.
+  bool promotion_watch_active() const;
+  // One read of pg_is_in_recovery() over the held connection; true when the node answered that it
+  // is out of recovery (then run a Tick at once). Public for tests.
+  bool PromotionPoll();
 
   const model::NodeObservation& last_observation() const { return last_; }
 
@@ -46,6 +53,9 @@ class Poller {
   void Fence(model::NodeObservation* obs);
   void PublishObservation(model::NodeObservation obs);
   void DropConnection(const Status& why);
+  // Arms, keeps or ends the promotion watch after a tick's observation.
+  void UpdatePromotionWatch(const model::NodeObservation& obs, bool notified);
+  void EndPromotionWatch(const char* why);
 
   PollerSection config_;
   pg::PgParams pg_params_;
@@ -76,6 +86,14 @@ class Poller {
   std::string fence_reason_;
   bool was_reachable_ = true;
   bool was_in_recovery_ = false;
+
+  // The promotion watch.
+  std::optional<MonoTime> watch_until_;  // set while the watch is on
+  MonoTime watch_since_{};
+  std::string watch_sender_;      // "host:port" the standby streamed from when the watch began
+  bool watch_sender_lost_ = false;  // no sender seen during the watch
+  std::string last_sender_;       // "host:port" of the last tick ("" none)
+  std::uint64_t watch_polls_ = 0;
 };
 
 }  // namespace pgherald::pollers

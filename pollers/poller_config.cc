@@ -44,6 +44,10 @@ StatusOr<PollerConfig> Parse(config::ConfigNode root) {
   s.events_retention = p.Optional<int>("events_retention", 1000, {.min = 10, .max = 100000});
   s.backoff_max = p.Optional<Millis>("backoff_max_ms", Millis(10000),
                                      {.min = Millis(100), .max = Millis(600000)});
+  s.promotion_watch = p.Optional<Millis>("promotion_watch_ms", Millis(120000),
+                                         {.min = Millis(0), .max = Millis(3600000)});
+  s.promotion_poll = p.Optional<Millis>("promotion_poll_ms", Millis(5),
+                                        {.min = Millis(1), .max = Millis(1000)});
 
   config::ConfigNode f = p.Child("fence");
   const std::string action = f.OptionalOneOf("action", "report", {"report", "stop", "command"});

@@ -38,6 +38,12 @@ struct PollerSection {
   int notify_socket_mode = 0660;      // notify_socket_mode, octal text ("0660")
   int events_retention = 1000;        // 10..100000 event znodes kept
   Millis backoff_max{10000};          // backoff_max_ms: reconnect backoff cap (PostgreSQL, ZK)
+  // The promotion watch (docs/poller.md): when its standby loses its WAL sender, or a notify
+  // arrives while the node is in recovery, the poller reads pg_is_in_recovery() every
+  // promotion_poll_ms over its held connection for at most promotion_watch_ms, and runs a tick the
+  // moment the node leaves recovery. promotion_watch_ms 0 turns it off.
+  Millis promotion_watch{120000};     // promotion_watch_ms, 0..3600000
+  Millis promotion_poll{5};           // promotion_poll_ms, 1..1000
   FenceConfig fence;
 };
 

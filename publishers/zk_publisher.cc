@@ -261,6 +261,27 @@ Status ZkPublisher::Unvouch(const std::string& cluster) {
   return s;
 }
 
+Status ZkPublisher::Withdraw(const std::string& cluster, const std::string& election_path,
+                             const model::HistoryEntry& history, std::string* history_path) {
+  history_path->clear();
+  const std::vector<zk::Op> ops = {
+      zk::Op::Check(election_path, -1),
+      zk::Op::Delete(VoucherPath(cluster)),
+      zk::Op::Create(HistoryPath(cluster) + "/h-", history.ToJson(),
+                     zk::CreateMode::kPersistentSequential),
+  };
+  int failed_op = -1;
+  auto multi = session_->Multi(ops, &failed_op);
+  if (multi.ok()) {
+    *history_path = multi->results[2].created_path;
+    return Status::Ok();
+  }
+  if (multi.status().code() == StatusCode::kConnectionLoss) return multi.status();
+  if (failed_op == 1 && multi.status().code() == StatusCode::kNotFound) return Status::Ok();
+  // Deposed, or the history parent is missing: the voucher still goes.
+  return Unvouch(cluster);
+}
+
 Status ZkPublisher::TrimHistory(const std::string& cluster) {
   auto children = session_->GetChildren(HistoryPath(cluster));
   if (!children.ok()) return children.status();

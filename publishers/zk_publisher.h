@@ -5,7 +5,8 @@
 //                     epoch:0} by EnsureCluster; afterwards ONLY changed by Publish's multi
 //   master/<id>       this orchestrator's voucher (ephemeral): present exactly while its
 //                     verification of the record holds (Vouch / Unvouch)
-//   history/h-<seq>   persistent sequential, one per publish, trimmed to history_limit
+//   history/h-<seq>   persistent sequential, one per publish and one per withdrawn voucher,
+//                     trimmed to history_limit
 //   identity          persistent, {"format":1,"system_identifier":"..."}, written once
 //   control           persistent, operators' {"format":1,"paused":true}; read here
 //
@@ -116,6 +117,14 @@ class ZkPublisher {
                const model::MasterRecord& record);
   // Removes this orchestrator's voucher if present (ok when absent).
   Status Unvouch(const std::string& cluster);
+  // Withdraws this orchestrator's voucher and records why, in ONE multi: Check(election_path),
+  // Delete(voucher), Create(history/h-, `history`), so the entry exists exactly when a voucher was
+  // withdrawn by the leader. Voucher already gone: nothing is written, *history_path stays "" and
+  // the result is Ok. Deposed (election znode gone): the voucher is removed without an entry.
+  // Connection loss: that status; the caller tries again later (a landed multi left no voucher,
+  // so the retry writes nothing twice).
+  Status Withdraw(const std::string& cluster, const std::string& election_path,
+                  const model::HistoryEntry& history, std::string* history_path);
 
   // Deletes the oldest history entries beyond history_limit.
   Status TrimHistory(const std::string& cluster);

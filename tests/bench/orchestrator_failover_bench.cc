@@ -1,24 +1,44 @@
-// Benchmark: from the new primary leaving recovery to the master znode naming it.
+// Benchmark: from the new primary leaving recovery to the master znode naming it (issue 4).
 //
-// Brings up a lab (ZooKeeper ensemble + 3-node PostgreSQL/repmgr), starts one `pgherald
-// orchestrator` ($PGHERALD_BIN) that probes the nodes directly (no pollers: the polling path
-// alone, so the figure is bounded by tick_ms), then repeats: kill -9 of the primary, wait for
-// repmgrd's promotion, measure, `labctl pg-rejoin` the old primary. The moment a node leaves
-// recovery is taken by polling every standby's pg_is_in_recovery() every 2 ms; the moment the
-// master znode names it is taken in a ZooKeeper watch callback. Prints every sample, the median,
-// p99 and the machine.
+// Brings up a lab (ZooKeeper ensemble + 3-node PostgreSQL/repmgr with repmgrd) and measures, over
+// repeated `kill -9` failovers of the primary (repmgrd promotes a standby; `labctl pg-rejoin` brings
+// the old primary back as a standby, and the next failover waits for a healthy cluster: one
+// primary, two streaming standbys, repmgr's metadata agreeing, every repmgrd monitoring), in two
+// modes, each with its own `pgherald orchestrator` ($PGHERALD_BIN):
+//
+//   polling : no pollers. The orchestrator learns of the promotion only by probing the nodes at
+//             its tick (--tick-ms, default 100), so the figure is bounded by the tick.
+//   notify  : one `pgherald poller` per node, repmgr's event_notification_command pointed at
+//             `pgherald notify` (labctl's notify.sh -> DIR/notify-cmd-N, as docs/poller.md sets it
+//             up). Orchestrator and pollers keep their default 1 s ticks (--notify-orch-tick-ms,
+//             --poller-tick-ms), so a figure well under a second is the event path: the pollers'
+//             promotion watch (docs/poller.md) + the observation znode + the orchestrator's watch.
+//
+// Start: the first pg_is_in_recovery() = false on a standby, polled over held connections every
+// 2 ms. End: the ZooKeeper watch callback of the first change of the master znode after the kill
+// (then checked to name the promoted node). In notify mode the benchmark also stamps, by the same
+// kind of watch, the promoted node's observation znode first showing it out of recovery, and reads
+// repmgr's own time of its `standby_promote` event (%t, from labctl's notify log): what a notify
+// hook alone could do.
+//
+// Prints every sample, then per mode n, median, p99, min, max, the load (uptime) and the machine.
 //
 //   PGHERALD_LABCTL=tests/lab/labctl PGHERALD_BIN=build/orch/app/pgherald
-//     build/orch/tests/bench/orchestrator_failover_bench [--failovers N] [--tick-ms T]
+//     build/orch/tests/bench/orchestrator_failover_bench [--failovers N] [--mode polling|notify|both]
+//     [--tick-ms T] [--notify-orch-tick-ms T] [--poller-tick-ms T] [--verbose 1]
 #include <libpq-fe.h>
 #include <sys/utsname.h>
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <fstream>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "tests/integration/orchestrator_lab_util.h"
@@ -26,10 +46,25 @@
 using namespace pgherald;
 using namespace pgherald::orchestrator_lab;
 using Steady = std::chrono::steady_clock;
+using Wall = std::chrono::system_clock;
 
 namespace {
 
 constexpr char kRoot[] = "/pgherald-bench";
+
+std::string NodePath(int n) { return std::string(kRoot) + "/clusters/main/nodes/node" + std::to_string(n); }
+
+std::optional<std::string> QueryOne(const std::string& conninfo, const std::string& sql) {
+  PGconn* c = PQconnectdb(conninfo.c_str());
+  std::optional<std::string> out;
+  if (PQstatus(c) == CONNECTION_OK) {
+    PGresult* r = PQexec(c, sql.c_str());
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) out = PQgetvalue(r, 0, 0);
+    PQclear(r);
+  }
+  PQfinish(c);
+  return out;
+}
 
 bool InRecovery(PGconn* c, bool* in_recovery) {
   PGresult* r = PQexec(c, "SELECT pg_is_in_recovery()");
@@ -54,15 +89,387 @@ std::string Machine() {
          std::to_string(std::thread::hardware_concurrency()) + " cpus";
 }
 
+std::string Load() {
+  std::string s = ReadFile("/proc/loadavg");
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
+// One primary, two standbys streaming from it, repmgr's metadata agreeing, and each standby's
+// repmgrd monitoring again after a follow (otherwise the next failover may see no promotion; see
+// tests/e2e/stack.cc AwaitHealthyCluster). Returns the primary, 0 on timeout.
+int AwaitHealthyCluster(lab::Lab& lab, std::chrono::seconds timeout) {
+  int primary = 0;
+  const bool ok = WaitUntil(
+      [&] {
+        auto w = lab.WritableNodes();
+        if (!w.ok() || w->size() != 1) return false;
+        primary = (*w)[0];
+        auto n = QueryOne(lab.pg_conninfo(primary),
+                          "select count(*) from pg_stat_replication where state = 'streaming'");
+        if (!n || *n != "2") return false;
+        auto m = QueryOne(lab.pg_conninfo(primary, lab.Env("REPMGR_DB")),
+                          "select count(*) from repmgr.nodes where type = 'standby' and active and "
+                          "upstream_node_id = " + std::to_string(primary));
+        if (!m || *m != "2") return false;
+        for (int s = 1; s <= 3; ++s) {
+          if (s == primary) continue;
+          const std::string log = ReadFile(lab.Env("REPMGRD_LOG_" + std::to_string(s)));
+          const auto follow = log.rfind("attempting to follow new primary");
+          if (follow != std::string::npos &&
+              log.find("resuming standby monitoring mode", follow) == std::string::npos &&
+              log.find("monitoring connection to upstream node", follow) == std::string::npos) {
+            return false;
+          }
+        }
+        return true;
+      },
+      timeout, std::chrono::milliseconds(50));
+  return ok ? primary : 0;
+}
+
+// repmgr's timestamp (%t, "2026-11-22 03:59:27.869588+00") of the last `standby_promote` of
+// `node` in labctl's notify log after byte `from`, as wall time; nullopt when not there (yet).
+std::optional<Wall::time_point> PromoteEventTime(const std::string& notify_log, std::size_t from, int node) {
+  const std::string text = ReadFile(notify_log);
+  if (text.size() <= from) return std::nullopt;
+  std::istringstream in(text.substr(from));
+  std::string line;
+  std::optional<Wall::time_point> found;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string n, event, success, date, time;
+    f >> n >> event >> success >> date >> time;
+    if (n != std::to_string(node) || event != "standby_promote" || success != "1") continue;
+    std::tm tm{};
+    if (strptime((date + " " + time.substr(0, 8)).c_str(), "%Y-%m-%d %H:%M:%S", &tm) == nullptr) continue;
+    // "03:59:27.869588+00": fraction, then the UTC offset in hours ("+00", "-05", "+05:30").
+    double frac = 0;
+    std::size_t pos = 8;
+    if (time.size() > pos && time[pos] == '.') {
+      const std::size_t end = time.find_first_of("+-", pos);
+      frac = std::atof(("0" + time.substr(pos, end - pos)).c_str());
+      pos = end;
+    }
+    long offset_s = 0;
+    if (pos != std::string::npos && pos < time.size()) {
+      const int sign = time[pos] == '-' ? -1 : 1;
+      const long hh = std::atol(time.substr(pos + 1, 2).c_str());
+      const long mm = time.size() >= pos + 6 ? std::atol(time.substr(pos + 4, 2).c_str()) : 0;
+      offset_s = sign * (hh * 3600 + mm * 60);
+    }
+    const std::time_t secs = timegm(&tm) - offset_s;
+    found = Wall::from_time_t(secs) +
+            std::chrono::duration_cast<Wall::duration>(std::chrono::duration<double>(frac));
+  }
+  return found;
+}
+
+// Stamps, by ZooKeeper watches, the first moment each watched node's observation znode shows it
+// out of recovery (the callback time of the change that the following read shows). Callbacks only
+// stamp and signal; this object's thread reads and re-arms.
+class ObservationWatch {
+ public:
+  ObservationWatch(zk::ZkSession* zk, std::vector<int> nodes) : zk_(zk), nodes_(std::move(nodes)) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~ObservationWatch() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  std::optional<std::pair<int, Steady::time_point>> promoted() {
+    std::lock_guard lock(mu_);
+    return promoted_;
+  }
+
+ private:
+  void Check(int n, Steady::time_point stamp) {
+    auto got = zk_->Get(NodePath(n), [this, n](const zk::WatchEvent&) {
+      {
+        std::lock_guard lock(mu_);
+        fired_[n] = Steady::now();
+      }
+      cv_.notify_all();
+    });
+    if (!got.ok()) return;
+    auto obs = model::NodeObservation::FromJson(got->data);
+    if (obs.ok() && obs->reachable && !obs->in_recovery) {
+      std::lock_guard lock(mu_);
+      if (!promoted_) promoted_ = {n, stamp};
+    }
+  }
+  void Loop() {
+    for (int n : nodes_) Check(n, Steady::now());
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stop_ || !fired_.empty(); });
+      auto fired = std::move(fired_);
+      fired_.clear();
+      lock.unlock();
+      for (auto& [n, at] : fired) Check(n, at);
+      lock.lock();
+    }
+  }
+
+  zk::ZkSession* zk_;
+  std::vector<int> nodes_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<int, Steady::time_point> fired_;
+  std::optional<std::pair<int, Steady::time_point>> promoted_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+struct Samples {
+  std::vector<double> to_master;         // promotion -> master znode (the figure)
+  std::vector<double> to_observation;    // promotion -> the new primary's observation (notify mode)
+  std::vector<double> observation_to_master;
+  std::vector<double> to_promote_event;  // promotion -> repmgr's standby_promote %t
+};
+
+std::string Stats(std::vector<double> v) {
+  if (v.empty()) return "n=0";
+  std::sort(v.begin(), v.end());
+  auto pct = [&](double p) {
+    const std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5));
+    return v[i];
+  };
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "n=%zu median=%.1f ms p99=%.1f ms min=%.1f ms max=%.1f ms", v.size(),
+                pct(0.5), pct(0.99), v.front(), v.back());
+  return buf;
+}
+
+double Ms(Steady::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+// One mode: `failovers` kill -9 failovers with an orchestrator (and pollers when `pollers`).
+// Returns false (after printing why) when the lab misbehaves.
+bool g_verbose = false;
+
+// The lines of `text` after byte `from` that contain one of `needles`.
+std::string LinesWith(const std::string& text, std::size_t from, const std::vector<std::string>& needles) {
+  std::istringstream in(text.size() > from ? text.substr(from) : "");
+  std::string line, out;
+  while (std::getline(in, line)) {
+    for (const auto& n : needles) {
+      if (line.find(n) != std::string::npos) {
+        out += "      " + line + "\n";
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+bool RunMode(lab::Lab& lab, zk::ZkSession& zk, bool pollers, int orch_tick_ms, int poller_tick_ms,
+             int failovers, Samples* out) {
+  std::vector<std::unique_ptr<PollerProcess>> poller_procs;
+  if (pollers) {
+    for (int n = 1; n <= 3; ++n) {
+      PollerSpec ps;
+      ps.root = kRoot;
+      ps.node = n;
+      ps.tick_ms = poller_tick_ms;
+      auto p = PollerProcess::Start(WritePollerConfig(lab, ps),
+                                    lab.dir() + "/orch-poller-" + std::to_string(n) + ".log");
+      if (p == nullptr) {
+        std::fprintf(stderr, "cannot start a poller ($PGHERALD_BIN)\n");
+        return false;
+      }
+      poller_procs.push_back(std::move(p));
+    }
+    if (!WaitUntil([&] {
+          for (int n = 1; n <= 3; ++n) {
+            auto there = zk.Exists(NodePath(n));
+            if (!there.ok() || !there->has_value()) return false;
+          }
+          return true;
+        }, std::chrono::seconds(30))) {
+      std::fprintf(stderr, "the pollers' observations did not appear\n%s", poller_procs[0]->Log().c_str());
+      return false;
+    }
+  } else {
+    for (int n = 1; n <= 3; ++n) std::remove((lab.dir() + "/notify-cmd-" + std::to_string(n)).c_str());
+  }
+  OrchestratorConfigSpec spec;
+  spec.id = pollers ? "orch-bench-notify" : "orch-bench-polling";
+  spec.root = kRoot;
+  spec.tick_ms = orch_tick_ms;
+  auto orch = OrchestratorProcess::Start(WriteConfig(lab, spec), lab.dir() + "/" + spec.id + ".log");
+  if (orch == nullptr) {
+    std::fprintf(stderr, "cannot start the orchestrator ($PGHERALD_BIN)\n");
+    return false;
+  }
+  const std::string master_path = std::string(kRoot) + "/clusters/main/master";
+  const std::string notify_log = lab.Env("NOTIFY_LOG");
+  for (int f = 0; f < failovers; ++f) {
+    const int primary = AwaitHealthyCluster(lab, std::chrono::seconds(120));
+    if (primary == 0) {
+      std::fprintf(stderr, "the cluster did not become healthy (one primary, two streaming standbys)\n");
+      return false;
+    }
+    if (!WaitUntil([&] {
+          auto m = ReadMaster(zk, kRoot);
+          return m && m->node == "node" + std::to_string(primary) && !Vouchers(zk, kRoot).empty();
+        }, std::chrono::seconds(30))) {
+      std::fprintf(stderr, "master node%d not published\n%s", primary, orch->Log().c_str());
+      return false;
+    }
+    std::vector<std::pair<int, PGconn*>> standbys;
+    std::vector<int> standby_nodes;
+    for (int n = 1; n <= 3; ++n) {
+      if (n == primary) continue;
+      PGconn* c = PQconnectdb(lab.pg_conninfo(n).c_str());
+      if (PQstatus(c) == CONNECTION_OK) {
+        standbys.push_back({n, c});
+        standby_nodes.push_back(n);
+      } else {
+        PQfinish(c);
+      }
+    }
+    std::optional<ObservationWatch> obs_watch;
+    if (pollers) obs_watch.emplace(&zk, standby_nodes);
+    // The master znode's data changes only by a publish: the watch stamps the first change.
+    std::atomic<bool> changed{false};
+    Steady::time_point changed_at{};
+    std::mutex mu;
+    auto armed = zk.Get(master_path, [&](const zk::WatchEvent&) {
+      std::lock_guard lock(mu);
+      changed_at = Steady::now();
+      changed = true;
+    });
+    if (!armed.ok()) return false;
+    const std::size_t notify_from = ReadFile(notify_log).size();
+    const std::size_t orch_log_from = orch->Log().size();
+    std::map<int, std::size_t> poller_log_from;
+    for (std::size_t i = 0; i < poller_procs.size(); ++i) {
+      poller_log_from[static_cast<int>(i) + 1] = poller_procs[i]->Log().size();
+    }
+    if (!lab.PgKill(primary).ok()) return false;
+    int promoted = 0;
+    Steady::time_point left_recovery{};
+    Wall::time_point left_recovery_wall{};
+    const auto deadline = Steady::now() + std::chrono::seconds(60);
+    while (promoted == 0 && Steady::now() < deadline) {
+      for (auto& [n, c] : standbys) {
+        bool rec = true;
+        if (InRecovery(c, &rec) && !rec) {
+          left_recovery = Steady::now();
+          left_recovery_wall = Wall::now();
+          promoted = n;
+          break;
+        }
+      }
+      // The detector's pace: a 2 ms poll of the standbys (the start of the measured interval).
+      if (promoted == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    for (auto& [n, c] : standbys) PQfinish(c);
+    if (promoted == 0) {
+      std::fprintf(stderr, "no promotion within 60 s\n");
+      return false;
+    }
+    if (!WaitUntil([&] { return changed.load(); }, std::chrono::seconds(30), std::chrono::milliseconds(5))) {
+      std::fprintf(stderr, "master znode did not move\n%s", orch->Log().c_str());
+      return false;
+    }
+    double ms;
+    {
+      std::lock_guard lock(mu);
+      ms = Ms(changed_at - left_recovery);
+    }
+    auto m = ReadMaster(zk, kRoot);
+    if (!m || m->node != "node" + std::to_string(promoted)) {
+      std::fprintf(stderr, "the master znode does not name the promoted node%d\n", promoted);
+      return false;
+    }
+    out->to_master.push_back(ms);
+    std::string detail;
+    if (pollers) {
+      // The new primary's observation may land after the master moved (a tick, not the watch).
+      WaitUntil([&] { return obs_watch->promoted().has_value(); }, std::chrono::seconds(5));
+      auto seen = obs_watch->promoted();
+      if (seen && seen->first == promoted) {
+        const double obs_ms = Ms(seen->second - left_recovery);
+        out->to_observation.push_back(obs_ms);
+        out->observation_to_master.push_back(ms - obs_ms);
+        char buf[120];
+        std::snprintf(buf, sizeof buf, "  (observation %.1f ms, observation -> master %.1f ms", obs_ms, ms - obs_ms);
+        detail = buf;
+      } else {
+        detail = "  (no observation of node" + std::to_string(promoted) + " out of recovery";
+      }
+      std::optional<Wall::time_point> event;
+      WaitUntil([&] { return (event = PromoteEventTime(notify_log, notify_from, promoted)).has_value(); },
+                std::chrono::seconds(10));
+      if (event) {
+        const double ev_ms = std::chrono::duration<double, std::milli>(*event - left_recovery_wall).count();
+        out->to_promote_event.push_back(ev_ms);
+        char buf[80];
+        std::snprintf(buf, sizeof buf, ", repmgr standby_promote %%t %.0f ms", ev_ms);
+        detail += buf;
+      }
+      detail += ")";
+    }
+    obs_watch.reset();
+    std::printf("%s failover %d: node%d -> node%d, left recovery -> master znode: %.1f ms%s\n",
+                pollers ? "notify" : "polling", f + 1, primary, promoted, ms, detail.c_str());
+    if (g_verbose) {
+      std::printf("%s", LinesWith(orch->Log(), orch_log_from, {"master_published", "voucher_withdrawn"}).c_str());
+      if (pollers) {
+        const std::size_t idx = static_cast<std::size_t>(promoted - 1);
+        std::printf("%s", LinesWith(poller_procs[idx]->Log(), poller_log_from[promoted],
+                                    {"promotion_watch", "notify_received", "node_state"})
+                              .c_str());
+      }
+    }
+    std::fflush(stdout);
+    if (!lab.PgRejoin(primary).ok()) {
+      std::fprintf(stderr, "pg-rejoin %d failed\n", primary);
+      return false;
+    }
+  }
+  orch->Stop();
+  for (auto& p : poller_procs) p->Stop();
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  int failovers = 7;
+  int failovers = 20;
   int tick_ms = 100;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--failovers") == 0) failovers = std::atoi(argv[i + 1]);
-    if (std::strcmp(argv[i], "--tick-ms") == 0) tick_ms = std::atoi(argv[i + 1]);
+  int notify_orch_tick_ms = 1000;
+  int poller_tick_ms = 1000;
+  std::string mode = "both";
+  for (int i = 1; i < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "%s needs a value\n", flag.c_str());
+      return 2;
+    }
+    const std::string value = argv[i + 1];
+    if (flag == "--failovers") failovers = std::atoi(value.c_str());
+    else if (flag == "--tick-ms") tick_ms = std::atoi(value.c_str());
+    else if (flag == "--notify-orch-tick-ms") notify_orch_tick_ms = std::atoi(value.c_str());
+    else if (flag == "--poller-tick-ms") poller_tick_ms = std::atoi(value.c_str());
+    else if (flag == "--mode") mode = value;
+    else if (flag == "--verbose") g_verbose = value == "1";
+    else {
+      std::fprintf(stderr, "unknown flag %s (--failovers, --mode, --tick-ms, --notify-orch-tick-ms, --poller-tick-ms)\n",
+                   flag.c_str());
+      return 2;
+    }
   }
+  if (failovers <= 0 || (mode != "both" && mode != "polling" && mode != "notify")) {
+    std::fprintf(stderr, "usage: --failovers N (> 0) --mode polling|notify|both\n");
+    return 2;
+  }
+  std::printf("load before: %s\n", Load().c_str());
   lab::LabOptions options;
   options.zk_ensemble = true;
   options.postgres = true;
@@ -72,102 +479,30 @@ int main(int argc, char** argv) {
     return 1;
   }
   lab::Lab& lab = **up;
-  OrchestratorConfigSpec spec;
-  spec.id = "orch-bench";
-  spec.root = kRoot;
-  spec.tick_ms = tick_ms;
-  auto orch = OrchestratorProcess::Start(WriteConfig(lab, spec), lab.dir() + "/orch-bench.log");
   auto zk = Reader(lab);
-  if (orch == nullptr || zk == nullptr) {
-    std::fprintf(stderr, "cannot start the orchestrator ($PGHERALD_BIN) or reach ZooKeeper\n");
+  if (zk == nullptr) {
+    std::fprintf(stderr, "cannot reach ZooKeeper\n");
     return 1;
   }
-  auto writable = lab.WritableNodes();
-  int primary = writable.ok() && writable->size() == 1 ? (*writable)[0] : 0;
-  auto master_is = [&](int node) {
-    auto m = ReadMaster(*zk, kRoot);
-    return m && m->node == "node" + std::to_string(node);
-  };
-  if (primary == 0 || !WaitUntil([&] { return master_is(primary); }, std::chrono::seconds(30))) {
-    std::fprintf(stderr, "first master not published\n%s", orch->Log().c_str());
-    return 1;
-  }
+  Samples polling, notify;
+  const bool run_polling = mode != "notify", run_notify = mode != "polling";
+  if (run_polling && !RunMode(lab, *zk, false, tick_ms, 0, failovers, &polling)) return 1;
+  if (run_notify && !RunMode(lab, *zk, true, notify_orch_tick_ms, poller_tick_ms, failovers, &notify)) return 1;
 
-  std::vector<double> samples;
-  for (int f = 0; f < failovers; ++f) {
-    // Connections to the standbys, opened before the kill so the poll is cheap.
-    std::vector<std::pair<int, PGconn*>> standbys;
-    for (int n = 1; n <= 3; ++n) {
-      if (n == primary) continue;
-      PGconn* c = PQconnectdb(lab.pg_conninfo(n).c_str());
-      if (PQstatus(c) == CONNECTION_OK) standbys.push_back({n, c});
-      else PQfinish(c);
-    }
-    // The master znode's data changes only by a publish: the watch stamps the first change after
-    // the kill (callbacks must not call ZooKeeper; the main thread reads the record afterwards).
-    std::atomic<bool> changed{false};
-    Steady::time_point changed_at{};
-    std::mutex mu;
-    auto armed = zk->Get(std::string(kRoot) + "/clusters/main/master", [&](const zk::WatchEvent&) {
-      std::lock_guard lock(mu);
-      changed_at = Steady::now();
-      changed = true;
-    });
-    if (!armed.ok()) return 1;
-    if (!lab.PgKill(primary).ok()) return 1;
-    int promoted = 0;
-    Steady::time_point left_recovery{};
-    const auto deadline = Steady::now() + std::chrono::seconds(60);
-    while (promoted == 0 && Steady::now() < deadline) {
-      for (auto& [n, c] : standbys) {
-        bool rec = true;
-        if (InRecovery(c, &rec) && !rec) {
-          left_recovery = Steady::now();
-          promoted = n;
-          break;
-        }
-      }
-      if (promoted == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    for (auto& [n, c] : standbys) PQfinish(c);
-    if (promoted == 0) {
-      std::fprintf(stderr, "no promotion within 60 s\n");
-      return 1;
-    }
-    if (!WaitUntil([&] { return changed.load(); }, std::chrono::seconds(30))) {
-      std::fprintf(stderr, "master znode did not move\n%s", orch->Log().c_str());
-      return 1;
-    }
-    double ms;
-    {
-      std::lock_guard lock(mu);
-      ms = std::chrono::duration<double, std::milli>(changed_at - left_recovery).count();
-    }
-    if (!master_is(promoted)) {
-      std::fprintf(stderr, "the master znode does not name the promoted node%d\n", promoted);
-      return 1;
-    }
-    samples.push_back(ms);
-    std::printf("failover %d: node%d -> node%d, left recovery -> master znode: %.1f ms\n", f + 1,
-                primary, promoted, ms);
-    std::fflush(stdout);
-    const int old = primary;
-    primary = promoted;
-    if (!lab.PgRejoin(old).ok()) {
-      std::fprintf(stderr, "pg-rejoin %d failed\n", old);
-      return 1;
-    }
+  std::printf("\npromotion (left recovery) -> master znode naming it, kill -9 failovers\n");
+  if (run_polling) {
+    std::printf("  polling path alone (no pollers, orchestrator tick_ms=%d):\n    %s\n", tick_ms,
+                Stats(polling.to_master).c_str());
   }
-  std::sort(samples.begin(), samples.end());
-  auto pct = [&](double p) {
-    const std::size_t i = std::min(samples.size() - 1,
-                                   static_cast<std::size_t>(p * static_cast<double>(samples.size() - 1) + 0.5));
-    return samples[i];
-  };
-  std::printf("orchestrator promotion-to-publish (polling path, tick_ms=%d, no pollers): n=%zu "
-              "median=%.1f ms p99=%.1f ms min=%.1f ms max=%.1f ms\nmachine: %s\n",
-              tick_ms, samples.size(), pct(0.5), pct(0.99), samples.front(), samples.back(),
-              Machine().c_str());
-  orch->Stop();
+  if (run_notify) {
+    std::printf("  pollers + notify (poller tick_ms=%d, orchestrator tick_ms=%d):\n    %s\n",
+                poller_tick_ms, notify_orch_tick_ms, Stats(notify.to_master).c_str());
+    std::printf("    promotion -> new primary's observation in ZooKeeper: %s\n", Stats(notify.to_observation).c_str());
+    std::printf("    observation -> master znode:                        %s\n",
+                Stats(notify.observation_to_master).c_str());
+    std::printf("    promotion -> repmgr's standby_promote event (%%t):   %s\n",
+                Stats(notify.to_promote_event).c_str());
+  }
+  std::printf("load after: %s\nmachine: %s\n", Load().c_str(), Machine().c_str());
   return 0;
 }

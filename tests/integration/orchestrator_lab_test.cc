@@ -5,6 +5,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <set>
 
 #include "orchestrator/election.h"
@@ -79,15 +80,26 @@ bool MasterIs(int node, std::uint32_t min_timeline = 0) {
          m->timeline >= min_timeline && !Vouchers(*S().zk, kRoot).empty();
 }
 
-std::vector<model::HistoryEntry> History() {
+// Every history entry, oldest first (publishes and withdrawn vouchers).
+std::vector<model::HistoryEntry> AllHistory() {
   std::vector<model::HistoryEntry> out;
   auto names = S().zk->GetChildren(std::string(kRoot) + "/clusters/main/history");
   if (!names.ok()) return out;
+  std::sort(names->begin(), names->end());  // h-<seq>, zero-padded
   for (const std::string& n : *names) {
     auto got = S().zk->Get(std::string(kRoot) + "/clusters/main/history/" + n);
     if (!got.ok()) continue;
     auto h = model::HistoryEntry::FromJson(got->data);
     if (h.ok()) out.push_back(*h);
+  }
+  return out;
+}
+
+// The publish entries only, oldest first.
+std::vector<model::HistoryEntry> History() {
+  std::vector<model::HistoryEntry> out;
+  for (auto& h : AllHistory()) {
+    if (h.action == "publish") out.push_back(std::move(h));
   }
   return out;
 }
@@ -148,6 +160,16 @@ TEST(OrchestratorLab, KillNineOfThePrimaryPublishesThePromotedNodeWithHistory) {
   ASSERT_TRUE(last.data_loss.has_value());
   EXPECT_EQ(last.data_loss->old_master, Node(old_primary));
   EXPECT_TRUE(S().a->LogContains("failover cluster=main old_master=" + Node(old_primary)));
+  // Between the two publishes: the voucher of the dead master was withdrawn, with its reason.
+  auto all = AllHistory();
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[1].action, "withdraw");
+  EXPECT_EQ(all[1].epoch, before->epoch);
+  ASSERT_FALSE(all[1].reasons.empty());
+  bool why = false;
+  for (const auto& r : all[1].reasons) why |= r.code == "master_unverified" || r.code == "no_writable_node";
+  EXPECT_TRUE(why) << all[1].ToJson();
+  EXPECT_TRUE(S().a->LogContains("voucher_withdrawn cluster=main node=" + Node(old_primary)));
 }
 
 TEST(OrchestratorLab, OldPrimaryRestartedWritableIsNeverPublished) {

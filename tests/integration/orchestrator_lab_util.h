@@ -6,9 +6,11 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -134,6 +136,86 @@ class OrchestratorProcess {
 
  private:
   OrchestratorProcess(pid_t pid, std::string log_path) : pid_(pid), log_path_(std::move(log_path)) {}
+  pid_t pid_;
+  std::string log_path_;
+};
+
+// One `pgherald poller` child process for lab node N (1..3) under ROOT, with its notify socket at
+// DIR/orch-poller-N.sock, and repmgr's event_notification_command (labctl's notify.sh, which runs
+// `CMD notify ARGS...` with CMD read from DIR/notify-cmd-N) pointed at `pgherald notify` on that
+// socket, as docs/poller.md sets it up. Killed (SIGKILL) and reaped on destruction if running.
+struct PollerSpec {
+  std::string root;
+  int node = 0;
+  int tick_ms = 1000;
+  int session_timeout_ms = 4000;
+  std::string extra;  // more lines of the poller: section, each indented by two spaces
+};
+
+inline std::string WritePollerConfig(const lab::Lab& lab, const PollerSpec& spec) {
+  const std::string n = std::to_string(spec.node);
+  const std::string dir = lab.dir();
+  const std::string socket = dir + "/orch-poller-" + n + ".sock";
+  std::string yaml;
+  yaml += "zookeeper:\n  connect: \"" + lab.zk_connect() + "\"\n  root: " + spec.root +
+          "\n  session_timeout_ms: " + std::to_string(spec.session_timeout_ms) + "\n";
+  yaml += "logging:\n  level: info\n";
+  yaml += "poller:\n  cluster: main\n  node: node" + n + "\n  host: 127.0.0.1\n  port: " +
+          std::to_string(lab.pg_port(spec.node)) + "\n  tick_ms: " + std::to_string(spec.tick_ms) +
+          "\n  heartbeat_ms: " + std::to_string(std::max(2000, spec.tick_ms)) +
+          "\n  events_retention: 200\n  notify_socket: " + socket +
+          "\n  notify_socket_mode: \"0666\"\n" + spec.extra;
+  yaml += "postgres:\n  host: 127.0.0.1\n  port: " + std::to_string(lab.pg_port(spec.node)) +
+          "\n  user: " + lab.Env("PG_APP_USER") + "\n  password: \"" + lab.Env("PG_APP_PASSWORD") +
+          "\"\n  dbname: " + lab.Env("REPMGR_DB") + "\n  connect_timeout_ms: 1000\n";
+  const std::string path = dir + "/orch-poller-" + n + ".yaml";
+  {
+    std::ofstream out(path);
+    out << yaml;
+  }
+  ::chmod(path.c_str(), 0600);  // it holds a password
+  const char* bin = std::getenv("PGHERALD_BIN");
+  const std::string wrapper = dir + "/orch-poller-notify-" + n + ".sh";
+  {
+    std::ofstream out(wrapper);
+    out << "#!/bin/sh\nshift\nexec " << (bin != nullptr ? bin : "pgherald") << " notify --socket "
+        << socket << " \"$@\"\n";
+  }
+  ::chmod(wrapper.c_str(), 0755);
+  std::ofstream(dir + "/notify-cmd-" + n) << wrapper << "\n";
+  return path;
+}
+
+class PollerProcess {
+ public:
+  static std::unique_ptr<PollerProcess> Start(const std::string& config, const std::string& log_path) {
+    const char* bin = std::getenv("PGHERALD_BIN");
+    if (bin == nullptr) return nullptr;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    std::vector<std::string> args = {bin, "poller", "--config", config};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    const int rc = posix_spawn(&pid, bin, &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) return nullptr;
+    return std::unique_ptr<PollerProcess>(new PollerProcess(pid, log_path));
+  }
+  ~PollerProcess() { Stop(); }
+  void Stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  std::string Log() const { return ReadFile(log_path_); }
+
+ private:
+  PollerProcess(pid_t pid, std::string log_path) : pid_(pid), log_path_(std::move(log_path)) {}
   pid_t pid_;
   std::string log_path_;
 };

@@ -399,6 +399,13 @@ TEST(PollerLabTest, KillOfThePrimaryShowsTheNewPrimaryAndThePromotionFacts) {
               "ZooKeeper: %lld ms\n",
               static_cast<long long>(promote_us),
               static_cast<long long>(stat.mtime_ms - promote_us / 1000));
+  // The promotion watch saw it: the new primary's poller was polling its recovery state when the
+  // node left recovery (armed by the lost WAL sender or repmgrd's disconnect notify), not waiting
+  // for its tick or for repmgr's standby_promote event.
+  const int promoted_n = promoted->node.back() - '0';
+  const std::string plog = g->pollers[promoted_n]->Log();
+  EXPECT_NE(plog.find("promotion_watch_start"), std::string::npos) << plog;
+  EXPECT_NE(plog.find("promotion_watch_end why=\"node out of recovery\""), std::string::npos) << plog;
   // The disconnect events reach only event_notification_command: the notify hook made them facts.
   EXPECT_TRUE(Await(seconds(10), [] {
     auto ev = ReadEvents(kCluster);

@@ -185,6 +185,45 @@ TEST_F(PublisherTest, VoucherIsEphemeralFencedAndRemovable) {
   EXPECT_FALSE(server_->Peek("/pgherald/clusters/main/master/orch-a").has_value());
 }
 
+TEST_F(PublisherTest, WithdrawRemovesTheVoucherAndRecordsWhyInOneMulti) {
+  const auto r = Record("node1", 1);
+  model::HistoryEntry w;
+  w.cluster = "main";
+  w.action = "withdraw";
+  w.chosen = "node1";
+  w.epoch = 1;
+  w.decided_at_ms = 1700000000100;
+  w.decided_by = "orch-a";
+  w.previous = r;
+  w.reasons.push_back({"master_unverified", "node1", "write check failed"});
+  const std::string history = "/pgherald/clusters/main/history";
+  ASSERT_TRUE(pub_->Vouch("main", election_->own_path(), r).ok());
+  std::string path;
+  ASSERT_TRUE(pub_->Withdraw("main", election_->own_path(), w, &path).ok());
+  EXPECT_FALSE(server_->Peek("/pgherald/clusters/main/master/orch-a").has_value());
+  ASSERT_EQ(server_->PeekChildren(history).size(), 1u);
+  EXPECT_EQ(path, history + "/" + server_->PeekChildren(history)[0]);
+  EXPECT_EQ(model::HistoryEntry::FromJson(server_->Peek(path)->data)->action, "withdraw");
+  // No voucher (already withdrawn, or a retry after a multi that landed): nothing is written.
+  ASSERT_TRUE(pub_->Withdraw("main", election_->own_path(), w, &path).ok());
+  EXPECT_EQ(path, "");
+  EXPECT_EQ(server_->PeekChildren(history).size(), 1u);
+  // Connection loss: reported; the voucher and entry did not land, so the retry writes them once.
+  ASSERT_TRUE(pub_->Vouch("main", election_->own_path(), r).ok());
+  session_->FailNextCall(StatusCode::kConnectionLoss, /*applied=*/false);
+  EXPECT_EQ(pub_->Withdraw("main", election_->own_path(), w, &path).code(), StatusCode::kConnectionLoss);
+  ASSERT_TRUE(pub_->Withdraw("main", election_->own_path(), w, &path).ok());
+  EXPECT_EQ(server_->PeekChildren(history).size(), 2u);
+  // A deposed leader removes its voucher but cannot write history.
+  ASSERT_TRUE(pub_->Vouch("main", election_->own_path(), r).ok());
+  const std::string own = election_->own_path();
+  election_->Resign();
+  ASSERT_TRUE(pub_->Withdraw("main", own, w, &path).ok());
+  EXPECT_EQ(path, "");
+  EXPECT_FALSE(server_->Peek("/pgherald/clusters/main/master/orch-a").has_value());
+  EXPECT_EQ(server_->PeekChildren(history).size(), 2u);
+}
+
 TEST_F(PublisherTest, VoucherVanishesWhenTheLeaderDies) {
   ASSERT_TRUE(pub_->Vouch("main", election_->own_path(), Record("node1", 1)).ok());
   ASSERT_TRUE(server_->ExpireSession(session_->session_id()).ok());

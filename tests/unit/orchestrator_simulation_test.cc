@@ -6,7 +6,8 @@
 // unapplied writes, clock jumps and pauses. After every round the safety properties are checked:
 //   - a newly published node was writable (not in recovery), of this cluster, on its live timeline;
 //   - the published timeline never goes down;
-//   - epochs go up by exactly one per published record, and no epoch has two history entries
+//   - epochs go up by exactly one per published record, no epoch has two publish entries in
+//     history, and a withdraw entry names an epoch that was published
 //     (two leaders' writes never both land);
 //   - a paused cluster's record does not change.
 // At the end of each schedule the faults heal and the new primary must be published and vouched.
@@ -271,14 +272,28 @@ class Simulation {
     }
   }
 
+  // One publish entry per epoch; a withdrawn voucher's entry (action withdraw) names the record it
+  // stopped vouching for: an epoch already published, never a record of its own.
   void CheckHistory() {
     std::set<std::uint64_t> epochs;
+    std::vector<model::HistoryEntry> withdrawals;
     for (const std::string& h : server_->PeekChildren(kHistory)) {
       auto entry = model::HistoryEntry::FromJson(server_->Peek(std::string(kHistory) + "/" + h)->data);
       ASSERT_TRUE(entry.ok());
+      if (entry->action == "withdraw") {
+        ASSERT_FALSE(entry->master.has_value()) << "a withdraw entry carries a new record";
+        ASSERT_FALSE(entry->reasons.empty()) << "a withdraw entry without its reason";
+        withdrawals.push_back(*entry);
+        continue;
+      }
+      ASSERT_EQ(entry->action, "publish");
       ASSERT_TRUE(epochs.insert(entry->epoch).second) << "two history entries for epoch " << entry->epoch;
     }
     ASSERT_EQ(epochs.size(), static_cast<std::size_t>(publishes_));
+    for (const model::HistoryEntry& w : withdrawals) {
+      ASSERT_TRUE(epochs.count(w.epoch) > 0) << "withdrew a voucher for unpublished epoch " << w.epoch;
+      withdrawals_ += 1;
+    }
   }
 
   void Run(int steps) {
@@ -324,6 +339,7 @@ class Simulation {
   }
 
   int publishes() const { return publishes_; }
+  int withdrawals() const { return withdrawals_; }
 
  private:
   std::mt19937 rng_;
@@ -333,6 +349,7 @@ class Simulation {
   std::vector<std::unique_ptr<Instance>> instances_;
   std::int32_t last_version_ = -1;
   std::uint64_t last_epoch_ = 0;
+  int withdrawals_ = 0;
   std::uint32_t last_timeline_ = 0;
   bool paused_ = false;
   int publishes_ = 0;
@@ -348,7 +365,7 @@ TEST_P(OrchestratorSimulation, SafetyHoldsOverGeneratedFaultSchedules) {
                                                            : config::LogLevel::kError;
   log::Init(quiet);
   constexpr std::uint32_t kSchedules = 500;
-  long total_publishes = 0;
+  long total_publishes = 0, total_withdrawals = 0;
   const std::uint32_t first = GetParam() * kSchedules + 1;
   for (std::uint32_t seed = first; seed < first + kSchedules; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
@@ -356,10 +373,13 @@ TEST_P(OrchestratorSimulation, SafetyHoldsOverGeneratedFaultSchedules) {
     sim.Run(60);
     if (HasFatalFailure()) return;
     total_publishes += sim.publishes();
+    total_withdrawals += sim.withdrawals();
   }
-  // The schedules must exercise publishing, not only refusals.
+  // The schedules must exercise publishing, not only refusals, and withdrawing vouchers.
   EXPECT_GT(total_publishes, static_cast<long>(kSchedules));
-  std::printf("schedules=%u publishes=%ld\n", kSchedules, total_publishes);
+  EXPECT_GT(total_withdrawals, 0);
+  std::printf("schedules=%u publishes=%ld withdrawals=%ld\n", kSchedules, total_publishes,
+              total_withdrawals);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shards, OrchestratorSimulation, ::testing::Values(0u, 1u, 2u, 3u));

@@ -224,6 +224,26 @@ TEST(PollerConfigTest, DefaultsAreDocumented) {
   EXPECT_EQ(c->poller.fence.action, FenceAction::kReport);
   EXPECT_EQ(c->poller.events_retention, 1000);
   EXPECT_EQ(c->poller.notify_socket, "");
+  EXPECT_EQ(c->poller.promotion_watch, Millis(120000));
+  EXPECT_EQ(c->poller.promotion_poll, Millis(5));
+}
+
+TEST(PollerConfigTest, PromotionWatchKeys) {
+  auto c = ParsePollerConfig(
+      "zookeeper: {connect: x}\npoller: {cluster: c, node: n, promotion_watch_ms: 0, "
+      "promotion_poll_ms: 20}\npostgres: {host: h, user: u}\n",
+      "p.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->poller.promotion_watch, Millis(0));  // off
+  EXPECT_EQ(c->poller.promotion_poll, Millis(20));
+  auto bad = ParsePollerConfig(
+      "zookeeper: {connect: x}\npoller:\n  cluster: c\n  node: n\n  promotion_watch_ms: -1\n"
+      "  promotion_poll_ms: 0\npostgres: {host: h, user: u}\n",
+      "p.yaml");
+  ASSERT_FALSE(bad.ok());
+  const std::string& m = bad.status().message();
+  EXPECT_NE(m.find("p.yaml:5: poller.promotion_watch_ms"), std::string::npos) << m;
+  EXPECT_NE(m.find("p.yaml:6: poller.promotion_poll_ms"), std::string::npos) << m;
 }
 
 TEST(PollerConfigTest, BadInputIsNamedPrecisely) {

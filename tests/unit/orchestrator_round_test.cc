@@ -1,0 +1,230 @@
+// Orchestrator rounds on FakeZk with a scripted prober and a ManualClock: dry-run decides and logs
+// but writes nothing to ZooKeeper; a voucher withdrawn after a failed write check leaves a history
+// entry saying why (once per withdrawal), fenced by the election znode.
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+
+#include <map>
+#include <sstream>
+
+#include "common/fake_zk.h"
+#include "common/logging.h"
+#include "orchestrator/orchestrator.h"
+
+namespace pgherald::orchestrator {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr char kSysid[] = "7000000000000000001";
+constexpr char kCluster[] = "/pgherald/clusters/main";
+
+// Node states the test sets; probes and write checks answer from them.
+struct ScriptedNode {
+  bool up = true;
+  bool in_recovery = true;
+  bool write_fails = false;  // reachable and out of recovery, but the write check fails
+  std::uint32_t timeline = 1;
+};
+
+class ScriptedProber final : public NodeProber {
+ public:
+  std::map<std::string, ScriptedNode> nodes;
+
+  model::Probe ProbeOf(const std::string& name) {
+    model::Probe p;
+    p.node = name;
+    p.host = "127.0.0.1";
+    p.port = 5432;
+    const ScriptedNode& n = nodes.at(name);
+    p.reachable = n.up;
+    if (!n.up) {
+      p.error = "connection refused";
+      return p;
+    }
+    p.in_recovery = n.in_recovery;
+    p.timeline = n.timeline;
+    p.lsn = 0x3000000;
+    p.system_identifier = kSysid;
+    return p;
+  }
+  std::vector<model::Probe> ProbeAll(const std::vector<NodeTarget>& targets, MonoTime) override {
+    std::vector<model::Probe> out;
+    for (const NodeTarget& t : targets) out.push_back(ProbeOf(t.name));
+    return out;
+  }
+  std::vector<model::Probe> WriteCheckAll(const std::vector<NodeTarget>& targets,
+                                          const WriteCheckContext&, MonoTime) override {
+    ++write_checks;
+    std::vector<model::Probe> out;
+    for (const NodeTarget& t : targets) {
+      model::Probe p = ProbeOf(t.name);
+      if (p.reachable) {
+        const bool fails = p.in_recovery || nodes.at(t.name).write_fails;
+        p.write_check = fails ? model::WriteCheck::kFailed : model::WriteCheck::kPassed;
+        if (fails) p.write_error = "ERROR: could not extend file (disk full)";
+      }
+      out.push_back(p);
+    }
+    return out;
+  }
+  int write_checks = 0;
+};
+
+class OrchestratorRoundTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config::LoggingConfig lc;
+    lc.level = config::LogLevel::kInfo;
+    log::Init(lc, std::make_shared<spdlog::sinks::ostream_sink_mt>(log_));
+    prober_.nodes["node1"] = ScriptedNode{true, false, false, 1};
+    prober_.nodes["node2"] = ScriptedNode{};
+  }
+  void TearDown() override { log::Init(config::LoggingConfig{}); }
+
+  std::unique_ptr<Orchestrator> Make(bool dry_run) {
+    OrchestratorOptions o;
+    o.id = "orch-a";
+    o.dry_run = dry_run;
+    o.policy.confirmation_window = milliseconds(0);
+    ClusterSpec spec;
+    spec.name = "main";
+    for (const auto& [name, n] : prober_.nodes) spec.nodes.push_back(NodeTarget{name, {}});
+    SessionFactory factory = [this]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
+      zk::FakeZkOptions zo;
+      zo.dispatch = zk::DispatchMode::kManual;
+      zo.session_timeout = milliseconds(6000);
+      return std::unique_ptr<zk::ZkSession>(server_->NewSession(zo));
+    };
+    return std::make_unique<Orchestrator>(o, std::vector<ClusterSpec>{spec}, factory, &prober_,
+                                          &clock_, std::vector<publishers::Publisher*>{}, "g1");
+  }
+  // A few rounds, time moving on, watches delivered.
+  void Rounds(Orchestrator& orch, int n) {
+    for (int i = 0; i < n; ++i) {
+      server_->DispatchAllPending();
+      orch.RunRound();
+      clock_.Advance(milliseconds(200));
+    }
+  }
+  std::vector<model::HistoryEntry> History() {
+    std::vector<model::HistoryEntry> out;
+    for (const std::string& h : server_->PeekChildren(std::string(kCluster) + "/history")) {
+      auto e = model::HistoryEntry::FromJson(server_->Peek(std::string(kCluster) + "/history/" + h)->data);
+      EXPECT_TRUE(e.ok());
+      if (e.ok()) out.push_back(*e);
+    }
+    return out;
+  }
+
+  std::ostringstream log_;
+  ManualClock clock_;
+  std::shared_ptr<zk::FakeZkServer> server_ = zk::FakeZkServer::Create(&clock_);
+  ScriptedProber prober_;
+};
+
+TEST_F(OrchestratorRoundTest, DryRunDecidesAndLogsButPublishesNothing) {
+  auto orch = Make(/*dry_run=*/true);
+  Rounds(*orch, 5);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  // It decided to publish node1 (and wrote the heartbeat row of the write check: that is a probe
+  // of the node, not a publication) ...
+  const std::string log = log_.str();
+  EXPECT_NE(log.find("decision cluster=main action=publish chosen=node1"), std::string::npos) << log;
+  EXPECT_NE(log.find("dry_run=true"), std::string::npos) << log;
+  EXPECT_GT(prober_.write_checks, 0);
+  // ... and ZooKeeper holds nothing of the cluster: no master, voucher, history or identity.
+  EXPECT_FALSE(server_->Peek(std::string(kCluster) + "/master").has_value());
+  EXPECT_FALSE(server_->Peek(std::string(kCluster) + "/history").has_value());
+  EXPECT_FALSE(server_->Peek(std::string(kCluster) + "/identity").has_value());
+  EXPECT_FALSE(server_->Peek(kCluster).has_value());
+  EXPECT_EQ(log.find("master_published"), std::string::npos) << log;
+  EXPECT_EQ(log.find("vouched"), std::string::npos) << log;
+
+  // The same rounds without dry-run publish: the dry-run result above is the mode, not the input.
+  auto real = Make(/*dry_run=*/false);
+  orch.reset();
+  Rounds(*real, 5);
+  auto m = server_->Peek(std::string(kCluster) + "/master");
+  ASSERT_TRUE(m.has_value()) << log_.str();
+  EXPECT_EQ(model::MasterRecord::FromJson(m->data)->node, "node1");
+}
+
+TEST_F(OrchestratorRoundTest, DryRunOverAPublishedMasterChangesNothing) {
+  {
+    auto real = Make(/*dry_run=*/false);
+    Rounds(*real, 5);
+    real->Resign();
+  }
+  ASSERT_TRUE(server_->Peek(std::string(kCluster) + "/master").has_value());
+  const auto before = server_->Peek(std::string(kCluster) + "/master");
+  const auto history_before = server_->PeekChildren(std::string(kCluster) + "/history");
+  // A failover that a real leader would publish at once (later timeline).
+  prober_.nodes["node1"].up = false;
+  prober_.nodes["node2"] = ScriptedNode{true, false, false, 2};
+  auto dry = Make(/*dry_run=*/true);
+  Rounds(*dry, 5);
+  EXPECT_NE(log_.str().find("action=publish chosen=node2"), std::string::npos) << log_.str();
+  const auto after = server_->Peek(std::string(kCluster) + "/master");
+  EXPECT_EQ(after->data, before->data);
+  EXPECT_EQ(after->stat.version, before->stat.version);
+  EXPECT_EQ(server_->PeekChildren(std::string(kCluster) + "/history"), history_before);
+  EXPECT_TRUE(server_->PeekChildren(std::string(kCluster) + "/master").empty()) << "dry-run vouched";
+}
+
+TEST_F(OrchestratorRoundTest, WithdrawnVoucherLeavesOneHistoryEntryWithTheReason) {
+  auto orch = Make(/*dry_run=*/false);
+  Rounds(*orch, 5);
+  ASSERT_EQ(server_->PeekChildren(std::string(kCluster) + "/master"), std::vector<std::string>{"orch-a"});
+  ASSERT_EQ(History().size(), 1u);
+
+  // The master still answers but its write check fails: the voucher goes, with an entry.
+  prober_.nodes["node1"].write_fails = true;
+  Rounds(*orch, 5);
+  EXPECT_TRUE(server_->PeekChildren(std::string(kCluster) + "/master").empty());
+  auto h = History();
+  ASSERT_EQ(h.size(), 2u) << "one entry per withdrawal, not one per round";
+  const model::HistoryEntry& w = h[1];
+  EXPECT_EQ(w.action, "withdraw");
+  EXPECT_EQ(w.epoch, h[0].epoch);  // the record it stopped vouching for
+  EXPECT_FALSE(w.master.has_value());
+  ASSERT_TRUE(w.previous.has_value());
+  EXPECT_EQ(w.previous->node, "node1");
+  ASSERT_FALSE(w.reasons.empty());
+  EXPECT_EQ(w.reasons[0].code, "master_unverified");
+  bool write_check_named = false;
+  for (const auto& r : w.reasons) write_check_named |= r.code == "write_check_failed" && r.node == "node1";
+  EXPECT_TRUE(write_check_named) << w.ToJson();
+  EXPECT_NE(log_.str().find("voucher_withdrawn cluster=main node=node1"), std::string::npos) << log_.str();
+  // The record itself is kept (consumers may keep the last route).
+  EXPECT_EQ(model::MasterRecord::FromJson(server_->Peek(std::string(kCluster) + "/master")->data)->node,
+            "node1");
+
+  // Verified again: vouched again, and the next withdrawal is recorded again.
+  prober_.nodes["node1"].write_fails = false;
+  Rounds(*orch, 3);
+  EXPECT_EQ(server_->PeekChildren(std::string(kCluster) + "/master"), std::vector<std::string>{"orch-a"});
+  prober_.nodes["node1"].up = false;
+  Rounds(*orch, 3);
+  h = History();
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h[2].action, "withdraw");
+}
+
+TEST_F(OrchestratorRoundTest, NoHistoryEntryWhenThereWasNoVoucher) {
+  // A deposed-then-restarted instance (no voucher of its own) that finds the master unverified
+  // removes nothing and records nothing.
+  {
+    auto first = Make(/*dry_run=*/false);
+    Rounds(*first, 5);
+    first->Resign();
+  }
+  ASSERT_EQ(History().size(), 1u);
+  prober_.nodes["node1"].write_fails = true;
+  auto second = Make(/*dry_run=*/false);
+  Rounds(*second, 5);
+  EXPECT_EQ(History().size(), 1u);
+}
+
+}  // namespace
+}  // namespace pgherald::orchestrator
