@@ -75,9 +75,11 @@ StatusOr<std::vector<std::string>> WorkerPids(const std::string& master_socket,
   return pids;
 }
 
-// The master CLI's answer when the worker exited since `show proc`: its sessions are gone too.
+// The master CLI's answers when the worker exited (or is exiting) since `show proc`: its sessions
+// are gone too.
 bool WorkerGone(const std::string& answer) {
-  return answer.find("Can't find the target PID") != std::string::npos;
+  return answer.find("Can't find the target PID") != std::string::npos ||
+         answer.find("Can't connect to the target CLI") != std::string::npos;
 }
 
 // Cuts the sessions of `ref` in worker `pid`. An old worker (left by a reload) has its proxies
@@ -386,7 +388,8 @@ void HaproxySink::ConfigLoop() {
         log_.Info(failed.has_value() ? "haproxy_config_recovered" : "haproxy_config_applied",
                   {{"sink", config_.name}, {"file", config_.config_file},
                    {"action", watch::ActionName(target.action)}, {"node", target.master.node},
-                   {"epoch", target.master.epoch}, {"reloaded", *written}, {"elapsed", elapsed}});
+                   {"epoch", target.master.epoch}, {"reloaded", !reload_pending_},
+                   {"elapsed", elapsed}});
       }
       failed.reset();
       backoff = config_.config_retry_initial;
@@ -436,9 +439,23 @@ StatusOr<bool> HaproxySink::PersistConfig(const RouteTarget& target) {
                              " left untouched: " + why);
     }
     if (Status s = watch::CommitTempFile(config_.config_file); !s.ok()) return s;
-    reload_pending_ = !config_.master_socket.empty();
+    if (!reload_pending_ && !config_.master_socket.empty()) {
+      reload_pending_ = true;
+      reload_due_ = SteadyClock::now() + config_.reload_delay;
+    }
   }
   if (reload_pending_) {
+    // The file already names the target (a restart or someone else's reload keeps the route) and
+    // the workers route to it through the runtime API: the reload only brings the rest of the
+    // rendered config in, so it waits reload_delay, away from the reconnections that follow a
+    // switch (connections opened while HAProxy reloads take longer). A newer target is persisted
+    // first; the reload still happens at most reload_delay after the first unreloaded swap.
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_until(lock, reload_due_, [&] { return stop_ || next_.has_value(); });
+      if (stop_) return true;
+      if (next_.has_value() && SteadyClock::now() < reload_due_) return true;
+    }
     if (Status s = ReloadAndReapply(); !s.ok()) {
       return Status(s.code(), config_.config_file + " was updated but the reload failed: " +
                                   s.message());

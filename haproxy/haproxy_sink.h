@@ -17,9 +17,9 @@
 //     reports it and the retry redoes only the cut.
 //  2. Durably, on the sink's own thread after the route is live (never in front of the next
 //     route): renders the config from a {{var}} template, validates it with `haproxy -c -f <temp>`,
-//     swaps it in (temp file, fsync, rename) and reloads HAProxy through its master socket, so a
-//     reload or restart keeps the route. A rendered config equal to the file on disk is neither
-//     written nor reloaded. After a reload it waits for the new worker on the admin socket and
+//     swaps it in (temp file, fsync, rename), so a reload or restart keeps the route, and reloads
+//     HAProxy through its master socket reload_delay later (changes within it share the reload).
+//     A rendered config equal to the file on disk is neither written nor reloaded. After a reload it waits for the new worker on the admin socket and
 //     applies the latest runtime state to it: a change that arrived while the reload was in flight
 //     went to the old worker, and the new one parsed the file as it was. Only the latest target is
 //     persisted (latest wins). A template that does not render or a config that haproxy rejects
@@ -59,6 +59,10 @@ struct HaproxySinkConfig {
   std::string master_socket;   // the master CLI (-S), for `reload`
   std::string haproxy_bin = "haproxy";
   std::chrono::milliseconds validate_timeout{10000};
+  // From swapping a changed config in to reloading HAProxy (the runtime API already routes, and
+  // the file on disk already names the target): keeps the reload away from the reconnections
+  // that follow a switch. Changes within the delay share one reload.
+  std::chrono::milliseconds reload_delay{1000};
   // After `reload`: how long the new worker may take to answer on the admin socket.
   std::chrono::milliseconds reload_timeout{10000};
   // Retry of a failed config step (render, validate, swap, reload): doubling, capped.
@@ -146,6 +150,7 @@ class HaproxySink final : public watch::Sink {
   bool stop_ = false;                       // guarded by mu_
   std::atomic<bool> stopping_{false};       // stop_, for the config thread's polling loops
   bool reload_pending_ = false;             // config thread only: swapped but not reloaded
+  std::chrono::steady_clock::time_point reload_due_;  // config thread only
   std::thread config_thread_;
 };
 

@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "tests/e2e/stack.h"
@@ -40,11 +41,21 @@ class Prober {
     thread_.join();
   }
   void Arm(int port, std::int64_t start_ns) {
+    {
+      std::lock_guard lock(mu_);
+      trail_.clear();
+    }
     seen_ns_ = 0;
     start_ns_ = start_ns;
     target_ = port;
   }
   std::int64_t seen_ns() const { return seen_ns_; }
+  // The queries invoked since the change started, up to the first on the target: "+invoked ms
+  // (took ms) port" (0: failed), for the trace.
+  std::string trail() {
+    std::lock_guard lock(mu_);
+    return trail_;
+  }
 
  private:
   void Run() {
@@ -59,6 +70,14 @@ class Prober {
         PQclear(r);
       }
       PQfinish(c);
+      const std::int64_t begun = start_ns_;
+      if (begun != 0 && invoked >= begun && seen_ns_ == 0) {
+        char item[64];
+        std::snprintf(item, sizeof item, " +%.1f(%.1f)%d", static_cast<double>(invoked - begun) / 1e6,
+                      static_cast<double>(MonoNs() - invoked) / 1e6, port);
+        std::lock_guard lock(mu_);
+        if (trail_.size() < 400) trail_ += item;
+      }
       if (port == 0) {
         std::this_thread::sleep_for(std::chrono::microseconds(500));  // retry pacing
         continue;
@@ -73,6 +92,8 @@ class Prober {
   std::atomic<int> target_{0};
   std::atomic<std::int64_t> start_ns_{0};
   std::atomic<std::int64_t> seen_ns_{0};
+  std::mutex mu_;
+  std::string trail_;  // guarded by mu_
 };
 
 // One command on an HAProxy unix socket; its answer, "" when the socket refuses or says nothing.
@@ -159,6 +180,7 @@ int main(int argc, char** argv) {
     return false;
   };
   std::vector<double> to_ha, to_pb;
+  std::vector<std::string> ha_trails;
   for (int i = 0; i < changes; ++i) {
     const int node = i % 2 == 0 ? 2 : 1;  // starts on node1
     const int port = s.lab().pg_port(node);
@@ -171,7 +193,8 @@ int main(int argc, char** argv) {
     }
     if (!WaitUntil([&] { return ha.seen_ns() != 0 && pb.seen_ns() != 0; },
                    std::chrono::milliseconds(10000), std::chrono::milliseconds(1))) {
-      std::fprintf(stderr, "change %d: a proxy never routed to node%d\n%s\n", i, node,
+      std::fprintf(stderr, "change %d: %s never routed to node%d; HAProxy client queries:%s\n%s\n",
+                   i, ha.seen_ns() == 0 ? "HAProxy" : "pgbouncer", node, ha.trail().c_str(),
                    s.Tail("watch").c_str());
       return 1;
     }
@@ -193,18 +216,20 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "change %d: HAProxy's sockets do not answer after the reload\n", i);
       return 1;
     }
+    ha_trails.push_back(ha.trail());
     to_ha.push_back(static_cast<double>(ha.seen_ns() - start) / 1e6);
     to_pb.push_back(static_cast<double>(pb.seen_ns() - start) / 1e6);
   }
   // Diagnostics: PGHERALD_BENCH_TRACE=<path> keeps the watch log (<path>.watch.log) and the
-  // per-change figures (<path>: index, epoch-free order, ms via HAProxy, ms via pgbouncer).
+  // per-change figures (<path>: index, ms via HAProxy, ms via pgbouncer, then the HAProxy
+  // client's queries of that change: +invoked(took) port, in ms after the change started).
   if (const char* trace = std::getenv("PGHERALD_BENCH_TRACE"); trace != nullptr) {
     std::ofstream(std::string(trace) + ".watch.log", std::ios::binary) << ReadFile(watch_log);
     std::string rows;
     for (std::size_t i = 0; i < to_ha.size(); ++i) {
       char row[96];
-      std::snprintf(row, sizeof row, "%zu %.2f %.2f\n", i, to_ha[i], to_pb[i]);
-      rows += row;
+      std::snprintf(row, sizeof row, "%zu %.2f %.2f", i, to_ha[i], to_pb[i]);
+      rows += row + (" haproxy queries:" + ha_trails[i]) + "\n";
     }
     std::ofstream(trace, std::ios::binary) << rows;
   }

@@ -500,6 +500,7 @@ class HaproxyConfigTest : public ::testing::Test {
     config_.haproxy_bin = dir_ / "check.sh";
     config_.config_retry_initial = milliseconds(10);
     config_.config_retry_max = milliseconds(40);
+    config_.reload_delay = milliseconds(0);
   }
   TempDir dir_;
   FakeHaproxy haproxy_{dir_ / "haproxy.cfg"};
@@ -546,6 +547,21 @@ TEST_F(HaproxyConfigTest, RoutesFirstThenRendersValidatesSwapsAndReloads) {
   ASSERT_TRUE(sink.Apply(block).ok());
   ASSERT_TRUE(sink.WaitConfigSettled(milliseconds(10000)).ok());
   EXPECT_EQ(haproxy_.reloads(), 2);
+}
+
+// The file is swapped at once; the reload waits reload_delay, and a change within it shares it.
+TEST_F(HaproxyConfigTest, ReloadWaitsItsDelayAndChangesWithinItShareOne) {
+  config_.reload_delay = milliseconds(3000);
+  haproxy::HaproxySink sink(config_);
+  ASSERT_TRUE(sink.Apply(Route("node2", 5002)).ok());
+  ASSERT_TRUE(AwaitTrue([&] { return ReadFile(dir_ / "haproxy.cfg")->find("5002") != std::string::npos; }));
+  ASSERT_TRUE(sink.Apply(Route("node3", 5003, 4)).ok());
+  ASSERT_TRUE(AwaitTrue([&] { return ReadFile(dir_ / "haproxy.cfg")->find("5003") != std::string::npos; }));
+  EXPECT_EQ(haproxy_.reloads(), 0);  // well within the 3 s
+  EXPECT_EQ(haproxy_.current_addr(), "1240@127.0.0.1:5003");  // the runtime API routes meanwhile
+  ASSERT_TRUE(sink.WaitConfigSettled(milliseconds(10000)).ok());
+  EXPECT_EQ(haproxy_.reloads(), 1);
+  EXPECT_EQ(haproxy_.current_addr(), "1241@127.0.0.1:5003");
 }
 
 // A change that lands while a reload is in flight goes to the old worker; the new worker parsed
