@@ -1,6 +1,7 @@
 #include "orchestrator/orchestrator.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <utility>
 
 #include "common/logging.h"
@@ -442,6 +443,13 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
     return;
   }
   const model::MasterRecord& r = *verdict.record;
+  // Each node's last probe (or write check) round trip, connection included: "node1:1.2,node2:0.8".
+  std::string latencies;
+  for (const auto& [name, p] : in.probes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(p.probe.latency_us) / 1000.0);
+    latencies += (latencies.empty() ? "" : ",") + name + ":" + buf;
+  }
   Log().Info("master_published", {{"cluster", c},
                                   {"node", r.node},
                                   {"host", r.host},
@@ -456,7 +464,8 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
                                   {"read_ms", read_ms},
                                   {"probe_ms", probe_ms},
                                   {"write_check_ms", write_check_ms},
-                                  {"publish_ms", publish_ms}});
+                                  {"publish_ms", publish_ms},
+                                  {"node_ms", latencies}});
   if (verdict.data_loss) {
     const model::DataLossEstimate& d = *verdict.data_loss;
     Log().Info("failover", {{"cluster", c},

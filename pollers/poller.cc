@@ -296,6 +296,10 @@ void Poller::Tick(const std::vector<NotifyMessage>& notified) {
     log_.Info("notify_received", {{"event", m.event}, {"node_id", m.node_id}});
     pending_events_.push_back(m.ToEvent(now_us));
   }
+  // repmgr is acting on this node (a rejoin, a follow, a failover): reconnect now rather than at
+  // the end of a backoff that grew while PostgreSQL was down, so the tick (and the promotion
+  // watch it may start) sees the node as it is.
+  if (!notified.empty() && conn_ == nullptr) next_connect_ = clock_.Now();
   model::NodeObservation obs = Observe();
   UpdatePromotionWatch(obs, !notified.empty());
   if (obs.reachable != was_reachable_ || (obs.reachable && obs.in_recovery != was_in_recovery_)) {

@@ -15,7 +15,8 @@
 //             promotion watch (docs/poller.md) + the observation znode + the orchestrator's watch.
 //
 // Start: the first pg_is_in_recovery() = false on a standby, polled over held connections every
-// 2 ms. End: the ZooKeeper watch callback of the first change of the master znode after the kill
+// 2 ms (an upper bound is printed too, from the request of the last answer still in recovery).
+// End: the ZooKeeper watch callback of the first change of the master znode after the kill
 // (then checked to name the promoted node). In notify mode the benchmark also stamps, by the same
 // kind of watch, the promoted node's observation znode first showing it out of recovery, and reads
 // repmgr's own time of its `standby_promote` event (%t, from labctl's notify log): what a notify
@@ -95,36 +96,70 @@ std::string Load() {
   return s;
 }
 
-// One primary, two standbys streaming from it, repmgr's metadata agreeing, and each standby's
-// repmgrd monitoring again after a follow (otherwise the next failover may see no promotion; see
-// tests/e2e/stack.cc AwaitHealthyCluster). Returns the primary, 0 on timeout.
-int AwaitHealthyCluster(lab::Lab& lab, std::chrono::seconds timeout) {
+// What keeps the cluster from being healthy ("" when it is): one primary, two standbys streaming
+// from it, repmgr's metadata agreeing, and each standby's repmgrd monitoring again after a follow
+// (otherwise the next failover may see no promotion; see tests/e2e/stack.cc AwaitHealthyCluster).
+// *primary is the one writable node; *lagging the standbys that fail a condition of their own.
+std::string Unhealthy(lab::Lab& lab, int* primary, std::vector<int>* lagging) {
+  lagging->clear();
+  auto w = lab.WritableNodes();
+  if (!w.ok()) return "writable nodes unknown: " + w.status().ToString();
+  if (w->size() != 1) return std::to_string(w->size()) + " writable nodes";
+  *primary = (*w)[0];
+  std::string why;
+  for (int s = 1; s <= 3; ++s) {
+    if (s == *primary) continue;
+    auto streaming = QueryOne(lab.pg_conninfo(s), "select count(*) from pg_stat_wal_receiver where status = "
+                                                  "'streaming' and sender_port = " +
+                                                      std::to_string(lab.pg_port(*primary)));
+    auto registered = QueryOne(lab.pg_conninfo(*primary, lab.Env("REPMGR_DB")),
+                               "select count(*) from repmgr.nodes where type = 'standby' and active and "
+                               "node_id = " + std::to_string(s) + " and upstream_node_id = " +
+                                   std::to_string(*primary));
+    const std::string log = ReadFile(lab.Env("REPMGRD_LOG_" + std::to_string(s)));
+    const auto follow = log.rfind("attempting to follow new primary");
+    const bool following = follow != std::string::npos &&
+                           log.find("resuming standby monitoring mode", follow) == std::string::npos &&
+                           log.find("monitoring connection to upstream node", follow) == std::string::npos;
+    std::string bad;
+    if (!streaming || *streaming != "1") bad += " not streaming from node" + std::to_string(*primary) + ";";
+    if (!registered || *registered != "1") bad += " repmgr.nodes does not list it under the primary;";
+    if (following) bad += " repmgrd still inside its follow;";
+    if (!bad.empty()) {
+      lagging->push_back(s);
+      why += "node" + std::to_string(s) + ":" + bad + " ";
+    }
+  }
+  return why;
+}
+
+// Waits for a healthy cluster; a standby still unhealthy after `rejoin_after` is rejoined
+// (`labctl pg-rejoin`, what an operator would do after repmgr's follow got stuck), once. Returns
+// the primary, 0 on timeout (after printing why).
+int AwaitHealthyCluster(lab::Lab& lab, std::chrono::seconds timeout,
+                        std::chrono::seconds rejoin_after = std::chrono::seconds(30)) {
   int primary = 0;
+  std::vector<int> lagging;
+  std::string why;
+  const auto start = Steady::now();
+  bool rejoined = false;
   const bool ok = WaitUntil(
       [&] {
-        auto w = lab.WritableNodes();
-        if (!w.ok() || w->size() != 1) return false;
-        primary = (*w)[0];
-        auto n = QueryOne(lab.pg_conninfo(primary),
-                          "select count(*) from pg_stat_replication where state = 'streaming'");
-        if (!n || *n != "2") return false;
-        auto m = QueryOne(lab.pg_conninfo(primary, lab.Env("REPMGR_DB")),
-                          "select count(*) from repmgr.nodes where type = 'standby' and active and "
-                          "upstream_node_id = " + std::to_string(primary));
-        if (!m || *m != "2") return false;
-        for (int s = 1; s <= 3; ++s) {
-          if (s == primary) continue;
-          const std::string log = ReadFile(lab.Env("REPMGRD_LOG_" + std::to_string(s)));
-          const auto follow = log.rfind("attempting to follow new primary");
-          if (follow != std::string::npos &&
-              log.find("resuming standby monitoring mode", follow) == std::string::npos &&
-              log.find("monitoring connection to upstream node", follow) == std::string::npos) {
-            return false;
+        why = Unhealthy(lab, &primary, &lagging);
+        if (why.empty()) return true;
+        if (!rejoined && !lagging.empty() && Steady::now() - start > rejoin_after) {
+          rejoined = true;
+          for (int s : lagging) {
+            std::printf("  (cluster unhealthy for %lld s: %s-> pg-rejoin node%d)\n",
+                        static_cast<long long>(rejoin_after.count()), why.c_str(), s);
+            std::fflush(stdout);
+            (void)lab.PgRejoin(s);
           }
         }
-        return true;
+        return false;
       },
       timeout, std::chrono::milliseconds(50));
+  if (!ok) std::fprintf(stderr, "cluster not healthy: %s\n", why.c_str());
   return ok ? primary : 0;
 }
 
@@ -227,6 +262,8 @@ class ObservationWatch {
 
 struct Samples {
   std::vector<double> to_master;         // promotion -> master znode (the figure)
+  // The same from the last "in recovery" answer's request: an upper bound of each sample.
+  std::vector<double> to_master_upper;
   std::vector<double> to_observation;    // promotion -> the new primary's observation (notify mode)
   std::vector<double> observation_to_master;
   std::vector<double> to_promote_event;  // promotion -> repmgr's standby_promote %t
@@ -354,16 +391,23 @@ bool RunMode(lab::Lab& lab, zk::ZkSession& zk, bool pollers, int orch_tick_ms, i
     int promoted = 0;
     Steady::time_point left_recovery{};
     Wall::time_point left_recovery_wall{};
+    // When the promoted node's last "in recovery" answer was asked for: the promotion happened
+    // after that and before `left_recovery` (the bench's own detector can lag on a busy machine).
+    std::map<int, Steady::time_point> last_in_recovery_sent;
+    Steady::time_point promoted_after{};
     const auto deadline = Steady::now() + std::chrono::seconds(60);
     while (promoted == 0 && Steady::now() < deadline) {
       for (auto& [n, c] : standbys) {
         bool rec = true;
+        const Steady::time_point sent = Steady::now();
         if (InRecovery(c, &rec) && !rec) {
           left_recovery = Steady::now();
           left_recovery_wall = Wall::now();
           promoted = n;
+          promoted_after = last_in_recovery_sent.count(n) > 0 ? last_in_recovery_sent[n] : sent;
           break;
         }
+        last_in_recovery_sent[n] = sent;
       }
       // The detector's pace: a 2 ms poll of the standbys (the start of the measured interval).
       if (promoted == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -377,10 +421,11 @@ bool RunMode(lab::Lab& lab, zk::ZkSession& zk, bool pollers, int orch_tick_ms, i
       std::fprintf(stderr, "master znode did not move\n%s", orch->Log().c_str());
       return false;
     }
-    double ms;
+    double ms, upper_ms;
     {
       std::lock_guard lock(mu);
       ms = Ms(changed_at - left_recovery);
+      upper_ms = Ms(changed_at - promoted_after);
     }
     auto m = ReadMaster(zk, kRoot);
     if (!m || m->node != "node" + std::to_string(promoted)) {
@@ -388,7 +433,10 @@ bool RunMode(lab::Lab& lab, zk::ZkSession& zk, bool pollers, int orch_tick_ms, i
       return false;
     }
     out->to_master.push_back(ms);
-    std::string detail;
+    out->to_master_upper.push_back(upper_ms);
+    char bound[64];
+    std::snprintf(bound, sizeof bound, " (at most %.1f ms)", upper_ms);
+    std::string detail = bound;
     if (pollers) {
       // The new primary's observation may land after the master moved (a tick, not the watch).
       WaitUntil([&] { return obs_watch->promoted().has_value(); }, std::chrono::seconds(5));
@@ -428,9 +476,13 @@ bool RunMode(lab::Lab& lab, zk::ZkSession& zk, bool pollers, int orch_tick_ms, i
       }
     }
     std::fflush(stdout);
-    if (!lab.PgRejoin(primary).ok()) {
-      std::fprintf(stderr, "pg-rejoin %d failed\n", primary);
-      return false;
+    // A rejoin can fail on a machine this busy (repmgr's own timeouts); try once more.
+    if (Status st = lab.PgRejoin(primary); !st.ok()) {
+      std::printf("  (pg-rejoin node%d failed: %s; retrying)\n", primary, st.ToString().substr(0, 300).c_str());
+      if (Status again = lab.PgRejoin(primary); !again.ok()) {
+        std::fprintf(stderr, "pg-rejoin %d failed twice: %s\n", primary, again.ToString().c_str());
+        return false;
+      }
     }
   }
   orch->Stop();
@@ -493,10 +545,14 @@ int main(int argc, char** argv) {
   if (run_polling) {
     std::printf("  polling path alone (no pollers, orchestrator tick_ms=%d):\n    %s\n", tick_ms,
                 Stats(polling.to_master).c_str());
+    std::printf("    upper bound (from the last in-recovery answer's request): %s\n",
+                Stats(polling.to_master_upper).c_str());
   }
   if (run_notify) {
     std::printf("  pollers + notify (poller tick_ms=%d, orchestrator tick_ms=%d):\n    %s\n",
                 poller_tick_ms, notify_orch_tick_ms, Stats(notify.to_master).c_str());
+    std::printf("    upper bound (from the last in-recovery answer's request): %s\n",
+                Stats(notify.to_master_upper).c_str());
     std::printf("    promotion -> new primary's observation in ZooKeeper: %s\n", Stats(notify.to_observation).c_str());
     std::printf("    observation -> master znode:                        %s\n",
                 Stats(notify.observation_to_master).c_str());
