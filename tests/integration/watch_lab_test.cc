@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -194,6 +196,27 @@ class WatchLab : public ::testing::Environment {
 
 std::string Port(int node) { return std::to_string(WatchLab::lab_->pg_port(node)); }
 
+// One command on an HAProxy CLI socket (non-interactive): its answer, "" when unreachable.
+std::string HaproxyCli(const std::string& path, const std::string& command) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "";
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string line = command + "\n";
+    if (::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size())) {
+      ::shutdown(fd, SHUT_WR);
+      char buf[4096];
+      ssize_t n = 0;
+      while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
 TEST(WatchLabTest, RendersConfigForThePublishedMaster) {
   const std::string cfg = WatchLab::Env("HAPROXY_CONFIG");
   ASSERT_TRUE(PollUntil(seconds(20), [&] {
@@ -298,6 +321,48 @@ TEST(WatchLabTest, BlockPolicyStopsWritesWhenTheVoucherDisappears) {
   ASSERT_TRUE(PollUntil(seconds(10), [&] {
     return WhoAnswers(WatchLab::ViaHaproxy()).rfind("false:", 0) == 0;
   })) << WatchLab::WatchLog();
+}
+
+// Changes back to back, each landing while the previous one's config is being swapped and HAProxy
+// reloaded: the last one wins everywhere, in the file and in every worker HAProxy runs (the
+// worker a reload starts gets the latest route even when it parsed an older file).
+TEST(WatchLabTest, BackToBackChangesLeaveEveryWorkerOnTheLatest) {
+  auto primary = WatchLab::lab_->WaitForPrimary(1, seconds(30));
+  ASSERT_TRUE(primary.ok()) << primary.status().ToString();
+  const int p = *primary;
+  const int q = p == 2 ? 3 : 2;  // the other live node (node1 was killed above)
+  std::uint64_t epoch = 6;
+  for (int i = 0; i < 10; ++i) WatchLab::Publish(i % 2 == 0 ? q : p, epoch++);  // ends on p
+  ASSERT_TRUE(PollUntil(seconds(15), [&] {
+    return ReadAll(WatchLab::Env("HAPROXY_CONFIG")).find("epoch " + std::to_string(epoch - 1)) !=
+           std::string::npos;
+  })) << WatchLab::WatchLog();
+  // Every worker (current and old) has the server on p once the last reload is done.
+  const std::string master = WatchLab::Env("HAPROXY_MASTER_SOCKET");
+  std::string last;
+  ASSERT_TRUE(PollUntil(seconds(15), [&] {
+    auto proc = HaproxyCli(master, "show proc");
+    std::istringstream lines(proc);
+    std::string line;
+    int workers = 0;
+    last = proc;
+    while (std::getline(lines, line)) {
+      std::istringstream f(line);
+      std::string pid, type;
+      f >> pid >> type;
+      if (type != "worker") continue;
+      ++workers;
+      const std::string state =
+          HaproxyCli(master, "@!" + pid + " show servers state " + WatchLab::Env("HAPROXY_BACKEND"));
+      last += state;
+      if (state.find(" 127.0.0.1 ") == std::string::npos ||
+          state.find(" " + Port(p) + " ") == std::string::npos) {
+        return false;
+      }
+    }
+    return workers > 0;
+  })) << last << WatchLab::WatchLog();
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(WhoAnswers(WatchLab::ViaHaproxy()), "false:" + Port(p));
 }
 
 }  // namespace
