@@ -503,10 +503,13 @@ void Orchestrator::Mirror(const std::string& cluster, ClusterRuntime& rt,
 
 void Orchestrator::Run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
+    // Rounds start every tick (a slow round does not push the next one a whole tick later: the
+    // polling path's delay is at most one tick plus a round), and at once on a watch.
+    const auto started = std::chrono::steady_clock::now();
     RunRound();
     if (observer_ != nullptr) observer_->AfterRound(*this);
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, options_.tick, [&] { return woken_ || stop.load(); });
+    cv_.wait_until(lock, started + options_.tick, [&] { return woken_ || stop.load(); });
     woken_ = false;
   }
 }

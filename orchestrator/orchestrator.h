@@ -15,7 +15,8 @@
 // removes its own voucher when it can.
 //
 // Run() is the daemon's loop: a round at once whenever a watch fires or the session's state
-// changes (Wake), and at least every tick. Tests drive RunRound() directly (the simulation uses
+// changes (Wake), and a round starting at least every tick (measured from the previous round's
+// start, so a slow round does not stretch the period). Tests drive RunRound() directly (the simulation uses
 // FakeZk's manual dispatch and a ManualClock).
 //
 // Threads: RunRound and Run on one thread; Wake() from any thread (watchers call it).

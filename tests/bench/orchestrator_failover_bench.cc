@@ -464,8 +464,9 @@ bool RunMode(lab::Lab& lab, zk::ZkSession& zk, bool pollers, int orch_tick_ms, i
       detail += ")";
     }
     obs_watch.reset();
-    std::printf("%s failover %d: node%d -> node%d, left recovery -> master znode: %.1f ms%s\n",
-                pollers ? "notify" : "polling", f + 1, primary, promoted, ms, detail.c_str());
+    std::printf("%s failover %d: node%d -> node%d, left recovery -> master znode: %.1f ms%s  load %s\n",
+                pollers ? "notify" : "polling", f + 1, primary, promoted, ms, detail.c_str(),
+                Load().substr(0, Load().find(' ')).c_str());
     if (g_verbose) {
       std::printf("%s", LinesWith(orch->Log(), orch_log_from, {"master_published", "voucher_withdrawn"}).c_str());
       if (pollers) {
