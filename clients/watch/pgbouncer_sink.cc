@@ -61,7 +61,8 @@ class Console {
     while (true) {
       if (PQconsumeInput(conn_.get()) != 1) return Fail(sql, PQerrorMessage(conn_.get()));
       if (!PQisBusy(conn_.get())) break;
-      const auto left = std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) {
         return Status(StatusCode::kTimeout, "pgbouncer " + params_.Describe() + ": \"" + sql +
                                                 "\" did not finish within " +
@@ -80,7 +81,8 @@ class Console {
   }
 
  private:
-  Console(PgConnPtr conn, pg::PgParams params) : conn_(std::move(conn)), params_(std::move(params)) {}
+  Console(PgConnPtr conn, pg::PgParams params)
+      : conn_(std::move(conn)), params_(std::move(params)) {}
 
   StatusOr<std::vector<std::string>> Collect(const std::string& sql, PGresult* res) {
     const ExecStatusType st = PQresultStatus(res);
@@ -111,6 +113,17 @@ class Console {
   pg::PgParams params_;
 };
 
+// The names SHOW DATABASES lists, but the console's own.
+StatusOr<std::vector<std::string>> ListedDatabases(Console& console) {
+  auto names = console.Exec("SHOW DATABASES");
+  if (!names.ok()) return names.status();
+  std::vector<std::string> out;
+  for (const auto& db : *names) {
+    if (db != "pgbouncer") out.push_back(db);
+  }
+  return out;
+}
+
 // The statements for `verb` over the configured databases ("PAUSE" alone means all).
 StatusOr<std::vector<std::string>> Statements(Console& console, const std::string& verb,
                                               const std::vector<std::string>& databases) {
@@ -119,24 +132,61 @@ StatusOr<std::vector<std::string>> Statements(Console& console, const std::strin
     for (const auto& db : databases) out.push_back(verb + " " + db);
     return out;
   }
-  if (verb != "KILL" && verb != "RESUME") return std::vector<std::string>{verb};
-  // A KILLed database stays paused on its own: a global RESUME does not release it, so RESUME
-  // (like KILL) also goes to each database by name.
-  if (verb == "RESUME") out.push_back("RESUME");
-  auto names = console.Exec("SHOW DATABASES");
+  if (verb != "KILL") return std::vector<std::string>{verb};
+  auto names = ListedDatabases(console);
   if (!names.ok()) return names.status();
-  for (const auto& db : *names) {
-    if (db != "pgbouncer") out.push_back(verb + " " + db);
-  }
+  for (const auto& db : *names) out.push_back(verb + " " + db);
   return out;
 }
 
-Status RunAll(Console& console, const std::string& verb, const std::vector<std::string>& dbs) {
-  auto statements = Statements(console, verb, dbs);
+}  // namespace
+
+std::vector<std::string> ResumeStatements(const std::vector<std::string>& databases,
+                                          const std::vector<std::string>& listed,
+                                          const std::set<std::string>& killed) {
+  std::vector<std::string> out;
+  std::set<std::string> named;
+  const auto add = [&](const std::string& db) {
+    if (named.insert(db).second) out.push_back("RESUME " + db);
+  };
+  if (databases.empty()) {
+    out.push_back("RESUME");
+    for (const auto& db : listed) add(db);
+  } else {
+    for (const auto& db : databases) add(db);
+  }
+  for (const auto& db : killed) add(db);
+  return out;
+}
+
+namespace {
+
+// KILL each target database; every name KILLed goes into `killed` until a RESUME releases it.
+Status Kill(Console& console, const std::vector<std::string>& databases,
+            std::set<std::string>& killed) {
+  auto statements = Statements(console, "KILL", databases);
   if (!statements.ok()) return statements.status();
   for (const auto& sql : *statements) {
     if (auto r = console.Exec(sql); !r.ok()) return r.status();
+    killed.insert(sql.substr(5));  // after "KILL "
   }
+  return Status::Ok();
+}
+
+// RESUME everything this sink paused or KILLed (ResumeStatements); `killed` is emptied once
+// every statement went through.
+Status Resume(Console& console, const std::vector<std::string>& databases,
+              std::set<std::string>& killed) {
+  std::vector<std::string> listed;
+  if (databases.empty()) {
+    auto names = ListedDatabases(console);
+    if (!names.ok()) return names.status();
+    listed = std::move(*names);
+  }
+  for (const auto& sql : ResumeStatements(databases, listed, killed)) {
+    if (auto r = console.Exec(sql); !r.ok()) return r.status();
+  }
+  killed.clear();
   return Status::Ok();
 }
 
@@ -187,9 +237,8 @@ std::vector<std::string> CheckPgbouncerRoute(
     };
     const std::string name = field("name");
     if (name.empty() || name == "pgbouncer") continue;
-    if (!config.databases.empty() &&
-        std::find(config.databases.begin(), config.databases.end(), name) ==
-            config.databases.end()) {
+    if (!config.databases.empty() && std::find(config.databases.begin(), config.databases.end(),
+                                               name) == config.databases.end()) {
       continue;
     }
     auto it = want.find(name);
@@ -197,8 +246,8 @@ std::vector<std::string> CheckPgbouncerRoute(
     if (it == want.end()) continue;  // not a database this sink writes
     const auto& [host, port] = it->second;
     if ((!host.empty() && field("host") != host) || (!port.empty() && field("port") != port)) {
-      problems.push_back("database " + name + " points at " + field("host") + ":" +
-                         field("port") + ", not " + host + ":" + port);
+      problems.push_back("database " + name + " points at " + field("host") + ":" + field("port") +
+                         ", not " + host + ":" + port);
     }
     if (target.action != RouteTarget::Action::kBlock && field("paused") == "1") {
       problems.push_back("database " + name + " is still paused");
@@ -212,7 +261,8 @@ namespace {
 // pgbouncer's own view must show the target: every database this sink writes points at the new
 // address and none is left paused. A database still paused gets one more RESUME; anything else is
 // an error that names what pgbouncer shows, and the worker retries the whole step (reload and cut).
-Status ConfirmRoute(Console& console, const PgbouncerSinkConfig& config, const RouteTarget& target) {
+Status ConfirmRoute(Console& console, const PgbouncerSinkConfig& config,
+                    const RouteTarget& target) {
   for (int attempt = 0;; ++attempt) {
     auto rows = console.Rows("SHOW DATABASES");
     if (!rows.ok()) return rows.status();
@@ -261,7 +311,7 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
     if (applied_ == want) return Status::Ok();
     auto console = Console::Open(config_.admin);
     if (!console.ok()) return console.status();
-    if (Status s = RunAll(*console, "KILL", config_.databases); !s.ok()) return s;
+    if (Status s = Kill(*console, config_.databases, killed_); !s.ok()) return s;
     applied_ = want;
     return Status::Ok();
   }
@@ -281,8 +331,8 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
   if (!console.ok()) return console.status();
   if (config_.kill_old && file_changed) {
     if (auto r = console->Exec("RELOAD"); !r.ok()) return r.status();
-    if (Status s = RunAll(*console, "KILL", config_.databases); !s.ok()) return s;
-    if (Status s = RunAll(*console, "RESUME", config_.databases); !s.ok()) return s;
+    if (Status s = Kill(*console, config_.databases, killed_); !s.ok()) return s;
+    if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) return s;
     if (Status s = ConfirmRoute(*console, config_, target); !s.ok()) return s;
     unconfirmed_ = false;
     applied_ = want;
@@ -302,18 +352,18 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
     if (!fresh.ok()) return fresh.status();
     *console = std::move(*fresh);
     if (!config_.kill_on_pause_timeout || paused.code() != StatusCode::kTimeout) {
-      (void)RunAll(*console, "RESUME", config_.databases);
+      (void)Resume(*console, config_.databases, killed_);
       return paused;
     }
     // The abandoned PAUSE is still pending and makes KILL fail ("already suspended/paused"):
     // cancel it, then cut the sessions that held it up.
-    if (Status s = RunAll(*console, "RESUME", config_.databases); !s.ok()) return s;
-    if (Status s = RunAll(*console, "KILL", config_.databases); !s.ok()) return s;
+    if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) return s;
+    if (Status s = Kill(*console, config_.databases, killed_); !s.ok()) return s;
   }
   if (auto r = console->Exec("RELOAD"); !r.ok()) return r.status();
-  if (Status s = RunAll(*console, "RESUME", config_.databases); !s.ok()) return s;
+  if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) return s;
   if (Status s = ConfirmRoute(*console, config_, target); !s.ok()) return s;
-    unconfirmed_ = false;
+  unconfirmed_ = false;
   applied_ = want;
   return Status::Ok();
 }

@@ -17,6 +17,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,7 +30,7 @@ struct PgbouncerSinkConfig {
   std::string name = "pgbouncer";
   std::string databases_file;  // required: the %include'd file
   std::map<std::string, std::string> entries = {{"*", "host={{host}} port={{port}}"}};
-  pg::PgParams admin;          // the admin console; dbname "pgbouncer"
+  pg::PgParams admin;                  // the admin console; dbname "pgbouncer"
   std::vector<std::string> databases;  // PAUSE/RESUME/KILL targets; empty: all
   Millis pause_timeout{5000};
   bool kill_old = false;
@@ -51,6 +52,16 @@ std::vector<std::string> CheckPgbouncerRoute(
     const PgbouncerSinkConfig& config, const RouteTarget& target,
     const std::vector<std::map<std::string, std::string>>& show_databases);
 
+// The RESUME statements that release what this sink PAUSEd or KILLed: with `databases` empty, a
+// global RESUME (ends a PAUSE) and RESUME of each database SHOW DATABASES lists (`listed`), since
+// a KILLed database stays paused on its own; else RESUME of each of `databases`; and in both cases
+// RESUME of every name in `killed` not named yet. That last part matters: pgbouncer takes a KILLed
+// auto-database (one made from the `*` entry) whose last pool is gone off SHOW DATABASES at once,
+// still paused, and revives it, still paused, for the next client; only RESUME by name frees it.
+std::vector<std::string> ResumeStatements(const std::vector<std::string>& databases,
+                                          const std::vector<std::string>& listed,
+                                          const std::set<std::string>& killed);
+
 class PgbouncerSink final : public Sink {
  public:
   explicit PgbouncerSink(PgbouncerSinkConfig config) : config_(std::move(config)) {}
@@ -67,6 +78,8 @@ class PgbouncerSink final : public Sink {
   std::optional<Applied> applied_;
   // The file was rewritten but pgbouncer has not yet been seen routing to it (ConfirmRoute).
   bool unconfirmed_ = false;
+  // Databases KILLed (by a cut or a block) and not yet RESUMEd (ResumeStatements).
+  std::set<std::string> killed_;
 };
 
 }  // namespace pgherald::watch

@@ -34,7 +34,10 @@ void Drill(DrillKind kind, int index) {
   ASSERT_NE(StackEnvironment::stack_, nullptr);
   Stack& s = *StackEnvironment::stack_;
   auto report = RunDrill(s, kind, index);
+  // Restored whatever the outcome, so that one failed drill does not fail the ones after it.
+  auto restored = RestoreCluster(s);
   ASSERT_TRUE(report.ok()) << DrillName(kind) << ": " << report.status().ToString();
+  ASSERT_TRUE(restored.ok()) << restored.ToString();
   std::printf("%s\n", report->Summary().c_str());
   const CheckResult& c = report->check;
   EXPECT_TRUE(c.violations.empty()) << report->Summary();
@@ -47,8 +50,6 @@ void Drill(DrillKind kind, int index) {
     EXPECT_TRUE(report->failover);
     EXPECT_TRUE(c.new_master_published) << "no history entry published the new master";
   }
-  auto restored = RestoreCluster(s);
-  ASSERT_TRUE(restored.ok()) << restored.ToString();
 }
 
 TEST(E2eDrillsTest, Kill9OfThePrimary) { Drill(DrillKind::kKillPrimary, 1); }

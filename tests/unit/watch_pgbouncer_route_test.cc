@@ -1,6 +1,6 @@
-// The pgbouncer sink's confirmation step without pgbouncer: CheckPgbouncerRoute reads SHOW DATABASES
-// rows and must catch a database that still points at the old master, or one left paused by a
-// KILL whose RESUME did not take (the drills' "clients time out through pgbouncer" finding).
+// The pgbouncer sink's confirmation step without pgbouncer: CheckPgbouncerRoute reads SHOW
+// DATABASES rows and must catch a database that still points at the old master, or one left paused
+// by a KILL whose RESUME did not take (the drills' "clients time out through pgbouncer" finding).
 #include <gtest/gtest.h>
 
 #include <map>
@@ -26,8 +26,11 @@ RouteTarget Route(int port, RouteTarget::Action action = RouteTarget::Action::kR
 }
 
 Row Db(const std::string& name, const std::string& host, int port, bool paused = false) {
-  return {{"name", name}, {"host", host}, {"port", std::to_string(port)},
-          {"paused", paused ? "1" : "0"}, {"disabled", "0"}};
+  return {{"name", name},
+          {"host", host},
+          {"port", std::to_string(port)},
+          {"paused", paused ? "1" : "0"},
+          {"disabled", "0"}};
 }
 
 TEST(PgbouncerRouteCheckTest, WildcardRoutesEveryDatabaseButTheConsole) {
@@ -72,6 +75,22 @@ TEST(PgbouncerRouteCheckTest, AnEntryWithoutHostOrPortIsNotJudgedOnThem) {
   c.entries = {{"app", "dbname=app_{{epoch}}"}};
   const std::vector<Row> rows = {Db("app", "", 5432), Db("other", "127.0.0.1", 1)};
   EXPECT_TRUE(CheckPgbouncerRoute(c, Route(5002), rows).empty());
+}
+
+TEST(PgbouncerResumeTest, AllDatabasesResumeGloballyAndEachListedOne) {
+  EXPECT_EQ(ResumeStatements({}, {"app", "postgres"}, {}),
+            (std::vector<std::string>{"RESUME", "RESUME app", "RESUME postgres"}));
+}
+
+TEST(PgbouncerResumeTest, AKilledDatabaseMissingFromShowDatabasesIsResumedByName) {
+  // pgbouncer parks a killed auto-database off SHOW DATABASES, still paused.
+  EXPECT_EQ(ResumeStatements({}, {"postgres"}, {"app", "postgres"}),
+            (std::vector<std::string>{"RESUME", "RESUME postgres", "RESUME app"}));
+}
+
+TEST(PgbouncerResumeTest, ConfiguredDatabasesAndKilledOnesEachOnce) {
+  EXPECT_EQ(ResumeStatements({"app"}, {}, {"app", "old"}),
+            (std::vector<std::string>{"RESUME app", "RESUME old"}));
 }
 
 }  // namespace

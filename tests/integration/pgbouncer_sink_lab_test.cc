@@ -1,0 +1,166 @@
+// The pgbouncer sink against the real pgbouncer 1.18 of the lab (no ZooKeeper, no watch daemon):
+// the sink is driven directly with route and block targets. What it must survive is pgbouncer's
+// parking of a KILLed auto-database (one made from the `*` entry): once its last pool is gone the
+// janitor takes it off SHOW DATABASES, still paused, and hands it back, still paused, to the next
+// client. A RESUME built from SHOW DATABASES then misses it and every client through pgbouncer
+// waits out query_wait_timeout (the drills' "writes through pgbouncer never landed" failure).
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <functional>
+#include <thread>
+
+#include "clients/watch/pgbouncer_sink.h"
+#include "tests/lab/lab.h"
+
+namespace pgherald::watch {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+bool PollUntil(seconds timeout, const std::function<bool()>& condition) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(20));  // poll interval
+  }
+}
+
+// One fresh connection, one query: the first cell, or "ERROR:..." .
+std::string QueryOnce(const std::string& conninfo, const std::string& sql) {
+  PGconn* c = PQconnectdb((conninfo + " connect_timeout=2").c_str());
+  std::string out;
+  if (PQstatus(c) != CONNECTION_OK) {
+    out = std::string("ERROR:") + PQerrorMessage(c);
+  } else {
+    PGresult* r = PQexec(c, sql.c_str());
+    out = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0
+              ? std::string(PQgetvalue(r, 0, 0))
+              : std::string("ERROR:") + PQerrorMessage(c);
+    PQclear(r);
+  }
+  PQfinish(c);
+  return out;
+}
+
+class PgbouncerSinkLabTest : public ::testing::Test {
+ public:
+  static void SetUpTestSuite() {
+    lab::LabOptions options;
+    options.zk_ensemble = false;
+    options.postgres = true;
+    options.pgbouncer = true;
+    auto up = lab::Lab::Up(options);
+    ASSERT_TRUE(up.ok()) << up.status().ToString();  // a missing server fails, never skips
+    lab_ = std::move(*up);
+  }
+  static void TearDownTestSuite() { lab_.reset(); }
+
+  static PgbouncerSinkConfig Config(bool kill_old) {
+    PgbouncerSinkConfig c;
+    c.databases_file = lab_->Env("PGBOUNCER_DATABASES_FILE");
+    c.admin.port = std::stoi(lab_->Env("PGBOUNCER_PORT"));
+    c.admin.user = lab_->Env("PGBOUNCER_ADMIN_USER");
+    c.admin.dbname = "pgbouncer";
+    c.kill_old = kill_old;
+    c.pause_timeout = milliseconds(1000);
+    return c;
+  }
+  static RouteTarget Target(int node, std::uint64_t epoch, RouteTarget::Action action) {
+    RouteTarget t;
+    t.action = action;
+    t.master.cluster = "main";
+    t.master.node = "node" + std::to_string(node);
+    t.master.host = "127.0.0.1";
+    t.master.port = lab_->pg_port(node);
+    t.master.epoch = epoch;
+    t.master.timeline = 1;
+    return t;
+  }
+  static std::string ViaPgbouncer() {
+    return "host=127.0.0.1 port=" + lab_->Env("PGBOUNCER_PORT") +
+           " user=" + lab_->Env("PG_APP_USER") + " password=" + lab_->Env("PG_APP_PASSWORD") +
+           " dbname=" + lab_->Env("PG_APP_DATABASE");
+  }
+  static std::string ConsoleConninfo() {
+    return "host=127.0.0.1 port=" + lab_->Env("PGBOUNCER_PORT") +
+           " user=" + lab_->Env("PGBOUNCER_ADMIN_USER") + " dbname=pgbouncer";
+  }
+  // Whether SHOW DATABASES lists the app database (pgbouncer's own view).
+  static bool AppDatabaseListed() {
+    PGconn* c = PQconnectdb(ConsoleConninfo().c_str());
+    bool listed = false;
+    if (PQstatus(c) == CONNECTION_OK) {
+      PGresult* r = PQexec(c, "SHOW DATABASES");
+      for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); ++i) {
+        listed = listed || lab_->Env("PG_APP_DATABASE") == PQgetvalue(r, i, 0);
+      }
+      PQclear(r);
+    }
+    PQfinish(c);
+    return listed;
+  }
+  // The server port a fresh client through pgbouncer lands on.
+  static std::string PortThroughPgbouncer() {
+    return QueryOnce(ViaPgbouncer(), "select inet_server_port()::text");
+  }
+
+  static inline std::unique_ptr<lab::Lab> lab_;
+};
+
+// Blocks (KILL), waits until pgbouncer has parked the killed auto-database, then routes to
+// `node`: a fresh client through pgbouncer must land on it.
+void BlockParkThenRoute(PgbouncerSink& sink, int blocked_node, int node, std::uint64_t epoch) {
+  ASSERT_TRUE(
+      sink.Apply(PgbouncerSinkLabTest::Target(blocked_node, epoch - 1, RouteTarget::Action::kRoute))
+          .ok());
+  const std::string before = std::to_string(PgbouncerSinkLabTest::lab_->pg_port(blocked_node));
+  ASSERT_TRUE(PollUntil(seconds(10),
+                        [&] { return PgbouncerSinkLabTest::PortThroughPgbouncer() == before; }))
+      << "last: " << PgbouncerSinkLabTest::PortThroughPgbouncer();
+
+  ASSERT_TRUE(
+      sink.Apply(PgbouncerSinkLabTest::Target(blocked_node, epoch - 1, RouteTarget::Action::kBlock))
+          .ok());
+  ASSERT_TRUE(PollUntil(seconds(10), [] { return !PgbouncerSinkLabTest::AppDatabaseListed(); }))
+      << "pgbouncer still lists the killed auto-database: the state under test was not reached";
+
+  auto routed = sink.Apply(PgbouncerSinkLabTest::Target(node, epoch, RouteTarget::Action::kRoute));
+  ASSERT_TRUE(routed.ok()) << routed.ToString();
+  // One client, well inside query_wait_timeout (5 s in the lab): a database left paused makes it
+  // wait that long and fail.
+  EXPECT_EQ(PgbouncerSinkLabTest::PortThroughPgbouncer(),
+            std::to_string(PgbouncerSinkLabTest::lab_->pg_port(node)));
+}
+
+// The voucher of the same master comes back after a block (the file does not change, so there is
+// no RELOAD to drop the parked database): only RESUME by name releases it.
+TEST_F(PgbouncerSinkLabTest, RouteToTheSameMasterAfterABlockReleasesAParkedAutoDatabase) {
+  PgbouncerSink sink(Config(/*kill_old=*/true));
+  BlockParkThenRoute(sink, 1, 1, 2);
+}
+
+TEST_F(PgbouncerSinkLabTest, RouteToANewMasterAfterABlockReleasesAParkedAutoDatabase) {
+  PgbouncerSink sink(Config(/*kill_old=*/false));
+  BlockParkThenRoute(sink, 1, 2, 4);
+}
+
+TEST_F(PgbouncerSinkLabTest, CutOfTheOldTargetLeavesNoDatabasePaused) {
+  PgbouncerSink sink(Config(/*kill_old=*/true));
+  for (int round = 0; round < 6; ++round) {
+    const int node = 1 + round % 2;
+    const std::string port = std::to_string(lab_->pg_port(node));
+    // A client on the database, so that the cut has a pool to kill.
+    ASSERT_TRUE(
+        PollUntil(seconds(10), [&] { return PortThroughPgbouncer().rfind("ERROR", 0) != 0; }));
+    auto st = sink.Apply(Target(node, 10 + round, RouteTarget::Action::kRoute));
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_EQ(PortThroughPgbouncer(), port) << "round " << round;
+  }
+}
+
+}  // namespace
+}  // namespace pgherald::watch
