@@ -43,7 +43,8 @@ StatusOr<ProcessResult> RunProcess(const ProcessOptions& options) {
   argv.push_back(nullptr);
 
   int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0) return Unavailable(std::string("pipe: ") + std::strerror(errno));
+  if (::pipe2(pipefd, O_CLOEXEC) != 0)
+    return Unavailable(std::string("pipe: ") + std::strerror(errno));
   const auto start = std::chrono::steady_clock::now();
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -53,6 +54,7 @@ StatusOr<ProcessResult> RunProcess(const ProcessOptions& options) {
   }
   if (pid == 0) {
     ::setsid();
+    if (options.nice != 0) (void)!::nice(options.nice);
     const int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull >= 0) ::dup2(devnull, 0);
     ::dup2(pipefd[1], 1);
@@ -91,8 +93,8 @@ StatusOr<ProcessResult> RunProcess(const ProcessOptions& options) {
         const ssize_t n = ::read(pipefd[0], buf, sizeof buf);
         if (n > 0) {
           if (result.output.size() < options.max_output) {
-            result.output.append(buf, std::min(static_cast<size_t>(n),
-                                               options.max_output - result.output.size()));
+            result.output.append(
+                buf, std::min(static_cast<size_t>(n), options.max_output - result.output.size()));
           }
         } else if (n == 0) {
           pipe_open = false;  // every writer closed; the child may still run
@@ -111,8 +113,8 @@ StatusOr<ProcessResult> RunProcess(const ProcessOptions& options) {
     const ssize_t n = ::read(pipefd[0], buf, sizeof buf);
     if (n <= 0) break;
     if (result.output.size() < options.max_output) {
-      result.output.append(buf, std::min(static_cast<size_t>(n),
-                                         options.max_output - result.output.size()));
+      result.output.append(
+          buf, std::min(static_cast<size_t>(n), options.max_output - result.output.size()));
     }
   }
   ::close(pipefd[0]);

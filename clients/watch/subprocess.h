@@ -15,10 +15,10 @@
 namespace pgherald::watch {
 
 struct ProcessResult {
-  int exit_code = -1;    // when it exited; -1 otherwise
-  int signal = 0;        // the signal that ended it, 0 if it exited
+  int exit_code = -1;  // when it exited; -1 otherwise
+  int signal = 0;      // the signal that ended it, 0 if it exited
   bool timed_out = false;
-  std::string output;    // stdout and stderr, interleaved, at most max_output bytes
+  std::string output;  // stdout and stderr, interleaved, at most max_output bytes
   std::chrono::milliseconds elapsed{0};
 
   bool success() const { return !timed_out && signal == 0 && exit_code == 0; }
@@ -27,10 +27,13 @@ struct ProcessResult {
 };
 
 struct ProcessOptions {
-  std::vector<std::string> argv;            // argv[0] is looked up in PATH
-  std::map<std::string, std::string> env;   // added to (or replacing in) the daemon's environment
+  std::vector<std::string> argv;           // argv[0] is looked up in PATH
+  std::map<std::string, std::string> env;  // added to (or replacing in) the daemon's environment
   std::chrono::milliseconds timeout{10000};
   size_t max_output = 64 * 1024;
+  // Added to the child's nice value before exec: a helper that is not on the latency path (such
+  // as `haproxy -c` after a switch) then yields the CPU to the work that is.
+  int nice = 0;
 };
 
 // Starts the program and waits for it until the timeout, then kills its process group. Fails

@@ -8,7 +8,9 @@
 // watch logged both sinks applied the previous one and the HAProxy sink's config step (render,
 // haproxy -c, swap, reload) finished for it, and HAProxy's sockets answer (a real master does not
 // flip every few ms). Prints median, p99, max, the changes over 50 and 100 ms and the machine.
-// Usage: PGHERALD_LABCTL=... PGHERALD_BIN=... watch_route_bench [changes=200]
+// Usage: PGHERALD_LABCTL=... PGHERALD_BIN=... watch_route_bench [changes=200] [--haproxy-only]
+// --haproxy-only: the watch has only the HAProxy sink and pgbouncer is not probed, so the figure
+// is HAProxy's alone, without the pgbouncer switch and its reconnections on the same 2 cores.
 // PGHERALD_BENCH_TRACE=<path> also writes the per-change figures and the HAProxy client's queries
 // of each change (+invoked(took) port, ms after the change started; port 0: failed) to <path> and
 // the watch log to <path>.watch.log.
@@ -22,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -67,16 +70,19 @@ class Prober {
       PGconn* c = PQconnectdb((conninfo_ + " connect_timeout=2").c_str());
       int port = 0;
       if (PQstatus(c) == CONNECTION_OK) {
-        PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
+        PQsetNoticeProcessor(
+            c, [](void*, const char*) {}, nullptr);
         PGresult* r = PQexec(c, "select inet_server_port()");
-        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) port = std::atoi(PQgetvalue(r, 0, 0));
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+          port = std::atoi(PQgetvalue(r, 0, 0));
         PQclear(r);
       }
       PQfinish(c);
       const std::int64_t begun = start_ns_;
       if (begun != 0 && invoked >= begun && seen_ns_ == 0) {
         char item[64];
-        std::snprintf(item, sizeof item, " +%.1f(%.1f)%d", static_cast<double>(invoked - begun) / 1e6,
+        std::snprintf(item, sizeof item, " +%.1f(%.1f)%d",
+                      static_cast<double>(invoked - begun) / 1e6,
                       static_cast<double>(MonoNs() - invoked) / 1e6, port);
         std::lock_guard lock(mu_);
         if (trail_.size() < 400) trail_ += item;
@@ -127,14 +133,24 @@ void Print(const char* name, const std::vector<double>& v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int changes = argc > 1 ? std::atoi(argv[1]) : 200;
+  int changes = 200;
+  bool haproxy_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--haproxy-only") {
+      haproxy_only = true;
+    } else {
+      changes = std::atoi(argv[i]);
+    }
+  }
   if (changes <= 0) {
-    std::fprintf(stderr, "usage: watch_route_bench [changes > 0]\n");
+    std::fprintf(stderr, "usage: watch_route_bench [changes > 0] [--haproxy-only]\n");
     return 2;
   }
   StackOptions o;
   o.pollers = false;
   o.orchestrators = 0;
+  o.watch_pgbouncer = !haproxy_only;
   auto up = Stack::Up(o);
   if (!up.ok()) {
     std::fprintf(stderr, "stack: %s\n", up.status().ToString().c_str());
@@ -143,7 +159,11 @@ int main(int argc, char** argv) {
   Stack& s = **up;
   const std::string as_superuser = " user=postgres dbname=postgres";
   Prober ha("host=127.0.0.1 port=" + s.Env("HAPROXY_PORT") + as_superuser);
-  Prober pb("host=127.0.0.1 port=" + s.Env("PGBOUNCER_PORT") + as_superuser);
+  // With --haproxy-only the watch has no pgbouncer sink and nothing probes pgbouncer.
+  std::unique_ptr<Prober> pb;
+  if (!haproxy_only) {
+    pb = std::make_unique<Prober>("host=127.0.0.1 port=" + s.Env("PGBOUNCER_PORT") + as_superuser);
+  }
   const std::string watch_log = s.dir() + "/watch.log";
   // Both sinks logged applying (or recovering to) this epoch.
   auto applied = [&](std::uint64_t epoch) {
@@ -151,6 +171,7 @@ int main(int argc, char** argv) {
     const std::string tag = " epoch=" + std::to_string(epoch) + " ";
     int sinks = 0;
     for (const char* sink : {"sink=haproxy", "sink=pgbouncer"}) {
+      if (haproxy_only && std::string(sink) == "sink=pgbouncer") continue;
       std::size_t at = 0;
       while ((at = text.find(sink, at)) != std::string::npos) {
         const std::size_t bol = text.rfind('\n', at) + 1;
@@ -165,7 +186,7 @@ int main(int argc, char** argv) {
         }
       }
     }
-    if (sinks != 2) return false;
+    if (sinks != (haproxy_only ? 1 : 2)) return false;
     // ... and the HAProxy sink's config step (render, haproxy -c, swap, reload), which runs after
     // the route is live, finished for this epoch: the next change then meets a settled HAProxy,
     // as it did when that step ran inside the sink's apply.
@@ -174,9 +195,8 @@ int main(int argc, char** argv) {
       const std::size_t eol = text.find('\n', at);
       const std::string line = text.substr(at, eol - at);
       at = eol;
-      if (line.find(tag) != std::string::npos &&
-          (line.rfind("haproxy_config_applied", 0) == 0 ||
-           line.rfind("haproxy_config_recovered", 0) == 0)) {
+      if (line.find(tag) != std::string::npos && (line.rfind("haproxy_config_applied", 0) == 0 ||
+                                                  line.rfind("haproxy_config_recovered", 0) == 0)) {
         return true;
       }
     }
@@ -184,17 +204,21 @@ int main(int argc, char** argv) {
   };
   std::vector<double> to_ha, to_pb;
   std::vector<std::string> ha_trails;
+  std::vector<std::uint64_t> epochs;
+  std::vector<double> start_wall_ms;  // the change's start on the wall clock, to line up with logs
+  std::vector<double> set_ms;         // the ZooKeeper set's own round trip
   for (int i = 0; i < changes; ++i) {
     const int node = i % 2 == 0 ? 2 : 1;  // starts on node1
     const int port = s.lab().pg_port(node);
     const std::int64_t start = MonoNs();
     ha.Arm(port, start);
-    pb.Arm(port, start);
+    if (pb) pb->Arm(port, start);
     if (auto st = s.PublishDirect(node); !st.ok()) {
       std::fprintf(stderr, "publish: %s\n", st.ToString().c_str());
       return 1;
     }
-    if (!WaitUntil([&] { return ha.seen_ns() != 0 && pb.seen_ns() != 0; },
+    const std::int64_t set_returned = MonoNs();
+    if (!WaitUntil([&] { return ha.seen_ns() != 0 && (!pb || pb->seen_ns() != 0); },
                    std::chrono::milliseconds(10000), std::chrono::milliseconds(1))) {
       std::fprintf(stderr, "change %d: %s never routed to node%d; HAProxy client queries:%s\n%s\n",
                    i, ha.seen_ns() == 0 ? "HAProxy" : "pgbouncer", node, ha.trail().c_str(),
@@ -220,26 +244,35 @@ int main(int argc, char** argv) {
       return 1;
     }
     ha_trails.push_back(ha.trail());
+    epochs.push_back(epoch);
+    set_ms.push_back(static_cast<double>(set_returned - start) / 1e6);
+    start_wall_ms.push_back(static_cast<double>(WallMinusMonoMs()) +
+                            static_cast<double>(start) / 1e6);
     to_ha.push_back(static_cast<double>(ha.seen_ns() - start) / 1e6);
-    to_pb.push_back(static_cast<double>(pb.seen_ns() - start) / 1e6);
+    to_pb.push_back(pb ? static_cast<double>(pb->seen_ns() - start) / 1e6 : 0.0);
   }
   // Diagnostics: PGHERALD_BENCH_TRACE=<path> keeps the watch log (<path>.watch.log) and the
-  // per-change figures (<path>: index, ms via HAProxy, ms via pgbouncer, then the HAProxy
+  // per-change figures (<path>: index, ms via HAProxy, ms via pgbouncer, epoch, the change's start
+  // on the wall clock (to line up with the watch log), the set's round trip, then the HAProxy
   // client's queries of that change: +invoked(took) port, in ms after the change started).
   if (const char* trace = std::getenv("PGHERALD_BENCH_TRACE"); trace != nullptr) {
     std::ofstream(std::string(trace) + ".watch.log", std::ios::binary) << ReadFile(watch_log);
     std::string rows;
     for (std::size_t i = 0; i < to_ha.size(); ++i) {
-      char row[96];
-      std::snprintf(row, sizeof row, "%zu %.2f %.2f", i, to_ha[i], to_pb[i]);
+      char row[160];
+      std::snprintf(row, sizeof row, "%zu %.2f %.2f epoch=%llu start_wall_ms=%.1f set_ms=%.2f", i,
+                    to_ha[i], to_pb[i], static_cast<unsigned long long>(epochs[i]),
+                    start_wall_ms[i], set_ms[i]);
       rows += row + (" haproxy queries:" + ha_trails[i]) + "\n";
     }
     std::ofstream(trace, std::ios::binary) << rows;
   }
-  std::printf("znode change -> first query on the new port, %d changes; %s\n", changes,
-              MachineLine().c_str());
+  std::printf(
+      "znode change -> first query on the new port, %d changes%s; %s\n", changes,
+      haproxy_only ? " (watch drives HAProxy alone)" : " (watch drives HAProxy and pgbouncer)",
+      MachineLine().c_str());
   Print("via HAProxy (target p99 < 50 ms)", to_ha);
-  Print("via pgbouncer", to_pb);
+  if (pb) Print("via pgbouncer", to_pb);
   int over50 = 0;
   int slow = 0;
   for (double v : to_ha) {

@@ -176,7 +176,8 @@ StatusOr<std::unique_ptr<Stack>> Stack::Up(const StackOptions& options) {
             [&] {
               const std::string text = ReadFile(log);
               return text.find("sink_applied cluster=main sink=haproxy") != std::string::npos &&
-                     text.find("sink_applied cluster=main sink=pgbouncer") != std::string::npos;
+                     (!options.watch_pgbouncer ||
+                      text.find("sink_applied cluster=main sink=pgbouncer") != std::string::npos);
             },
             milliseconds(20000), milliseconds(20))) {
       return Internal("pgherald watch did not apply the first route within 20 s\n" +
@@ -276,12 +277,14 @@ Status Stack::WriteConfigs() {
                   "            admin_socket: " + Env("HAPROXY_ADMIN_SOCKET") + "\n"
                   "            master_socket: " + Env("HAPROXY_MASTER_SOCKET") + "\n"
                   "            backend: " + Env("HAPROXY_BACKEND") + "\n"
-                  "            server: " + Env("HAPROXY_SERVER") + "\n"
-                  "        - type: pgbouncer\n"
-                  "          databases_file: " + Env("PGBOUNCER_DATABASES_FILE") + "\n"
-                  "          admin: {host: 127.0.0.1, port: " + Env("PGBOUNCER_PORT") +
-                  ", user: " + Env("PGBOUNCER_ADMIN_USER") + "}\n"
-                  "          kill_old: true\n");
+                  "            server: " + Env("HAPROXY_SERVER") + "\n" +
+                  (options_.watch_pgbouncer
+                       ? "        - type: pgbouncer\n"
+                         "          databases_file: " + Env("PGBOUNCER_DATABASES_FILE") + "\n"
+                         "          admin: {host: 127.0.0.1, port: " + Env("PGBOUNCER_PORT") +
+                         ", user: " + Env("PGBOUNCER_ADMIN_USER") + "}\n"
+                         "          kill_old: true\n"
+                       : std::string()));
     daemons_.push_back({"watch", {bin, "watch", "--config", config}, dir + "/watch.log", -1});
   }
   return Status::Ok();

@@ -31,6 +31,7 @@ struct StackOptions {
   bool pollers = true;       // one per node
   int orchestrators = 2;     // orch-a, orch-b (0: the caller writes the master znode itself)
   bool watch = true;         // `pgherald watch` with the haproxy and pgbouncer sinks
+  bool watch_pgbouncer = true;  // false: the watch drives HAProxy alone (pgbouncer idles)
   int orchestrator_session_timeout_ms = 4000;
   // Keep the lab directory and the processes when the Stack object dies (the demo).
   bool detach = false;

@@ -21,6 +21,7 @@
 #include "clients/watch/atomic_file.h"
 #include "clients/watch/pgbouncer_sink.h"
 #include "clients/watch/simple_sinks.h"
+#include "clients/watch/subprocess.h"
 #include "clients/watch/template.h"
 #include "clients/watch/watch_config.h"
 #include "haproxy/haproxy_sink.h"
@@ -660,6 +661,19 @@ TEST(ExecSinkTest, CommandSeesTheMasterInItsEnvironment) {
   ExecSink sink(c);
   ASSERT_TRUE(sink.Apply(Route("node2", 5002, 9)).ok());
   EXPECT_EQ(*ReadFile(dir / "out"), "127.0.0.1 5002 node2 9 vouched route\n");
+}
+
+TEST(RunProcessTest, NiceIsAddedToTheChildsNiceValue) {
+  // Field 19 of /proc/<pid>/stat is the nice value; `exec cut` reads its own.
+  ProcessOptions plain;
+  plain.argv = {"sh", "-c", "exec cut -d' ' -f19 /proc/self/stat"};
+  auto base = RunProcess(plain);
+  ASSERT_TRUE(base.ok() && base->success()) << (base.ok() ? base->output : base.status().ToString());
+  ProcessOptions niced = plain;
+  niced.nice = 10;
+  auto r = RunProcess(niced);
+  ASSERT_TRUE(r.ok() && r->success()) << (r.ok() ? r->output : r.status().ToString());
+  EXPECT_EQ(std::stoi(r->output), std::min(19, std::stoi(base->output) + 10));
 }
 
 TEST(ExecSinkTest, FailureCarriesExitAndOutput) {
