@@ -797,5 +797,17 @@ TEST(WatchConfigTest, TemplateTypoFailsAtStartup) {
       << c.status().message();
 }
 
+// HAProxy's own connection retries (each after a 1 s turn-around) held clients that connected to
+// a dead master past the switch (docs/haproxy.md): the shipped template and example turn them off.
+TEST(HaproxyExamplesTest, DisableHaproxysOwnRetries) {
+  const std::string file = __FILE__;
+  const std::string root = file.substr(0, file.rfind("/tests/unit/"));
+  for (const char* name : {"/haproxy/examples/haproxy.cfg.tmpl", "/haproxy/examples/haproxy.cfg"}) {
+    auto text = ReadFile(root + name);
+    ASSERT_TRUE(text.ok()) << root + name;
+    EXPECT_NE(text->find("\n    retries 0\n"), std::string::npos) << name;
+  }
+}
+
 }  // namespace
 }  // namespace pgherald::watch
