@@ -97,6 +97,11 @@ class Console {
     if (sql.rfind("RESUME", 0) == 0 && error.find("not paused") != std::string::npos) {
       return std::vector<std::string>{};
     }
+    // RESUME by name of a killed database that pgbouncer no longer knows (it restarted, or dropped
+    // the auto-database): nothing is paused there.
+    if (sql.rfind("RESUME ", 0) == 0 && error.find("no such database") != std::string::npos) {
+      return std::vector<std::string>{};
+    }
     if (sql.rfind("PAUSE", 0) == 0 && error.find("already suspended/paused") != std::string::npos) {
       return std::vector<std::string>{};
     }

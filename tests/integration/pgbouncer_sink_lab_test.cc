@@ -6,8 +6,10 @@
 // waits out query_wait_timeout (the drills' "writes through pgbouncer never landed" failure).
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <signal.h>
 
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <thread>
 
@@ -160,6 +162,39 @@ TEST_F(PgbouncerSinkLabTest, CutOfTheOldTargetLeavesNoDatabasePaused) {
     ASSERT_TRUE(st.ok()) << st.ToString();
     EXPECT_EQ(PortThroughPgbouncer(), port) << "round " << round;
   }
+}
+
+// pgbouncer crashes now and then on KILL (docs/pgbouncer.md); the lab restarts it, as a supervisor
+// would. A route after the restart must still go through: the killed database the sink remembers
+// is unknown to the new pgbouncer, and its RESUME by name must not fail the apply.
+TEST_F(PgbouncerSinkLabTest, RouteAfterPgbouncerRestartedFromABlockGoesThrough) {
+  PgbouncerSink sink(Config(/*kill_old=*/true));
+  ASSERT_TRUE(sink.Apply(Target(1, 30, RouteTarget::Action::kRoute)).ok());
+  ASSERT_TRUE(sink.Apply(Target(1, 30, RouteTarget::Action::kBlock)).ok());
+
+  // The supervisor's PID is the lab's record; its child is pgbouncer itself.
+  std::ifstream record(lab_->dir() + "/pids/pgbouncer");
+  pid_t supervisor = 0;
+  record >> supervisor;
+  ASSERT_GT(supervisor, 0);
+  std::ifstream children("/proc/" + std::to_string(supervisor) + "/task/" +
+                         std::to_string(supervisor) + "/children");
+  pid_t pgbouncer = 0;
+  children >> pgbouncer;
+  ASSERT_GT(pgbouncer, 0) << "no pgbouncer under the lab's supervisor " << supervisor;
+  ASSERT_EQ(::kill(pgbouncer, SIGKILL), 0);
+  ASSERT_TRUE(PollUntil(seconds(10), [&] {
+    std::ifstream again("/proc/" + std::to_string(supervisor) + "/task/" +
+                        std::to_string(supervisor) + "/children");
+    pid_t now = 0;
+    again >> now;
+    return now > 0 && now != pgbouncer &&
+           QueryOnce(ConsoleConninfo(), "SHOW VERSION").rfind("ERROR", 0) != 0;
+  })) << "the lab did not restart pgbouncer";
+
+  auto routed = sink.Apply(Target(2, 31, RouteTarget::Action::kRoute));
+  ASSERT_TRUE(routed.ok()) << routed.ToString();
+  EXPECT_EQ(PortThroughPgbouncer(), std::to_string(lab_->pg_port(2)));
 }
 
 }  // namespace
