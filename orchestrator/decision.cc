@@ -35,6 +35,11 @@ struct View {
     }
   }
   bool Fenced() const { return obs != nullptr && obs->fencing == model::FencingState::kFenced; }
+  // The published master, reached by this round's own probe, whose write check passed.
+  bool VerifiedPublished() const {
+    return is_published && probe != nullptr && probe->reachable && !probe->in_recovery &&
+           probe->write_check == model::WriteCheck::kPassed;
+  }
 };
 
 std::string Describe(const View& v) {
@@ -45,14 +50,18 @@ std::string Describe(const View& v) {
   return s;
 }
 
-// Ranking of writable nodes, best first: higher timeline, later promotion, more standbys following,
-// then the published master (stability); the name only makes the order deterministic, it never
-// decides (a tie on the first three keys without the published master is undecided).
+// Ranking of writable nodes, best first: higher timeline; on the same timeline the published master
+// that passes this round's write check (it holds acknowledged writes: never replace it with another
+// node of its timeline); only then later promotion, more standbys following, and the published master
+// (stability). The name only makes the order deterministic, it never decides (a tie on the keys
+// before the last without the published master is undecided).
 auto RankKey(const View& v) {
-  return std::make_tuple(v.timeline, v.promoted_at, v.followers, v.is_published);
+  return std::make_tuple(v.timeline, v.VerifiedPublished(), v.promoted_at, v.followers,
+                         v.is_published);
 }
 bool SameRank(const View& a, const View& b) {
-  return a.timeline == b.timeline && a.promoted_at == b.promoted_at && a.followers == b.followers;
+  return a.timeline == b.timeline && a.VerifiedPublished() == b.VerifiedPublished() &&
+         a.promoted_at == b.promoted_at && a.followers == b.followers;
 }
 
 }  // namespace

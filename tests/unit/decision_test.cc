@@ -464,17 +464,31 @@ const std::vector<Scenario>& Scenarios() {
          {Primary("db1", 2), Down("db2")},
          {A::kWithdraw, "", {R::kNoWritableNode}, 7, {"db1"}}}}},
 
-      {"same timeline: the later promotion wins (after the window)",
+      // A second out-of-band promotion on the same timeline must not throw away the writes the
+      // verified published master acknowledged: the later promotion is the stale one.
+      {"same timeline: the verified published master stays, a later promotion is stale",
        Published("db1", 2, 4),
        {{0,
          {Primary("db1", 2).Promoted(1000), Primary("db2", 2).Promoted(2000)},
+         {A::kKeep, "db1", {R::kMasterVerified, R::kSplitBrain, R::kStalePrimary}, 4, {"db2"}}},
+        {100000,
+         {Primary("db1", 2).Promoted(1000), Primary("db2", 2).Promoted(2000)},
+         {A::kKeep, "db1", {R::kMasterVerified, R::kSplitBrain, R::kStalePrimary}, 4, {"db2"}}}}},
+
+      {"same timeline: a published master failing its write check is replaced by the later "
+       "promotion (after the window)",
+       Published("db1", 2, 4),
+       {{0,
+         {Primary("db1", 2).Promoted(1000).Check(WriteCheck::kFailed),
+          Primary("db2", 2).Promoted(2000)},
          {A::kWithdraw,
           "db2",
           {R::kCandidatePending, R::kSplitBrain, R::kStalePrimary},
           4,
           {"db1"}}},
         {5000,
-         {Primary("db1", 2).Promoted(1000), Primary("db2", 2).Promoted(2000)},
+         {Primary("db1", 2).Promoted(1000).Check(WriteCheck::kFailed),
+          Primary("db2", 2).Promoted(2000)},
          {A::kPublish, "db2", {R::kCandidateConfirmed}, 5, {"db1"}}}}},
 
       {"same timeline and promotion: the one the standbys follow wins",
