@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -22,6 +23,18 @@ FenceVerdict ShouldFence(const model::NodeObservation& self,
   return {true, "stale primary: this node is writable on timeline " +
                     std::to_string(self.timeline) + " while the published master " +
                     master->node + " is on timeline " + std::to_string(master->timeline)};
+}
+
+SelfFenceVerdict ShouldSelfFence(const SelfFenceInput& in) {
+  if (!in.enabled || !in.node_writable || in.session_usable) return {};
+  MonoTime since = in.last_answer;
+  if (in.last_confirmed && *in.last_confirmed > since) since = *in.last_confirmed;
+  const Millis age = std::max(Millis(0), std::chrono::duration_cast<Millis>(in.now - since));
+  if (age < in.deadline) return {false, age, ""};
+  return {true, age,
+          "ZooKeeper lost: no usable session for " + std::to_string(age.count()) +
+              " ms (self_fence_deadline_ms " + std::to_string(in.deadline.count()) +
+              ") while this node is writable; the orchestrator may publish another node by now"};
 }
 
 FenceOutcome RunFenceAction(const FenceConfig& config, const std::string& node,

@@ -1,11 +1,16 @@
-// Self-fencing: a node that is writable while the published master is another node on a later
-// timeline is a stale primary (an old primary restarted with plain pg_ctl start, say). Its poller
-// fences it with the configured action. ShouldFence is pure; RunFenceAction does the I/O.
+// Self-fencing. Two rules, each a pure function; RunFenceAction does the I/O.
+//  - ShouldFence: a node that is writable while the published master is another node on a later
+//    timeline is a stale primary (an old primary restarted with plain pg_ctl start, say).
+//  - ShouldSelfFence: a writable node whose poller has lost ZooKeeper for fence.self_fence_deadline
+//    fences itself, because the orchestrator's strict split-brain mode may publish another node
+//    once this one has been unreachable that long (docs/poller.md, "Fencing on ZooKeeper loss").
+// The poller fences its node with the configured action in either case.
 #pragma once
 
 #include <optional>
 #include <string>
 
+#include "common/clock.h"
 #include "common/cluster_model.h"
 #include "pollers/poller_config.h"
 
@@ -23,6 +28,35 @@ struct FenceVerdict {
 FenceVerdict ShouldFence(const model::NodeObservation& self,
                          const std::optional<model::MasterRecord>& master);
 
+// What the ZooKeeper-loss rule looks at, all on the poller's monotonic clock.
+struct SelfFenceInput {
+  bool enabled = true;         // fence.on_zookeeper_loss
+  bool node_writable = false;  // this tick's observation: reachable and out of recovery
+  // The session is usable: connected and within its lease (ZkSession::lease_remaining() > 0).
+  bool session_usable = false;
+  // The last time ZooKeeper confirmed that this node is the vouched master (record state ok naming
+  // this node, at least one voucher child); nullopt when it never did.
+  std::optional<MonoTime> last_confirmed;
+  // The send time of the last call the server answered (an answer of any kind, errors included,
+  // but not a connection loss); the poller's start while it never had one.
+  MonoTime last_answer{};
+  MonoTime now{};
+  Millis deadline{30000};  // fence.self_fence_deadline_ms
+};
+
+struct SelfFenceVerdict {
+  bool fence = false;
+  Millis cut_off_for{0};  // now - the later of last_confirmed and last_answer (0 when usable)
+  std::string reason;     // set when fence is true
+};
+
+// Fence when, and only when: the rule is enabled, the node is writable, the session is NOT usable
+// (disconnected, expired, or its lease ran out), and the later of last_confirmed and last_answer is
+// at least `deadline` ago. A usable session never fences here, whatever the master record says
+// (nothing vouching this node is the orchestrator's business, not a ZooKeeper loss); a node in
+// recovery or not answering is never fenced. The caller runs the action once per loss.
+SelfFenceVerdict ShouldSelfFence(const SelfFenceInput& in);
+
 struct FenceOutcome {
   model::FencingState state = model::FencingState::kNone;
   std::string detail;  // the command's exit status / error
@@ -31,8 +65,8 @@ struct FenceOutcome {
 // Runs the action. kReport does nothing and returns kNone (the caller logs and records). kStop runs
 // `pg_ctl stop -m immediate -D data_dir` (or fence.command when set); when the poller runs as root
 // the child drops to the data directory's owner, because pg_ctl refuses to run as root. kCommand
-// runs fence.command through /bin/sh with PGHERALD_NODE, PGHERALD_MASTER_NODE and
-// PGHERALD_FENCE_REASON in its environment. Exit 0 within fence.timeout_ms is kFenced; anything
+// runs fence.command through /bin/sh with PGHERALD_NODE, PGHERALD_MASTER_NODE ("" when the fence
+// is for a ZooKeeper loss) and PGHERALD_FENCE_REASON in its environment. Exit 0 within fence.timeout_ms is kFenced; anything
 // else (killed on timeout included) is kFailed.
 FenceOutcome RunFenceAction(const FenceConfig& config, const std::string& node,
                             const std::string& master_node, const std::string& reason);

@@ -9,6 +9,103 @@
 namespace pgherald::pollers {
 namespace {
 
+// A connection loss, an expiry, a timeout or a closed handle is no answer from the server;
+// anything else (errors such as kNotFound included) is.
+bool Answered(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kConnectionLoss:
+    case StatusCode::kSessionExpired:
+    case StatusCode::kTimeout:
+    case StatusCode::kUnavailable:
+      return false;
+    default:
+      return true;
+  }
+}
+
+// Forwards everything to the session the publisher's factory made, and records in ZkContact the
+// send time of every call the server answered and which session is live. Same thread as its user.
+class ContactTrackingSession final : public zk::ZkSession {
+ public:
+  ContactTrackingSession(std::unique_ptr<zk::ZkSession> inner, std::shared_ptr<ZkContact> contact,
+                         const Clock& clock)
+      : inner_(std::move(inner)), contact_(std::move(contact)), clock_(clock) {
+    contact_->live = this;
+  }
+  ~ContactTrackingSession() override {
+    if (contact_->live == this) contact_->live = nullptr;
+  }
+
+  zk::SessionState state() const override { return inner_->state(); }
+  int64_t session_id() const override { return inner_->session_id(); }
+  Millis session_timeout() const override { return inner_->session_timeout(); }
+  Millis lease_remaining() const override { return inner_->lease_remaining(); }
+  Status WaitConnected(Millis timeout) override { return inner_->WaitConnected(timeout); }
+
+  StatusOr<std::string> Create(const std::string& path, const std::string& data,
+                               zk::CreateMode mode) override {
+    return Note(clock_.Now(), inner_->Create(path, data, mode));
+  }
+  StatusOr<zk::NodeData> Get(const std::string& path, zk::Watcher watch) override {
+    return Note(clock_.Now(), inner_->Get(path, std::move(watch)));
+  }
+  StatusOr<std::optional<zk::Stat>> Exists(const std::string& path, zk::Watcher watch) override {
+    return Note(clock_.Now(), inner_->Exists(path, std::move(watch)));
+  }
+  StatusOr<std::vector<std::string>> GetChildren(const std::string& path,
+                                                 zk::Watcher watch) override {
+    return Note(clock_.Now(), inner_->GetChildren(path, std::move(watch)));
+  }
+  StatusOr<zk::Stat> Set(const std::string& path, const std::string& data,
+                         int32_t version) override {
+    return Note(clock_.Now(), inner_->Set(path, data, version));
+  }
+  Status Delete(const std::string& path, int32_t version) override {
+    const MonoTime sent = clock_.Now();
+    Status s = inner_->Delete(path, version);
+    Record(sent, s);
+    return s;
+  }
+  StatusOr<zk::MultiResult> Multi(const std::vector<zk::Op>& ops, int* failed_op) override {
+    return Note(clock_.Now(), inner_->Multi(ops, failed_op));
+  }
+  void SetStateListener(zk::StateListener listener) override {
+    inner_->SetStateListener(std::move(listener));
+  }
+  void Close() override { inner_->Close(); }
+
+ private:
+  void Record(MonoTime sent, const Status& s) {
+    if (!Answered(s)) return;
+    if (!contact_->last_answer || *contact_->last_answer < sent) contact_->last_answer = sent;
+  }
+  template <typename T>
+  StatusOr<T> Note(MonoTime sent, StatusOr<T> result) {
+    Record(sent, result.status());
+    return result;
+  }
+
+  std::unique_ptr<zk::ZkSession> inner_;
+  std::shared_ptr<ZkContact> contact_;
+  const Clock& clock_;
+};
+
+SessionFactory TrackContact(SessionFactory inner, std::shared_ptr<ZkContact> contact,
+                            const Clock& clock) {
+  return [inner = std::move(inner), contact = std::move(contact),
+          &clock]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
+    auto made = inner();
+    if (!made.ok()) return made.status();
+    return std::unique_ptr<zk::ZkSession>(
+        std::make_unique<ContactTrackingSession>(std::move(*made), contact, clock));
+  };
+}
+
+std::int64_t AgeMs(MonoTime now, const std::optional<MonoTime>& then) {
+  if (!then) return -1;
+  return std::chrono::duration_cast<Millis>(now - *then).count();
+}
+
 std::int64_t WallMicros(const Clock& clock) {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              clock.WallNow().time_since_epoch())
@@ -21,10 +118,13 @@ Poller::Poller(PollerSection config, pg::PgParams pg, SessionFactory zk, std::st
                const Clock& clock, std::string version)
     : config_(std::move(config)),
       pg_params_(std::move(pg)),
-      publisher_(std::move(zk), std::move(zk_root), config_.cluster, config_.node,
-                 config_.events_retention),
+      publisher_(TrackContact(std::move(zk), contact_, clock), zk_root, config_.cluster,
+                 config_.node, config_.events_retention),
       clock_(clock),
       log_("poller") {
+  master_path_ = zk::JoinPath(zk::JoinPath(zk::JoinPath(zk_root, "clusters"), config_.cluster),
+                              "master");
+  started_at_ = clock_.Now();
   identity_.node = config_.node;
   identity_.host = config_.host;
   identity_.port = config_.port;
@@ -146,6 +246,7 @@ void Poller::DropConnection(const Status& why) {
 }
 
 model::NodeObservation Poller::Observe() {
+  if (observe_for_test_) return observe_for_test_();
   if (conn_ && !conn_->ok()) DropConnection(Unavailable(pg_error_.empty() ? "connection lost" : pg_error_));
   if (!conn_) {
     if (clock_.Now() < next_connect_) return BuildUnreachable(identity_, pg_error_, &last_);
@@ -215,22 +316,121 @@ model::NodeObservation Poller::Observe() {
   return BuildUnreachable(identity_, "repmgr layout kept changing during the tick", &last_);
 }
 
+bool Poller::SessionUsable() const {
+  const zk::ZkSession* s = contact_->live;
+  return s != nullptr && s->state() == zk::SessionState::kConnected && s->has_lease();
+}
+
+bool Poller::ConfirmVouched(const std::optional<model::MasterRecord>& master) {
+  if (!master || master->state != model::MasterState::kOk || master->node != config_.node) {
+    return false;
+  }
+  if (contact_->live == nullptr) return false;
+  // The voucher children are what consumers count (clients: kVouched with >= 1 child).
+  auto stat = contact_->live->Exists(master_path_);
+  return stat.ok() && stat->has_value() && (*stat)->num_children > 0;
+}
+
+bool Poller::FenceOnZooKeeperLoss(model::NodeObservation* obs) {
+  const MonoTime now = clock_.Now();
+  const bool usable = SessionUsable();
+  const zk::ZkSession* live = contact_->live;
+  const std::string state = live ? zk::SessionStateName(live->state()) : "none";
+  if (usable != zk_usable_) {
+    if (usable) {
+      log_.Info("zookeeper_usable", {{"session", live->session_id()}});
+    } else {
+      log_.Warn("zookeeper_unusable",
+                {{"session_state", state},
+                 {"lease_ms", live ? live->lease_remaining().count() : 0},
+                 {"last_answer_age_ms", AgeMs(now, contact_->last_answer)},
+                 {"fence_in_ms", config_.fence.on_zookeeper_loss
+                                     ? config_.fence.self_fence_deadline.count() -
+                                           AgeMs(now, contact_->last_answer.value_or(started_at_))
+                                     : -1}});
+    }
+    zk_usable_ = usable;
+  }
+  if (usable) {
+    zk_loss_fenced_ = false;  // the loss is over: a new one fences again
+    return false;
+  }
+  if (zk_loss_fenced_) return false;
+  SelfFenceInput in;
+  in.enabled = config_.fence.on_zookeeper_loss;
+  in.node_writable = obs->reachable && !obs->in_recovery;
+  in.session_usable = usable;
+  in.last_confirmed = last_confirmed_;
+  in.last_answer = contact_->last_answer.value_or(started_at_);
+  in.now = now;
+  in.deadline = config_.fence.self_fence_deadline;
+  const SelfFenceVerdict verdict = ShouldSelfFence(in);
+  if (!verdict.fence) return false;
+  zk_loss_fenced_ = true;
+  log_.Error("zookeeper_loss_fence",
+             {{"node", config_.node},
+              {"action", FenceActionName(config_.fence.action)},
+              {"session_state", state},
+              {"lease_ms", live ? live->lease_remaining().count() : 0},
+              {"last_confirmed_age_ms", AgeMs(now, last_confirmed_)},
+              {"last_answer_age_ms", AgeMs(now, contact_->last_answer)},
+              {"deadline_ms", config_.fence.self_fence_deadline.count()},
+              {"reason", verdict.reason}});
+  if (config_.fence.action == FenceAction::kReport) {
+    obs->error += (obs->error.empty() ? "" : "; ") + verdict.reason +
+                  " (fence action report: not fenced)";
+    return true;
+  }
+  // Nothing can be published while ZooKeeper is away: the state shows once it is back.
+  fencing_ = model::FencingState::kFencing;
+  const FenceOutcome outcome = RunFenceAction(config_.fence, config_.node, "", verdict.reason);
+  fencing_ = outcome.state;
+  self_fenced_ = true;
+  if (outcome.state == model::FencingState::kFenced) {
+    log_.Info("fenced", {{"node", config_.node}, {"cause", "zookeeper_loss"},
+                         {"detail", outcome.detail}});
+  } else {
+    log_.Error("fence_failed", {{"node", config_.node}, {"cause", "zookeeper_loss"},
+                                {"detail", outcome.detail}});
+  }
+  obs->error += (obs->error.empty() ? "" : "; ") + verdict.reason + " (fence " +
+                FenceActionName(config_.fence.action) + ": " + outcome.detail + ")";
+  if (outcome.state == model::FencingState::kFenced) DropConnection(Unavailable("fenced"));
+  return true;
+}
+
 void Poller::Fence(model::NodeObservation* obs) {
-  if (obs->reachable && obs->in_recovery) fencing_ = model::FencingState::kNone;  // rejoined
+  if (obs->reachable && obs->in_recovery) {  // rejoined (or never writable)
+    fencing_ = model::FencingState::kNone;
+    self_fenced_ = false;
+  }
   if (!obs->reachable) {
     obs->fencing = fencing_;
     return;
   }
-  auto master = publisher_.ReadMaster();
-  if (!master.ok()) {
-    log_.Debug("master_unreadable", {{"error", master.status()}});
+  // Checked before the read too: a read on a connection that just went quiet can take the C
+  // client's receive timeout, and the deadline must not slip by it.
+  if (FenceOnZooKeeperLoss(obs)) {
     obs->fencing = fencing_;
     return;
   }
+  const MonoTime asked = clock_.Now();
+  auto master = publisher_.ReadMaster();
+  if (!master.ok()) {
+    log_.Debug("master_unreadable", {{"error", master.status()}});
+    FenceOnZooKeeperLoss(obs);
+    obs->fencing = fencing_;
+    return;
+  }
+  if (!obs->in_recovery && ConfirmVouched(*master)) last_confirmed_ = asked;
   const FenceVerdict verdict = ShouldFence(*obs, *master);
   if (!verdict.fence) {
     fence_reason_.clear();
-    if (!obs->in_recovery && fencing_ != model::FencingState::kNone) fencing_ = model::FencingState::kNone;
+    // A ZooKeeper-loss fence stays on record until the node is seen in recovery: the poller cannot
+    // tell when an operator undid what the action did.
+    if (!obs->in_recovery && !self_fenced_ && fencing_ != model::FencingState::kNone) {
+      fencing_ = model::FencingState::kNone;
+    }
     obs->fencing = fencing_;
     return;
   }
@@ -257,6 +457,7 @@ void Poller::Fence(model::NodeObservation* obs) {
   PublishObservation(during);
   const FenceOutcome outcome = RunFenceAction(config_.fence, config_.node, master_node, verdict.reason);
   fencing_ = outcome.state;
+  self_fenced_ = false;
   if (outcome.state == model::FencingState::kFenced) {
     log_.Info("fenced", {{"node", config_.node}, {"detail", outcome.detail}});
   } else {

@@ -1,7 +1,8 @@
 // Poller: one per PostgreSQL node. Every tick (and at once when `pgherald notify` hands it an
 // event) it runs the one tick statement on its node (observation.h), publishes the observation to
 // its ephemeral znode when it changed or the heartbeat is due, mirrors new repmgr events as facts,
-// and fences its own node when it is a stale primary (fencing.h).
+// and fences its own node when it is a stale primary or when it has lost ZooKeeper for
+// fence.self_fence_deadline while its node is writable (fencing.h).
 //
 // It never gives up and never crashes on a fault: PostgreSQL down is an observation
 // (reachable=false, with the error), reconnected with exponential backoff up to
@@ -11,6 +12,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +28,13 @@
 #include "pollers/publisher.h"
 
 namespace pgherald::pollers {
+
+// What the poller knows of its contact with ZooKeeper, kept across sessions (the publisher builds
+// a new one after an expiry). A decorator around every session the publisher makes fills it in.
+struct ZkContact {
+  zk::ZkSession* live = nullptr;        // the session the publisher holds now; null while none
+  std::optional<MonoTime> last_answer;  // send time of the last call the server answered
+};
 
 class Poller {
  public:
@@ -47,10 +56,23 @@ class Poller {
   bool PromotionPoll();
 
   const model::NodeObservation& last_observation() const { return last_; }
+  // The fencing state the poller holds (published with the next observation).
+  model::FencingState fencing() const { return fencing_; }
+
+  // Tests only: replaces the tick statement on PostgreSQL with `source` (no connection is made).
+  void SetObservationSourceForTest(std::function<model::NodeObservation()> source) {
+    observe_for_test_ = std::move(source);
+  }
 
  private:
   model::NodeObservation Observe();
   void Fence(model::NodeObservation* obs);
+  // The ZooKeeper-loss rule (fencing.h ShouldSelfFence) for this tick's observation; runs the
+  // action once per loss. True when it fenced (or reported) on this call.
+  bool FenceOnZooKeeperLoss(model::NodeObservation* obs);
+  // Whether the master record names this node, state ok, with at least one voucher child.
+  bool ConfirmVouched(const std::optional<model::MasterRecord>& master);
+  bool SessionUsable() const;
   void PublishObservation(model::NodeObservation obs);
   void DropConnection(const Status& why);
   // Arms, keeps or ends the promotion watch after a tick's observation.
@@ -59,6 +81,7 @@ class Poller {
 
   PollerSection config_;
   pg::PgParams pg_params_;
+  std::shared_ptr<ZkContact> contact_ = std::make_shared<ZkContact>();
   ObservationPublisher publisher_;
   const Clock& clock_;
   NodeIdentity identity_;
@@ -84,6 +107,16 @@ class Poller {
   std::string publish_error_;
   model::FencingState fencing_ = model::FencingState::kNone;
   std::string fence_reason_;
+
+  // Fencing on ZooKeeper loss (contact_ is declared before publisher_, which is built with it).
+  std::string master_path_;
+  MonoTime started_at_{};
+  std::optional<MonoTime> last_confirmed_;  // last time the node was confirmed the vouched master
+  bool zk_usable_ = true;         // the session's usability at the last check (for the log)
+  bool zk_loss_fenced_ = false;   // the action ran for the current loss
+  bool self_fenced_ = false;      // fencing_ comes from a ZooKeeper-loss fence (kept until the
+                                  // node is seen in recovery)
+  std::function<model::NodeObservation()> observe_for_test_;
   bool was_reachable_ = true;
   bool was_in_recovery_ = false;
 

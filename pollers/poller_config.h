@@ -23,6 +23,11 @@ struct FenceConfig {
   std::string data_dir;  // kStop (required unless command is set)
   std::string pg_ctl = "/usr/lib/postgresql/15/bin/pg_ctl";
   Millis timeout{30000};  // timeout_ms: the action is killed after this long (counted as failed)
+  // Fencing on ZooKeeper loss (fencing.h ShouldSelfFence): a writable node whose poller has had no
+  // usable ZooKeeper session for self_fence_deadline is fenced with `action`, once per loss. The
+  // deadline must not exceed the orchestrators' own self_fence_deadline_ms (same default).
+  bool on_zookeeper_loss = true;        // on_zookeeper_loss
+  Millis self_fence_deadline{30000};    // self_fence_deadline_ms, 1000..3600000
 };
 
 struct PollerSection {
