@@ -351,11 +351,20 @@ bool Poller::FenceOnZooKeeperLoss(model::NodeObservation* obs) {
     }
     zk_usable_ = usable;
   }
+  const auto add_note = [&] {
+    if (zk_loss_note_.empty()) return;
+    obs->error += (obs->error.empty() ? "" : "; ") + zk_loss_note_;
+  };
   if (usable) {
     zk_loss_fenced_ = false;  // the loss is over: a new one fences again
+    if (!self_fenced_) zk_loss_note_.clear();
+    add_note();
     return false;
   }
-  if (zk_loss_fenced_) return false;
+  if (zk_loss_fenced_) {
+    add_note();
+    return false;
+  }
   SelfFenceInput in;
   in.enabled = config_.fence.on_zookeeper_loss;
   in.node_writable = obs->reachable && !obs->in_recovery;
@@ -377,8 +386,8 @@ bool Poller::FenceOnZooKeeperLoss(model::NodeObservation* obs) {
               {"deadline_ms", config_.fence.self_fence_deadline.count()},
               {"reason", verdict.reason}});
   if (config_.fence.action == FenceAction::kReport) {
-    obs->error += (obs->error.empty() ? "" : "; ") + verdict.reason +
-                  " (fence action report: not fenced)";
+    zk_loss_note_ = verdict.reason + " (fence action report: not fenced)";
+    add_note();
     return true;
   }
   // Nothing can be published while ZooKeeper is away: the state shows once it is back.
@@ -393,8 +402,9 @@ bool Poller::FenceOnZooKeeperLoss(model::NodeObservation* obs) {
     log_.Error("fence_failed", {{"node", config_.node}, {"cause", "zookeeper_loss"},
                                 {"detail", outcome.detail}});
   }
-  obs->error += (obs->error.empty() ? "" : "; ") + verdict.reason + " (fence " +
-                FenceActionName(config_.fence.action) + ": " + outcome.detail + ")";
+  zk_loss_note_ = verdict.reason + " (fence " + FenceActionName(config_.fence.action) + ": " +
+                  outcome.detail + ")";
+  add_note();
   if (outcome.state == model::FencingState::kFenced) DropConnection(Unavailable("fenced"));
   return true;
 }
@@ -402,9 +412,14 @@ bool Poller::FenceOnZooKeeperLoss(model::NodeObservation* obs) {
 void Poller::Fence(model::NodeObservation* obs) {
   if (obs->reachable && obs->in_recovery) {  // rejoined (or never writable)
     fencing_ = model::FencingState::kNone;
+    if (self_fenced_) log_.Info("zookeeper_loss_fence_cleared", {{"why", "node in recovery"}});
     self_fenced_ = false;
+    zk_loss_note_.clear();
   }
   if (!obs->reachable) {
+    if (self_fenced_ && !zk_loss_note_.empty()) {
+      obs->error += (obs->error.empty() ? "" : "; ") + zk_loss_note_;
+    }
     obs->fencing = fencing_;
     return;
   }

@@ -116,6 +116,8 @@ class Poller {
   bool zk_loss_fenced_ = false;   // the action ran for the current loss
   bool self_fenced_ = false;      // fencing_ comes from a ZooKeeper-loss fence (kept until the
                                   // node is seen in recovery)
+  std::string zk_loss_note_;      // what the fence did, carried in the observation's error while
+                                  // self_fenced_ (or, with action report, while the loss lasts)
   std::function<model::NodeObservation()> observe_for_test_;
   bool was_reachable_ = true;
   bool was_in_recovery_ = false;
