@@ -2,7 +2,8 @@
 // cluster of the lab, with three `pgherald poller` processes (one per node, PGHERALD_BIN) and
 // repmgr's event_notification_command pointed at `pgherald notify`. One lab serves the whole
 // binary; the tests run in the order written and build on each other (the failover comes last but
-// one, the fencing of the old primary last).
+// one, the fencing of the old primary after it, and the fence on ZooKeeper loss, which freezes the
+// whole ensemble, last of all).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -467,6 +468,131 @@ TEST(PollerLabTest, OldPrimaryRestartedWritableIsFencedByItsOwnPoller) {
     auto o = ReadObservation(kCluster, "node1");
     return o && !o->reachable && o->fencing == model::FencingState::kFenced;
   }));
+}
+
+// Thaws every ZooKeeper member when it goes out of scope, whatever the test asserted.
+struct ThawEnsemble {
+  ~ThawEnsemble() {
+    for (int m = 1; m <= 3; ++m) (void)g->lab->ZkCont(m);
+  }
+};
+
+int CountOf(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+TEST(PollerLabTest, WritableNodeCutOffFromTheWholeEnsembleIsFencedByItsPollerAtTheDeadline) {
+  ASSERT_FALSE(g_new_primary.empty()) << "needs the failover test";
+  const int primary = g_new_primary.back() - '0';
+  constexpr int kTickMs = 500;
+  constexpr int kDeadlineMs = 3000;
+  // Two more pollers of the new primary, each in a cluster of its own (so neither takes over the
+  // node's real observation), the orchestrator's part played by hand: a master record naming
+  // them and a voucher. Their fence action appends a line to a marker file, so the real primary
+  // stays up; one has the rule on, the other opted out.
+  const std::string dir = g->lab->dir();
+  struct Case {
+    std::string cluster;
+    bool on;
+    std::string marker;
+    std::unique_ptr<PollerProcess> poller;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"zkloss-on", true, dir + "/zkloss-on.fenced", nullptr});
+  cases.push_back({"zkloss-off", false, dir + "/zkloss-off.fenced", nullptr});
+  for (auto& c : cases) {
+    std::remove(c.marker.c_str());
+    const std::string master = std::string(kRoot) + "/clusters/" + c.cluster + "/master";
+    model::MasterRecord record;
+    record.state = model::MasterState::kOk;
+    record.node = "sf";
+    record.host = "127.0.0.1";
+    record.port = g->lab->pg_port(primary);
+    record.timeline = g_new_timeline;
+    record.epoch = 1;
+    record.verified_at_ms = WallMs();
+    record.decided_by = "poller_lab_test";
+    ASSERT_TRUE(zk::EnsurePath(*g->zk, master).ok());
+    ASSERT_TRUE(g->zk->Set(master, record.ToJson()).ok());
+    ASSERT_TRUE(g->zk->Create(master + "/poller_lab_test", "", zk::CreateMode::kEphemeral).ok());
+    const std::string fence =
+        "  fence:\n    action: command\n    command: \"echo fenced >> " + c.marker + "\"\n" +
+        "    on_zookeeper_loss: " + (c.on ? "true" : "false") +
+        "\n    self_fence_deadline_ms: " + std::to_string(kDeadlineMs) + "\n";
+    const std::string config = dir + "/poller-" + c.cluster + ".yaml";
+    std::string text = PollerConfig(c.cluster, "sf", g->lab->pg_port(primary),
+                                    g->lab->Env("REPMGR_DB"), "", fence);
+    // PollerConfig's tick is kTickMs.
+    ASSERT_NE(text.find("tick_ms: " + std::to_string(kTickMs)), std::string::npos);
+    WriteFile(config, text, 0600);
+    c.poller = std::make_unique<PollerProcess>(config, dir + "/poller-" + c.cluster + ".log");
+    c.poller->Start();
+  }
+  for (auto& c : cases) {
+    ASSERT_TRUE(Await(seconds(15), [&] {
+      auto o = ReadObservation(c.cluster, "sf");
+      return o && o->reachable && !o->in_recovery;
+    })) << c.poller->Log();
+  }
+
+  ThawEnsemble thaw;
+  const auto first_stop = SteadyClock::now();
+  for (int m = 1; m <= 3; ++m) ASSERT_TRUE(g->lab->ZkStop(m).ok());
+  const auto last_stop = SteadyClock::now();
+  // The poller with the rule on fences within the deadline plus a tick of its last answer, which
+  // came before the last member froze; labctl's stops and a busy machine get 1.5 s more.
+  const milliseconds bound(kDeadlineMs + kTickMs + 1500);
+  ASSERT_TRUE(Await(bound, [&] { return !ReadFile(cases[0].marker).empty(); }))
+      << cases[0].poller->Log();
+  const auto fenced_at = SteadyClock::now();
+  const auto since_first = std::chrono::duration_cast<milliseconds>(fenced_at - first_stop);
+  const auto since_last = std::chrono::duration_cast<milliseconds>(fenced_at - last_stop);
+  std::printf("fenced on ZooKeeper loss %lld ms after the first member froze (%lld ms after the "
+              "last; deadline %d ms, tick %d ms)\n",
+              static_cast<long long>(since_first.count()),
+              static_cast<long long>(since_last.count()), kDeadlineMs, kTickMs);
+  // Not early: its last answer came at most a tick before the first member froze.
+  EXPECT_GE(since_first.count(), kDeadlineMs - kTickMs);
+
+  // The opted-out poller saw the same loss and does nothing: give it the deadline and two ticks.
+  EXPECT_TRUE(Await(seconds(5), [&] {
+    return cases[1].poller->Log().find("zookeeper_unusable") != std::string::npos;
+  })) << cases[1].poller->Log();
+  const auto waited = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - last_stop);
+  EXPECT_FALSE(Await(milliseconds(kDeadlineMs + 2 * kTickMs) - waited,
+                     [&] { return !ReadFile(cases[1].marker).empty(); }))
+      << cases[1].poller->Log();
+
+  for (int m = 1; m <= 3; ++m) ASSERT_TRUE(g->lab->ZkCont(m).ok());
+  // Once ZooKeeper is back the observation tells the fence, and why.
+  zk::ZkClientOptions zo;
+  zo.connect = g->lab->zk_connect();
+  zo.session_timeout = milliseconds(10000);
+  auto fresh = zk::ZkClient::Connect(zo);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  g->zk->Close();
+  g->zk = std::move(*fresh);
+  EXPECT_TRUE(Await(seconds(20), [&] {
+    auto o = ReadObservation("zkloss-on", "sf");
+    return o && o->fencing == model::FencingState::kFenced &&
+           o->error.find("ZooKeeper lost") != std::string::npos;
+  })) << cases[0].poller->Log();
+  auto off = ReadObservation("zkloss-off", "sf");
+  EXPECT_TRUE(Await(seconds(20), [&] {
+    off = ReadObservation("zkloss-off", "sf");
+    return off && off->reachable;
+  }));
+  EXPECT_EQ(off->fencing, model::FencingState::kNone);
+  // Once per loss, logged once with its evidence.
+  const std::string log = cases[0].poller->Log();
+  EXPECT_EQ(CountOf(ReadFile(cases[0].marker), "fenced"), 1) << log;
+  EXPECT_EQ(CountOf(log, "zookeeper_loss_fence "), 1) << log;
+  EXPECT_NE(log.find("last_confirmed_age_ms="), std::string::npos) << log;
+  EXPECT_NE(log.find("session_state="), std::string::npos) << log;
+  EXPECT_TRUE(ReadFile(cases[1].marker).empty());
+  for (auto& c : cases) c.poller->Stop(SIGTERM);
 }
 
 }  // namespace
