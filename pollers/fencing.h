@@ -66,8 +66,8 @@ struct FenceOutcome {
 // `pg_ctl stop -m immediate -D data_dir` (or fence.command when set); when the poller runs as root
 // the child drops to the data directory's owner, because pg_ctl refuses to run as root. kCommand
 // runs fence.command through /bin/sh with PGHERALD_NODE, PGHERALD_MASTER_NODE ("" when the fence
-// is for a ZooKeeper loss) and PGHERALD_FENCE_REASON in its environment. Exit 0 within fence.timeout_ms is kFenced; anything
-// else (killed on timeout included) is kFailed.
+// is for a ZooKeeper loss) and PGHERALD_FENCE_REASON in its environment. Exit 0 within
+// fence.timeout_ms is kFenced; anything else (killed on timeout included) is kFailed.
 FenceOutcome RunFenceAction(const FenceConfig& config, const std::string& node,
                             const std::string& master_node, const std::string& reason);
 

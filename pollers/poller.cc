@@ -122,8 +122,8 @@ Poller::Poller(PollerSection config, pg::PgParams pg, SessionFactory zk, std::st
                  config_.node, config_.events_retention),
       clock_(clock),
       log_("poller") {
-  master_path_ = zk::JoinPath(zk::JoinPath(zk::JoinPath(zk_root, "clusters"), config_.cluster),
-                              "master");
+  master_path_ =
+      zk::JoinPath(zk::JoinPath(zk::JoinPath(zk_root, "clusters"), config_.cluster), "master");
   started_at_ = clock_.Now();
   identity_.node = config_.node;
   identity_.host = config_.host;
@@ -376,15 +376,14 @@ bool Poller::FenceOnZooKeeperLoss(model::NodeObservation* obs) {
   const SelfFenceVerdict verdict = ShouldSelfFence(in);
   if (!verdict.fence) return false;
   zk_loss_fenced_ = true;
-  log_.Error("zookeeper_loss_fence",
-             {{"node", config_.node},
-              {"action", FenceActionName(config_.fence.action)},
-              {"session_state", state},
-              {"lease_ms", live ? live->lease_remaining().count() : 0},
-              {"last_confirmed_age_ms", AgeMs(now, last_confirmed_)},
-              {"last_answer_age_ms", AgeMs(now, contact_->last_answer)},
-              {"deadline_ms", config_.fence.self_fence_deadline.count()},
-              {"reason", verdict.reason}});
+  log_.Error("zookeeper_loss_fence", {{"node", config_.node},
+                                      {"action", FenceActionName(config_.fence.action)},
+                                      {"session_state", state},
+                                      {"lease_ms", live ? live->lease_remaining().count() : 0},
+                                      {"last_confirmed_age_ms", AgeMs(now, last_confirmed_)},
+                                      {"last_answer_age_ms", AgeMs(now, contact_->last_answer)},
+                                      {"deadline_ms", config_.fence.self_fence_deadline.count()},
+                                      {"reason", verdict.reason}});
   if (config_.fence.action == FenceAction::kReport) {
     zk_loss_note_ = verdict.reason + " (fence action report: not fenced)";
     add_note();
@@ -396,11 +395,11 @@ bool Poller::FenceOnZooKeeperLoss(model::NodeObservation* obs) {
   fencing_ = outcome.state;
   self_fenced_ = true;
   if (outcome.state == model::FencingState::kFenced) {
-    log_.Info("fenced", {{"node", config_.node}, {"cause", "zookeeper_loss"},
-                         {"detail", outcome.detail}});
+    log_.Info("fenced",
+              {{"node", config_.node}, {"cause", "zookeeper_loss"}, {"detail", outcome.detail}});
   } else {
-    log_.Error("fence_failed", {{"node", config_.node}, {"cause", "zookeeper_loss"},
-                                {"detail", outcome.detail}});
+    log_.Error("fence_failed",
+               {{"node", config_.node}, {"cause", "zookeeper_loss"}, {"detail", outcome.detail}});
   }
   zk_loss_note_ = verdict.reason + " (fence " + FenceActionName(config_.fence.action) + ": " +
                   outcome.detail + ")";

@@ -112,12 +112,12 @@ class Poller {
   std::string master_path_;
   MonoTime started_at_{};
   std::optional<MonoTime> last_confirmed_;  // last time the node was confirmed the vouched master
-  bool zk_usable_ = true;         // the session's usability at the last check (for the log)
-  bool zk_loss_fenced_ = false;   // the action ran for the current loss
-  bool self_fenced_ = false;      // fencing_ comes from a ZooKeeper-loss fence (kept until the
-                                  // node is seen in recovery)
-  std::string zk_loss_note_;      // what the fence did, carried in the observation's error while
-                                  // self_fenced_ (or, with action report, while the loss lasts)
+  bool zk_usable_ = true;        // the session's usability at the last check (for the log)
+  bool zk_loss_fenced_ = false;  // the action ran for the current loss
+  bool self_fenced_ = false;     // fencing_ comes from a ZooKeeper-loss fence (kept until the
+                                 // node is seen in recovery)
+  std::string zk_loss_note_;     // what the fence did, carried in the observation's error while
+                                 // self_fenced_ (or, with action report, while the loss lasts)
   std::function<model::NodeObservation()> observe_for_test_;
   bool was_reachable_ = true;
   bool was_in_recovery_ = false;

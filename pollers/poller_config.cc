@@ -60,9 +60,8 @@ StatusOr<PollerConfig> Parse(config::ConfigNode root) {
   s.fence.timeout = f.Optional<Millis>("timeout_ms", Millis(30000),
                                        {.min = Millis(100), .max = Millis(600000)});
   s.fence.on_zookeeper_loss = f.Optional<bool>("on_zookeeper_loss", true);
-  s.fence.self_fence_deadline =
-      f.Optional<Millis>("self_fence_deadline_ms", Millis(30000),
-                         {.min = Millis(1000), .max = Millis(3600000)});
+  s.fence.self_fence_deadline = f.Optional<Millis>("self_fence_deadline_ms", Millis(30000),
+                                                   {.min = Millis(1000), .max = Millis(3600000)});
   if (s.fence.action == FenceAction::kCommand && s.fence.command.empty()) {
     f.Fail("command", "fence action \"command\" needs fence.command (run through /bin/sh)");
   }

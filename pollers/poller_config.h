@@ -26,8 +26,8 @@ struct FenceConfig {
   // Fencing on ZooKeeper loss (fencing.h ShouldSelfFence): a writable node whose poller has had no
   // usable ZooKeeper session for self_fence_deadline is fenced with `action`, once per loss. The
   // deadline must not exceed the orchestrators' own self_fence_deadline_ms (same default).
-  bool on_zookeeper_loss = true;        // on_zookeeper_loss
-  Millis self_fence_deadline{30000};    // self_fence_deadline_ms, 1000..3600000
+  bool on_zookeeper_loss = true;      // on_zookeeper_loss
+  Millis self_fence_deadline{30000};  // self_fence_deadline_ms, 1000..3600000
 };
 
 struct PollerSection {

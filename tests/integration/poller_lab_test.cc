@@ -517,10 +517,10 @@ TEST(PollerLabTest, WritableNodeCutOffFromTheWholeEnsembleIsFencedByItsPollerAtT
     ASSERT_TRUE(zk::EnsurePath(*g->zk, master).ok());
     ASSERT_TRUE(g->zk->Set(master, record.ToJson()).ok());
     ASSERT_TRUE(g->zk->Create(master + "/poller_lab_test", "", zk::CreateMode::kEphemeral).ok());
-    const std::string fence =
-        "  fence:\n    action: command\n    command: \"echo fenced >> " + c.marker + "\"\n" +
-        "    on_zookeeper_loss: " + (c.on ? "true" : "false") +
-        "\n    self_fence_deadline_ms: " + std::to_string(kDeadlineMs) + "\n";
+    const std::string fence = "  fence:\n    action: command\n    command: \"echo fenced >> " +
+                              c.marker + "\"\n" +
+                              "    on_zookeeper_loss: " + (c.on ? "true" : "false") +
+                              "\n    self_fence_deadline_ms: " + std::to_string(kDeadlineMs) + "\n";
     const std::string config = dir + "/poller-" + c.cluster + ".yaml";
     std::string text = PollerConfig(c.cluster, "sf", g->lab->pg_port(primary),
                                     g->lab->Env("REPMGR_DB"), "", fence);
@@ -549,10 +549,11 @@ TEST(PollerLabTest, WritableNodeCutOffFromTheWholeEnsembleIsFencedByItsPollerAtT
   const auto fenced_at = SteadyClock::now();
   const auto since_first = std::chrono::duration_cast<milliseconds>(fenced_at - first_stop);
   const auto since_last = std::chrono::duration_cast<milliseconds>(fenced_at - last_stop);
-  std::printf("fenced on ZooKeeper loss %lld ms after the first member froze (%lld ms after the "
-              "last; deadline %d ms, tick %d ms)\n",
-              static_cast<long long>(since_first.count()),
-              static_cast<long long>(since_last.count()), kDeadlineMs, kTickMs);
+  std::printf(
+      "fenced on ZooKeeper loss %lld ms after the first member froze (%lld ms after the "
+      "last; deadline %d ms, tick %d ms)\n",
+      static_cast<long long>(since_first.count()), static_cast<long long>(since_last.count()),
+      kDeadlineMs, kTickMs);
   // Not early: its last answer came at most a tick before the first member froze.
   EXPECT_GE(since_first.count(), kDeadlineMs - kTickMs);
 
@@ -561,9 +562,9 @@ TEST(PollerLabTest, WritableNodeCutOffFromTheWholeEnsembleIsFencedByItsPollerAtT
     return cases[1].poller->Log().find("zookeeper_unusable") != std::string::npos;
   })) << cases[1].poller->Log();
   const auto waited = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - last_stop);
-  EXPECT_FALSE(Await(milliseconds(kDeadlineMs + 2 * kTickMs) - waited,
-                     [&] { return !ReadFile(cases[1].marker).empty(); }))
-      << cases[1].poller->Log();
+  EXPECT_FALSE(Await(milliseconds(kDeadlineMs + 2 * kTickMs) - waited, [&] {
+    return !ReadFile(cases[1].marker).empty();
+  })) << cases[1].poller->Log();
 
   for (int m = 1; m <= 3; ++m) ASSERT_TRUE(g->lab->ZkCont(m).ok());
   // Once ZooKeeper is back the observation tells the fence, and why.

@@ -49,8 +49,8 @@ TEST(ShouldSelfFenceTest, Table) {
       {"a confirmation later than the last answer counts", true, true, false, 10, 5000, false},
       {"opted out", false, true, false, 60000, 60000, false},
       {"in recovery or not answering", true, false, false, 60000, 60000, false},
-      {"usable session, never vouched: not a ZooKeeper loss", true, true, true, std::nullopt,
-       60000, false},
+      {"usable session, never vouched: not a ZooKeeper loss", true, true, true, std::nullopt, 60000,
+       false},
       {"usable session, unvouched for long", true, true, true, 600000, 600000, false},
   };
   for (const auto& c : cases) {
