@@ -138,6 +138,10 @@ StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root) {
     http.address = h.Optional<std::string>("address", http.address);
     http.port = h.Required<int>("port", {.min = 0, .max = 65535});
     http.threads = h.Optional<int>("threads", http.threads, {.min = 1, .max = 64});
+    http.max_connections =
+        h.Optional<int>("max_connections", http.max_connections, {.min = 4, .max = 4096});
+    http.request_timeout = h.Optional<Millis>("request_timeout_ms", http.request_timeout,
+                                              {.min = Millis(100), .max = Millis(60000)});
     http.token_file = h.Optional<std::string>("token_file", "");
     out.http = http;
   }
