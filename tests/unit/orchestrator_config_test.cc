@@ -328,6 +328,61 @@ TEST(OrchestratorConfigTest, OversizedTokenFileIsRefused) {
   std::remove(token.c_str());
 }
 
+TEST(LearnPolicyTest, NetworksMatchAddressesOfTheirFamilyOnly) {
+  auto v4 = Network::Parse("10.1.0.0/16");
+  ASSERT_TRUE(v4.ok());
+  EXPECT_TRUE(v4->Contains("10.1.0.0"));
+  EXPECT_TRUE(v4->Contains("10.1.255.255"));
+  EXPECT_FALSE(v4->Contains("10.2.0.0"));
+  EXPECT_FALSE(v4->Contains("::ffff:10.1.0.1"));
+  EXPECT_FALSE(v4->Contains("db.example"));
+  auto odd = Network::Parse("192.168.1.128/25");
+  ASSERT_TRUE(odd.ok());
+  EXPECT_TRUE(odd->Contains("192.168.1.200"));
+  EXPECT_FALSE(odd->Contains("192.168.1.127"));
+  auto one = Network::Parse("127.0.0.1");
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->prefix, 32);
+  EXPECT_FALSE(one->Contains("127.0.0.2"));
+  auto all = Network::Parse("0.0.0.0/0");
+  ASSERT_TRUE(all.ok());
+  EXPECT_TRUE(all->Contains("203.0.113.9"));
+  auto v6 = Network::Parse("fd00::/8");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_TRUE(v6->Contains("fd12:3456::1"));
+  EXPECT_FALSE(v6->Contains("fe80::1"));
+  EXPECT_FALSE(v6->Contains("10.0.0.1"));
+  for (const char* bad : {"", "10.1.0.0/", "10.1.0.0/x", "10.1.0.0/33", "fd00::/129", "db/8", "10.1/16"}) {
+    EXPECT_FALSE(Network::Parse(bad).ok()) << bad;
+  }
+}
+
+TEST(LearnPolicyTest, GlobsAndReasonCodes) {
+  EXPECT_TRUE(GlobMatch("db-*", "db-1"));
+  EXPECT_TRUE(GlobMatch("db-*", "db-"));
+  EXPECT_TRUE(GlobMatch("*-east-*", "db-east-2"));
+  EXPECT_FALSE(GlobMatch("db-*", "xdb-1"));
+  EXPECT_FALSE(GlobMatch("db", "db1"));
+  EXPECT_TRUE(GlobMatch("*", "anything"));
+  LearnPolicy p;
+  const std::vector<std::string> hosts = {"10.0.0.1", "Db1.Example"};
+  auto check = [&](std::string name, std::string host, std::int64_t port, bool eph) {
+    return CheckLearnable(p, hosts, LearnCandidate{std::move(name), std::move(host), port, eph});
+  };
+  EXPECT_EQ(check("n3", "10.0.0.1", 5433, true), "");
+  EXPECT_EQ(check("n3", "db1.example", 5433, true), "");  // host names compare case-blind
+  EXPECT_EQ(check("n3", "10.0.0.1", 5433, false), kLearnNotEphemeral);
+  EXPECT_EQ(check("a/b", "10.0.0.1", 5433, true), kLearnInvalidName);
+  EXPECT_EQ(check("n3", "10.0.0.1 sslmode=disable", 5433, true), kLearnInvalidHost);
+  EXPECT_EQ(check("n3", "10.0.0.1", 0, true), kLearnInvalidPort);
+  EXPECT_EQ(check("n3", "10.0.0.9", 5432, true), kLearnHostNotAllowed);
+  p.networks = {*Network::Parse("10.0.0.0/24")};
+  p.names = {"db-*"};
+  EXPECT_EQ(check("db-3", "10.0.0.9", 5432, true), "");
+  EXPECT_EQ(check("db-3", "db1.example", 5432, true), kLearnHostNotAllowed);  // names never match
+  EXPECT_EQ(check("n3", "10.0.0.9", 5432, true), kLearnNameNotAllowed);
+}
+
 TEST(OrchestratorConfigTest, MissingFileIsNamed) {
   auto c = LoadOrchestratorConfig("/nonexistent/orch.yaml");
   ASSERT_FALSE(c.ok());
