@@ -340,16 +340,20 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   } else if (children.status().code() != StatusCode::kNotFound) {
     Log().Debug("observations_unreadable", {{"cluster", c}, {"error", children.status()}});
   }
-  // Connections to learned nodes that are gone (or moved, or no longer allowed) are closed.
-  std::vector<NodeTarget> gone;
-  for (const NodeTarget& old : rt.learned) {
-    const bool kept = std::any_of(learned.begin(), learned.end(), [&](const NodeTarget& t) {
-      return t.name == old.name && t.params.host == old.params.host && t.params.port == old.params.port;
-    });
-    if (!kept) gone.push_back(old);
+  if (children.ok()) {
+    // Connections to learned nodes that are gone (or moved, or no longer allowed) are closed. (A
+    // failed read of the node list says nothing about them: they are kept until the next one.)
+    std::vector<NodeTarget> gone;
+    for (const NodeTarget& old : rt.learned) {
+      const bool kept = std::any_of(learned.begin(), learned.end(), [&](const NodeTarget& t) {
+        return t.name == old.name && t.params.host == old.params.host &&
+               t.params.port == old.params.port;
+      });
+      if (!kept) gone.push_back(old);
+    }
+    if (!gone.empty()) prober_->Forget(gone);
+    rt.learned = std::move(learned);
   }
-  if (!gone.empty()) prober_->Forget(gone);
-  if (children.ok()) rt.learned = std::move(learned);
 
   // 2-3. Probe everything in parallel, then write-check the possible winners.
   read_ms = ms_since(round_start);

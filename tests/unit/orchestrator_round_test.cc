@@ -357,3 +357,28 @@ TEST_F(OrchestratorRoundTest, NoHistoryEntryWhenThereWasNoVoucher) {
 
 }  // namespace
 }  // namespace pgherald::orchestrator
+
+namespace pgherald::orchestrator {
+namespace {
+
+// The real prober keeps one slot (connection) per node; Forget() drops those of vanished nodes.
+TEST(PgNodeProberTest, ForgetDropsTheSlotsOfVanishedNodes) {
+  PgNodeProber prober;
+  NodeTarget a{"a", {}};
+  a.params.port = 1;  // refused at once on loopback
+  a.params.connect_timeout = std::chrono::milliseconds(500);
+  NodeTarget b = a;
+  b.name = "b";
+  const auto deadline = SystemClock::Instance().Now() + std::chrono::seconds(5);
+  auto probes = prober.ProbeAll({a, b}, deadline);
+  ASSERT_EQ(probes.size(), 2u);
+  EXPECT_FALSE(probes[0].reachable);
+  EXPECT_EQ(prober.kept(), 2u);
+  prober.Forget({a});
+  EXPECT_EQ(prober.kept(), 1u);
+  prober.Forget({a});  // idempotent
+  EXPECT_EQ(prober.kept(), 1u);
+}
+
+}  // namespace
+}  // namespace pgherald::orchestrator
