@@ -40,7 +40,8 @@ StatusOr<Network> Network::Parse(std::string_view text) {
   const auto slash = text.find('/');
   const std::string_view address = text.substr(0, slash);
   if (!ParseAddress(address, &n.v6, &n.address)) {
-    return InvalidArgument("\"" + n.text + "\" is not a network: expected an IP address with an "
+    return InvalidArgument("\"" + n.text +
+                           "\" is not a network: expected an IP address with an "
                            "optional /prefix, such as 10.1.0.0/16 or fd00::/8");
   }
   const int bits = n.v6 ? 128 : 32;
@@ -91,7 +92,8 @@ bool GlobMatch(std::string_view pattern, std::string_view text) {
   return p == pattern.size();
 }
 
-std::string CheckLearnable(const LearnPolicy& policy, const std::vector<std::string>& configured_hosts,
+std::string CheckLearnable(const LearnPolicy& policy,
+                           const std::vector<std::string>& configured_hosts,
                            const LearnCandidate& c) {
   if (!c.ephemeral) return kLearnNotEphemeral;
   if (!untrusted::IsValidName(c.name)) return kLearnInvalidName;

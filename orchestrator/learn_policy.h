@@ -42,9 +42,9 @@ struct Network {
 
 struct LearnPolicy {
   bool enabled = true;
-  std::vector<Network> networks;  // empty: only the hosts of the cluster's configured nodes
-  std::vector<std::string> names; // empty: any valid name
-  int max = 8;                    // learned nodes per cluster
+  std::vector<Network> networks;   // empty: only the hosts of the cluster's configured nodes
+  std::vector<std::string> names;  // empty: any valid name
+  int max = 8;                     // learned nodes per cluster
 };
 
 // Stable reason codes (logs, metrics, docs): why a learned node was refused, or how it is probed.
@@ -66,7 +66,8 @@ struct LearnCandidate {
 
 // "" when `candidate` may be learned (before the max, which the caller counts), else the reason
 // code. `configured_hosts` are the hosts of the cluster's configured nodes.
-std::string CheckLearnable(const LearnPolicy& policy, const std::vector<std::string>& configured_hosts,
+std::string CheckLearnable(const LearnPolicy& policy,
+                           const std::vector<std::string>& configured_hosts,
                            const LearnCandidate& candidate);
 
 // Glob match with '*' (any run of characters, also empty); no other metacharacters.

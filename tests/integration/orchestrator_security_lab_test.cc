@@ -238,7 +238,8 @@ TEST(OrchestratorSecurityLab, OrchestratorStartsWithAPasswordAndHttp) {
       "orchestrator:\n  id: orch-sec\n  tick_ms: 200\n  probe_timeout_ms: 1500\n"
       "clusters:\n  - name: main\n    postgres:\n      user: pgherald\n      password_file: " +
       pw_file +
-      "\n      connect_timeout_ms: 1000\n    nodes:\n      - {name: node1, host: 127.0.0.1, port: 1}\n"
+      "\n      connect_timeout_ms: 1000\n    nodes:\n      - {name: node1, host: 127.0.0.1, port: "
+      "1}\n"
       "http:\n  address: 127.0.0.1\n  port: 0\n";
   const std::string config = dir + "/orch-sec.yaml";
   std::ofstream(config) << yaml;
@@ -272,7 +273,8 @@ TEST(OrchestratorSecurityLab, LearnedFakeServerNeverSeesThePassword) {
   // It is learned and probed: several startups over several rounds (each a fresh connection,
   // since libpq gives up on the password request).
   ASSERT_TRUE(WaitUntil([&] { return fake.startups() >= 3; }, seconds(20)))
-      << "startups=" << fake.startups() << "\n" << S().orch->Log();
+      << "startups=" << fake.startups() << "\n"
+      << S().orch->Log();
   EXPECT_EQ(fake.password_messages(), 0);
   EXPECT_EQ(fake.received().find(kPassword), std::string::npos);
   EXPECT_TRUE(S().orch->LogContains("node_learned cluster=main node=fake1"));
@@ -291,8 +293,10 @@ TEST(OrchestratorSecurityLab, PersistentNodeZnodeIsNeverProbed) {
                   .ok());
   // The orchestrator has seen it (and refused it) ...
   ASSERT_TRUE(WaitUntil(
-      [] { return S().orch->LogContains("node=fake2 host=127.0.0.1:") &&
-                  S().orch->LogContains("reason=learn_not_ephemeral"); },
+      [] {
+        return S().orch->LogContains("node=fake2 host=127.0.0.1:") &&
+               S().orch->LogContains("reason=learn_not_ephemeral");
+      },
       seconds(20)))
       << S().orch->Log();
   // ... and three more rounds later it still never connected (a learned node is probed in the
