@@ -12,6 +12,9 @@
 #include <type_traits>
 #include <utility>
 
+#include "common/bounded_file.h"
+#include "common/logging.h"
+
 namespace pgherald::config {
 namespace internal {
 
@@ -625,16 +628,14 @@ PostgresConfig ParsePostgres(ConfigNode node) {
                                               {.min = Millis(0), .max = Millis(3600000)});
   c.application_name = node.Optional<std::string>("application_name", c.application_name);
   c.options = node.Optional<StringMap>("options", {});
-  for (const auto& [key, value] : c.options) {
-    for (const char* own : {"host", "hostaddr", "port", "user", "dbname", "password", "passfile",
-                            "connect_timeout", "application_name"}) {
-      if (key == own) {
-        node.Fail("options",
-                  "libpq keyword \"" + key + "\" has its own setting here, not under options");
-      }
-    }
-  }
+  CheckPostgresOptions(node, c.options);
   return c;
+}
+
+void CheckPostgresOptions(ConfigNode& node, const std::map<std::string, std::string>& options) {
+  for (const auto& [key, value] : options) {
+    if (Status s = pg::CheckOptionKeyword(key); !s.ok()) node.Fail("options." + key, s.message());
+  }
 }
 
 StatusOr<pg::PgParams> ToPgParams(const PostgresConfig& config) {
@@ -650,18 +651,14 @@ StatusOr<pg::PgParams> ToPgParams(const PostgresConfig& config) {
   p.options = config.options;
   if (config.password_file) {
     const std::string& path = *config.password_file;
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (f == nullptr) {
-      return NotFound("cannot read postgres.password_file " + path + ": " + std::strerror(errno));
+    auto file = ReadBoundedFile(path, "postgres.password_file", kMaxSecretFileBytes);
+    if (!file.ok()) return file.status();
+    if (file->group_or_world_readable) {
+      static const log::Logger logger("config");
+      logger.Warn("secret_file_readable_by_others",
+                  {{"key", "postgres.password_file"}, {"path", path}, {"fix", "chmod 600 " + path}});
     }
-    std::string text;
-    char buffer[4096];
-    size_t n;
-    while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) text.append(buffer, n);
-    bool failed = std::ferror(f) != 0;
-    std::fclose(f);
-    if (failed) return NotFound("cannot read postgres.password_file " + path);
-    std::string password = text.substr(0, text.find_first_of("\r\n"));
+    std::string password = file->content.substr(0, file->content.find_first_of("\r\n"));
     if (password.empty()) {
       return InvalidArgument("postgres.password_file " + path + ": the first line is empty");
     }

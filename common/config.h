@@ -165,7 +165,12 @@ struct PostgresConfig {
   std::map<std::string, std::string> options;  // further libpq keywords, e.g. sslmode
 };
 PostgresConfig ParsePostgres(ConfigNode node);
-// Builds connection parameters, reading password_file. Its errors name the file, never its content.
+// Records an error against `node`'s options.<key> for every keyword pg::CheckOptionKeyword refuses
+// (pgherald's own, redirecting, or unknown to libpq): caught at load, not at every connect.
+void CheckPostgresOptions(ConfigNode& node, const std::map<std::string, std::string>& options);
+// Builds connection parameters, reading password_file (a regular file of at most
+// kMaxSecretFileBytes; a warning names it when its group or others can read it). Its errors name
+// the file, never its content.
 StatusOr<pg::PgParams> ToPgParams(const PostgresConfig& config);
 
 }  // namespace pgherald::config

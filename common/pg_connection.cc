@@ -17,10 +17,16 @@ namespace pgherald::pg {
 namespace {
 
 // Keywords that PgParams carries in its own fields; BuildConninfo() writes them.
-constexpr const char* kOwnKeywords[] = {"host",     "port",
-                                        "user",     "dbname",
-                                        "password", "connect_timeout",
-                                        "hostaddr", "application_name"};
+constexpr const char* kOwnKeywords[] = {"host",     "port",     "user",
+                                        "dbname",   "password", "connect_timeout",
+                                        "hostaddr", "passfile", "application_name"};
+// Keywords that would redirect the connection, pull credentials from elsewhere or change what the
+// session is (see CheckOptionKeyword).
+constexpr const char* kRedirectingKeywords[] = {"service", "replication", "target_session_attrs",
+                                                "load_balance_hosts"};
+// Where a withheld password is looked up: a path that cannot exist, so that libpq finds no
+// passfile (an explicit empty password alone would still make it read ~/.pgpass).
+constexpr char kNoPassfile[] = "/nonexistent/pgherald-withheld-password/.pgpass";
 
 bool IsOwnKeyword(std::string_view key) {
   return std::find(std::begin(kOwnKeywords), std::end(kOwnKeywords), key) != std::end(kOwnKeywords);
@@ -53,7 +59,14 @@ std::string Conninfo(const PgParams& p, bool redact) {
   AppendPair(&out, "port", std::to_string(p.port));
   if (!p.user.empty()) AppendPair(&out, "user", p.user);
   if (!p.dbname.empty()) AppendPair(&out, "dbname", p.dbname);
-  if (p.password) AppendPair(&out, "password", redact ? "***" : *p.password);
+  if (p.withhold_password) {
+    // An explicit empty password keeps PGPASSWORD out; the passfile that cannot exist keeps
+    // ~/.pgpass out. libpq then answers any password request with "no password supplied".
+    AppendPair(&out, "password", "");
+    AppendPair(&out, "passfile", kNoPassfile);
+  } else if (p.password) {
+    AppendPair(&out, "password", redact ? "***" : *p.password);
+  }
   if (p.connect_timeout.count() > 0) {
     // libpq's own unit is whole seconds, minimum 2; PgConnection enforces the exact value itself.
     int64_t seconds = std::max<int64_t>(2, (p.connect_timeout.count() + 999) / 1000);
@@ -427,15 +440,40 @@ PGHERALD_ROW_INSTANTIATE(double)
 PGHERALD_ROW_INSTANTIATE(bool)
 #undef PGHERALD_ROW_INSTANTIATE
 
+Status CheckOptionKeyword(std::string_view key) {
+  const std::string quoted = "libpq keyword \"" + std::string(key) + "\"";
+  if (IsOwnKeyword(key)) {
+    return InvalidArgument(quoted + " is set by pgherald itself: use its own setting (host, port, "
+                                    "user, dbname, password_file, connect_timeout_ms, "
+                                    "application_name), not options");
+  }
+  if (std::find(std::begin(kRedirectingKeywords), std::end(kRedirectingKeywords), key) !=
+      std::end(kRedirectingKeywords)) {
+    return InvalidArgument(quoted + " is not allowed in options: it would redirect the connection, "
+                                    "take credentials from elsewhere or change the session's role "
+                                    "(pgherald decides roles itself); remove it");
+  }
+  if (!IsLibpqKeyword(key)) {
+    return InvalidArgument(quoted + " is unknown to this libpq (" + std::to_string(PQlibVersion()) +
+                           "): libpq would refuse every connection; check the spelling");
+  }
+  return Status::Ok();
+}
+
+bool AuthenticatesServer(const PgParams& params) {
+  auto is = [&](const char* key, const char* value) {
+    auto it = params.options.find(key);
+    return it != params.options.end() && it->second == value;
+  };
+  return is("sslmode", "verify-full") || is("channel_binding", "require");
+}
+
 // --- PgConnection --------------------------------------------------------------------------------
 
 StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const PgParams& params) {
   const std::string where = params.Describe();
   for (const auto& [key, value] : params.options) {
-    if (IsOwnKeyword(key)) {
-      return InvalidArgument(where + ": libpq keyword \"" + key +
-                             "\" belongs in its own PgParams field, not in options");
-    }
+    if (Status s = CheckOptionKeyword(key); !s.ok()) return InvalidArgument(where + ": " + s.message());
   }
   if (params.port < 1 || params.port > 65535) {
     return InvalidArgument(where + ": port must be 1..65535");

@@ -37,13 +37,32 @@ struct PgParams {
   // Sent as `options='-c statement_timeout=N'`, so it holds from the first statement. Zero: none.
   Millis statement_timeout{5000};
   std::string application_name = "pgherald";
-  // Further libpq keywords (sslmode, keepalives, target_session_attrs, ...). Keywords that have a
-  // field above are rejected by Connect(); an "options" entry is kept and the timeout appended.
+  // Further libpq keywords (sslmode, channel_binding, keepalives, ...). Reserved keywords
+  // (CheckOptionKeyword) are rejected by Connect(); an "options" entry is kept and the timeout
+  // appended.
   std::map<std::string, std::string> options;
+  // Send no password at all, whatever the server asks: not `password`, not PGPASSWORD, not a
+  // passfile (~/.pgpass). For servers that are not proven to be who they claim (a node learned from
+  // ZooKeeper): libpq 15 answers a cleartext password request from any server.
+  bool withhold_password = false;
 
   // "host:port/dbname as user": for messages and logs.
   std::string Describe() const;
 };
+
+// Whether `key` may appear in PgParams::options. kInvalidArgument with the reason otherwise:
+//   - keywords PgParams sets itself (host, hostaddr, port, user, dbname, password, passfile,
+//     connect_timeout, application_name): they have their own setting;
+//   - keywords that would send the connection elsewhere or change what it is (service: a
+//     pg_service.conf entry may supply host, user and password; replication; target_session_attrs
+//     and load_balance_hosts: pgherald decides roles itself);
+//   - anything this libpq does not know (libpq would refuse it at every connect).
+Status CheckOptionKeyword(std::string_view key);
+
+// True when `params` make libpq authenticate the server before it answers any password request:
+// sslmode=verify-full (certificate and host name) or channel_binding=require (SCRAM-SHA-256-PLUS
+// only, so a cleartext or md5 request is refused).
+bool AuthenticatesServer(const PgParams& params);
 
 // The libpq conninfo string for `params`: space-separated key='value' pairs with ' and \ escaped,
 // so any value (spaces, quotes, an empty password) survives. It contains the password: never log

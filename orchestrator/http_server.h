@@ -1,4 +1,4 @@
-// The orchestrator's HTTP server (Poco::Net::HTTPServer): health, the JSON API, Prometheus metrics,
+// The orchestrator's HTTP server (one poll(2) thread; see http_server.cc for its limits): health, the JSON API, Prometheus metrics,
 // maintenance (pause/resume) and the embedded dashboard. docs/operations.md is the reference.
 //
 //   GET  /health                      200 while the loop runs and ZooKeeper is connected, else 503;
@@ -11,9 +11,11 @@
 //                                     configured -> 403 (POST disabled)
 //   GET  /, /dashboard.js, /dashboard.css   the dashboard (embedded at build time; no CDN)
 //
-// Threads: Poco's worker threads serve requests. They read only StatusBoard::Snapshot() (an
-// immutable copy the loop publishes) and write the control znode through `ControlWriter` (its
-// own ZooKeeper session); they never call into the orchestrator's loop.
+// Threads: the server's own thread serves every request. It reads only StatusBoard::Snapshot() (an
+// immutable copy the loop publishes) and writes the control znode through `ControlWriter` (its
+// own ZooKeeper session); it never calls into the orchestrator's loop. A client that connects and
+// sends nothing (or sends slowly) holds no thread: it is closed after request_timeout_ms, and
+// evicted first when max_connections are open, so /health keeps answering.
 #pragma once
 
 #include <functional>
@@ -21,6 +23,7 @@
 #include <optional>
 #include <string>
 
+#include "common/clock.h"
 #include "common/status.h"
 #include "orchestrator/metrics.h"
 #include "publishers/zk_publisher.h"
@@ -32,13 +35,18 @@ namespace pgherald::orchestrator {
 //     address: 127.0.0.1        # default; the address to bind
 //     port: 8008                # required, 1..65535 (0 picks a free port: tests)
 //     token_file: /etc/pgherald/http-token   # optional; without it POST is disabled
-//     threads: 4                # worker threads, 1..64
+//     max_connections: 64       # open connections, 4..4096; when full, the oldest still
+//                               # reading its request is dropped for the new one
+//     request_timeout_ms: 5000  # a request must arrive (and its response drain) in this, 100..60000
+//     threads: 4                # accepted for old configs; ignored (one event thread)
 struct HttpConfig {
   std::string address = "127.0.0.1";
   int port = 0;
   std::optional<std::string> token;  // the secret read from token_file (never logged)
   std::string token_file;            // for messages
-  int threads = 4;
+  int threads = 4;                   // ignored
+  int max_connections = 64;
+  Millis request_timeout{5000};
 };
 
 class HttpServer {

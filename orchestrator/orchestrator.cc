@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/logging.h"
+#include "common/untrusted.h"
 
 namespace pgherald::orchestrator {
 namespace {
@@ -257,25 +258,31 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
       Disarm(children_key);
     }
   }
+  std::vector<NodeTarget> learned;
   if (children.ok()) {
-    std::map<std::string, std::string> still_there;
-    for (const std::string& name : *children) {
+    std::map<std::string, ClusterRuntime::CachedObservation> still_there;
+    std::vector<std::string> configured_hosts;
+    for (const NodeTarget& t : spec.nodes) configured_hosts.push_back(t.params.host);
+    std::vector<std::string> names = *children;
+    std::sort(names.begin(), names.end());  // the max keeps the same nodes from round to round
+    std::map<std::string, std::string> learn_state;
+    for (const std::string& name : names) {
       const std::string path = zk::JoinPath(pub.NodesPath(c), name);
       const std::string key = "node:" + path;
-      std::string data;
+      ClusterRuntime::CachedObservation got_obs;
       auto cached = rt.observation_cache.find(path);
       if (cached != rt.observation_cache.end() && Armed(key)) {
-        data = cached->second;
+        got_obs = cached->second;
       } else {
         auto got = session_->Get(path, WatchOnce(key));
         if (!got.ok()) {
           Disarm(key);
           continue;  // gone meanwhile: the children watch tells us
         }
-        data = std::move(got->data);
+        got_obs = {std::move(got->data), got->stat.ephemeral_owner};
       }
-      still_there[path] = data;
-      auto obs = model::NodeObservation::FromJson(data);
+      still_there[path] = got_obs;
+      auto obs = model::NodeObservation::FromJson(got_obs.data);
       if (!obs.ok()) {
         Log().Warn("observation_corrupt", {{"path", path}, {"error", obs.status()}});
         continue;
@@ -285,16 +292,67 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
       in.observations[name] = ObservationInput{*obs, seen.second};
       const bool configured = std::any_of(targets.begin(), targets.end(),
                                           [&](const NodeTarget& t) { return t.name == name; });
-      if (!configured && options_.learn_nodes && !obs->host.empty() && obs->port > 0) {
+      if (configured || !options_.learn_nodes || !spec.learn.enabled) continue;
+      // Not configured: the znode's content is untrusted (learn_policy.h).
+      std::string reason = CheckLearnable(
+          spec.learn, configured_hosts,
+          LearnCandidate{name, obs->host, obs->port, got_obs.ephemeral_owner != 0});
+      if (reason.empty() && static_cast<int>(learned.size()) >= spec.learn.max) reason = kLearnOverMax;
+      if (reason.empty()) {
         NodeTarget t{name, spec.defaults};
         t.params.host = obs->host;
-        t.params.port = obs->port;
+        t.params.port = static_cast<int>(obs->port);
+        if (!pg::AuthenticatesServer(t.params)) {
+          // libpq 15 would answer a cleartext password request from whatever listens there.
+          t.params.password.reset();
+          t.params.withhold_password = true;
+        }
+        learned.push_back(t);
         targets.push_back(std::move(t));
       }
+      learn_state[name] = reason;
     }
     rt.observation_cache = std::move(still_there);
+    for (const auto& [name, reason] : learn_state) {
+      auto before = rt.learn_state.find(name);
+      if (before != rt.learn_state.end() && before->second == reason) continue;
+      const auto obs = in.observations.find(name);
+      const std::string host =
+          obs != in.observations.end()
+              ? untrusted::SanitizeForDisplay(obs->second.observation.host, 255) + ":" +
+                    std::to_string(obs->second.observation.port)
+              : "";
+      if (reason.empty()) {
+        const bool withheld = std::any_of(learned.begin(), learned.end(), [&](const NodeTarget& t) {
+          return t.name == name && t.params.withhold_password;
+        });
+        Log().Info("node_learned", {{"cluster", c},
+                                    {"node", name},
+                                    {"host", host},
+                                    {"password", withheld ? "withheld" : "sent"},
+                                    {"reason", withheld ? kLearnPasswordWithheld : ""}});
+      } else {
+        Log().Warn("node_not_learned", {{"cluster", c}, {"node", name}, {"host", host},
+                                        {"reason", reason}});
+      }
+    }
+    rt.learn_state = std::move(learn_state);
   } else if (children.status().code() != StatusCode::kNotFound) {
     Log().Debug("observations_unreadable", {{"cluster", c}, {"error", children.status()}});
+  }
+  if (children.ok()) {
+    // Connections to learned nodes that are gone (or moved, or no longer allowed) are closed. (A
+    // failed read of the node list says nothing about them: they are kept until the next one.)
+    std::vector<NodeTarget> gone;
+    for (const NodeTarget& old : rt.learned) {
+      const bool kept = std::any_of(learned.begin(), learned.end(), [&](const NodeTarget& t) {
+        return t.name == old.name && t.params.host == old.params.host &&
+               t.params.port == old.params.port;
+      });
+      if (!kept) gone.push_back(old);
+    }
+    if (!gone.empty()) prober_->Forget(gone);
+    rt.learned = std::move(learned);
   }
 
   // 2-3. Probe everything in parallel, then write-check the possible winners.
@@ -306,6 +364,15 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   for (model::Probe& p : probes) {
     const std::string name = p.node;  // read before the move
     in.probes[name] = ProbeInput{std::move(p), taken};
+  }
+  for (const NodeTarget& t : rt.learned) {
+    auto it = in.probes.find(t.name);
+    if (t.params.withhold_password && it != in.probes.end() && !it->second.probe.reachable) {
+      // Say why in the decision's evidence: the likely cause is the withheld password.
+      it->second.probe.error += std::string(" [") + kLearnPasswordWithheld +
+                                ": a learned node gets no password unless postgres.options has "
+                                "sslmode=verify-full or channel_binding=require]";
+    }
   }
   in.now = clock_->Now();
   in.wall_now = clock_->WallNow();

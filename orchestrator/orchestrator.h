@@ -36,6 +36,7 @@
 #include "common/zk_session.h"
 #include "orchestrator/decision.h"
 #include "orchestrator/election.h"
+#include "orchestrator/learn_policy.h"
 #include "orchestrator/probe.h"
 #include "publishers/publisher.h"
 #include "publishers/zk_publisher.h"
@@ -46,8 +47,9 @@ struct ClusterSpec {
   std::string name;
   std::vector<NodeTarget> nodes;  // configured nodes (may be empty when learned)
   // Credentials and timeouts for nodes learned from observations (host and port come from the
-  // observation).
+  // observation; the password only when the options authenticate the server: learn_policy.h).
   pg::PgParams defaults;
+  LearnPolicy learn;  // which observed nodes are probed too (learn_policy.h)
 };
 
 struct OrchestratorOptions {
@@ -58,7 +60,7 @@ struct OrchestratorOptions {
   Millis probe_timeout{2000};    // a round waits this long for its probes, then for write checks
   bool dry_run = false;
   int history_limit = 1000;
-  bool learn_nodes = true;       // probe nodes found under clusters/<c>/nodes too
+  bool learn_nodes = true;       // master switch: false learns nothing, whatever ClusterSpec::learn says
 };
 
 using SessionFactory = zk::SessionFactory;
@@ -118,7 +120,13 @@ class Orchestrator {
     // always read afresh (its version is the compare-and-set's basis).
     std::optional<publishers::ControlState> control_cache;
     std::optional<std::vector<std::string>> children_cache;
-    std::map<std::string, std::string> observation_cache;  // by znode path
+    struct CachedObservation {
+      std::string data;
+      std::int64_t ephemeral_owner = 0;
+    };
+    std::map<std::string, CachedObservation> observation_cache;  // by znode path
+    std::map<std::string, std::string> learn_state;  // node -> "" (learned) or reason, to log changes
+    std::vector<NodeTarget> learned;                 // last round's learned targets
   };
 
   bool EnsureSession();

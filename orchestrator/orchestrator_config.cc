@@ -1,23 +1,47 @@
 #include "orchestrator/orchestrator_config.h"
 
-#include <fstream>
-#include <iterator>
+#include <cctype>
 #include <set>
+
+#include "common/bounded_file.h"
+#include "common/logging.h"
+#include "common/untrusted.h"
 
 namespace pgherald::orchestrator {
 namespace {
 
-bool ValidName(const std::string& s) {
-  if (s.empty() || s == "." || s == "..") return false;
-  for (char c : s) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '-' || c == '.';
-    if (!ok) return false;
-  }
-  return true;
-}
+using untrusted::IsValidName;
+constexpr char kNameRule[] = "must be 1-64 characters of [A-Za-z0-9_.-], not '.' or '..' (it becomes a znode name)";
 
-constexpr char kNameRule[] = "must be 1+ characters of [A-Za-z0-9_.-] (it becomes a znode name)";
+// A cluster's `learn_nodes:` map (learn_policy.h); absent: learn only on the configured hosts.
+LearnPolicy ParseLearnPolicy(config::ConfigNode n) {
+  LearnPolicy p;
+  if (!n.present()) return p;
+  p.enabled = n.Optional<bool>("enabled", true);
+  p.max = n.Optional<int>("max", p.max, {.min = 0, .max = 1000});
+  for (const std::string& text : n.Optional<std::vector<std::string>>("networks", {})) {
+    auto net = Network::Parse(text);
+    if (!net.ok()) {
+      n.Fail("networks", net.status().message());
+    } else {
+      p.networks.push_back(*net);
+    }
+  }
+  for (const std::string& glob : n.Optional<std::vector<std::string>>("names", {})) {
+    bool ok = !glob.empty() && glob.size() <= untrusted::kMaxNameLength;
+    for (char ch : glob) {
+      const bool allowed = std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.' ||
+                           ch == '-' || ch == '*';
+      if (!allowed) ok = false;
+    }
+    if (!ok) {
+      n.Fail("names", "\"" + glob + "\" is not a name pattern: use [A-Za-z0-9_.-] and '*', e.g. db-*");
+    } else {
+      p.names.push_back(glob);
+    }
+  }
+  return p;
+}
 
 }  // namespace
 
@@ -30,7 +54,7 @@ StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root) {
   config::ConfigNode o = root.Child("orchestrator");
   OrchestratorOptions& opt = out.options;
   opt.id = o.Required<std::string>("id");
-  if (!opt.id.empty() && !ValidName(opt.id)) o.Fail("id", kNameRule);
+  if (!opt.id.empty() && !IsValidName(opt.id)) o.Fail("id", kNameRule);
   opt.tick = o.Optional<Millis>("tick_ms", opt.tick, {.min = Millis(10), .max = Millis(600000)});
   opt.policy.confirmation_window = o.Optional<Millis>(
       "confirmation_window_ms", opt.policy.confirmation_window, {.min = Millis(0), .max = Millis(3600000)});
@@ -59,7 +83,7 @@ StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root) {
   for (config::ConfigNode& cn : clusters) {
     ClusterSpec spec;
     spec.name = cn.Required<std::string>("name");
-    if (!spec.name.empty() && !ValidName(spec.name)) cn.Fail("name", kNameRule);
+    if (!spec.name.empty() && !IsValidName(spec.name)) cn.Fail("name", kNameRule);
     if (!spec.name.empty() && !cluster_names.insert(spec.name).second) {
       cn.Fail("name", "duplicate cluster name \"" + spec.name + "\"");
     }
@@ -78,15 +102,20 @@ StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root) {
                                                 {.min = Millis(0), .max = Millis(3600000)});
     pg.application_name = pgn.Optional<std::string>("application_name", "pgherald-orchestrator");
     pg.options = pgn.Optional<std::map<std::string, std::string>>("options", {});
+    config::CheckPostgresOptions(pgn, pg.options);
+    spec.learn = ParseLearnPolicy(cn.Child("learn_nodes"));
     std::set<std::string> node_names;
     std::vector<std::pair<std::string, std::pair<std::string, int>>> nodes;
     for (config::ConfigNode& nn : cn.List("nodes")) {
       const std::string name = nn.Required<std::string>("name");
-      if (!name.empty() && !ValidName(name)) nn.Fail("name", kNameRule);
+      if (!name.empty() && !IsValidName(name)) nn.Fail("name", kNameRule);
       if (!name.empty() && !node_names.insert(name).second) {
         nn.Fail("name", "duplicate node name \"" + name + "\" in this cluster");
       }
       const std::string host = nn.Required<std::string>("host");
+      if (!host.empty() && !untrusted::IsValidHost(host)) {
+        nn.Fail("host", std::string("must be ") + untrusted::kHostRule);
+      }
       const int port = nn.Optional<int>("port", 5432, {.min = 1, .max = 65535});
       nodes.push_back({name, {host, port}});
     }
@@ -109,18 +138,28 @@ StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root) {
     http.address = h.Optional<std::string>("address", http.address);
     http.port = h.Required<int>("port", {.min = 0, .max = 65535});
     http.threads = h.Optional<int>("threads", http.threads, {.min = 1, .max = 64});
+    http.max_connections =
+        h.Optional<int>("max_connections", http.max_connections, {.min = 4, .max = 4096});
+    http.request_timeout = h.Optional<Millis>("request_timeout_ms", http.request_timeout,
+                                              {.min = Millis(100), .max = Millis(60000)});
     http.token_file = h.Optional<std::string>("token_file", "");
     out.http = http;
   }
   if (Status s = root.Finish(); !s.ok()) return s;
   if (out.http && !out.http->token_file.empty()) {
     // The token is a secret: errors name the file, never its content.
-    std::ifstream in(out.http->token_file);
-    if (!in) {
-      return InvalidArgument("http.token_file: cannot read \"" + out.http->token_file +
-                             "\" (create it with the bearer token on one line, mode 0600)");
+    auto file = ReadBoundedFile(out.http->token_file, "http.token_file", kMaxSecretFileBytes);
+    if (!file.ok()) {
+      return InvalidArgument(file.status().message() +
+                             " (fix: a regular file with the bearer token on one line, mode 0600)");
     }
-    std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (file->group_or_world_readable) {
+      static const log::Logger logger("config");
+      logger.Warn("secret_file_readable_by_others", {{"key", "http.token_file"},
+                                                     {"path", out.http->token_file},
+                                                     {"fix", "chmod 600 " + out.http->token_file}});
+    }
+    std::string token = std::move(file->content);
     while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
       token.pop_back();
     }

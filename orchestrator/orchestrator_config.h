@@ -11,12 +11,14 @@
 //     probe_timeout_ms: 2000       # how long a round waits for its probes
 //     dry_run: false               # decide and log, publish nothing
 //     history_limit: 1000          # history entries kept per cluster
-//     learn_nodes: true            # also probe nodes the pollers publish
+//     learn_nodes: true            # master switch for learned nodes (learn_policy.h)
 //     file_publisher_dir: /var/lib/pgherald   # optional mirror: <dir>/<cluster>.json
-//   http: {address: 127.0.0.1, port: 8008, token_file: /etc/pgherald/http-token}  # optional
+//   http: {address: 127.0.0.1, port: 8008, token_file: /etc/pgherald/http-token,  # optional
+//          max_connections: 64, request_timeout_ms: 5000}
 //   clusters:
 //     - name: main
 //       nodes: [{name: node1, host: 127.0.0.1, port: 5432}]
+//       learn_nodes: {networks: [10.1.0.0/16], names: [db-*], max: 8, enabled: true}  # optional
 //       postgres: {user: pgherald, dbname: pgherald, password_file: /etc/pgherald/pw,
 //                  connect_timeout_ms: 1000, statement_timeout_ms: 1000}
 #pragma once
@@ -41,7 +43,9 @@ struct OrchestratorConfig {
 };
 
 // Parses and validates the whole file; every error names file, line, key and the fix. Password
-// files are read here (errors name the file, never its content).
+// and token files are read here, bounded (common/bounded_file.h; errors name the file, never its
+// content). postgres.options keywords are checked (pg::CheckOptionKeyword), node hosts must pass
+// untrusted::IsValidHost.
 StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root);
 StatusOr<OrchestratorConfig> LoadOrchestratorConfig(const std::string& path);
 

@@ -226,6 +226,34 @@ std::vector<model::Probe> PgNodeProber::WriteCheckAll(const std::vector<NodeTarg
   return RunAll(targets, &context, deadline);
 }
 
+namespace {
+std::string SlotKey(const NodeTarget& t) {
+  return t.name + "@" + t.params.host + ":" + std::to_string(t.params.port);
+}
+}  // namespace
+
+void PgNodeProber::Forget(const std::vector<NodeTarget>& targets) {
+  std::vector<std::shared_ptr<Slot>> dropped;  // closed outside mu_
+  {
+    std::lock_guard lock(mu_);
+    for (const NodeTarget& t : targets) {
+      auto it = slots_.find(SlotKey(t));
+      if (it == slots_.end()) continue;
+      dropped.push_back(std::move(it->second));
+      slots_.erase(it);
+    }
+  }
+  for (const auto& slot : dropped) {
+    std::lock_guard lock(slot->mu);
+    slot->conn.reset();  // a busy worker puts its connection back into this orphan: freed with it
+  }
+}
+
+std::size_t PgNodeProber::kept() const {
+  std::lock_guard lock(mu_);
+  return slots_.size();
+}
+
 std::vector<model::Probe> PgNodeProber::RunAll(const std::vector<NodeTarget>& targets,
                                                const WriteCheckContext* context,
                                                MonoTime deadline) {
@@ -243,7 +271,7 @@ std::vector<model::Probe> PgNodeProber::RunAll(const std::vector<NodeTarget>& ta
     std::shared_ptr<Slot> slot;
     {
       std::lock_guard lock(mu_);
-      auto& s = slots_[t.name + "@" + t.params.host + ":" + std::to_string(t.params.port)];
+      auto& s = slots_[SlotKey(t)];
       if (s == nullptr) s = std::make_shared<Slot>();
       slot = s;
     }

@@ -49,6 +49,9 @@ class NodeProber {
   virtual std::vector<model::Probe> WriteCheckAll(const std::vector<NodeTarget>& targets,
                                                   const WriteCheckContext& context,
                                                   MonoTime deadline) = 0;
+  // Closes what is kept for `targets` (their connections): nodes that are gone. A probe still
+  // running for one of them finishes and its connection is closed then.
+  virtual void Forget(const std::vector<NodeTarget>& targets) { (void)targets; }
 };
 
 // The SQL the probe runs, one round trip: in_recovery, timeline, lsn, system_identifier.
@@ -68,6 +71,9 @@ class PgNodeProber final : public NodeProber {
   std::vector<model::Probe> WriteCheckAll(const std::vector<NodeTarget>& targets,
                                           const WriteCheckContext& context,
                                           MonoTime deadline) override;
+  void Forget(const std::vector<NodeTarget>& targets) override;
+  // Connections kept (tests).
+  std::size_t kept() const;
 
   // One node, synchronously, on the caller's thread (what the workers run). `conn` is the node's
   // cached connection: connected when null or broken, dropped after a connection-level failure.
@@ -81,7 +87,7 @@ class PgNodeProber final : public NodeProber {
                                    const WriteCheckContext* context, MonoTime deadline);
 
   const Clock* clock_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Slot>> slots_;  // by "name@host:port"
 };
 

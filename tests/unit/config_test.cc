@@ -361,7 +361,7 @@ TEST(ConfigTest, PostgresPasswordAndPasswordFileConflict) {
   EXPECT_THAT(s.message(),
               HasSubstr("config.yaml:5: postgres.password_file: set either password or "
                         "password_file, not both"));
-  EXPECT_THAT(s.message(), HasSubstr("postgres.options: libpq keyword \"password\" has its own"));
+  EXPECT_THAT(s.message(), HasSubstr("postgres.options.password: libpq keyword \"password\" is set by pgherald itself"));
 }
 
 TEST(ConfigTest, PasswordFileIsRead) {

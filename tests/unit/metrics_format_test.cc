@@ -2,6 +2,10 @@
 // including label escaping and histogram invariants), the StatusBoard's counters on FakeZk, and the
 // HTTP handler's routes, health and token checks (HandleHttp, no socket).
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -370,6 +374,138 @@ TEST_F(BoardTest, ServerServesOverASocket) {
   auto clash = HttpServer::Start(same, &board_, nullptr);
   ASSERT_FALSE(clash.ok());
   EXPECT_NE(clash.status().message().find(std::to_string(same.port)), std::string::npos);
+}
+
+// --- The server under hostile clients ---------------------------------------------------------
+
+// A connected TCP socket to 127.0.0.1:port (-1 on failure); reads time out after `timeout`.
+int Connect(int port, std::chrono::milliseconds timeout = std::chrono::milliseconds(3000)) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval tv{};
+  tv.tv_sec = timeout.count() / 1000;
+  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+// Everything the server sends until it closes (or the read times out: then "" + "TIMEOUT").
+std::string ReadAll(int fd) {
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      out.append(buf, static_cast<std::size_t>(n));
+    } else if (n == 0) {
+      return out;
+    } else {
+      return out + "TIMEOUT";
+    }
+  }
+}
+
+// One request on a fresh connection; the whole response.
+std::string Request(int port, const std::string& raw) {
+  const int fd = Connect(port);
+  if (fd < 0) return "CONNECT FAILED";
+  (void)!::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL);
+  std::string out = ReadAll(fd);
+  ::close(fd);
+  return out;
+}
+
+class HttpTransportTest : public BoardTest {
+ protected:
+  std::unique_ptr<HttpServer> StartServer(HttpConfig config) {
+    board_.Refresh(zk_.get(), true, status::WallNowMs());
+    StatusOr<std::unique_ptr<HttpServer>> server = Unavailable("no free port");
+    for (int i = 0; i < 400 && !server.ok(); ++i) {
+      config.port = 30000 + static_cast<int>((::getpid() + 7 * i) % 400);
+      server = HttpServer::Start(config, &board_, nullptr);
+    }
+    EXPECT_TRUE(server.ok()) << server.status().ToString();
+    return server.ok() ? std::move(*server) : nullptr;
+  }
+};
+
+// The finding: with 4 worker threads and no short timeouts, 4 idle connections stopped /health.
+// Idle and half-sent requests hold no thread now: /health answers at once (well before any
+// request timeout could have freed something), with the defaults.
+TEST_F(HttpTransportTest, HealthAnswersWhileSixteenConnectionsIdle) {
+  auto server = StartServer(HttpConfig{});
+  ASSERT_NE(server, nullptr);
+  std::vector<int> idle;
+  for (int i = 0; i < 16; ++i) {
+    const int fd = Connect(server->port());
+    ASSERT_GE(fd, 0);
+    if (i % 2 == 1) (void)!::send(fd, "GET /heal", 9, MSG_NOSIGNAL);  // a slowloris head
+    idle.push_back(fd);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const std::string r = Request(server->port(), "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_NE(r.find("HTTP/1.1 "), std::string::npos) << r;
+  EXPECT_NE(r.find("\"status\""), std::string::npos) << r;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(2500));
+  const std::string m = Request(server->port(), "GET /metrics HTTP/1.0\r\n\r\n");
+  EXPECT_NE(m.find("HTTP/1.1 200 OK"), std::string::npos) << m;
+  for (int fd : idle) ::close(fd);
+}
+
+// More hostile connections than the limit: the oldest still-reading one is dropped for each new
+// one, so a fresh client is still served; idle ones are closed after the request timeout.
+TEST_F(HttpTransportTest, ConnectionsAreBoundedAndIdleOnesTimeOut) {
+  HttpConfig config;
+  config.max_connections = 4;
+  config.request_timeout = std::chrono::milliseconds(300);
+  auto server = StartServer(config);
+  ASSERT_NE(server, nullptr);
+  std::vector<int> idle;
+  for (int i = 0; i < 12; ++i) idle.push_back(Connect(server->port()));
+  const std::string r = Request(server->port(), "GET /health HTTP/1.1\r\n\r\n");
+  EXPECT_NE(r.find("HTTP/1.1 "), std::string::npos) << r;
+  // Every idle socket is closed by the server (evicted, or timed out): recv returns 0, not a
+  // timeout of our own 3 s read deadline.
+  for (int fd : idle) {
+    EXPECT_EQ(ReadAll(fd), "");
+    ::close(fd);
+  }
+}
+
+TEST_F(HttpTransportTest, OversizedOrMalformedRequestsGetAClearStatus) {
+  auto server = StartServer(HttpConfig{});
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
+  EXPECT_NE(Request(port, "GET /health HTTP/1.1\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n")
+                .find("431"),
+            std::string::npos);
+  EXPECT_NE(Request(port, "POST /api/clusters/main/pause HTTP/1.1\r\nContent-Length: 999999\r\n\r\n")
+                .find("413"),
+            std::string::npos);
+  EXPECT_NE(Request(port, "POST /api/clusters/main/pause HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .find("411"),
+            std::string::npos);
+  EXPECT_NE(Request(port, "NONSENSE\r\n\r\n").find("400"), std::string::npos);
+  EXPECT_NE(Request(port, "GET /health HTTP/1.1\r\nContent-Length: -1\r\n\r\n").find("400"),
+            std::string::npos);
+  // HEAD: the headers with the length, no body.
+  const std::string head = Request(port, "HEAD /metrics HTTP/1.1\r\n\r\n");
+  EXPECT_NE(head.find("Content-Length: "), std::string::npos) << head;
+  EXPECT_EQ(head.substr(head.find("\r\n\r\n") + 4), "");
+  // A POST body that arrives in pieces is read whole (no token configured: 403 after reading).
+  const int fd = Connect(port);
+  const std::string part1 = "POST /api/clusters/main/pause HTTP/1.1\r\nContent-Length: 4\r\n\r\n{}";
+  (void)!::send(fd, part1.data(), part1.size(), MSG_NOSIGNAL);
+  (void)!::send(fd, "  ", 2, MSG_NOSIGNAL);
+  EXPECT_NE(ReadAll(fd).find("403"), std::string::npos);
+  ::close(fd);
 }
 
 }  // namespace

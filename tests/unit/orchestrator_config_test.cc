@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 
+#include "common/bounded_file.h"
 #include "orchestrator/orchestrator_config.h"
 
 namespace pgherald::orchestrator {
@@ -172,7 +173,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"id missing", kZk + "orchestrator: {tick_ms: 100}\n" + kCluster,
                 "orch.yaml:2: orchestrator.id: missing required value"},
         BadCase{"id with a slash", kZk + "orchestrator: {id: a/b}\n" + kCluster,
-                "orch.yaml:2: orchestrator.id: must be 1+ characters of [A-Za-z0-9_.-] (it becomes a znode name)"},
+                "orch.yaml:2: orchestrator.id: must be 1-64 characters of [A-Za-z0-9_.-], not '.' or '..' (it becomes a znode name)"},
         BadCase{"tick too small", kZk + "orchestrator:\n  id: a\n  tick_ms: 5\n" + kCluster,
                 "orch.yaml:4: orchestrator.tick_ms:"},
         BadCase{"tick not a number", kZk + "orchestrator:\n  id: a\n  tick_ms: fast\n" + kCluster,
@@ -218,13 +219,58 @@ INSTANTIATE_TEST_SUITE_P(
                 kZk + "orchestrator: {id: a}\nclusters:\n  - name: main\n"
                       "    postgres: {user: u, password_file: /nonexistent/pgherald-pw}\n",
                 "orch.yaml:5: clusters[0].postgres.password_file: cannot read postgres.password_file "
-                "/nonexistent/pgherald-pw: No such file or directory (fix: put the password on the "
+                "\"/nonexistent/pgherald-pw\": No such file or directory (fix: put the password on the "
                 "file's first line"},
         BadCase{"http without port", kZk + "orchestrator: {id: a}\n" + kCluster + "http: {address: 127.0.0.1}\n",
                 "http.port: missing required value"},
         BadCase{"http token file missing",
                 kZk + "orchestrator: {id: a}\n" + kCluster + "http: {port: 8008, token_file: /nonexistent/tok}\n",
-                "http.token_file: cannot read \"/nonexistent/tok\" (create it with the bearer token on one line, mode 0600)"},
+                "cannot read http.token_file \"/nonexistent/tok\": No such file or directory (fix: a regular file with the bearer token on one line, mode 0600)"},
+        // Keywords pgherald sets itself, redirecting ones, and unknown ones fail at load, not at
+        // every connect.
+        BadCase{"options sets host",
+                kZk + "orchestrator: {id: a}\nclusters:\n  - name: main\n"
+                      "    postgres: {user: u, password: s3cret, options: {host: evil.example}}\n",
+                "orch.yaml:5: clusters[0].postgres.options.host: libpq keyword \"host\" is set by "
+                "pgherald itself"},
+        BadCase{"options sets passfile",
+                kZk + "orchestrator: {id: a}\nclusters:\n  - name: main\n"
+                      "    postgres: {user: u, options: {passfile: /tmp/p}}\n",
+                "clusters[0].postgres.options.passfile: libpq keyword \"passfile\" is set by pgherald"},
+        BadCase{"options sets service",
+                kZk + "orchestrator: {id: a}\nclusters:\n  - name: main\n"
+                      "    postgres: {user: u, password: s3cret, options: {service: prod}}\n",
+                "clusters[0].postgres.options.service: libpq keyword \"service\" is not allowed in "
+                "options: it would redirect the connection"},
+        BadCase{"options sets an unknown keyword",
+                kZk + "orchestrator: {id: a}\nclusters:\n  - name: main\n"
+                      "    postgres: {user: u, password: s3cret, options: {sslmdoe: verify-full}}\n",
+                "clusters[0].postgres.options.sslmdoe: libpq keyword \"sslmdoe\" is unknown to this libpq"},
+        BadCase{"node host with a space",
+                kZk + "orchestrator: {id: a}\nclusters:\n  - name: main\n"
+                      "    postgres: {user: u, password: s3cret}\n    nodes:\n"
+                      "      - {name: n1, host: \"h1 sslmode=disable\"}\n",
+                "orch.yaml:7: clusters[0].nodes[0].host: must be an IPv4 or IPv6 address or an RFC 1123"},
+        BadCase{"learn_nodes network malformed",
+                kZk + "orchestrator: {id: a}\n" + kCluster + "    learn_nodes: {networks: [10.1.0.0/33]}\n",
+                "clusters[0].learn_nodes.networks: \"10.1.0.0/33\": the prefix length must be 0..32"},
+        BadCase{"learn_nodes network a host name",
+                kZk + "orchestrator: {id: a}\n" + kCluster + "    learn_nodes: {networks: [db.example]}\n",
+                "clusters[0].learn_nodes.networks: \"db.example\" is not a network"},
+        BadCase{"learn_nodes name pattern",
+                kZk + "orchestrator: {id: a}\n" + kCluster + "    learn_nodes: {names: [\"db/*\"]}\n",
+                "clusters[0].learn_nodes.names: \"db/*\" is not a name pattern"},
+        BadCase{"learn_nodes max negative",
+                kZk + "orchestrator: {id: a}\n" + kCluster + "    learn_nodes: {max: -1}\n",
+                "clusters[0].learn_nodes.max:"},
+        BadCase{"http token file is a device",
+                kZk + "orchestrator: {id: a}\n" + kCluster + "http: {port: 8008, token_file: /dev/zero}\n",
+                "http.token_file \"/dev/zero\" is not a regular file"},
+        BadCase{"password file is a device",
+                kZk + "orchestrator: {id: a}\nclusters:\n  - name: main\n"
+                      "    postgres: {user: u, password_file: /dev/zero}\n",
+                "clusters[0].postgres.password_file: postgres.password_file \"/dev/zero\" is not a "
+                "regular file"},
         BadCase{"zookeeper connect missing", "orchestrator: {id: a}\n" + kCluster,
                 "zookeeper.connect"}),
     [](const ::testing::TestParamInfo<BadCase>& param_info) {
@@ -240,6 +286,101 @@ TEST(OrchestratorConfigTest, EveryKeyErrorIsReportedAtOnce) {
   EXPECT_NE(message.find("orchestrator.id"), std::string::npos) << message;
   EXPECT_NE(message.find("orchestrator.tick_ms"), std::string::npos) << message;
   EXPECT_NE(message.find("clusters[0].postgres.user"), std::string::npos) << message;
+}
+
+TEST(OrchestratorConfigTest, LearnNodesPolicyIsReadPerCluster) {
+  auto c = Parse(std::string(kMinimal) +
+                 "    learn_nodes: {networks: [10.1.0.0/16, \"fd00::/8\"], names: [\"db-*\"], max: 3}\n"
+                 "  - name: other\n"
+                 "    postgres: {user: u, password: pw}\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const LearnPolicy& p = c->clusters[0].learn;
+  EXPECT_TRUE(p.enabled);
+  ASSERT_EQ(p.networks.size(), 2u);
+  EXPECT_TRUE(p.networks[0].Contains("10.1.200.3"));
+  EXPECT_FALSE(p.networks[0].Contains("10.2.0.1"));
+  EXPECT_TRUE(p.networks[1].Contains("fd12::1"));
+  EXPECT_EQ(p.names, std::vector<std::string>{"db-*"});
+  EXPECT_EQ(p.max, 3);
+  // Without the map: on, configured hosts only, at most 8.
+  const LearnPolicy& d = c->clusters[1].learn;
+  EXPECT_TRUE(d.enabled);
+  EXPECT_TRUE(d.networks.empty());
+  EXPECT_TRUE(d.names.empty());
+  EXPECT_EQ(d.max, 8);
+}
+
+TEST(OrchestratorConfigTest, AllowedOptionsPassThrough) {
+  auto c = Parse(std::string(kMinimal).replace(
+      std::string(kMinimal).find("password: pw}"), 13,
+      "password: pw, options: {sslmode: verify-full, channel_binding: require, "
+      "sslrootcert: /etc/ca.pem}}"));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->clusters[0].defaults.options.at("sslmode"), "verify-full");
+  EXPECT_TRUE(pg::AuthenticatesServer(c->clusters[0].defaults));
+}
+
+TEST(OrchestratorConfigTest, OversizedTokenFileIsRefused) {
+  const std::string token = TempFile("bigtoken", std::string(kMaxSecretFileBytes + 1, 'x'));
+  const std::string message =
+      ErrorOf(std::string(kMinimal) + "http: {port: 8008, token_file: " + token + "}\n");
+  EXPECT_NE(message.find("over the limit of 65536"), std::string::npos) << message;
+  std::remove(token.c_str());
+}
+
+TEST(LearnPolicyTest, NetworksMatchAddressesOfTheirFamilyOnly) {
+  auto v4 = Network::Parse("10.1.0.0/16");
+  ASSERT_TRUE(v4.ok());
+  EXPECT_TRUE(v4->Contains("10.1.0.0"));
+  EXPECT_TRUE(v4->Contains("10.1.255.255"));
+  EXPECT_FALSE(v4->Contains("10.2.0.0"));
+  EXPECT_FALSE(v4->Contains("::ffff:10.1.0.1"));
+  EXPECT_FALSE(v4->Contains("db.example"));
+  auto odd = Network::Parse("192.168.1.128/25");
+  ASSERT_TRUE(odd.ok());
+  EXPECT_TRUE(odd->Contains("192.168.1.200"));
+  EXPECT_FALSE(odd->Contains("192.168.1.127"));
+  auto one = Network::Parse("127.0.0.1");
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->prefix, 32);
+  EXPECT_FALSE(one->Contains("127.0.0.2"));
+  auto all = Network::Parse("0.0.0.0/0");
+  ASSERT_TRUE(all.ok());
+  EXPECT_TRUE(all->Contains("203.0.113.9"));
+  auto v6 = Network::Parse("fd00::/8");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_TRUE(v6->Contains("fd12:3456::1"));
+  EXPECT_FALSE(v6->Contains("fe80::1"));
+  EXPECT_FALSE(v6->Contains("10.0.0.1"));
+  for (const char* bad : {"", "10.1.0.0/", "10.1.0.0/x", "10.1.0.0/33", "fd00::/129", "db/8", "10.1/16"}) {
+    EXPECT_FALSE(Network::Parse(bad).ok()) << bad;
+  }
+}
+
+TEST(LearnPolicyTest, GlobsAndReasonCodes) {
+  EXPECT_TRUE(GlobMatch("db-*", "db-1"));
+  EXPECT_TRUE(GlobMatch("db-*", "db-"));
+  EXPECT_TRUE(GlobMatch("*-east-*", "db-east-2"));
+  EXPECT_FALSE(GlobMatch("db-*", "xdb-1"));
+  EXPECT_FALSE(GlobMatch("db", "db1"));
+  EXPECT_TRUE(GlobMatch("*", "anything"));
+  LearnPolicy p;
+  const std::vector<std::string> hosts = {"10.0.0.1", "Db1.Example"};
+  auto check = [&](std::string name, std::string host, std::int64_t port, bool eph) {
+    return CheckLearnable(p, hosts, LearnCandidate{std::move(name), std::move(host), port, eph});
+  };
+  EXPECT_EQ(check("n3", "10.0.0.1", 5433, true), "");
+  EXPECT_EQ(check("n3", "db1.example", 5433, true), "");  // host names compare case-blind
+  EXPECT_EQ(check("n3", "10.0.0.1", 5433, false), kLearnNotEphemeral);
+  EXPECT_EQ(check("a/b", "10.0.0.1", 5433, true), kLearnInvalidName);
+  EXPECT_EQ(check("n3", "10.0.0.1 sslmode=disable", 5433, true), kLearnInvalidHost);
+  EXPECT_EQ(check("n3", "10.0.0.1", 0, true), kLearnInvalidPort);
+  EXPECT_EQ(check("n3", "10.0.0.9", 5432, true), kLearnHostNotAllowed);
+  p.networks = {*Network::Parse("10.0.0.0/24")};
+  p.names = {"db-*"};
+  EXPECT_EQ(check("db-3", "10.0.0.9", 5432, true), "");
+  EXPECT_EQ(check("db-3", "db1.example", 5432, true), kLearnHostNotAllowed);  // names never match
+  EXPECT_EQ(check("n3", "10.0.0.9", 5432, true), kLearnNameNotAllowed);
 }
 
 TEST(OrchestratorConfigTest, MissingFileIsNamed) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
 
+#include <algorithm>
 #include <map>
 #include <sstream>
 
@@ -36,6 +37,10 @@ class ScriptedProber final : public NodeProber {
     p.node = name;
     p.host = "127.0.0.1";
     p.port = 5432;
+    if (nodes.count(name) == 0) {  // a learned node the script does not know: down
+      p.error = "connection refused";
+      return p;
+    }
     const ScriptedNode& n = nodes.at(name);
     p.reachable = n.up;
     if (!n.up) {
@@ -49,6 +54,7 @@ class ScriptedProber final : public NodeProber {
     return p;
   }
   std::vector<model::Probe> ProbeAll(const std::vector<NodeTarget>& targets, MonoTime) override {
+    probed = targets;
     std::vector<model::Probe> out;
     for (const NodeTarget& t : targets) out.push_back(ProbeOf(t.name));
     return out;
@@ -68,7 +74,18 @@ class ScriptedProber final : public NodeProber {
     }
     return out;
   }
+  void Forget(const std::vector<NodeTarget>& targets) override {
+    for (const NodeTarget& t : targets) forgotten.push_back(t.name);
+  }
+  const NodeTarget* Probed(const std::string& name) const {
+    for (const NodeTarget& t : probed) {
+      if (t.name == name) return &t;
+    }
+    return nullptr;
+  }
   int write_checks = 0;
+  std::vector<NodeTarget> probed;       // the last ProbeAll's targets
+  std::vector<std::string> forgotten;   // every Forget, in order
 };
 
 class OrchestratorRoundTest : public ::testing::Test {
@@ -82,14 +99,18 @@ class OrchestratorRoundTest : public ::testing::Test {
   }
   void TearDown() override { log::Init(config::LoggingConfig{}); }
 
-  std::unique_ptr<Orchestrator> Make(bool dry_run) {
+  std::unique_ptr<Orchestrator> Make(bool dry_run, LearnPolicy learn = {},
+                                     std::map<std::string, std::string> pg_options = {}) {
     OrchestratorOptions o;
     o.id = "orch-a";
     o.dry_run = dry_run;
     o.policy.confirmation_window = milliseconds(0);
     ClusterSpec spec;
     spec.name = "main";
-    for (const auto& [name, n] : prober_.nodes) spec.nodes.push_back(NodeTarget{name, {}});
+    spec.defaults.password = "s3cret";
+    spec.defaults.options = pg_options;
+    spec.learn = std::move(learn);
+    for (const auto& [name, n] : prober_.nodes) spec.nodes.push_back(NodeTarget{name, spec.defaults});
     SessionFactory factory = [this]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
       zk::FakeZkOptions zo;
       zo.dispatch = zk::DispatchMode::kManual;
@@ -117,11 +138,119 @@ class OrchestratorRoundTest : public ::testing::Test {
     return out;
   }
 
+  // Publishes an observation of `name` at host:port as a poller would (ephemeral) or as a leftover
+  // or forgery would (persistent), from its own session.
+  void Observe(const std::string& name, const std::string& host, int port, bool ephemeral) {
+    if (poller_ == nullptr) {
+      zk::FakeZkOptions zo;
+      zo.dispatch = zk::DispatchMode::kManual;
+      poller_ = server_->NewSession(zo);
+    }
+    model::NodeObservation o;
+    o.node = name;
+    o.host = host;
+    o.port = port;
+    o.reachable = true;
+    o.in_recovery = true;
+    o.timeline = 1;
+    o.system_identifier = kSysid;
+    o.seq = 1;
+    o.observed_at_ms = 1;
+    auto made = poller_->Create(std::string(kCluster) + "/nodes/" + name, o.ToJson(),
+                                ephemeral ? zk::CreateMode::kEphemeral : zk::CreateMode::kPersistent);
+    ASSERT_TRUE(made.ok()) << made.status().ToString();
+  }
+
   std::ostringstream log_;
   ManualClock clock_;
+  std::unique_ptr<zk::FakeZk> poller_;
   std::shared_ptr<zk::FakeZkServer> server_ = zk::FakeZkServer::Create(&clock_);
   ScriptedProber prober_;
 };
+
+// Only ephemeral znodes on allowed hosts are learned, and a learned node gets no password unless
+// its connection authenticates the server.
+TEST_F(OrchestratorRoundTest, LearnedNodesAreBoundedAndGetNoPasswordBlindly) {
+  auto orch = Make(/*dry_run=*/false);  // default policy: configured hosts (127.0.0.1) only
+  Rounds(*orch, 2);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  Observe("node3", "127.0.0.1", 5444, /*ephemeral=*/true);
+  Observe("node4", "127.0.0.1", 5445, /*ephemeral=*/false);  // a leftover or a forgery
+  Observe("evil", "203.0.113.9", 5432, /*ephemeral=*/true);  // not a configured host
+  Rounds(*orch, 2);
+  const NodeTarget* n3 = prober_.Probed("node3");
+  ASSERT_NE(n3, nullptr) << log_.str();
+  EXPECT_EQ(n3->params.port, 5444);
+  EXPECT_TRUE(n3->params.withhold_password);
+  EXPECT_FALSE(n3->params.password.has_value());
+  EXPECT_EQ(prober_.Probed("node4"), nullptr);
+  EXPECT_EQ(prober_.Probed("evil"), nullptr);
+  // Configured nodes keep their password.
+  ASSERT_NE(prober_.Probed("node1"), nullptr);
+  EXPECT_EQ(prober_.Probed("node1")->params.password.value_or(""), "s3cret");
+  EXPECT_FALSE(prober_.Probed("node1")->params.withhold_password);
+  const std::string log = log_.str();
+  EXPECT_NE(log.find("node_learned"), std::string::npos) << log;
+  EXPECT_NE(log.find("learn_password_withheld"), std::string::npos) << log;
+  EXPECT_NE(log.find("learn_not_ephemeral"), std::string::npos) << log;
+  EXPECT_NE(log.find("learn_host_not_allowed"), std::string::npos) << log;
+  EXPECT_EQ(log.find("s3cret"), std::string::npos) << log;
+
+  // The learned node goes away: its connection is closed.
+  poller_->Close();
+  poller_.reset();
+  Rounds(*orch, 2);
+  EXPECT_EQ(prober_.Probed("node3"), nullptr);
+  EXPECT_NE(std::find(prober_.forgotten.begin(), prober_.forgotten.end(), "node3"),
+            prober_.forgotten.end());
+}
+
+TEST_F(OrchestratorRoundTest, LearnedNodeGetsThePasswordWhenTheServerIsAuthenticated) {
+  auto orch = Make(/*dry_run=*/false, {}, {{"sslmode", "verify-full"}});
+  Rounds(*orch, 2);
+  Observe("node3", "127.0.0.1", 5444, /*ephemeral=*/true);
+  Rounds(*orch, 2);
+  const NodeTarget* n3 = prober_.Probed("node3");
+  ASSERT_NE(n3, nullptr) << log_.str();
+  EXPECT_FALSE(n3->params.withhold_password);
+  EXPECT_EQ(n3->params.password.value_or(""), "s3cret");
+}
+
+TEST_F(OrchestratorRoundTest, LearnedNodesFollowTheAllowlistAndTheMax) {
+  LearnPolicy learn;
+  learn.networks = {*Network::Parse("10.1.0.0/16")};
+  learn.names = {"db-*"};
+  learn.max = 2;
+  auto orch = Make(/*dry_run=*/false, learn);
+  Rounds(*orch, 2);
+  Observe("db-c", "10.1.0.3", 5432, true);
+  Observe("db-a", "10.1.0.1", 5432, true);
+  Observe("db-b", "10.1.0.2", 5432, true);    // third in name order: over the max
+  Observe("web-1", "10.1.0.9", 5432, true);   // name not allowed
+  Observe("db-x", "127.0.0.1", 5432, true);   // outside the networks (configured hosts do not count)
+  Observe("db-y", "db.example", 5432, true);  // a name, not an address: never matches a network
+  Rounds(*orch, 2);
+  EXPECT_NE(prober_.Probed("db-a"), nullptr);
+  EXPECT_NE(prober_.Probed("db-b"), nullptr);
+  EXPECT_EQ(prober_.Probed("db-c"), nullptr);
+  EXPECT_EQ(prober_.Probed("web-1"), nullptr);
+  EXPECT_EQ(prober_.Probed("db-x"), nullptr);
+  EXPECT_EQ(prober_.Probed("db-y"), nullptr);
+  const std::string log = log_.str();
+  EXPECT_NE(log.find("learn_over_max"), std::string::npos) << log;
+  EXPECT_NE(log.find("learn_name_not_allowed"), std::string::npos) << log;
+}
+
+TEST_F(OrchestratorRoundTest, LearningOffProbesOnlyConfiguredNodes) {
+  LearnPolicy learn;
+  learn.enabled = false;
+  auto orch = Make(/*dry_run=*/false, learn);
+  Rounds(*orch, 2);
+  Observe("node3", "127.0.0.1", 5444, true);
+  Rounds(*orch, 2);
+  EXPECT_EQ(prober_.Probed("node3"), nullptr);
+  EXPECT_EQ(prober_.probed.size(), 2u);
+}
 
 TEST_F(OrchestratorRoundTest, DryRunDecidesAndLogsButPublishesNothing) {
   auto orch = Make(/*dry_run=*/true);
@@ -224,6 +353,31 @@ TEST_F(OrchestratorRoundTest, NoHistoryEntryWhenThereWasNoVoucher) {
   auto second = Make(/*dry_run=*/false);
   Rounds(*second, 5);
   EXPECT_EQ(History().size(), 1u);
+}
+
+}  // namespace
+}  // namespace pgherald::orchestrator
+
+namespace pgherald::orchestrator {
+namespace {
+
+// The real prober keeps one slot (connection) per node; Forget() drops those of vanished nodes.
+TEST(PgNodeProberTest, ForgetDropsTheSlotsOfVanishedNodes) {
+  PgNodeProber prober;
+  NodeTarget a{"a", {}};
+  a.params.port = 1;  // refused at once on loopback
+  a.params.connect_timeout = std::chrono::milliseconds(500);
+  NodeTarget b = a;
+  b.name = "b";
+  const auto deadline = SystemClock::Instance().Now() + std::chrono::seconds(5);
+  auto probes = prober.ProbeAll({a, b}, deadline);
+  ASSERT_EQ(probes.size(), 2u);
+  EXPECT_FALSE(probes[0].reachable);
+  EXPECT_EQ(prober.kept(), 2u);
+  prober.Forget({a});
+  EXPECT_EQ(prober.kept(), 1u);
+  prober.Forget({a});  // idempotent
+  EXPECT_EQ(prober.kept(), 1u);
 }
 
 }  // namespace

@@ -42,6 +42,57 @@ TEST(PgConninfoTest, QuotesAndEscapesEveryValue) {
             "options='-c statement_timeout=750'");
 }
 
+// A withheld password keeps every source of one out: the field, PGPASSWORD (an explicit empty
+// password) and ~/.pgpass (a passfile that cannot exist).
+TEST(PgConninfoTest, WithheldPasswordSendsNone) {
+  PgParams p;
+  p.user = "u";
+  p.password = "s3cret";
+  p.withhold_password = true;
+  const std::string c = BuildConninfo(p);
+  EXPECT_THAT(c, HasSubstr("password=''"));
+  EXPECT_THAT(c, HasSubstr("passfile='/nonexistent/"));
+  EXPECT_THAT(c, Not(HasSubstr("s3cret")));
+}
+
+TEST(PgConninfoTest, OptionKeywordsThatRedirectOrLeakAreRefused) {
+  for (const char* own : {"host", "hostaddr", "port", "user", "dbname", "password", "passfile",
+                          "connect_timeout", "application_name"}) {
+    Status s = CheckOptionKeyword(own);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << own;
+    EXPECT_THAT(s.message(), HasSubstr("is set by pgherald itself")) << own;
+  }
+  for (const char* redirect : {"service", "replication", "target_session_attrs"}) {
+    EXPECT_THAT(CheckOptionKeyword(redirect).message(), HasSubstr("would redirect")) << redirect;
+  }
+  EXPECT_THAT(CheckOptionKeyword("sslmdoe").message(), HasSubstr("unknown to this libpq"));
+  for (const char* ok : {"sslmode", "sslrootcert", "channel_binding", "keepalives", "options",
+                         "gssencmode"}) {
+    EXPECT_TRUE(CheckOptionKeyword(ok).ok()) << ok;
+  }
+  // Connect() refuses them too, before any network I/O.
+  PgParams p;
+  p.options["service"] = "prod";
+  auto c = PgConnection::Connect(p);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(PgConninfoTest, OnlyVerifyFullOrRequiredChannelBindingAuthenticateTheServer) {
+  PgParams p;
+  EXPECT_FALSE(AuthenticatesServer(p));
+  for (const char* weak : {"disable", "allow", "prefer", "require", "verify-ca"}) {
+    p.options = {{"sslmode", weak}};
+    EXPECT_FALSE(AuthenticatesServer(p)) << weak;
+  }
+  p.options = {{"sslmode", "verify-full"}};
+  EXPECT_TRUE(AuthenticatesServer(p));
+  p.options = {{"channel_binding", "prefer"}};
+  EXPECT_FALSE(AuthenticatesServer(p));
+  p.options = {{"channel_binding", "require"}};
+  EXPECT_TRUE(AuthenticatesServer(p));
+}
+
 TEST(PgConninfoTest, RedactedConninfoHidesThePassword) {
   std::string redacted = RedactedConninfo(TrickyParams());
   EXPECT_THAT(redacted, AllOf(HasSubstr("password='***'"), Not(HasSubstr("Tr1cky"))));
