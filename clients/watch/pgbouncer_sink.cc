@@ -7,8 +7,9 @@
 #include <chrono>
 #include <memory>
 
-#include "clients/watch/atomic_file.h"
 #include "clients/watch/template.h"
+#include "common/atomic_file.h"
+#include "common/untrusted.h"
 
 namespace pgherald::watch {
 namespace {
@@ -102,6 +103,10 @@ class Console {
     if (sql.rfind("RESUME ", 0) == 0 && error.find("no such database") != std::string::npos) {
       return std::vector<std::string>{};
     }
+    // KILL of an auto-database that pgbouncer dropped since SHOW DATABASES: nothing to cut.
+    if (sql.rfind("KILL ", 0) == 0 && error.find("no such database") != std::string::npos) {
+      return std::vector<std::string>{};
+    }
     if (sql.rfind("PAUSE", 0) == 0 && error.find("already suspended/paused") != std::string::npos) {
       return std::vector<std::string>{};
     }
@@ -129,22 +134,41 @@ StatusOr<std::vector<std::string>> ListedDatabases(Console& console) {
   return out;
 }
 
+// A database's name as the statement addresses it, and the statement.
+struct Statement {
+  std::string db;  // "" for the global form
+  std::string sql;
+};
+
 // The statements for `verb` over the configured databases ("PAUSE" alone means all).
-StatusOr<std::vector<std::string>> Statements(Console& console, const std::string& verb,
-                                              const std::vector<std::string>& databases) {
-  std::vector<std::string> out;
+StatusOr<std::vector<Statement>> Statements(Console& console, const std::string& verb,
+                                            const std::vector<std::string>& databases) {
+  std::vector<Statement> out;
   if (!databases.empty()) {
-    for (const auto& db : databases) out.push_back(verb + " " + db);
+    for (const auto& db : databases) out.push_back({db, AdminCommand(verb, db)});
     return out;
   }
-  if (verb != "KILL") return std::vector<std::string>{verb};
+  if (verb != "KILL") return std::vector<Statement>{{"", verb}};
   auto names = ListedDatabases(console);
   if (!names.ok()) return names.status();
-  for (const auto& db : *names) out.push_back(verb + " " + db);
+  for (const auto& db : *names) out.push_back({db, AdminCommand(verb, db)});
   return out;
 }
 
 }  // namespace
+
+std::string QuoteAdminIdentifier(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string AdminCommand(const std::string& verb, const std::string& db) {
+  return verb + " " + QuoteAdminIdentifier(db);
+}
 
 std::vector<std::string> ResumeStatements(const std::vector<std::string>& databases,
                                           const std::vector<std::string>& listed,
@@ -152,7 +176,7 @@ std::vector<std::string> ResumeStatements(const std::vector<std::string>& databa
   std::vector<std::string> out;
   std::set<std::string> named;
   const auto add = [&](const std::string& db) {
-    if (named.insert(db).second) out.push_back("RESUME " + db);
+    if (named.insert(db).second) out.push_back(AdminCommand("RESUME", db));
   };
   if (databases.empty()) {
     out.push_back("RESUME");
@@ -171,28 +195,52 @@ Status Kill(Console& console, const std::vector<std::string>& databases,
             std::set<std::string>& killed) {
   auto statements = Statements(console, "KILL", databases);
   if (!statements.ok()) return statements.status();
-  for (const auto& sql : *statements) {
-    if (auto r = console.Exec(sql); !r.ok()) return r.status();
-    killed.insert(sql.substr(5));  // after "KILL "
+  for (const auto& st : *statements) {
+    // Recorded before the KILL: a KILL whose answer is lost may still have paused the database.
+    killed.insert(st.db);
+    if (auto r = console.Exec(st.sql); !r.ok()) return r.status();
   }
   return Status::Ok();
 }
 
-// RESUME everything this sink paused or KILLed (ResumeStatements); `killed` is emptied once
-// every statement went through.
+// RESUME everything this sink paused or KILLed (ResumeStatements). Every statement is tried even
+// when one fails (a database left paused holds its clients until query_wait_timeout); the first
+// failure is returned. `killed` keeps only what could not be resumed.
 Status Resume(Console& console, const std::vector<std::string>& databases,
               std::set<std::string>& killed) {
   std::vector<std::string> listed;
+  Status first = Status::Ok();
   if (databases.empty()) {
     auto names = ListedDatabases(console);
-    if (!names.ok()) return names.status();
-    listed = std::move(*names);
+    if (names.ok()) {
+      listed = std::move(*names);
+    } else {
+      first = names.status();  // still RESUME globally and each killed name
+    }
   }
+  std::set<std::string> failed;
   for (const auto& sql : ResumeStatements(databases, listed, killed)) {
-    if (auto r = console.Exec(sql); !r.ok()) return r.status();
+    if (auto r = console.Exec(sql); !r.ok()) {
+      if (first.ok()) first = r.status();
+      for (const auto& db : killed) {
+        if (sql == AdminCommand("RESUME", db)) failed.insert(db);
+      }
+    }
   }
-  killed.clear();
-  return Status::Ok();
+  killed = std::move(failed);
+  return first;
+}
+
+// After a failure between the first PAUSE/KILL and the RESUME: releases what was paused or
+// killed on a fresh console session (the current one may be stuck), so that no database stays
+// paused while the worker backs off. Returns `failure`, with the cleanup's own error appended.
+Status ReleaseAfterFailure(const PgbouncerSinkConfig& config, std::set<std::string>& killed,
+                           Status failure) {
+  auto fresh = Console::Open(config.admin);
+  Status resumed = fresh.ok() ? Resume(*fresh, config.databases, killed) : fresh.status();
+  if (resumed.ok()) return failure;
+  return Status(failure.code(), failure.message() + " (and releasing the paused databases failed: " +
+                                    resumed.message() + ")");
 }
 
 // The variables an entry's template may use.
@@ -284,22 +332,39 @@ Status ConfirmRoute(Console& console, const PgbouncerSinkConfig& config,
       const auto paused = row.find("paused");
       if (name == row.end() || paused == row.end() || paused->second != "1") continue;
       if (name->second == "pgbouncer") continue;
-      if (auto r = console.Exec("RESUME " + name->second); !r.ok()) return r.status();
+      if (auto r = console.Exec(AdminCommand("RESUME", name->second)); !r.ok()) return r.status();
     }
   }
 }
 
 }  // namespace
 
+TemplateRules PgbouncerTemplateRules() {
+  return {{"cluster", NameValue()}, {"node", NameValue()},      {"host", HostValue()},
+          {"port", PortValue()},    {"epoch", NumberValue()},   {"timeline", NumberValue()}};
+}
+
 StatusOr<std::string> RenderDatabasesFile(const PgbouncerSinkConfig& config,
                                           const RouteTarget& target) {
   const TemplateVars vars = VarsOf(target);
+  const TemplateRules rules = PgbouncerTemplateRules();
   const auto& m = target.master;
-  std::string out = "; Written by pgherald watch (cluster " + m.cluster + ", master " + m.node +
-                    ", epoch " + std::to_string(m.epoch) + "). Do not edit: it is replaced.\n";
   std::string errors;
+  // The header names the master too: its values pass the same rules as the entries'.
+  auto header = RenderTemplate(
+      "; Written by pgherald watch (cluster {{cluster}}, master {{node}}, epoch {{epoch}}). Do not "
+      "edit: it is replaced.\n",
+      vars, "header", rules);
+  if (!header.ok()) errors = header.status().message();
+  std::string out = header.ok() ? *header : "";
   for (const auto& [name, value] : config.entries) {
-    auto rendered = RenderTemplate(value, vars, "entries." + name);
+    if (name != "*" && !untrusted::IsValidName(name)) {
+      errors += (errors.empty() ? "" : "\n") + std::string("entries: database name \"") +
+                untrusted::SanitizeForDisplay(name, 80) + "\" must be \"*\" or " +
+                untrusted::kNameRule;
+      continue;
+    }
+    auto rendered = RenderTemplate(value, vars, "entries." + name, rules);
     if (!rendered.ok()) {
       errors += (errors.empty() ? "" : "\n") + rendered.status().message();
       continue;
@@ -307,15 +372,26 @@ StatusOr<std::string> RenderDatabasesFile(const PgbouncerSinkConfig& config,
     out += name + " = " + *rendered + "\n";
   }
   if (!errors.empty()) return InvalidArgument("pgbouncer databases file: " + errors);
+  // One header line and one line per entry, nothing else: a line more would be a database (or a
+  // connection keyword) the master record added.
+  if (static_cast<std::size_t>(std::count(out.begin(), out.end(), '\n')) !=
+      config.entries.size() + 1) {
+    return Internal("pgbouncer databases file for master " +
+                    untrusted::SanitizeForDisplay(m.node, 80) +
+                    " does not have one line per entry; refused");
+  }
   return out;
 }
 
 Status PgbouncerSink::Apply(const RouteTarget& target) {
+  // Untrusted input: an invalid field stops everything here (the file and pgbouncer untouched).
+  if (Status s = CheckTarget(target); !s.ok()) return s;
   if (target.action == RouteTarget::Action::kBlock) {
     const Applied want{target.action, ""};
     if (applied_ == want) return Status::Ok();
     auto console = Console::Open(config_.admin);
     if (!console.ok()) return console.status();
+    // A block leaves what it KILLed paused on purpose (the next route RESUMEs).
     if (Status s = Kill(*console, config_.databases, killed_); !s.ok()) return s;
     applied_ = want;
     return Status::Ok();
@@ -325,19 +401,32 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
   const Applied want{target.action, *content};
   if (applied_ == want) return Status::Ok();
   auto on_disk = ReadFile(config_.databases_file);
+  // The file holds a password when an entry sets one: a new file is then 0600 (an existing one
+  // keeps its owner and mode, so pgbouncer's user keeps reading it).
+  bool secret = false;
+  for (const auto& [name, value] : config_.entries) {
+    if (value.find("password") != std::string::npos) secret = true;
+  }
   // A change not yet confirmed by pgbouncer's own view (an earlier attempt failed after the
   // rename) still needs the reload and the cut.
   const bool file_changed = !on_disk.ok() || *on_disk != *content || unconfirmed_;
   if (file_changed) {
-    if (Status s = WriteFileAtomically(config_.databases_file, *content); !s.ok()) return s;
+    if (Status s = WriteFileAtomically(config_.databases_file, *content, secret ? 0600 : 0644);
+        !s.ok()) {
+      return s;
+    }
     unconfirmed_ = true;
   }
   auto console = Console::Open(config_.admin);
   if (!console.ok()) return console.status();
   if (config_.kill_old && file_changed) {
     if (auto r = console->Exec("RELOAD"); !r.ok()) return r.status();
-    if (Status s = Kill(*console, config_.databases, killed_); !s.ok()) return s;
-    if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) return s;
+    if (Status s = Kill(*console, config_.databases, killed_); !s.ok()) {
+      return ReleaseAfterFailure(config_, killed_, s);
+    }
+    if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) {
+      return ReleaseAfterFailure(config_, killed_, s);
+    }
     if (Status s = ConfirmRoute(*console, config_, target); !s.ok()) return s;
     unconfirmed_ = false;
     applied_ = want;
@@ -347,8 +436,8 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
   auto pauses = Statements(*console, "PAUSE", config_.databases);
   if (!pauses.ok()) return pauses.status();
   Status paused = Status::Ok();
-  for (const auto& sql : *pauses) {
-    paused = console->ExecWithTimeout(sql, config_.pause_timeout);
+  for (const auto& st : *pauses) {
+    paused = console->ExecWithTimeout(st.sql, config_.pause_timeout);
     if (!paused.ok()) break;
   }
   if (!paused.ok()) {
@@ -362,11 +451,17 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
     }
     // The abandoned PAUSE is still pending and makes KILL fail ("already suspended/paused"):
     // cancel it, then cut the sessions that held it up.
-    if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) return s;
-    if (Status s = Kill(*console, config_.databases, killed_); !s.ok()) return s;
+    if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) {
+      return ReleaseAfterFailure(config_, killed_, s);
+    }
+    if (Status s = Kill(*console, config_.databases, killed_); !s.ok()) {
+      return ReleaseAfterFailure(config_, killed_, s);
+    }
   }
-  if (auto r = console->Exec("RELOAD"); !r.ok()) return r.status();
-  if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) return s;
+  if (auto r = console->Exec("RELOAD"); !r.ok()) return ReleaseAfterFailure(config_, killed_, r.status());
+  if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) {
+    return ReleaseAfterFailure(config_, killed_, s);
+  }
   if (Status s = ConfirmRoute(*console, config_, target); !s.ok()) return s;
   unconfirmed_ = false;
   applied_ = want;

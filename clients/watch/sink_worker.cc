@@ -2,7 +2,35 @@
 
 #include <algorithm>
 
+#include "common/untrusted.h"
+
 namespace pgherald::watch {
+
+Status CheckTarget(const RouteTarget& target) {
+  const auto& m = target.master;
+  const bool block = target.action == RouteTarget::Action::kBlock;
+  std::string errors;
+  const auto bad = [&](const char* field, const std::string& value, const char* rule) {
+    errors += std::string(errors.empty() ? "" : "; ") + field + " \"" +
+              untrusted::SanitizeForDisplay(value, 200) + "\" is not " + rule;
+  };
+  if (!untrusted::IsValidName(m.cluster) && !(block && m.cluster.empty())) {
+    bad("cluster", m.cluster, untrusted::kNameRule);
+  }
+  if (!untrusted::IsValidName(m.node) && !(block && m.node.empty())) {
+    bad("node", m.node, untrusted::kNameRule);
+  }
+  if (!untrusted::IsValidHost(m.host) && !(block && m.host.empty())) {
+    bad("host", m.host, untrusted::kHostRule);
+  }
+  if (!untrusted::IsValidPort(m.port) && !(block && m.port == 0)) {
+    errors += std::string(errors.empty() ? "" : "; ") + "port " + std::to_string(m.port) +
+              " is not in 1-65535";
+  }
+  if (errors.empty()) return Status::Ok();
+  return InvalidArgument("master record refused (" + errors +
+                         "): nothing applied, the running configuration stays");
+}
 
 SinkWorker::SinkWorker(std::string cluster, std::unique_ptr<Sink> sink, RetryConfig retry)
     : cluster_(std::move(cluster)), sink_(std::move(sink)), retry_(retry) {
@@ -76,8 +104,10 @@ void SinkWorker::Run() {
       backoff = retry_.initial;
       log_.Info(recovered ? "sink_recovered" : "sink_applied",
                 {{"cluster", cluster_}, {"sink", sink_->name()},
-                 {"action", ActionName(target.action)}, {"node", target.master.node},
-                 {"host", target.master.host}, {"port", target.master.port},
+                 {"action", ActionName(target.action)},
+                 {"node", untrusted::SanitizeForDisplay(target.master.node, 200)},
+                 {"host", untrusted::SanitizeForDisplay(target.master.host, 300)},
+                 {"port", target.master.port},
                  {"epoch", target.master.epoch}, {"reason", target.reason},
                  {"elapsed", elapsed}});
       cv_.notify_all();
@@ -88,7 +118,8 @@ void SinkWorker::Run() {
       failed = target;
       log_.Error("sink_failed",
                  {{"cluster", cluster_}, {"sink", sink_->name()},
-                  {"action", ActionName(target.action)}, {"node", target.master.node},
+                  {"action", ActionName(target.action)},
+                  {"node", untrusted::SanitizeForDisplay(target.master.node, 200)},
                   {"attempt", report_.consecutive_failures}, {"retry_in", backoff},
                   {"error", status}});
       retry_wait = backoff;

@@ -79,18 +79,29 @@ TEST(PgbouncerRouteCheckTest, AnEntryWithoutHostOrPortIsNotJudgedOnThem) {
 
 TEST(PgbouncerResumeTest, AllDatabasesResumeGloballyAndEachListedOne) {
   EXPECT_EQ(ResumeStatements({}, {"app", "postgres"}, {}),
-            (std::vector<std::string>{"RESUME", "RESUME app", "RESUME postgres"}));
+            (std::vector<std::string>{"RESUME", "RESUME \"app\"", "RESUME \"postgres\""}));
 }
 
 TEST(PgbouncerResumeTest, AKilledDatabaseMissingFromShowDatabasesIsResumedByName) {
   // pgbouncer parks a killed auto-database off SHOW DATABASES, still paused.
   EXPECT_EQ(ResumeStatements({}, {"postgres"}, {"app", "postgres"}),
-            (std::vector<std::string>{"RESUME", "RESUME postgres", "RESUME app"}));
+            (std::vector<std::string>{"RESUME", "RESUME \"postgres\"", "RESUME \"app\""}));
 }
 
 TEST(PgbouncerResumeTest, ConfiguredDatabasesAndKilledOnesEachOnce) {
   EXPECT_EQ(ResumeStatements({"app"}, {}, {"app", "old"}),
-            (std::vector<std::string>{"RESUME app", "RESUME old"}));
+            (std::vector<std::string>{"RESUME \"app\"", "RESUME \"old\""}));
+}
+
+// Any client can register an auto-database through a `*` entry, named as it likes: the admin
+// console refuses `KILL zz-x` (invalid command) and accepts `KILL "zz-x"`. Every name is quoted.
+TEST(PgbouncerAdminTest, NamesAreAlwaysQuotedWithQuotesDoubled) {
+  EXPECT_EQ(QuoteAdminIdentifier("zz-x"), "\"zz-x\"");
+  EXPECT_EQ(QuoteAdminIdentifier("app"), "\"app\"");
+  EXPECT_EQ(QuoteAdminIdentifier("a\"b;RESUME"), "\"a\"\"b;RESUME\"");
+  EXPECT_EQ(AdminCommand("KILL", "zz-x"), "KILL \"zz-x\"");
+  EXPECT_EQ(ResumeStatements({}, {"zz-x", "my.db"}, {"zz-x"}),
+            (std::vector<std::string>{"RESUME", "RESUME \"zz-x\"", "RESUME \"my.db\""}));
 }
 
 }  // namespace
