@@ -5,6 +5,7 @@
 
 #include "clients/watch/subprocess.h"
 #include "common/atomic_file.h"
+#include "common/bounded_file.h"
 #include "common/untrusted.h"
 
 namespace pgherald::haproxy {
@@ -455,8 +456,10 @@ StatusOr<bool> HaproxySink::PersistConfig(const RouteTarget& target) {
                   "template " + config_.template_file + " does not render, " + config_.config_file +
                       " left untouched: " + rendered.status().message());
   }
-  auto on_disk = ReadFile(config_.config_file);
-  const bool same = on_disk.ok() && *on_disk == *rendered;
+  // Our own file, but read as any path: a regular file under the cap, or "differs" (rewritten).
+  auto on_disk = ReadBoundedFile(config_.config_file, "config_file", kMaxTemplateFileBytes,
+                                 /*follow_symlinks=*/false);
+  const bool same = on_disk.ok() && on_disk->content == *rendered;
   if (same && !reload_pending_) return false;  // nothing to write, nothing to reload
   if (!same) {
     // A new config file may hold secrets (stats auth, userlists): 0600. An existing one keeps

@@ -4,11 +4,13 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <memory>
 
 #include "clients/watch/template.h"
 #include "common/atomic_file.h"
+#include "common/bounded_file.h"
 #include "common/untrusted.h"
 
 namespace pgherald::watch {
@@ -116,7 +118,9 @@ class Console {
   Status Fail(const std::string& sql, const std::string& error) {
     std::string e = pg::ScrubSecrets(error, params_);
     while (!e.empty() && e.back() == '\n') e.pop_back();
-    return FailedPrecondition("pgbouncer " + params_.Describe() + ": \"" + sql + "\" failed: " + e);
+    // `sql` may carry a database name a client chose: shown with control characters escaped.
+    return FailedPrecondition("pgbouncer " + params_.Describe() + ": \"" +
+                              untrusted::SanitizeForDisplay(sql, 300) + "\" failed: " + e);
   }
 
   PgConnPtr conn_;
@@ -156,6 +160,64 @@ StatusOr<std::vector<Statement>> Statements(Console& console, const std::string&
 }
 
 }  // namespace
+
+StatusOr<std::vector<std::pair<std::string, std::string>>> ParseConnstr(std::string_view text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const auto is_space = [](char c) { return c == ' ' || c == '\t'; };
+  const auto fail = [&](std::size_t at, const std::string& what) {
+    return InvalidArgument("connection string \"" + untrusted::SanitizeForDisplay(text, 300) +
+                           "\", at byte " + std::to_string(at) + ": " + what);
+  };
+  std::size_t i = 0;
+  while (true) {
+    while (i < text.size() && is_space(text[i])) ++i;
+    if (i == text.size()) break;
+    const std::size_t key_start = i;
+    while (i < text.size() && (std::isalnum(static_cast<unsigned char>(text[i])) || text[i] == '_')) {
+      ++i;
+    }
+    if (i == key_start) return fail(i, "expected a keyword (letters, digits, _)");
+    const std::string key(text.substr(key_start, i - key_start));
+    if (i == text.size() || text[i] != '=') return fail(i, "expected '=' after " + key);
+    ++i;
+    std::string value;
+    if (i < text.size() && text[i] == '\'') {
+      ++i;
+      bool closed = false;
+      while (i < text.size()) {
+        if (text[i] == '\'') {
+          if (i + 1 < text.size() && text[i + 1] == '\'') {
+            value += '\'';
+            i += 2;
+            continue;
+          }
+          ++i;
+          closed = true;
+          break;
+        }
+        value += text[i++];
+      }
+      if (!closed) return fail(i, "unterminated quoted value of " + key);
+      if (i < text.size() && !is_space(text[i])) return fail(i, "text after the quoted value of " + key);
+    } else {
+      while (i < text.size() && !is_space(text[i])) {
+        if (text[i] == '\'' || text[i] == '"' || text[i] == '=') {
+          return fail(i, "quote or '=' inside the unquoted value of " + key + " (quote it: '...')");
+        }
+        value += text[i++];
+      }
+    }
+    for (char c : value) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u == 0x7f) return fail(i, "control character in the value of " + key);
+    }
+    for (const auto& [k, v] : out) {
+      if (k == key) return fail(key_start, key + " given twice");
+    }
+    out.emplace_back(key, value);
+  }
+  return out;
+}
 
 std::string QuoteAdminIdentifier(const std::string& name) {
   std::string out = "\"";
@@ -254,18 +316,14 @@ TemplateVars VarsOf(const RouteTarget& target) {
           {"timeline", std::to_string(m.timeline)}};
 }
 
-// host= and port= of a rendered connection string (`key=value` words; quoting is not used by the
-// entries this sink renders from its templates).
+// host= and port= of a rendered connection string (ParseConnstr; "" when absent or unparsable).
 std::pair<std::string, std::string> HostPort(const std::string& connstr) {
   std::pair<std::string, std::string> out;
-  std::size_t i = 0;
-  while (i < connstr.size()) {
-    while (i < connstr.size() && connstr[i] == ' ') ++i;
-    const std::size_t end = std::min(connstr.find(' ', i), connstr.size());
-    const std::string word = connstr.substr(i, end - i);
-    if (word.rfind("host=", 0) == 0) out.first = word.substr(5);
-    if (word.rfind("port=", 0) == 0) out.second = word.substr(5);
-    i = end;
+  auto pairs = ParseConnstr(connstr);
+  if (!pairs.ok()) return out;
+  for (const auto& [key, value] : *pairs) {
+    if (key == "host") out.first = value;
+    if (key == "port") out.second = value;
   }
   return out;
 }
@@ -369,6 +427,13 @@ StatusOr<std::string> RenderDatabasesFile(const PgbouncerSinkConfig& config,
       errors += (errors.empty() ? "" : "\n") + rendered.status().message();
       continue;
     }
+    // What pgbouncer will parse: key=value words, each key once, values quoted '...' when they
+    // need it. Anything else is refused here rather than misread there.
+    if (auto pairs = ParseConnstr(*rendered); !pairs.ok()) {
+      errors += (errors.empty() ? "" : "\n") + std::string("entries.") + name + ": " +
+                pairs.status().message();
+      continue;
+    }
     out += name + " = " + *rendered + "\n";
   }
   if (!errors.empty()) return InvalidArgument("pgbouncer databases file: " + errors);
@@ -400,7 +465,9 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
   if (!content.ok()) return content.status();
   const Applied want{target.action, *content};
   if (applied_ == want) return Status::Ok();
-  auto on_disk = ReadFile(config_.databases_file);
+  // Our own file, but read as any path: a regular file under the cap, or "differs".
+  auto on_disk = ReadBoundedFile(config_.databases_file, "databases_file", kMaxTemplateFileBytes,
+                                 /*follow_symlinks=*/false);
   // The file holds a password when an entry sets one: a new file is then 0600 (an existing one
   // keeps its owner and mode, so pgbouncer's user keeps reading it).
   bool secret = false;
@@ -409,7 +476,7 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
   }
   // A change not yet confirmed by pgbouncer's own view (an earlier attempt failed after the
   // rename) still needs the reload and the cut.
-  const bool file_changed = !on_disk.ok() || *on_disk != *content || unconfirmed_;
+  const bool file_changed = !on_disk.ok() || on_disk->content != *content || unconfirmed_;
   if (file_changed) {
     if (Status s = WriteFileAtomically(config_.databases_file, *content, secret ? 0600 : 0644);
         !s.ok()) {

@@ -28,6 +28,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "clients/watch/sink.h"
@@ -70,6 +72,11 @@ std::vector<std::string> CheckPgbouncerRoute(
 std::vector<std::string> ResumeStatements(const std::vector<std::string>& databases,
                                           const std::vector<std::string>& listed,
                                           const std::set<std::string>& killed);
+
+// A connection string as pgbouncer's [databases] parser reads it: `key=value` words separated by
+// spaces, keys [A-Za-z0-9_]+, values unquoted (no space, quote or '=') or '...' ('' for a quote),
+// each key once, no control characters. kInvalidArgument naming the byte and the problem.
+StatusOr<std::vector<std::pair<std::string, std::string>>> ParseConnstr(std::string_view text);
 
 // `name` as an admin-console identifier: always double-quoted, '"' doubled ("zz-x" -> "\"zz-x\"").
 std::string QuoteAdminIdentifier(const std::string& name);
