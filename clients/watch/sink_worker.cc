@@ -87,6 +87,19 @@ void SinkWorker::Run() {
     } else {
       continue;
     }
+    // A target built from an invalid master record is refused for every sink, logged once and
+    // not retried: only a newer record can change it (the sinks check again themselves).
+    if (Status refused = CheckTarget(target); !refused.ok()) {
+      report_.consecutive_failures++;
+      report_.total_failures++;
+      report_.last_error = refused.ToString();
+      failed.reset();
+      log_.Error("sink_refused", {{"cluster", cluster_}, {"sink", sink_->name()},
+                                  {"action", ActionName(target.action)},
+                                  {"epoch", target.master.epoch}, {"error", refused}});
+      cv_.notify_all();
+      continue;
+    }
     report_.pending_seq = target.seq;
     lock.unlock();
     const auto start = std::chrono::steady_clock::now();

@@ -5,6 +5,8 @@
 // is retried with exponential backoff (initial, doubling, capped at max) until it succeeds or a
 // newer target replaces it (which is tried at once). Each failure and each success after a failure
 // is logged with the sink's name; report() gives the latest outcome for status output and tests.
+// A target that fails CheckTarget (an invalid master record: untrusted input) never reaches the
+// sink: it is reported as a failure, logged once (`sink_refused`) and not retried.
 #pragma once
 
 #include <condition_variable>
