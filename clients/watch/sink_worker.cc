@@ -87,6 +87,18 @@ void SinkWorker::Run() {
     } else {
       continue;
     }
+    // A block must never be lost to a bad record: it goes on without the master's fields (they
+    // only name what is blocked), as when nothing was ever vouched.
+    if (target.action == RouteTarget::Action::kBlock && !CheckTarget(target).ok()) {
+      log_.Warn("sink_block_without_master",
+                {{"cluster", cluster_}, {"sink", sink_->name()},
+                 {"error", CheckTarget(target)}});
+      const std::string cluster = target.master.cluster;
+      target.master.node.clear();
+      target.master.host.clear();
+      target.master.port = 0;
+      if (!untrusted::IsValidName(cluster)) target.master.cluster.clear();
+    }
     // A target built from an invalid master record is refused for every sink, logged once and
     // not retried: only a newer record can change it (the sinks check again themselves).
     if (Status refused = CheckTarget(target); !refused.ok()) {

@@ -296,6 +296,20 @@ TEST(SinkWorkerTest, InvalidTargetIsRefusedOnceWithoutReachingTheSink) {
   EXPECT_EQ(worker.report().total_failures, 1u);
 }
 
+// Blocking must survive a bad record: the block goes through, without the master's fields.
+TEST(SinkWorkerTest, BlockWithAnInvalidMasterIsAppliedWithoutIt) {
+  auto sink = std::make_unique<RecordingSink>("rec");
+  RecordingSink* rec = sink.get();
+  SinkWorker worker("main", std::move(sink), {milliseconds(1), milliseconds(1)});
+  RouteTarget block = Target(1, 5001);
+  block.action = Action::kBlock;
+  block.master.node = "n\nprogram x";
+  worker.Submit(block);
+  ASSERT_TRUE(worker.WaitApplied(1, milliseconds(5000)));
+  EXPECT_EQ(rec->applied(), (std::vector<std::uint64_t>{1}));
+  EXPECT_EQ(worker.report().total_failures, 0u);
+}
+
 TEST(ClusterControllerTest, OneStuckSinkDoesNotHoldUpAnother) {
   ManualClock clock;
   auto stuck = std::make_unique<RecordingSink>("stuck");
