@@ -45,7 +45,8 @@ class PendingFile {
   void Discard();
 
  private:
-  PendingFile(std::string target, std::string tmp) : target_(std::move(target)), tmp_(std::move(tmp)) {}
+  PendingFile(std::string target, std::string tmp)
+      : target_(std::move(target)), tmp_(std::move(tmp)) {}
   std::string target_;
   std::string tmp_;  // "" once committed or discarded
 };

@@ -43,10 +43,10 @@ bool EmptyOrHost(std::string_view v) { return v.empty() || untrusted::IsValidHos
 
 watch::TemplateRules HaproxyTemplateRules(RouteTarget::Action action) {
   watch::TemplateRules rules = {
-      {"cluster", watch::NameValue()},  {"node", watch::NameValue()},
-      {"host", watch::HostValue()},     {"port", watch::PortValue()},
-      {"epoch", watch::NumberValue()},  {"timeline", watch::NumberValue()},
-      {"status", watch::WordValue()},   {"action", watch::WordValue()},
+      {"cluster", watch::NameValue()},     {"node", watch::NameValue()},
+      {"host", watch::HostValue()},        {"port", watch::PortValue()},
+      {"epoch", watch::NumberValue()},     {"timeline", watch::NumberValue()},
+      {"status", watch::WordValue()},      {"action", watch::WordValue()},
       {"server_state", watch::WordValue()}};
   if (action == RouteTarget::Action::kBlock) {
     rules["cluster"] = {untrusted::kNameRule, EmptyOrName};
@@ -133,7 +133,8 @@ Status CutWorkerSessions(const std::string& master_socket, const std::string& pi
     if (line.find(be) == std::string::npos || line.find(srv) == std::string::npos) continue;
     const std::string id = line.substr(0, line.find(':'));
     // A session id is a hex pointer ("0x55d0c2a3f800"); anything else is not sent on.
-    if (id.empty() || id.find_first_not_of("0123456789abcdefxABCDEF") != std::string::npos) continue;
+    if (id.empty() || id.find_first_not_of("0123456789abcdefxABCDEF") != std::string::npos)
+      continue;
     auto cut = SendCommand(master_socket, prefix + "shutdown session " + id, timeout);
     if (!cut.ok()) return cut.status();
   }
@@ -448,9 +449,9 @@ void HaproxySink::ConfigLoop() {
 }
 
 StatusOr<bool> HaproxySink::PersistConfig(const RouteTarget& target) {
-  auto rendered = watch::RenderTemplateFile(config_.template_file,
-                                            HaproxyTemplateVars(target, config_.vars),
-                                            HaproxyTemplateRules(target.action));
+  auto rendered =
+      watch::RenderTemplateFile(config_.template_file, HaproxyTemplateVars(target, config_.vars),
+                                HaproxyTemplateRules(target.action));
   if (!rendered.ok()) {
     return Status(rendered.status().code(),
                   "template " + config_.template_file + " does not render, " + config_.config_file +

@@ -19,12 +19,13 @@
 //     route): renders the config from a {{var}} template, validates it with `haproxy -c -f <temp>`,
 //     swaps it in (temp file, fsync, rename), so a reload or restart keeps the route, and reloads
 //     HAProxy through its master socket reload_delay later (changes within it share the reload).
-//     A rendered config equal to the file on disk is neither written nor reloaded. After a reload it waits for the new worker on the admin socket and
-//     applies the latest runtime state to it: a change that arrived while the reload was in flight
-//     went to the old worker, and the new one parsed the file as it was. Only the latest target is
-//     persisted (latest wins). A template that does not render or a config that haproxy rejects
-//     is logged and reported by the next Apply calls (naming the template and haproxy's
-//     complaint), retried with backoff, the temporary file is removed and the running config stays.
+//     A rendered config equal to the file on disk is neither written nor reloaded. After a reload
+//     it waits for the new worker on the admin socket and applies the latest runtime state to it: a
+//     change that arrived while the reload was in flight went to the old worker, and the new one
+//     parsed the file as it was. Only the latest target is persisted (latest wins). A template that
+//     does not render or a config that haproxy rejects is logged and reported by the next Apply
+//     calls (naming the template and haproxy's complaint), retried with backoff, the temporary file
+//     is removed and the running config stays.
 //
 // Template variables: cluster, node, host, port, epoch, timeline, status, action (route|block),
 // server_state ("" when routing, "disabled" when blocked: put it after the server line's options),

@@ -20,10 +20,12 @@ Status FilePublisher::Publish(const Publication& publication) {
   // The cluster name becomes a file name: the name rule keeps it inside dir_ (no '/', not ".."),
   // whatever a znode said.
   if (!untrusted::IsValidName(publication.cluster)) {
-    return InvalidArgument("cluster name \"" + untrusted::SanitizeForDisplay(publication.cluster, 80) +
+    return InvalidArgument("cluster name \"" +
+                           untrusted::SanitizeForDisplay(publication.cluster, 80) +
                            "\" cannot be a file name: it must be " + untrusted::kNameRule);
   }
-  return pgherald::WriteFileAtomically(dir_ + "/" + publication.cluster + ".json", ToJson(publication));
+  return pgherald::WriteFileAtomically(dir_ + "/" + publication.cluster + ".json",
+                                       ToJson(publication));
 }
 
 }  // namespace pgherald::publishers

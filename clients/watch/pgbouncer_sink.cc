@@ -173,7 +173,8 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> ParseConnstr(std::str
     while (i < text.size() && is_space(text[i])) ++i;
     if (i == text.size()) break;
     const std::size_t key_start = i;
-    while (i < text.size() && (std::isalnum(static_cast<unsigned char>(text[i])) || text[i] == '_')) {
+    while (i < text.size() &&
+           (std::isalnum(static_cast<unsigned char>(text[i])) || text[i] == '_')) {
       ++i;
     }
     if (i == key_start) return fail(i, "expected a keyword (letters, digits, _)");
@@ -198,7 +199,9 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> ParseConnstr(std::str
         value += text[i++];
       }
       if (!closed) return fail(i, "unterminated quoted value of " + key);
-      if (i < text.size() && !is_space(text[i])) return fail(i, "text after the quoted value of " + key);
+      if (i < text.size() && !is_space(text[i])) {
+        return fail(i, "text after the quoted value of " + key);
+      }
     } else {
       while (i < text.size() && !is_space(text[i])) {
         if (text[i] == '\'' || text[i] == '"' || text[i] == '=') {
@@ -301,8 +304,9 @@ Status ReleaseAfterFailure(const PgbouncerSinkConfig& config, std::set<std::stri
   auto fresh = Console::Open(config.admin);
   Status resumed = fresh.ok() ? Resume(*fresh, config.databases, killed) : fresh.status();
   if (resumed.ok()) return failure;
-  return Status(failure.code(), failure.message() + " (and releasing the paused databases failed: " +
-                                    resumed.message() + ")");
+  return Status(failure.code(),
+                failure.message() +
+                    " (and releasing the paused databases failed: " + resumed.message() + ")");
 }
 
 // The variables an entry's template may use.
@@ -398,8 +402,8 @@ Status ConfirmRoute(Console& console, const PgbouncerSinkConfig& config,
 }  // namespace
 
 TemplateRules PgbouncerTemplateRules() {
-  return {{"cluster", NameValue()}, {"node", NameValue()},      {"host", HostValue()},
-          {"port", PortValue()},    {"epoch", NumberValue()},   {"timeline", NumberValue()}};
+  return {{"cluster", NameValue()}, {"node", NameValue()},    {"host", HostValue()},
+          {"port", PortValue()},    {"epoch", NumberValue()}, {"timeline", NumberValue()}};
 }
 
 StatusOr<std::string> RenderDatabasesFile(const PgbouncerSinkConfig& config,
@@ -525,7 +529,9 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
       return ReleaseAfterFailure(config_, killed_, s);
     }
   }
-  if (auto r = console->Exec("RELOAD"); !r.ok()) return ReleaseAfterFailure(config_, killed_, r.status());
+  if (auto r = console->Exec("RELOAD"); !r.ok()) {
+    return ReleaseAfterFailure(config_, killed_, r.status());
+  }
   if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) {
     return ReleaseAfterFailure(config_, killed_, s);
   }

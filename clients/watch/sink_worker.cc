@@ -91,8 +91,7 @@ void SinkWorker::Run() {
     // only name what is blocked), as when nothing was ever vouched.
     if (target.action == RouteTarget::Action::kBlock && !CheckTarget(target).ok()) {
       log_.Warn("sink_block_without_master",
-                {{"cluster", cluster_}, {"sink", sink_->name()},
-                 {"error", CheckTarget(target)}});
+                {{"cluster", cluster_}, {"sink", sink_->name()}, {"error", CheckTarget(target)}});
       const std::string cluster = target.master.cluster;
       target.master.node.clear();
       target.master.host.clear();
@@ -106,9 +105,11 @@ void SinkWorker::Run() {
       report_.total_failures++;
       report_.last_error = refused.ToString();
       failed.reset();
-      log_.Error("sink_refused", {{"cluster", cluster_}, {"sink", sink_->name()},
+      log_.Error("sink_refused", {{"cluster", cluster_},
+                                  {"sink", sink_->name()},
                                   {"action", ActionName(target.action)},
-                                  {"epoch", target.master.epoch}, {"error", refused}});
+                                  {"epoch", target.master.epoch},
+                                  {"error", refused}});
       cv_.notify_all();
       continue;
     }
@@ -128,12 +129,14 @@ void SinkWorker::Run() {
       failed.reset();
       backoff = retry_.initial;
       log_.Info(recovered ? "sink_recovered" : "sink_applied",
-                {{"cluster", cluster_}, {"sink", sink_->name()},
+                {{"cluster", cluster_},
+                 {"sink", sink_->name()},
                  {"action", ActionName(target.action)},
                  {"node", untrusted::SanitizeForDisplay(target.master.node, 200)},
                  {"host", untrusted::SanitizeForDisplay(target.master.host, 300)},
                  {"port", target.master.port},
-                 {"epoch", target.master.epoch}, {"reason", target.reason},
+                 {"epoch", target.master.epoch},
+                 {"reason", target.reason},
                  {"elapsed", elapsed}});
       cv_.notify_all();
     } else {
@@ -141,12 +144,13 @@ void SinkWorker::Run() {
       report_.total_failures++;
       report_.last_error = status.ToString();
       failed = target;
-      log_.Error("sink_failed",
-                 {{"cluster", cluster_}, {"sink", sink_->name()},
-                  {"action", ActionName(target.action)},
-                  {"node", untrusted::SanitizeForDisplay(target.master.node, 200)},
-                  {"attempt", report_.consecutive_failures}, {"retry_in", backoff},
-                  {"error", status}});
+      log_.Error("sink_failed", {{"cluster", cluster_},
+                                 {"sink", sink_->name()},
+                                 {"action", ActionName(target.action)},
+                                 {"node", untrusted::SanitizeForDisplay(target.master.node, 200)},
+                                 {"attempt", report_.consecutive_failures},
+                                 {"retry_in", backoff},
+                                 {"error", status}});
       retry_wait = backoff;
       backoff = std::min(backoff * 2, retry_.max);
       cv_.notify_all();

@@ -56,14 +56,16 @@ ValueRule HostValue() {
 }
 ValueRule PortValue() {
   return {"a port number, 1-65535", [](std::string_view v) {
-            return AllDigits(v) && v.size() <= 5 && untrusted::IsValidPort(std::stoll(std::string(v)));
+            return AllDigits(v) && v.size() <= 5 &&
+                   untrusted::IsValidPort(std::stoll(std::string(v)));
           }};
 }
 ValueRule NumberValue() { return {"a decimal number", AllDigits}; }
 ValueRule WordValue() {
   return {"a word of [a-z_-]", [](std::string_view v) {
-            return std::all_of(v.begin(), v.end(),
-                               [](char c) { return (c >= 'a' && c <= 'z') || c == '_' || c == '-'; });
+            return std::all_of(v.begin(), v.end(), [](char c) {
+              return (c >= 'a' && c <= 'z') || c == '_' || c == '-';
+            });
           }};
 }
 

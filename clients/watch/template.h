@@ -4,8 +4,8 @@
 //   backend pg_primary
 //       server primary {{host}}:{{port}} check {{server_state}}
 //
-// Rules: `{{ name }}` (spaces inside the braces allowed) is replaced by the variable's value; a name
-// is [A-Za-z0-9_]+. Every other byte is copied as is. There is no escape for a literal "{{".
+// Rules: `{{ name }}` (spaces inside the braces allowed) is replaced by the variable's value; a
+// name is [A-Za-z0-9_]+. Every other byte is copied as is. There is no escape for a literal "{{".
 //
 // Values come from the master record, which is untrusted input (a newline in a host would add a
 // `program` section to haproxy.cfg, and HAProxy runs it). So:

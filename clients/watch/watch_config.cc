@@ -33,14 +33,15 @@ void ParseHaproxy(config::ConfigNode& n, haproxy::HaproxySinkConfig* c) {
   for (const char* key : {"backend", "server"}) {
     const std::string& value = std::string(key) == "backend" ? c->server.backend : c->server.server;
     if (n.Has(key) && !untrusted::IsValidName(value)) {
-      n.Fail(key, "\"" + untrusted::SanitizeForDisplay(value, 80) + "\" is not a valid name: it must be " +
-                      untrusted::kNameRule);
+      n.Fail(key, "\"" + untrusted::SanitizeForDisplay(value, 80) +
+                      "\" is not a valid name: it must be " + untrusted::kNameRule);
     }
   }
   for (const auto& [key, value] : c->vars) {
     if (!untrusted::IsPrintableText(value)) {
-      n.Fail("vars", "\"" + key + "\" holds a control character (a newline would add a line to "
-                     "the config); write it on one line");
+      n.Fail("vars", "\"" + key +
+                         "\" holds a control character (a newline would add a line to "
+                         "the config); write it on one line");
     }
   }
   if (c->config_file.empty() != c->template_file.empty()) {
@@ -64,8 +65,9 @@ void ParseHaproxy(config::ConfigNode& n, haproxy::HaproxySinkConfig* c) {
     sample.master.node = "sample";
     sample.master.host = "127.0.0.1";
     sample.master.port = 5432;
-    auto rendered = RenderTemplateFile(c->template_file, haproxy::HaproxyTemplateVars(sample, c->vars),
-                                       haproxy::HaproxyTemplateRules(sample.action));
+    auto rendered =
+        RenderTemplateFile(c->template_file, haproxy::HaproxyTemplateVars(sample, c->vars),
+                           haproxy::HaproxyTemplateRules(sample.action));
     if (!rendered.ok()) n.Fail("template", rendered.status().message());
   }
 }

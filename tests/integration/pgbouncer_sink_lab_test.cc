@@ -207,14 +207,13 @@ TEST_F(PgbouncerSinkLabTest, ADatabaseNamedByAClientIsKilledAndResumedLikeAnyOth
     PgbouncerSink sink(Config(kill_old));
     const std::uint64_t epoch = kill_old ? 40 : 50;
     ASSERT_TRUE(sink.Apply(Target(1, epoch, RouteTarget::Action::kRoute)).ok());
-    ASSERT_TRUE(PollUntil(seconds(10), [&] {
-      return PortThroughPgbouncer() == std::to_string(lab_->pg_port(1));
-    }));
+    ASSERT_TRUE(PollUntil(
+        seconds(10), [&] { return PortThroughPgbouncer() == std::to_string(lab_->pg_port(1)); }));
     // The login to PostgreSQL fails (no such database there), but pgbouncer has registered the
     // auto-database by then.
-    const std::string odd = "host=127.0.0.1 port=" + lab_->Env("PGBOUNCER_PORT") + " user=" +
-                            lab_->Env("PG_APP_USER") + " password=" + lab_->Env("PG_APP_PASSWORD") +
-                            " dbname=zz-x";
+    const std::string odd = "host=127.0.0.1 port=" + lab_->Env("PGBOUNCER_PORT") +
+                            " user=" + lab_->Env("PG_APP_USER") +
+                            " password=" + lab_->Env("PG_APP_PASSWORD") + " dbname=zz-x";
     (void)QueryOnce(odd, "select 1");
     auto listed = [&] {
       PGconn* c = PQconnectdb(ConsoleConninfo().c_str());
@@ -245,7 +244,8 @@ TEST_F(PgbouncerSinkLabTest, ADatabaseNamedByAClientIsKilledAndResumedLikeAnyOth
     const int paused = PQfnumber(r, "paused");
     ASSERT_GE(paused, 0);
     for (int i = 0; i < PQntuples(r); ++i) {
-      EXPECT_STREQ(PQgetvalue(r, i, paused), "0") << "database " << PQgetvalue(r, i, 0) << " paused";
+      EXPECT_STREQ(PQgetvalue(r, i, paused), "0")
+          << "database " << PQgetvalue(r, i, 0) << " paused";
     }
     PQclear(r);
     PQfinish(c);

@@ -400,7 +400,8 @@ TEST(WatchLabTest, HostileMasterRecordsChangeNothing) {
   const std::vector<Hostile> records = {
       {"node" + std::to_string(p) + program, "127.0.0.1"},
       {"node" + std::to_string(p), "127.0.0.1" + program},
-      {"node" + std::to_string(p), "127.0.0.1;shutdown frontend pg_write;shutdown frontend pg_write"},
+      {"node" + std::to_string(p),
+       "127.0.0.1;shutdown frontend pg_write;shutdown frontend pg_write"},
       {"node" + std::to_string(p), "127.0.0.1 user=postgres"},
   };
   std::uint64_t epoch = 101;

@@ -92,13 +92,15 @@ TEST_F(AtomicFileTest, ATargetThatIsASymlinkIsRefusedNamingIt) {
   Status s = WriteFileAtomically(Path("cfg"), "new\n");
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find(Path("cfg") + " exists but is not a regular file (a symlink)"),
-            std::string::npos) << s.message();
+            std::string::npos)
+      << s.message();
   EXPECT_EQ(Read(Path("real")), "real\n");
   EXPECT_TRUE(Others({"real", "cfg"}).empty());
 }
 
 TEST_F(AtomicFileTest, OwnerGroupAndModeOfTheReplacedFileAreKept) {
-  if (::geteuid() != 0) GTEST_FAIL() << "needs root to give the target another owner (CI runs as root)";
+  if (::geteuid() != 0)
+    GTEST_FAIL() << "needs root to give the target another owner (CI runs as root)";
   Write(Path("cfg"), "old\n");
   ASSERT_EQ(::chown(Path("cfg").c_str(), 65534, 65534), 0);
   ASSERT_EQ(::chmod(Path("cfg").c_str(), 0640), 0);

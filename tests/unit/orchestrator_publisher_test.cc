@@ -292,7 +292,8 @@ TEST(FilePublisherTest, WritesJsonAtomically) {
   FilePublisher missing("/nonexistent-dir-orch");
   Status s = missing.Publish({"main", Record("node2", 7), true});
   EXPECT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("/nonexistent-dir-orch/.main.json."), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("/nonexistent-dir-orch/.main.json."), std::string::npos)
+      << s.message();
   std::remove((dir + "/main.json").c_str());
   rmdir(tmpl);
 }

@@ -108,9 +108,10 @@ TEST(PgbouncerAdminTest, NamesAreAlwaysQuotedWithQuotesDoubled) {
 TEST(PgbouncerConnstrTest, ParsesPgbouncerSyntaxAndRefusesTheRest) {
   auto ok = ParseConnstr("host=127.0.0.1 port=5432  dbname='my db' application_name='it''s'");
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
-  EXPECT_EQ(*ok, (std::vector<std::pair<std::string, std::string>>{
-                     {"host", "127.0.0.1"}, {"port", "5432"}, {"dbname", "my db"},
-                     {"application_name", "it's"}}));
+  EXPECT_EQ(*ok, (std::vector<std::pair<std::string, std::string>>{{"host", "127.0.0.1"},
+                                                                   {"port", "5432"},
+                                                                   {"dbname", "my db"},
+                                                                   {"application_name", "it's"}}));
   EXPECT_TRUE(ParseConnstr("").ok());
   for (const char* bad : {"host=127.0.0.1 host=10.0.0.1",  // the second would win
                           "host=127.0.0.1 user",           // a bare word

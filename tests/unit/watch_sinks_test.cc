@@ -19,12 +19,12 @@
 #include <thread>
 #include <vector>
 
-#include "common/atomic_file.h"
 #include "clients/watch/pgbouncer_sink.h"
 #include "clients/watch/simple_sinks.h"
 #include "clients/watch/subprocess.h"
 #include "clients/watch/template.h"
 #include "clients/watch/watch_config.h"
+#include "common/atomic_file.h"
 #include "haproxy/haproxy_sink.h"
 
 namespace pgherald::watch {
@@ -107,7 +107,7 @@ TEST(TemplateTest, UnreadableFileIsNamed) {
 // section is code), so control characters are refused whatever the rules say.
 TEST(TemplateTest, ValuesWithControlCharactersAreRefused) {
   for (const std::string& bad : std::vector<std::string>{"127.0.0.1\nprogram x", "a\rb",
-                                                        std::string("a\0b", 3), "a\tb", "a\x7f"}) {
+                                                         std::string("a\0b", 3), "a\tb", "a\x7f"}) {
     auto out = RenderTemplate("# {{node}}\nserver s {{host}}\n", {{"node", "pg2"}, {"host", bad}},
                               "t.tmpl");
     ASSERT_FALSE(out.ok()) << bad;
@@ -182,12 +182,12 @@ TEST(PgbouncerFileTest, NamedEntriesAndErrors) {
 TEST(PgbouncerFileTest, HostileMasterFieldsAreRefusedNotWritten) {
   PgbouncerSinkConfig c;
   c.entries = {{"*", "host={{host}} port={{port}}"}, {"app", "host={{host}} dbname=app"}};
-  for (const auto& [field, value] : std::vector<std::pair<std::string, std::string>>{
-           {"host", "127.0.0.1 user=postgres"},
-           {"host", "127.0.0.1\nevil = host=10.6.6.6"},
-           {"host", "127.0.0.1' user='postgres"},
-           {"node", "node2\nevil = host=10.6.6.6"},
-           {"cluster", "main) ;\nx"}}) {
+  for (const auto& [field, value] :
+       std::vector<std::pair<std::string, std::string>>{{"host", "127.0.0.1 user=postgres"},
+                                                        {"host", "127.0.0.1\nevil = host=10.6.6.6"},
+                                                        {"host", "127.0.0.1' user='postgres"},
+                                                        {"node", "node2\nevil = host=10.6.6.6"},
+                                                        {"cluster", "main) ;\nx"}}) {
     RouteTarget t = Route("node2", 5002);
     if (field == "host") t.master.host = value;
     if (field == "node") t.master.node = value;
@@ -386,9 +386,9 @@ TEST(HaproxyRuntimeTest, HostileHostsNeverReachTheSocket) {
   TempDir dir;
   FakeHaproxySocket fake(dir / "admin.sock", HaproxyLike);
   haproxy::HaproxySink sink(RuntimeOnly(dir / "admin.sock"));
-  for (const std::string host : {"127.0.0.1;shutdown frontend pg_write",
-                                 "127.0.0.1\nshutdown frontend pg_write", "127.0.0.1 port 1", "",
-                                 "127.0.0.1\r"}) {
+  for (const std::string host :
+       {"127.0.0.1;shutdown frontend pg_write", "127.0.0.1\nshutdown frontend pg_write",
+        "127.0.0.1 port 1", "", "127.0.0.1\r"}) {
     RouteTarget t = Route("node2", 5002);
     t.master.host = host;
     Status s = sink.Apply(t);
@@ -413,11 +413,13 @@ TEST(HaproxyRuntimeTest, CommandsAreBuiltFromCheckedValuesAndBatchesRefuseSepara
   EXPECT_FALSE(haproxy::SetAddrCommand({"pg", "primary"}, "10.0.0.2", 0).ok());
   TempDir dir;
   FakeHaproxySocket fake(dir / "admin.sock", HaproxyLike);
-  auto batch = haproxy::SendBatch(dir / "admin.sock", {"set server pg/primary state ready;shutdown frontend x"},
+  auto batch = haproxy::SendBatch(dir / "admin.sock",
+                                  {"set server pg/primary state ready;shutdown frontend x"},
                                   milliseconds(1000));
   ASSERT_FALSE(batch.ok());
   EXPECT_EQ(batch.status().code(), StatusCode::kInvalidArgument);
-  auto single = haproxy::SendCommand(dir / "admin.sock", "show info\nshutdown frontend x", milliseconds(1000));
+  auto single = haproxy::SendCommand(dir / "admin.sock", "show info\nshutdown frontend x",
+                                     milliseconds(1000));
   ASSERT_FALSE(single.ok());
   EXPECT_EQ(single.status().code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(fake.commands().empty());
@@ -1015,8 +1017,11 @@ TEST(WatchConfigTest, NamesThatReachCommandsOrFilesAreCheckedAtLoad) {
 // nothing; with a valid one, as many lines as it has.
 TEST(HaproxyExamplesTest, ShippedTemplateRefusesInjectedLines) {
   const std::string tmpl = std::string(PGHERALD_SOURCE_DIR) + "/haproxy/examples/haproxy.cfg.tmpl";
-  const TemplateVars extra = {{"master_socket", "/run/m.sock"}, {"admin_socket", "/run/a.sock"},
-                              {"listen", "127.0.0.1:5000"}, {"backend", "pg"}, {"server", "primary"}};
+  const TemplateVars extra = {{"master_socket", "/run/m.sock"},
+                              {"admin_socket", "/run/a.sock"},
+                              {"listen", "127.0.0.1:5000"},
+                              {"backend", "pg"},
+                              {"server", "primary"}};
   RouteTarget good = Route("node2", 5002);
   auto out = RenderTemplateFile(tmpl, haproxy::HaproxyTemplateVars(good, extra),
                                 haproxy::HaproxyTemplateRules(good.action));
