@@ -133,8 +133,9 @@ Status CutWorkerSessions(const std::string& master_socket, const std::string& pi
     if (line.find(be) == std::string::npos || line.find(srv) == std::string::npos) continue;
     const std::string id = line.substr(0, line.find(':'));
     // A session id is a hex pointer ("0x55d0c2a3f800"); anything else is not sent on.
-    if (id.empty() || id.find_first_not_of("0123456789abcdefxABCDEF") != std::string::npos)
+    if (id.empty() || id.find_first_not_of("0123456789abcdefxABCDEF") != std::string::npos) {
       continue;
+    }
     auto cut = SendCommand(master_socket, prefix + "shutdown session " + id, timeout);
     if (!cut.ok()) return cut.status();
   }

@@ -99,8 +99,9 @@ TEST_F(AtomicFileTest, ATargetThatIsASymlinkIsRefusedNamingIt) {
 }
 
 TEST_F(AtomicFileTest, OwnerGroupAndModeOfTheReplacedFileAreKept) {
-  if (::geteuid() != 0)
+  if (::geteuid() != 0) {
     GTEST_FAIL() << "needs root to give the target another owner (CI runs as root)";
+  }
   Write(Path("cfg"), "old\n");
   ASSERT_EQ(::chown(Path("cfg").c_str(), 65534, 65534), 0);
   ASSERT_EQ(::chmod(Path("cfg").c_str(), 0640), 0);
