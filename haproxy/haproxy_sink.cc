@@ -1,10 +1,12 @@
 #include "haproxy/haproxy_sink.h"
 
-#include "clients/watch/atomic_file.h"
-#include "clients/watch/subprocess.h"
-
 #include <algorithm>
 #include <sstream>
+
+#include "clients/watch/subprocess.h"
+#include "common/atomic_file.h"
+#include "common/bounded_file.h"
+#include "common/untrusted.h"
 
 namespace pgherald::haproxy {
 
@@ -30,6 +32,29 @@ watch::TemplateVars HaproxyTemplateVars(const RouteTarget& target,
   vars["action"] = watch::ActionName(target.action);
   vars["server_state"] = target.action == RouteTarget::Action::kBlock ? "disabled" : "";
   return vars;
+}
+
+namespace {
+
+bool EmptyOrName(std::string_view v) { return v.empty() || untrusted::IsValidName(v); }
+bool EmptyOrHost(std::string_view v) { return v.empty() || untrusted::IsValidHost(v); }
+
+}  // namespace
+
+watch::TemplateRules HaproxyTemplateRules(RouteTarget::Action action) {
+  watch::TemplateRules rules = {
+      {"cluster", watch::NameValue()},     {"node", watch::NameValue()},
+      {"host", watch::HostValue()},        {"port", watch::PortValue()},
+      {"epoch", watch::NumberValue()},     {"timeline", watch::NumberValue()},
+      {"status", watch::WordValue()},      {"action", watch::WordValue()},
+      {"server_state", watch::WordValue()}};
+  if (action == RouteTarget::Action::kBlock) {
+    rules["cluster"] = {untrusted::kNameRule, EmptyOrName};
+    rules["node"] = {untrusted::kNameRule, EmptyOrName};
+    rules["host"] = {untrusted::kHostRule, EmptyOrHost};
+    rules["port"] = {"a port number, 1-65535, or 0", watch::NumberValue().allows};
+  }
+  return rules;
 }
 
 namespace {
@@ -107,6 +132,10 @@ Status CutWorkerSessions(const std::string& master_socket, const std::string& pi
   while (std::getline(lines, line)) {
     if (line.find(be) == std::string::npos || line.find(srv) == std::string::npos) continue;
     const std::string id = line.substr(0, line.find(':'));
+    // A session id is a hex pointer ("0x55d0c2a3f800"); anything else is not sent on.
+    if (id.empty() || id.find_first_not_of("0123456789abcdefxABCDEF") != std::string::npos) {
+      continue;
+    }
     auto cut = SendCommand(master_socket, prefix + "shutdown session " + id, timeout);
     if (!cut.ok()) return cut.status();
   }
@@ -170,7 +199,9 @@ bool HaproxySink::IsRetiredLocked(const std::string& pid) const {
 }
 
 StatusOr<HaproxySink::Worker> HaproxySink::ApplyToWorkerLocked(const Runtime& want) {
-  const std::vector<std::string> commands = RuntimeCommands(want);
+  auto built = RuntimeCommands(want);
+  if (!built.ok()) return built.status();
+  const std::vector<std::string>& commands = *built;
   const bool route = want.action == RouteTarget::Action::kRoute;
   const auto deadline = SteadyClock::now() + config_.command_timeout;
   Status last;
@@ -256,8 +287,10 @@ Status HaproxySink::OtherWorkersStep(const Runtime& want, const std::string& cur
     // or gone: "Can't find the target PID"); only an unreachable master fails the step.
     for (const auto& pid : *pids) {
       if (pid == current_pid) continue;
+      auto commands = RuntimeCommands(want);
+      if (!commands.ok()) return commands.status();
       std::string line;
-      for (const auto& c : RuntimeCommands(want)) line += (line.empty() ? "" : ";") + ("@!" + pid + " " + c);
+      for (const auto& c : *commands) line += (line.empty() ? "" : ";") + ("@!" + pid + " " + c);
       auto answer = SendCommand(config_.master_socket, line, config_.command_timeout);
       if (!answer.ok()) return answer.status();
     }
@@ -277,16 +310,25 @@ Status HaproxySink::OtherWorkersStep(const Runtime& want, const std::string& cur
   return Status::Ok();
 }
 
-std::vector<std::string> HaproxySink::RuntimeCommands(const Runtime& want) const {
+StatusOr<std::vector<std::string>> HaproxySink::RuntimeCommands(const Runtime& want) const {
   const std::string srv = config_.server.Name();
   if (want.action == RouteTarget::Action::kRoute) {
-    return {"set server " + srv + " addr " + want.host + " port " + std::to_string(want.port),
-            "set server " + srv + " state ready", "set server " + srv + " health up"};
+    auto addr = SetAddrCommand(config_.server, want.host, want.port);
+    if (!addr.ok()) return addr.status();
+    return std::vector<std::string>{*addr, "set server " + srv + " state ready",
+                                    "set server " + srv + " health up"};
   }
-  return {"set server " + srv + " state maint"};
+  if (!untrusted::IsValidName(config_.server.backend) ||
+      !untrusted::IsValidName(config_.server.server)) {
+    return InvalidArgument("haproxy server \"" + untrusted::SanitizeForDisplay(srv, 200) +
+                           "\": backend and server must each be " + untrusted::kNameRule);
+  }
+  return std::vector<std::string>{"set server " + srv + " state maint"};
 }
 
 Status HaproxySink::Apply(const RouteTarget& target) {
+  // Untrusted input: an invalid field stops everything here (no runtime command, no rendering).
+  if (Status s = watch::CheckTarget(target); !s.ok()) return s;
   const Runtime want{target.action, target.master.host, target.master.port};
   std::string current_pid;
   {
@@ -408,22 +450,25 @@ void HaproxySink::ConfigLoop() {
 }
 
 StatusOr<bool> HaproxySink::PersistConfig(const RouteTarget& target) {
-  auto rendered = watch::RenderTemplateFile(config_.template_file,
-                                            HaproxyTemplateVars(target, config_.vars));
+  auto rendered =
+      watch::RenderTemplateFile(config_.template_file, HaproxyTemplateVars(target, config_.vars),
+                                HaproxyTemplateRules(target.action));
   if (!rendered.ok()) {
     return Status(rendered.status().code(),
                   "template " + config_.template_file + " does not render, " + config_.config_file +
                       " left untouched: " + rendered.status().message());
   }
-  auto on_disk = watch::ReadFile(config_.config_file);
-  const bool same = on_disk.ok() && *on_disk == *rendered;
+  // Our own file, but read as any path: a regular file under the cap, or "differs" (rewritten).
+  auto on_disk = ReadBoundedFile(config_.config_file, "config_file", kMaxTemplateFileBytes,
+                                 /*follow_symlinks=*/false);
+  const bool same = on_disk.ok() && on_disk->content == *rendered;
   if (same && !reload_pending_) return false;  // nothing to write, nothing to reload
   if (!same) {
-    if (Status s = watch::WriteTempFile(config_.config_file, *rendered); !s.ok()) {
-      watch::DiscardTempFile(config_.config_file);
-      return s;
-    }
-    const std::string tmp = watch::TempPathFor(config_.config_file);
+    // A new config file may hold secrets (stats auth, userlists): 0600. An existing one keeps
+    // its owner and mode.
+    auto pending = PendingFile::Create(config_.config_file, *rendered, 0600);
+    if (!pending.ok()) return pending.status();
+    const std::string tmp = pending->path();
     watch::ProcessOptions check;
     // Not -q: it silences the [ALERT] lines that say what is wrong.
     check.argv = {config_.haproxy_bin, "-c", "-f", tmp};
@@ -433,7 +478,7 @@ StatusOr<bool> HaproxySink::PersistConfig(const RouteTarget& target) {
     check.nice = 10;
     auto result = watch::RunProcess(check);
     if (!result.ok() || !result->success()) {
-      watch::DiscardTempFile(config_.config_file);
+      pending->Discard();
       std::string why = result.ok() ? result->Describe() + ": " + AlertLines(result->output)
                                     : result.status().ToString();
       while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
@@ -441,7 +486,7 @@ StatusOr<bool> HaproxySink::PersistConfig(const RouteTarget& target) {
                              config_.template_file + ", " + config_.config_file +
                              " left untouched: " + why);
     }
-    if (Status s = watch::CommitTempFile(config_.config_file); !s.ok()) return s;
+    if (Status s = pending->Commit(); !s.ok()) return s;
     if (!reload_pending_ && !config_.master_socket.empty()) {
       reload_pending_ = true;
       reload_due_ = SteadyClock::now() + config_.reload_delay;

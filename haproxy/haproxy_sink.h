@@ -19,16 +19,27 @@
 //     route): renders the config from a {{var}} template, validates it with `haproxy -c -f <temp>`,
 //     swaps it in (temp file, fsync, rename), so a reload or restart keeps the route, and reloads
 //     HAProxy through its master socket reload_delay later (changes within it share the reload).
-//     A rendered config equal to the file on disk is neither written nor reloaded. After a reload it waits for the new worker on the admin socket and
-//     applies the latest runtime state to it: a change that arrived while the reload was in flight
-//     went to the old worker, and the new one parsed the file as it was. Only the latest target is
-//     persisted (latest wins). A template that does not render or a config that haproxy rejects
-//     is logged and reported by the next Apply calls (naming the template and haproxy's
-//     complaint), retried with backoff, the temporary file is removed and the running config stays.
+//     A rendered config equal to the file on disk is neither written nor reloaded. After a reload
+//     it waits for the new worker on the admin socket and applies the latest runtime state to it: a
+//     change that arrived while the reload was in flight went to the old worker, and the new one
+//     parsed the file as it was. Only the latest target is persisted (latest wins). A template that
+//     does not render or a config that haproxy rejects is logged and reported by the next Apply
+//     calls (naming the template and haproxy's complaint), retried with backoff, the temporary file
+//     is removed and the running config stays.
 //
 // Template variables: cluster, node, host, port, epoch, timeline, status, action (route|block),
 // server_state ("" when routing, "disabled" when blocked: put it after the server line's options),
 // plus the sink's `vars`.
+//
+// Untrusted input (docs/haproxy.md, "What reaches HAProxy"): anything written into haproxy.cfg is
+// code (HAProxy's master runs a `program` section after a reload, and `haproxy -c` accepts it), and
+// the runtime API runs each `;`-separated command. So Apply first checks the target
+// (watch::CheckTarget: node and cluster names, host, port) and refuses it, touching nothing, when
+// a field is invalid; runtime commands are built only from those checked values (SetAddrCommand)
+// and from backend/server names checked at config load; the template renders each variable only
+// when it matches its rule (HaproxyTemplateRules) and the rendered config has exactly the
+// template's lines. The config file is replaced with common/atomic_file.h (owner and mode kept;
+// 0600 when new).
 #pragma once
 
 #include <atomic>
@@ -74,6 +85,9 @@ struct HaproxySinkConfig {
 // The template variables for `target` (built-ins plus `extra`).
 watch::TemplateVars HaproxyTemplateVars(const watch::RouteTarget& target,
                                         const watch::TemplateVars& extra);
+// What each built-in variable may hold (watch::TemplateRules). For a block, cluster, node and host
+// may also be empty and port "0" (nothing vouched yet).
+watch::TemplateRules HaproxyTemplateRules(watch::RouteTarget::Action action);
 // The names of the built-in variables, for config validation.
 const std::vector<std::string>& HaproxyBuiltinVars();
 
@@ -115,7 +129,8 @@ class HaproxySink final : public watch::Sink {
   // Through the master CLI, in every worker but the current one: the runtime state (when
   // pending_old_route_) and the cut (when pending_cut_, skipping pending_cut_done_pid_).
   Status OtherWorkersStep(const Runtime& want, const std::string& current_pid);
-  std::vector<std::string> RuntimeCommands(const Runtime& want) const;
+  // Built from checked values only (SetAddrCommand); kInvalidArgument otherwise.
+  StatusOr<std::vector<std::string>> RuntimeCommands(const Runtime& want) const;
   bool IsRetiredLocked(const std::string& pid) const;
 
   // The config thread.

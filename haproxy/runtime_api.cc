@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/untrusted.h"
+
 namespace pgherald::haproxy {
 namespace {
 
@@ -19,10 +21,23 @@ std::string Trimmed(const std::string& s) {
   return s.substr(b, e - b);
 }
 
+bool HasControl(const std::string& s) {
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 StatusOr<std::string> SendCommand(const std::string& socket_path, const std::string& command,
                                   std::chrono::milliseconds timeout) {
+  if (HasControl(command)) {
+    return InvalidArgument("refusing to send \"" + untrusted::SanitizeForDisplay(command, 200) +
+                           "\" to haproxy socket " + socket_path +
+                           ": a control character would start another command");
+  }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -88,21 +103,44 @@ StatusOr<bool> ParseSetAddrAnswer(const std::string& command, const std::string&
   return FailedPrecondition("haproxy refused \"" + command + "\": " + text);
 }
 
+StatusOr<std::string> SetAddrCommand(const ServerRef& ref, const std::string& host, int port) {
+  if (!untrusted::IsValidName(ref.backend) || !untrusted::IsValidName(ref.server)) {
+    return InvalidArgument("haproxy server \"" + untrusted::SanitizeForDisplay(ref.Name(), 200) +
+                           "\": backend and server must each be " + untrusted::kNameRule);
+  }
+  if (!untrusted::IsValidHost(host)) {
+    return InvalidArgument("master host \"" + untrusted::SanitizeForDisplay(host, 200) +
+                           "\" is not " + untrusted::kHostRule + "; not sent to haproxy");
+  }
+  if (!untrusted::IsValidPort(port)) {
+    return InvalidArgument("master port " + std::to_string(port) +
+                           " is not in 1-65535; not sent to haproxy");
+  }
+  return "set server " + ref.Name() + " addr " + host + " port " + std::to_string(port);
+}
+
 StatusOr<bool> SetServerAddr(const std::string& socket, const ServerRef& ref,
                              const std::string& host, int port,
                              std::chrono::milliseconds timeout) {
-  const std::string command =
-      "set server " + ref.Name() + " addr " + host + " port " + std::to_string(port);
-  auto answer = SendCommand(socket, command, timeout);
+  auto command = SetAddrCommand(ref, host, port);
+  if (!command.ok()) return command.status();
+  auto answer = SendCommand(socket, *command, timeout);
   if (!answer.ok()) return answer.status();
-  return ParseSetAddrAnswer(command, *answer);
+  return ParseSetAddrAnswer(*command, *answer);
 }
 
 StatusOr<BatchAnswer> SendBatch(const std::string& socket_path,
                                 const std::vector<std::string>& commands,
                                 std::chrono::milliseconds timeout) {
   std::string line;
-  for (const auto& c : commands) line += c + ";";
+  for (const auto& c : commands) {
+    if (c.find(';') != std::string::npos || HasControl(c)) {
+      return InvalidArgument("refusing to send \"" + untrusted::SanitizeForDisplay(c, 200) +
+                             "\" to haproxy socket " + socket_path +
+                             ": ';' or a control character would add commands to the batch");
+    }
+    line += c + ";";
+  }
   line += "show info";
   auto raw = SendCommand(socket_path, line, timeout);
   if (!raw.ok()) return raw.status();

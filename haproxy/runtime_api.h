@@ -12,7 +12,9 @@
 namespace pgherald::haproxy {
 
 // Sends `command` to the socket at `socket_path` and returns HAProxy's whole answer. kUnavailable
-// when the socket cannot be reached (naming it), kTimeout when no complete answer came in time.
+// when the socket cannot be reached (naming it), kTimeout when no complete answer came in time,
+// kInvalidArgument (nothing sent) when `command` holds a newline or another control character:
+// HAProxy would run what follows as another command.
 StatusOr<std::string> SendCommand(const std::string& socket_path, const std::string& command,
                                   std::chrono::milliseconds timeout);
 
@@ -22,6 +24,11 @@ struct ServerRef {
   std::string server;
   std::string Name() const { return backend + "/" + server; }
 };
+
+// `set server B/S addr H port P`, built only from checked values: kInvalidArgument (naming the
+// culprit) unless B and S are names (untrusted::IsValidName), H is a host (untrusted::IsValidHost:
+// no ';', space or newline can reach the command line) and P is 1..65535.
+StatusOr<std::string> SetAddrCommand(const ServerRef& ref, const std::string& host, int port);
 
 // `set server B/S addr H port P`: HAProxy answers "IP changed from ..." / "no need to change ...";
 // anything else (e.g. "No such server.") is an error naming the server and quoting the answer.
@@ -41,6 +48,8 @@ struct BatchAnswer {
 };
 // kUnavailable when the socket cannot be reached or the connection closed before `show info`
 // answered (an exiting worker): both are worth retrying at once. kTimeout as SendCommand.
+// kInvalidArgument, nothing sent, when a command holds ';' or a control character (it would add
+// commands to the batch).
 StatusOr<BatchAnswer> SendBatch(const std::string& socket_path,
                                 const std::vector<std::string>& commands,
                                 std::chrono::milliseconds timeout);

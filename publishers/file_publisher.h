@@ -1,6 +1,8 @@
 // FilePublisher: mirrors each cluster's published state into DIR/<cluster>.json, atomically
-// (write DIR/.<cluster>.json.tmp, fsync it, rename over the old file, fsync DIR), so a reader
-// sees the old or the new file, never a torn one. Content:
+// (common/atomic_file.h: an unpredictable temporary name opened O_EXCL|O_NOFOLLOW, fsync, rename
+// over the old file keeping its owner and mode, fsync DIR), so a reader sees the old or the new
+// file, never a torn one. A cluster name that is not a valid name (untrusted::IsValidName) is
+// refused, so nothing is written outside DIR. Content:
 //   {"format":1,"cluster":"main","vouched":true,"master":{...MasterRecord...}}
 #pragma once
 
@@ -23,9 +25,5 @@ class FilePublisher final : public Publisher {
  private:
   std::string dir_;
 };
-
-// Writes `content` to `path` atomically (temp file in the same directory, fsync, rename, fsync of
-// the directory). Errors name the path and the failing step.
-Status WriteFileAtomically(const std::string& path, const std::string& content);
 
 }  // namespace pgherald::publishers

@@ -4,11 +4,14 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <memory>
 
-#include "clients/watch/atomic_file.h"
 #include "clients/watch/template.h"
+#include "common/atomic_file.h"
+#include "common/bounded_file.h"
+#include "common/untrusted.h"
 
 namespace pgherald::watch {
 namespace {
@@ -102,6 +105,10 @@ class Console {
     if (sql.rfind("RESUME ", 0) == 0 && error.find("no such database") != std::string::npos) {
       return std::vector<std::string>{};
     }
+    // KILL of an auto-database that pgbouncer dropped since SHOW DATABASES: nothing to cut.
+    if (sql.rfind("KILL ", 0) == 0 && error.find("no such database") != std::string::npos) {
+      return std::vector<std::string>{};
+    }
     if (sql.rfind("PAUSE", 0) == 0 && error.find("already suspended/paused") != std::string::npos) {
       return std::vector<std::string>{};
     }
@@ -111,7 +118,9 @@ class Console {
   Status Fail(const std::string& sql, const std::string& error) {
     std::string e = pg::ScrubSecrets(error, params_);
     while (!e.empty() && e.back() == '\n') e.pop_back();
-    return FailedPrecondition("pgbouncer " + params_.Describe() + ": \"" + sql + "\" failed: " + e);
+    // `sql` may carry a database name a client chose: shown with control characters escaped.
+    return FailedPrecondition("pgbouncer " + params_.Describe() + ": \"" +
+                              untrusted::SanitizeForDisplay(sql, 300) + "\" failed: " + e);
   }
 
   PgConnPtr conn_;
@@ -129,22 +138,102 @@ StatusOr<std::vector<std::string>> ListedDatabases(Console& console) {
   return out;
 }
 
+// A database's name as the statement addresses it, and the statement.
+struct Statement {
+  std::string db;  // "" for the global form
+  std::string sql;
+};
+
 // The statements for `verb` over the configured databases ("PAUSE" alone means all).
-StatusOr<std::vector<std::string>> Statements(Console& console, const std::string& verb,
-                                              const std::vector<std::string>& databases) {
-  std::vector<std::string> out;
+StatusOr<std::vector<Statement>> Statements(Console& console, const std::string& verb,
+                                            const std::vector<std::string>& databases) {
+  std::vector<Statement> out;
   if (!databases.empty()) {
-    for (const auto& db : databases) out.push_back(verb + " " + db);
+    for (const auto& db : databases) out.push_back({db, AdminCommand(verb, db)});
     return out;
   }
-  if (verb != "KILL") return std::vector<std::string>{verb};
+  if (verb != "KILL") return std::vector<Statement>{{"", verb}};
   auto names = ListedDatabases(console);
   if (!names.ok()) return names.status();
-  for (const auto& db : *names) out.push_back(verb + " " + db);
+  for (const auto& db : *names) out.push_back({db, AdminCommand(verb, db)});
   return out;
 }
 
 }  // namespace
+
+StatusOr<std::vector<std::pair<std::string, std::string>>> ParseConnstr(std::string_view text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const auto is_space = [](char c) { return c == ' ' || c == '\t'; };
+  const auto fail = [&](std::size_t at, const std::string& what) {
+    return InvalidArgument("connection string \"" + untrusted::SanitizeForDisplay(text, 300) +
+                           "\", at byte " + std::to_string(at) + ": " + what);
+  };
+  std::size_t i = 0;
+  while (true) {
+    while (i < text.size() && is_space(text[i])) ++i;
+    if (i == text.size()) break;
+    const std::size_t key_start = i;
+    while (i < text.size() &&
+           (std::isalnum(static_cast<unsigned char>(text[i])) || text[i] == '_')) {
+      ++i;
+    }
+    if (i == key_start) return fail(i, "expected a keyword (letters, digits, _)");
+    const std::string key(text.substr(key_start, i - key_start));
+    if (i == text.size() || text[i] != '=') return fail(i, "expected '=' after " + key);
+    ++i;
+    std::string value;
+    if (i < text.size() && text[i] == '\'') {
+      ++i;
+      bool closed = false;
+      while (i < text.size()) {
+        if (text[i] == '\'') {
+          if (i + 1 < text.size() && text[i + 1] == '\'') {
+            value += '\'';
+            i += 2;
+            continue;
+          }
+          ++i;
+          closed = true;
+          break;
+        }
+        value += text[i++];
+      }
+      if (!closed) return fail(i, "unterminated quoted value of " + key);
+      if (i < text.size() && !is_space(text[i])) {
+        return fail(i, "text after the quoted value of " + key);
+      }
+    } else {
+      while (i < text.size() && !is_space(text[i])) {
+        if (text[i] == '\'' || text[i] == '"' || text[i] == '=') {
+          return fail(i, "quote or '=' inside the unquoted value of " + key + " (quote it: '...')");
+        }
+        value += text[i++];
+      }
+    }
+    for (char c : value) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u == 0x7f) return fail(i, "control character in the value of " + key);
+    }
+    for (const auto& [k, v] : out) {
+      if (k == key) return fail(key_start, key + " given twice");
+    }
+    out.emplace_back(key, value);
+  }
+  return out;
+}
+
+std::string QuoteAdminIdentifier(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string AdminCommand(const std::string& verb, const std::string& db) {
+  return verb + " " + QuoteAdminIdentifier(db);
+}
 
 std::vector<std::string> ResumeStatements(const std::vector<std::string>& databases,
                                           const std::vector<std::string>& listed,
@@ -152,7 +241,7 @@ std::vector<std::string> ResumeStatements(const std::vector<std::string>& databa
   std::vector<std::string> out;
   std::set<std::string> named;
   const auto add = [&](const std::string& db) {
-    if (named.insert(db).second) out.push_back("RESUME " + db);
+    if (named.insert(db).second) out.push_back(AdminCommand("RESUME", db));
   };
   if (databases.empty()) {
     out.push_back("RESUME");
@@ -171,28 +260,53 @@ Status Kill(Console& console, const std::vector<std::string>& databases,
             std::set<std::string>& killed) {
   auto statements = Statements(console, "KILL", databases);
   if (!statements.ok()) return statements.status();
-  for (const auto& sql : *statements) {
-    if (auto r = console.Exec(sql); !r.ok()) return r.status();
-    killed.insert(sql.substr(5));  // after "KILL "
+  for (const auto& st : *statements) {
+    // Recorded before the KILL: a KILL whose answer is lost may still have paused the database.
+    killed.insert(st.db);
+    if (auto r = console.Exec(st.sql); !r.ok()) return r.status();
   }
   return Status::Ok();
 }
 
-// RESUME everything this sink paused or KILLed (ResumeStatements); `killed` is emptied once
-// every statement went through.
+// RESUME everything this sink paused or KILLed (ResumeStatements). Every statement is tried even
+// when one fails (a database left paused holds its clients until query_wait_timeout); the first
+// failure is returned. `killed` keeps only what could not be resumed.
 Status Resume(Console& console, const std::vector<std::string>& databases,
               std::set<std::string>& killed) {
   std::vector<std::string> listed;
+  Status first = Status::Ok();
   if (databases.empty()) {
     auto names = ListedDatabases(console);
-    if (!names.ok()) return names.status();
-    listed = std::move(*names);
+    if (names.ok()) {
+      listed = std::move(*names);
+    } else {
+      first = names.status();  // still RESUME globally and each killed name
+    }
   }
+  std::set<std::string> failed;
   for (const auto& sql : ResumeStatements(databases, listed, killed)) {
-    if (auto r = console.Exec(sql); !r.ok()) return r.status();
+    if (auto r = console.Exec(sql); !r.ok()) {
+      if (first.ok()) first = r.status();
+      for (const auto& db : killed) {
+        if (sql == AdminCommand("RESUME", db)) failed.insert(db);
+      }
+    }
   }
-  killed.clear();
-  return Status::Ok();
+  killed = std::move(failed);
+  return first;
+}
+
+// After a failure between the first PAUSE/KILL and the RESUME: releases what was paused or
+// killed on a fresh console session (the current one may be stuck), so that no database stays
+// paused while the worker backs off. Returns `failure`, with the cleanup's own error appended.
+Status ReleaseAfterFailure(const PgbouncerSinkConfig& config, std::set<std::string>& killed,
+                           Status failure) {
+  auto fresh = Console::Open(config.admin);
+  Status resumed = fresh.ok() ? Resume(*fresh, config.databases, killed) : fresh.status();
+  if (resumed.ok()) return failure;
+  return Status(failure.code(),
+                failure.message() +
+                    " (and releasing the paused databases failed: " + resumed.message() + ")");
 }
 
 // The variables an entry's template may use.
@@ -206,18 +320,14 @@ TemplateVars VarsOf(const RouteTarget& target) {
           {"timeline", std::to_string(m.timeline)}};
 }
 
-// host= and port= of a rendered connection string (`key=value` words; quoting is not used by the
-// entries this sink renders from its templates).
+// host= and port= of a rendered connection string (ParseConnstr; "" when absent or unparsable).
 std::pair<std::string, std::string> HostPort(const std::string& connstr) {
   std::pair<std::string, std::string> out;
-  std::size_t i = 0;
-  while (i < connstr.size()) {
-    while (i < connstr.size() && connstr[i] == ' ') ++i;
-    const std::size_t end = std::min(connstr.find(' ', i), connstr.size());
-    const std::string word = connstr.substr(i, end - i);
-    if (word.rfind("host=", 0) == 0) out.first = word.substr(5);
-    if (word.rfind("port=", 0) == 0) out.second = word.substr(5);
-    i = end;
+  auto pairs = ParseConnstr(connstr);
+  if (!pairs.ok()) return out;
+  for (const auto& [key, value] : *pairs) {
+    if (key == "host") out.first = value;
+    if (key == "port") out.second = value;
   }
   return out;
 }
@@ -284,38 +394,73 @@ Status ConfirmRoute(Console& console, const PgbouncerSinkConfig& config,
       const auto paused = row.find("paused");
       if (name == row.end() || paused == row.end() || paused->second != "1") continue;
       if (name->second == "pgbouncer") continue;
-      if (auto r = console.Exec("RESUME " + name->second); !r.ok()) return r.status();
+      if (auto r = console.Exec(AdminCommand("RESUME", name->second)); !r.ok()) return r.status();
     }
   }
 }
 
 }  // namespace
 
+TemplateRules PgbouncerTemplateRules() {
+  return {{"cluster", NameValue()}, {"node", NameValue()},    {"host", HostValue()},
+          {"port", PortValue()},    {"epoch", NumberValue()}, {"timeline", NumberValue()}};
+}
+
 StatusOr<std::string> RenderDatabasesFile(const PgbouncerSinkConfig& config,
                                           const RouteTarget& target) {
   const TemplateVars vars = VarsOf(target);
+  const TemplateRules rules = PgbouncerTemplateRules();
   const auto& m = target.master;
-  std::string out = "; Written by pgherald watch (cluster " + m.cluster + ", master " + m.node +
-                    ", epoch " + std::to_string(m.epoch) + "). Do not edit: it is replaced.\n";
   std::string errors;
+  // The header names the master too: its values pass the same rules as the entries'.
+  auto header = RenderTemplate(
+      "; Written by pgherald watch (cluster {{cluster}}, master {{node}}, epoch {{epoch}}). Do not "
+      "edit: it is replaced.\n",
+      vars, "header", rules);
+  if (!header.ok()) errors = header.status().message();
+  std::string out = header.ok() ? *header : "";
   for (const auto& [name, value] : config.entries) {
-    auto rendered = RenderTemplate(value, vars, "entries." + name);
+    if (name != "*" && !untrusted::IsValidName(name)) {
+      errors += (errors.empty() ? "" : "\n") + std::string("entries: database name \"") +
+                untrusted::SanitizeForDisplay(name, 80) + "\" must be \"*\" or " +
+                untrusted::kNameRule;
+      continue;
+    }
+    auto rendered = RenderTemplate(value, vars, "entries." + name, rules);
     if (!rendered.ok()) {
       errors += (errors.empty() ? "" : "\n") + rendered.status().message();
+      continue;
+    }
+    // What pgbouncer will parse: key=value words, each key once, values quoted '...' when they
+    // need it. Anything else is refused here rather than misread there.
+    if (auto pairs = ParseConnstr(*rendered); !pairs.ok()) {
+      errors += (errors.empty() ? "" : "\n") + std::string("entries.") + name + ": " +
+                pairs.status().message();
       continue;
     }
     out += name + " = " + *rendered + "\n";
   }
   if (!errors.empty()) return InvalidArgument("pgbouncer databases file: " + errors);
+  // One header line and one line per entry, nothing else: a line more would be a database (or a
+  // connection keyword) the master record added.
+  if (static_cast<std::size_t>(std::count(out.begin(), out.end(), '\n')) !=
+      config.entries.size() + 1) {
+    return Internal("pgbouncer databases file for master " +
+                    untrusted::SanitizeForDisplay(m.node, 80) +
+                    " does not have one line per entry; refused");
+  }
   return out;
 }
 
 Status PgbouncerSink::Apply(const RouteTarget& target) {
+  // Untrusted input: an invalid field stops everything here (the file and pgbouncer untouched).
+  if (Status s = CheckTarget(target); !s.ok()) return s;
   if (target.action == RouteTarget::Action::kBlock) {
     const Applied want{target.action, ""};
     if (applied_ == want) return Status::Ok();
     auto console = Console::Open(config_.admin);
     if (!console.ok()) return console.status();
+    // A block leaves what it KILLed paused on purpose (the next route RESUMEs).
     if (Status s = Kill(*console, config_.databases, killed_); !s.ok()) return s;
     applied_ = want;
     return Status::Ok();
@@ -324,20 +469,35 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
   if (!content.ok()) return content.status();
   const Applied want{target.action, *content};
   if (applied_ == want) return Status::Ok();
-  auto on_disk = ReadFile(config_.databases_file);
+  // Our own file, but read as any path: a regular file under the cap, or "differs".
+  auto on_disk = ReadBoundedFile(config_.databases_file, "databases_file", kMaxTemplateFileBytes,
+                                 /*follow_symlinks=*/false);
+  // The file holds a password when an entry sets one: a new file is then 0600 (an existing one
+  // keeps its owner and mode, so pgbouncer's user keeps reading it).
+  bool secret = false;
+  for (const auto& [name, value] : config_.entries) {
+    if (value.find("password") != std::string::npos) secret = true;
+  }
   // A change not yet confirmed by pgbouncer's own view (an earlier attempt failed after the
   // rename) still needs the reload and the cut.
-  const bool file_changed = !on_disk.ok() || *on_disk != *content || unconfirmed_;
+  const bool file_changed = !on_disk.ok() || on_disk->content != *content || unconfirmed_;
   if (file_changed) {
-    if (Status s = WriteFileAtomically(config_.databases_file, *content); !s.ok()) return s;
+    if (Status s = WriteFileAtomically(config_.databases_file, *content, secret ? 0600 : 0644);
+        !s.ok()) {
+      return s;
+    }
     unconfirmed_ = true;
   }
   auto console = Console::Open(config_.admin);
   if (!console.ok()) return console.status();
   if (config_.kill_old && file_changed) {
     if (auto r = console->Exec("RELOAD"); !r.ok()) return r.status();
-    if (Status s = Kill(*console, config_.databases, killed_); !s.ok()) return s;
-    if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) return s;
+    if (Status s = Kill(*console, config_.databases, killed_); !s.ok()) {
+      return ReleaseAfterFailure(config_, killed_, s);
+    }
+    if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) {
+      return ReleaseAfterFailure(config_, killed_, s);
+    }
     if (Status s = ConfirmRoute(*console, config_, target); !s.ok()) return s;
     unconfirmed_ = false;
     applied_ = want;
@@ -347,8 +507,8 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
   auto pauses = Statements(*console, "PAUSE", config_.databases);
   if (!pauses.ok()) return pauses.status();
   Status paused = Status::Ok();
-  for (const auto& sql : *pauses) {
-    paused = console->ExecWithTimeout(sql, config_.pause_timeout);
+  for (const auto& st : *pauses) {
+    paused = console->ExecWithTimeout(st.sql, config_.pause_timeout);
     if (!paused.ok()) break;
   }
   if (!paused.ok()) {
@@ -362,11 +522,19 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
     }
     // The abandoned PAUSE is still pending and makes KILL fail ("already suspended/paused"):
     // cancel it, then cut the sessions that held it up.
-    if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) return s;
-    if (Status s = Kill(*console, config_.databases, killed_); !s.ok()) return s;
+    if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) {
+      return ReleaseAfterFailure(config_, killed_, s);
+    }
+    if (Status s = Kill(*console, config_.databases, killed_); !s.ok()) {
+      return ReleaseAfterFailure(config_, killed_, s);
+    }
   }
-  if (auto r = console->Exec("RELOAD"); !r.ok()) return r.status();
-  if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) return s;
+  if (auto r = console->Exec("RELOAD"); !r.ok()) {
+    return ReleaseAfterFailure(config_, killed_, r.status());
+  }
+  if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) {
+    return ReleaseAfterFailure(config_, killed_, s);
+  }
   if (Status s = ConfirmRoute(*console, config_, target); !s.ok()) return s;
   unconfirmed_ = false;
   applied_ = want;

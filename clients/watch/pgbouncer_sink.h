@@ -13,12 +13,23 @@
 //      and KILL on each database SHOW DATABASES lists (but the console's own).
 // block: KILL db (pgbouncer keeps a killed database paused: new clients wait until RESUME, up to
 // query_wait_timeout). The next route RESUMEs.
+//
+// Untrusted input (docs/pgbouncer.md, "What reaches pgbouncer"): the master record's fields are
+// checked first (CheckTarget) and each template variable again when rendered (a host is a host:
+// no space, '=', quote or newline, so `host=127.0.0.1 user=postgres` or an extra line can never be
+// written); the file has exactly one header line plus one line per entry. Database names sent to
+// the admin console are always double-quoted ("" doubled inside): any client can register an
+// auto-database such as `zz-x` through a `*` entry, and `KILL zz-x` is a syntax error there. After
+// any failure between the first PAUSE/KILL and the RESUME, everything paused or KILLed is RESUMEd
+// (on a fresh console session) before the error is returned.
 #pragma once
 
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "clients/watch/sink.h"
@@ -61,6 +72,16 @@ std::vector<std::string> CheckPgbouncerRoute(
 std::vector<std::string> ResumeStatements(const std::vector<std::string>& databases,
                                           const std::vector<std::string>& listed,
                                           const std::set<std::string>& killed);
+
+// A connection string as pgbouncer's [databases] parser reads it: `key=value` words separated by
+// spaces, keys [A-Za-z0-9_]+, values unquoted (no space, quote or '=') or '...' ('' for a quote),
+// each key once, no control characters. kInvalidArgument naming the byte and the problem.
+StatusOr<std::vector<std::pair<std::string, std::string>>> ParseConnstr(std::string_view text);
+
+// `name` as an admin-console identifier: always double-quoted, '"' doubled ("zz-x" -> "\"zz-x\"").
+std::string QuoteAdminIdentifier(const std::string& name);
+// "<verb> <quoted db>", e.g. AdminCommand("KILL", "zz-x") == "KILL \"zz-x\"".
+std::string AdminCommand(const std::string& verb, const std::string& db);
 
 class PgbouncerSink final : public Sink {
  public:

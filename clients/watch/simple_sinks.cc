@@ -3,7 +3,7 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
-#include "clients/watch/atomic_file.h"
+#include "common/atomic_file.h"
 
 namespace pgherald::watch {
 
@@ -23,6 +23,8 @@ std::map<std::string, std::string> ExecEnvironment(const RouteTarget& target) {
 }
 
 Status ExecSink::Apply(const RouteTarget& target) {
+  // The environment reaches a script (which may splice it into a shell line or a file).
+  if (Status s = CheckTarget(target); !s.ok()) return s;
   ProcessOptions options;
   options.argv = config_.command;
   options.env = ExecEnvironment(target);

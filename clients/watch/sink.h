@@ -8,6 +8,14 @@
 
 namespace pgherald::watch {
 
+// Whether `target`'s master fields may be put into a file or a command line (they come from the
+// master znode: untrusted input). A route needs a cluster and a node name (untrusted::IsValidName),
+// a host (untrusted::IsValidHost) and a port 1..65535; a block may leave them empty (nothing
+// vouched yet) but what it has must be valid too. kInvalidArgument naming the field, its value
+// (sanitized) and the rule, and saying that nothing was changed. The HAProxy, pgbouncer and exec
+// sinks call it before touching anything.
+Status CheckTarget(const RouteTarget& target);
+
 class Sink {
  public:
   virtual ~Sink() = default;

@@ -2,7 +2,35 @@
 
 #include <algorithm>
 
+#include "common/untrusted.h"
+
 namespace pgherald::watch {
+
+Status CheckTarget(const RouteTarget& target) {
+  const auto& m = target.master;
+  const bool block = target.action == RouteTarget::Action::kBlock;
+  std::string errors;
+  const auto bad = [&](const char* field, const std::string& value, const char* rule) {
+    errors += std::string(errors.empty() ? "" : "; ") + field + " \"" +
+              untrusted::SanitizeForDisplay(value, 200) + "\" is not " + rule;
+  };
+  if (!untrusted::IsValidName(m.cluster) && !(block && m.cluster.empty())) {
+    bad("cluster", m.cluster, untrusted::kNameRule);
+  }
+  if (!untrusted::IsValidName(m.node) && !(block && m.node.empty())) {
+    bad("node", m.node, untrusted::kNameRule);
+  }
+  if (!untrusted::IsValidHost(m.host) && !(block && m.host.empty())) {
+    bad("host", m.host, untrusted::kHostRule);
+  }
+  if (!untrusted::IsValidPort(m.port) && !(block && m.port == 0)) {
+    errors += std::string(errors.empty() ? "" : "; ") + "port " + std::to_string(m.port) +
+              " is not in 1-65535";
+  }
+  if (errors.empty()) return Status::Ok();
+  return InvalidArgument("master record refused (" + errors +
+                         "): nothing applied, the running configuration stays");
+}
 
 SinkWorker::SinkWorker(std::string cluster, std::unique_ptr<Sink> sink, RetryConfig retry)
     : cluster_(std::move(cluster)), sink_(std::move(sink)), retry_(retry) {
@@ -59,6 +87,32 @@ void SinkWorker::Run() {
     } else {
       continue;
     }
+    // A block must never be lost to a bad record: it goes on without the master's fields (they
+    // only name what is blocked), as when nothing was ever vouched.
+    if (target.action == RouteTarget::Action::kBlock && !CheckTarget(target).ok()) {
+      log_.Warn("sink_block_without_master",
+                {{"cluster", cluster_}, {"sink", sink_->name()}, {"error", CheckTarget(target)}});
+      const std::string cluster = target.master.cluster;
+      target.master.node.clear();
+      target.master.host.clear();
+      target.master.port = 0;
+      if (!untrusted::IsValidName(cluster)) target.master.cluster.clear();
+    }
+    // A target built from an invalid master record is refused for every sink, logged once and
+    // not retried: only a newer record can change it (the sinks check again themselves).
+    if (Status refused = CheckTarget(target); !refused.ok()) {
+      report_.consecutive_failures++;
+      report_.total_failures++;
+      report_.last_error = refused.ToString();
+      failed.reset();
+      log_.Error("sink_refused", {{"cluster", cluster_},
+                                  {"sink", sink_->name()},
+                                  {"action", ActionName(target.action)},
+                                  {"epoch", target.master.epoch},
+                                  {"error", refused}});
+      cv_.notify_all();
+      continue;
+    }
     report_.pending_seq = target.seq;
     lock.unlock();
     const auto start = std::chrono::steady_clock::now();
@@ -75,10 +129,14 @@ void SinkWorker::Run() {
       failed.reset();
       backoff = retry_.initial;
       log_.Info(recovered ? "sink_recovered" : "sink_applied",
-                {{"cluster", cluster_}, {"sink", sink_->name()},
-                 {"action", ActionName(target.action)}, {"node", target.master.node},
-                 {"host", target.master.host}, {"port", target.master.port},
-                 {"epoch", target.master.epoch}, {"reason", target.reason},
+                {{"cluster", cluster_},
+                 {"sink", sink_->name()},
+                 {"action", ActionName(target.action)},
+                 {"node", untrusted::SanitizeForDisplay(target.master.node, 200)},
+                 {"host", untrusted::SanitizeForDisplay(target.master.host, 300)},
+                 {"port", target.master.port},
+                 {"epoch", target.master.epoch},
+                 {"reason", target.reason},
                  {"elapsed", elapsed}});
       cv_.notify_all();
     } else {
@@ -86,11 +144,13 @@ void SinkWorker::Run() {
       report_.total_failures++;
       report_.last_error = status.ToString();
       failed = target;
-      log_.Error("sink_failed",
-                 {{"cluster", cluster_}, {"sink", sink_->name()},
-                  {"action", ActionName(target.action)}, {"node", target.master.node},
-                  {"attempt", report_.consecutive_failures}, {"retry_in", backoff},
-                  {"error", status}});
+      log_.Error("sink_failed", {{"cluster", cluster_},
+                                 {"sink", sink_->name()},
+                                 {"action", ActionName(target.action)},
+                                 {"node", untrusted::SanitizeForDisplay(target.master.node, 200)},
+                                 {"attempt", report_.consecutive_failures},
+                                 {"retry_in", backoff},
+                                 {"error", status}});
       retry_wait = backoff;
       backoff = std::min(backoff * 2, retry_.max);
       cv_.notify_all();

@@ -5,6 +5,10 @@
 // is retried with exponential backoff (initial, doubling, capped at max) until it succeeds or a
 // newer target replaces it (which is tried at once). Each failure and each success after a failure
 // is logged with the sink's name; report() gives the latest outcome for status output and tests.
+// A target that fails CheckTarget (an invalid master record: untrusted input) never reaches the
+// sink: it is reported as a failure, logged once (`sink_refused`) and not retried. A block is
+// never refused: its invalid master fields are cleared (`sink_block_without_master`) and it is
+// applied as a block with nothing vouched.
 #pragma once
 
 #include <condition_variable>

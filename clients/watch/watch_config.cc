@@ -4,6 +4,7 @@
 #include <set>
 
 #include "clients/watch/template.h"
+#include "common/untrusted.h"
 
 namespace pgherald::watch {
 namespace {
@@ -28,6 +29,21 @@ void ParseHaproxy(config::ConfigNode& n, haproxy::HaproxySinkConfig* c) {
   c->validate_timeout = n.Optional<Millis>("validate_timeout_ms", Millis(10000),
                                            {.min = Millis(100), .max = Millis(600000)});
   c->vars = n.Optional<std::map<std::string, std::string>>("vars", {});
+  // Both go into runtime commands (`set server B/S ...`, `;`-separated batches).
+  for (const char* key : {"backend", "server"}) {
+    const std::string& value = std::string(key) == "backend" ? c->server.backend : c->server.server;
+    if (n.Has(key) && !untrusted::IsValidName(value)) {
+      n.Fail(key, "\"" + untrusted::SanitizeForDisplay(value, 80) +
+                      "\" is not a valid name: it must be " + untrusted::kNameRule);
+    }
+  }
+  for (const auto& [key, value] : c->vars) {
+    if (!untrusted::IsPrintableText(value)) {
+      n.Fail("vars", "\"" + key +
+                         "\" holds a control character (a newline would add a line to "
+                         "the config); write it on one line");
+    }
+  }
   if (c->config_file.empty() != c->template_file.empty()) {
     n.Fail(c->config_file.empty() ? "template" : "config_file",
            "set both config_file and template (the config is rendered from the template), or "
@@ -49,7 +65,9 @@ void ParseHaproxy(config::ConfigNode& n, haproxy::HaproxySinkConfig* c) {
     sample.master.node = "sample";
     sample.master.host = "127.0.0.1";
     sample.master.port = 5432;
-    auto rendered = RenderTemplateFile(c->template_file, haproxy::HaproxyTemplateVars(sample, c->vars));
+    auto rendered =
+        RenderTemplateFile(c->template_file, haproxy::HaproxyTemplateVars(sample, c->vars),
+                           haproxy::HaproxyTemplateRules(sample.action));
     if (!rendered.ok()) n.Fail("template", rendered.status().message());
   }
 }
@@ -60,6 +78,15 @@ void ParsePgbouncer(config::ConfigNode& n, PgbouncerSinkConfig* c) {
   if (n.Has("entries")) {
     c->entries = n.Optional<std::map<std::string, std::string>>("entries", {});
     if (c->entries.empty()) n.Fail("entries", "empty: name at least one database");
+    for (const auto& [db, value] : c->entries) {
+      if (db != "*" && !untrusted::IsValidName(db)) {
+        n.Fail("entries", "database name \"" + untrusted::SanitizeForDisplay(db, 80) +
+                              "\" must be \"*\" or " + untrusted::kNameRule);
+      }
+      if (!untrusted::IsPrintableText(value)) {
+        n.Fail("entries", "entry \"" + db + "\" holds a control character; write it on one line");
+      }
+    }
   }
   config::ConfigNode admin = n.Child("admin");
   if (!admin.present()) {
@@ -81,6 +108,9 @@ void ParsePgbouncer(config::ConfigNode& n, PgbouncerSinkConfig* c) {
   c->kill_old = n.Optional<bool>("kill_old", false);
   c->kill_on_pause_timeout = n.Optional<bool>("kill_on_pause_timeout", true);
   RouteTarget sample;
+  sample.master.cluster = "sample";
+  sample.master.node = "sample";
+  sample.master.host = "127.0.0.1";
   sample.master.port = 5432;
   auto rendered = RenderDatabasesFile(*c, sample);
   if (!rendered.ok()) n.Fail("entries", rendered.status().message());

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <thread>
 
 #include "clients/watch/pgbouncer_sink.h"
@@ -194,6 +195,81 @@ TEST_F(PgbouncerSinkLabTest, RouteAfterPgbouncerRestartedFromABlockGoesThrough) 
 
   auto routed = sink.Apply(Target(2, 31, RouteTarget::Action::kRoute));
   ASSERT_TRUE(routed.ok()) << routed.ToString();
+  EXPECT_EQ(PortThroughPgbouncer(), std::to_string(lab_->pg_port(2)));
+}
+
+// Any client can register an auto-database through the `*` entry, named as it likes: `zz-x` here.
+// The admin console refuses `KILL zz-x` (invalid command); the sink used to fail on it forever
+// and, with kill_old, left the databases it had already KILLed paused. Names are now quoted.
+TEST_F(PgbouncerSinkLabTest, ADatabaseNamedByAClientIsKilledAndResumedLikeAnyOther) {
+  for (bool kill_old : {true, false}) {
+    SCOPED_TRACE(kill_old ? "kill_old" : "pause");
+    PgbouncerSink sink(Config(kill_old));
+    const std::uint64_t epoch = kill_old ? 40 : 50;
+    ASSERT_TRUE(sink.Apply(Target(1, epoch, RouteTarget::Action::kRoute)).ok());
+    ASSERT_TRUE(PollUntil(
+        seconds(10), [&] { return PortThroughPgbouncer() == std::to_string(lab_->pg_port(1)); }));
+    // The login to PostgreSQL fails (no such database there), but pgbouncer has registered the
+    // auto-database by then.
+    const std::string odd = "host=127.0.0.1 port=" + lab_->Env("PGBOUNCER_PORT") +
+                            " user=" + lab_->Env("PG_APP_USER") +
+                            " password=" + lab_->Env("PG_APP_PASSWORD") + " dbname=zz-x";
+    (void)QueryOnce(odd, "select 1");
+    auto listed = [&] {
+      PGconn* c = PQconnectdb(ConsoleConninfo().c_str());
+      bool found = false;
+      PGresult* r = PQexec(c, "SHOW DATABASES");
+      for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); ++i) {
+        found = found || std::string(PQgetvalue(r, i, 0)) == "zz-x";
+      }
+      PQclear(r);
+      PQfinish(c);
+      return found;
+    };
+    ASSERT_TRUE(PollUntil(seconds(10), [&] {
+      if (listed()) return true;
+      (void)QueryOnce(odd, "select 1");
+      return false;
+    })) << "pgbouncer did not register zz-x: the state under test was not reached";
+    // A client on the app database, so that the cut has a pool to kill.
+    ASSERT_EQ(PortThroughPgbouncer(), std::to_string(lab_->pg_port(1)));
+
+    auto routed = sink.Apply(Target(2, epoch + 1, RouteTarget::Action::kRoute));
+    ASSERT_TRUE(routed.ok()) << routed.ToString();
+    // Nothing left paused: pgbouncer's own view, and a fresh client well inside
+    // query_wait_timeout.
+    PGconn* c = PQconnectdb(ConsoleConninfo().c_str());
+    PGresult* r = PQexec(c, "SHOW DATABASES");
+    ASSERT_EQ(PQresultStatus(r), PGRES_TUPLES_OK);
+    const int paused = PQfnumber(r, "paused");
+    ASSERT_GE(paused, 0);
+    for (int i = 0; i < PQntuples(r); ++i) {
+      EXPECT_STREQ(PQgetvalue(r, i, paused), "0")
+          << "database " << PQgetvalue(r, i, 0) << " paused";
+    }
+    PQclear(r);
+    PQfinish(c);
+    EXPECT_EQ(PortThroughPgbouncer(), std::to_string(lab_->pg_port(2)));
+  }
+}
+
+// A master record whose host carries connection keywords (a space) never reaches the file:
+// `host=127.0.0.1 user=postgres` forced every pooled login to postgres.
+TEST_F(PgbouncerSinkLabTest, AHostWithKeywordsIsRefusedAndTheRouteStays) {
+  PgbouncerSink sink(Config(/*kill_old=*/true));
+  ASSERT_TRUE(sink.Apply(Target(2, 60, RouteTarget::Action::kRoute)).ok());
+  const std::string before = [&] {
+    std::ifstream in(lab_->Env("PGBOUNCER_DATABASES_FILE"));
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }();
+  RouteTarget hostile = Target(1, 61, RouteTarget::Action::kRoute);
+  hostile.master.host = "127.0.0.1 user=postgres";
+  Status s = sink.Apply(hostile);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  std::ifstream in(lab_->Env("PGBOUNCER_DATABASES_FILE"));
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), before);
+  EXPECT_EQ(QueryOnce(ViaPgbouncer(), "select current_user"), lab_->Env("PG_APP_USER"));
   EXPECT_EQ(PortThroughPgbouncer(), std::to_string(lab_->pg_port(2)));
 }
 

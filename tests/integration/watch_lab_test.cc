@@ -15,6 +15,7 @@
 #include <functional>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "common/cluster_model.h"
 #include "common/zk_client.h"
@@ -98,8 +99,7 @@ class WatchLab : public ::testing::Environment {
     ASSERT_TRUE(zk_->Create(kMaster, Record(1, 1).ToJson(), zk::CreateMode::kPersistent).ok());
     ASSERT_TRUE(zk_->Create(kVoucher, "{}", zk::CreateMode::kEphemeral).ok());
 
-    const std::string source_dir = std::string(__FILE__).substr(
-        0, std::string(__FILE__).rfind("/tests/integration/"));
+    const std::string source_dir = PGHERALD_SOURCE_DIR;
     template_ = lab_->dir() + "/haproxy.cfg.tmpl";
     good_template_ = ReadAll(source_dir + "/haproxy/examples/haproxy.cfg.tmpl");
     ASSERT_FALSE(good_template_.empty());
@@ -363,6 +363,85 @@ TEST(WatchLabTest, BackToBackChangesLeaveEveryWorkerOnTheLatest) {
     return workers > 0;
   })) << last << WatchLab::WatchLog();
   for (int i = 0; i < 10; ++i) EXPECT_EQ(WhoAnswers(WatchLab::ViaHaproxy()), "false:" + Port(p));
+}
+
+size_t Count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// The master znode is untrusted input: a vouched-looking record whose fields carry an HAProxy
+// `program` section (a newline in node or host), extra runtime commands (`;` in host) or pgbouncer
+// connection keywords (a space in host) must change nothing. Before the fix the first one made
+// HAProxy's master run the command after the reload, the second shut the frontend, the third
+// logged every pooled client in as postgres.
+TEST(WatchLabTest, HostileMasterRecordsChangeNothing) {
+  auto primary = WatchLab::lab_->WaitForPrimary(1, seconds(30));
+  ASSERT_TRUE(primary.ok()) << primary.status().ToString();
+  const int p = *primary;
+  WatchLab::Publish(p, 100);
+  const std::string cfg = WatchLab::Env("HAPROXY_CONFIG");
+  const std::string dbfile = WatchLab::Env("PGBOUNCER_DATABASES_FILE");
+  ASSERT_TRUE(PollUntil(seconds(15), [&] {
+    return ReadAll(cfg).find("epoch 100") != std::string::npos &&
+           ReadAll(dbfile).find("epoch 100") != std::string::npos &&
+           WhoAnswers(WatchLab::ViaHaproxy()) == "false:" + Port(p);
+  })) << WatchLab::WatchLog();
+  const std::string cfg_before = ReadAll(cfg);
+  const std::string db_before = ReadAll(dbfile);
+  const std::string marker = WatchLab::lab_->dir() + "/pwned";
+  const std::string program = "\nprogram pwn\n    command /usr/bin/touch " + marker + "\n";
+
+  struct Hostile {
+    std::string node;
+    std::string host;
+  };
+  const std::vector<Hostile> records = {
+      {"node" + std::to_string(p) + program, "127.0.0.1"},
+      {"node" + std::to_string(p), "127.0.0.1" + program},
+      {"node" + std::to_string(p),
+       "127.0.0.1;shutdown frontend pg_write;shutdown frontend pg_write"},
+      {"node" + std::to_string(p), "127.0.0.1 user=postgres"},
+  };
+  std::uint64_t epoch = 101;
+  for (const auto& h : records) {
+    SCOPED_TRACE(h.host + " / " + h.node);
+    const size_t refused_before = Count(WatchLab::WatchLog(), "master record refused");
+    model::MasterRecord r = WatchLab::Record(p, epoch++);
+    r.node = h.node;
+    r.host = h.host;
+    ASSERT_TRUE(WatchLab::zk_->Set(kMaster, r.ToJson()).ok());
+    // Both the HAProxy and the pgbouncer sink refuse it (and keep refusing on retry), or, were
+    // it let through, a file changes: the assertions below then show what was written.
+    ASSERT_TRUE(PollUntil(seconds(15), [&] {
+      return Count(WatchLab::WatchLog(), "master record refused") >= refused_before + 2 ||
+             ReadAll(cfg) != cfg_before || ReadAll(dbfile) != db_before;
+    })) << WatchLab::WatchLog();
+    EXPECT_EQ(ReadAll(cfg), cfg_before);
+    EXPECT_EQ(ReadAll(dbfile), db_before);
+    // The frontend is up and routes to the verified master, through HAProxy and pgbouncer, as
+    // the application user.
+    EXPECT_EQ(WhoAnswers(WatchLab::ViaHaproxy()), "false:" + Port(p)) << WatchLab::WatchLog();
+    EXPECT_EQ(WhoAnswers(WatchLab::ViaPgbouncer()), "false:" + Port(p));
+    Session app(WatchLab::ViaPgbouncer());
+    EXPECT_EQ(app.Query("select current_user"), WatchLab::Env("PG_APP_USER"));
+  }
+  EXPECT_EQ(ReadAll(cfg).find("program"), std::string::npos);
+  EXPECT_EQ(ReadAll(dbfile).find("user=postgres"), std::string::npos);
+  EXPECT_NE(::access(marker.c_str(), F_OK), 0) << "the injected program ran";
+  // `pgherald watch` is still running (a zombie counts as dead).
+  const std::string stat = ReadAll("/proc/" + std::to_string(WatchLab::pid_) + "/stat");
+  ASSERT_FALSE(stat.empty()) << "pgherald watch exited";
+  EXPECT_EQ(stat.find(") Z "), std::string::npos) << "pgherald watch exited: " << stat;
+  // A valid record afterwards is applied as usual.
+  WatchLab::Publish(p, epoch);
+  ASSERT_TRUE(PollUntil(seconds(15), [&] {
+    return ReadAll(cfg).find("epoch " + std::to_string(epoch)) != std::string::npos &&
+           ReadAll(dbfile).find("epoch " + std::to_string(epoch)) != std::string::npos;
+  })) << WatchLab::WatchLog();
+  EXPECT_EQ(WhoAnswers(WatchLab::ViaHaproxy()), "false:" + Port(p));
+  EXPECT_NE(::access(marker.c_str(), F_OK), 0) << "the injected program ran";
 }
 
 }  // namespace

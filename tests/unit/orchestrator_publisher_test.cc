@@ -283,11 +283,17 @@ TEST(FilePublisherTest, WritesJsonAtomically) {
   EXPECT_EQ(j["vouched"], true);
   EXPECT_EQ(j["master"]["node"], "node2");
   EXPECT_EQ(j["master"]["epoch"], 7);
-  EXPECT_FALSE(std::ifstream(dir + "/.main.json.tmp").good());
+  // No temporary file left (common/atomic_file.h names them ".main.json.<random>.tmp").
+  EXPECT_EQ(std::system(("test -z \"$(ls -A " + dir + " | grep -v '^main.json$')\"").c_str()), 0);
+  // A cluster name from a znode never leaves the directory.
+  Status escape = p.Publish({"../escape", Record("node2", 7), true});
+  EXPECT_EQ(escape.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(escape.message().find("cannot be a file name"), std::string::npos) << escape.message();
   FilePublisher missing("/nonexistent-dir-orch");
   Status s = missing.Publish({"main", Record("node2", 7), true});
   EXPECT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("/nonexistent-dir-orch/.main.json.tmp"), std::string::npos);
+  EXPECT_NE(s.message().find("/nonexistent-dir-orch/.main.json."), std::string::npos)
+      << s.message();
   std::remove((dir + "/main.json").c_str());
   rmdir(tmpl);
 }

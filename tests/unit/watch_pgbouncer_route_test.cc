@@ -79,18 +79,62 @@ TEST(PgbouncerRouteCheckTest, AnEntryWithoutHostOrPortIsNotJudgedOnThem) {
 
 TEST(PgbouncerResumeTest, AllDatabasesResumeGloballyAndEachListedOne) {
   EXPECT_EQ(ResumeStatements({}, {"app", "postgres"}, {}),
-            (std::vector<std::string>{"RESUME", "RESUME app", "RESUME postgres"}));
+            (std::vector<std::string>{"RESUME", "RESUME \"app\"", "RESUME \"postgres\""}));
 }
 
 TEST(PgbouncerResumeTest, AKilledDatabaseMissingFromShowDatabasesIsResumedByName) {
   // pgbouncer parks a killed auto-database off SHOW DATABASES, still paused.
   EXPECT_EQ(ResumeStatements({}, {"postgres"}, {"app", "postgres"}),
-            (std::vector<std::string>{"RESUME", "RESUME postgres", "RESUME app"}));
+            (std::vector<std::string>{"RESUME", "RESUME \"postgres\"", "RESUME \"app\""}));
 }
 
 TEST(PgbouncerResumeTest, ConfiguredDatabasesAndKilledOnesEachOnce) {
   EXPECT_EQ(ResumeStatements({"app"}, {}, {"app", "old"}),
-            (std::vector<std::string>{"RESUME app", "RESUME old"}));
+            (std::vector<std::string>{"RESUME \"app\"", "RESUME \"old\""}));
+}
+
+// Any client can register an auto-database through a `*` entry, named as it likes: the admin
+// console refuses `KILL zz-x` (invalid command) and accepts `KILL "zz-x"`. Every name is quoted.
+TEST(PgbouncerAdminTest, NamesAreAlwaysQuotedWithQuotesDoubled) {
+  EXPECT_EQ(QuoteAdminIdentifier("zz-x"), "\"zz-x\"");
+  EXPECT_EQ(QuoteAdminIdentifier("app"), "\"app\"");
+  EXPECT_EQ(QuoteAdminIdentifier("a\"b;RESUME"), "\"a\"\"b;RESUME\"");
+  EXPECT_EQ(AdminCommand("KILL", "zz-x"), "KILL \"zz-x\"");
+  EXPECT_EQ(ResumeStatements({}, {"zz-x", "my.db"}, {"zz-x"}),
+            (std::vector<std::string>{"RESUME", "RESUME \"zz-x\"", "RESUME \"my.db\""}));
+}
+
+// pgbouncer's [databases] values: what it would parse, or a refusal naming the problem.
+TEST(PgbouncerConnstrTest, ParsesPgbouncerSyntaxAndRefusesTheRest) {
+  auto ok = ParseConnstr("host=127.0.0.1 port=5432  dbname='my db' application_name='it''s'");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(*ok, (std::vector<std::pair<std::string, std::string>>{{"host", "127.0.0.1"},
+                                                                   {"port", "5432"},
+                                                                   {"dbname", "my db"},
+                                                                   {"application_name", "it's"}}));
+  EXPECT_TRUE(ParseConnstr("").ok());
+  for (const char* bad : {"host=127.0.0.1 host=10.0.0.1",  // the second would win
+                          "host=127.0.0.1 user",           // a bare word
+                          "dbname='app",                   // unterminated
+                          "dbname='a'b",                   // text after the quote
+                          "host=a'b", "host=a=b", "=x", "host=a\nb"}) {
+    auto r = ParseConnstr(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    }
+  }
+}
+
+TEST(PgbouncerConnstrTest, AnEntryThatPgbouncerWouldMisreadIsRefusedWhenRendered) {
+  PgbouncerSinkConfig c;
+  c.entries = {{"app", "host={{host}} dbname=my app"}};
+  auto out = RenderDatabasesFile(c, Route(5002));
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("entries.app: connection string"), std::string::npos)
+      << out.status().message();
+  c.entries = {{"app", "host={{host}} dbname='my app'"}};
+  EXPECT_TRUE(RenderDatabasesFile(c, Route(5002)).ok());
 }
 
 }  // namespace

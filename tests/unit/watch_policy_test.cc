@@ -274,6 +274,42 @@ TEST(SinkWorkerTest, NewerTargetReplacesOneInBackoff) {
   EXPECT_EQ(rec->applied(), (std::vector<std::uint64_t>{2}));
 }
 
+// The master record is untrusted: a target whose host would add commands or lines never reaches a
+// sink, is reported, and is not retried; the next valid one goes through.
+TEST(SinkWorkerTest, InvalidTargetIsRefusedOnceWithoutReachingTheSink) {
+  auto sink = std::make_unique<RecordingSink>("rec");
+  RecordingSink* rec = sink.get();
+  SinkWorker worker("main", std::move(sink), {milliseconds(1), milliseconds(1)});
+  RouteTarget hostile = Target(1, 5001);
+  hostile.master.host = "127.0.0.1;shutdown frontend pg_write";
+  worker.Submit(hostile);
+  for (int i = 0; i < 2500 && worker.report().total_failures == 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(2));  // poll for the report, bounded
+  }
+  SinkReport r = worker.report();
+  ASSERT_EQ(r.total_failures, 1u);
+  EXPECT_NE(r.last_error.find("master record refused"), std::string::npos) << r.last_error;
+  EXPECT_NE(r.last_error.find("host \"127.0.0.1;shutdown frontend pg_write\""), std::string::npos);
+  worker.Submit(Target(2, 5002));
+  ASSERT_TRUE(worker.WaitApplied(2, milliseconds(5000)));
+  EXPECT_EQ(rec->attempts(), (std::vector<std::uint64_t>{2}));  // 1 never reached it, nor retried
+  EXPECT_EQ(worker.report().total_failures, 1u);
+}
+
+// Blocking must survive a bad record: the block goes through, without the master's fields.
+TEST(SinkWorkerTest, BlockWithAnInvalidMasterIsAppliedWithoutIt) {
+  auto sink = std::make_unique<RecordingSink>("rec");
+  RecordingSink* rec = sink.get();
+  SinkWorker worker("main", std::move(sink), {milliseconds(1), milliseconds(1)});
+  RouteTarget block = Target(1, 5001);
+  block.action = Action::kBlock;
+  block.master.node = "n\nprogram x";
+  worker.Submit(block);
+  ASSERT_TRUE(worker.WaitApplied(1, milliseconds(5000)));
+  EXPECT_EQ(rec->applied(), (std::vector<std::uint64_t>{1}));
+  EXPECT_EQ(worker.report().total_failures, 0u);
+}
+
 TEST(ClusterControllerTest, OneStuckSinkDoesNotHoldUpAnother) {
   ManualClock clock;
   auto stuck = std::make_unique<RecordingSink>("stuck");

@@ -13,17 +13,18 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
 
-#include "clients/watch/atomic_file.h"
 #include "clients/watch/pgbouncer_sink.h"
 #include "clients/watch/simple_sinks.h"
 #include "clients/watch/subprocess.h"
 #include "clients/watch/template.h"
 #include "clients/watch/watch_config.h"
+#include "common/atomic_file.h"
 #include "haproxy/haproxy_sink.h"
 
 namespace pgherald::watch {
@@ -40,6 +41,10 @@ class TempDir {
   }
   ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
   std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+  // Whether a temporary file of the atomic writer (".<base>.<random>.tmp") is left behind.
+  bool HasTempFiles() const {
+    return std::system(("ls -A '" + path_ + "' | grep -q '^\\..*\\.tmp$'").c_str()) == 0;
+  }
 
  private:
   std::string path_;
@@ -98,6 +103,55 @@ TEST(TemplateTest, UnreadableFileIsNamed) {
   EXPECT_NE(out.status().message().find("/nonexistent/x.tmpl"), std::string::npos);
 }
 
+// The master record is untrusted: a newline in a value would add a line (an HAProxy `program`
+// section is code), so control characters are refused whatever the rules say.
+TEST(TemplateTest, ValuesWithControlCharactersAreRefused) {
+  for (const std::string& bad : std::vector<std::string>{"127.0.0.1\nprogram x", "a\rb",
+                                                         std::string("a\0b", 3), "a\tb", "a\x7f"}) {
+    auto out = RenderTemplate("# {{node}}\nserver s {{host}}\n", {{"node", "pg2"}, {"host", bad}},
+                              "t.tmpl");
+    ASSERT_FALSE(out.ok()) << bad;
+    EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(out.status().message().find("t.tmpl:2: variable \"host\" is \""), std::string::npos)
+        << out.status().message();
+    EXPECT_NE(out.status().message().find("nothing rendered"), std::string::npos);
+    EXPECT_EQ(out.status().message().find('\n'), std::string::npos) << "value shown raw";
+  }
+}
+
+TEST(TemplateTest, EachVariableMustMatchItsRule) {
+  const TemplateRules rules = {{"host", HostValue()}, {"port", PortValue()}, {"node", NameValue()}};
+  const std::string text = "server {{node}} {{host}}:{{port}}\n";
+  auto good = RenderTemplate(text, {{"node", "pg-2"}, {"host", "db2.example"}, {"port", "5432"}},
+                             "t", rules);
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  EXPECT_EQ(*good, "server pg-2 db2.example:5432\n");
+  for (const auto& [var, value] : std::vector<std::pair<std::string, std::string>>{
+           {"host", "127.0.0.1;shutdown frontend pg_write"},
+           {"host", "127.0.0.1 user=postgres"},
+           {"host", "'127.0.0.1'"},
+           {"node", "pg 2"},
+           {"node", "x\"y"},
+           {"port", "5432 backup"},
+           {"port", "0"},
+           {"port", "70000"}}) {
+    TemplateVars vars = {{"node", "pg2"}, {"host", "10.0.0.2"}, {"port", "5432"}};
+    vars[var] = value;
+    auto out = RenderTemplate(text, vars, "t", rules);
+    ASSERT_FALSE(out.ok()) << var << "=" << value;
+    EXPECT_NE(out.status().message().find("variable \"" + var + "\""), std::string::npos)
+        << out.status().message();
+  }
+}
+
+TEST(TemplateTest, TemplateFileMustBeARegularFileOfBoundedSize) {
+  auto out = RenderTemplateFile("/dev/zero", {});
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(out.status().message().find("/dev/zero"), std::string::npos);
+  EXPECT_NE(out.status().message().find("not a regular file"), std::string::npos);
+}
+
 // ---- pgbouncer databases file ----------------------------------------------------------------
 
 TEST(PgbouncerFileTest, DefaultEntryRoutesEveryDatabase) {
@@ -121,6 +175,47 @@ TEST(PgbouncerFileTest, NamedEntriesAndErrors) {
   out = RenderDatabasesFile(c, Route("node2", 5002));
   ASSERT_TRUE(out.ok());
   EXPECT_NE(out->find("\napp = host=127.0.0.1 port=5002 dbname=app\n"), std::string::npos);
+}
+
+// pgbouncer parses `key=value` words: a space in a host adds keywords (`user=postgres` forced
+// every pooled login to postgres), a newline adds databases. None of it reaches the file.
+TEST(PgbouncerFileTest, HostileMasterFieldsAreRefusedNotWritten) {
+  PgbouncerSinkConfig c;
+  c.entries = {{"*", "host={{host}} port={{port}}"}, {"app", "host={{host}} dbname=app"}};
+  for (const auto& [field, value] :
+       std::vector<std::pair<std::string, std::string>>{{"host", "127.0.0.1 user=postgres"},
+                                                        {"host", "127.0.0.1\nevil = host=10.6.6.6"},
+                                                        {"host", "127.0.0.1' user='postgres"},
+                                                        {"node", "node2\nevil = host=10.6.6.6"},
+                                                        {"cluster", "main) ;\nx"}}) {
+    RouteTarget t = Route("node2", 5002);
+    if (field == "host") t.master.host = value;
+    if (field == "node") t.master.node = value;
+    if (field == "cluster") t.master.cluster = value;
+    auto out = RenderDatabasesFile(c, t);
+    ASSERT_FALSE(out.ok()) << field << "=" << value << " rendered:\n" << *out;
+    EXPECT_NE(out.status().message().find("variable \"" + field + "\""), std::string::npos)
+        << out.status().message();
+  }
+}
+
+TEST(PgbouncerFileTest, ApplyRefusesAHostileTargetBeforeTouchingTheFile) {
+  TempDir dir;
+  WriteText(dir / "databases.ini", "* = host=127.0.0.1 port=5001\n");
+  PgbouncerSinkConfig c;
+  c.databases_file = dir / "databases.ini";
+  c.admin.host = "127.0.0.1";
+  c.admin.port = 1;  // nothing listens: the refusal must come first
+  PgbouncerSink sink(c);
+  RouteTarget t = Route("node2", 5002);
+  t.master.host = "127.0.0.1 user=postgres";
+  Status s = sink.Apply(t);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  EXPECT_NE(s.message().find("host \"127.0.0.1 user=postgres\""), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("nothing applied"), std::string::npos) << s.message();
+  EXPECT_EQ(*ReadFile(dir / "databases.ini"), "* = host=127.0.0.1 port=5001\n");
+  EXPECT_FALSE(dir.HasTempFiles());
 }
 
 // ---- HAProxy runtime API against a fake admin socket -----------------------------------------
@@ -283,6 +378,51 @@ TEST(HaproxyRuntimeTest, RefusalIsReportedWithHaproxysAnswer) {
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("set server pg/nosuch addr 127.0.0.1 port 5002"), std::string::npos);
   EXPECT_NE(s.message().find("No such server."), std::string::npos);
+}
+
+// `set server ... addr <host>` joined into a `;` batch: a host `127.0.0.1;shutdown frontend
+// pg_write` shut the frontend. Nothing of a hostile target reaches the socket.
+TEST(HaproxyRuntimeTest, HostileHostsNeverReachTheSocket) {
+  TempDir dir;
+  FakeHaproxySocket fake(dir / "admin.sock", HaproxyLike);
+  haproxy::HaproxySink sink(RuntimeOnly(dir / "admin.sock"));
+  for (const std::string host :
+       {"127.0.0.1;shutdown frontend pg_write", "127.0.0.1\nshutdown frontend pg_write",
+        "127.0.0.1 port 1", "", "127.0.0.1\r"}) {
+    RouteTarget t = Route("node2", 5002);
+    t.master.host = host;
+    Status s = sink.Apply(t);
+    ASSERT_FALSE(s.ok()) << host;
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+    EXPECT_NE(s.message().find("host \""), std::string::npos) << s.message();
+  }
+  RouteTarget bad_port = Route("node2", 70000);
+  EXPECT_FALSE(sink.Apply(bad_port).ok());
+  RouteTarget bad_node = Route("node2\nprogram x", 5002);
+  EXPECT_FALSE(sink.Apply(bad_node).ok());
+  EXPECT_TRUE(fake.commands().empty());
+  // A valid route afterwards goes through as usual.
+  ASSERT_TRUE(sink.Apply(Route("node2", 5002)).ok());
+  EXPECT_EQ(fake.commands().front(), "set server pg/primary addr 127.0.0.1 port 5002");
+}
+
+TEST(HaproxyRuntimeTest, CommandsAreBuiltFromCheckedValuesAndBatchesRefuseSeparators) {
+  EXPECT_TRUE(haproxy::SetAddrCommand({"pg", "primary"}, "10.0.0.2", 5432).ok());
+  EXPECT_FALSE(haproxy::SetAddrCommand({"pg", "primary"}, "10.0.0.2;show env", 5432).ok());
+  EXPECT_FALSE(haproxy::SetAddrCommand({"pg;x", "primary"}, "10.0.0.2", 5432).ok());
+  EXPECT_FALSE(haproxy::SetAddrCommand({"pg", "primary"}, "10.0.0.2", 0).ok());
+  TempDir dir;
+  FakeHaproxySocket fake(dir / "admin.sock", HaproxyLike);
+  auto batch = haproxy::SendBatch(dir / "admin.sock",
+                                  {"set server pg/primary state ready;shutdown frontend x"},
+                                  milliseconds(1000));
+  ASSERT_FALSE(batch.ok());
+  EXPECT_EQ(batch.status().code(), StatusCode::kInvalidArgument);
+  auto single = haproxy::SendCommand(dir / "admin.sock", "show info\nshutdown frontend x",
+                                     milliseconds(1000));
+  ASSERT_FALSE(single.ok());
+  EXPECT_EQ(single.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(fake.commands().empty());
 }
 
 TEST(HaproxyRuntimeTest, MissingSocketIsNamed) {
@@ -529,7 +669,7 @@ TEST_F(HaproxyConfigTest, RoutesFirstThenRendersValidatesSwapsAndReloads) {
   EXPECT_TRUE(haproxy_.Logged("master:@!1238 shutdown sessions server pg/primary"));
   ASSERT_TRUE(sink.WaitConfigSettled(milliseconds(10000)).ok());
   EXPECT_EQ(*ReadFile(dir_ / "haproxy.cfg"), "backend pg\n    server primary 127.0.0.1:5002 check \n");
-  EXPECT_NE(::access(TempPathFor(dir_ / "haproxy.cfg").c_str(), F_OK), 0);
+  EXPECT_FALSE(dir_.HasTempFiles());
   EXPECT_EQ(haproxy_.reloads(), 1);
   EXPECT_EQ(haproxy_.current_addr(), "1241@127.0.0.1:5002");
   // Blocking: maint at once, then the config names the server disabled.
@@ -634,9 +774,51 @@ TEST_F(HaproxyConfigTest, BrokenTemplateLeavesConfigUntouchedButRuntimeSwitches)
   }
 }
 
+// The shipped template puts `{{node}} {{host}}` in a comment: a newline there added a `program`
+// section that `haproxy -c` accepts and HAProxy's master runs after the reload.
+TEST_F(HaproxyConfigTest, ANewlineInTheRecordNeverReachesTheConfig) {
+  WriteText(dir_ / "t.tmpl", "# master {{node}} {{host}}\nserver primary {{host}}:{{port}}\n");
+  haproxy::HaproxySink sink(config_);
+  for (auto [node, host] : std::vector<std::pair<std::string, std::string>>{
+           {"node2\nprogram pwn\n    command touch /tmp/pwned", "127.0.0.1"},
+           {"node2", "127.0.0.1\nprogram pwn\n    command touch /tmp/pwned"}}) {
+    RouteTarget t = Route(node, 5002);
+    t.master.host = host;
+    Status s = sink.Apply(t);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+    EXPECT_NE(s.message().find("nothing applied"), std::string::npos) << s.message();
+  }
+  EXPECT_TRUE(sink.WaitConfigSettled(milliseconds(10000)).ok());  // nothing was handed over
+  EXPECT_EQ(*ReadFile(dir_ / "haproxy.cfg"), "old config 127.0.0.1:5001\n");
+  EXPECT_EQ(haproxy_.reloads(), 0);
+  EXPECT_TRUE(haproxy_.log().empty());
+  EXPECT_FALSE(dir_.HasTempFiles());
+  // The renderer refuses such a value on its own too (defence in depth).
+  RouteTarget t = Route("node2\nprogram pwn", 5002);
+  auto out = RenderTemplate("# {{node}}\n", haproxy::HaproxyTemplateVars(t, {}), "t",
+                            haproxy::HaproxyTemplateRules(t.action));
+  EXPECT_FALSE(out.ok());
+}
+
+TEST_F(HaproxyConfigTest, ReplacedConfigKeepsItsOwnerAndMode) {
+  ASSERT_EQ(::chown((dir_ / "haproxy.cfg").c_str(), 65534, 65534), 0) << "CI runs as root";
+  ASSERT_EQ(::chmod((dir_ / "haproxy.cfg").c_str(), 0640), 0);
+  haproxy::HaproxySink sink(config_);
+  ASSERT_TRUE(sink.Apply(Route("node2", 5002)).ok());
+  ASSERT_TRUE(sink.WaitConfigSettled(milliseconds(10000)).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_ / "haproxy.cfg").c_str(), &st), 0);
+  EXPECT_NE(ReadFile(dir_ / "haproxy.cfg")->find("127.0.0.1:5002"), std::string::npos);
+  EXPECT_EQ(st.st_uid, 65534u);
+  EXPECT_EQ(st.st_gid, 65534u);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+}
+
 TEST_F(HaproxyConfigTest, RejectedConfigIsReportedAndNotSwapped) {
   WriteText(dir_ / "t.tmpl", "bogus {{host}}\n");
-  haproxy::HaproxySink sink(config_);
+  auto owned = std::make_unique<haproxy::HaproxySink>(config_);
+  auto& sink = *owned;
   (void)sink.Apply(Route("node2", 5002));  // may already report the rejection
   Status s = sink.WaitConfigSettled(milliseconds(10000));
   ASSERT_FALSE(s.ok());
@@ -644,7 +826,10 @@ TEST_F(HaproxyConfigTest, RejectedConfigIsReportedAndNotSwapped) {
             std::string::npos) << s.message();
   EXPECT_NE(s.message().find("unknown keyword 'bogus'"), std::string::npos) << s.message();
   EXPECT_EQ(*ReadFile(dir_ / "haproxy.cfg"), "old config 127.0.0.1:5001\n");
-  EXPECT_NE(::access(TempPathFor(dir_ / "haproxy.cfg").c_str(), F_OK), 0);
+  // The config thread keeps retrying (each attempt writes and removes a temporary file): stop it,
+  // then nothing may be left behind.
+  owned.reset();
+  EXPECT_FALSE(dir_.HasTempFiles());
   EXPECT_EQ(haproxy_.reloads(), 0);
   EXPECT_EQ(haproxy_.current_addr(), "1240@127.0.0.1:5002");
 }
@@ -719,7 +904,7 @@ TEST(FileSinkTest, WritesStateAsJsonAtomically) {
   EXPECT_EQ(j["epoch"], 5);
   EXPECT_EQ(j["action"], "route");
   EXPECT_EQ(j["status"], "vouched");
-  EXPECT_NE(::access(TempPathFor(dir / "state.json").c_str(), F_OK), 0);
+  EXPECT_FALSE(dir.HasTempFiles());
 }
 
 // ---- configuration ---------------------------------------------------------------------------
@@ -799,9 +984,57 @@ TEST(WatchConfigTest, TemplateTypoFailsAtStartup) {
 
 // HAProxy's own connection retries (each after a 1 s turn-around) held clients that connected to
 // a dead master past the switch (docs/haproxy.md): the shipped template and example turn them off.
+// Names that go into runtime commands and database names that go into the databases file are
+// checked when the config loads, naming the key.
+TEST(WatchConfigTest, NamesThatReachCommandsOrFilesAreCheckedAtLoad) {
+  auto root = config::ConfigNode::LoadString(
+      "zookeeper: {connect: '127.0.0.1:2181'}\n"
+      "watch:\n"
+      "  clusters:\n"
+      "    main:\n"
+      "      sinks:\n"
+      "        - type: haproxy\n"
+      "          admin_socket: /run/a.sock\n"
+      "          backend: 'pg;shutdown frontend x'\n"
+      "          server: primary\n"
+      "          vars: {site: \"a\\nprogram x\"}\n"
+      "        - type: pgbouncer\n"
+      "          databases_file: /tmp/db.ini\n"
+      "          admin: {host: 127.0.0.1, port: 6432, user: pgbouncer}\n"
+      "          entries: {'app x': 'host={{host}}'}\n",
+      "watch.yaml");
+  ASSERT_TRUE(root.ok()) << root.status().ToString();
+  auto c = ParseWatchConfig(*root);
+  ASSERT_FALSE(c.ok());
+  const std::string& m = c.status().message();
+  EXPECT_NE(m.find("backend"), std::string::npos) << m;
+  EXPECT_NE(m.find("pg;shutdown frontend x\" is not a valid name"), std::string::npos) << m;
+  EXPECT_NE(m.find("\"site\" holds a control character"), std::string::npos) << m;
+  EXPECT_NE(m.find("database name \"app x\""), std::string::npos) << m;
+}
+
+// The shipped template puts the node and host in a comment: with a hostile record it renders
+// nothing; with a valid one, as many lines as it has.
+TEST(HaproxyExamplesTest, ShippedTemplateRefusesInjectedLines) {
+  const std::string tmpl = std::string(PGHERALD_SOURCE_DIR) + "/haproxy/examples/haproxy.cfg.tmpl";
+  const TemplateVars extra = {{"master_socket", "/run/m.sock"},
+                              {"admin_socket", "/run/a.sock"},
+                              {"listen", "127.0.0.1:5000"},
+                              {"backend", "pg"},
+                              {"server", "primary"}};
+  RouteTarget good = Route("node2", 5002);
+  auto out = RenderTemplateFile(tmpl, haproxy::HaproxyTemplateVars(good, extra),
+                                haproxy::HaproxyTemplateRules(good.action));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  RouteTarget bad = Route("node2\nprogram pwn\n  command /bin/touch /tmp/x", 5002);
+  out = RenderTemplateFile(tmpl, haproxy::HaproxyTemplateVars(bad, extra),
+                           haproxy::HaproxyTemplateRules(bad.action));
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("variable \"node\""), std::string::npos);
+}
+
 TEST(HaproxyExamplesTest, DisableHaproxysOwnRetries) {
-  const std::string file = __FILE__;
-  const std::string root = file.substr(0, file.rfind("/tests/unit/"));
+  const std::string root = PGHERALD_SOURCE_DIR;
   for (const char* name : {"/haproxy/examples/haproxy.cfg.tmpl", "/haproxy/examples/haproxy.cfg"}) {
     auto text = ReadFile(root + name);
     ASSERT_TRUE(text.ok()) << root + name;
