@@ -28,10 +28,8 @@ void WriteFile(const std::string& path, const std::string& text, mode_t mode = 0
   ::chmod(path.c_str(), mode);
 }
 
-std::string SourceDir() {
-  const std::string file = __FILE__;
-  return file.substr(0, file.rfind("/tests/e2e/"));
-}
+// From the build, not __FILE__: a compiler launcher (ccache's base_dir) may make __FILE__ relative.
+std::string SourceDir() { return PGHERALD_SOURCE_DIR; }
 
 bool Alive(pid_t pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
