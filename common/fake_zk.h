@@ -22,7 +22,8 @@
 //                               ZooKeeper does: READ for Get/GetChildren (not Exists), WRITE for
 //                               Set, CREATE/DELETE on the parent for Create/Delete, ADMIN for
 //                               SetAcl; kPermissionDenied (NoAuth) otherwise. "auth" entries of a
-//                               created node's ACL expand to the creator's digest id.
+//                               created node's ACL expand to the creator's digest id. GetAcl shows
+//                               digest ids as "user:x" to a session without ADMIN, as 3.8 does.
 //   session->FailNextCall(code, applied)
 //                               the next data call returns `code`; with applied=true the call takes
 //                               effect first (connection loss after a write: the unknown outcome).
