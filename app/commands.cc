@@ -3,7 +3,6 @@
 #include <cstdio>
 
 #include "app/zk_init.h"
-
 #include "clients/status/status_command.h"
 #include "clients/watch/watch_command.h"
 #include "common/cli.h"

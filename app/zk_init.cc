@@ -106,7 +106,8 @@ StatusOr<ZkInitConfig> ParseZkInitConfig(config::ConfigNode root) {
                            "identity, which keeps ALL on what it lays out");
   }
   auto admin = zkacl::DigestIdOfCredential(*c.zookeeper.auth);
-  if (!admin.ok()) return InvalidArgument(root.file() + ": zookeeper.auth_file: " + admin.status().message());
+  if (!admin.ok())
+    return InvalidArgument(root.file() + ": zookeeper.auth_file: " + admin.status().message());
   c.ids.admins.push_back(*admin);
   return c;
 }

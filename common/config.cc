@@ -1,9 +1,5 @@
 #include "common/config.h"
 
-#include "common/bounded_file.h"
-#include "common/logging.h"
-#include "common/zk_acl.h"
-
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -15,6 +11,10 @@
 #include <set>
 #include <type_traits>
 #include <utility>
+
+#include "common/bounded_file.h"
+#include "common/logging.h"
+#include "common/zk_acl.h"
 
 namespace pgherald::config {
 namespace internal {

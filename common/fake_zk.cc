@@ -264,7 +264,8 @@ StatusOr<Acl> ExpandAcl(const Acl& acl, const Caller& caller) {
       out.push_back(e);
       continue;
     }
-    if (!caller.digest_id) return InvalidArgument("invalid ACL: \"auth\" needs an authenticated session");
+    if (!caller.digest_id)
+      return InvalidArgument("invalid ACL: \"auth\" needs an authenticated session");
     out.push_back(AclEntry{e.perms, "digest", *caller.digest_id});
   }
   if (out.empty()) return InvalidArgument("invalid ACL: empty");
@@ -712,8 +713,8 @@ StatusOr<MultiResult> FakeZk::Multi(const std::vector<Op>& ops, int* failed_op) 
     const int64_t now_ms = WallMillis(clock);
     for (size_t i = 0; i < ops.size(); ++i) {
       OpResult result;
-      Status st = ApplyOp(staged, ops[i], id_, s.zxid + 1, now_ms, &result, &triggers,
-                          CallerOf(options_));
+      Status st =
+          ApplyOp(staged, ops[i], id_, s.zxid + 1, now_ms, &result, &triggers, CallerOf(options_));
       if (!st.ok()) {
         if (failed_op != nullptr) *failed_op = static_cast<int>(i);
         return Status(st.code(), "multi op " + std::to_string(i) + ": " + st.message());

@@ -19,9 +19,8 @@ AclEntry WorldRead() { return AclEntry{zk::kPermRead, "world", "anyone"}; }
 
 void Grant(Acl* acl, const std::vector<std::string>& ids, int32_t perms) {
   for (const std::string& id : ids) {
-    auto same = std::find_if(acl->begin(), acl->end(), [&](const AclEntry& e) {
-      return e.scheme == "digest" && e.id == id;
-    });
+    auto same = std::find_if(acl->begin(), acl->end(),
+                             [&](const AclEntry& e) { return e.scheme == "digest" && e.id == id; });
     if (same != acl->end()) {
       same->perms |= perms;
     } else {
@@ -198,10 +197,9 @@ Status JudgeTree(const TreeFindings& findings, const TreeCheck& check) {
     if (findings.world_writable.size() > 1) {
       more = " (and " + std::to_string(findings.world_writable.size() - 1) + " more znode(s))";
     }
-    return FailedPrecondition("zookeeper.auth is configured but znode " +
-                              findings.world_writable.front() + more +
-                              " is world-writable: anyone who reaches ZooKeeper could rewrite it; " +
-                              fix);
+    return FailedPrecondition(
+        "zookeeper.auth is configured but znode " + findings.world_writable.front() + more +
+        " is world-writable: anyone who reaches ZooKeeper could rewrite it; " + fix);
   }
   return Status::Ok();
 }
@@ -221,8 +219,8 @@ std::vector<std::string> Warnings(const TreeFindings& findings, const TreeCheck&
 }
 
 zk::SessionFactory GuardedFactory(zk::SessionFactory inner, TreeCheck check) {
-  return [inner = std::move(inner), check = std::move(check)]()
-             -> StatusOr<std::unique_ptr<zk::ZkSession>> {
+  return [inner = std::move(inner),
+          check = std::move(check)]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
     auto session = inner();
     if (!session.ok()) return session;
     const log::Logger logger("zk_acl");

@@ -295,7 +295,8 @@ struct ZkClient::Core : std::enable_shared_from_this<Core> {
       // The C library frees `acl` after this returns: copy it.
       for (int32_t i = 0; acl != nullptr && i < acl->count; ++i) {
         const ACL& a = acl->data[i];
-        call->acl.push_back(AclEntry{a.perms, a.id.scheme ? a.id.scheme : "", a.id.id ? a.id.id : ""});
+        call->acl.push_back(
+            AclEntry{a.perms, a.id.scheme ? a.id.scheme : "", a.id.id ? a.id.id : ""});
       }
       if (stat != nullptr) call->stat = *stat;
     }
@@ -802,8 +803,8 @@ namespace {
 ACL_vector ToCAcl(const Acl& acl, std::vector<ACL>* entries) {
   entries->clear();
   for (const AclEntry& e : acl) {
-    entries->push_back(ACL{e.perms, Id{const_cast<char*>(e.scheme.c_str()),
-                                       const_cast<char*>(e.id.c_str())}});
+    entries->push_back(
+        ACL{e.perms, Id{const_cast<char*>(e.scheme.c_str()), const_cast<char*>(e.id.c_str())}});
   }
   return ACL_vector{static_cast<int32_t>(entries->size()), entries->data()};
 }

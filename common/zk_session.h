@@ -180,10 +180,9 @@ class ZkSession {
   virtual StatusOr<MultiResult> Multi(const std::vector<Op>& ops, int* failed_op = nullptr) = 0;
 
   // ACLs. Only zk-init and the start-up check use them; the default implementations (for test
-  // doubles) answer kFailedPrecondition. Errors as for the data calls; kPermissionDenied (NoAuth) when
-  // the session's identity lacks the permission (READ for GetAcl, ADMIN for SetAcl, CREATE on the
-  // parent for CreateWithAcl).
-  // Create with an explicit ACL instead of the session's policy.
+  // doubles) answer kFailedPrecondition. Errors as for the data calls; kPermissionDenied (NoAuth)
+  // when the session's identity lacks the permission (READ for GetAcl, ADMIN for SetAcl, CREATE on
+  // the parent for CreateWithAcl). Create with an explicit ACL instead of the session's policy.
   virtual StatusOr<std::string> CreateWithAcl(const std::string& path, const std::string& data,
                                               CreateMode mode, const Acl& acl);
   virtual StatusOr<AclData> GetAcl(const std::string& path);

@@ -46,7 +46,8 @@ int RunWatchCommand(const std::vector<std::string>& args) {
   {
     std::vector<std::string> names;
     for (const auto& cluster : config->clusters) names.push_back(cluster.name);
-    if (Status s = zkacl::CheckAtStart(config::GuardedZkSessions(config->zookeeper, "watch", names));
+    if (Status s =
+            zkacl::CheckAtStart(config::GuardedZkSessions(config->zookeeper, "watch", names));
         !s.ok()) {
       std::fprintf(stderr, "pgherald watch: %s\n", s.message().c_str());
       return 2;

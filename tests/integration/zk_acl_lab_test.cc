@@ -100,7 +100,8 @@ class ZkAclLabTest : public ::testing::Test {
   void SetUp() override {
     lab_ = TheLab();
     ASSERT_NE(lab_, nullptr);
-    dir_ = lab_->dir() + "/zk_acl_" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    dir_ =
+        lab_->dir() + "/zk_acl_" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
     ::mkdir(dir_.c_str(), 0700);
   }
   std::string Connect() const { return lab_->zk_standalone_connect(); }
@@ -118,14 +119,16 @@ class ZkAclLabTest : public ::testing::Test {
     const std::string admin = WriteFile(dir_ + "/admin.auth", "admin:admin-pw\n");
     const std::string orch = WriteFile(dir_ + "/orch.auth", "orch:orch-pw\n");
     const std::string ops = WriteFile(dir_ + "/ops.auth", "ops:ops-pw\n");
-    const std::string pg2 = WriteFile(dir_ + "/pg2.digest", zkacl::DigestId("pg2", "pg2-pw") + "\n", 0644);
-    return WriteFile(dir_ + "/zk-init.yaml",
-                     "zookeeper:\n  connect: \"" + Connect() + "\"\n  root: " + root +
-                         "\n  auth_file: " + admin + "\nzk_init:\n  clusters: [main]\n"
-                         "  orchestrators:\n    - auth_file: " + orch +
-                         "\n  pollers:\n    - digest: \"" + zkacl::DigestId("pg1", "pg1-pw") +
-                         "\"\n    - digest_file: " + pg2 + "\n  operators:\n    - auth_file: " +
-                         ops + "\n");
+    const std::string pg2 =
+        WriteFile(dir_ + "/pg2.digest", zkacl::DigestId("pg2", "pg2-pw") + "\n", 0644);
+    return WriteFile(dir_ + "/zk-init.yaml", "zookeeper:\n  connect: \"" + Connect() +
+                                                 "\"\n  root: " + root + "\n  auth_file: " + admin +
+                                                 "\nzk_init:\n  clusters: [main]\n"
+                                                 "  orchestrators:\n    - auth_file: " +
+                                                 orch + "\n  pollers:\n    - digest: \"" +
+                                                 zkacl::DigestId("pg1", "pg1-pw") +
+                                                 "\"\n    - digest_file: " + pg2 +
+                                                 "\n  operators:\n    - auth_file: " + ops + "\n");
   }
   // A poller config with auth (its PostgreSQL is never reached: the check comes first).
   std::string PollerConfig(const std::string& root, const std::string& extra = "") {
@@ -143,12 +146,14 @@ class ZkAclLabTest : public ::testing::Test {
 
 TEST_F(ZkAclLabTest, RolesAreSeparatedAfterZkInit) {
   const std::string root = "/roles";
-  const RunResult init = RunPgherald({"zk-init", "--config", ZkInitConfig(root)}, dir_ + "/init.log");
+  const RunResult init =
+      RunPgherald({"zk-init", "--config", ZkInitConfig(root)}, dir_ + "/init.log");
   ASSERT_EQ(init.exit_code, 0) << init.output;
-  EXPECT_THAT(init.output, AllOf(HasSubstr("create /roles/clusters/main/nodes acl="),
-                                 Not(HasSubstr("-pw"))));
+  EXPECT_THAT(init.output,
+              AllOf(HasSubstr("create /roles/clusters/main/nodes acl="), Not(HasSubstr("-pw"))));
   // Idempotent.
-  const RunResult again = RunPgherald({"zk-init", "--config", ZkInitConfig(root)}, dir_ + "/again.log");
+  const RunResult again =
+      RunPgherald({"zk-init", "--config", ZkInitConfig(root)}, dir_ + "/again.log");
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_THAT(again.output, HasSubstr("0 created, 0 ACLs changed"));
 
@@ -165,7 +170,8 @@ TEST_F(ZkAclLabTest, RolesAreSeparatedAfterZkInit) {
   ASSERT_TRUE(orch->Create(master, "{}", zk::CreateMode::kPersistent).ok());
   ASSERT_TRUE(orch->Create(master + "/v-orch", "", zk::CreateMode::kEphemeral).ok());
   ASSERT_TRUE(pg1->Create(node1, "{}", zk::CreateMode::kEphemeral).ok());
-  ASSERT_TRUE(pg2->Create(root + "/clusters/main/events/e-1", "{}", zk::CreateMode::kPersistent).ok());
+  ASSERT_TRUE(
+      pg2->Create(root + "/clusters/main/events/e-1", "{}", zk::CreateMode::kPersistent).ok());
 
   const auto code = [](const auto& r) { return r.status().code(); };
   // A poller's credential cannot set master (NoAuth), nor another poller's node.
@@ -178,7 +184,8 @@ TEST_F(ZkAclLabTest, RolesAreSeparatedAfterZkInit) {
   EXPECT_TRUE(ops->Set(control, "{\"format\":1,\"paused\":true}").ok());
   EXPECT_EQ(code(ops->Set(master, "{}")), StatusCode::kPermissionDenied);
   EXPECT_EQ(code(ops->Set(node1, "{}")), StatusCode::kPermissionDenied);
-  EXPECT_EQ(code(ops->Create(root + "/clusters/main/history/h-", "", zk::CreateMode::kPersistentSequential)),
+  EXPECT_EQ(code(ops->Create(root + "/clusters/main/history/h-", "",
+                             zk::CreateMode::kPersistentSequential)),
             StatusCode::kPermissionDenied);
   // Anyone reads; an anonymous client writes nothing.
   EXPECT_TRUE(anon->Get(master).ok());
@@ -207,14 +214,16 @@ TEST_F(ZkAclLabTest, DaemonsRefuseAWorldWritableTreeWhenAuthIsOn) {
   ASSERT_TRUE(zk::EnsurePath(*anon, root + "/clusters/main/nodes").ok());
   anon->Close();
 
-  const RunResult refused = RunPgherald({"poller", "--config", PollerConfig(root)}, dir_ + "/p.log");
+  const RunResult refused =
+      RunPgherald({"poller", "--config", PollerConfig(root)}, dir_ + "/p.log");
   EXPECT_EQ(refused.exit_code, 2) << refused.output;
   EXPECT_THAT(refused.output, AllOf(HasSubstr("znode /open "), HasSubstr("world-writable"),
                                     HasSubstr("pgherald zk-init"), Not(HasSubstr("pg1-pw"))));
 
   // After zk-init migrates the tree the same poller gets past the check (it then keeps trying
   // its unreachable PostgreSQL, so it is still running at the deadline).
-  const RunResult init = RunPgherald({"zk-init", "--config", ZkInitConfig(root)}, dir_ + "/init.log");
+  const RunResult init =
+      RunPgherald({"zk-init", "--config", ZkInitConfig(root)}, dir_ + "/init.log");
   ASSERT_EQ(init.exit_code, 0) << init.output;
   EXPECT_THAT(init.output, HasSubstr("set acl /open from world:anyone:cdrwa to "));
   const RunResult runs = RunPgherald({"poller", "--config", PollerConfig(root)}, dir_ + "/p2.log",

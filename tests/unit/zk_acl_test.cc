@@ -44,8 +44,8 @@ TEST(DigestIdTest, MatchesZooKeepersKnownVector) {
 TEST(AclModelTest, WorldWritableAndText) {
   EXPECT_TRUE(zkacl::IsWorldWritable({{zk::kPermAll, "world", "anyone"}}));
   EXPECT_TRUE(zkacl::IsWorldWritable({{zk::kPermRead | zk::kPermCreate, "world", "anyone"}}));
-  EXPECT_FALSE(zkacl::IsWorldWritable({{zk::kPermRead, "world", "anyone"},
-                                       {zk::kPermAll, "digest", "o:x"}}));
+  EXPECT_FALSE(zkacl::IsWorldWritable(
+      {{zk::kPermRead, "world", "anyone"}, {zk::kPermAll, "digest", "o:x"}}));
   EXPECT_EQ(zkacl::AclText({{zk::kPermAll, "world", "anyone"}}), "world:anyone:cdrwa");
 }
 
@@ -93,7 +93,9 @@ TEST_F(ZkAclTreeTest, EachRoleWritesOnlyItsOwnZnodes) {
   ASSERT_TRUE(writer.EnsureCluster(kCluster).ok());
   ASSERT_TRUE(writer.RecordIdentity(kCluster, "7000000000000000001").ok());
   ASSERT_TRUE(zk::EnsurePath(*orch, "/pgherald/orchestrators/election").ok());
-  ASSERT_TRUE(orch->Create("/pgherald/orchestrators/election/n-", "g", zk::CreateMode::kEphemeralSequential).ok());
+  ASSERT_TRUE(
+      orch->Create("/pgherald/orchestrators/election/n-", "g", zk::CreateMode::kEphemeralSequential)
+          .ok());
 
   pollers::ObservationPublisher poller(Factory(roles_.poller1), kRoot, kCluster, "pg1", 10);
   ASSERT_TRUE(poller.Publish(R"({"format":1})").ok());
@@ -114,7 +116,8 @@ TEST_F(ZkAclTreeTest, EachRoleWritesOnlyItsOwnZnodes) {
   auto p1 = Session(roles_.poller1);
   EXPECT_TRUE(denied(p1->Set(kMaster, "{}")));
   EXPECT_TRUE(denied(p1->Create(kMaster + "/voucher", "", zk::CreateMode::kEphemeral)));
-  EXPECT_TRUE(denied(p1->Create("/pgherald/clusters/main/history/h-", "", zk::CreateMode::kPersistentSequential)));
+  EXPECT_TRUE(denied(
+      p1->Create("/pgherald/clusters/main/history/h-", "", zk::CreateMode::kPersistentSequential)));
   EXPECT_TRUE(denied(p1->Set("/pgherald/clusters/main/identity", "{}")));
   EXPECT_TRUE(denied(p1->Set(kControl, "{}")));
   auto p2 = Session(roles_.poller2);
@@ -124,7 +127,8 @@ TEST_F(ZkAclTreeTest, EachRoleWritesOnlyItsOwnZnodes) {
   EXPECT_TRUE(op->Set(kControl, "").ok());
   EXPECT_TRUE(denied(op->Set(kMaster, "{}")));
   EXPECT_TRUE(denied(op->Set("/pgherald/clusters/main/nodes/pg1", "{}")));
-  EXPECT_TRUE(denied(op->Create("/pgherald/clusters/main/nodes/pg9", "", zk::CreateMode::kEphemeral)));
+  EXPECT_TRUE(
+      denied(op->Create("/pgherald/clusters/main/nodes/pg9", "", zk::CreateMode::kEphemeral)));
   // Anyone reads; nobody anonymous writes.
   auto anon = Session(std::nullopt);
   EXPECT_TRUE(anon->Get(kMaster).ok());
@@ -132,7 +136,8 @@ TEST_F(ZkAclTreeTest, EachRoleWritesOnlyItsOwnZnodes) {
   EXPECT_TRUE(anon->GetChildren("/pgherald/clusters/main/events").ok());
   EXPECT_TRUE(denied(anon->Set(kMaster, "{}")));
   EXPECT_TRUE(denied(anon->Set(kControl, "{}")));
-  EXPECT_TRUE(denied(anon->Create("/pgherald/clusters/main/nodes/pg1x", "", zk::CreateMode::kEphemeral)));
+  EXPECT_TRUE(
+      denied(anon->Create("/pgherald/clusters/main/nodes/pg1x", "", zk::CreateMode::kEphemeral)));
   EXPECT_TRUE(denied(anon->Create("/pgherald/clusters/evil", "", zk::CreateMode::kPersistent)));
   // The orchestrator still owns its records.
   EXPECT_TRUE(orch->Set(kMaster, "{}").ok());
@@ -164,7 +169,9 @@ TEST_F(ZkAclTreeTest, OpenTreeIsRefusedThenMigrated) {
   publishers::ZkPublisher writer(open.get(), kRoot, "orch-1");
   ASSERT_TRUE(writer.EnsureCluster(kCluster).ok());
   ASSERT_TRUE(zk::EnsurePath(*open, "/pgherald/clusters/main/history").ok());
-  ASSERT_TRUE(open->Create("/pgherald/clusters/main/history/h-", "{}", zk::CreateMode::kPersistentSequential).ok());
+  ASSERT_TRUE(open->Create("/pgherald/clusters/main/history/h-", "{}",
+                           zk::CreateMode::kPersistentSequential)
+                  .ok());
 
   zkacl::TreeCheck check{kRoot, {kCluster}, /*auth_configured=*/true, false, "orchestrator"};
   auto refused = zkacl::GuardedFactory(Factory(roles_.orchestrator), check)();
@@ -212,7 +219,8 @@ TEST_F(ZkAclTreeTest, EnsurePathToleratesNoAuthOnExistingAncestors) {
             StatusCode::kPermissionDenied);
 }
 
-// --- config ---------------------------------------------------------------------------------------
+// --- config
+// ---------------------------------------------------------------------------------------
 
 class TempFile {
  public:
@@ -265,10 +273,12 @@ TEST(ZkAuthConfigTest, AuthFileIsReadAndWarnsWhenReadableByOthers) {
 TEST(ZkAuthConfigTest, BadAuthFilesAreRefusedWithoutShowingTheSecret) {
   TempFile no_colon("justapassword\n", 0600);
   auto p = ParseZk("zookeeper:\n  connect: zk\n  auth_file: " + no_colon.path() + "\n");
-  EXPECT_THAT(p.status.message(), AllOf(HasSubstr("zookeeper.auth_file"), HasSubstr(no_colon.path()),
-                                        Not(HasSubstr("justapassword"))));
+  EXPECT_THAT(p.status.message(),
+              AllOf(HasSubstr("zookeeper.auth_file"), HasSubstr(no_colon.path()),
+                    Not(HasSubstr("justapassword"))));
   p = ParseZk("zookeeper:\n  connect: zk\n  auth_file: /nonexistent/zk.auth\n");
-  EXPECT_THAT(p.status.message(), AllOf(HasSubstr("cfg.yaml:3"), HasSubstr("/nonexistent/zk.auth")));
+  EXPECT_THAT(p.status.message(),
+              AllOf(HasSubstr("cfg.yaml:3"), HasSubstr("/nonexistent/zk.auth")));
   TempFile secret("orch:s3cret\n", 0600);
   p = ParseZk("zookeeper:\n  connect: zk\n  auth: a:b\n  auth_file: " + secret.path() + "\n");
   EXPECT_THAT(p.status.message(), HasSubstr("set either auth_file or auth, not both"));
@@ -288,9 +298,9 @@ TEST(ZkAuthConfigTest, AllowOpenAclAndTlsRefusal) {
   EXPECT_TRUE(p.zk.allow_open_acl);
   EXPECT_FALSE(ParseZk("zookeeper:\n  connect: zk\n").zk.allow_open_acl);
   p = ParseZk("zookeeper:\n  connect: zk\n  tls:\n    ca_file: /etc/ca.pem\n");
-  EXPECT_THAT(p.status.message(),
-              AllOf(HasSubstr("cfg.yaml:3: zookeeper.tls"), HasSubstr("not supported"),
-                    HasSubstr("stunnel"), HasSubstr("docs/security.md"), Not(HasSubstr("unknown"))));
+  EXPECT_THAT(p.status.message(), AllOf(HasSubstr("cfg.yaml:3: zookeeper.tls"),
+                                        HasSubstr("not supported"), HasSubstr("stunnel"),
+                                        HasSubstr("docs/security.md"), Not(HasSubstr("unknown"))));
 }
 
 TEST(ZkInitConfigTest, IdentitiesFromFilesAndDigests) {
@@ -299,9 +309,10 @@ TEST(ZkInitConfigTest, IdentitiesFromFilesAndDigests) {
   TempFile digest(zkacl::DigestId("pg2", "p2-pw") + "\n", 0644);
   const std::string yaml = "zookeeper:\n  connect: zk\n  auth_file: " + admin.path() +
                            "\nzk_init:\n  clusters: [main, other]\n  orchestrators:\n"
-                           "    - auth_file: " + orch.path() + "\n  pollers:\n    - digest: \"" +
-                           zkacl::DigestId("pg1", "p1-pw") + "\"\n    - digest_file: " +
-                           digest.path() + "\n";
+                           "    - auth_file: " +
+                           orch.path() + "\n  pollers:\n    - digest: \"" +
+                           zkacl::DigestId("pg1", "p1-pw") +
+                           "\"\n    - digest_file: " + digest.path() + "\n";
   auto cfg = app::ParseZkInitConfig(*config::ConfigNode::LoadString(yaml, "init.yaml"));
   ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
   EXPECT_EQ(cfg->clusters, (std::vector<std::string>{"main", "other"}));
