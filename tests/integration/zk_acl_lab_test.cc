@@ -232,6 +232,35 @@ TEST_F(ZkAclLabTest, DaemonsRefuseAWorldWritableTreeWhenAuthIsOn) {
   EXPECT_NE(runs.exit_code, 2) << runs.output;
 }
 
+// The orchestrator and the watch refuse the same way (and name the znode).
+TEST_F(ZkAclLabTest, OrchestratorAndWatchRefuseAWorldWritableTree) {
+  const std::string root = "/open2";
+  auto anon = Session(std::nullopt);
+  ASSERT_TRUE(anon);
+  ASSERT_TRUE(zk::EnsurePath(*anon, root + "/clusters/main/master").ok());
+  anon->Close();
+  const std::string auth = WriteFile(dir_ + "/orch.auth", "orch:orch-pw\n");
+  const std::string zk_section = "zookeeper:\n  connect: \"" + Connect() + "\"\n  root: " + root +
+                                 "\n  auth_file: " + auth + "\n";
+  const std::string orch = WriteFile(
+      dir_ + "/orch.yaml",
+      zk_section + "orchestrator:\n  id: orch-a\nclusters:\n  - name: main\n    nodes: [{name: "
+                   "node1, host: 127.0.0.1, port: 1}]\n    postgres: {user: nobody}\n");
+  const RunResult o = RunPgherald({"orchestrator", "--config", orch}, dir_ + "/o.log");
+  EXPECT_EQ(o.exit_code, 2) << o.output;
+  EXPECT_THAT(o.output, AllOf(HasSubstr("pgherald orchestrator: zookeeper.auth is configured"),
+                              HasSubstr("znode /open2 "), HasSubstr("pgherald zk-init")));
+
+  const std::string watch = WriteFile(
+      dir_ + "/watch.yaml", zk_section + "watch:\n  clusters:\n    main:\n      sinks:\n        - "
+                                         "type: file\n          path: " +
+                                dir_ + "/route.json\n");
+  const RunResult w = RunPgherald({"watch", "--config", watch}, dir_ + "/w.log");
+  EXPECT_EQ(w.exit_code, 2) << w.output;
+  EXPECT_THAT(w.output, AllOf(HasSubstr("pgherald watch: zookeeper.auth is configured"),
+                              HasSubstr("world-writable")));
+}
+
 TEST_F(ZkAclLabTest, TlsKeyIsRefusedAtLoad) {
   const RunResult r = RunPgherald(
       {"poller", "--config", PollerConfig("/tls", "  tls:\n    ca_file: /etc/ca.pem\n")},
