@@ -138,7 +138,7 @@ StatusOr<ZkInitReport> ApplyZkLayout(zk::ZkSession& zk, const std::string& root,
       continue;
     }
     if (!have.ok()) return Denied(have.status(), want.path);
-    if (zkacl::SameAcl(have->acl, want.acl)) {
+    if (want.ancestor || zkacl::SameAcl(have->acl, want.acl)) {
       ++report.unchanged;
       continue;
     }

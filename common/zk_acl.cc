@@ -82,27 +82,27 @@ std::vector<ZnodeAcl> Layout(const std::string& root, const std::vector<std::str
   // The root's ancestors (a root like /a/pgherald) are not pgherald's: created if missing, with
   // the same ACL as the root.
   for (size_t pos = root.find('/', 1); pos != std::string::npos; pos = root.find('/', pos + 1)) {
-    out.push_back({root.substr(0, pos), owned});
+    out.push_back({root.substr(0, pos), owned, true});
   }
-  out.push_back({root, owned});
+  out.push_back({root, owned, false});
   const std::string clusters_path = zk::JoinPath(root, "clusters");
-  out.push_back({clusters_path, owned});
+  out.push_back({clusters_path, owned, false});
   for (const std::string& c : clusters) {
     const std::string cluster = zk::JoinPath(clusters_path, c);
-    out.push_back({cluster, owned});
+    out.push_back({cluster, owned, false});
     Acl nodes = owned;
     Grant(&nodes, ids.pollers, zk::kPermCreate);
-    out.push_back({cluster + "/nodes", nodes});
+    out.push_back({cluster + "/nodes", nodes, false});
     Acl events = owned;
     Grant(&events, ids.pollers, zk::kPermCreate | zk::kPermDelete);
-    out.push_back({cluster + "/events", events});
-    out.push_back({cluster + "/history", owned});
+    out.push_back({cluster + "/events", events, false});
+    out.push_back({cluster + "/history", owned, false});
     Acl control = owned;
     Grant(&control, ids.operators, zk::kPermAll);
-    out.push_back({cluster + "/control", control});
+    out.push_back({cluster + "/control", control, false});
   }
-  out.push_back({zk::JoinPath(root, "orchestrators"), owned});
-  out.push_back({zk::JoinPath(root, "orchestrators/election"), owned});
+  out.push_back({zk::JoinPath(root, "orchestrators"), owned, false});
+  out.push_back({zk::JoinPath(root, "orchestrators/election"), owned, false});
   return out;
 }
 

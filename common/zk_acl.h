@@ -41,6 +41,9 @@ struct RoleIdentities {
 struct ZnodeAcl {
   std::string path;
   zk::Acl acl;
+  // An ancestor of the root (e.g. /apps of /apps/pgherald): created when missing, but an
+  // existing one may belong to others and its ACL is left alone.
+  bool ancestor = false;
 };
 
 // Every znode `pgherald zk-init` lays out for `clusters` under `root`, parents first:

@@ -202,6 +202,19 @@ TEST_F(ZkAclTreeTest, OpenTreeIsRefusedThenMigrated) {
   EXPECT_EQ(open->Set(kMaster, "{}").status().code(), StatusCode::kPermissionDenied);
 }
 
+// A root below a shared parent (/apps/pgherald): the parent is created when missing, but an
+// existing one keeps its ACL (it may belong to other applications).
+TEST_F(ZkAclTreeTest, ExistingAncestorsOfTheRootKeepTheirAcl) {
+  auto open = Session(std::nullopt);
+  ASSERT_TRUE(open->Create("/apps", "", zk::CreateMode::kPersistent).ok());
+  auto admin = Session(roles_.admin);
+  auto report = app::ApplyZkLayout(*admin, "/apps/pgherald", {kCluster}, roles_.ids(), false);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(zkacl::AclText(open->GetAcl("/apps")->acl), "world:anyone:cdrwa");
+  EXPECT_FALSE(zkacl::IsWorldWritable(open->GetAcl("/apps/pgherald")->acl));
+  EXPECT_THAT(::testing::PrintToString(report->lines), Not(HasSubstr("/apps ")));
+}
+
 TEST_F(ZkAclTreeTest, MissingRootIsRefusedWithAuth) {
   zkacl::TreeCheck check{kRoot, {kCluster}, true, false, "poller"};
   auto refused = zkacl::GuardedFactory(Factory(roles_.poller1), check)();
