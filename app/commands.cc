@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "app/zk_init.h"
 #include "clients/status/status_command.h"
 #include "clients/watch/watch_command.h"
 #include "common/cli.h"
@@ -52,6 +53,8 @@ const std::vector<Command>& Commands() {
       {"pause", "Put a cluster in maintenance: the orchestrator changes nothing.",
        &status::RunPauseCommand},
       {"resume", "End a cluster's maintenance.", &status::RunResumeCommand},
+      {"zk-init", "Create or migrate the ZooKeeper tree with per-role ACLs (docs/security.md).",
+       &RunZkInitCommand},
       {"version", "Print the version.", &RunVersion},
   };
   return commands;

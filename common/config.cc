@@ -14,6 +14,7 @@
 
 #include "common/bounded_file.h"
 #include "common/logging.h"
+#include "common/zk_acl.h"
 
 namespace pgherald::config {
 namespace internal {
@@ -573,7 +574,56 @@ ZooKeeperConfig ParseZooKeeper(ConfigNode node) {
   if (c.auth && (c.auth->find(':') == std::string::npos || c.auth->front() == ':')) {
     node.Fail("auth", "expected \"user:password\" (value not shown)");
   }
+  c.auth_file = node.Optional<std::string>("auth_file");
+  if (c.auth && c.auth_file) {
+    node.Fail("auth_file", "set either auth_file or auth, not both (auth_file is preferred)");
+  } else if (c.auth) {
+    c.warnings.push_back(
+        "zookeeper.auth holds the ZooKeeper credential inline in " + node.file() +
+        "; move it to a file readable only by this service and set zookeeper.auth_file instead");
+  } else if (c.auth_file) {
+    auto file = ReadBoundedFile(*c.auth_file, node.path() + ".auth_file", kMaxSecretFileBytes);
+    if (!file.ok()) {
+      node.Fail("auth_file", file.status().message());
+    } else {
+      std::string line = file->content.substr(0, file->content.find('\n'));
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.find(':') == std::string::npos || line.front() == ':') {
+        node.Fail("auth_file", "the first line of " + *c.auth_file +
+                                   " must be \"user:password\" (content not shown)");
+      } else {
+        c.auth = std::move(line);
+      }
+      if (file->group_or_world_readable) {
+        c.warnings.push_back("zookeeper.auth_file " + *c.auth_file +
+                             " is readable by its group or others; chmod 600 it");
+      }
+    }
+  }
+  c.allow_open_acl = node.Optional<bool>("allow_open_acl", false);
+  if (node.Has("tls")) {
+    (void)node.Child("tls").Keys();  // its keys are not "unknown": the section itself is refused
+    node.Fail("tls",
+              "TLS to ZooKeeper is not supported: the ZooKeeper C client pgherald links "
+              "(Debian 12's libzookeeper_mt 3.8.0) is built without SSL. Remove `tls` and run a "
+              "TLS tunnel on loopback instead (stunnel or ghostunnel: connect to 127.0.0.1:<port>, "
+              "the tunnel verifies the server's certificate), or build pgherald against a "
+              "ZooKeeper C client built with SSL; see docs/security.md");
+  }
   return c;
+}
+
+zk::SessionFactory GuardedZkSessions(const ZooKeeperConfig& config, const std::string& program,
+                                     const std::vector<std::string>& clusters) {
+  const log::Logger logger("zookeeper");
+  for (const std::string& w : config.warnings) logger.Warn("zk_config_warning", {{"detail", w}});
+  zkacl::TreeCheck check;
+  check.root = config.root;
+  check.clusters = clusters;
+  check.auth_configured = config.auth.has_value();
+  check.allow_open_acl = config.allow_open_acl;
+  check.program = program;
+  return zkacl::GuardedFactory(zk::ZkClient::Factory(ToZkClientOptions(config)), std::move(check));
 }
 
 std::optional<LogLevel> ParseLogLevel(std::string_view name) {

@@ -124,6 +124,7 @@ class EventQueue : public std::enable_shared_from_this<EventQueue> {
 };
 
 struct Node {
+  Acl acl{AclEntry{kPermAll, "world", "anyone"}};
   std::string data;
   Stat stat;  // data_length and num_children are filled in when read
   std::set<std::string> children;
@@ -224,10 +225,58 @@ bool IsEphemeral(CreateMode mode) {
   return mode == CreateMode::kEphemeral || mode == CreateMode::kEphemeralSequential;
 }
 
+// Who is calling, for ACL checks, and the ACL a create gives its node.
+struct Caller {
+  std::optional<std::string> digest_id;
+  Acl create_acl;
+  bool server = false;  // the server itself (expiring ephemerals): every check passes
+};
+
+Acl PolicyAcl(ZkAclPolicy policy) {
+  if (policy == ZkAclPolicy::kOpen) return Acl{AclEntry{kPermAll, "world", "anyone"}};
+  return Acl{AclEntry{kPermAll, "auth", ""}, AclEntry{kPermRead, "world", "anyone"}};
+}
+
+Caller CallerOf(const FakeZkOptions& options) {
+  return Caller{options.digest_id, PolicyAcl(options.acl), false};
+}
+
+bool Allowed(const Acl& acl, const Caller& caller, int32_t perm) {
+  if (caller.server) return true;
+  for (const AclEntry& e : acl) {
+    if ((e.perms & perm) == 0) continue;
+    if (e.scheme == "world" && e.id == "anyone") return true;
+    if (e.scheme == "digest" && caller.digest_id && e.id == *caller.digest_id) return true;
+  }
+  return false;
+}
+
+Status NoAuth(const std::string& path, const char* perm) {
+  return Status(StatusCode::kPermissionDenied,
+                std::string("not authorized (NoAuth): ") + perm + " on " + path);
+}
+
+// "auth" entries become the caller's digest id, as the server's fixupACL does.
+StatusOr<Acl> ExpandAcl(const Acl& acl, const Caller& caller) {
+  Acl out;
+  for (const AclEntry& e : acl) {
+    if (e.scheme != "auth") {
+      out.push_back(e);
+      continue;
+    }
+    if (!caller.digest_id)
+      return InvalidArgument("invalid ACL: \"auth\" needs an authenticated session");
+    out.push_back(AclEntry{e.perms, "digest", *caller.digest_id});
+  }
+  if (out.empty()) return InvalidArgument("invalid ACL: empty");
+  return out;
+}
+
 // Applies one op to `tree` at `zxid`. Checks everything before changing anything, so a failed op
 // leaves the tree as it was. Appends the watches to fire on success.
 Status ApplyOp(Tree& tree, const Op& op, int64_t session_id, int64_t zxid, int64_t now_ms,
-               pgherald::zk::OpResult* result, std::vector<Trigger>* triggers) {
+               pgherald::zk::OpResult* result, std::vector<Trigger>* triggers,
+               const Caller& caller = Caller{std::nullopt, PolicyAcl(ZkAclPolicy::kOpen), true}) {
   switch (op.kind) {
     case Op::Kind::kCreate: {
       const bool sequential = IsSequential(op.mode);
@@ -236,9 +285,12 @@ Status ApplyOp(Tree& tree, const Op& op, int64_t session_id, int64_t zxid, int64
       std::string parent_path = ParentPath(op.path);
       auto parent = tree.find(parent_path);
       if (parent == tree.end()) return NotFound("parent of " + op.path + " does not exist");
+      if (!Allowed(parent->second.acl, caller, kPermCreate)) return NoAuth(parent_path, "CREATE");
       if (parent->second.stat.ephemeral_owner != 0) {
         return FailedPrecondition("ephemeral " + parent_path + " cannot have children");
       }
+      auto acl = ExpandAcl(caller.create_acl, caller);
+      if (!acl.ok()) return acl.status();
       std::string path = op.path;
       if (sequential) {
         char suffix[16];
@@ -247,6 +299,7 @@ Status ApplyOp(Tree& tree, const Op& op, int64_t session_id, int64_t zxid, int64
       }
       if (tree.count(path) != 0) return Status(StatusCode::kAlreadyExists, path + " exists");
       Node node;
+      node.acl = std::move(*acl);
       node.data = op.data;
       node.stat.czxid = node.stat.mzxid = node.stat.pzxid = zxid;
       node.stat.ctime_ms = node.stat.mtime_ms = now_ms;
@@ -269,11 +322,12 @@ Status ApplyOp(Tree& tree, const Op& op, int64_t session_id, int64_t zxid, int64
         return Status(StatusCode::kBadVersion, op.path + " is not at version " +
                                                    std::to_string(op.version));
       }
+      std::string parent_path = ParentPath(op.path);
+      Node& parent = tree.at(parent_path);
+      if (!Allowed(parent.acl, caller, kPermDelete)) return NoAuth(parent_path, "DELETE");
       if (!it->second.children.empty()) {
         return Status(StatusCode::kNotEmpty, op.path + " has children");
       }
-      std::string parent_path = ParentPath(op.path);
-      Node& parent = tree.at(parent_path);
       parent.children.erase(ChildName(parent_path, op.path));
       parent.stat.cversion++;
       parent.stat.pzxid = zxid;
@@ -287,6 +341,7 @@ Status ApplyOp(Tree& tree, const Op& op, int64_t session_id, int64_t zxid, int64
       if (Status s = ValidatePath(op.path); !s.ok()) return s;
       auto it = tree.find(op.path);
       if (it == tree.end()) return NotFound(op.path + " does not exist");
+      if (!Allowed(it->second.acl, caller, kPermWrite)) return NoAuth(op.path, "WRITE");
       if (op.version >= 0 && it->second.stat.version != op.version) {
         return Status(StatusCode::kBadVersion, op.path + " is not at version " +
                                                    std::to_string(op.version));
@@ -571,7 +626,7 @@ StatusOr<std::string> FakeZk::Create(const std::string& path, const std::string&
     OpResult result;
     std::vector<Trigger> triggers;
     Status st = ApplyOp(s.tree, Op::Create(path, data, mode), id_, s.zxid + 1, WallMillis(clock),
-                        &result, &triggers);
+                        &result, &triggers, CallerOf(options_));
     if (!st.ok()) return st;
     ++s.zxid;
     FireLocked(s, triggers);
@@ -585,6 +640,7 @@ StatusOr<NodeData> FakeZk::Get(const std::string& path, Watcher watch) {
     if (Status st = ValidatePath(path); !st.ok()) return st;
     auto it = s.tree.find(path);
     if (it == s.tree.end()) return NotFound(path + " does not exist");
+    if (!Allowed(it->second.acl, CallerOf(options_), kPermRead)) return NoAuth(path, "READ");
     if (watch) s.data_watches[path].push_back({id_, watch});
     return NodeData{it->second.data, StatOf(it->second)};
   });
@@ -609,6 +665,7 @@ StatusOr<std::vector<std::string>> FakeZk::GetChildren(const std::string& path, 
     if (Status st = ValidatePath(path); !st.ok()) return st;
     auto it = s.tree.find(path);
     if (it == s.tree.end()) return NotFound(path + " does not exist");
+    if (!Allowed(it->second.acl, CallerOf(options_), kPermRead)) return NoAuth(path, "READ");
     if (watch) s.child_watches[path].push_back({id_, watch});
     return std::vector<std::string>(it->second.children.begin(), it->second.children.end());
   });
@@ -621,7 +678,7 @@ StatusOr<Stat> FakeZk::Set(const std::string& path, const std::string& data, int
     OpResult result;
     std::vector<Trigger> triggers;
     Status st = ApplyOp(s.tree, Op::Set(path, data, version), id_, s.zxid + 1, WallMillis(clock),
-                        &result, &triggers);
+                        &result, &triggers, CallerOf(options_));
     if (!st.ok()) return st;
     ++s.zxid;
     FireLocked(s, triggers);
@@ -635,7 +692,7 @@ Status FakeZk::Delete(const std::string& path, int32_t version) {
   return RunCall<Status>(s, clock, id_, [&]() -> Status {
     std::vector<Trigger> triggers;
     Status st = ApplyOp(s.tree, Op::Delete(path, version), id_, s.zxid + 1, WallMillis(clock),
-                        nullptr, &triggers);
+                        nullptr, &triggers, CallerOf(options_));
     if (!st.ok()) return st;
     ++s.zxid;
     FireLocked(s, triggers);
@@ -656,7 +713,8 @@ StatusOr<MultiResult> FakeZk::Multi(const std::vector<Op>& ops, int* failed_op) 
     const int64_t now_ms = WallMillis(clock);
     for (size_t i = 0; i < ops.size(); ++i) {
       OpResult result;
-      Status st = ApplyOp(staged, ops[i], id_, s.zxid + 1, now_ms, &result, &triggers);
+      Status st =
+          ApplyOp(staged, ops[i], id_, s.zxid + 1, now_ms, &result, &triggers, CallerOf(options_));
       if (!st.ok()) {
         if (failed_op != nullptr) *failed_op = static_cast<int>(i);
         return Status(st.code(), "multi op " + std::to_string(i) + ": " + st.message());
@@ -667,6 +725,55 @@ StatusOr<MultiResult> FakeZk::Multi(const std::vector<Op>& ops, int* failed_op) 
     ++s.zxid;
     FireLocked(s, triggers);
     return multi;
+  });
+}
+
+StatusOr<std::string> FakeZk::CreateWithAcl(const std::string& path, const std::string& data,
+                                            CreateMode mode, const Acl& acl) {
+  auto& s = *server_->state_;
+  const Clock& clock = *server_->clock_;
+  return RunCall<StatusOr<std::string>>(s, clock, id_, [&]() -> StatusOr<std::string> {
+    OpResult result;
+    std::vector<Trigger> triggers;
+    Status st = ApplyOp(s.tree, Op::Create(path, data, mode), id_, s.zxid + 1, WallMillis(clock),
+                        &result, &triggers, Caller{options_.digest_id, acl, false});
+    if (!st.ok()) return st;
+    ++s.zxid;
+    FireLocked(s, triggers);
+    return result.created_path;
+  });
+}
+
+StatusOr<AclData> FakeZk::GetAcl(const std::string& path) {
+  auto& s = *server_->state_;
+  return RunCall<StatusOr<AclData>>(s, *server_->clock_, id_, [&]() -> StatusOr<AclData> {
+    if (Status st = ValidatePath(path); !st.ok()) return st;
+    auto it = s.tree.find(path);
+    if (it == s.tree.end()) return NotFound(path + " does not exist");
+    AclData out{it->second.acl, StatOf(it->second)};
+    // ZooKeeper 3.8 shows digests only to a client with ADMIN; others see "user:x".
+    if (!Allowed(it->second.acl, CallerOf(options_), kPermAdmin)) {
+      for (AclEntry& e : out.acl) {
+        if (e.scheme == "digest") e.id = e.id.substr(0, e.id.find(':')) + ":x";
+      }
+    }
+    return out;
+  });
+}
+
+Status FakeZk::SetAcl(const std::string& path, const Acl& acl) {
+  auto& s = *server_->state_;
+  return RunCall<Status>(s, *server_->clock_, id_, [&]() -> Status {
+    if (Status st = ValidatePath(path); !st.ok()) return st;
+    auto it = s.tree.find(path);
+    if (it == s.tree.end()) return NotFound(path + " does not exist");
+    if (!Allowed(it->second.acl, CallerOf(options_), kPermAdmin)) return NoAuth(path, "ADMIN");
+    Caller caller = CallerOf(options_);
+    auto expanded = ExpandAcl(acl, caller);
+    if (!expanded.ok()) return expanded.status();
+    it->second.acl = std::move(*expanded);
+    ++s.zxid;
+    return Status::Ok();
   });
 }
 

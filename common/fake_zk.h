@@ -16,6 +16,14 @@
 //                               ExpireOverdueSessions()). Watch events meanwhile are held back.
 //   session->Reconnect()        kConnected again (held-back watch events are delivered after the
 //                               state change), or kExpired if the server expired it meanwhile.
+//   ACLs                        every node has one (default world:anyone ALL, as ZooKeeper's open
+//                               ACL). A session's identity is FakeZkOptions::digest_id (the
+//                               "user:base64(sha1)" id a digest auth would give it). Enforced as
+//                               ZooKeeper does: READ for Get/GetChildren (not Exists), WRITE for
+//                               Set, CREATE/DELETE on the parent for Create/Delete, ADMIN for
+//                               SetAcl; kPermissionDenied (NoAuth) otherwise. "auth" entries of a
+//                               created node's ACL expand to the creator's digest id. GetAcl shows
+//                               digest ids as "user:x" to a session without ADMIN, as 3.8 does.
 //   session->FailNextCall(code, applied)
 //                               the next data call returns `code`; with applied=true the call takes
 //                               effect first (connection loss after a write: the unknown outcome).
@@ -52,6 +60,9 @@ struct FakeZkOptions {
   std::chrono::milliseconds session_timeout{10000};
   double lease_fraction = 0.6;
   DispatchMode dispatch = DispatchMode::kThread;
+  // The identity the session authenticated as ("user:base64(sha1(user:password))"), if any.
+  std::optional<std::string> digest_id;
+  ZkAclPolicy acl = ZkAclPolicy::kOpen;  // the ACL of nodes made by Create and Multi
 };
 
 class FakeZk;
@@ -120,6 +131,10 @@ class FakeZk final : public ZkSession {
                      int32_t version = -1) override;
   Status Delete(const std::string& path, int32_t version = -1) override;
   StatusOr<MultiResult> Multi(const std::vector<Op>& ops, int* failed_op = nullptr) override;
+  StatusOr<std::string> CreateWithAcl(const std::string& path, const std::string& data,
+                                      CreateMode mode, const Acl& acl) override;
+  StatusOr<AclData> GetAcl(const std::string& path) override;
+  Status SetAcl(const std::string& path, const Acl& acl) override;
   void SetStateListener(StateListener listener) override;
   void Close() override;
 

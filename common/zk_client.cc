@@ -249,6 +249,7 @@ struct ZkClient::Core : std::enable_shared_from_this<Core> {
     std::vector<zoo_op_result_t> results;
     std::vector<std::vector<char>> path_buffers;
     std::vector<::Stat> stats;
+    Acl acl;  // GetAcl
   };
   using CallHolder = std::shared_ptr<Call>;
 
@@ -284,6 +285,19 @@ struct ZkClient::Core : std::enable_shared_from_this<Core> {
     auto call = TakeCall(data);
     if (rc == ZOK) {
       if (value != nullptr && value_len > 0) call->value.assign(value, value_len);
+      if (stat != nullptr) call->stat = *stat;
+    }
+    Finish(call, rc);
+  }
+  static void AclCompletion(int rc, ACL_vector* acl, ::Stat* stat, const void* data) {
+    auto call = TakeCall(data);
+    if (rc == ZOK) {
+      // The C library frees `acl` after this returns: copy it.
+      for (int32_t i = 0; acl != nullptr && i < acl->count; ++i) {
+        const ACL& a = acl->data[i];
+        call->acl.push_back(
+            AclEntry{a.perms, a.id.scheme ? a.id.scheme : "", a.id.id ? a.id.id : ""});
+      }
       if (stat != nullptr) call->stat = *stat;
     }
     Finish(call, rc);
@@ -782,6 +796,55 @@ StatusOr<std::string> ZkClient::Create(const std::string& path, const std::strin
   });
   if (rc != ZOK) return core_->Error(rc, "create", path);
   return call->value;
+}
+
+namespace {
+// An ACL_vector that points into `acl` (and `entries`): valid while both live and are unchanged.
+ACL_vector ToCAcl(const Acl& acl, std::vector<ACL>* entries) {
+  entries->clear();
+  for (const AclEntry& e : acl) {
+    entries->push_back(
+        ACL{e.perms, Id{const_cast<char*>(e.scheme.c_str()), const_cast<char*>(e.id.c_str())}});
+  }
+  return ACL_vector{static_cast<int32_t>(entries->size()), entries->data()};
+}
+}  // namespace
+
+StatusOr<std::string> ZkClient::CreateWithAcl(const std::string& path, const std::string& data,
+                                              CreateMode mode, const Acl& acl) {
+  if (Status s = core_->Ready(); !s.ok()) return s;
+  std::vector<ACL> entries;
+  // The request is serialized when submitted, so the vector need only outlive the submit.
+  const ACL_vector c_acl = ToCAcl(acl, &entries);
+  auto call = std::make_shared<Core::Call>();
+  const int rc = core_->Run(call, [&](zhandle_t* zh, Core::CallHolder* holder) {
+    return zoo_acreate(zh, path.c_str(), data.data(), static_cast<int>(data.size()), &c_acl,
+                       ModeOf(mode), &Core::StringCompletion, holder);
+  });
+  if (rc != ZOK) return core_->Error(rc, "create", path);
+  return call->value;
+}
+
+StatusOr<AclData> ZkClient::GetAcl(const std::string& path) {
+  if (Status s = core_->Ready(); !s.ok()) return s;
+  auto call = std::make_shared<Core::Call>();
+  const int rc = core_->Run(call, [&](zhandle_t* zh, Core::CallHolder* holder) {
+    return zoo_aget_acl(zh, path.c_str(), &Core::AclCompletion, holder);
+  });
+  if (rc != ZOK) return core_->Error(rc, "get acl of", path);
+  return AclData{call->acl, ToStat(call->stat)};
+}
+
+Status ZkClient::SetAcl(const std::string& path, const Acl& acl) {
+  if (Status s = core_->Ready(); !s.ok()) return s;
+  std::vector<ACL> entries;
+  ACL_vector c_acl = ToCAcl(acl, &entries);
+  auto call = std::make_shared<Core::Call>();
+  const int rc = core_->Run(call, [&](zhandle_t* zh, Core::CallHolder* holder) {
+    return zoo_aset_acl(zh, path.c_str(), -1, &c_acl, &Core::VoidCompletion, holder);
+  });
+  if (rc != ZOK) return core_->Error(rc, "set acl of", path);
+  return Status::Ok();
 }
 
 StatusOr<NodeData> ZkClient::Get(const std::string& path, Watcher watch) {

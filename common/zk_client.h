@@ -50,11 +50,6 @@ struct ZkDigestAuth {
   std::string password;
 };
 
-enum class ZkAclPolicy {
-  kOpen,                 // world: all (ZOO_OPEN_ACL_UNSAFE)
-  kCreatorAllWorldRead,  // the creator's identity: all; world: read. Needs `auth`.
-};
-
 struct ZkClientOptions {
   std::string connect;  // "host:port,host:port[/chroot]"
   std::chrono::milliseconds session_timeout{10000};  // requested; the server may negotiate
@@ -130,6 +125,10 @@ class ZkClient final : public ZkSession {
                      int32_t version = -1) override;
   Status Delete(const std::string& path, int32_t version = -1) override;
   StatusOr<MultiResult> Multi(const std::vector<Op>& ops, int* failed_op = nullptr) override;
+  StatusOr<std::string> CreateWithAcl(const std::string& path, const std::string& data,
+                                      CreateMode mode, const Acl& acl) override;
+  StatusOr<AclData> GetAcl(const std::string& path) override;
+  Status SetAcl(const std::string& path, const Acl& acl) override;
   void SetStateListener(StateListener listener) override;
   // Queued callbacks are dropped, a running one is waited for (unless Close is called from it,
   // which the contract forbids; then it is not waited for), the handle is closed (this may block

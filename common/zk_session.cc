@@ -35,6 +35,17 @@ std::string ParentPath(const std::string& path) {
   return path.substr(0, pos);
 }
 
+StatusOr<std::string> ZkSession::CreateWithAcl(const std::string&, const std::string&, CreateMode,
+                                               const Acl&) {
+  return FailedPrecondition("CreateWithAcl is not supported by this session");
+}
+StatusOr<AclData> ZkSession::GetAcl(const std::string&) {
+  return FailedPrecondition("GetAcl is not supported by this session");
+}
+Status ZkSession::SetAcl(const std::string&, const Acl&) {
+  return FailedPrecondition("SetAcl is not supported by this session");
+}
+
 Status EnsurePath(ZkSession& zk, const std::string& path) {
   if (path.empty() || path == "/") return Status::Ok();
   if (path[0] != '/') return InvalidArgument("znode path must start with '/': " + path);
@@ -42,8 +53,10 @@ Status EnsurePath(ZkSession& zk, const std::string& path) {
     std::string prefix = pos == std::string::npos ? path : path.substr(0, pos);
     auto created = zk.Create(prefix, "", CreateMode::kPersistent);
     if (!created.ok() && created.status().code() != StatusCode::kAlreadyExists) {
-      // Connection loss: the create may have been applied; confirm by reading.
-      if (created.status().code() == StatusCode::kConnectionLoss) {
+      // Connection loss: the create may have been applied; NoAuth: the node may exist (the
+      // parent's ACL is checked first). Confirm by reading.
+      if (created.status().code() == StatusCode::kConnectionLoss ||
+          created.status().code() == StatusCode::kPermissionDenied) {
         auto exists = zk.Exists(prefix);
         if (!exists.ok() || !exists->has_value()) return created.status();
       } else {

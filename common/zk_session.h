@@ -65,6 +65,42 @@ using StateListener = std::function<void(SessionState, int64_t session_id)>;
 
 enum class CreateMode { kPersistent, kEphemeral, kPersistentSequential, kEphemeralSequential };
 
+// ZooKeeper's permission bits, as the server defines them.
+enum Perm : int32_t {
+  kPermRead = 1,
+  kPermWrite = 2,
+  kPermCreate = 4,
+  kPermDelete = 8,
+  kPermAdmin = 16,
+  kPermAll = 31,
+};
+
+// One ACL entry: `perms` granted to `id` under `scheme`. Schemes pgherald uses: "world" (id
+// "anyone": every client, authenticated or not), "digest" (id "user:base64(sha1(user:password))",
+// a client that authenticated as that user) and, only when creating, "auth" (id "": whatever
+// identities the creating session authenticated with; the server stores them expanded).
+struct AclEntry {
+  int32_t perms = 0;
+  std::string scheme;
+  std::string id;
+  bool operator==(const AclEntry& o) const {
+    return perms == o.perms && scheme == o.scheme && id == o.id;
+  }
+  bool operator!=(const AclEntry& o) const { return !(*this == o); }
+};
+using Acl = std::vector<AclEntry>;
+
+// The ACL of the nodes a session creates with Create() and Multi creates.
+enum class ZkAclPolicy {
+  kOpen,                 // world: all (ZOO_OPEN_ACL_UNSAFE)
+  kCreatorAllWorldRead,  // the creator's identity: all; world: read. Needs auth.
+};
+
+struct AclData {
+  Acl acl;
+  Stat stat;  // stat.aversion is not kept; SetAcl is unconditional (version -1) in pgherald
+};
+
 struct NodeData {
   std::string data;
   Stat stat;
@@ -143,6 +179,15 @@ class ZkSession {
   // All or nothing. On a failed op nothing is applied and `failed_op` (if given) is set.
   virtual StatusOr<MultiResult> Multi(const std::vector<Op>& ops, int* failed_op = nullptr) = 0;
 
+  // ACLs. Only zk-init and the start-up check use them; the default implementations (for test
+  // doubles) answer kFailedPrecondition. Errors as for the data calls; kPermissionDenied (NoAuth)
+  // when the session's identity lacks the permission (READ for GetAcl, ADMIN for SetAcl, CREATE on
+  // the parent for CreateWithAcl). Create with an explicit ACL instead of the session's policy.
+  virtual StatusOr<std::string> CreateWithAcl(const std::string& path, const std::string& data,
+                                              CreateMode mode, const Acl& acl);
+  virtual StatusOr<AclData> GetAcl(const std::string& path);
+  virtual Status SetAcl(const std::string& path, const Acl& acl);
+
   // Called on every state change (on the dispatch thread). Replaces any earlier listener.
   virtual void SetStateListener(StateListener listener) = 0;
 
@@ -155,7 +200,9 @@ class ZkSession {
 using SessionFactory = std::function<StatusOr<std::unique_ptr<ZkSession>>()>;
 
 // Creates every missing persistent ancestor of `path` and `path` itself (empty data).
-// kAlreadyExists is not an error here.
+// kAlreadyExists is not an error here, nor is a NoAuth (kPermissionDenied) create of a node that
+// exists: ZooKeeper checks CREATE on the parent before it looks for the node, so a role without
+// CREATE on an ancestor laid out by `pgherald zk-init` still gets Ok.
 Status EnsurePath(ZkSession& zk, const std::string& path);
 
 // "/a/b" + "c" -> "/a/b/c". Parent of "/a/b" is "/a"; of "/a" is "/".

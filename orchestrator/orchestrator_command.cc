@@ -13,6 +13,7 @@
 #include "clients/status/cluster_status.h"
 #include "common/cli.h"
 #include "common/logging.h"
+#include "common/zk_acl.h"
 #include "common/zk_client.h"
 #include "orchestrator/http_server.h"
 #include "orchestrator/metrics.h"
@@ -61,7 +62,13 @@ int RunOrchestratorCommand(const std::vector<std::string>& args) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
-  SessionFactory factory = zk::ZkClient::Factory(config::ToZkClientOptions(cfg->zookeeper));
+  std::vector<std::string> zk_clusters;
+  for (const ClusterSpec& spec : cfg->clusters) zk_clusters.push_back(spec.name);
+  SessionFactory factory = config::GuardedZkSessions(cfg->zookeeper, "orchestrator", zk_clusters);
+  if (Status s = zkacl::CheckAtStart(factory); !s.ok()) {
+    std::fprintf(stderr, "pgherald orchestrator: %s\n", s.message().c_str());
+    return 2;
+  }
 
   PgNodeProber prober;
   std::unique_ptr<publishers::FilePublisher> file_publisher;

@@ -11,6 +11,7 @@
 
 #include "common/cli.h"
 #include "common/logging.h"
+#include "common/zk_acl.h"
 #include "common/zk_client.h"
 #include "pollers/notify.h"
 #include "pollers/poller.h"
@@ -72,7 +73,12 @@ int RunPollerCommand(const std::vector<std::string>& args) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
-  SessionFactory factory = zk::ZkClient::Factory(config::ToZkClientOptions(cfg->zookeeper));
+  SessionFactory factory =
+      config::GuardedZkSessions(cfg->zookeeper, "poller", {cfg->poller.cluster});
+  if (Status s = zkacl::CheckAtStart(factory); !s.ok()) {
+    std::fprintf(stderr, "pgherald poller: %s\n", s.message().c_str());
+    return 2;
+  }
 
   Poller poller(cfg->poller, *pg_params, factory, cfg->zookeeper.root, SystemClock::Instance(),
                 PGHERALD_VERSION);

@@ -12,6 +12,7 @@
 #include "clients/watch/zk_master_source.h"
 #include "common/cli.h"
 #include "common/logging.h"
+#include "common/zk_acl.h"
 
 namespace pgherald::watch {
 
@@ -40,6 +41,18 @@ int RunWatchCommand(const std::vector<std::string>& args) {
   // SIGINT/SIGTERM end the daemon: block them in every thread, wait for them here.
   const sigset_t signals = cli::BlockStopSignals();
 
+  // The watch only reads, but it trusts the master record: refuse a world-writable tree like
+  // the writers do (common/zk_acl.h).
+  {
+    std::vector<std::string> names;
+    for (const auto& cluster : config->clusters) names.push_back(cluster.name);
+    if (Status s =
+            zkacl::CheckAtStart(config::GuardedZkSessions(config->zookeeper, "watch", names));
+        !s.ok()) {
+      std::fprintf(stderr, "pgherald watch: %s\n", s.message().c_str());
+      return 2;
+    }
+  }
   std::vector<std::unique_ptr<ClusterController>> controllers;
   std::vector<std::unique_ptr<MasterSource>> sources;
   for (const auto& cluster : config->clusters) {
