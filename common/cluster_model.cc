@@ -234,6 +234,23 @@ std::optional<WriteCheck> ParseWriteCheck(std::string_view name) {
   return std::nullopt;
 }
 
+// ---- identity ----
+
+StatusOr<std::string> ParseIdentity(std::string_view text) {
+  static const std::string kPayload = "identity";
+  json j;
+  PGH_RETURN_IF_ERROR(ParseEnvelope(text, kPayload, &j));
+  FieldReader f(j, kPayload, "");
+  std::string sysid;
+  PGH_RETURN_IF_ERROR(f.SystemIdentifier("system_identifier", &sysid, Need::kRequired));
+  if (sysid.empty()) return f.Error("system_identifier", ": expected 1-20 decimal digits, got \"\"");
+  return sysid;
+}
+
+std::string IdentityToJson(const std::string& system_identifier) {
+  return Dump(json{{"format", kFormat}, {"system_identifier", system_identifier}});
+}
+
 // ---- NodeObservation ----
 
 std::optional<Lsn> NodeObservation::Position() const {

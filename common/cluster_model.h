@@ -63,6 +63,12 @@ enum class FencingState {
 const char* FencingStateName(FencingState state);
 std::optional<FencingState> ParseFencingState(std::string_view name);
 
+// clusters/<c>/identity: {"format": 1, "system_identifier": "<decimal>"}, written once by the
+// first orchestrator. ParseIdentity returns the system identifier (1-20 decimal digits) or
+// kInvalidArgument under the codec contract above.
+StatusOr<std::string> ParseIdentity(std::string_view text);
+std::string IdentityToJson(const std::string& system_identifier);
+
 // One row of repmgr.nodes as seen from a node: repmgr's opinion, which is evidence, not proof.
 struct RepmgrNode {
   int node_id = 0;
