@@ -74,8 +74,10 @@ Status DecodeMasterRecord(FieldReader& f, MasterRecord* r) {
       f.Enum("state", &r->state, Need::kRequired, ParseMasterState, "\"ok\" or \"no-master\""));
   PGH_RETURN_IF_ERROR(f.U64("epoch", &r->epoch, Need::kRequired));
   const Need if_ok = r->state == MasterState::kOk ? Need::kRequired : Need::kOptional;
-  PGH_RETURN_IF_ERROR(f.Name("node", &r->node, if_ok, /*allow_empty=*/r->state != MasterState::kOk));
-  PGH_RETURN_IF_ERROR(f.Host("host", &r->host, if_ok, /*allow_empty=*/r->state != MasterState::kOk));
+  PGH_RETURN_IF_ERROR(
+      f.Name("node", &r->node, if_ok, /*allow_empty=*/r->state != MasterState::kOk));
+  PGH_RETURN_IF_ERROR(
+      f.Host("host", &r->host, if_ok, /*allow_empty=*/r->state != MasterState::kOk));
   PGH_RETURN_IF_ERROR(f.I32("port", r->state == MasterState::kOk ? 1 : 0, 65535, &r->port, if_ok));
   PGH_RETURN_IF_ERROR(f.U32("timeline", &r->timeline, if_ok));
   PGH_RETURN_IF_ERROR(LsnField(f, "lsn", &r->lsn, if_ok));
@@ -117,7 +119,8 @@ Status DecodeEvidence(FieldReader& f, NodeEvidence* e) {
   PGH_RETURN_IF_ERROR(f.Bool("writable", &e->writable, Need::kOptional));
   PGH_RETURN_IF_ERROR(f.U32("timeline", &e->timeline, Need::kOptional));
   PGH_RETURN_IF_ERROR(OptLsn(f, "lsn", &e->lsn));
-  PGH_RETURN_IF_ERROR(f.SystemIdentifier("system_identifier", &e->system_identifier, Need::kOptional));
+  PGH_RETURN_IF_ERROR(
+      f.SystemIdentifier("system_identifier", &e->system_identifier, Need::kOptional));
   PGH_RETURN_IF_ERROR(f.Enum("write_check", &e->write_check, Need::kOptional, ParseWriteCheck,
                              "\"not-run\", \"passed\" or \"failed\""));
   PGH_RETURN_IF_ERROR(f.OptI64("promoted_at", &e->promoted_at_ms));
@@ -243,7 +246,8 @@ StatusOr<std::string> ParseIdentity(std::string_view text) {
   FieldReader f(j, kPayload, "");
   std::string sysid;
   PGH_RETURN_IF_ERROR(f.SystemIdentifier("system_identifier", &sysid, Need::kRequired));
-  if (sysid.empty()) return f.Error("system_identifier", ": expected 1-20 decimal digits, got \"\"");
+  if (sysid.empty())
+    return f.Error("system_identifier", ": expected 1-20 decimal digits, got \"\"");
   return sysid;
 }
 
@@ -310,10 +314,13 @@ StatusOr<NodeObservation> NodeObservation::FromJson(std::string_view text) {
   PGH_RETURN_IF_ERROR(OptLsn(f, "current_lsn", &o.current_lsn));
   PGH_RETURN_IF_ERROR(OptLsn(f, "receive_lsn", &o.receive_lsn));
   PGH_RETURN_IF_ERROR(OptLsn(f, "replay_lsn", &o.replay_lsn));
-  PGH_RETURN_IF_ERROR(f.SystemIdentifier("system_identifier", &o.system_identifier, Need::kRequired));
-  PGH_RETURN_IF_ERROR(f.Name("upstream_node", &o.upstream_node, Need::kOptional, /*allow_empty=*/true));
+  PGH_RETURN_IF_ERROR(
+      f.SystemIdentifier("system_identifier", &o.system_identifier, Need::kRequired));
+  PGH_RETURN_IF_ERROR(
+      f.Name("upstream_node", &o.upstream_node, Need::kOptional, /*allow_empty=*/true));
   // pg_stat_wal_receiver.sender_host may be a unix socket directory: a printable token, not a host.
-  PGH_RETURN_IF_ERROR(f.Token("sender_host", &o.sender_host, Need::kOptional, untrusted::kMaxHostLength));
+  PGH_RETURN_IF_ERROR(
+      f.Token("sender_host", &o.sender_host, Need::kOptional, untrusted::kMaxHostLength));
   PGH_RETURN_IF_ERROR(f.I32("sender_port", 0, 65535, &o.sender_port, Need::kOptional));
   PGH_RETURN_IF_ERROR(f.OptI64("promoted_at", &o.promoted_at_ms));
   PGH_RETURN_IF_ERROR(f.Array("repmgr_nodes", Need::kOptional, [&](FieldReader& row) {
@@ -338,7 +345,7 @@ StatusOr<NodeObservation> NodeObservation::FromJson(std::string_view text) {
 }
 
 StatusOr<NodeObservation> NodeObservation::FromZnode(std::string_view znode_name,
-                                                    std::string_view text) {
+                                                     std::string_view text) {
   StatusOr<NodeObservation> o = FromJson(text);
   if (!o.ok()) return o;
   if (o->node != znode_name) {

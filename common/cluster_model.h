@@ -6,18 +6,18 @@
 //     strings that are not valid UTF-8 (a PostgreSQL error message can be anything) are written
 //     with U+FFFD in place of the bad bytes.
 //   - FromJson() never throws and never recurses into the input beyond the depth limit: payloads
-//     are untrusted (docs/zookeeper-contract.md, "Validation"). It returns kInvalidArgument for text
-//     over untrusted::kMaxPayloadBytes or nested deeper than untrusted::kMaxJsonDepth (checked on
-//     the raw text before parsing), for text that is not JSON, for a "format" other than 1, for a
-//     missing required field and for a field of the wrong type or out of range (integers are
+//     are untrusted (docs/zookeeper-contract.md, "Validation"). It returns kInvalidArgument for
+//     text over untrusted::kMaxPayloadBytes or nested deeper than untrusted::kMaxJsonDepth (checked
+//     on the raw text before parsing), for text that is not JSON, for a "format" other than 1, for
+//     a missing required field and for a field of the wrong type or out of range (integers are
 //     range-checked, never narrowed); names must pass untrusted::IsValidName, hosts
 //     untrusted::IsValidHost, codes and versions must be short printable tokens; free text (error,
 //     write_error, reasons[].text) is sanitized (untrusted::SanitizeForDisplay) and cut to
 //     untrusted::kMaxTextLength instead of refused. The message names the payload, the field (with
 //     its path inside arrays, e.g. "repmgr_nodes[1].node_id") and what was expected, and shows
-//     the bad value only as its type and a short sanitized preview. Unknown fields are ignored so that a newer
-//     writer can add fields without breaking older readers; a change that would mislead an older
-//     reader bumps the format number instead.
+//     the bad value only as its type and a short sanitized preview. Unknown fields are ignored so
+//     that a newer writer can add fields without breaking older readers; a change that would
+//     mislead an older reader bumps the format number instead.
 //   - Equality operators (for tests) exist in C++20 only: the header stays C++17 so that the
 //     embeddable client library can parse the master record.
 //   - LSNs travel as PostgreSQL's text "X/Y" (hex), system identifiers as decimal strings: both are

@@ -20,7 +20,8 @@ Status ParseAny(std::string_view text, const std::string& payload, json* out,
   try {
     *out = json::parse(text.begin(), text.end());
   } catch (const json::exception& e) {
-    return InvalidArgument(payload + ": not valid JSON: " + untrusted::SanitizeForDisplay(e.what(), 200));
+    return InvalidArgument(payload +
+                           ": not valid JSON: " + untrusted::SanitizeForDisplay(e.what(), 200));
   }
   return Status::Ok();
 }
@@ -45,8 +46,8 @@ Status ParseObject(std::string_view text, const std::string& payload, json* out,
                                  std::numeric_limits<std::int64_t>::max(), &number,
                                  Need::kRequired));
   if (number != 1) {
-    return InvalidArgument(payload + ": field 'format': expected 1, got " +
-                           std::to_string(number) + " (written by a newer pgherald?)");
+    return InvalidArgument(payload + ": field 'format': expected 1, got " + std::to_string(number) +
+                           " (written by a newer pgherald?)");
   }
   return Status::Ok();
 }
@@ -253,19 +254,19 @@ Status FieldReader::StringsOf(const char* key, std::vector<std::string>* out, Ne
   const json* v = nullptr;
   PGH_RETURN_IF_ERROR(Find(key, need, &v));
   if (v == nullptr) return Status::Ok();
-  const std::string element =
-      names ? std::string("a name: ") + untrusted::kNameRule
-            : "a string of at most " + std::to_string(kMaxTokenLength) +
-                  " bytes without control characters";
+  const std::string element = names ? std::string("a name: ") + untrusted::kNameRule
+                                    : "a string of at most " + std::to_string(kMaxTokenLength) +
+                                          " bytes without control characters";
   if (!v->is_array() || v->size() > max_items) {
     return WrongType(key, "an array of at most " + std::to_string(max_items) + " strings", *v);
   }
   std::vector<std::string> values;
   for (std::size_t i = 0; i < v->size(); ++i) {
     const json& e = (*v)[i];
-    const bool ok = e.is_string() && (names ? untrusted::IsValidName(e.get_ref<const std::string&>())
-                                            : untrusted::IsPrintableText(
-                                                  e.get_ref<const std::string&>(), kMaxTokenLength));
+    const bool ok =
+        e.is_string() &&
+        (names ? untrusted::IsValidName(e.get_ref<const std::string&>())
+               : untrusted::IsPrintableText(e.get_ref<const std::string&>(), kMaxTokenLength));
     if (!ok) {
       return InvalidArgument(payload_ + ": field '" + prefix_ + key + "[" + std::to_string(i) +
                              "]': expected " + element + ", got " + Describe(e));

@@ -3,7 +3,8 @@
 // library uses it only from its .cc files and never installs this header.
 //
 // Contract, the same for every reader built on it:
-//   - ParseObject() runs untrusted::CheckJsonShape (size and nesting depth, on the raw text, without
+//   - ParseObject() runs untrusted::CheckJsonShape (size and nesting depth, on the raw text,
+//   without
 //     recursion) *before* the parser sees the text, then requires a JSON object and, unless told
 //     otherwise, "format": 1 (an integer: 4294967297 is refused, never narrowed to 1).
 //   - every error is kInvalidArgument naming the payload, the field path ("repmgr_nodes[1].name")
@@ -158,8 +159,8 @@ class FieldReader {
  private:
   Status Find(const char* key, Need need, const json** out) const;
   Status WrongType(const char* key, const std::string& expected, const json& v) const;
-  Status StringsOf(const char* key, std::vector<std::string>* out, Need need,
-                   std::size_t max_items, bool names);
+  Status StringsOf(const char* key, std::vector<std::string>* out, Need need, std::size_t max_items,
+                   bool names);
 
   const json& object_;
   std::string payload_;

@@ -50,7 +50,7 @@ struct ClusterStatus {
   std::vector<std::string> vouchers;  // orchestrator ids vouching for the record now
   publishers::ControlState control;
   std::string control_error;  // a corrupt control znode (the orchestrator then treats it as paused)
-  std::vector<NodeStatus> nodes;             // sorted by name
+  std::vector<NodeStatus> nodes;  // sorted by name
   // Persistent (non-ephemeral) znodes under nodes/: no live poller wrote them, so they are not
   // nodes here, only problems.
   std::vector<std::string> persistent_nodes;

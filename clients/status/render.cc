@@ -150,9 +150,8 @@ std::string RenderStatusTable(const std::vector<ClusterStatus>& clusters) {
       master = "none verified yet";
     } else {
       master = Safe(c.master.node) + " (" + Safe(c.master.host) + ":" +
-               std::to_string(c.master.port) +
-               ", timeline " + std::to_string(c.master.timeline) + ", epoch " +
-               std::to_string(c.master.epoch) + ")";
+               std::to_string(c.master.port) + ", timeline " + std::to_string(c.master.timeline) +
+               ", epoch " + std::to_string(c.master.epoch) + ")";
       if (c.vouchers.empty()) {
         master += " UNVERIFIED: no voucher";
       } else {
@@ -216,12 +215,12 @@ std::string RenderHistoryText(const std::string& cluster,
   std::string out;
   for (const model::HistoryEntry& h : history) {
     if (!out.empty()) out += "\n";
-    std::string line =
-        FormatWallMs(h.decided_at_ms) + "  epoch " + std::to_string(h.epoch) + "  " + Safe(h.action);
+    std::string line = FormatWallMs(h.decided_at_ms) + "  epoch " + std::to_string(h.epoch) + "  " +
+                       Safe(h.action);
     if (!h.chosen.empty()) line += " " + Safe(h.chosen);
     if (h.previous && h.previous->state == model::MasterState::kOk) {
-      line +=
-          " (was " + Safe(h.previous->node) + ", timeline " + std::to_string(h.previous->timeline) + ")";
+      line += " (was " + Safe(h.previous->node) + ", timeline " +
+              std::to_string(h.previous->timeline) + ")";
     } else if (h.previous) {
       line += " (was none)";
     }
@@ -243,8 +242,8 @@ std::string RenderHistoryText(const std::string& cluster,
       const model::DataLossEstimate& d = *h.data_loss;
       out += "  data loss estimate: " + Safe(d.old_master) + " last seen at " +
              model::FormatLsn(d.old_master_last_lsn) + ", " + Safe(d.new_master) +
-             " took over at " +
-             model::FormatLsn(d.new_master_lsn) + ": " + std::to_string(d.gap_bytes) + " bytes\n";
+             " took over at " + model::FormatLsn(d.new_master_lsn) + ": " +
+             std::to_string(d.gap_bytes) + " bytes\n";
     }
     if (!h.evidence.empty()) {
       std::vector<std::vector<std::string>> rows = {{"    node", "role", "observed", "probed",

@@ -449,40 +449,57 @@ TEST(UntrustedPayloadTest, FormatBeyondIntRangeIsNotReadAsOne) {
       EXPECT_THAT(s.message(), HasSubstr("field 'format'")) << format;
     }
   }
-  EXPECT_FALSE(NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "port", 4294967297ull)).ok());
-  EXPECT_FALSE(NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "timeline", 4294967298ull)).ok());
-  EXPECT_FALSE(MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "port", 4294967297ull + 15432)).ok());
+  EXPECT_FALSE(
+      NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "port", 4294967297ull)).ok());
+  EXPECT_FALSE(
+      NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "timeline", 4294967298ull))
+          .ok());
+  EXPECT_FALSE(
+      MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "port", 4294967297ull + 15432)).ok());
 }
 
 TEST(UntrustedPayloadTest, BadNamesAreRefusedWhereverANameGoes) {
   for (const std::string& name : testing::BadNames()) {
     const std::string shown = "name \"" + name + "\"";
-    EXPECT_FALSE(NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "node", name)).ok()) << shown;
-    EXPECT_FALSE(NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "upstream_node", name.empty() ? "a b" : name)).ok()) << shown;
-    EXPECT_FALSE(MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "node", name)).ok()) << shown;
+    EXPECT_FALSE(NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "node", name)).ok())
+        << shown;
+    EXPECT_FALSE(NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "upstream_node",
+                                                 name.empty() ? "a b" : name))
+                     .ok())
+        << shown;
+    EXPECT_FALSE(MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "node", name)).ok())
+        << shown;
     EXPECT_FALSE(Probe::FromJson(Patch(SampleProbe().ToJson(), "node", name)).ok()) << shown;
     const std::string h = SampleHistory().ToJson();
     EXPECT_FALSE(HistoryEntry::FromJson(Patch(h, "cluster", name)).ok()) << shown;
-    EXPECT_FALSE(HistoryEntry::FromJson(Patch(h, "stale_primaries", nlohmann::json::array({name}))).ok()) << shown;
+    EXPECT_FALSE(
+        HistoryEntry::FromJson(Patch(h, "stale_primaries", nlohmann::json::array({name}))).ok())
+        << shown;
     if (!name.empty()) {
-      EXPECT_FALSE(MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "decided_by", name)).ok()) << shown;
+      EXPECT_FALSE(MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "decided_by", name)).ok())
+          << shown;
       EXPECT_FALSE(HistoryEntry::FromJson(Patch(h, "chosen", name)).ok()) << shown;
     }
   }
-  StatusOr<MasterRecord> r = MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "node", "db\n1"));
+  StatusOr<MasterRecord> r =
+      MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "node", "db\n1"));
   ASSERT_FALSE(r.ok());
-  EXPECT_THAT(r.status().message(), HasSubstr("MasterRecord: field 'node': expected a name: 1-64 characters"));
+  EXPECT_THAT(r.status().message(),
+              HasSubstr("MasterRecord: field 'node': expected a name: 1-64 characters"));
   EXPECT_THAT(r.status().message(), HasSubstr("\"db\\x0a1\""));
 }
 
 TEST(UntrustedPayloadTest, BadHostsAreRefused) {
   for (const std::string& host : testing::BadHosts()) {
-    EXPECT_FALSE(NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "host", host)).ok()) << host;
+    EXPECT_FALSE(NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "host", host)).ok())
+        << host;
     EXPECT_FALSE(MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "host", host)).ok()) << host;
   }
-  StatusOr<MasterRecord> r = MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "host", "db1;reboot"));
+  StatusOr<MasterRecord> r =
+      MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "host", "db1;reboot"));
   ASSERT_FALSE(r.ok());
-  EXPECT_THAT(r.status().message(), HasSubstr("field 'host': expected a host: an IPv4 or IPv6 address"));
+  EXPECT_THAT(r.status().message(),
+              HasSubstr("field 'host': expected a host: an IPv4 or IPv6 address"));
   for (const char* host : {"db1.example.com", "::1", "10.0.0.1", "pg-01"}) {
     EXPECT_TRUE(MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "host", host)).ok()) << host;
   }
@@ -524,9 +541,13 @@ TEST(UntrustedPayloadTest, ObservationMustBeFiledUnderItsOwnNode) {
 
 TEST(UntrustedPayloadTest, SystemIdentifierIsDecimal) {
   for (const char* sysid : {"12a", " 1", "-1", "123456789012345678901"}) {
-    EXPECT_FALSE(NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "system_identifier", sysid)).ok()) << sysid;
+    EXPECT_FALSE(
+        NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "system_identifier", sysid))
+            .ok())
+        << sysid;
   }
-  EXPECT_TRUE(NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "system_identifier", "")).ok());
+  EXPECT_TRUE(
+      NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "system_identifier", "")).ok());
 }
 
 }  // namespace

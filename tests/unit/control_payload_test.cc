@@ -64,12 +64,11 @@ TEST(IdentityPayloadTest, OnlyDecimalSystemIdentifiers) {
   auto id = model::ParseIdentity(good);
   ASSERT_TRUE(id.ok()) << id.status().ToString();
   EXPECT_EQ(*id, "7291851442811934035");
-  for (const char* bad : {"\"\"", "\"72918 5\"", "\"1;drop\"", "7291851442811934035",
-                          "\"123456789012345678901\""}) {
+  for (const char* bad :
+       {"\"\"", "\"72918 5\"", "\"1;drop\"", "7291851442811934035", "\"123456789012345678901\""}) {
     auto got = model::ParseIdentity(testing::ReplaceField(good, "system_identifier", bad));
     ASSERT_FALSE(got.ok()) << bad;
-    EXPECT_NE(got.status().message().find("identity: field 'system_identifier'"),
-              std::string::npos)
+    EXPECT_NE(got.status().message().find("identity: field 'system_identifier'"), std::string::npos)
         << got.status().message();
   }
   EXPECT_FALSE(model::ParseIdentity(testing::ReplaceField(good, "format", "4294967297")).ok());

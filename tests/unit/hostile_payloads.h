@@ -39,7 +39,8 @@ inline std::string ReplaceField(const std::string& payload, const std::string& k
 // The hostile shapes every decoder must refuse without recursing: 1 MiB of '[', a valid
 // 200 KB nested array in place of `key`, and a 60 KB one (under the size cap, over the depth cap).
 inline std::vector<std::string> DeepPayloads(const std::string& good, const std::string& key) {
-  return {OpenBrackets(1 << 20), NestedArrays(1 << 20), ReplaceField(good, key, NestedArrays(200 * 1024)),
+  return {OpenBrackets(1 << 20), NestedArrays(1 << 20),
+          ReplaceField(good, key, NestedArrays(200 * 1024)),
           ReplaceField(good, key, NestedArrays(60 * 1024))};
 }
 

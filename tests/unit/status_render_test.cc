@@ -346,7 +346,8 @@ void ExpectTerminalSafe(const std::string& out) {
   for (std::size_t i = 0; i < out.size(); ++i) {
     const auto c = static_cast<unsigned char>(out[i]);
     EXPECT_FALSE((c < 0x20 && c != '\n') || c == 0x7f)
-        << "control byte " << int(c) << " at " << i << " in:\n" << out;
+        << "control byte " << int(c) << " at " << i << " in:\n"
+        << out;
   }
 }
 
@@ -418,16 +419,21 @@ TEST(StatusUntrusted, HostileZnodesBecomeProblemsNamingThem) {
   const std::string nested = testing::NestedArrays(200 * 1024);
   ASSERT_TRUE(fake.Create("/ph/clusters/main/master", nested, zk::CreateMode::kPersistent).ok());
   ASSERT_TRUE(fake.Create("/ph/clusters/main/nodes/node1", Obs("node1", false, 0x3000060).ToJson(),
-                          zk::CreateMode::kEphemeral).ok());
-  ASSERT_TRUE(fake.Create("/ph/clusters/main/nodes/node2", nested, zk::CreateMode::kEphemeral).ok());
+                          zk::CreateMode::kEphemeral)
+                  .ok());
+  ASSERT_TRUE(
+      fake.Create("/ph/clusters/main/nodes/node2", nested, zk::CreateMode::kEphemeral).ok());
   // Persistent, and otherwise a perfect writable observation: never a live poller.
   ASSERT_TRUE(fake.Create("/ph/clusters/main/nodes/node3", Obs("node3", false, 0x3000060).ToJson(),
-                          zk::CreateMode::kPersistent).ok());
+                          zk::CreateMode::kPersistent)
+                  .ok());
   // node1's observation again, filed as node4.
   ASSERT_TRUE(fake.Create("/ph/clusters/main/nodes/node4", Obs("node1", false, 0x3000060).ToJson(),
-                          zk::CreateMode::kEphemeral).ok());
+                          zk::CreateMode::kEphemeral)
+                  .ok());
   ASSERT_TRUE(fake.Create("/ph/clusters/main/control", testing::OpenBrackets(1 << 20),
-                          zk::CreateMode::kPersistent).ok());
+                          zk::CreateMode::kPersistent)
+                  .ok());
 
   auto s = ReadClusterStatus(fake, "/ph", "main", ReadOptions{}, kNow);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
