@@ -93,8 +93,8 @@ Status ParseNodes(const std::string& text, std::vector<RepmgrNodeRow>* out) {
       "rows", Need::kRequired,
       [&](FieldReader& n) {
         RepmgrNodeRow row;
-        PGH_RETURN_IF_ERROR(n.I32("node_id", 0, std::numeric_limits<int>::max(),
-                                  &row.node.node_id, Need::kRequired));
+        PGH_RETURN_IF_ERROR(n.I32("node_id", 0, std::numeric_limits<int>::max(), &row.node.node_id,
+                                  Need::kRequired));
         PGH_RETURN_IF_ERROR(n.OptInt("upstream_node_id", &row.node.upstream_node_id));
         PGH_RETURN_IF_ERROR(n.Bool("active", &row.node.active, Need::kOptional));
         // repmgr's own rules (up to 63 bytes); BuildObservation sanitizes what it publishes.
@@ -242,12 +242,13 @@ StatusOr<RepmgrEvent> RepmgrEvent::FromJson(std::string_view text) {
   PGH_RETURN_IF_ERROR(f.I64("ts_us", &e.key.ts_us, Need::kRequired));
   PGH_RETURN_IF_ERROR(DecodeEventBody(f, &e, Source::kFact));
   PGH_RETURN_IF_ERROR(f.Token("timestamp", &e.timestamp, Need::kOptional));
-  PGH_RETURN_IF_ERROR(f.Enum("source", &e.source, Need::kOptional,
-                             [](const std::string& v) -> std::optional<std::string> {
-                               if (v == "table" || v == "notify") return v;
-                               return std::nullopt;
-                             },
-                             "\"table\" or \"notify\""));
+  PGH_RETURN_IF_ERROR(f.Enum(
+      "source", &e.source, Need::kOptional,
+      [](const std::string& v) -> std::optional<std::string> {
+        if (v == "table" || v == "notify") return v;
+        return std::nullopt;
+      },
+      "\"table\" or \"notify\""));
   return e;
 }
 
@@ -537,9 +538,9 @@ model::NodeObservation BuildObservation(const NodeIdentity& identity, const Tick
           if (untrusted::IsValidName(row.node.name)) {
             o.upstream_node = row.node.name;
           } else {
-            errors.push_back("upstream node \"" + untrusted::SanitizeForDisplay(row.node.name, 64) +
-                             "\" (repmgr node_name) is not a valid pgherald node name: " +
-                             untrusted::kNameRule);
+            errors.push_back(
+                "upstream node \"" + untrusted::SanitizeForDisplay(row.node.name, 64) +
+                "\" (repmgr node_name) is not a valid pgherald node name: " + untrusted::kNameRule);
           }
           break;
         }
