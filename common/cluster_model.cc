@@ -48,6 +48,12 @@ Status OptLsn(FieldReader& f, const char* key, std::optional<Lsn>* out) {
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
+// Writers keep free text within what readers accept unchanged (sanitized, cut): what a reader
+// decodes is what was meant to be written. Idempotent.
+std::string FreeText(const std::string& text) {
+  return untrusted::IsPrintableText(text) ? text : untrusted::SanitizeForDisplay(text);
+}
+
 void PutOptLsn(json& j, const char* key, const std::optional<Lsn>& lsn) {
   if (lsn) j[key] = FormatLsn(*lsn);
 }
@@ -88,7 +94,7 @@ Status DecodeMasterRecord(FieldReader& f, MasterRecord* r) {
 }
 
 json ReasonJson(const Reason& r) {
-  json j = {{"code", r.code}, {"text", r.text}};
+  json j = {{"code", r.code}, {"text", FreeText(r.text)}};
   if (!r.node.empty()) j["node"] = r.node;
   return j;
 }
@@ -278,7 +284,7 @@ std::string NodeObservation::ToJson() const {
             {"seq", seq},
             {"observed_at", observed_at_ms},
             {"poller_version", poller_version}};
-  if (!error.empty()) j["error"] = error;
+  if (!error.empty()) j["error"] = FreeText(error);
   PutOptLsn(j, "current_lsn", current_lsn);
   PutOptLsn(j, "receive_lsn", receive_lsn);
   PutOptLsn(j, "replay_lsn", replay_lsn);
@@ -386,8 +392,8 @@ std::string Probe::ToJson() const {
             {"write_check", WriteCheckName(write_check)},
             {"latency_us", latency_us},
             {"taken_at", taken_at_ms}};
-  if (!error.empty()) j["error"] = error;
-  if (!write_error.empty()) j["write_error"] = write_error;
+  if (!error.empty()) j["error"] = FreeText(error);
+  if (!write_error.empty()) j["write_error"] = FreeText(write_error);
   return Dump(j);
 }
 

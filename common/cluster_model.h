@@ -2,7 +2,9 @@
 // docs/decision-rules.md). Plain value types: no I/O, no clocks, no ZooKeeper.
 //
 // Codec contract, the same for every payload:
-//   - ToJson() writes compact JSON that always carries "format": 1 (kFormat). It never throws:
+//   - ToJson() writes compact JSON that always carries "format": 1 (kFormat); free text (error,
+//     write_error, reasons[].text) is written sanitized and cut as FromJson would read it. It never
+//     throws:
 //     strings that are not valid UTF-8 (a PostgreSQL error message can be anything) are written
 //     with U+FFFD in place of the bad bytes.
 //   - FromJson() never throws and never recurses into the input beyond the depth limit: payloads

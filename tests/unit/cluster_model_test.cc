@@ -529,6 +529,19 @@ TEST(UntrustedPayloadTest, FreeTextIsSanitizedAndCutNotRefused) {
   EXPECT_FALSE(MasterRecord::FromJson(r.ToJson()).ok());
 }
 
+TEST(UntrustedPayloadTest, WritersSanitizeFreeTextToo) {
+  NodeObservation o = SampleObservation();
+  o.error = "a\x1b[2Jb\n" + std::string(9000, 'e');
+  const std::string text = o.ToJson();
+  EXPECT_EQ(text.find("\\u001b"), std::string::npos) << text.substr(0, 80);
+  EXPECT_NE(text.find("a\\\\x1b[2Jb\\\\x0a"), std::string::npos) << text.substr(0, 200);
+  EXPECT_LT(text.size(), 4096u + 1024u);
+  // What is written decodes to itself: no reader ever sees more or other text than the writer.
+  StatusOr<NodeObservation> back = NodeObservation::FromJson(text);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->ToJson(), text);
+}
+
 TEST(UntrustedPayloadTest, ObservationMustBeFiledUnderItsOwnNode) {
   const std::string text = SampleObservation().ToJson();  // node "db2"
   EXPECT_TRUE(NodeObservation::FromZnode("db2", text).ok());
