@@ -8,262 +8,51 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "common/json_fields.h"
+
 namespace pgherald::model {
 namespace {
 
+using jsonf::FieldReader;
+using jsonf::Need;
 using nlohmann::json;
 
-// Unique variable names (via __COUNTER__) because calls nest: a decoding lambda passed to
-// FieldReader::Array runs inside the outer macro's initializer.
-#define PGH_CONCAT_INNER(a, b) a##b
-#define PGH_CONCAT(a, b) PGH_CONCAT_INNER(a, b)
-#define PGH_RETURN_IF_ERROR(expr) PGH_RETURN_IF_ERROR_IMPL(PGH_CONCAT(status_, __COUNTER__), expr)
-#define PGH_RETURN_IF_ERROR_IMPL(var, expr) \
-  do {                                      \
-    ::pgherald::Status var = (expr);        \
-    if (!var.ok()) return var;              \
-  } while (false)
-
-enum class Need { kRequired, kOptional };
-
-// Reads fields of one JSON object and names the payload and the field path in every error.
-// Optional fields that are absent or null leave the output untouched (its default).
-class FieldReader {
- public:
-  FieldReader(const json& object, std::string payload, std::string prefix)
-      : object_(object), payload_(std::move(payload)), prefix_(std::move(prefix)) {}
-
-  Status Bool(const char* key, bool* out, Need need) {
-    const json* v = nullptr;
-    PGH_RETURN_IF_ERROR(Find(key, need, &v));
-    if (v == nullptr) return Status::Ok();
-    if (!v->is_boolean()) return WrongType(key, "a boolean", *v);
-    *out = v->get<bool>();
-    return Status::Ok();
-  }
-
-  Status String(const char* key, std::string* out, Need need) {
-    const json* v = nullptr;
-    PGH_RETURN_IF_ERROR(Find(key, need, &v));
-    if (v == nullptr) return Status::Ok();
-    if (!v->is_string()) return WrongType(key, "a string", *v);
-    *out = v->get<std::string>();
-    return Status::Ok();
-  }
-
-  // A JSON integer within [lo, hi]; floats (even 3.0) are refused.
-  Status Int(const char* key, std::int64_t lo, std::int64_t hi, std::int64_t* out, Need need) {
-    const json* v = nullptr;
-    PGH_RETURN_IF_ERROR(Find(key, need, &v));
-    if (v == nullptr) return Status::Ok();
-    const std::string expected =
-        "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
-    if (v->is_number_unsigned()) {
-      const auto u = v->get<std::uint64_t>();
-      if (hi < 0 || u > static_cast<std::uint64_t>(hi) || static_cast<std::int64_t>(u) < lo) {
-        return WrongType(key, expected, *v);
-      }
-      *out = static_cast<std::int64_t>(u);
-    } else if (v->is_number_integer()) {
-      const auto i = v->get<std::int64_t>();
-      if (i < lo || i > hi) return WrongType(key, expected, *v);
-      *out = i;
-    } else {
-      return WrongType(key, expected, *v);
-    }
-    return Status::Ok();
-  }
-
-  Status U64(const char* key, std::uint64_t* out, Need need) {
-    const json* v = nullptr;
-    PGH_RETURN_IF_ERROR(Find(key, need, &v));
-    if (v == nullptr) return Status::Ok();
-    if (!v->is_number_unsigned()) return WrongType(key, "an unsigned integer", *v);
-    *out = v->get<std::uint64_t>();
-    return Status::Ok();
-  }
-
-  Status U32(const char* key, std::uint32_t* out, Need need) {
-    std::int64_t wide = *out;
-    PGH_RETURN_IF_ERROR(Int(key, 0, std::numeric_limits<std::uint32_t>::max(), &wide, need));
-    *out = static_cast<std::uint32_t>(wide);
-    return Status::Ok();
-  }
-
-  Status I32(const char* key, std::int32_t lo, std::int32_t hi, int* out, Need need) {
-    std::int64_t wide = *out;
-    PGH_RETURN_IF_ERROR(Int(key, lo, hi, &wide, need));
-    *out = static_cast<int>(wide);
-    return Status::Ok();
-  }
-
-  Status I64(const char* key, std::int64_t* out, Need need) {
-    return Int(key, std::numeric_limits<std::int64_t>::min(),
-               std::numeric_limits<std::int64_t>::max(), out, need);
-  }
-
-  Status OptI64(const char* key, std::optional<std::int64_t>* out) {
-    const json* v = nullptr;
-    PGH_RETURN_IF_ERROR(Find(key, Need::kOptional, &v));
-    if (v == nullptr) return Status::Ok();
-    std::int64_t value = 0;
-    PGH_RETURN_IF_ERROR(I64(key, &value, Need::kRequired));
-    *out = value;
-    return Status::Ok();
-  }
-
-  Status OptInt(const char* key, std::optional<int>* out) {
-    const json* v = nullptr;
-    PGH_RETURN_IF_ERROR(Find(key, Need::kOptional, &v));
-    if (v == nullptr) return Status::Ok();
-    int value = 0;
-    PGH_RETURN_IF_ERROR(I32(key, std::numeric_limits<int>::min(), std::numeric_limits<int>::max(),
-                            &value, Need::kRequired));
-    *out = value;
-    return Status::Ok();
-  }
-
-  Status LsnField(const char* key, Lsn* out, Need need) {
-    const json* v = nullptr;
-    PGH_RETURN_IF_ERROR(Find(key, need, &v));
-    if (v == nullptr) return Status::Ok();
-    if (!v->is_string()) return WrongType(key, "an LSN string \"X/Y\"", *v);
-    StatusOr<Lsn> lsn = ParseLsn(v->get<std::string>());
-    if (!lsn.ok()) return WrongType(key, "an LSN string \"X/Y\"", *v);
-    *out = *lsn;
-    return Status::Ok();
-  }
-
-  Status OptLsn(const char* key, std::optional<Lsn>* out) {
-    const json* v = nullptr;
-    PGH_RETURN_IF_ERROR(Find(key, Need::kOptional, &v));
-    if (v == nullptr) return Status::Ok();
-    Lsn lsn = 0;
-    PGH_RETURN_IF_ERROR(LsnField(key, &lsn, Need::kRequired));
-    *out = lsn;
-    return Status::Ok();
-  }
-
-  // An enum spelled as one of its names; `parse` maps a name to a value or nullopt.
-  template <typename E, typename Parse>
-  Status Enum(const char* key, E* out, Need need, Parse parse, const char* expected) {
-    const json* v = nullptr;
-    PGH_RETURN_IF_ERROR(Find(key, need, &v));
-    if (v == nullptr) return Status::Ok();
-    if (!v->is_string()) return WrongType(key, expected, *v);
-    std::optional<E> value = parse(v->get<std::string>());
-    if (!value) return WrongType(key, expected, *v);
-    *out = *value;
-    return Status::Ok();
-  }
-
-  // An array of objects; `each(reader, index)` decodes one element with its own path prefix.
-  template <typename Each>
-  Status Array(const char* key, Need need, Each each) {
-    const json* v = nullptr;
-    PGH_RETURN_IF_ERROR(Find(key, need, &v));
-    if (v == nullptr) return Status::Ok();
-    if (!v->is_array()) return WrongType(key, "an array", *v);
-    for (std::size_t i = 0; i < v->size(); ++i) {
-      const std::string path = prefix_ + key + "[" + std::to_string(i) + "]";
-      const json& element = (*v)[i];
-      if (!element.is_object()) {
-        return InvalidArgument(payload_ + ": field '" + path + "': expected an object, got " +
-                               Describe(element));
-      }
-      FieldReader reader(element, payload_, path + ".");
-      PGH_RETURN_IF_ERROR(each(reader));
-    }
-    return Status::Ok();
-  }
-
-  // An array of strings.
-  Status Strings(const char* key, std::vector<std::string>* out, Need need) {
-    const json* v = nullptr;
-    PGH_RETURN_IF_ERROR(Find(key, need, &v));
-    if (v == nullptr) return Status::Ok();
-    if (!v->is_array()) return WrongType(key, "an array of strings", *v);
-    out->clear();
-    for (std::size_t i = 0; i < v->size(); ++i) {
-      if (!(*v)[i].is_string()) {
-        return InvalidArgument(payload_ + ": field '" + prefix_ + key + "[" + std::to_string(i) +
-                               "]': expected a string, got " + Describe((*v)[i]));
-      }
-      out->push_back((*v)[i].get<std::string>());
-    }
-    return Status::Ok();
-  }
-
-  // A nested object; `decode(reader)` reads it with the path prefix "key.".
-  template <typename Decode>
-  Status Object(const char* key, Need need, bool* present, Decode decode) {
-    const json* v = nullptr;
-    *present = false;
-    PGH_RETURN_IF_ERROR(Find(key, need, &v));
-    if (v == nullptr) return Status::Ok();
-    if (!v->is_object()) return WrongType(key, "an object", *v);
-    *present = true;
-    FieldReader reader(*v, payload_, prefix_ + key + ".");
-    return decode(reader);
-  }
-
-  const json& object() const { return object_; }
-
- private:
-  Status Find(const char* key, Need need, const json** out) {
-    auto it = object_.find(key);
-    if (it == object_.end() || it->is_null()) {
-      if (need == Need::kRequired) {
-        return InvalidArgument(payload_ + ": field '" + prefix_ + key + "' is missing (required)");
-      }
-      *out = nullptr;
-      return Status::Ok();
-    }
-    *out = &*it;
-    return Status::Ok();
-  }
-
-  static std::string Describe(const json& v) {
-    std::string shown = v.dump(-1, ' ', false, json::error_handler_t::replace);
-    if (shown.size() > 40) shown = shown.substr(0, 37) + "...";
-    return std::string(v.type_name()) + " " + shown;
-  }
-
-  Status WrongType(const char* key, const std::string& expected, const json& v) const {
-    return InvalidArgument(payload_ + ": field '" + prefix_ + key + "': expected " + expected +
-                           ", got " + Describe(v));
-  }
-
-  const json& object_;
-  std::string payload_;
-  std::string prefix_;
-};
-
-// Parses `text` as a JSON object with "format": 1. The JSON library throws on syntax errors; the
-// exception is kept inside this adapter (STYLE.md) because its message carries the position.
+// The envelope every payload shares: shape checked before parsing, an object, "format": 1.
 Status ParseEnvelope(std::string_view text, const std::string& payload, json* out) {
-  try {
-    *out = json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {
-    return InvalidArgument(payload + ": not valid JSON: " + e.what());
+  return jsonf::ParseObject(text, payload, out);
+}
+
+// An LSN string "X/Y" (ParseLsn).
+Status LsnField(FieldReader& f, const char* key, Lsn* out, Need need) {
+  const auto it = f.object().find(key);
+  if (it == f.object().end() || it->is_null()) {
+    return need == Need::kOptional ? Status::Ok() : f.Error(key, " is missing (required)");
   }
-  if (!out->is_object()) {
-    return InvalidArgument(payload + ": expected a JSON object, got " +
-                           std::string(out->type_name()));
-  }
-  FieldReader reader(*out, payload, "");
-  std::int64_t format = 0;
-  PGH_RETURN_IF_ERROR(reader.Int("format", std::numeric_limits<std::int64_t>::min(),
-                                 std::numeric_limits<std::int64_t>::max(), &format,
-                                 Need::kRequired));
-  if (format != kFormat) {
-    return InvalidArgument(payload + ": field 'format': expected " + std::to_string(kFormat) +
-                           ", got " + std::to_string(format) + " (written by a newer pgherald?)");
-  }
+  const json& v = *it;
+  const std::string expected = ": expected an LSN string \"X/Y\", got " + jsonf::Describe(v);
+  if (!v.is_string()) return f.Error(key, expected);
+  StatusOr<Lsn> lsn = ParseLsn(v.get_ref<const std::string&>());
+  if (!lsn.ok()) return f.Error(key, expected);
+  *out = *lsn;
+  return Status::Ok();
+}
+
+Status OptLsn(FieldReader& f, const char* key, std::optional<Lsn>* out) {
+  const auto it = f.object().find(key);
+  if (it == f.object().end() || it->is_null()) return Status::Ok();
+  Lsn lsn = 0;
+  PGH_RETURN_IF_ERROR(LsnField(f, key, &lsn, Need::kRequired));
+  *out = lsn;
   return Status::Ok();
 }
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// Writers keep free text within what readers accept unchanged (sanitized, cut): what a reader
+// decodes is what was meant to be written. Idempotent.
+std::string FreeText(const std::string& text) {
+  return untrusted::IsPrintableText(text) ? text : untrusted::SanitizeForDisplay(text);
+}
 
 void PutOptLsn(json& j, const char* key, const std::optional<Lsn>& lsn) {
   if (lsn) j[key] = FormatLsn(*lsn);
@@ -291,22 +80,21 @@ Status DecodeMasterRecord(FieldReader& f, MasterRecord* r) {
       f.Enum("state", &r->state, Need::kRequired, ParseMasterState, "\"ok\" or \"no-master\""));
   PGH_RETURN_IF_ERROR(f.U64("epoch", &r->epoch, Need::kRequired));
   const Need if_ok = r->state == MasterState::kOk ? Need::kRequired : Need::kOptional;
-  PGH_RETURN_IF_ERROR(f.String("node", &r->node, if_ok));
-  PGH_RETURN_IF_ERROR(f.String("host", &r->host, if_ok));
+  PGH_RETURN_IF_ERROR(
+      f.Name("node", &r->node, if_ok, /*allow_empty=*/r->state != MasterState::kOk));
+  PGH_RETURN_IF_ERROR(
+      f.Host("host", &r->host, if_ok, /*allow_empty=*/r->state != MasterState::kOk));
   PGH_RETURN_IF_ERROR(f.I32("port", r->state == MasterState::kOk ? 1 : 0, 65535, &r->port, if_ok));
   PGH_RETURN_IF_ERROR(f.U32("timeline", &r->timeline, if_ok));
-  PGH_RETURN_IF_ERROR(f.LsnField("lsn", &r->lsn, if_ok));
+  PGH_RETURN_IF_ERROR(LsnField(f, "lsn", &r->lsn, if_ok));
   PGH_RETURN_IF_ERROR(f.I64("verified_at", &r->verified_at_ms, if_ok));
-  PGH_RETURN_IF_ERROR(f.String("decided_by", &r->decided_by, Need::kOptional));
-  PGH_RETURN_IF_ERROR(f.String("reason", &r->reason, Need::kOptional));
-  if (r->state == MasterState::kOk && r->node.empty()) {
-    return InvalidArgument("MasterRecord: field 'node': expected a node name with state \"ok\"");
-  }
+  PGH_RETURN_IF_ERROR(f.Name("decided_by", &r->decided_by, Need::kOptional, /*allow_empty=*/true));
+  PGH_RETURN_IF_ERROR(f.Token("reason", &r->reason, Need::kOptional));
   return Status::Ok();
 }
 
 json ReasonJson(const Reason& r) {
-  json j = {{"code", r.code}, {"text", r.text}};
+  json j = {{"code", r.code}, {"text", FreeText(r.text)}};
   if (!r.node.empty()) j["node"] = r.node;
   return j;
 }
@@ -330,14 +118,15 @@ json EvidenceJson(const NodeEvidence& e) {
 }
 
 Status DecodeEvidence(FieldReader& f, NodeEvidence* e) {
-  PGH_RETURN_IF_ERROR(f.String("node", &e->node, Need::kRequired));
+  PGH_RETURN_IF_ERROR(f.Name("node", &e->node, Need::kRequired));
   PGH_RETURN_IF_ERROR(f.Bool("observed", &e->observed, Need::kOptional));
   PGH_RETURN_IF_ERROR(f.Bool("probed", &e->probed, Need::kOptional));
   PGH_RETURN_IF_ERROR(f.Bool("reachable", &e->reachable, Need::kOptional));
   PGH_RETURN_IF_ERROR(f.Bool("writable", &e->writable, Need::kOptional));
   PGH_RETURN_IF_ERROR(f.U32("timeline", &e->timeline, Need::kOptional));
-  PGH_RETURN_IF_ERROR(f.OptLsn("lsn", &e->lsn));
-  PGH_RETURN_IF_ERROR(f.String("system_identifier", &e->system_identifier, Need::kOptional));
+  PGH_RETURN_IF_ERROR(OptLsn(f, "lsn", &e->lsn));
+  PGH_RETURN_IF_ERROR(
+      f.SystemIdentifier("system_identifier", &e->system_identifier, Need::kOptional));
   PGH_RETURN_IF_ERROR(f.Enum("write_check", &e->write_check, Need::kOptional, ParseWriteCheck,
                              "\"not-run\", \"passed\" or \"failed\""));
   PGH_RETURN_IF_ERROR(f.OptI64("promoted_at", &e->promoted_at_ms));
@@ -345,8 +134,8 @@ Status DecodeEvidence(FieldReader& f, NodeEvidence* e) {
       f.I32("followers", 0, std::numeric_limits<int>::max(), &e->followers, Need::kOptional));
   PGH_RETURN_IF_ERROR(f.Enum("fencing", &e->fencing, Need::kOptional, ParseFencingState,
                              "\"none\", \"fencing\", \"fenced\" or \"failed\""));
-  PGH_RETURN_IF_ERROR(f.String("role", &e->role, Need::kOptional));
-  PGH_RETURN_IF_ERROR(f.Strings("notes", &e->notes, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.Token("role", &e->role, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.Tokens("notes", &e->notes, Need::kOptional));
   return Status::Ok();
 }
 
@@ -362,7 +151,7 @@ StatusOr<Lsn> ParseLsn(std::string_view text) {
   const auto slash = text.find('/');
   auto bad = [&] {
     return InvalidArgument("not an LSN (expected \"X/Y\" with 1-8 hex digits each): \"" +
-                           std::string(text.substr(0, 40)) + "\"");
+                           untrusted::SanitizeForDisplay(text, 40) + "\"");
   };
   if (slash == std::string_view::npos) return bad();
   const std::string_view hi = text.substr(0, slash);
@@ -454,6 +243,24 @@ std::optional<WriteCheck> ParseWriteCheck(std::string_view name) {
   return std::nullopt;
 }
 
+// ---- identity ----
+
+StatusOr<std::string> ParseIdentity(std::string_view text) {
+  static const std::string kPayload = "identity";
+  json j;
+  PGH_RETURN_IF_ERROR(ParseEnvelope(text, kPayload, &j));
+  FieldReader f(j, kPayload, "");
+  std::string sysid;
+  PGH_RETURN_IF_ERROR(f.SystemIdentifier("system_identifier", &sysid, Need::kRequired));
+  if (sysid.empty())
+    return f.Error("system_identifier", ": expected 1-20 decimal digits, got \"\"");
+  return sysid;
+}
+
+std::string IdentityToJson(const std::string& system_identifier) {
+  return Dump(json{{"format", kFormat}, {"system_identifier", system_identifier}});
+}
+
 // ---- NodeObservation ----
 
 std::optional<Lsn> NodeObservation::Position() const {
@@ -477,7 +284,7 @@ std::string NodeObservation::ToJson() const {
             {"seq", seq},
             {"observed_at", observed_at_ms},
             {"poller_version", poller_version}};
-  if (!error.empty()) j["error"] = error;
+  if (!error.empty()) j["error"] = FreeText(error);
   PutOptLsn(j, "current_lsn", current_lsn);
   PutOptLsn(j, "receive_lsn", receive_lsn);
   PutOptLsn(j, "replay_lsn", replay_lsn);
@@ -501,29 +308,34 @@ StatusOr<NodeObservation> NodeObservation::FromJson(std::string_view text) {
   PGH_RETURN_IF_ERROR(ParseEnvelope(text, kPayload, &j));
   FieldReader f(j, kPayload, "");
   NodeObservation o;
-  PGH_RETURN_IF_ERROR(f.String("node", &o.node, Need::kRequired));
+  PGH_RETURN_IF_ERROR(f.Name("node", &o.node, Need::kRequired));
   PGH_RETURN_IF_ERROR(
       f.I32("node_id", 0, std::numeric_limits<int>::max(), &o.node_id, Need::kOptional));
-  PGH_RETURN_IF_ERROR(f.String("host", &o.host, Need::kRequired));
+  PGH_RETURN_IF_ERROR(f.Host("host", &o.host, Need::kRequired));
   PGH_RETURN_IF_ERROR(f.I32("port", 1, 65535, &o.port, Need::kRequired));
   PGH_RETURN_IF_ERROR(f.Bool("reachable", &o.reachable, Need::kRequired));
-  PGH_RETURN_IF_ERROR(f.String("error", &o.error, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.Text("error", &o.error, Need::kOptional));
   PGH_RETURN_IF_ERROR(f.Bool("in_recovery", &o.in_recovery, Need::kRequired));
   PGH_RETURN_IF_ERROR(f.U32("timeline", &o.timeline, Need::kRequired));
-  PGH_RETURN_IF_ERROR(f.OptLsn("current_lsn", &o.current_lsn));
-  PGH_RETURN_IF_ERROR(f.OptLsn("receive_lsn", &o.receive_lsn));
-  PGH_RETURN_IF_ERROR(f.OptLsn("replay_lsn", &o.replay_lsn));
-  PGH_RETURN_IF_ERROR(f.String("system_identifier", &o.system_identifier, Need::kRequired));
-  PGH_RETURN_IF_ERROR(f.String("upstream_node", &o.upstream_node, Need::kOptional));
-  PGH_RETURN_IF_ERROR(f.String("sender_host", &o.sender_host, Need::kOptional));
+  PGH_RETURN_IF_ERROR(OptLsn(f, "current_lsn", &o.current_lsn));
+  PGH_RETURN_IF_ERROR(OptLsn(f, "receive_lsn", &o.receive_lsn));
+  PGH_RETURN_IF_ERROR(OptLsn(f, "replay_lsn", &o.replay_lsn));
+  PGH_RETURN_IF_ERROR(
+      f.SystemIdentifier("system_identifier", &o.system_identifier, Need::kRequired));
+  PGH_RETURN_IF_ERROR(
+      f.Name("upstream_node", &o.upstream_node, Need::kOptional, /*allow_empty=*/true));
+  // pg_stat_wal_receiver.sender_host may be a unix socket directory: a printable token, not a host.
+  PGH_RETURN_IF_ERROR(
+      f.Token("sender_host", &o.sender_host, Need::kOptional, untrusted::kMaxHostLength));
   PGH_RETURN_IF_ERROR(f.I32("sender_port", 0, 65535, &o.sender_port, Need::kOptional));
   PGH_RETURN_IF_ERROR(f.OptI64("promoted_at", &o.promoted_at_ms));
   PGH_RETURN_IF_ERROR(f.Array("repmgr_nodes", Need::kOptional, [&](FieldReader& row) {
     RepmgrNode n;
     PGH_RETURN_IF_ERROR(
         row.I32("node_id", 0, std::numeric_limits<int>::max(), &n.node_id, Need::kRequired));
-    PGH_RETURN_IF_ERROR(row.String("name", &n.name, Need::kRequired));
-    PGH_RETURN_IF_ERROR(row.String("type", &n.type, Need::kRequired));
+    // repmgr's node_name (up to 63 bytes, repmgr's own rules): shown, compared, never a path.
+    PGH_RETURN_IF_ERROR(row.Token("name", &n.name, Need::kRequired));
+    PGH_RETURN_IF_ERROR(row.Token("type", &n.type, Need::kRequired));
     PGH_RETURN_IF_ERROR(row.Bool("active", &n.active, Need::kRequired));
     PGH_RETURN_IF_ERROR(row.OptInt("upstream_node_id", &n.upstream_node_id));
     o.repmgr_nodes.push_back(std::move(n));
@@ -534,7 +346,20 @@ StatusOr<NodeObservation> NodeObservation::FromJson(std::string_view text) {
                              "\"none\", \"fencing\", \"fenced\" or \"failed\""));
   PGH_RETURN_IF_ERROR(f.U64("seq", &o.seq, Need::kRequired));
   PGH_RETURN_IF_ERROR(f.I64("observed_at", &o.observed_at_ms, Need::kRequired));
-  PGH_RETURN_IF_ERROR(f.String("poller_version", &o.poller_version, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.Token("poller_version", &o.poller_version, Need::kOptional));
+  return o;
+}
+
+StatusOr<NodeObservation> NodeObservation::FromZnode(std::string_view znode_name,
+                                                     std::string_view text) {
+  StatusOr<NodeObservation> o = FromJson(text);
+  if (!o.ok()) return o;
+  if (o->node != znode_name) {
+    return InvalidArgument("NodeObservation: field 'node': \"" + o->node +
+                           "\" differs from its znode name \"" +
+                           untrusted::SanitizeForDisplay(znode_name, 80) +
+                           "\" (a poller publishes only under its own node name)");
+  }
   return o;
 }
 
@@ -567,8 +392,8 @@ std::string Probe::ToJson() const {
             {"write_check", WriteCheckName(write_check)},
             {"latency_us", latency_us},
             {"taken_at", taken_at_ms}};
-  if (!error.empty()) j["error"] = error;
-  if (!write_error.empty()) j["write_error"] = write_error;
+  if (!error.empty()) j["error"] = FreeText(error);
+  if (!write_error.empty()) j["write_error"] = FreeText(write_error);
   return Dump(j);
 }
 
@@ -578,19 +403,19 @@ StatusOr<Probe> Probe::FromJson(std::string_view text) {
   PGH_RETURN_IF_ERROR(ParseEnvelope(text, kPayload, &j));
   FieldReader f(j, kPayload, "");
   Probe p;
-  PGH_RETURN_IF_ERROR(f.String("node", &p.node, Need::kRequired));
-  PGH_RETURN_IF_ERROR(f.String("host", &p.host, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.Name("node", &p.node, Need::kRequired));
+  PGH_RETURN_IF_ERROR(f.Host("host", &p.host, Need::kOptional, /*allow_empty=*/true));
   PGH_RETURN_IF_ERROR(f.I32("port", 0, 65535, &p.port, Need::kOptional));
   PGH_RETURN_IF_ERROR(f.Bool("reachable", &p.reachable, Need::kRequired));
-  PGH_RETURN_IF_ERROR(f.String("error", &p.error, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.Text("error", &p.error, Need::kOptional));
   const Need if_up = p.reachable ? Need::kRequired : Need::kOptional;
   PGH_RETURN_IF_ERROR(f.Bool("in_recovery", &p.in_recovery, if_up));
   PGH_RETURN_IF_ERROR(f.U32("timeline", &p.timeline, if_up));
-  PGH_RETURN_IF_ERROR(f.LsnField("lsn", &p.lsn, if_up));
-  PGH_RETURN_IF_ERROR(f.String("system_identifier", &p.system_identifier, if_up));
+  PGH_RETURN_IF_ERROR(LsnField(f, "lsn", &p.lsn, if_up));
+  PGH_RETURN_IF_ERROR(f.SystemIdentifier("system_identifier", &p.system_identifier, if_up));
   PGH_RETURN_IF_ERROR(f.Enum("write_check", &p.write_check, if_up, ParseWriteCheck,
                              "\"not-run\", \"passed\" or \"failed\""));
-  PGH_RETURN_IF_ERROR(f.String("write_error", &p.write_error, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.Text("write_error", &p.write_error, Need::kOptional));
   PGH_RETURN_IF_ERROR(f.I64("latency_us", &p.latency_us, Need::kOptional));
   PGH_RETURN_IF_ERROR(f.I64("taken_at", &p.taken_at_ms, Need::kRequired));
   return p;
@@ -627,12 +452,12 @@ StatusOr<HistoryEntry> HistoryEntry::FromJson(std::string_view text) {
   PGH_RETURN_IF_ERROR(ParseEnvelope(text, kPayload, &j));
   FieldReader f(j, kPayload, "");
   HistoryEntry h;
-  PGH_RETURN_IF_ERROR(f.String("cluster", &h.cluster, Need::kRequired));
-  PGH_RETURN_IF_ERROR(f.String("action", &h.action, Need::kRequired));
-  PGH_RETURN_IF_ERROR(f.String("chosen", &h.chosen, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.Name("cluster", &h.cluster, Need::kRequired));
+  PGH_RETURN_IF_ERROR(f.Token("action", &h.action, Need::kRequired));
+  PGH_RETURN_IF_ERROR(f.Name("chosen", &h.chosen, Need::kOptional, /*allow_empty=*/true));
   PGH_RETURN_IF_ERROR(f.U64("epoch", &h.epoch, Need::kRequired));
   PGH_RETURN_IF_ERROR(f.I64("decided_at", &h.decided_at_ms, Need::kRequired));
-  PGH_RETURN_IF_ERROR(f.String("decided_by", &h.decided_by, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.Name("decided_by", &h.decided_by, Need::kOptional, /*allow_empty=*/true));
   bool present = false;
   MasterRecord previous;
   PGH_RETURN_IF_ERROR(f.Object("previous", Need::kOptional, &present,
@@ -644,13 +469,13 @@ StatusOr<HistoryEntry> HistoryEntry::FromJson(std::string_view text) {
   if (present) h.master = master;
   PGH_RETURN_IF_ERROR(f.Array("reasons", Need::kRequired, [&](FieldReader& r) {
     Reason reason;
-    PGH_RETURN_IF_ERROR(r.String("code", &reason.code, Need::kRequired));
-    PGH_RETURN_IF_ERROR(r.String("node", &reason.node, Need::kOptional));
-    PGH_RETURN_IF_ERROR(r.String("text", &reason.text, Need::kOptional));
+    PGH_RETURN_IF_ERROR(r.Token("code", &reason.code, Need::kRequired));
+    PGH_RETURN_IF_ERROR(r.Name("node", &reason.node, Need::kOptional, /*allow_empty=*/true));
+    PGH_RETURN_IF_ERROR(r.Text("text", &reason.text, Need::kOptional));
     h.reasons.push_back(std::move(reason));
     return Status::Ok();
   }));
-  PGH_RETURN_IF_ERROR(f.Strings("stale_primaries", &h.stale_primaries, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.Names("stale_primaries", &h.stale_primaries, Need::kOptional));
   PGH_RETURN_IF_ERROR(f.Array("evidence", Need::kOptional, [&](FieldReader& r) {
     NodeEvidence e;
     PGH_RETURN_IF_ERROR(DecodeEvidence(r, &e));
@@ -659,11 +484,11 @@ StatusOr<HistoryEntry> HistoryEntry::FromJson(std::string_view text) {
   }));
   DataLossEstimate loss;
   PGH_RETURN_IF_ERROR(f.Object("data_loss", Need::kOptional, &present, [&](FieldReader& r) {
-    PGH_RETURN_IF_ERROR(r.String("old_master", &loss.old_master, Need::kRequired));
+    PGH_RETURN_IF_ERROR(r.Name("old_master", &loss.old_master, Need::kRequired));
     PGH_RETURN_IF_ERROR(
-        r.LsnField("old_master_last_lsn", &loss.old_master_last_lsn, Need::kRequired));
-    PGH_RETURN_IF_ERROR(r.String("new_master", &loss.new_master, Need::kRequired));
-    PGH_RETURN_IF_ERROR(r.LsnField("new_master_lsn", &loss.new_master_lsn, Need::kRequired));
+        LsnField(r, "old_master_last_lsn", &loss.old_master_last_lsn, Need::kRequired));
+    PGH_RETURN_IF_ERROR(r.Name("new_master", &loss.new_master, Need::kRequired));
+    PGH_RETURN_IF_ERROR(LsnField(r, "new_master_lsn", &loss.new_master_lsn, Need::kRequired));
     PGH_RETURN_IF_ERROR(r.U64("gap_bytes", &loss.gap_bytes, Need::kRequired));
     return Status::Ok();
   }));

@@ -2,15 +2,24 @@
 // docs/decision-rules.md). Plain value types: no I/O, no clocks, no ZooKeeper.
 //
 // Codec contract, the same for every payload:
-//   - ToJson() writes compact JSON that always carries "format": 1 (kFormat). It never throws:
+//   - ToJson() writes compact JSON that always carries "format": 1 (kFormat); free text (error,
+//     write_error, reasons[].text) is written sanitized and cut as FromJson would read it. It never
+//     throws:
 //     strings that are not valid UTF-8 (a PostgreSQL error message can be anything) are written
 //     with U+FFFD in place of the bad bytes.
-//   - FromJson() never throws. It returns kInvalidArgument for text that is not JSON, for a
-//     "format" other than 1, for a missing required field and for a field of the wrong type or out
-//     of range; the message names the payload, the field (with its path inside arrays, e.g.
-//     "repmgr_nodes[1].node_id") and what was expected. Unknown fields are ignored so that a newer
-//     writer can add fields without breaking older readers; a change that would mislead an older
-//     reader bumps the format number instead.
+//   - FromJson() never throws and never recurses into the input beyond the depth limit: payloads
+//     are untrusted (docs/zookeeper-contract.md, "Validation"). It returns kInvalidArgument for
+//     text over untrusted::kMaxPayloadBytes or nested deeper than untrusted::kMaxJsonDepth (checked
+//     on the raw text before parsing), for text that is not JSON, for a "format" other than 1, for
+//     a missing required field and for a field of the wrong type or out of range (integers are
+//     range-checked, never narrowed); names must pass untrusted::IsValidName, hosts
+//     untrusted::IsValidHost, codes and versions must be short printable tokens; free text (error,
+//     write_error, reasons[].text) is sanitized (untrusted::SanitizeForDisplay) and cut to
+//     untrusted::kMaxTextLength instead of refused. The message names the payload, the field (with
+//     its path inside arrays, e.g. "repmgr_nodes[1].node_id") and what was expected, and shows
+//     the bad value only as its type and a short sanitized preview. Unknown fields are ignored so
+//     that a newer writer can add fields without breaking older readers; a change that would
+//     mislead an older reader bumps the format number instead.
 //   - Equality operators (for tests) exist in C++20 only: the header stays C++17 so that the
 //     embeddable client library can parse the master record.
 //   - LSNs travel as PostgreSQL's text "X/Y" (hex), system identifiers as decimal strings: both are
@@ -55,6 +64,12 @@ enum class FencingState {
 };
 const char* FencingStateName(FencingState state);
 std::optional<FencingState> ParseFencingState(std::string_view name);
+
+// clusters/<c>/identity: {"format": 1, "system_identifier": "<decimal>"}, written once by the
+// first orchestrator. ParseIdentity returns the system identifier (1-20 decimal digits) or
+// kInvalidArgument under the codec contract above.
+StatusOr<std::string> ParseIdentity(std::string_view text);
+std::string IdentityToJson(const std::string& system_identifier);
 
 // One row of repmgr.nodes as seen from a node: repmgr's opinion, which is evidence, not proof.
 struct RepmgrNode {
@@ -105,6 +120,10 @@ struct NodeObservation {
 
   std::string ToJson() const;
   static StatusOr<NodeObservation> FromJson(std::string_view text);
+  // FromJson for the payload of clusters/<c>/nodes/<znode_name>: also kInvalidArgument when its
+  // "node" is not `znode_name` (a poller writes only its own znode; anything else is forged or
+  // misfiled and must not count for another node).
+  static StatusOr<NodeObservation> FromZnode(std::string_view znode_name, std::string_view text);
 #if __cplusplus >= 202002L
   bool operator==(const NodeObservation&) const = default;
 #endif

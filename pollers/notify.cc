@@ -8,7 +8,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
+
+#include "common/json_fields.h"
+#include "common/untrusted.h"
 
 namespace pgherald::pollers {
 namespace {
@@ -35,21 +39,20 @@ std::string NotifyMessage::Encode() const {
 }
 
 StatusOr<NotifyMessage> NotifyMessage::Decode(std::string_view datagram) {
-  json j = json::parse(datagram, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || !j.contains("node_id") || !j["node_id"].is_number_integer() ||
-      !j.contains("event") || !j["event"].is_string()) {
-    return InvalidArgument("notify datagram: expected JSON with node_id and event");
-  }
+  // Anyone allowed to write to the socket can send anything: same rules as a znode payload.
+  static const std::string kPayload = "notify datagram";
+  json j;
+  PGH_RETURN_IF_ERROR(jsonf::ParseObject(datagram, kPayload, &j, jsonf::Format::kNone));
+  jsonf::FieldReader f(j, kPayload, "");
   NotifyMessage m;
-  m.node_id = j["node_id"].get<int>();
-  m.event = j["event"].get<std::string>();
-  if (j.contains("successful") && j["successful"].is_boolean()) {
-    m.successful = j["successful"].get<bool>();
-  }
-  if (j.contains("timestamp") && j["timestamp"].is_string()) {
-    m.timestamp = j["timestamp"].get<std::string>();
-  }
-  if (j.contains("details") && j["details"].is_string()) m.details = j["details"].get<std::string>();
+  using jsonf::Need;
+  PGH_RETURN_IF_ERROR(
+      f.I32("node_id", 0, std::numeric_limits<int>::max(), &m.node_id, Need::kRequired));
+  PGH_RETURN_IF_ERROR(f.Text("event", &m.event, Need::kRequired, kMaxEventTokenLength));
+  if (m.event.empty()) return InvalidArgument(kPayload + ": field 'event' is empty");
+  PGH_RETURN_IF_ERROR(f.Bool("successful", &m.successful, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.Text("timestamp", &m.timestamp, Need::kOptional, kMaxEventTokenLength));
+  PGH_RETURN_IF_ERROR(f.Text("details", &m.details, Need::kOptional));
   return m;
 }
 
@@ -86,7 +89,8 @@ StatusOr<NotifyMessage> ParseNotifyArgs(const std::vector<std::string>& position
   }
   m.successful = positional[2] == "1";
   m.timestamp = positional[3];
-  if (positional.size() == 5) m.details = positional[4];
+  // Cut here so that the datagram stays under the receiver's limit; the receiver sanitizes too.
+  if (positional.size() == 5) m.details = untrusted::SanitizeForDisplay(positional[4]);
   return m;
 }
 

@@ -4,12 +4,18 @@
 #include <charconv>
 #include <cinttypes>
 #include <cstdio>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <utility>
+
+#include "common/json_fields.h"
+#include "common/untrusted.h"
 
 namespace pgherald::pollers {
 namespace {
 
+using jsonf::FieldReader;
+using jsonf::Need;
 using nlohmann::json;
 
 // A double-quoted SQL identifier.
@@ -51,32 +57,56 @@ StatusOr<model::Lsn> OptionalLsn(const pg::Row& row, std::string_view column,
   return *lsn;
 }
 
-Status ParseNodes(const std::string& text, std::vector<RepmgrNodeRow>* out) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_array()) return InvalidArgument("column \"nodes_json\": expected a JSON array");
-  for (size_t i = 0; i < j.size(); ++i) {
-    const json& n = j[i];
-    const std::string where = "column \"nodes_json\"[" + std::to_string(i) + "]";
-    if (!n.is_object() || !n.contains("node_id") || !n["node_id"].is_number_integer()) {
-      return InvalidArgument(where + ": expected an object with an integer node_id");
-    }
-    RepmgrNodeRow row;
-    row.node.node_id = n["node_id"].get<int>();
-    if (n.contains("upstream_node_id") && n["upstream_node_id"].is_number_integer()) {
-      row.node.upstream_node_id = n["upstream_node_id"].get<int>();
-    }
-    if (n.contains("active") && n["active"].is_boolean()) row.node.active = n["active"].get<bool>();
-    if (n.contains("node_name") && n["node_name"].is_string()) {
-      row.node.name = n["node_name"].get<std::string>();
-    }
-    if (n.contains("type") && n["type"].is_string()) row.node.type = n["type"].get<std::string>();
-    // repmgr 3 calls the primary "master".
-    if (row.node.type == "master") row.node.type = "primary";
-    if (n.contains("conninfo") && n["conninfo"].is_string()) {
-      row.conninfo = n["conninfo"].get<std::string>();
-    }
-    out->push_back(std::move(row));
+// The repmgr columns come from PostgreSQL's json_agg (two levels deep by construction); their
+// content (names, details) is whatever repmgr or anyone with write access to its tables stored.
+constexpr std::size_t kMaxColumnBytes = 16 << 20;
+
+// Sanitized and cut to this, a token from repmgr always passes as a token (escapes and "..."
+// included).
+constexpr std::size_t kEventTokenCut = kMaxEventTokenLength;
+static_assert(kEventTokenCut + 6 <= jsonf::kMaxTokenLength);
+
+enum class Source { kRepmgr, kFact };
+
+// The event fields shared by the table rows and the published facts.
+Status DecodeEventBody(FieldReader& f, RepmgrEvent* e, Source source) {
+  PGH_RETURN_IF_ERROR(
+      f.I32("node_id", 0, std::numeric_limits<int>::max(), &e->key.node_id, Need::kRequired));
+  if (source == Source::kRepmgr) {
+    PGH_RETURN_IF_ERROR(f.Text("event", &e->key.event, Need::kRequired, kEventTokenCut));
+  } else {
+    PGH_RETURN_IF_ERROR(f.Token("event", &e->key.event, Need::kRequired));
   }
+  PGH_RETURN_IF_ERROR(f.Bool("successful", &e->successful, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.Text("details", &e->details, Need::kOptional));
+  return Status::Ok();
+}
+
+Status ParseNodes(const std::string& text, std::vector<RepmgrNodeRow>* out) {
+  static const std::string kPayload = "column \"nodes_json\"";
+  json j;
+  PGH_RETURN_IF_ERROR(jsonf::ParseValue(text, kPayload, &j, kMaxColumnBytes));
+  if (!j.is_array()) return InvalidArgument(kPayload + ": expected a JSON array");
+  json wrapped = {{"rows", std::move(j)}};
+  FieldReader f(wrapped, kPayload, "");
+  PGH_RETURN_IF_ERROR(f.Array(
+      "rows", Need::kRequired,
+      [&](FieldReader& n) {
+        RepmgrNodeRow row;
+        PGH_RETURN_IF_ERROR(n.I32("node_id", 0, std::numeric_limits<int>::max(), &row.node.node_id,
+                                  Need::kRequired));
+        PGH_RETURN_IF_ERROR(n.OptInt("upstream_node_id", &row.node.upstream_node_id));
+        PGH_RETURN_IF_ERROR(n.Bool("active", &row.node.active, Need::kOptional));
+        // repmgr's own rules (up to 63 bytes); BuildObservation sanitizes what it publishes.
+        PGH_RETURN_IF_ERROR(n.String("node_name", &row.node.name, Need::kOptional));
+        PGH_RETURN_IF_ERROR(n.Token("type", &row.node.type, Need::kOptional));
+        // repmgr 3 calls the primary "master".
+        if (row.node.type == "master") row.node.type = "primary";
+        PGH_RETURN_IF_ERROR(n.String("conninfo", &row.conninfo, Need::kOptional));
+        out->push_back(std::move(row));
+        return Status::Ok();
+      },
+      /*max_items=*/4096));
   std::sort(out->begin(), out->end(), [](const RepmgrNodeRow& a, const RepmgrNodeRow& b) {
     return a.node.node_id < b.node.node_id;
   });
@@ -84,44 +114,44 @@ Status ParseNodes(const std::string& text, std::vector<RepmgrNodeRow>* out) {
 }
 
 Status ParseEvents(const std::string& text, std::vector<RepmgrEvent>* out) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_array()) return InvalidArgument("column \"events_json\": expected a JSON array");
-  for (size_t i = 0; i < j.size(); ++i) {
-    const json& e = j[i];
-    const std::string where = "column \"events_json\"[" + std::to_string(i) + "]";
-    if (!e.is_object() || !e.contains("ts_us") || !e["ts_us"].is_number_integer() ||
-        !e.contains("node_id") || !e["node_id"].is_number_integer() || !e.contains("event") ||
-        !e["event"].is_string()) {
-      return InvalidArgument(where + ": expected ts_us, node_id and event");
-    }
-    RepmgrEvent ev;
-    ev.key.ts_us = e["ts_us"].get<std::int64_t>();
-    ev.key.node_id = e["node_id"].get<int>();
-    ev.key.event = e["event"].get<std::string>();
-    if (e.contains("successful") && e["successful"].is_boolean()) {
-      ev.successful = e["successful"].get<bool>();
-    }
-    if (e.contains("details") && e["details"].is_string()) {
-      ev.details = e["details"].get<std::string>();
-    }
-    if (e.contains("ts") && e["ts"].is_string()) ev.timestamp = e["ts"].get<std::string>();
-    ev.source = "table";
-    out->push_back(std::move(ev));
-  }
+  static const std::string kPayload = "column \"events_json\"";
+  json j;
+  PGH_RETURN_IF_ERROR(jsonf::ParseValue(text, kPayload, &j, kMaxColumnBytes));
+  if (!j.is_array()) return InvalidArgument(kPayload + ": expected a JSON array");
+  json wrapped = {{"rows", std::move(j)}};
+  FieldReader f(wrapped, kPayload, "");
+  PGH_RETURN_IF_ERROR(f.Array(
+      "rows", Need::kRequired,
+      [&](FieldReader& e) {
+        RepmgrEvent ev;
+        PGH_RETURN_IF_ERROR(e.I64("ts_us", &ev.key.ts_us, Need::kRequired));
+        PGH_RETURN_IF_ERROR(DecodeEventBody(e, &ev, Source::kRepmgr));
+        PGH_RETURN_IF_ERROR(e.Text("ts", &ev.timestamp, Need::kOptional, kEventTokenCut));
+        ev.source = "table";
+        out->push_back(std::move(ev));
+        return Status::Ok();
+      },
+      /*max_items=*/100000));
   std::sort(out->begin(), out->end(),
             [](const RepmgrEvent& a, const RepmgrEvent& b) { return a.key < b.key; });
   return Status::Ok();
 }
 
 Status ParsePromotions(const std::string& text, std::map<int, std::int64_t>* out) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return InvalidArgument("column \"promotions_json\": expected a JSON object");
+  static const std::string kPayload = "column \"promotions_json\"";
+  json j;
+  PGH_RETURN_IF_ERROR(jsonf::ParseValue(text, kPayload, &j, kMaxColumnBytes));
+  if (!j.is_object()) return InvalidArgument(kPayload + ": expected a JSON object");
+  FieldReader f(j, kPayload, "");
   for (auto it = j.begin(); it != j.end(); ++it) {
     std::int64_t id = 0;
-    if (!ParseInt64(it.key(), &id) || !it.value().is_number_integer()) {
-      return InvalidArgument("column \"promotions_json\": expected {node_id: ts_us}");
+    if (!ParseInt64(it.key(), &id) || id < 0 || id > std::numeric_limits<int>::max()) {
+      return InvalidArgument(kPayload + ": expected {node_id: ts_us}, got key \"" +
+                             untrusted::SanitizeForDisplay(it.key(), 40) + "\"");
     }
-    (*out)[static_cast<int>(id)] = it.value().get<std::int64_t>();
+    std::int64_t ts_us = 0;
+    PGH_RETURN_IF_ERROR(f.I64(it.key().c_str(), &ts_us, Need::kRequired));
+    (*out)[static_cast<int>(id)] = ts_us;
   }
   return Status::Ok();
 }
@@ -204,32 +234,21 @@ std::string RepmgrEvent::ToJson() const {
 }
 
 StatusOr<RepmgrEvent> RepmgrEvent::FromJson(std::string_view text) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return InvalidArgument("event: not a JSON object");
-  if (!j.contains("format") || !j["format"].is_number_integer() ||
-      j["format"].get<int>() != model::kFormat) {
-    return InvalidArgument("event: field \"format\": expected 1");
-  }
-  for (const char* f : {"ts_us", "node_id"}) {
-    if (!j.contains(f) || !j[f].is_number_integer()) {
-      return InvalidArgument(std::string("event: field \"") + f + "\": expected an integer");
-    }
-  }
-  if (!j.contains("event") || !j["event"].is_string()) {
-    return InvalidArgument("event: field \"event\": expected a string");
-  }
+  static const std::string kPayload = "event";
+  json j;
+  PGH_RETURN_IF_ERROR(jsonf::ParseObject(text, kPayload, &j));
+  FieldReader f(j, kPayload, "");
   RepmgrEvent e;
-  e.key.ts_us = j["ts_us"].get<std::int64_t>();
-  e.key.node_id = j["node_id"].get<int>();
-  e.key.event = j["event"].get<std::string>();
-  if (j.contains("successful") && j["successful"].is_boolean()) {
-    e.successful = j["successful"].get<bool>();
-  }
-  if (j.contains("timestamp") && j["timestamp"].is_string()) {
-    e.timestamp = j["timestamp"].get<std::string>();
-  }
-  if (j.contains("details") && j["details"].is_string()) e.details = j["details"].get<std::string>();
-  if (j.contains("source") && j["source"].is_string()) e.source = j["source"].get<std::string>();
+  PGH_RETURN_IF_ERROR(f.I64("ts_us", &e.key.ts_us, Need::kRequired));
+  PGH_RETURN_IF_ERROR(DecodeEventBody(f, &e, Source::kFact));
+  PGH_RETURN_IF_ERROR(f.Token("timestamp", &e.timestamp, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.Enum(
+      "source", &e.source, Need::kOptional,
+      [](const std::string& v) -> std::optional<std::string> {
+        if (v == "table" || v == "notify") return v;
+        return std::nullopt;
+      },
+      "\"table\" or \"notify\""));
   return e;
 }
 
@@ -479,7 +498,17 @@ model::NodeObservation BuildObservation(const NodeIdentity& identity, const Tick
     }
   }
 
-  for (const auto& row : tick.nodes) o.repmgr_nodes.push_back(row.node);
+  // repmgr's names and types are repmgr's: publish them as short printable tokens.
+  for (const auto& row : tick.nodes) {
+    model::RepmgrNode n = row.node;
+    if (!untrusted::IsPrintableText(n.name, jsonf::kMaxTokenLength)) {
+      n.name = untrusted::SanitizeForDisplay(n.name, kEventTokenCut);
+    }
+    if (!untrusted::IsPrintableText(n.type, jsonf::kMaxTokenLength)) {
+      n.type = untrusted::SanitizeForDisplay(n.type, kEventTokenCut);
+    }
+    o.repmgr_nodes.push_back(std::move(n));
+  }
   o.repmgrd_running = tick.repmgrd_running.value_or(false);
 
   if (tick.repmgr_columns) {
@@ -506,13 +535,23 @@ model::NodeObservation BuildObservation(const NodeIdentity& identity, const Tick
       for (const auto& row : tick.nodes) {
         auto params = pg::ParseConninfo(row.conninfo);
         if (params.ok() && params->host == tick.sender_host && params->port == tick.sender_port) {
-          o.upstream_node = row.node.name;
+          if (untrusted::IsValidName(row.node.name)) {
+            o.upstream_node = row.node.name;
+          } else {
+            errors.push_back(
+                "upstream node \"" + untrusted::SanitizeForDisplay(row.node.name, 64) +
+                "\" (repmgr node_name) is not a valid pgherald node name: " + untrusted::kNameRule);
+          }
           break;
         }
       }
     }
   }
   for (const auto& e : errors) o.error += (o.error.empty() ? "" : "; ") + e;
+  o.error = untrusted::SanitizeForDisplay(o.error);
+  if (!untrusted::IsPrintableText(o.sender_host, untrusted::kMaxHostLength)) {
+    o.sender_host = untrusted::SanitizeForDisplay(o.sender_host, untrusted::kMaxHostLength - 16);
+  }
   return o;
 }
 
@@ -524,7 +563,7 @@ model::NodeObservation BuildUnreachable(const NodeIdentity& identity, const std:
   o.port = identity.port;
   o.poller_version = identity.version;
   o.reachable = false;
-  o.error = error;
+  o.error = untrusted::SanitizeForDisplay(error);
   if (last != nullptr) {
     o.system_identifier = last->system_identifier;
     o.node_id = last->node_id;

@@ -66,6 +66,12 @@ struct EventKey {
 //    "event":"standby_promote","successful":true,"details":"...","source":"table"}
 // source is "table" (read from repmgr's events table) or "notify" (handed over by
 // `pgherald notify`; the only way to learn of events that never reach the table).
+//
+// Validation (docs/zookeeper-contract.md): event and timestamp are printable tokens of at most 64
+// bytes, details free text (sanitized, cut to untrusted::kMaxTextLength). Read from repmgr (its
+// table or a notify datagram) an odd event name or timestamp is sanitized and cut to
+// kMaxEventTokenLength rather than refused, so that one row never stops the tick.
+inline constexpr std::size_t kMaxEventTokenLength = 48;
 struct RepmgrEvent {
   EventKey key;
   bool successful = true;

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <utility>
 
-#include <nlohmann/json.hpp>
-
 #include "common/logging.h"
 
 namespace pgherald::pollers {
@@ -177,7 +175,7 @@ StatusOr<std::optional<model::MasterRecord>> ObservationPublisher::ReadMaster() 
     return got.status();
   }
   auto record = model::MasterRecord::FromJson(got->data);
-  if (!record.ok()) return record.status();
+  if (!record.ok()) return InvalidArgument(master_path_ + ": " + record.status().message());
   return std::optional<model::MasterRecord>(std::move(*record));
 }
 
@@ -189,11 +187,9 @@ StatusOr<std::optional<std::string>> ObservationPublisher::ReadIdentity() {
     CheckExpired(got.status());
     return got.status();
   }
-  const auto j = nlohmann::json::parse(got->data, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || !j.contains("system_identifier") || !j["system_identifier"].is_string()) {
-    return InvalidArgument(identity_path_ + ": field \"system_identifier\": expected a string");
-  }
-  return std::optional<std::string>(j["system_identifier"].get<std::string>());
+  auto sysid = model::ParseIdentity(got->data);
+  if (!sysid.ok()) return InvalidArgument(identity_path_ + ": " + sysid.status().message());
+  return std::optional<std::string>(std::move(*sysid));
 }
 
 }  // namespace pgherald::pollers

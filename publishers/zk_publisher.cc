@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "common/json_fields.h"
+
 namespace pgherald::publishers {
 namespace {
 
@@ -22,26 +24,17 @@ std::string VoucherJson(const std::string& id, const model::MasterRecord& record
 }  // namespace
 
 StatusOr<ControlState> ParseControl(std::string_view text) {
-  const json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return InvalidArgument("control: not a JSON object");
-  if (!j.contains("format") || !j["format"].is_number_integer() ||
-      j["format"].get<int>() != model::kFormat) {
-    return InvalidArgument("control: field \"format\": expected 1");
-  }
+  static const std::string kPayload = "control";
+  json j;
+  PGH_RETURN_IF_ERROR(jsonf::ParseObject(text, kPayload, &j));
+  jsonf::FieldReader f(j, kPayload, "");
+  using jsonf::Need;
   ControlState c;
-  if (j.contains("paused")) {
-    if (!j["paused"].is_boolean()) return InvalidArgument("control: field \"paused\": expected true or false");
-    c.paused = j["paused"].get<bool>();
-  }
-  for (const char* key : {"reason", "changed_by"}) {
-    if (!j.contains(key)) continue;
-    if (!j[key].is_string()) return InvalidArgument(std::string("control: field \"") + key + "\": expected a string");
-    (std::string_view(key) == "reason" ? c.reason : c.changed_by) = j[key].get<std::string>();
-  }
-  if (j.contains("changed_at")) {
-    if (!j["changed_at"].is_number_integer()) return InvalidArgument("control: field \"changed_at\": expected wall milliseconds");
-    c.changed_at_ms = j["changed_at"].get<std::int64_t>();
-  }
+  PGH_RETURN_IF_ERROR(f.Bool("paused", &c.paused, Need::kOptional));
+  // For people only: sanitized and cut, never refused.
+  PGH_RETURN_IF_ERROR(f.Text("reason", &c.reason, Need::kOptional, kMaxControlTextLength));
+  PGH_RETURN_IF_ERROR(f.Text("changed_by", &c.changed_by, Need::kOptional, kMaxControlTextLength));
+  PGH_RETURN_IF_ERROR(f.I64("changed_at", &c.changed_at_ms, Need::kOptional));
   return c;
 }
 
@@ -123,19 +116,14 @@ StatusOr<std::optional<std::string>> ZkPublisher::ReadIdentity(const std::string
     if (got.status().code() == StatusCode::kNotFound) return std::optional<std::string>();
     return got.status();
   }
-  const json j = json::parse(got->data, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("system_identifier") ||
-      !j["system_identifier"].is_string()) {
-    return InvalidArgument(path + ": field \"system_identifier\": expected a decimal string");
-  }
-  return std::optional<std::string>(j["system_identifier"].get<std::string>());
+  auto sysid = model::ParseIdentity(got->data);
+  if (!sysid.ok()) return InvalidArgument(path + ": " + sysid.status().message());
+  return std::optional<std::string>(std::move(*sysid));
 }
 
 Status ZkPublisher::RecordIdentity(const std::string& cluster, const std::string& sysid) {
-  json j;
-  j["format"] = model::kFormat;
-  j["system_identifier"] = sysid;
-  auto created = session_->Create(IdentityPath(cluster), j.dump(), zk::CreateMode::kPersistent);
+  auto created = session_->Create(IdentityPath(cluster), model::IdentityToJson(sysid),
+                                  zk::CreateMode::kPersistent);
   if (created.ok()) return Status::Ok();
   if (created.status().code() != StatusCode::kAlreadyExists &&
       created.status().code() != StatusCode::kConnectionLoss) {

@@ -21,6 +21,7 @@
 // thread.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -50,7 +51,10 @@ struct ControlState {
   std::int64_t changed_at_ms = 0;
 };
 // Parses {"format":1,"paused":bool[,"reason":str,"changed_by":str,"changed_at":ms]};
-// kInvalidArgument naming the field otherwise.
+// kInvalidArgument naming the field otherwise. Untrusted (docs/zookeeper-contract.md,
+// "Validation"): size and depth checked before parsing, "format" exactly the integer 1, reason and
+// changed_by sanitized and cut to kMaxControlTextLength.
+inline constexpr std::size_t kMaxControlTextLength = 1024;
 StatusOr<ControlState> ParseControl(std::string_view text);
 std::string ControlToJson(const ControlState& control);
 

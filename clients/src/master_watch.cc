@@ -39,6 +39,7 @@
 
 #include "clients/src/master_watch_internal.h"
 #include "common/cluster_model.h"
+#include "common/untrusted.h"
 #include "common/zk_client.h"
 
 namespace pgherald::client {
@@ -329,8 +330,10 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
     bool created_meanwhile = false;
   };
 
+  // Lines carry what ZooKeeper held (decoder messages, paths): sanitized here, the one way out
+  // to the application's log callback (the C API's too), so that no control character reaches it.
   void Log(int level, const std::string& line) const {
-    if (settings_.log) settings_.log(level, line);
+    if (settings_.log) settings_.log(level, untrusted::SanitizeForDisplay(line));
   }
 
   // ---- runtime tasks (task_mu_ held, so Stop() waits for them) ----
@@ -923,7 +926,7 @@ internal::SessionFactory SessionFactoryFor(const MasterWatchOptions& options, Lo
         case zk::ZkLogLevel::kInfo: mapped = 1; break;
         case zk::ZkLogLevel::kDebug: mapped = 0; break;
       }
-      log(mapped, "zookeeper " + line);
+      log(mapped, untrusted::SanitizeForDisplay("zookeeper " + line));
     };
   } else {
     zk_options.log_sink = [](zk::ZkLogLevel, const std::string&) {};  // discarded

@@ -125,6 +125,11 @@ void Judge(ClusterStatus& s, std::int64_t stale_after_ms, std::int64_t now_ms) {
                          " is unverified (no voucher: no orchestrator leader holds its check)");
   }
   if (!s.control_error.empty()) s.problems.push_back("control znode corrupt: " + s.control_error);
+  for (const std::string& path : s.persistent_nodes) {
+    s.problems.push_back(path +
+                         " is a persistent znode, not a poller's ephemeral one: ignored (no live "
+                         "poller writes it; delete it)");
+  }
 
   for (NodeStatus& n : s.nodes) {
     n.is_master = s.master.state == model::MasterState::kOk && n.node == s.master.node;
@@ -214,7 +219,13 @@ StatusOr<ClusterStatus> ReadClusterStatus(zk::ZkSession& zk, const std::string& 
         if (got.status().code() == StatusCode::kNotFound) continue;  // its poller just left
         return got.status();
       }
-      auto obs = model::NodeObservation::FromJson(got->data);
+      // Pollers write ephemeral znodes: a persistent one outlives any poller (a hand edit, a
+      // forgery), so it never counts as a live poller, whatever it says.
+      if (got->stat.ephemeral_owner == 0) {
+        s.persistent_nodes.push_back(node_path);
+        continue;
+      }
+      auto obs = model::NodeObservation::FromZnode(name, got->data);
       if (!obs.ok()) {
         corrupt.push_back(node_path + ": " + obs.status().message());
         continue;

@@ -50,7 +50,10 @@ struct ClusterStatus {
   std::vector<std::string> vouchers;  // orchestrator ids vouching for the record now
   publishers::ControlState control;
   std::string control_error;  // a corrupt control znode (the orchestrator then treats it as paused)
-  std::vector<NodeStatus> nodes;             // sorted by name
+  std::vector<NodeStatus> nodes;  // sorted by name
+  // Persistent (non-ephemeral) znodes under nodes/: no live poller wrote them, so they are not
+  // nodes here, only problems.
+  std::vector<std::string> persistent_nodes;
   std::vector<model::HistoryEntry> history;  // the latest entries, oldest first (may be empty)
   std::int64_t read_at_ms = 0;               // the reader's wall clock when judged
   std::vector<std::string> problems;         // everything that makes this cluster unhealthy

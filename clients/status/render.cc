@@ -5,10 +5,18 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "common/untrusted.h"
+
 namespace pgherald::status {
 namespace {
 
 using json = nlohmann::json;
+
+// Everything read from ZooKeeper is untrusted: in text output it goes through this, so that no
+// control character (an escape sequence, a newline faking a line) reaches the terminal. The
+// decoders sanitize free text already; znode names and anything added later pass here too. JSON
+// output needs no such step: the serializer escapes control characters.
+std::string Safe(const std::string& text) { return untrusted::SanitizeForDisplay(text); }
 
 std::string Lsn(const std::optional<model::Lsn>& lsn) { return lsn ? model::FormatLsn(*lsn) : "-"; }
 
@@ -115,13 +123,15 @@ std::string AlignTable(const std::vector<std::vector<std::string>>& rows) {
   for (const auto& r : rows) columns = std::max(columns, r.size());
   std::vector<std::size_t> width(columns, 0);
   for (const auto& r : rows) {
-    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      width[i] = std::max(width[i], Safe(r[i]).size());
+    }
   }
   std::string out;
   for (const auto& r : rows) {
     std::string line;
     for (std::size_t i = 0; i < columns; ++i) {
-      const std::string cell = i < r.size() ? r[i] : "";
+      const std::string cell = i < r.size() ? Safe(r[i]) : "";
       line += cell;
       if (i + 1 < columns) line += std::string(width[i] - cell.size() + 2, ' ');
     }
@@ -139,24 +149,27 @@ std::string RenderStatusTable(const std::vector<ClusterStatus>& clusters) {
     if (c.master.state != model::MasterState::kOk) {
       master = "none verified yet";
     } else {
-      master = c.master.node + " (" + c.master.host + ":" + std::to_string(c.master.port) +
-               ", timeline " + std::to_string(c.master.timeline) + ", epoch " +
-               std::to_string(c.master.epoch) + ")";
+      master = Safe(c.master.node) + " (" + Safe(c.master.host) + ":" +
+               std::to_string(c.master.port) + ", timeline " + std::to_string(c.master.timeline) +
+               ", epoch " + std::to_string(c.master.epoch) + ")";
       if (c.vouchers.empty()) {
         master += " UNVERIFIED: no voucher";
       } else {
         std::string who;
-        for (const std::string& v : c.vouchers) who += (who.empty() ? "" : ",") + v;
+        for (const std::string& v : c.vouchers) who += (who.empty() ? "" : ",") + Safe(v);
         master += " verified, " + std::to_string(c.vouchers.size()) + " voucher" +
                   (c.vouchers.size() == 1 ? "" : "s") + " (" + who + ")";
       }
     }
-    out += "Cluster: " + c.name + "\n";
+    out += "Cluster: " + Safe(c.name) + "\n";
     out += "Master:  " + master + "\n";
     std::string paused = c.control.paused ? "yes" : "no";
-    if (c.control.paused && !c.control.reason.empty()) paused += " (" + c.control.reason + ")";
+    if (c.control.paused && !c.control.reason.empty()) {
+      paused += " (" + Safe(c.control.reason) + ")";
+    }
     if (c.control.paused && !c.control.changed_by.empty()) {
-      paused += " by " + c.control.changed_by + " at " + FormatWallMs(c.control.changed_at_ms);
+      paused +=
+          " by " + Safe(c.control.changed_by) + " at " + FormatWallMs(c.control.changed_at_ms);
     }
     out += "Paused:  " + paused + "\n\n";
     std::vector<std::vector<std::string>> rows = {{"Node", "Role", "Master", "Host", "TL", "LSN",
@@ -182,7 +195,7 @@ std::string RenderStatusTable(const std::vector<ClusterStatus>& clusters) {
     out += AlignTable(rows);
     if (!c.problems.empty()) {
       out += "\nProblems:\n";
-      for (const std::string& p : c.problems) out += "  - " + p + "\n";
+      for (const std::string& p : c.problems) out += "  - " + Safe(p) + "\n";
     }
   }
   return out;
@@ -198,38 +211,39 @@ std::string RenderStatusJson(const std::vector<ClusterStatus>& clusters) {
 
 std::string RenderHistoryText(const std::string& cluster,
                               const std::vector<model::HistoryEntry>& history) {
-  if (history.empty()) return "Cluster " + cluster + ": no decisions recorded\n";
+  if (history.empty()) return "Cluster " + Safe(cluster) + ": no decisions recorded\n";
   std::string out;
   for (const model::HistoryEntry& h : history) {
     if (!out.empty()) out += "\n";
-    std::string line =
-        FormatWallMs(h.decided_at_ms) + "  epoch " + std::to_string(h.epoch) + "  " + h.action;
-    if (!h.chosen.empty()) line += " " + h.chosen;
+    std::string line = FormatWallMs(h.decided_at_ms) + "  epoch " + std::to_string(h.epoch) + "  " +
+                       Safe(h.action);
+    if (!h.chosen.empty()) line += " " + Safe(h.chosen);
     if (h.previous && h.previous->state == model::MasterState::kOk) {
-      line +=
-          " (was " + h.previous->node + ", timeline " + std::to_string(h.previous->timeline) + ")";
+      line += " (was " + Safe(h.previous->node) + ", timeline " +
+              std::to_string(h.previous->timeline) + ")";
     } else if (h.previous) {
       line += " (was none)";
     }
     if (h.master)
       line += " -> timeline " + std::to_string(h.master->timeline) + " lsn " +
               model::FormatLsn(h.master->lsn);
-    line += "  by " + h.decided_by;
+    line += "  by " + Safe(h.decided_by);
     out += line + "\n";
     for (const model::Reason& r : h.reasons) {
-      out +=
-          "  reason " + r.code + (r.node.empty() ? "" : " [" + r.node + "]") + ": " + r.text + "\n";
+      out += "  reason " + Safe(r.code) + (r.node.empty() ? "" : " [" + Safe(r.node) + "]") + ": " +
+             Safe(r.text) + "\n";
     }
     if (!h.stale_primaries.empty()) {
       std::string s;
-      for (const std::string& n : h.stale_primaries) s += (s.empty() ? "" : ", ") + n;
+      for (const std::string& n : h.stale_primaries) s += (s.empty() ? "" : ", ") + Safe(n);
       out += "  stale primaries: " + s + "\n";
     }
     if (h.data_loss) {
       const model::DataLossEstimate& d = *h.data_loss;
-      out += "  data loss estimate: " + d.old_master + " last seen at " +
-             model::FormatLsn(d.old_master_last_lsn) + ", " + d.new_master + " took over at " +
-             model::FormatLsn(d.new_master_lsn) + ": " + std::to_string(d.gap_bytes) + " bytes\n";
+      out += "  data loss estimate: " + Safe(d.old_master) + " last seen at " +
+             model::FormatLsn(d.old_master_last_lsn) + ", " + Safe(d.new_master) +
+             " took over at " + model::FormatLsn(d.new_master_lsn) + ": " +
+             std::to_string(d.gap_bytes) + " bytes\n";
     }
     if (!h.evidence.empty()) {
       std::vector<std::vector<std::string>> rows = {{"    node", "role", "observed", "probed",

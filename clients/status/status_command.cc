@@ -12,6 +12,7 @@
 #include "clients/status/render.h"
 #include "common/cli.h"
 #include "common/config.h"
+#include "common/untrusted.h"
 #include "common/zk_client.h"
 
 namespace pgherald::status {
@@ -99,7 +100,9 @@ int Connect(const char* command, const cli::ParsedArgs& args, Connection* out) {
 }
 
 int Failure(const char* command, const Status& s) {
-  std::fprintf(stderr, "pgherald %s: %s\n", command, s.message().c_str());
+  // Messages may carry znode names and ZooKeeper's words: never a control character on a terminal.
+  std::fprintf(stderr, "pgherald %s: %s\n", command,
+               untrusted::SanitizeForDisplay(s.message()).c_str());
   return s.code() == StatusCode::kNotFound ? kExitNotFound : kExitZooKeeper;
 }
 
@@ -249,7 +252,8 @@ int RunHistoryCommand(const std::vector<std::string>& argv) {
   auto history = ReadHistory(*conn.zk, conn.root, *cluster, limit, nullptr, &corrupt);
   if (!history.ok()) return Failure("history", history.status());
   for (const std::string& c : corrupt)
-    std::fprintf(stderr, "pgherald history: skipped %s\n", c.c_str());
+    std::fprintf(stderr, "pgherald history: skipped %s\n",
+                 untrusted::SanitizeForDisplay(c).c_str());
   std::printf("%s", args.Has("json") ? RenderHistoryJson(*cluster, *history).c_str()
                                      : RenderHistoryText(*cluster, *history).c_str());
   return kExitHealthy;

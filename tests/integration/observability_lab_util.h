@@ -76,6 +76,16 @@ class Process {
     ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
   }
+  // Whether the process still runs: /proc/PID/stat state, since a zombie (Z) still answers kill -0.
+  bool Running() const {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) return false;  // exited (reaped now)
+    const std::string stat = ReadFile("/proc/" + std::to_string(pid_) + "/stat");
+    const std::size_t paren = stat.rfind(')');
+    return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z' &&
+           stat[paren + 2] != 'X';
+  }
   std::string Log() const { return ReadFile(log_path_); }
   std::string LogTail(std::size_t n = 4000) const {
     const std::string l = Log();

@@ -16,6 +16,7 @@
 #include "common/fake_zk.h"
 #include "pgherald/master_watch.h"
 #include "pgherald/master_watch_c.h"
+#include "tests/unit/hostile_payloads.h"
 
 namespace pgherald::client {
 namespace {
@@ -370,6 +371,46 @@ TEST_F(MasterWatchTest, CorruptPayloadKeepsThePreviousStateAndNamesPathAndField)
   EXPECT_EQ(info.node, "n1");
   EXPECT_EQ(changes().size(), before);
   // The watch is re-armed after the corrupt write: a good one is applied.
+  Publish("n3", 5435, 3);
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n3"));
+}
+
+// Untrusted master znode: a 200 KB nested array (the stack overflow seen on the lab), a host
+// that would reach a config file, and control characters: each is ignored with one log line that
+// holds no control character, and the verified master stays.
+TEST_F(MasterWatchTest, HostilePayloadsKeepTheStateAndTheLogLineIsSanitized) {
+  Publish("n1", 5433, 1);
+  Vouch();
+  StartWatch();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
+  ASSERT_TRUE(Await([&] { return !changes_.empty() && changes_.back().node == "n1"; }));
+  const size_t before = changes().size();
+  const std::string good = Record("n2", 5434, 2);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {std::string(200 * 1024 / 2, '[') + std::string(200 * 1024 / 2, ']'), "exceeds the limit"},
+      {std::string(1 << 20, '['), "exceeds the limit"},
+      {testing::ReplaceField(good, "host", "\"db1;reboot\""), "field 'host'"},
+      {testing::ReplaceField(good, "node", "\"n2\\u001b]0;pwned\\u0007\""), "field 'node'"},
+      {testing::ReplaceField(good, "format", "4294967297"), "field 'format'"},
+  };
+  for (const auto& [data, why] : cases) {
+    {
+      std::lock_guard lock(mu_);
+      logs_.clear();
+    }
+    ASSERT_TRUE(writer_->Set(kPath, data).ok());
+    ASSERT_TRUE(Await([&] { return LoggedLocked("corrupt_payload_ignored"); })) << why;
+    EXPECT_TRUE(Logged(why)) << AllLogs();
+    for (char c : AllLogs()) {
+      const auto u = static_cast<unsigned char>(c);
+      EXPECT_FALSE((u < 0x20 && c != '\n') || u == 0x7f) << AllLogs();
+    }
+    EXPECT_LT(AllLogs().size(), 1000u) << why;
+    MasterInfo info = watch_->current();
+    EXPECT_EQ(info.status, MasterStatus::kVouched) << why;
+    EXPECT_EQ(info.node, "n1") << why;
+  }
+  EXPECT_EQ(changes().size(), before);
   Publish("n3", 5435, 3);
   ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n3"));
 }

@@ -5,8 +5,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
+
+#include "tests/unit/hostile_payloads.h"
 
 namespace pgherald::model {
 namespace {
@@ -256,7 +259,7 @@ TEST(CorruptPayloadTest, NodeObservationErrorsNameTheField) {
       {"format 2", Patch(good, "format", 2), "field 'format': expected 1, got 2"},
       {"format as string", Patch(good, "format", "1"), "field 'format': expected an integer"},
       {"node missing", Patch(good, "node", nullptr), "field 'node' is missing (required)"},
-      {"node a number", Patch(good, "node", 3), "field 'node': expected a string, got number"},
+      {"node a number", Patch(good, "node", 3), "field 'node': expected a name: "},
       {"timeline a string", Patch(good, "timeline", "3"),
        "field 'timeline': expected an integer in [0, 4294967295], got string \"3\""},
       {"timeline negative", Patch(good, "timeline", -1), "field 'timeline': expected an integer"},
@@ -269,7 +272,7 @@ TEST(CorruptPayloadTest, NodeObservationErrorsNameTheField) {
        "field 'receive_lsn': expected an LSN string \"X/Y\", got string \"16-B374\""},
       {"lsn as number", Patch(good, "replay_lsn", 5), "field 'replay_lsn': expected an LSN"},
       {"sysid as number", Patch(good, "system_identifier", 7291851442811934035ull),
-       "field 'system_identifier': expected a string"},
+       "field 'system_identifier': expected a system identifier"},
       {"seq negative", Patch(good, "seq", -5), "field 'seq': expected an unsigned integer"},
       {"fencing unknown", Patch(good, "fencing", "maybe"),
        "field 'fencing': expected \"none\", \"fencing\", \"fenced\" or \"failed\""},
@@ -352,6 +355,212 @@ TEST(CorruptPayloadTest, GarbageNeverThrows) {
     EXPECT_NO_THROW((void)MasterRecord::FromJson(flipped));
     EXPECT_NO_THROW((void)HistoryEntry::FromJson(flipped));
   }
+}
+
+// ---- untrusted payloads (docs/zookeeper-contract.md, "Validation") ----
+
+HistoryEntry SampleHistory() {
+  HistoryEntry h;
+  h.cluster = "main";
+  h.action = "publish";
+  h.chosen = "db1";
+  h.epoch = 7;
+  h.decided_at_ms = 1700000000000;
+  h.decided_by = "orch-a";
+  h.master = SampleRecord();
+  h.reasons = {{"later_timeline", "db1", "db1 is on timeline 2"}};
+  h.stale_primaries = {"db2"};
+  NodeEvidence e;
+  e.node = "db1";
+  e.role = "master";
+  e.notes = {"write_check_passed"};
+  h.evidence = {e};
+  return h;
+}
+
+// Each decoder by name, as text -> status, so one table covers all of them.
+struct Decoder {
+  const char* name;
+  std::string good;
+  const char* name_field;  // a string field holding a node or cluster name
+  std::function<Status(const std::string&)> decode;
+};
+
+std::vector<Decoder> Decoders() {
+  return {
+      {"NodeObservation", SampleObservation().ToJson(), "node",
+       [](const std::string& t) { return NodeObservation::FromJson(t).status(); }},
+      {"NodeObservation", SampleObservation().ToJson(), "node",
+       [](const std::string& t) { return NodeObservation::FromZnode("db2", t).status(); }},
+      {"MasterRecord", SampleRecord().ToJson(), "node",
+       [](const std::string& t) { return MasterRecord::FromJson(t).status(); }},
+      {"Probe", SampleProbe().ToJson(), "node",
+       [](const std::string& t) { return Probe::FromJson(t).status(); }},
+      {"HistoryEntry", SampleHistory().ToJson(), "cluster",
+       [](const std::string& t) { return HistoryEntry::FromJson(t).status(); }},
+  };
+}
+
+TEST(UntrustedPayloadTest, SamplesDecode) {
+  for (const Decoder& d : Decoders()) EXPECT_TRUE(d.decode(d.good).ok()) << d.name;
+}
+
+// Before the fix, the error message dumped the nested value recursively: stack overflow.
+TEST(UntrustedPayloadTest, DeepNestingIsRefusedBeforeParsing) {
+  for (const Decoder& d : Decoders()) {
+    for (const std::string& text : testing::DeepPayloads(d.good, d.name_field)) {
+      Status s = d.decode(text);
+      ASSERT_FALSE(s.ok()) << d.name << " size " << text.size();
+      EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << d.name;
+      EXPECT_THAT(s.message(), HasSubstr(d.name));
+      EXPECT_TRUE(s.message().find("exceeds the limit of 65536 bytes") != std::string::npos ||
+                  s.message().find("nested deeper than 16 levels") != std::string::npos)
+          << s.message();
+      EXPECT_LT(s.message().size(), 300u) << d.name;
+    }
+  }
+}
+
+TEST(UntrustedPayloadTest, ErrorsShowTypeAndShortPreviewNeverTheWholeValue) {
+  for (const Decoder& d : Decoders()) {
+    // Nested within the depth limit: the message names the field and says "array of 1 elements".
+    const std::string text = testing::ReplaceField(d.good, d.name_field, "[[[[[[[[[[1]]]]]]]]]]");
+    Status s = d.decode(text);
+    ASSERT_FALSE(s.ok()) << d.name;
+    EXPECT_THAT(s.message(), HasSubstr(std::string("field '") + d.name_field + "'"));
+    EXPECT_THAT(s.message(), HasSubstr("got array of 1 elements"));
+    EXPECT_EQ(s.message().find("[["), std::string::npos) << s.message();
+    // A long string with control characters: a short, sanitized preview.
+    const std::string evil = "\"\\u001b]0;owned\\u0007" + std::string(5000, 'x') + "\"";
+    s = d.decode(testing::ReplaceField(d.good, d.name_field, evil));
+    ASSERT_FALSE(s.ok()) << d.name;
+    EXPECT_THAT(s.message(), HasSubstr("\\x1b]0;owned\\x07"));
+    EXPECT_EQ(s.message().find('\x1b'), std::string::npos);
+    EXPECT_LT(s.message().size(), 400u) << s.message();
+  }
+}
+
+// nlohmann's get<int>() of 4294967297 is 1: every integer is range-checked before narrowing.
+TEST(UntrustedPayloadTest, FormatBeyondIntRangeIsNotReadAsOne) {
+  for (const Decoder& d : Decoders()) {
+    for (const char* format : {"4294967297", "18446744073709551617", "1.0", "-4294967295"}) {
+      Status s = d.decode(testing::ReplaceField(d.good, "format", format));
+      ASSERT_FALSE(s.ok()) << d.name << " format " << format;
+      EXPECT_THAT(s.message(), HasSubstr("field 'format'")) << format;
+    }
+  }
+  EXPECT_FALSE(
+      NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "port", 4294967297ull)).ok());
+  EXPECT_FALSE(
+      NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "timeline", 4294967298ull))
+          .ok());
+  EXPECT_FALSE(
+      MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "port", 4294967297ull + 15432)).ok());
+}
+
+TEST(UntrustedPayloadTest, BadNamesAreRefusedWhereverANameGoes) {
+  for (const std::string& name : testing::BadNames()) {
+    const std::string shown = "name \"" + name + "\"";
+    EXPECT_FALSE(NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "node", name)).ok())
+        << shown;
+    EXPECT_FALSE(NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "upstream_node",
+                                                 name.empty() ? "a b" : name))
+                     .ok())
+        << shown;
+    EXPECT_FALSE(MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "node", name)).ok())
+        << shown;
+    EXPECT_FALSE(Probe::FromJson(Patch(SampleProbe().ToJson(), "node", name)).ok()) << shown;
+    const std::string h = SampleHistory().ToJson();
+    EXPECT_FALSE(HistoryEntry::FromJson(Patch(h, "cluster", name)).ok()) << shown;
+    EXPECT_FALSE(
+        HistoryEntry::FromJson(Patch(h, "stale_primaries", nlohmann::json::array({name}))).ok())
+        << shown;
+    if (!name.empty()) {
+      EXPECT_FALSE(MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "decided_by", name)).ok())
+          << shown;
+      EXPECT_FALSE(HistoryEntry::FromJson(Patch(h, "chosen", name)).ok()) << shown;
+    }
+  }
+  StatusOr<MasterRecord> r =
+      MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "node", "db\n1"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(),
+              HasSubstr("MasterRecord: field 'node': expected a name: 1-64 characters"));
+  EXPECT_THAT(r.status().message(), HasSubstr("\"db\\x0a1\""));
+}
+
+TEST(UntrustedPayloadTest, BadHostsAreRefused) {
+  for (const std::string& host : testing::BadHosts()) {
+    EXPECT_FALSE(NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "host", host)).ok())
+        << host;
+    EXPECT_FALSE(MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "host", host)).ok()) << host;
+  }
+  StatusOr<MasterRecord> r =
+      MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "host", "db1;reboot"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(),
+              HasSubstr("field 'host': expected a host: an IPv4 or IPv6 address"));
+  for (const char* host : {"db1.example.com", "::1", "10.0.0.1", "pg-01"}) {
+    EXPECT_TRUE(MasterRecord::FromJson(Patch(SampleRecord().ToJson(), "host", host)).ok()) << host;
+  }
+}
+
+TEST(UntrustedPayloadTest, FreeTextIsSanitizedAndCutNotRefused) {
+  NodeObservation o = SampleObservation();
+  o.error = "FATAL: \x1b[2J\x1b]0;pwned\x07 role \"x\"\n" + std::string(10000, 'e');
+  StatusOr<NodeObservation> got = NodeObservation::FromJson(o.ToJson());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->error.find('\x1b'), std::string::npos);
+  EXPECT_EQ(got->error.find('\n'), std::string::npos);
+  EXPECT_THAT(got->error, HasSubstr("FATAL: \\x1b[2J"));
+  EXPECT_LE(got->error.size(), 4096u + 3);  // cut, then "..."
+  EXPECT_THAT(got->error, ::testing::EndsWith("..."));
+  HistoryEntry h = SampleHistory();
+  h.reasons[0].text = "line1\nline2\r\x7f";
+  StatusOr<HistoryEntry> hg = HistoryEntry::FromJson(h.ToJson());
+  ASSERT_TRUE(hg.ok()) << hg.status().ToString();
+  EXPECT_EQ(hg->reasons[0].text, "line1\\x0aline2\\x0d\\x7f");
+  // Codes are tokens: refused, not sanitized (alerting keys on them).
+  h = SampleHistory();
+  h.reasons[0].code = "later\ntimeline";
+  EXPECT_FALSE(HistoryEntry::FromJson(h.ToJson()).ok());
+  MasterRecord r = SampleRecord();
+  r.reason = "x\x1b";
+  EXPECT_FALSE(MasterRecord::FromJson(r.ToJson()).ok());
+}
+
+TEST(UntrustedPayloadTest, WritersSanitizeFreeTextToo) {
+  NodeObservation o = SampleObservation();
+  o.error = "a\x1b[2Jb\n" + std::string(9000, 'e');
+  const std::string text = o.ToJson();
+  EXPECT_EQ(text.find("\\u001b"), std::string::npos) << text.substr(0, 80);
+  EXPECT_NE(text.find("a\\\\x1b[2Jb\\\\x0a"), std::string::npos) << text.substr(0, 200);
+  EXPECT_LT(text.size(), 4096u + 1024u);
+  // What is written decodes to itself: no reader ever sees more or other text than the writer.
+  StatusOr<NodeObservation> back = NodeObservation::FromJson(text);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->ToJson(), text);
+}
+
+TEST(UntrustedPayloadTest, ObservationMustBeFiledUnderItsOwnNode) {
+  const std::string text = SampleObservation().ToJson();  // node "db2"
+  EXPECT_TRUE(NodeObservation::FromZnode("db2", text).ok());
+  StatusOr<NodeObservation> o = NodeObservation::FromZnode("db1", text);
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(o.status().message(),
+              HasSubstr("field 'node': \"db2\" differs from its znode name \"db1\""));
+}
+
+TEST(UntrustedPayloadTest, SystemIdentifierIsDecimal) {
+  for (const char* sysid : {"12a", " 1", "-1", "123456789012345678901"}) {
+    EXPECT_FALSE(
+        NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "system_identifier", sysid))
+            .ok())
+        << sysid;
+  }
+  EXPECT_TRUE(
+      NodeObservation::FromJson(Patch(SampleObservation().ToJson(), "system_identifier", "")).ok());
 }
 
 }  // namespace

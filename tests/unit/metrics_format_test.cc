@@ -201,7 +201,7 @@ class BoardTest : public ::testing::Test {
     ASSERT_TRUE(zk_->Create("/ph/clusters/main/nodes/node1", Obs("node1", true).ToJson(),
                             zk::CreateMode::kEphemeral)
                     .ok());
-    ASSERT_TRUE(zk_->Create("/ph/clusters/main/nodes/node\"2", Obs("node\"2", false).ToJson(),
+    ASSERT_TRUE(zk_->Create("/ph/clusters/main/nodes/node2", Obs("node2", false).ToJson(),
                             zk::CreateMode::kEphemeral)
                     .ok());
   }
@@ -221,20 +221,20 @@ TEST_F(BoardTest, SnapshotCountsMasterChangesDecisionsAndWriteChecks) {
   EXPECT_EQ(s1->master_changes.at("main"), 0u);  // the first read is the baseline
 
   // A failover: the record moves to epoch 3 (two changes since the baseline).
-  ASSERT_TRUE(zk_->Set("/ph/clusters/main/master", Record("node\"2", 3).ToJson()).ok());
+  ASSERT_TRUE(zk_->Set("/ph/clusters/main/master", Record("node2", 3).ToJson()).ok());
   DecisionInput in;
   model::Probe p;
   p.node = "node1";
   p.write_check = model::WriteCheck::kFailed;
   p.latency_us = 1500;
   in.probes["node1"] = ProbeInput{p, MonoTime{}};
-  p.node = "node\"2";
+  p.node = "node2";
   p.write_check = model::WriteCheck::kPassed;
   p.latency_us = 4000;
-  in.probes["node\"2"] = ProbeInput{p, MonoTime{}};
+  in.probes["node2"] = ProbeInput{p, MonoTime{}};
   Verdict v;
   v.action = Action::kPublish;
-  v.reasons.push_back({ReasonCode::kLaterTimeline, "node\"2", "x"});
+  v.reasons.push_back({ReasonCode::kLaterTimeline, "node2", "x"});
   board_.OnDecision("main", in, v);
   board_.Refresh(zk_.get(), true, now + 100);
   auto s2 = board_.Snapshot();
@@ -254,16 +254,16 @@ TEST_F(BoardTest, SnapshotCountsMasterChangesDecisionsAndWriteChecks) {
   EXPECT_EQ(FindSample(samples, "pgherald_write_check_failures_total", {{"node", "node1"}})->value,
             1);
   EXPECT_EQ(
-      FindSample(samples, "pgherald_write_check_duration_seconds_count", {{"node", "node\"2"}})
+      FindSample(samples, "pgherald_write_check_duration_seconds_count", {{"node", "node2"}})
           ->value,
       1);
   EXPECT_EQ(FindSample(samples, "pgherald_write_check_duration_seconds_bucket",
-                       {{"node", "node\"2"}, {"le", "0.005"}})
+                       {{"node", "node2"}, {"le", "0.005"}})
                 ->value,
             1);
   // Heartbeat ages are computed at render time against the znode mtime.
   const PromSample* age =
-      FindSample(samples, "pgherald_node_heartbeat_age_seconds", {{"node", "node\"2"}});
+      FindSample(samples, "pgherald_node_heartbeat_age_seconds", {{"node", "node2"}});
   ASSERT_NE(age, nullptr) << text;
   EXPECT_GE(age->value, 1.9);
   EXPECT_LT(age->value, 60);
@@ -272,7 +272,7 @@ TEST_F(BoardTest, SnapshotCountsMasterChangesDecisionsAndWriteChecks) {
       FindSample(samples, "pgherald_zookeeper_session_state", {{"state", "connected"}})->value, 1);
   EXPECT_EQ(
       FindSample(samples, "pgherald_zookeeper_session_state", {{"state", "connecting"}})->value, 0);
-  EXPECT_EQ(FindSample(samples, "pgherald_master_info", {{"node", "node\"2"}})->value, 1);
+  EXPECT_EQ(FindSample(samples, "pgherald_master_info", {{"node", "node2"}})->value, 1);
   EXPECT_NE(FindSample(samples, "pgherald_lease_remaining_seconds", {}), nullptr);
 }
 

@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "pollers/notify.h"
+#include "tests/unit/hostile_payloads.h"
+
 namespace pgherald::pollers {
 namespace {
 
@@ -307,6 +310,123 @@ TEST(RepmgrTimestampTest, NotifyTimestampsMatchTheTablesMicroseconds) {
   EXPECT_EQ(ParseRepmgrTimestamp("1970-01-01 00:00:00").value(), 0);
   EXPECT_FALSE(ParseRepmgrTimestamp("yesterday").ok());
   EXPECT_FALSE(ParseRepmgrTimestamp("2026-11-22 03:59:26+0x").ok());
+}
+
+// ---- untrusted input: repmgr's rows, event facts, notify datagrams ----
+
+Cells WithColumn(Cells cells, const std::string& column, const std::string& value) {
+  for (std::size_t i = 0; i < kColumns.size(); ++i) {
+    if (kColumns[i] == column) cells[i] = value;
+  }
+  return cells;
+}
+
+Cells NewPrimaryCells() {
+  return {"f", "0/1C0A3F8", "00000002", std::nullopt, std::nullopt, "7710839191307841762",
+          std::nullopt, std::nullopt, std::nullopt, std::nullopt, kTables,
+          kNodesAfterFailover, kFailoverEvents, R"j({ "2" : 1795319967869588 })j", "t"};
+}
+
+// get<int>() of 4294967297 was 1: node 4294967297 became node 1.
+TEST(UntrustedRepmgrTest, NodeIdsBeyondIntAreRefusedNotNarrowed) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"nodes_json", R"j([{"node_id":4294967297,"node_name":"x","type":"primary"}])j"},
+      {"nodes_json", R"j([{"node_id":1,"upstream_node_id":4294967298,"node_name":"x"}])j"},
+      {"events_json", R"j([{"ts_us":1,"node_id":4294967297,"event":"e"}])j"},
+      {"events_json", R"j([{"ts_us":18446744073709551615,"node_id":1,"event":"e"}])j"},
+      {"promotions_json", R"j({"4294967297": 5})j"},
+      {"promotions_json", R"j({"2": 18446744073709551615})j"},
+  };
+  for (const auto& [column, value] : cases) {
+    auto tick = ParseTickResult(Result(WithColumn(NewPrimaryCells(), column, value)));
+    ASSERT_FALSE(tick.ok()) << column << " " << value;
+    EXPECT_NE(tick.status().message().find(column), std::string::npos) << tick.status().message();
+  }
+}
+
+TEST(UntrustedRepmgrTest, DeepNestingInAColumnIsRefusedWithoutRecursing) {
+  for (const char* column : {"nodes_json", "events_json", "promotions_json"}) {
+    auto tick = ParseTickResult(
+        Result(WithColumn(NewPrimaryCells(), column, testing::NestedArrays(200 * 1024))));
+    ASSERT_FALSE(tick.ok()) << column;
+    EXPECT_NE(tick.status().message().find("nested deeper than 16"), std::string::npos);
+  }
+}
+
+TEST(UntrustedRepmgrTest, OddRepmgrTextIsSanitizedNotFatal) {
+  // A repmgr node_name with a newline, an event name with an escape sequence, long details.
+  const std::string nodes =
+      R"j([{"node_id":2,"active":true,"node_name":"node2\nfake","type":"primary",)j"
+      R"j("conninfo":"host=127.0.0.1 port=21961"},{"node_id":3,"active":true,"node_name":"node3",)j"
+      R"j("type":"standby","upstream_node_id":2,"conninfo":"host=127.0.0.1 port=21962"}])j";
+  const std::string events = R"j([{"ts_us":1,"node_id":2,"event":"standby_promote\u001b[2J",)j"
+                             R"j("successful":true,"details":")j" +
+                             std::string(10000, 'd') + R"j(\u0007","ts":"2026-11-22 03:59:27+00"}])j";
+  Cells cells = {"t", std::nullopt, std::nullopt, "0/1C0A3F8", "0/1C0A3F8", "7710839191307841762",
+                 "2", "127.0.0.1", "21961", "1", kTables, nodes, events, std::nullopt, "t"};
+  auto tick = ParseTickResult(Result(cells));
+  ASSERT_TRUE(tick.ok()) << tick.status().ToString();
+  ASSERT_EQ(tick->events.size(), 1u);
+  EXPECT_EQ(tick->events[0].key.event, "standby_promote\\x1b[2J");
+  EXPECT_LE(tick->events[0].details.size(), 4096u + 3);
+  // The published fact decodes (every field within its limits).
+  auto fact = RepmgrEvent::FromJson(tick->events[0].ToJson());
+  ASSERT_TRUE(fact.ok()) << fact.status().ToString();
+  auto o = BuildObservation(Identity("node3", 21962), *tick, "");
+  // The sender is node2 by conninfo, but its repmgr name is no pgherald node name.
+  EXPECT_EQ(o.upstream_node, "");
+  EXPECT_NE(o.error.find("is not a valid pgherald node name"), std::string::npos) << o.error;
+  EXPECT_EQ(o.repmgr_nodes[0].name, "node2\\x0afake");
+  auto back = model::NodeObservation::FromJson(o.ToJson());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, o);
+}
+
+TEST(UntrustedEventFactTest, FactsAreValidated) {
+  const std::string good = Ev(1795319967802585, 2, "standby_promote").ToJson();
+  ASSERT_TRUE(RepmgrEvent::FromJson(good).ok());
+  for (const std::string& text : testing::DeepPayloads(good, "event")) {
+    auto e = RepmgrEvent::FromJson(text);
+    ASSERT_FALSE(e.ok());
+    EXPECT_NE(e.status().message().find("event: "), std::string::npos);
+  }
+  for (const char* format : {"4294967297", "2", "\"1\""}) {
+    auto e = RepmgrEvent::FromJson(testing::ReplaceField(good, "format", format));
+    ASSERT_FALSE(e.ok()) << format;
+    EXPECT_NE(e.status().message().find("field 'format'"), std::string::npos);
+  }
+  EXPECT_FALSE(RepmgrEvent::FromJson(testing::ReplaceField(good, "node_id", "4294967298")).ok());
+  EXPECT_FALSE(RepmgrEvent::FromJson(testing::ReplaceField(good, "event", "\"a\\nb\"")).ok());
+  EXPECT_FALSE(RepmgrEvent::FromJson(testing::ReplaceField(good, "source", "\"x\"")).ok());
+  auto d = RepmgrEvent::FromJson(testing::ReplaceField(good, "details", "\"\\u001b]0;x\\u0007\""));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->details, "\\x1b]0;x\\x07");
+}
+
+TEST(UntrustedNotifyTest, DatagramsAreValidated) {
+  NotifyMessage m;
+  m.node_id = 2;
+  m.event = "standby_promote";
+  m.timestamp = "2026-11-22 03:59:27.802585+00";
+  m.details = "promoted";
+  const std::string good = m.Encode();
+  ASSERT_TRUE(NotifyMessage::Decode(good).ok());
+  for (const std::string& text : testing::DeepPayloads(good, "event")) {
+    auto d = NotifyMessage::Decode(text);
+    ASSERT_FALSE(d.ok());
+    EXPECT_NE(d.status().message().find("notify datagram"), std::string::npos);
+  }
+  auto big = NotifyMessage::Decode(testing::ReplaceField(good, "node_id", "4294967297"));
+  ASSERT_FALSE(big.ok());
+  EXPECT_NE(big.status().message().find("field 'node_id'"), std::string::npos);
+  auto odd = NotifyMessage::Decode(testing::ReplaceField(good, "event", "\"a\\u001bb\""));
+  ASSERT_TRUE(odd.ok());
+  EXPECT_EQ(odd->event, "a\\x1bb");
+  // The sender cuts details so that the datagram stays under the receiver's limit.
+  auto args = ParseNotifyArgs({"1", "e", "1", "t", std::string(100000, 'x')});
+  ASSERT_TRUE(args.ok());
+  EXPECT_LT(args->Encode().size(), 8192u);
+  EXPECT_TRUE(NotifyMessage::Decode(args->Encode()).ok());
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "clients/status/cluster_status.h"
 #include "clients/status/render.h"
 #include "common/fake_zk.h"
+#include "tests/unit/hostile_payloads.h"
 
 namespace pgherald::status {
 namespace {
@@ -335,6 +336,129 @@ TEST(StatusRead, ReadsTheContractLayoutAndPauseWritesControl) {
   EXPECT_FALSE(again->control.paused);
   EXPECT_EQ(SetPaused(fake, "/ph", "nope", pause).code(), StatusCode::kNotFound);
   EXPECT_FALSE(fake.Exists("/ph/clusters/nope").value().has_value());
+}
+
+// ---- untrusted content: what status shows of a hostile ZooKeeper ----
+
+// No control character but the line ends: nothing from a znode can move the cursor, clear the
+// screen, set the title or forge a line.
+void ExpectTerminalSafe(const std::string& out) {
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const auto c = static_cast<unsigned char>(out[i]);
+    EXPECT_FALSE((c < 0x20 && c != '\n') || c == 0x7f)
+        << "control byte " << int(c) << " at " << i << " in:\n"
+        << out;
+  }
+}
+
+const std::string kEvil = "x\x1b]0;pwned\x07\x1b[2J\r\nFAKE LINE\x7f";
+
+TEST(StatusUntrusted, TableAndHistoryTextSanitizeEverythingFromZooKeeper) {
+  ClusterStatus c = Healthy();
+  c.name = "main" + kEvil;
+  c.master.node = "node1" + kEvil;
+  c.master.host = "h" + kEvil;
+  c.vouchers = {"orch" + kEvil};
+  c.control.paused = true;
+  c.control.reason = kEvil;
+  c.control.changed_by = kEvil;
+  c.nodes[1].observation->error = kEvil;
+  c.nodes[1].observation->host = kEvil;
+  c.nodes[2].node = "node3" + kEvil;
+  c.nodes[2].observation->node = "node3" + kEvil;
+  Judge(c, 10000, kNow);
+  c.problems.push_back("corrupt payload ignored: " + kEvil);
+  const std::string table = RenderStatusTable({c});
+  ExpectTerminalSafe(table);
+  EXPECT_NE(table.find("\\x1b]0;pwned\\x07"), std::string::npos) << table;
+  EXPECT_EQ(table.find("\nFAKE LINE"), std::string::npos);
+
+  model::HistoryEntry h;
+  h.cluster = kEvil;
+  h.action = "publish" + kEvil;
+  h.chosen = kEvil;
+  h.decided_by = kEvil;
+  h.previous = Master(kEvil);
+  h.master = Master(kEvil);
+  h.reasons = {{kEvil, kEvil, kEvil}};
+  h.stale_primaries = {kEvil};
+  h.data_loss = model::DataLossEstimate{kEvil, 1, kEvil, 0, 1};
+  model::NodeEvidence e;
+  e.node = kEvil;
+  e.role = kEvil;
+  e.notes = {kEvil};
+  h.evidence = {e};
+  const std::string history = RenderHistoryText(kEvil, {h});
+  ExpectTerminalSafe(history);
+  EXPECT_EQ(history.find("\nFAKE LINE"), std::string::npos);
+  ExpectTerminalSafe(RenderHistoryText(kEvil, {}));
+}
+
+TEST(StatusUntrusted, JsonEscapesControlCharacters) {
+  ClusterStatus c = Healthy();
+  c.name = "main\x1b[2J\n";
+  c.control.reason = "r\x07";
+  c.nodes[0].observation->error = "e\x1b";
+  Judge(c, 10000, kNow);
+  const std::string out = RenderStatusJson({c});
+  ASSERT_EQ(out.back(), '\n');
+  for (char ch : out.substr(0, out.size() - 1)) {
+    EXPECT_FALSE(static_cast<unsigned char>(ch) < 0x20) << out;
+  }
+  const json j = json::parse(out);
+  EXPECT_EQ(j["clusters"][0]["name"], "main\x1b[2J\n");  // escaped, not lost
+}
+
+// A 200 KB nested array in master and in a nodes/ znode (the lab's crash), a persistent znode
+// under nodes/ and an observation filed under another node's name: status reads on, names each.
+TEST(StatusUntrusted, HostileZnodesBecomeProblemsNamingThem) {
+  auto server = zk::FakeZkServer::Create();
+  std::unique_ptr<zk::FakeZk> session = server->NewSession();
+  zk::FakeZk& fake = *session;
+  ASSERT_TRUE(zk::EnsurePath(fake, "/ph/clusters/main/nodes").ok());
+  const std::string nested = testing::NestedArrays(200 * 1024);
+  ASSERT_TRUE(fake.Create("/ph/clusters/main/master", nested, zk::CreateMode::kPersistent).ok());
+  ASSERT_TRUE(fake.Create("/ph/clusters/main/nodes/node1", Obs("node1", false, 0x3000060).ToJson(),
+                          zk::CreateMode::kEphemeral)
+                  .ok());
+  ASSERT_TRUE(
+      fake.Create("/ph/clusters/main/nodes/node2", nested, zk::CreateMode::kEphemeral).ok());
+  // Persistent, and otherwise a perfect writable observation: never a live poller.
+  ASSERT_TRUE(fake.Create("/ph/clusters/main/nodes/node3", Obs("node3", false, 0x3000060).ToJson(),
+                          zk::CreateMode::kPersistent)
+                  .ok());
+  // node1's observation again, filed as node4.
+  ASSERT_TRUE(fake.Create("/ph/clusters/main/nodes/node4", Obs("node1", false, 0x3000060).ToJson(),
+                          zk::CreateMode::kEphemeral)
+                  .ok());
+  ASSERT_TRUE(fake.Create("/ph/clusters/main/control", testing::OpenBrackets(1 << 20),
+                          zk::CreateMode::kPersistent)
+                  .ok());
+
+  auto s = ReadClusterStatus(fake, "/ph", "main", ReadOptions{}, kNow);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_FALSE(s->healthy());
+  auto mentions = [&](const std::string& a, const std::string& b) {
+    for (const std::string& p : s->problems) {
+      if (p.find(a) != std::string::npos && p.find(b) != std::string::npos) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(mentions("/ph/clusters/main/master", "exceeds the limit of 65536 bytes"));
+  EXPECT_TRUE(mentions("/ph/clusters/main/nodes/node2", "exceeds the limit"));
+  EXPECT_TRUE(mentions("/ph/clusters/main/nodes/node3", "persistent znode"));
+  EXPECT_TRUE(mentions("/ph/clusters/main/nodes/node4", "differs from its znode name"));
+  EXPECT_TRUE(mentions("control znode corrupt", "exceeds the limit"));
+  for (const NodeStatus& n : s->nodes) {
+    EXPECT_NE(n.node, "node4");
+    if (n.node == "node3" || n.node == "node2") {
+      EXPECT_FALSE(n.observation.has_value()) << n.node;
+      EXPECT_EQ(n.role, "missing") << n.node;
+    }
+  }
+  for (const std::string& p : s->problems) EXPECT_LT(p.size(), 500u) << p;
+  ExpectTerminalSafe(RenderStatusTable({*s}));
+  EXPECT_EQ(ExitCodeFor({*s}), kExitUnhealthy);
 }
 
 }  // namespace
