@@ -57,22 +57,7 @@ StatusOr<std::vector<std::string>> WorkerPids(const std::string& master_socket,
                                               std::chrono::milliseconds timeout) {
   auto answer = SendCommand(master_socket, "show proc", timeout);
   if (!answer.ok()) return answer.status();
-  std::vector<std::string> pids;
-  size_t start = 0;
-  while (start < answer->size()) {
-    size_t end = answer->find('\n', start);
-    if (end == std::string::npos) end = answer->size();
-    std::istringstream line(answer->substr(start, end - start));
-    std::string pid;
-    std::string type;
-    line >> pid >> type;
-    if (!pid.empty() && pid.find_first_not_of("0123456789") == std::string::npos &&
-        type == "worker") {
-      pids.push_back(pid);
-    }
-    start = end + 1;
-  }
-  return pids;
+  return ParseShowProc(*answer);
 }
 
 // The master CLI's answers when the worker exited (or is exiting) since `show proc`: its sessions
@@ -100,13 +85,7 @@ Status CutWorkerSessions(const std::string& master_socket, const std::string& pi
   auto sessions = SendCommand(master_socket, prefix + "show sess", timeout);
   if (!sessions.ok()) return sessions.status();
   if (WorkerGone(*sessions)) return Status::Ok();
-  std::istringstream lines(*sessions);
-  std::string line;
-  const std::string be = " be=" + ref.backend + " ";
-  const std::string srv = " srv=" + ref.server + " ";
-  while (std::getline(lines, line)) {
-    if (line.find(be) == std::string::npos || line.find(srv) == std::string::npos) continue;
-    const std::string id = line.substr(0, line.find(':'));
+  for (const auto& id : ParseShowSessIds(*sessions, ref)) {
     auto cut = SendCommand(master_socket, prefix + "shutdown session " + id, timeout);
     if (!cut.ok()) return cut.status();
   }
