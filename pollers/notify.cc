@@ -40,8 +40,16 @@ StatusOr<NotifyMessage> NotifyMessage::Decode(std::string_view datagram) {
       !j.contains("event") || !j["event"].is_string()) {
     return InvalidArgument("notify datagram: expected JSON with node_id and event");
   }
+  // A repmgr node id is a non-negative int: anything else is refused, never wrapped (4294967297
+  // must not become node 1).
+  const std::int64_t node_id = j["node_id"].get<std::int64_t>();
+  if (j["node_id"].is_number_unsigned() ? j["node_id"].get<std::uint64_t>() > 2147483647u
+                                        : (node_id < 0 || node_id > 2147483647)) {
+    return InvalidArgument("notify datagram: field \"node_id\": expected 0..2147483647, got " +
+                           j["node_id"].dump());
+  }
   NotifyMessage m;
-  m.node_id = j["node_id"].get<int>();
+  m.node_id = static_cast<int>(node_id);
   m.event = j["event"].get<std::string>();
   if (j.contains("successful") && j["successful"].is_boolean()) {
     m.successful = j["successful"].get<bool>();

@@ -218,9 +218,19 @@ StatusOr<RepmgrEvent> RepmgrEvent::FromJson(std::string_view text) {
   if (!j.contains("event") || !j["event"].is_string()) {
     return InvalidArgument("event: field \"event\": expected a string");
   }
+  // Integers are refused, never wrapped, when out of range (4294967297 must not become node 1).
+  if (j["ts_us"].is_number_unsigned() &&
+      j["ts_us"].get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) {
+    return InvalidArgument("event: field \"ts_us\": expected a 64-bit signed integer");
+  }
+  const std::int64_t node_id = j["node_id"].get<std::int64_t>();
+  if ((j["node_id"].is_number_unsigned() && j["node_id"].get<std::uint64_t>() > 2147483647u) ||
+      node_id < 0 || node_id > 2147483647) {
+    return InvalidArgument("event: field \"node_id\": expected 0..2147483647");
+  }
   RepmgrEvent e;
   e.key.ts_us = j["ts_us"].get<std::int64_t>();
-  e.key.node_id = j["node_id"].get<int>();
+  e.key.node_id = static_cast<int>(node_id);
   e.key.event = j["event"].get<std::string>();
   if (j.contains("successful") && j["successful"].is_boolean()) {
     e.successful = j["successful"].get<bool>();
