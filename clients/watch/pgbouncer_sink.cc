@@ -129,22 +129,25 @@ StatusOr<std::vector<std::string>> ListedDatabases(Console& console) {
   return out;
 }
 
-// The statements for `verb` over the configured databases ("PAUSE" alone means all).
-StatusOr<std::vector<std::string>> Statements(Console& console, const std::string& verb,
-                                              const std::vector<std::string>& databases) {
+// The PAUSE statements for the configured databases ("PAUSE" alone means all).
+std::vector<std::string> PauseStatements(const std::vector<std::string>& databases) {
+  if (databases.empty()) return {"PAUSE"};
   std::vector<std::string> out;
-  if (!databases.empty()) {
-    for (const auto& db : databases) out.push_back(verb + " " + db);
-    return out;
-  }
-  if (verb != "KILL") return std::vector<std::string>{verb};
-  auto names = ListedDatabases(console);
-  if (!names.ok()) return names.status();
-  for (const auto& db : *names) out.push_back(verb + " " + db);
+  for (const auto& db : databases) out.push_back("PAUSE " + AdminConsoleName(db));
   return out;
 }
 
 }  // namespace
+
+std::string AdminConsoleName(const std::string& name) {
+  if (!name.empty() &&
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos) {
+    return name;
+  }
+  std::string out = "\"";
+  for (char c : name) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
 
 std::vector<std::string> ResumeStatements(const std::vector<std::string>& databases,
                                           const std::vector<std::string>& listed,
@@ -152,7 +155,7 @@ std::vector<std::string> ResumeStatements(const std::vector<std::string>& databa
   std::vector<std::string> out;
   std::set<std::string> named;
   const auto add = [&](const std::string& db) {
-    if (named.insert(db).second) out.push_back("RESUME " + db);
+    if (!db.empty() && named.insert(db).second) out.push_back("RESUME " + AdminConsoleName(db));
   };
   if (databases.empty()) {
     out.push_back("RESUME");
@@ -169,11 +172,16 @@ namespace {
 // KILL each target database; every name KILLed goes into `killed` until a RESUME releases it.
 Status Kill(Console& console, const std::vector<std::string>& databases,
             std::set<std::string>& killed) {
-  auto statements = Statements(console, "KILL", databases);
-  if (!statements.ok()) return statements.status();
-  for (const auto& sql : *statements) {
-    if (auto r = console.Exec(sql); !r.ok()) return r.status();
-    killed.insert(sql.substr(5));  // after "KILL "
+  std::vector<std::string> names = databases;
+  if (names.empty()) {
+    auto listed = ListedDatabases(console);
+    if (!listed.ok()) return listed.status();
+    names = std::move(*listed);
+  }
+  for (const auto& db : names) {
+    if (db.empty()) continue;
+    if (auto r = console.Exec("KILL " + AdminConsoleName(db)); !r.ok()) return r.status();
+    killed.insert(db);
   }
   return Status::Ok();
 }
@@ -284,7 +292,10 @@ Status ConfirmRoute(Console& console, const PgbouncerSinkConfig& config,
       const auto paused = row.find("paused");
       if (name == row.end() || paused == row.end() || paused->second != "1") continue;
       if (name->second == "pgbouncer") continue;
-      if (auto r = console.Exec("RESUME " + name->second); !r.ok()) return r.status();
+      if (name->second.empty()) continue;
+      if (auto r = console.Exec("RESUME " + AdminConsoleName(name->second)); !r.ok()) {
+        return r.status();
+      }
     }
   }
 }
@@ -344,10 +355,8 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
     return Status::Ok();
   }
   // PAUSE each target (bounded), then RELOAD and RESUME.
-  auto pauses = Statements(*console, "PAUSE", config_.databases);
-  if (!pauses.ok()) return pauses.status();
   Status paused = Status::Ok();
-  for (const auto& sql : *pauses) {
+  for (const auto& sql : PauseStatements(config_.databases)) {
     paused = console->ExecWithTimeout(sql, config_.pause_timeout);
     if (!paused.ok()) break;
   }

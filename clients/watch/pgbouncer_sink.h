@@ -62,6 +62,12 @@ std::vector<std::string> ResumeStatements(const std::vector<std::string>& databa
                                           const std::vector<std::string>& listed,
                                           const std::set<std::string>& killed);
 
+// A database name as an argument of the admin console's PAUSE/RESUME/KILL: plain when it is
+// [a-z0-9_]+ (the console's unquoted word), else double-quoted with '"' doubled, which the console
+// reads back as the name ("zz-x" and "a.b" are valid pgbouncer names, and any client can make
+// pgbouncer list such a name by connecting to a `*` entry).
+std::string AdminConsoleName(const std::string& name);
+
 class PgbouncerSink final : public Sink {
  public:
   explicit PgbouncerSink(PgbouncerSinkConfig config) : config_(std::move(config)) {}
