@@ -4,6 +4,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/bounded_file.h"
+
 namespace pgherald::watch {
 namespace {
 
@@ -74,11 +76,10 @@ StatusOr<std::string> RenderTemplate(std::string_view text, const TemplateVars& 
 }
 
 StatusOr<std::string> RenderTemplateFile(const std::string& path, const TemplateVars& vars) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound("cannot read template " + path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return RenderTemplate(text.str(), vars, path);
+  // A regular file under the size cap only: "template: /dev/zero" must fail, not hang.
+  auto file = ReadBoundedFile(path, "template", kMaxTemplateFileBytes);
+  if (!file.ok()) return file.status();
+  return RenderTemplate(file->content, vars, path);
 }
 
 }  // namespace pgherald::watch

@@ -27,7 +27,8 @@ using TemplateVars = std::map<std::string, std::string>;
 StatusOr<std::string> RenderTemplate(std::string_view text, const TemplateVars& vars,
                                      std::string_view source);
 
-// Reads the file at `path` and renders it; a file that cannot be read is kNotFound naming it.
+// Reads the file at `path` and renders it; a file that cannot be read is kNotFound naming it, one
+// that is not a regular file or is over kMaxTemplateFileBytes (1 MiB) kInvalidArgument naming it.
 StatusOr<std::string> RenderTemplateFile(const std::string& path, const TemplateVars& vars);
 
 }  // namespace pgherald::watch
