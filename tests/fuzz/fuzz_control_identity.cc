@@ -31,8 +31,8 @@ struct Fixture {
       FUZZ_CHECK(session->Create(p, "", zk::CreateMode::kPersistent).ok(), p);
     }
     FUZZ_CHECK(session->Create(path, "", zk::CreateMode::kPersistent).ok());
-    publisher = std::make_unique<pgherald::publishers::ZkPublisher>(session.get(), "/pgherald",
-                                                                    "fuzz", 10);
+    publisher =
+        std::make_unique<pgherald::publishers::ZkPublisher>(session.get(), "/pgherald", "fuzz", 10);
   }
 };
 

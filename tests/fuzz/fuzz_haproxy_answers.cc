@@ -28,8 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(batch->answers.size() == count);
     FUZZ_CHECK(!batch->pid.empty() && batch->pid.find('\n') == std::string::npos);
     for (const auto& a : batch->answers) {
-      FUZZ_CHECK(a.empty() || (a.front() != ' ' && a.front() != '\n' && a.back() != ' ' &&
-                               a.back() != '\n'),
+      FUZZ_CHECK(a.empty() ||
+                     (a.front() != ' ' && a.front() != '\n' && a.back() != ' ' && a.back() != '\n'),
                  "untrimmed answer: " + a);
     }
   }

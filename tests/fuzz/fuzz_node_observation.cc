@@ -1,5 +1,5 @@
-// Fuzz target: the NodeObservation payload (common/cluster_model.h) read from untrusted znode content.
-// Property: FromJson never crashes; what it accepts survives ToJson -> FromJson unchanged.
+// Fuzz target: the NodeObservation payload (common/cluster_model.h) read from untrusted znode
+// content. Property: FromJson never crashes; what it accepts survives ToJson -> FromJson unchanged.
 #include "common/cluster_model.h"
 #include "tests/fuzz/payload_roundtrip.h"
 

@@ -22,9 +22,10 @@ void CheckMessage(const pgherald::pollers::NotifyMessage& m) {
              "Decode(Encode(m)) != m: " + m.Encode());
   const auto event = m.ToEvent(1'700'000'000'000'000);
   const std::string name = event.ZnodeName();
-  FUZZ_CHECK(name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
-                 std::string::npos,
-             "unsafe znode name " + name);
+  FUZZ_CHECK(
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
+          std::string::npos,
+      "unsafe znode name " + name);
   auto fact = pgherald::pollers::RepmgrEvent::FromJson(event.ToJson());
   FUZZ_CHECK(fact.ok() && *fact == event, "the fact does not round-trip: " + event.ToJson());
 }
@@ -35,10 +36,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view text = AsText(data, size);
   if (auto m = pgherald::pollers::NotifyMessage::Decode(text); m.ok()) {
     const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-    FUZZ_CHECK(j["node_id"].get<std::int64_t>() == m->node_id &&
-                   !(j["node_id"].is_number_unsigned() &&
-                     j["node_id"].get<std::uint64_t>() > 2147483647u),
-               "node_id " + j["node_id"].dump() + " read as " + std::to_string(m->node_id));
+    FUZZ_CHECK(
+        j["node_id"].get<std::int64_t>() == m->node_id &&
+            !(j["node_id"].is_number_unsigned() && j["node_id"].get<std::uint64_t>() > 2147483647u),
+        "node_id " + j["node_id"].dump() + " read as " + std::to_string(m->node_id));
     CheckMessage(*m);
   }
   std::vector<std::string> args;

@@ -36,9 +36,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto event = pgherald::pollers::RepmgrEvent::FromJson(text);
   if (!event.ok()) return 0;
   const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  FUZZ_CHECK(j["node_id"].get<std::int64_t>() == event->key.node_id &&
-                 j["node_id"].is_number_integer(),
-             "node_id " + j["node_id"].dump() + " read as " + std::to_string(event->key.node_id));
+  FUZZ_CHECK(
+      j["node_id"].get<std::int64_t>() == event->key.node_id && j["node_id"].is_number_integer(),
+      "node_id " + j["node_id"].dump() + " read as " + std::to_string(event->key.node_id));
   FUZZ_CHECK(!j["ts_us"].is_number_unsigned() ||
                  j["ts_us"].get<std::uint64_t>() == static_cast<std::uint64_t>(event->key.ts_us),
              "ts_us " + j["ts_us"].dump() + " read as " + std::to_string(event->key.ts_us));

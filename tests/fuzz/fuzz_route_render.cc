@@ -87,7 +87,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   watch::RoutePolicy policy(config, clock);
   if (auto target = policy.OnState(info)) Render(*target);
 
-  info.status = info.node.empty() ? client::MasterStatus::kNoMaster : client::MasterStatus::kUnverified;
+  info.status =
+      info.node.empty() ? client::MasterStatus::kNoMaster : client::MasterStatus::kUnverified;
   info.vouchers = 0;
   info.mzxid = 11;
   if (auto target = policy.OnState(info)) Render(*target);

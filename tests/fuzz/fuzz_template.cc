@@ -41,7 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   if (!value_newline) {
     const auto newlines = [](std::string_view t) { return std::count(t.begin(), t.end(), '\n'); };
-    FUZZ_CHECK(newlines(*out) == newlines(text), "line count changed without a newline in any value");
+    FUZZ_CHECK(newlines(*out) == newlines(text),
+               "line count changed without a newline in any value");
   }
   return 0;
 }

@@ -13,13 +13,13 @@
 #include <string>
 #include <string_view>
 
-#define FUZZ_CHECK(cond, ...)                                                          \
-  do {                                                                                 \
-    if (!(cond)) {                                                                     \
+#define FUZZ_CHECK(cond, ...)                                                              \
+  do {                                                                                     \
+    if (!(cond)) {                                                                         \
       std::fprintf(stderr, "FUZZ_CHECK failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      ::pgherald::fuzz::PrintDetail(__VA_ARGS__);                                      \
-      std::abort();                                                                    \
-    }                                                                                  \
+      ::pgherald::fuzz::PrintDetail(__VA_ARGS__);                                          \
+      std::abort();                                                                        \
+    }                                                                                      \
   } while (false)
 
 namespace pgherald::fuzz {

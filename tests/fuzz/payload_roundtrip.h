@@ -18,8 +18,8 @@ void CheckRoundTrip(const std::uint8_t* data, std::size_t size) {
   }
   const std::string text = first->ToJson();
   auto second = Payload::FromJson(text);
-  FUZZ_CHECK(second.ok(), "ToJson wrote what FromJson rejects: " + text + " -> " +
-                              second.status().message());
+  FUZZ_CHECK(second.ok(),
+             "ToJson wrote what FromJson rejects: " + text + " -> " + second.status().message());
   FUZZ_CHECK(*second == *first, "FromJson(ToJson(x)) != x; ToJson(x) = " + text +
                                     " ; ToJson(again) = " + second->ToJson());
   FUZZ_CHECK(second->ToJson() == text, "ToJson is not a fixed point: " + text);

@@ -69,7 +69,8 @@ int main(int argc, char** argv) {
     for (const auto& file : files) {
       std::snprintf(g_current, sizeof g_current, "%s", file.c_str());
       std::ifstream in(file, std::ios::binary);
-      const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const std::string bytes((std::istreambuf_iterator<char>(in)),
+                              std::istreambuf_iterator<char>());
       if (!in.good() && !in.eof()) {
         std::fprintf(stderr, "replay: cannot read %s\n", file.c_str());
         return 2;
