@@ -5,7 +5,8 @@
 #                                                                run.sh all -max_total_time=60
 #
 # TARGET is a fuzz_<TARGET>.cc of this folder. Each run starts from the committed corpus
-# (corpus/<target>/, plus crashes/<target>/ and pending/<target>/ when present, read only) and
+# (corpus/<target>/, plus crashes/<target>/ when present, read only; pending/<target>/ is left out:
+# its inputs fail until others' fixes are merged, add it by hand to check such a fix) and
 # writes what it discovers to build/fuzz/corpus/<target>/ (not committed: minimize with -merge=1
 # before adding anything to corpus/). Findings land in build/fuzz/findings/<target>/; a finding
 # that is a real bug is minimized (-minimize_crash=1) and committed under crashes/<target>/ so
@@ -22,10 +23,10 @@ usage() { sed -n '2,15p' "$0" >&2; exit 2; }
 [[ $# -ge 1 ]] || usage
 what=$1; shift
 
-mapfile -t all < <(cd "$here" && ls fuzz_*.cc | sed 's/^fuzz_//; s/\.cc$//')
+mapfile -t all < <(cd "$here" && ls fuzz_*.cc | grep -v '^fuzz_util.cc$' | sed 's/^fuzz_//; s/\.cc$//')
 if [[ "$what" == all ]]; then
   targets=("${all[@]}")
-elif [[ -f "$here/fuzz_$what.cc" ]]; then
+elif [[ "$what" != util && -f "$here/fuzz_$what.cc" ]]; then
   targets=("$what")
 else
   echo "run.sh: unknown target \"$what\"; targets: ${all[*]} (or all)" >&2
@@ -46,7 +47,7 @@ for t in "${targets[@]}"; do
   findings="$build/findings/$t"
   mkdir -p "$work" "$findings"
   seeds=("$here/corpus/$t")
-  for extra in crashes pending; do
+  for extra in crashes; do
     [[ -d "$here/$extra/$t" ]] && seeds+=("$here/$extra/$t")
   done
   dict=()
