@@ -40,6 +40,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // Plant a secret: the input's first half, "password=SECRET", the second half. The secret is
   // alphanumeric (what the operator would have) and the key is spelled as a conninfo spells it.
   const std::string secret = "Zq7SecretValue42";
+  // The fuzzer learns the secret from the comparisons and writes it into the input, where it is
+  // not a secret (nothing marks it as one): such inputs prove nothing about redaction.
+  if (text.find("SecretValue") != std::string_view::npos) return 0;
   const std::string planted = std::string(text.substr(0, size / 2)) + " password=" + secret + " " +
                               std::string(text.substr(size / 2));
   FUZZ_CHECK(!Contains(log::RedactSecrets(planted), secret),
