@@ -62,7 +62,11 @@ void PutOptLsn(json& j, const char* key, const std::optional<Lsn>& lsn) {
 
 json MasterRecordJson(const MasterRecord& r) {
   json j = {{"format", kFormat}, {"state", MasterStateName(r.state)}, {"epoch", r.epoch}};
-  if (r.state == MasterState::kOk || !r.node.empty()) {
+  // Any field the reader accepted is written back, so FromJson(ToJson(r)) == r also for a
+  // "no-master" record that names a host or port (found by tests/fuzz/fuzz_master_record).
+  const bool has_master = !r.node.empty() || !r.host.empty() || r.port != 0 || r.timeline != 0 ||
+                          r.lsn != 0 || r.verified_at_ms != 0;
+  if (r.state == MasterState::kOk || has_master) {
     j["node"] = r.node;
     j["host"] = r.host;
     j["port"] = r.port;

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <sstream>
 
 #include "common/untrusted.h"
 
@@ -144,15 +145,25 @@ StatusOr<BatchAnswer> SendBatch(const std::string& socket_path,
   line += "show info";
   auto raw = SendCommand(socket_path, line, timeout);
   if (!raw.ok()) return raw.status();
+  auto out = ParseBatchAnswer(commands.size(), *raw);
+  if (!out) {
+    return Unavailable("haproxy socket " + socket_path + " closed before answering \"" + line +
+                       "\" in full (a worker exiting after a reload?): \"" + Trimmed(*raw) +
+                       "\"");
+  }
+  return *out;
+}
+
+std::optional<BatchAnswer> ParseBatchAnswer(std::size_t commands_count, const std::string& raw) {
   // Non-interactive mode ends each command's answer with an empty line: a silent success is just
   // that empty line, and `show info` (last) has no empty line inside.
   BatchAnswer out;
   std::string current;
   size_t start = 0;
-  while (start < raw->size() && out.answers.size() < commands.size()) {
-    size_t end = raw->find('\n', start);
-    if (end == std::string::npos) end = raw->size();
-    std::string l = raw->substr(start, end - start);
+  while (start < raw.size() && out.answers.size() < commands_count) {
+    size_t end = raw.find('\n', start);
+    if (end == std::string::npos) end = raw.size();
+    std::string l = raw.substr(start, end - start);
     if (!l.empty() && l.back() == '\r') l.pop_back();
     start = end + 1;
     if (l.empty()) {
@@ -162,7 +173,7 @@ StatusOr<BatchAnswer> SendBatch(const std::string& socket_path,
       current += (current.empty() ? "" : "\n") + l;
     }
   }
-  const std::string info = start < raw->size() ? raw->substr(start) : "";
+  const std::string info = start < raw.size() ? raw.substr(start) : "";
   auto field = [&](const std::string& key) -> std::string {
     const std::string tag = key + ": ";
     size_t at = info.rfind("\n" + tag);
@@ -177,13 +188,45 @@ StatusOr<BatchAnswer> SendBatch(const std::string& socket_path,
     return Trimmed(info.substr(at, info.find('\n', at) - at));
   };
   out.pid = field("Pid");
-  if (out.answers.size() != commands.size() || out.pid.empty()) {
-    return Unavailable("haproxy socket " + socket_path + " closed before answering \"" + line +
-                       "\" in full (a worker exiting after a reload?): \"" + Trimmed(*raw) +
-                       "\"");
-  }
+  if (out.answers.size() != commands_count || out.pid.empty()) return std::nullopt;
   out.stopping = field("Stopping") == "1";
   return out;
+}
+
+std::vector<std::string> ParseShowProc(const std::string& answer) {
+  std::vector<std::string> pids;
+  size_t start = 0;
+  while (start < answer.size()) {
+    size_t end = answer.find('\n', start);
+    if (end == std::string::npos) end = answer.size();
+    std::istringstream line(answer.substr(start, end - start));
+    std::string pid;
+    std::string type;
+    line >> pid >> type;
+    if (!pid.empty() && pid.find_first_not_of("0123456789") == std::string::npos &&
+        type == "worker") {
+      pids.push_back(pid);
+    }
+    start = end + 1;
+  }
+  return pids;
+}
+
+std::vector<std::string> ParseShowSessIds(const std::string& answer, const ServerRef& ref) {
+  std::vector<std::string> ids;
+  std::istringstream lines(answer);
+  std::string line;
+  const std::string be = " be=" + ref.backend + " ";
+  const std::string srv = " srv=" + ref.server + " ";
+  while (std::getline(lines, line)) {
+    if (line.find(be) == std::string::npos || line.find(srv) == std::string::npos) continue;
+    const std::string id = line.substr(0, line.find(':'));
+    if (id.size() > 2 && id.size() <= 18 && id.rfind("0x", 0) == 0 &&
+        id.find_first_not_of("0123456789abcdefABCDEF", 2) == std::string::npos) {
+      ids.push_back(id);
+    }
+  }
+  return ids;
 }
 
 Status RunSilentCommand(const std::string& socket, const std::string& command,

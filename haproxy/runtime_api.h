@@ -4,6 +4,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +55,19 @@ struct BatchAnswer {
 StatusOr<BatchAnswer> SendBatch(const std::string& socket_path,
                                 const std::vector<std::string>& commands,
                                 std::chrono::milliseconds timeout);
+
+// The parsers of HAProxy's answers, apart from the socket so they can be tested and fuzzed
+// (tests/fuzz/fuzz_haproxy_answers.cc). Each takes the raw answer as HAProxy sent it.
+//
+// SendBatch's reading of `commands_count` answers (each ended by an empty line) followed by
+// `show info`; nullopt when the answer is incomplete (fewer answers, or no Pid).
+std::optional<BatchAnswer> ParseBatchAnswer(std::size_t commands_count, const std::string& raw);
+// The worker PIDs of the master CLI's `show proc` (lines "<pid> worker ..."), current and old, in
+// the order listed. Lines of other types (master, program) and malformed lines are skipped.
+std::vector<std::string> ParseShowProc(const std::string& answer);
+// The ids of the sessions of `ref` in a worker's `show sess` (lines "0x55d4...: proto=... be=B
+// srv=S ..."). Only ids of the form 0x<hex> are returned: an id goes back into a command.
+std::vector<std::string> ParseShowSessIds(const std::string& answer, const ServerRef& ref);
 
 // Commands whose success is an empty answer: `set server B/S state ready|maint`,
 // `set server B/S health up`, `shutdown sessions server B/S`.

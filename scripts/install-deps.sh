@@ -7,6 +7,8 @@ PACKAGES=(
   # build
   g++ cmake ninja-build ccache pkg-config
   libzookeeper-mt-dev libpq-dev libpoco-dev libyaml-cpp-dev libspdlog-dev nlohmann-json3-dev libgtest-dev libgmock-dev
+  # fuzzing (tests/fuzz, preset fuzz): clang 14 and its libFuzzer/sanitizer runtimes
+  clang libclang-rt-14-dev
   # the real stack the lab runs
   postgresql-15 postgresql-15-repmgr postgresql-client-15 zookeeper default-jre-headless
   haproxy pgbouncer

@@ -241,6 +241,8 @@ std::vector<std::string> ResumeStatements(const std::vector<std::string>& databa
   std::vector<std::string> out;
   std::set<std::string> named;
   const auto add = [&](const std::string& db) {
+    // pgbouncer lists no database without a name; `RESUME ""` would address nothing.
+    if (db.empty()) return;
     if (named.insert(db).second) out.push_back(AdminCommand("RESUME", db));
   };
   if (databases.empty()) {
