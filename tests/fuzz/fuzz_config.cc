@@ -27,18 +27,24 @@ void CheckRejection(const pgherald::Status& status, const std::string& file) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const bool quiet = (pgherald::fuzz::QuietLogging(), true);
   (void)quiet;
-  const std::string_view yaml = AsText(data, size);
+  // The first byte picks the parser (one YAML parse per input instead of three: 3x the
+  // executions per second); the rest is the YAML text.
+  if (size == 0) return 0;
+  const int which = data[0] % 3;
+  const std::string_view yaml = AsText(data + 1, size - 1);
   try {
-    if (auto root = config::ConfigNode::LoadString(yaml, "orch.yaml"); root.ok()) {
-      auto c = pgherald::orchestrator::ParseOrchestratorConfig(*root);
-      if (!c.ok()) CheckRejection(c.status(), "orch.yaml");
-    } else {
-      CheckRejection(root.status(), "orch.yaml");
-    }
-    if (auto c = pgherald::pollers::ParsePollerConfig(yaml, "poller.yaml"); !c.ok()) {
-      CheckRejection(c.status(), "poller.yaml");
-    }
-    if (auto root = config::ConfigNode::LoadString(yaml, "watch.yaml"); root.ok()) {
+    if (which == 0) {
+      if (auto root = config::ConfigNode::LoadString(yaml, "orch.yaml"); root.ok()) {
+        auto c = pgherald::orchestrator::ParseOrchestratorConfig(*root);
+        if (!c.ok()) CheckRejection(c.status(), "orch.yaml");
+      } else {
+        CheckRejection(root.status(), "orch.yaml");
+      }
+    } else if (which == 1) {
+      if (auto c = pgherald::pollers::ParsePollerConfig(yaml, "poller.yaml"); !c.ok()) {
+        CheckRejection(c.status(), "poller.yaml");
+      }
+    } else if (auto root = config::ConfigNode::LoadString(yaml, "watch.yaml"); root.ok()) {
       auto c = pgherald::watch::ParseWatchConfig(*root);
       if (!c.ok()) CheckRejection(c.status(), "watch.yaml");
     }

@@ -16,6 +16,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def write(target, name, data):
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogateescape")
+    if target == "config":
+        # fuzz_config.cc: the first byte picks the parser (0 orchestrator, 1 poller, 2 watch).
+        picks = {"orchestrator": b"\x00", "poller": b"\x01", "watch": b"\x02",
+                 "template_dev_zero": b"\x02"}
+        if name in picks:
+            data = picks[name] + data
+        else:
+            for i, suffix in enumerate(("orch", "poller", "watch")):
+                write_raw(target, name + "_" + suffix, bytes([i]) + data)
+            return
+    write_raw(target, name, data)
+
+
+def write_raw(target, name, data):
     for other in ("pending", "crashes"):
         if os.path.exists(os.path.join(HERE, other, target, name)):
             return
