@@ -101,18 +101,15 @@ std::string SanitizeForDisplay(std::string_view text, std::size_t max_length) {
   std::string out;
   out.reserve(text.size() < max_length ? text.size() : max_length);
   for (char c : text) {
-    if (out.size() >= max_length) {
+    const auto u = static_cast<unsigned char>(c);
+    char piece[5] = {c, 0, 0, 0, 0};
+    if (IsControl(u)) std::snprintf(piece, sizeof piece, "\\x%02x", u);
+    const std::size_t n = IsControl(u) ? 4 : 1;
+    if (out.size() + n > max_length) {
       out += "...";
       break;
     }
-    const auto u = static_cast<unsigned char>(c);
-    if (IsControl(u)) {
-      char buf[5];
-      std::snprintf(buf, sizeof buf, "\\x%02x", u);
-      out += buf;
-    } else {
-      out += c;
-    }
+    out.append(piece, n);
   }
   return out;
 }

@@ -82,22 +82,7 @@ StatusOr<std::vector<std::string>> WorkerPids(const std::string& master_socket,
                                               std::chrono::milliseconds timeout) {
   auto answer = SendCommand(master_socket, "show proc", timeout);
   if (!answer.ok()) return answer.status();
-  std::vector<std::string> pids;
-  size_t start = 0;
-  while (start < answer->size()) {
-    size_t end = answer->find('\n', start);
-    if (end == std::string::npos) end = answer->size();
-    std::istringstream line(answer->substr(start, end - start));
-    std::string pid;
-    std::string type;
-    line >> pid >> type;
-    if (!pid.empty() && pid.find_first_not_of("0123456789") == std::string::npos &&
-        type == "worker") {
-      pids.push_back(pid);
-    }
-    start = end + 1;
-  }
-  return pids;
+  return ParseShowProc(*answer);  // runtime_api.h: fuzzed (tests/fuzz/fuzz_haproxy_answers.cc)
 }
 
 // The master CLI's answers when the worker exited (or is exiting) since `show proc`: its sessions
@@ -125,17 +110,8 @@ Status CutWorkerSessions(const std::string& master_socket, const std::string& pi
   auto sessions = SendCommand(master_socket, prefix + "show sess", timeout);
   if (!sessions.ok()) return sessions.status();
   if (WorkerGone(*sessions)) return Status::Ok();
-  std::istringstream lines(*sessions);
-  std::string line;
-  const std::string be = " be=" + ref.backend + " ";
-  const std::string srv = " srv=" + ref.server + " ";
-  while (std::getline(lines, line)) {
-    if (line.find(be) == std::string::npos || line.find(srv) == std::string::npos) continue;
-    const std::string id = line.substr(0, line.find(':'));
-    // A session id is a hex pointer ("0x55d0c2a3f800"); anything else is not sent on.
-    if (id.empty() || id.find_first_not_of("0123456789abcdefxABCDEF") != std::string::npos) {
-      continue;
-    }
+  // Only ids of the form 0x<hex> come back (runtime_api.h, fuzzed): nothing else is sent on.
+  for (const std::string& id : ParseShowSessIds(*sessions, ref)) {
     auto cut = SendCommand(master_socket, prefix + "shutdown session " + id, timeout);
     if (!cut.ok()) return cut.status();
   }

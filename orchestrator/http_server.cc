@@ -168,6 +168,9 @@ HttpServer::Response HandleHttp(const HttpConfig& config, const ObservabilitySna
     control.changed_by = s.id + " (http)";
     control.changed_at_ms = now_ms;
     if (!body.empty()) {
+      if (Status shape = untrusted::CheckJsonShape(body, "body"); !shape.ok()) {
+        return Error(400, shape.message());
+      }
       const json b = json::parse(body, nullptr, false);
       if (b.is_discarded() || !b.is_object())
         return Error(400, "body: expected a JSON object such as {\"reason\":\"...\"}");

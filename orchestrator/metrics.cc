@@ -214,6 +214,13 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
     out.Sample("pgherald_write_check_failures_total",
                {{"cluster", key.first}, {"node", key.second}}, static_cast<double>(n));
   }
+  out.Family("pgherald_payload_problem_rounds_total", "counter",
+             "Rounds in which a znode of the cluster could not be used, by kind "
+             "(master_unreadable, master_missing, observation_corrupt, observation_not_ephemeral).");
+  for (const auto& [key, n] : s.payload_problems) {
+    out.Sample("pgherald_payload_problem_rounds_total", {{"cluster", key.first}, {"kind", key.second}},
+               static_cast<double>(n));
+  }
   return out.text();
 }
 
@@ -243,6 +250,10 @@ void StatusBoard::OnDecision(const std::string& cluster, const DecisionInput& in
       ++working_.write_check_failures[{cluster, node}];
     }
   }
+}
+
+void StatusBoard::OnPayloadProblem(const std::string& cluster, const std::string& kind) {
+  ++working_.payload_problems[{cluster, kind}];
 }
 
 void StatusBoard::AfterRound(Orchestrator& orchestrator) {

@@ -72,6 +72,8 @@ struct ObservabilitySnapshot {
   std::map<std::array<std::string, 3>, std::uint64_t> decisions;
   std::map<std::pair<std::string, std::string>, Histogram> write_check_latency;  // (cluster, node)
   std::map<std::pair<std::string, std::string>, std::uint64_t> write_check_failures;
+  // (cluster, kind) -> rounds in which a znode could not be used (RoundObserver::OnPayloadProblem).
+  std::map<std::pair<std::string, std::string>, std::uint64_t> payload_problems;
 
   bool zk_connected() const { return session_state == "connected"; }
   const status::ClusterStatus* Find(const std::string& cluster) const;
@@ -89,6 +91,7 @@ class StatusBoard : public RoundObserver {
   void OnDecision(const std::string& cluster, const DecisionInput& input,
                   const Verdict& verdict) override;
   void AfterRound(Orchestrator& orchestrator) override;
+  void OnPayloadProblem(const std::string& cluster, const std::string& kind) override;
 
   // Any thread: the latest published snapshot (never null).
   std::shared_ptr<const ObservabilitySnapshot> Snapshot() const;

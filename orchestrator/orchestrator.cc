@@ -219,12 +219,29 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   std::optional<publishers::MasterZnode> published;
   if (master.ok()) {
     published = std::move(*master);
+    ClearProblem(c, rt, "master");
   } else if (master.status().code() == StatusCode::kNotFound && options_.dry_run) {
     // Dry-run creates nothing; decide as if nothing were published.
     Disarm("master:" + c);
   } else {
-    Disarm("master:" + c);
-    Log().Warn("master_unreadable", {{"cluster", c}, {"error", master.status()}});
+    const StatusCode code = master.status().code();
+    if (code != StatusCode::kNotFound) Disarm("master:" + c);  // NotFound armed an exists watch
+    if (code == StatusCode::kInvalidArgument || code == StatusCode::kNotFound) {
+      // A record no orchestrator wrote (corrupt, or deleted): whatever our voucher vouched for is
+      // not what consumers read now. Withdraw it at once, so that nobody counts it as verified.
+      bool withdrawn = true;
+      if (!options_.dry_run) {
+        withdrawn = pub.Unvouch(c).ok();
+        if (withdrawn) rt.vouched = false;
+      }
+      const std::string kind =
+          code == StatusCode::kNotFound ? "master_missing" : "master_unreadable";
+      ReportProblem(c, rt, "master", kind, pub.MasterPath(c), master.status().message(),
+                    withdrawn ? "voucher withdrawn; nothing published until it is repaired"
+                              : "voucher withdrawal failed; retried next round");
+    } else {
+      Log().Debug("master_read_failed", {{"cluster", c}, {"error", master.status()}});
+    }
     return;
   }
   if (!rt.identity) {
@@ -282,11 +299,24 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
         got_obs = {std::move(got->data), got->stat.ephemeral_owner};
       }
       still_there[path] = got_obs;
-      auto obs = model::NodeObservation::FromJson(got_obs.data);
-      if (!obs.ok()) {
-        Log().Warn("observation_corrupt", {{"path", path}, {"error", obs.status()}});
+      if (got_obs.ephemeral_owner == 0) {
+        // A persistent znode is no poller's: whatever it claims is no evidence.
+        ReportProblem(c, rt, path, "observation_not_ephemeral", path,
+                      "a persistent znode under nodes/ is not a poller's observation",
+                      "ignored");
+        const bool configured = std::any_of(targets.begin(), targets.end(),
+                                            [&](const NodeTarget& t) { return t.name == name; });
+        if (!configured && options_.learn_nodes && spec.learn.enabled) {
+          learn_state[name] = kLearnNotEphemeral;
+        }
         continue;
       }
+      auto obs = model::NodeObservation::FromZnode(name, got_obs.data);
+      if (!obs.ok()) {
+        ReportProblem(c, rt, path, "observation_corrupt", path, obs.status().message(), "ignored");
+        continue;
+      }
+      ClearProblem(c, rt, path);
       auto& seen = rt.seen_seq[name];
       if (seen.second == MonoTime{} || seen.first != obs->seq) seen = {obs->seq, clock_->Now()};
       in.observations[name] = ObservationInput{*obs, seen.second};
@@ -312,8 +342,22 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
       }
       learn_state[name] = reason;
     }
+    // Problems of znodes that are gone end with them.
+    const std::string nodes_prefix = pub.NodesPath(c) + "/";
+    for (auto it = rt.problems.begin(); it != rt.problems.end();) {
+      const bool gone = it->first.rfind(nodes_prefix, 0) == 0 && still_there.count(it->first) == 0;
+      if (gone) {
+        Log().Info(it->second.first + "_cleared", {{"cluster", c}, {"key", it->first}});
+        it = rt.problems.erase(it);
+      } else {
+        ++it;
+      }
+    }
     rt.observation_cache = std::move(still_there);
-    for (const auto& [name, reason] : learn_state) {
+    for (const auto& entry : learn_state) {
+      // Not a structured binding: clang 14 (the fuzz preset) cannot capture one in a lambda.
+      const std::string& name = entry.first;
+      const std::string& reason = entry.second;
       auto before = rt.learn_state.find(name);
       if (before != rt.learn_state.end() && before->second == reason) continue;
       const auto obs = in.observations.find(name);
@@ -590,6 +634,26 @@ void Orchestrator::Resign() {
   }
   if (election_ != nullptr) election_->Resign();
   leading_ = false;
+}
+
+
+void Orchestrator::ReportProblem(const std::string& cluster, ClusterRuntime& rt,
+                                 const std::string& key, const std::string& kind,
+                                 const std::string& path, const std::string& message,
+                                 const std::string& effect) {
+  if (observer_ != nullptr) observer_->OnPayloadProblem(cluster, kind);
+  auto it = rt.problems.find(key);
+  if (it != rt.problems.end() && it->second == std::make_pair(kind, message)) return;
+  rt.problems[key] = {kind, message};
+  Log().Warn(kind, {{"cluster", cluster}, {"path", path}, {"error", message}, {"effect", effect}});
+}
+
+void Orchestrator::ClearProblem(const std::string& cluster, ClusterRuntime& rt,
+                                const std::string& key) {
+  auto it = rt.problems.find(key);
+  if (it == rt.problems.end()) return;
+  Log().Info(it->second.first + "_cleared", {{"cluster", cluster}, {"key", key}});
+  rt.problems.erase(it);
 }
 
 }  // namespace pgherald::orchestrator

@@ -77,6 +77,13 @@ class RoundObserver {
                           const Verdict& verdict) = 0;
   // After every round of Run() (leader or not, connected or not).
   virtual void AfterRound(Orchestrator& orchestrator) = 0;
+  // A znode of `cluster` could not be used this round: `kind` is "master_unreadable",
+  // "master_missing" or "observation_corrupt". Called once per round while it lasts (a counter of
+  // rounds affected); the log line comes once per change.
+  virtual void OnPayloadProblem(const std::string& cluster, const std::string& kind) {
+    (void)cluster;
+    (void)kind;
+  }
 };
 
 class Orchestrator {
@@ -127,6 +134,10 @@ class Orchestrator {
     std::map<std::string, CachedObservation> observation_cache;  // by znode path
     std::map<std::string, std::string> learn_state;  // node -> "" (learned) or reason, to log changes
     std::vector<NodeTarget> learned;                 // last round's learned targets
+    // Conditions that may hold round after round (a corrupt master or observation znode), by key
+    // ("master", or the znode path), with the message last logged: each is logged once per change,
+    // not once per round (see ReportProblem).
+    std::map<std::string, std::pair<std::string, std::string>> problems;  // key -> (kind, message)
   };
 
   bool EnsureSession();
@@ -140,6 +151,14 @@ class Orchestrator {
   void Disarm(const std::string& key);
   void Mirror(const std::string& cluster, ClusterRuntime& rt, const model::MasterRecord& record,
               bool vouched);
+  // Counts a round affected by `kind` (RoundObserver::OnPayloadProblem) and logs it as a warning
+  // (event `kind`, with the cluster, `path`, `message` and `effect`) only when `message` differs
+  // from what was last logged under `key`. ClearProblem ends whatever problem `key` had, logging
+  // `<kind>_cleared` once.
+  void ReportProblem(const std::string& cluster, ClusterRuntime& rt, const std::string& key,
+                     const std::string& kind, const std::string& path, const std::string& message,
+                     const std::string& effect);
+  void ClearProblem(const std::string& cluster, ClusterRuntime& rt, const std::string& key);
 
   OrchestratorOptions options_;
   std::vector<ClusterSpec> clusters_;

@@ -294,7 +294,10 @@ TEST(OrchestratorSecurityLab, PersistentNodeZnodeIsNeverProbed) {
   // The orchestrator has seen it (and refused it) ...
   ASSERT_TRUE(WaitUntil(
       [] {
-        return S().orch->LogContains("node=fake2 host=127.0.0.1:") &&
+        // Not even decoded as an observation: a persistent znode is nobody's heartbeat.
+        return S().orch->LogContains("observation_not_ephemeral cluster=main path=" +
+                                     NodesPath() + "/fake2") &&
+               S().orch->LogContains("node_not_learned cluster=main node=fake2") &&
                S().orch->LogContains("reason=learn_not_ephemeral");
       },
       seconds(20)))

@@ -408,14 +408,19 @@ TEST(WatchLabTest, HostileMasterRecordsChangeNothing) {
   for (const auto& h : records) {
     SCOPED_TRACE(h.host + " / " + h.node);
     const size_t refused_before = Count(WatchLab::WatchLog(), "master record refused");
+    const size_t ignored_before = Count(WatchLab::WatchLog(), "event=corrupt_payload_ignored");
     model::MasterRecord r = WatchLab::Record(p, epoch++);
     r.node = h.node;
     r.host = h.host;
     ASSERT_TRUE(WatchLab::zk_->Set(kMaster, r.ToJson()).ok());
-    // Both the HAProxy and the pgbouncer sink refuse it (and keep refusing on retry), or, were
-    // it let through, a file changes: the assertions below then show what was written.
+    // The client library refuses to decode it (the first line of defence: names and hosts are
+    // validated with the payload), or both the HAProxy and the pgbouncer sink refuse it (the
+    // second), or, were it let through, a file changes: the assertions below then show what was
+    // written.
     ASSERT_TRUE(PollUntil(seconds(15), [&] {
-      return Count(WatchLab::WatchLog(), "master record refused") >= refused_before + 2 ||
+      const std::string log = WatchLab::WatchLog();
+      return Count(log, "event=corrupt_payload_ignored") > ignored_before ||
+             Count(log, "master record refused") >= refused_before + 2 ||
              ReadAll(cfg) != cfg_before || ReadAll(dbfile) != db_before;
     })) << WatchLab::WatchLog();
     EXPECT_EQ(ReadAll(cfg), cfg_before);

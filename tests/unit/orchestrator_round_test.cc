@@ -382,3 +382,63 @@ TEST(PgNodeProberTest, ForgetDropsTheSlotsOfVanishedNodes) {
 
 }  // namespace
 }  // namespace pgherald::orchestrator
+
+namespace pgherald::orchestrator {
+namespace {
+
+class CountingObserver final : public RoundObserver {
+ public:
+  void OnDecision(const std::string&, const DecisionInput&, const Verdict&) override {}
+  void AfterRound(Orchestrator&) override {}
+  void OnPayloadProblem(const std::string& cluster, const std::string& kind) override {
+    ++problems[cluster + "/" + kind];
+  }
+  std::map<std::string, int> problems;
+};
+
+std::size_t Count(const std::string& haystack, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+  return n;
+}
+
+// Issue 12, finding 2: a master znode no orchestrator wrote (garbage) makes the leader withdraw its
+// voucher at once, so that no consumer counts the old verification for it; the condition is logged
+// once (not ten times a second) and counted every round.
+TEST_F(OrchestratorRoundTest, CorruptMasterWithdrawsTheVoucherAndIsLoggedOnce) {
+  auto orch = Make(/*dry_run=*/false);
+  CountingObserver observer;
+  orch->set_observer(&observer);
+  Rounds(*orch, 5);
+  ASSERT_EQ(server_->PeekChildren(std::string(kCluster) + "/master"), std::vector<std::string>{"orch-a"});
+
+  auto vandal = server_->NewSession(zk::FakeZkOptions{});
+  ASSERT_TRUE(vandal->Set(std::string(kCluster) + "/master", "{\"format\":1,\"state\":[[[[", -1).ok());
+  Rounds(*orch, 10);
+  EXPECT_TRUE(server_->PeekChildren(std::string(kCluster) + "/master").empty())
+      << "the voucher must not outlive the record it vouched for";
+  EXPECT_EQ(Count(log_.str(), "master_unreadable cluster=main"), 1u) << log_.str();
+  EXPECT_GE(observer.problems["main/master_unreadable"], 9);
+
+  // Deleted: the same, as master_missing.
+  ASSERT_TRUE(vandal->Delete(std::string(kCluster) + "/master").ok());
+  Rounds(*orch, 5);
+  EXPECT_EQ(Count(log_.str(), "master_missing cluster=main"), 1u) << log_.str();
+  EXPECT_GE(observer.problems["main/master_missing"], 4);
+}
+
+// A persistent znode under nodes/ (a leftover or a forgery) is never taken as a poller's
+// observation, and says so once.
+TEST_F(OrchestratorRoundTest, PersistentObservationIsIgnoredAndLoggedOnce) {
+  auto orch = Make(/*dry_run=*/false);
+  CountingObserver observer;
+  orch->set_observer(&observer);
+  Rounds(*orch, 2);
+  Observe("node2", "127.0.0.1", 5432, /*ephemeral=*/false);
+  Rounds(*orch, 5);
+  EXPECT_EQ(Count(log_.str(), "observation_not_ephemeral cluster=main"), 1u) << log_.str();
+  EXPECT_GE(observer.problems["main/observation_not_ephemeral"], 4);
+}
+
+}  // namespace
+}  // namespace pgherald::orchestrator

@@ -73,6 +73,8 @@ TEST(Text, PrintableAndSanitized) {
   EXPECT_FALSE(IsPrintableText(std::string(10, 'a'), 5));
   EXPECT_EQ(SanitizeForDisplay("a\x1b[2J\nb\x7f"), "a\\x1b[2J\\x0ab\\x7f");
   EXPECT_EQ(SanitizeForDisplay("abcdef", 3), "abc...");
+  EXPECT_EQ(SanitizeForDisplay("ab\ncd", 4), "ab...");  // never half an escape
+  EXPECT_EQ(SanitizeForDisplay("ab\ncd", 6), "ab\\x0a...");
 }
 
 }  // namespace

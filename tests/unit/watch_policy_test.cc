@@ -323,6 +323,9 @@ TEST(ClusterControllerTest, OneStuckSinkDoesNotHoldUpAnother) {
   ClusterController controller("main", Block(milliseconds(100)), clock, std::move(workers));
   controller.HandleState(Info(MasterStatus::kVouched, "node1", 5001, 10));
   ASSERT_TRUE(controller.workers()[1]->WaitApplied(1, milliseconds(5000)));
+  // The stuck sink is inside its first Apply before anything else happens (on a busy machine its
+  // thread may not have started yet, and then it would rightly skip straight to the latest).
+  ASSERT_TRUE(stuck_ptr->WaitAttempts(1));
   controller.HandleState(Info(MasterStatus::kUnverified, "node1", 5001, 11));
   clock.Advance(milliseconds(100));
   controller.HandleTick();
