@@ -184,7 +184,10 @@ StatusOr<std::unique_ptr<Stack>> Stack::Up(const StackOptions& options) {
     const std::string want = std::to_string(s->lab_->pg_port(1));
     const std::pair<const char*, std::string> proxies[] = {{"HAProxy", s->HaproxyConninfo()},
                                                            {"pgbouncer", s->PgbouncerConninfo()}};
-    for (const auto& [proxy, ci] : proxies) {
+    for (const auto& entry : proxies) {
+      // Not a structured binding: clang 14 (the fuzz preset) cannot capture one in a lambda.
+      const char* proxy = entry.first;
+      const std::string& ci = entry.second;
       std::string last = "no answer yet";
       if (!WaitUntil(
               [&] {
