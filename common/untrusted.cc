@@ -100,14 +100,20 @@ bool IsPrintableText(std::string_view text, std::size_t max_length) {
 std::string SanitizeForDisplay(std::string_view text, std::size_t max_length) {
   std::string out;
   out.reserve(text.size() < max_length ? text.size() : max_length);
+  // Cut so that the result, "..." included, stays within max_length: then a sanitized text is
+  // its own sanitization (writers and readers apply this to the same field, and must agree).
+  const std::size_t keep = max_length >= 3 ? max_length - 3 : 0;
+  std::size_t cut_at = std::string::npos;  // out's size before the first piece past `keep`
   for (char c : text) {
     const auto u = static_cast<unsigned char>(c);
     char piece[5] = {c, 0, 0, 0, 0};
     if (IsControl(u)) std::snprintf(piece, sizeof piece, "\\x%02x", u);
     const std::size_t n = IsControl(u) ? 4 : 1;
+    if (cut_at == std::string::npos && out.size() + n > keep) cut_at = out.size();
     if (out.size() + n > max_length) {
-      out += "...";
-      break;
+      out.resize(cut_at);
+      out += std::string("...").substr(0, max_length - cut_at);
+      return out;
     }
     out.append(piece, n);
   }

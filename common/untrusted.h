@@ -45,9 +45,10 @@ inline bool IsValidPort(std::int64_t port) { return port >= 1 && port <= 65535; 
 // `max_length` bytes. Bytes >= 0x80 (UTF-8) are allowed.
 bool IsPrintableText(std::string_view text, std::size_t max_length = kMaxTextLength);
 
-// `text` with every ASCII control character (and 0x7f) written as "\xNN", cut where the next
-// character would pass `max_length` bytes and then ending in "..." (so at most max_length + 3
-// bytes, never half an escape): safe to print to a terminal or a log line.
+// `text` with every ASCII control character (and 0x7f) written as "\xNN"; when that is longer
+// than `max_length` bytes it is cut (never inside an escape) and ends in "...", max_length bytes
+// at most in all. Idempotent: a sanitized text comes back unchanged. Safe to print to a terminal
+// or a log line.
 std::string SanitizeForDisplay(std::string_view text, std::size_t max_length = kMaxTextLength);
 
 // The rules above as sentences, for error messages ("... must be " + kNameRule).

@@ -72,9 +72,19 @@ TEST(Text, PrintableAndSanitized) {
   EXPECT_FALSE(IsPrintableText("a\nb"));
   EXPECT_FALSE(IsPrintableText(std::string(10, 'a'), 5));
   EXPECT_EQ(SanitizeForDisplay("a\x1b[2J\nb\x7f"), "a\\x1b[2J\\x0ab\\x7f");
-  EXPECT_EQ(SanitizeForDisplay("abcdef", 3), "abc...");
-  EXPECT_EQ(SanitizeForDisplay("ab\ncd", 4), "ab...");  // never half an escape
-  EXPECT_EQ(SanitizeForDisplay("ab\ncd", 6), "ab\\x0a...");
+  EXPECT_EQ(SanitizeForDisplay("abcdef", 6), "abcdef");
+  EXPECT_EQ(SanitizeForDisplay("abcdefg", 6), "abc...");
+  EXPECT_EQ(SanitizeForDisplay("ab\ncd", 7), "ab...");  // never half an escape
+  EXPECT_EQ(SanitizeForDisplay("ab\ncd", 8), "ab\\x0acd");
+  EXPECT_EQ(SanitizeForDisplay("ab\ncdefgh", 10), "ab\\x0ac...");
+  // Idempotent (found by fuzz_notify: a cut text grew past the limit and was cut again).
+  for (const std::string& t : {std::string(100, '\0'), std::string("x\x01y") + std::string(50, 'z')}) {
+    for (std::size_t max : {3u, 4u, 7u, 10u, 40u}) {
+      const std::string once = SanitizeForDisplay(t, max);
+      EXPECT_LE(once.size(), max);
+      EXPECT_EQ(SanitizeForDisplay(once, max), once) << max;
+    }
+  }
 }
 
 }  // namespace
