@@ -431,10 +431,23 @@ void Poller::Fence(model::NodeObservation* obs) {
   const MonoTime asked = clock_.Now();
   auto master = publisher_.ReadMaster();
   if (!master.ok()) {
-    log_.Debug("master_unreadable", {{"error", master.status()}});
+    // A corrupt record is worth a warning, once per change (not once per tick); a read that
+    // failed because ZooKeeper is away is the ZooKeeper-loss rule's business.
+    const std::string error = master.status().ToString();
+    if (master.status().code() == StatusCode::kInvalidArgument && error != master_error_) {
+      log_.Warn("master_unreadable", {{"error", master.status()},
+                                      {"effect", "no confirmation and no fence from this record"}});
+    } else {
+      log_.Debug("master_unreadable", {{"error", master.status()}});
+    }
+    master_error_ = error;
     FenceOnZooKeeperLoss(obs);
     obs->fencing = fencing_;
     return;
+  }
+  if (!master_error_.empty()) {
+    log_.Info("master_readable", {{"node", config_.node}});
+    master_error_.clear();
   }
   if (!obs->in_recovery && ConfirmVouched(*master)) last_confirmed_ = asked;
   const FenceVerdict verdict = ShouldFence(*obs, *master);

@@ -107,6 +107,7 @@ class Poller {
   std::string publish_error_;
   model::FencingState fencing_ = model::FencingState::kNone;
   std::string fence_reason_;
+  std::string master_error_;  // the last failed master read, to log a corrupt record once
 
   // Fencing on ZooKeeper loss (contact_ is declared before publisher_, which is built with it).
   std::string master_path_;
