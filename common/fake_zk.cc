@@ -620,18 +620,8 @@ Status FakeZk::WaitConnected(std::chrono::milliseconds timeout) {
 
 StatusOr<std::string> FakeZk::Create(const std::string& path, const std::string& data,
                                      CreateMode mode) {
-  auto& s = *server_->state_;
-  const Clock& clock = *server_->clock_;
-  return RunCall<StatusOr<std::string>>(s, clock, id_, [&]() -> StatusOr<std::string> {
-    OpResult result;
-    std::vector<Trigger> triggers;
-    Status st = ApplyOp(s.tree, Op::Create(path, data, mode), id_, s.zxid + 1, WallMillis(clock),
-                        &result, &triggers, CallerOf(options_));
-    if (!st.ok()) return st;
-    ++s.zxid;
-    FireLocked(s, triggers);
-    return result.created_path;
-  });
+  // The session's policy ACL: the same caller CallerOf(options_) describes.
+  return CreateWithAcl(path, data, mode, PolicyAcl(options_.acl));
 }
 
 StatusOr<NodeData> FakeZk::Get(const std::string& path, Watcher watch) {

@@ -82,15 +82,22 @@ Status DecodeEventBody(FieldReader& f, RepmgrEvent* e, Source source) {
   return Status::Ok();
 }
 
-Status ParseNodes(const std::string& text, std::vector<RepmgrNodeRow>* out) {
-  static const std::string kPayload = "column \"nodes_json\"";
+// A column holding a JSON array of objects: each element goes to `each` with its path
+// ("rows[i].") named in errors, at most `max_items` of them.
+template <typename Each>
+Status ParseRows(const std::string& text, const std::string& payload, std::size_t max_items,
+                 Each each) {
   json j;
-  PGH_RETURN_IF_ERROR(jsonf::ParseValue(text, kPayload, &j, kMaxColumnBytes));
-  if (!j.is_array()) return InvalidArgument(kPayload + ": expected a JSON array");
+  PGH_RETURN_IF_ERROR(jsonf::ParseValue(text, payload, &j, kMaxColumnBytes));
+  if (!j.is_array()) return InvalidArgument(payload + ": expected a JSON array");
   json wrapped = {{"rows", std::move(j)}};
-  FieldReader f(wrapped, kPayload, "");
-  PGH_RETURN_IF_ERROR(f.Array(
-      "rows", Need::kRequired,
+  FieldReader f(wrapped, payload, "");
+  return f.Array("rows", Need::kRequired, each, max_items);
+}
+
+Status ParseNodes(const std::string& text, std::vector<RepmgrNodeRow>* out) {
+  PGH_RETURN_IF_ERROR(ParseRows(
+      text, "column \"nodes_json\"", /*max_items=*/4096,
       [&](FieldReader& n) {
         RepmgrNodeRow row;
         PGH_RETURN_IF_ERROR(n.I32("node_id", 0, std::numeric_limits<int>::max(), &row.node.node_id,
@@ -105,8 +112,7 @@ Status ParseNodes(const std::string& text, std::vector<RepmgrNodeRow>* out) {
         PGH_RETURN_IF_ERROR(n.String("conninfo", &row.conninfo, Need::kOptional));
         out->push_back(std::move(row));
         return Status::Ok();
-      },
-      /*max_items=*/4096));
+      }));
   std::sort(out->begin(), out->end(), [](const RepmgrNodeRow& a, const RepmgrNodeRow& b) {
     return a.node.node_id < b.node.node_id;
   });
@@ -114,14 +120,8 @@ Status ParseNodes(const std::string& text, std::vector<RepmgrNodeRow>* out) {
 }
 
 Status ParseEvents(const std::string& text, std::vector<RepmgrEvent>* out) {
-  static const std::string kPayload = "column \"events_json\"";
-  json j;
-  PGH_RETURN_IF_ERROR(jsonf::ParseValue(text, kPayload, &j, kMaxColumnBytes));
-  if (!j.is_array()) return InvalidArgument(kPayload + ": expected a JSON array");
-  json wrapped = {{"rows", std::move(j)}};
-  FieldReader f(wrapped, kPayload, "");
-  PGH_RETURN_IF_ERROR(f.Array(
-      "rows", Need::kRequired,
+  PGH_RETURN_IF_ERROR(ParseRows(
+      text, "column \"events_json\"", /*max_items=*/100000,
       [&](FieldReader& e) {
         RepmgrEvent ev;
         PGH_RETURN_IF_ERROR(e.I64("ts_us", &ev.key.ts_us, Need::kRequired));
@@ -130,8 +130,7 @@ Status ParseEvents(const std::string& text, std::vector<RepmgrEvent>* out) {
         ev.source = "table";
         out->push_back(std::move(ev));
         return Status::Ok();
-      },
-      /*max_items=*/100000));
+      }));
   std::sort(out->begin(), out->end(),
             [](const RepmgrEvent& a, const RepmgrEvent& b) { return a.key < b.key; });
   return Status::Ok();
