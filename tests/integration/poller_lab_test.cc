@@ -351,8 +351,14 @@ TEST(PollerLabTest, Repmgr3LayoutAndAMissingSchemaOnARealPostgres) {
   ASSERT_EQ(legacy->repmgr_nodes.size(), 2u);
   EXPECT_EQ(legacy->repmgr_nodes[0].type, "primary");  // repmgr 3's "master"
   EXPECT_EQ(legacy->node_id, 1);
-  EXPECT_TRUE(legacy->promoted_at_ms.has_value());
-  EXPECT_TRUE(Await(seconds(5), [] { return HasEvent(ReadEvents("legacy"), 1, "master_register"); }));
+  // The node is on timeline 1: never promoted in this history, whatever the table's standby_promote
+  // row says (promoted_at is the promotion that produced the current timeline).
+  EXPECT_EQ(legacy->timeline, 1u);
+  EXPECT_FALSE(legacy->promoted_at_ms.has_value());
+  EXPECT_TRUE(Await(seconds(5), [] {
+    auto events = ReadEvents("legacy");
+    return HasEvent(events, 1, "master_register") && HasEvent(events, 1, "standby_promote");
+  }));
 
   ASSERT_TRUE(Await(seconds(15), [] { return ReadObservation("bare", "bare1").has_value(); }))
       << g->extra[1]->Log();
