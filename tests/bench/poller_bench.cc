@@ -93,43 +93,61 @@ int main(int argc, char** argv) {
     return 1;
   }
   const pollers::RepmgrLayout layout{pollers::RepmgrLayout::Kind::kRepmgr4, "repmgr"};
-  pollers::EventCursor cursor;
-  auto first = (*conn)->Exec(pollers::BuildTickSql(layout, std::nullopt));
-  if (!first.ok()) {
-    std::fprintf(stderr, "tick: %s\n", first.status().ToString().c_str());
+  // The tick as the poller builds it: with the timeline's start read through the function the
+  // role may call (probed once per connection), and, for comparison, without it.
+  auto probe = (*conn)->Exec(pollers::TimelineStartProbeSql());
+  auto source = probe.ok() ? pollers::ParseTimelineStartProbe(*probe)
+                           : StatusOr<pollers::TimelineStart>(probe.status());
+  if (!source.ok()) {
+    std::fprintf(stderr, "probe: %s\n", source.status().ToString().c_str());
     return 1;
   }
-  auto tick0 = pollers::ParseTickResult(*first);
-  if (tick0.ok()) cursor.Accept(tick0->events);
-  const std::string sql = pollers::BuildTickSql(layout, cursor.QueryFromUs());
-  std::vector<double> round_trip, exec_ms, plan_ms;
-  int statements = 0;
-  for (int i = 0; i < iterations; ++i) {
-    const auto t = SteadyClock::now();
-    auto r = (*conn)->Exec(sql);
-    round_trip.push_back(MsSince(t));
-    ++statements;
-    if (!r.ok()) {
-      std::fprintf(stderr, "tick: %s\n", r.status().ToString().c_str());
+  std::vector<pollers::TimelineStart> sources = {*source};
+  if (*source != pollers::TimelineStart::kNone) sources.push_back(pollers::TimelineStart::kNone);
+  for (const pollers::TimelineStart with : sources) {
+    pollers::TickSqlOptions sql_options;
+    sql_options.timeline_start = with;
+    pollers::EventCursor cursor;
+    auto first = (*conn)->Exec(pollers::BuildTickSql(layout, std::nullopt, sql_options));
+    if (!first.ok()) {
+      std::fprintf(stderr, "tick: %s\n", first.status().ToString().c_str());
       return 1;
     }
-    auto explain = (*conn)->Exec("EXPLAIN (ANALYZE, FORMAT JSON) " + sql);
-    if (explain.ok() && explain->num_rows() == 1) {
-      auto text = explain->row(0).Get<std::string>(0);
-      auto j = nlohmann::json::parse(text.ok() ? *text : "", nullptr, false);
-      if (j.is_array() && !j.empty()) {
-        exec_ms.push_back(j[0].value("Execution Time", 0.0));
-        plan_ms.push_back(j[0].value("Planning Time", 0.0));
+    auto tick0 = pollers::ParseTickResult(*first);
+    if (tick0.ok()) cursor.Accept(tick0->events);
+    const std::string sql = pollers::BuildTickSql(layout, cursor.QueryFromUs(), sql_options);
+    std::vector<double> round_trip, exec_ms, plan_ms;
+    int statements = 0;
+    for (int i = 0; i < iterations; ++i) {
+      const auto t = SteadyClock::now();
+      auto r = (*conn)->Exec(sql);
+      round_trip.push_back(MsSince(t));
+      ++statements;
+      if (!r.ok()) {
+        std::fprintf(stderr, "tick: %s\n", r.status().ToString().c_str());
+        return 1;
+      }
+      auto explain = (*conn)->Exec("EXPLAIN (ANALYZE, FORMAT JSON) " + sql);
+      if (explain.ok() && explain->num_rows() == 1) {
+        auto text = explain->row(0).Get<std::string>(0);
+        auto j = nlohmann::json::parse(text.ok() ? *text : "", nullptr, false);
+        if (j.is_array() && !j.empty()) {
+          exec_ms.push_back(j[0].value("Execution Time", 0.0));
+          plan_ms.push_back(j[0].value("Planning Time", 0.0));
+        }
       }
     }
+    std::printf(
+        "tick on the primary (repmgr 4/5 layout, timeline_start=%s, %d iterations): %d "
+        "statement(s) per tick, 1 round trip\n",
+        pollers::TimelineStartName(with), iterations, statements / iterations);
+    std::printf(
+        "  server execution time (EXPLAIN ANALYZE): median %.3f ms, p99 %.3f ms; planning "
+        "median %.3f ms\n",
+        Percentile(exec_ms, 0.5), Percentile(exec_ms, 0.99), Percentile(plan_ms, 0.5));
+    std::printf("  client round trip: median %.3f ms, p99 %.3f ms\n", Percentile(round_trip, 0.5),
+                Percentile(round_trip, 0.99));
   }
-  std::printf("tick on the primary (repmgr 4/5 layout, %d iterations): %d statement(s) per tick, "
-              "1 round trip\n", iterations, statements / iterations);
-  std::printf("  server execution time (EXPLAIN ANALYZE): median %.3f ms, p99 %.3f ms; planning "
-              "median %.3f ms\n",
-              Percentile(exec_ms, 0.5), Percentile(exec_ms, 0.99), Percentile(plan_ms, 0.5));
-  std::printf("  client round trip: median %.3f ms, p99 %.3f ms\n", Percentile(round_trip, 0.5),
-              Percentile(round_trip, 0.99));
 
   // 2. notify -> ZooKeeper, through a running poller whose tick is 10 s.
   const std::string dir = (*lab)->dir();
