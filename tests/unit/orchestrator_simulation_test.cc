@@ -6,7 +6,8 @@
 // unapplied writes, clock jumps and pauses; and what a hostile operator or a bad deploy does to
 // ZooKeeper (issue 12): a corrupt master payload, the master znode deleted (sometimes history
 // too), a well-formed hand-written record (a standby, a node that does not exist, a higher
-// timeline, a replay with other bytes; any epoch up to 2^64-1) beside a legacy or stale voucher, a
+// timeline, a no-master record, a replay with other bytes or another address; any epoch up to
+// 2^64-1) beside a legacy or stale voucher, a
 // stale voucher (bound to an older record) left under the record; and same-timeline double
 // promotions (two writable nodes on one timeline, the published one acknowledging writes).
 //
@@ -22,6 +23,8 @@
 //   - a consumer that counts only vouchers bound to the record it reads (model::BoundVouchers)
 //     never sees as vouched a record the leader did not verify (the vouched bytes are exactly the
 //     last record an orchestrator wrote);
+//   - a voucher means "verified now": a bound voucher is created or re-affirmed only by the
+//     leader, in a round where the record's master passes its write check;
 //   - a verified published master that still passes its write check is never replaced by another
 //     node on the same timeline (no acknowledged write lost); not asked once both the master znode
 //     and history were deleted (nothing in ZooKeeper remembers the verified master then).
@@ -366,11 +369,15 @@ class Simulation {
     r.verified_at_ms = 1;
     r.decided_by = "orch-" + std::to_string(Pick(3));
     r.reason = "hand_written";
-    switch (Pick(4)) {
+    switch (Pick(5)) {
       case 0: {  // a standby (or any node) named master
         r.node = PickNode();
         break;
       }
+      case 4:  // a no-master record (with whatever vouchers are there)
+        r = model::MasterRecord{};
+        r.reason = "hand_written";
+        break;
       case 1:
         r.node = "ghost";
         break;
@@ -385,6 +392,7 @@ class Simulation {
         r = written_[static_cast<std::size_t>(Pick(static_cast<int>(written_.size())))].record;
         if (Coin(0.5)) r = written_.back().record;
         r.verified_at_ms += 1;
+        if (Coin(0.3)) r.port = 6543;  // same epoch, node and timeline; another address
         r.reason = "replayed";
         break;
     }
@@ -459,20 +467,57 @@ class Simulation {
     return MasterSeen{true, m->stat.czxid, m->stat.mzxid};
   }
 
+  // The mzxid of every child of the master znode.
+  std::map<std::string, std::int64_t> VoucherZxids() const {
+    std::map<std::string, std::int64_t> out;
+    for (const std::string& c : server_->PeekChildren(kMaster)) {
+      if (auto v = server_->Peek(std::string(kMaster) + "/" + c)) out[c] = v->stat.mzxid;
+    }
+    return out;
+  }
+
   // One instance's round, then the safety checks.
   void Round(std::size_t idx) {
     server_->ExpireOverdueSessions();
     server_->DispatchAllPending();
+    const std::map<std::string, std::int64_t> vouchers_before = VoucherZxids();
     instances_[idx]->orchestrator->RunRound();
     const MasterSeen now = SeeMaster();
     if (now.exists && !(now == seen_)) OrchestratorWrote(idx);
     seen_ = now;
+    if (::testing::Test::HasFatalFailure()) return;
+    CheckVouchedNow(idx, vouchers_before);
     if (::testing::Test::HasFatalFailure()) return;
     ScanHistory();
     if (::testing::Test::HasFatalFailure()) return;
     CheckConsumer();
     if (::testing::Test::HasFatalFailure()) return;
     CountContest();
+  }
+
+  // A voucher means "verified now": one that binds the record and was created or re-affirmed
+  // (its mzxid moved) in this round is the round's instance's, which leads, and the record's node
+  // passed its write check (writable, of this cluster, on the record's timeline).
+  void CheckVouchedNow(std::size_t idx, const std::map<std::string, std::int64_t>& before) {
+    auto master = server_->Peek(kMaster);
+    if (!master) return;
+    auto rec = model::MasterRecord::FromJson(master->data);
+    if (!rec.ok()) return;
+    for (const auto& [name, zxid] : VoucherZxids()) {
+      const auto it = before.find(name);
+      if (it != before.end() && it->second == zxid) continue;
+      if (!model::VoucherBinds(name, *rec, master->data)) continue;
+      ++voucher_writes_;
+      const auto id = model::ParseVoucherName(name);
+      ASSERT_EQ(id->orchestrator, "orch-" + std::to_string(idx)) << "voucher " << name << " written in another's round";
+      CheckWriterLed(idx);
+      if (::testing::Test::HasFatalFailure()) return;
+      const auto n = world_.nodes.find(rec->node);
+      ASSERT_TRUE(n != world_.nodes.end() && n->second.up && !n->second.in_recovery &&
+                  n->second.sysid == kSysid && n->second.timeline == rec->timeline)
+          << "voucher " << name << " created or re-affirmed for a master that fails its write check: "
+          << master->data;
+    }
   }
 
   // The instance whose round wrote led: its election znode is the first candidate (its multi
@@ -569,8 +614,8 @@ class Simulation {
   }
 
   // A consumer that counts only vouchers bound to the record it reads (model::BoundVouchers)
-  // never sees as vouched a record the leader did not verify: the vouched bytes are exactly the
-  // last record an orchestrator wrote.
+  // never sees as vouched a record the leader did not verify: the vouched record names the master
+  // (node, address, timeline, epoch) of the last record an orchestrator wrote.
   void CheckConsumer() {
     auto master = server_->Peek(kMaster);
     if (!master) return;
@@ -579,9 +624,13 @@ class Simulation {
     const std::vector<std::string> bound = model::BoundVouchers(server_->PeekChildren(kMaster), *rec, master->data);
     if (bound.empty()) return;
     ++vouched_reads_;
-    ASSERT_TRUE(!written_.empty() && written_.back().bytes == master->data)
+    ASSERT_FALSE(written_.empty()) << "a consumer counts as vouched (by " << bound[0]
+                                   << ") a record before any orchestrator wrote one: " << master->data;
+    const model::MasterRecord& last = written_.back().record;
+    ASSERT_TRUE(rec->node == last.node && rec->host == last.host && rec->port == last.port &&
+                rec->timeline == last.timeline && rec->epoch == last.epoch)
         << "a consumer counts as vouched (by " << bound[0] << ") a record no orchestrator verified: "
-        << master->data;
+        << master->data << "; the last record an orchestrator wrote: " << written_.back().bytes;
   }
 
   // Rounds in which the verified master and another node are writable on one timeline.
@@ -668,6 +717,7 @@ class Simulation {
   int same_timeline_promotions() const { return same_timeline_promotions_; }
   int contested_rounds() const { return contested_rounds_; }
   long vouched_reads() const { return vouched_reads_; }
+  long voucher_writes() const { return voucher_writes_; }
 
  private:
   std::mt19937 rng_;
@@ -697,6 +747,7 @@ class Simulation {
   int same_timeline_promotions_ = 0;
   int contested_rounds_ = 0;
   long vouched_reads_ = 0;
+  long voucher_writes_ = 0;
 };
 
 // 10,000 schedules of 60 steps (then healing), in four shards so ctest can run them side by side.
@@ -716,7 +767,7 @@ TEST_P(OrchestratorSimulation, SafetyHoldsOverGeneratedFaultSchedules) {
     schedules = 1;
   }
   long publishes = 0, withdrawals = 0, hostile = 0, repairs = 0, promotions = 0, contested = 0,
-       vouched = 0;
+       vouched = 0, voucher_writes = 0;
   for (std::uint32_t seed = first; seed < first + schedules; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     Simulation sim(seed);
@@ -732,6 +783,7 @@ TEST_P(OrchestratorSimulation, SafetyHoldsOverGeneratedFaultSchedules) {
     promotions += sim.same_timeline_promotions();
     contested += sim.contested_rounds();
     vouched += sim.vouched_reads();
+    voucher_writes += sim.voucher_writes();
   }
   // The schedules must exercise publishing (not only refusals), withdrawing vouchers, repairs of
   // hostile content, same-timeline contests and vouched reads.
@@ -741,10 +793,12 @@ TEST_P(OrchestratorSimulation, SafetyHoldsOverGeneratedFaultSchedules) {
     EXPECT_GT(repairs, 0);
     EXPECT_GT(contested, 0);
     EXPECT_GT(vouched, 0);
+    EXPECT_GT(voucher_writes, 0);
   }
   std::printf("schedules=%u publishes=%ld withdrawals=%ld hostile_writes=%ld repairs=%ld "
-              "same_timeline_promotions=%ld contested_rounds=%ld vouched_reads=%ld\n",
-              schedules, publishes, withdrawals, hostile, repairs, promotions, contested, vouched);
+              "same_timeline_promotions=%ld contested_rounds=%ld vouched_reads=%ld voucher_writes=%ld\n",
+              schedules, publishes, withdrawals, hostile, repairs, promotions, contested, vouched,
+              voucher_writes);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shards, OrchestratorSimulation, ::testing::Values(0u, 1u, 2u, 3u));
