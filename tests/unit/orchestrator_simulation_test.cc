@@ -29,7 +29,9 @@
 //     node on the same timeline (no acknowledged write lost); not asked once both the master znode
 //     and history were deleted (nothing in ZooKeeper remembers the verified master then).
 // At the end of each schedule the faults heal and the new primary must be published, vouched by a
-// bound voucher, with one leader. Pollers are out of scope (tests/unit/poller_*).
+// bound voucher, with one leader; in half of them one more hostile write follows, which the leader
+// must repair within five rounds, keeping the same master. Pollers are out of scope
+// (tests/unit/poller_*).
 //
 // Figures: 10,000 schedules of 60 steps in four shards of 2,500 (FIGURES).
 #include <gtest/gtest.h>
@@ -682,6 +684,38 @@ class Simulation {
       for (std::size_t i = 0; i < instances_.size(); ++i) Round(i);
       if (::testing::Test::HasFatalFailure()) return;
     }
+    CheckHealed(primary, tl);
+    if (::testing::Test::HasFatalFailure() || Coin(0.5)) return;
+    // One more hostile write once all is quiet: the leader repairs it, keeping the same master.
+    const int fault = 12 + Pick(4);
+    events_.push_back(fault);
+    switch (fault) {
+      case 12:
+        CorruptMaster();
+        break;
+      case 13:
+        DeleteMaster();
+        break;
+      case 14:
+        HandWrittenRecord();
+        break;
+      default:
+        StaleVoucher();
+        break;
+    }
+    const MasterSeen now = SeeMaster();
+    if (!(now == seen_)) hostile_since_publish_ = true;
+    seen_ = now;
+    CheckConsumer();
+    for (int r = 0; r < 5; ++r) {
+      clock_.Advance(milliseconds(1000));
+      for (std::size_t i = 0; i < instances_.size(); ++i) Round(i);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+    CheckHealed(primary, tl);
+  }
+
+  void CheckHealed(const std::string& primary, std::uint32_t tl) {
     auto master = server_->Peek(kMaster);
     ASSERT_TRUE(master.has_value()) << "the master znode was never recreated";
     auto rec = model::MasterRecord::FromJson(master->data);
