@@ -272,16 +272,10 @@ class Simulation {
         SetPaused(Coin(0.5));
         break;
       case 12:
-        CorruptMaster();
-        break;
       case 13:
-        DeleteMaster();
-        break;
       case 14:
-        HandWrittenRecord();
-        break;
       case 15:
-        StaleVoucher();
+        Hostile(fault);
         break;
       case 16:
       case 17:
@@ -291,11 +285,33 @@ class Simulation {
         clock_.Advance(milliseconds(Pick(1500)));
         break;
     }
-    // Whatever changed the master znode here was no orchestrator's write.
+    NotOrchestrators();
+  }
+
+  // Whatever changed the master znode since the last round was no orchestrator's write.
+  void NotOrchestrators() {
     const MasterSeen now = SeeMaster();
     if (!(now == seen_)) hostile_since_publish_ = true;
     seen_ = now;
     CheckConsumer();
+  }
+
+  // Fault()'s hostile writes into ZooKeeper, 12 to 15.
+  void Hostile(int fault) {
+    switch (fault) {
+      case 12:
+        CorruptMaster();
+        break;
+      case 13:
+        DeleteMaster();
+        break;
+      case 14:
+        HandWrittenRecord();
+        break;
+      default:
+        StaleVoucher();
+        break;
+    }
   }
 
   // Garbage in the master znode (an unreadable record); its vouchers stay where they are.
@@ -690,24 +706,8 @@ class Simulation {
     const int fault = 12 + Pick(4);
     if (Disabled(fault)) return;
     events_.push_back(fault);
-    switch (fault) {
-      case 12:
-        CorruptMaster();
-        break;
-      case 13:
-        DeleteMaster();
-        break;
-      case 14:
-        HandWrittenRecord();
-        break;
-      default:
-        StaleVoucher();
-        break;
-    }
-    const MasterSeen now = SeeMaster();
-    if (!(now == seen_)) hostile_since_publish_ = true;
-    seen_ = now;
-    CheckConsumer();
+    Hostile(fault);
+    NotOrchestrators();
     for (int r = 0; r < 5; ++r) {
       clock_.Advance(milliseconds(1000));
       for (std::size_t i = 0; i < instances_.size(); ++i) Round(i);
