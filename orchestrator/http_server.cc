@@ -61,6 +61,16 @@ json OrchestratorJson(const ObservabilitySnapshot& s, std::int64_t now_ms) {
           {"now", now_ms}};
 }
 
+// The problem kinds this orchestrator, leading, reported for `cluster` in its last round
+// (master_unbacked, published_master_unreachable, ...; docs/orchestrator.md).
+json OrchestratorProblems(const ObservabilitySnapshot& s, const std::string& cluster) {
+  json kinds = json::array();
+  if (auto it = s.active_problems.find(cluster); it != s.active_problems.end()) {
+    for (const std::string& kind : it->second) kinds.push_back(kind);
+  }
+  return kinds;
+}
+
 json Summary(const status::ClusterStatus& c) {
   json nodes = json::array();
   for (const status::NodeStatus& n : c.nodes) {
@@ -124,7 +134,11 @@ HttpServer::Response HandleHttp(const HttpConfig& config, const ObservabilitySna
   if (path == "/api/clusters") {
     if (!get) return Error(405, "use GET");
     json clusters = json::array();
-    for (const status::ClusterStatus& c : s.clusters) clusters.push_back(Summary(c));
+    for (const status::ClusterStatus& c : s.clusters) {
+      json j = Summary(c);
+      j["orchestrator_problems"] = OrchestratorProblems(s, c.name);
+      clusters.push_back(std::move(j));
+    }
     return Json(200, json{{"orchestrator", OrchestratorJson(s, now_ms)},
                           {"clusters", clusters},
                           {"read_errors", s.read_errors}});
@@ -144,6 +158,7 @@ HttpServer::Response HandleHttp(const HttpConfig& config, const ObservabilitySna
       if (c == nullptr) return Error(404, "cluster \"" + cluster + "\" is not configured here");
       json j = ClusterDetail(*c, now_ms);
       j["orchestrator"] = OrchestratorJson(s, now_ms);
+      j["orchestrator_problems"] = OrchestratorProblems(s, cluster);
       return Json(200, j);
     }
     if (action != "pause" && action != "resume") return Error(404, "no such endpoint: " + path);

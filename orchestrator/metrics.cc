@@ -215,11 +215,19 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
                {{"cluster", key.first}, {"node", key.second}}, static_cast<double>(n));
   }
   out.Family("pgherald_payload_problem_rounds_total", "counter",
-             "Rounds in which a znode of the cluster could not be used, by kind "
-             "(master_unreadable, master_missing, observation_corrupt, observation_not_ephemeral).");
+             "Rounds in which a znode of the cluster could not be used or the published master "
+             "is in doubt, by kind (master_unreadable, master_missing, master_unbacked, "
+             "published_master_unreachable, observation_corrupt, observation_not_ephemeral).");
   for (const auto& [key, n] : s.payload_problems) {
     out.Sample("pgherald_payload_problem_rounds_total", {{"cluster", key.first}, {"kind", key.second}},
                static_cast<double>(n));
+  }
+  out.Family("pgherald_problem_active", "gauge",
+             "1 for each problem kind the leader reported in its last round, by cluster.");
+  for (const auto& [cluster, kinds] : s.active_problems) {
+    for (const std::string& kind : kinds) {
+      out.Sample("pgherald_problem_active", {{"cluster", cluster}, {"kind", kind}}, 1);
+    }
   }
   return out.text();
 }
@@ -254,6 +262,7 @@ void StatusBoard::OnDecision(const std::string& cluster, const DecisionInput& in
 
 void StatusBoard::OnPayloadProblem(const std::string& cluster, const std::string& kind) {
   ++working_.payload_problems[{cluster, kind}];
+  round_problems_[cluster].insert(kind);
 }
 
 void StatusBoard::AfterRound(Orchestrator& orchestrator) {
@@ -290,6 +299,8 @@ void StatusBoard::Refresh(zk::ZkSession* zk, bool leading, std::int64_t now_ms) 
     }
     working_.clusters = std::move(fresh);
   }
+  working_.active_problems = std::move(round_problems_);
+  round_problems_.clear();
   ++working_.rounds;
   working_.updated_at_ms = now_ms;
   working_.published = true;

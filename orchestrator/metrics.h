@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -74,6 +75,9 @@ struct ObservabilitySnapshot {
   std::map<std::pair<std::string, std::string>, std::uint64_t> write_check_failures;
   // (cluster, kind) -> rounds in which a znode could not be used (RoundObserver::OnPayloadProblem).
   std::map<std::pair<std::string, std::string>, std::uint64_t> payload_problems;
+  // cluster -> the problem kinds the leader reported in its last round (master_unbacked,
+  // published_master_unreachable, ...): what holds NOW, beside the counters above.
+  std::map<std::string, std::set<std::string>> active_problems;
 
   bool zk_connected() const { return session_state == "connected"; }
   const status::ClusterStatus* Find(const std::string& cluster) const;
@@ -106,6 +110,7 @@ class StatusBoard : public RoundObserver {
   ObservabilitySnapshot working_;  // the loop's thread only
   std::map<std::string, status::HistoryCache> history_caches_;
   std::map<std::string, std::uint64_t> last_epoch_;
+  std::map<std::string, std::set<std::string>> round_problems_;  // since the last Refresh
 
   mutable std::mutex mu_;
   std::shared_ptr<const ObservabilitySnapshot> published_;

@@ -3,6 +3,8 @@
 // condition waits with deadlines. Header-only; test code only.
 #pragma once
 
+#include "common/voucher.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -239,9 +241,19 @@ inline std::optional<model::MasterRecord> ReadMaster(zk::ZkSession& zk, const st
   return *rec;
 }
 
+// The orchestrator ids of the vouchers bound to the current master record (common/voucher.h).
 inline std::vector<std::string> Vouchers(zk::ZkSession& zk, const std::string& root) {
-  auto c = zk.GetChildren(root + "/clusters/main/master");
-  return c.ok() ? *c : std::vector<std::string>{};
+  const std::string path = root + "/clusters/main/master";
+  auto m = zk.Get(path);
+  auto c = zk.GetChildren(path);
+  if (!m.ok() || !c.ok()) return {};
+  auto record = model::MasterRecord::FromJson(m->data);
+  if (!record.ok()) return {};
+  std::vector<std::string> ids;
+  for (const std::string& name : model::BoundVouchers(*c, *record, m->data)) {
+    ids.push_back(model::ParseVoucherName(name)->orchestrator);
+  }
+  return ids;
 }
 
 }  // namespace pgherald::orchestrator_lab

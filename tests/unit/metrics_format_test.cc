@@ -276,6 +276,43 @@ TEST_F(BoardTest, SnapshotCountsMasterChangesDecisionsAndWriteChecks) {
   EXPECT_NE(FindSample(samples, "pgherald_lease_remaining_seconds", {}), nullptr);
 }
 
+// Issue 12: the leader's problem kinds (master_unbacked, published_master_unreachable, ...) are
+// counted per round, shown as active while they last, and listed by the HTTP API per cluster.
+TEST_F(BoardTest, LeaderProblemsAreCountedShownActiveAndListedByTheApi) {
+  const std::int64_t now = status::WallNowMs();
+  board_.OnPayloadProblem("main", "master_unbacked");
+  board_.OnPayloadProblem("main", "published_master_unreachable");
+  board_.Refresh(zk_.get(), true, now);
+  auto s = board_.Snapshot();
+  std::map<std::string, std::string> types;
+  auto samples = ParseProm(RenderMetrics(*s, now), &types);
+  EXPECT_EQ(types["pgherald_problem_active"], "gauge");
+  EXPECT_EQ(FindSample(samples, "pgherald_payload_problem_rounds_total",
+                       {{"cluster", "main"}, {"kind", "master_unbacked"}})->value, 1);
+  EXPECT_EQ(FindSample(samples, "pgherald_problem_active",
+                       {{"cluster", "main"}, {"kind", "published_master_unreachable"}})->value, 1);
+  HttpConfig config;
+  HttpServer::ControlWriter writer = [](const std::string&, const publishers::ControlState&) {
+    return Status::Ok();
+  };
+  auto list = HandleHttp(config, *s, writer, "GET", "/api/clusters", "", "", now);
+  ASSERT_EQ(list.status, 200);
+  EXPECT_EQ(json::parse(list.body)["clusters"][0]["orchestrator_problems"],
+            json::array({"master_unbacked", "published_master_unreachable"}));
+  auto detail = HandleHttp(config, *s, writer, "GET", "/api/clusters/main", "", "", now);
+  ASSERT_EQ(detail.status, 200);
+  EXPECT_EQ(json::parse(detail.body)["orchestrator_problems"].size(), 2u);
+  // Gone the next round: no longer active, still counted.
+  board_.Refresh(zk_.get(), true, now + 1000);
+  s = board_.Snapshot();
+  samples = ParseProm(RenderMetrics(*s, now + 1000), &types);
+  EXPECT_EQ(FindSample(samples, "pgherald_problem_active", {{"kind", "master_unbacked"}}), nullptr);
+  EXPECT_EQ(FindSample(samples, "pgherald_payload_problem_rounds_total",
+                       {{"kind", "master_unbacked"}})->value, 1);
+  list = HandleHttp(config, *s, writer, "GET", "/api/clusters", "", "", now + 1000);
+  EXPECT_TRUE(json::parse(list.body)["clusters"][0]["orchestrator_problems"].empty());
+}
+
 TEST_F(BoardTest, HttpRoutesHealthAndTokens) {
   HttpConfig config;
   std::vector<std::pair<std::string, publishers::ControlState>> written;
