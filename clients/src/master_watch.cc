@@ -15,11 +15,13 @@
 // Watches. A data watch (armed by Get, or by Exists while the node is absent) and a child watch
 // (GetChildren) on the master znode. A watch stays armed across a reconnect of the same session
 // (the C client re-registers it), so each is re-armed only after it fired or on a new session;
-// arming twice would double every event. A read cycle sends the node's Get FIRST and GetChildren
-// right after it (with its watch when it must be re-armed), without waiting: a session's requests
+// arming twice would double every event. A read cycle sends the node's Get FIRST and, when the
+// child watch must be re-armed, GetChildren right after it, without waiting: a session's requests
 // are served in order, so the voucher names are never older than the record they are matched
-// against (a name binds one exact record: clients/src/consumer_rules.h), and a change after
-// either read fires its watch.
+// against (a name binds one exact record: clients/src/consumer_rules.h). Otherwise the names of
+// the last read are used if the Get's Stat::cversion is the one seen when they were read (no child
+// changed since); else they are read now. A child event during a cycle adds the names' read to
+// that cycle at once (the failover multi changes record and vouchers together: one round trip).
 //
 // Vouchers. Only the children bound to the record's exact bytes count. After an interruption of
 // the session (a disconnect, a new session) the record counts as vouched again only when a bound
@@ -338,7 +340,8 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
     zk::NodeData node;
     bool children_missing = false;
     bool created_meanwhile = false;
-    std::vector<std::string> children;
+    std::vector<std::string> children;         // read in this cycle, or the cached names_
+    bool children_asked = false;               // GetChildren is part of this cycle
     bool voucher_stats_read = false;           // the AffirmGate's extra step was sent
     std::vector<std::int64_t> voucher_mzxids;  // of the bound vouchers still present
   };
@@ -411,6 +414,7 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
         const uint64_t generation = ++generation_;
         async_ = dynamic_cast<zk::ZkClient*>(session_.get());
         data_armed_ = children_armed_ = false;
+        names_cversion_ = -1;
         vouchers_armed_.clear();
         cycle_active_ = false;
         read_again_ = false;
@@ -432,7 +436,16 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
     // One-shot: it fired.
     switch (kind) {
       case WatchKind::kData: data_armed_ = false; break;
-      case WatchKind::kChildren: children_armed_ = false; break;
+      case WatchKind::kChildren:
+        children_armed_ = false;
+        if (cycle_active_ && !cycle_.children_asked && !cycle_.voucher_stats_read) {
+          // The cycle in flight reads the names too, sent now, after its Get: not older than
+          // its record, and no second round trip.
+          ++cycle_.pending;
+          AskChildrenLocked();
+          return;
+        }
+        break;
       case WatchKind::kVoucher: vouchers_armed_.erase(voucher); break;
     }
     StartReadLocked();
@@ -506,21 +519,29 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
   void IssueCycleLocked() {
     cycle_ = Cycle{};
     cycle_.id = ++cycle_seq_;
-    const bool watch_children = !children_armed_;
+    const bool ask_children = !children_armed_;
     const bool watch_data = !data_armed_;
-    cycle_.pending = 2;
+    cycle_.pending = ask_children ? 2 : 1;
     // Armed from the moment the request is sent: its answer comes before any event of the watch
     // (the C client serves answers and events in order). A failed request clears the flag.
     data_armed_ = true;
-    children_armed_ = true;
     const uint64_t id = cycle_.id;
     IssueGetLocked(watch_data);
     // With a synchronous session the answer has been handled already and may have ended the
     // cycle (a failed Get): then nothing more is sent for it.
-    if (!cycle_active_ || cycle_.id != id) return;
-    IssueChildrenLocked(watch_children);
+    if (!ask_children || !cycle_active_ || cycle_.id != id) return;
+    AskChildrenLocked();
     // Nothing here after the last request: with a synchronous session its answer (and maybe
     // the next cycle) has already been handled.
+  }
+
+  // Adds the names' read to the cycle in flight (its `pending` counts it already), arming the
+  // child watch unless it is armed.
+  void AskChildrenLocked() {
+    cycle_.children_asked = true;
+    const bool watched = !children_armed_;
+    children_armed_ = true;
+    IssueChildrenLocked(watched);
   }
 
   // Each Issue*Locked sends one request. Over a ZkClient it is asynchronous and its answer comes
@@ -688,6 +709,24 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
           Status(StatusCode::kConnectionLoss, "master znode keeps appearing and vanishing"));
       return;
     }
+    if (cycle_.exists && !cycle_.children_asked) {
+      if (cycle_.node.stat.cversion == names_cversion_) {
+        cycle_.children = names_;  // no child changed since they were read
+      } else {
+        // Changed, and its event not seen yet (only a session that does not order answers and
+        // events, e.g. FakeZk, or a first read): read them now.
+        cycle_.pending = 1;
+        AskChildrenLocked();
+        return;
+      }
+    }
+    if (cycle_.exists && cycle_.children_asked && !cycle_.voucher_stats_read) {
+      // The names were read after the Get: exact for a cversion at least the Get's. Tagged with
+      // the Get's, so a later Get with the same cversion may use them (a change in between makes
+      // the tag differ from every later cversion: read again, never stale).
+      names_ = cycle_.children;
+      names_cversion_ = cycle_.node.stat.cversion;
+    }
     if (gate_.needs_voucher_stats() && !cycle_.voucher_stats_read && cycle_.exists) {
       // After an interruption: the bound vouchers' Stat, sent all at once.
       cycle_.voucher_stats_read = true;
@@ -854,6 +893,8 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
   bool applied_any_ = false;
   std::pair<int64_t, int64_t> last_applied_{0, 0};  // (mzxid, pzxid)
   int64_t last_corrupt_mzxid_ = -1;
+  std::vector<std::string> names_;           // the children at their last read
+  int32_t names_cversion_ = -1;              // ... tagged with the cversion of that cycle's Get
   std::set<std::string> vouchers_armed_;     // bound vouchers with a data watch armed
   AffirmGate gate_;
   std::optional<MasterInfo> last_verified_;  // the last kVouched state published

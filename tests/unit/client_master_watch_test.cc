@@ -346,9 +346,11 @@ TEST_F(MasterWatchTest, NewRecordAndBoundVoucherInOneMultiAreVouchedAtOnce) {
   PublishVouched("n1", 5433, 1);
   StartWatch();
   ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
+  // The callback runs right after the state is stored: wait for it.
+  ASSERT_TRUE(Await([&] { return !changes_.empty() && changes_.back().node == "n1"; }));
   const size_t before = changes().size();
   PublishVouched("n2", 5434, 2);
-  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n2"));
+  ASSERT_TRUE(Await([&] { return !changes_.empty() && changes_.back().node == "n2"; }));
   std::vector<MasterInfo> seen = changes();
   ASSERT_GT(seen.size(), before);
   EXPECT_EQ(seen[before].status, MasterStatus::kVouched) << MasterStatusName(seen[before].status);

@@ -14,6 +14,7 @@
 #include <regex>
 
 #include "common/fake_zk.h"
+#include "common/voucher.h"
 #include "orchestrator/http_server.h"
 #include "orchestrator/metrics.h"
 #include "orchestrator/orchestrator_config.h"
@@ -196,8 +197,12 @@ class BoardTest : public ::testing::Test {
     ASSERT_TRUE(zk_->Create("/ph/clusters/main/master", Record("node1", 1).ToJson(),
                             zk::CreateMode::kPersistent)
                     .ok());
-    ASSERT_TRUE(
-        zk_->Create("/ph/clusters/main/master/orch-a", "{}", zk::CreateMode::kEphemeral).ok());
+    // A voucher bound to that exact record (common/voucher.h): the only kind the view counts.
+    const std::string bytes = Record("node1", 1).ToJson();
+    ASSERT_TRUE(zk_->Create("/ph/clusters/main/master/" +
+                                model::VoucherName(1, model::RecordDigest(bytes), "orch-a"),
+                            "{}", zk::CreateMode::kEphemeral)
+                    .ok());
     ASSERT_TRUE(zk_->Create("/ph/clusters/main/nodes/node1", Obs("node1", true).ToJson(),
                             zk::CreateMode::kEphemeral)
                     .ok());
