@@ -550,8 +550,8 @@ model::NodeObservation BuildObservation(const NodeIdentity& identity, const Tick
   // promoted_at: the promotion that produced the node's CURRENT timeline (docs/poller.md,
   // "promoted_at"). A standby was not promoted into its timeline, and a primary on timeline 1 was
   // never promoted: none. A primary's timeline began when PostgreSQL wrote its <TLI>.history
-  // (pg_stat_file's mtime, whole seconds). Only when that is unknown (no pg_stat_file right, no
-  // file) does the latest successful repmgr promotion event of the node stand in.
+  // (the file's mtime, whole seconds). Only when that is unknown (no function the role may call,
+  // no file) does the latest successful repmgr promotion event of the node stand in.
   bool timeline_start_known = true;
   if (!tick.in_recovery && o.timeline > 1 && tick.timeline_started_us &&
       *tick.timeline_started_us > 0) {

@@ -169,7 +169,7 @@ struct TickResult {
   std::vector<RepmgrEvent> events;   // in key order
   std::map<int, std::int64_t> promoted_us;  // node_id -> latest successful promotion
   // A primary's <TLI>.history mtime (microseconds): when its current timeline began. nullopt on a
-  // standby, on timeline 1, without the right to call pg_stat_file, or from an older statement.
+  // standby, on timeline 1, without TickSqlOptions::timeline_start, or from an older statement.
   std::optional<std::int64_t> timeline_started_us;
   std::optional<bool> repmgrd_running;      // repmgr 4/5 only
 };
