@@ -5,7 +5,6 @@
 #include <set>
 
 #include "clients/src/consumer_rules.h"
-#include "common/record_backing.h"
 #include "common/untrusted.h"
 #include "common/voucher.h"
 
@@ -26,6 +25,12 @@ std::string NameList(const std::vector<std::string>& names) {
 }
 
 }  // namespace
+
+bool ClusterStatus::backed() const {
+  publishers::HistoryFacts facts;
+  facts.last_publish = newest_publish;
+  return publishers::BackedByHistory(facts, master);
+}
 
 std::int64_t WallNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -92,42 +97,6 @@ StatusOr<std::vector<model::HistoryEntry>> ReadHistory(zk::ZkSession& zk, const 
   }
   if (cache != nullptr) *cache = std::move(fresh);  // only what is still wanted
   return out;
-}
-
-bool ClusterStatus::backed() const { return model::BackedByHistory(master, newest_publish); }
-
-StatusOr<std::optional<model::HistoryEntry>> ReadNewestPublish(zk::ZkSession& zk,
-                                                               const std::string& root,
-                                                               const std::string& cluster,
-                                                               HistoryCache* cache) {
-  const std::string dir = ClusterPath(root, cluster) + "/history";
-  auto names = zk.GetChildren(dir);
-  if (!names.ok()) {
-    if (names.status().code() == StatusCode::kNotFound) return std::optional<model::HistoryEntry>();
-    return names.status();
-  }
-  std::vector<std::string> sorted = *names;  // h-<10 digits>: the name order is the write order
-  std::sort(sorted.rbegin(), sorted.rend());
-  for (const std::string& name : sorted) {
-    std::optional<model::HistoryEntry> entry;
-    if (cache != nullptr) {
-      auto it = cache->find(name);
-      if (it != cache->end()) entry = it->second;
-    }
-    if (!entry) {
-      auto got = zk.Get(zk::JoinPath(dir, name));
-      if (!got.ok()) {
-        if (got.status().code() == StatusCode::kNotFound) continue;  // trimmed meanwhile
-        return got.status();
-      }
-      auto decoded = model::HistoryEntry::FromJson(got->data);
-      if (!decoded.ok()) continue;  // corrupt: ReadHistory reports the latest ones
-      entry = std::move(*decoded);
-      if (cache != nullptr) cache->emplace(name, *entry);
-    }
-    if (entry->action == model::kPublishAction) return entry;
-  }
-  return std::optional<model::HistoryEntry>();
 }
 
 void Judge(ClusterStatus& s, std::int64_t stale_after_ms, std::int64_t now_ms) {
@@ -338,9 +307,10 @@ StatusOr<ClusterStatus> ReadClusterStatus(zk::ZkSession& zk, const std::string& 
   if (!history.ok()) return history.status();
   s.history = std::move(*history);
   if (s.master.state == model::MasterState::kOk) {
-    auto newest = ReadNewestPublish(zk, root, cluster, cache);
-    if (!newest.ok()) return newest.status();
-    s.newest_publish = std::move(*newest);
+    // The leader's own view of the history (the newest publish entry among the newest 64).
+    auto facts = reader.ReadHistoryFacts(cluster);
+    if (!facts.ok()) return facts.status();
+    s.newest_publish = std::move(facts->last_publish);
     s.history_checked = true;
   }
   Judge(s, options.stale_after_ms, now_ms);

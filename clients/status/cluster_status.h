@@ -56,7 +56,8 @@ struct ClusterStatus {
   std::vector<std::string> unbound_vouchers;
   std::vector<std::string> legacy_vouchers;
   // The newest history entry with action "publish", when the reader looked (history_checked):
-  // a state-ok record it does not back (model::BackedByHistory) is problem master_unbacked.
+  // a state-ok record it does not back (publishers::BackedByHistory, the leader's rule) is
+  // problem master_unbacked.
   bool history_checked = false;
   std::optional<model::HistoryEntry> newest_publish;
   publishers::ControlState control;
@@ -106,13 +107,6 @@ StatusOr<std::vector<model::HistoryEntry>> ReadHistory(zk::ZkSession& zk, const 
                                                        const std::string& cluster, int limit,
                                                        HistoryCache* cache = nullptr,
                                                        std::vector<std::string>* corrupt = nullptr);
-
-// The newest history entry with action "publish" (nullopt: none), scanning from the newest
-// entry; entries read are added to *cache when given. Corrupt entries are skipped.
-StatusOr<std::optional<model::HistoryEntry>> ReadNewestPublish(zk::ZkSession& zk,
-                                                               const std::string& root,
-                                                               const std::string& cluster,
-                                                               HistoryCache* cache = nullptr);
 
 // Writes the control znode (creates it when absent) through the publishers' codec. kNotFound
 // (naming the cluster) when the cluster does not exist: a typo must not create a cluster.
