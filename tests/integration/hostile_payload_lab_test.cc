@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/cluster_model.h"
+#include "common/voucher.h"
 #include "tests/integration/observability_lab_util.h"
 
 namespace pgherald::observability_lab {
@@ -98,9 +99,11 @@ TEST(HostilePayloadLab, NestedPayloadsInMasterAndNodesKillNothingAndKeepTheRoute
   ASSERT_TRUE(zk->Set(NodesPath() + "/" + victim, nested).ok());
   ASSERT_TRUE(zk->Create(NodesPath() + "/node9", nested, zk::CreateMode::kPersistent).ok());
   EXPECT_TRUE(orchestrator_logged("observation_corrupt")) << lab.Logs();
-  // Then the master record itself.
+  // Then the master record itself, with both orchestrators stopped (SIGSTOP) so that what status
+  // and the watch show of a corrupt record is seen before the leader repairs it (it rewrites the
+  // record from its own verification within a round of resuming).
+  for (int i = 0; i < 2; ++i) lab.orchestrator(i).Signal(SIGSTOP);
   ASSERT_TRUE(zk->Set(MasterPath(), nested).ok());
-  EXPECT_TRUE(orchestrator_logged("master_unreadable")) << lab.Logs();
   // The watch (the client library inside) ignores it with one clean line and keeps its state.
   EXPECT_TRUE(
       WaitUntil([&] { return watch->Log().find("corrupt_payload_ignored") != std::string::npos; },
@@ -120,6 +123,20 @@ TEST(HostilePayloadLab, NestedPayloadsInMasterAndNodesKillNothingAndKeepTheRoute
   EXPECT_FALSE(json::parse(js.out, nullptr, false).is_discarded()) << js.out;
   CommandResult history = lab.Cli({"history", "--cluster", kCluster});
   EXPECT_GE(history.exit_code, 0) << history.err;
+  for (int i = 0; i < 2; ++i) lab.orchestrator(i).Signal(SIGCONT);
+  EXPECT_TRUE(orchestrator_logged("master_unreadable")) << lab.Logs();
+  // The leader repairs: a readable record again, vouched by a voucher bound to it.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto got = zk->Get(MasterPath());
+        if (!got.ok()) return false;
+        auto record = model::MasterRecord::FromJson(got->data);
+        if (!record.ok()) return false;
+        auto children = zk->GetChildren(MasterPath());
+        return children.ok() && !model::BoundVouchers(*children, *record, got->data).empty();
+      },
+      seconds(60)))
+      << lab.Logs();
 
   // A further heartbeat of every poller after the hostile writes: they ran through it.
   auto seq_of = [&](const std::string& node) -> std::uint64_t {
