@@ -460,12 +460,14 @@ TEST(SafetyLab, SameTimelineDoublePromotionKeepsThePublishedMasterAndFencesTheOt
         ExpectNothingLost(CheckWrites(s, w, p.node, p.epoch, published, 1100));
       },
       [&](Stack& s) {
-        // RestoreCluster rejoins the loser (and starts its repmgrd); if it is still in recovery
-        // (the drill stopped early) its repmgrd comes back here.
-        if (loner != 0 && QueryOne(s.NodeConninfo(loner), "select pg_is_in_recovery()::text") ==
-                              std::optional<std::string>("true")) {
-          (void)s.lab().RepmgrdStart(loner);
-        }
+        // RestoreCluster rejoins the loser (and starts its repmgrd). Still writable (not fenced:
+        // the bug) it is stopped here first, so that the rejoin finds one primary; still in
+        // recovery (the drill stopped early) its repmgrd comes back here.
+        if (loner == 0) return;
+        const auto in_recovery =
+            QueryOne(s.NodeConninfo(loner), "select pg_is_in_recovery()::text");
+        if (in_recovery == std::optional<std::string>("false")) (void)s.lab().PgStop(loner);
+        if (in_recovery == std::optional<std::string>("true")) (void)s.lab().RepmgrdStart(loner);
       });
 }
 
@@ -475,10 +477,12 @@ TEST(SafetyLab, SameTimelineDoublePromotionKeepsThePublishedMasterAndFencesTheOt
 //    writable, receives no write (its poller fences it).
 TEST(SafetyLab, GarbageMasterPayloadThenFailoverPublishesTheNewMaster) {
   std::string original;
+  int old_primary = 0;
   RunCase(
       [&](Stack& s) {
         const Primary p = CurrentPrimary(s);
         ASSERT_NE(p.node, 0);
+        old_primary = p.node;
         original = ReadRaw(s).bytes;
         Workload w(Writers(s, 12));
         w.Start();
@@ -518,8 +522,14 @@ TEST(SafetyLab, GarbageMasterPayloadThenFailoverPublishesTheNewMaster) {
         ExpectNothingLost(CheckWrites(s, w, p.node, p.epoch, next, 1200));
       },
       [&](Stack& s) {
-        // A hand repair when nobody repaired it (the bug): the record as it was.
+        // A hand repair when nobody repaired it (the bug): the record as it was, and the old
+        // primary stopped if nobody fenced it (so that the restore finds one primary).
         if (!ReadRaw(s).record && !original.empty()) (void)s.zk().Set(MasterPath(), original);
+        auto writable = s.lab().WritableNodes();
+        if (old_primary != 0 && writable.ok() && writable->size() > 1 &&
+            WritableNow(s, old_primary)) {
+          (void)s.lab().PgStop(old_primary);
+        }
       });
 }
 
