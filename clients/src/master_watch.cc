@@ -15,10 +15,18 @@
 // Watches. A data watch (armed by Get, or by Exists while the node is absent) and a child watch
 // (GetChildren) on the master znode. A watch stays armed across a reconnect of the same session
 // (the C client re-registers it), so each is re-armed only after it fired or on a new session;
-// arming twice would double every event. A read cycle sends the child watch's GetChildren FIRST
-// (when it must be re-armed) and the node's Get right after it, without waiting: a session's
-// requests are served in order, so the voucher count (Stat::num_children of the Get) can never be
-// older than the child watch, and a voucher change after the read always fires the watch.
+// arming twice would double every event. A read cycle sends the node's Get FIRST and GetChildren
+// right after it (with its watch when it must be re-armed), without waiting: a session's requests
+// are served in order, so the voucher names are never older than the record they are matched
+// against (a name binds one exact record: clients/src/consumer_rules.h), and a change after
+// either read fires its watch.
+//
+// Vouchers. Only the children bound to the record's exact bytes count. After an interruption of
+// the session (a disconnect, a new session) the record counts as vouched again only when a bound
+// voucher's mzxid moves past what the first read after the reconnect saw (AffirmGate): while that
+// is pending, each cycle also reads the bound vouchers' Stat with a data watch on each (one more
+// round trip, only then). The failover path (new record and bound voucher in one multi, on a
+// connected session) reads nothing more.
 //
 // Ordering. A state is applied only if (mzxid, pzxid) of the read is at least the last applied
 // pair, compared lexicographically: mzxid orders record changes, pzxid orders voucher changes of
@@ -29,6 +37,7 @@
 #include <map>
 #include <optional>
 #include <queue>
+#include <set>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -37,6 +46,7 @@
 #include <utility>
 #include <vector>
 
+#include "clients/src/consumer_rules.h"
 #include "clients/src/master_watch_internal.h"
 #include "common/cluster_model.h"
 #include "common/untrusted.h"
@@ -111,7 +121,7 @@ std::string MasterPath(const std::string& root, const std::string& cluster) {
 
 namespace {
 
-enum class WatchKind { kData, kChildren };
+enum class WatchKind { kData, kChildren, kVoucher };
 
 bool SameState(const MasterInfo& a, const MasterInfo& b) {
   return a.status == b.status && a.cluster == b.cluster && a.node == b.node && a.host == b.host &&
@@ -328,6 +338,9 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
     zk::NodeData node;
     bool children_missing = false;
     bool created_meanwhile = false;
+    std::vector<std::string> children;
+    bool voucher_stats_read = false;           // the AffirmGate's extra step was sent
+    std::vector<std::int64_t> voucher_mzxids;  // of the bound vouchers still present
   };
 
   // Lines carry what ZooKeeper held (decoder messages, paths): sanitized here, the one way out
@@ -398,6 +411,7 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
         const uint64_t generation = ++generation_;
         async_ = dynamic_cast<zk::ZkClient*>(session_.get());
         data_armed_ = children_armed_ = false;
+        vouchers_armed_.clear();
         cycle_active_ = false;
         read_again_ = false;
         session_->SetStateListener([this, generation](zk::SessionState state, int64_t) {
@@ -412,10 +426,15 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
 
   // ---- events from the session (its dispatch thread) ----
 
-  void OnWatch(uint64_t generation, WatchKind kind) {
+  void OnWatch(uint64_t generation, WatchKind kind, const std::string& voucher) {
     std::lock_guard machine(machine_mu_);
     if (stopping_ || generation != generation_) return;
-    (kind == WatchKind::kData ? data_armed_ : children_armed_) = false;  // one-shot: it fired
+    // One-shot: it fired.
+    switch (kind) {
+      case WatchKind::kData: data_armed_ = false; break;
+      case WatchKind::kChildren: children_armed_ = false; break;
+      case WatchKind::kVoucher: vouchers_armed_.erase(voucher); break;
+    }
     StartReadLocked();
   }
 
@@ -431,10 +450,12 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
     }
   }
 
-  zk::Watcher MakeWatcher(WatchKind kind) {
+  zk::Watcher MakeWatcher(WatchKind kind, std::string voucher = std::string()) {
     const uint64_t generation = generation_;
     // `this` outlives every session: each is closed (no callback after that) before we go.
-    return [this, generation, kind](const zk::WatchEvent&) { OnWatch(generation, kind); };
+    return [this, generation, kind, voucher](const zk::WatchEvent&) {
+      OnWatch(generation, kind, voucher);
+    };
   }
 
   // ---- the read cycle (machine_mu_ held) ----
@@ -485,17 +506,19 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
   void IssueCycleLocked() {
     cycle_ = Cycle{};
     cycle_.id = ++cycle_seq_;
-    const bool ask_children = !children_armed_;
+    const bool watch_children = !children_armed_;
     const bool watch_data = !data_armed_;
-    cycle_.pending = ask_children ? 2 : 1;
+    cycle_.pending = 2;
     // Armed from the moment the request is sent: its answer comes before any event of the watch
     // (the C client serves answers and events in order). A failed request clears the flag.
-    if (ask_children) {
-      children_armed_ = true;
-      IssueChildrenLocked();
-    }
     data_armed_ = true;
+    children_armed_ = true;
+    const uint64_t id = cycle_.id;
     IssueGetLocked(watch_data);
+    // With a synchronous session the answer has been handled already and may have ended the
+    // cycle (a failed Get): then nothing more is sent for it.
+    if (!cycle_active_ || cycle_.id != id) return;
+    IssueChildrenLocked(watch_children);
     // Nothing here after the last request: with a synchronous session its answer (and maybe
     // the next cycle) has already been handled.
   }
@@ -503,22 +526,46 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
   // Each Issue*Locked sends one request. Over a ZkClient it is asynchronous and its answer comes
   // on the completion thread; over any other session (FakeZk in tests) the synchronous call runs
   // here and its answer is handled at once. Either way the On*Locked handler sees it.
-  void IssueChildrenLocked() {
+  void IssueChildrenLocked(bool watched) {
     const uint64_t generation = generation_;
     const uint64_t id = cycle_.id;
-    zk::Watcher watch = MakeWatcher(WatchKind::kChildren);
+    zk::Watcher watch = watched ? MakeWatcher(WatchKind::kChildren) : nullptr;
     if (async_ != nullptr) {
       Status sent = async_->GetChildrenAsync(
           path_, std::move(watch),
-          [self = shared_from_this(), generation, id](StatusOr<std::vector<std::string>> got) {
+          [self = shared_from_this(), generation, id,
+           watched](StatusOr<std::vector<std::string>> got) {
             std::lock_guard machine(self->machine_mu_);
-            self->OnChildrenLocked(generation, id, got.status());
+            self->OnChildrenLocked(generation, id, watched, std::move(got));
           },
           kOnCompletionThread);
-      if (!sent.ok()) OnChildrenLocked(generation, id, sent);
+      if (!sent.ok()) OnChildrenLocked(generation, id, watched, sent);
       return;
     }
-    OnChildrenLocked(generation, id, session_->GetChildren(path_, std::move(watch)).status());
+    OnChildrenLocked(generation, id, watched, session_->GetChildren(path_, std::move(watch)));
+  }
+
+  // The AffirmGate's step: the Stat of one bound voucher, arming a data watch on it (fires on
+  // its re-affirmation or deletion) unless one is armed.
+  void IssueVoucherStatLocked(const std::string& name) {
+    const uint64_t generation = generation_;
+    const uint64_t id = cycle_.id;
+    const bool watched = vouchers_armed_.insert(name).second;
+    zk::Watcher watch = watched ? MakeWatcher(WatchKind::kVoucher, name) : nullptr;
+    const std::string path = path_ + "/" + name;
+    if (async_ != nullptr) {
+      Status sent = async_->ExistsAsync(
+          path, std::move(watch),
+          [self = shared_from_this(), generation, id, watched,
+           name](StatusOr<std::optional<zk::Stat>> got) {
+            std::lock_guard machine(self->machine_mu_);
+            self->OnVoucherStatLocked(generation, id, watched, name, std::move(got));
+          },
+          kOnCompletionThread);
+      if (!sent.ok()) OnVoucherStatLocked(generation, id, watched, name, sent);
+      return;
+    }
+    OnVoucherStatLocked(generation, id, watched, name, session_->Exists(path, std::move(watch)));
   }
 
   void IssueGetLocked(bool watched) {
@@ -562,16 +609,32 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
     return !stopping_ && generation == generation_ && cycle_active_ && id == cycle_.id;
   }
 
-  void OnChildrenLocked(uint64_t generation, uint64_t id, const Status& got) {
+  void OnChildrenLocked(uint64_t generation, uint64_t id, bool watched,
+                        StatusOr<std::vector<std::string>> got) {
     if (!CurrentCycleLocked(generation, id)) return;
-    if (!got.ok()) {
-      children_armed_ = false;
-      if (got.code() == StatusCode::kNotFound) {
+    if (got.ok()) {
+      cycle_.children = std::move(got).value();
+    } else {
+      if (watched) children_armed_ = false;
+      if (got.status().code() == StatusCode::kNotFound) {
         cycle_.children_missing = true;  // the data (exists) watch reports the creation
       } else if (cycle_.error.ok()) {
-        cycle_.error = got;
+        cycle_.error = got.status();
       }
     }
+    FinishOpLocked();
+  }
+
+  void OnVoucherStatLocked(uint64_t generation, uint64_t id, bool watched, const std::string& name,
+                           StatusOr<std::optional<zk::Stat>> got) {
+    if (!CurrentCycleLocked(generation, id)) return;
+    if (!got.ok()) {
+      if (watched) vouchers_armed_.erase(name);
+      if (cycle_.error.ok()) cycle_.error = got.status();
+    } else if (got->has_value()) {
+      cycle_.voucher_mzxids.push_back((*got)->mzxid);
+    }
+    // Gone meanwhile: the child watch fires and the next cycle reads again.
     FinishOpLocked();
   }
 
@@ -625,6 +688,21 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
           Status(StatusCode::kConnectionLoss, "master znode keeps appearing and vanishing"));
       return;
     }
+    if (gate_.needs_voucher_stats() && !cycle_.voucher_stats_read && cycle_.exists) {
+      // After an interruption: the bound vouchers' Stat, sent all at once.
+      cycle_.voucher_stats_read = true;
+      const Judgement judged = JudgeRead(ReadOf(cycle_));
+      if (!judged.bound.empty()) {
+        cycle_.pending = static_cast<int>(judged.bound.size()) + 1;
+        const uint64_t id = cycle_.id;
+        for (const std::string& name : judged.bound) {
+          IssueVoucherStatLocked(name);
+          if (!cycle_active_ || cycle_.id != id) return;  // a synchronous answer ended it
+        }
+        FinishOpLocked();  // the +1 above: every answer may have come already
+        return;
+      }
+    }
     cycle_active_ = false;
     need_read_ = false;
     const Cycle done = std::move(cycle_);
@@ -645,17 +723,21 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
     ScheduleRetryLocked();
   }
 
+  static MasterRead ReadOf(const Cycle& cycle) {
+    MasterRead read;
+    read.exists = cycle.exists;
+    read.data = cycle.node.data;
+    read.stat = cycle.node.stat;
+    read.children = cycle.children;
+    return read;
+  }
+
   void ApplyLocked(const Cycle& snap) {
     const MonoTime now = clock_->Now();
-    MasterInfo base = current();
-    MasterInfo next = base;
-    next.confirmed_at = now;
-
     if (!snap.exists) {
-      // The contract never deletes the record, so this is a cluster not set up yet (or removed).
-      next = MasterInfo{};
-      next.cluster = settings_.cluster;
-      next.status = MasterStatus::kNoMaster;
+      // The contract never deletes the record: a cluster not set up yet (kNoMaster), or a deleted
+      // record after a master was known (kUnverified, the last verified master kept).
+      MasterInfo next = StateFor(settings_.cluster, Judgement{}, 0, last_verified_, false);
       next.confirmed_at = now;
       PublishLocked(next, "record_absent");
       return;
@@ -671,46 +753,34 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
                  std::to_string(last_applied_.second));
       return;  // the watch fires when this server catches up
     }
+    applied_any_ = true;
+    last_applied_ = order;
 
-    StatusOr<model::MasterRecord> record = model::MasterRecord::FromJson(snap.node.data);
-    if (!record.ok()) {
+    const Judgement judged = JudgeRead(ReadOf(snap));
+    const bool affirmed = gate_.Affirmed(stat, snap.voucher_mzxids);
+    const char* why = "read";
+    if (judged.kind == Judgement::Kind::kUnreadable) {
+      why = "corrupt_record";
       if (stat.mzxid != last_corrupt_mzxid_) {
         last_corrupt_mzxid_ = stat.mzxid;
         Log(3, "master_watch event=corrupt_payload_ignored cluster=" + settings_.cluster +
                    " path=" + path_ + " mzxid=" + std::to_string(stat.mzxid) + " error=\"" +
-                   record.status().message() + "\" action=keep_previous_state" +
+                   judged.error.message() + "\" action=unverified_keep_last_verified" +
                    " fix=\"the master record must be written by the pgherald orchestrator\"");
       }
-      // Keep the previous state. Only a connected watch no longer reports kDisconnected: the
-      // record it cannot read is not a verified master, so at best kUnverified.
-      if (base.status == MasterStatus::kDisconnected) {
-        next.status = base.node.empty() ? MasterStatus::kNoMaster : MasterStatus::kUnverified;
-        PublishLocked(next, "corrupt_record");
-      }
-      return;
+    } else if (judged.kind == Judgement::Kind::kUnbound) {
+      why = judged.unbound > 0 ? "voucher_unbound" : "no_voucher";
+    } else if (judged.kind == Judgement::Kind::kBound && !affirmed) {
+      why = "awaiting_reaffirmation";
     }
-
-    applied_any_ = true;
-    last_applied_ = order;
-    next = MasterInfo{};
-    next.cluster = settings_.cluster;
+    MasterInfo next = StateFor(settings_.cluster, judged, stat.mzxid, last_verified_, affirmed);
     next.confirmed_at = now;
-    next.mzxid = stat.mzxid;
-    next.epoch = record->epoch;
-    next.vouchers = stat.num_children;
-    if (record->state == model::MasterState::kNoMaster) {
-      next.status = MasterStatus::kNoMaster;
-    } else {
-      next.node = record->node;
-      next.host = record->host;
-      next.port = record->port;
-      next.timeline = record->timeline;
-      next.status = next.vouchers > 0 ? MasterStatus::kVouched : MasterStatus::kUnverified;
-    }
-    PublishLocked(next, "read");
+    if (next.status == MasterStatus::kVouched) last_verified_ = next;
+    PublishLocked(next, why);
   }
 
   void MarkDisconnectedLocked(const char* why) {
+    gate_.Interrupted();  // a route opens again only on a verification made after this
     MasterInfo next = current();
     if (next.status == MasterStatus::kDisconnected) return;
     next.status = MasterStatus::kDisconnected;
@@ -784,6 +854,9 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
   bool applied_any_ = false;
   std::pair<int64_t, int64_t> last_applied_{0, 0};  // (mzxid, pzxid)
   int64_t last_corrupt_mzxid_ = -1;
+  std::set<std::string> vouchers_armed_;     // bound vouchers with a data watch armed
+  AffirmGate gate_;
+  std::optional<MasterInfo> last_verified_;  // the last kVouched state published
 
   // The published state, for any thread.
   mutable std::mutex info_mu_;

@@ -4,6 +4,11 @@
 #include <chrono>
 #include <set>
 
+#include "clients/src/consumer_rules.h"
+#include "common/record_backing.h"
+#include "common/untrusted.h"
+#include "common/voucher.h"
+
 namespace pgherald::status {
 namespace {
 
@@ -80,6 +85,42 @@ StatusOr<std::vector<model::HistoryEntry>> ReadHistory(zk::ZkSession& zk, const 
   return out;
 }
 
+bool ClusterStatus::backed() const { return model::BackedByHistory(master, newest_publish); }
+
+StatusOr<std::optional<model::HistoryEntry>> ReadNewestPublish(zk::ZkSession& zk,
+                                                               const std::string& root,
+                                                               const std::string& cluster,
+                                                               HistoryCache* cache) {
+  const std::string dir = ClusterPath(root, cluster) + "/history";
+  auto names = zk.GetChildren(dir);
+  if (!names.ok()) {
+    if (names.status().code() == StatusCode::kNotFound) return std::optional<model::HistoryEntry>();
+    return names.status();
+  }
+  std::vector<std::string> sorted = *names;  // h-<10 digits>: the name order is the write order
+  std::sort(sorted.rbegin(), sorted.rend());
+  for (const std::string& name : sorted) {
+    std::optional<model::HistoryEntry> entry;
+    if (cache != nullptr) {
+      auto it = cache->find(name);
+      if (it != cache->end()) entry = it->second;
+    }
+    if (!entry) {
+      auto got = zk.Get(zk::JoinPath(dir, name));
+      if (!got.ok()) {
+        if (got.status().code() == StatusCode::kNotFound) continue;  // trimmed meanwhile
+        return got.status();
+      }
+      auto decoded = model::HistoryEntry::FromJson(got->data);
+      if (!decoded.ok()) continue;  // corrupt: ReadHistory reports the latest ones
+      entry = std::move(*decoded);
+      if (cache != nullptr) cache->emplace(name, *entry);
+    }
+    if (entry->action == model::kPublishAction) return entry;
+  }
+  return std::optional<model::HistoryEntry>();
+}
+
 void Judge(ClusterStatus& s, std::int64_t stale_after_ms, std::int64_t now_ms) {
   s.read_at_ms = now_ms;
   s.problems.clear();
@@ -120,9 +161,37 @@ void Judge(ClusterStatus& s, std::int64_t stale_after_ms, std::int64_t now_ms) {
 
   if (s.master.state != model::MasterState::kOk) {
     s.problems.push_back("no master has been verified yet");
+  } else if (s.vouchers.empty() && !s.unbound_vouchers.empty()) {
+    std::string names;
+    for (const std::string& v : s.unbound_vouchers) names += (names.empty() ? "" : ", ") + v;
+    s.problems.push_back("voucher_unbound: master " + s.master.node + " (epoch " +
+                         std::to_string(s.master.epoch) +
+                         ") is unverified: no voucher is bound to this record (children that "
+                         "bind nothing: " + names + ")");
   } else if (s.vouchers.empty()) {
     s.problems.push_back("master " + s.master.node +
                          " is unverified (no voucher: no orchestrator leader holds its check)");
+  }
+  if (!s.legacy_vouchers.empty()) {
+    std::string names;
+    for (const std::string& v : s.legacy_vouchers) names += (names.empty() ? "" : ", ") + v;
+    s.problems.push_back("voucher_legacy: old-style vouchers (named after an orchestrator, bound "
+                         "to no record) under the master znode count for nothing: " + names +
+                         " (upgrade that orchestrator; its leader deletes them)");
+  }
+  if (s.history_checked && s.master.state == model::MasterState::kOk && !s.backed()) {
+    std::string newest = "history holds no publish entry";
+    if (s.newest_publish.has_value()) {
+      const model::HistoryEntry& h = *s.newest_publish;
+      newest = "the newest publish entry is epoch " + std::to_string(h.epoch) + ", node " +
+               h.chosen +
+               (h.master ? ", timeline " + std::to_string(h.master->timeline) : std::string());
+    }
+    s.problems.push_back("master_unbacked: master record (epoch " +
+                         std::to_string(s.master.epoch) + ", node " + s.master.node +
+                         ", timeline " + std::to_string(s.master.timeline) +
+                         ") was not written by an orchestrator's publish (" + newest +
+                         "): a hand-written, foreign or replayed record");
   }
   if (!s.control_error.empty()) s.problems.push_back("control znode corrupt: " + s.control_error);
   for (const std::string& path : s.persistent_nodes) {
@@ -185,21 +254,42 @@ StatusOr<ClusterStatus> ReadClusterStatus(zk::ZkSession& zk, const std::string& 
   // The publisher's readers: the same codec the orchestrator uses. The id names no voucher here.
   publishers::ZkPublisher reader(&zk, root, "status-reader", 1);
   std::vector<std::string> corrupt;
-  auto master = reader.ReadMaster(cluster);
-  if (master.ok()) {
-    s.master = master->record;
-    s.master_present = true;
-    s.master_mzxid = master->mzxid;
-    s.vouchers = master->vouchers;
-  } else if (master.status().code() == StatusCode::kInvalidArgument) {
-    corrupt.push_back(master.status().message());
-  } else if (master.status().code() != StatusCode::kNotFound) {
-    return master.status();
-  }
-  if (!s.master_present) {
-    // Vouchers are meaningless without a record, but list them if any.
-    auto v = zk.GetChildren(reader.MasterPath(cluster));
-    if (v.ok()) s.vouchers = *v;
+  {
+    // The master znode as a consumer reads it (clients/src/consumer_rules.h): data, then names.
+    const std::string master_path = reader.MasterPath(cluster);
+    client::internal::MasterRead read;
+    auto got = zk.Get(master_path);
+    if (got.ok()) {
+      read.exists = true;
+      read.data = std::move(got->data);
+      read.stat = got->stat;
+      auto children = zk.GetChildren(master_path);
+      if (!children.ok() && children.status().code() != StatusCode::kNotFound) {
+        return children.status();
+      }
+      if (children.ok()) read.children = std::move(*children);
+    } else if (got.status().code() != StatusCode::kNotFound) {
+      return got.status();
+    }
+    using Kind = client::internal::Judgement::Kind;
+    const client::internal::Judgement judged = client::internal::JudgeRead(read);
+    if (judged.kind == Kind::kUnreadable) {
+      corrupt.push_back(master_path + ": " + judged.error.message());
+    } else if (read.exists) {
+      s.master = *judged.record;
+      s.master_present = true;
+      s.master_mzxid = read.stat.mzxid;
+    }
+    for (const std::string& name : read.children) {
+      if (std::find(judged.bound.begin(), judged.bound.end(), name) != judged.bound.end()) {
+        s.vouchers.push_back(model::ParseVoucherName(name)->orchestrator);
+        continue;
+      }
+      s.unbound_vouchers.push_back(name);
+      if (!model::ParseVoucherName(name) && untrusted::IsValidName(name)) {
+        s.legacy_vouchers.push_back(name);
+      }
+    }
   }
   auto control = reader.ReadControl(cluster);
   if (control.ok()) {
@@ -240,6 +330,12 @@ StatusOr<ClusterStatus> ReadClusterStatus(zk::ZkSession& zk, const std::string& 
   auto history = ReadHistory(zk, root, cluster, options.history_limit, cache, &corrupt);
   if (!history.ok()) return history.status();
   s.history = std::move(*history);
+  if (s.master.state == model::MasterState::kOk) {
+    auto newest = ReadNewestPublish(zk, root, cluster, cache);
+    if (!newest.ok()) return newest.status();
+    s.newest_publish = std::move(*newest);
+    s.history_checked = true;
+  }
   Judge(s, options.stale_after_ms, now_ms);
   for (const std::string& c : corrupt) s.problems.push_back("corrupt payload ignored: " + c);
   return s;

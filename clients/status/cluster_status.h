@@ -47,7 +47,18 @@ struct ClusterStatus {
   model::MasterRecord master;  // the initial record (no-master) when the znode is absent
   bool master_present = false;
   std::int64_t master_mzxid = 0;
-  std::vector<std::string> vouchers;  // orchestrator ids vouching for the record now
+  // The orchestrator ids of the vouchers BOUND to this exact record (model::BoundVouchers): the
+  // only ones that count (docs/zookeeper-contract.md, "Rules for consumers").
+  std::vector<std::string> vouchers;
+  // Children of the master znode that bind nothing (names as stored): bound to another record,
+  // replayed, garbage -- and legacy_vouchers among them, old-style vouchers named after an
+  // orchestrator id (written by orchestrators before bound vouchers).
+  std::vector<std::string> unbound_vouchers;
+  std::vector<std::string> legacy_vouchers;
+  // The newest history entry with action "publish", when the reader looked (history_checked):
+  // a state-ok record it does not back (model::BackedByHistory) is problem master_unbacked.
+  bool history_checked = false;
+  std::optional<model::HistoryEntry> newest_publish;
   publishers::ControlState control;
   std::string control_error;  // a corrupt control znode (the orchestrator then treats it as paused)
   std::vector<NodeStatus> nodes;  // sorted by name
@@ -59,6 +70,8 @@ struct ClusterStatus {
   std::vector<std::string> problems;         // everything that makes this cluster unhealthy
 
   bool verified() const { return master.state == model::MasterState::kOk && !vouchers.empty(); }
+  // Backed by history (false also when not checked: see history_checked).
+  bool backed() const;
   bool healthy() const { return problems.empty(); }
 };
 
@@ -82,7 +95,9 @@ StatusOr<ClusterStatus> ReadClusterStatus(zk::ZkSession& zk, const std::string& 
                                           std::int64_t now_ms, HistoryCache* cache = nullptr);
 
 // The judging part, pure (unit-tested): fills roles, lag, ages and problems from the raw fields
-// (master, vouchers, control, nodes[*].observation and mtime_ms, history).
+// (master, vouchers, unbound/legacy vouchers, newest_publish, control, nodes[*].observation and
+// mtime_ms, history). Problem lines about the record start with their kind: "voucher_unbound:",
+// "voucher_legacy:", "master_unbacked:".
 void Judge(ClusterStatus& status, std::int64_t stale_after_ms, std::int64_t now_ms);
 
 // The latest `limit` history entries, oldest first (corrupt entries are skipped and reported in
@@ -91,6 +106,13 @@ StatusOr<std::vector<model::HistoryEntry>> ReadHistory(zk::ZkSession& zk, const 
                                                        const std::string& cluster, int limit,
                                                        HistoryCache* cache = nullptr,
                                                        std::vector<std::string>* corrupt = nullptr);
+
+// The newest history entry with action "publish" (nullopt: none), scanning from the newest
+// entry; entries read are added to *cache when given. Corrupt entries are skipped.
+StatusOr<std::optional<model::HistoryEntry>> ReadNewestPublish(zk::ZkSession& zk,
+                                                               const std::string& root,
+                                                               const std::string& cluster,
+                                                               HistoryCache* cache = nullptr);
 
 // Writes the control znode (creates it when absent) through the publishers' codec. kNotFound
 // (naming the cluster) when the cluster does not exist: a typo must not create a cluster.

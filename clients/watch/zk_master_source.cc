@@ -1,5 +1,7 @@
 #include "clients/watch/zk_master_source.h"
 
+#include "clients/src/consumer_rules.h"
+
 #include "common/cluster_model.h"
 #include "common/zk_client.h"
 
@@ -56,51 +58,47 @@ void ZkMasterSource::MarkDirty() {
 
 StatusOr<MasterInfo> ZkMasterSource::Read(zk::ZkSession& session) {
   zk::Watcher watcher = [this](const zk::WatchEvent&) { MarkDirty(); };
-  MasterInfo info;
-  info.cluster = cluster_;
-  info.confirmed_at = std::chrono::steady_clock::now();
+  const auto now = std::chrono::steady_clock::now();
+  // The library's read and rules (clients/src/consumer_rules.h): Get, then the children's names.
+  client::internal::MasterRead read;
   auto node = session.Get(master_path_, watcher);
   if (!node.ok()) {
     if (node.status().code() != StatusCode::kNotFound) return node.status();
     // Absent: watch for its creation.
     auto exists = session.Exists(master_path_, watcher);
     if (!exists.ok()) return exists.status();
-    if (exists->has_value()) {
-      MarkDirty();  // created in between: read again
+    if (exists->has_value()) MarkDirty();  // created in between: read again
+  } else {
+    read.exists = true;
+    read.data = std::move(node->data);
+    read.stat = node->stat;
+    auto children = session.GetChildren(master_path_, watcher);
+    if (!children.ok() && children.status().code() != StatusCode::kNotFound) {
+      return children.status();
     }
-    info.status = MasterStatus::kNoMaster;
-    return info;
+    if (children.ok()) read.children = std::move(*children);
   }
-  auto children = session.GetChildren(master_path_, watcher);
-  if (!children.ok() && children.status().code() != StatusCode::kNotFound) return children.status();
-  info.vouchers = children.ok() ? static_cast<int>(children->size()) : 0;
-  info.mzxid = node->stat.mzxid;
-  auto record = model::MasterRecord::FromJson(node->data);
-  if (!record.ok()) {
+  const client::internal::Judgement judged = client::internal::JudgeRead(read);
+  std::vector<std::int64_t> voucher_mzxids;
+  if (read.exists && gate_.needs_voucher_stats()) {
+    // After an interruption: the bound vouchers' Stat, with a data watch on each.
+    for (const std::string& name : judged.bound) {
+      auto stat = session.Exists(master_path_ + "/" + name, watcher);
+      if (!stat.ok()) return stat.status();
+      if (stat->has_value()) voucher_mzxids.push_back((*stat)->mzxid);
+    }
+  }
+  using Kind = client::internal::Judgement::Kind;
+  if (judged.kind == Kind::kUnreadable && read.stat.mzxid != last_corrupt_mzxid_) {
+    last_corrupt_mzxid_ = read.stat.mzxid;
     log_.Error("master_record_unreadable",
-               {{"cluster", cluster_}, {"path", master_path_}, {"error", record.status()}});
-    if (last_known_master_.has_value()) {
-      MasterInfo kept = *last_known_master_;
-      kept.status = MasterStatus::kUnverified;
-      kept.vouchers = info.vouchers;
-      kept.mzxid = info.mzxid;
-      kept.confirmed_at = info.confirmed_at;
-      return kept;
-    }
-    info.status = MasterStatus::kNoMaster;
-    return info;
+               {{"cluster", cluster_}, {"path", master_path_}, {"error", judged.error}});
   }
-  info.epoch = record->epoch;
-  if (record->state != model::MasterState::kOk) {
-    info.status = MasterStatus::kNoMaster;
-    return info;
-  }
-  info.node = record->node;
-  info.host = record->host;
-  info.port = record->port;
-  info.timeline = record->timeline;
-  info.status = info.vouchers > 0 ? MasterStatus::kVouched : MasterStatus::kUnverified;
-  last_known_master_ = info;
+  const bool affirmed = read.exists && gate_.Affirmed(read.stat, voucher_mzxids);
+  MasterInfo info = client::internal::StateFor(cluster_, judged, read.stat.mzxid,
+                                               last_verified_, affirmed);
+  info.confirmed_at = now;
+  if (info.status == MasterStatus::kVouched) last_verified_ = info;
   return info;
 }
 
@@ -112,7 +110,8 @@ void ZkMasterSource::Run() {
     callback_(info);
   };
   auto disconnected = [&] {
-    MasterInfo info = last_known_master_.value_or(MasterInfo{});
+    gate_.Interrupted();  // a route opens again only on a verification made after this
+    MasterInfo info = last_verified_.value_or(MasterInfo{});
     info.cluster = cluster_;
     if (last_.has_value()) {
       info = *last_;
@@ -129,6 +128,7 @@ void ZkMasterSource::Run() {
       if (session != nullptr) {
         log_.Warn("zk_session_lost",
                   {{"cluster", cluster_}, {"state", zk::SessionStateName(session->state())}});
+        gate_.Interrupted();
       }
       lock.unlock();
       session.reset();  // may block (zookeeper_close): never under mu_

@@ -3,10 +3,12 @@
 // rebuilding the session after expiry.
 //
 // It stands in for the embeddable library's MasterWatch (clients/include/pgherald/master_watch.h)
-// inside the daemon and follows the same MasterInfo contract: kVouched with >= 1 voucher child,
-// kUnverified with none, kNoMaster for an absent master znode or a "no-master" record,
-// kDisconnected (last known kept) while the session is not connected. A payload that does not
-// parse is treated as kUnverified with the last good record, and logged.
+// inside the daemon and applies the library's own rules (clients/src/consumer_rules.h: JudgeRead,
+// StateFor, AffirmGate): kVouched only with a voucher bound to the exact record (and, after an
+// interruption of the session, re-affirmed after it); kUnverified -- carrying the last VERIFIED
+// master, never the unverified record's -- for a record no voucher binds, a payload that does not
+// parse (logged once per change) or a deleted master znode; kNoMaster for a "no-master" record or
+// a cluster not set up; kDisconnected (last verified kept) while the session is not connected.
 #pragma once
 
 #include <condition_variable>
@@ -16,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "clients/src/consumer_rules.h"
 #include "clients/watch/master_source.h"
 #include "common/config.h"
 #include "common/logging.h"
@@ -55,7 +58,9 @@ class ZkMasterSource final : public MasterSource {
   bool stop_ = false;  // guarded by mu_
   std::thread thread_;
   std::optional<client::MasterInfo> last_;
-  std::optional<client::MasterInfo> last_known_master_;  // the last parsed record, for kUnverified
+  std::optional<client::MasterInfo> last_verified_;  // the last kVouched state, for kUnverified
+  client::internal::AffirmGate gate_;
+  std::int64_t last_corrupt_mzxid_ = -1;
 };
 
 }  // namespace pgherald::watch

@@ -16,6 +16,8 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/bound_publish.h"
+
 extern char** environ;
 
 namespace pgherald::e2e {
@@ -441,15 +443,14 @@ Status Stack::PublishDirect(int node) {
   r.epoch = ++direct_epoch_;
   r.verified_at_ms = WallMinusMonoMs() + MonoNs() / 1000000;
   r.decided_by = "e2e-direct";
+  // The record and its bound voucher in one multi, as the orchestrator's publish writes them.
   if (direct_epoch_ == 1) {
     if (auto st = zk::EnsurePath(*zk_, std::string(kRoot) + "/clusters/" + kCluster); !st.ok()) {
       return st;
     }
-    auto c = zk_->Create(master, r.ToJson(), zk::CreateMode::kPersistent);
-    if (!c.ok()) return c.status();
-    return zk_->Create(master + "/v-e2e", "{}", zk::CreateMode::kEphemeral).status();
+    return testing::PublishBound(*zk_, master, r, "e2e-direct", /*create=*/true);
   }
-  return zk_->Set(master, r.ToJson()).status();
+  return testing::PublishBound(*zk_, master, r, "e2e-direct");
 }
 
 Status Stack::AwaitMaster(int node, std::uint64_t min_epoch, milliseconds timeout) {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -16,6 +17,8 @@
 #include "common/fake_zk.h"
 #include "pgherald/master_watch.h"
 #include "pgherald/master_watch_c.h"
+#include "common/voucher.h"
+#include "tests/bound_publish.h"
 #include "tests/unit/hostile_payloads.h"
 
 namespace pgherald::client {
@@ -27,8 +30,8 @@ using zk::CreateMode;
 constexpr milliseconds kWait(10000);
 const char* const kPath = "/pgherald/clusters/c1/master";
 
-std::string Record(const std::string& node, int port, std::uint64_t epoch,
-                   model::MasterState state = model::MasterState::kOk) {
+model::MasterRecord RecordOf(const std::string& node, int port, std::uint64_t epoch,
+                            model::MasterState state = model::MasterState::kOk) {
   model::MasterRecord r;
   r.state = state;
   if (state == model::MasterState::kOk) {
@@ -41,7 +44,11 @@ std::string Record(const std::string& node, int port, std::uint64_t epoch,
   }
   r.epoch = epoch;
   r.decided_by = "test";
-  return r.ToJson();
+  return r;
+}
+std::string Record(const std::string& node, int port, std::uint64_t epoch,
+                   model::MasterState state = model::MasterState::kOk) {
+  return RecordOf(node, port, epoch, state).ToJson();
 }
 
 // A session that answers the first Get of the master with an older snapshot, as a follower that
@@ -146,11 +153,34 @@ class MasterWatchTest : public ::testing::Test {
       ASSERT_TRUE(writer_->Create(kPath, Record(node, port, epoch), CreateMode::kPersistent).ok());
     }
   }
-  void Vouch(const std::string& name = "v-orch1") {
+  // A voucher of orchestrator `orch` BOUND to the record stored now (common/voucher.h).
+  void Vouch(const std::string& orch = "orch1") {
+    const auto node = server_->Peek(kPath);
+    ASSERT_TRUE(node.has_value());
+    auto record = model::MasterRecord::FromJson(node->data);
+    ASSERT_TRUE(record.ok());
+    const std::string name =
+        model::VoucherName(record->epoch, model::RecordDigest(node->data), orch);
     ASSERT_TRUE(writer_->Create(std::string(kPath) + "/" + name, "", CreateMode::kEphemeral).ok());
+    vouchers_[orch] = name;
   }
-  void Unvouch(const std::string& name = "v-orch1") {
-    ASSERT_TRUE(writer_->Delete(std::string(kPath) + "/" + name).ok());
+  void Unvouch(const std::string& orch = "orch1") {
+    ASSERT_TRUE(writer_->Delete(std::string(kPath) + "/" + vouchers_[orch]).ok());
+    vouchers_.erase(orch);
+  }
+  // The leader's publish: the record and its bound voucher in one multi (old vouchers deleted).
+  void PublishVouched(const std::string& node, int port, std::uint64_t epoch) {
+    ASSERT_TRUE(testing::PublishBound(*writer_, kPath, RecordOf(node, port, epoch), "orch1",
+                                      !server_->Peek(kPath).has_value())
+                    .ok());
+    auto children = writer_->GetChildren(kPath);
+    ASSERT_TRUE(children.ok());
+    vouchers_.clear();
+    vouchers_["orch1"] = children->front();
+  }
+  // The leader's re-affirmation: the voucher's data rewritten (its mzxid moves).
+  void Reaffirm(const std::string& orch = "orch1") {
+    ASSERT_TRUE(writer_->Set(std::string(kPath) + "/" + vouchers_[orch], "{\"affirm_seq\":2}").ok());
   }
 
   zk::FakeZk* session() {
@@ -200,6 +230,7 @@ class MasterWatchTest : public ::testing::Test {
   zk::FakeZk* last_session_ = nullptr;
   std::optional<zk::NodeData> lagging_;
   LaggingSession* lagging_session_ = nullptr;
+  std::map<std::string, std::string> vouchers_;  // orchestrator -> its voucher's name
 };
 
 TEST_F(MasterWatchTest, VouchedMasterIsReportedWithItsZnodeFields) {
@@ -232,10 +263,10 @@ TEST_F(MasterWatchTest, VoucherLossIsUnverifiedAndItsReturnVouchedAgain) {
   EXPECT_EQ(info.port, 5433);  // the last master is kept
   EXPECT_FALSE(info.writable());
   EXPECT_EQ(MasterConninfo(info), "");
-  Vouch("v-orch2");
+  Vouch("orch2");
   ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
   // Each re-armed child watch keeps working: a second loss is seen too.
-  Unvouch("v-orch2");
+  Unvouch("orch2");
   ASSERT_TRUE(WaitStatus(MasterStatus::kUnverified, "n1"));
 }
 
@@ -251,13 +282,103 @@ TEST_F(MasterWatchTest, AbsentRecordAndNoMasterStateAreNoMaster) {
   Publish("n1", 5433, 1);  // the exists watch was turned into a data watch
   Vouch();
   ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
+}
+
+// A master znode deleted after a master was verified is not "no master": it is unverified, the
+// last verified master kept; a record re-created without a bound voucher gives no new master.
+TEST_F(MasterWatchTest, DeletedMasterZnodeIsUnverifiedWithTheLastVerifiedMaster) {
+  PublishVouched("n1", 5433, 1);
+  StartWatch();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
   Unvouch();
   ASSERT_TRUE(writer_->Delete(kPath).ok());
   ASSERT_TRUE(watch_->WaitFor(
-      [&](const MasterInfo& i) { return i.status == MasterStatus::kNoMaster && i.node.empty(); },
+      [&](const MasterInfo& i) { return i.status == MasterStatus::kUnverified && i.mzxid == 0; },
       kWait));
-  Publish("n2", 5434, 2);  // re-created: seen again
-  ASSERT_TRUE(WaitStatus(MasterStatus::kUnverified, "n2"));
+  EXPECT_EQ(watch_->current().node, "n1");
+  EXPECT_FALSE(watch_->current().writable());
+  Publish("n2", 5434, 2);  // re-created by hand, no voucher: seen, but no new master
+  ASSERT_TRUE(watch_->WaitFor(
+      [&](const MasterInfo& i) { return i.status == MasterStatus::kUnverified && i.mzxid > 0; },
+      kWait));
+  EXPECT_EQ(watch_->current().node, "n1");
+  Vouch();  // bound to it: vouched
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n2"));
+}
+
+// Finding 3 and 4 of issue 12: children that do not bind THIS record -- a legacy voucher (named
+// after an orchestrator), the voucher of the previous record, a name with the right epoch and a
+// wrong digest -- count for nothing; the state is unverified and carries the last VERIFIED
+// master, never the forged record's.
+TEST_F(MasterWatchTest, UnboundLegacyAndReplayedVouchersAreUnverifiedAndKeepTheLastVerified) {
+  PublishVouched("n1", 5433, 1);
+  StartWatch();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
+  const std::string forged = Record("standby9", 6000, 7);
+  ASSERT_TRUE(writer_->Create(std::string(kPath) + "/orch1", "", CreateMode::kEphemeral).ok());
+  ASSERT_TRUE(writer_->Create(std::string(kPath) + "/" +
+                                  model::VoucherName(7, model::RecordDigest("other"), "orch1"),
+                              "", CreateMode::kEphemeral)
+                  .ok());
+  ASSERT_TRUE(writer_->Set(kPath, forged).ok());  // n1's bound voucher stays beside it
+  ASSERT_TRUE(watch_->WaitFor(
+      [&](const MasterInfo& i) {
+        return i.status == MasterStatus::kUnverified && i.mzxid == server_->Peek(kPath)->stat.mzxid;
+      },
+      kWait))
+      << AllLogs();
+  MasterInfo info = watch_->current();
+  EXPECT_EQ(info.node, "n1");
+  EXPECT_EQ(info.port, 5433);
+  EXPECT_EQ(info.epoch, 1u);
+  EXPECT_EQ(info.vouchers, 0);
+  EXPECT_EQ(MasterConninfo(info), "");
+  for (const MasterInfo& seen : changes()) EXPECT_NE(seen.node, "standby9");
+  EXPECT_TRUE(Logged("cause=voucher_unbound")) << AllLogs();
+  // The same bytes written back (a replay of n1's record): n1's voucher binds them again.
+  ASSERT_TRUE(writer_->Set(kPath, Record("n1", 5433, 1)).ok());
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
+}
+
+// The failover path: a new record and its bound voucher in one multi are vouched at once, with
+// no unverified state in between.
+TEST_F(MasterWatchTest, NewRecordAndBoundVoucherInOneMultiAreVouchedAtOnce) {
+  PublishVouched("n1", 5433, 1);
+  StartWatch();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
+  const size_t before = changes().size();
+  PublishVouched("n2", 5434, 2);
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n2"));
+  std::vector<MasterInfo> seen = changes();
+  ASSERT_GT(seen.size(), before);
+  EXPECT_EQ(seen[before].status, MasterStatus::kVouched) << MasterStatusName(seen[before].status);
+  EXPECT_EQ(seen[before].node, "n2");
+  EXPECT_EQ(seen[before].vouchers, 1);
+}
+
+// "A voucher means verified now": after a disconnect, the watch stays unverified (last verified
+// master kept) until the bound voucher's mzxid moves after the reconnect -- the leader's
+// re-affirmation -- even though the record and its voucher are unchanged.
+TEST_F(MasterWatchTest, AfterReconnectUnverifiedUntilTheVoucherIsReaffirmed) {
+  PublishVouched("n1", 5433, 1);
+  StartWatch();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
+  session()->Disconnect();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kDisconnected, "n1"));
+  const size_t before = changes().size();
+  session()->Reconnect();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kUnverified, "n1")) << AllLogs();
+  EXPECT_TRUE(Logged("cause=awaiting_reaffirmation")) << AllLogs();
+  EXPECT_EQ(watch_->current().vouchers, 1);  // bound, but not re-affirmed since the reconnect
+  Reaffirm();
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1")) << AllLogs();
+  std::vector<MasterInfo> seen = changes();
+  for (size_t i = before; i + 1 < seen.size(); ++i) {
+    EXPECT_NE(seen[i].status, MasterStatus::kVouched) << "vouched before the re-affirmation";
+  }
+  // Back to normal: a failover is vouched at once again.
+  PublishVouched("n2", 5434, 2);
+  ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n2"));
 }
 
 TEST_F(MasterWatchTest, DisconnectKeepsTheLastMasterWithItsAgeAndResyncsOnReconnect) {
@@ -275,14 +396,19 @@ TEST_F(MasterWatchTest, DisconnectKeepsTheLastMasterWithItsAgeAndResyncsOnReconn
   EXPECT_FALSE(info.writable());
   clock_.Advance(milliseconds(2000));  // below the session timeout: the session lives
   EXPECT_EQ(watch_->current().confirmed_at, lost_at);  // the age grows
-  // A failover while disconnected: seen once the connection is back (same session).
-  Unvouch();
-  Publish("n2", 5434, 2);
-  Vouch("v-orch2");
+  // A failover while disconnected: seen once the connection is back (same session), and
+  // routed only after a re-affirmation made after the reconnect.
+  PublishVouched("n2", 5434, 2);
   session()->Reconnect();
+  ASSERT_TRUE(watch_->WaitFor(
+      [&](const MasterInfo& i) { return i.status == MasterStatus::kUnverified && i.vouchers == 1; },
+      kWait))
+      << AllLogs();
+  EXPECT_EQ(watch_->current().node, "n1");  // the last verified master, not the new record's
+  Reaffirm();
   ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n2")) << AllLogs();
   EXPECT_EQ(sessions_made(), 1);
-  Publish("n3", 5435, 3);  // watches still armed after the reconnect, and not doubled
+  PublishVouched("n3", 5435, 3);  // watches still armed after the reconnect, and not doubled
   ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n3"));
 }
 
@@ -294,11 +420,13 @@ TEST_F(MasterWatchTest, ExpiryBuildsANewSessionAndTheStateRecovers) {
   const int64_t first = session()->session_id();
   ASSERT_TRUE(server_->ExpireSession(first).ok());
   ASSERT_TRUE(Await([&] { return sessions_made_ == 2; }));
+  ASSERT_TRUE(watch_->WaitFor(
+      [&](const MasterInfo& i) { return i.status == MasterStatus::kUnverified && i.vouchers == 1; },
+      kWait));  // a new session is an interruption: re-affirmation needed
+  Reaffirm();
   ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
   // The new session's watches work.
-  Unvouch();
-  Publish("n2", 5434, 2);
-  Vouch("v-orch2");
+  PublishVouched("n2", 5434, 2);
   ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n2"));
   std::vector<int64_t> live = server_->LiveSessions();
   EXPECT_EQ(std::count(live.begin(), live.end(), first), 0);
@@ -316,8 +444,15 @@ TEST_F(MasterWatchTest, ExpiryDuringAPartitionIsSeenOnReconnect) {
   clock_.Advance(milliseconds(11000));  // past the 10 s session timeout
   server_->ExpireOverdueSessions();
   EXPECT_EQ(watch_->current().status, MasterStatus::kDisconnected);  // still partitioned
-  Publish("n2", 5434, 2);
+  PublishVouched("n2", 5434, 2);
   old->Reconnect();  // -> kExpired: a new session is built
+  ASSERT_TRUE(Await([&] { return sessions_made_ == 2; }));
+  ASSERT_TRUE(watch_->WaitFor(
+      [&](const MasterInfo& i) { return i.status == MasterStatus::kUnverified && i.vouchers == 1; },
+      kWait))
+      << AllLogs();
+  EXPECT_EQ(watch_->current().node, "n1");
+  Reaffirm();
   ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n2")) << AllLogs();
   EXPECT_EQ(sessions_made(), 2);
 }
@@ -328,7 +463,7 @@ TEST_F(MasterWatchTest, OlderStateDeliveredLateIsNotApplied) {
   const zk::NodeData state_a = *server_->Peek(kPath);
   StartWatch();
   ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
-  Publish("n2", 5434, 2);
+  PublishVouched("n2", 5434, 2);
   ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n2"));
   {
     std::lock_guard lock(mu_);
@@ -339,8 +474,13 @@ TEST_F(MasterWatchTest, OlderStateDeliveredLateIsNotApplied) {
   ASSERT_TRUE(Await([&] { return LoggedLocked("event=stale_state_ignored"); })) << AllLogs();
   EXPECT_TRUE(lagging_session_->served_stale());
   EXPECT_EQ(watch_->current().node, "n2");
-  // The follower catches up with a newer write: that one is applied.
-  Publish("n3", 5435, 3);
+  // The follower catches up with a newer write: that one is applied (vouched once re-affirmed:
+  // the new session is an interruption).
+  PublishVouched("n3", 5435, 3);
+  ASSERT_TRUE(watch_->WaitFor([&](const MasterInfo& i) { return i.vouchers == 1 &&
+                                                                i.mzxid == server_->Peek(kPath)->stat.mzxid; },
+                              kWait)) << AllLogs();
+  Reaffirm();
   ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n3")) << AllLogs();
   std::vector<MasterInfo> seen = changes();
   auto first_n2 = std::find_if(seen.begin(), seen.end(),
@@ -352,13 +492,13 @@ TEST_F(MasterWatchTest, OlderStateDeliveredLateIsNotApplied) {
   }
 }
 
-TEST_F(MasterWatchTest, CorruptPayloadKeepsThePreviousStateAndNamesPathAndField) {
+// Finding 2 of issue 12: a record that does not decode is unverified (writes stop), carrying the
+// last verified master; it never stays "vouched".
+TEST_F(MasterWatchTest, CorruptPayloadIsUnverifiedWithTheLastVerifiedMasterAndNamesPathAndField) {
   Publish("n1", 5433, 1);
   Vouch();
   StartWatch();
   ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
-  ASSERT_TRUE(Await([&] { return !changes_.empty() && changes_.back().node == "n1"; }));
-  const size_t before = changes().size();
   ASSERT_TRUE(writer_->Set(kPath, R"({"format":1,"state":"ok","node":"n2","host":"h","port":"x",)"
                                   R"("timeline":2,"lsn":"0/1","epoch":2,"verified_at":1})")
                   .ok());
@@ -366,12 +506,13 @@ TEST_F(MasterWatchTest, CorruptPayloadKeepsThePreviousStateAndNamesPathAndField)
   EXPECT_TRUE(Logged(std::string("path=") + kPath)) << AllLogs();
   EXPECT_TRUE(Logged("port")) << AllLogs();
   EXPECT_TRUE(Logged("3 master_watch event=corrupt_payload_ignored")) << AllLogs();  // error level
+  ASSERT_TRUE(WaitStatus(MasterStatus::kUnverified, "n1"));
   MasterInfo info = watch_->current();
-  EXPECT_EQ(info.status, MasterStatus::kVouched);
-  EXPECT_EQ(info.node, "n1");
-  EXPECT_EQ(changes().size(), before);
+  EXPECT_EQ(info.port, 5433);
+  EXPECT_EQ(info.epoch, 1u);
+  EXPECT_FALSE(info.writable());
   // The watch is re-armed after the corrupt write: a good one is applied.
-  Publish("n3", 5435, 3);
+  PublishVouched("n3", 5435, 3);
   ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n3"));
 }
 
@@ -383,8 +524,6 @@ TEST_F(MasterWatchTest, HostilePayloadsKeepTheStateAndTheLogLineIsSanitized) {
   Vouch();
   StartWatch();
   ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n1"));
-  ASSERT_TRUE(Await([&] { return !changes_.empty() && changes_.back().node == "n1"; }));
-  const size_t before = changes().size();
   const std::string good = Record("n2", 5434, 2);
   const std::vector<std::pair<std::string, std::string>> cases = {
       {std::string(200 * 1024 / 2, '[') + std::string(200 * 1024 / 2, ']'), "exceeds the limit"},
@@ -406,19 +545,18 @@ TEST_F(MasterWatchTest, HostilePayloadsKeepTheStateAndTheLogLineIsSanitized) {
       EXPECT_FALSE((u < 0x20 && c != '\n') || u == 0x7f) << AllLogs();
     }
     EXPECT_LT(AllLogs().size(), 1000u) << why;
-    MasterInfo info = watch_->current();
-    EXPECT_EQ(info.status, MasterStatus::kVouched) << why;
-    EXPECT_EQ(info.node, "n1") << why;
+    ASSERT_TRUE(WaitStatus(MasterStatus::kUnverified, "n1")) << why;
   }
-  EXPECT_EQ(changes().size(), before);
-  Publish("n3", 5435, 3);
+  for (const MasterInfo& seen : changes()) EXPECT_TRUE(seen.node.empty() || seen.node == "n1");
+  PublishVouched("n3", 5435, 3);
   ASSERT_TRUE(WaitStatus(MasterStatus::kVouched, "n3"));
 }
 
 TEST_F(MasterWatchTest, CallbackRunsOnALibraryThreadAndMayCallTheWatch) {
   Publish("n1", 5433, 1);
   StartWatch();
-  ASSERT_TRUE(WaitStatus(MasterStatus::kUnverified, "n1"));
+  ASSERT_TRUE(WaitStatus(MasterStatus::kUnverified));
+  EXPECT_EQ(watch_->current().node, "");  // never vouched: no master taken from the record
   std::atomic<bool> called{false};
   std::atomic<bool> other_thread{false};
   const auto test_thread = std::this_thread::get_id();
