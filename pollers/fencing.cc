@@ -15,14 +15,20 @@
 
 namespace pgherald::pollers {
 
-FenceVerdict ShouldFence(const model::NodeObservation& self,
-                         const std::optional<model::MasterRecord>& master) {
+FenceVerdict ShouldFence(const model::NodeObservation& self, const MasterRead& master) {
   if (!self.reachable || self.in_recovery || self.timeline == 0) return {};
-  if (!master || master->state != model::MasterState::kOk || master->node == self.node) return {};
-  if (master->timeline <= self.timeline) return {};
-  return {true, "stale primary: this node is writable on timeline " +
-                    std::to_string(self.timeline) + " while the published master " +
-                    master->node + " is on timeline " + std::to_string(master->timeline)};
+  if (!master.vouched()) return {};
+  const model::MasterRecord& m = *master.record;
+  if (m.state != model::MasterState::kOk || m.node == self.node) return {};
+  if (m.timeline < self.timeline) return {};
+  const std::string writable =
+      "this node is writable on timeline " + std::to_string(self.timeline) + " while the vouched master " +
+      m.node + " (epoch " + std::to_string(m.epoch) + ") is on timeline " + std::to_string(m.timeline);
+  if (m.timeline == self.timeline) {
+    return {true, "same-timeline stale primary: " + writable +
+                      " too (a second promotion; the orchestrator keeps its published master)"};
+  }
+  return {true, "stale primary: " + writable};
 }
 
 SelfFenceVerdict ShouldSelfFence(const SelfFenceInput& in) {

@@ -1,6 +1,8 @@
 // Self-fencing. Two rules, each a pure function; RunFenceAction does the I/O.
-//  - ShouldFence: a node that is writable while the published master is another node on a later
-//    timeline is a stale primary (an old primary restarted with plain pg_ctl start, say).
+//  - ShouldFence: a node that is writable while the VOUCHED master (a record with a voucher bound
+//    to its exact bytes) is another node on a later timeline is a stale primary (an old primary
+//    restarted with plain pg_ctl start, say); on the same timeline it is the loser of a double
+//    promotion (the orchestrator keeps the published, write-checked master: stickiness).
 //  - ShouldSelfFence: a writable node whose poller has lost ZooKeeper for fence.self_fence_deadline
 //    fences itself, because the orchestrator's strict split-brain mode may publish another node
 //    once this one has been unreachable that long (docs/poller.md, "Fencing on ZooKeeper loss").
@@ -13,6 +15,7 @@
 #include "common/clock.h"
 #include "common/cluster_model.h"
 #include "pollers/poller_config.h"
+#include "pollers/publisher.h"
 
 namespace pgherald::pollers {
 
@@ -22,11 +25,15 @@ struct FenceVerdict {
 };
 
 // Fence only on proof: this node answered, is out of recovery with a known timeline, and the
-// master record (state ok) names another node on a strictly later timeline. A record on the same or
-// an earlier timeline, no record, or an unreachable node never fences: the orchestrator decides
-// those, and a wrong stop is an outage.
-FenceVerdict ShouldFence(const model::NodeObservation& self,
-                         const std::optional<model::MasterRecord>& master);
+// master record is state ok, vouched by at least one voucher BOUND to the bytes read
+// (MasterRead::bound, common/voucher.h), and names another node on a later timeline (a stale
+// primary) or on the SAME timeline (a same-timeline loser: two nodes writable on one timeline
+// means a second promotion; the orchestrator keeps the published master that passes its write
+// check and reports this one as stale_primary). A record without a bound voucher (hand-written,
+// replayed, foreign, legacy vouchers only), an earlier timeline (this node may be a newer
+// promotion the orchestrator has not yet published), no record, or an unreachable node never
+// fences: a wrong stop is an outage.
+FenceVerdict ShouldFence(const model::NodeObservation& self, const MasterRead& master);
 
 // What the ZooKeeper-loss rule looks at, all on the poller's monotonic clock.
 struct SelfFenceInput {
@@ -35,7 +42,7 @@ struct SelfFenceInput {
   // The session is usable: connected and within its lease (ZkSession::lease_remaining() > 0).
   bool session_usable = false;
   // The last time ZooKeeper confirmed that this node is the vouched master (record state ok naming
-  // this node, at least one voucher child); nullopt when it never did.
+  // this node, with a voucher bound to it); nullopt when it never did.
   std::optional<MonoTime> last_confirmed;
   // The send time of the last call the server answered (an answer of any kind, errors included,
   // but not a connection loss); the poller's start while it never had one.

@@ -358,7 +358,15 @@ std::string BuildTickSql(const RepmgrLayout& layout, std::optional<std::int64_t>
       " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
       " WHERE c.relkind IN ('r', 'p', 'v') AND ((n.nspname = 'repmgr' AND c.relname IN"
       " ('nodes', 'events')) OR (n.nspname LIKE 'repmgr\\_%' AND c.relname IN"
-      " ('repl_nodes', 'repl_events')))) AS repmgr_tables";
+      " ('repl_nodes', 'repl_events')))) AS repmgr_tables,"
+      // When this node's current timeline began: PostgreSQL writes <TLI>.history when a
+      // promotion creates the timeline (missing_ok: NULL on timeline 1; NULL too without the
+      // right to call pg_stat_file, rather than failing the tick).
+      " CASE WHEN NOT pg_catalog.pg_is_in_recovery() AND pg_catalog.has_function_privilege("
+      "'pg_catalog.pg_stat_file(text, boolean)', 'EXECUTE') THEN (extract(epoch FROM"
+      " (pg_catalog.pg_stat_file('pg_wal/' || substr(pg_catalog.pg_walfile_name("
+      "pg_catalog.pg_current_wal_lsn()), 1, 8) || '.history', true)).modification)"
+      " * 1000000)::bigint END AS timeline_started_us";
   if (layout.kind != RepmgrLayout::Kind::kNone) {
     const bool v3 = layout.kind == RepmgrLayout::Kind::kRepmgr3;
     const std::string schema = QuoteIdent(layout.schema);
@@ -423,6 +431,11 @@ StatusOr<TickResult> ParseTickResult(const pg::PgResult& result) {
   auto sender_port = row.Get<std::optional<std::int32_t>>("sender_port");
   if (!sender_port.ok()) return sender_port.status();
   t.sender_port = sender_port->value_or(0);
+  if (result.ColumnIndex("timeline_started_us") >= 0) {
+    auto started = row.Get<std::optional<std::int64_t>>("timeline_started_us");
+    if (!started.ok()) return started.status();
+    t.timeline_started_us = *started;
+  }
   auto tables = row.Get<std::optional<std::string>>("repmgr_tables");
   if (!tables.ok()) return tables.status();
   if (tables->has_value()) {
@@ -497,6 +510,19 @@ model::NodeObservation BuildObservation(const NodeIdentity& identity, const Tick
     }
   }
 
+  // promoted_at: the promotion that produced the node's CURRENT timeline (docs/poller.md,
+  // "promoted_at"). A standby was not promoted into its timeline, and a primary on timeline 1 was
+  // never promoted: none. A primary's timeline began when PostgreSQL wrote its <TLI>.history
+  // (pg_stat_file's mtime, whole seconds). Only when that is unknown (no pg_stat_file right, no
+  // file) does the latest successful repmgr promotion event of the node stand in.
+  bool timeline_start_known = true;
+  if (!tick.in_recovery && o.timeline > 1 && tick.timeline_started_us &&
+      *tick.timeline_started_us > 0) {
+    o.promoted_at_ms = *tick.timeline_started_us / 1000;
+  } else if (!tick.in_recovery && o.timeline > 1) {
+    timeline_start_known = false;
+  }
+
   // repmgr's names and types are repmgr's: publish them as short printable tokens.
   for (const auto& row : tick.nodes) {
     model::RepmgrNode n = row.node;
@@ -520,8 +546,10 @@ model::NodeObservation BuildObservation(const NodeIdentity& identity, const Tick
     }
     if (self != nullptr) {
       o.node_id = self->node.node_id;
-      auto promoted = tick.promoted_us.find(self->node.node_id);
-      if (promoted != tick.promoted_us.end()) o.promoted_at_ms = promoted->second / 1000;
+      if (!timeline_start_known) {
+        auto promoted = tick.promoted_us.find(self->node.node_id);
+        if (promoted != tick.promoted_us.end()) o.promoted_at_ms = promoted->second / 1000;
+      }
     } else if (identity.repmgr_node_id) {
       errors.push_back("repmgr node_id " + std::to_string(*identity.repmgr_node_id) +
                        " (poller.repmgr_node_id) is not in repmgr's nodes table");

@@ -6,7 +6,8 @@
 // primary's from pg_walfile_name(pg_current_wal_lsn()), a standby's from
 // pg_stat_wal_receiver.received_tli; pg_control_checkpoint() lags after a promotion and is only a
 // fallback for a standby that streams from nobody), system_identifier, the WAL sender of a
-// standby, which repmgr tables exist (so the layout is re-detected every tick), and, for the
+// standby, which repmgr tables exist (so the layout is re-detected every tick), when a primary's
+// timeline began (its <TLI>.history file's mtime), and, for the
 // detected layout, repmgr's nodes, its new events after the cursor and each node's latest
 // promotion, as JSON aggregates.
 #pragma once
@@ -152,6 +153,9 @@ struct TickResult {
   std::vector<RepmgrNodeRow> nodes;  // sorted by node_id; role "master" already "primary"
   std::vector<RepmgrEvent> events;   // in key order
   std::map<int, std::int64_t> promoted_us;  // node_id -> latest successful promotion
+  // A primary's <TLI>.history mtime (microseconds): when its current timeline began. nullopt on a
+  // standby, on timeline 1, without the right to call pg_stat_file, or from an older statement.
+  std::optional<std::int64_t> timeline_started_us;
   std::optional<bool> repmgrd_running;      // repmgr 4/5 only
 };
 
@@ -168,7 +172,9 @@ struct NodeIdentity {
   std::string version;
 };
 
-// The observation of a reachable node. `layout_error` (from DetectLayout) goes into `error`, as
+// The observation of a reachable node. promoted_at_ms is the start of a primary's current
+// timeline (TickResult::timeline_started_us), or, when that is unknown, the node's latest repmgr
+// promotion; none for a standby or timeline 1. `layout_error` (from DetectLayout) goes into `error`, as
 // does a node missing from repmgr.nodes; everything else is still filled in. upstream_node is
 // the repmgr node whose conninfo host/port equals the WAL sender's (who the standby really streams
 // from), never repmgr's upstream_node_id alone; "" when no sender or no match.

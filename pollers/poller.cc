@@ -122,8 +122,6 @@ Poller::Poller(PollerSection config, pg::PgParams pg, SessionFactory zk, std::st
                  config_.node, config_.events_retention),
       clock_(clock),
       log_("poller") {
-  master_path_ =
-      zk::JoinPath(zk::JoinPath(zk::JoinPath(zk_root, "clusters"), config_.cluster), "master");
   started_at_ = clock_.Now();
   identity_.node = config_.node;
   identity_.host = config_.host;
@@ -321,14 +319,30 @@ bool Poller::SessionUsable() const {
   return s != nullptr && s->state() == zk::SessionState::kConnected && s->has_lease();
 }
 
-bool Poller::ConfirmVouched(const std::optional<model::MasterRecord>& master) {
-  if (!master || master->state != model::MasterState::kOk || master->node != config_.node) {
-    return false;
+bool Poller::ConfirmVouched(const MasterRead& master) const {
+  // What consumers count (model::BoundVouchers): a voucher bound to the exact record read. A
+  // forged or replayed record naming this node, beside a legacy or stale voucher, confirms nothing.
+  return master.vouched() && master.record->state == model::MasterState::kOk &&
+         master.record->node == config_.node;
+}
+
+void Poller::NoteUnverifiedRecord(const MasterRead& master) {
+  std::string note;
+  if (master.record && master.record->state == model::MasterState::kOk && master.bound.empty()) {
+    const model::MasterRecord& m = *master.record;
+    note = m.node + "/" + std::to_string(m.epoch) + "/" + std::to_string(m.timeline);
+    if (note != unverified_note_) {
+      log_.Warn("master_unverified",
+                {{"master", m.node},
+                 {"epoch", m.epoch},
+                 {"timeline", static_cast<std::int64_t>(m.timeline)},
+                 {"effect", "no voucher is bound to this record: it fences nothing and confirms "
+                            "nothing"}});
+    }
+  } else if (!unverified_note_.empty()) {
+    log_.Info("master_verified", {{"vouched", master.vouched()}});
   }
-  if (contact_->live == nullptr) return false;
-  // The voucher children are what consumers count (clients: kVouched with >= 1 child).
-  auto stat = contact_->live->Exists(master_path_);
-  return stat.ok() && stat->has_value() && (*stat)->num_children > 0;
+  unverified_note_ = note;
 }
 
 bool Poller::FenceOnZooKeeperLoss(model::NodeObservation* obs) {
@@ -450,6 +464,7 @@ void Poller::Fence(model::NodeObservation* obs) {
     master_error_.clear();
   }
   if (!obs->in_recovery && ConfirmVouched(*master)) last_confirmed_ = asked;
+  NoteUnverifiedRecord(*master);
   const FenceVerdict verdict = ShouldFence(*obs, *master);
   if (!verdict.fence) {
     fence_reason_.clear();
@@ -461,7 +476,7 @@ void Poller::Fence(model::NodeObservation* obs) {
     obs->fencing = fencing_;
     return;
   }
-  const std::string master_node = (*master)->node;
+  const std::string master_node = master->record->node;
   if (config_.fence.action == FenceAction::kReport) {
     if (fence_reason_ != verdict.reason) {
       log_.Error("stale_primary", {{"node", config_.node}, {"master", master_node},

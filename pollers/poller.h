@@ -1,7 +1,8 @@
 // Poller: one per PostgreSQL node. Every tick (and at once when `pgherald notify` hands it an
 // event) it runs the one tick statement on its node (observation.h), publishes the observation to
 // its ephemeral znode when it changed or the heartbeat is due, mirrors new repmgr events as facts,
-// and fences its own node when it is a stale primary or when it has lost ZooKeeper for
+// and fences its own node when it is a stale primary (behind, or beside on the same timeline, a
+// master record vouched by a bound voucher) or when it has lost ZooKeeper for
 // fence.self_fence_deadline while its node is writable (fencing.h).
 //
 // It never gives up and never crashes on a fault: PostgreSQL down is an observation
@@ -58,6 +59,8 @@ class Poller {
   const model::NodeObservation& last_observation() const { return last_; }
   // The fencing state the poller holds (published with the next observation).
   model::FencingState fencing() const { return fencing_; }
+  // The last time ZooKeeper confirmed this node as the vouched master (ConfirmVouched).
+  std::optional<MonoTime> last_confirmed() const { return last_confirmed_; }
 
   // Tests only: replaces the tick statement on PostgreSQL with `source` (no connection is made).
   void SetObservationSourceForTest(std::function<model::NodeObservation()> source) {
@@ -70,8 +73,11 @@ class Poller {
   // The ZooKeeper-loss rule (fencing.h ShouldSelfFence) for this tick's observation; runs the
   // action once per loss. True when it fenced (or reported) on this call.
   bool FenceOnZooKeeperLoss(model::NodeObservation* obs);
-  // Whether the master record names this node, state ok, with at least one voucher child.
-  bool ConfirmVouched(const std::optional<model::MasterRecord>& master);
+  // Whether the master record names this node, state ok, with a voucher bound to its bytes.
+  bool ConfirmVouched(const MasterRead& master) const;
+  // Logs once per change a record that is state ok but has no bound voucher (it fences nothing and
+  // confirms nothing here).
+  void NoteUnverifiedRecord(const MasterRead& master);
   bool SessionUsable() const;
   void PublishObservation(model::NodeObservation obs);
   void DropConnection(const Status& why);
@@ -108,9 +114,9 @@ class Poller {
   model::FencingState fencing_ = model::FencingState::kNone;
   std::string fence_reason_;
   std::string master_error_;  // the last failed master read, to log a corrupt record once
+  std::string unverified_note_;  // the last unverified record logged (once per change)
 
   // Fencing on ZooKeeper loss (contact_ is declared before publisher_, which is built with it).
-  std::string master_path_;
   MonoTime started_at_{};
   std::optional<MonoTime> last_confirmed_;  // last time the node was confirmed the vouched master
   bool zk_usable_ = true;        // the session's usability at the last check (for the log)

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "common/logging.h"
+#include "common/voucher.h"
 
 namespace pgherald::pollers {
 namespace {
@@ -164,19 +165,29 @@ Status ObservationPublisher::Trim() {
   return Status::Ok();
 }
 
-StatusOr<std::optional<model::MasterRecord>> ObservationPublisher::ReadMaster() {
+StatusOr<MasterRead> ObservationPublisher::ReadMaster() {
   if (Status s = EnsureSession(); !s.ok()) return s;
   auto got = session_->Get(master_path_);
   if (!got.ok()) {
-    if (got.status().code() == StatusCode::kNotFound) {
-      return std::optional<model::MasterRecord>();
-    }
+    if (got.status().code() == StatusCode::kNotFound) return MasterRead{};
     CheckExpired(got.status());
     return got.status();
   }
   auto record = model::MasterRecord::FromJson(got->data);
   if (!record.ok()) return InvalidArgument(master_path_ + ": " + record.status().message());
-  return std::optional<model::MasterRecord>(std::move(*record));
+  MasterRead read;
+  read.record = std::move(*record);
+  if (read.record->state != model::MasterState::kOk) return read;  // nothing to bind
+  auto children = session_->GetChildren(master_path_);
+  if (!children.ok()) {
+    // Deleted since the Get: no voucher. Anything else: the read failed (no fence, no confirmation
+    // from half a read).
+    if (children.status().code() == StatusCode::kNotFound) return read;
+    CheckExpired(children.status());
+    return children.status();
+  }
+  read.bound = model::BoundVouchers(*children, *read.record, got->data);
+  return read;
 }
 
 StatusOr<std::optional<std::string>> ObservationPublisher::ReadIdentity() {

@@ -3,7 +3,8 @@
 //   clusters/<c>/nodes/<node>   EPHEMERAL, this poller's observation (rewritten by Publish)
 //   clusters/<c>/events/<name>  persistent facts, created once (kAlreadyExists is success),
 //                               the oldest trimmed beyond `events_retention`
-//   clusters/<c>/master         read only (for self-fencing)
+//   clusters/<c>/master         read only (for fencing): the record and its children's names,
+//                               to tell which vouchers are bound to it (common/voucher.h)
 //
 // Faults. Connection loss: the outcome of the write is unknown, so the next write re-reads (Get)
 // before deciding between Create and Set; nothing is retried blind. Session expiry (or no session
@@ -30,6 +31,16 @@ namespace pgherald::pollers {
 
 using SessionFactory = zk::SessionFactory;
 
+// The master znode as one read saw it: the record decoded from `bytes` and the names of its
+// children that are vouchers bound to exactly those bytes (model::BoundVouchers). Only a record
+// with a bound voucher is one an orchestrator leader verified and still vouches for; anything else
+// (hand-written, replayed, legacy vouchers only) is unverified and fences nothing.
+struct MasterRead {
+  std::optional<model::MasterRecord> record;  // nullopt: no master znode
+  std::vector<std::string> bound;             // empty unless record is state ok and vouched
+  bool vouched() const { return record.has_value() && !bound.empty(); }
+};
+
 class ObservationPublisher {
  public:
   ObservationPublisher(SessionFactory factory, std::string root, std::string cluster,
@@ -40,8 +51,11 @@ class ObservationPublisher {
   // Creates one fact per event; returns the events not yet written (to retry on the next tick),
   // in order, and the first error.
   Status PublishEvents(std::vector<RepmgrEvent>* pending);
-  // The published master record; nullopt when absent; an error when unreadable or corrupt.
-  StatusOr<std::optional<model::MasterRecord>> ReadMaster();
+  // The published master record and its bound vouchers (Get, then GetChildren: a record rewritten
+  // in between has a new digest, so the old record's vouchers cannot bind the bytes read, and the
+  // new record's voucher does not bind the old bytes: the race only ever loses a vouch). Record
+  // nullopt when the znode is absent; an error when unreadable or corrupt.
+  StatusOr<MasterRead> ReadMaster();
   // clusters/<c>/identity's system_identifier ({"format":1,"system_identifier":"..."}, written by
   // the first orchestrator); nullopt while absent.
   StatusOr<std::optional<std::string>> ReadIdentity();

@@ -25,6 +25,7 @@
 
 #include "common/cluster_model.h"
 #include "common/pg_connection.h"
+#include "common/voucher.h"
 #include "common/zk_client.h"
 #include "pollers/observation.h"
 #include "tests/lab/lab.h"
@@ -444,16 +445,38 @@ TEST(PollerLabTest, OldPrimaryRestartedWritableIsFencedByItsOwnPoller) {
   record.verified_at_ms = WallMs();
   record.decided_by = "poller_lab_test";
   const std::string master = std::string(kRoot) + "/clusters/" + kCluster + "/master";
-  auto made = g->zk->Create(master, record.ToJson(), zk::CreateMode::kPersistent);
+  const std::string bytes = record.ToJson();
+  auto made = g->zk->Create(master, bytes, zk::CreateMode::kPersistent);
   ASSERT_TRUE(made.ok()) << made.status().ToString();
+  // First beside an old-style voucher (named after its orchestrator), which binds nothing: the
+  // record is unverified, and the writable old primary is left alone (issue 12, finding 3).
+  ASSERT_TRUE(g->zk->Create(master + "/poller_lab_test", "", zk::CreateMode::kEphemeral).ok());
 
   ASSERT_TRUE(g->lab->PgStartWritable(1).ok());
+  ASSERT_TRUE(Await(seconds(30), [] {
+    auto o = ReadObservation(kCluster, "node1");
+    return o && o->reachable && !o->in_recovery &&
+           g->pollers[1]->Log().find("master_unverified") != std::string::npos;
+  })) << g->pollers[1]->Log();
+  // The observation is published after the tick's fence decision on the record it read.
+  auto unfenced = ReadObservation(kCluster, "node1");
+  ASSERT_TRUE(unfenced);
+  EXPECT_EQ(unfenced->fencing, model::FencingState::kNone);
+  auto still_writable = g->lab->WritableNodes();
+  ASSERT_TRUE(still_writable.ok());
+  EXPECT_NE(std::find(still_writable->begin(), still_writable->end(), 1), still_writable->end());
+
+  // The voucher an orchestrator leader creates with the record: bound to its exact bytes.
+  ASSERT_TRUE(g->zk->Delete(master + "/poller_lab_test").ok());
+  const std::string voucher =
+      model::VoucherName(record.epoch, model::RecordDigest(bytes), "poller_lab_test");
+  ASSERT_TRUE(g->zk->Create(master + "/" + voucher, "", zk::CreateMode::kEphemeral).ok());
   const auto start = SteadyClock::now();
   ASSERT_TRUE(Await(seconds(30), [] {
     auto o = ReadObservation(kCluster, "node1");
     return o && o->fencing == model::FencingState::kFenced;
   })) << g->pollers[1]->Log();
-  std::printf("stale primary fenced %lld ms after pg-start-writable returned\n",
+  std::printf("stale primary fenced %lld ms after the bound voucher appeared\n",
               static_cast<long long>(
                   std::chrono::duration_cast<milliseconds>(SteadyClock::now() - start).count()));
   // Stopped for real: node 1 no longer answers as writable.
@@ -490,7 +513,7 @@ TEST(PollerLabTest, WritableNodeCutOffFromTheWholeEnsembleIsFencedByItsPollerAtT
   constexpr int kDeadlineMs = 3000;
   // Two more pollers of the new primary, each in a cluster of its own (so neither takes over the
   // node's real observation), the orchestrator's part played by hand: a master record naming
-  // them and a voucher. Their fence action appends a line to a marker file, so the real primary
+  // them and its bound voucher. Their fence action appends a line to a marker file, so the real primary
   // stays up; one has the rule on, the other opted out.
   const std::string dir = g->lab->dir();
   struct Case {
@@ -515,8 +538,11 @@ TEST(PollerLabTest, WritableNodeCutOffFromTheWholeEnsembleIsFencedByItsPollerAtT
     record.verified_at_ms = WallMs();
     record.decided_by = "poller_lab_test";
     ASSERT_TRUE(zk::EnsurePath(*g->zk, master).ok());
-    ASSERT_TRUE(g->zk->Set(master, record.ToJson()).ok());
-    ASSERT_TRUE(g->zk->Create(master + "/poller_lab_test", "", zk::CreateMode::kEphemeral).ok());
+    const std::string bytes = record.ToJson();
+    ASSERT_TRUE(g->zk->Set(master, bytes).ok());
+    const std::string voucher =
+        model::VoucherName(record.epoch, model::RecordDigest(bytes), "poller_lab_test");
+    ASSERT_TRUE(g->zk->Create(master + "/" + voucher, "", zk::CreateMode::kEphemeral).ok());
     const std::string fence = "  fence:\n    action: command\n    command: \"echo fenced >> " +
                               c.marker + "\"\n" +
                               "    on_zookeeper_loss: " + (c.on ? "true" : "false") +

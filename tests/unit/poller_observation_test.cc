@@ -149,6 +149,74 @@ TEST(ObservationTest, NewPrimaryAfterFailover) {
   EXPECT_EQ(*back, o);
 }
 
+// promoted_at is the promotion that produced the node's CURRENT timeline (issue 12, finding 1): the
+// start of that timeline (the primary's <TLI>.history mtime, column timeline_started_us), not the
+// latest promotion repmgr ever recorded for the node.
+pg::PgResult WithTimelineStart(const std::string& in_recovery, const std::string& walfile_tli,
+                               const std::string& promotions,
+                               std::optional<std::string> timeline_started_us) {
+  std::vector<std::string> columns = kColumns;
+  columns.push_back("timeline_started_us");
+  const bool standby = in_recovery == "t";
+  Cells cells = {in_recovery,
+                 standby ? std::nullopt : std::optional<std::string>("0/1C0A3F8"),
+                 standby ? std::nullopt : std::optional<std::string>(walfile_tli),
+                 std::nullopt, std::nullopt, "7710839191307841762",
+                 standby ? std::optional<std::string>("3") : std::nullopt,
+                 std::nullopt, std::nullopt, std::nullopt, kTables, kNodesAfterFailover, "[]",
+                 promotions, "t", std::move(timeline_started_us)};
+  return pg::PgResult(columns, cells, -1);
+}
+
+TEST(PromotedAtTest, IsTheStartOfTheCurrentTimelineNotTheLatestPromotionEver) {
+  // node2 is writable on timeline 3, which began at 1795319900 s; repmgr's table also holds a
+  // later successful promotion of node2 (replayed from another history, or a promotion whose
+  // timeline this node no longer is on): it must not make node2 look freshly promoted.
+  auto tick = ParseTickResult(WithTimelineStart("f", "00000003", R"j({"2": 1795320999000000})j",
+                                                "1795319900000000"));
+  ASSERT_TRUE(tick.ok()) << tick.status().ToString();
+  ASSERT_TRUE(tick->timeline_started_us.has_value());
+  auto o = BuildObservation(Identity("node2", 21961), *tick, "");
+  EXPECT_EQ(o.timeline, 3u);
+  ASSERT_TRUE(o.promoted_at_ms.has_value());
+  EXPECT_EQ(*o.promoted_at_ms, 1795319900000);
+  // Also without any repmgr promotion event (promoted with pg_ctl promote): the timeline's start.
+  tick = ParseTickResult(WithTimelineStart("f", "00000003", "{}", "1795319900000000"));
+  ASSERT_TRUE(tick.ok());
+  EXPECT_EQ(BuildObservation(Identity("node2", 21961), *tick, "").promoted_at_ms, 1795319900000);
+}
+
+TEST(PromotedAtTest, TimelineOneAndStandbysWereNotPromotedIntoTheirTimeline) {
+  // Writable on timeline 1: never promoted in this history, whatever repmgr's table says.
+  auto tick = ParseTickResult(WithTimelineStart("f", "00000001", R"j({"2": 1795320999000000})j",
+                                                std::nullopt));
+  ASSERT_TRUE(tick.ok()) << tick.status().ToString();
+  EXPECT_FALSE(BuildObservation(Identity("node2", 21961), *tick, "").promoted_at_ms.has_value());
+  // A standby that was promoted once (and rejoined): not promoted into its current timeline.
+  tick = ParseTickResult(WithTimelineStart("t", "", R"j({"2": 1795320999000000})j", std::nullopt));
+  ASSERT_TRUE(tick.ok()) << tick.status().ToString();
+  auto standby = BuildObservation(Identity("node2", 21961), *tick, "");
+  EXPECT_TRUE(standby.in_recovery);
+  EXPECT_FALSE(standby.promoted_at_ms.has_value());
+}
+
+TEST(PromotedAtTest, UnknownTimelineStartFallsBackToTheLatestRepmgrPromotion) {
+  // No right to call pg_stat_file (or no history file): the statement answers NULL.
+  auto tick = ParseTickResult(
+      WithTimelineStart("f", "00000003", R"j({"2": 1795320999000000})j", std::nullopt));
+  ASSERT_TRUE(tick.ok()) << tick.status().ToString();
+  EXPECT_FALSE(tick->timeline_started_us.has_value());
+  EXPECT_EQ(BuildObservation(Identity("node2", 21961), *tick, "").promoted_at_ms, 1795320999000);
+}
+
+TEST(TickSqlTest, ReadsTheTimelineHistoryFileGuardedByThePrivilege) {
+  const std::string sql = BuildTickSql({}, std::nullopt);
+  EXPECT_NE(sql.find("pg_stat_file('pg_wal/' ||"), std::string::npos);
+  EXPECT_NE(sql.find("'.history', true)"), std::string::npos);
+  EXPECT_NE(sql.find("has_function_privilege"), std::string::npos);
+  EXPECT_NE(sql.find("AS timeline_started_us"), std::string::npos);
+}
+
 TEST(ObservationTest, StandbyStreamsFromTheNodeWhoseConninfoNamesTheSender) {
   auto tick = ParseTickResult(StandbyRow());
   ASSERT_TRUE(tick.ok()) << tick.status().ToString();

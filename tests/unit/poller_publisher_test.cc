@@ -1,6 +1,7 @@
 // The poller's ZooKeeper side against FakeZk with fault injection (connection loss with an applied
-// write, session expiry, another owner of the ephemeral), its config parser, the fencing rule and
-// the notify hand-over.
+// write, session expiry, another owner of the ephemeral), the master read with its bound vouchers,
+// its config parser, the fence action and the notify hand-over (the fencing rule:
+// poller_fence_test.cc).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "common/fake_zk.h"
+#include "common/voucher.h"
 #include "pollers/fencing.h"
 #include "pollers/notify.h"
 #include "pollers/poller_config.h"
@@ -141,7 +143,7 @@ TEST_F(PublisherTest, UnwrittenEventsStayPendingAndAnAppliedLostCreateIsNotDupli
 TEST_F(PublisherTest, ReadsTheMasterRecord) {
   auto none = publisher_.ReadMaster();
   ASSERT_TRUE(none.ok());
-  EXPECT_FALSE(none->has_value());
+  EXPECT_FALSE(none->record.has_value());
   model::MasterRecord r;
   r.state = model::MasterState::kOk;
   r.node = "node2";
@@ -154,44 +156,24 @@ TEST_F(PublisherTest, ReadsTheMasterRecord) {
   ASSERT_TRUE(s->Create("/pgherald/clusters/main/master", r.ToJson(), zk::CreateMode::kPersistent).ok());
   auto got = publisher_.ReadMaster();
   ASSERT_TRUE(got.ok()) << got.status().ToString();
-  ASSERT_TRUE(got->has_value());
-  EXPECT_EQ((*got)->node, "node2");
-}
-
-model::NodeObservation Writable(std::uint32_t timeline) {
-  model::NodeObservation o;
-  o.node = "node1";
-  o.reachable = true;
-  o.in_recovery = false;
-  o.timeline = timeline;
-  return o;
-}
-
-model::MasterRecord Master(const std::string& node, std::uint32_t timeline) {
-  model::MasterRecord r;
-  r.state = model::MasterState::kOk;
-  r.node = node;
-  r.timeline = timeline;
-  return r;
-}
-
-TEST(FencingTest, FencesOnlyAWritableNodeBehindAPublishedLaterTimeline) {
-  EXPECT_TRUE(ShouldFence(Writable(1), Master("node2", 2)).fence);
-  EXPECT_NE(ShouldFence(Writable(1), Master("node2", 2)).reason.find("timeline 2"), std::string::npos);
-  EXPECT_FALSE(ShouldFence(Writable(2), Master("node2", 2)).fence);  // same timeline: orchestrator
-  EXPECT_FALSE(ShouldFence(Writable(3), Master("node2", 2)).fence);  // we are ahead
-  EXPECT_FALSE(ShouldFence(Writable(1), Master("node1", 2)).fence);  // we are the master
-  EXPECT_FALSE(ShouldFence(Writable(1), std::nullopt).fence);
-  model::MasterRecord none = Master("node2", 2);
-  none.state = model::MasterState::kNoMaster;
-  EXPECT_FALSE(ShouldFence(Writable(1), none).fence);
-  auto standby = Writable(1);
-  standby.in_recovery = true;
-  EXPECT_FALSE(ShouldFence(standby, Master("node2", 2)).fence);
-  auto down = Writable(1);
-  down.reachable = false;
-  EXPECT_FALSE(ShouldFence(down, Master("node2", 2)).fence);
-  EXPECT_FALSE(ShouldFence(Writable(0), Master("node2", 2)).fence);  // timeline unknown
+  ASSERT_TRUE(got->record.has_value());
+  EXPECT_EQ(got->record->node, "node2");
+  EXPECT_FALSE(got->vouched());
+  // A legacy voucher (named after the orchestrator) and a voucher bound to other bytes bind nothing.
+  const std::string master = "/pgherald/clusters/main/master";
+  ASSERT_TRUE(s->Create(master + "/o1", "", zk::CreateMode::kEphemeral).ok());
+  const std::string other =
+      model::VoucherName(1, model::RecordDigest(r.ToJson() + " "), "o1");
+  ASSERT_TRUE(s->Create(master + "/" + other, "", zk::CreateMode::kEphemeral).ok());
+  got = publisher_.ReadMaster();
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->bound.empty());
+  const std::string bound = model::VoucherName(1, model::RecordDigest(r.ToJson()), "o2");
+  ASSERT_TRUE(s->Create(master + "/" + bound, "", zk::CreateMode::kEphemeral).ok());
+  got = publisher_.ReadMaster();
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->bound, std::vector<std::string>{bound});
+  EXPECT_TRUE(got->vouched());
 }
 
 TEST(FencingTest, CommandActionReportsExitStatusAndTimeout) {

@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "common/fake_zk.h"
 #include "pollers/fencing.h"
 #include "pollers/poller.h"
 #include "pollers/poller_config.h"
+#include "tests/unit/poller_fixture.h"
 
 namespace pgherald::pollers {
 namespace {
@@ -104,119 +104,7 @@ TEST(SelfFenceConfigTest, KeysAreReadAndBadValuesNamed) {
 
 // ---- The Poller's loop on FakeZk --------------------------------------------------------------
 
-const std::string kMaster = "/pgherald/clusters/main/master";
-const std::string kNodePath = "/pgherald/clusters/main/nodes/node1";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-class SelfFencePollerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/pgherald-selffence-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    marker_ = dir_ + "/fenced";
-    server_ = zk::FakeZkServer::Create(&clock_);
-    orchestrator_ = server_->NewSession();
-  }
-  void TearDown() override {
-    poller_.reset();
-    orchestrator_.reset();
-    std::remove(marker_.c_str());
-    ::rmdir(dir_.c_str());
-  }
-
-  // A poller of node1 whose fence action appends a line to marker_.
-  void MakePoller(bool on_zookeeper_loss = true, FenceAction action = FenceAction::kCommand) {
-    PollerSection s;
-    s.cluster = "main";
-    s.node = "node1";
-    s.host = "127.0.0.1";
-    s.port = 5432;
-    s.tick = Millis(500);
-    s.heartbeat = Millis(2000);
-    s.fence.action = action;
-    s.fence.command = "echo \"$PGHERALD_FENCE_REASON\" >> " + marker_;
-    s.fence.timeout = Millis(10000);
-    s.fence.on_zookeeper_loss = on_zookeeper_loss;
-    s.fence.self_fence_deadline = Millis(3000);
-    poller_ = std::make_unique<Poller>(
-        s, pg::PgParams{},
-        [this]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
-          zk::FakeZkOptions o;
-          o.session_timeout = Millis(10000);
-          auto made = server_->NewSession(o);
-          session_ = made.get();
-          return std::unique_ptr<zk::ZkSession>(std::move(made));
-        },
-        "/pgherald", clock_, "test");
-    poller_->SetObservationSourceForTest([this] { return node_; });
-  }
-
-  // The orchestrator's record naming `node`, and (when `vouched`) its ephemeral voucher.
-  void Publish(const std::string& node, bool vouched) {
-    model::MasterRecord r;
-    r.state = model::MasterState::kOk;
-    r.node = node;
-    r.host = "127.0.0.1";
-    r.port = 5432;
-    r.timeline = 1;
-    r.epoch = 1;
-    r.decided_by = "o1";
-    ASSERT_TRUE(zk::EnsurePath(*orchestrator_, kMaster).ok());
-    ASSERT_TRUE(orchestrator_->Set(kMaster, r.ToJson()).ok());
-    if (vouched) {
-      ASSERT_TRUE(orchestrator_->Create(kMaster + "/o1", "", zk::CreateMode::kEphemeral).ok());
-    }
-  }
-
-  // Ticks every 500 ms of manual time for `total`.
-  void TickFor(Millis total) {
-    for (Millis t(0); t < total; t += Millis(500)) {
-      clock_.Advance(Millis(500));
-      poller_->Tick({});
-    }
-  }
-
-  int FenceRuns() const {
-    const std::string text = ReadFile(marker_);
-    int lines = 0;
-    for (char ch : text) lines += ch == '\n' ? 1 : 0;
-    return lines;
-  }
-
-  std::optional<model::NodeObservation> Published() const {
-    auto node = server_->Peek(kNodePath);
-    if (!node) return std::nullopt;
-    auto o = model::NodeObservation::FromJson(node->data);
-    if (!o.ok()) return std::nullopt;
-    return *o;
-  }
-
-  static model::NodeObservation Writable() {
-    model::NodeObservation o;
-    o.node = "node1";
-    o.host = "127.0.0.1";
-    o.port = 5432;
-    o.reachable = true;
-    o.in_recovery = false;
-    o.timeline = 1;
-    o.current_lsn = 100;
-    return o;
-  }
-
-  ManualClock clock_;
-  std::string dir_;
-  std::string marker_;
-  std::shared_ptr<zk::FakeZkServer> server_;
-  std::unique_ptr<zk::FakeZk> orchestrator_;
-  zk::FakeZk* session_ = nullptr;  // the poller's current session (owned by its publisher)
-  std::unique_ptr<Poller> poller_;
-  model::NodeObservation node_ = Writable();
-};
+using SelfFencePollerTest = PollerOnFakeZkTest;
 
 TEST_F(SelfFencePollerTest, VouchedPrimaryCutOffFromZooKeeperIsFencedOnceAtTheDeadline) {
   Publish("node1", /*vouched=*/true);
