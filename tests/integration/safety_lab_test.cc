@@ -7,7 +7,6 @@
 // master is lost). The stack is brought up once; every case restores one primary + two streaming
 // standbys with the record naming the primary (RestoreCluster) whatever its outcome.
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -23,6 +22,7 @@
 
 #include "common/voucher.h"
 #include "tests/e2e/drills.h"
+#include "tests/e2e/stack_environment.h"
 
 namespace pgherald::e2e {
 namespace {
@@ -30,22 +30,6 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-class StackEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    auto s = Stack::Up(StackOptions{});
-    // A server that cannot start is a failure, never a skip.
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    stack_ = std::move(*s);
-  }
-  void TearDown() override {
-    if (stack_ && ::testing::UnitTest::GetInstance()->failed_test_count() > 0) {
-      std::fprintf(stderr, "%s\n", stack_->AllTails(4000).c_str());
-    }
-    stack_.reset();
-  }
-  static inline std::unique_ptr<Stack> stack_;
-};
 [[maybe_unused]] ::testing::Environment* const kEnv =
     ::testing::AddGlobalTestEnvironment(new StackEnvironment);
 
@@ -198,6 +182,17 @@ bool BothRoutesWriteOn(Stack& s, const Workload& w, int node, std::int64_t after
       timeout, milliseconds(10));
 }
 
+// Both proxies acknowledge writes on `node` invoked after `after_ns`, and `fenced` stops being
+// writable (its poller fences it), each within `timeout`.
+void ExpectWritesOnAndFenced(Stack& s, const Workload& w, int node, std::int64_t after_ns,
+                             int fenced, milliseconds timeout) {
+  EXPECT_TRUE(BothRoutesWriteOn(s, w, node, after_ns, 20, timeout))
+      << w.RecentErrors(Route::kHaproxy, 3) << w.RecentErrors(Route::kPgbouncer, 3);
+  EXPECT_TRUE(WaitUntil([&] { return !WritableNow(s, fenced); }, timeout, milliseconds(50)))
+      << "node" << fenced << " is still writable\n"
+      << s.Tail("poller-" + std::to_string(fenced));
+}
+
 // Writes acknowledged by node N that completed after `after_ns`.
 int AcksOnAfter(Stack& s, const Workload& w, int node, std::int64_t after_ns) {
   const int port = s.lab().pg_port(node);
@@ -206,59 +201,14 @@ int AcksOnAfter(Stack& s, const Workload& w, int node, std::int64_t after_ns) {
   return n;
 }
 
-StatusOr<std::set<std::pair<int, std::int64_t>>> Rows(const std::string& conninfo, int lo, int hi) {
-  PGconn* c = PQconnectdb((conninfo + " connect_timeout=3").c_str());
-  std::set<std::pair<int, std::int64_t>> rows;
-  if (PQstatus(c) != CONNECTION_OK) {
-    const std::string e = PQerrorMessage(c);
-    PQfinish(c);
-    return Unavailable("cannot read e2e_writes: " + e);
-  }
-  PGresult* r = PQexec(c, ("SELECT client, seq FROM e2e_writes WHERE client BETWEEN " +
-                           std::to_string(lo) + " AND " + std::to_string(hi))
-                              .c_str());
-  const bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-  for (int i = 0; ok && i < PQntuples(r); ++i) {
-    rows.emplace(std::atoi(PQgetvalue(r, i, 0)), std::atoll(PQgetvalue(r, i, 1)));
-  }
-  const std::string e = PQerrorMessage(c);
-  PQclear(r);
-  PQfinish(c);
-  if (!ok) return Internal("SELECT from e2e_writes failed: " + e);
-  return rows;
-}
-
 // The drills' checker over this case's writes: `old` was the primary when the case began,
 // `final_node` is where the rows are read.
 CheckResult CheckWrites(Stack& s, const Workload& w, int old, std::uint64_t epoch_before,
                         int final_node, int client_base) {
-  DrillFacts f;
-  f.old_primary_port = s.lab().pg_port(old);
-  f.epoch_before = epoch_before;
-  f.wall_minus_mono_ms = WallMinusMonoMs();
-  f.ops = w.History();
-  f.history = s.History();
-  f.final_master = s.Master();
-  f.final_vouchers = s.VoucherCount();
-  StatusOr<std::vector<int>> writable = Internal("not read");
-  WaitUntil(
-      [&] {
-        writable = s.lab().WritableNodes();
-        return writable.ok() && writable->size() == 1;
-      },
-      milliseconds(10000), milliseconds(200));
-  if (writable.ok()) {
-    for (int n : *writable) f.writable_ports.push_back(s.lab().pg_port(n));
-  }
-  f.final_primary_port = s.lab().pg_port(final_node);
-  auto rows = Rows(s.NodeConninfo(final_node), client_base, client_base + 99);
+  auto facts = CollectFacts(s, w, "safety", old, epoch_before, final_node, client_base);
+  if (facts.ok()) return Check(*facts);
   CheckResult r;
-  if (rows.ok()) {
-    f.rows_on_final = std::move(*rows);
-    r = Check(f);
-  } else {
-    r.violations.push_back(rows.status().ToString());
-  }
+  r.violations.push_back(facts.status().ToString());
   return r;
 }
 
@@ -522,12 +472,7 @@ TEST(SafetyLab, GarbageMasterPayloadThenFailoverPublishesTheNewMaster) {
           std::printf("old primary restart: %s\n", st.ToString().c_str());
         }
         // Writes through both proxies land on the new master, none on the old one.
-        EXPECT_TRUE(BothRoutesWriteOn(s, w, next, restart_ns, 20, milliseconds(20000)))
-            << w.RecentErrors(Route::kHaproxy, 3) << w.RecentErrors(Route::kPgbouncer, 3);
-        EXPECT_TRUE(WaitUntil([&] { return !WritableNow(s, p.node); }, milliseconds(20000),
-                              milliseconds(50)))
-            << "the old primary is still writable 20 s after its restart\n"
-            << s.Tail("poller-" + std::to_string(p.node));
+        ExpectWritesOnAndFenced(s, w, next, restart_ns, p.node, milliseconds(20000));
         w.Stop();
         EXPECT_EQ(AcksOnAfter(s, w, p.node, restart_ns), 0)
             << "writes acknowledged by the old primary after it came back";
@@ -692,12 +637,7 @@ TEST(SafetyLab, QuorumLossAndReturnDoesNotReopenARouteToAStaleMaster) {
         frozen.clear();
         const std::int64_t return_ns = MonoNs();
 
-        EXPECT_TRUE(BothRoutesWriteOn(s, w, next, return_ns, 20, milliseconds(60000)))
-            << w.RecentErrors(Route::kHaproxy, 3) << w.RecentErrors(Route::kPgbouncer, 3);
-        EXPECT_TRUE(WaitUntil([&] { return !WritableNow(s, p.node); }, milliseconds(30000),
-                              milliseconds(50)))
-            << "the stale primary is still writable\n"
-            << s.Tail("poller-" + std::to_string(p.node));
+        ExpectWritesOnAndFenced(s, w, next, return_ns, p.node, milliseconds(60000));
         w.Stop();
         std::printf("quorum back: writes on node%d through both proxies %.0f ms later\n", next,
                     Ms(w.FirstAck(Route::kHaproxy, s.lab().pg_port(next), return_ns) - return_ns));
