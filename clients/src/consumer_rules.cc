@@ -17,6 +17,19 @@ const char* JudgementName(Judgement::Kind kind) {
   return "unknown";
 }
 
+namespace {
+
+void SetMaster(MasterInfo& info, const std::string& node, const std::string& host, int port,
+               std::uint32_t timeline, std::uint64_t epoch) {
+  info.node = node;
+  info.host = host;
+  info.port = port;
+  info.timeline = timeline;
+  info.epoch = epoch;
+}
+
+}  // namespace
+
 Judgement JudgeRead(const MasterRead& read) {
   Judgement j;
   if (!read.exists) return j;
@@ -58,11 +71,7 @@ MasterInfo StateFor(const std::string& cluster, const Judgement& judged, std::in
       if (affirmed) {
         const model::MasterRecord& r = *judged.record;
         info.status = MasterStatus::kVouched;
-        info.node = r.node;
-        info.host = r.host;
-        info.port = r.port;
-        info.timeline = r.timeline;
-        info.epoch = r.epoch;
+        SetMaster(info, r.node, r.host, r.port, r.timeline, r.epoch);
         return info;
       }
       break;
@@ -80,11 +89,8 @@ MasterInfo StateFor(const std::string& cluster, const Judgement& judged, std::in
   // Unverified: the last verified master's fields, never the record's.
   info.status = MasterStatus::kUnverified;
   if (last_verified.has_value()) {
-    info.node = last_verified->node;
-    info.host = last_verified->host;
-    info.port = last_verified->port;
-    info.timeline = last_verified->timeline;
-    info.epoch = last_verified->epoch;
+    const MasterInfo& v = *last_verified;
+    SetMaster(info, v.node, v.host, v.port, v.timeline, v.epoch);
   }
   return info;
 }

@@ -16,6 +16,15 @@ std::string ClusterPath(const std::string& root, const std::string& cluster) {
   return zk::JoinPath(zk::JoinPath(root, "clusters"), cluster);
 }
 
+// At most 4 names (znode names are up to 255 characters each), then how many more.
+std::string NameList(const std::vector<std::string>& names) {
+  std::string out;
+  const std::size_t shown = std::min<std::size_t>(names.size(), 4);
+  for (std::size_t i = 0; i < shown; ++i) out += (out.empty() ? "" : ", ") + names[i].substr(0, 80);
+  if (names.size() > shown) out += " and " + std::to_string(names.size() - shown) + " more";
+  return out;
+}
+
 }  // namespace
 
 std::int64_t WallNowMs() {
@@ -162,8 +171,7 @@ void Judge(ClusterStatus& s, std::int64_t stale_after_ms, std::int64_t now_ms) {
   if (s.master.state != model::MasterState::kOk) {
     s.problems.push_back("no master has been verified yet");
   } else if (s.vouchers.empty() && !s.unbound_vouchers.empty()) {
-    std::string names;
-    for (const std::string& v : s.unbound_vouchers) names += (names.empty() ? "" : ", ") + v;
+    const std::string names = NameList(s.unbound_vouchers);
     s.problems.push_back("voucher_unbound: master " + s.master.node + " (epoch " +
                          std::to_string(s.master.epoch) +
                          ") is unverified: no voucher is bound to this record (children that "
@@ -173,8 +181,7 @@ void Judge(ClusterStatus& s, std::int64_t stale_after_ms, std::int64_t now_ms) {
                          " is unverified (no voucher: no orchestrator leader holds its check)");
   }
   if (!s.legacy_vouchers.empty()) {
-    std::string names;
-    for (const std::string& v : s.legacy_vouchers) names += (names.empty() ? "" : ", ") + v;
+    const std::string names = NameList(s.legacy_vouchers);
     s.problems.push_back("voucher_legacy: old-style vouchers (named after an orchestrator, bound "
                          "to no record) under the master znode count for nothing: " + names +
                          " (upgrade that orchestrator; its leader deletes them)");

@@ -63,6 +63,9 @@ json ClusterObject(const ClusterStatus& c) {
   master["present"] = c.master_present;
   master["verified"] = c.verified();
   master["vouchers"] = c.vouchers;
+  master["unbound_vouchers"] = c.unbound_vouchers;
+  master["legacy_vouchers"] = c.legacy_vouchers;
+  master["backed"] = c.history_checked ? json(c.backed()) : json(nullptr);
   master["mzxid"] = c.master_mzxid;
   json control = {{"paused", c.control.paused},
                   {"reason", c.control.reason},
@@ -152,7 +155,9 @@ std::string RenderStatusTable(const std::vector<ClusterStatus>& clusters) {
       master = Safe(c.master.node) + " (" + Safe(c.master.host) + ":" +
                std::to_string(c.master.port) + ", timeline " + std::to_string(c.master.timeline) +
                ", epoch " + std::to_string(c.master.epoch) + ")";
-      if (c.vouchers.empty()) {
+      if (c.vouchers.empty() && !c.unbound_vouchers.empty()) {
+        master += " UNVERIFIED: no voucher bound to this record";
+      } else if (c.vouchers.empty()) {
         master += " UNVERIFIED: no voucher";
       } else {
         std::string who;

@@ -54,7 +54,9 @@ function renderMaster(c) {
        m.state === "ok" ? m.node : "none yet"),
     m.state === "ok" ? el("span", {}, m.host + ":" + m.port + " · timeline " + m.timeline + " · epoch " + m.epoch) : null,
     el("span", { class: "badge " + (verified ? "ok" : "bad") },
-       verified ? "verified · " + m.vouchers.length + " voucher" + (m.vouchers.length === 1 ? "" : "s") : "unverified: no voucher"),
+       verified ? "verified · " + m.vouchers.length + " voucher" + (m.vouchers.length === 1 ? "" : "s")
+                : (m.unbound_vouchers && m.unbound_vouchers.length ? "unverified: no bound voucher" : "unverified: no voucher")),
+    m.state === "ok" && m.backed === false ? el("span", { class: "badge bad" }, "not backed by history") : null,
     m.vouchers && m.vouchers.length ? el("span", { class: "muted" }, "vouched by " + m.vouchers.join(", ")) : null,
     c.paused ? el("span", { class: "badge warn", id: "paused-" + c.name },
                   "paused" + (c.control && c.control.reason ? ": " + c.control.reason : "")) : null);

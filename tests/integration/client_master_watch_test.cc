@@ -1,5 +1,6 @@
 // libpgherald's MasterWatch against a real 3-server ZooKeeper ensemble from the lab. The test
-// writes the master znode and its vouchers itself, in the contract's format (cluster_model.h).
+// writes the master znode and its vouchers itself, in the contract's format (cluster_model.h):
+// the record and a voucher bound to it in one multi, as the orchestrator's publish does.
 #include <gtest/gtest.h>
 
 #include <condition_variable>
@@ -13,6 +14,8 @@
 #include "common/cluster_model.h"
 #include "common/zk_client.h"
 #include "pgherald/master_watch.h"
+#include "common/voucher.h"
+#include "tests/bound_publish.h"
 #include "tests/lab/lab.h"
 
 namespace pgherald::client {
@@ -37,7 +40,7 @@ class LabEnvironment : public ::testing::Environment {
   static inline std::unique_ptr<lab::Lab> lab_;
 };
 
-std::string Record(const std::string& node, int port, std::uint64_t epoch) {
+model::MasterRecord RecordOf(const std::string& node, int port, std::uint64_t epoch) {
   model::MasterRecord r;
   r.state = model::MasterState::kOk;
   r.node = node;
@@ -48,8 +51,12 @@ std::string Record(const std::string& node, int port, std::uint64_t epoch) {
   r.epoch = epoch;
   r.verified_at_ms = 1700000000000;
   r.decided_by = "client_master_watch_test";
-  return r.ToJson();
+  return r;
 }
+std::string Record(const std::string& node, int port, std::uint64_t epoch) {
+  return RecordOf(node, port, epoch).ToJson();
+}
+constexpr char kOrchestrator[] = "orch1";
 
 class ClientMasterWatchTest : public ::testing::Test {
  protected:
@@ -68,22 +75,38 @@ class ClientMasterWatchTest : public ::testing::Test {
     ASSERT_TRUE(zk::EnsurePath(*writer_, zk::ParentPath(path_)).ok());
   }
 
-  void Publish(const std::string& node, int port, std::uint64_t epoch) {
+  // The orchestrator's publish: the record and its bound voucher in one multi.
+  Status PublishStatus(const std::string& node, int port, std::uint64_t epoch) {
     auto exists = writer_->Exists(path_);
-    ASSERT_TRUE(exists.ok()) << exists.status().ToString();
-    if (exists->has_value()) {
-      auto set = writer_->Set(path_, Record(node, port, epoch));
-      ASSERT_TRUE(set.ok()) << set.status().ToString();
-    } else {
-      auto made = writer_->Create(path_, Record(node, port, epoch), CreateMode::kPersistent);
-      ASSERT_TRUE(made.ok()) << made.status().ToString();
-    }
+    if (!exists.ok()) return exists.status();
+    return testing::PublishBound(*writer_, path_, RecordOf(node, port, epoch), kOrchestrator,
+                                 !exists->has_value());
   }
-  void Vouch(const std::string& name) {
-    auto made = writer_->Create(path_ + "/" + name, "", CreateMode::kEphemeral);
-    ASSERT_TRUE(made.ok()) << made.status().ToString();
+  void Publish(const std::string& node, int port, std::uint64_t epoch) {
+    Status s = PublishStatus(node, port, epoch);
+    ASSERT_TRUE(s.ok()) << s.ToString();
   }
-  void Unvouch(const std::string& name) { ASSERT_TRUE(writer_->Delete(path_ + "/" + name).ok()); }
+  std::string VoucherPath() {
+    auto got = writer_->Get(path_);
+    if (!got.ok()) return "";
+    auto record = model::MasterRecord::FromJson(got->data);
+    if (!record.ok()) return "";
+    return path_ + "/" +
+           model::VoucherName(record->epoch, model::RecordDigest(got->data), kOrchestrator);
+  }
+  void Unvouch() { ASSERT_TRUE(writer_->Delete(VoucherPath()).ok()); }
+  // After an interruption of the watch's session: once it has read the current record again,
+  // the orchestrator's re-affirmation (the voucher's data rewritten) opens it.
+  void ReaffirmOnceRead(MasterWatch& watch) {
+    const std::int64_t mzxid = writer_->Get(path_)->stat.mzxid;
+    ASSERT_TRUE(watch.WaitFor(
+        [&](const MasterInfo& i) {
+          return i.status != MasterStatus::kDisconnected && i.mzxid == mzxid;
+        },
+        kWait))
+        << Log();
+    ASSERT_TRUE(writer_->Set(VoucherPath(), "{\"affirm_seq\":2}").ok());
+  }
 
   MasterWatchOptions WatchOptions() {
     MasterWatchOptions o;
@@ -117,7 +140,6 @@ class ClientMasterWatchTest : public ::testing::Test {
 
 TEST_F(ClientMasterWatchTest, AChangeOfMasterAndVouchersIsSeen) {
   Publish("n1", 5433, 1);
-  Vouch("v1");
   std::string error;
   auto watch = MasterWatch::Start(WatchOptions(), &error);
   ASSERT_NE(watch, nullptr) << error;
@@ -126,20 +148,24 @@ TEST_F(ClientMasterWatchTest, AChangeOfMasterAndVouchersIsSeen) {
   EXPECT_EQ(MasterConninfo(watch->current(), "dbname=postgres"),
             "host=127.0.0.1 port=5433 dbname=postgres");
 
-  Unvouch("v1");
+  Unvouch();
   ASSERT_TRUE(watch->WaitFor(
       [](const MasterInfo& i) { return i.status == MasterStatus::kUnverified && i.node == "n1"; },
       kWait))
       << Log();
+  // A record written without its bound voucher (by hand) gives no new master.
+  ASSERT_TRUE(writer_->Set(path_, Record("n9", 5439, 9)).ok());
+  const std::int64_t forged = writer_->Get(path_)->stat.mzxid;
+  ASSERT_TRUE(watch->WaitFor([&](const MasterInfo& i) { return i.mzxid == forged; }, kWait));
+  EXPECT_EQ(watch->current().status, MasterStatus::kUnverified);
+  EXPECT_EQ(watch->current().node, "n1");
   Publish("n2", 5434, 2);
-  Vouch("v2");
   ASSERT_TRUE(WaitVouched(*watch, "n2")) << Log();
   EXPECT_EQ(watch->current().port, 5434);
 }
 
 TEST_F(ClientMasterWatchTest, KillingTheZooKeeperLeaderDoesNotLoseTheWatch) {
   Publish("n1", 5433, 1);
-  Vouch("v1");
   std::string error;
   auto watch = MasterWatch::Start(WatchOptions(), &error);
   ASSERT_NE(watch, nullptr) << error;
@@ -153,25 +179,23 @@ TEST_F(ClientMasterWatchTest, KillingTheZooKeeperLeaderDoesNotLoseTheWatch) {
   Status published = Status(StatusCode::kConnectionLoss, "not tried");
   while (!published.ok() && std::chrono::steady_clock::now() < deadline) {
     if (writer_->WaitConnected(milliseconds(1000)).ok()) {
-      auto set = writer_->Set(path_, Record("n2", 5434, 2));
+      Status set = PublishStatus("n2", 5434, 2);
       // A connection loss may have applied the write: re-read instead of retrying blind.
       auto now = writer_->Get(path_);
-      published = (set.ok() || (now.ok() && now->data == Record("n2", 5434, 2)))
-                      ? Status::Ok()
-                      : set.status();
+      published = (set.ok() || (now.ok() && now->data == Record("n2", 5434, 2))) ? Status::Ok()
+                                                                                  : set;
     }
   }
   ASSERT_TRUE(published.ok()) << published.ToString();
-  ASSERT_TRUE(watch->WaitFor(
-      [](const MasterInfo& i) { return i.node == "n2" && i.status != MasterStatus::kDisconnected; },
-      kWait))
-      << Log();
+  // The watch's session was interrupted (the ensemble lost its leader): vouched again only on a
+  // re-affirmation made after it reconnected.
+  ReaffirmOnceRead(*watch);
+  ASSERT_TRUE(WaitVouched(*watch, "n2")) << Log();
   ASSERT_TRUE(lab_->ZkStart(*leader).ok());
 }
 
 TEST_F(ClientMasterWatchTest, ASessionExpiryIsSurvived) {
   Publish("n1", 5433, 1);
-  Vouch("v1");
   std::mutex mu;
   zk::ZkClient* latest = nullptr;
   int sessions = 0;
@@ -203,8 +227,10 @@ TEST_F(ClientMasterWatchTest, ASessionExpiryIsSurvived) {
   ASSERT_TRUE(zk::ZkClient::ExpireSessionForTesting(lab_->zk_connect(), *credentials,
                                                     milliseconds(15000))
                   .ok());
-  // The old session learns it expired at its next ping; the watch builds a new one.
+  // The old session learns it expired at its next ping; the watch builds a new one, and is
+  // vouched again on the re-affirmation that follows.
   Publish("n2", 5434, 2);
+  ReaffirmOnceRead(*watch);
   ASSERT_TRUE(WaitVouched(*watch, "n2")) << Log();
   {
     std::lock_guard lock(mu);
@@ -221,7 +247,6 @@ TEST_F(ClientMasterWatchTest, ASessionExpiryIsSurvived) {
 // others; the last one closes it.
 TEST_F(ClientMasterWatchTest, SharedSessionFansOutToEveryMember) {
   Publish("n1", 5433, 1);
-  Vouch("v1");
   const int machines_before = internal::LiveMachinesForTesting();
   struct Member {
     std::unique_ptr<MasterWatch> watch;
@@ -280,7 +305,7 @@ TEST_F(ClientMasterWatchTest, SharedSessionFansOutToEveryMember) {
 // completion thread, watches delivered there on request, errors without a call when not sent.
 TEST_F(ClientMasterWatchTest, ZkClientAsyncReadsAnswerOnTheCompletionThread) {
   Publish("n1", 5433, 1);
-  Vouch("v1");
+  const std::string voucher = VoucherPath().substr(path_.size() + 1);
   zk::ZkClientOptions options;
   options.connect = lab_->zk_connect();
   options.connect_timeout = milliseconds(15000);
@@ -341,7 +366,7 @@ TEST_F(ClientMasterWatchTest, ZkClientAsyncReadsAnswerOnTheCompletionThread) {
     EXPECT_EQ((*got)->data, Record("n1", 5433, 1));
     EXPECT_EQ((*got)->stat.num_children, 1);
     ASSERT_TRUE(children->ok());
-    EXPECT_EQ(**children, std::vector<std::string>{"v1"});
+    EXPECT_EQ(**children, std::vector<std::string>{voucher});
     ASSERT_TRUE(absent->ok());
     EXPECT_FALSE((*absent)->has_value());
     EXPECT_NE(answer_thread, std::this_thread::get_id());

@@ -18,7 +18,9 @@
 #include <vector>
 
 #include "common/cluster_model.h"
+#include "common/voucher.h"
 #include "common/zk_client.h"
+#include "tests/bound_publish.h"
 #include "tests/lab/lab.h"
 
 namespace pgherald {
@@ -29,7 +31,7 @@ using std::chrono::seconds;
 using SteadyClock = std::chrono::steady_clock;
 
 const char kMaster[] = "/pgherald/clusters/main/master";
-const char kVoucher[] = "/pgherald/clusters/main/master/v-test";
+const char kOrchestrator[] = "watch-lab-test";
 
 bool PollUntil(seconds timeout, const std::function<bool()>& condition) {
   const auto deadline = SteadyClock::now() + timeout;
@@ -96,8 +98,9 @@ class WatchLab : public ::testing::Environment {
     ASSERT_TRUE(zk.ok()) << zk.status().ToString();
     zk_ = std::move(*zk);
     ASSERT_TRUE(zk::EnsurePath(*zk_, "/pgherald/clusters/main").ok());
-    ASSERT_TRUE(zk_->Create(kMaster, Record(1, 1).ToJson(), zk::CreateMode::kPersistent).ok());
-    ASSERT_TRUE(zk_->Create(kVoucher, "{}", zk::CreateMode::kEphemeral).ok());
+    // The test plays the orchestrator: the record and its bound voucher in one multi.
+    ASSERT_TRUE(
+        testing::PublishBound(*zk_, kMaster, Record(1, 1), kOrchestrator, /*create=*/true).ok());
 
     const std::string source_dir = PGHERALD_SOURCE_DIR;
     template_ = lab_->dir() + "/haproxy.cfg.tmpl";
@@ -172,9 +175,19 @@ class WatchLab : public ::testing::Environment {
     r.decided_by = "watch_lab_test";
     return r;
   }
-  static void Publish(int node, std::uint64_t epoch) {
-    auto s = zk_->Set(kMaster, Record(node, epoch).ToJson());
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
+  static void Publish(int node, std::uint64_t epoch) { PublishRecord(Record(node, epoch)); }
+  static void PublishRecord(const model::MasterRecord& record) {
+    Status s = testing::PublishBound(*zk_, kMaster, record, kOrchestrator);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  // The voucher bound to the record stored now.
+  static std::string VoucherPath() {
+    auto got = zk_->Get(kMaster);
+    if (!got.ok()) return "";
+    auto record = model::MasterRecord::FromJson(got->data);
+    if (!record.ok()) return "";
+    return std::string(kMaster) + "/" +
+           model::VoucherName(record->epoch, model::RecordDigest(got->data), kOrchestrator);
   }
   static std::string Env(const std::string& key) { return lab_->Env(key); }
   static std::string ViaHaproxy(const std::string& db = "postgres") {
@@ -310,14 +323,15 @@ TEST(WatchLabTest, FailoverRoutesWritesToTheNewMaster) {
 }
 
 TEST(WatchLabTest, BlockPolicyStopsWritesWhenTheVoucherDisappears) {
-  ASSERT_TRUE(WatchLab::zk_->Delete(kVoucher).ok());
+  const std::string voucher = WatchLab::VoucherPath();
+  ASSERT_TRUE(WatchLab::zk_->Delete(voucher).ok());
   ASSERT_TRUE(PollUntil(seconds(10), [&] {
     return WhoAnswers(WatchLab::ViaHaproxy()).rfind("ERROR:", 0) == 0;
   })) << WhoAnswers(WatchLab::ViaHaproxy()) << WatchLab::WatchLog();
   EXPECT_TRUE(PollUntil(seconds(10), [&] {
     return ReadAll(WatchLab::Env("HAPROXY_CONFIG")).find("rise 1 disabled") != std::string::npos;
   })) << WatchLab::WatchLog();
-  ASSERT_TRUE(WatchLab::zk_->Create(kVoucher, "{}", zk::CreateMode::kEphemeral).ok());
+  ASSERT_TRUE(WatchLab::zk_->Create(voucher, "{}", zk::CreateMode::kEphemeral).ok());
   ASSERT_TRUE(PollUntil(seconds(10), [&] {
     return WhoAnswers(WatchLab::ViaHaproxy()).rfind("false:", 0) == 0;
   })) << WatchLab::WatchLog();
@@ -388,8 +402,8 @@ TEST(WatchLabTest, HostileMasterRecordsChangeNothing) {
            ReadAll(dbfile).find("epoch 100") != std::string::npos &&
            WhoAnswers(WatchLab::ViaHaproxy()) == "false:" + Port(p);
   })) << WatchLab::WatchLog();
-  const std::string cfg_before = ReadAll(cfg);
-  const std::string db_before = ReadAll(dbfile);
+  std::string cfg_before = ReadAll(cfg);
+  std::string db_before = ReadAll(dbfile);
   const std::string marker = WatchLab::lab_->dir() + "/pwned";
   const std::string program = "\nprogram pwn\n    command /usr/bin/touch " + marker + "\n";
 
@@ -412,7 +426,7 @@ TEST(WatchLabTest, HostileMasterRecordsChangeNothing) {
     model::MasterRecord r = WatchLab::Record(p, epoch++);
     r.node = h.node;
     r.host = h.host;
-    ASSERT_TRUE(WatchLab::zk_->Set(kMaster, r.ToJson()).ok());
+    WatchLab::PublishRecord(r);  // with a bound voucher: as a compromised orchestrator would
     // The client library refuses to decode it (the first line of defence: names and hosts are
     // validated with the payload), or both the HAProxy and the pgbouncer sink refuse it (the
     // second), or, were it let through, a file changes: the assertions below then show what was
@@ -423,6 +437,26 @@ TEST(WatchLabTest, HostileMasterRecordsChangeNothing) {
              Count(log, "master record refused") >= refused_before + 2 ||
              ReadAll(cfg) != cfg_before || ReadAll(dbfile) != db_before;
     })) << WatchLab::WatchLog();
+    if (Count(WatchLab::WatchLog(), "event=corrupt_payload_ignored") > ignored_before) {
+      // The library refused it: unverified (issue 12), so `on_unverified: block` stops writes
+      // after its grace -- nothing of the record reaches a sink.
+      EXPECT_TRUE(PollUntil(seconds(10), [&] {
+        return WhoAnswers(WatchLab::ViaHaproxy()).rfind("ERROR:", 0) == 0;
+      })) << WatchLab::WatchLog();
+      EXPECT_EQ(ReadAll(cfg).find("program"), std::string::npos);
+      EXPECT_EQ(ReadAll(dbfile).find("user=postgres"), std::string::npos);
+      // The verified master again before the next case.
+      const std::uint64_t good = epoch++;
+      WatchLab::Publish(p, good);
+      ASSERT_TRUE(PollUntil(seconds(15), [&] {
+        return ReadAll(cfg).find("epoch " + std::to_string(good)) != std::string::npos &&
+               ReadAll(dbfile).find("epoch " + std::to_string(good)) != std::string::npos &&
+               WhoAnswers(WatchLab::ViaHaproxy()) == "false:" + Port(p);
+      })) << WatchLab::WatchLog();
+      cfg_before = ReadAll(cfg);
+      db_before = ReadAll(dbfile);
+      continue;
+    }
     EXPECT_EQ(ReadAll(cfg), cfg_before);
     EXPECT_EQ(ReadAll(dbfile), db_before);
     // The frontend is up and routes to the verified master, through HAProxy and pgbouncer, as

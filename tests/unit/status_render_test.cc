@@ -7,6 +7,7 @@
 #include "clients/status/cluster_status.h"
 #include "clients/status/render.h"
 #include "common/fake_zk.h"
+#include "common/voucher.h"
 #include "tests/unit/hostile_payloads.h"
 
 namespace pgherald::status {
@@ -274,8 +275,11 @@ TEST(StatusRead, ReadsTheContractLayoutAndPauseWritesControl) {
   ASSERT_TRUE(
       fake.Create("/ph/clusters/main/master", Master("node1").ToJson(), zk::CreateMode::kPersistent)
           .ok());
-  ASSERT_TRUE(
-      fake.Create("/ph/clusters/main/master/orch-a", "{}", zk::CreateMode::kEphemeral).ok());
+  const std::string master_bytes = Master("node1").ToJson();
+  ASSERT_TRUE(fake.Create("/ph/clusters/main/master/" +
+                              model::VoucherName(4, model::RecordDigest(master_bytes), "orch-a"),
+                          "{}", zk::CreateMode::kEphemeral)
+                  .ok());
   ASSERT_TRUE(fake.Create("/ph/clusters/main/nodes/node1", Obs("node1", false, 0x3000060).ToJson(),
                           zk::CreateMode::kEphemeral)
                   .ok());
@@ -286,9 +290,12 @@ TEST(StatusRead, ReadsTheContractLayoutAndPauseWritesControl) {
   h.action = "publish";
   h.epoch = 1;
   h.decided_at_ms = kNow;
+  h.chosen = "node1";
   h.reasons.push_back({"first_master", "node1", "x"});
   for (int i = 0; i < 3; ++i) {
-    h.epoch = static_cast<std::uint64_t>(i + 1);
+    h.epoch = static_cast<std::uint64_t>(i + 2);
+    h.master = Master("node1");
+    h.master->epoch = h.epoch;
     ASSERT_TRUE(fake.Create("/ph/clusters/main/history/h-", h.ToJson(),
                             zk::CreateMode::kPersistentSequential)
                     .ok());
@@ -302,7 +309,10 @@ TEST(StatusRead, ReadsTheContractLayoutAndPauseWritesControl) {
   EXPECT_TRUE(s->verified());
   EXPECT_EQ(s->vouchers, std::vector<std::string>{"orch-a"});
   ASSERT_EQ(s->history.size(), 2u);
-  EXPECT_EQ(s->history[1].epoch, 3u);
+  EXPECT_EQ(s->history[1].epoch, 4u);
+  EXPECT_TRUE(s->history_checked);
+  EXPECT_TRUE(s->backed());
+  EXPECT_TRUE(s->unbound_vouchers.empty());
   EXPECT_EQ(cache.size(), 2u);
   ASSERT_GE(s->nodes.size(), 1u);
   EXPECT_EQ(s->nodes[0].role, "primary");
@@ -336,6 +346,93 @@ TEST(StatusRead, ReadsTheContractLayoutAndPauseWritesControl) {
   EXPECT_FALSE(again->control.paused);
   EXPECT_EQ(SetPaused(fake, "/ph", "nope", pause).code(), StatusCode::kNotFound);
   EXPECT_FALSE(fake.Exists("/ph/clusters/nope").value().has_value());
+}
+
+// Issue 12: only vouchers bound to the record count; children that bind nothing, legacy
+// vouchers and a record no publish entry backs are problem lines naming their kind.
+TEST(StatusRead, UnboundLegacyVouchersAndUnbackedRecordAreProblems) {
+  auto server = zk::FakeZkServer::Create();
+  std::unique_ptr<zk::FakeZk> session = server->NewSession();
+  zk::FakeZk& fake = *session;
+  ASSERT_TRUE(zk::EnsurePath(fake, "/ph/clusters/main/history").ok());
+  model::HistoryEntry h;
+  h.cluster = "main";
+  h.action = "publish";
+  h.epoch = 4;
+  h.chosen = "node1";
+  h.master = Master("node1");
+  ASSERT_TRUE(fake.Create("/ph/clusters/main/history/h-", h.ToJson(),
+                          zk::CreateMode::kPersistentSequential)
+                  .ok());
+  h.action = "keep";  // a newer entry that is no publish does not change what backs the record
+  h.epoch = 9;
+  h.chosen = "node2";
+  ASSERT_TRUE(fake.Create("/ph/clusters/main/history/h-", h.ToJson(),
+                          zk::CreateMode::kPersistentSequential)
+                  .ok());
+  // A forged record naming node2 on a higher timeline, beside node1's voucher and a legacy one.
+  model::MasterRecord forged = Master("node2");
+  forged.timeline = 9;
+  forged.epoch = 5;
+  const std::string original = Master("node1").ToJson();
+  ASSERT_TRUE(fake.Create("/ph/clusters/main/master", forged.ToJson(), zk::CreateMode::kPersistent)
+                  .ok());
+  const std::string old_voucher = model::VoucherName(4, model::RecordDigest(original), "orch-a");
+  ASSERT_TRUE(fake.Create("/ph/clusters/main/master/" + old_voucher, "{}",
+                          zk::CreateMode::kEphemeral)
+                  .ok());
+  ASSERT_TRUE(
+      fake.Create("/ph/clusters/main/master/orch-b", "{}", zk::CreateMode::kEphemeral).ok());
+
+  auto s = ReadClusterStatus(fake, "/ph", "main", ReadOptions{}, kNow);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_FALSE(s->verified());
+  EXPECT_TRUE(s->vouchers.empty());
+  EXPECT_EQ(s->unbound_vouchers.size(), 2u);
+  EXPECT_EQ(s->legacy_vouchers, std::vector<std::string>{"orch-b"});
+  ASSERT_TRUE(s->newest_publish.has_value());
+  EXPECT_EQ(s->newest_publish->epoch, 4u);
+  EXPECT_FALSE(s->backed());
+  auto has = [&](const std::string& prefix, const std::string& what) {
+    for (const std::string& p : s->problems) {
+      if (p.rfind(prefix, 0) == 0 && p.find(what) != std::string::npos) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(has("voucher_unbound:", old_voucher));
+  EXPECT_TRUE(has("voucher_legacy:", "orch-b"));
+  EXPECT_TRUE(has("master_unbacked:", "epoch 5, node node2, timeline 9"));
+  EXPECT_TRUE(has("master_unbacked:", "newest publish entry is epoch 4, node node1"));
+  EXPECT_EQ(ExitCodeFor({*s}), kExitUnhealthy);
+  EXPECT_NE(RenderStatusTable({*s}).find("UNVERIFIED"), std::string::npos);
+
+  // The orchestrator's publish repairs it: bound voucher, backing entry; no problem line left.
+  model::MasterRecord repaired = Master("node1");
+  repaired.epoch = 10;
+  h.action = "publish";
+  h.epoch = 10;
+  h.chosen = "node1";
+  h.master = repaired;
+  ASSERT_TRUE(fake.Create("/ph/clusters/main/history/h-", h.ToJson(),
+                          zk::CreateMode::kPersistentSequential)
+                  .ok());
+  ASSERT_TRUE(fake.Set("/ph/clusters/main/master", repaired.ToJson()).ok());
+  ASSERT_TRUE(fake.Delete("/ph/clusters/main/master/" + old_voucher).ok());
+  ASSERT_TRUE(fake.Delete("/ph/clusters/main/master/orch-b").ok());
+  ASSERT_TRUE(fake.Create("/ph/clusters/main/master/" +
+                              model::VoucherName(10, model::RecordDigest(repaired.ToJson()),
+                                                 "orch-a"),
+                          "{}", zk::CreateMode::kEphemeral)
+                  .ok());
+  auto fixed = ReadClusterStatus(fake, "/ph", "main", ReadOptions{}, kNow);
+  ASSERT_TRUE(fixed.ok());
+  EXPECT_TRUE(fixed->verified());
+  EXPECT_EQ(fixed->vouchers, std::vector<std::string>{"orch-a"});
+  EXPECT_TRUE(fixed->backed());
+  for (const std::string& p : fixed->problems) {
+    EXPECT_EQ(p.find("voucher_"), std::string::npos) << p;
+    EXPECT_EQ(p.find("master_unbacked"), std::string::npos) << p;
+  }
 }
 
 // ---- untrusted content: what status shows of a hostile ZooKeeper ----

@@ -3,6 +3,7 @@
 // hold up another) and ClusterController wiring. No ZooKeeper: MasterInfo values are fed directly.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -11,6 +12,10 @@
 #include "clients/watch/cluster_controller.h"
 #include "clients/watch/route_policy.h"
 #include "clients/watch/sink_worker.h"
+#include "clients/watch/zk_master_source.h"
+#include "common/fake_zk.h"
+#include "common/voucher.h"
+#include "tests/bound_publish.h"
 
 namespace pgherald::watch {
 namespace {
@@ -341,6 +346,105 @@ TEST(ClusterControllerTest, OneStuckSinkDoesNotHoldUpAnother) {
   ASSERT_TRUE(controller.workers()[0]->WaitApplied(controller.current()->seq, milliseconds(5000)));
   // The stuck sink skipped the intermediate state: first target, then the latest.
   EXPECT_EQ(stuck_ptr->applied(), (std::vector<std::uint64_t>{1, 3}));
+}
+
+// `pgherald watch`'s own ZooKeeper source applies the library's rules (consumer_rules.h): only a
+// bound voucher vouches; forged, legacy-vouched, corrupt and deleted records are unverified with
+// the last VERIFIED master; after a reconnect, unverified until the voucher is re-affirmed.
+TEST(ZkMasterSourceTest, AppliesTheLibrarysConsumerRules) {
+  auto server = zk::FakeZkServer::Create();
+  std::unique_ptr<zk::FakeZk> writer = server->NewSession();
+  const std::string path = "/ph/clusters/main/master";
+  ASSERT_TRUE(zk::EnsurePath(*writer, "/ph/clusters/main").ok());
+  auto record = [](const std::string& node, int port, std::uint64_t epoch) {
+    model::MasterRecord r;
+    r.state = model::MasterState::kOk;
+    r.node = node;
+    r.host = "127.0.0.1";
+    r.port = port;
+    r.timeline = 1;
+    r.epoch = epoch;
+    r.decided_by = "orch1";
+    return r;
+  };
+  ASSERT_TRUE(testing::PublishBound(*writer, path, record("node1", 5001, 1), "orch1", true).ok());
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<MasterInfo> seen;
+  zk::FakeZk* live = nullptr;
+  ZkMasterSource source("/ph", "main", [&]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
+    std::unique_ptr<zk::FakeZk> session = server->NewSession();
+    std::lock_guard lock(mu);
+    live = session.get();
+    return std::unique_ptr<zk::ZkSession>(std::move(session));
+  });
+  source.Start([&](const MasterInfo& info) {
+    std::lock_guard lock(mu);
+    seen.push_back(info);
+    cv.notify_all();
+  });
+  auto await = [&](const std::function<bool(const MasterInfo&)>& pred) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(10),
+                       [&] { return !seen.empty() && pred(seen.back()); });
+  };
+  auto last = [&] {
+    std::lock_guard lock(mu);
+    return seen.back();
+  };
+  auto mzxid = [&] { return server->Peek(path)->stat.mzxid; };
+  ASSERT_TRUE(await([](const MasterInfo& i) {
+    return i.status == MasterStatus::kVouched && i.node == "node1" && i.vouchers == 1;
+  }));
+
+  // Forged: another record beside node1's voucher and a legacy one.
+  ASSERT_TRUE(writer->Create(path + "/orch1", "", zk::CreateMode::kEphemeral).ok());
+  ASSERT_TRUE(writer->Set(path, record("node9", 5009, 99).ToJson()).ok());
+  ASSERT_TRUE(await([&](const MasterInfo& i) {
+    return i.status == MasterStatus::kUnverified && i.mzxid == mzxid();
+  }));
+  EXPECT_EQ(last().node, "node1");
+  EXPECT_EQ(last().port, 5001);
+  EXPECT_EQ(last().vouchers, 0);
+  // Corrupt.
+  ASSERT_TRUE(writer->Set(path, "{not json").ok());
+  ASSERT_TRUE(await([&](const MasterInfo& i) {
+    return i.status == MasterStatus::kUnverified && i.mzxid == mzxid();
+  }));
+  EXPECT_EQ(last().node, "node1");
+  // The leader's publish: vouched at once.
+  ASSERT_TRUE(testing::PublishBound(*writer, path, record("node2", 5002, 100), "orch1").ok());
+  ASSERT_TRUE(await([](const MasterInfo& i) {
+    return i.status == MasterStatus::kVouched && i.node == "node2";
+  }));
+  // Interrupted: unverified (node2 kept) until the voucher is re-affirmed.
+  zk::FakeZk* session = nullptr;
+  {
+    std::lock_guard lock(mu);
+    session = live;
+  }
+  session->Disconnect();
+  ASSERT_TRUE(await([](const MasterInfo& i) { return i.status == MasterStatus::kDisconnected; }));
+  session->Reconnect();
+  ASSERT_TRUE(await([](const MasterInfo& i) {
+    return i.status == MasterStatus::kUnverified && i.vouchers == 1;
+  }));
+  EXPECT_EQ(last().node, "node2");
+  auto children = writer->GetChildren(path);
+  ASSERT_TRUE(children.ok() && children->size() == 1u);
+  ASSERT_TRUE(writer->Set(path + "/" + children->front(), "{}").ok());  // re-affirmation
+  ASSERT_TRUE(await([](const MasterInfo& i) {
+    return i.status == MasterStatus::kVouched && i.node == "node2";
+  }));
+  // Deleted master znode: unverified, node2 kept.
+  ASSERT_TRUE(writer->Delete(path + "/" + children->front()).ok());
+  ASSERT_TRUE(writer->Delete(path).ok());
+  ASSERT_TRUE(await([](const MasterInfo& i) { return i.status == MasterStatus::kUnverified; }));
+  EXPECT_EQ(last().node, "node2");
+  source.Stop();
+  std::lock_guard lock(mu);
+  for (const MasterInfo& i : seen) EXPECT_NE(i.node, "node9");
 }
 
 }  // namespace

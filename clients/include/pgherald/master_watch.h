@@ -8,6 +8,12 @@
 // reconnect, applies a state only if its master znode's mzxid is newer than the last applied one,
 // and rebuilds its session after expiry.
 //
+// Trust (docs/zookeeper-contract.md, "Rules for consumers"): only vouchers BOUND to the exact
+// record read count (the voucher's name carries the record's epoch and the digest of its bytes);
+// after an interruption of the watch's session the record counts again only once its voucher was
+// re-affirmed after the reconnect. Whatever is not verified is kUnverified and carries the last
+// VERIFIED master: a master is never taken from an unverified record.
+//
 // Threads: a MasterWatch has no thread of its own. Its session has the ZooKeeper C client's two
 // threads and one dispatch thread; one runtime thread per process, shared by all watches, builds
 // and closes sessions and runs retry timers. The change callback runs on one of these library
@@ -27,8 +33,12 @@
 namespace pgherald::client {
 
 enum class MasterStatus {
-  kVouched,       // a master is published and at least one voucher says it is verified now
-  kUnverified,    // a master is published but no voucher holds: it may be dead or stale
+  kVouched,       // a master is published and a voucher bound to this exact record says it is
+                  // verified now (re-affirmed since any interruption of the watch's session)
+  kUnverified,    // no verified master now: no bound voucher (withdrawn, or a hand-written,
+                  // replayed or foreign record), a record that does not decode, a deleted master
+                  // znode, or a reconnect not yet followed by a re-affirmation. The fields are the
+                  // last verified master's (it may be dead or stale), never the record's
   kNoMaster,      // the cluster has no master published (or the record says "no-master")
   kDisconnected,  // ZooKeeper cannot be reached; the last known master is kept, with its age
 };
@@ -37,14 +47,15 @@ const char* MasterStatusName(MasterStatus status);
 struct MasterInfo {
   MasterStatus status = MasterStatus::kDisconnected;
   std::string cluster;
-  // The last published master (kept in kUnverified and kDisconnected; empty if never known).
+  // kVouched: the record's master. kUnverified, kDisconnected: the last VERIFIED master (empty if
+  // none was ever verified by this watch). kNoMaster: empty.
   std::string node;
   std::string host;
   int port = 0;
   std::uint32_t timeline = 0;
   std::uint64_t epoch = 0;
-  int vouchers = 0;
-  std::int64_t mzxid = 0;  // of the master znode this state was read from
+  int vouchers = 0;        // vouchers bound to the record read (others are not counted)
+  std::int64_t mzxid = 0;  // of the master znode this state was read from (0: absent)
   // When this state was last confirmed by ZooKeeper, on the monotonic clock.
   std::chrono::steady_clock::time_point confirmed_at{};
   // Writes are safe only through a vouched master.

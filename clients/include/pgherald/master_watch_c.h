@@ -24,8 +24,11 @@ extern "C" {
 
 /* Same meaning as pgherald::client::MasterStatus. */
 typedef enum pgherald_status {
-  PGHERALD_VOUCHED = 0,      /* a master is published and vouched for: writes are safe */
-  PGHERALD_UNVERIFIED = 1,   /* a master is published but no voucher holds */
+  PGHERALD_VOUCHED = 0,      /* a master is published and vouched for by a voucher bound to the
+                                exact record (re-affirmed since any reconnect): writes are safe */
+  PGHERALD_UNVERIFIED = 1,   /* no verified master now (no bound voucher, corrupt or deleted
+                                record, reconnect not yet re-affirmed); the fields are the last
+                                VERIFIED master's, never the unverified record's */
   PGHERALD_NO_MASTER = 2,    /* no master is published */
   PGHERALD_DISCONNECTED = 3  /* ZooKeeper unreachable; the last master is kept, see age_ms */
 } pgherald_status;
@@ -39,12 +42,13 @@ typedef struct pgherald_master_info {
   pgherald_status status;
   int writable; /* 1 only when status is PGHERALD_VOUCHED */
   char cluster[PGHERALD_NAME_MAX];
-  char node[PGHERALD_NAME_MAX]; /* the last published master; "" if never known */
+  char node[PGHERALD_NAME_MAX]; /* VOUCHED: the record's master; UNVERIFIED, DISCONNECTED: the
+                                   last verified master; "" if none was ever verified */
   char host[PGHERALD_NAME_MAX];
   int port;
   uint32_t timeline;
   uint64_t epoch;
-  int vouchers;
+  int vouchers; /* vouchers bound to the record read; others are not counted */
   int64_t mzxid;
   /* Milliseconds since ZooKeeper last confirmed this state; -1 if it never did. */
   int64_t age_ms;
