@@ -21,9 +21,10 @@ FenceVerdict ShouldFence(const model::NodeObservation& self, const MasterRead& m
   const model::MasterRecord& m = *master.record;
   if (m.state != model::MasterState::kOk || m.node == self.node) return {};
   if (m.timeline < self.timeline) return {};
-  const std::string writable =
-      "this node is writable on timeline " + std::to_string(self.timeline) + " while the vouched master " +
-      m.node + " (epoch " + std::to_string(m.epoch) + ") is on timeline " + std::to_string(m.timeline);
+  const std::string writable = "this node is writable on timeline " +
+                               std::to_string(self.timeline) + " while the vouched master " +
+                               m.node + " (epoch " + std::to_string(m.epoch) + ") is on timeline " +
+                               std::to_string(m.timeline);
   if (m.timeline == self.timeline) {
     return {true, "same-timeline stale primary: " + writable +
                       " too (a second promotion; the orchestrator keeps its published master)"};

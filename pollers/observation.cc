@@ -358,15 +358,21 @@ std::string BuildTickSql(const RepmgrLayout& layout, std::optional<std::int64_t>
       " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
       " WHERE c.relkind IN ('r', 'p', 'v') AND ((n.nspname = 'repmgr' AND c.relname IN"
       " ('nodes', 'events')) OR (n.nspname LIKE 'repmgr\\_%' AND c.relname IN"
-      " ('repl_nodes', 'repl_events')))) AS repmgr_tables,"
-      // When this node's current timeline began: PostgreSQL writes <TLI>.history when a
-      // promotion creates the timeline (missing_ok: NULL on timeline 1; NULL too without the
-      // right to call pg_stat_file, rather than failing the tick).
-      " CASE WHEN NOT pg_catalog.pg_is_in_recovery() AND pg_catalog.has_function_privilege("
-      "'pg_catalog.pg_stat_file(text, boolean)', 'EXECUTE') THEN (extract(epoch FROM"
-      " (pg_catalog.pg_stat_file('pg_wal/' || substr(pg_catalog.pg_walfile_name("
-      "pg_catalog.pg_current_wal_lsn()), 1, 8) || '.history', true)).modification)"
-      " * 1000000)::bigint END AS timeline_started_us";
+      " ('repl_nodes', 'repl_events')))) AS repmgr_tables";
+  // When this node's current timeline began: PostgreSQL writes <TLI>.history when a promotion
+  // creates the timeline (none on timeline 1: NULL).
+  const std::string history =
+      "substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8) || '.history'";
+  std::string started;
+  if (options.timeline_start == TimelineStart::kStatFile) {
+    started = "(pg_catalog.pg_stat_file('pg_wal/' || " + history + ", true)).modification";
+  } else if (options.timeline_start == TimelineStart::kLsWaldir) {
+    started = "(SELECT modification FROM pg_catalog.pg_ls_waldir() WHERE name = " + history + ")";
+  }
+  if (!started.empty()) {
+    sql += ", CASE WHEN NOT pg_catalog.pg_is_in_recovery() THEN (extract(epoch FROM " + started +
+           ") * 1000000)::bigint END AS timeline_started_us";
+  }
   if (layout.kind != RepmgrLayout::Kind::kNone) {
     const bool v3 = layout.kind == RepmgrLayout::Kind::kRepmgr3;
     const std::string schema = QuoteIdent(layout.schema);
@@ -397,6 +403,37 @@ std::string BuildTickSql(const RepmgrLayout& layout, std::optional<std::int64_t>
   }
   sql += " FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_stat_wal_receiver w ON true";
   return sql;
+}
+
+const char* TimelineStartName(TimelineStart source) {
+  switch (source) {
+    case TimelineStart::kStatFile:
+      return "pg_stat_file";
+    case TimelineStart::kLsWaldir:
+      return "pg_ls_waldir";
+    case TimelineStart::kNone:
+      break;
+  }
+  return "none";
+}
+
+std::string TimelineStartProbeSql() {
+  return "SELECT pg_catalog.has_function_privilege('pg_catalog.pg_stat_file(text, boolean)',"
+         " 'EXECUTE') AS stat_file,"
+         " pg_catalog.has_function_privilege('pg_catalog.pg_ls_waldir()', 'EXECUTE') AS ls_waldir";
+}
+
+StatusOr<TimelineStart> ParseTimelineStartProbe(const pg::PgResult& result) {
+  if (result.num_rows() != 1) {
+    return InvalidArgument("privilege probe: expected one row, got " +
+                           std::to_string(result.num_rows()));
+  }
+  auto stat_file = result.row(0).GetBool("stat_file");
+  if (!stat_file.ok()) return stat_file.status();
+  if (*stat_file) return TimelineStart::kStatFile;
+  auto ls_waldir = result.row(0).GetBool("ls_waldir");
+  if (!ls_waldir.ok()) return ls_waldir.status();
+  return *ls_waldir ? TimelineStart::kLsWaldir : TimelineStart::kNone;
 }
 
 StatusOr<TickResult> ParseTickResult(const pg::PgResult& result) {

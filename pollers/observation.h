@@ -7,7 +7,7 @@
 // pg_stat_wal_receiver.received_tli; pg_control_checkpoint() lags after a promotion and is only a
 // fallback for a standby that streams from nobody), system_identifier, the WAL sender of a
 // standby, which repmgr tables exist (so the layout is re-detected every tick), when a primary's
-// timeline began (its <TLI>.history file's mtime), and, for the
+// timeline began (its <TLI>.history file's mtime, see TimelineStart), and, for the
 // detected layout, repmgr's nodes, its new events after the cursor and each node's latest
 // promotion, as JSON aggregates.
 #pragma once
@@ -117,11 +117,26 @@ class EventCursor {
   std::set<EventKey> seen_;  // keys with ts_us > high_->ts_us - lookback_us_
 };
 
+// How the tick learns when a primary's current timeline began (the mtime of pg_wal/<TLI>.history):
+// PostgreSQL checks the right to call every function of a statement when it starts it (a CASE
+// does not avoid that), so the poller asks once per connection which function its role may call
+// (TimelineStartProbeSql) and builds the tick with that one only.
+enum class TimelineStart {
+  kNone,      // neither: promoted_at falls back to repmgr's events
+  kStatFile,  // pg_stat_file(path, missing_ok): superusers, or GRANT EXECUTE (one stat per tick)
+  kLsWaldir,  // pg_ls_waldir(): members of pg_monitor (lists pg_wal each tick)
+};
+const char* TimelineStartName(TimelineStart source);
+// One row: stat_file, ls_waldir (booleans: the role may call the function).
+std::string TimelineStartProbeSql();
+StatusOr<TimelineStart> ParseTimelineStartProbe(const pg::PgResult& result);
+
 struct TickSqlOptions {
   int initial_events = 100;  // the first tick reads only the newest N events (retention)
   int max_events = 500;      // later ticks read at most N events after the cursor
   // repmgr 4/5: ask repmgr.repmgrd_is_running(); off for an extension that lacks it.
   bool repmgrd_function = true;
+  TimelineStart timeline_start = TimelineStart::kNone;
 };
 
 // The tick's one statement for `layout` (kNone: without the repmgr columns) reading events after
@@ -174,10 +189,11 @@ struct NodeIdentity {
 
 // The observation of a reachable node. promoted_at_ms is the start of a primary's current
 // timeline (TickResult::timeline_started_us), or, when that is unknown, the node's latest repmgr
-// promotion; none for a standby or timeline 1. `layout_error` (from DetectLayout) goes into `error`, as
-// does a node missing from repmgr.nodes; everything else is still filled in. upstream_node is
-// the repmgr node whose conninfo host/port equals the WAL sender's (who the standby really streams
-// from), never repmgr's upstream_node_id alone; "" when no sender or no match.
+// promotion; none for a standby or timeline 1. `layout_error` (from DetectLayout) goes into
+// `error`, as does a node missing from repmgr.nodes; everything else is still filled in.
+// upstream_node is the repmgr node whose conninfo host/port equals the WAL sender's (who the
+// standby really streams from), never repmgr's upstream_node_id alone; "" when no sender or no
+// match.
 model::NodeObservation BuildObservation(const NodeIdentity& identity, const TickResult& tick,
                                         const std::string& layout_error);
 

@@ -256,7 +256,16 @@ model::NodeObservation Poller::Observe() {
     conn_ = std::move(*conn);
     backoff_ = Millis(0);
     pg_error_.clear();
-    log_.Info("postgres_connected", {{"server", conn_->Describe()}});
+    // Which function tells when the timeline began (a role's rights may change between
+    // connections); without one, promoted_at falls back to repmgr's promotion events.
+    auto probe = conn_->Exec(TimelineStartProbeSql());
+    auto source =
+        probe.ok() ? ParseTimelineStartProbe(*probe) : StatusOr<TimelineStart>(probe.status());
+    sql_options_.timeline_start = source.ok() ? *source : TimelineStart::kNone;
+    log_.Info("postgres_connected",
+              {{"server", conn_->Describe()},
+               {"timeline_start", TimelineStartName(sql_options_.timeline_start)}});
+    if (!source.ok()) log_.Warn("timeline_start_probe_failed", {{"error", source.status()}});
   }
   for (int attempt = 0; attempt < 3; ++attempt) {
     const std::string sql = BuildTickSql(layout_, cursor_.QueryFromUs(), sql_options_);
@@ -266,6 +275,15 @@ model::NodeObservation Poller::Observe() {
           sql_options_.repmgrd_function) {
         log_.Warn("repmgrd_function_missing", {{"error", result.status()}});
         sql_options_.repmgrd_function = false;
+        continue;
+      }
+      if (result.status().code() == StatusCode::kPermissionDenied &&
+          sql_options_.timeline_start != TimelineStart::kNone) {
+        // The probe said yes, the server says no: do without (promoted_at from repmgr's events).
+        log_.Warn("timeline_start_denied",
+                  {{"function", TimelineStartName(sql_options_.timeline_start)},
+                   {"error", result.status()}});
+        sql_options_.timeline_start = TimelineStart::kNone;
         continue;
       }
       if (result.status().code() == StatusCode::kNotFound && layout_.kind != RepmgrLayout::Kind::kNone) {
@@ -336,8 +354,9 @@ void Poller::NoteUnverifiedRecord(const MasterRead& master) {
                 {{"master", m.node},
                  {"epoch", m.epoch},
                  {"timeline", static_cast<std::int64_t>(m.timeline)},
-                 {"effect", "no voucher is bound to this record: it fences nothing and confirms "
-                            "nothing"}});
+                 {"effect",
+                  "no voucher is bound to this record: it fences nothing and confirms "
+                  "nothing"}});
     }
   } else if (!unverified_note_.empty()) {
     log_.Info("master_verified", {{"vouched", master.vouched()}});

@@ -351,8 +351,14 @@ TEST(PollerLabTest, Repmgr3LayoutAndAMissingSchemaOnARealPostgres) {
   ASSERT_EQ(legacy->repmgr_nodes.size(), 2u);
   EXPECT_EQ(legacy->repmgr_nodes[0].type, "primary");  // repmgr 3's "master"
   EXPECT_EQ(legacy->node_id, 1);
-  EXPECT_TRUE(legacy->promoted_at_ms.has_value());
-  EXPECT_TRUE(Await(seconds(5), [] { return HasEvent(ReadEvents("legacy"), 1, "master_register"); }));
+  // The node is on timeline 1: never promoted in this history, whatever the table's standby_promote
+  // row says (promoted_at is the promotion that produced the current timeline).
+  EXPECT_EQ(legacy->timeline, 1u);
+  EXPECT_FALSE(legacy->promoted_at_ms.has_value());
+  EXPECT_TRUE(Await(seconds(5), [] {
+    auto events = ReadEvents("legacy");
+    return HasEvent(events, 1, "master_register") && HasEvent(events, 1, "standby_promote");
+  }));
 
   ASSERT_TRUE(Await(seconds(15), [] { return ReadObservation("bare", "bare1").has_value(); }))
       << g->extra[1]->Log();
@@ -395,6 +401,18 @@ TEST(PollerLabTest, KillOfThePrimaryShowsTheNewPrimaryAndThePromotionFacts) {
   for (const auto& e : events) {
     if (e.key.node_id == promoted->node_id && e.key.event == "standby_promote") promote_us = e.key.ts_us;
   }
+  // promoted_at is when the new primary's timeline began (pg_wal/00000002.history, whole seconds,
+  // read through pg_ls_waldir: the lab's poller role is in pg_monitor), which is before repmgr
+  // wrote its standby_promote event and at most a promote_check_interval (1 s) and the second's
+  // truncation before it.
+  ASSERT_TRUE(promoted->promoted_at_ms.has_value());
+  const std::int64_t event_lead_ms = promote_us / 1000 - *promoted->promoted_at_ms;
+  std::printf("promoted_at (timeline 2 began) %lld ms before the standby_promote event\n",
+              static_cast<long long>(event_lead_ms));
+  EXPECT_GE(event_lead_ms, 0);
+  EXPECT_LT(event_lead_ms, 5000);
+  EXPECT_NE(g->pollers[promoted->node.back() - '0']->Log().find("timeline_start=pg_ls_waldir"),
+            std::string::npos);
   // mtime of the first writable version we saw (the server's clock); polled every 20 ms, so an
   // upper bound.
   std::printf("promotion (standby_promote at %lld us) to the new primary's observation in "
@@ -513,8 +531,8 @@ TEST(PollerLabTest, WritableNodeCutOffFromTheWholeEnsembleIsFencedByItsPollerAtT
   constexpr int kDeadlineMs = 3000;
   // Two more pollers of the new primary, each in a cluster of its own (so neither takes over the
   // node's real observation), the orchestrator's part played by hand: a master record naming
-  // them and its bound voucher. Their fence action appends a line to a marker file, so the real primary
-  // stays up; one has the rule on, the other opted out.
+  // them and its bound voucher. Their fence action appends a line to a marker file, so the real
+  // primary stays up; one has the rule on, the other opted out.
   const std::string dir = g->lab->dir();
   struct Case {
     std::string cluster;

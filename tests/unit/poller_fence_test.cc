@@ -23,14 +23,7 @@ MasterRead Read(const model::MasterRecord& r, Voucher voucher) {
   read.record = r;
   const std::string bytes = r.ToJson();
   std::vector<std::string> children;
-  switch (voucher) {
-    case Voucher::kNone: break;
-    case Voucher::kLegacy: children = {"o1"}; break;
-    case Voucher::kOtherBytes:
-      children = {model::VoucherName(r.epoch, model::RecordDigest(bytes + " "), "o1")};
-      break;
-    case Voucher::kBound: children = {model::VoucherName(r.epoch, model::RecordDigest(bytes), "o1")};
-  }
+  if (voucher != Voucher::kNone) children.push_back(VoucherChild(r, bytes, voucher));
   read.bound = model::BoundVouchers(children, r, bytes);
   return read;
 }
@@ -60,10 +53,9 @@ TEST(ShouldFenceTest, Table) {
       {"timeline unknown", 0, "node2", 2, Voucher::kBound, false},
   };
   for (const auto& c : cases) {
-    const FenceVerdict v = ShouldFence(PollerOnFakeZkTest::Writable(c.self_timeline),
-                                       Read(PollerOnFakeZkTest::Record(c.master_node,
-                                                                       c.master_timeline),
-                                            c.voucher));
+    const FenceVerdict v =
+        ShouldFence(PollerOnFakeZkTest::Writable(c.self_timeline),
+                    Read(PollerOnFakeZkTest::Record(c.master_node, c.master_timeline), c.voucher));
     EXPECT_EQ(v.fence, c.fence) << c.name;
     if (c.fence) {
       EXPECT_NE(v.reason.find(c.reason), std::string::npos) << c.name << ": " << v.reason;

@@ -38,6 +38,22 @@ enum class Voucher {
   kBound,       // a v1 voucher bound to exactly these bytes, as the leader's publish multi makes
 };
 
+// The child's name that `voucher` puts beside the record `r` stored as `bytes`; "" for kNone.
+inline std::string VoucherChild(const model::MasterRecord& r, const std::string& bytes,
+                                Voucher voucher) {
+  switch (voucher) {
+    case Voucher::kNone:
+      return "";
+    case Voucher::kLegacy:
+      return "o1";
+    case Voucher::kOtherBytes:
+      return model::VoucherName(r.epoch, model::RecordDigest(bytes + " "), "o1");
+    case Voucher::kBound:
+      return model::VoucherName(r.epoch, model::RecordDigest(bytes), "o1");
+  }
+  return "";
+}
+
 class PollerOnFakeZkTest : public ::testing::Test {
  public:
   static model::MasterRecord Record(const std::string& node, std::uint32_t timeline = 1,
@@ -116,15 +132,8 @@ class PollerOnFakeZkTest : public ::testing::Test {
       ASSERT_TRUE(orchestrator_->Delete(kMaster + "/" + child).ok());
     }
     ASSERT_TRUE(orchestrator_->Set(kMaster, bytes).ok());
-    std::string name;
-    switch (voucher) {
-      case Voucher::kNone: return;
-      case Voucher::kLegacy: name = "o1"; break;
-      case Voucher::kOtherBytes:
-        name = model::VoucherName(r.epoch, model::RecordDigest(bytes + " "), "o1");
-        break;
-      case Voucher::kBound: name = model::VoucherName(r.epoch, model::RecordDigest(bytes), "o1"); break;
-    }
+    const std::string name = VoucherChild(r, bytes, voucher);
+    if (name.empty()) return;
     ASSERT_TRUE(orchestrator_->Create(kMaster + "/" + name, "", zk::CreateMode::kEphemeral).ok());
   }
 

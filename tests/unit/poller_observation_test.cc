@@ -161,10 +161,19 @@ pg::PgResult WithTimelineStart(const std::string& in_recovery, const std::string
   Cells cells = {in_recovery,
                  standby ? std::nullopt : std::optional<std::string>("0/1C0A3F8"),
                  standby ? std::nullopt : std::optional<std::string>(walfile_tli),
-                 std::nullopt, std::nullopt, "7710839191307841762",
+                 std::nullopt,
+                 std::nullopt,
+                 "7710839191307841762",
                  standby ? std::optional<std::string>("3") : std::nullopt,
-                 std::nullopt, std::nullopt, std::nullopt, kTables, kNodesAfterFailover, "[]",
-                 promotions, "t", std::move(timeline_started_us)};
+                 std::nullopt,
+                 std::nullopt,
+                 std::nullopt,
+                 kTables,
+                 kNodesAfterFailover,
+                 "[]",
+                 promotions,
+                 "t",
+                 std::move(timeline_started_us)};
   return pg::PgResult(columns, cells, -1);
 }
 
@@ -172,8 +181,8 @@ TEST(PromotedAtTest, IsTheStartOfTheCurrentTimelineNotTheLatestPromotionEver) {
   // node2 is writable on timeline 3, which began at 1795319900 s; repmgr's table also holds a
   // later successful promotion of node2 (replayed from another history, or a promotion whose
   // timeline this node no longer is on): it must not make node2 look freshly promoted.
-  auto tick = ParseTickResult(WithTimelineStart("f", "00000003", R"j({"2": 1795320999000000})j",
-                                                "1795319900000000"));
+  auto tick = ParseTickResult(
+      WithTimelineStart("f", "00000003", R"j({"2": 1795320999000000})j", "1795319900000000"));
   ASSERT_TRUE(tick.ok()) << tick.status().ToString();
   ASSERT_TRUE(tick->timeline_started_us.has_value());
   auto o = BuildObservation(Identity("node2", 21961), *tick, "");
@@ -188,8 +197,8 @@ TEST(PromotedAtTest, IsTheStartOfTheCurrentTimelineNotTheLatestPromotionEver) {
 
 TEST(PromotedAtTest, TimelineOneAndStandbysWereNotPromotedIntoTheirTimeline) {
   // Writable on timeline 1: never promoted in this history, whatever repmgr's table says.
-  auto tick = ParseTickResult(WithTimelineStart("f", "00000001", R"j({"2": 1795320999000000})j",
-                                                std::nullopt));
+  auto tick = ParseTickResult(
+      WithTimelineStart("f", "00000001", R"j({"2": 1795320999000000})j", std::nullopt));
   ASSERT_TRUE(tick.ok()) << tick.status().ToString();
   EXPECT_FALSE(BuildObservation(Identity("node2", 21961), *tick, "").promoted_at_ms.has_value());
   // A standby that was promoted once (and rejoined): not promoted into its current timeline.
@@ -209,14 +218,32 @@ TEST(PromotedAtTest, UnknownTimelineStartFallsBackToTheLatestRepmgrPromotion) {
   EXPECT_EQ(BuildObservation(Identity("node2", 21961), *tick, "").promoted_at_ms, 1795320999000);
 }
 
-TEST(TickSqlTest, ReadsTheTimelineHistoryFileGuardedByThePrivilege) {
-  const std::string sql = BuildTickSql({}, std::nullopt);
+TEST(TickSqlTest, ReadsTheTimelineHistoryFileOnlyWithAFunctionTheRoleMayCall) {
+  // PostgreSQL checks EXECUTE on every function of the statement when it starts it: the column is
+  // in the statement only with the function the probe found callable.
+  TickSqlOptions options;
+  EXPECT_EQ(BuildTickSql({}, std::nullopt, options).find("timeline_started_us"), std::string::npos);
+  options.timeline_start = TimelineStart::kStatFile;
+  std::string sql = BuildTickSql({}, std::nullopt, options);
   EXPECT_NE(sql.find("pg_stat_file('pg_wal/' ||"), std::string::npos);
   EXPECT_NE(sql.find("'.history', true)"), std::string::npos);
-  EXPECT_NE(sql.find("has_function_privilege"), std::string::npos);
+  EXPECT_EQ(sql.find("pg_ls_waldir"), std::string::npos);
   EXPECT_NE(sql.find("AS timeline_started_us"), std::string::npos);
-}
+  options.timeline_start = TimelineStart::kLsWaldir;
+  sql = BuildTickSql({RepmgrLayout::Kind::kRepmgr4, "repmgr"}, 1000, options);
+  EXPECT_NE(sql.find("pg_ls_waldir()"), std::string::npos);
+  EXPECT_EQ(sql.find("pg_stat_file"), std::string::npos);
+  EXPECT_NE(sql.find("AS timeline_started_us"), std::string::npos);
 
+  const std::vector<std::string> columns = {"stat_file", "ls_waldir"};
+  auto probe = [&](const char* stat_file, const char* ls_waldir) {
+    return ParseTimelineStartProbe(pg::PgResult(columns, Cells{stat_file, ls_waldir}, -1));
+  };
+  EXPECT_EQ(probe("t", "t").value(), TimelineStart::kStatFile);
+  EXPECT_EQ(probe("f", "t").value(), TimelineStart::kLsWaldir);
+  EXPECT_EQ(probe("f", "f").value(), TimelineStart::kNone);
+  EXPECT_FALSE(probe("x", "f").ok());
+}
 TEST(ObservationTest, StandbyStreamsFromTheNodeWhoseConninfoNamesTheSender) {
   auto tick = ParseTickResult(StandbyRow());
   ASSERT_TRUE(tick.ok()) << tick.status().ToString();

@@ -159,11 +159,11 @@ TEST_F(PublisherTest, ReadsTheMasterRecord) {
   ASSERT_TRUE(got->record.has_value());
   EXPECT_EQ(got->record->node, "node2");
   EXPECT_FALSE(got->vouched());
-  // A legacy voucher (named after the orchestrator) and a voucher bound to other bytes bind nothing.
+  // A legacy voucher (named after the orchestrator) and a voucher bound to other bytes bind
+  // nothing.
   const std::string master = "/pgherald/clusters/main/master";
   ASSERT_TRUE(s->Create(master + "/o1", "", zk::CreateMode::kEphemeral).ok());
-  const std::string other =
-      model::VoucherName(1, model::RecordDigest(r.ToJson() + " "), "o1");
+  const std::string other = model::VoucherName(1, model::RecordDigest(r.ToJson() + " "), "o1");
   ASSERT_TRUE(s->Create(master + "/" + other, "", zk::CreateMode::kEphemeral).ok());
   got = publisher_.ReadMaster();
   ASSERT_TRUE(got.ok()) << got.status().ToString();
