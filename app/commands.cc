@@ -6,6 +6,7 @@
 #include "clients/status/status_command.h"
 #include "clients/watch/watch_command.h"
 #include "common/cli.h"
+#include "orchestrator/accept_timeline.h"
 #include "orchestrator/orchestrator_command.h"
 #include "pollers/poller_command.h"
 
@@ -53,6 +54,9 @@ const std::vector<Command>& Commands() {
       {"pause", "Put a cluster in maintenance: the orchestrator changes nothing.",
        &status::RunPauseCommand},
       {"resume", "End a cluster's maintenance.", &status::RunResumeCommand},
+      {"accept-timeline",
+       "Accept a lower timeline over a published master nobody reaches (one-shot, in history).",
+       &orchestrator::RunAcceptTimelineCommand},
       {"zk-init", "Create or migrate the ZooKeeper tree with per-role ACLs (docs/security.md).",
        &RunZkInitCommand},
       {"version", "Print the version.", &RunVersion},

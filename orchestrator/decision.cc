@@ -96,6 +96,12 @@ const char* ReasonCodeName(ReasonCode code) {
       return "identity_conflict";
     case ReasonCode::kIdentityAdopted:
       return "identity_adopted";
+    case ReasonCode::kMasterRepaired:
+      return "master_repaired";
+    case ReasonCode::kOperatorAcceptedLowerTimeline:
+      return "operator_accepted_lower_timeline";
+    case ReasonCode::kSameTimelineStalePrimary:
+      return "same_timeline_stale_primary";
     case ReasonCode::kStalePrimary:
       return "stale_primary";
     case ReasonCode::kBelowPublishedTimeline:
@@ -157,9 +163,26 @@ std::string FormatReasons(const std::vector<Reason>& reasons) {
   return out;
 }
 
+namespace {
+
+bool HavePublished(const DecisionInput& in) {
+  return in.published && in.published->state == model::MasterState::kOk &&
+         !in.published->node.empty();
+}
+// The operator accepted a lower timeline than the published one (DecisionInput::acceptance).
+bool Accepting(const DecisionInput& in) {
+  return HavePublished(in) && !in.repair && in.acceptance &&
+         in.acceptance->timeline == in.published->timeline;
+}
+// No writable node below this timeline is a candidate: the published record's, unless accepted.
+std::uint32_t TimelineFloor(const DecisionInput& in) {
+  return HavePublished(in) && !Accepting(in) ? in.published->timeline : 0;
+}
+
+}  // namespace
+
 std::vector<std::string> WriteCheckTargets(const DecisionInput& in) {
-  const std::uint32_t published_tl =
-      in.published && in.published->state == model::MasterState::kOk ? in.published->timeline : 0;
+  const std::uint32_t published_tl = TimelineFloor(in);
   std::vector<std::pair<std::uint32_t, std::string>> writable;
   for (const auto& [name, input] : in.probes) {
     const model::Probe& p = input.probe;
@@ -180,10 +203,10 @@ std::vector<std::string> WriteCheckTargets(const DecisionInput& in) {
 Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
   Verdict verdict;
   const Policy& policy = in.policy;
-  const bool have_published =
-      in.published && in.published->state == model::MasterState::kOk && !in.published->node.empty();
-  const std::uint32_t published_tl = have_published ? in.published->timeline : 0;
+  const bool have_published = HavePublished(in);
   const std::string published_node = have_published ? in.published->node : "";
+  const bool accepting = Accepting(in);
+  const std::uint32_t published_tl = TimelineFloor(in);
 
   // ---- 1. One view per node known from any source, merged: a reachable fresh probe first (the
   // orchestrator's own evidence), else a reachable fresh observation (the poller can reach a node
@@ -331,8 +354,15 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
   if (!policy.paused && !identity_conflict) {
     for (View* v : stale) {
       const bool below = v->timeline < published_tl;
+      // The loser on the timeline of a published master that passed its write check: the
+      // published one holds the acknowledged writes (issue 12, finding 1).
+      const bool same_tl = !below && winner != nullptr && winner->VerifiedPublished() &&
+                           v->timeline == winner->timeline;
+      if (same_tl) v->Note(ReasonCode::kSameTimelineStalePrimary);
       verdict.stale_primaries.push_back(
-          {v->name, below ? ReasonCode::kBelowPublishedTimeline : ReasonCode::kStalePrimary});
+          {v->name, below ? ReasonCode::kBelowPublishedTimeline
+                          : same_tl ? ReasonCode::kSameTimelineStalePrimary
+                                    : ReasonCode::kStalePrimary});
     }
     std::sort(verdict.stale_primaries.begin(), verdict.stale_primaries.end(),
               [](const StalePrimary& a, const StalePrimary& b) { return a.node < b.node; });
@@ -406,7 +436,7 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
       reasons.push_back({ReasonCode::kNoWritableNode, "", "no node of the cluster accepts writes"});
     }
     published_unverified();
-  } else if (winner->is_published) {
+  } else if (winner->is_published && !in.repair) {
     if (!publishable) {
       verdict.action = Action::kWithdraw;
       published_unverified();
@@ -462,10 +492,25 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
     }
     const bool later_timeline = have_published && winner->timeline > published_tl;
     const bool window_held = in.now - memory.candidate_since >= policy.confirmation_window;
+    const bool accepted_lower = accepting && winner->timeline < in.published->timeline;
     if (!blockers.empty()) {
       verdict.action = not_now;
       reasons = std::move(blockers);
       published_unverified();
+    } else if (in.repair) {
+      // The record read is nobody's verified decision: replace it with this one now.
+      verdict.action = Action::kPublish;
+      reasons.push_back({ReasonCode::kMasterRepaired, winner->name,
+                         "the master record is not trusted; rewritten from this round's "
+                         "verification"});
+    } else if (accepted_lower) {
+      verdict.action = Action::kPublish;
+      verdict.acceptance_used = true;
+      reasons.push_back(
+          {ReasonCode::kOperatorAcceptedLowerTimeline, winner->name,
+           "timeline " + std::to_string(winner->timeline) + " replaces timeline " +
+               std::to_string(in.published->timeline) + ", accepted by " + in.acceptance->by +
+               " at " + std::to_string(in.acceptance->at_ms) + ": " + in.acceptance->reason});
     } else if (later_timeline) {
       verdict.action = Action::kPublish;
       reasons.push_back({ReasonCode::kLaterTimeline, winner->name,
@@ -498,12 +543,16 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
   }
   for (const StalePrimary& s : verdict.stale_primaries) {
     const View* v = find_view(s.node);
-    reasons.push_back(
-        {s.code, s.node,
-         (v != nullptr ? Describe(*v) : std::string()) +
-             (s.code == ReasonCode::kStalePrimary
-                  ? ": lost to " + verdict.chosen
-                  : ": below the published timeline " + std::to_string(published_tl))});
+    std::string why;
+    if (s.code == ReasonCode::kBelowPublishedTimeline) {
+      why = ": below the published timeline " + std::to_string(published_tl);
+    } else if (s.code == ReasonCode::kSameTimelineStalePrimary) {
+      why = ": lost to the published master " + verdict.chosen +
+            ", verified on the same timeline (it holds the acknowledged writes)";
+    } else {
+      why = ": lost to " + verdict.chosen;
+    }
+    reasons.push_back({s.code, s.node, (v != nullptr ? Describe(*v) : std::string()) + why});
   }
   for (const View& v : views) {
     if (v.foreign && v.reachable) {
@@ -522,7 +571,7 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
     r.port = p.port != 0 || winner->any_obs == nullptr ? p.port : winner->any_obs->port;
     r.timeline = winner->timeline;
     r.lsn = p.lsn;
-    r.epoch = (in.published ? in.published->epoch : 0) + 1;
+    r.epoch = std::max(in.published ? in.published->epoch : 0, in.epoch_floor) + 1;
     r.verified_at_ms = p.taken_at_ms;
     r.decided_by = in.orchestrator_id;
     r.reason = ReasonCodeName(reasons.front().code);

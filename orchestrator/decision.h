@@ -45,8 +45,14 @@ enum class ReasonCode {
   kAwaitingFence,        // "awaiting_fence": strict mode, a stale primary is not fenced yet
   kIdentityConflict,     // "identity_conflict": identity unknown and nodes disagree on it
   kIdentityAdopted,      // "identity_adopted": identity unknown, the new master's is recorded
+  kMasterRepaired,       // "master_repaired": the record read was not trusted; rewritten from
+                         // this round's verified winner with an epoch above every epoch used
+  kOperatorAcceptedLowerTimeline,  // "operator_accepted_lower_timeline": `pgherald
+                                   // accept-timeline` let a lower timeline replace the record
   // Facts about one node (Reason::node says which).
   kStalePrimary,            // "stale_primary": writable but lost to the winner: fence it
+  kSameTimelineStalePrimary,  // "same_timeline_stale_primary": writable on the timeline of the
+                              // published master, which passed its write check: fence it
   kBelowPublishedTimeline,  // "below_published_timeline": writable on a timeline below the record's
   kForeignIdentity,         // "foreign_system_identifier": another cluster's database
   kIdentityUnknown,         // "system_identifier_unknown": no identifier reported for the node
@@ -107,6 +113,22 @@ struct DecisionInput {
   std::map<std::string, ObservationInput> observations;  // by node name; a dead poller is absent
   std::map<std::string, ProbeInput> probes;              // by node name; this round's probes
   std::optional<model::MasterRecord> published;          // absent: no master znode yet
+  // The master znode's content is not trusted (unreadable, missing, unbacked; the shell decides:
+  // docs/decision-rules.md, "Trust"). Then `published` is the last record history backs (for the
+  // ranking and the timeline floor; absent when history has none) and a publishable winner is
+  // published at once (kMasterRepaired), even the published node itself.
+  bool repair = false;
+  // The new record's epoch is max(published epoch, epoch_floor) + 1 (the shell's epoch rule).
+  std::uint64_t epoch_floor = 0;
+  // An operator's one-shot acceptance of a lower timeline (clusters/<c>/control): it applies only
+  // while the published record is trusted, in state ok, on exactly `timeline`.
+  struct Acceptance {
+    std::uint32_t timeline = 0;
+    std::string by;
+    std::string reason;
+    std::int64_t at_ms = 0;
+  };
+  std::optional<Acceptance> acceptance;
   Policy policy;
   MonoTime now;
   WallTime wall_now;
@@ -145,7 +167,7 @@ const char* ActionName(Action action);
 
 struct StalePrimary {
   std::string node;
-  ReasonCode code;  // kStalePrimary or kBelowPublishedTimeline
+  ReasonCode code;  // kStalePrimary, kSameTimelineStalePrimary or kBelowPublishedTimeline
 };
 
 struct Verdict {
@@ -163,6 +185,8 @@ struct Verdict {
   // Set when the identity was unknown and this publish adopts the new master's: the shell writes
   // it to clusters/<c>/identity (create; if it exists meanwhile, re-read and decide again).
   std::optional<std::string> identity_to_record;
+  // Set when this publish uses the operator's acceptance: the shell clears it in the same multi.
+  bool acceptance_used = false;
 
   bool HasReason(ReasonCode code, const std::string& node = "") const;
 };

@@ -6,6 +6,7 @@
 
 #include "common/logging.h"
 #include "common/untrusted.h"
+#include "common/voucher.h"
 
 namespace pgherald::orchestrator {
 namespace {
@@ -108,7 +109,11 @@ bool Orchestrator::EnsureSession() {
     std::lock_guard lock(mu_);
     armed_.clear();  // watches died with the old session
   }
-  session_->SetStateListener([this](zk::SessionState, int64_t) { Wake(); });
+  ++interruptions_;  // a new session: nothing verified before it vouches
+  session_->SetStateListener([this](zk::SessionState, int64_t) {
+    ++interruptions_;  // disconnect, reconnect, expiry: verifications before it vouch for nothing
+    Wake();
+  });
   election_ = std::make_unique<LeaderElection>(
       session_.get(), zk::JoinPath(options_.root, "orchestrators/election"), guid_,
       [this] { Wake(); });
@@ -116,6 +121,8 @@ bool Orchestrator::EnsureSession() {
                                                          options_.history_limit);
   for (auto& [name, rt] : runtime_) {
     rt.ensured = false;
+    rt.affirmed = false;
+    rt.history_cache.reset();
     rt.control_cache.reset();
     rt.children_cache.reset();
     rt.observation_cache.clear();
@@ -177,6 +184,8 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
     return std::chrono::duration_cast<std::chrono::microseconds>(clock_->Now() - t).count() / 1000.0;
   };
   double read_ms = 0, probe_ms = 0, write_check_ms = 0;
+  // A verification of this round may vouch only if the session is not interrupted meanwhile.
+  const std::uint64_t count_at_start = interruptions_.load();
 
   if (!rt.ensured && !options_.dry_run) {
     if (Status s = pub.EnsureCluster(c); !s.ok()) {
@@ -215,34 +224,119 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
     paused.paused = true;
     control = paused;
   }
-  auto master = pub.ReadMaster(c, WatchOnce("master:" + c));
+  const std::string master_key = "master:" + c;
+  auto master = pub.ReadMasterZnode(c, WatchOnce(master_key));
+  if (!master.ok() && master.status().code() == StatusCode::kNotFound && !options_.dry_run) {
+    // Deleted: whatever our voucher vouched for is not what consumers read now. Withdraw it at
+    // once, recreate the znode (the initial record: its fresh mzxid is above every epoch ever
+    // used) and repair it from this round's decision.
+    const bool withdrawn = pub.Unvouch(c).ok();
+    if (withdrawn) rt.vouched = false;
+    ReportProblem(c, rt, "master", "master_missing", pub.MasterPath(c), master.status().message(),
+                  withdrawn ? "vouchers withdrawn; the record is recreated and rewritten from the "
+                              "next verified decision"
+                            : "voucher withdrawal failed; retried next round");
+    rt.repair = true;
+    if (Status s = pub.EnsureCluster(c); !s.ok()) {
+      Log().Warn("cluster_setup_failed", {{"cluster", c}, {"error", s}});
+      return;
+    }
+    master = pub.ReadMasterZnode(c, WatchOnce(master_key));
+  }
   std::optional<publishers::MasterZnode> published;
   if (master.ok()) {
     published = std::move(*master);
-    ClearProblem(c, rt, "master");
   } else if (master.status().code() == StatusCode::kNotFound && options_.dry_run) {
     // Dry-run creates nothing; decide as if nothing were published.
-    Disarm("master:" + c);
+    Disarm(master_key);
   } else {
-    const StatusCode code = master.status().code();
-    if (code != StatusCode::kNotFound) Disarm("master:" + c);  // NotFound armed an exists watch
-    if (code == StatusCode::kInvalidArgument || code == StatusCode::kNotFound) {
-      // A record no orchestrator wrote (corrupt, or deleted): whatever our voucher vouched for is
-      // not what consumers read now. Withdraw it at once, so that nobody counts it as verified.
-      bool withdrawn = true;
-      if (!options_.dry_run) {
-        withdrawn = pub.Unvouch(c).ok();
-        if (withdrawn) rt.vouched = false;
-      }
-      const std::string kind =
-          code == StatusCode::kNotFound ? "master_missing" : "master_unreadable";
-      ReportProblem(c, rt, "master", kind, pub.MasterPath(c), master.status().message(),
-                    withdrawn ? "voucher withdrawn; nothing published until it is repaired"
-                              : "voucher withdrawal failed; retried next round");
-    } else {
-      Log().Debug("master_read_failed", {{"cluster", c}, {"error", master.status()}});
-    }
+    if (master.status().code() != StatusCode::kNotFound) Disarm(master_key);
+    Log().Debug("master_read_failed", {{"cluster", c}, {"error", master.status()}});
     return;
+  }
+
+  // Trust (docs/decision-rules.md, "Trust"): a record is authoritative only in state ok and either
+  // vouched by a voucher bound to it or backed by history. Anything else is no one's verified
+  // decision: our vouchers go at once, the problem is reported once, and the record is repaired.
+  std::string untrusted_kind;
+  std::string untrusted_why;
+  std::optional<publishers::HistoryFacts> facts;
+  auto read_facts = [&]() -> bool {
+    if (facts) return true;
+    auto got = pub.ReadHistoryFacts(c, rt.history_cache);
+    if (!got.ok()) {
+      Log().Debug("history_read_failed", {{"cluster", c}, {"error", got.status()}});
+      return false;
+    }
+    rt.history_cache = *got;
+    facts = std::move(*got);
+    return true;
+  };
+  if (published) {
+    const model::MasterRecord& rec = published->record;
+    if (!published->corrupt.empty()) {
+      untrusted_kind = "master_unreadable";
+      untrusted_why = published->corrupt;
+    } else if (rec.state == model::MasterState::kOk) {
+      if (model::BoundVouchers(published->vouchers, rec, published->bytes).empty()) {
+        if (!read_facts()) return;  // cannot tell: act on nothing this round
+        if (!publishers::BackedByHistory(*facts, rec)) {
+          untrusted_kind = "master_unbacked";
+          untrusted_why =
+              "record epoch " + std::to_string(rec.epoch) + " naming node " +
+              untrusted::SanitizeForDisplay(rec.node, 255) + " on timeline " +
+              std::to_string(rec.timeline) + " has no voucher bound to it and " +
+              (facts->last_publish ? "is not the newest publish in history (epoch " +
+                                         std::to_string(facts->last_publish->epoch) + ")"
+                                   : "history holds no publish entry");
+        }
+      }
+    } else if (!published->vouchers.empty()) {
+      untrusted_kind = "master_unbacked";
+      untrusted_why = "a no-master record with children under it (" +
+                      std::to_string(published->vouchers.size()) + ")";
+    }
+  }
+  // A no-master record after a repair began (e.g. the znode recreated) is still being repaired.
+  const bool repair = !untrusted_kind.empty() ||
+                      (rt.repair && published && published->record.state != model::MasterState::kOk);
+  if (!untrusted_kind.empty()) {
+    bool withdrawn = true;
+    if (!options_.dry_run) {
+      withdrawn = pub.Unvouch(c).ok();
+      if (withdrawn) {
+        rt.vouched = false;
+        rt.affirmed = false;
+        // Gone now: the repair's multi must not delete them again.
+        const std::vector<std::string> own = model::VouchersOf(published->vouchers, options_.id);
+        auto& children = published->vouchers;
+        children.erase(std::remove_if(children.begin(), children.end(),
+                                      [&own](const std::string& n) {
+                                        return std::find(own.begin(), own.end(), n) != own.end();
+                                      }),
+                       children.end());
+      }
+      rt.repair = true;
+    }
+    ReportProblem(c, rt, "master", untrusted_kind, pub.MasterPath(c), untrusted_why,
+                  withdrawn ? "vouchers withdrawn; the record is rewritten from the next verified "
+                              "decision, never obeyed"
+                            : "voucher withdrawal failed; retried next round");
+  } else if (!repair) {
+    ClearProblem(c, rt, "master");
+    rt.repair = false;
+  }
+  // The new record's epoch: above the record's own (an authoritative one), above every epoch in
+  // history, and, when the record is not authoritative, above the znode's mzxid (every epoch ever
+  // written to it, or to an earlier znode of the path, is at most that: docs/decision-rules.md).
+  std::uint64_t epoch_floor = 0;
+  const bool authoritative =
+      published && !repair && published->record.state == model::MasterState::kOk;
+  if (published && !authoritative) {
+    epoch_floor = static_cast<std::uint64_t>(std::max<std::int64_t>(0, published->mzxid));
+    if (read_facts()) epoch_floor = std::max(epoch_floor, facts->newest_epoch);
+  } else if (facts) {
+    epoch_floor = facts->newest_epoch;
   }
   if (!rt.identity) {
     auto identity = pub.ReadIdentity(c);
@@ -259,7 +353,21 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   in.identity = rt.identity.value_or("");
   in.policy = options_.policy;
   in.policy.paused = control->paused;
-  if (published) in.published = published->record;
+  in.repair = repair;
+  in.epoch_floor = epoch_floor;
+  if (repair) {
+    // Not the znode's content: the last record history backs (for the ranking and the timeline
+    // floor), if any.
+    if (read_facts() && facts->last_publish && facts->last_publish->master) {
+      in.published = *facts->last_publish->master;
+    }
+  } else if (published) {
+    in.published = published->record;
+    if (control->accept_below_timeline != 0) {
+      in.acceptance = DecisionInput::Acceptance{control->accept_below_timeline, control->accept_by,
+                                                control->accept_reason, control->accept_at_ms};
+    }
+  }
 
   std::vector<NodeTarget> targets = spec.nodes;
   const std::string children_key = "nodes:" + c;
@@ -473,6 +581,25 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   } else {
     Log().Debug("decision", fields);
   }
+  // A record backed by history whose node nobody reaches stays in force (it may be the real
+  // master behind a partition); say so once, with the way out.
+  bool unreachable = false;
+  if (published && !repair && published->record.state == model::MasterState::kOk) {
+    for (const model::NodeEvidence& e : verdict.evidence) {
+      if (e.node == published->record.node) unreachable = !e.reachable;
+    }
+  }
+  if (unreachable) {
+    const model::MasterRecord& r = published->record;
+    ReportProblem(c, rt, "published_master", "published_master_unreachable", pub.MasterPath(c),
+                  "published master " + untrusted::SanitizeForDisplay(r.node, 255) + " (epoch " +
+                      std::to_string(r.epoch) + ", timeline " + std::to_string(r.timeline) +
+                      ") is reached neither by the orchestrator nor by its poller",
+                  "record kept without voucher; no lower timeline is published over it unless "
+                  "an operator runs `pgherald accept-timeline`");
+  } else {
+    ClearProblem(c, rt, "published_master");
+  }
   if (options_.dry_run) return;
 
   // 5. Act, only while still leading (probing took time; the lease may have run out).
@@ -480,15 +607,23 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
     Log().Info("decision_not_acted", {{"cluster", c}, {"why", "no longer leader or lease expired"}});
     return;
   }
+  // A verification that began before a session interruption vouches for nothing: a consumer that
+  // reconnected must see a verification made after the interruption (docs/zookeeper-contract.md).
+  const bool interrupted = interruptions_.load() != count_at_start;
   const std::string& election_path = election_->own_path();
   switch (verdict.action) {
     case Action::kNone:
       return;
     case Action::kKeep: {
-      if (Status s = pub.Vouch(c, election_path, published->record); !s.ok()) {
-        Log().Warn("vouch_failed", {{"cluster", c}, {"error", s}});
+      if (interrupted) {
+        Log().Debug("vouch_skipped", {{"cluster", c}, {"why", "session interrupted during the round"}});
+        Wake();
         return;
       }
+      const auto probe = in.probes.find(published->record.node);
+      const std::int64_t verified_at =
+          probe != in.probes.end() ? probe->second.probe.taken_at_ms : model::ToWallMillis(in.wall_now);
+      if (!VouchFor(c, rt, election_path, *published, verified_at, count_at_start)) return;
       if (!rt.vouched) {
         Log().Info("vouched", {{"cluster", c}, {"node", published->record.node},
                                {"epoch", published->record.epoch}});
@@ -499,9 +634,10 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
     }
     case Action::kWithdraw: {
       // A voucher this instance held goes with a history entry saying why (the same multi);
-      // otherwise there is nothing to record and only a leftover voucher is removed.
+      // otherwise there is nothing to record and only a leftover voucher is removed. While the
+      // record is being repaired our vouchers are gone already and nothing is recorded.
       std::string history_path;
-      const Status s = rt.vouched && published
+      const Status s = rt.vouched && published && !repair
                            ? pub.Withdraw(c, election_path, ToHistoryEntry(in, verdict), &history_path)
                            : pub.Unvouch(c);
       if (!s.ok()) {
@@ -516,6 +652,7 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
         if (!history_path.empty()) (void)pub.TrimHistory(c);
       }
       rt.vouched = false;
+      rt.affirmed = false;
       if (published) Mirror(c, rt, published->record, false);
       return;
     }
@@ -523,20 +660,25 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
       break;
   }
   if (!published) return;  // dry-run only: the master znode always exists otherwise
-  if (verdict.identity_to_record) {
-    if (Status s = pub.RecordIdentity(c, *verdict.identity_to_record); !s.ok()) {
-      Log().Warn("identity_record_failed", {{"cluster", c}, {"error", s}});
-      rt.identity.reset();  // re-read next round and decide again
-      Wake();
-      return;
-    }
-    rt.identity = *verdict.identity_to_record;
-    Log().Info("identity_recorded", {{"cluster", c}, {"system_identifier", *verdict.identity_to_record}});
+  if (interrupted) {
+    Log().Info("decision_not_acted", {{"cluster", c}, {"why", "session interrupted during the round"}});
+    Wake();
+    return;
   }
   const model::HistoryEntry history = ToHistoryEntry(in, verdict);
   const MonoTime publish_start = clock_->Now();
-  publishers::PublishResult result =
-      pub.Publish(c, election_path, published->version, *verdict.record, history);
+  std::optional<publishers::ControlState> control_after;
+  if (verdict.acceptance_used) {
+    // The acceptance is one-shot: cleared in the same multi (which fails if control changed).
+    control_after = *control;
+    control_after->accept_below_timeline = 0;
+    control_after->accept_by.clear();
+    control_after->accept_reason.clear();
+    control_after->accept_at_ms = 0;
+  }
+  publishers::PublishResult result = pub.Publish(c, election_path, published->version,
+                                                 *verdict.record, history, published->vouchers,
+                                                 control_after);
   const double publish_ms = ms_since(publish_start);
   if (result.outcome == publishers::WriteOutcome::kUnknown) {
     Log().Warn("publish_outcome_unknown", {{"cluster", c}, {"node", verdict.record->node},
@@ -586,15 +728,38 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
                             {"new_master_lsn", model::FormatLsn(d.new_master_lsn)},
                             {"gap_bytes", d.gap_bytes}});
   }
-  if (Status s = pub.Vouch(c, election_path, r); !s.ok()) {
-    Log().Warn("vouch_failed", {{"cluster", c}, {"error", s}});
-  } else {
-    rt.vouched = true;
-  }
+  // The multi created the bound voucher with the record (none for a no-master record).
+  rt.vouched = r.state == model::MasterState::kOk;
+  rt.affirmed = rt.vouched;
+  rt.last_affirm = clock_->Now();
+  rt.affirm_interruptions = count_at_start;
+  rt.repair = false;
   if (Status s = pub.TrimHistory(c); !s.ok()) {
     Log().Debug("history_trim_failed", {{"cluster", c}, {"error", s}});
   }
   Mirror(c, rt, r, rt.vouched);
+}
+
+bool Orchestrator::VouchFor(const std::string& cluster, ClusterRuntime& rt,
+                            const std::string& election_path, const publishers::MasterZnode& master,
+                            std::int64_t verified_at_ms, std::uint64_t verified_at_count) {
+  const MonoTime now = clock_->Now();
+  const bool due = !rt.affirmed || rt.affirm_interruptions != verified_at_count ||
+                   now - rt.last_affirm >= options_.voucher_reaffirm;
+  auto vouched = publisher_->Vouch(cluster, election_path, master, verified_at_ms, due);
+  if (!vouched.ok()) {
+    Log().Warn("vouch_failed", {{"cluster", cluster}, {"error", vouched.status()}});
+    return false;
+  }
+  if (*vouched != publishers::VouchOutcome::kHeld) {
+    rt.affirmed = true;
+    rt.last_affirm = now;
+    rt.affirm_interruptions = verified_at_count;
+  }
+  if (*vouched == publishers::VouchOutcome::kCreated) {
+    Log().Debug("voucher_created", {{"cluster", cluster}, {"voucher", publisher_->BoundVoucherName(master)}});
+  }
+  return true;
 }
 
 void Orchestrator::Mirror(const std::string& cluster, ClusterRuntime& rt,

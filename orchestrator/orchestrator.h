@@ -61,6 +61,9 @@ struct OrchestratorOptions {
   bool dry_run = false;
   int history_limit = 1000;
   bool learn_nodes = true;       // master switch: false learns nothing, whatever ClusterSpec::learn says
+  // The leader re-affirms its voucher (rewrites its data, so its mzxid moves) at most this often,
+  // after a round whose write check of the published master passed (docs/orchestrator.md).
+  Millis voucher_reaffirm{1000};
 };
 
 using SessionFactory = zk::SessionFactory;
@@ -77,9 +80,11 @@ class RoundObserver {
                           const Verdict& verdict) = 0;
   // After every round of Run() (leader or not, connected or not).
   virtual void AfterRound(Orchestrator& orchestrator) = 0;
-  // A znode of `cluster` could not be used this round: `kind` is "master_unreadable",
-  // "master_missing" or "observation_corrupt". Called once per round while it lasts (a counter of
-  // rounds affected); the log line comes once per change.
+  // A znode of `cluster` could not be used this round, or the published master is in doubt:
+  // `kind` is "master_unreadable", "master_missing", "master_unbacked",
+  // "published_master_unreachable", "observation_corrupt" or "observation_not_ephemeral". Called
+  // once per round while it lasts (a counter of rounds affected); the log line comes once per
+  // change.
   virtual void OnPayloadProblem(const std::string& cluster, const std::string& kind) {
     (void)cluster;
     (void)kind;
@@ -138,6 +143,14 @@ class Orchestrator {
     // ("master", or the znode path), with the message last logged: each is logged once per change,
     // not once per round (see ReportProblem).
     std::map<std::string, std::pair<std::string, std::string>> problems;  // key -> (kind, message)
+    // The master record read was not trusted (unreadable, missing, unbacked): until a publish
+    // lands, the record is rewritten from the first verified decision (DecisionInput::repair).
+    bool repair = false;
+    std::optional<publishers::HistoryFacts> history_cache;  // by the history znode's pzxid
+    // The last re-affirmation (or creation) of our voucher: when, and the interruption count then.
+    MonoTime last_affirm{};
+    std::uint64_t affirm_interruptions = 0;
+    bool affirmed = false;
   };
 
   bool EnsureSession();
@@ -159,6 +172,12 @@ class Orchestrator {
                      const std::string& kind, const std::string& path, const std::string& message,
                      const std::string& effect);
   void ClearProblem(const std::string& cluster, ClusterRuntime& rt, const std::string& key);
+  // Makes sure our voucher bound to `master` exists; re-affirms it when due (voucher_reaffirm).
+  // Only with a verification of the record's master that passed and began at interruption count
+  // `verified_at_count`. Returns whether a voucher of ours is held.
+  bool VouchFor(const std::string& cluster, ClusterRuntime& rt, const std::string& election_path,
+                const publishers::MasterZnode& master, std::int64_t verified_at_ms,
+                std::uint64_t verified_at_count);
 
   OrchestratorOptions options_;
   std::vector<ClusterSpec> clusters_;
@@ -174,6 +193,9 @@ class Orchestrator {
   std::map<std::string, ClusterRuntime> runtime_;
   bool leading_ = false;
   std::string last_session_state_;
+  // Incremented on every session state event (a disconnect, a reconnect, an expiry) and on every
+  // new session: a verification started at count N may vouch only while the count is still N.
+  std::atomic<std::uint64_t> interruptions_{0};
   RoundObserver* observer_ = nullptr;
 
   // Shared with watchers (which may run after a session is replaced, never after destruction:

@@ -66,6 +66,9 @@ StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root) {
   opt.dry_run = o.Optional<bool>("dry_run", false);
   opt.history_limit = o.Optional<int>("history_limit", opt.history_limit, {.min = 1, .max = 1000000});
   opt.learn_nodes = o.Optional<bool>("learn_nodes", true);
+  // Default: the tick (a re-affirmation at most once per round).
+  opt.voucher_reaffirm = o.Optional<Millis>("voucher_reaffirm_ms", opt.tick,
+                                            {.min = Millis(10), .max = Millis(600000)});
   out.file_publisher_dir = o.Optional<std::string>("file_publisher_dir");
   // A probe older than a few ticks is no evidence; an observation older than the session timeout
   // belongs to a poller that is gone.

@@ -12,6 +12,7 @@
 //     dry_run: false               # decide and log, publish nothing
 //     history_limit: 1000          # history entries kept per cluster
 //     learn_nodes: true            # master switch for learned nodes (learn_policy.h)
+//     voucher_reaffirm_ms: 1000    # re-affirm the voucher at most this often (default: tick_ms)
 //     file_publisher_dir: /var/lib/pgherald   # optional mirror: <dir>/<cluster>.json
 //   http: {address: 127.0.0.1, port: 8008, token_file: /etc/pgherald/http-token,  # optional
 //          max_connections: 64, request_timeout_ms: 5000}

@@ -1,24 +1,29 @@
 #include "publishers/zk_publisher.h"
 
 #include <algorithm>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <utility>
 
 #include "common/json_fields.h"
+#include "common/voucher.h"
 
 namespace pgherald::publishers {
 namespace {
 
 using nlohmann::json;
 
-std::string VoucherJson(const std::string& id, const model::MasterRecord& record) {
-  json j;
-  j["format"] = model::kFormat;
-  j["orchestrator"] = id;
-  j["epoch"] = record.epoch;
-  j["node"] = record.node;
-  j["verified_at"] = record.verified_at_ms;
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+model::VoucherPayload FirstPayload(const std::string& id, const model::MasterRecord& record,
+                                   const std::string& digest, std::int64_t affirmed_at_ms) {
+  model::VoucherPayload v;
+  v.orchestrator = id;
+  v.epoch = record.epoch;
+  v.node = record.node;
+  v.timeline = record.timeline;
+  v.digest = digest;
+  v.affirmed_at_ms = affirmed_at_ms;
+  v.affirm_seq = 1;
+  return v;
 }
 
 }  // namespace
@@ -35,6 +40,11 @@ StatusOr<ControlState> ParseControl(std::string_view text) {
   PGH_RETURN_IF_ERROR(f.Text("reason", &c.reason, Need::kOptional, kMaxControlTextLength));
   PGH_RETURN_IF_ERROR(f.Text("changed_by", &c.changed_by, Need::kOptional, kMaxControlTextLength));
   PGH_RETURN_IF_ERROR(f.I64("changed_at", &c.changed_at_ms, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.U32("accept_below_timeline", &c.accept_below_timeline, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.Text("accept_by", &c.accept_by, Need::kOptional, kMaxControlTextLength));
+  PGH_RETURN_IF_ERROR(
+      f.Text("accept_reason", &c.accept_reason, Need::kOptional, kMaxControlTextLength));
+  PGH_RETURN_IF_ERROR(f.I64("accept_at", &c.accept_at_ms, Need::kOptional));
   return c;
 }
 
@@ -45,6 +55,12 @@ std::string ControlToJson(const ControlState& control) {
   if (!control.reason.empty()) j["reason"] = control.reason;
   if (!control.changed_by.empty()) j["changed_by"] = control.changed_by;
   if (control.changed_at_ms != 0) j["changed_at"] = control.changed_at_ms;
+  if (control.accept_below_timeline != 0) {
+    j["accept_below_timeline"] = control.accept_below_timeline;
+    j["accept_by"] = control.accept_by;
+    j["accept_reason"] = control.accept_reason;
+    j["accept_at"] = control.accept_at_ms;
+  }
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -72,7 +88,9 @@ std::string ZkPublisher::NodesPath(const std::string& c) const { return ClusterP
 std::string ZkPublisher::HistoryPath(const std::string& c) const { return ClusterPath(c) + "/history"; }
 std::string ZkPublisher::ControlPath(const std::string& c) const { return ClusterPath(c) + "/control"; }
 std::string ZkPublisher::IdentityPath(const std::string& c) const { return ClusterPath(c) + "/identity"; }
-std::string ZkPublisher::VoucherPath(const std::string& c) const { return zk::JoinPath(MasterPath(c), id_); }
+std::string ZkPublisher::VoucherPath(const std::string& c, const std::string& name) const {
+  return zk::JoinPath(MasterPath(c), name);
+}
 
 Status ZkPublisher::EnsureCluster(const std::string& cluster) {
   if (Status s = zk::EnsurePath(*session_, NodesPath(cluster)); !s.ok()) return s;
@@ -87,6 +105,12 @@ Status ZkPublisher::EnsureCluster(const std::string& cluster) {
 }
 
 StatusOr<MasterZnode> ZkPublisher::ReadMaster(const std::string& cluster, zk::Watcher watch) {
+  auto m = ReadMasterZnode(cluster, std::move(watch));
+  if (m.ok() && !m->corrupt.empty()) return InvalidArgument(MasterPath(cluster) + ": " + m->corrupt);
+  return m;
+}
+
+StatusOr<MasterZnode> ZkPublisher::ReadMasterZnode(const std::string& cluster, zk::Watcher watch) {
   const std::string path = MasterPath(cluster);
   auto got = session_->Get(path, std::move(watch));
   if (!got.ok()) return got.status();
@@ -98,9 +122,13 @@ StatusOr<MasterZnode> ZkPublisher::ReadMaster(const std::string& cluster, zk::Wa
     m.record = model::MasterRecord{};
   } else {
     auto record = model::MasterRecord::FromJson(got->data);
-    if (!record.ok()) return InvalidArgument(path + ": " + record.status().message());
-    m.record = std::move(*record);
+    if (record.ok()) {
+      m.record = std::move(*record);
+    } else {
+      m.corrupt = record.status().message();
+    }
   }
+  m.bytes = std::move(got->data);
   if (got->stat.num_children > 0) {
     auto children = session_->GetChildren(path);
     if (!children.ok()) return children.status();
@@ -151,33 +179,62 @@ StatusOr<ControlState> ZkPublisher::ReadControl(const std::string& cluster, zk::
     if (got.status().code() == StatusCode::kNotFound) return ControlState{};
     return got.status();
   }
-  if (got->data.empty()) return ControlState{};
-  auto parsed = ParseControl(got->data);
-  if (!parsed.ok()) return InvalidArgument(path + ": " + parsed.status().message());
-  return parsed;
+  ControlState control;
+  if (!got->data.empty()) {
+    auto parsed = ParseControl(got->data);
+    if (!parsed.ok()) return InvalidArgument(path + ": " + parsed.status().message());
+    control = std::move(*parsed);
+  }
+  control.version = got->stat.version;
+  return control;
 }
 
 PublishResult ZkPublisher::Publish(const std::string& cluster, const std::string& election_path,
                                    std::int32_t expected_version, const model::MasterRecord& record,
-                                   const model::HistoryEntry& history) {
+                                   const model::HistoryEntry& history,
+                                   const std::vector<std::string>& children,
+                                   const std::optional<ControlState>& control_after) {
   PublishResult result;
   if (HasPending(cluster)) {
     result.status = FailedPrecondition("an earlier publish of " + cluster + " is unsettled");
     return result;
   }
   const std::string data = record.ToJson();
-  const std::vector<zk::Op> ops = {
+  std::vector<zk::Op> ops = {
       zk::Op::Check(election_path, -1),
       zk::Op::Set(MasterPath(cluster), data, expected_version),
       zk::Op::Create(HistoryPath(cluster) + "/h-", history.ToJson(),
                      zk::CreateMode::kPersistentSequential),
   };
+  std::string voucher;
+  if (record.state == model::MasterState::kOk) {
+    const std::string digest = model::RecordDigest(data);
+    voucher = model::VoucherName(record.epoch, digest, id_);
+  }
+  for (const std::string& own : model::VouchersOf(children, id_)) {
+    if (own != voucher) ops.push_back(zk::Op::Delete(VoucherPath(cluster, own)));
+  }
+  if (!voucher.empty()) {
+    // An own voucher of the same name (a record rewritten with the same bytes) is replaced.
+    if (std::find(children.begin(), children.end(), voucher) != children.end()) {
+      ops.push_back(zk::Op::Delete(VoucherPath(cluster, voucher)));
+    }
+    ops.push_back(zk::Op::Create(
+        VoucherPath(cluster, voucher),
+        FirstPayload(id_, record, model::RecordDigest(data), record.verified_at_ms).ToJson(),
+        zk::CreateMode::kEphemeral));
+  }
+  if (control_after) {
+    ops.push_back(zk::Op::Set(ControlPath(cluster), ControlToJson(*control_after),
+                              control_after->version));
+  }
   int failed_op = -1;
   auto multi = session_->Multi(ops, &failed_op);
   if (multi.ok()) {
     result.outcome = WriteOutcome::kApplied;
     result.new_version = multi->results[1].stat.version;
     result.history_path = multi->results[2].created_path;
+    result.voucher = voucher;
     return result;
   }
   result.status = multi.status();
@@ -195,6 +252,10 @@ PublishResult ZkPublisher::Publish(const std::string& cluster, const std::string
     result.status = Status(multi.status().code(), "master changed since it was read (expected version " +
                                                       std::to_string(expected_version) + "): " +
                                                       multi.status().message());
+  } else if (failed_op > 2) {
+    result.status = Status(multi.status().code(),
+                           "vouchers or control changed since they were read: " +
+                               multi.status().message());
   }
   return result;
 }
@@ -218,56 +279,131 @@ WriteOutcome ZkPublisher::Reconcile(const std::string& cluster) {
   return applied ? WriteOutcome::kApplied : WriteOutcome::kRejected;
 }
 
-Status ZkPublisher::Vouch(const std::string& cluster, const std::string& election_path,
-                          const model::MasterRecord& record) {
-  const std::string path = VoucherPath(cluster);
-  const std::string data = VoucherJson(id_, record);
-  auto got = session_->Get(path);
-  if (got.ok()) {
-    if (got->stat.ephemeral_owner == session_->session_id()) {
-      if (got->data == data) return Status::Ok();
-      return session_->Multi({zk::Op::Check(election_path, -1), zk::Op::Set(path, data, got->stat.version)})
-          .status();
-    }
-    // A voucher of our id held by another session (an earlier session of ours not yet expired):
-    // not ours to keep; replace it.
-    if (Status s = session_->Delete(path, got->stat.version);
-        !s.ok() && s.code() != StatusCode::kNotFound) {
-      return s;
-    }
-  } else if (got.status().code() != StatusCode::kNotFound) {
-    return got.status();
+std::string ZkPublisher::BoundVoucherName(const MasterZnode& master) const {
+  return model::VoucherName(master.record.epoch, model::RecordDigest(master.bytes), id_);
+}
+
+StatusOr<VouchOutcome> ZkPublisher::Vouch(const std::string& cluster,
+                                          const std::string& election_path,
+                                          const MasterZnode& master, std::int64_t affirmed_at_ms,
+                                          bool reaffirm) {
+  if (master.record.state != model::MasterState::kOk || !master.corrupt.empty()) {
+    return FailedPrecondition("only a record in state ok can be vouched for");
   }
-  return session_->Multi({zk::Op::Check(election_path, -1),
-                          zk::Op::Create(path, data, zk::CreateMode::kEphemeral)})
-      .status();
+  const std::string name = BoundVoucherName(master);
+  const std::string path = VoucherPath(cluster, name);
+  auto got = session_->Get(path);
+  if (got.ok() && got->stat.ephemeral_owner == session_->session_id()) {
+    if (!reaffirm) return VouchOutcome::kHeld;
+    // The stored payload is for people; a corrupt one restarts the count.
+    auto before = model::VoucherPayload::FromJson(got->data);
+    model::VoucherPayload v =
+        FirstPayload(id_, master.record, model::RecordDigest(master.bytes), affirmed_at_ms);
+    if (before.ok() && before->affirm_seq < std::numeric_limits<std::uint64_t>::max()) v.affirm_seq = before->affirm_seq + 1;
+    auto multi = session_->Multi(
+        {zk::Op::Check(election_path, -1), zk::Op::Set(path, v.ToJson(), got->stat.version)});
+    if (!multi.ok()) return multi.status();
+    return VouchOutcome::kReaffirmed;
+  }
+  if (!got.ok() && got.status().code() != StatusCode::kNotFound) return got.status();
+  // Absent, or held by another session (an earlier session of ours not yet expired: not ours to
+  // keep). Replace it, and drop every other voucher of ours, in one fenced multi.
+  std::vector<zk::Op> ops = {zk::Op::Check(election_path, -1)};
+  for (const std::string& own : model::VouchersOf(master.vouchers, id_)) {
+    if (own != name) ops.push_back(zk::Op::Delete(VoucherPath(cluster, own)));
+  }
+  if (got.ok()) ops.push_back(zk::Op::Delete(path, got->stat.version));
+  ops.push_back(zk::Op::Create(
+      path, FirstPayload(id_, master.record, model::RecordDigest(master.bytes), affirmed_at_ms).ToJson(),
+      zk::CreateMode::kEphemeral));
+  auto multi = session_->Multi(ops);
+  if (!multi.ok()) return multi.status();
+  return VouchOutcome::kCreated;
+}
+
+StatusOr<std::vector<std::string>> ZkPublisher::OwnVouchers(const std::string& cluster) {
+  auto children = session_->GetChildren(MasterPath(cluster));
+  if (!children.ok()) {
+    if (children.status().code() == StatusCode::kNotFound) return std::vector<std::string>{};
+    return children.status();
+  }
+  return model::VouchersOf(*children, id_);
 }
 
 Status ZkPublisher::Unvouch(const std::string& cluster) {
-  Status s = session_->Delete(VoucherPath(cluster));
-  if (s.code() == StatusCode::kNotFound) return Status::Ok();
-  return s;
+  auto own = OwnVouchers(cluster);
+  if (!own.ok()) return own.status();
+  for (const std::string& name : *own) {
+    Status s = session_->Delete(VoucherPath(cluster, name));
+    if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
+  }
+  return Status::Ok();
 }
 
 Status ZkPublisher::Withdraw(const std::string& cluster, const std::string& election_path,
                              const model::HistoryEntry& history, std::string* history_path) {
   history_path->clear();
-  const std::vector<zk::Op> ops = {
-      zk::Op::Check(election_path, -1),
-      zk::Op::Delete(VoucherPath(cluster)),
-      zk::Op::Create(HistoryPath(cluster) + "/h-", history.ToJson(),
-                     zk::CreateMode::kPersistentSequential),
-  };
+  auto own = OwnVouchers(cluster);
+  if (!own.ok()) return own.status();
+  if (own->empty()) return Status::Ok();
+  std::vector<zk::Op> ops = {zk::Op::Check(election_path, -1)};
+  for (const std::string& name : *own) ops.push_back(zk::Op::Delete(VoucherPath(cluster, name)));
+  ops.push_back(zk::Op::Create(HistoryPath(cluster) + "/h-", history.ToJson(),
+                               zk::CreateMode::kPersistentSequential));
   int failed_op = -1;
   auto multi = session_->Multi(ops, &failed_op);
   if (multi.ok()) {
-    *history_path = multi->results[2].created_path;
+    *history_path = multi->results.back().created_path;
     return Status::Ok();
   }
   if (multi.status().code() == StatusCode::kConnectionLoss) return multi.status();
-  if (failed_op == 1 && multi.status().code() == StatusCode::kNotFound) return Status::Ok();
-  // Deposed, or the history parent is missing: the voucher still goes.
+  // Deposed, a voucher gone meanwhile, or the history parent missing: the vouchers still go.
   return Unvouch(cluster);
+}
+
+bool BackedByHistory(const HistoryFacts& facts, const model::MasterRecord& record) {
+  if (!facts.last_publish || record.state != model::MasterState::kOk) return false;
+  const model::HistoryEntry& h = *facts.last_publish;
+  if (h.epoch != record.epoch) return false;
+  if (!h.master) return h.chosen == record.node;
+  const model::MasterRecord& m = *h.master;
+  return m.epoch == record.epoch && m.node == record.node && m.timeline == record.timeline &&
+         m.host == record.host && m.port == record.port;
+}
+
+StatusOr<HistoryFacts> ZkPublisher::ReadHistoryFacts(const std::string& cluster,
+                                                     const std::optional<HistoryFacts>& cached,
+                                                     std::size_t max_entries) {
+  const std::string dir = HistoryPath(cluster);
+  auto exists = session_->Exists(dir);
+  if (!exists.ok()) return exists.status();
+  HistoryFacts facts;
+  if (!exists->has_value()) return facts;  // lost: no entry
+  facts.pzxid = (*exists)->pzxid;
+  if (cached && cached->pzxid == facts.pzxid) return *cached;
+  auto children = session_->GetChildren(dir);
+  if (!children.ok()) {
+    if (children.status().code() == StatusCode::kNotFound) return facts;
+    return children.status();
+  }
+  std::vector<std::string> names = std::move(*children);
+  // Zero-padded sequence numbers: name order is creation order; newest first.
+  std::sort(names.rbegin(), names.rend());
+  for (std::size_t i = 0; i < names.size() && i < max_entries; ++i) {
+    auto got = session_->Get(zk::JoinPath(dir, names[i]));
+    if (!got.ok()) {
+      if (got.status().code() == StatusCode::kNotFound) continue;  // trimmed meanwhile
+      return got.status();
+    }
+    auto entry = model::HistoryEntry::FromJson(got->data);
+    if (!entry.ok()) continue;
+    facts.newest_epoch = std::max(facts.newest_epoch, entry->epoch);
+    if (entry->action == "publish") {
+      facts.last_publish = std::move(*entry);
+      break;
+    }
+  }
+  return facts;
 }
 
 Status ZkPublisher::TrimHistory(const std::string& cluster) {

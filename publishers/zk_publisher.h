@@ -3,16 +3,20 @@
 //
 //   master            persistent, never deleted; created with the initial record {state:no-master,
 //                     epoch:0} by EnsureCluster; afterwards ONLY changed by Publish's multi
-//   master/<id>       this orchestrator's voucher (ephemeral): present exactly while its
-//                     verification of the record holds (Vouch / Unvouch)
+//   master/v1.<epoch>.<digest>.<id>
+//                     this orchestrator's voucher (ephemeral, common/voucher.h), bound by its name
+//                     to the exact record bytes; created by Publish's multi together with the
+//                     record, re-affirmed (setData) by Vouch, removed by Unvouch / Withdraw
 //   history/h-<seq>   persistent sequential, one per publish and one per withdrawn voucher,
 //                     trimmed to history_limit
 //   identity          persistent, {"format":1,"system_identifier":"..."}, written once
 //   control           persistent, operators' {"format":1,"paused":true}; read here
 //
-// Fencing: Publish is ONE multi of Check(own election znode), Set(master, expected version) and
-// Create(history/h-), so a deposed leader (its election znode gone with its session) or a leader
-// that read an old version cannot land a write, and a record never exists without its history.
+// Fencing: Publish is ONE multi of Check(own election znode), Set(master, expected version),
+// Create(history/h-), Delete(every voucher of this orchestrator under master) and Create(the voucher
+// bound to the new record), so a deposed leader (its election znode gone with its session) or a
+// leader that read an old version cannot land a write, a record never exists without its history,
+// and the record and its bound voucher appear together (no second round trip on a failover).
 // Unknown outcomes: when the multi fails with connection loss the publish is remembered as pending
 // and Reconcile() must settle it (re-read the master and compare) before the cluster is touched
 // again; it is never retried blind.
@@ -39,7 +43,11 @@ struct MasterZnode {
   model::MasterRecord record;
   std::int32_t version = -1;  // for the compare-and-set
   std::int64_t mzxid = 0;
-  std::vector<std::string> vouchers;  // children names
+  std::vector<std::string> vouchers;  // children names, bound or not (model::BoundVouchers)
+  std::string bytes;                  // the data exactly as stored: the voucher digest's input
+  // ReadMasterZnode only: why the payload does not decode ("" when it does; `record` is then the
+  // default no-master record and must not be used).
+  std::string corrupt;
 };
 
 // clusters/<c>/control. An absent znode is the default (not paused).
@@ -49,8 +57,18 @@ struct ControlState {
   std::string reason;
   std::string changed_by;
   std::int64_t changed_at_ms = 0;
+  // A one-shot operator acceptance (`pgherald accept-timeline`): the published master's timeline
+  // is `accept_below_timeline` (> 0) and the operator accepts publishing a verified candidate on a
+  // lower timeline. 0: none. The leader clears it in the publish multi that uses it.
+  std::uint32_t accept_below_timeline = 0;
+  std::string accept_by = {};  // (initializers: aggregate users may list only the fields before)
+  std::string accept_reason = {};
+  std::int64_t accept_at_ms = 0;
+  // The znode's version when read (-1: absent or not read): the compare-and-set of a rewrite.
+  std::int32_t version = -1;
 };
-// Parses {"format":1,"paused":bool[,"reason":str,"changed_by":str,"changed_at":ms]};
+// Parses {"format":1,"paused":bool[,"reason":str,"changed_by":str,"changed_at":ms,
+// "accept_below_timeline":u32,"accept_by":str,"accept_reason":str,"accept_at":ms]};
 // kInvalidArgument naming the field otherwise. Untrusted (docs/zookeeper-contract.md,
 // "Validation"): size and depth checked before parsing, "format" exactly the integer 1, reason and
 // changed_by sanitized and cut to kMaxControlTextLength.
@@ -70,7 +88,26 @@ struct PublishResult {
   Status status;                 // why, when not applied
   std::int32_t new_version = -1;  // kApplied: the master znode's version now
   std::string history_path;      // kApplied: the entry created ("" when learned by Reconcile)
+  std::string voucher;           // the bound voucher's name the multi created ("" for no-master)
 };
+
+// What Vouch did.
+enum class VouchOutcome {
+  kHeld,        // our session's bound voucher exists; not re-affirmed (not asked to)
+  kCreated,     // created (with the removal of our other vouchers), affirm_seq 1
+  kReaffirmed,  // its data rewritten (affirm_seq + 1): its mzxid moved
+};
+
+// What the leader needs from clusters/<c>/history to trust a record and to choose an epoch.
+struct HistoryFacts {
+  std::int64_t pzxid = 0;          // the history znode's pzxid when read (a cache key)
+  std::uint64_t newest_epoch = 0;  // the largest epoch among the entries read
+  // The newest entry with action "publish" among the newest `max_entries` (absent: none there).
+  std::optional<model::HistoryEntry> last_publish;
+};
+// Whether `facts` back `record`: the newest publish entry has the record's epoch and node and,
+// when it carries the record written (`master`), its timeline, host and port.
+bool BackedByHistory(const HistoryFacts& facts, const model::MasterRecord& record);
 
 class ZkPublisher {
  public:
@@ -85,7 +122,8 @@ class ZkPublisher {
   std::string HistoryPath(const std::string& cluster) const;
   std::string ControlPath(const std::string& cluster) const;
   std::string IdentityPath(const std::string& cluster) const;
-  std::string VoucherPath(const std::string& cluster) const;
+  // The path of this orchestrator's voucher `name` (a child of the master znode).
+  std::string VoucherPath(const std::string& cluster, const std::string& name) const;
 
   // Creates the cluster's persistent znodes when missing: clusters/<c>, nodes, history, and the
   // master znode holding the initial record (state no-master, epoch 0). Idempotent.
@@ -94,6 +132,9 @@ class ZkPublisher {
   // The master znode; kNotFound when absent, kInvalidArgument (path and field named) when its
   // payload is corrupt. `watch` fires on a data change.
   StatusOr<MasterZnode> ReadMaster(const std::string& cluster, zk::Watcher watch = nullptr);
+  // The same, but a corrupt payload is returned (MasterZnode::corrupt says why) with the znode's
+  // stat and children, so that the leader can repair it by compare-and-set.
+  StatusOr<MasterZnode> ReadMasterZnode(const std::string& cluster, zk::Watcher watch = nullptr);
   // The recorded system_identifier, nullopt when none is recorded yet.
   StatusOr<std::optional<std::string>> ReadIdentity(const std::string& cluster);
   // Records the identity once. Ok if it is recorded already with the same value;
@@ -103,10 +144,17 @@ class ZkPublisher {
   StatusOr<ControlState> ReadControl(const std::string& cluster, zk::Watcher watch = nullptr);
 
   // The fenced write (see the top of this file). `election_path` is the caller's own election
-  // znode; `expected_version` the master znode's version the decision was made on.
+  // znode; `expected_version` the master znode's version the decision was made on; `children` the
+  // master znode's children as read with it (this orchestrator's vouchers among them are deleted
+  // in the multi; one that is gone meanwhile fails it, kRejected, and the caller re-reads). A
+  // record in state ok gets its bound voucher (VoucherPayload affirm_seq 1, affirmed_at = the
+  // record's verified_at). `control_after`, when set, is written to the control znode in the same
+  // multi with its `version` as the compare-and-set (an operator acceptance used up).
   PublishResult Publish(const std::string& cluster, const std::string& election_path,
                         std::int32_t expected_version, const model::MasterRecord& record,
-                        const model::HistoryEntry& history);
+                        const model::HistoryEntry& history,
+                        const std::vector<std::string>& children = {},
+                        const std::optional<ControlState>& control_after = std::nullopt);
 
   // Whether a publish of `cluster` has an unknown outcome.
   bool HasPending(const std::string& cluster) const { return pending_.count(cluster) > 0; }
@@ -115,20 +163,36 @@ class ZkPublisher {
   // nothing is pending.
   WriteOutcome Reconcile(const std::string& cluster);
 
-  // Makes sure this orchestrator's voucher under the master exists and names `record`'s epoch.
-  // Created by a multi with Check(election_path), so a deposed leader cannot vouch.
-  Status Vouch(const std::string& cluster, const std::string& election_path,
-               const model::MasterRecord& record);
-  // Removes this orchestrator's voucher if present (ok when absent).
+  // The name of this orchestrator's voucher bound to `master` (its record and bytes).
+  std::string BoundVoucherName(const MasterZnode& master) const;
+  // Makes sure this orchestrator's voucher bound to `master` (as read: record, bytes, children)
+  // exists and is held by this session: when it does not, one multi of Check(election_path),
+  // Delete(our other vouchers, legacy name included) and Create(the bound voucher). When it does
+  // and `reaffirm` is set, one multi of Check(election_path) and Set(voucher, VoucherPayload with
+  // affirm_seq + 1 and `affirmed_at_ms`): the voucher's mzxid moves. A deposed leader can do
+  // neither. The caller asks only with a verification of this record's master that passed and
+  // that started after its session's last interruption (docs/zookeeper-contract.md, "Vouchers").
+  StatusOr<VouchOutcome> Vouch(const std::string& cluster, const std::string& election_path,
+                               const MasterZnode& master, std::int64_t affirmed_at_ms,
+                               bool reaffirm);
+  // Removes every voucher of this orchestrator under the master (model::VouchersOf, legacy name
+  // included); ok when there is none or no master znode.
   Status Unvouch(const std::string& cluster);
-  // Withdraws this orchestrator's voucher and records why, in ONE multi: Check(election_path),
-  // Delete(voucher), Create(history/h-, `history`), so the entry exists exactly when a voucher was
-  // withdrawn by the leader. Voucher already gone: nothing is written, *history_path stays "" and
-  // the result is Ok. Deposed (election znode gone): the voucher is removed without an entry.
-  // Connection loss: that status; the caller tries again later (a landed multi left no voucher,
-  // so the retry writes nothing twice).
+  // Withdraws this orchestrator's vouchers and records why, in ONE multi: Check(election_path),
+  // Delete(each of our vouchers), Create(history/h-, `history`), so the entry exists exactly when
+  // a voucher was withdrawn by the leader. No voucher of ours: nothing is written, *history_path
+  // stays "" and the result is Ok. Deposed (election znode gone): the vouchers are removed without
+  // an entry. Connection loss: that status; the caller tries again later (a landed multi left no
+  // voucher, so the retry writes nothing twice).
   Status Withdraw(const std::string& cluster, const std::string& election_path,
                   const model::HistoryEntry& history, std::string* history_path);
+
+  // Reads the history's newest entries, newest first, until a publish entry (at most
+  // `max_entries`). Entries that do not parse are skipped (and counted in no epoch). `cached`, when
+  // its pzxid is still the history znode's, is returned as is (one Exists call).
+  StatusOr<HistoryFacts> ReadHistoryFacts(const std::string& cluster,
+                                          const std::optional<HistoryFacts>& cached = std::nullopt,
+                                          std::size_t max_entries = 64);
 
   // Deletes the oldest history entries beyond history_limit.
   Status TrimHistory(const std::string& cluster);
@@ -138,6 +202,9 @@ class ZkPublisher {
     std::string data;  // the record JSON the multi tried to write
     std::int32_t expected_version = -1;
   };
+  // This orchestrator's vouchers among the master's children (GetChildren); empty when none or
+  // no master znode.
+  StatusOr<std::vector<std::string>> OwnVouchers(const std::string& cluster);
 
   zk::ZkSession* session_;
   std::string root_;

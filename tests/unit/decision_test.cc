@@ -470,10 +470,10 @@ const std::vector<Scenario>& Scenarios() {
        Published("db1", 2, 4),
        {{0,
          {Primary("db1", 2).Promoted(1000), Primary("db2", 2).Promoted(2000)},
-         {A::kKeep, "db1", {R::kMasterVerified, R::kSplitBrain, R::kStalePrimary}, 4, {"db2"}}},
+         {A::kKeep, "db1", {R::kMasterVerified, R::kSplitBrain, R::kSameTimelineStalePrimary}, 4, {"db2"}}},
         {100000,
          {Primary("db1", 2).Promoted(1000), Primary("db2", 2).Promoted(2000)},
-         {A::kKeep, "db1", {R::kMasterVerified, R::kSplitBrain, R::kStalePrimary}, 4, {"db2"}}}}},
+         {A::kKeep, "db1", {R::kMasterVerified, R::kSplitBrain, R::kSameTimelineStalePrimary}, 4, {"db2"}}}}},
 
       {"same timeline: a published master failing its write check is replaced by the later "
        "promotion (after the window)",
@@ -621,6 +621,96 @@ TEST(DecisionTest, EvidenceNamesEveryNodeAndRole) {
   EXPECT_EQ(by_node["db9"].role, "foreign");
   EXPECT_EQ(by_node["db4"].role, "down");
   EXPECT_THAT(by_node["db4"].notes, ::testing::Contains("unreachable"));
+}
+
+// Issue 12, finding 1: the same-timeline loser is reported stale in the verdict, the evidence
+// (role stale-primary, note same_timeline_stale_primary) and the history entry, and never published.
+TEST(DecisionTest, SameTimelineLoserIsReportedStaleInHistory) {
+  DecisionMemory memory;
+  for (int round = 0; round < 3; ++round) {
+    DecisionInput in = BaseInput(round * 10000);
+    in.published = Published("db1", 2, 4);
+    AddNode(in, Primary("db1", 2).Promoted(1000));
+    AddNode(in, Primary("db2", 2).Promoted(9000));  // a later, out-of-band promotion
+    const Verdict v = Decide(in, memory);
+    ASSERT_EQ(v.action, Action::kKeep) << FormatReasons(v.reasons);
+    ASSERT_EQ(v.stale_primaries.size(), 1u);
+    EXPECT_EQ(v.stale_primaries[0].node, "db2");
+    EXPECT_EQ(v.stale_primaries[0].code, ReasonCode::kSameTimelineStalePrimary);
+    const model::HistoryEntry h = ToHistoryEntry(in, v);
+    EXPECT_EQ(h.stale_primaries, std::vector<std::string>{"db2"});
+    bool reason_named = false;
+    for (const auto& r : h.reasons) reason_named |= r.code == "same_timeline_stale_primary" && r.node == "db2";
+    EXPECT_TRUE(reason_named) << h.ToJson();
+    for (const auto& e : h.evidence) {
+      if (e.node != "db2") continue;
+      EXPECT_EQ(e.role, "stale-primary");
+      EXPECT_THAT(e.notes, ::testing::Contains("same_timeline_stale_primary"));
+    }
+  }
+}
+
+// Repair: the record read is not trusted. A verified winner is published at once (no window),
+// even the node the last backed record named, with an epoch above the floor; the untrusted
+// content never counts (here the backed record's timeline is the floor, not a forged one).
+TEST(DecisionTest, RepairPublishesTheVerifiedWinnerAtOnceAboveTheEpochFloor) {
+  DecisionMemory memory;
+  DecisionInput in = BaseInput(0);
+  in.repair = true;
+  in.epoch_floor = 500;
+  in.published = Published("db1", 1, 3);  // the last record history backs
+  AddNode(in, Primary("db1", 1));
+  AddNode(in, Standby("db2", 1, "db1"));
+  Verdict v = Decide(in, memory);
+  ASSERT_EQ(v.action, Action::kPublish) << FormatReasons(v.reasons);
+  EXPECT_EQ(v.record->node, "db1");
+  EXPECT_EQ(v.record->epoch, 501u);
+  EXPECT_EQ(v.record->reason, "master_repaired");
+  // Without the repair flag the same input keeps the record.
+  in.repair = false;
+  EXPECT_EQ(Decide(in, memory).action, Action::kKeep);
+  // Nothing verifies: nothing is written (the record is left, no voucher).
+  in = BaseInput(1000);
+  in.repair = true;
+  in.epoch_floor = 500;
+  in.published = Published("db1", 1, 3);
+  AddNode(in, Down("db1"));
+  AddNode(in, Standby("db2", 1, "db1"));
+  v = Decide(in, memory);
+  EXPECT_NE(v.action, Action::kPublish);
+  // A backed record's timeline still floors the repair: a lower timeline is not published.
+  in = BaseInput(2000);
+  in.repair = true;
+  in.published = Published("db1", 3, 3);
+  AddNode(in, Down("db1"));
+  AddNode(in, Primary("db2", 2));
+  EXPECT_NE(Decide(in, memory).action, Action::kPublish);
+}
+
+// accept-timeline: a lower timeline is published over the unreachable published master only with
+// an acceptance naming the published timeline, and the history entry says who and why.
+TEST(DecisionTest, AcceptanceOfALowerTimelinePublishesItWithWhoAndWhy) {
+  DecisionMemory memory;
+  DecisionInput in = BaseInput(0);
+  in.published = Published("db1", 3, 7);
+  AddNode(in, Down("db1"));
+  AddNode(in, Primary("db2", 2));
+  Verdict v = Decide(in, memory);
+  EXPECT_EQ(v.action, Action::kWithdraw);
+  EXPECT_TRUE(v.HasReason(ReasonCode::kBelowPublishedTimeline, "db2"));
+  in.acceptance = DecisionInput::Acceptance{2, "bob", "wrong timeline", 1};  // not the published one
+  EXPECT_EQ(Decide(in, memory).action, Action::kWithdraw);
+  in.acceptance = DecisionInput::Acceptance{3, "alice", "db1 is gone for good", 1700000000000};
+  v = Decide(in, memory);
+  ASSERT_EQ(v.action, Action::kPublish) << FormatReasons(v.reasons);
+  EXPECT_TRUE(v.acceptance_used);
+  EXPECT_EQ(v.record->node, "db2");
+  EXPECT_EQ(v.record->epoch, 8u);
+  EXPECT_EQ(v.record->reason, "operator_accepted_lower_timeline");
+  const model::HistoryEntry h = ToHistoryEntry(in, v);
+  ASSERT_FALSE(h.reasons.empty());
+  EXPECT_NE(h.reasons[0].text.find("alice"), std::string::npos);
+  EXPECT_NE(h.reasons[0].text.find("db1 is gone for good"), std::string::npos);
 }
 
 TEST(DecisionTest, WriteCheckTargetsOnlyPossibleWinners) {

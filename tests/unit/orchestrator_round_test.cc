@@ -6,10 +6,14 @@
 
 #include <algorithm>
 #include <map>
+#include <functional>
+#include <set>
 #include <sstream>
 
 #include "common/fake_zk.h"
 #include "common/logging.h"
+#include "common/voucher.h"
+#include "orchestrator/accept_timeline.h"
 #include "orchestrator/orchestrator.h"
 
 namespace pgherald::orchestrator {
@@ -62,6 +66,7 @@ class ScriptedProber final : public NodeProber {
   std::vector<model::Probe> WriteCheckAll(const std::vector<NodeTarget>& targets,
                                           const WriteCheckContext&, MonoTime) override {
     ++write_checks;
+    if (during_write_check) during_write_check();
     std::vector<model::Probe> out;
     for (const NodeTarget& t : targets) {
       model::Probe p = ProbeOf(t.name);
@@ -84,6 +89,7 @@ class ScriptedProber final : public NodeProber {
     return nullptr;
   }
   int write_checks = 0;
+  std::function<void()> during_write_check;  // e.g. a session interruption mid-round
   std::vector<NodeTarget> probed;       // the last ProbeAll's targets
   std::vector<std::string> forgotten;   // every Forget, in order
 };
@@ -100,10 +106,12 @@ class OrchestratorRoundTest : public ::testing::Test {
   void TearDown() override { log::Init(config::LoggingConfig{}); }
 
   std::unique_ptr<Orchestrator> Make(bool dry_run, LearnPolicy learn = {},
-                                     std::map<std::string, std::string> pg_options = {}) {
+                                     std::map<std::string, std::string> pg_options = {},
+                                     milliseconds reaffirm = milliseconds(1000)) {
     OrchestratorOptions o;
     o.id = "orch-a";
     o.dry_run = dry_run;
+    o.voucher_reaffirm = reaffirm;
     o.policy.confirmation_window = milliseconds(0);
     ClusterSpec spec;
     spec.name = "main";
@@ -127,6 +135,24 @@ class OrchestratorRoundTest : public ::testing::Test {
       orch.RunRound();
       clock_.Advance(milliseconds(200));
     }
+  }
+  // The master znode's children that vouch for its current record (model::BoundVouchers).
+  std::vector<std::string> Bound() {
+    auto m = server_->Peek(std::string(kCluster) + "/master");
+    if (!m) return {};
+    auto r = model::MasterRecord::FromJson(m->data);
+    if (!r.ok()) return {};
+    return model::BoundVouchers(server_->PeekChildren(std::string(kCluster) + "/master"), *r, m->data);
+  }
+  std::vector<std::string> Children() {
+    return server_->PeekChildren(std::string(kCluster) + "/master");
+  }
+  model::MasterRecord Record() {
+    auto m = server_->Peek(std::string(kCluster) + "/master");
+    EXPECT_TRUE(m.has_value());
+    auto r = model::MasterRecord::FromJson(m->data);
+    EXPECT_TRUE(r.ok()) << m->data;
+    return r.ok() ? *r : model::MasterRecord{};
   }
   std::vector<model::HistoryEntry> History() {
     std::vector<model::HistoryEntry> out;
@@ -304,7 +330,8 @@ TEST_F(OrchestratorRoundTest, DryRunOverAPublishedMasterChangesNothing) {
 TEST_F(OrchestratorRoundTest, WithdrawnVoucherLeavesOneHistoryEntryWithTheReason) {
   auto orch = Make(/*dry_run=*/false);
   Rounds(*orch, 5);
-  ASSERT_EQ(server_->PeekChildren(std::string(kCluster) + "/master"), std::vector<std::string>{"orch-a"});
+  ASSERT_EQ(Bound().size(), 1u);
+  ASSERT_EQ(Children(), Bound());
   ASSERT_EQ(History().size(), 1u);
 
   // The master still answers but its write check fails: the voucher goes, with an entry.
@@ -332,7 +359,8 @@ TEST_F(OrchestratorRoundTest, WithdrawnVoucherLeavesOneHistoryEntryWithTheReason
   // Verified again: vouched again, and the next withdrawal is recorded again.
   prober_.nodes["node1"].write_fails = false;
   Rounds(*orch, 3);
-  EXPECT_EQ(server_->PeekChildren(std::string(kCluster) + "/master"), std::vector<std::string>{"orch-a"});
+  EXPECT_EQ(Bound().size(), 1u);
+  EXPECT_EQ(Children(), Bound());
   prober_.nodes["node1"].up = false;
   Rounds(*orch, 3);
   h = History();
@@ -404,27 +432,231 @@ std::size_t Count(const std::string& haystack, const std::string& needle) {
 
 // Issue 12, finding 2: a master znode no orchestrator wrote (garbage) makes the leader withdraw its
 // voucher at once, so that no consumer counts the old verification for it; the condition is logged
-// once (not ten times a second) and counted every round.
-TEST_F(OrchestratorRoundTest, CorruptMasterWithdrawsTheVoucherAndIsLoggedOnce) {
+// once (not ten times a second) and counted every round. Nothing verifies: the garbage stays (no
+// guess is written). Once a node verifies, the record is rewritten with an epoch above every epoch
+// used (the forged content's own is ignored).
+TEST_F(OrchestratorRoundTest, CorruptMasterWithdrawsAtOnceAndIsRepairedFromAVerifiedDecision) {
   auto orch = Make(/*dry_run=*/false);
   CountingObserver observer;
   orch->set_observer(&observer);
   Rounds(*orch, 5);
-  ASSERT_EQ(server_->PeekChildren(std::string(kCluster) + "/master"), std::vector<std::string>{"orch-a"});
+  ASSERT_EQ(Bound().size(), 1u);
+  const std::uint64_t first_epoch = Record().epoch;
 
+  prober_.nodes["node1"].write_fails = true;  // nothing verifies for now
   auto vandal = server_->NewSession(zk::FakeZkOptions{});
   ASSERT_TRUE(vandal->Set(std::string(kCluster) + "/master", "{\"format\":1,\"state\":[[[[", -1).ok());
   Rounds(*orch, 10);
-  EXPECT_TRUE(server_->PeekChildren(std::string(kCluster) + "/master").empty())
-      << "the voucher must not outlive the record it vouched for";
+  EXPECT_TRUE(Children().empty()) << "the voucher must not outlive the record it vouched for";
+  EXPECT_EQ(server_->Peek(std::string(kCluster) + "/master")->data, "{\"format\":1,\"state\":[[[[");
   EXPECT_EQ(Count(log_.str(), "master_unreadable cluster=main"), 1u) << log_.str();
   EXPECT_GE(observer.problems["main/master_unreadable"], 9);
 
-  // Deleted: the same, as master_missing.
-  ASSERT_TRUE(vandal->Delete(std::string(kCluster) + "/master").ok());
+  prober_.nodes["node1"].write_fails = false;
+  const std::int64_t mzxid = server_->Peek(std::string(kCluster) + "/master")->stat.mzxid;
+  Rounds(*orch, 2);
+  const model::MasterRecord r = Record();
+  EXPECT_EQ(r.node, "node1");
+  EXPECT_EQ(r.reason, "master_repaired");
+  EXPECT_GT(r.epoch, static_cast<std::uint64_t>(mzxid));
+  EXPECT_GT(r.epoch, first_epoch);
+  EXPECT_EQ(Bound().size(), 1u);
+  EXPECT_EQ(History().back().action, "publish");
+  EXPECT_EQ(History().back().reasons[0].code, "master_repaired");
+  EXPECT_NE(log_.str().find("master_unreadable_cleared"), std::string::npos) << log_.str();
+}
+
+// Deleted, and deleted with the whole history: recreated and repaired, with an epoch above every
+// epoch ever used (the recreated znode's mzxid is above them all).
+TEST_F(OrchestratorRoundTest, DeletedMasterAndHistoryAreRecreatedWithoutReusingAnEpoch) {
+  auto orch = Make(/*dry_run=*/false);
+  CountingObserver observer;
+  orch->set_observer(&observer);
   Rounds(*orch, 5);
-  EXPECT_EQ(Count(log_.str(), "master_missing cluster=main"), 1u) << log_.str();
-  EXPECT_GE(observer.problems["main/master_missing"], 4);
+  std::set<std::uint64_t> used = {Record().epoch};
+  auto vandal = server_->NewSession(zk::FakeZkOptions{});
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const bool drop_history = attempt == 1;
+    prober_.nodes["node1"].up = false;  // nothing verifies during the first rounds
+    for (const std::string& v : Children()) {
+      ASSERT_TRUE(vandal->Delete(std::string(kCluster) + "/master/" + v).ok());
+    }
+    ASSERT_TRUE(vandal->Delete(std::string(kCluster) + "/master").ok());
+    if (drop_history) {
+      for (const std::string& h : server_->PeekChildren(std::string(kCluster) + "/history")) {
+        ASSERT_TRUE(vandal->Delete(std::string(kCluster) + "/history/" + h).ok());
+      }
+    }
+    Rounds(*orch, 3);
+    EXPECT_GE(observer.problems["main/master_missing"], 1);
+    EXPECT_TRUE(Children().empty());
+    prober_.nodes["node1"].up = true;
+    Rounds(*orch, 2);
+    const model::MasterRecord r = Record();
+    ASSERT_EQ(r.node, "node1") << log_.str();
+    EXPECT_TRUE(used.insert(r.epoch).second) << "epoch " << r.epoch << " reused";
+    EXPECT_GT(r.epoch, *used.begin());
+    EXPECT_EQ(Bound().size(), 1u);
+  }
+  EXPECT_EQ(Count(log_.str(), "master_missing cluster=main"), 2u) << log_.str();
+}
+
+// Issue 12, finding 3: a well-formed record no orchestrator wrote (naming a standby on a higher
+// timeline, beside our voucher; or a replay of an older record; or another orchestrator's record
+// without backing) is not obeyed: our voucher goes at once, the problem is logged once, and the
+// record is rewritten from the verified decision with an epoch above the znode's mzxid (the forged
+// epoch, here the largest possible, is ignored).
+TEST_F(OrchestratorRoundTest, UnbackedRecordIsNeverObeyedAndIsRepaired) {
+  auto orch = Make(/*dry_run=*/false);
+  CountingObserver observer;
+  orch->set_observer(&observer);
+  Rounds(*orch, 5);
+  const model::MasterRecord genuine = Record();
+  ASSERT_EQ(genuine.node, "node1");
+  auto vandal = server_->NewSession(zk::FakeZkOptions{});
+
+  model::MasterRecord forged = genuine;
+  forged.node = "node2";  // a standby
+  forged.timeline = 7;
+  forged.epoch = UINT64_MAX;
+  forged.decided_by = "orch-z";
+  model::MasterRecord replay = genuine;  // an older genuine record, replayed later
+  std::vector<model::MasterRecord> attacks = {forged, replay};
+  int round = 0;
+  for (const model::MasterRecord& attack : attacks) {
+    if (round++ == 1) {
+      // Make the replay stale first: a newer genuine record is published meanwhile.
+      prober_.nodes["node1"].timeline = 2;
+      Rounds(*orch, 2);
+      ASSERT_EQ(Record().timeline, 2u);
+    }
+    ASSERT_TRUE(vandal->Set(std::string(kCluster) + "/master", attack.ToJson(), -1).ok());
+    const std::int64_t mzxid = server_->Peek(std::string(kCluster) + "/master")->stat.mzxid;
+    // One round: withdrawn, reported, and (node1 verifies) repaired.
+    server_->DispatchAllPending();
+    orch->RunRound();
+    const model::MasterRecord r = Record();
+    EXPECT_EQ(r.node, "node1") << log_.str();
+    EXPECT_EQ(r.reason, "master_repaired");
+    EXPECT_EQ(r.epoch, static_cast<std::uint64_t>(mzxid) + 1) << "max(history, mzxid) + 1";
+    EXPECT_EQ(Bound().size(), 1u);
+    EXPECT_EQ(Children(), Bound()) << "no voucher of ours bound to anything else";
+    // The decision never counted the forged record's timeline against node1.
+    EXPECT_EQ(log_.str().find("below_published_timeline"), std::string::npos) << log_.str();
+    Rounds(*orch, 3);
+    EXPECT_EQ(Record(), r) << "stable after the repair";
+  }
+  EXPECT_EQ(Count(log_.str(), "master_unbacked cluster=main"), 2u) << log_.str();
+  EXPECT_GE(observer.problems["main/master_unbacked"], 2);
+
+  // Nothing verifies: the forged record stays, without our voucher, reported once.
+  prober_.nodes["node1"].up = false;
+  ASSERT_TRUE(vandal->Set(std::string(kCluster) + "/master", forged.ToJson(), -1).ok());
+  Rounds(*orch, 5);
+  EXPECT_EQ(Record().node, "node2");
+  EXPECT_TRUE(Children().empty());
+  EXPECT_EQ(Count(log_.str(), "master_unbacked cluster=main"), 3u) << log_.str();
+}
+
+// A record backed by history whose node nobody reaches stays in force (it may be the real master
+// behind a partition): a writable node on a lower timeline is not published over it, the problem
+// is shown once. `pgherald accept-timeline` writes a one-shot acceptance: the leader publishes
+// the lower timeline with a history entry naming who and why, and clears the acceptance.
+TEST_F(OrchestratorRoundTest, UnreachableBackedMasterStaysUntilAnOperatorAcceptsALowerTimeline) {
+  prober_.nodes["node1"].timeline = 2;
+  auto orch = Make(/*dry_run=*/false);
+  CountingObserver observer;
+  orch->set_observer(&observer);
+  Rounds(*orch, 5);
+  ASSERT_EQ(Record().node, "node1");
+  ASSERT_EQ(Record().timeline, 2u);
+  // A new leader instance (no voucher of its own: the record is trusted by its history).
+  orch->Resign();
+  orch = Make(/*dry_run=*/false);
+  orch->set_observer(&observer);
+  prober_.nodes["node1"].up = false;
+  prober_.nodes["node2"] = ScriptedNode{true, false, false, 1};  // writable, lower timeline
+  Rounds(*orch, 10);
+  EXPECT_EQ(Record().node, "node1");
+  EXPECT_TRUE(Children().empty());
+  EXPECT_EQ(Count(log_.str(), "published_master_unreachable cluster=main"), 1u) << log_.str();
+  EXPECT_GE(observer.problems["main/published_master_unreachable"], 9);
+  EXPECT_NE(log_.str().find("below_published_timeline"), std::string::npos);
+  EXPECT_EQ(log_.str().find("master_unbacked"), std::string::npos) << log_.str();
+
+  // An acceptance for another timeline does nothing.
+  auto op = server_->NewSession(zk::FakeZkOptions{});
+  publishers::ControlState accept;
+  accept.accept_below_timeline = 5;
+  accept.accept_by = "alice@ops";
+  accept.accept_reason = "node1's disk is gone";
+  accept.accept_at_ms = 1700000000000;
+  ASSERT_TRUE(AcceptLowerTimeline(*op, "/pgherald", "main", accept).ok());
+  Rounds(*orch, 3);
+  EXPECT_EQ(Record().node, "node1");
+  accept.accept_below_timeline = 2;
+  ASSERT_TRUE(AcceptLowerTimeline(*op, "/pgherald", "main", accept).ok());
+  Rounds(*orch, 2);
+  const model::MasterRecord r = Record();
+  EXPECT_EQ(r.node, "node2") << log_.str();
+  EXPECT_EQ(r.timeline, 1u);
+  EXPECT_EQ(r.reason, "operator_accepted_lower_timeline");
+  EXPECT_EQ(Bound().size(), 1u);
+  const model::HistoryEntry h = History().back();
+  ASSERT_FALSE(h.reasons.empty());
+  EXPECT_EQ(h.reasons[0].code, "operator_accepted_lower_timeline");
+  EXPECT_NE(h.reasons[0].text.find("alice@ops"), std::string::npos) << h.reasons[0].text;
+  EXPECT_NE(h.reasons[0].text.find("node1's disk is gone"), std::string::npos);
+  auto control = publishers::ParseControl(server_->Peek(std::string(kCluster) + "/control")->data);
+  ASSERT_TRUE(control.ok());
+  EXPECT_EQ(control->accept_below_timeline, 0u) << "one-shot";
+  EXPECT_NE(log_.str().find("published_master_unreachable_cleared"), std::string::npos);
+}
+
+// Re-affirmation: the voucher's mzxid moves after rounds whose write check of the published
+// master passed, at most every voucher_reaffirm_ms; never with a verification begun before a
+// session interruption (the next round, verified after it, re-affirms at once).
+TEST_F(OrchestratorRoundTest, VoucherIsReaffirmedOnlyByAVerificationAfterTheLastInterruption) {
+  auto orch = Make(/*dry_run=*/false, {}, {}, /*reaffirm=*/milliseconds(1000));
+  Rounds(*orch, 3);
+  ASSERT_EQ(Bound().size(), 1u);
+  const std::string voucher = std::string(kCluster) + "/master/" + Bound()[0];
+  auto mzxid = [&] { return server_->Peek(voucher)->stat.mzxid; };
+  auto seq = [&] { return model::VoucherPayload::FromJson(server_->Peek(voucher)->data)->affirm_seq; };
+  // 200 ms per round: a re-affirmation every 5 rounds, not every round.
+  const std::uint64_t seq0 = seq();
+  Rounds(*orch, 10);
+  EXPECT_GE(seq(), seq0 + 1);
+  EXPECT_LE(seq(), seq0 + 2);
+
+  // The write check fails: no re-affirmation, the voucher is withdrawn.
+  prober_.nodes["node1"].write_fails = true;
+  Rounds(*orch, 1);
+  EXPECT_TRUE(Children().empty());
+  prober_.nodes["node1"].write_fails = false;
+  Rounds(*orch, 1);
+  ASSERT_EQ(Bound().size(), 1u);
+  const std::string voucher2 = std::string(kCluster) + "/master/" + Bound()[0];
+  clock_.Advance(milliseconds(2000));  // due
+
+  // The session is interrupted (disconnect, reconnect) while the round verifies.
+  auto* session = dynamic_cast<zk::FakeZk*>(orch->session());
+  ASSERT_NE(session, nullptr);
+  prober_.during_write_check = [session] {
+    session->Disconnect();
+    session->Reconnect();
+    session->DispatchPending();  // the state events reach the orchestrator
+  };
+  const auto before = server_->Peek(voucher2)->stat.mzxid;
+  server_->DispatchAllPending();
+  orch->RunRound();
+  EXPECT_EQ(server_->Peek(voucher2)->stat.mzxid, before)
+      << "re-affirmed with a verification begun before the interruption";
+  prober_.during_write_check = nullptr;
+  server_->DispatchAllPending();
+  orch->RunRound();  // verified after the reconnect: re-affirmed at once
+  EXPECT_GT(server_->Peek(voucher2)->stat.mzxid, before);
+  (void)mzxid;
 }
 
 // A persistent znode under nodes/ (a leftover or a forgery) is never taken as a poller's
