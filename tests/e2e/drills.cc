@@ -239,9 +239,29 @@ StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index) {
   rep.haproxy_unavailable_ms = Ms(ha - w.LastAckBefore(Route::kHaproxy, fault_ns));
   rep.pgbouncer_unavailable_ms = Ms(pb - w.LastAckBefore(Route::kPgbouncer, fault_ns));
 
+  auto facts = CollectFacts(s, w, rep.drill, old, epoch_before, expected, wo.client_base);
+  if (!facts.ok()) return facts.status();
+  const DrillFacts& f = *facts;
+  rep.check = Check(f);
+  if (rep.check.new_master_published) {
+    // The orchestrator's decision (history decided_at), not when this runner's polling noticed.
+    rep.convergence_ms = Ms(rep.check.publish_ns - fault_ns);
+  }
+
+  if (zk_killed != 0) {
+    if (auto st = s.lab().ZkStart(zk_killed); !st.ok()) return st;
+  }
+  if (!orch_killed.empty()) {
+    if (auto st = s.Restart(orch_killed); !st.ok()) return st;
+  }
+  return rep;
+}
+
+StatusOr<DrillFacts> CollectFacts(Stack& s, const Workload& w, const std::string& drill, int old,
+                                  std::uint64_t epoch_before, int final_node, int client_base) {
   DrillFacts f;
-  f.drill = rep.drill;
-  f.old_primary_port = old_port;
+  f.drill = drill;
+  f.old_primary_port = s.lab().pg_port(old);
   f.epoch_before = epoch_before;
   f.wall_minus_mono_ms = WallMinusMonoMs();
   f.ops = w.History();
@@ -261,23 +281,11 @@ StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index) {
   if (writable.ok()) {
     for (int n : *writable) f.writable_ports.push_back(s.lab().pg_port(n));
   }
-  f.final_primary_port = new_port;
-  auto rows = ReadRows(s.NodeConninfo(expected), wo.client_base, wo.client_base + 99);
+  f.final_primary_port = s.lab().pg_port(final_node);
+  auto rows = ReadRows(s.NodeConninfo(final_node), client_base, client_base + 99);
   if (!rows.ok()) return rows.status();
   f.rows_on_final = std::move(*rows);
-  rep.check = Check(f);
-  if (rep.check.new_master_published) {
-    // The orchestrator's decision (history decided_at), not when this runner's polling noticed.
-    rep.convergence_ms = Ms(rep.check.publish_ns - fault_ns);
-  }
-
-  if (zk_killed != 0) {
-    if (auto st = s.lab().ZkStart(zk_killed); !st.ok()) return st;
-  }
-  if (!orch_killed.empty()) {
-    if (auto st = s.Restart(orch_killed); !st.ok()) return st;
-  }
-  return rep;
+  return f;
 }
 
 Status RestoreCluster(Stack& s) {

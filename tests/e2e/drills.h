@@ -11,6 +11,7 @@
 #include "common/status.h"
 #include "tests/e2e/checker.h"
 #include "tests/e2e/stack.h"
+#include "tests/e2e/workload.h"
 
 namespace pgherald::e2e {
 
@@ -44,6 +45,14 @@ struct DrillReport {
 // Runs one drill; `index` makes the workload's client ids unique. An error means the drill could
 // not run to the end (no convergence within its deadline, a lab action failed): it says what.
 StatusOr<DrillReport> RunDrill(Stack& stack, DrillKind kind, int index);
+
+// The facts the checker judges at the end of a drill: the workload's history, ZooKeeper's history,
+// master record and vouchers, the writable nodes (read again for up to 10 s until exactly one is),
+// and the rows of clients client_base..client_base+99 on `final_node`. `old` is the primary when
+// the drill began, `epoch_before` the record's epoch then.
+StatusOr<DrillFacts> CollectFacts(Stack& stack, const Workload& workload, const std::string& drill,
+                                  int old, std::uint64_t epoch_before, int final_node,
+                                  int client_base);
 
 // Rejoins every node that is not a streaming standby of the primary, restarts stopped daemons and
 // ZooKeeper members, and waits until the cluster is healthy, the master znode names the primary

@@ -7,26 +7,11 @@
 #include <cstdio>
 
 #include "tests/e2e/drills.h"
+#include "tests/e2e/stack_environment.h"
 
 namespace pgherald::e2e {
 namespace {
 
-class StackEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    auto s = Stack::Up(StackOptions{});
-    // A server that cannot start is a failure, never a skip.
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    stack_ = std::move(*s);
-  }
-  void TearDown() override {
-    if (stack_ && ::testing::UnitTest::GetInstance()->failed_test_count() > 0) {
-      std::fprintf(stderr, "%s\n", stack_->AllTails(3000).c_str());
-    }
-    stack_.reset();
-  }
-  static inline std::unique_ptr<Stack> stack_;
-};
 [[maybe_unused]] ::testing::Environment* const kEnv =
     ::testing::AddGlobalTestEnvironment(new StackEnvironment);
 
