@@ -13,6 +13,7 @@
 #include "clients/status/cluster_status.h"
 #include "common/cli.h"
 #include "common/logging.h"
+#include "common/sd_notify.h"
 #include "common/zk_acl.h"
 #include "common/zk_client.h"
 #include "orchestrator/http_server.h"
@@ -22,6 +23,37 @@
 #include "publishers/file_publisher.h"
 
 namespace pgherald::orchestrator {
+namespace {
+
+// Forwards every call to `inner` (the HTTP API's board) and tells systemd the daemon serves after
+// the first round that ran on a connected ZooKeeper session (it has then joined the election).
+class ReadyAfterConnectedRound : public RoundObserver {
+ public:
+  ReadyAfterConnectedRound(RoundObserver* inner, const log::Logger* log)
+      : inner_(inner), log_(log), ready_({}, "deciding") {}
+  void OnDecision(const std::string& cluster, const DecisionInput& input,
+                  const Verdict& verdict) override {
+    inner_->OnDecision(cluster, input, verdict);
+  }
+  void AfterRound(Orchestrator& orchestrator) override {
+    inner_->AfterRound(orchestrator);
+    const zk::ZkSession* session = orchestrator.session();
+    if (ready_.ready() || session == nullptr || session->state() != zk::SessionState::kConnected) {
+      return;
+    }
+    if (Status s = ready_.MarkUp(""); !s.ok()) log_->Warn("sd_notify_failed", {{"error", s}});
+  }
+  void OnPayloadProblem(const std::string& cluster, const std::string& kind) override {
+    inner_->OnPayloadProblem(cluster, kind);
+  }
+
+ private:
+  RoundObserver* inner_;
+  const log::Logger* log_;
+  sdnotify::Readiness ready_;
+};
+
+}  // namespace
 
 int RunOrchestratorCommand(const std::vector<std::string>& args) {
   const std::vector<cli::OptionSpec> specs = {
@@ -94,7 +126,8 @@ int RunOrchestratorCommand(const std::vector<std::string>& args) {
   for (const ClusterSpec& spec : cfg->clusters) cluster_names.push_back(spec.name);
   StatusBoard board(cfg->options.id, cfg->options.root, cluster_names, cfg->options.tick.count(),
                     status::ReadOptions{std::max<std::int64_t>(10000, cfg->options.policy.observation_max_age.count()), 50});
-  orchestrator.set_observer(&board);
+  ReadyAfterConnectedRound observer(&board, &logger);
+  orchestrator.set_observer(&observer);
   std::unique_ptr<HttpServer> http;
   if (cfg->http) {
     // POSTs write the control znode through a session of their own, never the loop's.
@@ -120,6 +153,7 @@ int RunOrchestratorCommand(const std::vector<std::string>& args) {
     int sig = 0;
     sigwait(&set, &sig);
     logger.Info("orchestrator_stopping", {{"signal", sig}});
+    (void)sdnotify::Notify("STOPPING=1");
     stop.store(true);
     orchestrator.Wake();
   });

@@ -516,6 +516,7 @@ void Poller::PublishObservation(model::NodeObservation obs) {
   published_once_ = true;
   last_publish_ = now;
   last_ = std::move(obs);
+  if (on_published_) on_published_();
 }
 
 void Poller::Tick(const std::vector<NotifyMessage>& notified) {

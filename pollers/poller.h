@@ -59,6 +59,12 @@ class Poller {
   // The fencing state the poller holds (published with the next observation).
   model::FencingState fencing() const { return fencing_; }
 
+  // Called on the loop's thread after every observation ZooKeeper accepted (the daemon is then
+  // serving: systemd's readiness hangs on it). Set before Run().
+  void set_on_published(std::function<void()> on_published) {
+    on_published_ = std::move(on_published);
+  }
+
   // Tests only: replaces the tick statement on PostgreSQL with `source` (no connection is made).
   void SetObservationSourceForTest(std::function<model::NodeObservation()> source) {
     observe_for_test_ = std::move(source);
@@ -120,6 +126,7 @@ class Poller {
   std::string zk_loss_note_;     // what the fence did, carried in the observation's error while
                                  // self_fenced_ (or, with action report, while the loss lasts)
   std::function<model::NodeObservation()> observe_for_test_;
+  std::function<void()> on_published_;
   bool was_reachable_ = true;
   bool was_in_recovery_ = false;
 

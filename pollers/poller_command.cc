@@ -11,6 +11,7 @@
 
 #include "common/cli.h"
 #include "common/logging.h"
+#include "common/sd_notify.h"
 #include "common/zk_acl.h"
 #include "common/zk_client.h"
 #include "pollers/notify.h"
@@ -94,11 +95,17 @@ int RunPollerCommand(const std::vector<std::string>& args) {
                                   {"tick_ms", cfg->poller.tick},
                                   {"heartbeat_ms", cfg->poller.heartbeat},
                                   {"fence", FenceActionName(cfg->poller.fence.action)}});
+  // Serving once ZooKeeper has taken the first observation (PostgreSQL down is an observation).
+  sdnotify::Readiness ready({}, "publishing " + cfg->poller.cluster + "/" + cfg->poller.node);
+  poller.set_on_published([&ready, &logger] {
+    if (Status s = ready.MarkUp("zookeeper"); !s.ok()) logger.Warn("sd_notify_failed", {{"error", s}});
+  });
   std::atomic<bool> stop{false};
   std::thread signals([&] {
     int sig = 0;
     sigwait(&set, &sig);
     logger.Info("poller_stopping", {{"signal", sig}});
+    (void)sdnotify::Notify("STOPPING=1");
     stop.store(true);
   });
   poller.Run(stop);

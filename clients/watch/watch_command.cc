@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <memory>
+#include <set>
+#include <string>
 
 #include "clients/watch/cluster_controller.h"
 #include "clients/watch/library_master_source.h"
@@ -12,6 +14,7 @@
 #include "clients/watch/zk_master_source.h"
 #include "common/cli.h"
 #include "common/logging.h"
+#include "common/sd_notify.h"
 #include "common/zk_acl.h"
 
 namespace pgherald::watch {
@@ -53,6 +56,10 @@ int RunWatchCommand(const std::vector<std::string>& args) {
       return 2;
     }
   }
+  // Serving once every cluster's source has heard from ZooKeeper (any state but disconnected).
+  std::set<std::string> clusters;
+  for (const auto& cluster : config->clusters) clusters.insert(cluster.name);
+  sdnotify::Readiness ready(clusters, "following " + std::to_string(clusters.size()) + " clusters");
   std::vector<std::unique_ptr<ClusterController>> controllers;
   std::vector<std::unique_ptr<MasterSource>> sources;
   for (const auto& cluster : config->clusters) {
@@ -71,7 +78,11 @@ int RunWatchCommand(const std::vector<std::string>& args) {
       source = std::make_unique<LibraryMasterSource>(config->zookeeper, cluster.name);
     }
     ClusterController* c = controller.get();
-    source->Start([c](const client::MasterInfo& info) { c->HandleState(info); });
+    source->Start([c, &ready, &logger, name = cluster.name](const client::MasterInfo& info) {
+      c->HandleState(info);
+      if (info.status == client::MasterStatus::kDisconnected || ready.ready()) return;
+      if (Status s = ready.MarkUp(name); !s.ok()) logger.Warn("sd_notify_failed", {{"error", s}});
+    });
     logger.Info("watch_started",
                 {{"cluster", cluster.name}, {"source", config->source},
                  {"sinks", cluster.sinks.size()},
@@ -83,6 +94,7 @@ int RunWatchCommand(const std::vector<std::string>& args) {
   int sig = 0;
   sigwait(&signals, &sig);
   logger.Info("watch_stopping", {{"signal", sig}});
+  (void)sdnotify::Notify("STOPPING=1");
   for (auto& s : sources) s->Stop();
   for (auto& c : controllers) c->Stop();
   controllers.clear();  // joins the sink workers
