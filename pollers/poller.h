@@ -25,6 +25,7 @@
 #include "pollers/notify.h"
 #include "pollers/observation.h"
 #include "pollers/poller_config.h"
+#include "pollers/poller_metrics.h"
 #include "pollers/publisher.h"
 
 namespace pgherald::pollers {
@@ -58,6 +59,9 @@ class Poller {
   const model::NodeObservation& last_observation() const { return last_; }
   // The fencing state the poller holds (published with the next observation).
   model::FencingState fencing() const { return fencing_; }
+
+  // Optional (/metrics); must outlive this object. Set before Run().
+  void set_metrics(PollerMetrics* metrics) { metrics_ = metrics; }
 
   // Tests only: replaces the tick statement on PostgreSQL with `source` (no connection is made).
   void SetObservationSourceForTest(std::function<model::NodeObservation()> source) {
@@ -120,6 +124,7 @@ class Poller {
   std::string zk_loss_note_;     // what the fence did, carried in the observation's error while
                                  // self_fenced_ (or, with action report, while the loss lasts)
   std::function<model::NodeObservation()> observe_for_test_;
+  PollerMetrics* metrics_ = nullptr;
   bool was_reachable_ = true;
   bool was_in_recovery_ = false;
 
