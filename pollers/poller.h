@@ -25,6 +25,7 @@
 #include "pollers/notify.h"
 #include "pollers/observation.h"
 #include "pollers/poller_config.h"
+#include "pollers/poller_metrics.h"
 #include "pollers/publisher.h"
 
 namespace pgherald::pollers {
@@ -64,6 +65,8 @@ class Poller {
   void set_on_published(std::function<void()> on_published) {
     on_published_ = std::move(on_published);
   }
+  // Optional (/metrics); must outlive this object. Set before Run().
+  void set_metrics(PollerMetrics* metrics) { metrics_ = metrics; }
 
   // Tests only: replaces the tick statement on PostgreSQL with `source` (no connection is made).
   void SetObservationSourceForTest(std::function<model::NodeObservation()> source) {
@@ -127,6 +130,7 @@ class Poller {
                                  // self_fenced_ (or, with action report, while the loss lasts)
   std::function<model::NodeObservation()> observe_for_test_;
   std::function<void()> on_published_;
+  PollerMetrics* metrics_ = nullptr;
   bool was_reachable_ = true;
   bool was_in_recovery_ = false;
 

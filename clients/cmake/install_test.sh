@@ -50,12 +50,15 @@ echo "$(wc -l <"$tmp/exports") symbols, all public"
 echo "== find_package(pgherald)"
 cmake -S "$here/install_test" -B "$tmp/consumer" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$tmp/consumer" >/dev/null
+# (ldd's output is captured first: with pipefail, `ldd | grep -q` fails when grep exits early.)
 for exe in consumer consumer_c; do
-  ldd "$tmp/consumer/$exe" | grep -q "libpgherald.so.0 => $prefix" ||
-    fail "$exe is not linked with the installed shared libpgherald: $(ldd "$tmp/consumer/$exe")"
+  libs=$(ldd "$tmp/consumer/$exe")
+  [[ "$libs" == *"libpgherald.so.0 => $prefix/"* ]] ||
+    fail "$exe is not linked with the installed shared libpgherald: $libs"
   "$tmp/consumer/$exe"
 done
-! ldd "$tmp/consumer/consumer_static" | grep -q libpgherald || fail "consumer_static links libpgherald.so"
+libs=$(ldd "$tmp/consumer/consumer_static")
+[[ "$libs" != *libpgherald* ]] || fail "consumer_static links libpgherald.so: $libs"
 "$tmp/consumer/consumer_static"
 
 echo "== pkg-config pgherald"
@@ -66,6 +69,7 @@ static_libs=$(PKG_CONFIG_PATH=$pc pkg-config --static --libs pgherald)
 # shellcheck disable=SC2086 # the flags are words
 cc -std=c99 -Wall -Werror "$here/install_test/consumer_c.c" $flags -o "$tmp/consumer_pc"
 LD_LIBRARY_PATH=$(dirname "$so") "$tmp/consumer_pc"
-LD_LIBRARY_PATH=$(dirname "$so") ldd "$tmp/consumer_pc" | grep -q "libpgherald.so.0 => $prefix" ||
-  fail "the pkg-config consumer is not linked with the installed shared libpgherald"
+libs=$(LD_LIBRARY_PATH=$(dirname "$so") ldd "$tmp/consumer_pc")
+[[ "$libs" == *"libpgherald.so.0 => $prefix/"* ]] ||
+  fail "the pkg-config consumer is not linked with the installed shared libpgherald: $libs"
 echo "PASS"

@@ -43,8 +43,11 @@ done
   fail "libpgherald-dev Depends: $(field "$dev" Depends)"
 dpkg-deb -e "$program" "$tmp/control"
 dpkg-deb -e "$library" "$tmp/control-lib"
-sort "$tmp/control/conffiles" | tr '\n' ' ' | grep -qx "/etc/pgherald/haproxy.cfg.tmpl /etc/pgherald/orchestrator.yaml /etc/pgherald/poller.yaml /etc/pgherald/watch.yaml " ||
-  fail "conffiles: $(cat "$tmp/control/conffiles")"
+# (Outputs are captured before they are matched: with pipefail, `cmd | grep -q` fails whenever
+# grep exits before cmd has written everything.)
+conffiles=$(sort "$tmp/control/conffiles" | tr '\n' ' ')
+[ "$conffiles" = "/etc/pgherald/haproxy.cfg.tmpl /etc/pgherald/orchestrator.yaml /etc/pgherald/poller.yaml /etc/pgherald/watch.yaml " ] ||
+  fail "conffiles: $conffiles"
 grep -qx "libpgherald 0 libpgherald0 (>= $version)" "$tmp/control-lib/shlibs" || fail "shlibs: $(cat "$tmp/control-lib/shlibs")"
 grep -qx "activate-noawait ldconfig" "$tmp/control-lib/triggers" || fail "no ldconfig trigger"
 for script in "$tmp"/control/postinst "$tmp"/control/prerm "$tmp"/control/postrm "$tmp"/control-lib/postinst; do
@@ -72,8 +75,8 @@ for f in usr/bin/pgherald usr/share/man/man1/pgherald.1.gz usr/share/doc/pgheral
   [ -e "$root/$f" ] || fail "$f is not in the packages"
 done
 [[ "$libdir" == lib/*-linux-gnu ]] || fail "the library is in usr/$libdir, not a multiarch directory"
-if find "$root" -path "$root/usr/local" -prune -o -name '*.o' -print | grep -q .; then fail "object files packaged"; fi
-readelf -S "$root/usr/bin/pgherald" | grep -q debug_info && fail "usr/bin/pgherald is not stripped"
+[ -z "$(find "$root" -name '*.o')" ] || fail "object files packaged"
+[[ "$(readelf -S "$root/usr/bin/pgherald")" != *debug_info* ]] || fail "usr/bin/pgherald is not stripped"
 
 echo "== installed program, configurations and units (private mount namespace)"
 # Overlays make the unpacked files appear at their real paths for this namespace only.
