@@ -92,7 +92,11 @@ for daemon in poller orchestrator watch; do
 done
 man -w pgherald
 cd /lib/systemd/system
-systemd-analyze verify pgherald-orchestrator.service pgherald-watch.service pgherald-poller@poller.service
+# verify warns (unknown keys, bad values, a missing binary or man page) and may still exit 0.
+out=\$(systemd-analyze verify pgherald-orchestrator.service pgherald-watch.service \
+  pgherald-poller@poller.service 2>&1) || { echo "\$out"; exit 1; }
+[ -z "\$out" ] || { echo "systemd-analyze verify: \$out"; exit 1; }
+echo "systemd-analyze verify: clean"
 EOF
 unshare -m --propagation private bash "$tmp/inside.sh" >"$tmp/inside.log" 2>&1 ||
   { cat "$tmp/inside.log" >&2; fail "the installed program, configurations or units failed"; }
