@@ -137,7 +137,7 @@ int RunNotifyCommand(const std::vector<std::string>& args) {
                            "[DETAILS]",
                            "Hands a repmgr event to the local poller at once. For repmgr.conf:\n"
                            "  event_notification_command='/usr/bin/pgherald notify --socket "
-                           "/run/pgherald/notify.sock %n %e %s \"%t\" \"%d\"'",
+                           "/run/pgherald/poller/notify.sock %n %e %s \"%t\" \"%d\"'",
                            kNotifyOptions)
                     .c_str());
     return 0;
