@@ -5,6 +5,7 @@
 #include "app/zk_init.h"
 #include "clients/status/status_command.h"
 #include "clients/watch/watch_command.h"
+#include "common/build_info.h"
 #include "common/cli.h"
 #include "orchestrator/accept_timeline.h"
 #include "orchestrator/orchestrator_command.h"
@@ -20,10 +21,11 @@ int RunVersion(const std::vector<std::string>& args) {
     return 2;
   }
   if (parsed->help) {
-    std::printf("%s", cli::Usage("version", "Print the version.", {}).c_str());
+    std::printf("%s", cli::Usage("version", "Print the version, git commit and build type.", {})
+                          .c_str());
     return 0;
   }
-  std::printf("pgherald %s\n", PGHERALD_VERSION);
+  std::printf("%s\n", build::Describe().c_str());
   return 0;
 }
 
@@ -59,7 +61,7 @@ const std::vector<Command>& Commands() {
        &orchestrator::RunAcceptTimelineCommand},
       {"zk-init", "Create or migrate the ZooKeeper tree with per-role ACLs (docs/security.md).",
        &RunZkInitCommand},
-      {"version", "Print the version.", &RunVersion},
+      {"version", "Print the version, git commit and build type (also --version).", &RunVersion},
   };
   return commands;
 }

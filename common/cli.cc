@@ -70,37 +70,79 @@ std::string Usage(const std::string& command, const std::string& summary,
   return out.str();
 }
 
+std::string DefaultConfigPath(const std::string& command) {
+  return "/etc/pgherald/" + command + ".yaml";
+}
+
 std::variant<DaemonArgs, int> ParseDaemonArgs(const std::string& command,
                                               const std::string& summary,
                                               const std::vector<OptionSpec>& specs,
                                               const std::vector<std::string>& args,
-                                              const std::string& config_hint, std::FILE* out,
+                                              const std::string& doc, std::FILE* out,
                                               std::FILE* err) {
-  auto parsed = Parse(args, specs);
+  std::vector<OptionSpec> all = {
+      {"config", "FILE",
+       "YAML configuration (default " + DefaultConfigPath(command) +
+           (doc.empty() ? "" : "; see " + doc) + ")"},
+      {"check", "",
+       "load and validate the configuration and the files it names, print every error as "
+       "file:line: key, exit 0 when valid, 2 when not"}};
+  all.insert(all.end(), specs.begin(), specs.end());
+  auto parsed = Parse(args, all);
   if (!parsed.ok()) {
     std::fprintf(err, "pgherald %s: %s\n", command.c_str(), parsed.status().message().c_str());
-    return 2;
+    return kExitUsage;
   }
   if (parsed->help) {
-    std::fprintf(out, "%s", Usage(command, summary, specs).c_str());
-    return 0;
+    std::fprintf(out, "%s", Usage(command, summary, all).c_str());
+    return kExitOk;
   }
-  auto path = parsed->Get("config");
-  if (!path) {
-    std::fprintf(err, "pgherald %s: --config FILE is required%s\n", command.c_str(),
-                 config_hint.empty() ? "" : (" (" + config_hint + ")").c_str());
-    return 2;
+  if (!parsed->positional.empty()) {
+    std::fprintf(err, "pgherald %s: unexpected argument '%s' (see --help)\n", command.c_str(),
+                 parsed->positional.front().c_str());
+    return kExitUsage;
   }
-  return DaemonArgs{std::move(*parsed), *path};
+  DaemonArgs result;
+  result.config_path = parsed->Get("config").value_or(DefaultConfigPath(command));
+  result.check = parsed->Has("check");
+  result.flags = std::move(*parsed);
+  return result;
 }
 
-sigset_t BlockStopSignals() {
+std::optional<int> ConfigOutcome(const std::string& command, const DaemonArgs& args,
+                                 const Status& loaded, std::FILE* out, std::FILE* err) {
+  if (!loaded.ok()) {
+    std::fprintf(err, "pgherald %s: %s: invalid configuration:\n%s\n", command.c_str(),
+                 args.config_path.c_str(), loaded.message().c_str());
+    return kExitUsage;
+  }
+  if (args.check) {
+    std::fprintf(out, "%s: configuration ok\n", args.config_path.c_str());
+    return kExitOk;
+  }
+  return std::nullopt;
+}
+
+sigset_t BlockDaemonSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
+}
+
+int WaitForStop(const sigset_t& signals, const std::function<void()>& reload) {
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      if (reload) reload();
+      continue;
+    }
+    return sig;
+  }
 }
 
 }  // namespace pgherald::cli

@@ -1,4 +1,4 @@
-// The orchestrator's HTTP server (one poll(2) thread; see http_server.cc for its limits): health, the JSON API, Prometheus metrics,
+// The orchestrator's HTTP server (common/http_server.h: one poll(2) thread and its limits): health, the JSON API, Prometheus metrics,
 // maintenance (pause/resume) and the embedded dashboard. docs/operations.md is the reference.
 //
 //   GET  /health                      200 while the loop runs and ZooKeeper is connected, else 503;
@@ -24,6 +24,7 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/http_server.h"
 #include "common/status.h"
 #include "orchestrator/metrics.h"
 #include "publishers/zk_publisher.h"
@@ -39,14 +40,10 @@ namespace pgherald::orchestrator {
 //                               # reading its request is dropped for the new one
 //     request_timeout_ms: 5000  # a request must arrive (and its response drain) in this, 100..60000
 //     threads: 4                # accepted for old configs; ignored (one event thread)
-struct HttpConfig {
-  std::string address = "127.0.0.1";
-  int port = 0;
+struct HttpConfig : http::ListenConfig {
   std::optional<std::string> token;  // the secret read from token_file (never logged)
   std::string token_file;            // for messages
   int threads = 4;                   // ignored
-  int max_connections = 64;
-  Millis request_timeout{5000};
 };
 
 class HttpServer {
@@ -54,30 +51,22 @@ class HttpServer {
   // Writes clusters/<c>/control; kNotFound for an unknown cluster.
   using ControlWriter =
       std::function<Status(const std::string& cluster, const publishers::ControlState& control)>;
+  using Response = http::Response;
 
-  // Binds and starts serving. kUnavailable (naming address and port) when it cannot bind.
-  // `board` must outlive the server.
+  // Binds and starts serving (common/http_server.h). kUnavailable (naming address and port) when
+  // it cannot bind. `board` must outlive the server.
   static StatusOr<std::unique_ptr<HttpServer>> Start(const HttpConfig& config,
                                                      const StatusBoard* board,
                                                      ControlWriter control_writer);
-  ~HttpServer();  // stops: waits for the requests in progress
+  ~HttpServer();  // stops: waits for the request in progress
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  int port() const;  // the bound port
-
-  struct Response {
-    int status = 200;
-    std::string content_type;
-    std::string body;
-    std::string www_authenticate;  // set on 401
-  };
-
-  struct Impl;
+  int port() const { return server_->port(); }  // the bound port
 
  private:
-  explicit HttpServer(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit HttpServer(std::unique_ptr<http::Server> server) : server_(std::move(server)) {}
+  std::unique_ptr<http::Server> server_;
 };
 
 // The pure part, usable without a server (unit tests).

@@ -14,48 +14,25 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "clients/status/cluster_status.h"
+#include "common/prometheus.h"
 #include "orchestrator/decision.h"
 #include "orchestrator/orchestrator.h"
 
 namespace pgherald::orchestrator {
 
-using Labels = std::vector<std::pair<std::string, std::string>>;
-
-// Prometheus label value escaping: backslash, double quote and line feed become \\, \" and \n.
-std::string EscapeLabelValue(std::string_view value);
-// A sample value: integers without exponent or fraction, "NaN", "+Inf", "-Inf", else the shortest
-// %g that reads back exactly.
-std::string FormatSampleValue(double value);
-
-// Builds the text format: one # HELP and # TYPE per family, then its samples.
-class PromText {
- public:
-  void Family(const std::string& name, const std::string& type, const std::string& help);
-  void Sample(const std::string& name, const Labels& labels, double value);
-  const std::string& text() const { return text_; }
-
- private:
-  std::string text_;
-};
-
-// A cumulative histogram with fixed upper bounds (seconds).
-struct Histogram {
-  static const std::vector<double>& DefaultBounds();  // 1ms .. 10s
-  std::vector<double> bounds = DefaultBounds();
-  std::vector<std::uint64_t> counts = std::vector<std::uint64_t>(DefaultBounds().size(), 0);
-  double sum = 0;
-  std::uint64_t count = 0;
-
-  void Observe(double value);
-  // Writes name_bucket{...,le}, name_sum, name_count (the family header is the caller's).
-  void Render(PromText& out, const std::string& name, const Labels& labels) const;
-};
+// The text format lives in common/prometheus.h (every daemon serves /metrics).
+using prom::Labels;
+using prom::EscapeLabelValue;
+using prom::FormatSampleValue;
+using prom::PromText;
+using prom::Histogram;
 
 struct ObservabilitySnapshot {
   bool published = false;  // false until the loop's first round completed
@@ -102,6 +79,8 @@ class StatusBoard : public RoundObserver {
 
   // The loop's thread, for tests: refresh from `zk` as AfterRound does.
   void Refresh(zk::ZkSession* zk, bool leading, std::int64_t now_ms);
+  // Any thread (SIGHUP): the clusters to show from the next refresh on.
+  void SetClusters(std::vector<std::string> clusters);
 
  private:
   std::string root_;
@@ -114,6 +93,7 @@ class StatusBoard : public RoundObserver {
 
   mutable std::mutex mu_;
   std::shared_ptr<const ObservabilitySnapshot> published_;
+  std::optional<std::vector<std::string>> pending_clusters_;  // guarded by mu_
 };
 
 }  // namespace pgherald::orchestrator

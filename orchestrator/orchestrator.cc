@@ -142,6 +142,7 @@ void Orchestrator::StepDown() {
 }
 
 void Orchestrator::RunRound() {
+  TakePendingClusters();
   if (!EnsureSession()) return;
   const zk::SessionState st = session_->state();
   if (st != zk::SessionState::kConnected) {

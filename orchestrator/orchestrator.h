@@ -28,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -105,6 +106,10 @@ class Orchestrator {
   void Run(const std::atomic<bool>& stop);
   // Makes Run() start a round now.
   void Wake();
+  // SIGHUP (any thread): the clusters to act on from the next round on (orchestrator_reload.cc).
+  // A cluster no longer listed has its voucher withdrawn (best effort) and its memory dropped; a
+  // new one starts with none. Wakes the loop.
+  void ReplaceClusters(std::vector<ClusterSpec> clusters);
 
   // Whether this instance led at its last round.
   bool leading() const { return leading_; }
@@ -153,6 +158,8 @@ class Orchestrator {
     bool affirmed = false;
   };
 
+  // The loop's thread, at the start of a round: takes what ReplaceClusters() left.
+  void TakePendingClusters();
   bool EnsureSession();
   void RunCluster(const ClusterSpec& spec, ClusterRuntime& rt);
   void StepDown();
@@ -204,6 +211,7 @@ class Orchestrator {
   std::condition_variable cv_;
   bool woken_ = false;
   std::set<std::string> armed_;
+  std::optional<std::vector<ClusterSpec>> pending_clusters_;  // from ReplaceClusters()
 };
 
 }  // namespace pgherald::orchestrator

@@ -1,5 +1,6 @@
-// `pgherald orchestrator --config FILE`: parse flags, load the config, wire the real ZooKeeper
-// client, the libpq prober and the mirrors, and run the loop until SIGINT/SIGTERM.
+// `pgherald orchestrator [--config FILE] [--check]`: parse flags, load the config, wire the real
+// ZooKeeper client, the libpq prober and the mirrors, and run the loop until SIGINT/SIGTERM
+// (SIGHUP reloads).
 #include "orchestrator/orchestrator_command.h"
 
 #include <pthread.h>
@@ -13,6 +14,8 @@
 #include "clients/status/cluster_status.h"
 #include "common/cli.h"
 #include "common/logging.h"
+#include "common/reload.h"
+#include "common/sd_notify.h"
 #include "common/zk_acl.h"
 #include "common/zk_client.h"
 #include "orchestrator/http_server.h"
@@ -22,52 +25,63 @@
 #include "publishers/file_publisher.h"
 
 namespace pgherald::orchestrator {
+namespace {
+
+// Forwards every call to `inner` (the HTTP API's board) and tells systemd the daemon serves after
+// the first round that ran on a connected ZooKeeper session (it has then joined the election).
+class ReadyAfterConnectedRound : public RoundObserver {
+ public:
+  ReadyAfterConnectedRound(RoundObserver* inner, const log::Logger* log)
+      : inner_(inner), log_(log), ready_({}, "deciding") {}
+  void OnDecision(const std::string& cluster, const DecisionInput& input,
+                  const Verdict& verdict) override {
+    inner_->OnDecision(cluster, input, verdict);
+  }
+  void AfterRound(Orchestrator& orchestrator) override {
+    inner_->AfterRound(orchestrator);
+    const zk::ZkSession* session = orchestrator.session();
+    if (ready_.ready() || session == nullptr || session->state() != zk::SessionState::kConnected) {
+      return;
+    }
+    if (Status s = ready_.MarkUp(""); !s.ok()) log_->Warn("sd_notify_failed", {{"error", s}});
+  }
+  void OnPayloadProblem(const std::string& cluster, const std::string& kind) override {
+    inner_->OnPayloadProblem(cluster, kind);
+  }
+
+ private:
+  RoundObserver* inner_;
+  const log::Logger* log_;
+  sdnotify::Readiness ready_;
+};
+
+}  // namespace
 
 int RunOrchestratorCommand(const std::vector<std::string>& args) {
-  const std::vector<cli::OptionSpec> specs = {
-      {"config", "FILE", "YAML configuration file (see docs/orchestrator.md)"},
-      {"dry-run", "", "decide and log, publish nothing (overrides orchestrator.dry_run)"},
-  };
-  auto parsed = cli::Parse(args, specs);
-  if (!parsed.ok()) {
-    std::fprintf(stderr, "pgherald orchestrator: %s\n", parsed.status().message().c_str());
-    return 2;
-  }
-  if (parsed->help) {
-    std::printf("%s", cli::Usage("orchestrator",
-                                 "Decide and verify the master of each cluster and publish it to "
-                                 "ZooKeeper. Run several instances: one leads.",
-                                 specs)
-                          .c_str());
-    return 0;
-  }
-  auto path = parsed->Get("config");
-  if (!path) {
-    std::fprintf(stderr, "pgherald orchestrator: --config FILE is required\n");
-    return 2;
-  }
-  auto cfg = LoadOrchestratorConfig(*path);
-  if (!cfg.ok()) {
-    std::fprintf(stderr, "pgherald orchestrator: %s\n", cfg.status().message().c_str());
-    return 2;
-  }
-  if (parsed->Has("dry-run")) cfg->options.dry_run = true;
+  auto start = cli::ParseDaemonArgs(
+      "orchestrator",
+      "Decide and verify the master of each cluster and publish it to ZooKeeper. Run several "
+      "instances: one leads.",
+      {{"dry-run", "", "decide and log, publish nothing (overrides orchestrator.dry_run)"}}, args,
+      "docs/orchestrator.md");
+  if (const int* exit_code = std::get_if<int>(&start)) return *exit_code;
+  const cli::DaemonArgs& flags = std::get<cli::DaemonArgs>(start);
+  const std::string& path = flags.config_path;
+  auto cfg = LoadOrchestratorConfig(path);
+  if (auto done = cli::ConfigOutcome("orchestrator", flags, cfg.status())) return *done;
+  if (flags.flags.Has("dry-run")) cfg->options.dry_run = true;
   log::Init(cfg->logging);
   const log::Logger logger("orchestrator");
 
-  // Signals go to one thread that stops the loop; every other thread blocks them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // SIGINT/SIGTERM stop, SIGHUP reloads: blocked in every thread, taken by one.
+  const sigset_t set = cli::BlockDaemonSignals();
 
   std::vector<std::string> zk_clusters;
   for (const ClusterSpec& spec : cfg->clusters) zk_clusters.push_back(spec.name);
   SessionFactory factory = config::GuardedZkSessions(cfg->zookeeper, "orchestrator", zk_clusters);
   if (Status s = zkacl::CheckAtStart(factory); !s.ok()) {
     std::fprintf(stderr, "pgherald orchestrator: %s\n", s.message().c_str());
-    return 2;
+    return cli::kExitStartFailed;
   }
 
   PgNodeProber prober;
@@ -77,8 +91,8 @@ int RunOrchestratorCommand(const std::vector<std::string>& args) {
     file_publisher = std::make_unique<publishers::FilePublisher>(*cfg->file_publisher_dir);
     mirrors.push_back(file_publisher.get());
   }
-  Orchestrator orchestrator(cfg->options, cfg->clusters, factory, &prober,
-                            &SystemClock::Instance(), mirrors);
+  Orchestrator orchestrator(cfg->options, cfg->clusters, factory, &prober, &SystemClock::Instance(),
+                            mirrors);
   logger.Info("orchestrator_starting",
               {{"id", cfg->options.id},
                {"clusters", static_cast<int64_t>(cfg->clusters.size())},
@@ -92,9 +106,12 @@ int RunOrchestratorCommand(const std::vector<std::string>& args) {
   // The HTTP API reads the snapshot the loop publishes after each round (metrics.h).
   std::vector<std::string> cluster_names;
   for (const ClusterSpec& spec : cfg->clusters) cluster_names.push_back(spec.name);
-  StatusBoard board(cfg->options.id, cfg->options.root, cluster_names, cfg->options.tick.count(),
-                    status::ReadOptions{std::max<std::int64_t>(10000, cfg->options.policy.observation_max_age.count()), 50});
-  orchestrator.set_observer(&board);
+  StatusBoard board(
+      cfg->options.id, cfg->options.root, cluster_names, cfg->options.tick.count(),
+      status::ReadOptions{
+          std::max<std::int64_t>(10000, cfg->options.policy.observation_max_age.count()), 50});
+  ReadyAfterConnectedRound observer(&board, &logger);
+  orchestrator.set_observer(&observer);
   std::unique_ptr<HttpServer> http;
   if (cfg->http) {
     // POSTs write the control znode through a session of their own, never the loop's.
@@ -110,16 +127,29 @@ int RunOrchestratorCommand(const std::vector<std::string>& args) {
     auto started = HttpServer::Start(*cfg->http, &board, std::move(writer));
     if (!started.ok()) {
       std::fprintf(stderr, "pgherald orchestrator: %s\n", started.status().message().c_str());
-      return 2;
+      return cli::kExitStartFailed;
     }
     http = std::move(*started);
   }
 
+  // SIGHUP: logging and the cluster list change live; the rest needs a restart.
+  config::Reloader reloader(path, {"logging", "clusters"});
   std::atomic<bool> stop{false};
   std::thread signals([&] {
-    int sig = 0;
-    sigwait(&set, &sig);
+    const int sig = cli::WaitForStop(set, [&] {
+      (void)reloader.Reload(logger, [&]() -> Status {
+        auto next = LoadOrchestratorConfig(path);
+        if (!next.ok()) return next.status();
+        log::Init(next->logging);
+        std::vector<std::string> names;
+        for (const ClusterSpec& spec : next->clusters) names.push_back(spec.name);
+        board.SetClusters(names);
+        orchestrator.ReplaceClusters(std::move(next->clusters));
+        return Status::Ok();
+      });
+    });
     logger.Info("orchestrator_stopping", {{"signal", sig}});
+    (void)sdnotify::Notify("STOPPING=1");
     stop.store(true);
     orchestrator.Wake();
   });
@@ -128,7 +158,7 @@ int RunOrchestratorCommand(const std::vector<std::string>& args) {
   orchestrator.Resign();
   signals.join();
   logger.Info("orchestrator_stopped", {{"id", cfg->options.id}});
-  return 0;
+  return cli::kExitOk;
 }
 
 }  // namespace pgherald::orchestrator

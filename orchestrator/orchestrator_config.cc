@@ -137,16 +137,11 @@ StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root) {
   }
   if (root.Has("http")) {  // the HTTP API (http_server.h); absent: no server
     config::ConfigNode h = root.Child("http");
-    HttpConfig http;
-    http.address = h.Optional<std::string>("address", http.address);
-    http.port = h.Required<int>("port", {.min = 0, .max = 65535});
-    http.threads = h.Optional<int>("threads", http.threads, {.min = 1, .max = 64});
-    http.max_connections =
-        h.Optional<int>("max_connections", http.max_connections, {.min = 4, .max = 4096});
-    http.request_timeout = h.Optional<Millis>("request_timeout_ms", http.request_timeout,
-                                              {.min = Millis(100), .max = Millis(60000)});
-    http.token_file = h.Optional<std::string>("token_file", "");
-    out.http = http;
+    HttpConfig web;
+    static_cast<http::ListenConfig&>(web) = http::ParseListen(h);
+    web.threads = h.Optional<int>("threads", web.threads, {.min = 1, .max = 64});
+    web.token_file = h.Optional<std::string>("token_file", "");
+    out.http = web;
   }
   if (Status s = root.Finish(); !s.ok()) return s;
   if (out.http && !out.http->token_file.empty()) {

@@ -538,6 +538,7 @@ void Poller::PublishObservation(model::NodeObservation obs) {
   obs.seq = ++seq_;
   obs.observed_at_ms = model::ToWallMillis(clock_.WallNow());
   Status s = publisher_.Publish(obs.ToJson());
+  if (metrics_ != nullptr) metrics_->RecordPublish(s.ok(), obs.observed_at_ms);
   if (!s.ok()) {
     if (publish_error_ != s.ToString()) log_.Warn("publish_failed", {{"error", s}});
     publish_error_ = s.ToString();
@@ -550,12 +551,15 @@ void Poller::PublishObservation(model::NodeObservation obs) {
   published_once_ = true;
   last_publish_ = now;
   last_ = std::move(obs);
+  if (on_published_) on_published_();
 }
 
 void Poller::Tick(const std::vector<NotifyMessage>& notified) {
   const std::int64_t now_us = WallMicros(clock_);
+  const MonoTime tick_start = clock_.Now();
   for (const auto& m : notified) {
     log_.Info("notify_received", {{"event", m.event}, {"node_id", m.node_id}});
+    if (metrics_ != nullptr) metrics_->RecordNotify(m.event);
     pending_events_.push_back(m.ToEvent(now_us));
   }
   // repmgr is acting on this node (a rejoin, a follow, a failover): reconnect now rather than at
@@ -587,6 +591,8 @@ void Poller::Tick(const std::vector<NotifyMessage>& notified) {
     }
   }
   Fence(&obs);
+  const bool reachable = obs.reachable;
+  const bool in_recovery = obs.in_recovery;
   PublishObservation(std::move(obs));
   if (!pending_events_.empty()) {
     std::sort(pending_events_.begin(), pending_events_.end(),
@@ -599,6 +605,10 @@ void Poller::Tick(const std::vector<NotifyMessage>& notified) {
       pending_events_.erase(pending_events_.begin(),
                             pending_events_.end() - static_cast<std::ptrdiff_t>(cap));
     }
+  }
+  if (metrics_ != nullptr) {
+    metrics_->RecordTick(std::chrono::duration<double>(clock_.Now() - tick_start).count(),
+                         reachable, in_recovery);
   }
 }
 

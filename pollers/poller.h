@@ -26,6 +26,7 @@
 #include "pollers/notify.h"
 #include "pollers/observation.h"
 #include "pollers/poller_config.h"
+#include "pollers/poller_metrics.h"
 #include "pollers/publisher.h"
 
 namespace pgherald::pollers {
@@ -61,6 +62,14 @@ class Poller {
   model::FencingState fencing() const { return fencing_; }
   // The last time ZooKeeper confirmed this node as the vouched master (ConfirmVouched).
   std::optional<MonoTime> last_confirmed() const { return last_confirmed_; }
+
+  // Called on the loop's thread after every observation ZooKeeper accepted (the daemon is then
+  // serving: systemd's readiness hangs on it). Set before Run().
+  void set_on_published(std::function<void()> on_published) {
+    on_published_ = std::move(on_published);
+  }
+  // Optional (/metrics); must outlive this object. Set before Run().
+  void set_metrics(PollerMetrics* metrics) { metrics_ = metrics; }
 
   // Tests only: replaces the tick statement on PostgreSQL with `source` (no connection is made).
   void SetObservationSourceForTest(std::function<model::NodeObservation()> source) {
@@ -126,6 +135,8 @@ class Poller {
   std::string zk_loss_note_;     // what the fence did, carried in the observation's error while
                                  // self_fenced_ (or, with action report, while the loss lasts)
   std::function<model::NodeObservation()> observe_for_test_;
+  std::function<void()> on_published_;
+  PollerMetrics* metrics_ = nullptr;
   bool was_reachable_ = true;
   bool was_in_recovery_ = false;
 

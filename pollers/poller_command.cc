@@ -1,4 +1,5 @@
-// `pgherald poller --config FILE` and `pgherald notify ...`: flags, config, wiring, the loop.
+// `pgherald poller [--config FILE] [--check]` and `pgherald notify ...`: flags, config, wiring,
+// the loop, SIGHUP.
 #include "pollers/poller_command.h"
 
 #include <pthread.h>
@@ -7,26 +8,25 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <thread>
 
+#include "common/build_info.h"
 #include "common/cli.h"
+#include "common/http_server.h"
 #include "common/logging.h"
+#include "common/prometheus.h"
+#include "common/reload.h"
+#include "common/sd_notify.h"
 #include "common/zk_acl.h"
 #include "common/zk_client.h"
 #include "pollers/notify.h"
 #include "pollers/poller.h"
 #include "pollers/poller_config.h"
-
-#ifndef PGHERALD_VERSION
-#define PGHERALD_VERSION "dev"
-#endif
+#include "pollers/poller_metrics.h"
 
 namespace pgherald::pollers {
 namespace {
-
-const std::vector<cli::OptionSpec> kPollerOptions = {
-    {"config", "FILE", "YAML configuration (see docs/poller.md)"},
-};
 
 const std::vector<cli::OptionSpec> kNotifyOptions = {
     {"socket", "PATH", "the poller's poller.notify_socket (else $PGHERALD_NOTIFY_SOCKET)"},
@@ -36,55 +36,52 @@ const std::vector<cli::OptionSpec> kNotifyOptions = {
 }  // namespace
 
 int RunPollerCommand(const std::vector<std::string>& args) {
-  auto parsed = cli::Parse(args, kPollerOptions);
-  if (!parsed.ok()) {
-    std::fprintf(stderr, "pgherald poller: %s\n", parsed.status().message().c_str());
-    return 2;
-  }
-  if (parsed->help) {
-    std::printf("%s", cli::Usage("poller",
-                                 "Publishes this node's PostgreSQL/repmgr observation and repmgr's "
-                                 "events to ZooKeeper, and fences a stale primary.",
-                                 kPollerOptions)
-                          .c_str());
-    return 0;
-  }
-  auto path = parsed->Get("config");
-  if (!path) {
-    std::fprintf(stderr, "pgherald poller: --config FILE is required\n");
-    return 2;
-  }
-  auto cfg = LoadPollerConfig(*path);
-  if (!cfg.ok()) {
-    std::fprintf(stderr, "pgherald poller: %s\n", cfg.status().message().c_str());
-    return 2;
-  }
-  auto pg_params = config::ToPgParams(cfg->postgres);
-  if (!pg_params.ok()) {
-    std::fprintf(stderr, "pgherald poller: %s\n", pg_params.status().message().c_str());
-    return 2;
-  }
+  auto start = cli::ParseDaemonArgs("poller",
+                                    "Publishes this node's PostgreSQL/repmgr observation and "
+                                    "repmgr's events to ZooKeeper, and fences a stale primary.",
+                                    {}, args, "docs/poller.md");
+  if (const int* exit_code = std::get_if<int>(&start)) return *exit_code;
+  const cli::DaemonArgs& flags = std::get<cli::DaemonArgs>(start);
+  const std::string& path = flags.config_path;
+  auto cfg = LoadPollerConfig(path);
+  StatusOr<pg::PgParams> pg_params =
+      cfg.ok() ? config::ToPgParams(cfg->postgres) : StatusOr<pg::PgParams>(cfg.status());
+  if (auto done = cli::ConfigOutcome("poller", flags, pg_params.status())) return *done;
   log::Init(cfg->logging);
   const log::Logger logger("poller");
 
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // SIGINT/SIGTERM stop, SIGHUP reloads: blocked in every thread, taken by one.
+  const sigset_t signals = cli::BlockDaemonSignals();
 
   SessionFactory factory =
       config::GuardedZkSessions(cfg->zookeeper, "poller", {cfg->poller.cluster});
   if (Status s = zkacl::CheckAtStart(factory); !s.ok()) {
     std::fprintf(stderr, "pgherald poller: %s\n", s.message().c_str());
-    return 2;
+    return cli::kExitStartFailed;
   }
 
   Poller poller(cfg->poller, *pg_params, factory, cfg->zookeeper.root, SystemClock::Instance(),
-                PGHERALD_VERSION);
+                build::Version());
+  PollerMetrics metrics(cfg->poller.cluster, cfg->poller.node);
+  poller.set_metrics(&metrics);
   if (Status s = poller.Start(); !s.ok()) {
     std::fprintf(stderr, "pgherald poller: %s\n", s.message().c_str());
-    return 2;
+    return cli::kExitStartFailed;
+  }
+  std::unique_ptr<http::Server> server;
+  if (cfg->http) {
+    auto started = http::Server::Start(*cfg->http, [&metrics](const http::Request& r) {
+      if (r.method != "GET" && r.method != "HEAD") return http::ErrorResponse(405, "use GET");
+      if (r.path == "/metrics")
+        return http::Response{200, prom::kContentType, metrics.Render(), ""};
+      if (r.path == "/health") return http::Response{200, "text/plain", "ok\n", ""};
+      return http::ErrorResponse(404, "no such endpoint: " + r.path + " (try /metrics)");
+    });
+    if (!started.ok()) {
+      std::fprintf(stderr, "pgherald poller: %s\n", started.status().message().c_str());
+      return cli::kExitStartFailed;
+    }
+    server = std::move(*started);
   }
   logger.Info("poller_starting", {{"cluster", cfg->poller.cluster},
                                   {"node", cfg->poller.node},
@@ -93,18 +90,37 @@ int RunPollerCommand(const std::vector<std::string>& args) {
                                   {"root", cfg->zookeeper.root},
                                   {"tick_ms", cfg->poller.tick},
                                   {"heartbeat_ms", cfg->poller.heartbeat},
-                                  {"fence", FenceActionName(cfg->poller.fence.action)}});
+                                  {"fence", FenceActionName(cfg->poller.fence.action)},
+                                  {"version", build::Version()},
+                                  {"commit", build::Commit()}});
+  // Only logging changes live; the rest (node, PostgreSQL, ZooKeeper, fencing, http) needs a
+  // restart, which reload_needs_restart says.
+  config::Reloader reloader(path, {"logging"});
+  // Serving once ZooKeeper has taken the first observation (PostgreSQL down is an observation).
+  sdnotify::Readiness ready({}, "publishing " + cfg->poller.cluster + "/" + cfg->poller.node);
+  poller.set_on_published([&ready, &logger] {
+    if (Status s = ready.MarkUp("zookeeper"); !s.ok())
+      logger.Warn("sd_notify_failed", {{"error", s}});
+  });
   std::atomic<bool> stop{false};
-  std::thread signals([&] {
-    int sig = 0;
-    sigwait(&set, &sig);
+  std::thread signal_thread([&] {
+    const int sig = cli::WaitForStop(signals, [&] {
+      (void)reloader.Reload(logger, [&]() -> Status {
+        auto next = LoadPollerConfig(path);
+        if (!next.ok()) return next.status();
+        log::Init(next->logging);
+        return Status::Ok();
+      });
+    });
     logger.Info("poller_stopping", {{"signal", sig}});
+    (void)sdnotify::Notify("STOPPING=1");
     stop.store(true);
   });
   poller.Run(stop);
-  signals.join();
+  signal_thread.join();
+  server.reset();
   logger.Info("poller_stopped", {{"node", cfg->poller.node}});
-  return 0;
+  return cli::kExitOk;
 }
 
 // Always exits 0 (except for --help): repmgr runs this synchronously during a failover, and a
@@ -121,7 +137,7 @@ int RunNotifyCommand(const std::vector<std::string>& args) {
                            "[DETAILS]",
                            "Hands a repmgr event to the local poller at once. For repmgr.conf:\n"
                            "  event_notification_command='/usr/bin/pgherald notify --socket "
-                           "/run/pgherald/notify.sock %n %e %s \"%t\" \"%d\"'",
+                           "/run/pgherald/poller/notify.sock %n %e %s \"%t\" \"%d\"'",
                            kNotifyOptions)
                     .c_str());
     return 0;

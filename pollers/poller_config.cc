@@ -9,6 +9,7 @@ StatusOr<PollerConfig> Parse(config::ConfigNode root) {
   PollerConfig c;
   c.zookeeper = config::ParseZooKeeper(root.Child("zookeeper"));
   c.logging = config::ParseLogging(root.Child("logging"));
+  c.http = http::ParseOptionalListen(root);
   c.postgres = config::ParsePostgres(root.Child("postgres"));
 
   config::ConfigNode p = root.Child("poller");

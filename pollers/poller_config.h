@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/config.h"
+#include "common/http_server.h"
 #include "common/status.h"
 
 namespace pgherald::pollers {
@@ -57,6 +58,7 @@ struct PollerConfig {
   config::LoggingConfig logging;
   PollerSection poller;
   config::PostgresConfig postgres;
+  std::optional<http::ListenConfig> http;  // `http:` (/metrics, /health); absent: no server
 };
 
 // Reads and validates the whole file. kInvalidArgument listing every problem ("file:line: key:

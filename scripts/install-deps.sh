@@ -14,6 +14,9 @@ PACKAGES=(
   haproxy pgbouncer
   # tools the lab uses
   netcat-openbsd iproute2 procps util-linux chromium
+  # the Debian packages and their test (tests/integration/package_test.sh): dpkg-shlibdeps,
+  # lintian, systemd-analyze, man (the units' Documentation=), binutils (readelf, nm, strip)
+  dpkg-dev lintian systemd man-db binutils
 )
 
 missing=()

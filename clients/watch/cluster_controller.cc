@@ -2,7 +2,6 @@
 
 namespace pgherald::watch {
 
-
 ClusterController::ClusterController(std::string cluster, PolicyConfig policy, const Clock& clock,
                                      std::vector<std::unique_ptr<SinkWorker>> workers)
     : cluster_(std::move(cluster)), clock_(clock), policy_(policy, clock),
@@ -34,7 +33,31 @@ void ClusterController::Dispatch(const RouteTarget& target) {
                              {"port", target.master.port}, {"epoch", target.master.epoch},
                              {"status", StatusName(target.status)},
                              {"reason", target.reason}, {"seq", target.seq}});
+  ++route_changes_;
   for (auto& w : workers_) w->Submit(target);
+}
+
+void ClusterController::ReplaceWorkers(std::vector<std::unique_ptr<SinkWorker>> workers) {
+  std::vector<std::unique_ptr<SinkWorker>> old;
+  {
+    std::lock_guard lock(mu_);
+    old.swap(workers_);
+    workers_ = std::move(workers);
+    if (auto target = policy_.current()) {
+      for (auto& w : workers_) w->Submit(*target);
+    }
+  }
+  old.clear();  // joins the old workers outside the lock
+}
+
+ClusterController::Snapshot ClusterController::snapshot() const {
+  std::lock_guard lock(mu_);
+  Snapshot out;
+  out.current = policy_.current();
+  out.status = last_status_;
+  out.route_changes = route_changes_;
+  for (const auto& w : workers_) out.sinks.emplace_back(w->name(), w->report());
+  return out;
 }
 
 std::optional<RouteTarget> ClusterController::current() const {

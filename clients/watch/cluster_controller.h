@@ -36,7 +36,22 @@ class ClusterController {
   void Stop();
 
   std::optional<RouteTarget> current() const;
+  // For tests: not while ReplaceWorkers() may run.
   const std::vector<std::unique_ptr<SinkWorker>>& workers() const { return workers_; }
+
+  // SIGHUP: the new sinks take over and are given the current target at once (so a changed
+  // template is applied now, not at the next failover); the old ones stop after the Apply() in
+  // progress. The policy and its state are kept.
+  void ReplaceWorkers(std::vector<std::unique_ptr<SinkWorker>> workers);
+
+  // What /metrics shows (clients/watch/watch_metrics.h).
+  struct Snapshot {
+    std::optional<RouteTarget> current;
+    std::optional<client::MasterStatus> status;  // the last state from the source
+    std::uint64_t route_changes = 0;             // targets dispatched to the sinks
+    std::vector<std::pair<std::string, SinkReport>> sinks;  // name, report
+  };
+  Snapshot snapshot() const;
   const std::string& cluster() const { return cluster_; }
 
  private:
@@ -51,8 +66,9 @@ class ClusterController {
   RoutePolicy policy_;  // guarded by mu_
   std::optional<client::MasterStatus> last_status_;  // guarded by mu_, for transition logs
   bool stop_ = false;   // guarded by mu_
+  std::uint64_t route_changes_ = 0;  // guarded by mu_
   std::thread timer_;
-  std::vector<std::unique_ptr<SinkWorker>> workers_;
+  std::vector<std::unique_ptr<SinkWorker>> workers_;  // replaced under mu_
 };
 
 }  // namespace pgherald::watch

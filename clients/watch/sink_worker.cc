@@ -1,10 +1,20 @@
 #include "clients/watch/sink_worker.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "common/untrusted.h"
 
 namespace pgherald::watch {
+namespace {
+
+std::int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
 
 Status CheckTarget(const RouteTarget& target) {
   const auto& m = target.master;
@@ -104,6 +114,7 @@ void SinkWorker::Run() {
       report_.consecutive_failures++;
       report_.total_failures++;
       report_.last_error = refused.ToString();
+      report_.last_error_at_ms = WallMs();
       failed.reset();
       log_.Error("sink_refused", {{"cluster", cluster_},
                                   {"sink", sink_->name()},
@@ -120,6 +131,7 @@ void SinkWorker::Run() {
     const auto elapsed = std::chrono::steady_clock::now() - start;
     lock.lock();
     report_.pending_seq = 0;
+    report_.apply_seconds.Observe(std::chrono::duration<double>(elapsed).count());
     if (status.ok()) {
       const bool recovered = report_.consecutive_failures > 0;
       report_.applied_seq = std::max(report_.applied_seq, target.seq);
@@ -143,6 +155,7 @@ void SinkWorker::Run() {
       report_.consecutive_failures++;
       report_.total_failures++;
       report_.last_error = status.ToString();
+      report_.last_error_at_ms = WallMs();
       failed = target;
       log_.Error("sink_failed", {{"cluster", cluster_},
                                  {"sink", sink_->name()},

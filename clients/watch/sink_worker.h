@@ -21,6 +21,7 @@
 
 #include "clients/watch/sink.h"
 #include "common/logging.h"
+#include "common/prometheus.h"
 
 namespace pgherald::watch {
 
@@ -36,6 +37,8 @@ struct SinkReport {
   std::uint64_t total_failures = 0;
   std::uint64_t total_applied = 0;
   std::string last_error;           // empty after a success
+  std::int64_t last_error_at_ms = 0;  // wall clock of the last failure (0: none yet)
+  prom::Histogram apply_seconds;      // every Apply(), failed or not (/metrics)
 };
 
 class SinkWorker {

@@ -128,6 +128,7 @@ StatusOr<WatchConfig> ParseWatchConfig(config::ConfigNode root) {
   WatchConfig out;
   out.zookeeper = config::ParseZooKeeper(root.Child("zookeeper"));
   out.logging = config::ParseLogging(root.Child("logging"));
+  out.http = http::ParseOptionalListen(root);
   config::ConfigNode watch = root.Child("watch");
   out.source = watch.OptionalOneOf("source", "library", {"library", "internal"});
   config::ConfigNode clusters = watch.Child("clusters");

@@ -39,6 +39,7 @@
 #include "clients/watch/simple_sinks.h"
 #include "clients/watch/sink_worker.h"
 #include "common/config.h"
+#include "common/http_server.h"
 #include "haproxy/haproxy_sink.h"
 
 namespace pgherald::watch {
@@ -64,6 +65,7 @@ struct WatchConfig {
   std::string source = "library";
   config::ZooKeeperConfig zookeeper;
   config::LoggingConfig logging;
+  std::optional<http::ListenConfig> http;  // `http:` (/metrics, /health); absent: no server
   std::vector<ClusterWatchConfig> clusters;
 };
 

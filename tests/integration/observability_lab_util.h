@@ -70,6 +70,11 @@ class Process {
     return std::unique_ptr<Process>(new Process(pid, log_path));
   }
   ~Process() { Signal(SIGKILL); }
+  // Sends `sig` and returns at once (SIGHUP: the process goes on).
+  void Send(int sig) const {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
+  // Sends `sig` and reaps the process.
   void Signal(int sig) {
     if (pid_ <= 0) return;
     ::kill(pid_, sig);
@@ -186,16 +191,25 @@ inline void WriteFileMode(const std::string& path, const std::string& text, mode
   ::chmod(path.c_str(), mode);
 }
 
+// What ObservabilityLab::Up adds on demand: HAProxy in the lab, and every poller with
+// `http: {port: 0}` (/metrics).
+struct LabExtras {
+  bool haproxy = false;
+  bool poller_http = false;
+};
+
 // The lab with 3 pollers and `orchestrators` orchestrators (ids orch-a, orch-b...), each serving
 // HTTP on a free port (read from its log); orch-a has the POST token, the others have none.
 class ObservabilityLab {
  public:
-  static StatusOr<std::unique_ptr<ObservabilityLab>> Up(int orchestrators) {
+  static StatusOr<std::unique_ptr<ObservabilityLab>> Up(int orchestrators,
+                                                        LabExtras extras = LabExtras()) {
     if (Bin().empty())
       return FailedPrecondition("PGHERALD_BIN must name the pgherald program (ctest sets it)");
     lab::LabOptions options;
     options.zk_ensemble = true;
     options.postgres = true;
+    options.haproxy = extras.haproxy;
     auto lab = lab::Lab::Up(options);
     if (!lab.ok()) return lab.status();
     std::unique_ptr<ObservabilityLab> o(new ObservabilityLab());
@@ -211,8 +225,10 @@ class ObservabilityLab {
               "\n  tick_ms: 300\n  heartbeat_ms: 1000\npostgres:\n  host: 127.0.0.1\n  port: " +
               std::to_string(o->lab_->pg_port(n)) + "\n  user: " + o->lab_->Env("PG_APP_USER") +
               "\n  password: \"" + o->lab_->Env("PG_APP_PASSWORD") +
-              "\"\n  dbname: " + o->lab_->Env("REPMGR_DB") + "\n  connect_timeout_ms: 1000\n",
+              "\"\n  dbname: " + o->lab_->Env("REPMGR_DB") + "\n  connect_timeout_ms: 1000\n" +
+              (extras.poller_http ? "http:\n  address: 127.0.0.1\n  port: 0\n" : ""),
           0600);
+      o->poller_configs_.push_back(config);
       auto p = Process::Start({Bin(), "poller", "--config", config},
                               dir + "/obs-poller-" + std::to_string(n) + ".log");
       if (p == nullptr) return Internal("cannot start " + Bin());
@@ -247,6 +263,7 @@ class ObservabilityLab {
       if (port == 0) return Internal(spec.id + " did not start its HTTP server:\n" + p->LogTail());
       o->orchestrators_.push_back(std::move(p));
       o->ports_.push_back(port);
+      o->orchestrator_configs_.push_back(config);
     }
     return o;
   }
@@ -260,6 +277,12 @@ class ObservabilityLab {
   int port(int i) const { return ports_.at(static_cast<std::size_t>(i)); }
   Process& orchestrator(int i) { return *orchestrators_.at(static_cast<std::size_t>(i)); }
   Process& poller(int n) { return *pollers_.at(static_cast<std::size_t>(n - 1)); }
+  const std::string& poller_config(int n) const {
+    return poller_configs_.at(static_cast<std::size_t>(n - 1));
+  }
+  const std::string& orchestrator_config(int i) const {
+    return orchestrator_configs_.at(static_cast<std::size_t>(i));
+  }
 
   // `pgherald <args...> --zookeeper <ensemble> --root <root>`
   CommandResult Cli(std::vector<std::string> args) {
@@ -286,6 +309,8 @@ class ObservabilityLab {
   std::vector<std::unique_ptr<Process>> pollers_;
   std::vector<std::unique_ptr<Process>> orchestrators_;
   std::vector<int> ports_;
+  std::vector<std::string> poller_configs_;
+  std::vector<std::string> orchestrator_configs_;
 };
 
 }  // namespace pgherald::observability_lab

@@ -216,7 +216,7 @@ TEST_F(ZkAclLabTest, DaemonsRefuseAWorldWritableTreeWhenAuthIsOn) {
 
   const RunResult refused =
       RunPgherald({"poller", "--config", PollerConfig(root)}, dir_ + "/p.log");
-  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_EQ(refused.exit_code, 3) << refused.output;  // refused at start (cli::kExitStartFailed)
   EXPECT_THAT(refused.output, AllOf(HasSubstr("znode /open "), HasSubstr("world-writable"),
                                     HasSubstr("pgherald zk-init"), Not(HasSubstr("pg1-pw"))));
 
@@ -229,7 +229,7 @@ TEST_F(ZkAclLabTest, DaemonsRefuseAWorldWritableTreeWhenAuthIsOn) {
   const RunResult runs = RunPgherald({"poller", "--config", PollerConfig(root)}, dir_ + "/p2.log",
                                      std::chrono::seconds(3));
   EXPECT_THAT(runs.output, Not(HasSubstr("world-writable")));
-  EXPECT_NE(runs.exit_code, 2) << runs.output;
+  EXPECT_NE(runs.exit_code, 3) << runs.output;
 }
 
 // The orchestrator and the watch refuse the same way (and name the znode).
@@ -247,7 +247,7 @@ TEST_F(ZkAclLabTest, OrchestratorAndWatchRefuseAWorldWritableTree) {
       zk_section + "orchestrator:\n  id: orch-a\nclusters:\n  - name: main\n    nodes: [{name: "
                    "node1, host: 127.0.0.1, port: 1}]\n    postgres: {user: nobody}\n");
   const RunResult o = RunPgherald({"orchestrator", "--config", orch}, dir_ + "/o.log");
-  EXPECT_EQ(o.exit_code, 2) << o.output;
+  EXPECT_EQ(o.exit_code, 3) << o.output;
   EXPECT_THAT(o.output, AllOf(HasSubstr("pgherald orchestrator: zookeeper.auth is configured"),
                               HasSubstr("znode /open2 "), HasSubstr("pgherald zk-init")));
 
@@ -256,7 +256,7 @@ TEST_F(ZkAclLabTest, OrchestratorAndWatchRefuseAWorldWritableTree) {
                                          "type: file\n          path: " +
                                 dir_ + "/route.json\n");
   const RunResult w = RunPgherald({"watch", "--config", watch}, dir_ + "/w.log");
-  EXPECT_EQ(w.exit_code, 2) << w.output;
+  EXPECT_EQ(w.exit_code, 3) << w.output;
   EXPECT_THAT(w.output, AllOf(HasSubstr("pgherald watch: zookeeper.auth is configured"),
                               HasSubstr("world-writable")));
 }

@@ -47,44 +47,80 @@ std::string Written(std::FILE* f) {
   return text;
 }
 
+const std::vector<OptionSpec> kDaemonSpecs = {{"json", "", "print JSON"}};
+
 TEST(DaemonArgsTest, ReturnsTheConfigPathAndTheOtherFlags) {
   std::FILE* out = std::tmpfile();
   std::FILE* err = std::tmpfile();
-  auto r = ParseDaemonArgs("watch", "Drive sinks.", kSpecs, {"--config", "w.yaml", "--json"}, "",
-                           out, err);
+  auto r = ParseDaemonArgs("watch", "Drive sinks.", kDaemonSpecs, {"--config", "w.yaml", "--json"},
+                           "", out, err);
   ASSERT_TRUE(std::holds_alternative<DaemonArgs>(r));
   EXPECT_EQ(std::get<DaemonArgs>(r).config_path, "w.yaml");
   EXPECT_TRUE(std::get<DaemonArgs>(r).flags.Has("json"));
+  EXPECT_FALSE(std::get<DaemonArgs>(r).check);
   EXPECT_EQ(Written(out), "");
   EXPECT_EQ(Written(err), "");
   std::fclose(out);
   std::fclose(err);
 }
 
-TEST(DaemonArgsTest, HelpPrintsUsageAndExitsZero) {
+TEST(DaemonArgsTest, WithoutConfigTheDaemonReadsItsDefaultPath) {
+  for (const char* daemon : {"poller", "orchestrator", "watch"}) {
+    auto r = ParseDaemonArgs(daemon, "s", {}, {"--check"});
+    ASSERT_TRUE(std::holds_alternative<DaemonArgs>(r)) << daemon;
+    EXPECT_EQ(std::get<DaemonArgs>(r).config_path,
+              std::string("/etc/pgherald/") + daemon + ".yaml");
+    EXPECT_TRUE(std::get<DaemonArgs>(r).check);
+  }
+}
+
+TEST(DaemonArgsTest, HelpListsConfigCheckAndTheDefaultPath) {
   std::FILE* out = std::tmpfile();
   std::FILE* err = std::tmpfile();
-  auto r = ParseDaemonArgs("poller", "Publishes observations.", kSpecs, {"--help"}, "", out, err);
+  auto r = ParseDaemonArgs("poller", "Publishes observations.", kDaemonSpecs, {"--help"},
+                           "docs/poller.md", out, err);
   ASSERT_TRUE(std::holds_alternative<int>(r));
-  EXPECT_EQ(std::get<int>(r), 0);
-  EXPECT_EQ(Written(out), Usage("poller", "Publishes observations.", kSpecs));
+  EXPECT_EQ(std::get<int>(r), kExitOk);
+  const std::string usage = Written(out);
+  EXPECT_NE(usage.find("--config FILE"), std::string::npos) << usage;
+  EXPECT_NE(usage.find("default /etc/pgherald/poller.yaml; see docs/poller.md"), std::string::npos)
+      << usage;
+  EXPECT_NE(usage.find("--check"), std::string::npos) << usage;
+  EXPECT_NE(usage.find("--json"), std::string::npos) << usage;
   std::fclose(out);
   std::fclose(err);
 }
 
-TEST(DaemonArgsTest, MissingConfigAndBadFlagsExitTwoNamingTheCommand) {
+TEST(DaemonArgsTest, BadFlagsAndStrayArgumentsExitTwoNamingTheCommand) {
   std::FILE* out = std::tmpfile();
   std::FILE* err = std::tmpfile();
-  auto r = ParseDaemonArgs("watch", "s", kSpecs, {"--json"}, "see docs/watch.md", out, err);
+  auto r = ParseDaemonArgs("orchestrator", "s", kDaemonSpecs, {"--confg", "x"}, "", out, err);
   ASSERT_TRUE(std::holds_alternative<int>(r));
-  EXPECT_EQ(std::get<int>(r), 2);
-  EXPECT_EQ(Written(err), "pgherald watch: --config FILE is required (see docs/watch.md)\n");
+  EXPECT_EQ(std::get<int>(r), kExitUsage);
+  EXPECT_NE(Written(err).find("pgherald orchestrator: unknown option --confg"), std::string::npos);
   std::fclose(err);
   err = std::tmpfile();
-  r = ParseDaemonArgs("orchestrator", "s", kSpecs, {"--confg", "x"}, "", out, err);
+  r = ParseDaemonArgs("watch", "s", kDaemonSpecs, {"w.yaml"}, "", out, err);
   ASSERT_TRUE(std::holds_alternative<int>(r));
-  EXPECT_EQ(std::get<int>(r), 2);
-  EXPECT_NE(Written(err).find("pgherald orchestrator: unknown option --confg"), std::string::npos);
+  EXPECT_EQ(std::get<int>(r), kExitUsage);
+  EXPECT_EQ(Written(err), "pgherald watch: unexpected argument 'w.yaml' (see --help)\n");
+  std::fclose(out);
+  std::fclose(err);
+}
+
+TEST(ConfigOutcomeTest, CheckPrintsOkOrEveryErrorWithTheRightExitCode) {
+  DaemonArgs args;
+  args.config_path = "w.yaml";
+  std::FILE* out = std::tmpfile();
+  std::FILE* err = std::tmpfile();
+  EXPECT_EQ(ConfigOutcome("watch", args, Status::Ok(), out, err), std::nullopt);
+  args.check = true;
+  EXPECT_EQ(ConfigOutcome("watch", args, Status::Ok(), out, err), kExitOk);
+  EXPECT_EQ(Written(out), "w.yaml: configuration ok\n");
+  const Status bad = InvalidArgument("w.yaml:3: watch.source: expected one of library, internal\n"
+                                     "w.yaml:9: watch.clusters.main.sinks[0].type: missing");
+  EXPECT_EQ(ConfigOutcome("watch", args, bad, out, err), kExitUsage);
+  EXPECT_EQ(Written(err), "pgherald watch: w.yaml: invalid configuration:\n" + bad.message() + "\n");
   std::fclose(out);
   std::fclose(err);
 }

@@ -219,5 +219,24 @@ TEST_F(SelfFencePollerTest, ReportActionLogsButChangesNothing) {
       << poller_->last_observation().error;
 }
 
+// The hook systemd's readiness hangs on (pollers/poller_command.cc): it runs for observations
+// ZooKeeper took, never for a publish that failed.
+TEST_F(SelfFencePollerTest, OnPublishedRunsOnlyWhenZooKeeperTookTheObservation) {
+  MakePoller(/*on_zookeeper_loss=*/false);
+  int published = 0;
+  poller_->set_on_published([&published] { ++published; });
+  poller_->Tick({});
+  ASSERT_NE(session_, nullptr);
+  EXPECT_EQ(published, 1);
+  session_->Disconnect();
+  node_.current_lsn = 200;  // a change: the poller tries to publish at once
+  TickFor(Millis(1000));
+  EXPECT_EQ(published, 1);
+  session_->Reconnect();
+  TickFor(Millis(500));
+  EXPECT_EQ(published, 2);
+  EXPECT_EQ(Published()->current_lsn, 200u);
+}
+
 }  // namespace
 }  // namespace pgherald::pollers

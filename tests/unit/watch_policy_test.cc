@@ -16,6 +16,7 @@
 #include "common/fake_zk.h"
 #include "common/voucher.h"
 #include "tests/bound_publish.h"
+#include "clients/watch/watch_metrics.h"
 
 namespace pgherald::watch {
 namespace {
@@ -445,6 +446,61 @@ TEST(ZkMasterSourceTest, AppliesTheLibrarysConsumerRules) {
   source.Stop();
   std::lock_guard lock(mu);
   for (const MasterInfo& i : seen) EXPECT_NE(i.node, "node9");
+// SIGHUP: the new sinks are given the current target at once; the old ones stop.
+TEST(ClusterControllerTest, ReplacedSinksApplyTheCurrentRouteAtOnce) {
+  ManualClock clock;
+  auto first = std::make_unique<RecordingSink>("first");
+  RecordingSink* first_ptr = first.get();
+  std::vector<std::unique_ptr<SinkWorker>> workers;
+  workers.push_back(std::make_unique<SinkWorker>("main", std::move(first), RetryConfig{}));
+  ClusterController controller("main", Block(milliseconds(100)), clock, std::move(workers));
+  controller.HandleState(Info(MasterStatus::kVouched, "node1", 5001, 10));
+  ASSERT_TRUE(controller.workers()[0]->WaitApplied(1, milliseconds(5000)));
+  EXPECT_EQ(first_ptr->applied(), (std::vector<std::uint64_t>{1}));
+
+  auto second = std::make_unique<RecordingSink>("second");
+  RecordingSink* second_ptr = second.get();
+  std::vector<std::unique_ptr<SinkWorker>> replacement;
+  replacement.push_back(std::make_unique<SinkWorker>("main", std::move(second), RetryConfig{}));
+  controller.ReplaceWorkers(std::move(replacement));
+  ASSERT_TRUE(controller.workers()[0]->WaitApplied(1, milliseconds(5000)));
+  EXPECT_EQ(second_ptr->applied(), (std::vector<std::uint64_t>{1}));
+  const ClusterController::Snapshot snap = controller.snapshot();
+  ASSERT_EQ(snap.sinks.size(), 1u);
+  EXPECT_EQ(snap.sinks[0].first, "second");
+  EXPECT_EQ(snap.route_changes, 1u);  // a reload is not a route change
+}
+
+TEST(WatchMetricsTest, NamesRouteStateAndSinkFailures) {
+  ManualClock clock;
+  auto sink = std::make_unique<RecordingSink>("haproxy:pg");
+  RecordingSink* rec = sink.get();
+  rec->FailNext(1);
+  std::vector<std::unique_ptr<SinkWorker>> workers;
+  workers.push_back(
+      std::make_unique<SinkWorker>("main", std::move(sink), RetryConfig{milliseconds(1), milliseconds(1)}));
+  ClusterController controller("main", Block(milliseconds(100)), clock, std::move(workers));
+  controller.HandleState(Info(MasterStatus::kVouched, "node1", 5001, 10));
+  ASSERT_TRUE(controller.workers()[0]->WaitApplied(1, milliseconds(5000)));
+  const std::string text = RenderWatchMetrics({{"main", controller.snapshot()}});
+  for (const char* line : {
+           "pgherald_watch_route_changes_total{cluster=\"main\"} 1\n",
+           "pgherald_watch_route{cluster=\"main\",action=\"route\",node=\"node1\"} 1\n",
+           "pgherald_watch_master_status{cluster=\"main\",status=\"vouched\"} 1\n",
+           "pgherald_watch_master_status{cluster=\"main\",status=\"disconnected\"} 0\n",
+           "pgherald_watch_zookeeper_connected{cluster=\"main\"} 1\n",
+           "pgherald_watch_sink_apply_seconds_count{cluster=\"main\",sink=\"haproxy:pg\"} 2\n",
+           "pgherald_watch_sink_applied_total{cluster=\"main\",sink=\"haproxy:pg\"} 1\n",
+           "pgherald_watch_sink_failures_total{cluster=\"main\",sink=\"haproxy:pg\"} 1\n",
+           "pgherald_watch_sink_consecutive_failures{cluster=\"main\",sink=\"haproxy:pg\"} 0\n",
+           "# TYPE pgherald_watch_sink_apply_seconds histogram\n",
+           "# TYPE pgherald_build_info gauge\n",
+       }) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  }
+  EXPECT_GT(controller.snapshot().sinks[0].second.last_error_at_ms, 0);
+  EXPECT_EQ(text.find("pgherald_watch_sink_last_error_timestamp_seconds{cluster=\"main\",sink=\"haproxy:pg\"} 0\n"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// Compiles against the installed C++17 header only and links the installed static libraries.
+// Compiles against the installed C++17 header only; linked with the shared and the static library.
 #include <pgherald/master_watch.h>
 
 #include <cstdio>

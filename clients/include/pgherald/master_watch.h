@@ -30,6 +30,12 @@
 #include <memory>
 #include <string>
 
+// The shared libpgherald exports only what this header and <pgherald/master_watch_c.h> declare
+// with PGHERALD_API (it is built with hidden visibility and a version script).
+#ifndef PGHERALD_API
+#define PGHERALD_API __attribute__((visibility("default")))
+#endif
+
 namespace pgherald::client {
 
 enum class MasterStatus {
@@ -42,7 +48,7 @@ enum class MasterStatus {
   kNoMaster,      // the cluster has no master published (or the record says "no-master")
   kDisconnected,  // ZooKeeper cannot be reached; the last known master is kept, with its age
 };
-const char* MasterStatusName(MasterStatus status);
+PGHERALD_API const char* MasterStatusName(MasterStatus status);
 
 struct MasterInfo {
   MasterStatus status = MasterStatus::kDisconnected;
@@ -62,15 +68,16 @@ struct MasterInfo {
   bool writable() const { return status == MasterStatus::kVouched; }
 };
 
-// Where the embedder's log lines go; nullptr discards them. level: 0 debug, 1 info, 2 warn, 3 error.
+// Where the embedder's log lines go; nullptr discards them. level: 0 debug, 1 info, 2 warn, 3
+// error.
 using LogSink = std::function<void(int level, const std::string& line)>;
 
 struct MasterWatchOptions {
-  std::string zk_connect;               // "host:port,host:port"
+  std::string zk_connect;  // "host:port,host:port"
   std::string root = "/pgherald";
   std::string cluster;
   std::chrono::milliseconds session_timeout{6000};
-  std::string zk_auth;                  // optional "user:password" digest; never logged
+  std::string zk_auth;  // optional "user:password" digest; never logged
   LogSink log;
   // Fan-out option. false (the default): this watch has a ZooKeeper session of its own. true: it
   // shares ONE session, and the one read per change, with every other MasterWatch of this
@@ -82,7 +89,7 @@ struct MasterWatchOptions {
   bool share_session = false;
 };
 
-class MasterWatch {
+class PGHERALD_API MasterWatch {
  public:
   using Callback = std::function<void(const MasterInfo&)>;
 
@@ -102,6 +109,6 @@ class MasterWatch {
 
 // A libpq connection string for the current master ("host=... port=... " + extra), or "" when the
 // master is not writable().
-std::string MasterConninfo(const MasterInfo& info, const std::string& extra = "");
+PGHERALD_API std::string MasterConninfo(const MasterInfo& info, const std::string& extra = "");
 
 }  // namespace pgherald::client

@@ -18,6 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifndef PGHERALD_API
+#define PGHERALD_API __attribute__((visibility("default")))
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -34,7 +38,7 @@ typedef enum pgherald_status {
 } pgherald_status;
 
 /* "vouched", "unverified", "no-master", "disconnected" (static storage). */
-const char* pgherald_status_name(pgherald_status status);
+PGHERALD_API const char* pgherald_status_name(pgherald_status status);
 
 #define PGHERALD_NAME_MAX 256 /* buffer size of the string fields below, NUL included */
 
@@ -70,37 +74,39 @@ typedef struct pgherald_watch_options {
 } pgherald_watch_options;
 
 /* Fills *options with the defaults (everything NULL/0). */
-void pgherald_watch_options_init(pgherald_watch_options* options);
+PGHERALD_API void pgherald_watch_options_init(pgherald_watch_options* options);
 
 typedef struct pgherald_watch pgherald_watch; /* opaque */
 
 /* Starts watching. Returns NULL on bad options, with the reason in errbuf (if errbuf_len > 0).
  * An unreachable ZooKeeper is not an error: the status stays PGHERALD_DISCONNECTED. */
-pgherald_watch* pgherald_watch_start(const pgherald_watch_options* options, char* errbuf,
-                                     size_t errbuf_len);
+PGHERALD_API pgherald_watch* pgherald_watch_start(const pgherald_watch_options* options,
+                                                  char* errbuf, size_t errbuf_len);
 
 /* Stops watching, closes the session and frees the handle. NULL is ignored. Must not be called
  * from the handle's own callback. After it returns no callback of this handle runs. */
-void pgherald_watch_stop(pgherald_watch* watch);
+PGHERALD_API void pgherald_watch_stop(pgherald_watch* watch);
 
 /* Copies the current state into *out. Returns 0, or -1 if a string was truncated (see
  * pgherald_master_info.truncated). */
-int pgherald_watch_current(const pgherald_watch* watch, pgherald_master_info* out);
+PGHERALD_API int pgherald_watch_current(const pgherald_watch* watch, pgherald_master_info* out);
 
 /* Called with the new state after every change; `info` is valid during the call only.
  * Replaces an earlier callback; fn NULL removes it. */
 typedef void (*pgherald_change_fn)(const pgherald_master_info* info, void* user_data);
-void pgherald_watch_set_callback(pgherald_watch* watch, pgherald_change_fn fn, void* user_data);
+PGHERALD_API void pgherald_watch_set_callback(pgherald_watch* watch, pgherald_change_fn fn,
+                                              void* user_data);
 
 /* Blocks until the status equals `status` or timeout_ms passes. Returns 1 if it did, else 0. */
-int pgherald_watch_wait_status(pgherald_watch* watch, pgherald_status status, int timeout_ms);
+PGHERALD_API int pgherald_watch_wait_status(pgherald_watch* watch, pgherald_status status,
+                                            int timeout_ms);
 
 /* Writes the libpq connection string for `info`'s master ("host=... port=..." plus " " + extra if
  * extra is non-NULL and non-empty) into buf, NUL-terminated, like snprintf. Returns the length
  * of the full string (excluding the NUL): if it is >= buf_len the output was cut. Returns 0 and
  * writes "" when the master is not writable. */
-size_t pgherald_master_conninfo(const pgherald_master_info* info, const char* extra, char* buf,
-                                size_t buf_len);
+PGHERALD_API size_t pgherald_master_conninfo(const pgherald_master_info* info, const char* extra,
+                                             char* buf, size_t buf_len);
 
 #ifdef __cplusplus
 } /* extern "C" */
