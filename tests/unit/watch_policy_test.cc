@@ -446,6 +446,8 @@ TEST(ZkMasterSourceTest, AppliesTheLibrarysConsumerRules) {
   source.Stop();
   std::lock_guard lock(mu);
   for (const MasterInfo& i : seen) EXPECT_NE(i.node, "node9");
+}
+
 // SIGHUP: the new sinks are given the current target at once; the old ones stop.
 TEST(ClusterControllerTest, ReplacedSinksApplyTheCurrentRouteAtOnce) {
   ManualClock clock;
