@@ -526,14 +526,20 @@ TEST(SafetyLab, QuorumLossAndReturnDoesNotReopenARouteToAStaleMaster) {
         },
         milliseconds(20000));
   };
-  // Whether both sinks applied a block since `offset` of the watch's log.
+  // Whether both sinks applied a block since `offset` of the watch's log (at once, or after a
+  // failed attempt: sink_recovered).
   const auto both_blocked = [](Stack& s, std::size_t offset) {
-    return !LinesWith(s.dir() + "/watch.log", offset,
-                      {"sink_applied cluster=main sink=haproxy action=block"})
-                .empty() &&
-           !LinesWith(s.dir() + "/watch.log", offset,
-                      {"sink_applied cluster=main sink=pgbouncer action=block"})
-                .empty();
+    const auto blocked = [&](const std::string& sink) {
+      for (const char* event : {"sink_applied", "sink_recovered"}) {
+        if (!LinesWith(s.dir() + "/watch.log", offset,
+                       {std::string(event) + " cluster=main sink=" + sink + " action=block"})
+                 .empty()) {
+          return true;
+        }
+      }
+      return false;
+    };
+    return blocked("haproxy") && blocked("pgbouncer");
   };
   RunCase(
       [&](Stack& s) {
@@ -566,8 +572,9 @@ TEST(SafetyLab, QuorumLossAndReturnDoesNotReopenARouteToAStaleMaster) {
         ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
         const int next = *promoted;
         // The watch blocks both sinks once the disconnect grace is over (detection of the loss by
-        // the ZooKeeper client, then 2 s); the old primary comes back only after that.
-        ASSERT_TRUE(WaitUntil([&] { return both_blocked(s, watch_offset); }, milliseconds(30000)))
+        // the ZooKeeper client, then 2 s); the old primary comes back only after that. (Waiting
+        // longer than the pollers' self-fence deadline, 30 s, would fence every node.)
+        ASSERT_TRUE(WaitUntil([&] { return both_blocked(s, watch_offset); }, milliseconds(15000)))
             << s.Tail("watch");
         const std::size_t blocked_offset = FileSize(s.dir() + "/watch.log");
         std::printf("quorum lost for %.0f ms: the watch blocked both sinks\n",
