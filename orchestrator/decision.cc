@@ -437,9 +437,26 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
     }
     published_unverified();
   } else if (winner->is_published && !in.repair) {
+    // A node of this cluster seen on a timeline above the published master's (a standby that
+    // follows a promotion the orchestrator cannot reach, e.g. after a ZooKeeper outage): the
+    // published master was left behind. Keeping it would re-affirm its voucher and reopen routes
+    // to it; withdraw instead.
+    const View* ahead = nullptr;
+    for (const View& v : views) {
+      if (v.reachable && !v.foreign && v.timeline > winner->timeline &&
+          (ahead == nullptr || v.timeline > ahead->timeline)) {
+        ahead = &v;
+      }
+    }
     if (!publishable) {
       verdict.action = Action::kWithdraw;
       published_unverified();
+    } else if (ahead != nullptr) {
+      verdict.action = Action::kWithdraw;
+      reasons.push_back({ReasonCode::kMasterUnverified, winner->name,
+                         "writable on timeline " + std::to_string(winner->timeline) + " but " +
+                             ahead->name + " is " + Describe(*ahead) +
+                             ": a promotion left it behind"});
     } else if (winner->timeline > published_tl) {
       verdict.action = Action::kPublish;
       reasons.push_back({ReasonCode::kLaterTimeline, winner->name,

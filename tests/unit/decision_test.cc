@@ -650,6 +650,32 @@ TEST(DecisionTest, SameTimelineLoserIsReportedStaleInHistory) {
   }
 }
 
+// Issue 12, drill 4 (quorum loss and return): the published master on timeline 1 came back
+// writable and passes its write check, the promoted node is out of the orchestrator's reach, but a
+// standby follows it on timeline 2. Keeping (and so re-affirming) the old record would reopen the
+// consumers' routes to the stale node: the voucher is withdrawn instead.
+TEST(DecisionTest, PublishedMasterBehindAHigherTimelineIsNotKept) {
+  DecisionMemory memory;
+  DecisionInput in = BaseInput(0);
+  in.published = Published("db1", 1, 3);
+  AddNode(in, Primary("db1", 1));
+  AddNode(in, Down("db2"));
+  AddNode(in, Standby("db3", 2, "db2"));
+  const Verdict v = Decide(in, memory);
+  EXPECT_EQ(v.action, Action::kWithdraw) << FormatReasons(v.reasons);
+  EXPECT_TRUE(v.HasReason(ReasonCode::kMasterUnverified)) << FormatReasons(v.reasons);
+  EXPECT_FALSE(v.record.has_value());
+
+  // Without a node ahead, the same published master is kept.
+  DecisionMemory fresh;
+  in = BaseInput(0);
+  in.published = Published("db1", 1, 3);
+  AddNode(in, Primary("db1", 1));
+  AddNode(in, Down("db2"));
+  AddNode(in, Standby("db3", 1, "db1"));
+  EXPECT_EQ(Decide(in, fresh).action, Action::kKeep);
+}
+
 // Repair: the record read is not trusted. A verified winner is published at once (no window),
 // even the node the last backed record named, with an epoch above the floor; the untrusted
 // content never counts (here the backed record's timeline is the floor, not a forged one).
