@@ -204,9 +204,11 @@ std::uint32_t ClusterTimeline(const DecisionInput& in) {
   return best;
 }
 
-std::vector<std::string> WriteCheckTargets(const DecisionInput& in) {
+std::vector<std::string> WriteCheckTargets(const DecisionInput& in, const DecisionMemory* memory) {
   const std::uint32_t published_tl = TimelineFloor(in);
-  const std::uint32_t cluster_tl = ClusterTimeline(in);
+  const std::uint32_t cluster_tl =
+      Accepting(in) ? 0
+                    : std::max(ClusterTimeline(in), memory != nullptr ? memory->max_timeline : 0);
   std::vector<std::pair<std::uint32_t, std::string>> writable;
   for (const auto& [name, input] : in.probes) {
     const model::Probe& p = input.probe;
@@ -234,7 +236,11 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
   const std::string published_node = have_published ? in.published->node : "";
   const bool accepting = Accepting(in);
   const std::uint32_t published_tl = TimelineFloor(in);
-  const std::uint32_t cluster_tl = ClusterTimeline(in);
+  // What any node reports now, and what this process saw before (DecisionMemory::max_timeline).
+  // The operator's acceptance of a lower timeline lifts both (it names the timeline in force).
+  if (accepting) memory.max_timeline = 0;
+  memory.max_timeline = std::max({memory.max_timeline, ClusterTimeline(in), published_tl});
+  const std::uint32_t cluster_tl = accepting ? 0 : memory.max_timeline;
 
   // ---- 1. One view per node known from any source, merged: a reachable fresh probe first (the
   // orchestrator's own evidence), else a reachable fresh observation (the poller can reach a node

@@ -153,6 +153,10 @@ struct DecisionMemory {
   std::uint32_t candidate_timeline = 0;
   MonoTime candidate_since{};
   std::map<std::string, NodeMemory> nodes;
+  // The highest timeline this process has seen a node of the cluster report, or in force as
+  // published: no writable node below it is published (kBelowClusterTimeline), also after the
+  // record and history are lost. Timelines never go down.
+  std::uint32_t max_timeline = 0;
 };
 
 enum class Action {
@@ -201,8 +205,10 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory);
 
 // The nodes worth a write check this round, from the probes already in `in` (write checks not yet
 // run): reachable, out of recovery, not foreign, not below the published timeline nor below the
-// cluster's timeline (ClusterTimeline), and on the highest timeline among those. Sorted by name.
-std::vector<std::string> WriteCheckTargets(const DecisionInput& in);
+// cluster's timeline (ClusterTimeline, and `memory`'s max_timeline), and on the highest timeline
+// among those. Sorted by name.
+std::vector<std::string> WriteCheckTargets(const DecisionInput& in,
+                                           const DecisionMemory* memory = nullptr);
 
 // The highest timeline any reachable node of the cluster reports this round, standby or not, by a
 // fresh probe or a fresh observation (a node whose system identifier is known and not the

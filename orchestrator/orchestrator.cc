@@ -543,7 +543,7 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   in.now = clock_->Now();
   in.wall_now = clock_->WallNow();
   probe_ms = ms_since(probe_start);
-  const std::vector<std::string> wc_names = WriteCheckTargets(in);
+  const std::vector<std::string> wc_names = WriteCheckTargets(in, &rt.memory);
   if (!wc_names.empty()) {
     const MonoTime wc_start = clock_->Now();
     std::vector<NodeTarget> wc_targets;

@@ -782,12 +782,16 @@ TEST(DecisionTest, WritableNodeBelowTheClusterTimelineIsNeverPublished) {
       EXPECT_EQ(v.stale_primaries[0].code, ReasonCode::kBelowClusterTimeline);
       EXPECT_TRUE(v.HasReason(ReasonCode::kBelowClusterTimeline, "db1"));
     }
-    // Another cluster's node on a later timeline says nothing about ours.
+    // db2 goes away: this process remembers its timeline (DecisionMemory::max_timeline).
     in.probes.erase("db2");
     in.observations.erase("db2");
+    EXPECT_TRUE(WriteCheckTargets(in, &memory).empty());
+    EXPECT_TRUE(Decide(in, memory).HasReason(ReasonCode::kBelowClusterTimeline, "db1"));
+    // Another cluster's node on a later timeline says nothing about ours (a fresh process).
+    DecisionMemory fresh;
     AddNode(in, Standby("db9", 5, "").Sysid(kForeign));
-    EXPECT_THAT(WriteCheckTargets(in), ElementsAreArray({"db1"}));
-    EXPECT_EQ(Decide(in, memory).action, Action::kPublish);
+    EXPECT_THAT(WriteCheckTargets(in, &fresh), ElementsAreArray({"db1"}));
+    EXPECT_EQ(Decide(in, fresh).action, Action::kPublish);
   }
 }
 

@@ -77,7 +77,7 @@ constexpr char kElection[] = "/pgherald/orchestrators/election";
 //   - an empty payload or a hand-written no-master record: read as the initial record, the same
 //     (seed 8201 without deletions);
 //   - a forged epoch 2^64-1: the next epoch wraps to 0 (seeds 6409, 2514).
-constexpr bool kOpenFindingsFixed = false;
+constexpr bool kOpenFindingsFixed = true;
 bool WithOpenFindings() {
   return kOpenFindingsFixed || std::getenv("ORCH_SIM_OPEN_FINDINGS") != nullptr;
 }
