@@ -187,6 +187,17 @@ class OrchestratorRoundTest : public ::testing::Test {
     ASSERT_TRUE(made.ok()) << made.status().ToString();
   }
 
+  // `pgherald accept-timeline --timeline <timeline>` by alice@ops.
+  void Accept(std::uint32_t timeline, const std::string& reason) {
+    auto op = server_->NewSession(zk::FakeZkOptions{});
+    publishers::ControlState accept;
+    accept.accept_below_timeline = timeline;
+    accept.accept_by = "alice@ops";
+    accept.accept_reason = reason;
+    accept.accept_at_ms = 1700000000000;
+    ASSERT_TRUE(AcceptLowerTimeline(*op, "/pgherald", "main", accept).ok());
+  }
+
   std::ostringstream log_;
   ManualClock clock_;
   std::unique_ptr<zk::FakeZk> poller_;
@@ -628,13 +639,7 @@ TEST_F(OrchestratorRoundTest, LostRecordDoesNotResetThePublishedTimelineHistoryH
     EXPECT_EQ(Count(log_.str(), "published_master_unreachable cluster=main"), 1u) << log_.str();
     EXPECT_NE(log_.str().find("below_published_timeline"), std::string::npos) << log_.str();
     // The operator accepts timeline 2's loss: node2 is published, once.
-    auto op = server_->NewSession(zk::FakeZkOptions{});
-    publishers::ControlState accept;
-    accept.accept_below_timeline = 2;
-    accept.accept_by = "alice@ops";
-    accept.accept_reason = "node1 is gone";
-    accept.accept_at_ms = 1700000000000;
-    ASSERT_TRUE(AcceptLowerTimeline(*op, "/pgherald", "main", accept).ok());
+    Accept(2, "node1 is gone");
     Rounds(*orch, 2);
     EXPECT_EQ(Record().node, "node2") << log_.str();
     EXPECT_EQ(Record().reason, "operator_accepted_lower_timeline");
@@ -700,17 +705,10 @@ TEST_F(OrchestratorRoundTest, UnreachableBackedMasterStaysUntilAnOperatorAccepts
   EXPECT_EQ(log_.str().find("master_unbacked"), std::string::npos) << log_.str();
 
   // An acceptance for another timeline does nothing.
-  auto op = server_->NewSession(zk::FakeZkOptions{});
-  publishers::ControlState accept;
-  accept.accept_below_timeline = 5;
-  accept.accept_by = "alice@ops";
-  accept.accept_reason = "node1's disk is gone";
-  accept.accept_at_ms = 1700000000000;
-  ASSERT_TRUE(AcceptLowerTimeline(*op, "/pgherald", "main", accept).ok());
+  Accept(5, "node1's disk is gone");
   Rounds(*orch, 3);
   EXPECT_EQ(Record().node, "node1");
-  accept.accept_below_timeline = 2;
-  ASSERT_TRUE(AcceptLowerTimeline(*op, "/pgherald", "main", accept).ok());
+  Accept(2, "node1's disk is gone");
   Rounds(*orch, 2);
   const model::MasterRecord r = Record();
   EXPECT_EQ(r.node, "node2") << log_.str();
