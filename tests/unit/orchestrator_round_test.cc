@@ -579,8 +579,11 @@ TEST_F(OrchestratorRoundTest, HandWrittenNoMasterRecordWithTheLargestEpochNeverW
   const std::uint64_t first_epoch = Record().epoch;
   ASSERT_EQ(Record().node, "node1");
   auto vandal = server_->NewSession(zk::FakeZkOptions{});
-  model::MasterRecord forged;  // state no-master
+  model::MasterRecord forged;  // state no-master, and no children (the voucher deleted too)
   forged.epoch = UINT64_MAX;
+  for (const std::string& v : Children()) {
+    ASSERT_TRUE(vandal->Delete(std::string(kCluster) + "/master/" + v).ok());
+  }
   ASSERT_TRUE(vandal->Set(std::string(kCluster) + "/master", forged.ToJson(), -1).ok());
   const std::int64_t mzxid = server_->Peek(std::string(kCluster) + "/master")->stat.mzxid;
   server_->DispatchAllPending();
