@@ -1,6 +1,7 @@
 #include "orchestrator/decision.h"
 
 #include <algorithm>
+#include <limits>
 #include <set>
 #include <tuple>
 #include <utility>
@@ -96,6 +97,10 @@ const char* ReasonCodeName(ReasonCode code) {
       return "identity_conflict";
     case ReasonCode::kIdentityAdopted:
       return "identity_adopted";
+    case ReasonCode::kEpochExhausted:
+      return "epoch_exhausted";
+    case ReasonCode::kBelowClusterTimeline:
+      return "below_cluster_timeline";
     case ReasonCode::kMasterRepaired:
       return "master_repaired";
     case ReasonCode::kOperatorAcceptedLowerTimeline:
@@ -171,7 +176,7 @@ bool HavePublished(const DecisionInput& in) {
 }
 // The operator accepted a lower timeline than the published one (DecisionInput::acceptance).
 bool Accepting(const DecisionInput& in) {
-  return HavePublished(in) && !in.repair && in.acceptance &&
+  return HavePublished(in) && in.acceptance &&
          in.acceptance->timeline == in.published->timeline;
 }
 // No writable node below this timeline is a candidate: the published record's, unless accepted.
@@ -181,13 +186,37 @@ std::uint32_t TimelineFloor(const DecisionInput& in) {
 
 }  // namespace
 
-std::vector<std::string> WriteCheckTargets(const DecisionInput& in) {
+std::uint32_t ClusterTimeline(const DecisionInput& in) {
+  auto ours = [&](const std::string& sysid) {
+    return in.identity.empty() || sysid.empty() || sysid == in.identity;
+  };
+  std::uint32_t best = 0;
+  for (const auto& entry : in.probes) {
+    const model::Probe& p = entry.second.probe;
+    if (in.now - entry.second.taken_at > in.policy.probe_max_age) continue;
+    if (p.reachable && ours(p.system_identifier)) best = std::max(best, p.timeline);
+  }
+  for (const auto& entry : in.observations) {
+    const model::NodeObservation& o = entry.second.observation;
+    if (in.now - entry.second.received_at > in.policy.observation_max_age) continue;
+    if (o.reachable && ours(o.system_identifier)) best = std::max(best, o.timeline);
+  }
+  return best;
+}
+
+std::vector<std::string> WriteCheckTargets(const DecisionInput& in, const DecisionMemory* memory) {
   const std::uint32_t published_tl = TimelineFloor(in);
+  const std::uint32_t cluster_tl =
+      Accepting(in) ? 0
+                    : std::max(ClusterTimeline(in), memory != nullptr ? memory->max_timeline : 0);
   std::vector<std::pair<std::uint32_t, std::string>> writable;
   for (const auto& [name, input] : in.probes) {
     const model::Probe& p = input.probe;
     if (in.now - input.taken_at > in.policy.probe_max_age) continue;
-    if (!p.reachable || p.in_recovery || p.timeline == 0 || p.timeline < published_tl) continue;
+    if (!p.reachable || p.in_recovery || p.timeline == 0 || p.timeline < published_tl ||
+        p.timeline < cluster_tl) {
+      continue;
+    }
     if (!in.identity.empty() && p.system_identifier != in.identity) continue;
     writable.emplace_back(p.timeline, name);
   }
@@ -207,6 +236,11 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
   const std::string published_node = have_published ? in.published->node : "";
   const bool accepting = Accepting(in);
   const std::uint32_t published_tl = TimelineFloor(in);
+  // What any node reports now, and what this process saw before (DecisionMemory::max_timeline).
+  // The operator's acceptance of a lower timeline lifts both (it names the timeline in force).
+  if (accepting) memory.max_timeline = 0;
+  memory.max_timeline = std::max({memory.max_timeline, ClusterTimeline(in), published_tl});
+  const std::uint32_t cluster_tl = accepting ? 0 : memory.max_timeline;
 
   // ---- 1. One view per node known from any source, merged: a reachable fresh probe first (the
   // orchestrator's own evidence), else a reachable fresh observation (the poller can reach a node
@@ -327,6 +361,17 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
       ranked.push_back(v);
     }
   }
+  // A node of the cluster (standby or not) on a later timeline than every writable one: they were
+  // all left behind (the record and history that would say so may be lost). None of them wins.
+  const bool below_cluster =
+      std::all_of(ranked.begin(), ranked.end(), [&](const View* v) { return v->timeline < cluster_tl; });
+  if (below_cluster) {
+    for (View* v : ranked) {
+      v->Note(ReasonCode::kBelowClusterTimeline);
+      stale.push_back(v);
+    }
+    ranked.clear();
+  }
   std::sort(ranked.begin(), ranked.end(), [](const View* a, const View* b) {
     if (RankKey(*a) != RankKey(*b)) return RankKey(*a) > RankKey(*b);
     return a->name < b->name;
@@ -354,14 +399,16 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
   if (!policy.paused && !identity_conflict) {
     for (View* v : stale) {
       const bool below = v->timeline < published_tl;
+      const bool left_behind = !below && below_cluster;
       // The loser on the timeline of a published master that passed its write check: the
       // published one holds the acknowledged writes (issue 12, finding 1).
-      const bool same_tl = !below && winner != nullptr && winner->VerifiedPublished() &&
+      const bool same_tl = !below && !left_behind && winner != nullptr && winner->VerifiedPublished() &&
                            v->timeline == winner->timeline;
       if (same_tl) v->Note(ReasonCode::kSameTimelineStalePrimary);
       verdict.stale_primaries.push_back(
-          {v->name, below ? ReasonCode::kBelowPublishedTimeline
-                          : same_tl ? ReasonCode::kSameTimelineStalePrimary
+          {v->name, below           ? ReasonCode::kBelowPublishedTimeline
+                    : left_behind   ? ReasonCode::kBelowClusterTimeline
+                    : same_tl       ? ReasonCode::kSameTimelineStalePrimary
                                     : ReasonCode::kStalePrimary});
     }
     std::sort(verdict.stale_primaries.begin(), verdict.stale_primaries.end(),
@@ -514,12 +561,6 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
       verdict.action = not_now;
       reasons = std::move(blockers);
       published_unverified();
-    } else if (in.repair) {
-      // The record read is nobody's verified decision: replace it with this one now.
-      verdict.action = Action::kPublish;
-      reasons.push_back({ReasonCode::kMasterRepaired, winner->name,
-                         "the master record is not trusted; rewritten from this round's "
-                         "verification"});
     } else if (accepted_lower) {
       verdict.action = Action::kPublish;
       verdict.acceptance_used = true;
@@ -528,6 +569,12 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
            "timeline " + std::to_string(winner->timeline) + " replaces timeline " +
                std::to_string(in.published->timeline) + ", accepted by " + in.acceptance->by +
                " at " + std::to_string(in.acceptance->at_ms) + ": " + in.acceptance->reason});
+    } else if (in.repair) {
+      // The record read is nobody's verified decision: replace it with this one now.
+      verdict.action = Action::kPublish;
+      reasons.push_back({ReasonCode::kMasterRepaired, winner->name,
+                         "the master record is not trusted; rewritten from this round's "
+                         "verification"});
     } else if (later_timeline) {
       verdict.action = Action::kPublish;
       reasons.push_back({ReasonCode::kLaterTimeline, winner->name,
@@ -563,6 +610,8 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
     std::string why;
     if (s.code == ReasonCode::kBelowPublishedTimeline) {
       why = ": below the published timeline " + std::to_string(published_tl);
+    } else if (s.code == ReasonCode::kBelowClusterTimeline) {
+      why = ": below timeline " + std::to_string(cluster_tl) + ", which another node reports";
     } else if (s.code == ReasonCode::kSameTimelineStalePrimary) {
       why = ": lost to the published master " + verdict.chosen +
             ", verified on the same timeline (it holds the acknowledged writes)";
@@ -578,7 +627,19 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
     }
   }
 
-  // ---- 8. The record, identity and data-loss estimate of a publish.
+  // ---- 8. The record, identity and data-loss estimate of a publish. An epoch never wraps: with
+  // nothing above the epoch to beat, nothing is published (a forged 2^64-1 reaches here only from
+  // a record or history entry the shell trusted; docs/decision-rules.md, "Epochs").
+  const std::uint64_t epoch_base = std::max(in.published ? in.published->epoch : 0, in.epoch_floor);
+  if (verdict.action == Action::kPublish &&
+      epoch_base == std::numeric_limits<std::uint64_t>::max()) {
+    verdict.action = not_now;
+    verdict.acceptance_used = false;
+    reasons.insert(reasons.begin(),
+                   {ReasonCode::kEpochExhausted, "",
+                    "the epoch to go above is " + std::to_string(epoch_base) +
+                        "; nothing is published until an operator resets it"});
+  }
   if (verdict.action == Action::kPublish) {
     const model::Probe& p = *winner->probe;
     model::MasterRecord r;
@@ -588,7 +649,7 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
     r.port = p.port != 0 || winner->any_obs == nullptr ? p.port : winner->any_obs->port;
     r.timeline = winner->timeline;
     r.lsn = p.lsn;
-    r.epoch = std::max(in.published ? in.published->epoch : 0, in.epoch_floor) + 1;
+    r.epoch = epoch_base + 1;
     r.verified_at_ms = p.taken_at_ms;
     r.decided_by = in.orchestrator_id;
     r.reason = ReasonCodeName(reasons.front().code);

@@ -49,11 +49,14 @@ enum class ReasonCode {
                          // this round's verified winner with an epoch above every epoch used
   kOperatorAcceptedLowerTimeline,  // "operator_accepted_lower_timeline": `pgherald
                                    // accept-timeline` let a lower timeline replace the record
+  kEpochExhausted,  // "epoch_exhausted": the epoch to go above is 2^64-1; nothing is published
   // Facts about one node (Reason::node says which).
   kStalePrimary,            // "stale_primary": writable but lost to the winner: fence it
   kSameTimelineStalePrimary,  // "same_timeline_stale_primary": writable on the timeline of the
                               // published master, which passed its write check: fence it
   kBelowPublishedTimeline,  // "below_published_timeline": writable on a timeline below the record's
+  kBelowClusterTimeline,    // "below_cluster_timeline": writable on a timeline below one another
+                            // node of the cluster (probed or observed, standby or not) reports
   kForeignIdentity,         // "foreign_system_identifier": another cluster's database
   kIdentityUnknown,         // "system_identifier_unknown": no identifier reported for the node
   kInRecovery,              // "in_recovery": the probe found a standby
@@ -118,7 +121,8 @@ struct DecisionInput {
   // ranking and the timeline floor; absent when history has none) and a publishable winner is
   // published at once (kMasterRepaired), even the published node itself.
   bool repair = false;
-  // The new record's epoch is max(published epoch, epoch_floor) + 1 (the shell's epoch rule).
+  // The new record's epoch is max(published epoch, epoch_floor) + 1 (the shell's epoch rule). When
+  // that maximum is 2^64-1 nothing is published (kEpochExhausted): an epoch never wraps.
   std::uint64_t epoch_floor = 0;
   // An operator's one-shot acceptance of a lower timeline (clusters/<c>/control): it applies only
   // while the published record is trusted, in state ok, on exactly `timeline`.
@@ -149,6 +153,10 @@ struct DecisionMemory {
   std::uint32_t candidate_timeline = 0;
   MonoTime candidate_since{};
   std::map<std::string, NodeMemory> nodes;
+  // The highest timeline this process has seen a node of the cluster report, or in force as
+  // published: no writable node below it is published (kBelowClusterTimeline), also after the
+  // record and history are lost. Timelines never go down.
+  std::uint32_t max_timeline = 0;
 };
 
 enum class Action {
@@ -167,7 +175,8 @@ const char* ActionName(Action action);
 
 struct StalePrimary {
   std::string node;
-  ReasonCode code;  // kStalePrimary, kSameTimelineStalePrimary or kBelowPublishedTimeline
+  ReasonCode code;  // kStalePrimary, kSameTimelineStalePrimary, kBelowPublishedTimeline or
+                    // kBelowClusterTimeline
 };
 
 struct Verdict {
@@ -195,9 +204,18 @@ struct Verdict {
 Verdict Decide(const DecisionInput& in, DecisionMemory& memory);
 
 // The nodes worth a write check this round, from the probes already in `in` (write checks not yet
-// run): reachable, out of recovery, not foreign, not below the published timeline, and on the
-// highest timeline among those. Sorted by name.
-std::vector<std::string> WriteCheckTargets(const DecisionInput& in);
+// run): reachable, out of recovery, not foreign, not below the published timeline nor below the
+// cluster's timeline (ClusterTimeline, and `memory`'s max_timeline), and on the highest timeline
+// among those. Sorted by name.
+std::vector<std::string> WriteCheckTargets(const DecisionInput& in,
+                                           const DecisionMemory* memory = nullptr);
+
+// The highest timeline any reachable node of the cluster reports this round, standby or not, by a
+// fresh probe or a fresh observation (a node whose system identifier is known and not the
+// cluster's does not count). No writable node below it is published (kBelowClusterTimeline): a
+// node on a later timeline means this one was left behind, even when the record and history that
+// would say so are lost.
+std::uint32_t ClusterTimeline(const DecisionInput& in);
 
 // The history entry for a verdict (clusters/<c>/history/h-<seq>).
 model::HistoryEntry ToHistoryEntry(const DecisionInput& in, const Verdict& verdict);

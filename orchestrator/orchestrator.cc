@@ -296,6 +296,21 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
       untrusted_kind = "master_unbacked";
       untrusted_why = "a no-master record with children under it (" +
                       std::to_string(published->vouchers.size()) + ")";
+    } else if (rec.epoch != 0) {
+      // No orchestrator writes a no-master record: only the initial one (epoch 0) is ever there.
+      untrusted_kind = "master_unbacked";
+      untrusted_why = "a no-master record with epoch " + std::to_string(rec.epoch) +
+                      " is not the initial record (epoch 0)";
+    } else {
+      // The initial record (recreated, or its bytes wiped) says nothing was ever published; with
+      // a publish in history that is false, and the published record stays in force.
+      if (!read_facts()) return;
+      if (facts->last_publish) {
+        untrusted_kind = "master_unbacked";
+        untrusted_why = "a no-master record while history's newest publish is epoch " +
+                        std::to_string(facts->last_publish->epoch) + " (node " +
+                        untrusted::SanitizeForDisplay(facts->last_publish->chosen, 255) + ")";
+      }
     }
   }
   // A no-master record after a repair began (e.g. the znode recreated) is still being repaired.
@@ -356,18 +371,17 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   in.policy.paused = control->paused;
   in.repair = repair;
   in.epoch_floor = epoch_floor;
-  if (repair) {
-    // Not the znode's content: the last record history backs (for the ranking and the timeline
-    // floor), if any.
-    if (read_facts() && facts->last_publish && facts->last_publish->master) {
-      in.published = *facts->last_publish->master;
-    }
-  } else if (published) {
+  if (authoritative) {
     in.published = published->record;
-    if (control->accept_below_timeline != 0) {
-      in.acceptance = DecisionInput::Acceptance{control->accept_below_timeline, control->accept_by,
-                                                control->accept_reason, control->accept_at_ms};
-    }
+  } else if (read_facts() && facts->last_publish && facts->last_publish->master) {
+    // Not the znode's content (no record that is not authoritative decides anything, its epoch
+    // included): the last record history backs stays in force, for the ranking and the timeline
+    // floor (docs/decision-rules.md, "Trust").
+    in.published = *facts->last_publish->master;
+  }
+  if (control->accept_below_timeline != 0) {
+    in.acceptance = DecisionInput::Acceptance{control->accept_below_timeline, control->accept_by,
+                                              control->accept_reason, control->accept_at_ms};
   }
 
   std::vector<NodeTarget> targets = spec.nodes;
@@ -530,7 +544,7 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   in.now = clock_->Now();
   in.wall_now = clock_->WallNow();
   probe_ms = ms_since(probe_start);
-  const std::vector<std::string> wc_names = WriteCheckTargets(in);
+  const std::vector<std::string> wc_names = WriteCheckTargets(in, &rt.memory);
   if (!wc_names.empty()) {
     const MonoTime wc_start = clock_->Now();
     std::vector<NodeTarget> wc_targets;
@@ -584,14 +598,15 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   }
   // A record backed by history whose node nobody reaches stays in force (it may be the real
   // master behind a partition); say so once, with the way out.
+  // In force is the authoritative record, or else history's newest publish (DecisionInput).
   bool unreachable = false;
-  if (published && !repair && published->record.state == model::MasterState::kOk) {
+  if (in.published && in.published->state == model::MasterState::kOk) {
     for (const model::NodeEvidence& e : verdict.evidence) {
-      if (e.node == published->record.node) unreachable = !e.reachable;
+      if (e.node == in.published->node) unreachable = !e.reachable;
     }
   }
   if (unreachable) {
-    const model::MasterRecord& r = published->record;
+    const model::MasterRecord& r = *in.published;
     ReportProblem(c, rt, "published_master", "published_master_unreachable", pub.MasterPath(c),
                   "published master " + untrusted::SanitizeForDisplay(r.node, 255) + " (epoch " +
                       std::to_string(r.epoch) + ", timeline " + std::to_string(r.timeline) +

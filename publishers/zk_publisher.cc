@@ -117,9 +117,13 @@ StatusOr<MasterZnode> ZkPublisher::ReadMasterZnode(const std::string& cluster, z
   MasterZnode m;
   m.version = got->stat.version;
   m.mzxid = got->stat.mzxid;
-  if (got->data.empty()) {
+  if (got->data.empty() && got->stat.version == 0) {
     // Created bare by someone's EnsurePath: the initial record.
     m.record = model::MasterRecord{};
+  } else if (got->data.empty()) {
+    // Wiped by a set: whatever was there, this is not the initial record.
+    m.corrupt = "empty payload written over the record (version " +
+                std::to_string(got->stat.version) + ")";
   } else {
     auto record = model::MasterRecord::FromJson(got->data);
     if (record.ok()) {
@@ -397,8 +401,10 @@ StatusOr<HistoryFacts> ZkPublisher::ReadHistoryFacts(const std::string& cluster,
     }
     auto entry = model::HistoryEntry::FromJson(got->data);
     if (!entry.ok()) continue;
-    facts.newest_epoch = std::max(facts.newest_epoch, entry->epoch);
     if (entry->action == "publish") {
+      // Only a publish uses an epoch; a withdraw entry only names one (and an old version named
+      // a forged record's).
+      facts.newest_epoch = std::max(facts.newest_epoch, entry->epoch);
       facts.last_publish = std::move(*entry);
       break;
     }

@@ -101,7 +101,7 @@ enum class VouchOutcome {
 // What the leader needs from clusters/<c>/history to trust a record and to choose an epoch.
 struct HistoryFacts {
   std::int64_t pzxid = 0;          // the history znode's pzxid when read (a cache key)
-  std::uint64_t newest_epoch = 0;  // the largest epoch among the entries read
+  std::uint64_t newest_epoch = 0;  // the largest epoch among the publish entries read
   // The newest entry with action "publish" among the newest `max_entries` (absent: none there).
   std::optional<model::HistoryEntry> last_publish;
 };

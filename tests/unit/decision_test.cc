@@ -748,8 +748,99 @@ TEST(DecisionTest, WriteCheckTargetsOnlyPossibleWinners) {
   AddNode(in, Standby("db4", 3, "db3"));
   AddNode(in, Primary("db9", 9).Sysid(kForeign));
   EXPECT_THAT(WriteCheckTargets(in), ElementsAreArray({"db3"}));
+  // db3's poller and db4's probe still show timeline 3: db2 cannot win.
   in.probes.erase("db3");
+  EXPECT_TRUE(WriteCheckTargets(in).empty());
+  in.observations.erase("db3");
+  in.probes.erase("db4");
+  in.observations.erase("db4");
   EXPECT_THAT(WriteCheckTargets(in), ElementsAreArray({"db2"}));
+}
+
+// Issue 12, sim finding 1: an epoch never wraps. With 2^64-1 to go above (an authoritative record
+// or the floor), nothing is published and the verdict says why.
+TEST(DecisionTest, EpochNeverWrapsToZero) {
+  DecisionMemory memory;
+  DecisionInput in = BaseInput(0);
+  in.published = Published("db1", 1, UINT64_MAX);
+  AddNode(in, Down("db1"));
+  AddNode(in, Primary("db2", 2));
+  Verdict v = Decide(in, memory);
+  EXPECT_NE(v.action, Action::kPublish);
+  EXPECT_FALSE(v.record.has_value());
+  ASSERT_FALSE(v.reasons.empty());
+  EXPECT_EQ(v.reasons[0].code, ReasonCode::kEpochExhausted) << FormatReasons(v.reasons);
+  // The same through the floor of a repair.
+  in = BaseInput(1000);
+  in.repair = true;
+  in.epoch_floor = UINT64_MAX;
+  AddNode(in, Primary("db2", 2));
+  v = Decide(in, memory);
+  EXPECT_EQ(v.action, Action::kNone);
+  EXPECT_TRUE(v.HasReason(ReasonCode::kEpochExhausted)) << FormatReasons(v.reasons);
+  // One below the maximum is still usable.
+  in.epoch_floor = UINT64_MAX - 1;
+  v = Decide(in, memory);
+  ASSERT_EQ(v.action, Action::kPublish) << FormatReasons(v.reasons);
+  EXPECT_EQ(v.record->epoch, UINT64_MAX);
+}
+
+// Issue 12, sim finding 3: with record and history lost, a node on a later timeline (even a
+// standby, even seen only by its poller) shows that the writable node below it was left behind:
+// it is reported below_cluster_timeline, not write-checked, and never published.
+TEST(DecisionTest, WritableNodeBelowTheClusterTimelineIsNeverPublished) {
+  for (const bool probed : {true, false}) {
+    DecisionMemory memory;
+    DecisionInput in = BaseInput(0);
+    in.repair = true;  // nothing backed: the record and history were deleted
+    in.epoch_floor = 40;
+    AddNode(in, Primary("db1", 1));
+    AddNode(in, probed ? Standby("db2", 2, "") : Standby("db2", 2, "").NoProbe());
+    EXPECT_TRUE(WriteCheckTargets(in).empty());
+    for (int round = 0; round < 3; ++round) {
+      in.now = kStart + Millis(round * 10000);
+      for (auto& entry : in.probes) entry.second.taken_at = in.now;
+      for (auto& entry : in.observations) entry.second.received_at = in.now;
+      const Verdict v = Decide(in, memory);
+      EXPECT_EQ(v.action, Action::kNone) << FormatReasons(v.reasons);
+      ASSERT_EQ(v.stale_primaries.size(), 1u);
+      EXPECT_EQ(v.stale_primaries[0].node, "db1");
+      EXPECT_EQ(v.stale_primaries[0].code, ReasonCode::kBelowClusterTimeline);
+      EXPECT_TRUE(v.HasReason(ReasonCode::kBelowClusterTimeline, "db1"));
+    }
+    // db2 goes away: this process remembers its timeline (DecisionMemory::max_timeline).
+    in.probes.erase("db2");
+    in.observations.erase("db2");
+    EXPECT_TRUE(WriteCheckTargets(in, &memory).empty());
+    EXPECT_TRUE(Decide(in, memory).HasReason(ReasonCode::kBelowClusterTimeline, "db1"));
+    // Another cluster's node on a later timeline says nothing about ours (a fresh process).
+    DecisionMemory fresh;
+    AddNode(in, Standby("db9", 5, "").Sysid(kForeign));
+    EXPECT_THAT(WriteCheckTargets(in, &fresh), ElementsAreArray({"db1"}));
+    EXPECT_EQ(Decide(in, fresh).action, Action::kPublish);
+  }
+}
+
+// Issue 12, sim finding 2: in a repair the last record history backs is in force, so an operator's
+// acceptance of its timeline lowers it like that of an authoritative record, and is used once.
+TEST(DecisionTest, AcceptanceAppliesToTheRecordHistoryBacksDuringARepair) {
+  DecisionMemory memory;
+  DecisionInput in = BaseInput(0);
+  in.repair = true;
+  in.epoch_floor = 30;
+  in.published = Published("db1", 2, 9);
+  AddNode(in, Down("db1"));
+  AddNode(in, Primary("db2", 1));
+  Verdict v = Decide(in, memory);
+  EXPECT_EQ(v.action, Action::kWithdraw) << FormatReasons(v.reasons);
+  EXPECT_TRUE(v.HasReason(ReasonCode::kBelowPublishedTimeline, "db2"));
+  in.acceptance = DecisionInput::Acceptance{2, "alice", "db1 is gone", 1700000000000};
+  v = Decide(in, memory);
+  ASSERT_EQ(v.action, Action::kPublish) << FormatReasons(v.reasons);
+  EXPECT_TRUE(v.acceptance_used);
+  EXPECT_EQ(v.record->node, "db2");
+  EXPECT_EQ(v.record->epoch, 31u);
+  EXPECT_EQ(v.record->reason, "operator_accepted_lower_timeline");
 }
 
 TEST(DecisionTest, SameInputAndMemoryGiveTheSameVerdict) {

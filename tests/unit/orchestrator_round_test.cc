@@ -187,6 +187,17 @@ class OrchestratorRoundTest : public ::testing::Test {
     ASSERT_TRUE(made.ok()) << made.status().ToString();
   }
 
+  // `pgherald accept-timeline --timeline <timeline>` by alice@ops.
+  void Accept(std::uint32_t timeline, const std::string& reason) {
+    auto op = server_->NewSession(zk::FakeZkOptions{});
+    publishers::ControlState accept;
+    accept.accept_below_timeline = timeline;
+    accept.accept_by = "alice@ops";
+    accept.accept_reason = reason;
+    accept.accept_at_ms = 1700000000000;
+    ASSERT_TRUE(AcceptLowerTimeline(*op, "/pgherald", "main", accept).ok());
+  }
+
   std::ostringstream log_;
   ManualClock clock_;
   std::unique_ptr<zk::FakeZk> poller_;
@@ -558,6 +569,118 @@ TEST_F(OrchestratorRoundTest, UnbackedRecordIsNeverObeyedAndIsRepaired) {
   EXPECT_EQ(Count(log_.str(), "master_unbacked cluster=main"), 3u) << log_.str();
 }
 
+// Issue 12, sim finding 1: a hand-written no-master record with the largest epoch is not the
+// initial record: it is unbacked, repaired, and its epoch never counts (no wrap to 0).
+TEST_F(OrchestratorRoundTest, HandWrittenNoMasterRecordWithTheLargestEpochNeverWrapsTheEpoch) {
+  auto orch = Make(/*dry_run=*/false);
+  CountingObserver observer;
+  orch->set_observer(&observer);
+  Rounds(*orch, 5);
+  const std::uint64_t first_epoch = Record().epoch;
+  ASSERT_EQ(Record().node, "node1");
+  auto vandal = server_->NewSession(zk::FakeZkOptions{});
+  model::MasterRecord forged;  // state no-master, and no children (the voucher deleted too)
+  forged.epoch = UINT64_MAX;
+  for (const std::string& v : Children()) {
+    ASSERT_TRUE(vandal->Delete(std::string(kCluster) + "/master/" + v).ok());
+  }
+  ASSERT_TRUE(vandal->Set(std::string(kCluster) + "/master", forged.ToJson(), -1).ok());
+  const std::int64_t mzxid = server_->Peek(std::string(kCluster) + "/master")->stat.mzxid;
+  server_->DispatchAllPending();
+  orch->RunRound();
+  const model::MasterRecord r = Record();
+  EXPECT_EQ(r.node, "node1") << log_.str();
+  EXPECT_EQ(r.reason, "master_repaired");
+  EXPECT_EQ(r.epoch, static_cast<std::uint64_t>(mzxid) + 1);
+  EXPECT_GT(r.epoch, first_epoch);
+  EXPECT_EQ(Bound().size(), 1u);
+  EXPECT_EQ(Count(log_.str(), "master_unbacked cluster=main"), 1u) << log_.str();
+  for (const model::HistoryEntry& h : History()) {
+    EXPECT_NE(h.epoch, UINT64_MAX) << h.ToJson();
+    EXPECT_NE(h.epoch, 0u) << h.ToJson();
+  }
+}
+
+// Issue 12, sim finding 2: the master znode deleted (and recreated as the initial record), wiped
+// to an empty payload, or overwritten by a hand-written no-master record, with history intact:
+// none of them says "nothing published". History's newest publish (node1, timeline 2) stays in
+// force: node2, writable on timeline 1, is not published over it; the unreachable master is
+// reported; only `pgherald accept-timeline` lowers it.
+TEST_F(OrchestratorRoundTest, LostRecordDoesNotResetThePublishedTimelineHistoryHolds) {
+  for (int variant = 0; variant < 3; ++variant) {
+    SCOPED_TRACE(variant);
+    server_ = zk::FakeZkServer::Create(&clock_);
+    poller_.reset();
+    log_.str("");
+    prober_.nodes["node1"] = ScriptedNode{true, false, false, 2};
+    prober_.nodes["node2"] = ScriptedNode{};
+    auto orch = Make(/*dry_run=*/false);
+    CountingObserver observer;
+    orch->set_observer(&observer);
+    Rounds(*orch, 5);
+    ASSERT_EQ(Record().node, "node1");
+    ASSERT_EQ(Record().timeline, 2u);
+    const std::size_t entries = History().size();
+    prober_.nodes["node1"].up = false;
+    prober_.nodes["node2"] = ScriptedNode{true, false, false, 1};  // the old primary, writable
+    auto vandal = server_->NewSession(zk::FakeZkOptions{});
+    const std::string master = std::string(kCluster) + "/master";
+    if (variant == 0) {
+      for (const std::string& v : Children()) ASSERT_TRUE(vandal->Delete(master + "/" + v).ok());
+      ASSERT_TRUE(vandal->Delete(master).ok());
+    } else {
+      ASSERT_TRUE(vandal->Set(master, variant == 1 ? "" : model::MasterRecord{}.ToJson(), -1).ok());
+    }
+    Rounds(*orch, 10);
+    for (std::size_t i = entries; i < History().size(); ++i) {
+      EXPECT_NE(History()[i].action, "publish") << History()[i].ToJson();
+    }
+    auto now = server_->Peek(master);
+    ASSERT_TRUE(now.has_value());
+    EXPECT_EQ(now->data.find("node2"), std::string::npos) << now->data;
+    EXPECT_TRUE(Children().empty());
+    EXPECT_EQ(Count(log_.str(), "published_master_unreachable cluster=main"), 1u) << log_.str();
+    EXPECT_NE(log_.str().find("below_published_timeline"), std::string::npos) << log_.str();
+    // The operator accepts timeline 2's loss: node2 is published, once.
+    Accept(2, "node1 is gone");
+    Rounds(*orch, 2);
+    EXPECT_EQ(Record().node, "node2") << log_.str();
+    EXPECT_EQ(Record().reason, "operator_accepted_lower_timeline");
+    EXPECT_EQ(Bound().size(), 1u);
+    orch->Resign();
+  }
+}
+
+// Issue 12, sim finding 3: master and history both deleted. node2, a standby on timeline 2,
+// shows that node1, still writable on timeline 1, was left behind: the repair waits rather than
+// publish node1, and says why.
+TEST_F(OrchestratorRoundTest, LostRecordAndHistoryNeverPublishANodeBelowTheClusterTimeline) {
+  auto orch = Make(/*dry_run=*/false);
+  Rounds(*orch, 5);
+  ASSERT_EQ(Record().node, "node1");
+  auto vandal = server_->NewSession(zk::FakeZkOptions{});
+  const std::string master = std::string(kCluster) + "/master";
+  for (const std::string& v : Children()) ASSERT_TRUE(vandal->Delete(master + "/" + v).ok());
+  ASSERT_TRUE(vandal->Delete(master).ok());
+  for (const std::string& h : server_->PeekChildren(std::string(kCluster) + "/history")) {
+    ASSERT_TRUE(vandal->Delete(std::string(kCluster) + "/history/" + h).ok());
+  }
+  prober_.nodes["node2"].timeline = 2;  // promoted meanwhile, now a standby of someone else
+  const int checks = prober_.write_checks;
+  Rounds(*orch, 10);
+  auto now = server_->Peek(master);
+  ASSERT_TRUE(now.has_value());
+  EXPECT_EQ(now->data.find("node1"), std::string::npos) << now->data;
+  EXPECT_TRUE(History().empty());
+  EXPECT_EQ(prober_.write_checks, checks) << "node1 cannot win: not written to";
+  EXPECT_NE(log_.str().find("below_cluster_timeline"), std::string::npos) << log_.str();
+  // node2 is promoted (writable on timeline 2): it is published.
+  prober_.nodes["node2"].in_recovery = false;
+  Rounds(*orch, 2);
+  EXPECT_EQ(Record().node, "node2") << log_.str();
+  EXPECT_EQ(Record().timeline, 2u);
+}
+
 // A record backed by history whose node nobody reaches stays in force (it may be the real master
 // behind a partition): a writable node on a lower timeline is not published over it, the problem
 // is shown once. `pgherald accept-timeline` writes a one-shot acceptance: the leader publishes
@@ -585,17 +708,10 @@ TEST_F(OrchestratorRoundTest, UnreachableBackedMasterStaysUntilAnOperatorAccepts
   EXPECT_EQ(log_.str().find("master_unbacked"), std::string::npos) << log_.str();
 
   // An acceptance for another timeline does nothing.
-  auto op = server_->NewSession(zk::FakeZkOptions{});
-  publishers::ControlState accept;
-  accept.accept_below_timeline = 5;
-  accept.accept_by = "alice@ops";
-  accept.accept_reason = "node1's disk is gone";
-  accept.accept_at_ms = 1700000000000;
-  ASSERT_TRUE(AcceptLowerTimeline(*op, "/pgherald", "main", accept).ok());
+  Accept(5, "node1's disk is gone");
   Rounds(*orch, 3);
   EXPECT_EQ(Record().node, "node1");
-  accept.accept_below_timeline = 2;
-  ASSERT_TRUE(AcceptLowerTimeline(*op, "/pgherald", "main", accept).ok());
+  Accept(2, "node1's disk is gone");
   Rounds(*orch, 2);
   const model::MasterRecord r = Record();
   EXPECT_EQ(r.node, "node2") << log_.str();

@@ -69,15 +69,16 @@ constexpr char kControl[] = "/pgherald/clusters/main/control";
 constexpr char kIdentity[] = "/pgherald/clusters/main/identity";
 constexpr char kElection[] = "/pgherald/orchestrators/election";
 
-// Hostile variants the writer side (wip/safety-orch 114a5a6) still fails, left out of the default
-// run until it is fixed (then set this to true; ORCH_SIM_OPEN_FINDINGS=1 turns them on meanwhile):
-//   - the master znode deleted (with or without history): a recreated initial record reads as
-//     "nothing published", first_master/master_repaired publishes an old primary below the published
-//     timeline (seeds 7503, 439);
+// Hostile variants the writer side (wip/safety-orch 114a5a6) failed, fixed on wip/safety-fix-orch
+// (docs/decision-rules.md, "Trust", "Epochs", rule 4 "below the cluster's timeline"):
+//   - the master znode deleted (with or without history): a recreated initial record read as
+//     "nothing published", first_master/master_repaired published an old primary below the
+//     published timeline (seeds 7503, 439);
 //   - an empty payload or a hand-written no-master record: read as the initial record, the same
 //     (seed 8201 without deletions);
-//   - a forged epoch 2^64-1: the next epoch wraps to 0 (seeds 6409, 2514).
-constexpr bool kOpenFindingsFixed = false;
+//   - a forged epoch 2^64-1: the next epoch wrapped to 0 (seeds 6409, 2514).
+// Setting this to false leaves them out again (ORCH_SIM_OPEN_FINDINGS=1 turns them on then).
+constexpr bool kOpenFindingsFixed = true;
 bool WithOpenFindings() {
   return kOpenFindingsFixed || std::getenv("ORCH_SIM_OPEN_FINDINGS") != nullptr;
 }
