@@ -96,13 +96,28 @@ TEST(HostilePayloadLab, NestedPayloadsInMasterAndNodesKillNothingAndKeepTheRoute
   // heartbeat) and a persistent znode under nodes/ that nobody rewrites.
   const std::string nested = NestedArrays(200 * 1024);
   const std::string victim = master == "node1" ? "node2" : "node1";
-  ASSERT_TRUE(zk->Set(NodesPath() + "/" + victim, nested).ok());
   ASSERT_TRUE(zk->Create(NodesPath() + "/node9", nested, zk::CreateMode::kPersistent).ok());
-  EXPECT_TRUE(orchestrator_logged("observation_corrupt")) << lab.Logs();
+  // The victim's poller rewrites its znode within a heartbeat, possibly before the leader's next
+  // round reads it: write it again until the leader has seen one.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        (void)zk->Set(NodesPath() + "/" + victim, nested);
+        return (lab.orchestrator(0).Log() + lab.orchestrator(1).Log()).find("observation_corrupt") !=
+               std::string::npos;
+      },
+      seconds(30)))
+      << lab.Logs();
   // Then the master record itself, with both orchestrators stopped (SIGSTOP) so that what status
   // and the watch show of a corrupt record is seen before the leader repairs it (it rewrites the
   // record from its own verification within a round of resuming).
   for (int i = 0; i < 2; ++i) lab.orchestrator(i).Signal(SIGSTOP);
+  // Whatever fails below, the orchestrators run again (a stopped process would hold up teardown).
+  struct Resume {
+    ObservabilityLab& lab;
+    ~Resume() {
+      for (int i = 0; i < 2; ++i) lab.orchestrator(i).Signal(SIGCONT);
+    }
+  } resume{lab};
   ASSERT_TRUE(zk->Set(MasterPath(), nested).ok());
   // The watch (the client library inside) ignores it with one clean line and keeps its state.
   EXPECT_TRUE(

@@ -119,8 +119,12 @@ TEST(OrchestratorLab, FirstMasterIsPublishedWithoutAnyPromotion) {
   EXPECT_EQ(m->port, TheLab().pg_port(S().primary));
   EXPECT_GE(m->timeline, 1u);
   EXPECT_EQ(Vouchers(*S().zk, kRoot), std::vector<std::string>{"orch-a"});
-  auto identity = S().zk->Get(std::string(kRoot) + "/clusters/main/identity");
-  ASSERT_TRUE(identity.ok());
+  // The identity is recorded in the round that published, right after the publish's multi.
+  StatusOr<zk::NodeData> identity = Status(StatusCode::kNotFound, "not read yet");
+  ASSERT_TRUE(WaitUntil(
+      [&] { return (identity = S().zk->Get(std::string(kRoot) + "/clusters/main/identity")).ok(); },
+      seconds(20)))
+      << S().a->Log();
   EXPECT_NE(identity->data.find("system_identifier"), std::string::npos);
   auto h = History();
   ASSERT_EQ(h.size(), 1u);
