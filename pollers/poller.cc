@@ -262,13 +262,19 @@ model::NodeObservation Poller::Observe() {
     auto source =
         probe.ok() ? ParseTimelineStartProbe(*probe) : StatusOr<TimelineStart>(probe.status());
     sql_options_.timeline_start = source.ok() ? *source : TimelineStart::kNone;
+    timeline_started_.reset();
     log_.Info("postgres_connected",
               {{"server", conn_->Describe()},
                {"timeline_start", TimelineStartName(sql_options_.timeline_start)}});
     if (!source.ok()) log_.Warn("timeline_start_probe_failed", {{"error", source.status()}});
   }
   for (int attempt = 0; attempt < 3; ++attempt) {
-    const std::string sql = BuildTickSql(layout_, cursor_.QueryFromUs(), sql_options_);
+    // When the current timeline began is read once per timeline and connection, not every tick:
+    // asked every 100 ms of a primary, the file-system function made repmgrd's detection of a
+    // frozen primary miss its window in the freeze-long drill (docs/poller.md).
+    TickSqlOptions options = sql_options_;
+    if (timeline_started_) options.timeline_start = TimelineStart::kNone;
+    const std::string sql = BuildTickSql(layout_, cursor_.QueryFromUs(), options);
     auto result = conn_->Exec(sql);
     if (!result.ok()) {
       if (result.status().code() == StatusCode::kNotFound && layout_.kind == RepmgrLayout::Kind::kRepmgr4 &&
@@ -325,7 +331,17 @@ model::NodeObservation Poller::Observe() {
         cursor_.Reset();
       }
     }
+    if (timeline_started_) tick->timeline_started_us = timeline_started_->second;
     auto obs = BuildObservation(identity_, *tick, layout_error_);
+    if (timeline_started_ && (obs.in_recovery || obs.timeline != timeline_started_->first)) {
+      // Another timeline (or a standby now): what was read belongs to the old one.
+      timeline_started_.reset();
+      tick->timeline_started_us.reset();
+      obs = BuildObservation(identity_, *tick, layout_error_);
+    } else if (!timeline_started_ && !obs.in_recovery && obs.timeline > 1 &&
+               tick->timeline_started_us && *tick->timeline_started_us > 0) {
+      timeline_started_ = std::make_pair(obs.timeline, *tick->timeline_started_us);
+    }
     for (auto& e : cursor_.Accept(tick->events)) pending_events_.push_back(std::move(e));
     return obs;
   }

@@ -111,6 +111,8 @@ class Poller {
   RepmgrLayout layout_;
   std::string layout_error_;
   TickSqlOptions sql_options_;
+  // (timeline, when it began in us): read once per timeline and connection (Tick).
+  std::optional<std::pair<std::uint32_t, std::int64_t>> timeline_started_;
   EventCursor cursor_;
   std::vector<RepmgrEvent> pending_events_;
   std::optional<std::string> identity_sysid_;
