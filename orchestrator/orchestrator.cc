@@ -681,6 +681,18 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
     Wake();
     return;
   }
+  // The cluster's identity is recorded before its first master: a node of another database is
+  // never published afterwards.
+  if (verdict.identity_to_record) {
+    if (Status s = pub.RecordIdentity(c, *verdict.identity_to_record); !s.ok()) {
+      Log().Warn("identity_record_failed", {{"cluster", c}, {"error", s}});
+      rt.identity.reset();  // re-read next round and decide again
+      Wake();
+      return;
+    }
+    rt.identity = *verdict.identity_to_record;
+    Log().Info("identity_recorded", {{"cluster", c}, {"system_identifier", *verdict.identity_to_record}});
+  }
   const model::HistoryEntry history = ToHistoryEntry(in, verdict);
   const MonoTime publish_start = clock_->Now();
   std::optional<publishers::ControlState> control_after;

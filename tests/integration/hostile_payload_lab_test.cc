@@ -110,12 +110,12 @@ TEST(HostilePayloadLab, NestedPayloadsInMasterAndNodesKillNothingAndKeepTheRoute
   // Then the master record itself, with both orchestrators stopped (SIGSTOP) so that what status
   // and the watch show of a corrupt record is seen before the leader repairs it (it rewrites the
   // record from its own verification within a round of resuming).
-  for (int i = 0; i < 2; ++i) lab.orchestrator(i).Signal(SIGSTOP);
+  for (int i = 0; i < 2; ++i) lab.orchestrator(i).Send(SIGSTOP);
   // Whatever fails below, the orchestrators run again (a stopped process would hold up teardown).
   struct Resume {
     ObservabilityLab& lab;
     ~Resume() {
-      for (int i = 0; i < 2; ++i) lab.orchestrator(i).Signal(SIGCONT);
+      for (int i = 0; i < 2; ++i) lab.orchestrator(i).Send(SIGCONT);
     }
   } resume{lab};
   ASSERT_TRUE(zk->Set(MasterPath(), nested).ok());
@@ -138,7 +138,7 @@ TEST(HostilePayloadLab, NestedPayloadsInMasterAndNodesKillNothingAndKeepTheRoute
   EXPECT_FALSE(json::parse(js.out, nullptr, false).is_discarded()) << js.out;
   CommandResult history = lab.Cli({"history", "--cluster", kCluster});
   EXPECT_GE(history.exit_code, 0) << history.err;
-  for (int i = 0; i < 2; ++i) lab.orchestrator(i).Signal(SIGCONT);
+  for (int i = 0; i < 2; ++i) lab.orchestrator(i).Send(SIGCONT);
   EXPECT_TRUE(orchestrator_logged("master_unreadable")) << lab.Logs();
   // The leader repairs: a readable record again, vouched by a voucher bound to it.
   EXPECT_TRUE(WaitUntil(

@@ -344,6 +344,8 @@ TEST_F(OrchestratorRoundTest, WithdrawnVoucherLeavesOneHistoryEntryWithTheReason
   ASSERT_EQ(Bound().size(), 1u);
   ASSERT_EQ(Children(), Bound());
   ASSERT_EQ(History().size(), 1u);
+  // The first publish recorded the cluster's identity (a foreign database is never published).
+  EXPECT_TRUE(server_->Peek(std::string(kCluster) + "/identity").has_value());
 
   // The master still answers but its write check fails: the voucher goes, with an entry.
   prober_.nodes["node1"].write_fails = true;
