@@ -505,13 +505,11 @@ TEST(SafetyLab, HandWrittenRecordOnAHigherTimelineIsNotObeyedAndIsRepaired) {
 //    (docs/watch.md) and are not counted; what is asserted is from the block on. When the quorum is
 //    back the watch must not reopen a route to the stale node: after the block, the first route is
 //    the new master, published (or re-affirmed) after the outage.
-// DISABLED (not counted as passing): fails in about one run of three on an open bug of the
-// pgbouncer sink, so issue 12 stays open until it is fixed: a `block` is KILL of the databases;
-// pgbouncer 1.18 can crash on that KILL (docs/pgbouncer.md), and the restarted pgbouncer reads the
-// databases file, which under `block` still names the last vouched master (here the stale old
-// primary), so it routes there again while the sink believes the block holds. HAProxy holds in every
-// run. Run it with --gtest_also_run_disabled_tests (docs/drills.md, "Safety drills").
-TEST(SafetyLab, DISABLED_QuorumLossAndReturnDoesNotReopenARouteToAStaleMaster) {
+// pgbouncer 1.18 can crash on the block's KILL (docs/pgbouncer.md); its supervisor restarts it and
+// the restarted pgbouncer reads the databases file: the sink writes a file that routes nowhere
+// before it KILLs, so a restart during the block does not route to the last vouched master (this
+// test failed in about one run of three while the file still named it).
+TEST(SafetyLab, QuorumLossAndReturnDoesNotReopenARouteToAStaleMaster) {
   std::vector<int> frozen;
   const std::string keep_mode = "on_unverified: keep\n";
   const std::string block_mode =
