@@ -1,6 +1,12 @@
 // The orchestrator on the real lab (ZooKeeper ensemble, 3-node PostgreSQL 15 + repmgr/repmgrd),
 // running as real `pgherald orchestrator` processes that probe the configured nodes directly (no
-// pollers). The tests run in order and share one lab; each leaves one primary behind.
+// pollers). The cases run in order and share one lab and the orchestrators. Each starts from a
+// known state that its fixture restores and verifies first, whatever the case before it left:
+// the lab's (Lab::Restore: one primary, the two other nodes streaming from it, repmgrd monitoring
+// on all three, the ensemble serving), and for every case but the first, orch-a (and orch-b once a
+// case started it) running and not frozen, the cluster not paused, and the master record naming
+// the primary with a bound voucher. Waits are on conditions; their deadlines are safety nets,
+// generous for a loaded machine.
 #include <gtest/gtest.h>
 
 #include <libpq-fe.h>
@@ -19,6 +25,8 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 constexpr char kRoot[] = "/pgherald-it";
+// The safety net of every wait for something the orchestrator, repmgrd or ZooKeeper does.
+constexpr seconds kPatience(90);
 
 class LabEnvironment : public ::testing::Environment {
  public:
@@ -48,11 +56,6 @@ lab::Lab& TheLab() {
 }
 
 std::string Node(int n) { return "node" + std::to_string(n); }
-
-int OnlyWritable() {
-  auto w = TheLab().WritableNodes();
-  return w.ok() && w->size() == 1 ? (*w)[0] : 0;
-}
 
 // State shared by the ordered tests: the orchestrator processes and what they published.
 struct Shared {
@@ -104,15 +107,76 @@ std::vector<model::HistoryEntry> History() {
   return out;
 }
 
-TEST(OrchestratorLab, FirstMasterIsPublishedWithoutAnyPromotion) {
-  S().zk = Reader(TheLab());
-  ASSERT_NE(S().zk, nullptr);
-  S().primary = OnlyWritable();
-  ASSERT_NE(S().primary, 0);
+std::string OrchestratorLogs() {
+  return (S().a ? "---- orch-a ----\n" + S().a->Log() : "") +
+         (S().b ? "---- orch-b ----\n" + S().b->Log() : "");
+}
+
+// The lab's part of the known state; S().primary is the primary afterwards.
+void RestoreLab() {
+  if (S().zk == nullptr) {
+    S().zk = Reader(TheLab());
+    ASSERT_NE(S().zk, nullptr);
+  }
+  auto primary = TheLab().Restore(S().primary);
+  ASSERT_TRUE(primary.ok()) << primary.status().ToString();
+  S().primary = *primary;
+}
+
+// Starts the orchestrator `id` into `slot` when it is not running (a crash is reported); thaws it.
+void EnsureRunning(std::unique_ptr<OrchestratorProcess>& slot, const std::string& id) {
+  if (slot != nullptr && !slot->Running()) {
+    ADD_FAILURE() << id << " exited:\n" << slot->Log();
+    slot.reset();
+  }
+  if (slot == nullptr) {
+    slot = StartOrchestrator(id);
+    ASSERT_NE(slot, nullptr) << "PGHERALD_BIN must name the pgherald program";
+  }
+  slot->Thaw();
+}
+
+// The orchestrators' part of the known state.
+void RestoreOrchestrators() {
+  ASSERT_NO_FATAL_FAILURE(EnsureRunning(S().a, "orch-a"));
+  if (S().b != nullptr) {
+    ASSERT_NO_FATAL_FAILURE(EnsureRunning(S().b, "orch-b"));
+  }
+  const std::string control = std::string(kRoot) + "/clusters/main/control";
+  auto paused = S().zk->Get(control);
+  if (paused.ok() && paused->data.find("\"paused\":false") == std::string::npos) {
+    ASSERT_TRUE(S().zk->Set(control, R"({"format":1,"paused":false})").ok());
+  }
+  ASSERT_TRUE(WaitUntil([] { return MasterIs(S().primary); }, kPatience))
+      << "the master record does not name node" << S().primary << " with a bound voucher\n"
+      << OrchestratorLogs();
+}
+
+// The first case starts from the lab alone: no orchestrator has run, nothing is published.
+class OrchestratorLabFromScratch : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(RestoreLab());
+    ASSERT_EQ(S().a, nullptr);
+    auto master = S().zk->Exists(std::string(kRoot) + "/clusters/main/master");
+    ASSERT_TRUE(master.ok()) << master.status().ToString();
+    ASSERT_FALSE(master->has_value()) << "a master is published before any orchestrator ran";
+  }
+};
+
+// Every other case starts from the whole known state (the comment at the top).
+class OrchestratorLab : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(RestoreLab());
+    ASSERT_NO_FATAL_FAILURE(RestoreOrchestrators());
+  }
+};
+
+TEST_F(OrchestratorLabFromScratch, FirstMasterIsPublishedWithoutAnyPromotion) {
   S().a = StartOrchestrator("orch-a");
   ASSERT_NE(S().a, nullptr) << "PGHERALD_BIN must name the pgherald program";
-  ASSERT_TRUE(WaitUntil([] { return MasterIs(S().primary); }, seconds(20)))
-      << S().a->Log();
+  ASSERT_TRUE(WaitUntil([] { return MasterIs(S().primary); }, kPatience)) << S().a->Log();
   auto m = ReadMaster(*S().zk, kRoot);
   EXPECT_GE(m->epoch, 1u);  // above the initial record's mzxid (docs/decision-rules.md, "Epochs")
   EXPECT_EQ(m->decided_by, "orch-a");
@@ -123,7 +187,7 @@ TEST(OrchestratorLab, FirstMasterIsPublishedWithoutAnyPromotion) {
   StatusOr<zk::NodeData> identity = Status(StatusCode::kNotFound, "not read yet");
   ASSERT_TRUE(WaitUntil(
       [&] { return (identity = S().zk->Get(std::string(kRoot) + "/clusters/main/identity")).ok(); },
-      seconds(20)))
+      kPatience))
       << S().a->Log();
   EXPECT_NE(identity->data.find("system_identifier"), std::string::npos);
   auto h = History();
@@ -141,132 +205,148 @@ TEST(OrchestratorLab, FirstMasterIsPublishedWithoutAnyPromotion) {
   EXPECT_EQ(S().a->Log().find(TheLab().Env("PG_APP_PASSWORD")), std::string::npos);
 }
 
-TEST(OrchestratorLab, KillNineOfThePrimaryPublishesThePromotedNodeWithHistory) {
-  ASSERT_NE(S().a, nullptr);
+TEST_F(OrchestratorLab, KillNineOfThePrimaryPublishesThePromotedNodeWithHistory) {
   const int old_primary = S().primary;
   const auto before = ReadMaster(*S().zk, kRoot);
   ASSERT_TRUE(before.has_value());
+  const std::size_t publishes_before = History().size();
+  const std::size_t entries_before = AllHistory().size();
+  const std::size_t log_from = S().a->Log().size();
   ASSERT_TRUE(TheLab().PgKill(old_primary).ok());
-  auto promoted = TheLab().WaitForPrimary(old_primary, seconds(60));
+  auto promoted = TheLab().WaitForPrimary(old_primary, kPatience);
   ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
   S().primary = *promoted;
-  ASSERT_TRUE(WaitUntil([&] { return MasterIs(S().primary, before->timeline + 1); }, seconds(20)))
+  ASSERT_TRUE(WaitUntil([&] { return MasterIs(S().primary, before->timeline + 1); }, kPatience))
       << S().a->Log();
   auto m = ReadMaster(*S().zk, kRoot);
   EXPECT_EQ(m->epoch, before->epoch + 1);
   EXPECT_EQ(m->reason, "later_timeline");
   auto h = History();
-  ASSERT_EQ(h.size(), 2u);
+  ASSERT_EQ(h.size(), publishes_before + 1);
   const model::HistoryEntry& last = h.back();
   EXPECT_EQ(last.chosen, Node(S().primary));
   ASSERT_TRUE(last.previous.has_value());
   EXPECT_EQ(last.previous->node, Node(old_primary));
   ASSERT_TRUE(last.data_loss.has_value());
   EXPECT_EQ(last.data_loss->old_master, Node(old_primary));
-  EXPECT_TRUE(S().a->LogContains("failover cluster=main old_master=" + Node(old_primary)));
+  EXPECT_TRUE(S().a->LogContains("failover cluster=main old_master=" + Node(old_primary), log_from));
   // Between the two publishes: the voucher of the dead master was withdrawn, with its reason.
   auto all = AllHistory();
-  ASSERT_EQ(all.size(), 3u);
-  EXPECT_EQ(all[1].action, "withdraw");
-  EXPECT_EQ(all[1].epoch, before->epoch);
-  ASSERT_FALSE(all[1].reasons.empty());
+  ASSERT_EQ(all.size(), entries_before + 2);
+  const model::HistoryEntry& withdrawn = all[entries_before];
+  EXPECT_EQ(withdrawn.action, "withdraw");
+  EXPECT_EQ(withdrawn.epoch, before->epoch);
+  ASSERT_FALSE(withdrawn.reasons.empty());
   bool why = false;
-  for (const auto& r : all[1].reasons) why |= r.code == "master_unverified" || r.code == "no_writable_node";
-  EXPECT_TRUE(why) << all[1].ToJson();
-  EXPECT_TRUE(S().a->LogContains("voucher_withdrawn cluster=main node=" + Node(old_primary)));
+  for (const auto& r : withdrawn.reasons) why |= r.code == "master_unverified" || r.code == "no_writable_node";
+  EXPECT_TRUE(why) << withdrawn.ToJson();
+  EXPECT_TRUE(S().a->LogContains("voucher_withdrawn cluster=main node=" + Node(old_primary), log_from));
 }
 
-TEST(OrchestratorLab, OldPrimaryRestartedWritableIsNeverPublished) {
-  ASSERT_NE(S().a, nullptr);
-  int old_primary = 0;
-  // The node killed by the previous test is the one not in the cluster any more.
-  auto hist = History();
-  ASSERT_GE(hist.size(), 2u);
-  old_primary = hist.back().previous->node.back() - '0';
+TEST_F(OrchestratorLab, OldPrimaryRestartedWritableIsNeverPublished) {
+  // A failover first, so that an old primary exists on the timeline before the published one.
+  const int old_primary = S().primary;
+  const auto before = ReadMaster(*S().zk, kRoot);
+  ASSERT_TRUE(before.has_value());
+  ASSERT_TRUE(TheLab().PgKill(old_primary).ok());
+  auto promoted = TheLab().WaitForPrimary(old_primary, kPatience);
+  ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
+  S().primary = *promoted;
+  ASSERT_TRUE(WaitUntil([&] { return MasterIs(S().primary, before->timeline + 1); }, kPatience))
+      << S().a->Log();
+  const auto published = ReadMaster(*S().zk, kRoot);
+  // The trap: the old primary restarted as it is, writable beside the new one. Wait until the
+  // orchestrator has seen it, then check that it held.
+  const std::size_t log_from = S().a->Log().size();
   ASSERT_TRUE(TheLab().PgStartWritable(old_primary).ok());
-  // Two writable nodes now; wait until the orchestrator has seen the trap, then check it held.
   ASSERT_TRUE(WaitUntil([&] {
-    const std::string log = S().a->Log();
-    return log.find("below_published_timeline " + Node(old_primary)) != std::string::npos;
-  }, seconds(20))) << S().a->Log();
+    return S().a->LogContains("below_published_timeline " + Node(old_primary), log_from);
+  }, kPatience)) << S().a->Log();
   EXPECT_TRUE(MasterIs(S().primary));
   for (const model::HistoryEntry& h : History()) {
-    if (h.master && h.master->epoch > hist.back().epoch) ADD_FAILURE() << "published again: " << h.chosen;
+    if (h.master && h.master->epoch > published->epoch) ADD_FAILURE() << "published again: " << h.chosen;
   }
-  // Put it back as a standby for the next tests.
-  ASSERT_TRUE(TheLab().PgRejoin(old_primary).ok());
-  EXPECT_TRUE(WaitUntil([] { return OnlyWritable() == S().primary; }, seconds(30)));
+  // The next case's fixture rejoins the old primary as a standby.
 }
 
-TEST(OrchestratorLab, PausedClusterDoesNotChange) {
-  ASSERT_NE(S().a, nullptr);
+TEST_F(OrchestratorLab, PausedClusterDoesNotChange) {
   const std::string control = std::string(kRoot) + "/clusters/main/control";
-  ASSERT_TRUE(S().zk->Create(control, R"({"format":1,"paused":true})", zk::CreateMode::kPersistent).ok());
-  ASSERT_TRUE(WaitUntil([] { return S().a->LogContains("paused: cluster is paused"); }, seconds(10)));
+  const std::size_t log_from = S().a->Log().size();
+  const std::string paused = R"({"format":1,"paused":true})";
+  auto exists = S().zk->Exists(control);  // it does once a case before resumed the cluster
+  ASSERT_TRUE(exists.ok()) << exists.status().ToString();
+  ASSERT_TRUE((exists->has_value() ? S().zk->Set(control, paused).status()
+                                   : S().zk->Create(control, paused, zk::CreateMode::kPersistent).status())
+                  .ok());
+  ASSERT_TRUE(WaitUntil([&] { return S().a->LogContains("paused: cluster is paused", log_from); },
+                        kPatience));
   const auto before = ReadMaster(*S().zk, kRoot);
   const int old_primary = S().primary;
   ASSERT_TRUE(TheLab().PgKill(old_primary).ok());
-  auto promoted = TheLab().WaitForPrimary(old_primary, seconds(60));
+  auto promoted = TheLab().WaitForPrimary(old_primary, kPatience);
   ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
   // The orchestrator has seen the new primary (as a candidate it may not publish) ...
   ASSERT_TRUE(WaitUntil([&] {
-    return S().a->LogContains(Node(*promoted) + ":candidate:tl" + std::to_string(before->timeline + 1));
-  }, seconds(20))) << S().a->Log();
+    return S().a->LogContains(Node(*promoted) + ":candidate:tl" + std::to_string(before->timeline + 1),
+                              log_from);
+  }, kPatience)) << S().a->Log();
   // ... and the record did not move.
   EXPECT_EQ(ReadMaster(*S().zk, kRoot), before);
   // Resuming publishes the later timeline at once.
   ASSERT_TRUE(S().zk->Set(control, R"({"format":1,"paused":false})").ok());
   S().primary = *promoted;
-  EXPECT_TRUE(WaitUntil([&] { return MasterIs(S().primary, before->timeline + 1); }, seconds(20)))
+  EXPECT_TRUE(WaitUntil([&] { return MasterIs(S().primary, before->timeline + 1); }, kPatience))
       << S().a->Log();
-  ASSERT_TRUE(TheLab().PgRejoin(old_primary).ok());
 }
 
-TEST(OrchestratorLab, SecondInstanceTakesOverAndTheFrozenLeaderCannotPublish) {
-  ASSERT_NE(S().a, nullptr);
+TEST_F(OrchestratorLab, SecondInstanceTakesOverAndTheFrozenLeaderCannotPublish) {
   S().b = StartOrchestrator("orch-b");
   ASSERT_NE(S().b, nullptr);
-  ASSERT_TRUE(WaitUntil([] { return S().b->LogContains("session_started"); }, seconds(10)));
+  ASSERT_TRUE(WaitUntil([] { return S().b->LogContains("session_started"); }, kPatience));
   // Freeze the leader past its session timeout (4 s): the ensemble expires it, its election
-  // znode and voucher vanish, and orch-b leads and vouches.
+  // znode and voucher vanish, and orch-b leads and vouches. The time it takes is printed, not
+  // asserted (a loaded machine stretches it).
   const auto frozen_at = std::chrono::steady_clock::now();
   S().a->Freeze();
   ASSERT_TRUE(WaitUntil([] {
     auto v = Vouchers(*S().zk, kRoot);
     return v == std::vector<std::string>{"orch-b"};
-  }, seconds(15))) << S().b->Log();
+  }, kPatience)) << S().b->Log();
   const auto takeover = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - frozen_at);
   std::printf("[orchestrator] takeover %lld ms after freezing the leader (session timeout 4000 ms)\n",
               static_cast<long long>(takeover.count()));
-  EXPECT_LT(takeover.count(), 4000 + 3000);
   // While orch-a is frozen, a failover happens; orch-b publishes it.
   const auto before = ReadMaster(*S().zk, kRoot);
   const int old_primary = S().primary;
   ASSERT_TRUE(TheLab().PgKill(old_primary).ok());
-  auto promoted = TheLab().WaitForPrimary(old_primary, seconds(60));
-  ASSERT_TRUE(promoted.ok());
+  auto promoted = TheLab().WaitForPrimary(old_primary, kPatience);
+  ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
   S().primary = *promoted;
-  ASSERT_TRUE(WaitUntil([&] { return MasterIs(S().primary, before->timeline + 1); }, seconds(20)))
+  ASSERT_TRUE(WaitUntil([&] { return MasterIs(S().primary, before->timeline + 1); }, kPatience))
       << S().b->Log();
   EXPECT_EQ(ReadMaster(*S().zk, kRoot)->decided_by, "orch-b");
   // orch-a wakes with a round it decided before freezing possibly pending: it must not publish.
-  const std::string a_log_before = S().a->Log();
+  const std::size_t a_from = S().a->Log().size();
   S().a->Thaw();
-  ASSERT_TRUE(WaitUntil([] { return S().a->LogContains("session_lost"); }, seconds(20))) << S().a->Log();
-  ASSERT_TRUE(WaitUntil([] { return S().a->Log().find("session_started", S().a->Log().find("session_lost")) != std::string::npos; }, seconds(20)));
-  const std::string a_after = S().a->Log().substr(a_log_before.size());
+  ASSERT_TRUE(WaitUntil([&] { return S().a->LogContains("session_lost", a_from); }, kPatience))
+      << S().a->Log();
+  ASSERT_TRUE(WaitUntil([&] {
+    const std::string log = S().a->Log();
+    const auto lost = log.find("session_lost", a_from);
+    return lost != std::string::npos && log.find("session_started", lost) != std::string::npos;
+  }, kPatience)) << S().a->Log();
+  const std::string a_after = S().a->Log().substr(a_from);
   EXPECT_EQ(a_after.find("master_published"), std::string::npos) << a_after;
   EXPECT_EQ(ReadMaster(*S().zk, kRoot)->decided_by, "orch-b");
   EXPECT_EQ(Vouchers(*S().zk, kRoot), std::vector<std::string>{"orch-b"});
   // Epochs in history are unique and increasing.
   std::set<std::uint64_t> epochs;
   for (const auto& h : History()) EXPECT_TRUE(epochs.insert(h.epoch).second) << h.epoch;
-  ASSERT_TRUE(TheLab().PgRejoin(old_primary).ok());
 }
 
 // The fence itself on the real ensemble: a deposed leader's multi (its election znode gone with
 // its expired session) fails as a whole, whatever it believes.
-TEST(OrchestratorLab, DeposedLeadersMultiIsRejectedByTheEnsemble) {
+TEST_F(OrchestratorLab, DeposedLeadersMultiIsRejectedByTheEnsemble) {
   const std::string root = "/pgherald-fence";
   zk::ZkClientOptions o;
   o.connect = TheLab().zk_connect();
@@ -283,11 +363,11 @@ TEST(OrchestratorLab, DeposedLeadersMultiIsRejectedByTheEnsemble) {
   const std::string own = election.own_path();
   auto creds = (*old_leader)->credentials();
   ASSERT_TRUE(creds.ok());
-  ASSERT_TRUE(zk::ZkClient::ExpireSessionForTesting(o.connect, *creds, seconds(10)).ok());
+  ASSERT_TRUE(zk::ZkClient::ExpireSessionForTesting(o.connect, *creds, kPatience).ok());
   // The deposed code path on a fresh session (the old one is dead): same path, same version.
   auto fresh = zk::ZkClient::Connect(o);
   ASSERT_TRUE(fresh.ok());
-  ASSERT_TRUE(WaitUntil([&] { auto e = (*fresh)->Exists(own); return e.ok() && !e->has_value(); }, seconds(10)));
+  ASSERT_TRUE(WaitUntil([&] { auto e = (*fresh)->Exists(own); return e.ok() && !e->has_value(); }, kPatience));
   publishers::ZkPublisher deposed(fresh->get(), root, "old");
   model::MasterRecord r;
   r.state = model::MasterState::kOk;
@@ -307,7 +387,7 @@ TEST(OrchestratorLab, DeposedLeadersMultiIsRejectedByTheEnsemble) {
   EXPECT_EQ(deposed.ReadMaster("main")->record.epoch, 0u);
 }
 
-TEST(OrchestratorLab, StopsCleanly) {
+TEST_F(OrchestratorLab, StopsCleanly) {
   if (S().b) {
     EXPECT_EQ(S().b->Stop(), 0);
   }

@@ -130,11 +130,26 @@ class OrchestratorProcess {
     ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
   }
-  void Freeze() { ::kill(pid_, SIGSTOP); }
-  void Thaw() { ::kill(pid_, SIGCONT); }
+  void Freeze() {
+    if (pid_ > 0) ::kill(pid_, SIGSTOP);
+  }
+  void Thaw() {
+    if (pid_ > 0) ::kill(pid_, SIGCONT);
+  }
+  // False once the process has exited (it is reaped then).
+  bool Running() {
+    if (pid_ <= 0) return false;
+    if (::waitpid(pid_, nullptr, WNOHANG) == 0) return true;
+    pid_ = -1;
+    return false;
+  }
   pid_t pid() const { return pid_; }
   std::string Log() const { return ReadFile(log_path_); }
-  bool LogContains(const std::string& needle) const { return Log().find(needle) != std::string::npos; }
+  // Whether the log holds `needle` at or after byte `from` (a size of Log() taken earlier).
+  bool LogContains(const std::string& needle, std::size_t from = 0) const {
+    const std::string log = Log();
+    return from <= log.size() && log.find(needle, from) != std::string::npos;
+  }
 
  private:
   OrchestratorProcess(pid_t pid, std::string log_path) : pid_(pid), log_path_(std::move(log_path)) {}

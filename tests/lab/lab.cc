@@ -124,15 +124,9 @@ bool EchoLabLogs() {
 StatusOr<std::map<std::string, std::string>> ReadEnvFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) return NotFound("cannot read " + path);
-  std::map<std::string, std::string> env;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    const auto eq = line.find('=');
-    if (eq == std::string::npos) continue;
-    env[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return env;
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseLabEnv(text.str());
 }
 
 StatusOr<int> ParseInt(const std::string& text, const std::string& what) {
@@ -146,6 +140,39 @@ StatusOr<int> ParseInt(const std::string& text, const std::string& what) {
 }
 
 }  // namespace
+
+StatusOr<std::map<std::string, std::string>> ParseLabEnv(const std::string& text) {
+  std::map<std::string, std::string> env;
+  std::istringstream in(text);
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (line.empty() || line[0] == '#') continue;
+    const auto eq = line.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Internal("lab.env line " + std::to_string(number) + ": expected KEY='VALUE'");
+    }
+    // The value as the shell reads it: '...' literally, \c as c, anything else as it is.
+    std::string value;
+    for (std::size_t i = eq + 1; i < line.size(); ++i) {
+      if (line[i] == '\'') {
+        const auto close = line.find('\'', i + 1);
+        if (close == std::string::npos) {
+          return Internal("lab.env line " + std::to_string(number) + ": unterminated quote");
+        }
+        value += line.substr(i + 1, close - i - 1);
+        i = close;
+      } else if (line[i] == '\\' && i + 1 < line.size()) {
+        value += line[++i];
+      } else {
+        value += line[i];
+      }
+    }
+    env[line.substr(0, eq)] = std::move(value);
+  }
+  return env;
+}
 
 Lab::Lab(std::string labctl, std::string dir, std::map<std::string, std::string> env)
     : labctl_(std::move(labctl)), dir_(std::move(dir)), env_(std::move(env)) {}
@@ -208,13 +235,14 @@ std::string Lab::pg_conninfo(int node, const std::string& dbname) const {
          Env("PG_SUPERUSER") + " dbname=" + dbname + " connect_timeout=2";
 }
 
-StatusOr<std::string> Lab::Run(const std::string& action, const std::vector<std::string>& args) {
+StatusOr<std::string> Lab::Run(const std::string& action, const std::vector<std::string>& args,
+                               bool echo_stderr) {
   std::vector<std::string> argv = {labctl_, action};
   argv.insert(argv.end(), args.begin(), args.end());
   argv.push_back("--dir");
   argv.push_back(dir_);
-  // Actions are often polled: their stderr goes into the error rather than the test's log.
-  auto result = RunProcess(argv, /*echo_stderr=*/false);
+  // Actions are often polled: by default their stderr goes into the error, not the test's log.
+  auto result = RunProcess(argv, echo_stderr && EchoLabLogs());
   if (!result.ok()) return result.status();
   if (result->exit_code != 0) {
     std::string cmd = "labctl " + action;
@@ -242,6 +270,24 @@ Status Lab::PgRejoin(int node) { return Run("pg-rejoin", {std::to_string(node)})
 Status Lab::RepmgrdStop(int node) { return Run("repmgrd-stop", {std::to_string(node)}).status(); }
 Status Lab::RepmgrdStart(int node) {
   return Run("repmgrd-start", {std::to_string(node)}).status();
+}
+
+StatusOr<int> Lab::Check() {
+  auto out = Run("check");
+  if (!out.ok()) return out.status();
+  return ParseInt(*out, "check");
+}
+
+StatusOr<int> Lab::Restore(int prefer_primary, std::chrono::seconds timeout) {
+  std::vector<std::string> args = {"--timeout", std::to_string(timeout.count())};
+  if (prefer_primary > 0) {
+    args.push_back("--primary");
+    args.push_back(std::to_string(prefer_primary));
+  }
+  // What the restore repaired goes to the test's log.
+  auto out = Run("restore", args, /*echo_stderr=*/true);
+  if (!out.ok()) return out.status();
+  return ParseInt(*out, "restore");
 }
 
 StatusOr<std::vector<int>> Lab::WritableNodes() {

@@ -22,6 +22,10 @@ struct LabOptions {
   bool pgbouncer = false;      // needs postgres
 };
 
+// DIR/lab.env's KEY='VALUE' lines (single-quoted for the shell, docs/lab.md) as a map; an error
+// names a line that is not of that form.
+StatusOr<std::map<std::string, std::string>> ParseLabEnv(const std::string& text);
+
 class Lab {
  public:
   // Runs `labctl up` in a fresh directory. On failure the Status names the component that failed
@@ -43,7 +47,20 @@ class Lab {
   std::string pg_conninfo(int node, const std::string& dbname = "postgres") const;
 
   // Runs `labctl ACTION ARGS... --dir DIR`; returns its stdout (trimmed) or an error with stderr.
-  StatusOr<std::string> Run(const std::string& action, const std::vector<std::string>& args = {});
+  // With echo_stderr, labctl's stderr also goes to ours as it comes (as for Up).
+  StatusOr<std::string> Run(const std::string& action, const std::vector<std::string>& args = {},
+                            bool echo_stderr = false);
+
+  // The known state that test cases sharing a lab start from (docs/lab.md, "Between test
+  // cases"): every ZooKeeper server serving, HAProxy and pgbouncer running, and with PostgreSQL
+  // one primary, the two other nodes streaming from it, repmgr's metadata agreeing and repmgrd
+  // monitoring on all three. Check() returns the primary (0 without PostgreSQL) or an error
+  // naming what differs; Restore() repairs the lab (thaws, restarts, rejoins), verifies the state
+  // and returns the primary, preferring `prefer_primary` when it is writable. Both wait on
+  // conditions; `timeout` is a safety net.
+  StatusOr<int> Check();
+  StatusOr<int> Restore(int prefer_primary = 0,
+                        std::chrono::seconds timeout = std::chrono::seconds(180));
 
   // ZooKeeper ensemble members are 1..3.
   Status ZkKill(int member) { return Run("zk-kill", {std::to_string(member)}).status(); }
