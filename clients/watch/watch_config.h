@@ -34,7 +34,7 @@
 #include <string>
 #include <vector>
 
-#include "clients/watch/pgbouncer_sink.h"
+#include "pgbouncer/pgbouncer_sink.h"
 #include "clients/watch/route_policy.h"
 #include "clients/watch/simple_sinks.h"
 #include "clients/watch/sink_worker.h"

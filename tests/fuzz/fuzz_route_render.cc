@@ -9,7 +9,7 @@
 #include <fstream>
 #include <iterator>
 
-#include "clients/watch/pgbouncer_sink.h"
+#include "pgbouncer/pgbouncer_sink.h"
 #include "clients/watch/route_policy.h"
 #include "clients/watch/template.h"
 #include "common/clock.h"

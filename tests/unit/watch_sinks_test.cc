@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "clients/watch/pgbouncer_sink.h"
+#include "pgbouncer/pgbouncer_sink.h"
 #include "clients/watch/simple_sinks.h"
 #include "clients/watch/subprocess.h"
 #include "clients/watch/template.h"

@@ -1,4 +1,4 @@
-#include "clients/watch/pgbouncer_sink.h"
+#include "pgbouncer/pgbouncer_sink.h"
 
 #include <libpq-fe.h>
 #include <poll.h>
