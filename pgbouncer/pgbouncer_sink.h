@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "clients/watch/sink.h"
+#include "common/config.h"
 #include "common/pg_connection.h"
 
 namespace pgherald::watch {
@@ -47,6 +48,11 @@ struct PgbouncerSinkConfig {
   bool kill_old = false;
   bool kill_on_pause_timeout = true;
 };
+
+// Reads a `type: pgbouncer` sink's keys, recording every mistake in `node` (file:line and key):
+// databases_file and admin required, entries named `*` or a name and one line each, and every
+// entry must render with a sample route (pgbouncer_sink_config.cc).
+PgbouncerSinkConfig ParsePgbouncerSinkConfig(config::ConfigNode& node);
 
 // The [databases] file for `target`: a header comment, then one `name = value` line per entry
 // with {{cluster}}, {{node}}, {{host}}, {{port}}, {{epoch}}, {{timeline}} rendered. A template

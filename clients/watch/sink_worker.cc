@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/backoff.h"
 #include "common/untrusted.h"
 
 namespace pgherald::watch {
@@ -15,32 +16,6 @@ std::int64_t WallMs() {
 }
 
 }  // namespace
-
-Status CheckTarget(const RouteTarget& target) {
-  const auto& m = target.master;
-  const bool block = target.action == RouteTarget::Action::kBlock;
-  std::string errors;
-  const auto bad = [&](const char* field, const std::string& value, const char* rule) {
-    errors += std::string(errors.empty() ? "" : "; ") + field + " \"" +
-              untrusted::SanitizeForDisplay(value, 200) + "\" is not " + rule;
-  };
-  if (!untrusted::IsValidName(m.cluster) && !(block && m.cluster.empty())) {
-    bad("cluster", m.cluster, untrusted::kNameRule);
-  }
-  if (!untrusted::IsValidName(m.node) && !(block && m.node.empty())) {
-    bad("node", m.node, untrusted::kNameRule);
-  }
-  if (!untrusted::IsValidHost(m.host) && !(block && m.host.empty())) {
-    bad("host", m.host, untrusted::kHostRule);
-  }
-  if (!untrusted::IsValidPort(m.port) && !(block && m.port == 0)) {
-    errors += std::string(errors.empty() ? "" : "; ") + "port " + std::to_string(m.port) +
-              " is not in 1-65535";
-  }
-  if (errors.empty()) return Status::Ok();
-  return InvalidArgument("master record refused (" + errors +
-                         "): nothing applied, the running configuration stays");
-}
 
 SinkWorker::SinkWorker(std::string cluster, std::unique_ptr<Sink> sink, RetryConfig retry)
     : cluster_(std::move(cluster)), sink_(std::move(sink)), retry_(retry) {
@@ -77,7 +52,7 @@ bool SinkWorker::WaitApplied(std::uint64_t seq, Millis timeout) const {
 void SinkWorker::Run() {
   std::unique_lock lock(mu_);
   std::optional<RouteTarget> failed;  // the target whose Apply failed, awaiting its retry
-  Millis backoff = retry_.initial;  // the wait after the next failure
+  Backoff backoff(retry_.initial, retry_.max);
   Millis retry_wait{0};             // the wait before retrying `failed`
   while (true) {
     if (failed.has_value() && !next_.has_value()) {
@@ -91,7 +66,7 @@ void SinkWorker::Run() {
     if (next_.has_value()) {
       target = std::move(*next_);
       next_.reset();
-      if (!failed.has_value() || failed->seq != target.seq) backoff = retry_.initial;
+      if (!failed.has_value() || failed->seq != target.seq) backoff.Reset();
     } else if (failed.has_value()) {
       target = *failed;  // the backoff passed: retry
     } else {
@@ -139,7 +114,7 @@ void SinkWorker::Run() {
       report_.total_applied++;
       report_.last_error.clear();
       failed.reset();
-      backoff = retry_.initial;
+      backoff.Reset();
       log_.Info(recovered ? "sink_recovered" : "sink_applied",
                 {{"cluster", cluster_},
                  {"sink", sink_->name()},
@@ -162,10 +137,9 @@ void SinkWorker::Run() {
                                  {"action", ActionName(target.action)},
                                  {"node", untrusted::SanitizeForDisplay(target.master.node, 200)},
                                  {"attempt", report_.consecutive_failures},
-                                 {"retry_in", backoff},
+                                 {"retry_in", backoff.next()},
                                  {"error", status}});
-      retry_wait = backoff;
-      backoff = std::min(backoff * 2, retry_.max);
+      retry_wait = backoff.Failed();
       cv_.notify_all();
     }
   }
