@@ -339,9 +339,15 @@ std::pair<std::string, std::string> HostPort(const std::string& connstr) {
 std::vector<std::string> CheckPgbouncerRoute(
     const PgbouncerSinkConfig& config, const RouteTarget& target,
     const std::vector<std::map<std::string, std::string>>& show_databases) {
+  const bool block = target.action == RouteTarget::Action::kBlock;
   const TemplateVars vars = VarsOf(target);
+  // Each entry's host and port ("" is not checked); under a block every entry points nowhere.
   std::map<std::string, std::pair<std::string, std::string>> want;
   for (const auto& [name, value] : config.entries) {
+    if (block) {
+      want[name] = {kPgbouncerBlockedHost, ""};
+      continue;
+    }
     auto rendered = RenderTemplate(value, vars, "entries." + name);
     if (rendered.ok()) want[name] = HostPort(*rendered);
   }
@@ -366,7 +372,7 @@ std::vector<std::string> CheckPgbouncerRoute(
       problems.push_back("database " + name + " points at " + field("host") + ":" + field("port") +
                          ", not " + host + ":" + port);
     }
-    if (target.action != RouteTarget::Action::kBlock && field("paused") == "1") {
+    if (!block && field("paused") == "1") {
       problems.push_back("database " + name + " is still paused");
     }
   }
@@ -387,7 +393,8 @@ Status ConfirmRoute(Console& console, const PgbouncerSinkConfig& config,
     if (problems.empty()) return Status::Ok();
     std::string text;
     for (const auto& p : problems) text += (text.empty() ? "" : "; ") + p;
-    if (attempt > 0) {
+    // A block keeps its databases paused: nothing to RESUME, the worker retries the whole step.
+    if (attempt > 0 || target.action == RouteTarget::Action::kBlock) {
       return FailedPrecondition("pgbouncer " + config.admin.Describe() +
                                 " does not show the new route after RELOAD/RESUME: " + text);
     }
@@ -454,23 +461,18 @@ StatusOr<std::string> RenderDatabasesFile(const PgbouncerSinkConfig& config,
   return out;
 }
 
-Status PgbouncerSink::Apply(const RouteTarget& target) {
-  // Untrusted input: an invalid field stops everything here (the file and pgbouncer untouched).
-  if (Status s = CheckTarget(target); !s.ok()) return s;
-  if (target.action == RouteTarget::Action::kBlock) {
-    const Applied want{target.action, ""};
-    if (applied_ == want) return Status::Ok();
-    auto console = Console::Open(config_.admin);
-    if (!console.ok()) return console.status();
-    // A block leaves what it KILLed paused on purpose (the next route RESUMEs).
-    if (Status s = Kill(*console, config_.databases, killed_); !s.ok()) return s;
-    applied_ = want;
-    return Status::Ok();
+std::string RenderBlockedDatabasesFile(const PgbouncerSinkConfig& config) {
+  std::string out =
+      "; Written by pgherald watch: BLOCKED, no verified master. Every database points at a "
+      "socket directory that cannot exist. Do not edit: it is replaced.\n";
+  for (const auto& [name, value] : config.entries) {
+    (void)value;
+    out += name + " = host=" + kPgbouncerBlockedHost + "\n";
   }
-  auto content = RenderDatabasesFile(config_, target);
-  if (!content.ok()) return content.status();
-  const Applied want{target.action, *content};
-  if (applied_ == want) return Status::Ok();
+  return out;
+}
+
+StatusOr<bool> PgbouncerSink::WriteDatabasesFile(const std::string& content) {
   // Our own file, but read as any path: a regular file under the cap, or "differs".
   auto on_disk = ReadBoundedFile(config_.databases_file, "databases_file", kMaxTemplateFileBytes,
                                  /*follow_symlinks=*/false);
@@ -482,14 +484,46 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
   }
   // A change not yet confirmed by pgbouncer's own view (an earlier attempt failed after the
   // rename) still needs the reload and the cut.
-  const bool file_changed = !on_disk.ok() || on_disk->content != *content || unconfirmed_;
+  const bool file_changed = !on_disk.ok() || on_disk->content != content || unconfirmed_;
   if (file_changed) {
-    if (Status s = WriteFileAtomically(config_.databases_file, *content, secret ? 0600 : 0644);
+    if (Status s = WriteFileAtomically(config_.databases_file, content, secret ? 0600 : 0644);
         !s.ok()) {
       return s;
     }
     unconfirmed_ = true;
   }
+  return file_changed;
+}
+
+Status PgbouncerSink::Block(const RouteTarget& target) {
+  const Applied want{target.action, RenderBlockedDatabasesFile(config_)};
+  if (applied_ == want) return Status::Ok();
+  // The file first: a pgbouncer that restarts from here on (1.18 can crash on KILL, and its
+  // supervisor restarts it) reads no route, instead of the last master's address.
+  if (auto changed = WriteDatabasesFile(want.content); !changed.ok()) return changed.status();
+  auto console = Console::Open(config_.admin);
+  if (!console.ok()) return console.status();
+  // KILL cuts every session at once and leaves the databases paused on purpose (new clients wait
+  // until the next route RESUMEs); RELOAD then points them nowhere.
+  if (Status s = Kill(*console, config_.databases, killed_); !s.ok()) return s;
+  if (auto r = console->Exec("RELOAD"); !r.ok()) return r.status();
+  if (Status s = ConfirmRoute(*console, config_, target); !s.ok()) return s;
+  unconfirmed_ = false;
+  applied_ = want;
+  return Status::Ok();
+}
+
+Status PgbouncerSink::Apply(const RouteTarget& target) {
+  // Untrusted input: an invalid field stops everything here (the file and pgbouncer untouched).
+  if (Status s = CheckTarget(target); !s.ok()) return s;
+  if (target.action == RouteTarget::Action::kBlock) return Block(target);
+  auto content = RenderDatabasesFile(config_, target);
+  if (!content.ok()) return content.status();
+  const Applied want{target.action, *content};
+  if (applied_ == want) return Status::Ok();
+  auto changed = WriteDatabasesFile(*content);
+  if (!changed.ok()) return changed.status();
+  const bool file_changed = *changed;
   auto console = Console::Open(config_.admin);
   if (!console.ok()) return console.status();
   if (config_.kill_old && file_changed) {

@@ -11,8 +11,11 @@
 //                  kill_on_pause_timeout, else RESUME and fail), RELOAD, RESUME db.
 //      "db" is each of `databases`, or, when that list is empty, PAUSE/RESUME act on all databases
 //      and KILL on each database SHOW DATABASES lists (but the console's own).
-// block: KILL db (pgbouncer keeps a killed database paused: new clients wait until RESUME, up to
-// query_wait_timeout). The next route RESUMEs.
+// block: the file is rewritten first with every entry pointing at kPgbouncerBlockedHost (a
+// socket directory that cannot exist), then KILL db (pgbouncer keeps a killed database paused: new
+// clients wait until RESUME, up to query_wait_timeout) and RELOAD. A pgbouncer restarted during
+// the block (1.18 can crash on KILL; its supervisor restarts it) thus comes back routing nowhere,
+// never to the last master. The next route rewrites the file and RESUMEs.
 //
 // Untrusted input (docs/pgbouncer.md, "What reaches pgbouncer"): the master record's fields are
 // checked first (CheckTarget) and each template variable again when rendered (a host is a host:
@@ -54,6 +57,14 @@ struct PgbouncerSinkConfig {
 // entry must render with a sample route (pgbouncer_sink_config.cc).
 PgbouncerSinkConfig ParsePgbouncerSinkConfig(config::ConfigNode& node);
 
+// Where every database points while blocked: a Unix-socket directory under /dev/null (a
+// character device), so no such socket can ever exist and pgbouncer opens no server connection.
+inline constexpr char kPgbouncerBlockedHost[] = "/dev/null/pgherald-blocked";
+
+// The [databases] file while blocked: a header, then `name = host=<kPgbouncerBlockedHost>` for
+// each entry (nothing of the entries' templates: there is no master to render them with).
+std::string RenderBlockedDatabasesFile(const PgbouncerSinkConfig& config);
+
 // The [databases] file for `target`: a header comment, then one `name = value` line per entry
 // with {{cluster}}, {{node}}, {{host}}, {{port}}, {{epoch}}, {{timeline}} rendered. A template
 // error names the entry ("entries.*").
@@ -63,7 +74,8 @@ StatusOr<std::string> RenderDatabasesFile(const PgbouncerSinkConfig& config,
 // What pgbouncer's SHOW DATABASES (`show_databases`, one column name -> value map per row) says
 // against `target`: each database this sink writes (the named entries; any other database takes
 // the `*` entry's address; only `databases` when that list is set) must point at the rendered
-// host and port and, unless the target blocks, not be paused. Empty when it matches; otherwise one
+// host and port (under a block: kPgbouncerBlockedHost) and, unless the target blocks, not be
+// paused. Empty when it matches; otherwise one
 // line per problem ("database app points at 127.0.0.1:5433, not 127.0.0.1:5434").
 std::vector<std::string> CheckPgbouncerRoute(
     const PgbouncerSinkConfig& config, const RouteTarget& target,
@@ -101,6 +113,11 @@ class PgbouncerSink final : public Sink {
     std::string content;
     bool operator==(const Applied&) const = default;
   };
+  // Writes `content` unless the file already holds it and pgbouncer confirmed it; whether it was
+  // (re)written, i.e. whether pgbouncer still has to RELOAD it.
+  StatusOr<bool> WriteDatabasesFile(const std::string& content);
+  Status Block(const RouteTarget& target);
+
   const PgbouncerSinkConfig config_;
   std::optional<Applied> applied_;
   // The file was rewritten but pgbouncer has not yet been seen routing to it (ConfirmRoute).

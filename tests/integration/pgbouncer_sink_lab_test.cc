@@ -165,37 +165,68 @@ TEST_F(PgbouncerSinkLabTest, CutOfTheOldTargetLeavesNoDatabasePaused) {
   }
 }
 
-// pgbouncer crashes now and then on KILL (docs/pgbouncer.md); the lab restarts it, as a supervisor
-// would. A route after the restart must still go through: the killed database the sink remembers
-// is unknown to the new pgbouncer, and its RESUME by name must not fail the apply.
-TEST_F(PgbouncerSinkLabTest, RouteAfterPgbouncerRestartedFromABlockGoesThrough) {
-  PgbouncerSink sink(Config(/*kill_old=*/true));
-  ASSERT_TRUE(sink.Apply(Target(1, 30, RouteTarget::Action::kRoute)).ok());
-  ASSERT_TRUE(sink.Apply(Target(1, 30, RouteTarget::Action::kBlock)).ok());
-
+// pgbouncer crashes now and then on KILL (docs/pgbouncer.md): kills pgbouncer (SIGKILL, as a
+// crash) and waits until the lab's supervisor has restarted it and its console answers.
+void CrashPgbouncerAndAwaitItsRestart() {
   // The supervisor's PID is the lab's record; its child is pgbouncer itself.
-  std::ifstream record(lab_->dir() + "/pids/pgbouncer");
+  std::ifstream record(PgbouncerSinkLabTest::lab_->dir() + "/pids/pgbouncer");
   pid_t supervisor = 0;
   record >> supervisor;
   ASSERT_GT(supervisor, 0);
-  std::ifstream children("/proc/" + std::to_string(supervisor) + "/task/" +
-                         std::to_string(supervisor) + "/children");
+  const std::string children_file = "/proc/" + std::to_string(supervisor) + "/task/" +
+                                    std::to_string(supervisor) + "/children";
+  std::ifstream children(children_file);
   pid_t pgbouncer = 0;
   children >> pgbouncer;
   ASSERT_GT(pgbouncer, 0) << "no pgbouncer under the lab's supervisor " << supervisor;
   ASSERT_EQ(::kill(pgbouncer, SIGKILL), 0);
   ASSERT_TRUE(PollUntil(seconds(10), [&] {
-    std::ifstream again("/proc/" + std::to_string(supervisor) + "/task/" +
-                        std::to_string(supervisor) + "/children");
+    std::ifstream again(children_file);
     pid_t now = 0;
     again >> now;
     return now > 0 && now != pgbouncer &&
-           QueryOnce(ConsoleConninfo(), "SHOW VERSION").rfind("ERROR", 0) != 0;
+           QueryOnce(PgbouncerSinkLabTest::ConsoleConninfo(), "SHOW VERSION").rfind("ERROR", 0) !=
+               0;
   })) << "the lab did not restart pgbouncer";
+}
+
+// The lab restarts a crashed pgbouncer, as a supervisor would. A route after the restart must
+// still go through: the killed database the sink remembers is unknown to the new pgbouncer, and
+// its RESUME by name must not fail the apply.
+TEST_F(PgbouncerSinkLabTest, RouteAfterPgbouncerRestartedFromABlockGoesThrough) {
+  PgbouncerSink sink(Config(/*kill_old=*/true));
+  ASSERT_TRUE(sink.Apply(Target(1, 30, RouteTarget::Action::kRoute)).ok());
+  ASSERT_TRUE(sink.Apply(Target(1, 30, RouteTarget::Action::kBlock)).ok());
+  CrashPgbouncerAndAwaitItsRestart();
 
   auto routed = sink.Apply(Target(2, 31, RouteTarget::Action::kRoute));
   ASSERT_TRUE(routed.ok()) << routed.ToString();
   EXPECT_EQ(PortThroughPgbouncer(), std::to_string(lab_->pg_port(2)));
+}
+
+// A block must hold across a pgbouncer restart: the restarted pgbouncer reads the databases file,
+// which under the block used to still name the last master, so clients were routed to it again
+// while the sink believed the block held (the quorum-loss safety drill's failure, issue 12).
+TEST_F(PgbouncerSinkLabTest, ABlockHoldsWhenPgbouncerRestartsDuringIt) {
+  for (bool kill_old : {true, false}) {
+    SCOPED_TRACE(kill_old ? "kill_old" : "pause");
+    PgbouncerSink sink(Config(kill_old));
+    const std::uint64_t epoch = kill_old ? 40 : 50;
+    ASSERT_TRUE(sink.Apply(Target(1, epoch, RouteTarget::Action::kRoute)).ok());
+    const std::string node1 = std::to_string(lab_->pg_port(1));
+    ASSERT_TRUE(PollUntil(seconds(10), [&] { return PortThroughPgbouncer() == node1; }));
+    auto blocked = sink.Apply(Target(1, epoch, RouteTarget::Action::kBlock));
+    ASSERT_TRUE(blocked.ok()) << blocked.ToString();
+    CrashPgbouncerAndAwaitItsRestart();
+    // The restarted pgbouncer is not paused: a client must fail (no server to reach), and must
+    // never land on the last master.
+    const std::string through = PortThroughPgbouncer();
+    EXPECT_EQ(through.rfind("ERROR", 0), 0u) << "a blocked pgbouncer routed to port " << through;
+    // The sink's next route still goes through, to the new master.
+    auto routed = sink.Apply(Target(2, epoch + 1, RouteTarget::Action::kRoute));
+    ASSERT_TRUE(routed.ok()) << routed.ToString();
+    EXPECT_EQ(PortThroughPgbouncer(), std::to_string(lab_->pg_port(2)));
+  }
 }
 
 // Any client can register an auto-database through the `*` entry, named as it likes: `zz-x` here.

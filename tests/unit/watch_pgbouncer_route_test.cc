@@ -54,7 +54,36 @@ TEST(PgbouncerRouteCheckTest, APausedDatabaseIsAProblemUnlessTheTargetBlocks) {
   const auto problems = CheckPgbouncerRoute(c, Route(5002), rows);
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_EQ(problems[0], "database app is still paused");
-  EXPECT_TRUE(CheckPgbouncerRoute(c, Route(5002, RouteTarget::Action::kBlock), rows).empty());
+  const std::vector<Row> blocked = {Db("app", kPgbouncerBlockedHost, 5432, /*paused=*/true)};
+  EXPECT_TRUE(CheckPgbouncerRoute(c, Route(5002, RouteTarget::Action::kBlock), blocked).empty());
+}
+
+// Under a block pgbouncer must point nowhere: a database still on the last master's address is
+// what a pgbouncer restarted during the block would route to (the quorum-loss drill's finding).
+TEST(PgbouncerRouteCheckTest, ABlockedDatabaseStillOnTheLastMasterIsAProblem) {
+  PgbouncerSinkConfig c;
+  const std::vector<Row> rows = {Db("app", "127.0.0.1", 5002, /*paused=*/true)};
+  const auto problems = CheckPgbouncerRoute(c, Route(5002, RouteTarget::Action::kBlock), rows);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0], std::string("database app points at 127.0.0.1:5002, not ") +
+                             kPgbouncerBlockedHost + ":");
+}
+
+TEST(PgbouncerRouteCheckTest, TheBlockedFileNamesEveryEntryAndNoAddress) {
+  PgbouncerSinkConfig c;
+  c.entries = {{"*", "host={{host}} port={{port}}"},
+               {"reports", "host=10.0.0.9 port=6000 dbname=reports password=secret"}};
+  const std::string file = RenderBlockedDatabasesFile(c);
+  EXPECT_EQ(file.substr(file.find('\n') + 1),
+            "* = host=/dev/null/pgherald-blocked\nreports = host=/dev/null/pgherald-blocked\n");
+  EXPECT_EQ(file.find("10.0.0.9"), std::string::npos);
+  EXPECT_EQ(file.find("secret"), std::string::npos);
+  for (const auto& line : {std::string("* = "), std::string("reports = ")}) {
+    const auto at = file.find(line);
+    ASSERT_NE(at, std::string::npos);
+    const auto end = file.find('\n', at);
+    EXPECT_TRUE(ParseConnstr(file.substr(at + line.size(), end - at - line.size())).ok());
+  }
 }
 
 TEST(PgbouncerRouteCheckTest, NamedEntriesWinOverTheWildcardAndDatabasesFilters) {
