@@ -47,7 +47,7 @@ ConfigPersister::~ConfigPersister() {
 void ConfigPersister::Hand(const RouteTarget& target) {
   {
     std::lock_guard lock(mu_);
-    next_ = target;
+    queue_.Put(target);
     ++handed_;
   }
   cv_.notify_all();
@@ -71,25 +71,13 @@ Status ConfigPersister::WaitSettled(std::chrono::milliseconds timeout) {
 
 void ConfigPersister::Loop() {
   std::unique_lock lock(mu_);
-  std::optional<RouteTarget> failed;  // the target whose config step failed, awaiting its retry
   Backoff backoff(config_.config_retry_initial, config_.config_retry_max);
-  SteadyClock::time_point retry_at;
   while (true) {
-    if (failed.has_value() && !next_.has_value()) {
-      cv_.wait_until(lock, retry_at, [&] { return stop_ || next_.has_value(); });
-    } else {
-      cv_.wait(lock, [&] { return stop_ || next_.has_value(); });
-    }
-    if (stop_) return;
-    RouteTarget target;
-    if (next_.has_value()) {
-      target = std::move(*next_);
-      next_.reset();
-    } else if (failed.has_value() && SteadyClock::now() >= retry_at) {
-      target = *failed;
-    } else {
-      continue;
-    }
+    // The latest target, or the failed one once its backoff passed.
+    std::optional<RouteTarget> next = queue_.Take(lock, cv_, stop_);
+    if (!next.has_value()) return;  // stop
+    const RouteTarget target = std::move(*next);
+    const bool retrying = queue_.failed().has_value();
     const std::uint64_t handed = handed_;
     lock.unlock();
     const auto start = SteadyClock::now();
@@ -100,8 +88,8 @@ void ConfigPersister::Loop() {
     settled_ = handed;
     status_ = written.ok() ? Status::Ok() : written.status();
     if (written.ok()) {
-      if (*written || failed.has_value()) {
-        log_.Info(failed.has_value() ? "haproxy_config_recovered" : "haproxy_config_applied",
+      if (*written || retrying) {
+        log_.Info(retrying ? "haproxy_config_recovered" : "haproxy_config_applied",
                   {{"sink", config_.name},
                    {"file", config_.config_file},
                    {"action", watch::ActionName(target.action)},
@@ -110,7 +98,7 @@ void ConfigPersister::Loop() {
                    {"reloaded", reload_ == Reload::kNone},
                    {"elapsed", elapsed}});
       }
-      failed.reset();
+      queue_.Forget();
       backoff.Reset();
     } else {
       log_.Error("haproxy_config_failed", {{"sink", config_.name},
@@ -120,8 +108,7 @@ void ConfigPersister::Loop() {
                                            {"epoch", target.master.epoch},
                                            {"retry_in", backoff.next()},
                                            {"error", written.status()}});
-      failed = target;
-      retry_at = SteadyClock::now() + backoff.Failed();
+      queue_.Failed(target, backoff.Failed());
     }
     cv_.notify_all();
   }
@@ -194,9 +181,9 @@ StatusOr<bool> ConfigPersister::ReloadWhenDue() {
   // reload still happens at most reload_delay after the first unreloaded swap.
   {
     std::unique_lock lock(mu_);
-    cv_.wait_until(lock, reload_due_, [&] { return stop_ || next_.has_value(); });
+    cv_.wait_until(lock, reload_due_, [&] { return stop_ || queue_.has_new(); });
     if (stop_) return false;
-    if (next_.has_value() && SteadyClock::now() < reload_due_) return false;
+    if (queue_.has_new() && SteadyClock::now() < reload_due_) return false;
   }
   Status s = [&]() -> Status {
     // The worker serving now, which the reload must replace. The fast path may run meanwhile: it

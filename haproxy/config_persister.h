@@ -23,6 +23,7 @@
 #include <string>
 #include <thread>
 
+#include "clients/watch/latest_target.h"
 #include "clients/watch/sink.h"
 #include "common/logging.h"
 #include "haproxy/haproxy_sink_config.h"
@@ -68,7 +69,7 @@ class ConfigPersister {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::optional<watch::RouteTarget> next_;  // guarded by mu_: the latest target not yet taken
+  watch::LatestTarget queue_;               // guarded by mu_: the targets handed over
   std::uint64_t handed_ = 0;                // guarded by mu_: targets handed over
   std::uint64_t settled_ = 0;               // guarded by mu_: handed_ as of the last attempt
   Status status_;                           // guarded by mu_: the last attempt's outcome

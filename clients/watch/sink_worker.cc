@@ -34,7 +34,7 @@ SinkWorker::~SinkWorker() {
 void SinkWorker::Submit(const RouteTarget& target) {
   {
     std::lock_guard lock(mu_);
-    next_ = target;
+    queue_.Put(target);
   }
   cv_.notify_all();
 }
@@ -51,27 +51,14 @@ bool SinkWorker::WaitApplied(std::uint64_t seq, Millis timeout) const {
 
 void SinkWorker::Run() {
   std::unique_lock lock(mu_);
-  std::optional<RouteTarget> failed;  // the target whose Apply failed, awaiting its retry
   Backoff backoff(retry_.initial, retry_.max);
-  Millis retry_wait{0};             // the wait before retrying `failed`
   while (true) {
-    if (failed.has_value() && !next_.has_value()) {
-      // Wait out the backoff, unless a newer target or a stop comes first.
-      cv_.wait_for(lock, retry_wait, [&] { return stop_ || next_.has_value(); });
-    } else {
-      cv_.wait(lock, [&] { return stop_ || next_.has_value(); });
-    }
-    if (stop_) return;
-    RouteTarget target;
-    if (next_.has_value()) {
-      target = std::move(*next_);
-      next_.reset();
-      if (!failed.has_value() || failed->seq != target.seq) backoff.Reset();
-    } else if (failed.has_value()) {
-      target = *failed;  // the backoff passed: retry
-    } else {
-      continue;
-    }
+    // The latest target, or the failed one once its backoff passed.
+    std::optional<RouteTarget> next = queue_.Take(lock, cv_, stop_);
+    if (!next.has_value()) return;  // stop
+    RouteTarget target = std::move(*next);
+    const std::optional<RouteTarget>& failed = queue_.failed();
+    if (!failed.has_value() || failed->seq != target.seq) backoff.Reset();  // new work
     // A block must never be lost to a bad record: it goes on without the master's fields (they
     // only name what is blocked), as when nothing was ever vouched.
     if (target.action == RouteTarget::Action::kBlock && !CheckTarget(target).ok()) {
@@ -90,7 +77,7 @@ void SinkWorker::Run() {
       report_.total_failures++;
       report_.last_error = refused.ToString();
       report_.last_error_at_ms = WallMs();
-      failed.reset();
+      queue_.Forget();
       log_.Error("sink_refused", {{"cluster", cluster_},
                                   {"sink", sink_->name()},
                                   {"action", ActionName(target.action)},
@@ -113,7 +100,7 @@ void SinkWorker::Run() {
       report_.consecutive_failures = 0;
       report_.total_applied++;
       report_.last_error.clear();
-      failed.reset();
+      queue_.Forget();
       backoff.Reset();
       log_.Info(recovered ? "sink_recovered" : "sink_applied",
                 {{"cluster", cluster_},
@@ -131,7 +118,6 @@ void SinkWorker::Run() {
       report_.total_failures++;
       report_.last_error = status.ToString();
       report_.last_error_at_ms = WallMs();
-      failed = target;
       log_.Error("sink_failed", {{"cluster", cluster_},
                                  {"sink", sink_->name()},
                                  {"action", ActionName(target.action)},
@@ -139,7 +125,7 @@ void SinkWorker::Run() {
                                  {"attempt", report_.consecutive_failures},
                                  {"retry_in", backoff.next()},
                                  {"error", status}});
-      retry_wait = backoff.Failed();
+      queue_.Failed(target, backoff.Failed());
       cv_.notify_all();
     }
   }
