@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "app/builtin_sinks.h"
 #include "app/zk_init.h"
 #include "clients/status/status_command.h"
 #include "clients/watch/watch_command.h"
@@ -38,6 +39,10 @@ constexpr char kNotifySummary[] =
 constexpr char kOrchestrator[] = "orchestrator";
 constexpr char kOrchestratorSummary[] =
     "Decide and verify the master of each cluster and publish it to ZooKeeper.";
+int RunWatch(const std::vector<std::string>& args) {
+  return watch::RunWatchCommand(args, BuiltinSinks());
+}
+
 constexpr char kWatch[] = "watch";
 constexpr char kWatchSummary[] =
     "Follow the published master and drive HAProxy, pgbouncer, commands or files.";
@@ -49,7 +54,7 @@ const std::vector<Command>& Commands() {
       {kPoller, kPollerSummary, &pollers::RunPollerCommand},
       {kNotify, kNotifySummary, &pollers::RunNotifyCommand},
       {kOrchestrator, kOrchestratorSummary, &orchestrator::RunOrchestratorCommand},
-      {kWatch, kWatchSummary, &watch::RunWatchCommand},
+      {kWatch, kWatchSummary, &RunWatch},
       {"status", "Show each cluster's nodes, master and heartbeats.", &status::RunStatusCommand},
       {"history", "Show a cluster's decision log with reasons and evidence.",
        &status::RunHistoryCommand},

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "common/backoff.h"
 #include "common/untrusted.h"
 
 namespace pgherald::haproxy {
@@ -128,6 +129,22 @@ StatusOr<bool> SetServerAddr(const std::string& socket, const ServerRef& ref,
   auto answer = SendCommand(socket, *command, timeout);
   if (!answer.ok()) return answer.status();
   return ParseSetAddrAnswer(*command, *answer);
+}
+
+StatusOr<std::string> SendCommandRetrying(const std::string& socket_path,
+                                          const std::string& command,
+                                          std::chrono::milliseconds window,
+                                          std::chrono::milliseconds timeout) {
+  StatusOr<std::string> answer = Unavailable("not sent yet");
+  (void)RetryUntil(std::chrono::steady_clock::now() + window, Millis(1), nullptr,
+                   [&](Millis) -> std::optional<bool> {
+                     answer = SendCommand(socket_path, command, timeout);
+                     if (!answer.ok() && answer.status().code() == StatusCode::kUnavailable) {
+                       return std::nullopt;  // refused: retried
+                     }
+                     return true;
+                   });
+  return answer;
 }
 
 StatusOr<BatchAnswer> SendBatch(const std::string& socket_path,

@@ -20,6 +20,13 @@ namespace pgherald::haproxy {
 StatusOr<std::string> SendCommand(const std::string& socket_path, const std::string& command,
                                   std::chrono::milliseconds timeout);
 
+// SendCommand, retried every millisecond for up to `window` while the socket refuses connections
+// (kUnavailable: the master CLI does while a reload is in flight); the last answer otherwise.
+StatusOr<std::string> SendCommandRetrying(const std::string& socket_path,
+                                          const std::string& command,
+                                          std::chrono::milliseconds window,
+                                          std::chrono::milliseconds timeout);
+
 // The runtime commands the sink issues, in order. Exposed so tests can check the exact sequence.
 struct ServerRef {
   std::string backend;

@@ -1,17 +1,15 @@
 #include "pollers/fencing.h"
 
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
-#include <thread>
 #include <vector>
+
+#include "common/subprocess.h"
 
 namespace pgherald::pollers {
 
@@ -66,44 +64,23 @@ FenceOutcome RunFenceAction(const FenceConfig& config, const std::string& node,
     uid = st.st_uid;
     gid = st.st_gid;
   }
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  const pid_t pid = ::fork();
-  if (pid < 0) return {model::FencingState::kFailed, std::string("fork: ") + std::strerror(errno)};
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    ::setenv("PGHERALD_NODE", node.c_str(), 1);
-    ::setenv("PGHERALD_MASTER_NODE", master_node.c_str(), 1);
-    ::setenv("PGHERALD_FENCE_REASON", reason.c_str(), 1);
-    if (drop && uid != 0) {
-      if (::setgid(gid) != 0 || ::setuid(uid) != 0) ::_exit(126);
-      // pg_ctl changes nothing but needs a readable working directory.
-      if (::chdir(config.data_dir.c_str()) != 0) ::_exit(126);
-    }
-    ::execv(args[0], args.data());
-    ::_exit(127);
+  ProcessOptions options;
+  options.argv = std::move(argv);
+  options.env = {{"PGHERALD_NODE", node},
+                 {"PGHERALD_MASTER_NODE", master_node},
+                 {"PGHERALD_FENCE_REASON", reason}};
+  options.timeout = config.timeout;
+  options.capture_output = false;  // the command's output goes to the poller's journal
+  // pg_ctl changes nothing but needs a readable working directory.
+  if (drop && uid != 0) options.run_as = ProcessOptions::Identity{uid, gid, config.data_dir};
+  auto result = RunProcess(options);
+  if (!result.ok()) return {model::FencingState::kFailed, result.status().message()};
+  if (result->timed_out) {
+    return {model::FencingState::kFailed,
+            "fence action timed out after " + std::to_string(config.timeout.count()) + " ms"};
   }
-  const auto deadline = std::chrono::steady_clock::now() + config.timeout;
-  int status = 0;
-  while (true) {
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) break;
-    if (r < 0 && errno != EINTR) return {model::FencingState::kFailed, "waitpid failed"};
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(-pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return {model::FencingState::kFailed,
-              "fence action timed out after " + std::to_string(config.timeout.count()) + " ms"};
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // child poll interval
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-    return {model::FencingState::kFenced, "exit 0"};
-  }
-  return {model::FencingState::kFailed,
-          WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
-                            : "killed by signal " + std::to_string(WTERMSIG(status))};
+  if (result->success()) return {model::FencingState::kFenced, "exit 0"};
+  return {model::FencingState::kFailed, result->Describe()};
 }
 
 }  // namespace pgherald::pollers

@@ -74,7 +74,10 @@ struct FenceOutcome {
 // the child drops to the data directory's owner, because pg_ctl refuses to run as root. kCommand
 // runs fence.command through /bin/sh with PGHERALD_NODE, PGHERALD_MASTER_NODE ("" when the fence
 // is for a ZooKeeper loss) and PGHERALD_FENCE_REASON in its environment. Exit 0 within
-// fence.timeout_ms is kFenced; anything else (killed on timeout included) is kFailed.
+// fence.timeout_ms is kFenced; anything else (killed on timeout included) is kFailed. The child is
+// started by the one process spawner (common/subprocess.h: its own session and process group,
+// killed whole on timeout; environment and identity prepared before fork); its output goes to the
+// poller's own stdout and stderr.
 FenceOutcome RunFenceAction(const FenceConfig& config, const std::string& node,
                             const std::string& master_node, const std::string& reason);
 

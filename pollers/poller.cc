@@ -4,6 +4,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/backoff.h"
 #include "pollers/fencing.h"
 
 namespace pgherald::pollers {
@@ -239,7 +240,7 @@ void Poller::UpdatePromotionWatch(const model::NodeObservation& obs, bool notifi
 void Poller::DropConnection(const Status& why) {
   conn_.reset();
   pg_error_ = why.message();
-  backoff_ = backoff_.count() == 0 ? Millis(250) : std::min(backoff_ * 2, config_.backoff_max);
+  backoff_ = NextBackoff(backoff_, Millis(250), config_.backoff_max);
   next_connect_ = clock_.Now() + backoff_;
 }
 

@@ -1,6 +1,6 @@
 // What a consumer makes of one read of clients/<c>/master (docs/zookeeper-contract.md, "Rules for
-// consumers"). One implementation for every reader that routes: the library's MasterWatch and
-// `pgherald watch`'s ZkMasterSource. Pure logic over what ZooKeeper answered (hostile input).
+// consumers"). One implementation for every reader that routes: the library's MasterWatch (which
+// `pgherald watch` uses too). Pure logic over what ZooKeeper answered (hostile input).
 //
 //   - Only vouchers BOUND to the record count (model::BoundVouchers: the name carries the
 //     record's epoch and the digest of its exact bytes). Legacy, replayed, foreign or garbage

@@ -1,6 +1,6 @@
 // The seam between `pgherald watch` and ZooKeeper: something that delivers the cluster's
-// MasterInfo states. Production uses ZkMasterSource (zk_master_source.h); unit tests feed states
-// to the ClusterController directly.
+// MasterInfo states. Production uses LibraryMasterSource (the client library's MasterWatch); unit
+// tests feed states to the ClusterController directly.
 #pragma once
 
 #include <functional>

@@ -1,4 +1,6 @@
 // A sink makes one outside system (HAProxy, pgbouncer, a command, a file) follow the RouteTarget.
+// Sinks are plug-ins (sink_registry.h): each lives in its own folder (haproxy/, pgbouncer/,
+// sinks/exec/, sinks/file/) and depends on this interface only, never on the watch daemon.
 #pragma once
 
 #include <string>
@@ -15,6 +17,11 @@ namespace pgherald::watch {
 // (sanitized) and the rule, and saying that nothing was changed. The HAProxy, pgbouncer and exec
 // sinks call it before touching anything.
 Status CheckTarget(const RouteTarget& target);
+
+// A valid route (cluster and node "sample", 127.0.0.1:5432) for the sinks' config parsers, which
+// render their templates with it at load so that a typo fails at start-up, not at the first
+// failover.
+RouteTarget SampleRoute();
 
 class Sink {
  public:

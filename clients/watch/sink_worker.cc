@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/backoff.h"
 #include "common/untrusted.h"
 
 namespace pgherald::watch {
@@ -15,32 +16,6 @@ std::int64_t WallMs() {
 }
 
 }  // namespace
-
-Status CheckTarget(const RouteTarget& target) {
-  const auto& m = target.master;
-  const bool block = target.action == RouteTarget::Action::kBlock;
-  std::string errors;
-  const auto bad = [&](const char* field, const std::string& value, const char* rule) {
-    errors += std::string(errors.empty() ? "" : "; ") + field + " \"" +
-              untrusted::SanitizeForDisplay(value, 200) + "\" is not " + rule;
-  };
-  if (!untrusted::IsValidName(m.cluster) && !(block && m.cluster.empty())) {
-    bad("cluster", m.cluster, untrusted::kNameRule);
-  }
-  if (!untrusted::IsValidName(m.node) && !(block && m.node.empty())) {
-    bad("node", m.node, untrusted::kNameRule);
-  }
-  if (!untrusted::IsValidHost(m.host) && !(block && m.host.empty())) {
-    bad("host", m.host, untrusted::kHostRule);
-  }
-  if (!untrusted::IsValidPort(m.port) && !(block && m.port == 0)) {
-    errors += std::string(errors.empty() ? "" : "; ") + "port " + std::to_string(m.port) +
-              " is not in 1-65535";
-  }
-  if (errors.empty()) return Status::Ok();
-  return InvalidArgument("master record refused (" + errors +
-                         "): nothing applied, the running configuration stays");
-}
 
 SinkWorker::SinkWorker(std::string cluster, std::unique_ptr<Sink> sink, RetryConfig retry)
     : cluster_(std::move(cluster)), sink_(std::move(sink)), retry_(retry) {
@@ -59,7 +34,7 @@ SinkWorker::~SinkWorker() {
 void SinkWorker::Submit(const RouteTarget& target) {
   {
     std::lock_guard lock(mu_);
-    next_ = target;
+    queue_.Put(target);
   }
   cv_.notify_all();
 }
@@ -76,27 +51,14 @@ bool SinkWorker::WaitApplied(std::uint64_t seq, Millis timeout) const {
 
 void SinkWorker::Run() {
   std::unique_lock lock(mu_);
-  std::optional<RouteTarget> failed;  // the target whose Apply failed, awaiting its retry
-  Millis backoff = retry_.initial;  // the wait after the next failure
-  Millis retry_wait{0};             // the wait before retrying `failed`
+  Backoff backoff(retry_.initial, retry_.max);
   while (true) {
-    if (failed.has_value() && !next_.has_value()) {
-      // Wait out the backoff, unless a newer target or a stop comes first.
-      cv_.wait_for(lock, retry_wait, [&] { return stop_ || next_.has_value(); });
-    } else {
-      cv_.wait(lock, [&] { return stop_ || next_.has_value(); });
-    }
-    if (stop_) return;
-    RouteTarget target;
-    if (next_.has_value()) {
-      target = std::move(*next_);
-      next_.reset();
-      if (!failed.has_value() || failed->seq != target.seq) backoff = retry_.initial;
-    } else if (failed.has_value()) {
-      target = *failed;  // the backoff passed: retry
-    } else {
-      continue;
-    }
+    // The latest target, or the failed one once its backoff passed.
+    std::optional<RouteTarget> next = queue_.Take(lock, cv_, stop_);
+    if (!next.has_value()) return;  // stop
+    RouteTarget target = std::move(*next);
+    const std::optional<RouteTarget>& failed = queue_.failed();
+    if (!failed.has_value() || failed->seq != target.seq) backoff.Reset();  // new work
     // A block must never be lost to a bad record: it goes on without the master's fields (they
     // only name what is blocked), as when nothing was ever vouched.
     if (target.action == RouteTarget::Action::kBlock && !CheckTarget(target).ok()) {
@@ -115,7 +77,7 @@ void SinkWorker::Run() {
       report_.total_failures++;
       report_.last_error = refused.ToString();
       report_.last_error_at_ms = WallMs();
-      failed.reset();
+      queue_.Forget();
       log_.Error("sink_refused", {{"cluster", cluster_},
                                   {"sink", sink_->name()},
                                   {"action", ActionName(target.action)},
@@ -138,8 +100,8 @@ void SinkWorker::Run() {
       report_.consecutive_failures = 0;
       report_.total_applied++;
       report_.last_error.clear();
-      failed.reset();
-      backoff = retry_.initial;
+      queue_.Forget();
+      backoff.Reset();
       log_.Info(recovered ? "sink_recovered" : "sink_applied",
                 {{"cluster", cluster_},
                  {"sink", sink_->name()},
@@ -156,16 +118,14 @@ void SinkWorker::Run() {
       report_.total_failures++;
       report_.last_error = status.ToString();
       report_.last_error_at_ms = WallMs();
-      failed = target;
       log_.Error("sink_failed", {{"cluster", cluster_},
                                  {"sink", sink_->name()},
                                  {"action", ActionName(target.action)},
                                  {"node", untrusted::SanitizeForDisplay(target.master.node, 200)},
                                  {"attempt", report_.consecutive_failures},
-                                 {"retry_in", backoff},
+                                 {"retry_in", backoff.next()},
                                  {"error", status}});
-      retry_wait = backoff;
-      backoff = std::min(backoff * 2, retry_.max);
+      queue_.Failed(target, backoff.Failed());
       cv_.notify_all();
     }
   }

@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "clients/watch/latest_target.h"
 #include "clients/watch/sink.h"
 #include "common/logging.h"
 #include "common/prometheus.h"
@@ -66,7 +67,7 @@ class SinkWorker {
   const log::Logger log_{"watch"};
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
-  std::optional<RouteTarget> next_;  // guarded by mu_
+  LatestTarget queue_;               // guarded by mu_
   bool stop_ = false;                // guarded by mu_
   SinkReport report_;                // guarded by mu_
   std::thread thread_;

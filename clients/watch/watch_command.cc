@@ -14,7 +14,6 @@
 #include "clients/watch/library_master_source.h"
 #include "clients/watch/watch_config.h"
 #include "clients/watch/watch_metrics.h"
-#include "clients/watch/zk_master_source.h"
 #include "common/cli.h"
 #include "common/http_server.h"
 #include "common/logging.h"
@@ -29,7 +28,7 @@ namespace {
 std::vector<std::unique_ptr<SinkWorker>> MakeWorkers(const ClusterWatchConfig& cluster) {
   std::vector<std::unique_ptr<SinkWorker>> workers;
   for (const auto& sink : cluster.sinks) {
-    workers.push_back(std::make_unique<SinkWorker>(cluster.name, MakeSink(sink), cluster.retry));
+    workers.push_back(std::make_unique<SinkWorker>(cluster.name, sink.Make(), cluster.retry));
   }
   return workers;
 }
@@ -40,8 +39,8 @@ bool SamePolicy(const PolicyConfig& a, const PolicyConfig& b) {
 }
 
 // SIGHUP with a valid `next`: every running cluster gets the sinks `next` names (templates read
-// again); what the watch cannot change live (the source, the set of clusters, a cluster's policy)
-// is logged as needing a restart.
+// again); what the watch cannot change live (the set of clusters, a cluster's policy) is logged as
+// needing a restart.
 void ApplyReload(const WatchConfig& running, const WatchConfig& next,
                  const std::vector<std::unique_ptr<ClusterController>>& controllers,
                  const log::Logger& logger) {
@@ -51,7 +50,6 @@ void ApplyReload(const WatchConfig& running, const WatchConfig& next,
                 {{"section", what},
                  {"note", "changed in the file, not applied: restart the daemon to apply it"}});
   };
-  if (next.source != running.source) restart("watch.source");
   for (const auto& cluster : next.clusters) {
     bool found = false;
     for (const auto& old : running.clusters) {
@@ -78,14 +76,14 @@ void ApplyReload(const WatchConfig& running, const WatchConfig& next,
 
 }  // namespace
 
-int RunWatchCommand(const std::vector<std::string>& args) {
+int RunWatchCommand(const std::vector<std::string>& args, const SinkRegistry& sinks) {
   auto start = cli::ParseDaemonArgs(
       "watch", "Follow the published master and drive HAProxy, pgbouncer, commands or files.", {},
       args, "docs/watch.md");
   if (const int* exit_code = std::get_if<int>(&start)) return *exit_code;
   const cli::DaemonArgs& flags = std::get<cli::DaemonArgs>(start);
   const std::string& path = flags.config_path;
-  auto config = LoadWatchConfig(path);
+  auto config = LoadWatchConfig(path, sinks);
   if (auto done = cli::ConfigOutcome("watch", flags, config.status())) return *done;
   log::Init(config->logging);
   const log::Logger logger("watch");
@@ -115,13 +113,8 @@ int RunWatchCommand(const std::vector<std::string>& args) {
     auto controller = std::make_unique<ClusterController>(
         cluster.name, cluster.policy, SystemClock::Instance(), MakeWorkers(cluster));
     controller->Start();
-    std::unique_ptr<MasterSource> source;
-    if (config->source == "internal") {
-      source = std::make_unique<ZkMasterSource>(config->zookeeper.root, cluster.name,
-                                                ZkMasterSource::RealSessions(config->zookeeper));
-    } else {
-      source = std::make_unique<LibraryMasterSource>(config->zookeeper, cluster.name);
-    }
+    std::unique_ptr<MasterSource> source =
+        std::make_unique<LibraryMasterSource>(config->zookeeper, cluster.name);
     ClusterController* c = controller.get();
     source->Start([c, &ready, &logger, name = cluster.name](const client::MasterInfo& info) {
       c->HandleState(info);
@@ -129,7 +122,6 @@ int RunWatchCommand(const std::vector<std::string>& args) {
       if (Status s = ready.MarkUp(name); !s.ok()) logger.Warn("sd_notify_failed", {{"error", s}});
     });
     logger.Info("watch_started", {{"cluster", cluster.name},
-                                  {"source", config->source},
                                   {"sinks", cluster.sinks.size()},
                                   {"on_unverified", PolicyName(cluster.policy.on_unverified)},
                                   {"on_disconnect", PolicyName(cluster.policy.on_disconnect)}});
@@ -163,7 +155,7 @@ int RunWatchCommand(const std::vector<std::string>& args) {
   WatchConfig running = *config;
   const int sig = cli::WaitForStop(signals, [&] {
     (void)reloader.Reload(logger, [&]() -> Status {
-      auto next = LoadWatchConfig(path);
+      auto next = LoadWatchConfig(path, sinks);
       if (!next.ok()) return next.status();
       ApplyReload(running, *next, controllers, logger);
       running.logging = next->logging;

@@ -3,7 +3,6 @@
 //   zookeeper: {connect: "127.0.0.1:2181", root: /pgherald, session_timeout_ms: 6000}
 //   logging: {level: info}
 //   watch:
-//     source: library            # library | internal
 //     clusters:
 //       main:
 //         on_unverified: keep        # keep | block: an unverified master or none
@@ -12,8 +11,8 @@
 //         disconnect_grace_ms: 10000
 //         retry_initial_ms: 200      # a failed sink is retried with backoff, doubling
 //         retry_max_ms: 10000
-//         sinks:
-//           - type: haproxy          # see HaproxySinkConfig
+//         sinks:                     # each parsed by its type's plug-in (sink_registry.h)
+//           - type: haproxy          # haproxy/haproxy_sink_config.h
 //             admin_socket: /run/haproxy/admin.sock
 //             backend: pg_primary
 //             server: primary
@@ -34,23 +33,13 @@
 #include <string>
 #include <vector>
 
-#include "clients/watch/pgbouncer_sink.h"
 #include "clients/watch/route_policy.h"
-#include "clients/watch/simple_sinks.h"
+#include "clients/watch/sink_registry.h"
 #include "clients/watch/sink_worker.h"
 #include "common/config.h"
 #include "common/http_server.h"
-#include "haproxy/haproxy_sink.h"
 
 namespace pgherald::watch {
-
-struct SinkConfig {
-  std::string type;  // haproxy | pgbouncer | exec | file
-  haproxy::HaproxySinkConfig haproxy;
-  PgbouncerSinkConfig pgbouncer;
-  ExecSinkConfig exec;
-  FileSinkConfig file;
-};
 
 struct ClusterWatchConfig {
   std::string name;
@@ -60,9 +49,6 @@ struct ClusterWatchConfig {
 };
 
 struct WatchConfig {
-  // Where master states come from: "library" (libpgherald's MasterWatch, the default) or
-  // "internal" (ZkMasterSource, a minimal watcher on ZkSession kept as a fallback).
-  std::string source = "library";
   config::ZooKeeperConfig zookeeper;
   config::LoggingConfig logging;
   std::optional<http::ListenConfig> http;  // `http:` (/metrics, /health); absent: no server
@@ -70,12 +56,11 @@ struct WatchConfig {
 };
 
 // Parses and validates the whole file: every mistake at once, each naming file:line and the key.
-// Templates named by haproxy sinks must exist and render with sample values (so a typo in a
-// variable name fails at start-up, not at the first failover).
-StatusOr<WatchConfig> LoadWatchConfig(const std::string& path);
-StatusOr<WatchConfig> ParseWatchConfig(config::ConfigNode root);
-
-// Builds the sink a SinkConfig describes.
-std::unique_ptr<Sink> MakeSink(const SinkConfig& config);
+// Each sink's keys are read by the parser `sinks` registers for its type (a sink type it does not
+// know is an error naming the known ones); those parsers render their templates with sample
+// values, so a typo in a variable name fails at start-up, not at the first failover.
+// `watch.source: internal` (a second ZooKeeper watcher, removed) is refused, naming the fix.
+StatusOr<WatchConfig> LoadWatchConfig(const std::string& path, const SinkRegistry& sinks);
+StatusOr<WatchConfig> ParseWatchConfig(config::ConfigNode root, const SinkRegistry& sinks);
 
 }  // namespace pgherald::watch

@@ -6,6 +6,7 @@
 #include <exception>
 #include <string>
 
+#include "app/builtin_sinks.h"
 #include "clients/watch/watch_config.h"
 #include "common/config.h"
 #include "orchestrator/orchestrator_config.h"
@@ -45,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         CheckRejection(c.status(), "poller.yaml");
       }
     } else if (auto root = config::ConfigNode::LoadString(yaml, "watch.yaml"); root.ok()) {
-      auto c = pgherald::watch::ParseWatchConfig(*root);
+      auto c = pgherald::watch::ParseWatchConfig(*root, pgherald::app::BuiltinSinks());
       if (!c.ok()) CheckRejection(c.status(), "watch.yaml");
     }
   } catch (const std::exception& e) {

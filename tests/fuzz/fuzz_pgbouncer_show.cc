@@ -1,5 +1,5 @@
 // Fuzz target: what the pgbouncer sink reads from pgbouncer's admin console
-// (clients/watch/pgbouncer_sink.h): SHOW DATABASES rows judged by CheckPgbouncerRoute, and the
+// (pgbouncer/pgbouncer_sink.h): SHOW DATABASES rows judged by CheckPgbouncerRoute, and the
 // database names it lists turned into RESUME statements (ResumeStatements). Any client can make
 // pgbouncer list a database of any name by connecting to a `*` entry (STACK-NOTES).
 // Input: rows separated by '\n', cells `key=value` separated by '\t' (the names of
@@ -12,7 +12,7 @@
 #include <map>
 #include <set>
 
-#include "clients/watch/pgbouncer_sink.h"
+#include "pgbouncer/pgbouncer_sink.h"
 #include "tests/fuzz/fuzz_util.h"
 
 using pgherald::fuzz::AsText;

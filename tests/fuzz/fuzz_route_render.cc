@@ -9,12 +9,12 @@
 #include <fstream>
 #include <iterator>
 
-#include "clients/watch/pgbouncer_sink.h"
+#include "pgbouncer/pgbouncer_sink.h"
 #include "clients/watch/route_policy.h"
-#include "clients/watch/template.h"
+#include "common/template.h"
 #include "common/clock.h"
 #include "common/cluster_model.h"
-#include "haproxy/haproxy_sink.h"
+#include "haproxy/haproxy_sink_config.h"
 #include "tests/fuzz/fuzz_util.h"
 
 using pgherald::fuzz::AsText;
@@ -32,16 +32,16 @@ std::string ReadTemplate() {
   return text;
 }
 
-const watch::TemplateVars kExtra = {{"admin_socket", "/run/haproxy/admin.sock"},
-                                    {"master_socket", "/run/haproxy/master.sock"},
-                                    {"listen", "127.0.0.1:5000"},
-                                    {"backend", "pg_primary"},
-                                    {"server", "primary"}};
+const pgherald::TemplateVars kExtra = {{"admin_socket", "/run/haproxy/admin.sock"},
+                                       {"master_socket", "/run/haproxy/master.sock"},
+                                       {"listen", "127.0.0.1:5000"},
+                                       {"backend", "pg_primary"},
+                                       {"server", "primary"}};
 
 void Render(const watch::RouteTarget& target) {
   static const std::string tmpl = ReadTemplate();
   const auto vars = pgherald::haproxy::HaproxyTemplateVars(target, kExtra);
-  auto cfg = watch::RenderTemplate(tmpl, vars, "haproxy.cfg.tmpl");
+  auto cfg = pgherald::RenderTemplate(tmpl, vars, "haproxy.cfg.tmpl");
   if (cfg.ok()) {
     FUZZ_CHECK(CountLines(*cfg) == CountLines(tmpl),
                "haproxy.cfg has " + std::to_string(CountLines(*cfg)) + " lines, template " +

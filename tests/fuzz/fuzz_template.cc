@@ -1,10 +1,10 @@
-// Fuzz target: the {{variable}} template engine (clients/watch/template.h) with both the template
+// Fuzz target: the {{variable}} template engine (common/template.h) with both the template
 // and the variables from the input: TEMPLATE, then optionally a NUL byte and `name=value` lines.
 // Properties: nothing crashes; text without "{{" comes out unchanged; when no value holds a
 // newline the output has the template's number of lines; every error names the source.
 #include <algorithm>
 
-#include "clients/watch/template.h"
+#include "common/template.h"
 #include "tests/fuzz/fuzz_util.h"
 
 using pgherald::fuzz::AsText;
@@ -13,7 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view input = AsText(data, size);
   const std::size_t nul = input.find('\0');
   const std::string_view text = input.substr(0, nul);
-  pgherald::watch::TemplateVars vars = {{"host", "10.0.0.1"}, {"port", "5432"}, {"node", "pg1"}};
+  pgherald::TemplateVars vars = {{"host", "10.0.0.1"}, {"port", "5432"}, {"node", "pg1"}};
   bool value_newline = false;
   if (nul != std::string_view::npos) {
     std::string_view rest = input.substr(nul + 1);
@@ -30,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       rest.remove_prefix(std::min(end + 1, rest.size()));
     }
   }
-  auto out = pgherald::watch::RenderTemplate(text, vars, "fuzz.tmpl");
+  auto out = pgherald::RenderTemplate(text, vars, "fuzz.tmpl");
   if (!out.ok()) {
     FUZZ_CHECK(out.status().message().find("fuzz.tmpl:") != std::string::npos,
                "error without the source: " + out.status().message());

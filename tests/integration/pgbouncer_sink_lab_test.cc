@@ -14,7 +14,7 @@
 #include <iterator>
 #include <thread>
 
-#include "clients/watch/pgbouncer_sink.h"
+#include "pgbouncer/pgbouncer_sink.h"
 #include "tests/lab/lab.h"
 
 namespace pgherald::watch {

@@ -10,9 +10,11 @@
 #include <sstream>
 #include <string>
 
+#include "app/builtin_sinks.h"
 #include "clients/watch/watch_config.h"
 #include "orchestrator/orchestrator_config.h"
 #include "pollers/poller_config.h"
+#include "sinks/file/file_sink.h"
 
 namespace pgherald {
 namespace {
@@ -98,12 +100,12 @@ TEST(PackagingConfigsTest, ShippedConfigurationsLoadAndFitTheUnits) {
   auto orchestrator = orchestrator::LoadOrchestratorConfig(kPackaging + "etc/orchestrator.yaml");
   ASSERT_TRUE(orchestrator.ok()) << orchestrator.status().message();
 
-  auto watch = watch::LoadWatchConfig(kPackaging + "etc/watch.yaml");
+  auto watch = watch::LoadWatchConfig(kPackaging + "etc/watch.yaml", app::BuiltinSinks());
   ASSERT_TRUE(watch.ok()) << watch.status().message();
   ASSERT_EQ(watch->clusters.size(), 1u);
   ASSERT_EQ(watch->clusters[0].sinks.size(), 1u);
-  EXPECT_EQ(watch->clusters[0].sinks[0].file.path.rfind("/run/pgherald/watch/", 0), 0u)
-      << watch->clusters[0].sinks[0].file.path;
+  const auto& file = watch->clusters[0].sinks[0].As<watch::FileSinkConfig>();
+  EXPECT_EQ(file.path.rfind("/run/pgherald/watch/", 0), 0u) << file.path;
 }
 
 }  // namespace

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "clients/watch/pgbouncer_sink.h"
+#include "pgbouncer/pgbouncer_sink.h"
 
 namespace pgherald::watch {
 namespace {

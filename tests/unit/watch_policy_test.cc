@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "clients/watch/cluster_controller.h"
+#include "clients/watch/library_master_source.h"
 #include "clients/watch/route_policy.h"
 #include "clients/watch/sink_worker.h"
-#include "clients/watch/zk_master_source.h"
 #include "common/fake_zk.h"
 #include "common/voucher.h"
 #include "tests/bound_publish.h"
@@ -349,10 +349,11 @@ TEST(ClusterControllerTest, OneStuckSinkDoesNotHoldUpAnother) {
   EXPECT_EQ(stuck_ptr->applied(), (std::vector<std::uint64_t>{1, 3}));
 }
 
-// `pgherald watch`'s own ZooKeeper source applies the library's rules (consumer_rules.h): only a
-// bound voucher vouches; forged, legacy-vouched, corrupt and deleted records are unverified with
-// the last VERIFIED master; after a reconnect, unverified until the voucher is re-affirmed.
-TEST(ZkMasterSourceTest, AppliesTheLibrarysConsumerRules) {
+// `pgherald watch`'s master source (the client library's MasterWatch) applies the library's rules
+// (consumer_rules.h): only a bound voucher vouches; forged, legacy-vouched, corrupt and deleted
+// records are unverified with the last VERIFIED master; after a reconnect, unverified until the
+// voucher is re-affirmed.
+TEST(LibraryMasterSourceTest, AppliesTheLibrarysConsumerRules) {
   auto server = zk::FakeZkServer::Create();
   std::unique_ptr<zk::FakeZk> writer = server->NewSession();
   const std::string path = "/ph/clusters/main/master";
@@ -374,7 +375,7 @@ TEST(ZkMasterSourceTest, AppliesTheLibrarysConsumerRules) {
   std::condition_variable cv;
   std::vector<MasterInfo> seen;
   zk::FakeZk* live = nullptr;
-  ZkMasterSource source("/ph", "main", [&]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
+  LibraryMasterSource source("/ph", "main", [&]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
     std::unique_ptr<zk::FakeZk> session = server->NewSession();
     std::lock_guard lock(mu);
     live = session.get();

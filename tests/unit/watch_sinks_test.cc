@@ -19,13 +19,15 @@
 #include <thread>
 #include <vector>
 
-#include "clients/watch/pgbouncer_sink.h"
-#include "clients/watch/simple_sinks.h"
-#include "clients/watch/subprocess.h"
-#include "clients/watch/template.h"
+#include "app/builtin_sinks.h"
 #include "clients/watch/watch_config.h"
 #include "common/atomic_file.h"
+#include "common/subprocess.h"
+#include "common/template.h"
 #include "haproxy/haproxy_sink.h"
+#include "pgbouncer/pgbouncer_sink.h"
+#include "sinks/exec/exec_sink.h"
+#include "sinks/file/file_sink.h"
 
 namespace pgherald::watch {
 namespace {
@@ -861,6 +863,23 @@ TEST(RunProcessTest, NiceIsAddedToTheChildsNiceValue) {
   EXPECT_EQ(std::stoi(r->output), std::min(19, std::stoi(base->output) + 10));
 }
 
+// The fence action's mode: the child writes to the daemon's own stdout/stderr, nothing captured;
+// the environment still comes from `env` (prepared before fork, no setenv in the child).
+TEST(RunProcessTest, UncapturedOutputStaysTheDaemonsAndEnvironmentReachesTheChild) {
+  TempDir dir;
+  ProcessOptions options;
+  options.argv = {"/bin/sh", "-c", "echo to-the-journal; echo \"$PGHERALD_X\" > " + (dir / "env") +
+                                       "; exit 4"};
+  options.env = {{"PGHERALD_X", "from-the-parent"}};
+  options.capture_output = false;
+  auto r = RunProcess(options);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->exit_code, 4);
+  EXPECT_EQ(r->output, "");
+  EXPECT_EQ(*ReadFile(dir / "env"), "from-the-parent\n");
+  EXPECT_EQ(std::getenv("PGHERALD_X"), nullptr);  // the daemon's environment is untouched
+}
+
 TEST(ExecSinkTest, FailureCarriesExitAndOutput) {
   ExecSinkConfig c;
   c.command = {"/bin/sh", "-c", "echo cannot reach dns; exit 3"};
@@ -932,13 +951,13 @@ TEST(WatchConfigTest, ValidConfigParses) {
       "          path: /run/x.json\n",
       "watch.yaml");
   ASSERT_TRUE(root.ok());
-  auto c = ParseWatchConfig(*root);
+  auto c = ParseWatchConfig(*root, app::BuiltinSinks());
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   ASSERT_EQ(c->clusters.size(), 1u);
   EXPECT_EQ(c->clusters[0].policy.on_unverified, Policy::kBlock);
   EXPECT_EQ(c->clusters[0].policy.unverified_grace, milliseconds(1500));
   ASSERT_EQ(c->clusters[0].sinks.size(), 2u);
-  EXPECT_EQ(c->clusters[0].sinks[0].haproxy.vars.at("site"), "paris");
+  EXPECT_EQ(c->clusters[0].sinks[0].As<haproxy::HaproxySinkConfig>().vars.at("site"), "paris");
 }
 
 TEST(WatchConfigTest, ErrorsNameFileLineAndKey) {
@@ -957,7 +976,7 @@ TEST(WatchConfigTest, ErrorsNameFileLineAndKey) {
       "          comand: [x]\n",
       "watch.yaml");
   ASSERT_TRUE(root.ok());
-  auto c = ParseWatchConfig(*root);
+  auto c = ParseWatchConfig(*root, app::BuiltinSinks());
   ASSERT_FALSE(c.ok());
   const std::string& m = c.status().message();
   EXPECT_NE(m.find("watch.yaml:5: watch.clusters.main.on_unverified"), std::string::npos) << m;
@@ -976,10 +995,105 @@ TEST(WatchConfigTest, TemplateTypoFailsAtStartup) {
       "server: s, config_file: /c, master_socket: /m, template: " + (dir / "t.tmpl") + "}]}}}\n",
       "watch.yaml");
   ASSERT_TRUE(root.ok());
-  auto c = ParseWatchConfig(*root);
+  auto c = ParseWatchConfig(*root, app::BuiltinSinks());
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("unknown variable \"hots\""), std::string::npos)
       << c.status().message();
+}
+
+// The second master source is gone: `watch.source: internal` is refused at load, naming the key and
+// the fix; `library` (what every config meant) still loads.
+TEST(WatchConfigTest, InternalSourceIsRefusedWithTheFix) {
+  const std::string rest = "  clusters: {main: {sinks: [{type: file, path: /run/x.json}]}}\n";
+  auto root = config::ConfigNode::LoadString(
+      "zookeeper: {connect: '127.0.0.1:2181'}\nwatch:\n  source: internal\n" + rest, "watch.yaml");
+  ASSERT_TRUE(root.ok());
+  auto c = ParseWatchConfig(*root, app::BuiltinSinks());
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            "watch.yaml:3: watch.source: \"internal\" is not supported: remove it: watch always "
+            "uses the client library");
+  root = config::ConfigNode::LoadString(
+      "zookeeper: {connect: '127.0.0.1:2181'}\nwatch:\n  source: library\n" + rest, "watch.yaml");
+  ASSERT_TRUE(root.ok());
+  c = ParseWatchConfig(*root, app::BuiltinSinks());
+  EXPECT_TRUE(c.ok()) << c.status().ToString();
+}
+
+// Sinks are plug-ins: the watch's parser knows only what the registry holds. A type's parser reads
+// its own keys (unknown ones get a "did you mean" like any key), its settings come back typed and
+// its factory builds the sink; a type not registered is refused naming the registered ones.
+namespace {
+struct ProbeSettings {
+  std::string name = "probe";
+  std::string target;
+};
+ProbeSettings ParseProbe(config::ConfigNode& node) {
+  ProbeSettings s;
+  s.name = node.Optional<std::string>("name", s.name);
+  s.target = node.Required<std::string>("target");
+  return s;
+}
+class ProbeSink final : public Sink {
+ public:
+  explicit ProbeSink(ProbeSettings settings) : settings_(std::move(settings)) {}
+  const std::string& name() const override { return settings_.name; }
+  Status Apply(const RouteTarget&) override { return Status::Ok(); }
+
+ private:
+  ProbeSettings settings_;
+};
+}  // namespace
+
+TEST(SinkRegistryTest, TypesParseTheirOwnKeysAndBuildTheirSinks) {
+  SinkRegistry registry;
+  registry.Register<ProbeSink>("probe", &ParseProbe);
+  registry.Register<FileSink>("file", &ParseFileSinkConfig);
+  EXPECT_EQ(registry.TypeList(), "probe, file");
+  auto root = config::ConfigNode::LoadString(
+      "zookeeper: {connect: '127.0.0.1:2181'}\n"
+      "watch:\n"
+      "  clusters:\n"
+      "    main:\n"
+      "      sinks:\n"
+      "        - {type: probe, name: p1, target: x}\n"
+      "        - {type: file, path: /run/x.json}\n",
+      "watch.yaml");
+  ASSERT_TRUE(root.ok());
+  auto c = ParseWatchConfig(*root, registry);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_EQ(c->clusters[0].sinks.size(), 2u);
+  const SinkConfig& probe = c->clusters[0].sinks[0];
+  EXPECT_EQ(probe.type, "probe");
+  EXPECT_EQ(probe.name, "p1");
+  EXPECT_EQ(probe.As<ProbeSettings>().target, "x");
+  EXPECT_EQ(probe.Make()->name(), "p1");
+  EXPECT_EQ(c->clusters[0].sinks[1].As<FileSinkConfig>().path, "/run/x.json");
+
+  root = config::ConfigNode::LoadString(
+      "zookeeper: {connect: '127.0.0.1:2181'}\n"
+      "watch:\n"
+      "  clusters:\n"
+      "    main:\n"
+      "      sinks:\n"
+      "        - {type: probe, targt: x}\n"
+      "        - {type: haproxy, admin_socket: /a, backend: b, server: s}\n"
+      "        - {path: /run/x.json}\n",
+      "watch.yaml");
+  ASSERT_TRUE(root.ok());
+  c = ParseWatchConfig(*root, registry);
+  ASSERT_FALSE(c.ok());
+  const std::string& m = c.status().message();
+  EXPECT_NE(m.find("watch.yaml:6: watch.clusters.main.sinks[0].targt: unknown key (did you mean "
+                   "\"target\"?)"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("watch.clusters.main.sinks[1].type: expected one of probe, file"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("watch.clusters.main.sinks[2].type: missing: one of probe, file"),
+            std::string::npos)
+      << m;
 }
 
 // HAProxy's own connection retries (each after a 1 s turn-around) held clients that connected to
@@ -1004,7 +1118,7 @@ TEST(WatchConfigTest, NamesThatReachCommandsOrFilesAreCheckedAtLoad) {
       "          entries: {'app x': 'host={{host}}'}\n",
       "watch.yaml");
   ASSERT_TRUE(root.ok()) << root.status().ToString();
-  auto c = ParseWatchConfig(*root);
+  auto c = ParseWatchConfig(*root, app::BuiltinSinks());
   ASSERT_FALSE(c.ok());
   const std::string& m = c.status().message();
   EXPECT_NE(m.find("backend"), std::string::npos) << m;

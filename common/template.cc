@@ -1,4 +1,4 @@
-#include "clients/watch/template.h"
+#include "common/template.h"
 
 #include <algorithm>
 #include <cctype>
@@ -6,7 +6,7 @@
 #include "common/bounded_file.h"
 #include "common/untrusted.h"
 
-namespace pgherald::watch {
+namespace pgherald {
 namespace {
 
 std::string Trim(std::string_view s) {
@@ -131,4 +131,4 @@ StatusOr<std::string> RenderTemplateFile(const std::string& path, const Template
   return RenderTemplate(file->content, vars, path, rules);
 }
 
-}  // namespace pgherald::watch
+}  // namespace pgherald

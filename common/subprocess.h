@@ -1,18 +1,27 @@
-// Running a helper program (an exec sink's command, `haproxy -c`) with a deadline.
+// Running a helper program (an exec sink's command, `haproxy -c`, the poller's fence action) with a
+// deadline. The one process spawner of pgherald.
 //
 // The child runs in its own session and process group (setsid), so that a timeout kills the
 // command and everything it started (kill(-pgid, SIGKILL)), and so that a terminal's signals
-// aimed at the daemon do not reach it. stdin is /dev/null; stdout and stderr are captured together.
+// aimed at the daemon do not reach it. stdin is /dev/null; stdout and stderr are captured together
+// (or, with capture_output false, left to the daemon's own).
+//
+// Safe in a threaded daemon: everything the child needs (argv, the whole environment) is built
+// before fork, and the child makes only async-signal-safe calls (no setenv, no allocation) before
+// exec.
 #pragma once
+
+#include <sys/types.h>
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
 
-namespace pgherald::watch {
+namespace pgherald {
 
 struct ProcessResult {
   int exit_code = -1;  // when it exited; -1 otherwise
@@ -34,6 +43,17 @@ struct ProcessOptions {
   // Added to the child's nice value before exec: a helper that is not on the latency path (such
   // as `haproxy -c` after a switch) then yields the CPU to the work that is.
   int nice = 0;
+  // false: the child writes to the daemon's stdout and stderr (its journal) and `output` stays
+  // empty.
+  bool capture_output = true;
+  // When set, the child takes this group and user (setgid, then setuid) and this working directory
+  // before exec; failing any of them exits 126 without running the program.
+  struct Identity {
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::string working_dir;  // "" keeps the daemon's
+  };
+  std::optional<Identity> run_as;
 };
 
 // Starts the program and waits for it until the timeout, then kills its process group. Fails
@@ -41,4 +61,4 @@ struct ProcessOptions {
 // cannot be executed shows as exit code 127 with the reason in `output`.
 StatusOr<ProcessResult> RunProcess(const ProcessOptions& options);
 
-}  // namespace pgherald::watch
+}  // namespace pgherald

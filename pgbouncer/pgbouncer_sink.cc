@@ -1,4 +1,4 @@
-#include "clients/watch/pgbouncer_sink.h"
+#include "pgbouncer/pgbouncer_sink.h"
 
 #include <libpq-fe.h>
 #include <poll.h>
@@ -8,9 +8,9 @@
 #include <chrono>
 #include <memory>
 
-#include "clients/watch/template.h"
 #include "common/atomic_file.h"
 #include "common/bounded_file.h"
+#include "common/template.h"
 #include "common/untrusted.h"
 
 namespace pgherald::watch {

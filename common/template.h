@@ -22,7 +22,7 @@
 
 #include "common/status.h"
 
-namespace pgherald::watch {
+namespace pgherald {
 
 using TemplateVars = std::map<std::string, std::string>;
 
@@ -60,4 +60,4 @@ StatusOr<std::string> RenderTemplate(std::string_view text, const TemplateVars& 
 StatusOr<std::string> RenderTemplateFile(const std::string& path, const TemplateVars& vars,
                                          const TemplateRules& rules = {});
 
-}  // namespace pgherald::watch
+}  // namespace pgherald

@@ -1,4 +1,4 @@
-#include "clients/watch/subprocess.h"
+#include "common/subprocess.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -11,7 +11,7 @@
 
 extern char** environ;
 
-namespace pgherald::watch {
+namespace pgherald {
 
 std::string ProcessResult::Describe() const {
   if (timed_out) {
@@ -42,6 +42,11 @@ StatusOr<ProcessResult> RunProcess(const ProcessOptions& options) {
   for (auto& s : argv_copy) argv.push_back(s.data());
   argv.push_back(nullptr);
 
+  const char* working_dir = nullptr;
+  if (options.run_as.has_value() && !options.run_as->working_dir.empty()) {
+    working_dir = options.run_as->working_dir.c_str();
+  }
+
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0)
     return Unavailable(std::string("pipe: ") + std::strerror(errno));
@@ -57,8 +62,14 @@ StatusOr<ProcessResult> RunProcess(const ProcessOptions& options) {
     if (options.nice != 0) (void)!::nice(options.nice);
     const int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull >= 0) ::dup2(devnull, 0);
-    ::dup2(pipefd[1], 1);
-    ::dup2(pipefd[1], 2);
+    if (options.capture_output) {
+      ::dup2(pipefd[1], 1);
+      ::dup2(pipefd[1], 2);
+    }
+    if (options.run_as.has_value()) {
+      if (::setgid(options.run_as->gid) != 0 || ::setuid(options.run_as->uid) != 0) ::_exit(126);
+      if (working_dir != nullptr && ::chdir(working_dir) != 0) ::_exit(126);
+    }
     ::execvpe(argv[0], argv.data(), envp.data());
     const char* why = std::strerror(errno);
     (void)!::write(2, "cannot execute ", 15);
@@ -129,4 +140,4 @@ StatusOr<ProcessResult> RunProcess(const ProcessOptions& options) {
   return result;
 }
 
-}  // namespace pgherald::watch
+}  // namespace pgherald

@@ -1,4 +1,4 @@
-// The exec and file sinks of `pgherald watch`.
+// The exec sink of `pgherald watch`: runs a command on every new target (docs/watch.md).
 #pragma once
 
 #include <map>
@@ -6,7 +6,8 @@
 #include <vector>
 
 #include "clients/watch/sink.h"
-#include "clients/watch/subprocess.h"
+#include "common/config.h"
+#include "common/subprocess.h"
 
 namespace pgherald::watch {
 
@@ -23,6 +24,10 @@ struct ExecSinkConfig {
   Millis timeout{10000};              // then its process group is killed
 };
 
+// Reads a `type: exec` sink's keys (registered by app/ with watch::SinkRegistry): `command`
+// (required, not empty), `timeout_ms`, `name`; mistakes are recorded in `node`.
+ExecSinkConfig ParseExecSinkConfig(config::ConfigNode& node);
+
 // Runs the command once per target; a non-zero exit, a signal or a timeout is a failure (retried
 // with backoff by the worker), reported with the command's output.
 class ExecSink final : public Sink {
@@ -33,28 +38,6 @@ class ExecSink final : public Sink {
 
  private:
   const ExecSinkConfig config_;
-};
-
-// The JSON a file sink writes:
-//   {"format":1,"cluster":"main","action":"route","status":"vouched","node":"node2",
-//    "host":"10.0.0.2","port":5432,"epoch":7,"timeline":3,"reason":"vouched","seq":4,
-//    "written_at_ms":1714560000123}
-std::string TargetJson(const RouteTarget& target, std::int64_t written_at_ms);
-
-struct FileSinkConfig {
-  std::string name = "file";
-  std::string path;
-};
-
-// Writes TargetJson atomically (temp, fsync, rename) for every target.
-class FileSink final : public Sink {
- public:
-  explicit FileSink(FileSinkConfig config) : config_(std::move(config)) {}
-  const std::string& name() const override { return config_.name; }
-  Status Apply(const RouteTarget& target) override;
-
- private:
-  const FileSinkConfig config_;
 };
 
 }  // namespace pgherald::watch

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "clients/watch/sink.h"
+#include "common/config.h"
 #include "common/pg_connection.h"
 
 namespace pgherald::watch {
@@ -50,6 +51,11 @@ struct PgbouncerSinkConfig {
   bool kill_old = false;
   bool kill_on_pause_timeout = true;
 };
+
+// Reads a `type: pgbouncer` sink's keys, recording every mistake in `node` (file:line and key):
+// databases_file and admin required, entries named `*` or a name and one line each, and every
+// entry must render with a sample route (pgbouncer_sink_config.cc).
+PgbouncerSinkConfig ParsePgbouncerSinkConfig(config::ConfigNode& node);
 
 // Where every database points while blocked: a Unix-socket directory under /dev/null (a
 // character device), so no such socket can ever exist and pgbouncer opens no server connection.

@@ -1,9 +1,4 @@
-#include "clients/watch/simple_sinks.h"
-
-#include <chrono>
-#include <nlohmann/json.hpp>
-
-#include "common/atomic_file.h"
+#include "sinks/exec/exec_sink.h"
 
 namespace pgherald::watch {
 
@@ -22,6 +17,18 @@ std::map<std::string, std::string> ExecEnvironment(const RouteTarget& target) {
   };
 }
 
+ExecSinkConfig ParseExecSinkConfig(config::ConfigNode& node) {
+  ExecSinkConfig c;
+  c.name = node.Optional<std::string>("name", "exec");
+  c.command = node.Required<std::vector<std::string>>("command");
+  if (node.Has("command") && c.command.empty()) {
+    node.Fail("command", "empty: give the program and its arguments, e.g. [/usr/local/bin/x]");
+  }
+  c.timeout = node.Optional<Millis>("timeout_ms", Millis(10000),
+                                    {.min = Millis(1), .max = Millis(3600000)});
+  return c;
+}
+
 Status ExecSink::Apply(const RouteTarget& target) {
   // The environment reaches a script (which may splice it into a shell line or a file).
   if (Status s = CheckTarget(target); !s.ok()) return s;
@@ -38,31 +45,6 @@ Status ExecSink::Apply(const RouteTarget& target) {
   return Status(result->timed_out ? StatusCode::kTimeout : StatusCode::kFailedPrecondition,
                 "command " + config_.command.front() + " failed: " + result->Describe() +
                     (output.empty() ? "" : ": " + output));
-}
-
-std::string TargetJson(const RouteTarget& target, std::int64_t written_at_ms) {
-  const auto& m = target.master;
-  nlohmann::ordered_json j;
-  j["format"] = 1;
-  j["cluster"] = m.cluster;
-  j["action"] = ActionName(target.action);
-  j["status"] = StatusName(target.status);
-  j["node"] = m.node;
-  j["host"] = m.host;
-  j["port"] = m.port;
-  j["epoch"] = m.epoch;
-  j["timeline"] = m.timeline;
-  j["reason"] = target.reason;
-  j["seq"] = target.seq;
-  j["written_at_ms"] = written_at_ms;
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-}
-
-Status FileSink::Apply(const RouteTarget& target) {
-  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
-  return WriteFileAtomically(config_.path, TargetJson(target, now));
 }
 
 }  // namespace pgherald::watch
