@@ -173,6 +173,19 @@ class OrchestratorLab : public ::testing::Test {
   }
 };
 
+// kill -9 of the primary, then waits until repmgrd has promoted another node (S().primary
+// afterwards) and the master record names it on a timeline after `before`'s (`leader`'s log on
+// failure).
+void FailOverAndAwaitPublish(const model::MasterRecord& before, const OrchestratorProcess& leader) {
+  const int old_primary = S().primary;
+  ASSERT_TRUE(TheLab().PgKill(old_primary).ok());
+  auto promoted = TheLab().WaitForPrimary(old_primary, kPatience);
+  ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
+  S().primary = *promoted;
+  ASSERT_TRUE(WaitUntil([&] { return MasterIs(S().primary, before.timeline + 1); }, kPatience))
+      << leader.Log();
+}
+
 TEST_F(OrchestratorLabFromScratch, FirstMasterIsPublishedWithoutAnyPromotion) {
   S().a = StartOrchestrator("orch-a");
   ASSERT_NE(S().a, nullptr) << "PGHERALD_BIN must name the pgherald program";
@@ -212,12 +225,7 @@ TEST_F(OrchestratorLab, KillNineOfThePrimaryPublishesThePromotedNodeWithHistory)
   const std::size_t publishes_before = History().size();
   const std::size_t entries_before = AllHistory().size();
   const std::size_t log_from = S().a->Log().size();
-  ASSERT_TRUE(TheLab().PgKill(old_primary).ok());
-  auto promoted = TheLab().WaitForPrimary(old_primary, kPatience);
-  ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
-  S().primary = *promoted;
-  ASSERT_TRUE(WaitUntil([&] { return MasterIs(S().primary, before->timeline + 1); }, kPatience))
-      << S().a->Log();
+  ASSERT_NO_FATAL_FAILURE(FailOverAndAwaitPublish(*before, *S().a));
   auto m = ReadMaster(*S().zk, kRoot);
   EXPECT_EQ(m->epoch, before->epoch + 1);
   EXPECT_EQ(m->reason, "later_timeline");
@@ -248,12 +256,7 @@ TEST_F(OrchestratorLab, OldPrimaryRestartedWritableIsNeverPublished) {
   const int old_primary = S().primary;
   const auto before = ReadMaster(*S().zk, kRoot);
   ASSERT_TRUE(before.has_value());
-  ASSERT_TRUE(TheLab().PgKill(old_primary).ok());
-  auto promoted = TheLab().WaitForPrimary(old_primary, kPatience);
-  ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
-  S().primary = *promoted;
-  ASSERT_TRUE(WaitUntil([&] { return MasterIs(S().primary, before->timeline + 1); }, kPatience))
-      << S().a->Log();
+  ASSERT_NO_FATAL_FAILURE(FailOverAndAwaitPublish(*before, *S().a));
   const auto published = ReadMaster(*S().zk, kRoot);
   // The trap: the old primary restarted as it is, writable beside the new one. Wait until the
   // orchestrator has seen it, then check that it held.
@@ -317,13 +320,8 @@ TEST_F(OrchestratorLab, SecondInstanceTakesOverAndTheFrozenLeaderCannotPublish) 
               static_cast<long long>(takeover.count()));
   // While orch-a is frozen, a failover happens; orch-b publishes it.
   const auto before = ReadMaster(*S().zk, kRoot);
-  const int old_primary = S().primary;
-  ASSERT_TRUE(TheLab().PgKill(old_primary).ok());
-  auto promoted = TheLab().WaitForPrimary(old_primary, kPatience);
-  ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
-  S().primary = *promoted;
-  ASSERT_TRUE(WaitUntil([&] { return MasterIs(S().primary, before->timeline + 1); }, kPatience))
-      << S().b->Log();
+  ASSERT_TRUE(before.has_value());
+  ASSERT_NO_FATAL_FAILURE(FailOverAndAwaitPublish(*before, *S().b));
   EXPECT_EQ(ReadMaster(*S().zk, kRoot)->decided_by, "orch-b");
   // orch-a wakes with a round it decided before freezing possibly pending: it must not publish.
   const std::size_t a_from = S().a->Log().size();
