@@ -225,8 +225,10 @@ TEST(LabPostgres, KillPrimaryFailoverFollowAndRejoin) {
   Lab& lab = TheLab();
   const auto kill_time = Clock::now();
   ASSERT_TRUE(lab.PgKill(1).ok());
-  auto promoted = lab.WaitForPrimary(/*not_node=*/1, seconds(10));
-  ASSERT_TRUE(promoted.ok()) << "repmgrd promoted nobody within 10 s of kill -9: "
+  // A safety net, not a target: repmgrd's failover took 4-8 s on this 2-core machine under load
+  // (10 s was missed once with four builds beside the suite); the time is printed below.
+  auto promoted = lab.WaitForPrimary(/*not_node=*/1, seconds(30));
+  ASSERT_TRUE(promoted.ok()) << "repmgrd promoted nobody within 30 s of kill -9: "
                              << promoted.status().ToString();
   const long long failover_ms = MsSince(kill_time);
   const int p = *promoted;
@@ -293,7 +295,7 @@ TEST(LabPostgres, KillPrimaryFailoverFollowAndRejoin) {
 // SIGSTOP of a PostgreSQL node: it stops answering, and answers again after SIGCONT.
 TEST(LabPostgres, FreezeAndThaw) {
   Lab& lab = TheLab();
-  auto primary = lab.WaitForPrimary(0, seconds(10));
+  auto primary = lab.WaitForPrimary(0, seconds(30));
   ASSERT_TRUE(primary.ok()) << primary.status().ToString();
   const int standby = *primary == 1 ? 2 : 1;
   ASSERT_TRUE(lab.PgFreeze(standby).ok());
@@ -308,11 +310,11 @@ TEST(LabPostgres, FreezeAndThaw) {
 // new one; pg-rejoin turns it back into a standby of the right primary.
 TEST(LabPostgres, StartWritableIsASplitBrainThatRejoinRepairs) {
   Lab& lab = TheLab();
-  auto old_primary = lab.WaitForPrimary(0, seconds(10));
+  auto old_primary = lab.WaitForPrimary(0, seconds(30));
   ASSERT_TRUE(old_primary.ok()) << old_primary.status().ToString();
   const int old = *old_primary;
   ASSERT_TRUE(lab.PgKill(old).ok());
-  auto promoted = lab.WaitForPrimary(old, seconds(10));
+  auto promoted = lab.WaitForPrimary(old, seconds(30));
   ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
   const int p = *promoted;
   // Let repmgrd finish the failover first: the third node follows the new primary. Restarting the

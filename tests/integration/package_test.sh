@@ -21,6 +21,10 @@ for tool in cpack dpkg-deb dpkg-shlibdeps lintian systemd-analyze unshare man; d
   command -v "$tool" >/dev/null || fail "$tool is missing (scripts/install-deps.sh installs it)"
 done
 [ "$(id -u)" = 0 ] || fail "needs root (a private mount namespace)"
+# A build directory configured before the presets set the prefix keeps /usr/local in its cache,
+# and every path check below would fail without saying why.
+prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$build/CMakeCache.txt")
+[ "$prefix" = /usr ] || fail "$build is configured with CMAKE_INSTALL_PREFIX=$prefix, the packages need /usr: reconfigure it (cmake --preset ci --fresh, or -DCMAKE_INSTALL_PREFIX=/usr)"
 
 echo "== cpack"
 cpack --config "$build/CPackConfig.cmake" -B "$tmp/out" >"$tmp/cpack.log" 2>&1 ||
