@@ -4,13 +4,12 @@
 // arrive: the session's dispatch thread runs our watchers and state listener, ZooKeeper's
 // completion thread delivers the answers of our reads, and a runtime thread shared by all the
 // watches of the process builds and closes sessions and runs the retry timers. One mutex
-// (machine_mu_) serializes the machine; it is held while a read is SENT (asynchronous over a
-// ZkClient: nothing waits for the server) and while the embedder's callback runs, never while a
-// session is built or closed. So the hot path, a watch event to the callback, is: dispatch thread
+// (machine_mu_) serializes the machine; it is held while a read is SENT (asynchronous: nothing
+// waits for the server) and while the embedder's callback runs, never while a session is built or
+// closed. So the hot path, a watch event to the callback, is: dispatch thread
 // sends the read, completion thread applies the answer and runs the callback; no hop through a
 // thread of ours (the cost measured in docs/client-library.md, "Benchmark: watch fan-out").
-// Sessions other than ZkClient (FakeZk in unit tests) are read with their synchronous calls, the
-// answer handled at once; the machine is the same.
+// Every session is read through ZkSession's asynchronous reads (FakeZk's too, in unit tests).
 //
 // Watches. A data watch (armed by Get, or by Exists while the node is absent) and a child watch
 // (GetChildren) on the master znode. A watch stays armed across a reconnect of the same session
@@ -133,13 +132,8 @@ bool SameState(const MasterInfo& a, const MasterInfo& b) {
 
 // Our watchers run on ZooKeeper's completion thread, like the read answers: no hop through the
 // session's dispatch thread between a watch event and the read it triggers.
-constexpr zk::ZkClient::WatchDelivery kOnCompletionThread =
-    zk::ZkClient::WatchDelivery::kCompletionThread;
-
-bool IsFinal(zk::SessionState state) {
-  return state == zk::SessionState::kExpired || state == zk::SessionState::kAuthFailed ||
-         state == zk::SessionState::kClosed;
-}
+constexpr zk::ZkSession::WatchDelivery kOnCompletionThread =
+    zk::ZkSession::WatchDelivery::kCompletionThread;
 
 // ---------------------------------------------------------------------------------------------
 // The runtime: ONE thread per process, shared by every MasterWatch, for the slow work that must
@@ -275,7 +269,6 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
       std::lock_guard machine(machine_mu_);
       stopping_ = true;
       ++generation_;
-      async_ = nullptr;
       session = std::move(session_);
     }
     { std::lock_guard task(task_mu_); }  // a runtime task of this watch finishes; later ones quit
@@ -376,7 +369,6 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
                    zk::SessionStateName(session_->state()) + " action=new_session");
         MarkDisconnectedLocked("session_ended");
         ++generation_;  // anything still queued by the old session is dropped
-        async_ = nullptr;
         cycle_active_ = false;
         old = std::move(session_);
       }
@@ -412,7 +404,6 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
       if (!stopping_) {
         session_ = std::move(session);
         const uint64_t generation = ++generation_;
-        async_ = dynamic_cast<zk::ZkClient*>(session_.get());
         data_armed_ = children_armed_ = false;
         names_cversion_ = -1;
         vouchers_armed_.clear();
@@ -501,7 +492,7 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
       return;
     }
     const zk::SessionState state = session_->state();
-    if (IsFinal(state)) {
+    if (zk::IsFinal(state)) {
       ScheduleRebuildLocked(std::chrono::milliseconds(0));
       return;
     }
@@ -527,12 +518,12 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
     data_armed_ = true;
     const uint64_t id = cycle_.id;
     IssueGetLocked(watch_data);
-    // With a synchronous session the answer has been handled already and may have ended the
-    // cycle (a failed Get): then nothing more is sent for it.
+    // A request that could not be sent has been handled already and may have ended the cycle:
+    // then nothing more is sent for it.
     if (!ask_children || !cycle_active_ || cycle_.id != id) return;
     AskChildrenLocked();
-    // Nothing here after the last request: with a synchronous session its answer (and maybe
-    // the next cycle) has already been handled.
+    // Nothing here after the last request: if it could not be sent, its failure (and maybe the
+    // next cycle) has already been handled.
   }
 
   // Adds the names' read to the cycle in flight (its `pending` counts it already), arming the
@@ -544,26 +535,22 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
     IssueChildrenLocked(watched);
   }
 
-  // Each Issue*Locked sends one request. Over a ZkClient it is asynchronous and its answer comes
-  // on the completion thread; over any other session (FakeZk in tests) the synchronous call runs
-  // here and its answer is handled at once. Either way the On*Locked handler sees it.
+  // Each Issue*Locked sends one asynchronous request; its answer comes on the completion thread.
+  // A request that cannot be sent is answered here, at once, with the error. Either way the
+  // On*Locked handler sees it.
   void IssueChildrenLocked(bool watched) {
     const uint64_t generation = generation_;
     const uint64_t id = cycle_.id;
     zk::Watcher watch = watched ? MakeWatcher(WatchKind::kChildren) : nullptr;
-    if (async_ != nullptr) {
-      Status sent = async_->GetChildrenAsync(
-          path_, std::move(watch),
-          [self = shared_from_this(), generation, id,
-           watched](StatusOr<std::vector<std::string>> got) {
-            std::lock_guard machine(self->machine_mu_);
-            self->OnChildrenLocked(generation, id, watched, std::move(got));
-          },
-          kOnCompletionThread);
-      if (!sent.ok()) OnChildrenLocked(generation, id, watched, sent);
-      return;
-    }
-    OnChildrenLocked(generation, id, watched, session_->GetChildren(path_, std::move(watch)));
+    Status sent = session_->GetChildrenAsync(
+        path_, std::move(watch),
+        [self = shared_from_this(), generation, id,
+         watched](StatusOr<std::vector<std::string>> got) {
+          std::lock_guard machine(self->machine_mu_);
+          self->OnChildrenLocked(generation, id, watched, std::move(got));
+        },
+        kOnCompletionThread);
+    if (!sent.ok()) OnChildrenLocked(generation, id, watched, sent);
   }
 
   // The AffirmGate's step: the Stat of one bound voucher, arming a data watch on it (fires on
@@ -574,56 +561,44 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
     const bool watched = vouchers_armed_.insert(name).second;
     zk::Watcher watch = watched ? MakeWatcher(WatchKind::kVoucher, name) : nullptr;
     const std::string path = path_ + "/" + name;
-    if (async_ != nullptr) {
-      Status sent = async_->ExistsAsync(
-          path, std::move(watch),
-          [self = shared_from_this(), generation, id, watched,
-           name](StatusOr<std::optional<zk::Stat>> got) {
-            std::lock_guard machine(self->machine_mu_);
-            self->OnVoucherStatLocked(generation, id, watched, name, std::move(got));
-          },
-          kOnCompletionThread);
-      if (!sent.ok()) OnVoucherStatLocked(generation, id, watched, name, sent);
-      return;
-    }
-    OnVoucherStatLocked(generation, id, watched, name, session_->Exists(path, std::move(watch)));
+    Status sent = session_->ExistsAsync(
+        path, std::move(watch),
+        [self = shared_from_this(), generation, id, watched,
+         name](StatusOr<std::optional<zk::Stat>> got) {
+          std::lock_guard machine(self->machine_mu_);
+          self->OnVoucherStatLocked(generation, id, watched, name, std::move(got));
+        },
+        kOnCompletionThread);
+    if (!sent.ok()) OnVoucherStatLocked(generation, id, watched, name, sent);
   }
 
   void IssueGetLocked(bool watched) {
     const uint64_t generation = generation_;
     const uint64_t id = cycle_.id;
     zk::Watcher watch = watched ? MakeWatcher(WatchKind::kData) : nullptr;
-    if (async_ != nullptr) {
-      Status sent = async_->GetAsync(
-          path_, std::move(watch),
-          [self = shared_from_this(), generation, id, watched](StatusOr<zk::NodeData> got) {
-            std::lock_guard machine(self->machine_mu_);
-            self->OnGetLocked(generation, id, watched, std::move(got));
-          },
-          kOnCompletionThread);
-      if (!sent.ok()) OnGetLocked(generation, id, watched, sent);
-      return;
-    }
-    OnGetLocked(generation, id, watched, session_->Get(path_, std::move(watch)));
+    Status sent = session_->GetAsync(
+        path_, std::move(watch),
+        [self = shared_from_this(), generation, id, watched](StatusOr<zk::NodeData> got) {
+          std::lock_guard machine(self->machine_mu_);
+          self->OnGetLocked(generation, id, watched, std::move(got));
+        },
+        kOnCompletionThread);
+    if (!sent.ok()) OnGetLocked(generation, id, watched, sent);
   }
 
   void IssueExistsLocked(bool watched) {
     const uint64_t generation = generation_;
     const uint64_t id = cycle_.id;
     zk::Watcher watch = watched ? MakeWatcher(WatchKind::kData) : nullptr;
-    if (async_ != nullptr) {
-      Status sent = async_->ExistsAsync(
-          path_, std::move(watch),
-          [self = shared_from_this(), generation, id,
-           watched](StatusOr<std::optional<zk::Stat>> got) {
-            std::lock_guard machine(self->machine_mu_);
-            self->OnExistsLocked(generation, id, watched, std::move(got));
-          },
-          kOnCompletionThread);
-      if (!sent.ok()) OnExistsLocked(generation, id, watched, sent);
-      return;
-    }
-    OnExistsLocked(generation, id, watched, session_->Exists(path_, std::move(watch)));
+    Status sent = session_->ExistsAsync(
+        path_, std::move(watch),
+        [self = shared_from_this(), generation, id,
+         watched](StatusOr<std::optional<zk::Stat>> got) {
+          std::lock_guard machine(self->machine_mu_);
+          self->OnExistsLocked(generation, id, watched, std::move(got));
+        },
+        kOnCompletionThread);
+    if (!sent.ok()) OnExistsLocked(generation, id, watched, sent);
   }
 
   bool CurrentCycleLocked(uint64_t generation, uint64_t id) const {
@@ -713,8 +688,7 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
       if (cycle_.node.stat.cversion == names_cversion_) {
         cycle_.children = names_;  // no child changed since they were read
       } else {
-        // Changed, and its event not seen yet (only a session that does not order answers and
-        // events, e.g. FakeZk, or a first read): read them now.
+        // Changed, and its event not seen yet (e.g. a first read): read them now.
         cycle_.pending = 1;
         AskChildrenLocked();
         return;
@@ -736,7 +710,7 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
         const uint64_t id = cycle_.id;
         for (const std::string& name : judged.bound) {
           IssueVoucherStatLocked(name);
-          if (!cycle_active_ || cycle_.id != id) return;  // a synchronous answer ended it
+          if (!cycle_active_ || cycle_.id != id) return;  // a request not sent ended it
         }
         FinishOpLocked();  // the +1 above: every answer may have come already
         return;
@@ -752,7 +726,7 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
 
   void ReadFailedLocked(const Status& error) {
     need_read_ = true;
-    if (error.code() == StatusCode::kSessionExpired || IsFinal(session_->state())) {
+    if (error.code() == StatusCode::kSessionExpired || zk::IsFinal(session_->state())) {
       ScheduleRebuildLocked(std::chrono::milliseconds(0));
       return;
     }
@@ -879,7 +853,6 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
   bool stopping_ = false;
   uint64_t generation_ = 0;  // of the current session; bumped when it is replaced
   std::unique_ptr<zk::ZkSession> session_;
-  zk::ZkClient* async_ = nullptr;  // session_, when it is a ZkClient (asynchronous reads)
   bool data_armed_ = false;
   bool children_armed_ = false;
   bool need_read_ = false;     // the last read failed or a read is due
