@@ -198,25 +198,6 @@ const ACL_vector* AclFor(ZkAclPolicy policy) {
   return &acl;
 }
 
-bool IsFinal(SessionState state) {
-  return state == SessionState::kExpired || state == SessionState::kAuthFailed ||
-         state == SessionState::kClosed;
-}
-
-Status StateError(SessionState state) {
-  switch (state) {
-    case SessionState::kConnected: return Status::Ok();
-    case SessionState::kConnecting:
-      return Status(StatusCode::kConnectionLoss, "not connected to ZooKeeper");
-    case SessionState::kExpired:
-      return Status(StatusCode::kSessionExpired, "ZooKeeper session expired");
-    case SessionState::kAuthFailed:
-      return Status(StatusCode::kPermissionDenied, "ZooKeeper authentication failed");
-    case SessionState::kClosed: return Unavailable("ZooKeeper session closed");
-  }
-  return Internal("unknown session state");
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------

@@ -139,30 +139,14 @@ class ZkClient final : public ZkSession {
   // tools that must attach to the same session; never log the password.
   StatusOr<ZkSessionCredentials> credentials() const;
 
-  // Asynchronous reads, for code that must not block (libpgherald's MasterWatch reads from its
-  // watchers this way). They may be called from any thread, watcher, listener and `done`
-  // callbacks included. If the request is not sent they return the error and `done` never runs:
-  // kConnectionLoss while not connected, the final state's error, kUnavailable after Close.
-  // Otherwise they return Ok and `done` runs exactly once, on the C library's completion thread
-  // (NOT the dispatch thread), with the answer or an error (kConnectionLoss when the connection
-  // drops; kUnavailable for the requests still pending at Close(), which runs them on the thread
-  // calling Close before it returns: never call Close holding a lock that `done` takes). `done` must be quick, must not make a synchronous call on this session and must
-  // not Close it; it may make asynchronous calls. Requests of one session are answered in the
-  // order they were sent. `watch` is armed as by the synchronous call (Get and GetChildren: on
-  // success only; Exists: also on an absent node) and runs on the dispatch thread, or, with
-  // WatchDelivery::kCompletionThread, on the completion thread like `done`, under the same rules,
-  // in the C library's order of answers and events (one thread hop less: for fan-out). An answer
-  // moves the lease like any other.
-  enum class WatchDelivery { kDispatchThread, kCompletionThread };
-  using GetDone = std::function<void(StatusOr<NodeData>)>;
-  using ExistsDone = std::function<void(StatusOr<std::optional<Stat>>)>;
-  using ChildrenDone = std::function<void(StatusOr<std::vector<std::string>>)>;
+  // Asynchronous reads: the contract is ZkSession's (zk_session.h). `done` runs on the C
+  // library's completion thread.
   Status GetAsync(const std::string& path, Watcher watch, GetDone done,
-                  WatchDelivery delivery = WatchDelivery::kDispatchThread);
+                  WatchDelivery delivery = WatchDelivery::kDispatchThread) override;
   Status ExistsAsync(const std::string& path, Watcher watch, ExistsDone done,
-                     WatchDelivery delivery = WatchDelivery::kDispatchThread);
+                     WatchDelivery delivery = WatchDelivery::kDispatchThread) override;
   Status GetChildrenAsync(const std::string& path, Watcher watch, ChildrenDone done,
-                          WatchDelivery delivery = WatchDelivery::kDispatchThread);
+                          WatchDelivery delivery = WatchDelivery::kDispatchThread) override;
 
   struct Core;  // the state shared with the C library's callbacks and the dispatch thread
 

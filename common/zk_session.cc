@@ -13,6 +13,25 @@ const char* SessionStateName(SessionState state) {
   return "unknown";
 }
 
+bool IsFinal(SessionState state) {
+  return state == SessionState::kExpired || state == SessionState::kAuthFailed ||
+         state == SessionState::kClosed;
+}
+
+Status StateError(SessionState state) {
+  switch (state) {
+    case SessionState::kConnected: return Status::Ok();
+    case SessionState::kConnecting:
+      return Status(StatusCode::kConnectionLoss, "not connected to ZooKeeper");
+    case SessionState::kExpired:
+      return Status(StatusCode::kSessionExpired, "ZooKeeper session expired");
+    case SessionState::kAuthFailed:
+      return Status(StatusCode::kPermissionDenied, "ZooKeeper authentication failed");
+    case SessionState::kClosed: return Unavailable("ZooKeeper session closed");
+  }
+  return Internal("unknown session state");
+}
+
 const char* EventTypeName(EventType type) {
   switch (type) {
     case EventType::kCreated: return "created";
@@ -44,6 +63,16 @@ StatusOr<AclData> ZkSession::GetAcl(const std::string&) {
 }
 Status ZkSession::SetAcl(const std::string&, const Acl&) {
   return FailedPrecondition("SetAcl is not supported by this session");
+}
+
+Status ZkSession::GetAsync(const std::string&, Watcher, GetDone, WatchDelivery) {
+  return FailedPrecondition("GetAsync is not supported by this session");
+}
+Status ZkSession::ExistsAsync(const std::string&, Watcher, ExistsDone, WatchDelivery) {
+  return FailedPrecondition("ExistsAsync is not supported by this session");
+}
+Status ZkSession::GetChildrenAsync(const std::string&, Watcher, ChildrenDone, WatchDelivery) {
+  return FailedPrecondition("GetChildrenAsync is not supported by this session");
 }
 
 Status EnsurePath(ZkSession& zk, const std::string& path) {

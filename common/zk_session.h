@@ -1,15 +1,16 @@
 // ZkSession: the one interface through which pgherald talks to ZooKeeper.
 //
 // Two implementations: ZkClient (zk_client.h, the only code that includes <zookeeper/zookeeper.h>)
-// and FakeZk (fake_zk.h, in memory, with fault injection). tests/zk_contract/ holds the contract
-// suite run against both (by tests/unit/fake_zk_test.cc and
-// tests/integration/zk_contract_real_test.cc).
+// and, for tests only, FakeZk (tests/support/fake_zk.h, in memory, with fault injection; never
+// installed). tests/zk_contract/ holds the contract suite run against both (by
+// tests/unit/fake_zk_test.cc and tests/integration/zk_contract_real_test.cc).
 //
 // One ZkSession object is one ZooKeeper session. When the session expires the object is dead for
 // good (every call returns kSessionExpired); the owner builds a new one. Everything here is C++17.
 //
-// Threads: calls are synchronous and may be made from any thread except a watcher/listener
-// callback's own (a callback must not block on ZooKeeper; hand the work to your own thread).
+// Threads: calls are synchronous (except the *Async reads) and may be made from any thread except a
+// watcher/listener callback's own (a callback must not block on ZooKeeper; hand the work to your
+// own thread).
 // Watchers and state listeners run on the session's single dispatch thread, never on the C
 // library's thread, one at a time, in the order the events arrived.
 #pragma once
@@ -48,6 +49,11 @@ enum class SessionState {
   kClosed,      // final: Close() was called
 };
 const char* SessionStateName(SessionState state);
+// kExpired, kAuthFailed or kClosed: the session is dead for good; its owner builds a new one.
+bool IsFinal(SessionState state);
+// What a call made in `state` fails with: Ok when kConnected; kConnectionLoss (kConnecting),
+// kSessionExpired, kPermissionDenied (kAuthFailed) or kUnavailable (kClosed).
+Status StateError(SessionState state);
 
 enum class EventType { kCreated, kDeleted, kDataChanged, kChildrenChanged, kNotWatching };
 const char* EventTypeName(EventType type);
@@ -187,6 +193,33 @@ class ZkSession {
                                               CreateMode mode, const Acl& acl);
   virtual StatusOr<AclData> GetAcl(const std::string& path);
   virtual Status SetAcl(const std::string& path, const Acl& acl);
+
+  // Asynchronous reads, for code that must not block (libpgherald's MasterWatch reads from its
+  // watchers this way). They may be called from any thread, watcher, listener and `done`
+  // callbacks included. If the request is not sent they return the error and `done` never runs:
+  // kConnectionLoss while not connected, the final state's error, kUnavailable after Close.
+  // Otherwise they return Ok and `done` runs exactly once, on the session's completion thread
+  // (ZkClient: the C library's, NOT the dispatch thread), with the answer or an error
+  // (kConnectionLoss when the connection drops; kUnavailable for the requests still pending at
+  // Close(), which runs them on the thread calling Close before it returns: never call Close
+  // holding a lock that `done` takes). `done` must be quick, must not make a synchronous call on
+  // this session and must not Close it; it may make asynchronous calls. Requests of one session
+  // are answered in the order they were sent. `watch` is armed as by the synchronous call (Get and
+  // GetChildren: on success only; Exists: also on an absent node) and runs on the dispatch thread,
+  // or, with WatchDelivery::kCompletionThread, on the completion thread like `done`, under the
+  // same rules, in the order of answers and events (one thread hop less: for fan-out). An answer
+  // moves the lease like any other. The defaults (for test doubles that are never read this way)
+  // answer kFailedPrecondition without running `done`.
+  enum class WatchDelivery { kDispatchThread, kCompletionThread };
+  using GetDone = std::function<void(StatusOr<NodeData>)>;
+  using ExistsDone = std::function<void(StatusOr<std::optional<Stat>>)>;
+  using ChildrenDone = std::function<void(StatusOr<std::vector<std::string>>)>;
+  virtual Status GetAsync(const std::string& path, Watcher watch, GetDone done,
+                          WatchDelivery delivery = WatchDelivery::kDispatchThread);
+  virtual Status ExistsAsync(const std::string& path, Watcher watch, ExistsDone done,
+                             WatchDelivery delivery = WatchDelivery::kDispatchThread);
+  virtual Status GetChildrenAsync(const std::string& path, Watcher watch, ChildrenDone done,
+                                  WatchDelivery delivery = WatchDelivery::kDispatchThread);
 
   // Called on every state change (on the dispatch thread). Replaces any earlier listener.
   virtual void SetStateListener(StateListener listener) = 0;

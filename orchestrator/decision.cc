@@ -229,41 +229,332 @@ std::vector<std::string> WriteCheckTargets(const DecisionInput& in, const Decisi
   return out;  // the map's order: sorted by name
 }
 
-Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
-  Verdict verdict;
-  const Policy& policy = in.policy;
-  const bool have_published = HavePublished(in);
-  const std::string published_node = have_published ? in.published->node : "";
-  const bool accepting = Accepting(in);
-  const std::uint32_t published_tl = TimelineFloor(in);
+namespace {
+
+// One call of Decide: the input, the caller's memory, the verdict being built and what the steps
+// work out on the way. Decide runs the steps in order (docs/decision-rules.md, "The rules, as
+// implemented", says what each rule does); a step reads what the earlier ones set.
+// Views are built once and never move (the steps hold pointers to them).
+class Round {
+ public:
+  Round(const DecisionInput& in, DecisionMemory& memory)
+      : in_(in),
+        policy_(in.policy),
+        memory_(memory),
+        have_published_(HavePublished(in)),
+        published_node_(have_published_ ? in.published->node : ""),
+        accepting_(Accepting(in)),
+        published_tl_(TimelineFloor(in)) {}
+
   // What any node reports now, and what this process saw before (DecisionMemory::max_timeline).
   // The operator's acceptance of a lower timeline lifts both (it names the timeline in force).
-  if (accepting) memory.max_timeline = 0;
-  memory.max_timeline = std::max({memory.max_timeline, ClusterTimeline(in), published_tl});
-  const std::uint32_t cluster_tl = accepting ? 0 : memory.max_timeline;
+  void UpdateTimelines() {
+    if (accepting_) memory_.max_timeline = 0;
+    memory_.max_timeline = std::max({memory_.max_timeline, ClusterTimeline(in_), published_tl_});
+    cluster_tl_ = accepting_ ? 0 : memory_.max_timeline;
+  }
 
   // ---- 1. One view per node known from any source, merged: a reachable fresh probe first (the
   // orchestrator's own evidence), else a reachable fresh observation (the poller can reach a node
   // the orchestrator cannot: its claim still counts against split brain, but never publishes).
-  std::set<std::string> names;
-  for (const auto& entry : in.observations) names.insert(entry.first);
-  for (const auto& entry : in.probes) names.insert(entry.first);
-  for (const auto& entry : memory.nodes) names.insert(entry.first);
-  if (have_published) names.insert(published_node);
+  void BuildViews() {
+    std::set<std::string> names;
+    for (const auto& entry : in_.observations) names.insert(entry.first);
+    for (const auto& entry : in_.probes) names.insert(entry.first);
+    for (const auto& entry : memory_.nodes) names.insert(entry.first);
+    if (have_published_) names.insert(published_node_);
+    views_.reserve(names.size());
+    for (const std::string& name : names) views_.push_back(ViewOf(name));
+  }
 
-  std::vector<View> views;
-  views.reserve(names.size());
-  for (const std::string& name : names) {
+  // ---- 2. Identity. Known: anything else is foreign. Unknown: adopt what the reachable nodes
+  // agree on; if they disagree nobody can be published (we cannot tell which is ours).
+  void ResolveIdentity() {
+    identity_ = in_.identity;
+    if (identity_.empty()) {
+      std::set<std::string> seen;
+      for (const View& v : views_) {
+        if (v.reachable && !v.sysid.empty()) seen.insert(v.sysid);
+      }
+      if (seen.size() == 1) identity_ = *seen.begin();
+      if (seen.size() > 1) identity_conflict_ = true;
+    }
+    for (View& v : views_) {
+      v.foreign = !identity_.empty() && !v.sysid.empty() && v.sysid != identity_;
+      if (v.foreign) v.Note(ReasonCode::kForeignIdentity);
+    }
+  }
+
+  // ---- 3. Standbys vote with their upstream (the rule's last tie-breaker).
+  void CountFollowers() {
+    for (const View& v : views_) {
+      if (v.obs != nullptr && v.reachable && v.in_recovery && !v.foreign &&
+          !v.obs->upstream_node.empty()) {
+        if (View* up = FindView(v.obs->upstream_node)) ++up->followers;
+      }
+    }
+  }
+
+  // ---- 4. Memory of each node: LSNs for the data-loss estimate, whether it may still take
+  // writes and since when nobody reaches it (strict mode).
+  void RememberNodes() {
+    for (const View& v : views_) {
+      NodeMemory& m = memory_.nodes[v.name];
+      if (v.foreign) {
+        m.maybe_writable = false;
+      } else if (v.writable) {
+        if (v.lsn) m.last_primary_lsn = v.lsn;
+        m.maybe_writable = true;
+      } else if (v.reachable && v.in_recovery) {
+        if (v.lsn) m.last_standby_lsn = v.lsn;
+        m.maybe_writable = false;
+      } else if (v.Fenced()) {
+        m.maybe_writable = false;
+      }
+      if (v.reachable) {
+        m.unreachable_since.reset();
+      } else if (!m.unreachable_since) {
+        m.unreachable_since = in_.now;
+      }
+    }
+  }
+
+  // ---- 5. The contest between writable nodes of this cluster: a winner, or writable nodes tied
+  // on every rule; the losers are stale primaries.
+  void RunContest() {
+    for (View& v : views_) {
+      if (!v.writable || v.foreign) continue;
+      if (v.timeline == 0) {
+        v.Note(ReasonCode::kTimelineUnknown);
+        continue;
+      }
+      contenders_.push_back(&v);
+    }
+    std::vector<View*> ranked = SetAsideBelowTimelines();
+    std::sort(ranked.begin(), ranked.end(), [](const View* a, const View* b) {
+      if (RankKey(*a) != RankKey(*b)) return RankKey(*a) > RankKey(*b);
+      return a->name < b->name;
+    });
+    if (ranked.empty()) return;
+    const bool tie =
+        ranked.size() > 1 && SameRank(*ranked[0], *ranked[1]) && !ranked[0]->is_published;
+    std::size_t first_loser = 1;
+    if (tie) {
+      while (first_loser < ranked.size() && SameRank(*ranked[0], *ranked[first_loser])) {
+        ++first_loser;
+      }
+      tied_.assign(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(first_loser));
+    } else {
+      winner_ = ranked[0];
+    }
+    for (std::size_t i = first_loser; i < ranked.size(); ++i) {
+      ranked[i]->Note(ReasonCode::kStalePrimary);
+      stale_.push_back(ranked[i]);
+    }
+  }
+
+  // The stale primaries to fence, each with why. On an identity conflict we cannot tell our nodes
+  // from another cluster's: fence nothing; nor while paused.
+  void ListStalePrimaries() {
+    if (!policy_.paused && !identity_conflict_) {
+      for (View* v : stale_) {
+        const bool below = v->timeline < published_tl_;
+        const bool left_behind = !below && below_cluster_;
+        // The loser on the timeline of a published master that passed its write check: the
+        // published one holds the acknowledged writes.
+        const bool same_tl = !below && !left_behind && winner_ != nullptr &&
+                             winner_->VerifiedPublished() && v->timeline == winner_->timeline;
+        if (same_tl) v->Note(ReasonCode::kSameTimelineStalePrimary);
+        verdict_.stale_primaries.push_back(
+            {v->name, below         ? ReasonCode::kBelowPublishedTimeline
+                      : left_behind ? ReasonCode::kBelowClusterTimeline
+                      : same_tl     ? ReasonCode::kSameTimelineStalePrimary
+                                    : ReasonCode::kStalePrimary});
+      }
+      std::sort(verdict_.stale_primaries.begin(), verdict_.stale_primaries.end(),
+                [](const StalePrimary& a, const StalePrimary& b) { return a.node < b.node; });
+    }
+    if (winner_ != nullptr) verdict_.chosen = winner_->name;
+  }
+
+  // ---- 6. Can the winner be published this round? Only on the orchestrator's own fresh probe,
+  // reachable, out of recovery, with a passed write check, and of this cluster.
+  void CheckWinner() {
+    if (winner_ != nullptr) {
+      const model::Probe* p = winner_->probe;
+      auto fault = [&](ReasonCode code, std::string text) {
+        winner_->Note(code);
+        winner_faults_.push_back({code, winner_->name, std::move(text)});
+      };
+      if (p == nullptr) {
+        fault(ReasonCode::kProbeMissing, "no fresh probe of the node by the orchestrator");
+      } else if (!p->reachable) {
+        fault(ReasonCode::kUnreachable, "the orchestrator cannot reach it: " + p->error);
+      } else if (p->in_recovery) {
+        fault(ReasonCode::kInRecovery, "the probe found it in recovery");
+      } else if (p->write_check == model::WriteCheck::kFailed) {
+        fault(ReasonCode::kWriteCheckFailed, "write check failed: " + p->write_error);
+      } else if (p->write_check != model::WriteCheck::kPassed) {
+        fault(ReasonCode::kWriteCheckMissing, "no write check this round");
+      }
+      if (identity_conflict_) {
+        fault(ReasonCode::kIdentityConflict,
+              "cluster identity unknown and the nodes report different system identifiers");
+      } else if (winner_->sysid.empty()) {
+        fault(ReasonCode::kIdentityUnknown, "its system identifier is unknown");
+      }
+    }
+    publishable_ = winner_ != nullptr && winner_faults_.empty();
+  }
+
+  // Anti-flapping: the window runs while the same node, on the same timeline, stays the
+  // publishable winner; any round where it is not restarts it.
+  void TimeCandidate() {
+    if (publishable_ && !policy_.paused) {
+      if (memory_.candidate != winner_->name || memory_.candidate_timeline != winner_->timeline) {
+        memory_.candidate = winner_->name;
+        memory_.candidate_timeline = winner_->timeline;
+        memory_.candidate_since = in_.now;
+      }
+    } else {
+      memory_.candidate.clear();
+      memory_.candidate_timeline = 0;
+    }
+  }
+
+  // ---- 7. The verdict: the action and its main reason, then the supporting reasons.
+  void ChooseAction() {
+    if (policy_.paused) {
+      verdict_.action = Action::kNone;
+      Add({ReasonCode::kPaused, "", "cluster is paused (maintenance): no change"});
+    } else if (winner_ == nullptr) {
+      ChooseWithoutWinner();
+    } else if (winner_->is_published && !in_.repair) {
+      ChooseForPublishedWinner();
+    } else if (!publishable_) {
+      verdict_.action = NotNow();
+      Add({ReasonCode::kCandidateUnverified, winner_->name,
+           "winner is " + Describe(*winner_) + " but cannot be published this round"});
+      PublishedUnverified();
+    } else {
+      ChooseForNewWinner();
+    }
+  }
+
+  void AddSupportingReasons() {
+    for (Reason& r : winner_faults_) Add(std::move(r));
+    if (contenders_.size() > 1) {
+      Add({ReasonCode::kSplitBrain, "", std::to_string(contenders_.size()) + " nodes accept writes"});
+    }
+    for (const StalePrimary& s : verdict_.stale_primaries) {
+      const View* v = FindView(s.node);
+      std::string why;
+      if (s.code == ReasonCode::kBelowPublishedTimeline) {
+        why = ": below the published timeline " + std::to_string(published_tl_);
+      } else if (s.code == ReasonCode::kBelowClusterTimeline) {
+        why = ": below timeline " + std::to_string(cluster_tl_) + ", which another node reports";
+      } else if (s.code == ReasonCode::kSameTimelineStalePrimary) {
+        why = ": lost to the published master " + verdict_.chosen +
+              ", verified on the same timeline (it holds the acknowledged writes)";
+      } else {
+        why = ": lost to " + verdict_.chosen;
+      }
+      Add({s.code, s.node, (v != nullptr ? Describe(*v) : std::string()) + why});
+    }
+    for (const View& v : views_) {
+      if (v.foreign && v.reachable) {
+        Add({ReasonCode::kForeignIdentity, v.name,
+             "system identifier " + v.sysid + " is not the cluster's " + identity_});
+      }
+    }
+  }
+
+  // ---- 8. The record, identity and data-loss estimate of a publish. An epoch never wraps: with
+  // nothing above the epoch to beat, nothing is published (a forged 2^64-1 reaches here only from
+  // a record or history entry the shell trusted; docs/decision-rules.md, "Epochs").
+  void BuildRecord() {
+    const std::uint64_t epoch_base =
+        std::max(in_.published ? in_.published->epoch : 0, in_.epoch_floor);
+    std::vector<Reason>& reasons = verdict_.reasons;
+    if (verdict_.action == Action::kPublish &&
+        epoch_base == std::numeric_limits<std::uint64_t>::max()) {
+      verdict_.action = NotNow();
+      verdict_.acceptance_used = false;
+      reasons.insert(reasons.begin(),
+                     {ReasonCode::kEpochExhausted, "",
+                      "the epoch to go above is " + std::to_string(epoch_base) +
+                          "; nothing is published until an operator resets it"});
+    }
+    if (verdict_.action != Action::kPublish) return;
+    const model::Probe& p = *winner_->probe;
+    model::MasterRecord r;
+    r.state = model::MasterState::kOk;
+    r.node = winner_->name;
+    r.host = !p.host.empty() || winner_->any_obs == nullptr ? p.host : winner_->any_obs->host;
+    r.port = p.port != 0 || winner_->any_obs == nullptr ? p.port : winner_->any_obs->port;
+    r.timeline = winner_->timeline;
+    r.lsn = p.lsn;
+    r.epoch = epoch_base + 1;
+    r.verified_at_ms = p.taken_at_ms;
+    r.decided_by = in_.orchestrator_id;
+    r.reason = ReasonCodeName(reasons.front().code);
+    verdict_.record = std::move(r);
+    if (in_.identity.empty()) {
+      verdict_.identity_to_record = winner_->sysid;
+      Add({ReasonCode::kIdentityAdopted, winner_->name,
+           "cluster identity recorded as " + winner_->sysid});
+    }
+    if (have_published_ && published_node_ != winner_->name) {
+      model::DataLossEstimate loss;
+      loss.old_master = published_node_;
+      loss.old_master_last_lsn = std::max(
+          in_.published->lsn, memory_.nodes[published_node_].last_primary_lsn.value_or(0));
+      loss.new_master = winner_->name;
+      loss.new_master_lsn = memory_.nodes[winner_->name].last_standby_lsn.value_or(p.lsn);
+      loss.gap_bytes = loss.old_master_last_lsn > loss.new_master_lsn
+                           ? loss.old_master_last_lsn - loss.new_master_lsn
+                           : 0;
+      verdict_.data_loss = loss;
+    }
+  }
+
+  // ---- 9. Evidence, one entry per node.
+  void FillEvidence() {
+    const bool chosen_is_master =
+        verdict_.action == Action::kPublish || verdict_.action == Action::kKeep ||
+        (policy_.paused && winner_ != nullptr && winner_->is_published);
+    for (View& v : views_) {
+      model::NodeEvidence& e = v.ev;
+      e.observed = v.obs != nullptr;
+      e.probed = v.probe != nullptr;
+      e.reachable = v.reachable;
+      e.writable = v.writable;
+      e.timeline = v.timeline;
+      e.lsn = v.lsn;
+      e.system_identifier = v.sysid;
+      e.write_check = v.probe != nullptr ? v.probe->write_check : model::WriteCheck::kNotRun;
+      if (v.promoted_at != 0) e.promoted_at_ms = v.promoted_at;
+      e.followers = v.followers;
+      e.fencing = v.obs != nullptr ? v.obs->fencing : model::FencingState::kNone;
+      e.role = RoleOf(v, chosen_is_master);
+      verdict_.evidence.push_back(e);
+    }
+  }
+
+  Verdict TakeVerdict() { return std::move(verdict_); }
+
+ private:
+  View ViewOf(const std::string& name) const {
     View v;
     v.name = name;
     v.ev.node = name;
-    v.is_published = have_published && name == published_node;
-    if (auto it = in.observations.find(name); it != in.observations.end()) {
+    v.is_published = have_published_ && name == published_node_;
+    if (auto it = in_.observations.find(name); it != in_.observations.end()) {
       v.any_obs = &it->second.observation;
-      if (in.now - it->second.received_at <= policy.observation_max_age) v.obs = v.any_obs;
+      if (in_.now - it->second.received_at <= policy_.observation_max_age) v.obs = v.any_obs;
     }
-    if (auto it = in.probes.find(name); it != in.probes.end()) {
-      if (in.now - it->second.taken_at <= policy.probe_max_age) v.probe = &it->second.probe;
+    if (auto it = in_.probes.find(name); it != in_.probes.end()) {
+      if (in_.now - it->second.taken_at <= policy_.probe_max_age) v.probe = &it->second.probe;
     }
     if (v.obs == nullptr) v.Note(ReasonCode::kPollerMissing);
     if (v.probe == nullptr) v.Note(ReasonCode::kProbeMissing);
@@ -283,431 +574,238 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
     }
     if (v.reachable && v.sysid.empty() && v.obs != nullptr) v.sysid = v.obs->system_identifier;
     v.writable = v.reachable && !v.in_recovery;
-    if (v.any_obs != nullptr && v.any_obs->promoted_at_ms)
+    if (v.any_obs != nullptr && v.any_obs->promoted_at_ms) {
       v.promoted_at = *v.any_obs->promoted_at_ms;
-    views.push_back(std::move(v));
+    }
+    return v;
   }
-  auto find_view = [&](const std::string& name) -> View* {
-    for (View& v : views) {
+
+  View* FindView(const std::string& name) {
+    for (View& v : views_) {
       if (v.name == name) return &v;
     }
     return nullptr;
-  };
-
-  // ---- 2. Identity. Known: anything else is foreign. Unknown: adopt what the reachable nodes
-  // agree on; if they disagree nobody can be published (we cannot tell which is ours).
-  std::string identity = in.identity;
-  bool identity_conflict = false;
-  if (identity.empty()) {
-    std::set<std::string> seen;
-    for (const View& v : views) {
-      if (v.reachable && !v.sysid.empty()) seen.insert(v.sysid);
-    }
-    if (seen.size() == 1) identity = *seen.begin();
-    if (seen.size() > 1) identity_conflict = true;
-  }
-  for (View& v : views) {
-    v.foreign = !identity.empty() && !v.sysid.empty() && v.sysid != identity;
-    if (v.foreign) v.Note(ReasonCode::kForeignIdentity);
   }
 
-  // ---- 3. Standbys vote with their upstream (the rule's last tie-breaker).
-  for (const View& v : views) {
-    if (v.obs != nullptr && v.reachable && v.in_recovery && !v.foreign &&
-        !v.obs->upstream_node.empty()) {
-      if (View* up = find_view(v.obs->upstream_node)) ++up->followers;
-    }
-  }
-
-  // ---- 4. Memory of each node: LSNs for the data-loss estimate, whether it may still take
-  // writes and since when nobody reaches it (strict mode).
-  for (const View& v : views) {
-    NodeMemory& m = memory.nodes[v.name];
-    if (v.foreign) {
-      m.maybe_writable = false;
-    } else if (v.writable) {
-      if (v.lsn) m.last_primary_lsn = v.lsn;
-      m.maybe_writable = true;
-    } else if (v.reachable && v.in_recovery) {
-      if (v.lsn) m.last_standby_lsn = v.lsn;
-      m.maybe_writable = false;
-    } else if (v.Fenced()) {
-      m.maybe_writable = false;
-    }
-    if (v.reachable) {
-      m.unreachable_since.reset();
-    } else if (!m.unreachable_since) {
-      m.unreachable_since = in.now;
-    }
-  }
-
-  // ---- 5. The contest between writable nodes of this cluster.
-  std::vector<View*> contenders;
-  for (View& v : views) {
-    if (!v.writable || v.foreign) continue;
-    if (v.timeline == 0) {
-      v.Note(ReasonCode::kTimelineUnknown);
-      continue;
-    }
-    contenders.push_back(&v);
-  }
-  std::vector<View*> stale;
-  std::vector<View*> ranked;
-  for (View* v : contenders) {
-    if (v->timeline < published_tl) {
-      v->Note(ReasonCode::kBelowPublishedTimeline);
-      stale.push_back(v);
-    } else {
-      ranked.push_back(v);
-    }
-  }
-  // A node of the cluster (standby or not) on a later timeline than every writable one: they were
-  // all left behind (the record and history that would say so may be lost). None of them wins.
-  const bool below_cluster =
-      std::all_of(ranked.begin(), ranked.end(), [&](const View* v) { return v->timeline < cluster_tl; });
-  if (below_cluster) {
-    for (View* v : ranked) {
-      v->Note(ReasonCode::kBelowClusterTimeline);
-      stale.push_back(v);
-    }
-    ranked.clear();
-  }
-  std::sort(ranked.begin(), ranked.end(), [](const View* a, const View* b) {
-    if (RankKey(*a) != RankKey(*b)) return RankKey(*a) > RankKey(*b);
-    return a->name < b->name;
-  });
-  View* winner = nullptr;
-  std::vector<View*> tied;
-  if (!ranked.empty()) {
-    const bool tie =
-        ranked.size() > 1 && SameRank(*ranked[0], *ranked[1]) && !ranked[0]->is_published;
-    std::size_t first_loser = 1;
-    if (tie) {
-      while (first_loser < ranked.size() && SameRank(*ranked[0], *ranked[first_loser])) {
-        ++first_loser;
+  // The contenders below the published timeline are stale; if every other one is below the
+  // cluster's timeline (a node of the cluster, standby or not, on a later timeline: they were all
+  // left behind, and the record and history that would say so may be lost), they are stale too.
+  // Returns the contenders left to rank.
+  std::vector<View*> SetAsideBelowTimelines() {
+    std::vector<View*> ranked;
+    for (View* v : contenders_) {
+      if (v->timeline < published_tl_) {
+        v->Note(ReasonCode::kBelowPublishedTimeline);
+        stale_.push_back(v);
+      } else {
+        ranked.push_back(v);
       }
-      tied.assign(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(first_loser));
-    } else {
-      winner = ranked[0];
     }
-    for (std::size_t i = first_loser; i < ranked.size(); ++i) {
-      ranked[i]->Note(ReasonCode::kStalePrimary);
-      stale.push_back(ranked[i]);
+    below_cluster_ = std::all_of(ranked.begin(), ranked.end(),
+                                 [&](const View* v) { return v->timeline < cluster_tl_; });
+    if (below_cluster_) {
+      for (View* v : ranked) {
+        v->Note(ReasonCode::kBelowClusterTimeline);
+        stale_.push_back(v);
+      }
+      ranked.clear();
     }
-  }
-  // On an identity conflict we cannot tell our nodes from another cluster's: fence nothing.
-  if (!policy.paused && !identity_conflict) {
-    for (View* v : stale) {
-      const bool below = v->timeline < published_tl;
-      const bool left_behind = !below && below_cluster;
-      // The loser on the timeline of a published master that passed its write check: the
-      // published one holds the acknowledged writes (issue 12, finding 1).
-      const bool same_tl = !below && !left_behind && winner != nullptr && winner->VerifiedPublished() &&
-                           v->timeline == winner->timeline;
-      if (same_tl) v->Note(ReasonCode::kSameTimelineStalePrimary);
-      verdict.stale_primaries.push_back(
-          {v->name, below           ? ReasonCode::kBelowPublishedTimeline
-                    : left_behind   ? ReasonCode::kBelowClusterTimeline
-                    : same_tl       ? ReasonCode::kSameTimelineStalePrimary
-                                    : ReasonCode::kStalePrimary});
-    }
-    std::sort(verdict.stale_primaries.begin(), verdict.stale_primaries.end(),
-              [](const StalePrimary& a, const StalePrimary& b) { return a.node < b.node; });
-  }
-  if (winner != nullptr) verdict.chosen = winner->name;
-
-  // ---- 6. Can the winner be published this round? Only on the orchestrator's own fresh probe,
-  // reachable, out of recovery, with a passed write check, and of this cluster.
-  std::vector<Reason> winner_faults;
-  if (winner != nullptr) {
-    const model::Probe* p = winner->probe;
-    auto fault = [&](ReasonCode code, std::string text) {
-      winner->Note(code);
-      winner_faults.push_back({code, winner->name, std::move(text)});
-    };
-    if (p == nullptr) {
-      fault(ReasonCode::kProbeMissing, "no fresh probe of the node by the orchestrator");
-    } else if (!p->reachable) {
-      fault(ReasonCode::kUnreachable, "the orchestrator cannot reach it: " + p->error);
-    } else if (p->in_recovery) {
-      fault(ReasonCode::kInRecovery, "the probe found it in recovery");
-    } else if (p->write_check == model::WriteCheck::kFailed) {
-      fault(ReasonCode::kWriteCheckFailed, "write check failed: " + p->write_error);
-    } else if (p->write_check != model::WriteCheck::kPassed) {
-      fault(ReasonCode::kWriteCheckMissing, "no write check this round");
-    }
-    if (identity_conflict) {
-      fault(ReasonCode::kIdentityConflict,
-            "cluster identity unknown and the nodes report different system identifiers");
-    } else if (winner->sysid.empty()) {
-      fault(ReasonCode::kIdentityUnknown, "its system identifier is unknown");
-    }
-  }
-  const bool publishable = winner != nullptr && winner_faults.empty();
-
-  // Anti-flapping: the window runs while the same node, on the same timeline, stays the
-  // publishable winner; any round where it is not restarts it.
-  if (publishable && !policy.paused) {
-    if (memory.candidate != winner->name || memory.candidate_timeline != winner->timeline) {
-      memory.candidate = winner->name;
-      memory.candidate_timeline = winner->timeline;
-      memory.candidate_since = in.now;
-    }
-  } else {
-    memory.candidate.clear();
-    memory.candidate_timeline = 0;
+    return ranked;
   }
 
-  // ---- 7. The verdict.
-  std::vector<Reason>& reasons = verdict.reasons;
-  const Action not_now = have_published ? Action::kWithdraw : Action::kNone;
-  auto published_unverified = [&]() {
-    if (!have_published) return;
-    const View* pv = find_view(published_node);
+  // Withdraw when something is published, else change nothing.
+  Action NotNow() const { return have_published_ ? Action::kWithdraw : Action::kNone; }
+
+  void Add(Reason reason) { verdict_.reasons.push_back(std::move(reason)); }
+
+  void PublishedUnverified() {
+    if (!have_published_) return;
+    const View* pv = FindView(published_node_);
     std::string text = "published master is " + (pv != nullptr ? Describe(*pv) : "unknown");
     if (pv != nullptr && pv->foreign) text += " with a foreign system identifier";
-    reasons.push_back({ReasonCode::kMasterUnverified, published_node, std::move(text)});
-  };
+    Add({ReasonCode::kMasterUnverified, published_node_, std::move(text)});
+  }
 
-  if (policy.paused) {
-    verdict.action = Action::kNone;
-    reasons.push_back({ReasonCode::kPaused, "", "cluster is paused (maintenance): no change"});
-  } else if (winner == nullptr) {
-    verdict.action = not_now;
-    if (!tied.empty()) {
+  void ChooseWithoutWinner() {
+    verdict_.action = NotNow();
+    if (!tied_.empty()) {
       std::string names_tied;
-      for (const View* v : tied) names_tied += (names_tied.empty() ? "" : ", ") + v->name;
-      reasons.push_back({ReasonCode::kSplitBrainUndecided, "",
-                         "writable nodes tie on timeline, promotion and followers: " + names_tied});
+      for (const View* v : tied_) names_tied += (names_tied.empty() ? "" : ", ") + v->name;
+      Add({ReasonCode::kSplitBrainUndecided, "",
+           "writable nodes tie on timeline, promotion and followers: " + names_tied});
     } else {
-      reasons.push_back({ReasonCode::kNoWritableNode, "", "no node of the cluster accepts writes"});
+      Add({ReasonCode::kNoWritableNode, "", "no node of the cluster accepts writes"});
     }
-    published_unverified();
-  } else if (winner->is_published && !in.repair) {
+    PublishedUnverified();
+  }
+
+  // The winner is the published master (and the record is trusted).
+  void ChooseForPublishedWinner() {
     // A node of this cluster seen on a timeline above the published master's (a standby that
     // follows a promotion the orchestrator cannot reach, e.g. after a ZooKeeper outage): the
     // published master was left behind. Keeping it would re-affirm its voucher and reopen routes
     // to it; withdraw instead.
     const View* ahead = nullptr;
-    for (const View& v : views) {
-      if (v.reachable && !v.foreign && v.timeline > winner->timeline &&
+    for (const View& v : views_) {
+      if (v.reachable && !v.foreign && v.timeline > winner_->timeline &&
           (ahead == nullptr || v.timeline > ahead->timeline)) {
         ahead = &v;
       }
     }
-    if (!publishable) {
-      verdict.action = Action::kWithdraw;
-      published_unverified();
+    if (!publishable_) {
+      verdict_.action = Action::kWithdraw;
+      PublishedUnverified();
     } else if (ahead != nullptr) {
-      verdict.action = Action::kWithdraw;
-      reasons.push_back({ReasonCode::kMasterUnverified, winner->name,
-                         "writable on timeline " + std::to_string(winner->timeline) + " but " +
-                             ahead->name + " is " + Describe(*ahead) +
-                             ": a promotion left it behind"});
-    } else if (winner->timeline > published_tl) {
-      verdict.action = Action::kPublish;
-      reasons.push_back({ReasonCode::kLaterTimeline, winner->name,
-                         "published master moved to timeline " + std::to_string(winner->timeline)});
+      verdict_.action = Action::kWithdraw;
+      Add({ReasonCode::kMasterUnverified, winner_->name,
+           "writable on timeline " + std::to_string(winner_->timeline) + " but " + ahead->name +
+               " is " + Describe(*ahead) + ": a promotion left it behind"});
+    } else if (winner_->timeline > published_tl_) {
+      verdict_.action = Action::kPublish;
+      Add({ReasonCode::kLaterTimeline, winner_->name,
+           "published master moved to timeline " + std::to_string(winner_->timeline)});
     } else {
-      verdict.action = Action::kKeep;
-      reasons.push_back(
-          {ReasonCode::kMasterVerified, winner->name,
-           "writable, write check passed on timeline " + std::to_string(winner->timeline)});
+      verdict_.action = Action::kKeep;
+      Add({ReasonCode::kMasterVerified, winner_->name,
+           "writable, write check passed on timeline " + std::to_string(winner_->timeline)});
     }
-  } else if (!publishable) {
-    verdict.action = not_now;
-    reasons.push_back({ReasonCode::kCandidateUnverified, winner->name,
-                       "winner is " + Describe(*winner) + " but cannot be published this round"});
-    published_unverified();
-  } else {
-    // A publishable winner that is not the published master.
+  }
+
+  // Strict split-brain mode: every other node that may still take writes (seen writable and not
+  // since in recovery or fenced, a stale primary, the published master) blocks the publish until
+  // it is fenced, a standby, or unreachable past the self-fence deadline.
+  std::vector<Reason> StrictBlockers() {
     std::vector<Reason> blockers;
-    if (policy.strict_split_brain) {
-      std::set<std::string> suspects;
-      for (const auto& [name, m] : memory.nodes) {
-        if (m.maybe_writable) suspects.insert(name);
-      }
-      for (const View* v : stale) suspects.insert(v->name);
-      if (have_published) suspects.insert(published_node);
-      suspects.erase(winner->name);
-      for (const std::string& name : suspects) {
-        View* v = find_view(name);
-        if (v == nullptr || v->foreign) continue;
-        if (v->writable) {
-          blockers.push_back({ReasonCode::kAwaitingFence, name,
-                              "still " + Describe(*v) + "; waiting for it to be fenced"});
-        } else if (v->reachable && v->in_recovery) {
-          continue;  // a standby now: it cannot take writes
-        } else if (v->Fenced()) {
-          v->Note(ReasonCode::kFenced);
+    if (!policy_.strict_split_brain) return blockers;
+    std::set<std::string> suspects;
+    for (const auto& [name, m] : memory_.nodes) {
+      if (m.maybe_writable) suspects.insert(name);
+    }
+    for (const View* v : stale_) suspects.insert(v->name);
+    if (have_published_) suspects.insert(published_node_);
+    suspects.erase(winner_->name);
+    for (const std::string& name : suspects) {
+      View* v = FindView(name);
+      if (v == nullptr || v->foreign) continue;
+      if (v->writable) {
+        blockers.push_back({ReasonCode::kAwaitingFence, name,
+                            "still " + Describe(*v) + "; waiting for it to be fenced"});
+      } else if (v->reachable && v->in_recovery) {
+        continue;  // a standby now: it cannot take writes
+      } else if (v->Fenced()) {
+        v->Note(ReasonCode::kFenced);
+      } else {
+        const MonoTime since = memory_.nodes[name].unreachable_since.value_or(in_.now);
+        if (in_.now - since >= policy_.self_fence_deadline) {
+          v->Note(ReasonCode::kSelfFenceElapsed);
         } else {
-          const MonoTime since = memory.nodes[name].unreachable_since.value_or(in.now);
-          if (in.now - since >= policy.self_fence_deadline) {
-            v->Note(ReasonCode::kSelfFenceElapsed);
-          } else {
-            const auto left =
-                std::chrono::duration_cast<Millis>(policy.self_fence_deadline - (in.now - since));
-            blockers.push_back({ReasonCode::kAwaitingFence, name,
-                                "unreachable, may still take writes; self-fence deadline in " +
-                                    std::to_string(left.count()) + " ms"});
-          }
+          const auto left =
+              std::chrono::duration_cast<Millis>(policy_.self_fence_deadline - (in_.now - since));
+          blockers.push_back({ReasonCode::kAwaitingFence, name,
+                              "unreachable, may still take writes; self-fence deadline in " +
+                                  std::to_string(left.count()) + " ms"});
         }
       }
     }
-    const bool later_timeline = have_published && winner->timeline > published_tl;
-    const bool window_held = in.now - memory.candidate_since >= policy.confirmation_window;
-    const bool accepted_lower = accepting && winner->timeline < in.published->timeline;
+    return blockers;
+  }
+
+  // A publishable winner that is not the published master (or the record is being repaired).
+  void ChooseForNewWinner() {
+    std::vector<Reason> blockers = StrictBlockers();
+    const bool later_timeline = have_published_ && winner_->timeline > published_tl_;
+    const bool window_held = in_.now - memory_.candidate_since >= policy_.confirmation_window;
+    const bool accepted_lower = accepting_ && winner_->timeline < in_.published->timeline;
     if (!blockers.empty()) {
-      verdict.action = not_now;
-      reasons = std::move(blockers);
-      published_unverified();
+      verdict_.action = NotNow();
+      verdict_.reasons = std::move(blockers);
+      PublishedUnverified();
     } else if (accepted_lower) {
-      verdict.action = Action::kPublish;
-      verdict.acceptance_used = true;
-      reasons.push_back(
-          {ReasonCode::kOperatorAcceptedLowerTimeline, winner->name,
-           "timeline " + std::to_string(winner->timeline) + " replaces timeline " +
-               std::to_string(in.published->timeline) + ", accepted by " + in.acceptance->by +
-               " at " + std::to_string(in.acceptance->at_ms) + ": " + in.acceptance->reason});
-    } else if (in.repair) {
+      verdict_.action = Action::kPublish;
+      verdict_.acceptance_used = true;
+      Add({ReasonCode::kOperatorAcceptedLowerTimeline, winner_->name,
+           "timeline " + std::to_string(winner_->timeline) + " replaces timeline " +
+               std::to_string(in_.published->timeline) + ", accepted by " + in_.acceptance->by +
+               " at " + std::to_string(in_.acceptance->at_ms) + ": " + in_.acceptance->reason});
+    } else if (in_.repair) {
       // The record read is nobody's verified decision: replace it with this one now.
-      verdict.action = Action::kPublish;
-      reasons.push_back({ReasonCode::kMasterRepaired, winner->name,
-                         "the master record is not trusted; rewritten from this round's "
-                         "verification"});
+      verdict_.action = Action::kPublish;
+      Add({ReasonCode::kMasterRepaired, winner_->name,
+           "the master record is not trusted; rewritten from this round's verification"});
     } else if (later_timeline) {
-      verdict.action = Action::kPublish;
-      reasons.push_back({ReasonCode::kLaterTimeline, winner->name,
-                         "timeline " + std::to_string(winner->timeline) +
-                             " replaces the published timeline " + std::to_string(published_tl)});
+      verdict_.action = Action::kPublish;
+      Add({ReasonCode::kLaterTimeline, winner_->name,
+           "timeline " + std::to_string(winner_->timeline) +
+               " replaces the published timeline " + std::to_string(published_tl_)});
     } else if (window_held) {
-      verdict.action = Action::kPublish;
-      if (have_published) {
-        reasons.push_back({ReasonCode::kCandidateConfirmed, winner->name,
-                           "winner for the whole confirmation window"});
+      verdict_.action = Action::kPublish;
+      if (have_published_) {
+        Add({ReasonCode::kCandidateConfirmed, winner_->name,
+             "winner for the whole confirmation window"});
       } else {
-        reasons.push_back({ReasonCode::kFirstMaster, winner->name,
-                           "nothing published; winner for the whole confirmation window"});
+        Add({ReasonCode::kFirstMaster, winner_->name,
+             "nothing published; winner for the whole confirmation window"});
       }
     } else {
-      verdict.action = not_now;
-      const auto held = std::chrono::duration_cast<Millis>(in.now - memory.candidate_since);
-      reasons.push_back({ReasonCode::kCandidatePending, winner->name,
-                         "winner for " + std::to_string(held.count()) + " of " +
-                             std::to_string(policy.confirmation_window.count()) + " ms"});
-      published_unverified();
+      verdict_.action = NotNow();
+      const auto held = std::chrono::duration_cast<Millis>(in_.now - memory_.candidate_since);
+      Add({ReasonCode::kCandidatePending, winner_->name,
+           "winner for " + std::to_string(held.count()) + " of " +
+               std::to_string(policy_.confirmation_window.count()) + " ms"});
+      PublishedUnverified();
     }
   }
 
-  // Supporting reasons after the main one.
-  for (Reason& r : winner_faults) reasons.push_back(std::move(r));
-  if (contenders.size() > 1) {
-    reasons.push_back(
-        {ReasonCode::kSplitBrain, "", std::to_string(contenders.size()) + " nodes accept writes"});
-  }
-  for (const StalePrimary& s : verdict.stale_primaries) {
-    const View* v = find_view(s.node);
-    std::string why;
-    if (s.code == ReasonCode::kBelowPublishedTimeline) {
-      why = ": below the published timeline " + std::to_string(published_tl);
-    } else if (s.code == ReasonCode::kBelowClusterTimeline) {
-      why = ": below timeline " + std::to_string(cluster_tl) + ", which another node reports";
-    } else if (s.code == ReasonCode::kSameTimelineStalePrimary) {
-      why = ": lost to the published master " + verdict.chosen +
-            ", verified on the same timeline (it holds the acknowledged writes)";
-    } else {
-      why = ": lost to " + verdict.chosen;
-    }
-    reasons.push_back({s.code, s.node, (v != nullptr ? Describe(*v) : std::string()) + why});
-  }
-  for (const View& v : views) {
-    if (v.foreign && v.reachable) {
-      reasons.push_back({ReasonCode::kForeignIdentity, v.name,
-                         "system identifier " + v.sysid + " is not the cluster's " + identity});
-    }
+  const char* RoleOf(const View& v, bool chosen_is_master) const {
+    const bool is_stale = std::find(stale_.begin(), stale_.end(), &v) != stale_.end();
+    const bool is_tied = std::find(tied_.begin(), tied_.end(), &v) != tied_.end();
+    if (v.foreign) return "foreign";
+    if (&v == winner_) return chosen_is_master ? "master" : "candidate";
+    if (is_stale) return "stale-primary";
+    if (is_tied || v.writable) return "contender";
+    if (v.reachable) return "standby";
+    return "down";
   }
 
-  // ---- 8. The record, identity and data-loss estimate of a publish. An epoch never wraps: with
-  // nothing above the epoch to beat, nothing is published (a forged 2^64-1 reaches here only from
-  // a record or history entry the shell trusted; docs/decision-rules.md, "Epochs").
-  const std::uint64_t epoch_base = std::max(in.published ? in.published->epoch : 0, in.epoch_floor);
-  if (verdict.action == Action::kPublish &&
-      epoch_base == std::numeric_limits<std::uint64_t>::max()) {
-    verdict.action = not_now;
-    verdict.acceptance_used = false;
-    reasons.insert(reasons.begin(),
-                   {ReasonCode::kEpochExhausted, "",
-                    "the epoch to go above is " + std::to_string(epoch_base) +
-                        "; nothing is published until an operator resets it"});
-  }
-  if (verdict.action == Action::kPublish) {
-    const model::Probe& p = *winner->probe;
-    model::MasterRecord r;
-    r.state = model::MasterState::kOk;
-    r.node = winner->name;
-    r.host = !p.host.empty() || winner->any_obs == nullptr ? p.host : winner->any_obs->host;
-    r.port = p.port != 0 || winner->any_obs == nullptr ? p.port : winner->any_obs->port;
-    r.timeline = winner->timeline;
-    r.lsn = p.lsn;
-    r.epoch = epoch_base + 1;
-    r.verified_at_ms = p.taken_at_ms;
-    r.decided_by = in.orchestrator_id;
-    r.reason = ReasonCodeName(reasons.front().code);
-    verdict.record = std::move(r);
-    if (in.identity.empty()) {
-      verdict.identity_to_record = winner->sysid;
-      reasons.push_back({ReasonCode::kIdentityAdopted, winner->name,
-                         "cluster identity recorded as " + winner->sysid});
-    }
-    if (have_published && published_node != winner->name) {
-      model::DataLossEstimate loss;
-      loss.old_master = published_node;
-      loss.old_master_last_lsn =
-          std::max(in.published->lsn, memory.nodes[published_node].last_primary_lsn.value_or(0));
-      loss.new_master = winner->name;
-      loss.new_master_lsn = memory.nodes[winner->name].last_standby_lsn.value_or(p.lsn);
-      loss.gap_bytes = loss.old_master_last_lsn > loss.new_master_lsn
-                           ? loss.old_master_last_lsn - loss.new_master_lsn
-                           : 0;
-      verdict.data_loss = loss;
-    }
-  }
+  const DecisionInput& in_;
+  const Policy& policy_;
+  DecisionMemory& memory_;
+  const bool have_published_;
+  const std::string published_node_;
+  const bool accepting_;
+  const std::uint32_t published_tl_;  // TimelineFloor
+  std::uint32_t cluster_tl_ = 0;      // UpdateTimelines
+  std::vector<View> views_;           // BuildViews; never reallocated after
+  std::string identity_;              // ResolveIdentity
+  bool identity_conflict_ = false;
+  std::vector<View*> contenders_;     // RunContest: writable, of this cluster, timeline known
+  std::vector<View*> stale_;          //   the losers
+  std::vector<View*> tied_;           //   writable nodes tied on every rule (then no winner)
+  View* winner_ = nullptr;
+  bool below_cluster_ = false;        //   every contender left below the cluster's timeline
+  std::vector<Reason> winner_faults_;  // CheckWinner
+  bool publishable_ = false;
+  Verdict verdict_;
+};
 
-  // ---- 9. Evidence, one entry per node.
-  const bool chosen_is_master = verdict.action == Action::kPublish ||
-                                verdict.action == Action::kKeep ||
-                                (policy.paused && winner != nullptr && winner->is_published);
-  for (View& v : views) {
-    model::NodeEvidence& e = v.ev;
-    e.observed = v.obs != nullptr;
-    e.probed = v.probe != nullptr;
-    e.reachable = v.reachable;
-    e.writable = v.writable;
-    e.timeline = v.timeline;
-    e.lsn = v.lsn;
-    e.system_identifier = v.sysid;
-    e.write_check = v.probe != nullptr ? v.probe->write_check : model::WriteCheck::kNotRun;
-    if (v.promoted_at != 0) e.promoted_at_ms = v.promoted_at;
-    e.followers = v.followers;
-    e.fencing = v.obs != nullptr ? v.obs->fencing : model::FencingState::kNone;
-    const bool is_stale = std::find(stale.begin(), stale.end(), &v) != stale.end();
-    const bool is_tied = std::find(tied.begin(), tied.end(), &v) != tied.end();
-    if (v.foreign) {
-      e.role = "foreign";
-    } else if (&v == winner) {
-      e.role = chosen_is_master ? "master" : "candidate";
-    } else if (is_stale) {
-      e.role = "stale-primary";
-    } else if (is_tied || v.writable) {
-      e.role = "contender";
-    } else if (v.reachable) {
-      e.role = "standby";
-    } else {
-      e.role = "down";
-    }
-    verdict.evidence.push_back(e);
-  }
-  return verdict;
+}  // namespace
+
+Verdict Decide(const DecisionInput& in, DecisionMemory& memory) {
+  Round round(in, memory);
+  round.UpdateTimelines();
+  round.BuildViews();
+  round.ResolveIdentity();
+  round.CountFollowers();
+  round.RememberNodes();
+  round.RunContest();
+  round.ListStalePrimaries();
+  round.CheckWinner();
+  round.TimeCandidate();
+  round.ChooseAction();
+  round.AddSupportingReasons();
+  round.BuildRecord();
+  round.FillEvidence();
+  return round.TakeVerdict();
 }
 
 model::HistoryEntry ToHistoryEntry(const DecisionInput& in, const Verdict& verdict) {

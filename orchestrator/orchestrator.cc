@@ -176,39 +176,96 @@ void Orchestrator::RunRound() {
   for (const ClusterSpec& spec : clusters_) RunCluster(spec, runtime_[spec.name]);
 }
 
-void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
-  const std::string& c = spec.name;
-  publishers::ZkPublisher& pub = *publisher_;
-  // Where a round's time goes (logged with a publish): reads, probes, write checks, the multi.
-  const MonoTime round_start = clock_->Now();
-  auto ms_since = [&](MonoTime t) {
-    return std::chrono::duration_cast<std::chrono::microseconds>(clock_->Now() - t).count() / 1000.0;
-  };
-  double read_ms = 0, probe_ms = 0, write_check_ms = 0;
-  // A verification of this round may vouch only if the session is not interrupted meanwhile.
-  const std::uint64_t count_at_start = interruptions_.load();
+// What one round of one cluster works out on the way, step by step (RunCluster).
+struct Orchestrator::ClusterRound {
+  ClusterRound(const ClusterSpec& of, ClusterRuntime& runtime, MonoTime at, std::uint64_t count)
+      : spec(of), c(of.name), rt(runtime), start(at), count_at_start(count) {}
 
-  if (!rt.ensured && !options_.dry_run) {
+  const ClusterSpec& spec;
+  const std::string& c;
+  ClusterRuntime& rt;
+  // Where a round's time goes (logged with a publish): reads, probes, write checks, the multi.
+  const MonoTime start;
+  double read_ms = 0;
+  double probe_ms = 0;
+  double write_check_ms = 0;
+  // A verification of this round may vouch only if the session is not interrupted meanwhile.
+  const std::uint64_t count_at_start;
+
+  publishers::ControlState control;                   // ReadControl
+  std::optional<publishers::MasterZnode> published;   // ReadMaster; absent only in dry-run
+  std::optional<publishers::HistoryFacts> facts;      // ReadFacts, at most once a round
+  bool repair = false;                                // JudgeTrust
+  bool authoritative = false;
+  std::uint64_t epoch_floor = 0;
+  DecisionInput in;                                   // FillInput, ReadObservations, Probe
+  std::vector<NodeTarget> targets;                    // configured + learned this round
+  std::vector<NodeTarget> learned;                    // ReadObservations
+};
+
+double Orchestrator::MillisSince(MonoTime t) const {
+  return std::chrono::duration_cast<std::chrono::microseconds>(clock_->Now() - t).count() / 1000.0;
+}
+
+void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
+  ClusterRound round(spec, rt, clock_->Now(), interruptions_.load());
+  if (!SettleEarlierPublish(round)) return;
+  // 1. Read the published state and the pollers' observations, arming watches.
+  if (!ReadControl(round) || !ReadMaster(round) || !JudgeTrust(round) || !ReadIdentity(round)) {
+    return;
+  }
+  FillInput(round);
+  ReadObservations(round);
+  // 2-3. Probe everything in parallel, then write-check the possible winners.
+  round.read_ms = MillisSince(round.start);
+  ProbeTargets(round);
+  // 4. Decide and log.
+  const Verdict verdict = DecideAndLog(round);
+  if (options_.dry_run) return;
+  // 5. Act, only while still leading (probing took time; the lease may have run out).
+  if (!election_->IsLeader()) {
+    Log().Info("decision_not_acted",
+               {{"cluster", round.c}, {"why", "no longer leader or lease expired"}});
+    return;
+  }
+  switch (verdict.action) {
+    case Action::kNone: return;
+    case Action::kKeep: Keep(round); return;
+    case Action::kWithdraw: Withdraw(round, verdict); return;
+    case Action::kPublish: Publish(round, verdict); return;
+  }
+}
+
+// Sets the cluster's znodes up once, and settles an unknown outcome before anything else. False:
+// leave the cluster alone this round.
+bool Orchestrator::SettleEarlierPublish(ClusterRound& round) {
+  const std::string& c = round.c;
+  publishers::ZkPublisher& pub = *publisher_;
+  if (!round.rt.ensured && !options_.dry_run) {
     if (Status s = pub.EnsureCluster(c); !s.ok()) {
       Log().Warn("cluster_setup_failed", {{"cluster", c}, {"error", s}});
-      return;
+      return false;
     }
-    rt.ensured = true;
+    round.rt.ensured = true;
   }
   // 0. An unknown outcome is settled before anything else.
   if (pub.HasPending(c)) {
     const publishers::WriteOutcome outcome = pub.Reconcile(c);
     Log().Info("publish_reconciled", {{"cluster", c}, {"outcome", publishers::WriteOutcomeName(outcome)}});
-    if (outcome == publishers::WriteOutcome::kUnknown) return;
+    if (outcome == publishers::WriteOutcome::kUnknown) return false;
   }
+  return true;
+}
 
-  // 1. Read the published state and the pollers' observations, arming watches.
+bool Orchestrator::ReadControl(ClusterRound& round) {
+  const std::string& c = round.c;
+  ClusterRuntime& rt = round.rt;
   const std::string control_key = "control:" + c;
   StatusOr<publishers::ControlState> control = publishers::ControlState{};
   if (rt.control_cache && Armed(control_key)) {
     control = *rt.control_cache;
   } else {
-    control = pub.ReadControl(c, WatchOnce(control_key));
+    control = publisher_->ReadControl(c, WatchOnce(control_key));
     rt.control_cache.reset();
     if (control.ok()) {
       rt.control_cache = *control;
@@ -220,11 +277,19 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
     // A corrupt control znode: keep the cluster untouched rather than guess what the operator meant.
     Log().Error("control_unreadable", {{"cluster", c}, {"error", control.status()},
                                        {"effect", "treated as paused"}});
-    if (control.status().code() != StatusCode::kInvalidArgument) return;
+    if (control.status().code() != StatusCode::kInvalidArgument) return false;
     publishers::ControlState paused;
     paused.paused = true;
     control = paused;
   }
+  round.control = *control;
+  return true;
+}
+
+bool Orchestrator::ReadMaster(ClusterRound& round) {
+  const std::string& c = round.c;
+  ClusterRuntime& rt = round.rt;
+  publishers::ZkPublisher& pub = *publisher_;
   const std::string master_key = "master:" + c;
   auto master = pub.ReadMasterZnode(c, WatchOnce(master_key));
   if (!master.ok() && master.status().code() == StatusCode::kNotFound && !options_.dry_run) {
@@ -240,39 +305,46 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
     rt.repair = true;
     if (Status s = pub.EnsureCluster(c); !s.ok()) {
       Log().Warn("cluster_setup_failed", {{"cluster", c}, {"error", s}});
-      return;
+      return false;
     }
     master = pub.ReadMasterZnode(c, WatchOnce(master_key));
   }
-  std::optional<publishers::MasterZnode> published;
   if (master.ok()) {
-    published = std::move(*master);
+    round.published = std::move(*master);
   } else if (master.status().code() == StatusCode::kNotFound && options_.dry_run) {
     // Dry-run creates nothing; decide as if nothing were published.
     Disarm(master_key);
   } else {
     if (master.status().code() != StatusCode::kNotFound) Disarm(master_key);
     Log().Debug("master_read_failed", {{"cluster", c}, {"error", master.status()}});
-    return;
+    return false;
   }
+  return true;
+}
 
-  // Trust (docs/decision-rules.md, "Trust"): a record is authoritative only in state ok and either
-  // vouched by a voucher bound to it or backed by history. Anything else is no one's verified
-  // decision: our vouchers go at once, the problem is reported once, and the record is repaired.
+bool Orchestrator::ReadFacts(ClusterRound& round) {
+  if (round.facts) return true;
+  auto got = publisher_->ReadHistoryFacts(round.c, round.rt.history_cache);
+  if (!got.ok()) {
+    Log().Debug("history_read_failed", {{"cluster", round.c}, {"error", got.status()}});
+    return false;
+  }
+  round.rt.history_cache = *got;
+  round.facts = std::move(*got);
+  return true;
+}
+
+// Trust (docs/decision-rules.md, "Trust"): a record is authoritative only in state ok and either
+// vouched by a voucher bound to it or backed by history. Anything else is no one's verified
+// decision: our vouchers go at once, the problem is reported once, and the record is repaired.
+// Sets the round's repair, authoritative and epoch_floor. False: act on nothing this round.
+bool Orchestrator::JudgeTrust(ClusterRound& round) {
+  const std::string& c = round.c;
+  ClusterRuntime& rt = round.rt;
+  publishers::ZkPublisher& pub = *publisher_;
+  std::optional<publishers::MasterZnode>& published = round.published;
   std::string untrusted_kind;
   std::string untrusted_why;
-  std::optional<publishers::HistoryFacts> facts;
-  auto read_facts = [&]() -> bool {
-    if (facts) return true;
-    auto got = pub.ReadHistoryFacts(c, rt.history_cache);
-    if (!got.ok()) {
-      Log().Debug("history_read_failed", {{"cluster", c}, {"error", got.status()}});
-      return false;
-    }
-    rt.history_cache = *got;
-    facts = std::move(*got);
-    return true;
-  };
   if (published) {
     const model::MasterRecord& rec = published->record;
     if (!published->corrupt.empty()) {
@@ -280,7 +352,8 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
       untrusted_why = published->corrupt;
     } else if (rec.state == model::MasterState::kOk) {
       if (model::BoundVouchers(published->vouchers, rec, published->bytes).empty()) {
-        if (!read_facts()) return;  // cannot tell: act on nothing this round
+        if (!ReadFacts(round)) return false;  // cannot tell: act on nothing this round
+        const std::optional<publishers::HistoryFacts>& facts = round.facts;
         if (!publishers::BackedByHistory(*facts, rec)) {
           untrusted_kind = "master_unbacked";
           untrusted_why =
@@ -304,18 +377,18 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
     } else {
       // The initial record (recreated, or its bytes wiped) says nothing was ever published; with
       // a publish in history that is false, and the published record stays in force.
-      if (!read_facts()) return;
-      if (facts->last_publish) {
+      if (!ReadFacts(round)) return false;
+      if (round.facts->last_publish) {
         untrusted_kind = "master_unbacked";
         untrusted_why = "a no-master record while history's newest publish is epoch " +
-                        std::to_string(facts->last_publish->epoch) + " (node " +
-                        untrusted::SanitizeForDisplay(facts->last_publish->chosen, 255) + ")";
+                        std::to_string(round.facts->last_publish->epoch) + " (node " +
+                        untrusted::SanitizeForDisplay(round.facts->last_publish->chosen, 255) + ")";
       }
     }
   }
   // A no-master record after a repair began (e.g. the znode recreated) is still being repaired.
-  const bool repair = !untrusted_kind.empty() ||
-                      (rt.repair && published && published->record.state != model::MasterState::kOk);
+  round.repair = !untrusted_kind.empty() ||
+                 (rt.repair && published && published->record.state != model::MasterState::kOk);
   if (!untrusted_kind.empty()) {
     bool withdrawn = true;
     if (!options_.dry_run) {
@@ -338,53 +411,69 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
                   withdrawn ? "vouchers withdrawn; the record is rewritten from the next verified "
                               "decision, never obeyed"
                             : "voucher withdrawal failed; retried next round");
-  } else if (!repair) {
+  } else if (!round.repair) {
     ClearProblem(c, rt, "master");
     rt.repair = false;
   }
   // The new record's epoch: above the record's own (an authoritative one), above every epoch in
   // history, and, when the record is not authoritative, above the znode's mzxid (every epoch ever
   // written to it, or to an earlier znode of the path, is at most that: docs/decision-rules.md).
-  std::uint64_t epoch_floor = 0;
-  const bool authoritative =
-      published && !repair && published->record.state == model::MasterState::kOk;
-  if (published && !authoritative) {
-    epoch_floor = static_cast<std::uint64_t>(std::max<std::int64_t>(0, published->mzxid));
-    if (read_facts()) epoch_floor = std::max(epoch_floor, facts->newest_epoch);
-  } else if (facts) {
-    epoch_floor = facts->newest_epoch;
+  round.authoritative =
+      published && !round.repair && published->record.state == model::MasterState::kOk;
+  if (published && !round.authoritative) {
+    round.epoch_floor = static_cast<std::uint64_t>(std::max<std::int64_t>(0, published->mzxid));
+    if (ReadFacts(round)) round.epoch_floor = std::max(round.epoch_floor, round.facts->newest_epoch);
+  } else if (round.facts) {
+    round.epoch_floor = round.facts->newest_epoch;
   }
-  if (!rt.identity) {
-    auto identity = pub.ReadIdentity(c);
-    if (!identity.ok()) {
-      Log().Warn("identity_unreadable", {{"cluster", c}, {"error", identity.status()}});
-      return;
-    }
-    if (identity->has_value()) rt.identity = **identity;  // unknown: re-read next round
-  }
+  return true;
+}
 
-  DecisionInput in;
-  in.cluster = c;
+// The cluster's identity, once known, is kept; while unknown it is read every round.
+bool Orchestrator::ReadIdentity(ClusterRound& round) {
+  if (round.rt.identity) return true;
+  auto identity = publisher_->ReadIdentity(round.c);
+  if (!identity.ok()) {
+    Log().Warn("identity_unreadable", {{"cluster", round.c}, {"error", identity.status()}});
+    return false;
+  }
+  if (identity->has_value()) round.rt.identity = **identity;  // unknown: re-read next round
+  return true;
+}
+
+// Decide's input from what was read: identity, policy, the record in force, the acceptance.
+void Orchestrator::FillInput(ClusterRound& round) {
+  const publishers::ControlState& control = round.control;
+  DecisionInput& in = round.in;
+  in.cluster = round.c;
   in.orchestrator_id = options_.id;
-  in.identity = rt.identity.value_or("");
+  in.identity = round.rt.identity.value_or("");
   in.policy = options_.policy;
-  in.policy.paused = control->paused;
-  in.repair = repair;
-  in.epoch_floor = epoch_floor;
-  if (authoritative) {
-    in.published = published->record;
-  } else if (read_facts() && facts->last_publish && facts->last_publish->master) {
+  in.policy.paused = control.paused;
+  in.repair = round.repair;
+  in.epoch_floor = round.epoch_floor;
+  if (round.authoritative) {
+    in.published = round.published->record;
+  } else if (ReadFacts(round) && round.facts->last_publish && round.facts->last_publish->master) {
     // Not the znode's content (no record that is not authoritative decides anything, its epoch
     // included): the last record history backs stays in force, for the ranking and the timeline
     // floor (docs/decision-rules.md, "Trust").
-    in.published = *facts->last_publish->master;
+    in.published = *round.facts->last_publish->master;
   }
-  if (control->accept_below_timeline != 0) {
-    in.acceptance = DecisionInput::Acceptance{control->accept_below_timeline, control->accept_by,
-                                              control->accept_reason, control->accept_at_ms};
+  if (control.accept_below_timeline != 0) {
+    in.acceptance = DecisionInput::Acceptance{control.accept_below_timeline, control.accept_by,
+                                              control.accept_reason, control.accept_at_ms};
   }
+  round.targets = round.spec.nodes;
+}
 
-  std::vector<NodeTarget> targets = spec.nodes;
+// The pollers' observations (clusters/<c>/nodes/*) into the round's input, re-reading only what
+// changed; nodes not configured are learned from them (learn_policy.h) into the round's targets.
+void Orchestrator::ReadObservations(ClusterRound& round) {
+  const std::string& c = round.c;
+  const ClusterSpec& spec = round.spec;
+  ClusterRuntime& rt = round.rt;
+  publishers::ZkPublisher& pub = *publisher_;
   const std::string children_key = "nodes:" + c;
   StatusOr<std::vector<std::string>> children = std::vector<std::string>{};
   if (rt.children_cache && Armed(children_key)) {
@@ -398,141 +487,157 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
       Disarm(children_key);
     }
   }
-  std::vector<NodeTarget> learned;
-  if (children.ok()) {
-    std::map<std::string, ClusterRuntime::CachedObservation> still_there;
-    std::vector<std::string> configured_hosts;
-    for (const NodeTarget& t : spec.nodes) configured_hosts.push_back(t.params.host);
-    std::vector<std::string> names = *children;
-    std::sort(names.begin(), names.end());  // the max keeps the same nodes from round to round
-    std::map<std::string, std::string> learn_state;
-    for (const std::string& name : names) {
-      const std::string path = zk::JoinPath(pub.NodesPath(c), name);
-      const std::string key = "node:" + path;
-      ClusterRuntime::CachedObservation got_obs;
-      auto cached = rt.observation_cache.find(path);
-      if (cached != rt.observation_cache.end() && Armed(key)) {
-        got_obs = cached->second;
-      } else {
-        auto got = session_->Get(path, WatchOnce(key));
-        if (!got.ok()) {
-          Disarm(key);
-          continue;  // gone meanwhile: the children watch tells us
-        }
-        got_obs = {std::move(got->data), got->stat.ephemeral_owner};
-      }
-      still_there[path] = got_obs;
-      if (got_obs.ephemeral_owner == 0) {
-        // A persistent znode is no poller's: whatever it claims is no evidence.
-        ReportProblem(c, rt, path, "observation_not_ephemeral", path,
-                      "a persistent znode under nodes/ is not a poller's observation",
-                      "ignored");
-        const bool configured = std::any_of(targets.begin(), targets.end(),
-                                            [&](const NodeTarget& t) { return t.name == name; });
-        if (!configured && options_.learn_nodes && spec.learn.enabled) {
-          learn_state[name] = kLearnNotEphemeral;
-        }
-        continue;
-      }
-      auto obs = model::NodeObservation::FromZnode(name, got_obs.data);
-      if (!obs.ok()) {
-        ReportProblem(c, rt, path, "observation_corrupt", path, obs.status().message(), "ignored");
-        continue;
-      }
-      ClearProblem(c, rt, path);
-      auto& seen = rt.seen_seq[name];
-      if (seen.second == MonoTime{} || seen.first != obs->seq) seen = {obs->seq, clock_->Now()};
-      in.observations[name] = ObservationInput{*obs, seen.second};
-      const bool configured = std::any_of(targets.begin(), targets.end(),
-                                          [&](const NodeTarget& t) { return t.name == name; });
-      if (configured || !options_.learn_nodes || !spec.learn.enabled) continue;
-      // Not configured: the znode's content is untrusted (learn_policy.h).
-      std::string reason = CheckLearnable(
-          spec.learn, configured_hosts,
-          LearnCandidate{name, obs->host, obs->port, got_obs.ephemeral_owner != 0});
-      if (reason.empty() && static_cast<int>(learned.size()) >= spec.learn.max) reason = kLearnOverMax;
-      if (reason.empty()) {
-        NodeTarget t{name, spec.defaults};
-        t.params.host = obs->host;
-        t.params.port = static_cast<int>(obs->port);
-        if (!pg::AuthenticatesServer(t.params)) {
-          // libpq 15 would answer a cleartext password request from whatever listens there.
-          t.params.password.reset();
-          t.params.withhold_password = true;
-        }
-        learned.push_back(t);
-        targets.push_back(std::move(t));
-      }
-      learn_state[name] = reason;
+  if (!children.ok()) {
+    if (children.status().code() != StatusCode::kNotFound) {
+      Log().Debug("observations_unreadable", {{"cluster", c}, {"error", children.status()}});
     }
-    // Problems of znodes that are gone end with them.
-    const std::string nodes_prefix = pub.NodesPath(c) + "/";
-    for (auto it = rt.problems.begin(); it != rt.problems.end();) {
-      const bool gone = it->first.rfind(nodes_prefix, 0) == 0 && still_there.count(it->first) == 0;
-      if (gone) {
-        Log().Info(it->second.first + "_cleared", {{"cluster", c}, {"key", it->first}});
-        it = rt.problems.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    rt.observation_cache = std::move(still_there);
-    for (const auto& entry : learn_state) {
-      // Not a structured binding: clang 14 (the fuzz preset) cannot capture one in a lambda.
-      const std::string& name = entry.first;
-      const std::string& reason = entry.second;
-      auto before = rt.learn_state.find(name);
-      if (before != rt.learn_state.end() && before->second == reason) continue;
-      const auto obs = in.observations.find(name);
-      const std::string host =
-          obs != in.observations.end()
-              ? untrusted::SanitizeForDisplay(obs->second.observation.host, 255) + ":" +
-                    std::to_string(obs->second.observation.port)
-              : "";
-      if (reason.empty()) {
-        const bool withheld = std::any_of(learned.begin(), learned.end(), [&](const NodeTarget& t) {
-          return t.name == name && t.params.withhold_password;
-        });
-        Log().Info("node_learned", {{"cluster", c},
-                                    {"node", name},
-                                    {"host", host},
-                                    {"password", withheld ? "withheld" : "sent"},
-                                    {"reason", withheld ? kLearnPasswordWithheld : ""}});
-      } else {
-        Log().Warn("node_not_learned", {{"cluster", c}, {"node", name}, {"host", host},
-                                        {"reason", reason}});
-      }
-    }
-    rt.learn_state = std::move(learn_state);
-  } else if (children.status().code() != StatusCode::kNotFound) {
-    Log().Debug("observations_unreadable", {{"cluster", c}, {"error", children.status()}});
+    return;
   }
-  if (children.ok()) {
-    // Connections to learned nodes that are gone (or moved, or no longer allowed) are closed. (A
-    // failed read of the node list says nothing about them: they are kept until the next one.)
-    std::vector<NodeTarget> gone;
-    for (const NodeTarget& old : rt.learned) {
-      const bool kept = std::any_of(learned.begin(), learned.end(), [&](const NodeTarget& t) {
-        return t.name == old.name && t.params.host == old.params.host &&
-               t.params.port == old.params.port;
-      });
-      if (!kept) gone.push_back(old);
+  std::map<std::string, ClusterRuntime::CachedObservation> still_there;
+  std::vector<std::string> configured_hosts;
+  for (const NodeTarget& t : spec.nodes) configured_hosts.push_back(t.params.host);
+  std::vector<std::string> names = *children;
+  std::sort(names.begin(), names.end());  // the max keeps the same nodes from round to round
+  std::map<std::string, std::string> learn_state;
+  for (const std::string& name : names) {
+    const std::string path = zk::JoinPath(pub.NodesPath(c), name);
+    const std::string key = "node:" + path;
+    ClusterRuntime::CachedObservation got_obs;
+    auto cached = rt.observation_cache.find(path);
+    if (cached != rt.observation_cache.end() && Armed(key)) {
+      got_obs = cached->second;
+    } else {
+      auto got = session_->Get(path, WatchOnce(key));
+      if (!got.ok()) {
+        Disarm(key);
+        continue;  // gone meanwhile: the children watch tells us
+      }
+      got_obs = {std::move(got->data), got->stat.ephemeral_owner};
     }
-    if (!gone.empty()) prober_->Forget(gone);
-    rt.learned = std::move(learned);
+    still_there[path] = got_obs;
+    const bool configured = std::any_of(round.targets.begin(), round.targets.end(),
+                                        [&](const NodeTarget& t) { return t.name == name; });
+    const bool may_learn = !configured && options_.learn_nodes && spec.learn.enabled;
+    if (got_obs.ephemeral_owner == 0) {
+      // A persistent znode is no poller's: whatever it claims is no evidence.
+      ReportProblem(c, rt, path, "observation_not_ephemeral", path,
+                    "a persistent znode under nodes/ is not a poller's observation", "ignored");
+      if (may_learn) learn_state[name] = kLearnNotEphemeral;
+      continue;
+    }
+    auto obs = model::NodeObservation::FromZnode(name, got_obs.data);
+    if (!obs.ok()) {
+      ReportProblem(c, rt, path, "observation_corrupt", path, obs.status().message(), "ignored");
+      continue;
+    }
+    ClearProblem(c, rt, path);
+    auto& seen = rt.seen_seq[name];
+    if (seen.second == MonoTime{} || seen.first != obs->seq) seen = {obs->seq, clock_->Now()};
+    round.in.observations[name] = ObservationInput{*obs, seen.second};
+    if (!may_learn) continue;
+    learn_state[name] = Learn(round, configured_hosts, name, *obs);
   }
+  // Problems of znodes that are gone end with them.
+  const std::string nodes_prefix = pub.NodesPath(c) + "/";
+  for (auto it = rt.problems.begin(); it != rt.problems.end();) {
+    const bool gone = it->first.rfind(nodes_prefix, 0) == 0 && still_there.count(it->first) == 0;
+    if (gone) {
+      Log().Info(it->second.first + "_cleared", {{"cluster", c}, {"key", it->first}});
+      it = rt.problems.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  rt.observation_cache = std::move(still_there);
+  LogLearnChanges(round, learn_state);
+  rt.learn_state = std::move(learn_state);
+  ForgetUnlearned(round);
+}
 
-  // 2-3. Probe everything in parallel, then write-check the possible winners.
-  read_ms = ms_since(round_start);
+// A node that is not configured, from its observation: the znode's content is untrusted
+// (learn_policy.h). Adds it to the round's targets and returns "", or returns why not.
+std::string Orchestrator::Learn(ClusterRound& round,
+                                const std::vector<std::string>& configured_hosts,
+                                const std::string& name, const model::NodeObservation& obs) {
+  const LearnPolicy& policy = round.spec.learn;
+  std::string reason =
+      CheckLearnable(policy, configured_hosts, LearnCandidate{name, obs.host, obs.port, true});
+  if (reason.empty() && static_cast<int>(round.learned.size()) >= policy.max) reason = kLearnOverMax;
+  if (!reason.empty()) return reason;
+  NodeTarget t{name, round.spec.defaults};
+  t.params.host = obs.host;
+  t.params.port = static_cast<int>(obs.port);
+  if (!pg::AuthenticatesServer(t.params)) {
+    // libpq 15 would answer a cleartext password request from whatever listens there.
+    t.params.password.reset();
+    t.params.withhold_password = true;
+  }
+  round.learned.push_back(t);
+  round.targets.push_back(std::move(t));
+  return reason;
+}
+
+// One line per node whose learning outcome changed since the last round.
+void Orchestrator::LogLearnChanges(const ClusterRound& round,
+                                   const std::map<std::string, std::string>& learn_state) {
+  for (const auto& entry : learn_state) {
+    // Not a structured binding: clang 14 (the fuzz preset) cannot capture one in a lambda.
+    const std::string& name = entry.first;
+    const std::string& reason = entry.second;
+    auto before = round.rt.learn_state.find(name);
+    if (before != round.rt.learn_state.end() && before->second == reason) continue;
+    const auto obs = round.in.observations.find(name);
+    const std::string host =
+        obs != round.in.observations.end()
+            ? untrusted::SanitizeForDisplay(obs->second.observation.host, 255) + ":" +
+                  std::to_string(obs->second.observation.port)
+            : "";
+    if (reason.empty()) {
+      const bool withheld =
+          std::any_of(round.learned.begin(), round.learned.end(), [&](const NodeTarget& t) {
+            return t.name == name && t.params.withhold_password;
+          });
+      Log().Info("node_learned", {{"cluster", round.c},
+                                  {"node", name},
+                                  {"host", host},
+                                  {"password", withheld ? "withheld" : "sent"},
+                                  {"reason", withheld ? kLearnPasswordWithheld : ""}});
+    } else {
+      Log().Warn("node_not_learned",
+                 {{"cluster", round.c}, {"node", name}, {"host", host}, {"reason", reason}});
+    }
+  }
+}
+
+// Connections to learned nodes that are gone (or moved, or no longer allowed) are closed. (Only
+// after a read of the node list: a failed one says nothing about them, they are kept until the
+// next one.)
+void Orchestrator::ForgetUnlearned(ClusterRound& round) {
+  std::vector<NodeTarget> gone;
+  for (const NodeTarget& old : round.rt.learned) {
+    const bool kept =
+        std::any_of(round.learned.begin(), round.learned.end(), [&](const NodeTarget& t) {
+          return t.name == old.name && t.params.host == old.params.host &&
+                 t.params.port == old.params.port;
+        });
+    if (!kept) gone.push_back(old);
+  }
+  if (!gone.empty()) prober_->Forget(gone);
+  round.rt.learned = round.learned;
+}
+
+// 2-3. Every target probed in parallel, then the possible winners write-checked.
+void Orchestrator::ProbeTargets(ClusterRound& round) {
+  DecisionInput& in = round.in;
   const MonoTime probe_start = clock_->Now();
   std::vector<model::Probe> probes =
-      prober_->ProbeAll(targets, clock_->Now() + options_.probe_timeout);
+      prober_->ProbeAll(round.targets, clock_->Now() + options_.probe_timeout);
   MonoTime taken = clock_->Now();
   for (model::Probe& p : probes) {
     const std::string name = p.node;  // read before the move
     in.probes[name] = ProbeInput{std::move(p), taken};
   }
-  for (const NodeTarget& t : rt.learned) {
+  for (const NodeTarget& t : round.rt.learned) {
     auto it = in.probes.find(t.name);
     if (t.params.withhold_password && it != in.probes.end() && !it->second.probe.reachable) {
       // Say why in the decision's evidence: the likely cause is the withheld password.
@@ -543,31 +648,37 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   }
   in.now = clock_->Now();
   in.wall_now = clock_->WallNow();
-  probe_ms = ms_since(probe_start);
-  const std::vector<std::string> wc_names = WriteCheckTargets(in, &rt.memory);
-  if (!wc_names.empty()) {
-    const MonoTime wc_start = clock_->Now();
-    std::vector<NodeTarget> wc_targets;
-    for (const NodeTarget& t : targets) {
-      if (std::find(wc_names.begin(), wc_names.end(), t.name) != wc_names.end()) wc_targets.push_back(t);
-    }
-    std::vector<model::Probe> checked = prober_->WriteCheckAll(
-        wc_targets, WriteCheckContext{c, options_.id}, clock_->Now() + options_.probe_timeout);
-    taken = clock_->Now();
-    for (model::Probe& p : checked) {
-      // Keep the identifier from the first probe if the write check's session did not read it.
-      const std::string name = p.node;
-      const std::string sysid = in.probes[name].probe.system_identifier;
-      if (p.system_identifier.empty()) p.system_identifier = sysid;
-      in.probes[name] = ProbeInput{std::move(p), taken};
-    }
-    in.now = clock_->Now();
-    in.wall_now = clock_->WallNow();
-    write_check_ms = ms_since(wc_start);
+  round.probe_ms = MillisSince(probe_start);
+  const std::vector<std::string> wc_names = WriteCheckTargets(in, &round.rt.memory);
+  if (wc_names.empty()) return;
+  const MonoTime wc_start = clock_->Now();
+  std::vector<NodeTarget> wc_targets;
+  for (const NodeTarget& t : round.targets) {
+    if (std::find(wc_names.begin(), wc_names.end(), t.name) != wc_names.end()) wc_targets.push_back(t);
   }
+  std::vector<model::Probe> checked = prober_->WriteCheckAll(
+      wc_targets, WriteCheckContext{round.c, options_.id}, clock_->Now() + options_.probe_timeout);
+  taken = clock_->Now();
+  for (model::Probe& p : checked) {
+    // Keep the identifier from the first probe if the write check's session did not read it.
+    const std::string name = p.node;
+    const std::string sysid = in.probes[name].probe.system_identifier;
+    if (p.system_identifier.empty()) p.system_identifier = sysid;
+    in.probes[name] = ProbeInput{std::move(p), taken};
+  }
+  in.now = clock_->Now();
+  in.wall_now = clock_->WallNow();
+  round.write_check_ms = MillisSince(wc_start);
+}
 
-  // 4. Decide and log.
-  const Verdict verdict = Decide(in, rt.memory);
+// 4. Decide(); the verdict logged at info when it changed (debug otherwise); a published master
+// nobody reaches reported once.
+Verdict Orchestrator::DecideAndLog(ClusterRound& round) {
+  const std::string& c = round.c;
+  ClusterRuntime& rt = round.rt;
+  const DecisionInput& in = round.in;
+  const std::optional<publishers::MasterZnode>& published = round.published;
+  Verdict verdict = Decide(in, rt.memory);
   if (observer_ != nullptr) observer_->OnDecision(c, in, verdict);
   const std::string evidence = EvidenceSummary(verdict.evidence);
   std::string summary = std::string(ActionName(verdict.action)) + "|" + verdict.chosen + "|" +
@@ -607,7 +718,8 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   }
   if (unreachable) {
     const model::MasterRecord& r = *in.published;
-    ReportProblem(c, rt, "published_master", "published_master_unreachable", pub.MasterPath(c),
+    ReportProblem(c, rt, "published_master", "published_master_unreachable",
+                  publisher_->MasterPath(c),
                   "published master " + untrusted::SanitizeForDisplay(r.node, 255) + " (epoch " +
                       std::to_string(r.epoch) + ", timeline " + std::to_string(r.timeline) +
                       ") is reached neither by the orchestrator nor by its poller",
@@ -616,67 +728,78 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   } else {
     ClearProblem(c, rt, "published_master");
   }
-  if (options_.dry_run) return;
+  return verdict;
+}
 
-  // 5. Act, only while still leading (probing took time; the lease may have run out).
-  if (!election_->IsLeader()) {
-    Log().Info("decision_not_acted", {{"cluster", c}, {"why", "no longer leader or lease expired"}});
+// A verification that began before a session interruption vouches for nothing: a consumer that
+// reconnected must see a verification made after the interruption (docs/zookeeper-contract.md).
+bool Orchestrator::InterruptedSince(const ClusterRound& round) const {
+  return interruptions_.load() != round.count_at_start;
+}
+
+// kKeep: our voucher bound to the published record exists (re-affirmed when due).
+void Orchestrator::Keep(ClusterRound& round) {
+  const std::string& c = round.c;
+  ClusterRuntime& rt = round.rt;
+  const publishers::MasterZnode& published = *round.published;
+  if (InterruptedSince(round)) {
+    Log().Debug("vouch_skipped", {{"cluster", c}, {"why", "session interrupted during the round"}});
+    Wake();
     return;
   }
-  // A verification that began before a session interruption vouches for nothing: a consumer that
-  // reconnected must see a verification made after the interruption (docs/zookeeper-contract.md).
-  const bool interrupted = interruptions_.load() != count_at_start;
-  const std::string& election_path = election_->own_path();
-  switch (verdict.action) {
-    case Action::kNone:
-      return;
-    case Action::kKeep: {
-      if (interrupted) {
-        Log().Debug("vouch_skipped", {{"cluster", c}, {"why", "session interrupted during the round"}});
-        Wake();
-        return;
-      }
-      const auto probe = in.probes.find(published->record.node);
-      const std::int64_t verified_at =
-          probe != in.probes.end() ? probe->second.probe.taken_at_ms : model::ToWallMillis(in.wall_now);
-      if (!VouchFor(c, rt, election_path, *published, verified_at, count_at_start)) return;
-      if (!rt.vouched) {
-        Log().Info("vouched", {{"cluster", c}, {"node", published->record.node},
-                               {"epoch", published->record.epoch}});
-      }
-      rt.vouched = true;
-      Mirror(c, rt, published->record, true);
-      return;
-    }
-    case Action::kWithdraw: {
-      // A voucher this instance held goes with a history entry saying why (the same multi);
-      // otherwise there is nothing to record and only a leftover voucher is removed. While the
-      // record is being repaired our vouchers are gone already and nothing is recorded.
-      std::string history_path;
-      const Status s = rt.vouched && published && !repair
-                           ? pub.Withdraw(c, election_path, ToHistoryEntry(in, verdict), &history_path)
-                           : pub.Unvouch(c);
-      if (!s.ok()) {
-        Log().Warn("unvouch_failed", {{"cluster", c}, {"error", s}});
-        return;
-      }
-      if (rt.vouched) {
-        Log().Info("voucher_withdrawn", {{"cluster", c}, {"node", published ? published->record.node : ""},
-                                         {"epoch", published ? published->record.epoch : 0},
-                                         {"history", history_path},
-                                         {"reasons", FormatReasons(verdict.reasons)}});
-        if (!history_path.empty()) (void)pub.TrimHistory(c);
-      }
-      rt.vouched = false;
-      rt.affirmed = false;
-      if (published) Mirror(c, rt, published->record, false);
-      return;
-    }
-    case Action::kPublish:
-      break;
+  const auto probe = round.in.probes.find(published.record.node);
+  const std::int64_t verified_at = probe != round.in.probes.end()
+                                       ? probe->second.probe.taken_at_ms
+                                       : model::ToWallMillis(round.in.wall_now);
+  if (!VouchFor(c, rt, election_->own_path(), published, verified_at, round.count_at_start)) {
+    return;
   }
-  if (!published) return;  // dry-run only: the master znode always exists otherwise
-  if (interrupted) {
+  if (!rt.vouched) {
+    Log().Info("vouched", {{"cluster", c}, {"node", published.record.node},
+                           {"epoch", published.record.epoch}});
+  }
+  rt.vouched = true;
+  Mirror(c, rt, published.record, true);
+}
+
+// kWithdraw: a voucher this instance held goes with a history entry saying why (the same multi);
+// otherwise there is nothing to record and only a leftover voucher is removed. While the record
+// is being repaired our vouchers are gone already and nothing is recorded.
+void Orchestrator::Withdraw(ClusterRound& round, const Verdict& verdict) {
+  const std::string& c = round.c;
+  ClusterRuntime& rt = round.rt;
+  publishers::ZkPublisher& pub = *publisher_;
+  const std::optional<publishers::MasterZnode>& published = round.published;
+  std::string history_path;
+  const Status s = rt.vouched && published && !round.repair
+                       ? pub.Withdraw(c, election_->own_path(), ToHistoryEntry(round.in, verdict),
+                                      &history_path)
+                       : pub.Unvouch(c);
+  if (!s.ok()) {
+    Log().Warn("unvouch_failed", {{"cluster", c}, {"error", s}});
+    return;
+  }
+  if (rt.vouched) {
+    Log().Info("voucher_withdrawn", {{"cluster", c}, {"node", published ? published->record.node : ""},
+                                     {"epoch", published ? published->record.epoch : 0},
+                                     {"history", history_path},
+                                     {"reasons", FormatReasons(verdict.reasons)}});
+    if (!history_path.empty()) (void)pub.TrimHistory(c);
+  }
+  rt.vouched = false;
+  rt.affirmed = false;
+  if (published) Mirror(c, rt, published->record, false);
+}
+
+// kPublish: the cluster's identity first (when adopted), then the record, the history entry and
+// the bound voucher in one fenced multi.
+void Orchestrator::Publish(ClusterRound& round, const Verdict& verdict) {
+  const std::string& c = round.c;
+  ClusterRuntime& rt = round.rt;
+  publishers::ZkPublisher& pub = *publisher_;
+  if (!round.published) return;  // dry-run only: the master znode always exists otherwise
+  const publishers::MasterZnode& published = *round.published;
+  if (InterruptedSince(round)) {
     Log().Info("decision_not_acted", {{"cluster", c}, {"why", "session interrupted during the round"}});
     Wake();
     return;
@@ -693,21 +816,21 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
     rt.identity = *verdict.identity_to_record;
     Log().Info("identity_recorded", {{"cluster", c}, {"system_identifier", *verdict.identity_to_record}});
   }
-  const model::HistoryEntry history = ToHistoryEntry(in, verdict);
+  const model::HistoryEntry history = ToHistoryEntry(round.in, verdict);
   const MonoTime publish_start = clock_->Now();
   std::optional<publishers::ControlState> control_after;
   if (verdict.acceptance_used) {
     // The acceptance is one-shot: cleared in the same multi (which fails if control changed).
-    control_after = *control;
+    control_after = round.control;
     control_after->accept_below_timeline = 0;
     control_after->accept_by.clear();
     control_after->accept_reason.clear();
     control_after->accept_at_ms = 0;
   }
-  publishers::PublishResult result = pub.Publish(c, election_path, published->version,
-                                                 *verdict.record, history, published->vouchers,
-                                                 control_after);
-  const double publish_ms = ms_since(publish_start);
+  publishers::PublishResult result =
+      pub.Publish(c, election_->own_path(), published.version, *verdict.record, history,
+                  published.vouchers, control_after);
+  const double publish_ms = MillisSince(publish_start);
   if (result.outcome == publishers::WriteOutcome::kUnknown) {
     Log().Warn("publish_outcome_unknown", {{"cluster", c}, {"node", verdict.record->node},
                                            {"epoch", verdict.record->epoch}, {"error", result.status}});
@@ -726,7 +849,7 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   const model::MasterRecord& r = *verdict.record;
   // Each node's last probe (or write check) round trip, connection included: "node1:1.2,node2:0.8".
   std::string latencies;
-  for (const auto& [name, p] : in.probes) {
+  for (const auto& [name, p] : round.in.probes) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(p.probe.latency_us) / 1000.0);
     latencies += (latencies.empty() ? "" : ",") + name + ":" + buf;
@@ -738,13 +861,13 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
                                   {"timeline", r.timeline},
                                   {"lsn", model::FormatLsn(r.lsn)},
                                   {"epoch", r.epoch},
-                                  {"previous", published->record.node},
+                                  {"previous", published.record.node},
                                   {"reason", r.reason},
                                   {"history", result.history_path},
-                                  {"round_ms", ms_since(round_start)},
-                                  {"read_ms", read_ms},
-                                  {"probe_ms", probe_ms},
-                                  {"write_check_ms", write_check_ms},
+                                  {"round_ms", MillisSince(round.start)},
+                                  {"read_ms", round.read_ms},
+                                  {"probe_ms", round.probe_ms},
+                                  {"write_check_ms", round.write_check_ms},
                                   {"publish_ms", publish_ms},
                                   {"node_ms", latencies}});
   if (verdict.data_loss) {
@@ -760,7 +883,7 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   rt.vouched = r.state == model::MasterState::kOk;
   rt.affirmed = rt.vouched;
   rt.last_affirm = clock_->Now();
-  rt.affirm_interruptions = count_at_start;
+  rt.affirm_interruptions = round.count_at_start;
   rt.repair = false;
   if (Status s = pub.TrimHistory(c); !s.ok()) {
     Log().Debug("history_trim_failed", {{"cluster", c}, {"error", s}});

@@ -161,7 +161,30 @@ class Orchestrator {
   // The loop's thread, at the start of a round: takes what ReplaceClusters() left.
   void TakePendingClusters();
   bool EnsureSession();
+  // One cluster's round (see the top of this file), in named steps over a ClusterRound. A step
+  // that returns false ends the cluster's round (it logged why).
+  struct ClusterRound;
   void RunCluster(const ClusterSpec& spec, ClusterRuntime& rt);
+  bool SettleEarlierPublish(ClusterRound& round);
+  bool ReadControl(ClusterRound& round);
+  bool ReadMaster(ClusterRound& round);
+  bool ReadFacts(ClusterRound& round);
+  bool JudgeTrust(ClusterRound& round);
+  bool ReadIdentity(ClusterRound& round);
+  void FillInput(ClusterRound& round);
+  void ReadObservations(ClusterRound& round);
+  std::string Learn(ClusterRound& round, const std::vector<std::string>& configured_hosts,
+                    const std::string& name, const model::NodeObservation& obs);
+  void LogLearnChanges(const ClusterRound& round,
+                       const std::map<std::string, std::string>& learn_state);
+  void ForgetUnlearned(ClusterRound& round);
+  void ProbeTargets(ClusterRound& round);
+  Verdict DecideAndLog(ClusterRound& round);
+  bool InterruptedSince(const ClusterRound& round) const;
+  void Keep(ClusterRound& round);
+  void Withdraw(ClusterRound& round, const Verdict& verdict);
+  void Publish(ClusterRound& round, const Verdict& verdict);
+  double MillisSince(MonoTime t) const;
   void StepDown();
   // A watcher that wakes the loop, armed at most once per key until it fires.
   zk::Watcher WatchOnce(const std::string& key);

@@ -14,11 +14,6 @@ const log::Logger& Log() {
   return logger;
 }
 
-bool IsFinal(zk::SessionState s) {
-  return s == zk::SessionState::kExpired || s == zk::SessionState::kClosed ||
-         s == zk::SessionState::kAuthFailed;
-}
-
 }  // namespace
 
 ObservationPublisher::ObservationPublisher(SessionFactory factory, std::string root,
@@ -40,7 +35,7 @@ bool ObservationPublisher::TakeNewSession() { return std::exchange(new_session_,
 
 void ObservationPublisher::CheckExpired(const Status& status) {
   if (status.code() == StatusCode::kConnectionLoss) node_state_ = NodeState::kUnknown;
-  if (session_ && (status.code() == StatusCode::kSessionExpired || IsFinal(session_->state()))) {
+  if (session_ && (status.code() == StatusCode::kSessionExpired || zk::IsFinal(session_->state()))) {
     Log().Warn("zk_session_lost",
                {{"session", session_->session_id()}, {"state", zk::SessionStateName(session_->state())}});
     // Close() of a dead session returns at once (it may block only on a live connection).
@@ -50,7 +45,7 @@ void ObservationPublisher::CheckExpired(const Status& status) {
 }
 
 Status ObservationPublisher::EnsureSession() {
-  if (session_ && IsFinal(session_->state())) CheckExpired(Status::Ok());
+  if (session_ && zk::IsFinal(session_->state())) CheckExpired(Status::Ok());
   if (!session_) {
     auto made = factory_();
     if (!made.ok()) return made.status();

@@ -40,9 +40,8 @@ Status ValidateOptions(const MasterWatchOptions& options);
 std::string MasterPath(const std::string& root, const std::string& cluster);
 
 // Starts a watch over sessions made by `factory`. `first` is the first session if the caller
-// already built it (nullptr: the runtime thread calls the factory). Never fails. Sessions that
-// are zk::ZkClient are read asynchronously; any other ZkSession (FakeZk) with its synchronous
-// calls, made from its own callbacks, which such a session must allow (FakeZk does).
+// already built it (nullptr: the runtime thread calls the factory). Never fails. Every session is
+// read with ZkSession's asynchronous reads (zk::ZkClient's, or FakeZk's in unit tests).
 std::unique_ptr<MasterWatch> StartWithFactory(WatchSettings settings, SessionFactory factory,
                                               std::unique_ptr<zk::ZkSession> first = nullptr);
 

@@ -6,7 +6,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "common/fake_zk.h"
+#include "tests/support/fake_zk.h"
 #include "publishers/zk_publisher.h"
 #include "tests/fuzz/fuzz_util.h"
 

@@ -80,6 +80,13 @@ for f in usr/bin/pgherald usr/share/man/man1/pgherald.1.gz usr/share/doc/pgheral
 done
 [[ "$libdir" == lib/*-linux-gnu ]] || fail "the library is in usr/$libdir, not a multiarch directory"
 [ -z "$(find "$root" -name '*.o')" ] || fail "object files packaged"
+# Test doubles (tests/support: the in-memory FakeZk) are never part of a product target.
+[ -z "$(find "$root" -iname '*fake*')" ] || fail "a test double is packaged: $(find "$root" -iname '*fake*')"
+for archive in "$root/usr/$libdir"/*.a; do
+  members=$(ar t "$archive")
+  [[ "$members" != *fake* ]] || fail "$(basename "$archive") holds a test double: $members"
+  [[ "$(nm -C "$archive")" != *FakeZk* ]] || fail "$(basename "$archive") defines FakeZk"
+done
 [[ "$(readelf -S "$root/usr/bin/pgherald")" != *debug_info* ]] || fail "usr/bin/pgherald is not stripped"
 
 echo "== installed program, configurations and units (private mount namespace)"

@@ -14,7 +14,7 @@
 
 #include "clients/src/master_watch_internal.h"
 #include "common/cluster_model.h"
-#include "common/fake_zk.h"
+#include "tests/support/fake_zk.h"
 #include "pgherald/master_watch.h"
 #include "pgherald/master_watch_c.h"
 #include "common/voucher.h"
@@ -73,6 +73,29 @@ class LaggingSession final : public zk::ZkSession {
   }
   StatusOr<std::optional<zk::Stat>> Exists(const std::string& p, zk::Watcher w) override {
     return real_->Exists(p, std::move(w));
+  }
+  // The watch reads this way: the first answer for the master is the stale snapshot.
+  Status GetAsync(const std::string& p, zk::Watcher w, GetDone done,
+                  WatchDelivery d) override {
+    if (p != kPath) return real_->GetAsync(p, std::move(w), std::move(done), d);
+    return real_->GetAsync(
+        p, std::move(w),
+        [this, callback = std::move(done)](StatusOr<zk::NodeData> got) {
+          if (got.ok() && !served_stale_.exchange(true)) {
+            callback(stale_);
+          } else {
+            callback(std::move(got));
+          }
+        },
+        d);
+  }
+  Status ExistsAsync(const std::string& p, zk::Watcher w, ExistsDone done,
+                     WatchDelivery d) override {
+    return real_->ExistsAsync(p, std::move(w), std::move(done), d);
+  }
+  Status GetChildrenAsync(const std::string& p, zk::Watcher w, ChildrenDone done,
+                          WatchDelivery d) override {
+    return real_->GetChildrenAsync(p, std::move(w), std::move(done), d);
   }
   StatusOr<std::vector<std::string>> GetChildren(const std::string& p, zk::Watcher w) override {
     return real_->GetChildren(p, std::move(w));

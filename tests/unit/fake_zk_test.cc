@@ -1,5 +1,5 @@
 // FakeZk: the shared contract suite, plus the fault injection only the fake has.
-#include "common/fake_zk.h"
+#include "tests/support/fake_zk.h"
 
 #include <gtest/gtest.h>
 
@@ -209,6 +209,50 @@ TEST_F(FakeZkFaultTest, ManualCallbacksMayCallTheSessionAndRearm) {
   ASSERT_TRUE(zk->Set("/n", "2").ok());
   server_->DispatchAllPending();
   EXPECT_EQ(seen, (std::vector<std::string>{"1", "2"}));
+}
+
+// The asynchronous reads: queued with the events (manual dispatch runs them when asked), an
+// injected fault is the answer, nothing is sent while disconnected, and Close() answers what is
+// still queued with kUnavailable on its caller.
+TEST_F(FakeZkFaultTest, AsyncReadsQueueWithTheEventsAndFaultsAreTheirAnswer) {
+  auto zk = server_->NewSession(Options(DispatchMode::kManual));
+  auto other = server_->NewSession(Options(DispatchMode::kManual));
+  ASSERT_TRUE(other->Create("/n", "0", CreateMode::kPersistent).ok());
+  std::vector<std::string> log;
+  ASSERT_TRUE(zk->GetAsync(
+                    "/n", [&](const WatchEvent& e) { log.push_back(EventTypeName(e.type)); },
+                    [&](StatusOr<NodeData> got) {
+                      log.push_back(got.ok() ? "get:" + got->data : got.status().ToString());
+                    })
+                  .ok());
+  ASSERT_TRUE(other->Set("/n", "1").ok());  // after the read: its event comes after the answer
+  EXPECT_TRUE(log.empty());
+  server_->DispatchAllPending();
+  EXPECT_EQ(log, (std::vector<std::string>{"get:0", "data_changed"}));
+
+  log.clear();
+  zk->FailNextCall(StatusCode::kConnectionLoss);
+  ASSERT_TRUE(zk->GetChildrenAsync("/n", nullptr, [&](StatusOr<std::vector<std::string>> got) {
+                  log.push_back(StatusCodeName(got.status().code()));
+                }).ok());
+  zk->DispatchPending();
+  EXPECT_EQ(log, std::vector<std::string>{StatusCodeName(StatusCode::kConnectionLoss)});
+
+  zk->Disconnect();
+  bool ran = false;
+  EXPECT_EQ(zk->ExistsAsync("/n", nullptr, [&](StatusOr<std::optional<Stat>>) { ran = true; })
+                .code(),
+            StatusCode::kConnectionLoss);
+  zk->Reconnect();
+  zk->DispatchPending();
+  EXPECT_FALSE(ran);
+
+  log.clear();
+  ASSERT_TRUE(zk->ExistsAsync("/n", nullptr, [&](StatusOr<std::optional<Stat>> got) {
+                  log.push_back(got.ok() ? "exists" : StatusCodeName(got.status().code()));
+                }).ok());
+  zk->Close();  // not dispatched yet: answered here
+  EXPECT_EQ(log, std::vector<std::string>{StatusCodeName(StatusCode::kUnavailable)});
 }
 
 TEST_F(FakeZkFaultTest, SessionIdsAndZxidsAreDeterministic) {

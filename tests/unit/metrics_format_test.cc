@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
-#include "common/fake_zk.h"
+#include "tests/support/fake_zk.h"
 #include "common/voucher.h"
 #include "orchestrator/http_server.h"
 #include "orchestrator/metrics.h"

@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "common/fake_zk.h"
+#include "tests/support/fake_zk.h"
 
 namespace pgherald::orchestrator {
 namespace {

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "common/fake_zk.h"
+#include "tests/support/fake_zk.h"
 #include "common/voucher.h"
 #include "orchestrator/election.h"
 #include "publishers/file_publisher.h"

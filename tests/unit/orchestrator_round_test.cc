@@ -10,7 +10,7 @@
 #include <set>
 #include <sstream>
 
-#include "common/fake_zk.h"
+#include "tests/support/fake_zk.h"
 #include "common/logging.h"
 #include "common/voucher.h"
 #include "orchestrator/accept_timeline.h"

@@ -51,7 +51,7 @@
 #include <optional>
 #include <set>
 
-#include "common/fake_zk.h"
+#include "tests/support/fake_zk.h"
 #include "common/logging.h"
 #include "common/voucher.h"
 #include "orchestrator/orchestrator.h"

@@ -15,7 +15,7 @@
 #include <string>
 
 #include "common/clock.h"
-#include "common/fake_zk.h"
+#include "tests/support/fake_zk.h"
 #include "common/voucher.h"
 #include "pollers/poller.h"
 #include "pollers/poller_config.h"

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "common/fake_zk.h"
+#include "tests/support/fake_zk.h"
 #include "common/voucher.h"
 #include "pollers/fencing.h"
 #include "pollers/notify.h"

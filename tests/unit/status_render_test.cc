@@ -6,7 +6,7 @@
 
 #include "clients/status/cluster_status.h"
 #include "clients/status/render.h"
-#include "common/fake_zk.h"
+#include "tests/support/fake_zk.h"
 #include "common/voucher.h"
 #include "tests/unit/hostile_payloads.h"
 

@@ -13,7 +13,7 @@
 #include "clients/watch/library_master_source.h"
 #include "clients/watch/route_policy.h"
 #include "clients/watch/sink_worker.h"
-#include "common/fake_zk.h"
+#include "tests/support/fake_zk.h"
 #include "common/voucher.h"
 #include "tests/bound_publish.h"
 #include "clients/watch/watch_metrics.h"

@@ -13,7 +13,7 @@
 #include "app/zk_init.h"
 #include "clients/status/cluster_status.h"
 #include "common/config.h"
-#include "common/fake_zk.h"
+#include "tests/support/fake_zk.h"
 #include "pollers/publisher.h"
 #include "publishers/zk_publisher.h"
 

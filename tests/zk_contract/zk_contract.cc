@@ -467,6 +467,156 @@ TEST_P(ZkContractTest, CallbacksRunOnOneDispatchThreadNotTheCallers) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Asynchronous reads (the production path of libpgherald's MasterWatch)
+
+// What the answers of asynchronous reads brought, in arrival order, and on which thread.
+class Answers {
+ public:
+  // Records `what` (and, for a test to inspect, `status`) when an answer arrives.
+  void Add(const std::string& what, const Status& status) {
+    std::lock_guard lock(mu_);
+    order_.push_back(what);
+    statuses_.push_back(status);
+    threads_.push_back(std::this_thread::get_id());
+    cv_.notify_all();
+  }
+  bool WaitFor(size_t count) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kEventDeadline, [&] { return order_.size() >= count; });
+  }
+  std::vector<std::string> order() const {
+    std::lock_guard lock(mu_);
+    return order_;
+  }
+  std::vector<Status> statuses() const {
+    std::lock_guard lock(mu_);
+    return statuses_;
+  }
+  std::vector<std::thread::id> threads() const {
+    std::lock_guard lock(mu_);
+    return threads_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> order_;
+  std::vector<Status> statuses_;
+  std::vector<std::thread::id> threads_;
+};
+
+TEST_P(ZkContractTest, AsyncReadsAnswerInOrderOffTheCallersThread) {
+  ASSERT_OK_AND_ASSIGN(made, zk_->Create(P("a"), "payload", CreateMode::kPersistent));
+  ASSERT_OK_AND_ASSIGN(kid, zk_->Create(P("a/k"), "", CreateMode::kPersistent));
+  Answers answers;
+  std::optional<NodeData> node;
+  std::vector<std::string> children;
+  std::optional<std::optional<Stat>> absent;
+  std::mutex mu;
+  // Sent together: answered in the order sent.
+  ASSERT_OK(zk_->GetChildrenAsync(P("a"), nullptr, [&](StatusOr<std::vector<std::string>> got) {
+    {
+      std::lock_guard lock(mu);
+      if (got.ok()) children = *got;
+    }
+    answers.Add("children", got.ok() ? Status::Ok() : got.status());
+  }));
+  ASSERT_OK(zk_->GetAsync(P("a"), nullptr, [&](StatusOr<NodeData> got) {
+    {
+      std::lock_guard lock(mu);
+      if (got.ok()) node = *got;
+    }
+    answers.Add("get", got.ok() ? Status::Ok() : got.status());
+  }));
+  ASSERT_OK(zk_->ExistsAsync(P("none"), nullptr, [&](StatusOr<std::optional<Stat>> got) {
+    {
+      std::lock_guard lock(mu);
+      if (got.ok()) absent = *got;
+    }
+    answers.Add("exists", got.ok() ? Status::Ok() : got.status());
+  }));
+  ASSERT_TRUE(answers.WaitFor(3));
+  EXPECT_EQ(answers.order(), (std::vector<std::string>{"children", "get", "exists"}));
+  for (const Status& st : answers.statuses()) EXPECT_TRUE(st.ok()) << st.ToString();
+  for (const auto& thread : answers.threads()) EXPECT_NE(thread, std::this_thread::get_id());
+  std::lock_guard lock(mu);
+  ASSERT_TRUE(node.has_value());
+  EXPECT_EQ(node->data, "payload");
+  EXPECT_EQ(node->stat.num_children, 1);
+  EXPECT_EQ(children, std::vector<std::string>{"k"});
+  ASSERT_TRUE(absent.has_value());
+  EXPECT_FALSE(absent->has_value());
+}
+
+TEST_P(ZkContractTest, AsyncReadErrorsComeInTheAnswer) {
+  Answers answers;
+  ASSERT_OK(zk_->GetAsync(P("missing"), nullptr, [&](StatusOr<NodeData> got) {
+    answers.Add("get", got.ok() ? Status::Ok() : got.status());
+  }));
+  ASSERT_OK(zk_->GetChildrenAsync(P("missing"), nullptr,
+                                  [&](StatusOr<std::vector<std::string>> got) {
+                                    answers.Add("children", got.ok() ? Status::Ok() : got.status());
+                                  }));
+  ASSERT_TRUE(answers.WaitFor(2));
+  ASSERT_EQ(answers.statuses().size(), 2u);
+  EXPECT_EQ(answers.statuses()[0].code(), StatusCode::kNotFound);
+  EXPECT_EQ(answers.statuses()[1].code(), StatusCode::kNotFound);
+}
+
+// The watch armed by an asynchronous read: an exists on an absent node fires on creation; a get's
+// fires on change, on the completion thread when asked to.
+TEST_P(ZkContractTest, AsyncReadsArmWatchesDeliveredAfterTheirAnswer) {
+  EventRecorder created;
+  Answers answers;
+  ASSERT_OK(zk_->ExistsAsync(P("later"), created.watcher(),
+                             [&](StatusOr<std::optional<Stat>> got) {
+                               answers.Add("exists", got.ok() ? Status::Ok() : got.status());
+                             }));
+  ASSERT_TRUE(answers.WaitFor(1));
+  auto other = NewSession();
+  ASSERT_NE(other, nullptr);
+  ASSERT_OK_AND_ASSIGN(made, other->Create(P("later"), "0", CreateMode::kPersistent));
+  ASSERT_TRUE(created.WaitFor(1));
+  EXPECT_EQ(created.events()[0].type, EventType::kCreated);
+
+  // With WatchDelivery::kCompletionThread the event comes on the answers' thread.
+  std::mutex mu;
+  std::vector<std::string> order;
+  std::vector<std::thread::id> threads;
+  std::condition_variable cv;
+  auto note = [&](const std::string& what) {
+    std::lock_guard lock(mu);
+    order.push_back(what);
+    threads.push_back(std::this_thread::get_id());
+    cv.notify_all();
+  };
+  ASSERT_OK(zk_->GetAsync(
+      P("later"), [&](const WatchEvent&) { note("event"); },
+      [&](StatusOr<NodeData> got) { note(got.ok() ? "answer" : "error"); },
+      ZkSession::WatchDelivery::kCompletionThread));
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, kEventDeadline, [&] { return !order.empty(); }));
+  }
+  ASSERT_OK_AND_ASSIGN(set, other->Set(P("later"), "1"));
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, kEventDeadline, [&] { return order.size() >= 2; }));
+  EXPECT_EQ(order, (std::vector<std::string>{"answer", "event"}));
+  EXPECT_EQ(threads[0], threads[1]);
+  EXPECT_NE(threads[0], std::this_thread::get_id());
+}
+
+TEST_P(ZkContractTest, AsyncReadAfterCloseIsNotSent) {
+  auto session = NewSession();
+  ASSERT_NE(session, nullptr);
+  session->Close();
+  std::atomic<bool> ran{false};
+  const Status sent = session->GetAsync(P("x"), nullptr, [&](StatusOr<NodeData>) { ran = true; });
+  EXPECT_FALSE(sent.ok());
+  EXPECT_FALSE(ran.load());
+}
+
+// ---------------------------------------------------------------------------------------------
 // Session life: ephemerals, close, expiry, lease
 
 TEST_P(ZkContractTest, EphemeralVanishesWhenItsSessionCloses) {

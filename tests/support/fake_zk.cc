@@ -1,10 +1,12 @@
-#include "common/fake_zk.h"
+#include "tests/support/fake_zk.h"
 
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -26,11 +28,17 @@ class EventQueue : public std::enable_shared_from_this<EventQueue> {
   }
 
   void PushWatch(Watcher watcher, WatchEvent event) {
-    Push(Item{std::move(watcher), std::move(event), false, SessionState::kConnecting, 0});
+    Push(Item{std::move(watcher), std::move(event), false, SessionState::kConnecting, 0, nullptr});
   }
   void PushState(SessionState state, int64_t session_id) {
     Push(Item{nullptr, WatchEvent{EventType::kNotWatching, "", session_id}, true, state,
-              session_id});
+              session_id, nullptr});
+  }
+  // The answer of an asynchronous read, in order with the events. False once the queue is shut
+  // down (the session is closing): then it is not queued.
+  bool PushCompletion(std::function<void(bool cancelled)> completion) {
+    return Push(Item{nullptr, WatchEvent{EventType::kNotWatching, "", 0}, false,
+                     SessionState::kConnecting, 0, std::move(completion)});
   }
   void SetListener(StateListener listener) {
     std::lock_guard lock(mu_);
@@ -52,14 +60,20 @@ class EventQueue : public std::enable_shared_from_this<EventQueue> {
     }
   }
 
-  // Drops queued callbacks and refuses new ones; a running callback finishes.
+  // Drops queued callbacks and refuses new ones; a running callback finishes. The answers still
+  // queued are run here, cancelled (the contract: kUnavailable on the thread calling Close).
   void Shutdown() {
+    std::vector<std::function<void(bool)>> cancelled;
     {
       std::lock_guard lock(mu_);
       stopped_ = true;
+      for (Item& item : items_) {
+        if (item.completion) cancelled.push_back(std::move(item.completion));
+      }
       items_.clear();
     }
     cv_.notify_all();
+    for (const auto& completion : cancelled) completion(true);
   }
 
   // Shutdown(), then waits for a running callback to finish (unless called from it) and ends the
@@ -81,19 +95,23 @@ class EventQueue : public std::enable_shared_from_this<EventQueue> {
     bool is_state;
     SessionState state;
     int64_t session_id;
+    std::function<void(bool cancelled)> completion;  // an asynchronous read's answer
   };
 
-  void Push(Item item) {
+  bool Push(Item item) {
     {
       std::lock_guard lock(mu_);
-      if (stopped_) return;
+      if (stopped_) return false;
       items_.push_back(std::move(item));
     }
     cv_.notify_one();
+    return true;
   }
 
   static void Run(const Item& item, const StateListener& listener) {
-    if (item.is_state) {
+    if (item.completion) {
+      item.completion(false);
+    } else if (item.is_state) {
       if (listener) listener(item.state, item.session_id);
     } else if (item.watcher) {
       item.watcher(item.event);
@@ -445,27 +463,10 @@ void ExpireOverdueLocked(ServerState& s, const Clock& clock) {
   }
 }
 
-Status StateError(SessionState state) {
-  switch (state) {
-    case SessionState::kConnected: return Status::Ok();
-    case SessionState::kConnecting:
-      return Status(StatusCode::kConnectionLoss, "disconnected from ZooKeeper");
-    case SessionState::kExpired:
-      return Status(StatusCode::kSessionExpired, "ZooKeeper session expired");
-    case SessionState::kAuthFailed:
-      return Status(StatusCode::kPermissionDenied, "ZooKeeper authentication failed");
-    case SessionState::kClosed: return Unavailable("ZooKeeper session closed");
-  }
-  return Internal("unknown session state");
-}
-
 // Runs one data call for `session_id` under the server lock: refuses it when the session cannot
 // make calls, and applies an injected fault (with applied=true the body runs first).
 template <typename R, typename Body>
-R RunCall(ServerState& s, const Clock& clock, int64_t session_id, Body body) {
-  std::lock_guard lock(s.mu);
-  ExpireOverdueLocked(s, clock);
-  Session& session = s.sessions.at(session_id);
+R CallLocked(Session& session, Body& body) {
   if (Status st = StateError(session.state); !st.ok()) return st;
   if (!session.faults.empty()) {
     fake_internal::Fault fault = session.faults.front();
@@ -474,6 +475,37 @@ R RunCall(ServerState& s, const Clock& clock, int64_t session_id, Body body) {
     return Status(fault.code, std::string("injected fault: ") + StatusCodeName(fault.code));
   }
   return body();
+}
+
+template <typename R, typename Body>
+R RunCall(ServerState& s, const Clock& clock, int64_t session_id, Body body) {
+  std::lock_guard lock(s.mu);
+  ExpireOverdueLocked(s, clock);
+  return CallLocked<R>(s.sessions.at(session_id), body);
+}
+
+// The asynchronous form of RunCall: not sent (the error returned, `done` never runs) unless the
+// session is connected; otherwise the call runs now and its answer is queued, under the server
+// lock, so it comes before any event the call's watch may fire later (answers and events in
+// order, as ZooKeeper serves them). An injected fault is the answer.
+template <typename R, typename Body>
+Status RunAsyncCall(ServerState& s, const Clock& clock, int64_t session_id, Body body,
+                    std::function<void(R)> done) {
+  std::lock_guard lock(s.mu);
+  ExpireOverdueLocked(s, clock);
+  Session& session = s.sessions.at(session_id);
+  if (Status st = StateError(session.state); !st.ok()) return st;
+  auto answer = std::make_shared<R>(CallLocked<R>(session, body));
+  const bool queued = session.queue->PushCompletion(
+      [answer, callback = std::move(done)](bool cancelled) {
+        if (cancelled) {
+          callback(R(Unavailable("ZooKeeper session closed")));
+        } else {
+          callback(std::move(*answer));
+        }
+      });
+  if (!queued) return Unavailable("ZooKeeper session closed");
+  return Status::Ok();
 }
 
 }  // namespace
@@ -624,41 +656,86 @@ StatusOr<std::string> FakeZk::Create(const std::string& path, const std::string&
   return CreateWithAcl(path, data, mode, PolicyAcl(options_.acl));
 }
 
+namespace {
+
+// The reads, server lock held: what Get, Exists and GetChildren (and their asynchronous forms)
+// answer, arming `watch` as ZooKeeper does.
+StatusOr<NodeData> ReadLocked(ServerState& s, const Caller& caller, int64_t session_id,
+                              const std::string& path, Watcher watch) {
+  if (Status st = ValidatePath(path); !st.ok()) return st;
+  auto it = s.tree.find(path);
+  if (it == s.tree.end()) return NotFound(path + " does not exist");
+  if (!Allowed(it->second.acl, caller, kPermRead)) return NoAuth(path, "READ");
+  if (watch) s.data_watches[path].push_back({session_id, std::move(watch)});
+  return NodeData{it->second.data, StatOf(it->second)};
+}
+
+StatusOr<std::optional<Stat>> ExistsLocked(ServerState& s, int64_t session_id,
+                                           const std::string& path, Watcher watch) {
+  if (Status st = ValidatePath(path); !st.ok()) return st;
+  if (watch) s.data_watches[path].push_back({session_id, std::move(watch)});
+  auto it = s.tree.find(path);
+  if (it == s.tree.end()) return std::optional<Stat>();
+  return std::optional<Stat>(StatOf(it->second));
+}
+
+StatusOr<std::vector<std::string>> ChildrenLocked(ServerState& s, const Caller& caller,
+                                                  int64_t session_id, const std::string& path,
+                                                  Watcher watch) {
+  if (Status st = ValidatePath(path); !st.ok()) return st;
+  auto it = s.tree.find(path);
+  if (it == s.tree.end()) return NotFound(path + " does not exist");
+  if (!Allowed(it->second.acl, caller, kPermRead)) return NoAuth(path, "READ");
+  if (watch) s.child_watches[path].push_back({session_id, std::move(watch)});
+  return std::vector<std::string>(it->second.children.begin(), it->second.children.end());
+}
+
+}  // namespace
+
 StatusOr<NodeData> FakeZk::Get(const std::string& path, Watcher watch) {
   auto& s = *server_->state_;
-  return RunCall<StatusOr<NodeData>>(s, *server_->clock_, id_, [&]() -> StatusOr<NodeData> {
-    if (Status st = ValidatePath(path); !st.ok()) return st;
-    auto it = s.tree.find(path);
-    if (it == s.tree.end()) return NotFound(path + " does not exist");
-    if (!Allowed(it->second.acl, CallerOf(options_), kPermRead)) return NoAuth(path, "READ");
-    if (watch) s.data_watches[path].push_back({id_, watch});
-    return NodeData{it->second.data, StatOf(it->second)};
+  return RunCall<StatusOr<NodeData>>(s, *server_->clock_, id_, [&]() {
+    return ReadLocked(s, CallerOf(options_), id_, path, std::move(watch));
   });
 }
 
 StatusOr<std::optional<Stat>> FakeZk::Exists(const std::string& path, Watcher watch) {
   auto& s = *server_->state_;
-  using Result = StatusOr<std::optional<Stat>>;
-  return RunCall<Result>(s, *server_->clock_, id_, [&]() -> Result {
-    if (Status st = ValidatePath(path); !st.ok()) return st;
-    if (watch) s.data_watches[path].push_back({id_, watch});
-    auto it = s.tree.find(path);
-    if (it == s.tree.end()) return std::optional<Stat>();
-    return std::optional<Stat>(StatOf(it->second));
-  });
+  return RunCall<StatusOr<std::optional<Stat>>>(
+      s, *server_->clock_, id_, [&]() { return ExistsLocked(s, id_, path, std::move(watch)); });
 }
 
 StatusOr<std::vector<std::string>> FakeZk::GetChildren(const std::string& path, Watcher watch) {
   auto& s = *server_->state_;
-  using Result = StatusOr<std::vector<std::string>>;
-  return RunCall<Result>(s, *server_->clock_, id_, [&]() -> Result {
-    if (Status st = ValidatePath(path); !st.ok()) return st;
-    auto it = s.tree.find(path);
-    if (it == s.tree.end()) return NotFound(path + " does not exist");
-    if (!Allowed(it->second.acl, CallerOf(options_), kPermRead)) return NoAuth(path, "READ");
-    if (watch) s.child_watches[path].push_back({id_, watch});
-    return std::vector<std::string>(it->second.children.begin(), it->second.children.end());
+  return RunCall<StatusOr<std::vector<std::string>>>(s, *server_->clock_, id_, [&]() {
+    return ChildrenLocked(s, CallerOf(options_), id_, path, std::move(watch));
   });
+}
+
+// Watches and answers share the session's one dispatch thread, so `delivery` changes nothing.
+Status FakeZk::GetAsync(const std::string& path, Watcher watch, GetDone done, WatchDelivery) {
+  auto& s = *server_->state_;
+  return RunAsyncCall<StatusOr<NodeData>>(
+      s, *server_->clock_, id_,
+      [&]() { return ReadLocked(s, CallerOf(options_), id_, path, std::move(watch)); },
+      std::move(done));
+}
+
+Status FakeZk::ExistsAsync(const std::string& path, Watcher watch, ExistsDone done,
+                           WatchDelivery) {
+  auto& s = *server_->state_;
+  return RunAsyncCall<StatusOr<std::optional<Stat>>>(
+      s, *server_->clock_, id_, [&]() { return ExistsLocked(s, id_, path, std::move(watch)); },
+      std::move(done));
+}
+
+Status FakeZk::GetChildrenAsync(const std::string& path, Watcher watch, ChildrenDone done,
+                                WatchDelivery) {
+  auto& s = *server_->state_;
+  return RunAsyncCall<StatusOr<std::vector<std::string>>>(
+      s, *server_->clock_, id_,
+      [&]() { return ChildrenLocked(s, CallerOf(options_), id_, path, std::move(watch)); },
+      std::move(done));
 }
 
 StatusOr<Stat> FakeZk::Set(const std::string& path, const std::string& data, int32_t version) {

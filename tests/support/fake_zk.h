@@ -1,4 +1,5 @@
-// FakeZk: an in-memory ZooKeeper for unit tests and the orchestrator's randomized simulation.
+// FakeZk: an in-memory ZooKeeper for unit tests and the orchestrator's randomized simulation. A
+// test double: built into pgherald_test_support (tests/support), never into a product target.
 //
 // A FakeZkServer holds the tree (zxids, versions, cversions, ephemeral owners, sequence numbers
 // taken from the parent's cversion and zero-padded to 10 digits, as ZooKeeper does) and is shared
@@ -32,8 +33,14 @@
 // While connected, a session behaves as if its periodic pings were answered continuously, so its
 // lease is full; lease = lease_fraction x session_timeout.
 //
-// Dispatch: kThread (the default) runs watchers and state listeners on one thread per session,
-// like ZkClient. kManual queues them until DispatchPending() (or the server's DispatchAllPending())
+// Asynchronous reads (GetAsync, ExistsAsync, GetChildrenAsync) follow ZkSession's contract: the
+// call runs at once and its answer is queued with the events, before any event the call's watch
+// fires later; the session's dispatch thread is also its completion thread (so WatchDelivery
+// changes nothing). A request is not sent (its error returned) unless the session is connected; an
+// injected fault is the answer. Answers still queued at Close() run on its caller, kUnavailable.
+//
+// Dispatch: kThread (the default) runs watchers, state listeners and answers on one thread per
+// session, like ZkClient. kManual queues them until DispatchPending() (or the server's DispatchAllPending())
 // runs them on the caller's thread, for deterministic simulations; in that mode a callback may
 // call the session.
 //
@@ -131,6 +138,12 @@ class FakeZk final : public ZkSession {
                      int32_t version = -1) override;
   Status Delete(const std::string& path, int32_t version = -1) override;
   StatusOr<MultiResult> Multi(const std::vector<Op>& ops, int* failed_op = nullptr) override;
+  Status GetAsync(const std::string& path, Watcher watch, GetDone done,
+                  WatchDelivery delivery = WatchDelivery::kDispatchThread) override;
+  Status ExistsAsync(const std::string& path, Watcher watch, ExistsDone done,
+                     WatchDelivery delivery = WatchDelivery::kDispatchThread) override;
+  Status GetChildrenAsync(const std::string& path, Watcher watch, ChildrenDone done,
+                          WatchDelivery delivery = WatchDelivery::kDispatchThread) override;
   StatusOr<std::string> CreateWithAcl(const std::string& path, const std::string& data,
                                       CreateMode mode, const Acl& acl) override;
   StatusOr<AclData> GetAcl(const std::string& path) override;
