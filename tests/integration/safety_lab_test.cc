@@ -196,11 +196,14 @@ void ExpectWritesOnAndFenced(Stack& s, const Workload& w, int node, std::int64_t
       << s.Tail("poller-" + std::to_string(fenced));
 }
 
-// Writes acknowledged by node N that completed after `after_ns`.
+// Writes acknowledged by node N that were sent after `after_ns`. Sent, not completed: `after_ns`
+// is when the test saw a change (the node fenced, restarted), and on a busy machine a client
+// thread can record, after that instant, the answer to a write the server acknowledged before it
+// (seen once: one "ack after the fence" for a write sent before the node stopped).
 int AcksOnAfter(Stack& s, const Workload& w, int node, std::int64_t after_ns) {
   const int port = s.lab().pg_port(node);
   int n = 0;
-  for (const auto& op : w.History()) n += op.acked && op.port == port && op.done_ns > after_ns;
+  for (const auto& op : w.History()) n += op.acked && op.port == port && op.invoke_ns > after_ns;
   return n;
 }
 
