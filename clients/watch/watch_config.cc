@@ -4,6 +4,7 @@
 #include <set>
 
 #include "clients/watch/template.h"
+#include "common/pg_config.h"
 #include "common/untrusted.h"
 
 namespace pgherald::watch {

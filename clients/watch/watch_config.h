@@ -39,6 +39,7 @@
 #include "clients/watch/simple_sinks.h"
 #include "clients/watch/sink_worker.h"
 #include "common/config.h"
+#include "common/zk_config.h"
 #include "common/http_server.h"
 #include "haproxy/haproxy_sink.h"
 

@@ -21,6 +21,7 @@
 #include "clients/src/consumer_rules.h"
 #include "clients/watch/master_source.h"
 #include "common/config.h"
+#include "common/zk_config.h"
 #include "common/logging.h"
 #include "common/zk_session.h"
 
