@@ -7,6 +7,7 @@
 #include "common/logging.h"
 #include "common/untrusted.h"
 #include "common/zk_client.h"
+#include "common/zk_paths.h"
 
 namespace pgherald::app {
 namespace {
@@ -151,14 +152,14 @@ StatusOr<ZkInitReport> ApplyZkLayout(zk::ZkSession& zk, const std::string& root,
   }
   // What the roles made at run time: fixed only where it is open.
   std::vector<std::string> singles;
-  std::vector<std::string> containers = {zk::JoinPath(root, "orchestrators/election")};
+  const model::RootPaths tree(root);
+  std::vector<std::string> containers = {tree.Election()};
   for (const std::string& c : clusters) {
-    const std::string cluster = zk::JoinPath(zk::JoinPath(root, "clusters"), c);
-    singles.push_back(cluster + "/master");
-    singles.push_back(cluster + "/identity");
-    for (const char* child : {"master", "nodes", "events", "history"}) {
-      containers.push_back(zk::JoinPath(cluster, child));
-    }
+    const model::ClusterPaths cluster = tree.Cluster(c);
+    singles.push_back(cluster.Master());
+    singles.push_back(cluster.Identity());
+    containers.insert(containers.end(),
+                      {cluster.Master(), cluster.Nodes(), cluster.Events(), cluster.History()});
   }
   std::vector<std::string> paths = singles;
   for (const std::string& parent : containers) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/zk_config.h"
 #include "common/status.h"
 #include "common/zk_acl.h"
 #include "common/zk_session.h"

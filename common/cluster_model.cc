@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "common/json_fields.h"
+#include "common/payload_json.h"
 
 namespace pgherald::model {
 namespace {
@@ -46,7 +47,7 @@ Status OptLsn(FieldReader& f, const char* key, std::optional<Lsn>* out) {
   return Status::Ok();
 }
 
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+using jsonf::Dump;
 
 // Writers keep free text within what readers accept unchanged (sanitized, cut): what a reader
 // decodes is what was meant to be written. Idempotent.
@@ -369,7 +370,9 @@ StatusOr<NodeObservation> NodeObservation::FromZnode(std::string_view znode_name
 
 // ---- MasterRecord ----
 
-std::string MasterRecord::ToJson() const { return Dump(MasterRecordJson(*this)); }
+std::string MasterRecord::ToJson() const { return Dump(ToJsonValue(*this)); }
+
+json ToJsonValue(const MasterRecord& record) { return MasterRecordJson(record); }
 
 StatusOr<MasterRecord> MasterRecord::FromJson(std::string_view text) {
   static const std::string kPayload = "MasterRecord";
@@ -427,27 +430,29 @@ StatusOr<Probe> Probe::FromJson(std::string_view text) {
 
 // ---- HistoryEntry ----
 
-std::string HistoryEntry::ToJson() const {
-  json j = {{"format", kFormat},       {"cluster", cluster}, {"action", action},
-            {"chosen", chosen},        {"epoch", epoch},     {"decided_at", decided_at_ms},
-            {"decided_by", decided_by}};
-  if (previous) j["previous"] = MasterRecordJson(*previous);
-  if (master) j["master"] = MasterRecordJson(*master);
+std::string HistoryEntry::ToJson() const { return Dump(ToJsonValue(*this)); }
+
+json ToJsonValue(const HistoryEntry& h) {
+  json j = {{"format", kFormat},         {"cluster", h.cluster}, {"action", h.action},
+            {"chosen", h.chosen},        {"epoch", h.epoch},     {"decided_at", h.decided_at_ms},
+            {"decided_by", h.decided_by}};
+  if (h.previous) j["previous"] = MasterRecordJson(*h.previous);
+  if (h.master) j["master"] = MasterRecordJson(*h.master);
   json reason_list = json::array();
-  for (const Reason& r : reasons) reason_list.push_back(ReasonJson(r));
+  for (const Reason& r : h.reasons) reason_list.push_back(ReasonJson(r));
   j["reasons"] = std::move(reason_list);
-  j["stale_primaries"] = stale_primaries;
+  j["stale_primaries"] = h.stale_primaries;
   json evidence_list = json::array();
-  for (const NodeEvidence& e : evidence) evidence_list.push_back(EvidenceJson(e));
+  for (const NodeEvidence& e : h.evidence) evidence_list.push_back(EvidenceJson(e));
   j["evidence"] = std::move(evidence_list);
-  if (data_loss) {
-    j["data_loss"] = {{"old_master", data_loss->old_master},
-                      {"old_master_last_lsn", FormatLsn(data_loss->old_master_last_lsn)},
-                      {"new_master", data_loss->new_master},
-                      {"new_master_lsn", FormatLsn(data_loss->new_master_lsn)},
-                      {"gap_bytes", data_loss->gap_bytes}};
+  if (h.data_loss) {
+    j["data_loss"] = {{"old_master", h.data_loss->old_master},
+                      {"old_master_last_lsn", FormatLsn(h.data_loss->old_master_last_lsn)},
+                      {"new_master", h.data_loss->new_master},
+                      {"new_master_lsn", FormatLsn(h.data_loss->new_master_lsn)},
+                      {"gap_bytes", h.data_loss->gap_bytes}};
   }
-  return Dump(j);
+  return j;
 }
 
 StatusOr<HistoryEntry> HistoryEntry::FromJson(std::string_view text) {
@@ -498,6 +503,87 @@ StatusOr<HistoryEntry> HistoryEntry::FromJson(std::string_view text) {
   }));
   if (present) h.data_loss = loss;
   return h;
+}
+
+// ---- control ----
+
+StatusOr<ControlState> ParseControl(std::string_view text) {
+  static const std::string kPayload = "control";
+  json j;
+  PGH_RETURN_IF_ERROR(ParseEnvelope(text, kPayload, &j));
+  FieldReader f(j, kPayload, "");
+  ControlState c;
+  PGH_RETURN_IF_ERROR(f.Bool("paused", &c.paused, Need::kOptional));
+  // For people only: sanitized and cut, never refused.
+  PGH_RETURN_IF_ERROR(f.Text("reason", &c.reason, Need::kOptional, kMaxControlTextLength));
+  PGH_RETURN_IF_ERROR(f.Text("changed_by", &c.changed_by, Need::kOptional, kMaxControlTextLength));
+  PGH_RETURN_IF_ERROR(f.I64("changed_at", &c.changed_at_ms, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.U32("accept_below_timeline", &c.accept_below_timeline, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.Text("accept_by", &c.accept_by, Need::kOptional, kMaxControlTextLength));
+  PGH_RETURN_IF_ERROR(
+      f.Text("accept_reason", &c.accept_reason, Need::kOptional, kMaxControlTextLength));
+  PGH_RETURN_IF_ERROR(f.I64("accept_at", &c.accept_at_ms, Need::kOptional));
+  return c;
+}
+
+std::string ControlToJson(const ControlState& control) {
+  json j;
+  j["format"] = kFormat;
+  j["paused"] = control.paused;
+  if (!control.reason.empty()) j["reason"] = control.reason;
+  if (!control.changed_by.empty()) j["changed_by"] = control.changed_by;
+  if (control.changed_at_ms != 0) j["changed_at"] = control.changed_at_ms;
+  if (control.accept_below_timeline != 0) {
+    j["accept_below_timeline"] = control.accept_below_timeline;
+    j["accept_by"] = control.accept_by;
+    j["accept_reason"] = control.accept_reason;
+    j["accept_at"] = control.accept_at_ms;
+  }
+  return Dump(j);
+}
+
+// ---- RepmgrEvent ----
+
+std::string RepmgrEvent::ZnodeName() const {
+  char prefix[48];
+  std::snprintf(prefix, sizeof prefix, "e-%016" PRId64 "-%d-", key.ts_us, key.node_id);
+  std::string name = prefix;
+  for (char c : key.event) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-' || c == '.';
+    name += ok ? c : '_';
+  }
+  return name;
+}
+
+std::string RepmgrEvent::ToJson() const {
+  json j = {{"format", kFormat},      {"ts_us", key.ts_us}, {"timestamp", timestamp},
+            {"node_id", key.node_id}, {"event", key.event}, {"successful", successful},
+            {"details", details},     {"source", source}};
+  return Dump(j);
+}
+
+StatusOr<RepmgrEvent> RepmgrEvent::FromJson(std::string_view text) {
+  static const std::string kPayload = "event";
+  json j;
+  PGH_RETURN_IF_ERROR(ParseEnvelope(text, kPayload, &j));
+  FieldReader f(j, kPayload, "");
+  RepmgrEvent e;
+  PGH_RETURN_IF_ERROR(f.I64("ts_us", &e.key.ts_us, Need::kRequired));
+  PGH_RETURN_IF_ERROR(
+      f.I32("node_id", 0, std::numeric_limits<int>::max(), &e.key.node_id, Need::kRequired));
+  PGH_RETURN_IF_ERROR(f.Token("event", &e.key.event, Need::kRequired));
+  PGH_RETURN_IF_ERROR(f.Bool("successful", &e.successful, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.Text("details", &e.details, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.Token("timestamp", &e.timestamp, Need::kOptional));
+  PGH_RETURN_IF_ERROR(f.Enum(
+      "source", &e.source, Need::kOptional,
+      [](const std::string& v) -> std::optional<std::string> {
+        if (v == "table" || v == "notify") return v;
+        return std::nullopt;
+      },
+      "\"table\" or \"notify\""));
+  return e;
 }
 
 }  // namespace pgherald::model

@@ -22,10 +22,17 @@
 //     mislead an older reader bumps the format number instead.
 //   - Equality operators (for tests) exist in C++20 only: the header stays C++17 so that the
 //     embeddable client library can parse the master record.
+//   - Every payload has exactly one codec, here or in common/voucher.h (the voucher's data), all
+//     built on common/json_fields.h (FieldReader to read, jsonf::Dump to write); the paths they
+//     live at are in common/zk_paths.h. Together these files are the contract module.
 //   - LSNs travel as PostgreSQL's text "X/Y" (hex), system identifiers as decimal strings: both are
 //     uint64 values beyond the 2^53 that many JSON readers hold exactly.
 #pragma once
 
+#if __cplusplus >= 202002L
+#include <compare>
+#endif
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -263,6 +270,77 @@ struct HistoryEntry {
   static StatusOr<HistoryEntry> FromJson(std::string_view text);
 #if __cplusplus >= 202002L
   bool operator==(const HistoryEntry&) const = default;
+#endif
+};
+
+// clusters/<c>/control: operators' pause and one-shot acceptance, written by `pgherald pause`,
+// `pgherald accept-timeline` and the HTTP API; read by the orchestrator. An absent znode is the
+// default (not paused).
+//   {"format":1,"paused":bool[,"reason":str,"changed_by":str,"changed_at":ms,
+//    "accept_below_timeline":u32,"accept_by":str,"accept_reason":str,"accept_at":ms]}
+// Free text (reason, changed_by, accept_by, accept_reason) is sanitized and cut to
+// kMaxControlTextLength, never refused.
+inline constexpr std::size_t kMaxControlTextLength = 1024;
+struct ControlState {
+  bool paused = false;
+  // Optional, for people (written by `pgherald pause` and the HTTP API; "" / 0 when absent).
+  std::string reason;
+  std::string changed_by;
+  std::int64_t changed_at_ms = 0;
+  // A one-shot operator acceptance (`pgherald accept-timeline`): the published master's timeline
+  // is `accept_below_timeline` (> 0) and the operator accepts publishing a verified candidate on a
+  // lower timeline. 0: none. The leader clears it in the publish multi that uses it.
+  std::uint32_t accept_below_timeline = 0;
+  std::string accept_by = {};  // (initializers: aggregate users may list only the fields before)
+  std::string accept_reason = {};
+  std::int64_t accept_at_ms = 0;
+  // The znode's version when read (-1: absent or not read): the compare-and-set of a rewrite.
+  // Not part of the payload.
+  std::int32_t version = -1;
+};
+StatusOr<ControlState> ParseControl(std::string_view text);
+std::string ControlToJson(const ControlState& control);
+
+// The position of one repmgr event. repmgr.events has no key; (event_timestamp, node_id, event)
+// is the closest thing. ts_us is event_timestamp in microseconds since the Unix epoch (exact: the
+// column has microsecond precision).
+struct EventKey {
+  std::int64_t ts_us = 0;
+  int node_id = 0;
+  std::string event;
+
+#if __cplusplus >= 202002L
+  auto operator<=>(const EventKey&) const = default;
+  bool operator==(const EventKey&) const = default;
+#endif
+};
+
+// One repmgr event as a fact at clusters/<c>/events/<ZnodeName()>, published by pollers:
+//   {"format":1,"ts_us":...,"timestamp":"2026-11-22 03:54:13.958093+00","node_id":1,
+//    "event":"standby_promote","successful":true,"details":"...","source":"table"}
+// source is "table" (read from repmgr's events table) or "notify" (handed over by
+// `pgherald notify`; the only way to learn of events that never reach the table).
+//
+// Validation: event and timestamp are printable tokens of at most 64 bytes, details free text
+// (sanitized, cut to untrusted::kMaxTextLength). Read from repmgr (its table or a notify datagram)
+// an odd event name or timestamp is sanitized and cut to kMaxEventTokenLength rather than
+// refused, so that one row never stops the poller's tick.
+inline constexpr std::size_t kMaxEventTokenLength = 48;
+struct RepmgrEvent {
+  EventKey key;
+  bool successful = true;
+  std::string timestamp;  // as repmgr wrote it (also %t of event_notification_command)
+  std::string details;
+  std::string source = "table";
+
+  // "e-<ts_us, 16 digits>-<node_id>-<event>": sorts by time, and the same row read by several
+  // pollers, or handed over by notify with the same %t, gets the same name. Characters outside
+  // [A-Za-z0-9_.-] in the event name become '_'.
+  std::string ZnodeName() const;
+  std::string ToJson() const;
+  static StatusOr<RepmgrEvent> FromJson(std::string_view text);
+#if __cplusplus >= 202002L
+  bool operator==(const RepmgrEvent&) const = default;
 #endif
 };
 

@@ -14,7 +14,6 @@
 
 #include "common/bounded_file.h"
 #include "common/logging.h"
-#include "common/zk_acl.h"
 
 namespace pgherald::config {
 namespace internal {
@@ -44,20 +43,6 @@ namespace {
 
 using internal::Document;
 
-std::string Quote(std::string_view s) {
-  constexpr size_t kMax = 60;
-  std::string out = "\"";
-  for (char c : s.substr(0, kMax)) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  if (s.size() > kMax) out += "...";
-  return out + "\"";
-}
 
 // Keys whose values must never be echoed back in an error.
 bool IsSecretKey(std::string_view path) {
@@ -76,7 +61,7 @@ std::string Got(const YAML::Node& value, std::string_view path) {
   if (value.IsSequence()) return "a list";
   if (!value.IsDefined() || value.IsNull()) return "nothing";
   if (IsSecretKey(path)) return "a value not shown (secret)";
-  return Quote(value.Scalar());
+  return QuoteValue(value.Scalar());
 }
 
 size_t EditDistance(std::string_view a, std::string_view b) {
@@ -162,6 +147,21 @@ constexpr bool kIsNumeric = std::is_same_v<T, int> || std::is_same_v<T, int64_t>
                             std::is_same_v<T, double> || std::is_same_v<T, Millis>;
 
 }  // namespace
+
+std::string QuoteValue(std::string_view s) {
+  constexpr size_t kMax = 60;
+  std::string out = "\"";
+  for (char c : s.substr(0, kMax)) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  if (s.size() > kMax) out += "...";
+  return out + "\"";
+}
 
 // --- Loading -------------------------------------------------------------------------------------
 
@@ -441,7 +441,7 @@ std::string ConfigNode::OptionalOneOf(std::string_view key, std::string default_
   if (std::find(choices.begin(), choices.end(), s) != choices.end()) return s;
   std::string expected = "one of ";
   for (size_t i = 0; i < choices.size(); ++i) expected += (i ? ", " : "") + choices[i];
-  Record(LineOf(*value), KeyPath(key), "expected " + expected + ", got " + Quote(s));
+  Record(LineOf(*value), KeyPath(key), "expected " + expected + ", got " + QuoteValue(s));
   return default_value;
 }
 
@@ -539,93 +539,6 @@ Status ConfigNode::Finish() const {
 
 // --- Shared sections -----------------------------------------------------------------------------
 
-zk::ZkClientOptions ToZkClientOptions(const ZooKeeperConfig& config) {
-  zk::ZkClientOptions options;
-  options.connect = config.connect;
-  options.session_timeout = config.session_timeout;
-  options.connect_timeout = config.connect_timeout;
-  if (config.auth) {
-    const auto colon = config.auth->find(':');
-    options.auth = zk::ZkDigestAuth{
-        config.auth->substr(0, colon),
-        colon == std::string::npos ? "" : config.auth->substr(colon + 1)};
-    options.acl = zk::ZkAclPolicy::kCreatorAllWorldRead;
-  }
-  return options;
-}
-
-ZooKeeperConfig ParseZooKeeper(ConfigNode node) {
-  ZooKeeperConfig c;
-  c.connect = node.Required<std::string>("connect");
-  if (node.Has("connect") && c.connect.empty()) {
-    node.Fail("connect", "expected host:port[,host:port...], got an empty string");
-  }
-  c.root = node.Optional<std::string>("root", c.root);
-  if (c.root.empty() || c.root.front() != '/' || (c.root.size() > 1 && c.root.back() == '/') ||
-      c.root.find("//") != std::string::npos) {
-    node.Fail("root",
-              "expected an absolute znode path without a trailing '/', got " + Quote(c.root));
-  }
-  c.session_timeout = node.Optional<Millis>("session_timeout_ms", c.session_timeout,
-                                            {.min = Millis(1000), .max = Millis(600000)});
-  c.connect_timeout = node.Optional<Millis>("connect_timeout_ms", c.connect_timeout,
-                                            {.min = Millis(100), .max = Millis(600000)});
-  c.auth = node.Optional<std::string>("auth");
-  if (c.auth && (c.auth->find(':') == std::string::npos || c.auth->front() == ':')) {
-    node.Fail("auth", "expected \"user:password\" (value not shown)");
-  }
-  c.auth_file = node.Optional<std::string>("auth_file");
-  if (c.auth && c.auth_file) {
-    node.Fail("auth_file", "set either auth_file or auth, not both (auth_file is preferred)");
-  } else if (c.auth) {
-    c.warnings.push_back(
-        "zookeeper.auth holds the ZooKeeper credential inline in " + node.file() +
-        "; move it to a file readable only by this service and set zookeeper.auth_file instead");
-  } else if (c.auth_file) {
-    auto file = ReadBoundedFile(*c.auth_file, node.path() + ".auth_file", kMaxSecretFileBytes);
-    if (!file.ok()) {
-      node.Fail("auth_file", file.status().message());
-    } else {
-      std::string line = file->content.substr(0, file->content.find('\n'));
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.find(':') == std::string::npos || line.front() == ':') {
-        node.Fail("auth_file", "the first line of " + *c.auth_file +
-                                   " must be \"user:password\" (content not shown)");
-      } else {
-        c.auth = std::move(line);
-      }
-      if (file->group_or_world_readable) {
-        c.warnings.push_back("zookeeper.auth_file " + *c.auth_file +
-                             " is readable by its group or others; chmod 600 it");
-      }
-    }
-  }
-  c.allow_open_acl = node.Optional<bool>("allow_open_acl", false);
-  if (node.Has("tls")) {
-    (void)node.Child("tls").Keys();  // its keys are not "unknown": the section itself is refused
-    node.Fail("tls",
-              "TLS to ZooKeeper is not supported: the ZooKeeper C client pgherald links "
-              "(Debian 12's libzookeeper_mt 3.8.0) is built without SSL. Remove `tls` and run a "
-              "TLS tunnel on loopback instead (stunnel or ghostunnel: connect to 127.0.0.1:<port>, "
-              "the tunnel verifies the server's certificate), or build pgherald against a "
-              "ZooKeeper C client built with SSL; see docs/security.md");
-  }
-  return c;
-}
-
-zk::SessionFactory GuardedZkSessions(const ZooKeeperConfig& config, const std::string& program,
-                                     const std::vector<std::string>& clusters) {
-  const log::Logger logger("zookeeper");
-  for (const std::string& w : config.warnings) logger.Warn("zk_config_warning", {{"detail", w}});
-  zkacl::TreeCheck check;
-  check.root = config.root;
-  check.clusters = clusters;
-  check.auth_configured = config.auth.has_value();
-  check.allow_open_acl = config.allow_open_acl;
-  check.program = program;
-  return zkacl::GuardedFactory(zk::ZkClient::Factory(ToZkClientOptions(config)), std::move(check));
-}
-
 std::optional<LogLevel> ParseLogLevel(std::string_view name) {
   if (name == "trace") return LogLevel::kTrace;
   if (name == "debug") return LogLevel::kDebug;
@@ -659,62 +572,6 @@ LoggingConfig ParseLogging(ConfigNode node) {
   std::string format = node.OptionalOneOf("format", "text", {"text", "json"});
   c.format = format == "json" ? LogFormat::kJson : LogFormat::kText;
   return c;
-}
-
-PostgresConfig ParsePostgres(ConfigNode node) {
-  PostgresConfig c;
-  c.host = node.Required<std::string>("host");
-  c.port = node.Optional<int>("port", c.port, {.min = 1, .max = 65535});
-  c.user = node.Required<std::string>("user");
-  c.dbname = node.Optional<std::string>("dbname", c.user);
-  c.password = node.Optional<std::string>("password");
-  c.password_file = node.Optional<std::string>("password_file");
-  if (c.password && c.password_file) {
-    node.Fail("password_file", "set either password or password_file, not both");
-  }
-  c.connect_timeout = node.Optional<Millis>("connect_timeout_ms", c.connect_timeout,
-                                            {.min = Millis(100), .max = Millis(600000)});
-  c.statement_timeout = node.Optional<Millis>("statement_timeout_ms", c.statement_timeout,
-                                              {.min = Millis(0), .max = Millis(3600000)});
-  c.application_name = node.Optional<std::string>("application_name", c.application_name);
-  c.options = node.Optional<StringMap>("options", {});
-  CheckPostgresOptions(node, c.options);
-  return c;
-}
-
-void CheckPostgresOptions(ConfigNode& node, const std::map<std::string, std::string>& options) {
-  for (const auto& [key, value] : options) {
-    if (Status s = pg::CheckOptionKeyword(key); !s.ok()) node.Fail("options." + key, s.message());
-  }
-}
-
-StatusOr<pg::PgParams> ToPgParams(const PostgresConfig& config) {
-  pg::PgParams p;
-  p.host = config.host;
-  p.port = config.port;
-  p.user = config.user;
-  p.dbname = config.dbname;
-  p.password = config.password;
-  p.connect_timeout = config.connect_timeout;
-  p.statement_timeout = config.statement_timeout;
-  p.application_name = config.application_name;
-  p.options = config.options;
-  if (config.password_file) {
-    const std::string& path = *config.password_file;
-    auto file = ReadBoundedFile(path, "postgres.password_file", kMaxSecretFileBytes);
-    if (!file.ok()) return file.status();
-    if (file->group_or_world_readable) {
-      static const log::Logger logger("config");
-      logger.Warn("secret_file_readable_by_others",
-                  {{"key", "postgres.password_file"}, {"path", path}, {"fix", "chmod 600 " + path}});
-    }
-    std::string password = file->content.substr(0, file->content.find_first_of("\r\n"));
-    if (password.empty()) {
-      return InvalidArgument("postgres.password_file " + path + ": the first line is empty");
-    }
-    p.password = std::move(password);
-  }
-  return p;
 }
 
 }  // namespace pgherald::config

@@ -8,7 +8,7 @@
 //
 //   auto root = config::ConfigNode::LoadFile(path);       // malformed YAML -> Status, file:line
 //   if (!root.ok()) return root.status();
-//   config::ZooKeeperConfig zk = config::ParseZooKeeper(root->Child("zookeeper"));
+//   config::ZooKeeperConfig zk = config::ParseZooKeeper(root->Child("zookeeper"));  // zk_config.h
 //   int64_t ticks = root->Child("poller").Optional<int64_t>("ticks", 10, {.min = 1});
 //   if (Status s = root->Finish(); !s.ok()) return s;  // every error so far, plus unknown keys
 //
@@ -27,9 +27,8 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "common/pg_connection.h"
+#include "common/log_options.h"
 #include "common/status.h"
-#include "common/zk_client.h"
 
 namespace YAML {
 class Node;
@@ -128,64 +127,12 @@ class ConfigNode {
 // Each Parse* reads one section (pass root.Child("name")), records errors in the document and
 // returns the struct with defaults filled in; the caller's root.Finish() reports them.
 
-struct ZooKeeperConfig {
-  std::string connect;              // required: "host:port,host:port[/chroot]"
-  std::string root = "/pgherald";   // absolute, no trailing '/'
-  Millis session_timeout{6000};     // session_timeout_ms, 1000..600000
-  Millis connect_timeout{10000};    // connect_timeout_ms, 100..600000
-  // Digest "user:password": a secret, never log it. From `auth_file` (first line of the file,
-  // read at parse time with ReadBoundedFile) or, discouraged, inline `auth`; not both.
-  std::optional<std::string> auth;
-  std::optional<std::string> auth_file;  // the path, for messages
-  // Run even when the tree is world-writable although auth is configured (zkacl::JudgeTree).
-  bool allow_open_acl = false;
-  // Things to log at warn once logging is up (auth_file readable by group/others, inline auth).
-  // Never holds a secret.
-  std::vector<std::string> warnings;
-};
-// `tls` is refused: Debian 12's libzookeeper_mt 3.8.0 has no SSL support (docs/security.md).
-ZooKeeperConfig ParseZooKeeper(ConfigNode node);
-// The ZkClient options of a `zookeeper:` section. With auth, the session authenticates by digest
-// and the nodes it creates are creator-all, world-read.
-zk::ZkClientOptions ToZkClientOptions(const ZooKeeperConfig& config);
-// What every daemon (poller, orchestrator, watch) connects with: ZkClient sessions from
-// ToZkClientOptions, each checked by zkacl::GuardedFactory against the tree under config.root for
-// `clusters` (a world-writable tree is refused when auth is configured, unless allow_open_acl).
-// Logs config.warnings (once, when called). `program` names the daemon in messages.
-zk::SessionFactory GuardedZkSessions(const ZooKeeperConfig& config, const std::string& program,
-                                     const std::vector<std::string>& clusters);
-
-enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
-enum class LogFormat { kText, kJson };
-// "trace", "debug", "info", "warn" (or "warning"), "error"; std::nullopt otherwise.
-std::optional<LogLevel> ParseLogLevel(std::string_view name);
-const char* LogLevelName(LogLevel level);
-
-struct LoggingConfig {
-  LogLevel level = LogLevel::kInfo;     // level: trace|debug|info|warn|error
-  LogFormat format = LogFormat::kText;  // format: text|json
-};
+// The logging section (LoggingConfig: common/log_options.h).
 LoggingConfig ParseLogging(ConfigNode node);
 
-struct PostgresConfig {
-  std::string host;                          // required
-  int port = 5432;                           // 1..65535
-  std::string user;                          // required
-  std::string dbname;                        // default: the user name (as libpq does)
-  std::optional<std::string> password;       // a secret; or:
-  std::optional<std::string> password_file;  // a file whose first line is the password
-  Millis connect_timeout{5000};              // connect_timeout_ms, 100..600000
-  Millis statement_timeout{5000};            // statement_timeout_ms, 0 (none)..3600000
-  std::string application_name = "pgherald";
-  std::map<std::string, std::string> options;  // further libpq keywords, e.g. sslmode
-};
-PostgresConfig ParsePostgres(ConfigNode node);
-// Records an error against `node`'s options.<key> for every keyword pg::CheckOptionKeyword refuses
-// (pgherald's own, redirecting, or unknown to libpq): caught at load, not at every connect.
-void CheckPostgresOptions(ConfigNode& node, const std::map<std::string, std::string>& options);
-// Builds connection parameters, reading password_file (a regular file of at most
-// kMaxSecretFileBytes; a warning names it when its group or others can read it). Its errors name
-// the file, never its content.
-StatusOr<pg::PgParams> ToPgParams(const PostgresConfig& config);
+// How an error message shows a configured value: quoted, escaped, cut to 60 characters.
+std::string QuoteValue(std::string_view value);
+
+// The ZooKeeper and PostgreSQL sections: common/zk_config.h, common/pg_config.h.
 
 }  // namespace pgherald::config

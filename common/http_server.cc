@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/json_fields.h"
 #include "common/logging.h"
 #include "common/untrusted.h"
 
@@ -51,7 +52,7 @@ std::optional<ListenConfig> ParseOptionalListen(config::ConfigNode root) {
 Response ErrorResponse(int status, const std::string& message) {
   using json = nlohmann::json;
   return {status, "application/json",
-          json{{"error", message}}.dump(-1, ' ', false, json::error_handler_t::replace) + "\n",
+          jsonf::Dump(json{{"error", message}}) + "\n",
           ""};
 }
 

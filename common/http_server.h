@@ -33,6 +33,16 @@ struct ListenConfig {
   Millis request_timeout{5000};
 };
 
+// The orchestrator's `http:` section (absent: no HTTP server): the listening part plus
+//     token_file: /etc/pgherald/http-token   # optional; without it POST is disabled
+//     threads: 4                # accepted for old configs; ignored (one event thread)
+// (orchestrator/orchestrator_config.cc parses it, orchestrator/http_server.h serves it).
+struct HttpConfig : ListenConfig {
+  std::optional<std::string> token;  // the secret read from token_file (never logged)
+  std::string token_file;            // for messages
+  int threads = 4;                   // ignored
+};
+
 // Reads address, port, max_connections and request_timeout_ms from `node` (errors recorded in the
 // document, reported by its Finish()).
 ListenConfig ParseListen(config::ConfigNode& node);

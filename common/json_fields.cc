@@ -52,6 +52,10 @@ Status ParseObject(std::string_view text, const std::string& payload, json* out,
   return Status::Ok();
 }
 
+std::string Dump(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 std::string Describe(const json& v) {
   std::string shown;
   if (v.is_string()) {

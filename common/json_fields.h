@@ -30,17 +30,6 @@
 #include "common/status.h"
 #include "common/untrusted.h"
 
-// Unique variable names (via __COUNTER__) because calls nest: a decoding lambda passed to
-// FieldReader::Array runs inside the outer macro's initializer.
-#define PGH_CONCAT_INNER(a, b) a##b
-#define PGH_CONCAT(a, b) PGH_CONCAT_INNER(a, b)
-#define PGH_RETURN_IF_ERROR(expr) PGH_RETURN_IF_ERROR_IMPL(PGH_CONCAT(status_, __COUNTER__), expr)
-#define PGH_RETURN_IF_ERROR_IMPL(var, expr) \
-  do {                                      \
-    ::pgherald::Status var = (expr);        \
-    if (!var.ok()) return var;              \
-  } while (false)
-
 namespace pgherald::jsonf {
 
 using nlohmann::json;
@@ -60,6 +49,11 @@ Status ParseObject(std::string_view text, const std::string& payload, json* out,
 // The same for a JSON value of any type (the poller's repmgr columns are arrays).
 Status ParseValue(std::string_view text, const std::string& payload, json* out,
                   std::size_t max_bytes = untrusted::kMaxPayloadBytes);
+
+// The one way pgherald serializes a payload: compact JSON; a string that is not valid UTF-8 (a
+// PostgreSQL error message can be anything) is written with U+FFFD in place of the bad bytes, so
+// this never throws.
+std::string Dump(const json& value);
 
 // "<type>" or "<type> <preview>" for scalars (at most ~40 sanitized characters); never recurses.
 std::string Describe(const json& v);

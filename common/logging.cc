@@ -14,6 +14,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "common/json_fields.h"
+
 namespace pgherald::log {
 namespace {
 
@@ -120,8 +122,7 @@ void AppendValue(std::string* out, std::string_view v) {
 }
 
 std::string JsonString(std::string_view s) {
-  return nlohmann::json(std::string(s))
-      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return jsonf::Dump(nlohmann::json(std::string(s)));
 }
 
 std::string SafeValue(const Field& field) {

@@ -24,7 +24,8 @@
 #include <string>
 #include <string_view>
 
-#include "common/config.h"
+#include "common/log_options.h"
+#include "common/status.h"
 
 namespace spdlog {
 class logger;

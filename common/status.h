@@ -1,5 +1,14 @@
 // Status and StatusOr: cheap values for expected failures, in the spirit of leveldb's Status.
 // Header-only and free of third-party types so the client library can use it too (C++17).
+//
+// Early returns are spelled with two macros (in a function returning Status or StatusOr<U>):
+//
+//   PGH_RETURN_IF_ERROR(session.Delete(path));          // returns the Status when not ok
+//   PGH_ASSIGN_OR_RETURN(auto got, session.Get(path));  // returns got's Status when not ok,
+//                                                        // else moves the value into `got`
+//
+// Both evaluate their expression once. ASSIGN_OR_RETURN expands to a declaration plus statements:
+// use it as a statement of its own (not as the body of an unbraced if).
 #pragma once
 
 #include <cassert>
@@ -7,6 +16,25 @@
 #include <string>
 #include <utility>
 #include <variant>
+
+// Unique variable names (via __COUNTER__) because calls nest: a lambda passed in the expression
+// may use the macros too.
+#define PGH_CONCAT_INNER(a, b) a##b
+#define PGH_CONCAT(a, b) PGH_CONCAT_INNER(a, b)
+
+#define PGH_RETURN_IF_ERROR(expr) PGH_RETURN_IF_ERROR_IMPL(PGH_CONCAT(pgh_status_, __COUNTER__), expr)
+#define PGH_RETURN_IF_ERROR_IMPL(var, expr) \
+  do {                                      \
+    ::pgherald::Status var = (expr);        \
+    if (!var.ok()) return var;              \
+  } while (false)
+
+#define PGH_ASSIGN_OR_RETURN(lhs, expr) \
+  PGH_ASSIGN_OR_RETURN_IMPL(PGH_CONCAT(pgh_statusor_, __COUNTER__), lhs, expr)
+#define PGH_ASSIGN_OR_RETURN_IMPL(var, lhs, expr) \
+  auto var = (expr);                              \
+  if (!var.ok()) return var.status();             \
+  lhs = std::move(var).value()
 
 namespace pgherald {
 

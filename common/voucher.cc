@@ -84,7 +84,7 @@ std::string VoucherPayload::ToJson() const {
                       {"epoch", epoch},        {"node", node},
                       {"timeline", timeline},  {"digest", digest},
                       {"affirmed_at", affirmed_at_ms}, {"affirm_seq", affirm_seq}};
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return jsonf::Dump(j);
 }
 
 StatusOr<VoucherPayload> VoucherPayload::FromJson(std::string_view text) {

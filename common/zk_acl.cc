@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/logging.h"
+#include "common/zk_paths.h"
 
 namespace pgherald::zkacl {
 namespace {
@@ -85,24 +86,24 @@ std::vector<ZnodeAcl> Layout(const std::string& root, const std::vector<std::str
     out.push_back({root.substr(0, pos), owned, true});
   }
   out.push_back({root, owned, false});
-  const std::string clusters_path = zk::JoinPath(root, "clusters");
-  out.push_back({clusters_path, owned, false});
+  const model::RootPaths tree(root);
+  out.push_back({tree.Clusters(), owned, false});
   for (const std::string& c : clusters) {
-    const std::string cluster = zk::JoinPath(clusters_path, c);
-    out.push_back({cluster, owned, false});
+    const model::ClusterPaths cluster = tree.Cluster(c);
+    out.push_back({cluster.Cluster(), owned, false});
     Acl nodes = owned;
     Grant(&nodes, ids.pollers, zk::kPermCreate);
-    out.push_back({cluster + "/nodes", nodes, false});
+    out.push_back({cluster.Nodes(), nodes, false});
     Acl events = owned;
     Grant(&events, ids.pollers, zk::kPermCreate | zk::kPermDelete);
-    out.push_back({cluster + "/events", events, false});
-    out.push_back({cluster + "/history", owned, false});
+    out.push_back({cluster.Events(), events, false});
+    out.push_back({cluster.History(), owned, false});
     Acl control = owned;
     Grant(&control, ids.operators, zk::kPermAll);
-    out.push_back({cluster + "/control", control, false});
+    out.push_back({cluster.Control(), control, false});
   }
-  out.push_back({zk::JoinPath(root, "orchestrators"), owned, false});
-  out.push_back({zk::JoinPath(root, "orchestrators/election"), owned, false});
+  out.push_back({tree.Orchestrators(), owned, false});
+  out.push_back({tree.Election(), owned, false});
   return out;
 }
 
@@ -160,16 +161,16 @@ bool SameAcl(const Acl& a, const Acl& b) {
 
 StatusOr<TreeFindings> InspectTree(zk::ZkSession& zk, const TreeCheck& check) {
   TreeFindings findings;
-  std::vector<std::string> paths = {check.root, zk::JoinPath(check.root, "clusters")};
+  const model::RootPaths tree(check.root);
+  std::vector<std::string> paths = {check.root, tree.Clusters()};
   for (const std::string& c : check.clusters) {
-    const std::string cluster = zk::JoinPath(zk::JoinPath(check.root, "clusters"), c);
-    paths.push_back(cluster);
-    for (const char* child : {"nodes", "events", "history", "master", "control", "identity"}) {
-      paths.push_back(zk::JoinPath(cluster, child));
-    }
+    const model::ClusterPaths cluster = tree.Cluster(c);
+    paths.insert(paths.end(), {cluster.Cluster(), cluster.Nodes(), cluster.Events(),
+                               cluster.History(), cluster.Master(), cluster.Control(),
+                               cluster.Identity()});
   }
-  paths.push_back(zk::JoinPath(check.root, "orchestrators"));
-  paths.push_back(zk::JoinPath(check.root, "orchestrators/election"));
+  paths.push_back(tree.Orchestrators());
+  paths.push_back(tree.Election());
   for (const std::string& path : paths) {
     auto acl = zk.GetAcl(path);
     if (!acl.ok()) {

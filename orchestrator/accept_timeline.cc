@@ -9,6 +9,7 @@
 
 #include "common/cli.h"
 #include "common/config.h"
+#include "common/zk_config.h"
 #include "common/untrusted.h"
 #include "common/zk_client.h"
 

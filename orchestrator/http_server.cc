@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "clients/status/render.h"
+#include "common/json_fields.h"
 #include "common/logging.h"
 #include "common/untrusted.h"
 #include "dashboard_assets.h"  // generated from orchestrator/dashboard/ by embed.cmake
@@ -19,7 +19,7 @@ const log::Logger& Log() {
   return logger;
 }
 
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+using jsonf::Dump;
 
 HttpServer::Response Json(int status, const json& j) {
   return {status, "application/json", Dump(j) + "\n", ""};
@@ -58,9 +58,9 @@ json OrchestratorProblems(const ObservabilitySnapshot& s, const std::string& clu
   return kinds;
 }
 
-json Summary(const status::ClusterStatus& c) {
+json Summary(const view::ClusterStatus& c) {
   json nodes = json::array();
-  for (const status::NodeStatus& n : c.nodes) {
+  for (const view::NodeStatus& n : c.nodes) {
     nodes.push_back({{"node", n.node},
                      {"role", n.role},
                      {"heartbeat_age_ms", n.heartbeat_age_ms},
@@ -79,9 +79,8 @@ json Summary(const status::ClusterStatus& c) {
 }
 
 // The snapshot's cluster with ages recomputed for now (the snapshot may be up to a tick old).
-json ClusterDetail(const status::ClusterStatus& c, std::int64_t now_ms) {
-  json j = json::parse(status::ClusterJson(c), nullptr, false);
-  if (j.is_discarded()) return json::object();
+json ClusterDetail(const view::ClusterStatus& c, std::int64_t now_ms) {
+  json j = view::ClusterJson(c);
   for (json& n : j["nodes"]) {
     if (n.contains("mtime") && n["mtime"].get<std::int64_t>() > 0) {
       n["heartbeat_age_ms"] = std::max<std::int64_t>(0, now_ms - n["mtime"].get<std::int64_t>());
@@ -92,7 +91,7 @@ json ClusterDetail(const status::ClusterStatus& c, std::int64_t now_ms) {
 
 }  // namespace
 
-HttpServer::Response HandleHttp(const HttpConfig& config, const ObservabilitySnapshot& s,
+HttpServer::Response HandleHttp(const http::HttpConfig& config, const ObservabilitySnapshot& s,
                                 const HttpServer::ControlWriter& control_writer,
                                 const std::string& method, const std::string& uri,
                                 const std::string& authorization, const std::string& body,
@@ -121,7 +120,7 @@ HttpServer::Response HandleHttp(const HttpConfig& config, const ObservabilitySna
   if (path == "/api/clusters") {
     if (!get) return Error(405, "use GET");
     json clusters = json::array();
-    for (const status::ClusterStatus& c : s.clusters) {
+    for (const view::ClusterStatus& c : s.clusters) {
       json j = Summary(c);
       j["orchestrator_problems"] = OrchestratorProblems(s, c.name);
       clusters.push_back(std::move(j));
@@ -141,7 +140,7 @@ HttpServer::Response HandleHttp(const HttpConfig& config, const ObservabilitySna
     const std::string& cluster = rest;
     if (action.empty()) {
       if (!get) return Error(405, "use GET");
-      const status::ClusterStatus* c = s.Find(cluster);
+      const view::ClusterStatus* c = s.Find(cluster);
       if (c == nullptr) return Error(404, "cluster \"" + cluster + "\" is not configured here");
       json j = ClusterDetail(*c, now_ms);
       j["orchestrator"] = OrchestratorJson(s, now_ms);
@@ -203,13 +202,13 @@ HttpServer::Response HandleHttp(const HttpConfig& config, const ObservabilitySna
 
 HttpServer::~HttpServer() = default;
 
-StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpConfig& config,
+StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const http::HttpConfig& config,
                                                         const StatusBoard* board,
                                                         ControlWriter control_writer) {
   http::Handler handler = [config, board, control_writer](const http::Request& r) {
     const auto snapshot = board->Snapshot();
     return HandleHttp(config, *snapshot, control_writer, r.method, r.uri, r.authorization, r.body,
-                      status::WallNowMs());
+                      view::WallNowMs());
   };
   auto server = http::Server::Start(config, std::move(handler),
                                     config.token ? "enabled (token)" : "disabled (no token_file)");

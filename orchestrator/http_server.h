@@ -31,7 +31,7 @@
 
 namespace pgherald::orchestrator {
 
-// The orchestrator config's optional `http:` section (absent: no HTTP server).
+// The `http:` section is http::HttpConfig (common/http_server.h):
 //   http:
 //     address: 127.0.0.1        # default; the address to bind
 //     port: 8008                # required, 1..65535 (0 picks a free port: tests)
@@ -40,11 +40,6 @@ namespace pgherald::orchestrator {
 //                               # reading its request is dropped for the new one
 //     request_timeout_ms: 5000  # a request must arrive (and its response drain) in this, 100..60000
 //     threads: 4                # accepted for old configs; ignored (one event thread)
-struct HttpConfig : http::ListenConfig {
-  std::optional<std::string> token;  // the secret read from token_file (never logged)
-  std::string token_file;            // for messages
-  int threads = 4;                   // ignored
-};
 
 class HttpServer {
  public:
@@ -55,7 +50,7 @@ class HttpServer {
 
   // Binds and starts serving (common/http_server.h). kUnavailable (naming address and port) when
   // it cannot bind. `board` must outlive the server.
-  static StatusOr<std::unique_ptr<HttpServer>> Start(const HttpConfig& config,
+  static StatusOr<std::unique_ptr<HttpServer>> Start(const http::HttpConfig& config,
                                                      const StatusBoard* board,
                                                      ControlWriter control_writer);
   ~HttpServer();  // stops: waits for the request in progress
@@ -70,7 +65,7 @@ class HttpServer {
 };
 
 // The pure part, usable without a server (unit tests).
-HttpServer::Response HandleHttp(const HttpConfig& config, const ObservabilitySnapshot& snapshot,
+HttpServer::Response HandleHttp(const http::HttpConfig& config, const ObservabilitySnapshot& snapshot,
                                 const HttpServer::ControlWriter& control_writer,
                                 const std::string& method, const std::string& uri,
                                 const std::string& authorization, const std::string& body,

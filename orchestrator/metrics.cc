@@ -7,8 +7,8 @@
 
 namespace pgherald::orchestrator {
 
-const status::ClusterStatus* ObservabilitySnapshot::Find(const std::string& cluster) const {
-  for (const status::ClusterStatus& c : clusters) {
+const view::ClusterStatus* ObservabilitySnapshot::Find(const std::string& cluster) const {
+  for (const view::ClusterStatus& c : clusters) {
     if (c.name == cluster) return &c;
   }
   return nullptr;
@@ -59,7 +59,7 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
   out.Family("pgherald_master_info", "gauge", "The published master node (value 1).");
   out.Family("pgherald_cluster_paused", "gauge", "1 while the cluster is paused (maintenance).");
   out.Family("pgherald_master_vouchers", "gauge", "Vouchers under the master record.");
-  for (const status::ClusterStatus& c : s.clusters) {
+  for (const view::ClusterStatus& c : s.clusters) {
     const Labels l = {{"cluster", c.name}};
     out.Sample("pgherald_master_verified", l, c.verified() ? 1 : 0);
     out.Sample("pgherald_master_epoch", l, static_cast<double>(c.master.epoch));
@@ -72,8 +72,8 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
   out.Family("pgherald_node_heartbeat_age_seconds", "gauge",
              "Now minus the node observation znode's mtime (ZooKeeper's clock of the poller's last "
              "write).");
-  for (const status::ClusterStatus& c : s.clusters) {
-    for (const status::NodeStatus& n : c.nodes) {
+  for (const view::ClusterStatus& c : s.clusters) {
+    for (const view::NodeStatus& n : c.nodes) {
       if (!n.observation) continue;
       out.Sample("pgherald_node_heartbeat_age_seconds", {{"cluster", c.name}, {"node", n.node}},
                  static_cast<double>(std::max<std::int64_t>(0, now_ms - n.mtime_ms)) / 1000.0);
@@ -81,8 +81,8 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
   }
   out.Family("pgherald_node_lag_bytes", "gauge",
              "Bytes of WAL the node is behind the master (from the pollers' observations).");
-  for (const status::ClusterStatus& c : s.clusters) {
-    for (const status::NodeStatus& n : c.nodes) {
+  for (const view::ClusterStatus& c : s.clusters) {
+    for (const view::NodeStatus& n : c.nodes) {
       if (!n.lag_bytes) continue;
       out.Sample("pgherald_node_lag_bytes", {{"cluster", c.name}, {"node", n.node}},
                  static_cast<double>(*n.lag_bytes));
@@ -91,8 +91,8 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
   out.Family("pgherald_node_role", "gauge",
              "The node's role as judged from its observation (value 1): primary, standby, "
              "stale-primary, down, stale, missing.");
-  for (const status::ClusterStatus& c : s.clusters) {
-    for (const status::NodeStatus& n : c.nodes) {
+  for (const view::ClusterStatus& c : s.clusters) {
+    for (const view::NodeStatus& n : c.nodes) {
       out.Sample("pgherald_node_role", {{"cluster", c.name}, {"node", n.node}, {"role", n.role}},
                  1);
     }
@@ -135,7 +135,7 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
 }
 
 StatusBoard::StatusBoard(std::string id, std::string root, std::vector<std::string> clusters,
-                         std::int64_t tick_ms, status::ReadOptions read_options)
+                         std::int64_t tick_ms, view::ReadOptions read_options)
     : root_(std::move(root)), cluster_names_(std::move(clusters)), read_options_(read_options) {
   working_.id = std::move(id);
   working_.tick_ms = tick_ms;
@@ -168,7 +168,7 @@ void StatusBoard::OnPayloadProblem(const std::string& cluster, const std::string
 }
 
 void StatusBoard::AfterRound(Orchestrator& orchestrator) {
-  Refresh(orchestrator.session(), orchestrator.leading(), status::WallNowMs());
+  Refresh(orchestrator.session(), orchestrator.leading(), view::WallNowMs());
 }
 
 void StatusBoard::SetClusters(std::vector<std::string> clusters) {
@@ -184,7 +184,7 @@ void StatusBoard::Refresh(zk::ZkSession* zk, bool leading, std::int64_t now_ms) 
       pending_clusters_.reset();
       const std::set<std::string> keep(cluster_names_.begin(), cluster_names_.end());
       std::erase_if(working_.clusters,
-                    [&keep](const status::ClusterStatus& c) { return keep.count(c.name) == 0; });
+                    [&keep](const view::ClusterStatus& c) { return keep.count(c.name) == 0; });
       std::erase_if(working_.read_errors, [&keep](const auto& e) { return keep.count(e.first) == 0; });
     }
   }
@@ -192,13 +192,13 @@ void StatusBoard::Refresh(zk::ZkSession* zk, bool leading, std::int64_t now_ms) 
   working_.session_state = zk != nullptr ? zk::SessionStateName(zk->state()) : "none";
   working_.lease_remaining_ms = zk != nullptr ? zk->lease_remaining().count() : 0;
   if (zk != nullptr && zk->state() == zk::SessionState::kConnected) {
-    std::vector<status::ClusterStatus> fresh;
+    std::vector<view::ClusterStatus> fresh;
     for (const std::string& name : cluster_names_) {
-      auto read = status::ReadClusterStatus(*zk, root_, name, read_options_, now_ms,
+      auto read = view::ReadClusterStatus(*zk, root_, name, read_options_, now_ms,
                                             &history_caches_[name]);
       if (!read.ok()) {
         working_.read_errors[name] = read.status().message();
-        if (const status::ClusterStatus* old = working_.Find(name)) fresh.push_back(*old);
+        if (const view::ClusterStatus* old = working_.Find(name)) fresh.push_back(*old);
         continue;
       }
       working_.read_errors.erase(name);

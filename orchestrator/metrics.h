@@ -3,7 +3,7 @@
 //
 // StatusBoard is the loop's RoundObserver: OnDecision and AfterRound run on the loop's thread and
 // are the only writers; AfterRound re-reads the clusters from ZooKeeper through the loop's own
-// session (status::ReadClusterStatus, the same view as `pgherald status`) and then publishes an
+// session (view::ReadClusterStatus, the same view as `pgherald status`) and then publishes an
 // immutable snapshot under a mutex. HTTP threads only take a reference to the latest snapshot
 // (Snapshot()); they never call into the loop or its session.
 #pragma once
@@ -20,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include "clients/status/cluster_status.h"
+#include "publishers/view/cluster_view.h"
 #include "common/prometheus.h"
 #include "orchestrator/decision.h"
 #include "orchestrator/orchestrator.h"
@@ -43,7 +43,7 @@ struct ObservabilitySnapshot {
   std::int64_t updated_at_ms = 0;  // wall clock of the round that published this
   std::int64_t tick_ms = 1000;
   std::uint64_t rounds = 0;
-  std::vector<status::ClusterStatus> clusters;     // as last read; kept while ZooKeeper is away
+  std::vector<view::ClusterStatus> clusters;     // as last read; kept while ZooKeeper is away
   std::map<std::string, std::string> read_errors;  // cluster -> why its last read failed
   std::map<std::string, std::uint64_t> master_changes;  // cluster -> epoch increases seen
   // (cluster, action, main reason code) -> verdicts (one per round while leading).
@@ -57,7 +57,7 @@ struct ObservabilitySnapshot {
   std::map<std::string, std::set<std::string>> active_problems;
 
   bool zk_connected() const { return session_state == "connected"; }
-  const status::ClusterStatus* Find(const std::string& cluster) const;
+  const view::ClusterStatus* Find(const std::string& cluster) const;
 };
 
 // The /metrics body at wall time now_ms (heartbeat ages are computed against now_ms).
@@ -66,7 +66,7 @@ std::string RenderMetrics(const ObservabilitySnapshot& snapshot, std::int64_t no
 class StatusBoard : public RoundObserver {
  public:
   StatusBoard(std::string id, std::string root, std::vector<std::string> clusters,
-              std::int64_t tick_ms, status::ReadOptions read_options = {});
+              std::int64_t tick_ms, view::ReadOptions read_options = {});
 
   // RoundObserver (the loop's thread).
   void OnDecision(const std::string& cluster, const DecisionInput& input,
@@ -85,9 +85,9 @@ class StatusBoard : public RoundObserver {
  private:
   std::string root_;
   std::vector<std::string> cluster_names_;
-  status::ReadOptions read_options_;
+  view::ReadOptions read_options_;
   ObservabilitySnapshot working_;  // the loop's thread only
-  std::map<std::string, status::HistoryCache> history_caches_;
+  std::map<std::string, view::HistoryCache> history_caches_;
   std::map<std::string, std::uint64_t> last_epoch_;
   std::map<std::string, std::set<std::string>> round_problems_;  // since the last Refresh
 

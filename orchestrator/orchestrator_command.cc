@@ -11,7 +11,6 @@
 #include <memory>
 #include <thread>
 
-#include "clients/status/cluster_status.h"
 #include "common/cli.h"
 #include "common/logging.h"
 #include "common/reload.h"
@@ -108,7 +107,7 @@ int RunOrchestratorCommand(const std::vector<std::string>& args) {
   for (const ClusterSpec& spec : cfg->clusters) cluster_names.push_back(spec.name);
   StatusBoard board(
       cfg->options.id, cfg->options.root, cluster_names, cfg->options.tick.count(),
-      status::ReadOptions{
+      view::ReadOptions{
           std::max<std::int64_t>(10000, cfg->options.policy.observation_max_age.count()), 50});
   ReadyAfterConnectedRound observer(&board, &logger);
   orchestrator.set_observer(&observer);
@@ -120,7 +119,7 @@ int RunOrchestratorCommand(const std::vector<std::string>& args) {
                                                        const publishers::ControlState& control) {
       auto session = factory();
       if (!session.ok()) return session.status();
-      Status s = status::SetPaused(**session, root, cluster, control);
+      Status s = publishers::WriteControl(**session, model::ClusterPaths(root, cluster), control);
       (*session)->Close();
       return s;
     };

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/bounded_file.h"
+#include "common/pg_config.h"
 #include "common/logging.h"
 #include "common/untrusted.h"
 
@@ -137,13 +138,13 @@ StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root) {
   }
   if (root.Has("http")) {  // the HTTP API (http_server.h); absent: no server
     config::ConfigNode h = root.Child("http");
-    HttpConfig web;
+    http::HttpConfig web;
     static_cast<http::ListenConfig&>(web) = http::ParseListen(h);
     web.threads = h.Optional<int>("threads", web.threads, {.min = 1, .max = 64});
     web.token_file = h.Optional<std::string>("token_file", "");
     out.http = web;
   }
-  if (Status s = root.Finish(); !s.ok()) return s;
+  PGH_RETURN_IF_ERROR(root.Finish());
   if (out.http && !out.http->token_file.empty()) {
     // The token is a secret: errors name the file, never its content.
     auto file = ReadBoundedFile(out.http->token_file, "http.token_file", kMaxSecretFileBytes);

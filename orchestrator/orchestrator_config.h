@@ -29,7 +29,8 @@
 #include <vector>
 
 #include "common/config.h"
-#include "orchestrator/http_server.h"
+#include "common/zk_config.h"
+#include "common/http_server.h"
 #include "orchestrator/orchestrator.h"
 
 namespace pgherald::orchestrator {
@@ -40,7 +41,7 @@ struct OrchestratorConfig {
   OrchestratorOptions options;
   std::optional<std::string> file_publisher_dir;
   std::vector<ClusterSpec> clusters;
-  std::optional<HttpConfig> http;  // the `http:` section (absent: no HTTP server)
+  std::optional<::pgherald::http::HttpConfig> http;  // the `http:` section (absent: no HTTP server)
 };
 
 // Parses and validates the whole file; every error names file, line, key and the fix. Password

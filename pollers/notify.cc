@@ -35,7 +35,7 @@ StatusOr<sockaddr_un> Address(const std::string& path) {
 std::string NotifyMessage::Encode() const {
   json j = {{"node_id", node_id},     {"event", event},     {"successful", successful},
             {"timestamp", timestamp}, {"details", details}};
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return jsonf::Dump(j);
 }
 
 StatusOr<NotifyMessage> NotifyMessage::Decode(std::string_view datagram) {

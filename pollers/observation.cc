@@ -66,22 +66,6 @@ constexpr std::size_t kMaxColumnBytes = 16 << 20;
 constexpr std::size_t kEventTokenCut = kMaxEventTokenLength;
 static_assert(kEventTokenCut + 6 <= jsonf::kMaxTokenLength);
 
-enum class Source { kRepmgr, kFact };
-
-// The event fields shared by the table rows and the published facts.
-Status DecodeEventBody(FieldReader& f, RepmgrEvent* e, Source source) {
-  PGH_RETURN_IF_ERROR(
-      f.I32("node_id", 0, std::numeric_limits<int>::max(), &e->key.node_id, Need::kRequired));
-  if (source == Source::kRepmgr) {
-    PGH_RETURN_IF_ERROR(f.Text("event", &e->key.event, Need::kRequired, kEventTokenCut));
-  } else {
-    PGH_RETURN_IF_ERROR(f.Token("event", &e->key.event, Need::kRequired));
-  }
-  PGH_RETURN_IF_ERROR(f.Bool("successful", &e->successful, Need::kOptional));
-  PGH_RETURN_IF_ERROR(f.Text("details", &e->details, Need::kOptional));
-  return Status::Ok();
-}
-
 // A column holding a JSON array of objects: each element goes to `each` with its path
 // ("rows[i].") named in errors, at most `max_items` of them.
 template <typename Each>
@@ -124,8 +108,13 @@ Status ParseEvents(const std::string& text, std::vector<RepmgrEvent>* out) {
       text, "column \"events_json\"", /*max_items=*/100000,
       [&](FieldReader& e) {
         RepmgrEvent ev;
+        // repmgr's row: the event fact's fields, but an odd event name is cut, not refused.
         PGH_RETURN_IF_ERROR(e.I64("ts_us", &ev.key.ts_us, Need::kRequired));
-        PGH_RETURN_IF_ERROR(DecodeEventBody(e, &ev, Source::kRepmgr));
+        PGH_RETURN_IF_ERROR(e.I32("node_id", 0, std::numeric_limits<int>::max(), &ev.key.node_id,
+                                  Need::kRequired));
+        PGH_RETURN_IF_ERROR(e.Text("event", &ev.key.event, Need::kRequired, kEventTokenCut));
+        PGH_RETURN_IF_ERROR(e.Bool("successful", &ev.successful, Need::kOptional));
+        PGH_RETURN_IF_ERROR(e.Text("details", &ev.details, Need::kOptional));
         PGH_RETURN_IF_ERROR(e.Text("ts", &ev.timestamp, Need::kOptional, kEventTokenCut));
         ev.source = "table";
         out->push_back(std::move(ev));
@@ -211,44 +200,6 @@ StatusOr<RepmgrLayout> DetectLayout(const std::vector<std::string>& tables,
       "no repmgr schema in this database: neither repmgr.nodes/repmgr.events (repmgr 4/5) nor "
       "repmgr_<cluster>.repl_nodes/repl_events (repmgr 3); point postgres.dbname at repmgr's "
       "database");
-}
-
-std::string RepmgrEvent::ZnodeName() const {
-  char prefix[48];
-  std::snprintf(prefix, sizeof prefix, "e-%016" PRId64 "-%d-", key.ts_us, key.node_id);
-  std::string name = prefix;
-  for (char c : key.event) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '-' || c == '.';
-    name += ok ? c : '_';
-  }
-  return name;
-}
-
-std::string RepmgrEvent::ToJson() const {
-  json j = {{"format", model::kFormat}, {"ts_us", key.ts_us},     {"timestamp", timestamp},
-            {"node_id", key.node_id},   {"event", key.event},     {"successful", successful},
-            {"details", details},       {"source", source}};
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-StatusOr<RepmgrEvent> RepmgrEvent::FromJson(std::string_view text) {
-  static const std::string kPayload = "event";
-  json j;
-  PGH_RETURN_IF_ERROR(jsonf::ParseObject(text, kPayload, &j));
-  FieldReader f(j, kPayload, "");
-  RepmgrEvent e;
-  PGH_RETURN_IF_ERROR(f.I64("ts_us", &e.key.ts_us, Need::kRequired));
-  PGH_RETURN_IF_ERROR(DecodeEventBody(f, &e, Source::kFact));
-  PGH_RETURN_IF_ERROR(f.Token("timestamp", &e.timestamp, Need::kOptional));
-  PGH_RETURN_IF_ERROR(f.Enum(
-      "source", &e.source, Need::kOptional,
-      [](const std::string& v) -> std::optional<std::string> {
-        if (v == "table" || v == "notify") return v;
-        return std::nullopt;
-      },
-      "\"table\" or \"notify\""));
-  return e;
 }
 
 StatusOr<std::int64_t> ParseRepmgrTimestamp(std::string_view text) {
@@ -489,17 +440,17 @@ StatusOr<TickResult> ParseTickResult(const pg::PgResult& result) {
     auto nodes = row.Get<std::optional<std::string>>("nodes_json");
     if (!nodes.ok()) return nodes.status();
     if (nodes->has_value()) {
-      if (Status s = ParseNodes(**nodes, &t.nodes); !s.ok()) return s;
+      PGH_RETURN_IF_ERROR(ParseNodes(**nodes, &t.nodes));
     }
     auto events = row.Get<std::optional<std::string>>("events_json");
     if (!events.ok()) return events.status();
     if (events->has_value()) {
-      if (Status s = ParseEvents(**events, &t.events); !s.ok()) return s;
+      PGH_RETURN_IF_ERROR(ParseEvents(**events, &t.events));
     }
     auto promotions = row.Get<std::optional<std::string>>("promotions_json");
     if (!promotions.ok()) return promotions.status();
     if (promotions->has_value()) {
-      if (Status s = ParsePromotions(**promotions, &t.promoted_us); !s.ok()) return s;
+      PGH_RETURN_IF_ERROR(ParsePromotions(**promotions, &t.promoted_us));
     }
     if (result.ColumnIndex("repmgrd_running") >= 0) {
       auto running = row.Get<std::optional<bool>>("repmgrd_running");

@@ -12,7 +12,6 @@
 // promotion, as JSON aggregates.
 #pragma once
 
-#include <compare>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -50,44 +49,10 @@ struct RepmgrLayout {
 StatusOr<RepmgrLayout> DetectLayout(const std::vector<std::string>& tables,
                                     const std::string& repmgr3_schema = "");
 
-// The position of one repmgr event. repmgr.events has no key; (event_timestamp, node_id, event)
-// is the closest thing. ts_us is event_timestamp in microseconds since the Unix epoch (exact: the
-// column has microsecond precision).
-struct EventKey {
-  std::int64_t ts_us = 0;
-  int node_id = 0;
-  std::string event;
-
-  auto operator<=>(const EventKey&) const = default;
-  bool operator==(const EventKey&) const = default;
-};
-
-// One repmgr event as a fact at clusters/<c>/events/<ZnodeName()>:
-//   {"format":1,"ts_us":...,"timestamp":"2026-11-22 03:54:13.958093+00","node_id":1,
-//    "event":"standby_promote","successful":true,"details":"...","source":"table"}
-// source is "table" (read from repmgr's events table) or "notify" (handed over by
-// `pgherald notify`; the only way to learn of events that never reach the table).
-//
-// Validation (docs/zookeeper-contract.md): event and timestamp are printable tokens of at most 64
-// bytes, details free text (sanitized, cut to untrusted::kMaxTextLength). Read from repmgr (its
-// table or a notify datagram) an odd event name or timestamp is sanitized and cut to
-// kMaxEventTokenLength rather than refused, so that one row never stops the tick.
-inline constexpr std::size_t kMaxEventTokenLength = 48;
-struct RepmgrEvent {
-  EventKey key;
-  bool successful = true;
-  std::string timestamp;  // as repmgr wrote it (also %t of event_notification_command)
-  std::string details;
-  std::string source = "table";
-
-  // "e-<ts_us, 16 digits>-<node_id>-<event>": sorts by time, and the same row read by several
-  // pollers, or handed over by notify with the same %t, gets the same name. Characters outside
-  // [A-Za-z0-9_.-] in the event name become '_'.
-  std::string ZnodeName() const;
-  std::string ToJson() const;
-  static StatusOr<RepmgrEvent> FromJson(std::string_view text);
-  bool operator==(const RepmgrEvent&) const = default;
-};
+// repmgr's events travel as the contract's event facts (common/cluster_model.h).
+using model::EventKey;
+using model::kMaxEventTokenLength;
+using model::RepmgrEvent;
 
 // Parses repmgr's timestamp text ("2026-11-22 03:54:13.958093+00", also "+05:30", "-08", "Z",
 // without fraction, or with 'T') into microseconds since the epoch. kInvalidArgument otherwise.

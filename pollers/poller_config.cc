@@ -72,7 +72,7 @@ StatusOr<PollerConfig> Parse(config::ConfigNode root) {
            "fence action \"stop\" needs fence.data_dir (the PostgreSQL data directory to stop) "
            "or fence.command");
   }
-  if (Status st = root.Finish(); !st.ok()) return st;
+  PGH_RETURN_IF_ERROR(root.Finish());
   return c;
 }
 

@@ -6,6 +6,8 @@
 #include <string>
 
 #include "common/config.h"
+#include "common/pg_config.h"
+#include "common/zk_config.h"
 #include "common/http_server.h"
 #include "common/status.h"
 

@@ -19,13 +19,11 @@ const log::Logger& Log() {
 ObservationPublisher::ObservationPublisher(SessionFactory factory, std::string root,
                                            std::string cluster, std::string node,
                                            int events_retention)
-    : factory_(std::move(factory)), retention_(events_retention) {
-  cluster_path_ = zk::JoinPath(zk::JoinPath(root, "clusters"), cluster);
-  node_path_ = zk::JoinPath(zk::JoinPath(cluster_path_, "nodes"), node);
-  events_path_ = zk::JoinPath(cluster_path_, "events");
-  master_path_ = zk::JoinPath(cluster_path_, "master");
-  identity_path_ = zk::JoinPath(cluster_path_, "identity");
-}
+    : factory_(std::move(factory)),
+      paths_(std::move(root), std::move(cluster)),
+      node_path_(paths_.Node(node)),
+      events_path_(paths_.Events()),
+      retention_(events_retention) {}
 
 std::int64_t ObservationPublisher::session_id() const {
   return session_ ? session_->session_id() : 0;
@@ -47,16 +45,14 @@ void ObservationPublisher::CheckExpired(const Status& status) {
 Status ObservationPublisher::EnsureSession() {
   if (session_ && zk::IsFinal(session_->state())) CheckExpired(Status::Ok());
   if (!session_) {
-    auto made = factory_();
-    if (!made.ok()) return made.status();
-    session_ = std::move(*made);
+    PGH_ASSIGN_OR_RETURN(session_, factory_());
     paths_ready_ = false;
     node_state_ = NodeState::kUnknown;
     new_session_ = true;
     Log().Info("zk_session_started", {{"session", session_->session_id()}});
   }
   if (!paths_ready_) {
-    for (const auto& p : {zk::ParentPath(node_path_), events_path_}) {
+    for (const auto& p : {paths_.Nodes(), events_path_}) {
       if (Status s = zk::EnsurePath(*session_, p); !s.ok()) {
         CheckExpired(s);
         return s;
@@ -68,7 +64,7 @@ Status ObservationPublisher::EnsureSession() {
 }
 
 Status ObservationPublisher::Publish(const std::string& observation_json) {
-  if (Status s = EnsureSession(); !s.ok()) return s;
+  PGH_RETURN_IF_ERROR(EnsureSession());
   if (node_state_ == NodeState::kUnknown) {
     // Reconcile: after connection loss a Create may have happened, or not.
     auto got = session_->Get(node_path_);
@@ -107,12 +103,12 @@ Status ObservationPublisher::Publish(const std::string& observation_json) {
 
 Status ObservationPublisher::PublishEvents(std::vector<RepmgrEvent>* pending) {
   if (pending->empty()) return Status::Ok();
-  if (Status s = EnsureSession(); !s.ok()) return s;
+  PGH_RETURN_IF_ERROR(EnsureSession());
   size_t done = 0;
   Status result;
   for (; done < pending->size(); ++done) {
     const RepmgrEvent& e = (*pending)[done];
-    const std::string path = zk::JoinPath(events_path_, e.ZnodeName());
+    const std::string path = paths_.Event(e.ZnodeName());
     auto created = session_->Create(path, e.ToJson(), zk::CreateMode::kPersistent);
     if (created.ok()) {
       ++created_since_trim_;
@@ -150,7 +146,7 @@ Status ObservationPublisher::Trim() {
   if (static_cast<int>(names.size()) <= retention_) return Status::Ok();
   const size_t excess = names.size() - static_cast<size_t>(retention_);
   for (size_t i = 0; i < excess; ++i) {
-    Status s = session_->Delete(zk::JoinPath(events_path_, names[i]));
+    Status s = session_->Delete(paths_.Event(names[i]));
     // kNotFound: another poller trimmed it first.
     if (!s.ok() && s.code() != StatusCode::kNotFound) {
       CheckExpired(s);
@@ -161,19 +157,19 @@ Status ObservationPublisher::Trim() {
 }
 
 StatusOr<MasterRead> ObservationPublisher::ReadMaster() {
-  if (Status s = EnsureSession(); !s.ok()) return s;
-  auto got = session_->Get(master_path_);
+  PGH_RETURN_IF_ERROR(EnsureSession());
+  auto got = session_->Get(paths_.Master());
   if (!got.ok()) {
     if (got.status().code() == StatusCode::kNotFound) return MasterRead{};
     CheckExpired(got.status());
     return got.status();
   }
   auto record = model::MasterRecord::FromJson(got->data);
-  if (!record.ok()) return InvalidArgument(master_path_ + ": " + record.status().message());
+  if (!record.ok()) return InvalidArgument(paths_.Master() + ": " + record.status().message());
   MasterRead read;
   read.record = std::move(*record);
   if (read.record->state != model::MasterState::kOk) return read;  // nothing to bind
-  auto children = session_->GetChildren(master_path_);
+  auto children = session_->GetChildren(paths_.Master());
   if (!children.ok()) {
     // Deleted since the Get: no voucher. Anything else: the read failed (no fence, no confirmation
     // from half a read).
@@ -186,15 +182,15 @@ StatusOr<MasterRead> ObservationPublisher::ReadMaster() {
 }
 
 StatusOr<std::optional<std::string>> ObservationPublisher::ReadIdentity() {
-  if (Status s = EnsureSession(); !s.ok()) return s;
-  auto got = session_->Get(identity_path_);
+  PGH_RETURN_IF_ERROR(EnsureSession());
+  auto got = session_->Get(paths_.Identity());
   if (!got.ok()) {
     if (got.status().code() == StatusCode::kNotFound) return std::optional<std::string>();
     CheckExpired(got.status());
     return got.status();
   }
   auto sysid = model::ParseIdentity(got->data);
-  if (!sysid.ok()) return InvalidArgument(identity_path_ + ": " + sysid.status().message());
+  if (!sysid.ok()) return InvalidArgument(paths_.Identity() + ": " + sysid.status().message());
   return std::optional<std::string>(std::move(*sysid));
 }
 

@@ -24,6 +24,7 @@
 
 #include "common/cluster_model.h"
 #include "common/status.h"
+#include "common/zk_paths.h"
 #include "common/zk_session.h"
 #include "pollers/observation.h"
 
@@ -73,11 +74,9 @@ class ObservationPublisher {
   Status Trim();
 
   SessionFactory factory_;
-  std::string cluster_path_;
+  model::ClusterPaths paths_;
   std::string node_path_;
   std::string events_path_;
-  std::string master_path_;
-  std::string identity_path_;
   int retention_;
   std::unique_ptr<zk::ZkSession> session_;
   bool paths_ready_ = false;

@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
+#include "common/json_fields.h"
+#include "common/payload_json.h"
 #include "common/untrusted.h"
 
 namespace pgherald::publishers {
@@ -12,8 +14,8 @@ std::string FilePublisher::ToJson(const Publication& publication) {
   j["format"] = model::kFormat;
   j["cluster"] = publication.cluster;
   j["vouched"] = publication.vouched;
-  j["master"] = nlohmann::json::parse(publication.record.ToJson(), nullptr, false);
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  j["master"] = model::ToJsonValue(publication.record);
+  return jsonf::Dump(j) + "\n";
 }
 
 Status FilePublisher::Publish(const Publication& publication) {

@@ -2,16 +2,12 @@
 
 #include <algorithm>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <utility>
 
-#include "common/json_fields.h"
 #include "common/voucher.h"
 
 namespace pgherald::publishers {
 namespace {
-
-using nlohmann::json;
 
 model::VoucherPayload FirstPayload(const std::string& id, const model::MasterRecord& record,
                                    const std::string& digest, std::int64_t affirmed_at_ms) {
@@ -28,40 +24,23 @@ model::VoucherPayload FirstPayload(const std::string& id, const model::MasterRec
 
 }  // namespace
 
-StatusOr<ControlState> ParseControl(std::string_view text) {
-  static const std::string kPayload = "control";
-  json j;
-  PGH_RETURN_IF_ERROR(jsonf::ParseObject(text, kPayload, &j));
-  jsonf::FieldReader f(j, kPayload, "");
-  using jsonf::Need;
-  ControlState c;
-  PGH_RETURN_IF_ERROR(f.Bool("paused", &c.paused, Need::kOptional));
-  // For people only: sanitized and cut, never refused.
-  PGH_RETURN_IF_ERROR(f.Text("reason", &c.reason, Need::kOptional, kMaxControlTextLength));
-  PGH_RETURN_IF_ERROR(f.Text("changed_by", &c.changed_by, Need::kOptional, kMaxControlTextLength));
-  PGH_RETURN_IF_ERROR(f.I64("changed_at", &c.changed_at_ms, Need::kOptional));
-  PGH_RETURN_IF_ERROR(f.U32("accept_below_timeline", &c.accept_below_timeline, Need::kOptional));
-  PGH_RETURN_IF_ERROR(f.Text("accept_by", &c.accept_by, Need::kOptional, kMaxControlTextLength));
-  PGH_RETURN_IF_ERROR(
-      f.Text("accept_reason", &c.accept_reason, Need::kOptional, kMaxControlTextLength));
-  PGH_RETURN_IF_ERROR(f.I64("accept_at", &c.accept_at_ms, Need::kOptional));
-  return c;
-}
-
-std::string ControlToJson(const ControlState& control) {
-  json j;
-  j["format"] = model::kFormat;
-  j["paused"] = control.paused;
-  if (!control.reason.empty()) j["reason"] = control.reason;
-  if (!control.changed_by.empty()) j["changed_by"] = control.changed_by;
-  if (control.changed_at_ms != 0) j["changed_at"] = control.changed_at_ms;
-  if (control.accept_below_timeline != 0) {
-    j["accept_below_timeline"] = control.accept_below_timeline;
-    j["accept_by"] = control.accept_by;
-    j["accept_reason"] = control.accept_reason;
-    j["accept_at"] = control.accept_at_ms;
+Status WriteControl(zk::ZkSession& zk, const model::ClusterPaths& paths,
+                    const ControlState& control) {
+  PGH_ASSIGN_OR_RETURN(const std::optional<zk::Stat> cluster, zk.Exists(paths.Cluster()));
+  if (!cluster.has_value()) {
+    return NotFound("cluster \"" + paths.cluster() + "\" not found (no " + paths.Cluster() +
+                    "); `pgherald status` lists the clusters");
   }
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  const std::string data = ControlToJson(control);
+  auto set = zk.Set(paths.Control(), data);
+  if (set.ok()) return Status::Ok();
+  if (set.status().code() != StatusCode::kNotFound) return set.status();
+  auto created = zk.Create(paths.Control(), data, zk::CreateMode::kPersistent);
+  if (created.ok()) return Status::Ok();
+  if (created.status().code() == StatusCode::kAlreadyExists) {  // raced with another writer
+    return zk.Set(paths.Control(), data).status();
+  }
+  return created.status();
 }
 
 const char* WriteOutcomeName(WriteOutcome outcome) {
@@ -80,24 +59,24 @@ ZkPublisher::ZkPublisher(zk::ZkSession* session, std::string root, std::string o
       id_(std::move(orchestrator_id)),
       history_limit_(std::max(1, history_limit)) {}
 
-std::string ZkPublisher::ClusterPath(const std::string& c) const {
-  return zk::JoinPath(zk::JoinPath(root_, "clusters"), c);
+model::ClusterPaths ZkPublisher::Paths(const std::string& cluster) const {
+  return model::ClusterPaths(root_, cluster);
 }
-std::string ZkPublisher::MasterPath(const std::string& c) const { return ClusterPath(c) + "/master"; }
-std::string ZkPublisher::NodesPath(const std::string& c) const { return ClusterPath(c) + "/nodes"; }
-std::string ZkPublisher::HistoryPath(const std::string& c) const { return ClusterPath(c) + "/history"; }
-std::string ZkPublisher::ControlPath(const std::string& c) const { return ClusterPath(c) + "/control"; }
-std::string ZkPublisher::IdentityPath(const std::string& c) const { return ClusterPath(c) + "/identity"; }
+std::string ZkPublisher::ClusterPath(const std::string& c) const { return Paths(c).Cluster(); }
+std::string ZkPublisher::MasterPath(const std::string& c) const { return Paths(c).Master(); }
+std::string ZkPublisher::NodesPath(const std::string& c) const { return Paths(c).Nodes(); }
+std::string ZkPublisher::HistoryPath(const std::string& c) const { return Paths(c).History(); }
+std::string ZkPublisher::ControlPath(const std::string& c) const { return Paths(c).Control(); }
+std::string ZkPublisher::IdentityPath(const std::string& c) const { return Paths(c).Identity(); }
 std::string ZkPublisher::VoucherPath(const std::string& c, const std::string& name) const {
-  return zk::JoinPath(MasterPath(c), name);
+  return Paths(c).Voucher(name);
 }
 
 Status ZkPublisher::EnsureCluster(const std::string& cluster) {
-  if (Status s = zk::EnsurePath(*session_, NodesPath(cluster)); !s.ok()) return s;
-  if (Status s = zk::EnsurePath(*session_, HistoryPath(cluster)); !s.ok()) return s;
-  auto exists = session_->Exists(MasterPath(cluster));
-  if (!exists.ok()) return exists.status();
-  if (exists->has_value()) return Status::Ok();
+  PGH_RETURN_IF_ERROR(zk::EnsurePath(*session_, NodesPath(cluster)));
+  PGH_RETURN_IF_ERROR(zk::EnsurePath(*session_, HistoryPath(cluster)));
+  PGH_ASSIGN_OR_RETURN(const std::optional<zk::Stat> exists, session_->Exists(MasterPath(cluster)));
+  if (exists.has_value()) return Status::Ok();
   model::MasterRecord initial;  // state no-master, epoch 0
   auto created = session_->Create(MasterPath(cluster), initial.ToJson(), zk::CreateMode::kPersistent);
   if (!created.ok() && created.status().code() != StatusCode::kAlreadyExists) return created.status();
@@ -134,9 +113,7 @@ StatusOr<MasterZnode> ZkPublisher::ReadMasterZnode(const std::string& cluster, z
   }
   m.bytes = std::move(got->data);
   if (got->stat.num_children > 0) {
-    auto children = session_->GetChildren(path);
-    if (!children.ok()) return children.status();
-    m.vouchers = std::move(*children);
+    PGH_ASSIGN_OR_RETURN(m.vouchers, session_->GetChildren(path));
   }
   return m;
 }
@@ -175,9 +152,8 @@ Status ZkPublisher::RecordIdentity(const std::string& cluster, const std::string
 StatusOr<ControlState> ZkPublisher::ReadControl(const std::string& cluster, zk::Watcher watch) {
   const std::string path = ControlPath(cluster);
   // Exists first so the watch also covers creation.
-  auto exists = session_->Exists(path, std::move(watch));
-  if (!exists.ok()) return exists.status();
-  if (!exists->has_value()) return ControlState{};
+  PGH_ASSIGN_OR_RETURN(const std::optional<zk::Stat> exists, session_->Exists(path, std::move(watch)));
+  if (!exists.has_value()) return ControlState{};
   auto got = session_->Get(path);
   if (!got.ok()) {
     if (got.status().code() == StatusCode::kNotFound) return ControlState{};
@@ -207,7 +183,7 @@ PublishResult ZkPublisher::Publish(const std::string& cluster, const std::string
   std::vector<zk::Op> ops = {
       zk::Op::Check(election_path, -1),
       zk::Op::Set(MasterPath(cluster), data, expected_version),
-      zk::Op::Create(HistoryPath(cluster) + "/h-", history.ToJson(),
+      zk::Op::Create(Paths(cluster).HistoryPrefix(), history.ToJson(),
                      zk::CreateMode::kPersistentSequential),
   };
   std::string voucher;
@@ -304,9 +280,11 @@ StatusOr<VouchOutcome> ZkPublisher::Vouch(const std::string& cluster,
     model::VoucherPayload v =
         FirstPayload(id_, master.record, model::RecordDigest(master.bytes), affirmed_at_ms);
     if (before.ok() && before->affirm_seq < std::numeric_limits<std::uint64_t>::max()) v.affirm_seq = before->affirm_seq + 1;
-    auto multi = session_->Multi(
-        {zk::Op::Check(election_path, -1), zk::Op::Set(path, v.ToJson(), got->stat.version)});
-    if (!multi.ok()) return multi.status();
+    PGH_RETURN_IF_ERROR(
+        session_
+            ->Multi({zk::Op::Check(election_path, -1),
+                     zk::Op::Set(path, v.ToJson(), got->stat.version)})
+            .status());
     return VouchOutcome::kReaffirmed;
   }
   if (!got.ok() && got.status().code() != StatusCode::kNotFound) return got.status();
@@ -320,8 +298,7 @@ StatusOr<VouchOutcome> ZkPublisher::Vouch(const std::string& cluster,
   ops.push_back(zk::Op::Create(
       path, FirstPayload(id_, master.record, model::RecordDigest(master.bytes), affirmed_at_ms).ToJson(),
       zk::CreateMode::kEphemeral));
-  auto multi = session_->Multi(ops);
-  if (!multi.ok()) return multi.status();
+  PGH_RETURN_IF_ERROR(session_->Multi(ops).status());
   return VouchOutcome::kCreated;
 }
 
@@ -335,9 +312,8 @@ StatusOr<std::vector<std::string>> ZkPublisher::OwnVouchers(const std::string& c
 }
 
 Status ZkPublisher::Unvouch(const std::string& cluster) {
-  auto own = OwnVouchers(cluster);
-  if (!own.ok()) return own.status();
-  for (const std::string& name : *own) {
+  PGH_ASSIGN_OR_RETURN(const std::vector<std::string> own, OwnVouchers(cluster));
+  for (const std::string& name : own) {
     Status s = session_->Delete(VoucherPath(cluster, name));
     if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
   }
@@ -347,12 +323,11 @@ Status ZkPublisher::Unvouch(const std::string& cluster) {
 Status ZkPublisher::Withdraw(const std::string& cluster, const std::string& election_path,
                              const model::HistoryEntry& history, std::string* history_path) {
   history_path->clear();
-  auto own = OwnVouchers(cluster);
-  if (!own.ok()) return own.status();
-  if (own->empty()) return Status::Ok();
+  PGH_ASSIGN_OR_RETURN(const std::vector<std::string> own, OwnVouchers(cluster));
+  if (own.empty()) return Status::Ok();
   std::vector<zk::Op> ops = {zk::Op::Check(election_path, -1)};
-  for (const std::string& name : *own) ops.push_back(zk::Op::Delete(VoucherPath(cluster, name)));
-  ops.push_back(zk::Op::Create(HistoryPath(cluster) + "/h-", history.ToJson(),
+  for (const std::string& name : own) ops.push_back(zk::Op::Delete(VoucherPath(cluster, name)));
+  ops.push_back(zk::Op::Create(Paths(cluster).HistoryPrefix(), history.ToJson(),
                                zk::CreateMode::kPersistentSequential));
   int failed_op = -1;
   auto multi = session_->Multi(ops, &failed_op);
@@ -378,14 +353,13 @@ bool BackedByHistory(const HistoryFacts& facts, const model::MasterRecord& recor
 StatusOr<HistoryFacts> ZkPublisher::ReadHistoryFacts(const std::string& cluster,
                                                      const std::optional<HistoryFacts>& cached,
                                                      std::size_t max_entries) {
-  const std::string dir = HistoryPath(cluster);
-  auto exists = session_->Exists(dir);
-  if (!exists.ok()) return exists.status();
+  const model::ClusterPaths paths = Paths(cluster);
+  PGH_ASSIGN_OR_RETURN(const std::optional<zk::Stat> exists, session_->Exists(paths.History()));
   HistoryFacts facts;
-  if (!exists->has_value()) return facts;  // lost: no entry
-  facts.pzxid = (*exists)->pzxid;
+  if (!exists.has_value()) return facts;  // lost: no entry
+  facts.pzxid = exists->pzxid;
   if (cached && cached->pzxid == facts.pzxid) return *cached;
-  auto children = session_->GetChildren(dir);
+  auto children = session_->GetChildren(paths.History());
   if (!children.ok()) {
     if (children.status().code() == StatusCode::kNotFound) return facts;
     return children.status();
@@ -394,7 +368,7 @@ StatusOr<HistoryFacts> ZkPublisher::ReadHistoryFacts(const std::string& cluster,
   // Zero-padded sequence numbers: name order is creation order; newest first.
   std::sort(names.rbegin(), names.rend());
   for (std::size_t i = 0; i < names.size() && i < max_entries; ++i) {
-    auto got = session_->Get(zk::JoinPath(dir, names[i]));
+    auto got = session_->Get(paths.HistoryEntry(names[i]));
     if (!got.ok()) {
       if (got.status().code() == StatusCode::kNotFound) continue;  // trimmed meanwhile
       return got.status();
@@ -413,14 +387,12 @@ StatusOr<HistoryFacts> ZkPublisher::ReadHistoryFacts(const std::string& cluster,
 }
 
 Status ZkPublisher::TrimHistory(const std::string& cluster) {
-  auto children = session_->GetChildren(HistoryPath(cluster));
-  if (!children.ok()) return children.status();
-  std::vector<std::string> entries = std::move(*children);
+  PGH_ASSIGN_OR_RETURN(std::vector<std::string> entries, session_->GetChildren(HistoryPath(cluster)));
   // Zero-padded sequence numbers: name order is creation order.
   std::sort(entries.begin(), entries.end());
   const std::size_t limit = static_cast<std::size_t>(history_limit_);
   for (std::size_t i = 0; i + limit < entries.size(); ++i) {
-    Status s = session_->Delete(zk::JoinPath(HistoryPath(cluster), entries[i]));
+    Status s = session_->Delete(Paths(cluster).HistoryEntry(entries[i]));
     if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
   }
   return Status::Ok();

@@ -34,6 +34,7 @@
 
 #include "common/cluster_model.h"
 #include "common/status.h"
+#include "common/zk_paths.h"
 #include "common/zk_session.h"
 
 namespace pgherald::publishers {
@@ -50,31 +51,18 @@ struct MasterZnode {
   std::string corrupt;
 };
 
-// clusters/<c>/control. An absent znode is the default (not paused).
-struct ControlState {
-  bool paused = false;
-  // Optional, for people (written by `pgherald pause` and the HTTP API; "" / 0 when absent).
-  std::string reason;
-  std::string changed_by;
-  std::int64_t changed_at_ms = 0;
-  // A one-shot operator acceptance (`pgherald accept-timeline`): the published master's timeline
-  // is `accept_below_timeline` (> 0) and the operator accepts publishing a verified candidate on a
-  // lower timeline. 0: none. The leader clears it in the publish multi that uses it.
-  std::uint32_t accept_below_timeline = 0;
-  std::string accept_by = {};  // (initializers: aggregate users may list only the fields before)
-  std::string accept_reason = {};
-  std::int64_t accept_at_ms = 0;
-  // The znode's version when read (-1: absent or not read): the compare-and-set of a rewrite.
-  std::int32_t version = -1;
-};
-// Parses {"format":1,"paused":bool[,"reason":str,"changed_by":str,"changed_at":ms,
-// "accept_below_timeline":u32,"accept_by":str,"accept_reason":str,"accept_at":ms]};
-// kInvalidArgument naming the field otherwise. Untrusted (docs/zookeeper-contract.md,
-// "Validation"): size and depth checked before parsing, "format" exactly the integer 1, reason and
-// changed_by sanitized and cut to kMaxControlTextLength.
-inline constexpr std::size_t kMaxControlTextLength = 1024;
-StatusOr<ControlState> ParseControl(std::string_view text);
-std::string ControlToJson(const ControlState& control);
+// The control znode's codec lives with the contract (common/cluster_model.h); the names stay
+// here for the publisher's users.
+using model::ControlState;
+using model::ControlToJson;
+using model::kMaxControlTextLength;
+using model::ParseControl;
+
+// Writes the control znode (created when absent) for operators (`pgherald pause|resume`, the
+// HTTP API). kNotFound (naming the cluster) when the cluster does not exist: a typo must not
+// create a cluster. Last writer wins: an operator's word needs no compare-and-set.
+Status WriteControl(zk::ZkSession& zk, const model::ClusterPaths& paths,
+                    const ControlState& control);
 
 enum class WriteOutcome {
   kApplied,   // the record and its history entry landed
@@ -116,6 +104,8 @@ class ZkPublisher {
   ZkPublisher(zk::ZkSession* session, std::string root, std::string orchestrator_id,
               int history_limit = 1000);
 
+  // The cluster's paths (common/zk_paths.h); the *Path helpers below are shorthands of it.
+  model::ClusterPaths Paths(const std::string& cluster) const;
   std::string ClusterPath(const std::string& cluster) const;
   std::string MasterPath(const std::string& cluster) const;
   std::string NodesPath(const std::string& cluster) const;

@@ -5,12 +5,17 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "common/json_fields.h"
 #include "common/untrusted.h"
 
 namespace pgherald::status {
 namespace {
 
 using json = nlohmann::json;
+using view::ClusterStatus;
+using view::NodeStatus;
+using view::PollerState;
+using jsonf::Dump;
 
 // Everything read from ZooKeeper is untrusted: in text output it goes through this, so that no
 // control character (an escape sequence, a newline faking a line) reaches the terminal. The
@@ -19,72 +24,6 @@ using json = nlohmann::json;
 std::string Safe(const std::string& text) { return untrusted::SanitizeForDisplay(text); }
 
 std::string Lsn(const std::optional<model::Lsn>& lsn) { return lsn ? model::FormatLsn(*lsn) : "-"; }
-
-std::string PollerState(const NodeStatus& n) {
-  if (!n.observation) return "gone";
-  if (n.role == "stale") return "stale";
-  return "up";
-}
-
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-json NodeJson(const NodeStatus& n) {
-  json j = {{"node", n.node},
-            {"role", n.role},
-            {"is_master", n.is_master},
-            {"poller", PollerState(n)},
-            {"heartbeat_age_ms", n.heartbeat_age_ms},
-            {"mtime", n.mtime_ms},
-            {"problem", n.problem}};
-  j["lag_bytes"] = n.lag_bytes ? json(*n.lag_bytes) : json(nullptr);
-  if (n.observation) {
-    const model::NodeObservation& o = *n.observation;
-    j["host"] = o.host;
-    j["port"] = o.port;
-    j["reachable"] = o.reachable;
-    j["in_recovery"] = o.in_recovery;
-    j["timeline"] = o.timeline;
-    j["lsn"] = o.Position() ? json(model::FormatLsn(*o.Position())) : json(nullptr);
-    j["upstream"] = o.upstream_node;
-    j["repmgrd_running"] = o.repmgrd_running;
-    j["fencing"] = model::FencingStateName(o.fencing);
-    j["seq"] = o.seq;
-    j["observed_at"] = o.observed_at_ms;
-    j["error"] = o.error;
-    j["poller_version"] = o.poller_version;
-  }
-  return j;
-}
-
-json ClusterObject(const ClusterStatus& c) {
-  json master = json::parse(c.master.ToJson(), nullptr, false);
-  if (master.is_discarded()) master = json::object();
-  master.erase("format");
-  master["present"] = c.master_present;
-  master["verified"] = c.verified();
-  master["vouchers"] = c.vouchers;
-  master["unbound_vouchers"] = c.unbound_vouchers;
-  master["legacy_vouchers"] = c.legacy_vouchers;
-  master["backed"] = c.history_checked ? json(c.backed()) : json(nullptr);
-  master["mzxid"] = c.master_mzxid;
-  json control = {{"paused", c.control.paused},
-                  {"reason", c.control.reason},
-                  {"changed_by", c.control.changed_by},
-                  {"changed_at", c.control.changed_at_ms},
-                  {"error", c.control_error}};
-  json nodes = json::array();
-  for (const NodeStatus& n : c.nodes) nodes.push_back(NodeJson(n));
-  json history = json::array();
-  for (const model::HistoryEntry& h : c.history) {
-    json e = json::parse(h.ToJson(), nullptr, false);
-    if (!e.is_discarded()) history.push_back(std::move(e));
-  }
-  return {{"name", c.name},         {"healthy", c.healthy()},
-          {"problems", c.problems}, {"paused", c.control.paused},
-          {"control", control},     {"master", master},
-          {"nodes", nodes},         {"history", history},
-          {"read_at", c.read_at_ms}};
-}
 
 }  // namespace
 
@@ -206,12 +145,8 @@ std::string RenderStatusTable(const std::vector<ClusterStatus>& clusters) {
   return out;
 }
 
-std::string ClusterJson(const ClusterStatus& cluster) { return Dump(ClusterObject(cluster)); }
-
 std::string RenderStatusJson(const std::vector<ClusterStatus>& clusters) {
-  json arr = json::array();
-  for (const ClusterStatus& c : clusters) arr.push_back(ClusterObject(c));
-  return Dump(json{{"clusters", arr}, {"healthy", ExitCodeFor(clusters) == kExitHealthy}}) + "\n";
+  return Dump(view::StatusJson(clusters)) + "\n";
 }
 
 std::string RenderHistoryText(const std::string& cluster,
@@ -270,12 +205,7 @@ std::string RenderHistoryText(const std::string& cluster,
 
 std::string RenderHistoryJson(const std::string& cluster,
                               const std::vector<model::HistoryEntry>& history) {
-  json arr = json::array();
-  for (const model::HistoryEntry& h : history) {
-    json e = json::parse(h.ToJson(), nullptr, false);
-    if (!e.is_discarded()) arr.push_back(std::move(e));
-  }
-  return Dump(json{{"cluster", cluster}, {"history", arr}}) + "\n";
+  return Dump(view::HistoryJson(cluster, history)) + "\n";
 }
 
 }  // namespace pgherald::status

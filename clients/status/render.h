@@ -1,12 +1,13 @@
-// Rendering of ClusterStatus and history for people (aligned text tables) and machines (JSON).
-// Pure functions: the CLI and the orchestrator's HTTP API both use them.
+// `pgherald status|history`'s output: the cluster view (publishers/view/cluster_view.h) rendered
+// for people (aligned text tables) and machines (the view's JSON, serialized), and the exit codes.
+// Pure functions.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "clients/status/cluster_status.h"
+#include "publishers/view/cluster_view.h"
 
 namespace pgherald::status {
 
@@ -17,7 +18,7 @@ inline constexpr int kExitUsage = 2;      // bad flags or config
 inline constexpr int kExitZooKeeper = 3;  // ZooKeeper unreachable or a read failed
 inline constexpr int kExitNotFound = 4;   // the named cluster (or the root) does not exist
 
-int ExitCodeFor(const std::vector<ClusterStatus>& clusters);
+int ExitCodeFor(const std::vector<view::ClusterStatus>& clusters);
 
 // "2026-11-22T04:31:05.123Z"; "-" for 0.
 std::string FormatWallMs(std::int64_t ms);
@@ -26,16 +27,14 @@ std::string FormatAge(std::int64_t ms);
 
 // One block per cluster: a header line (master, vouchers, paused) and an aligned node table,
 // then the problems.
-std::string RenderStatusTable(const std::vector<ClusterStatus>& clusters);
-// {"clusters":[...]} with every field (see docs/operations.md).
-std::string RenderStatusJson(const std::vector<ClusterStatus>& clusters);
-// One cluster as a JSON object (the HTTP API's /api/clusters/<c>).
-std::string ClusterJson(const ClusterStatus& cluster);
+std::string RenderStatusTable(const std::vector<view::ClusterStatus>& clusters);
+// view::StatusJson, one line: {"clusters":[...],"healthy":bool} (see docs/operations.md).
+std::string RenderStatusJson(const std::vector<view::ClusterStatus>& clusters);
 
 // The decision log, oldest first: one block per entry with reasons, evidence and data loss.
 std::string RenderHistoryText(const std::string& cluster,
                               const std::vector<model::HistoryEntry>& history);
-// {"cluster":c,"history":[<HistoryEntry payloads>]}
+// view::HistoryJson, one line: {"cluster":c,"history":[<HistoryEntry payloads>]}
 std::string RenderHistoryJson(const std::string& cluster,
                               const std::vector<model::HistoryEntry>& history);
 

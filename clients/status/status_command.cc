@@ -8,15 +8,25 @@
 #include <memory>
 #include <optional>
 
-#include "clients/status/cluster_status.h"
 #include "clients/status/render.h"
 #include "common/cli.h"
 #include "common/config.h"
+#include "common/zk_config.h"
 #include "common/untrusted.h"
 #include "common/zk_client.h"
+#include "common/zk_paths.h"
+#include "publishers/view/cluster_view.h"
+#include "publishers/zk_publisher.h"
 
 namespace pgherald::status {
 namespace {
+
+using view::ClusterStatus;
+using view::ListClusters;
+using view::ReadClusterStatus;
+using view::ReadHistory;
+using view::ReadOptions;
+using view::WallNowMs;
 
 const std::vector<cli::OptionSpec> kConnectSpecs = {
     {"config", "FILE", "any pgherald config file: its zookeeper: section is used"},
@@ -143,7 +153,7 @@ int RunPauseOrResume(const char* command, bool paused, const std::vector<std::st
   }
   Connection conn;
   if (int rc = Connect(command, args, &conn); rc != kExitHealthy) return rc;
-  publishers::ControlState control;
+  model::ControlState control;
   control.paused = paused;
   control.reason = args.Get("reason").value_or("");
   const char* user = std::getenv("USER");
@@ -151,7 +161,8 @@ int RunPauseOrResume(const char* command, bool paused, const std::vector<std::st
   ::gethostname(host, sizeof host - 1);
   control.changed_by = std::string(user != nullptr ? user : "unknown") + "@" + host + " (cli)";
   control.changed_at_ms = WallNowMs();
-  if (Status s = SetPaused(*conn.zk, conn.root, *cluster, control); !s.ok())
+  if (Status s = publishers::WriteControl(*conn.zk, model::ClusterPaths(conn.root, *cluster), control);
+      !s.ok())
     return Failure(command, s);
   std::printf(
       "cluster %s: %s\n", cluster->c_str(),
@@ -242,7 +253,7 @@ int RunHistoryCommand(const std::vector<std::string>& argv) {
   }
   Connection conn;
   if (int rc = Connect("history", args, &conn); rc != kExitHealthy) return rc;
-  auto exists = conn.zk->Exists(zk::JoinPath(zk::JoinPath(conn.root, "clusters"), *cluster));
+  auto exists = conn.zk->Exists(model::ClusterPaths(conn.root, *cluster).Cluster());
   if (!exists.ok()) return Failure("history", exists.status());
   if (!exists->has_value()) {
     return Failure("history", NotFound("cluster \"" + *cluster + "\" not found under " + conn.root +

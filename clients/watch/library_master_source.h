@@ -8,6 +8,7 @@
 #include "clients/include/pgherald/master_watch.h"
 #include "clients/watch/master_source.h"
 #include "common/config.h"
+#include "common/zk_config.h"
 #include "common/zk_session.h"
 
 namespace pgherald::watch {

@@ -3,6 +3,7 @@
 #include <optional>
 #include <set>
 
+#include "common/pg_config.h"
 #include "common/untrusted.h"
 
 namespace pgherald::watch {

@@ -37,6 +37,7 @@
 #include "clients/watch/sink_registry.h"
 #include "clients/watch/sink_worker.h"
 #include "common/config.h"
+#include "common/zk_config.h"
 #include "common/http_server.h"
 
 namespace pgherald::watch {

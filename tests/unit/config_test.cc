@@ -1,4 +1,6 @@
 #include "common/config.h"
+#include "common/pg_config.h"
+#include "common/zk_config.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

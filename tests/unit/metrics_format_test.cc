@@ -217,7 +217,7 @@ class BoardTest : public ::testing::Test {
 
 TEST_F(BoardTest, SnapshotCountsMasterChangesDecisionsAndWriteChecks) {
   EXPECT_FALSE(board_.Snapshot()->published);
-  const std::int64_t now = status::WallNowMs();
+  const std::int64_t now = view::WallNowMs();
   board_.Refresh(zk_.get(), true, now);
   auto s1 = board_.Snapshot();
   ASSERT_TRUE(s1->published);
@@ -284,7 +284,7 @@ TEST_F(BoardTest, SnapshotCountsMasterChangesDecisionsAndWriteChecks) {
 // Issue 12: the leader's problem kinds (master_unbacked, published_master_unreachable, ...) are
 // counted per round, shown as active while they last, and listed by the HTTP API per cluster.
 TEST_F(BoardTest, LeaderProblemsAreCountedShownActiveAndListedByTheApi) {
-  const std::int64_t now = status::WallNowMs();
+  const std::int64_t now = view::WallNowMs();
   board_.OnPayloadProblem("main", "master_unbacked");
   board_.OnPayloadProblem("main", "published_master_unreachable");
   board_.Refresh(zk_.get(), true, now);
@@ -296,7 +296,7 @@ TEST_F(BoardTest, LeaderProblemsAreCountedShownActiveAndListedByTheApi) {
                        {{"cluster", "main"}, {"kind", "master_unbacked"}})->value, 1);
   EXPECT_EQ(FindSample(samples, "pgherald_problem_active",
                        {{"cluster", "main"}, {"kind", "published_master_unreachable"}})->value, 1);
-  HttpConfig config;
+  http::HttpConfig config;
   HttpServer::ControlWriter writer = [](const std::string&, const publishers::ControlState&) {
     return Status::Ok();
   };
@@ -319,13 +319,13 @@ TEST_F(BoardTest, LeaderProblemsAreCountedShownActiveAndListedByTheApi) {
 }
 
 TEST_F(BoardTest, HttpRoutesHealthAndTokens) {
-  HttpConfig config;
+  http::HttpConfig config;
   std::vector<std::pair<std::string, publishers::ControlState>> written;
   HttpServer::ControlWriter writer = [&](const std::string& c, const publishers::ControlState& s) {
     written.emplace_back(c, s);
     return Status::Ok();
   };
-  const std::int64_t now = status::WallNowMs();
+  const std::int64_t now = view::WallNowMs();
   ObservabilitySnapshot empty;
   EXPECT_EQ(HandleHttp(config, empty, writer, "GET", "/health", "", "", now).status, 503);
   board_.Refresh(zk_.get(), false, now);
@@ -400,8 +400,8 @@ TEST_F(BoardTest, HttpRoutesHealthAndTokens) {
 }
 
 TEST_F(BoardTest, ServerServesOverASocket) {
-  HttpConfig config;
-  board_.Refresh(zk_.get(), true, status::WallNowMs());
+  http::HttpConfig config;
+  board_.Refresh(zk_.get(), true, view::WallNowMs());
   // A free port of this test area's range (30000-30399).
   StatusOr<std::unique_ptr<HttpServer>> server = Unavailable("no free port");
   for (int i = 0; i < 400 && !server.ok(); ++i) {
@@ -411,7 +411,7 @@ TEST_F(BoardTest, ServerServesOverASocket) {
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   EXPECT_GT((*server)->port(), 0);
   // A second server on the same port fails with a message naming it.
-  HttpConfig same = config;
+  http::HttpConfig same = config;
   same.port = (*server)->port();
   auto clash = HttpServer::Start(same, &board_, nullptr);
   ASSERT_FALSE(clash.ok());
@@ -466,8 +466,8 @@ std::string Request(int port, const std::string& raw) {
 
 class HttpTransportTest : public BoardTest {
  protected:
-  std::unique_ptr<HttpServer> StartServer(HttpConfig config) {
-    board_.Refresh(zk_.get(), true, status::WallNowMs());
+  std::unique_ptr<HttpServer> StartServer(http::HttpConfig config) {
+    board_.Refresh(zk_.get(), true, view::WallNowMs());
     StatusOr<std::unique_ptr<HttpServer>> server = Unavailable("no free port");
     for (int i = 0; i < 400 && !server.ok(); ++i) {
       config.port = 30000 + static_cast<int>((::getpid() + 7 * i) % 400);
@@ -482,7 +482,7 @@ class HttpTransportTest : public BoardTest {
 // Idle and half-sent requests hold no thread now: /health answers at once (well before any
 // request timeout could have freed something), with the defaults.
 TEST_F(HttpTransportTest, HealthAnswersWhileSixteenConnectionsIdle) {
-  auto server = StartServer(HttpConfig{});
+  auto server = StartServer(http::HttpConfig{});
   ASSERT_NE(server, nullptr);
   std::vector<int> idle;
   for (int i = 0; i < 16; ++i) {
@@ -504,7 +504,7 @@ TEST_F(HttpTransportTest, HealthAnswersWhileSixteenConnectionsIdle) {
 // More hostile connections than the limit: the oldest still-reading one is dropped for each new
 // one, so a fresh client is still served; idle ones are closed after the request timeout.
 TEST_F(HttpTransportTest, ConnectionsAreBoundedAndIdleOnesTimeOut) {
-  HttpConfig config;
+  http::HttpConfig config;
   config.max_connections = 4;
   config.request_timeout = std::chrono::milliseconds(300);
   auto server = StartServer(config);
@@ -522,7 +522,7 @@ TEST_F(HttpTransportTest, ConnectionsAreBoundedAndIdleOnesTimeOut) {
 }
 
 TEST_F(HttpTransportTest, OversizedOrMalformedRequestsGetAClearStatus) {
-  auto server = StartServer(HttpConfig{});
+  auto server = StartServer(http::HttpConfig{});
   ASSERT_NE(server, nullptr);
   const int port = server->port();
   EXPECT_NE(Request(port, "GET /health HTTP/1.1\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n")

@@ -1,17 +1,20 @@
 // The operator's view: judging (roles, lag, heartbeat ages, problems, exit codes), the text table,
-// the JSON, the history rendering, and ReadClusterStatus / SetPaused on FakeZk.
+// the JSON, the history rendering, and ReadClusterStatus / publishers::WriteControl on FakeZk.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-#include "clients/status/cluster_status.h"
 #include "clients/status/render.h"
 #include "tests/support/fake_zk.h"
 #include "common/voucher.h"
+#include "publishers/view/cluster_view.h"
+#include "publishers/zk_publisher.h"
 #include "tests/unit/hostile_payloads.h"
 
 namespace pgherald::status {
 namespace {
+
+using namespace ::pgherald::view;  // NOLINT: the view is what these tests judge
 
 using json = nlohmann::json;
 constexpr std::int64_t kNow = 1'790'000'000'000;
@@ -265,7 +268,7 @@ TEST(StatusRender, AgesAndTimes) {
   EXPECT_EQ(FormatWallMs(0), "-");
 }
 
-// ReadClusterStatus and SetPaused on FakeZk: the real znode layout, the stat mtime as heartbeat.
+// ReadClusterStatus and publishers::WriteControl on FakeZk: the real znode layout, the stat mtime as heartbeat.
 TEST(StatusRead, ReadsTheContractLayoutAndPauseWritesControl) {
   auto server = zk::FakeZkServer::Create();
   std::unique_ptr<zk::FakeZk> session = server->NewSession();
@@ -332,7 +335,7 @@ TEST(StatusRead, ReadsTheContractLayoutAndPauseWritesControl) {
   pause.reason = "upgrade";
   pause.changed_by = "alice";
   pause.changed_at_ms = kNow;
-  ASSERT_TRUE(SetPaused(fake, "/ph", "main", pause).ok());
+  ASSERT_TRUE(publishers::WriteControl(fake, model::ClusterPaths("/ph", "main"), pause).ok());
   auto control = fake.Get("/ph/clusters/main/control");
   ASSERT_TRUE(control.ok());
   auto parsed = publishers::ParseControl(control->data);
@@ -340,11 +343,11 @@ TEST(StatusRead, ReadsTheContractLayoutAndPauseWritesControl) {
   EXPECT_TRUE(parsed->paused);
   EXPECT_EQ(parsed->reason, "upgrade");
   pause.paused = false;
-  ASSERT_TRUE(SetPaused(fake, "/ph", "main", pause).ok());
+  ASSERT_TRUE(publishers::WriteControl(fake, model::ClusterPaths("/ph", "main"), pause).ok());
   auto again = ReadClusterStatus(fake, "/ph", "main", ReadOptions{}, kNow);
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(again->control.paused);
-  EXPECT_EQ(SetPaused(fake, "/ph", "nope", pause).code(), StatusCode::kNotFound);
+  EXPECT_EQ(publishers::WriteControl(fake, model::ClusterPaths("/ph", "nope"), pause).code(), StatusCode::kNotFound);
   EXPECT_FALSE(fake.Exists("/ph/clusters/nope").value().has_value());
 }
 

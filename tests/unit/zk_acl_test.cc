@@ -11,7 +11,6 @@
 #include <fstream>
 
 #include "app/zk_init.h"
-#include "clients/status/cluster_status.h"
 #include "common/config.h"
 #include "tests/support/fake_zk.h"
 #include "pollers/publisher.h"
@@ -84,7 +83,7 @@ class ZkAclTreeTest : public ::testing::Test {
 };
 
 // Every role does its real work through the real call sites (orchestrator's ZkPublisher, the
-// poller's ObservationPublisher, the operator's SetPaused) on a tree laid out by zk-init, and
+// poller's ObservationPublisher, the operator's WriteControl) on a tree laid out by zk-init, and
 // cannot write what is not its own.
 TEST_F(ZkAclTreeTest, EachRoleWritesOnlyItsOwnZnodes) {
   Init();
@@ -105,9 +104,9 @@ TEST_F(ZkAclTreeTest, EachRoleWritesOnlyItsOwnZnodes) {
   EXPECT_TRUE(events.empty());
 
   auto op = Session(roles_.op);
-  ASSERT_TRUE(status::SetPaused(*op, kRoot, kCluster, {true, "maintenance", "ops", 0}).ok());
+  ASSERT_TRUE(publishers::WriteControl(*op, model::ClusterPaths(kRoot, kCluster), {true, "maintenance", "ops", 0}).ok());
   auto orch_control = Session(roles_.orchestrator);  // the HTTP API writes control as orchestrator
-  ASSERT_TRUE(status::SetPaused(*orch_control, kRoot, kCluster, {false, "", "api", 0}).ok());
+  ASSERT_TRUE(publishers::WriteControl(*orch_control, model::ClusterPaths(kRoot, kCluster), {false, "", "api", 0}).ok());
 
   const auto denied = [](const auto& result) {
     return result.status().code() == StatusCode::kPermissionDenied;

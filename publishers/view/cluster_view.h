@@ -1,6 +1,9 @@
-// What an operator sees of a cluster: read from ZooKeeper (docs/zookeeper-contract.md) and judged
-// (roles, lag, heartbeat ages, problems). Used by `pgherald status|history|pause|resume` and by
-// the orchestrator's HTTP API, so that both show the same thing.
+// The cluster view: what an operator sees of a cluster, read from ZooKeeper
+// (docs/zookeeper-contract.md), judged (roles, lag, heartbeat ages, problems, the consumer trust
+// rules of clients/src/consumer_rules.h) and returned as values and as JSON objects. Used by
+// `pgherald status|history` (clients/status renders it as text and picks the exit code) and by the
+// orchestrator's HTTP API, metrics and dashboard, so that all show the same thing. It lives below
+// both (beside the publisher whose writes it reads), so neither climbs to the other.
 //
 // Heartbeat age = the reader's wall clock minus the observation znode's Stat mtime (the clock of
 // the ZooKeeper server that applied the poller's last write). A poller rewrites its observation at
@@ -14,6 +17,7 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,7 +27,7 @@
 #include "common/zk_session.h"
 #include "publishers/zk_publisher.h"
 
-namespace pgherald::status {
+namespace pgherald::view {
 
 // One node as the reader judges it.
 struct NodeStatus {
@@ -60,7 +64,7 @@ struct ClusterStatus {
   // problem master_unbacked.
   bool history_checked = false;
   std::optional<model::HistoryEntry> newest_publish;
-  publishers::ControlState control;
+  model::ControlState control;
   std::string control_error;  // a corrupt control znode (the orchestrator then treats it as paused)
   std::vector<NodeStatus> nodes;  // sorted by name
   // Persistent (non-ephemeral) znodes under nodes/: no live poller wrote them, so they are not
@@ -108,12 +112,23 @@ StatusOr<std::vector<model::HistoryEntry>> ReadHistory(zk::ZkSession& zk, const 
                                                        HistoryCache* cache = nullptr,
                                                        std::vector<std::string>* corrupt = nullptr);
 
-// Writes the control znode (creates it when absent) through the publishers' codec. kNotFound
-// (naming the cluster) when the cluster does not exist: a typo must not create a cluster.
-Status SetPaused(zk::ZkSession& zk, const std::string& root, const std::string& cluster,
-                 const publishers::ControlState& control);
-
 // Milliseconds since the epoch, now.
 std::int64_t WallNowMs();
 
-}  // namespace pgherald::status
+// ---- JSON (the HTTP API, the dashboard, `pgherald status --json`) ----
+// Objects, not text: a caller adds to them and serializes once (jsonf::Dump). Every field is
+// documented in docs/operations.md.
+
+// "up", "stale" or "gone" (no observation).
+std::string PollerState(const NodeStatus& node);
+// One cluster: name, healthy, problems, paused, control, master (the record's fields plus
+// present, verified, vouchers, unbound_vouchers, legacy_vouchers, backed, mzxid), nodes, history,
+// read_at (the HTTP API's /api/clusters/<c>).
+nlohmann::json ClusterJson(const ClusterStatus& cluster);
+// {"clusters":[ClusterJson...],"healthy":bool}.
+nlohmann::json StatusJson(const std::vector<ClusterStatus>& clusters);
+// {"cluster":c,"history":[<HistoryEntry payloads>]}.
+nlohmann::json HistoryJson(const std::string& cluster,
+                           const std::vector<model::HistoryEntry>& history);
+
+}  // namespace pgherald::view

@@ -1,4 +1,4 @@
-#include "clients/status/cluster_status.h"
+#include "publishers/view/cluster_view.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,13 +7,10 @@
 #include "clients/src/consumer_rules.h"
 #include "common/untrusted.h"
 #include "common/voucher.h"
+#include "common/zk_paths.h"
 
-namespace pgherald::status {
+namespace pgherald::view {
 namespace {
-
-std::string ClusterPath(const std::string& root, const std::string& cluster) {
-  return zk::JoinPath(zk::JoinPath(root, "clusters"), cluster);
-}
 
 // At most 4 names (znode names are up to 255 characters each), then how many more.
 std::string NameList(const std::vector<std::string>& names) {
@@ -39,10 +36,11 @@ std::int64_t WallNowMs() {
 }
 
 StatusOr<std::vector<std::string>> ListClusters(zk::ZkSession& zk, const std::string& root) {
-  auto children = zk.GetChildren(zk::JoinPath(root, "clusters"));
+  const std::string clusters = model::RootPaths(root).Clusters();
+  auto children = zk.GetChildren(clusters);
   if (!children.ok()) {
     if (children.status().code() == StatusCode::kNotFound) {
-      return NotFound(zk::JoinPath(root, "clusters") +
+      return NotFound(clusters +
                       " does not exist: no orchestrator has run under this root (check "
                       "zookeeper.root / --root)");
     }
@@ -59,8 +57,8 @@ StatusOr<std::vector<model::HistoryEntry>> ReadHistory(zk::ZkSession& zk, const 
                                                        std::vector<std::string>* corrupt) {
   std::vector<model::HistoryEntry> out;
   if (limit <= 0) return out;
-  const std::string dir = ClusterPath(root, cluster) + "/history";
-  auto names = zk.GetChildren(dir);
+  const model::ClusterPaths paths(root, cluster);
+  auto names = zk.GetChildren(paths.History());
   if (!names.ok()) {
     if (names.status().code() == StatusCode::kNotFound) return out;
     return names.status();
@@ -81,7 +79,7 @@ StatusOr<std::vector<model::HistoryEntry>> ReadHistory(zk::ZkSession& zk, const 
         continue;
       }
     }
-    auto got = zk.Get(zk::JoinPath(dir, name));
+    auto got = zk.Get(paths.HistoryEntry(name));
     if (!got.ok()) {
       if (got.status().code() == StatusCode::kNotFound) continue;  // trimmed meanwhile
       return got.status();
@@ -89,7 +87,7 @@ StatusOr<std::vector<model::HistoryEntry>> ReadHistory(zk::ZkSession& zk, const 
     auto entry = model::HistoryEntry::FromJson(got->data);
     if (!entry.ok()) {
       if (corrupt != nullptr)
-        corrupt->push_back(dir + "/" + name + ": " + entry.status().message());
+        corrupt->push_back(paths.HistoryEntry(name) + ": " + entry.status().message());
       continue;
     }
     out.push_back(*entry);
@@ -218,11 +216,10 @@ void Judge(ClusterStatus& s, std::int64_t stale_after_ms, std::int64_t now_ms) {
 StatusOr<ClusterStatus> ReadClusterStatus(zk::ZkSession& zk, const std::string& root,
                                           const std::string& cluster, const ReadOptions& options,
                                           std::int64_t now_ms, HistoryCache* cache) {
-  const std::string path = ClusterPath(root, cluster);
-  auto exists = zk.Exists(path);
-  if (!exists.ok()) return exists.status();
-  if (!exists->has_value()) {
-    return NotFound("cluster \"" + cluster + "\" not found (no " + path +
+  const model::ClusterPaths paths(root, cluster);
+  PGH_ASSIGN_OR_RETURN(const std::optional<zk::Stat> exists, zk.Exists(paths.Cluster()));
+  if (!exists.has_value()) {
+    return NotFound("cluster \"" + cluster + "\" not found (no " + paths.Cluster() +
                     "); `pgherald status` without --cluster lists the clusters");
   }
   ClusterStatus s;
@@ -232,7 +229,7 @@ StatusOr<ClusterStatus> ReadClusterStatus(zk::ZkSession& zk, const std::string& 
   std::vector<std::string> corrupt;
   {
     // The master znode as a consumer reads it (clients/src/consumer_rules.h): data, then names.
-    const std::string master_path = reader.MasterPath(cluster);
+    const std::string master_path = paths.Master();
     client::internal::MasterRead read;
     auto got = zk.Get(master_path);
     if (got.ok()) {
@@ -275,11 +272,11 @@ StatusOr<ClusterStatus> ReadClusterStatus(zk::ZkSession& zk, const std::string& 
   } else {
     return control.status();
   }
-  auto names = zk.GetChildren(reader.NodesPath(cluster));
+  auto names = zk.GetChildren(paths.Nodes());
   if (!names.ok() && names.status().code() != StatusCode::kNotFound) return names.status();
   if (names.ok()) {
     for (const std::string& name : *names) {
-      const std::string node_path = zk::JoinPath(reader.NodesPath(cluster), name);
+      const std::string node_path = paths.Node(name);
       auto got = zk.Get(node_path);
       if (!got.ok()) {
         if (got.status().code() == StatusCode::kNotFound) continue;  // its poller just left
@@ -303,14 +300,12 @@ StatusOr<ClusterStatus> ReadClusterStatus(zk::ZkSession& zk, const std::string& 
       s.nodes.push_back(std::move(n));
     }
   }
-  auto history = ReadHistory(zk, root, cluster, options.history_limit, cache, &corrupt);
-  if (!history.ok()) return history.status();
-  s.history = std::move(*history);
+  PGH_ASSIGN_OR_RETURN(s.history,
+                       ReadHistory(zk, root, cluster, options.history_limit, cache, &corrupt));
   if (s.master.state == model::MasterState::kOk) {
     // The leader's own view of the history (the newest publish entry among the newest 64).
-    auto facts = reader.ReadHistoryFacts(cluster);
-    if (!facts.ok()) return facts.status();
-    s.newest_publish = std::move(facts->last_publish);
+    PGH_ASSIGN_OR_RETURN(publishers::HistoryFacts facts, reader.ReadHistoryFacts(cluster));
+    s.newest_publish = std::move(facts.last_publish);
     s.history_checked = true;
   }
   Judge(s, options.stale_after_ms, now_ms);
@@ -318,28 +313,4 @@ StatusOr<ClusterStatus> ReadClusterStatus(zk::ZkSession& zk, const std::string& 
   return s;
 }
 
-Status SetPaused(zk::ZkSession& zk, const std::string& root, const std::string& cluster,
-                 const publishers::ControlState& control) {
-  const std::string path = ClusterPath(root, cluster);
-  auto exists = zk.Exists(path);
-  if (!exists.ok()) return exists.status();
-  if (!exists->has_value()) {
-    return NotFound("cluster \"" + cluster + "\" not found (no " + path +
-                    "); `pgherald status` lists the clusters");
-  }
-  publishers::ZkPublisher writer(&zk, root, "status-writer", 1);
-  const std::string control_path = writer.ControlPath(cluster);
-  const std::string data = publishers::ControlToJson(control);
-  auto set = zk.Set(control_path, data);
-  if (set.ok()) return Status::Ok();
-  if (set.status().code() != StatusCode::kNotFound) return set.status();
-  auto created = zk.Create(control_path, data, zk::CreateMode::kPersistent);
-  if (created.ok()) return Status::Ok();
-  if (created.status().code() == StatusCode::kAlreadyExists) {  // raced with another writer
-    auto again = zk.Set(control_path, data);
-    return again.ok() ? Status::Ok() : again.status();
-  }
-  return created.status();
-}
-
-}  // namespace pgherald::status
+}  // namespace pgherald::view
