@@ -5,9 +5,9 @@
 #include "common/bounded_file.h"
 #include "common/cli.h"
 #include "common/logging.h"
-#include "common/untrusted.h"
-#include "common/zk_client.h"
-#include "common/zk_paths.h"
+#include "common/model/untrusted.h"
+#include "common/zk/zk_client.h"
+#include "common/model/zk_paths.h"
 
 namespace pgherald::app {
 namespace {

@@ -23,9 +23,9 @@
 
 #include "common/config.h"
 #include "common/zk_config.h"
-#include "common/status.h"
+#include "common/base/status.h"
 #include "common/zk_acl.h"
-#include "common/zk_session.h"
+#include "common/zk/zk_session.h"
 
 namespace pgherald::app {
 

@@ -12,7 +12,7 @@
 #include <optional>
 #include <thread>
 
-#include "common/clock.h"
+#include "common/base/clock.h"
 
 namespace pgherald {
 

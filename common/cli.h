@@ -12,7 +12,7 @@
 #include <variant>
 #include <vector>
 
-#include "common/status.h"
+#include "common/base/status.h"
 
 namespace pgherald::cli {
 

@@ -26,9 +26,9 @@
 #include <string_view>
 #include <vector>
 
-#include "common/clock.h"
+#include "common/base/clock.h"
 #include "common/log_options.h"
-#include "common/status.h"
+#include "common/base/status.h"
 
 namespace YAML {
 class Node;

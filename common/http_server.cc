@@ -16,9 +16,9 @@
 #include <thread>
 #include <vector>
 
-#include "common/json_fields.h"
+#include "common/model/json_fields.h"
 #include "common/logging.h"
-#include "common/untrusted.h"
+#include "common/model/untrusted.h"
 
 namespace pgherald::http {
 namespace {

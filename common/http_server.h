@@ -14,9 +14,9 @@
 #include <optional>
 #include <string>
 
-#include "common/clock.h"
+#include "common/base/clock.h"
 #include "common/config.h"
-#include "common/status.h"
+#include "common/base/status.h"
 
 namespace pgherald::http {
 

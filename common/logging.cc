@@ -14,7 +14,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "common/json_fields.h"
+#include "common/model/json_fields.h"
 
 namespace pgherald::log {
 namespace {

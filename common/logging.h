@@ -25,7 +25,7 @@
 #include <string_view>
 
 #include "common/log_options.h"
-#include "common/status.h"
+#include "common/base/status.h"
 
 namespace spdlog {
 class logger;

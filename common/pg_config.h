@@ -5,10 +5,10 @@
 #include <optional>
 #include <string>
 
-#include "common/clock.h"
+#include "common/base/clock.h"
 #include "common/config.h"
 #include "common/pg_connection.h"
-#include "common/status.h"
+#include "common/base/status.h"
 
 namespace pgherald::config {
 

@@ -18,8 +18,8 @@
 #include <string_view>
 #include <vector>
 
-#include "common/clock.h"
-#include "common/status.h"
+#include "common/base/clock.h"
+#include "common/base/status.h"
 
 struct pg_conn;  // PGconn, from <libpq-fe.h>
 

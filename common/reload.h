@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "common/logging.h"
-#include "common/status.h"
+#include "common/base/status.h"
 
 namespace pgherald::config {
 

@@ -10,7 +10,7 @@
 #include <set>
 #include <string>
 
-#include "common/status.h"
+#include "common/base/status.h"
 
 namespace pgherald::sdnotify {
 

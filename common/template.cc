@@ -4,7 +4,7 @@
 #include <cctype>
 
 #include "common/bounded_file.h"
-#include "common/untrusted.h"
+#include "common/model/untrusted.h"
 
 namespace pgherald {
 namespace {

@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "common/logging.h"
-#include "common/zk_paths.h"
+#include "common/model/zk_paths.h"
 
 namespace pgherald::zkacl {
 namespace {

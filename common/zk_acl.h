@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "common/status.h"
-#include "common/zk_session.h"
+#include "common/base/status.h"
+#include "common/zk/zk_session.h"
 
 namespace pgherald::zkacl {
 

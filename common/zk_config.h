@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "common/clock.h"
+#include "common/base/clock.h"
 #include "common/config.h"
-#include "common/zk_client.h"
+#include "common/zk/zk_client.h"
 
 namespace pgherald::config {
 

@@ -1,6 +1,6 @@
 #include "haproxy/haproxy_sink_config.h"
 
-#include "common/untrusted.h"
+#include "common/model/untrusted.h"
 
 namespace pgherald::haproxy {
 

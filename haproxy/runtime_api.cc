@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "common/backoff.h"
-#include "common/untrusted.h"
+#include "common/model/untrusted.h"
 
 namespace pgherald::haproxy {
 namespace {

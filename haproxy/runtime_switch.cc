@@ -4,7 +4,7 @@
 #include <chrono>
 
 #include "common/backoff.h"
-#include "common/untrusted.h"
+#include "common/model/untrusted.h"
 
 namespace pgherald::haproxy {
 

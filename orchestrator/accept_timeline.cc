@@ -10,8 +10,8 @@
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/zk_config.h"
-#include "common/untrusted.h"
-#include "common/zk_client.h"
+#include "common/model/untrusted.h"
+#include "common/zk/zk_client.h"
 
 namespace pgherald::orchestrator {
 

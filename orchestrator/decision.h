@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "common/clock.h"
-#include "common/cluster_model.h"
+#include "common/base/clock.h"
+#include "common/model/cluster_model.h"
 
 namespace pgherald::orchestrator {
 

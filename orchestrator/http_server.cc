@@ -4,9 +4,9 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "common/json_fields.h"
+#include "common/model/json_fields.h"
 #include "common/logging.h"
-#include "common/untrusted.h"
+#include "common/model/untrusted.h"
 #include "dashboard_assets.h"  // generated from orchestrator/dashboard/ by embed.cmake
 
 namespace pgherald::orchestrator {

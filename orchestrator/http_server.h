@@ -23,9 +23,9 @@
 #include <optional>
 #include <string>
 
-#include "common/clock.h"
+#include "common/base/clock.h"
 #include "common/http_server.h"
-#include "common/status.h"
+#include "common/base/status.h"
 #include "orchestrator/metrics.h"
 #include "publishers/zk_publisher.h"
 

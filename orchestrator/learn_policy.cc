@@ -6,7 +6,7 @@
 #include <cctype>
 #include <charconv>
 
-#include "common/untrusted.h"
+#include "common/model/untrusted.h"
 
 namespace pgherald::orchestrator {
 namespace {

@@ -5,8 +5,8 @@
 #include <utility>
 
 #include "common/logging.h"
-#include "common/untrusted.h"
-#include "common/voucher.h"
+#include "common/model/untrusted.h"
+#include "common/model/voucher.h"
 
 namespace pgherald::orchestrator {
 namespace {

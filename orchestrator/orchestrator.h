@@ -33,8 +33,8 @@
 #include <string>
 #include <vector>
 
-#include "common/clock.h"
-#include "common/zk_session.h"
+#include "common/base/clock.h"
+#include "common/zk/zk_session.h"
 #include "orchestrator/decision.h"
 #include "orchestrator/election.h"
 #include "orchestrator/learn_policy.h"

@@ -16,7 +16,7 @@
 #include "common/reload.h"
 #include "common/sd_notify.h"
 #include "common/zk_acl.h"
-#include "common/zk_client.h"
+#include "common/zk/zk_client.h"
 #include "orchestrator/http_server.h"
 #include "orchestrator/metrics.h"
 #include "orchestrator/orchestrator.h"

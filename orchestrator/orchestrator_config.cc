@@ -6,7 +6,7 @@
 #include "common/bounded_file.h"
 #include "common/pg_config.h"
 #include "common/logging.h"
-#include "common/untrusted.h"
+#include "common/model/untrusted.h"
 
 namespace pgherald::orchestrator {
 namespace {

@@ -11,7 +11,7 @@
 #include "common/atomic_file.h"
 #include "common/bounded_file.h"
 #include "common/template.h"
-#include "common/untrusted.h"
+#include "common/model/untrusted.h"
 
 namespace pgherald::watch {
 namespace {

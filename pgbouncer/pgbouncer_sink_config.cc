@@ -1,5 +1,5 @@
 // The parser of a `type: pgbouncer` sink's keys (registered by app/ with watch::SinkRegistry).
-#include "common/untrusted.h"
+#include "common/model/untrusted.h"
 #include "pgbouncer/pgbouncer_sink.h"
 
 namespace pgherald::watch {

@@ -12,8 +12,8 @@
 #include <optional>
 #include <string>
 
-#include "common/clock.h"
-#include "common/cluster_model.h"
+#include "common/base/clock.h"
+#include "common/model/cluster_model.h"
 #include "pollers/poller_config.h"
 #include "pollers/publisher.h"
 
@@ -26,7 +26,7 @@ struct FenceVerdict {
 
 // Fence only on proof: this node answered, is out of recovery with a known timeline, and the
 // master record is state ok, vouched by at least one voucher BOUND to the bytes read
-// (MasterRead::bound, common/voucher.h), and names another node on a later timeline (a stale
+// (MasterRead::bound, common/model/voucher.h), and names another node on a later timeline (a stale
 // primary) or on the SAME timeline (a same-timeline loser: two nodes writable on one timeline
 // means a second promotion; the orchestrator keeps the published master that passes its write
 // check and reports this one as stale_primary). A record without a bound voucher (hand-written,

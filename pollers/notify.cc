@@ -11,8 +11,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "common/json_fields.h"
-#include "common/untrusted.h"
+#include "common/model/json_fields.h"
+#include "common/model/untrusted.h"
 
 namespace pgherald::pollers {
 namespace {

@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
-#include "common/json_fields.h"
-#include "common/untrusted.h"
+#include "common/model/json_fields.h"
+#include "common/model/untrusted.h"
 
 namespace pgherald::pollers {
 namespace {

@@ -20,9 +20,9 @@
 #include <string_view>
 #include <vector>
 
-#include "common/cluster_model.h"
+#include "common/model/cluster_model.h"
 #include "common/pg_connection.h"
-#include "common/status.h"
+#include "common/base/status.h"
 
 namespace pgherald::pollers {
 
@@ -49,7 +49,7 @@ struct RepmgrLayout {
 StatusOr<RepmgrLayout> DetectLayout(const std::vector<std::string>& tables,
                                     const std::string& repmgr3_schema = "");
 
-// repmgr's events travel as the contract's event facts (common/cluster_model.h).
+// repmgr's events travel as the contract's event facts (common/model/cluster_model.h).
 using model::EventKey;
 using model::kMaxEventTokenLength;
 using model::RepmgrEvent;

@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "common/clock.h"
-#include "common/cluster_model.h"
+#include "common/base/clock.h"
+#include "common/model/cluster_model.h"
 #include "common/logging.h"
 #include "common/pg_connection.h"
 #include "pollers/notify.h"

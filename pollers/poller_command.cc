@@ -19,7 +19,7 @@
 #include "common/reload.h"
 #include "common/sd_notify.h"
 #include "common/zk_acl.h"
-#include "common/zk_client.h"
+#include "common/zk/zk_client.h"
 #include "pollers/notify.h"
 #include "pollers/poller.h"
 #include "pollers/poller_config.h"

@@ -9,7 +9,7 @@
 #include "common/pg_config.h"
 #include "common/zk_config.h"
 #include "common/http_server.h"
-#include "common/status.h"
+#include "common/base/status.h"
 
 namespace pgherald::pollers {
 

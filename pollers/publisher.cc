@@ -4,7 +4,7 @@
 #include <utility>
 
 #include "common/logging.h"
-#include "common/voucher.h"
+#include "common/model/voucher.h"
 
 namespace pgherald::pollers {
 namespace {

@@ -4,7 +4,7 @@
 //   clusters/<c>/events/<name>  persistent facts, created once (kAlreadyExists is success),
 //                               the oldest trimmed beyond `events_retention`
 //   clusters/<c>/master         read only (for fencing): the record and its children's names,
-//                               to tell which vouchers are bound to it (common/voucher.h)
+//                               to tell which vouchers are bound to it (common/model/voucher.h)
 //
 // Faults. Connection loss: the outcome of the write is unknown, so the next write re-reads (Get)
 // before deciding between Create and Set; nothing is retried blind. Session expiry (or no session
@@ -22,10 +22,10 @@
 #include <string>
 #include <vector>
 
-#include "common/cluster_model.h"
-#include "common/status.h"
-#include "common/zk_paths.h"
-#include "common/zk_session.h"
+#include "common/model/cluster_model.h"
+#include "common/base/status.h"
+#include "common/model/zk_paths.h"
+#include "common/zk/zk_session.h"
 #include "pollers/observation.h"
 
 namespace pgherald::pollers {

@@ -3,9 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
-#include "common/json_fields.h"
-#include "common/payload_json.h"
-#include "common/untrusted.h"
+#include "common/model/json_fields.h"
+#include "common/model/payload_json.h"
+#include "common/model/untrusted.h"
 
 namespace pgherald::publishers {
 

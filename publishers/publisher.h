@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "common/cluster_model.h"
-#include "common/status.h"
+#include "common/model/cluster_model.h"
+#include "common/base/status.h"
 
 namespace pgherald::publishers {
 

@@ -4,7 +4,7 @@
 #include <limits>
 #include <utility>
 
-#include "common/voucher.h"
+#include "common/model/voucher.h"
 
 namespace pgherald::publishers {
 namespace {

@@ -4,7 +4,7 @@
 //   master            persistent, never deleted; created with the initial record {state:no-master,
 //                     epoch:0} by EnsureCluster; afterwards ONLY changed by Publish's multi
 //   master/v1.<epoch>.<digest>.<id>
-//                     this orchestrator's voucher (ephemeral, common/voucher.h), bound by its name
+//                     this orchestrator's voucher (ephemeral, common/model/voucher.h), bound by its name
 //                     to the exact record bytes; created by Publish's multi together with the
 //                     record, re-affirmed (setData) by Vouch, removed by Unvouch / Withdraw
 //   history/h-<seq>   persistent sequential, one per publish and one per withdrawn voucher,
@@ -32,10 +32,10 @@
 #include <string>
 #include <vector>
 
-#include "common/cluster_model.h"
-#include "common/status.h"
-#include "common/zk_paths.h"
-#include "common/zk_session.h"
+#include "common/model/cluster_model.h"
+#include "common/base/status.h"
+#include "common/model/zk_paths.h"
+#include "common/zk/zk_session.h"
 
 namespace pgherald::publishers {
 
@@ -51,7 +51,7 @@ struct MasterZnode {
   std::string corrupt;
 };
 
-// The control znode's codec lives with the contract (common/cluster_model.h); the names stay
+// The control znode's codec lives with the contract (common/model/cluster_model.h); the names stay
 // here for the publisher's users.
 using model::ControlState;
 using model::ControlToJson;
@@ -104,7 +104,7 @@ class ZkPublisher {
   ZkPublisher(zk::ZkSession* session, std::string root, std::string orchestrator_id,
               int history_limit = 1000);
 
-  // The cluster's paths (common/zk_paths.h); the *Path helpers below are shorthands of it.
+  // The cluster's paths (common/model/zk_paths.h); the *Path helpers below are shorthands of it.
   model::ClusterPaths Paths(const std::string& cluster) const;
   std::string ClusterPath(const std::string& cluster) const;
   std::string MasterPath(const std::string& cluster) const;

@@ -1,5 +1,5 @@
 // Test and benchmark writers that stand in for the orchestrator: write a master record and its
-// BOUND voucher (common/voucher.h) in one multi, as the leader's publish does -- the record set
+// BOUND voucher (common/model/voucher.h) in one multi, as the leader's publish does -- the record set
 // (or created), every voucher under it deleted, a voucher named after the exact new bytes created.
 // Header-only: unit tests, the e2e stack and the benchmarks include it.
 #pragma once
@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "common/cluster_model.h"
-#include "common/status.h"
-#include "common/voucher.h"
-#include "common/zk_session.h"
+#include "common/model/cluster_model.h"
+#include "common/base/status.h"
+#include "common/model/voucher.h"
+#include "common/zk/zk_session.h"
 
 namespace pgherald::testing {
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "common/voucher.h"
+#include "common/model/voucher.h"
 
 namespace pgherald::client::internal {
 

@@ -10,8 +10,8 @@
 #include "clients/src/log_fanout.h"
 #include "clients/src/master_watch_internal.h"
 #include "clients/src/shared_core.h"
-#include "common/untrusted.h"
-#include "common/zk_client.h"
+#include "common/model/untrusted.h"
+#include "common/zk/zk_client.h"
 
 namespace pgherald::client {
 

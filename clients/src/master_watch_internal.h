@@ -7,9 +7,9 @@
 #include <memory>
 #include <string>
 
-#include "common/clock.h"
-#include "common/status.h"
-#include "common/zk_session.h"
+#include "common/base/clock.h"
+#include "common/base/status.h"
+#include "common/zk/zk_session.h"
 #include "pgherald/master_watch.h"
 #include "pgherald/master_watch_c.h"
 

@@ -10,7 +10,7 @@
 #include "clients/src/master_watch_internal.h"
 #include "clients/src/runtime.h"
 #include "clients/src/watch_core.h"
-#include "common/zk_session.h"
+#include "common/zk/zk_session.h"
 
 namespace pgherald::client::internal {
 

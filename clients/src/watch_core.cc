@@ -4,8 +4,8 @@
 #include <atomic>
 #include <sstream>
 
-#include "common/cluster_model.h"
-#include "common/untrusted.h"
+#include "common/model/cluster_model.h"
+#include "common/model/untrusted.h"
 
 namespace pgherald::client::internal {
 namespace {

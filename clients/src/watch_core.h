@@ -52,9 +52,9 @@
 #include "clients/src/consumer_rules.h"
 #include "clients/src/master_watch_internal.h"
 #include "clients/src/runtime.h"
-#include "common/clock.h"
-#include "common/status.h"
-#include "common/zk_session.h"
+#include "common/base/clock.h"
+#include "common/base/status.h"
+#include "common/zk/zk_session.h"
 #include "pgherald/master_watch.h"
 
 namespace pgherald::client::internal {

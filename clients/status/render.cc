@@ -5,8 +5,8 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
-#include "common/json_fields.h"
-#include "common/untrusted.h"
+#include "common/model/json_fields.h"
+#include "common/model/untrusted.h"
 
 namespace pgherald::status {
 namespace {

@@ -12,9 +12,9 @@
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/zk_config.h"
-#include "common/untrusted.h"
-#include "common/zk_client.h"
-#include "common/zk_paths.h"
+#include "common/model/untrusted.h"
+#include "common/zk/zk_client.h"
+#include "common/model/zk_paths.h"
 #include "publishers/view/cluster_view.h"
 #include "publishers/zk_publisher.h"
 

@@ -16,7 +16,7 @@
 #include <utility>
 
 #include "clients/watch/route_policy.h"
-#include "common/clock.h"
+#include "common/base/clock.h"
 
 namespace pgherald::watch {
 

@@ -9,7 +9,7 @@
 #include "clients/watch/master_source.h"
 #include "common/config.h"
 #include "common/zk_config.h"
-#include "common/zk_session.h"
+#include "common/zk/zk_session.h"
 
 namespace pgherald::watch {
 

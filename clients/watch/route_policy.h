@@ -20,7 +20,7 @@
 #include <string>
 
 #include "clients/include/pgherald/master_watch.h"
-#include "common/clock.h"
+#include "common/base/clock.h"
 
 namespace pgherald::watch {
 

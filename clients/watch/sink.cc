@@ -1,6 +1,6 @@
 #include "clients/watch/sink.h"
 
-#include "common/untrusted.h"
+#include "common/model/untrusted.h"
 
 namespace pgherald::watch {
 

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "clients/watch/route_policy.h"
-#include "common/status.h"
+#include "common/base/status.h"
 
 namespace pgherald::watch {
 

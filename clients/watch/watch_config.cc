@@ -4,7 +4,7 @@
 #include <set>
 
 #include "common/pg_config.h"
-#include "common/untrusted.h"
+#include "common/model/untrusted.h"
 
 namespace pgherald::watch {
 namespace {

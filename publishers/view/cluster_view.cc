@@ -5,9 +5,9 @@
 #include <set>
 
 #include "clients/src/consumer_rules.h"
-#include "common/untrusted.h"
-#include "common/voucher.h"
-#include "common/zk_paths.h"
+#include "common/model/untrusted.h"
+#include "common/model/voucher.h"
+#include "common/model/zk_paths.h"
 
 namespace pgherald::view {
 namespace {

@@ -22,9 +22,9 @@
 #include <string>
 #include <vector>
 
-#include "common/cluster_model.h"
-#include "common/status.h"
-#include "common/zk_session.h"
+#include "common/model/cluster_model.h"
+#include "common/base/status.h"
+#include "common/zk/zk_session.h"
 #include "publishers/zk_publisher.h"
 
 namespace pgherald::view {

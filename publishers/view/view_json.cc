@@ -2,7 +2,7 @@
 // serialized text is the same whoever builds it.
 #include <algorithm>
 
-#include "common/payload_json.h"
+#include "common/model/payload_json.h"
 #include "publishers/view/cluster_view.h"
 
 namespace pgherald::view {

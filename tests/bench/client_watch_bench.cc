@@ -46,8 +46,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/cluster_model.h"
-#include "common/zk_client.h"
+#include "common/model/cluster_model.h"
+#include "common/zk/zk_client.h"
 #include "pgherald/master_watch.h"
 #include "tests/bound_publish.h"
 #include "tests/lab/lab.h"

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "common/pg_connection.h"
-#include "common/zk_client.h"
+#include "common/zk/zk_client.h"
 #include "pollers/notify.h"
 #include "pollers/observation.h"
 #include "tests/lab/lab.h"

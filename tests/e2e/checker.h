@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/cluster_model.h"
+#include "common/model/cluster_model.h"
 #include "tests/e2e/workload.h"
 
 namespace pgherald::e2e {

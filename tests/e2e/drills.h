@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "common/status.h"
+#include "common/base/status.h"
 #include "tests/e2e/checker.h"
 #include "tests/e2e/stack.h"
 #include "tests/e2e/workload.h"

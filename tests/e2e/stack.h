@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
-#include "common/cluster_model.h"
-#include "common/status.h"
-#include "common/zk_client.h"
+#include "common/model/cluster_model.h"
+#include "common/base/status.h"
+#include "common/zk/zk_client.h"
 #include "tests/lab/lab.h"
 
 namespace pgherald::e2e {

@@ -1,6 +1,6 @@
-// Fuzz target: the HistoryEntry payload (common/cluster_model.h) read from untrusted znode content.
+// Fuzz target: the HistoryEntry payload (common/model/cluster_model.h) read from untrusted znode content.
 // Property: FromJson never crashes; what it accepts survives ToJson -> FromJson unchanged.
-#include "common/cluster_model.h"
+#include "common/model/cluster_model.h"
 #include "tests/fuzz/payload_roundtrip.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

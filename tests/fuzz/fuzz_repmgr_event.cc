@@ -5,7 +5,7 @@
 // name (only [A-Za-z0-9_.-] after the "e-" prefix).
 #include <nlohmann/json.hpp>
 
-#include "common/cluster_model.h"
+#include "common/model/cluster_model.h"
 #include "pollers/observation.h"
 #include "tests/fuzz/fuzz_util.h"
 

@@ -12,8 +12,8 @@
 #include "pgbouncer/pgbouncer_sink.h"
 #include "clients/watch/route_policy.h"
 #include "common/template.h"
-#include "common/clock.h"
-#include "common/cluster_model.h"
+#include "common/base/clock.h"
+#include "common/model/cluster_model.h"
 #include "haproxy/haproxy_sink_config.h"
 #include "tests/fuzz/fuzz_util.h"
 

@@ -1,4 +1,4 @@
-// The round-trip property every payload codec of common/cluster_model.h promises (its header):
+// The round-trip property every payload codec of common/model/cluster_model.h promises (its header):
 // FromJson never throws and never crashes; what it accepts, ToJson writes back so that FromJson
 // reads the same value again, and writing that value gives the same text (a fixed point).
 #pragma once

@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "clients/src/master_watch_internal.h"
-#include "common/cluster_model.h"
-#include "common/zk_client.h"
+#include "common/model/cluster_model.h"
+#include "common/zk/zk_client.h"
 #include "pgherald/master_watch.h"
-#include "common/voucher.h"
+#include "common/model/voucher.h"
 #include "tests/bound_publish.h"
 #include "tests/lab/lab.h"
 

@@ -8,8 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/cluster_model.h"
-#include "common/voucher.h"
+#include "common/model/cluster_model.h"
+#include "common/model/voucher.h"
 #include "tests/integration/observability_lab_util.h"
 
 namespace pgherald::observability_lab {

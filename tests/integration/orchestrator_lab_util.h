@@ -3,7 +3,7 @@
 // condition waits with deadlines. Header-only; test code only.
 #pragma once
 
-#include "common/voucher.h"
+#include "common/model/voucher.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -23,8 +23,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/cluster_model.h"
-#include "common/zk_client.h"
+#include "common/model/cluster_model.h"
+#include "common/zk/zk_client.h"
 #include "tests/lab/lab.h"
 
 extern char** environ;
@@ -256,7 +256,7 @@ inline std::optional<model::MasterRecord> ReadMaster(zk::ZkSession& zk, const st
   return *rec;
 }
 
-// The orchestrator ids of the vouchers bound to the current master record (common/voucher.h).
+// The orchestrator ids of the vouchers bound to the current master record (common/model/voucher.h).
 inline std::vector<std::string> Vouchers(zk::ZkSession& zk, const std::string& root) {
   const std::string path = root + "/clusters/main/master";
   auto m = zk.Get(path);

@@ -23,10 +23,10 @@
 #include <thread>
 #include <vector>
 
-#include "common/cluster_model.h"
+#include "common/model/cluster_model.h"
 #include "common/pg_connection.h"
-#include "common/voucher.h"
-#include "common/zk_client.h"
+#include "common/model/voucher.h"
+#include "common/zk/zk_client.h"
 #include "pollers/observation.h"
 #include "tests/lab/lab.h"
 

@@ -20,7 +20,7 @@
 #include <mutex>
 #include <thread>
 
-#include "common/voucher.h"
+#include "common/model/voucher.h"
 #include "tests/e2e/drills.h"
 #include "tests/e2e/stack_environment.h"
 

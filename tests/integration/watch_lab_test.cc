@@ -17,9 +17,9 @@
 #include <thread>
 #include <vector>
 
-#include "common/cluster_model.h"
-#include "common/voucher.h"
-#include "common/zk_client.h"
+#include "common/model/cluster_model.h"
+#include "common/model/voucher.h"
+#include "common/zk/zk_client.h"
 #include "tests/bound_publish.h"
 #include "tests/lab/lab.h"
 

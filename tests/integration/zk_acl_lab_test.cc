@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "common/zk_acl.h"
-#include "common/zk_client.h"
+#include "common/zk/zk_client.h"
 #include "tests/lab/lab.h"
 
 namespace pgherald {

@@ -8,7 +8,7 @@
 #include <deque>
 #include <mutex>
 
-#include "common/zk_client.h"
+#include "common/zk/zk_client.h"
 #include "tests/lab/lab.h"
 #include "tests/zk_contract/zk_contract.h"
 

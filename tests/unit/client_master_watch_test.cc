@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "clients/src/master_watch_internal.h"
-#include "common/cluster_model.h"
+#include "common/model/cluster_model.h"
 #include "tests/support/fake_zk.h"
 #include "pgherald/master_watch.h"
 #include "pgherald/master_watch_c.h"
-#include "common/voucher.h"
+#include "common/model/voucher.h"
 #include "tests/bound_publish.h"
 #include "tests/unit/hostile_payloads.h"
 
@@ -176,7 +176,7 @@ class MasterWatchTest : public ::testing::Test {
       ASSERT_TRUE(writer_->Create(kPath, Record(node, port, epoch), CreateMode::kPersistent).ok());
     }
   }
-  // A voucher of orchestrator `orch` BOUND to the record stored now (common/voucher.h).
+  // A voucher of orchestrator `orch` BOUND to the record stored now (common/model/voucher.h).
   void Vouch(const std::string& orch = "orch1") {
     const auto node = server_->Peek(kPath);
     ASSERT_TRUE(node.has_value());

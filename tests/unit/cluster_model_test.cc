@@ -1,6 +1,6 @@
-// The payload codecs of common/cluster_model.h: round trips, corrupt payloads named precisely,
+// The payload codecs of common/model/cluster_model.h: round trips, corrupt payloads named precisely,
 // LSNs.
-#include "common/cluster_model.h"
+#include "common/model/cluster_model.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "common/cluster_model.h"
+#include "common/model/cluster_model.h"
 #include "publishers/zk_publisher.h"
 #include "tests/unit/hostile_payloads.h"
 

@@ -14,7 +14,7 @@
 #include <regex>
 
 #include "tests/support/fake_zk.h"
-#include "common/voucher.h"
+#include "common/model/voucher.h"
 #include "orchestrator/http_server.h"
 #include "orchestrator/metrics.h"
 #include "orchestrator/orchestrator_config.h"
@@ -197,7 +197,7 @@ class BoardTest : public ::testing::Test {
     ASSERT_TRUE(zk_->Create("/ph/clusters/main/master", Record("node1", 1).ToJson(),
                             zk::CreateMode::kPersistent)
                     .ok());
-    // A voucher bound to that exact record (common/voucher.h): the only kind the view counts.
+    // A voucher bound to that exact record (common/model/voucher.h): the only kind the view counts.
     const std::string bytes = Record("node1", 1).ToJson();
     ASSERT_TRUE(zk_->Create("/ph/clusters/main/master/" +
                                 model::VoucherName(1, model::RecordDigest(bytes), "orch-a"),

@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "tests/support/fake_zk.h"
-#include "common/voucher.h"
+#include "common/model/voucher.h"
 #include "orchestrator/election.h"
 #include "publishers/file_publisher.h"
 #include "publishers/zk_publisher.h"

@@ -12,7 +12,7 @@
 
 #include "tests/support/fake_zk.h"
 #include "common/logging.h"
-#include "common/voucher.h"
+#include "common/model/voucher.h"
 #include "orchestrator/accept_timeline.h"
 #include "orchestrator/orchestrator.h"
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "common/voucher.h"
+#include "common/model/voucher.h"
 #include "pollers/fencing.h"
 #include "pollers/poller.h"
 #include "tests/unit/poller_fixture.h"

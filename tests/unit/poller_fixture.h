@@ -14,9 +14,9 @@
 #include <optional>
 #include <string>
 
-#include "common/clock.h"
+#include "common/base/clock.h"
 #include "tests/support/fake_zk.h"
-#include "common/voucher.h"
+#include "common/model/voucher.h"
 #include "pollers/poller.h"
 #include "pollers/poller_config.h"
 

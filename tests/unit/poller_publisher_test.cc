@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "tests/support/fake_zk.h"
-#include "common/voucher.h"
+#include "common/model/voucher.h"
 #include "pollers/fencing.h"
 #include "pollers/notify.h"
 #include "pollers/poller_config.h"

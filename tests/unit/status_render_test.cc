@@ -6,7 +6,7 @@
 
 #include "clients/status/render.h"
 #include "tests/support/fake_zk.h"
-#include "common/voucher.h"
+#include "common/model/voucher.h"
 #include "publishers/view/cluster_view.h"
 #include "publishers/zk_publisher.h"
 #include "tests/unit/hostile_payloads.h"

@@ -1,10 +1,10 @@
-#include "common/voucher.h"
+#include "common/model/voucher.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "common/sha256.h"
+#include "common/model/sha256.h"
 
 namespace pgherald::model {
 namespace {

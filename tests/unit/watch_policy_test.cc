@@ -14,7 +14,7 @@
 #include "clients/watch/route_policy.h"
 #include "clients/watch/sink_worker.h"
 #include "tests/support/fake_zk.h"
-#include "common/voucher.h"
+#include "common/model/voucher.h"
 #include "tests/bound_publish.h"
 #include "clients/watch/watch_metrics.h"
 

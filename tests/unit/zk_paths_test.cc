@@ -1,4 +1,4 @@
-#include "common/zk_paths.h"
+#include "common/model/zk_paths.h"
 
 #include <gtest/gtest.h>
 

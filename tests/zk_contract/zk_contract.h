@@ -25,8 +25,8 @@
 #include <thread>
 #include <vector>
 
-#include "common/status.h"
-#include "common/zk_session.h"
+#include "common/base/status.h"
+#include "common/zk/zk_session.h"
 
 namespace pgherald::zk::contract {
 

@@ -1,4 +1,4 @@
-#include "common/cluster_model.h"
+#include "common/model/cluster_model.h"
 
 #include <algorithm>
 #include <charconv>
@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
-#include "common/json_fields.h"
-#include "common/payload_json.h"
+#include "common/model/json_fields.h"
+#include "common/model/payload_json.h"
 
 namespace pgherald::model {
 namespace {

@@ -1,4 +1,4 @@
-#include "common/zk_session.h"
+#include "common/zk/zk_session.h"
 
 namespace pgherald::zk {
 

@@ -40,7 +40,7 @@ class ClusterPaths {
   std::string Events() const;
   std::string Event(std::string_view id) const;
   std::string Master() const;
-  // A child of the master znode: a voucher (common/voucher.h), or whatever else is found there.
+  // A child of the master znode: a voucher (common/model/voucher.h), or whatever else is found there.
   std::string Voucher(std::string_view name) const;
   std::string History() const;
   std::string HistoryEntry(std::string_view name) const;  // "h-<seq>" as listed

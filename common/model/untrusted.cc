@@ -1,4 +1,4 @@
-#include "common/untrusted.h"
+#include "common/model/untrusted.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,4 +1,4 @@
-#include "common/json_fields.h"
+#include "common/model/json_fields.h"
 
 namespace pgherald::jsonf {
 namespace {

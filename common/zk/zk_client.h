@@ -30,9 +30,9 @@
 #include <optional>
 #include <string>
 
-#include "common/clock.h"
-#include "common/status.h"
-#include "common/zk_session.h"
+#include "common/base/clock.h"
+#include "common/base/status.h"
+#include "common/zk/zk_session.h"
 
 namespace pgherald::zk {
 

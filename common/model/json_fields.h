@@ -27,8 +27,8 @@
 #include <utility>
 #include <vector>
 
-#include "common/status.h"
-#include "common/untrusted.h"
+#include "common/base/status.h"
+#include "common/model/untrusted.h"
 
 namespace pgherald::jsonf {
 

@@ -1,4 +1,4 @@
-#include "common/sha256.h"
+#include "common/model/sha256.h"
 
 namespace pgherald::sha256 {
 namespace {

@@ -22,9 +22,9 @@
 //     mislead an older reader bumps the format number instead.
 //   - Equality operators (for tests) exist in C++20 only: the header stays C++17 so that the
 //     embeddable client library can parse the master record.
-//   - Every payload has exactly one codec, here or in common/voucher.h (the voucher's data), all
-//     built on common/json_fields.h (FieldReader to read, jsonf::Dump to write); the paths they
-//     live at are in common/zk_paths.h. Together these files are the contract module.
+//   - Every payload has exactly one codec, here or in common/model/voucher.h (the voucher's data), all
+//     built on common/model/json_fields.h (FieldReader to read, jsonf::Dump to write); the paths they
+//     live at are in common/model/zk_paths.h. Together these files are the contract module.
 //   - LSNs travel as PostgreSQL's text "X/Y" (hex), system identifiers as decimal strings: both are
 //     uint64 values beyond the 2^53 that many JSON readers hold exactly.
 #pragma once
@@ -39,8 +39,8 @@
 #include <string_view>
 #include <vector>
 
-#include "common/clock.h"
-#include "common/status.h"
+#include "common/base/clock.h"
+#include "common/base/status.h"
 
 namespace pgherald::model {
 

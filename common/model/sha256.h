@@ -1,5 +1,5 @@
 // SHA-256 (FIPS 180-4) of a byte string, for binding a voucher to the exact bytes of the master
-// record it vouches for (common/voucher.h). Self-contained so that the client library, which links
+// record it vouches for (common/model/voucher.h). Self-contained so that the client library, which links
 // no crypto library, computes the same digest as the orchestrator.
 #pragma once
 

@@ -27,8 +27,8 @@
 #include <string_view>
 #include <vector>
 
-#include "common/cluster_model.h"
-#include "common/status.h"
+#include "common/model/cluster_model.h"
+#include "common/base/status.h"
 
 namespace pgherald::model {
 

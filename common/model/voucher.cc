@@ -1,10 +1,10 @@
-#include "common/voucher.h"
+#include "common/model/voucher.h"
 
 #include <nlohmann/json.hpp>
 
-#include "common/json_fields.h"
-#include "common/sha256.h"
-#include "common/untrusted.h"
+#include "common/model/json_fields.h"
+#include "common/model/sha256.h"
+#include "common/model/untrusted.h"
 
 namespace pgherald::model {
 

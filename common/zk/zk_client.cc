@@ -1,6 +1,6 @@
 // The only file that includes <zookeeper/zookeeper.h>. See zk_client.h for the threading and
 // lease contracts.
-#include "common/zk_client.h"
+#include "common/zk/zk_client.h"
 
 #include <zookeeper/zookeeper.h>
 

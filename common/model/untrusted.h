@@ -21,7 +21,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/status.h"
+#include "common/base/status.h"
 
 namespace pgherald::untrusted {
 
