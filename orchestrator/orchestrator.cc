@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "common/model/zk_paths.h"
 #include "common/logging.h"
 #include "common/model/untrusted.h"
 #include "common/model/voucher.h"
@@ -115,7 +116,7 @@ bool Orchestrator::EnsureSession() {
     Wake();
   });
   election_ = std::make_unique<LeaderElection>(
-      session_.get(), zk::JoinPath(options_.root, "orchestrators/election"), guid_,
+      session_.get(), model::RootPaths(options_.root).Election(), guid_,
       [this] { Wake(); });
   publisher_ = std::make_unique<publishers::ZkPublisher>(session_.get(), options_.root, options_.id,
                                                          options_.history_limit);

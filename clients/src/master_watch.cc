@@ -11,6 +11,7 @@
 #include "clients/src/master_watch_internal.h"
 #include "clients/src/shared_core.h"
 #include "common/model/untrusted.h"
+#include "common/model/zk_paths.h"
 #include "common/zk/zk_client.h"
 
 namespace pgherald::client {
@@ -77,7 +78,7 @@ Status ValidateOptions(const MasterWatchOptions& options) {
 }
 
 std::string MasterPath(const std::string& root, const std::string& cluster) {
-  return (root == "/" ? std::string() : root) + "/clusters/" + cluster + "/master";
+  return model::ClusterPaths(root, cluster).Master();
 }
 
 namespace {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
+#include "common/model/json_fields.h"
 
 namespace pgherald::watch {
 
@@ -29,7 +30,7 @@ std::string TargetJson(const RouteTarget& target, std::int64_t written_at_ms) {
   j["reason"] = target.reason;
   j["seq"] = target.seq;
   j["written_at_ms"] = written_at_ms;
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  return jsonf::Dump(j) + "\n";
 }
 
 Status FileSink::Apply(const RouteTarget& target) {
