@@ -1,5 +1,6 @@
 // The parser of a `type: pgbouncer` sink's keys (registered by app/ with watch::SinkRegistry).
 #include "common/model/untrusted.h"
+#include "common/pg_config.h"
 #include "pgbouncer/pgbouncer_sink.h"
 
 namespace pgherald::watch {
