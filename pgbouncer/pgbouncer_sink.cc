@@ -526,9 +526,15 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
   const bool file_changed = *changed;
   auto console = Console::Open(config_.admin);
   if (!console.ok()) return console.status();
-  if (config_.kill_old && file_changed) {
+  // After a confirmed block nothing is left to cut or to wait for: the block KILLed every
+  // database and every entry has pointed nowhere since, so no server connection exists. RELOAD and
+  // RESUME suffice, and pgbouncer is spared a KILL (or PAUSE) of databases that are already killed
+  // and paused, with clients queued on them: pgbouncer 1.18 can crash on KILL (docs/pgbouncer.md).
+  const bool after_block = applied_ && applied_->action == RouteTarget::Action::kBlock;
+  if (after_block || (config_.kill_old && file_changed)) {
     if (auto r = console->Exec("RELOAD"); !r.ok()) return r.status();
-    if (Status s = Kill(*console, config_.databases, killed_); !s.ok()) {
+    if (Status s = after_block ? Status::Ok() : Kill(*console, config_.databases, killed_);
+        !s.ok()) {
       return ReleaseAfterFailure(config_, killed_, s);
     }
     if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) {

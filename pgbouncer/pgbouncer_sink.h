@@ -15,7 +15,8 @@
 // socket directory that cannot exist), then KILL db (pgbouncer keeps a killed database paused: new
 // clients wait until RESUME, up to query_wait_timeout) and RELOAD. A pgbouncer restarted during
 // the block (1.18 can crash on KILL; its supervisor restarts it) thus comes back routing nowhere,
-// never to the last master. The next route rewrites the file and RESUMEs.
+// never to the last master. The next route rewrites the file, RELOADs and RESUMEs, with no KILL
+// or PAUSE: the block left no session to cut.
 //
 // Untrusted input (docs/pgbouncer.md, "What reaches pgbouncer"): the master record's fields are
 // checked first (CheckTarget) and each template variable again when rendered (a host is a host:

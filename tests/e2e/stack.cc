@@ -555,7 +555,38 @@ std::string Stack::Tail(const std::string& name, std::size_t bytes) const {
 std::string Stack::AllTails(std::size_t bytes) const {
   std::string out;
   for (const auto& d : daemons_) out += "--- " + d.name + " (tail) ---\n" + Tail(d.name, bytes) + "\n";
-  return out;
+  return out + PgbouncerState(bytes);
+}
+
+std::string Stack::PgbouncerState(std::size_t bytes) const {
+  const std::string log = Env("PGBOUNCER_LOG");
+  if (log.empty()) return "";
+  const std::string dir = log.substr(0, log.rfind('/'));
+  std::string pid = ReadFile(dir + "/pgbouncer.pid");
+  while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+  // A console that stops answering: is pgbouncer running, stopped, spinning (utime/stime grow
+  // between two looks), or blocked (wchan, kernel stack)?
+  std::string out = "--- pgbouncer (pid " + pid + ") ---\n";
+  if (!pid.empty()) {
+    const std::string proc = "/proc/" + pid;
+    out += "stat: " + ReadFile(proc + "/stat") + "wchan: " + ReadFile(proc + "/wchan") + "\n";
+    out += "fds: ";
+    std::string fds = ReadFile(proc + "/limits");
+    std::size_t at = fds.find("Max open files");
+    out += (at == std::string::npos ? std::string("?") : fds.substr(at, fds.find('\n', at) - at)) + "\n";
+    out += "stack:\n" + ReadFile(proc + "/stack");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // two looks, 500 ms apart
+    out += "stat 500 ms later: " + ReadFile(proc + "/stat");
+  }
+  const std::string text = ReadFile(log);
+  out += "pgbouncer.log (tail):\n" + (text.size() > bytes ? text.substr(text.size() - bytes) : text);
+  const std::string restarts = ReadFile(dir + "/stdout.log");
+  std::size_t from = 0;
+  for (std::size_t at; (at = restarts.find("labctl: pgbouncer exited", from)) != std::string::npos;) {
+    out += "\n" + restarts.substr(at, restarts.find('\n', at) - at);
+    from = at + 1;
+  }
+  return out + "\n";
 }
 
 }  // namespace pgherald::e2e

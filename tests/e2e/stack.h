@@ -91,6 +91,10 @@ class Stack {
   std::string Tail(const std::string& name, std::size_t bytes = 3000) const;
   // Tails of every daemon's log, for a failure message.
   std::string AllTails(std::size_t bytes = 1500) const;
+  // pgbouncer's process state (running, stopped, spinning: CPU times twice, 500 ms apart; wchan
+  // and kernel stack), its log's tail and any supervisor restart: what a console that stops
+  // answering needs to be told apart. Empty without pgbouncer in the lab.
+  std::string PgbouncerState(std::size_t bytes = 1500) const;
 
   // Stops the daemons listed in DIR/stack.pids (written by Up) and runs `labctl down`: the demo's
   // teardown from another process. Only those PIDs, and only if /proc/PID/cmdline still names

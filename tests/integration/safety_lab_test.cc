@@ -190,7 +190,8 @@ bool BothRoutesWriteOn(Stack& s, const Workload& w, int node, std::int64_t after
 void ExpectWritesOnAndFenced(Stack& s, const Workload& w, int node, std::int64_t after_ns,
                              int fenced, milliseconds timeout) {
   EXPECT_TRUE(BothRoutesWriteOn(s, w, node, after_ns, 20, timeout))
-      << w.RecentErrors(Route::kHaproxy, 3) << w.RecentErrors(Route::kPgbouncer, 3);
+      << w.RecentErrors(Route::kHaproxy, 3) << w.RecentErrors(Route::kPgbouncer, 3)
+      << s.Tail("watch") << s.PgbouncerState();
   EXPECT_TRUE(WaitUntil([&] { return !WritableNow(s, fenced); }, timeout, milliseconds(50)))
       << "node" << fenced << " is still writable\n"
       << s.Tail("poller-" + std::to_string(fenced));
@@ -480,7 +481,8 @@ TEST(SafetyLab, HandWrittenRecordOnAHigherTimelineIsNotObeyedAndIsRepaired) {
                       repaired ? "yes" : "NO", Ms(MonoNs() - forged_ns));
           // Writes keep landing on the primary through both proxies.
           EXPECT_TRUE(BothRoutesWriteOn(s, w, p.node, MonoNs(), 20, milliseconds(20000)))
-              << w.RecentErrors(Route::kHaproxy, 3) << w.RecentErrors(Route::kPgbouncer, 3);
+              << w.RecentErrors(Route::kHaproxy, 3) << w.RecentErrors(Route::kPgbouncer, 3)
+      << s.Tail("watch") << s.PgbouncerState();
           EXPECT_EQ(RoutesNotTo(RoutesApplied(s, watch_offset), NodeName(p.node)), "")
               << "the watch routed elsewhere than the real primary";
           EXPECT_EQ(PostmasterPid(s, p.node), pid_before) << "the real primary was stopped";
@@ -707,7 +709,8 @@ TEST(SafetyLab, PollerCutOffFromZooKeeperFencesItsPrimaryAtTheDeadline) {
         const int next = *promoted;
         ASSERT_TRUE(s.AwaitMaster(next, p.epoch, milliseconds(30000)).ok()) << s.AllTails();
         EXPECT_TRUE(BothRoutesWriteOn(s, w, next, fenced_ns, 20, milliseconds(20000)))
-            << w.RecentErrors(Route::kHaproxy, 3) << w.RecentErrors(Route::kPgbouncer, 3);
+            << w.RecentErrors(Route::kHaproxy, 3) << w.RecentErrors(Route::kPgbouncer, 3)
+      << s.Tail("watch") << s.PgbouncerState();
         w.Stop();
         EXPECT_EQ(AcksOnAfter(s, w, node, fenced_ns), 0) << "writes acknowledged after the fence";
         ExpectNothingLost(CheckWrites(s, w, node, p.epoch, next, 1500));
@@ -748,7 +751,8 @@ TEST(SafetyLab, SameTimelineDoublePromotionKeepsThePublishedMasterAndFencesTheOt
         ASSERT_NE(published, loner) << "repmgrd promoted the node whose repmgrd is stopped";
         ASSERT_TRUE(s.AwaitMaster(published, p.epoch, milliseconds(30000)).ok()) << s.AllTails();
         ASSERT_TRUE(BothRoutesWriteOn(s, w, published, 0, 20, milliseconds(20000)))
-            << w.RecentErrors(Route::kHaproxy, 3) << w.RecentErrors(Route::kPgbouncer, 3);
+            << w.RecentErrors(Route::kHaproxy, 3) << w.RecentErrors(Route::kPgbouncer, 3)
+      << s.Tail("watch") << s.PgbouncerState();
 
         // The out-of-band promotion, recorded as repmgr records one, later than the published
         // master's.
