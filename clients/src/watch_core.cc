@@ -32,7 +32,8 @@ WatchCore::WatchCore(WatchSettings settings, SessionFactory factory, Runtime* ru
     : settings_(std::move(settings)),
       factory_(std::move(factory)),
       clock_(settings_.clock != nullptr ? settings_.clock : &SystemClock::Instance()),
-      path_(MasterPath(settings_.root, settings_.cluster)),
+      paths_(settings_.root, settings_.cluster),
+      path_(paths_.Master()),
       runtime_(runtime) {
   info_.cluster = settings_.cluster;
   ++live_machines;
@@ -305,7 +306,7 @@ void WatchCore::IssueVoucherStatLocked(const std::string& name) {
   const uint64_t id = cycle_.id;
   const bool watched = vouchers_armed_.insert(name).second;
   zk::Watcher watch = watched ? MakeWatcher(WatchKind::kVoucher, name) : nullptr;
-  const std::string path = path_ + "/" + name;
+  const std::string path = paths_.Voucher(name);
   Status sent = session_->ExistsAsync(
       path, std::move(watch),
       [self = shared_from_this(), generation, id, watched,

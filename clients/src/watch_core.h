@@ -54,6 +54,7 @@
 #include "clients/src/runtime.h"
 #include "common/base/clock.h"
 #include "common/base/status.h"
+#include "common/model/zk_paths.h"
 #include "common/zk/zk_session.h"
 #include "pgherald/master_watch.h"
 
@@ -219,7 +220,8 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
   const WatchSettings settings_;
   const SessionFactory factory_;
   const Clock* const clock_;
-  const std::string path_;
+  const model::ClusterPaths paths_;
+  const std::string path_;  // the master znode: paths_.Master()
   Runtime* const runtime_;  // outlives us: the handle holds it and stops us first
 
   // Held by every runtime task of this watch, so that Stop() can wait for them.
