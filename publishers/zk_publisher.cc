@@ -132,11 +132,10 @@ Status ZkPublisher::RecordIdentity(const std::string& cluster, const std::string
     return created.status();
   }
   // Exists, or perhaps created by our lost call: read what is there.
-  auto recorded = ReadIdentity(cluster);
-  if (!recorded.ok()) return recorded.status();
-  if (!recorded->has_value()) return Status(StatusCode::kConnectionLoss, "identity not recorded yet");
-  if (**recorded != sysid) {
-    return FailedPrecondition(paths.Identity() + " records system_identifier " + **recorded +
+  PGH_ASSIGN_OR_RETURN(const std::optional<std::string> recorded, ReadIdentity(cluster));
+  if (!recorded.has_value()) return Status(StatusCode::kConnectionLoss, "identity not recorded yet");
+  if (*recorded != sysid) {
+    return FailedPrecondition(paths.Identity() + " records system_identifier " + *recorded +
                               ", not " + sysid);
   }
   return Status::Ok();
