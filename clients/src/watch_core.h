@@ -185,6 +185,12 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
 
   void IssueExistsLocked(bool watched);
 
+  // What every Issue*Locked shares: `send(done)` sends the request with `done` as its callback;
+  // the answer (StatusOr<T>), or the send's error at once, goes to `handler` (an On*Locked, or a
+  // callable taking this core first) with this cycle's generation and id, under machine_mu_.
+  template <typename T, typename Send, typename Handler>
+  void SendLocked(bool watched, Send send, Handler handler);
+
   bool CurrentCycleLocked(uint64_t generation, uint64_t id) const;
 
   void OnChildrenLocked(uint64_t generation, uint64_t id, bool watched,
