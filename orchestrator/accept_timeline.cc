@@ -11,6 +11,7 @@
 #include "common/config.h"
 #include "common/zk_config.h"
 #include "common/model/untrusted.h"
+#include "common/model/zk_paths.h"
 #include "common/zk/zk_client.h"
 
 namespace pgherald::orchestrator {
@@ -19,15 +20,15 @@ Status AcceptLowerTimeline(zk::ZkSession& zk, const std::string& root, const std
                            const publishers::ControlState& acceptance) {
   if (acceptance.accept_below_timeline == 0) return InvalidArgument("--timeline must be above 0");
   if (acceptance.accept_reason.empty()) return InvalidArgument("--reason must say why");
-  publishers::ZkPublisher paths(&zk, root, "accept-timeline", 1);
-  auto cluster_exists = zk.Exists(paths.ClusterPath(cluster));
-  if (!cluster_exists.ok()) return cluster_exists.status();
-  if (!cluster_exists->has_value()) {
-    return NotFound("cluster \"" + cluster + "\" not found (no " + paths.ClusterPath(cluster) + ")");
+  publishers::ZkPublisher reader(&zk, root, "accept-timeline", 1);
+  const model::ClusterPaths paths(root, cluster);
+  PGH_ASSIGN_OR_RETURN(const std::optional<zk::Stat> cluster_exists, zk.Exists(paths.Cluster()));
+  if (!cluster_exists.has_value()) {
+    return NotFound("cluster \"" + cluster + "\" not found (no " + paths.Cluster() + ")");
   }
-  const std::string path = paths.ControlPath(cluster);
+  const std::string path = paths.Control();
   for (int attempt = 0; attempt < 5; ++attempt) {
-    auto control = paths.ReadControl(cluster);
+    auto control = reader.ReadControl(cluster);
     if (!control.ok()) return control.status();  // corrupt: named, not overwritten
     publishers::ControlState next = *control;
     next.accept_below_timeline = acceptance.accept_below_timeline;

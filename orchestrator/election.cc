@@ -62,16 +62,14 @@ Status LeaderElection::FindOrCreateOwn(std::vector<std::string>* children) {
 Status LeaderElection::Refresh() {
   first_ = false;
   if (!path_ensured_) {
-    if (Status s = zk::EnsurePath(*session_, election_path_); !s.ok()) return s;
+    PGH_RETURN_IF_ERROR(zk::EnsurePath(*session_, election_path_));
     path_ensured_ = true;
   }
   // At most a few passes: a predecessor that vanishes between the read and the watch means
   // re-reading (it may have made us first).
   for (int pass = 0; pass < 8; ++pass) {
-    auto listed = session_->GetChildren(election_path_);
-    if (!listed.ok()) return listed.status();
-    std::vector<std::string> children = std::move(*listed);
-    if (Status s = FindOrCreateOwn(&children); !s.ok()) return s;
+    PGH_ASSIGN_OR_RETURN(std::vector<std::string> children, session_->GetChildren(election_path_));
+    PGH_RETURN_IF_ERROR(FindOrCreateOwn(&children));
 
     std::vector<std::string> candidates;
     for (const std::string& c : children) {

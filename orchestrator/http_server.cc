@@ -210,10 +210,9 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const http::HttpConfig& 
     return HandleHttp(config, *snapshot, control_writer, r.method, r.uri, r.authorization, r.body,
                       view::WallNowMs());
   };
-  auto server = http::Server::Start(config, std::move(handler),
-                                    config.token ? "enabled (token)" : "disabled (no token_file)");
-  if (!server.ok()) return server.status();
-  return std::unique_ptr<HttpServer>(new HttpServer(std::move(*server)));
+  const char* const api_writes = config.token ? "enabled (token)" : "disabled (no token_file)";
+  PGH_ASSIGN_OR_RETURN(auto server, http::Server::Start(config, std::move(handler), api_writes));
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(server)));
 }
 
 }  // namespace pgherald::orchestrator

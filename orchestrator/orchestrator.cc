@@ -179,11 +179,13 @@ void Orchestrator::RunRound() {
 
 // What one round of one cluster works out on the way, step by step (RunCluster).
 struct Orchestrator::ClusterRound {
-  ClusterRound(const ClusterSpec& of, ClusterRuntime& runtime, MonoTime at, std::uint64_t count)
-      : spec(of), c(of.name), rt(runtime), start(at), count_at_start(count) {}
+  ClusterRound(const ClusterSpec& of, model::ClusterPaths znodes, ClusterRuntime& runtime,
+               MonoTime at, std::uint64_t count)
+      : spec(of), c(of.name), paths(std::move(znodes)), rt(runtime), start(at), count_at_start(count) {}
 
   const ClusterSpec& spec;
   const std::string& c;
+  const model::ClusterPaths paths;  // the cluster's znodes (common/model/zk_paths.h)
   ClusterRuntime& rt;
   // Where a round's time goes (logged with a publish): reads, probes, write checks, the multi.
   const MonoTime start;
@@ -209,7 +211,7 @@ double Orchestrator::MillisSince(MonoTime t) const {
 }
 
 void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
-  ClusterRound round(spec, rt, clock_->Now(), interruptions_.load());
+  ClusterRound round(spec, publisher_->Paths(spec.name), rt, clock_->Now(), interruptions_.load());
   if (!SettleEarlierPublish(round)) return;
   // 1. Read the published state and the pollers' observations, arming watches.
   if (!ReadControl(round) || !ReadMaster(round) || !JudgeTrust(round) || !ReadIdentity(round)) {
@@ -299,7 +301,7 @@ bool Orchestrator::ReadMaster(ClusterRound& round) {
     // used) and repair it from this round's decision.
     const bool withdrawn = pub.Unvouch(c).ok();
     if (withdrawn) rt.vouched = false;
-    ReportProblem(c, rt, "master", "master_missing", pub.MasterPath(c), master.status().message(),
+    ReportProblem(c, rt, "master", "master_missing", round.paths.Master(), master.status().message(),
                   withdrawn ? "vouchers withdrawn; the record is recreated and rewritten from the "
                               "next verified decision"
                             : "voucher withdrawal failed; retried next round");
@@ -408,7 +410,7 @@ bool Orchestrator::JudgeTrust(ClusterRound& round) {
       }
       rt.repair = true;
     }
-    ReportProblem(c, rt, "master", untrusted_kind, pub.MasterPath(c), untrusted_why,
+    ReportProblem(c, rt, "master", untrusted_kind, round.paths.Master(), untrusted_why,
                   withdrawn ? "vouchers withdrawn; the record is rewritten from the next verified "
                               "decision, never obeyed"
                             : "voucher withdrawal failed; retried next round");
@@ -474,13 +476,12 @@ void Orchestrator::ReadObservations(ClusterRound& round) {
   const std::string& c = round.c;
   const ClusterSpec& spec = round.spec;
   ClusterRuntime& rt = round.rt;
-  publishers::ZkPublisher& pub = *publisher_;
   const std::string children_key = "nodes:" + c;
   StatusOr<std::vector<std::string>> children = std::vector<std::string>{};
   if (rt.children_cache && Armed(children_key)) {
     children = *rt.children_cache;
   } else {
-    children = session_->GetChildren(pub.NodesPath(c), WatchOnce(children_key));
+    children = session_->GetChildren(round.paths.Nodes(), WatchOnce(children_key));
     rt.children_cache.reset();
     if (children.ok()) {
       rt.children_cache = *children;
@@ -501,7 +502,7 @@ void Orchestrator::ReadObservations(ClusterRound& round) {
   std::sort(names.begin(), names.end());  // the max keeps the same nodes from round to round
   std::map<std::string, std::string> learn_state;
   for (const std::string& name : names) {
-    const std::string path = zk::JoinPath(pub.NodesPath(c), name);
+    const std::string path = round.paths.Node(name);
     const std::string key = "node:" + path;
     ClusterRuntime::CachedObservation got_obs;
     auto cached = rt.observation_cache.find(path);
@@ -539,7 +540,7 @@ void Orchestrator::ReadObservations(ClusterRound& round) {
     learn_state[name] = Learn(round, configured_hosts, name, *obs);
   }
   // Problems of znodes that are gone end with them.
-  const std::string nodes_prefix = pub.NodesPath(c) + "/";
+  const std::string nodes_prefix = round.paths.Node("");  // "<nodes>/": every observation's
   for (auto it = rt.problems.begin(); it != rt.problems.end();) {
     const bool gone = it->first.rfind(nodes_prefix, 0) == 0 && still_there.count(it->first) == 0;
     if (gone) {
@@ -720,7 +721,7 @@ Verdict Orchestrator::DecideAndLog(ClusterRound& round) {
   if (unreachable) {
     const model::MasterRecord& r = *in.published;
     ReportProblem(c, rt, "published_master", "published_master_unreachable",
-                  publisher_->MasterPath(c),
+                  round.paths.Master(),
                   "published master " + untrusted::SanitizeForDisplay(r.node, 255) + " (epoch " +
                       std::to_string(r.epoch) + ", timeline " + std::to_string(r.timeline) +
                       ") is reached neither by the orchestrator nor by its poller",

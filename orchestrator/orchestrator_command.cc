@@ -117,10 +117,9 @@ int RunOrchestratorCommand(const std::vector<std::string>& args) {
     const std::string root = cfg->options.root;
     HttpServer::ControlWriter writer = [factory, root](const std::string& cluster,
                                                        const publishers::ControlState& control) {
-      auto session = factory();
-      if (!session.ok()) return session.status();
-      Status s = publishers::WriteControl(**session, model::ClusterPaths(root, cluster), control);
-      (*session)->Close();
+      PGH_ASSIGN_OR_RETURN(const std::unique_ptr<zk::ZkSession> session, factory());
+      Status s = publishers::WriteControl(*session, model::ClusterPaths(root, cluster), control);
+      session->Close();
       return s;
     };
     auto started = HttpServer::Start(*cfg->http, &board, std::move(writer));
@@ -137,13 +136,12 @@ int RunOrchestratorCommand(const std::vector<std::string>& args) {
   std::thread signals([&] {
     const int sig = cli::WaitForStop(set, [&] {
       (void)reloader.Reload(logger, [&]() -> Status {
-        auto next = LoadOrchestratorConfig(path);
-        if (!next.ok()) return next.status();
-        log::Init(next->logging);
+        PGH_ASSIGN_OR_RETURN(OrchestratorConfig next, LoadOrchestratorConfig(path));
+        log::Init(next.logging);
         std::vector<std::string> names;
-        for (const ClusterSpec& spec : next->clusters) names.push_back(spec.name);
+        for (const ClusterSpec& spec : next.clusters) names.push_back(spec.name);
         board.SetClusters(names);
-        orchestrator.ReplaceClusters(std::move(next->clusters));
+        orchestrator.ReplaceClusters(std::move(next.clusters));
         return Status::Ok();
       });
     });

@@ -193,9 +193,8 @@ StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root) {
 }
 
 StatusOr<OrchestratorConfig> LoadOrchestratorConfig(const std::string& path) {
-  auto root = config::ConfigNode::LoadFile(path);
-  if (!root.ok()) return root.status();
-  return ParseOrchestratorConfig(*root);
+  PGH_ASSIGN_OR_RETURN(const config::ConfigNode root, config::ConfigNode::LoadFile(path));
+  return ParseOrchestratorConfig(root);
 }
 
 }  // namespace pgherald::orchestrator

@@ -38,24 +38,21 @@ std::int64_t MicrosSince(const Clock& clock, MonoTime start) {
 Status ReadProbeRow(const pg::PgResult& result, model::Probe* p) {
   if (result.num_rows() != 1) return Internal("probe returned " + std::to_string(result.num_rows()) + " rows");
   const pg::Row row = result.row(0);
-  auto in_recovery = row.GetBool("in_recovery");
-  if (!in_recovery.ok()) return in_recovery.status();
-  auto timeline = row.Get<std::optional<int64_t>>("timeline");
-  if (!timeline.ok()) return timeline.status();
-  auto lsn = row.Get<std::optional<std::string>>("lsn");
-  if (!lsn.ok()) return lsn.status();
-  p->in_recovery = *in_recovery;
-  p->timeline = timeline->has_value() ? static_cast<std::uint32_t>(**timeline) : 0;
+  PGH_ASSIGN_OR_RETURN(const bool in_recovery, row.GetBool("in_recovery"));
+  PGH_ASSIGN_OR_RETURN(const std::optional<int64_t> timeline,
+                       row.Get<std::optional<int64_t>>("timeline"));
+  PGH_ASSIGN_OR_RETURN(const std::optional<std::string> lsn,
+                       row.Get<std::optional<std::string>>("lsn"));
+  p->in_recovery = in_recovery;
+  p->timeline = timeline.has_value() ? static_cast<std::uint32_t>(*timeline) : 0;
   p->lsn = 0;
-  if (lsn->has_value()) {
-    auto parsed = model::ParseLsn(**lsn);
-    if (!parsed.ok()) return parsed.status();
-    p->lsn = *parsed;
+  if (lsn.has_value()) {
+    PGH_ASSIGN_OR_RETURN(p->lsn, model::ParseLsn(*lsn));
   }
   if (result.ColumnIndex("system_identifier") >= 0) {
-    auto sysid = row.Get<std::optional<std::string>>("system_identifier");
-    if (!sysid.ok()) return sysid.status();
-    p->system_identifier = sysid->value_or("");
+    PGH_ASSIGN_OR_RETURN(const std::optional<std::string> sysid,
+                         row.Get<std::optional<std::string>>("system_identifier"));
+    p->system_identifier = sysid.value_or("");
   }
   return Status::Ok();
 }

@@ -97,13 +97,12 @@ StatusOr<NotifyMessage> ParseNotifyArgs(const std::vector<std::string>& position
 }
 
 Status SendNotify(const std::string& socket_path, const NotifyMessage& message) {
-  auto addr = Address(socket_path);
-  if (!addr.ok()) return addr.status();
+  PGH_ASSIGN_OR_RETURN(const sockaddr_un addr, Address(socket_path));
   const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Unavailable(std::string("socket: ") + std::strerror(errno));
   const std::string data = message.Encode();
   const ssize_t n = ::sendto(fd, data.data(), data.size(), MSG_DONTWAIT,
-                             reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr));
+                             reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
   const int err = errno;
   ::close(fd);
   if (n < 0) {
@@ -115,15 +114,14 @@ Status SendNotify(const std::string& socket_path, const NotifyMessage& message) 
 
 StatusOr<std::unique_ptr<NotifyListener>> NotifyListener::Bind(const std::string& path,
                                                                int mode) {
-  auto addr = Address(path);
-  if (!addr.ok()) return addr.status();
+  PGH_ASSIGN_OR_RETURN(const sockaddr_un addr, Address(path));
   const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Unavailable(std::string("socket: ") + std::strerror(errno));
   // A socket file left by an earlier poller that died: a datagram socket has no listener to ask,
   // and two pollers of one node on one path would be a misconfiguration anyway.
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) != 0) {
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
     const int err = errno;
     ::close(fd);
     return Unavailable("poller.notify_socket " + path + ": bind: " + std::strerror(err));

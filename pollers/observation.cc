@@ -46,10 +46,10 @@ std::int64_t DaysFromCivil(std::int64_t y, unsigned m, unsigned d) {
 
 StatusOr<model::Lsn> OptionalLsn(const pg::Row& row, std::string_view column,
                                  std::optional<model::Lsn>* out) {
-  auto text = row.Get<std::optional<std::string>>(column);
-  if (!text.ok()) return text.status();
-  if (!text->has_value()) return model::Lsn{0};
-  auto lsn = model::ParseLsn(**text);
+  PGH_ASSIGN_OR_RETURN(const std::optional<std::string> text,
+                       row.Get<std::optional<std::string>>(column));
+  if (!text.has_value()) return model::Lsn{0};
+  auto lsn = model::ParseLsn(*text);
   if (!lsn.ok()) {
     return InvalidArgument("column \"" + std::string(column) + "\": " + lsn.status().message());
   }
@@ -390,12 +390,10 @@ StatusOr<TimelineStart> ParseTimelineStartProbe(const pg::PgResult& result) {
     return InvalidArgument("privilege probe: expected one row, got " +
                            std::to_string(result.num_rows()));
   }
-  auto stat_file = result.row(0).GetBool("stat_file");
-  if (!stat_file.ok()) return stat_file.status();
-  if (*stat_file) return TimelineStart::kStatFile;
-  auto ls_waldir = result.row(0).GetBool("ls_waldir");
-  if (!ls_waldir.ok()) return ls_waldir.status();
-  return *ls_waldir ? TimelineStart::kLsWaldir : TimelineStart::kNone;
+  PGH_ASSIGN_OR_RETURN(const bool stat_file, result.row(0).GetBool("stat_file"));
+  if (stat_file) return TimelineStart::kStatFile;
+  PGH_ASSIGN_OR_RETURN(const bool ls_waldir, result.row(0).GetBool("ls_waldir"));
+  return ls_waldir ? TimelineStart::kLsWaldir : TimelineStart::kNone;
 }
 
 StatusOr<TickResult> ParseTickResult(const pg::PgResult& result) {
@@ -404,46 +402,37 @@ StatusOr<TickResult> ParseTickResult(const pg::PgResult& result) {
   }
   const pg::Row row = result.row(0);
   TickResult t;
-  auto in_recovery = row.GetBool("in_recovery");
-  if (!in_recovery.ok()) return in_recovery.status();
-  t.in_recovery = *in_recovery;
+  PGH_ASSIGN_OR_RETURN(t.in_recovery, row.GetBool("in_recovery"));
   for (auto [column, out] : {std::pair{"current_lsn", &t.current_lsn},
                              std::pair{"receive_lsn", &t.receive_lsn},
                              std::pair{"replay_lsn", &t.replay_lsn}}) {
-    if (auto s = OptionalLsn(row, column, out); !s.ok()) return s.status();
+    PGH_RETURN_IF_ERROR(OptionalLsn(row, column, out).status());
   }
-  auto tli_hex = row.Get<std::optional<std::string>>("walfile_tli");
-  if (!tli_hex.ok()) return tli_hex.status();
-  t.walfile_tli_hex = tli_hex->value_or("");
-  auto received = row.Get<std::optional<std::int64_t>>("received_tli");
-  if (!received.ok()) return received.status();
-  t.received_tli = *received;
-  auto checkpoint = row.Get<std::optional<std::int64_t>>("checkpoint_tli");
-  if (!checkpoint.ok()) return checkpoint.status();
-  t.checkpoint_tli = *checkpoint;
-  auto sysid = row.Get<std::optional<std::string>>("system_identifier");
-  if (!sysid.ok()) return sysid.status();
-  t.system_identifier = sysid->value_or("");
-  auto sender_host = row.Get<std::optional<std::string>>("sender_host");
-  if (!sender_host.ok()) return sender_host.status();
-  t.sender_host = sender_host->value_or("");
-  auto sender_port = row.Get<std::optional<std::int32_t>>("sender_port");
-  if (!sender_port.ok()) return sender_port.status();
-  t.sender_port = sender_port->value_or(0);
+  PGH_ASSIGN_OR_RETURN(const std::optional<std::string> tli_hex,
+                       row.Get<std::optional<std::string>>("walfile_tli"));
+  t.walfile_tli_hex = tli_hex.value_or("");
+  PGH_ASSIGN_OR_RETURN(t.received_tli, row.Get<std::optional<std::int64_t>>("received_tli"));
+  PGH_ASSIGN_OR_RETURN(t.checkpoint_tli, row.Get<std::optional<std::int64_t>>("checkpoint_tli"));
+  PGH_ASSIGN_OR_RETURN(const std::optional<std::string> sysid,
+                       row.Get<std::optional<std::string>>("system_identifier"));
+  t.system_identifier = sysid.value_or("");
+  PGH_ASSIGN_OR_RETURN(const std::optional<std::string> sender_host,
+                       row.Get<std::optional<std::string>>("sender_host"));
+  t.sender_host = sender_host.value_or("");
+  PGH_ASSIGN_OR_RETURN(const std::optional<std::int32_t> sender_port,
+                       row.Get<std::optional<std::int32_t>>("sender_port"));
+  t.sender_port = sender_port.value_or(0);
   if (result.ColumnIndex("history_tli") >= 0) {
-    auto history = row.Get<std::optional<std::int64_t>>("history_tli");
-    if (!history.ok()) return history.status();
-    t.history_tli = *history;
+    PGH_ASSIGN_OR_RETURN(t.history_tli, row.Get<std::optional<std::int64_t>>("history_tli"));
   }
   if (result.ColumnIndex("timeline_started_us") >= 0) {
-    auto started = row.Get<std::optional<std::int64_t>>("timeline_started_us");
-    if (!started.ok()) return started.status();
-    t.timeline_started_us = *started;
+    PGH_ASSIGN_OR_RETURN(t.timeline_started_us,
+                         row.Get<std::optional<std::int64_t>>("timeline_started_us"));
   }
-  auto tables = row.Get<std::optional<std::string>>("repmgr_tables");
-  if (!tables.ok()) return tables.status();
-  if (tables->has_value()) {
-    std::string_view rest = **tables;
+  PGH_ASSIGN_OR_RETURN(const std::optional<std::string> tables,
+                       row.Get<std::optional<std::string>>("repmgr_tables"));
+  if (tables.has_value()) {
+    std::string_view rest = *tables;
     while (!rest.empty()) {
       const size_t comma = rest.find(',');
       t.repmgr_tables.emplace_back(rest.substr(0, comma));
@@ -453,25 +442,17 @@ StatusOr<TickResult> ParseTickResult(const pg::PgResult& result) {
   }
   if (result.ColumnIndex("nodes_json") >= 0) {
     t.repmgr_columns = true;
-    auto nodes = row.Get<std::optional<std::string>>("nodes_json");
-    if (!nodes.ok()) return nodes.status();
-    if (nodes->has_value()) {
-      PGH_RETURN_IF_ERROR(ParseNodes(**nodes, &t.nodes));
-    }
-    auto events = row.Get<std::optional<std::string>>("events_json");
-    if (!events.ok()) return events.status();
-    if (events->has_value()) {
-      PGH_RETURN_IF_ERROR(ParseEvents(**events, &t.events));
-    }
-    auto promotions = row.Get<std::optional<std::string>>("promotions_json");
-    if (!promotions.ok()) return promotions.status();
-    if (promotions->has_value()) {
-      PGH_RETURN_IF_ERROR(ParsePromotions(**promotions, &t.promoted_us));
-    }
+    PGH_ASSIGN_OR_RETURN(const std::optional<std::string> nodes,
+                         row.Get<std::optional<std::string>>("nodes_json"));
+    if (nodes.has_value()) PGH_RETURN_IF_ERROR(ParseNodes(*nodes, &t.nodes));
+    PGH_ASSIGN_OR_RETURN(const std::optional<std::string> events,
+                         row.Get<std::optional<std::string>>("events_json"));
+    if (events.has_value()) PGH_RETURN_IF_ERROR(ParseEvents(*events, &t.events));
+    PGH_ASSIGN_OR_RETURN(const std::optional<std::string> promotions,
+                         row.Get<std::optional<std::string>>("promotions_json"));
+    if (promotions.has_value()) PGH_RETURN_IF_ERROR(ParsePromotions(*promotions, &t.promoted_us));
     if (result.ColumnIndex("repmgrd_running") >= 0) {
-      auto running = row.Get<std::optional<bool>>("repmgrd_running");
-      if (!running.ok()) return running.status();
-      t.repmgrd_running = *running;
+      PGH_ASSIGN_OR_RETURN(t.repmgrd_running, row.Get<std::optional<bool>>("repmgrd_running"));
     }
   }
   return t;

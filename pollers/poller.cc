@@ -95,10 +95,9 @@ SessionFactory TrackContact(SessionFactory inner, std::shared_ptr<ZkContact> con
                             const Clock& clock) {
   return [inner = std::move(inner), contact = std::move(contact),
           &clock]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
-    auto made = inner();
-    if (!made.ok()) return made.status();
+    PGH_ASSIGN_OR_RETURN(std::unique_ptr<zk::ZkSession> made, inner());
     return std::unique_ptr<zk::ZkSession>(
-        std::make_unique<ContactTrackingSession>(std::move(*made), contact, clock));
+        std::make_unique<ContactTrackingSession>(std::move(made), contact, clock));
   };
 }
 
@@ -134,9 +133,8 @@ Poller::Poller(PollerSection config, pg::PgParams pg, SessionFactory zk, std::st
 
 Status Poller::Start() {
   if (config_.notify_socket.empty()) return Status::Ok();
-  auto listener = NotifyListener::Bind(config_.notify_socket, config_.notify_socket_mode);
-  if (!listener.ok()) return listener.status();
-  listener_ = std::move(*listener);
+  PGH_ASSIGN_OR_RETURN(listener_,
+                       NotifyListener::Bind(config_.notify_socket, config_.notify_socket_mode));
   log_.Info("notify_listening", {{"socket", config_.notify_socket}});
   return Status::Ok();
 }

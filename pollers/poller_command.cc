@@ -106,9 +106,8 @@ int RunPollerCommand(const std::vector<std::string>& args) {
   std::thread signal_thread([&] {
     const int sig = cli::WaitForStop(signals, [&] {
       (void)reloader.Reload(logger, [&]() -> Status {
-        auto next = LoadPollerConfig(path);
-        if (!next.ok()) return next.status();
-        log::Init(next->logging);
+        PGH_ASSIGN_OR_RETURN(const PollerConfig next, LoadPollerConfig(path));
+        log::Init(next.logging);
         return Status::Ok();
       });
     });

@@ -88,15 +88,13 @@ const char* FenceActionName(FenceAction action) {
 }
 
 StatusOr<PollerConfig> LoadPollerConfig(const std::string& path) {
-  auto root = config::ConfigNode::LoadFile(path);
-  if (!root.ok()) return root.status();
-  return Parse(*root);
+  PGH_ASSIGN_OR_RETURN(const config::ConfigNode root, config::ConfigNode::LoadFile(path));
+  return Parse(root);
 }
 
 StatusOr<PollerConfig> ParsePollerConfig(std::string_view yaml, const std::string& file_name) {
-  auto root = config::ConfigNode::LoadString(yaml, file_name);
-  if (!root.ok()) return root.status();
-  return Parse(*root);
+  PGH_ASSIGN_OR_RETURN(const config::ConfigNode root, config::ConfigNode::LoadString(yaml, file_name));
+  return Parse(root);
 }
 
 }  // namespace pgherald::pollers

@@ -62,35 +62,27 @@ ZkPublisher::ZkPublisher(zk::ZkSession* session, std::string root, std::string o
 model::ClusterPaths ZkPublisher::Paths(const std::string& cluster) const {
   return model::ClusterPaths(root_, cluster);
 }
-std::string ZkPublisher::ClusterPath(const std::string& c) const { return Paths(c).Cluster(); }
-std::string ZkPublisher::MasterPath(const std::string& c) const { return Paths(c).Master(); }
-std::string ZkPublisher::NodesPath(const std::string& c) const { return Paths(c).Nodes(); }
-std::string ZkPublisher::HistoryPath(const std::string& c) const { return Paths(c).History(); }
-std::string ZkPublisher::ControlPath(const std::string& c) const { return Paths(c).Control(); }
-std::string ZkPublisher::IdentityPath(const std::string& c) const { return Paths(c).Identity(); }
-std::string ZkPublisher::VoucherPath(const std::string& c, const std::string& name) const {
-  return Paths(c).Voucher(name);
-}
 
 Status ZkPublisher::EnsureCluster(const std::string& cluster) {
-  PGH_RETURN_IF_ERROR(zk::EnsurePath(*session_, NodesPath(cluster)));
-  PGH_RETURN_IF_ERROR(zk::EnsurePath(*session_, HistoryPath(cluster)));
-  PGH_ASSIGN_OR_RETURN(const std::optional<zk::Stat> exists, session_->Exists(MasterPath(cluster)));
+  const model::ClusterPaths paths = Paths(cluster);
+  PGH_RETURN_IF_ERROR(zk::EnsurePath(*session_, paths.Nodes()));
+  PGH_RETURN_IF_ERROR(zk::EnsurePath(*session_, paths.History()));
+  PGH_ASSIGN_OR_RETURN(const std::optional<zk::Stat> exists, session_->Exists(paths.Master()));
   if (exists.has_value()) return Status::Ok();
   model::MasterRecord initial;  // state no-master, epoch 0
-  auto created = session_->Create(MasterPath(cluster), initial.ToJson(), zk::CreateMode::kPersistent);
+  auto created = session_->Create(paths.Master(), initial.ToJson(), zk::CreateMode::kPersistent);
   if (!created.ok() && created.status().code() != StatusCode::kAlreadyExists) return created.status();
   return Status::Ok();
 }
 
 StatusOr<MasterZnode> ZkPublisher::ReadMaster(const std::string& cluster, zk::Watcher watch) {
   auto m = ReadMasterZnode(cluster, std::move(watch));
-  if (m.ok() && !m->corrupt.empty()) return InvalidArgument(MasterPath(cluster) + ": " + m->corrupt);
+  if (m.ok() && !m->corrupt.empty()) return InvalidArgument(Paths(cluster).Master() + ": " + m->corrupt);
   return m;
 }
 
 StatusOr<MasterZnode> ZkPublisher::ReadMasterZnode(const std::string& cluster, zk::Watcher watch) {
-  const std::string path = MasterPath(cluster);
+  const std::string path = Paths(cluster).Master();
   auto got = session_->Get(path, std::move(watch));
   if (!got.ok()) return got.status();
   MasterZnode m;
@@ -119,7 +111,7 @@ StatusOr<MasterZnode> ZkPublisher::ReadMasterZnode(const std::string& cluster, z
 }
 
 StatusOr<std::optional<std::string>> ZkPublisher::ReadIdentity(const std::string& cluster) {
-  const std::string path = IdentityPath(cluster);
+  const std::string path = Paths(cluster).Identity();
   auto got = session_->Get(path);
   if (!got.ok()) {
     if (got.status().code() == StatusCode::kNotFound) return std::optional<std::string>();
@@ -131,7 +123,8 @@ StatusOr<std::optional<std::string>> ZkPublisher::ReadIdentity(const std::string
 }
 
 Status ZkPublisher::RecordIdentity(const std::string& cluster, const std::string& sysid) {
-  auto created = session_->Create(IdentityPath(cluster), model::IdentityToJson(sysid),
+  const model::ClusterPaths paths = Paths(cluster);
+  auto created = session_->Create(paths.Identity(), model::IdentityToJson(sysid),
                                   zk::CreateMode::kPersistent);
   if (created.ok()) return Status::Ok();
   if (created.status().code() != StatusCode::kAlreadyExists &&
@@ -139,18 +132,17 @@ Status ZkPublisher::RecordIdentity(const std::string& cluster, const std::string
     return created.status();
   }
   // Exists, or perhaps created by our lost call: read what is there.
-  auto recorded = ReadIdentity(cluster);
-  if (!recorded.ok()) return recorded.status();
-  if (!recorded->has_value()) return Status(StatusCode::kConnectionLoss, "identity not recorded yet");
-  if (**recorded != sysid) {
-    return FailedPrecondition(IdentityPath(cluster) + " records system_identifier " + **recorded +
+  PGH_ASSIGN_OR_RETURN(const std::optional<std::string> recorded, ReadIdentity(cluster));
+  if (!recorded.has_value()) return Status(StatusCode::kConnectionLoss, "identity not recorded yet");
+  if (*recorded != sysid) {
+    return FailedPrecondition(paths.Identity() + " records system_identifier " + *recorded +
                               ", not " + sysid);
   }
   return Status::Ok();
 }
 
 StatusOr<ControlState> ZkPublisher::ReadControl(const std::string& cluster, zk::Watcher watch) {
-  const std::string path = ControlPath(cluster);
+  const std::string path = Paths(cluster).Control();
   // Exists first so the watch also covers creation.
   PGH_ASSIGN_OR_RETURN(const std::optional<zk::Stat> exists, session_->Exists(path, std::move(watch)));
   if (!exists.has_value()) return ControlState{};
@@ -174,6 +166,7 @@ PublishResult ZkPublisher::Publish(const std::string& cluster, const std::string
                                    const model::HistoryEntry& history,
                                    const std::vector<std::string>& children,
                                    const std::optional<ControlState>& control_after) {
+  const model::ClusterPaths paths = Paths(cluster);
   PublishResult result;
   if (HasPending(cluster)) {
     result.status = FailedPrecondition("an earlier publish of " + cluster + " is unsettled");
@@ -182,8 +175,8 @@ PublishResult ZkPublisher::Publish(const std::string& cluster, const std::string
   const std::string data = record.ToJson();
   std::vector<zk::Op> ops = {
       zk::Op::Check(election_path, -1),
-      zk::Op::Set(MasterPath(cluster), data, expected_version),
-      zk::Op::Create(Paths(cluster).HistoryPrefix(), history.ToJson(),
+      zk::Op::Set(paths.Master(), data, expected_version),
+      zk::Op::Create(paths.HistoryPrefix(), history.ToJson(),
                      zk::CreateMode::kPersistentSequential),
   };
   std::string voucher;
@@ -192,20 +185,20 @@ PublishResult ZkPublisher::Publish(const std::string& cluster, const std::string
     voucher = model::VoucherName(record.epoch, digest, id_);
   }
   for (const std::string& own : model::VouchersOf(children, id_)) {
-    if (own != voucher) ops.push_back(zk::Op::Delete(VoucherPath(cluster, own)));
+    if (own != voucher) ops.push_back(zk::Op::Delete(paths.Voucher(own)));
   }
   if (!voucher.empty()) {
     // An own voucher of the same name (a record rewritten with the same bytes) is replaced.
     if (std::find(children.begin(), children.end(), voucher) != children.end()) {
-      ops.push_back(zk::Op::Delete(VoucherPath(cluster, voucher)));
+      ops.push_back(zk::Op::Delete(paths.Voucher(voucher)));
     }
     ops.push_back(zk::Op::Create(
-        VoucherPath(cluster, voucher),
+        paths.Voucher(voucher),
         FirstPayload(id_, record, model::RecordDigest(data), record.verified_at_ms).ToJson(),
         zk::CreateMode::kEphemeral));
   }
   if (control_after) {
-    ops.push_back(zk::Op::Set(ControlPath(cluster), ControlToJson(*control_after),
+    ops.push_back(zk::Op::Set(paths.Control(), ControlToJson(*control_after),
                               control_after->version));
   }
   int failed_op = -1;
@@ -243,7 +236,7 @@ PublishResult ZkPublisher::Publish(const std::string& cluster, const std::string
 WriteOutcome ZkPublisher::Reconcile(const std::string& cluster) {
   auto it = pending_.find(cluster);
   if (it == pending_.end()) return WriteOutcome::kApplied;
-  auto got = session_->Get(MasterPath(cluster));
+  auto got = session_->Get(Paths(cluster).Master());
   if (!got.ok()) {
     if (got.status().code() == StatusCode::kSessionExpired) {
       // A new session starts from a fresh read anyway; the CAS guards against a late landing.
@@ -267,11 +260,12 @@ StatusOr<VouchOutcome> ZkPublisher::Vouch(const std::string& cluster,
                                           const std::string& election_path,
                                           const MasterZnode& master, std::int64_t affirmed_at_ms,
                                           bool reaffirm) {
+  const model::ClusterPaths paths = Paths(cluster);
   if (master.record.state != model::MasterState::kOk || !master.corrupt.empty()) {
     return FailedPrecondition("only a record in state ok can be vouched for");
   }
   const std::string name = BoundVoucherName(master);
-  const std::string path = VoucherPath(cluster, name);
+  const std::string path = paths.Voucher(name);
   auto got = session_->Get(path);
   if (got.ok() && got->stat.ephemeral_owner == session_->session_id()) {
     if (!reaffirm) return VouchOutcome::kHeld;
@@ -292,7 +286,7 @@ StatusOr<VouchOutcome> ZkPublisher::Vouch(const std::string& cluster,
   // keep). Replace it, and drop every other voucher of ours, in one fenced multi.
   std::vector<zk::Op> ops = {zk::Op::Check(election_path, -1)};
   for (const std::string& own : model::VouchersOf(master.vouchers, id_)) {
-    if (own != name) ops.push_back(zk::Op::Delete(VoucherPath(cluster, own)));
+    if (own != name) ops.push_back(zk::Op::Delete(paths.Voucher(own)));
   }
   if (got.ok()) ops.push_back(zk::Op::Delete(path, got->stat.version));
   ops.push_back(zk::Op::Create(
@@ -303,7 +297,7 @@ StatusOr<VouchOutcome> ZkPublisher::Vouch(const std::string& cluster,
 }
 
 StatusOr<std::vector<std::string>> ZkPublisher::OwnVouchers(const std::string& cluster) {
-  auto children = session_->GetChildren(MasterPath(cluster));
+  auto children = session_->GetChildren(Paths(cluster).Master());
   if (!children.ok()) {
     if (children.status().code() == StatusCode::kNotFound) return std::vector<std::string>{};
     return children.status();
@@ -314,7 +308,7 @@ StatusOr<std::vector<std::string>> ZkPublisher::OwnVouchers(const std::string& c
 Status ZkPublisher::Unvouch(const std::string& cluster) {
   PGH_ASSIGN_OR_RETURN(const std::vector<std::string> own, OwnVouchers(cluster));
   for (const std::string& name : own) {
-    Status s = session_->Delete(VoucherPath(cluster, name));
+    Status s = session_->Delete(Paths(cluster).Voucher(name));
     if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
   }
   return Status::Ok();
@@ -322,12 +316,13 @@ Status ZkPublisher::Unvouch(const std::string& cluster) {
 
 Status ZkPublisher::Withdraw(const std::string& cluster, const std::string& election_path,
                              const model::HistoryEntry& history, std::string* history_path) {
+  const model::ClusterPaths paths = Paths(cluster);
   history_path->clear();
   PGH_ASSIGN_OR_RETURN(const std::vector<std::string> own, OwnVouchers(cluster));
   if (own.empty()) return Status::Ok();
   std::vector<zk::Op> ops = {zk::Op::Check(election_path, -1)};
-  for (const std::string& name : own) ops.push_back(zk::Op::Delete(VoucherPath(cluster, name)));
-  ops.push_back(zk::Op::Create(Paths(cluster).HistoryPrefix(), history.ToJson(),
+  for (const std::string& name : own) ops.push_back(zk::Op::Delete(paths.Voucher(name)));
+  ops.push_back(zk::Op::Create(paths.HistoryPrefix(), history.ToJson(),
                                zk::CreateMode::kPersistentSequential));
   int failed_op = -1;
   auto multi = session_->Multi(ops, &failed_op);
@@ -387,12 +382,13 @@ StatusOr<HistoryFacts> ZkPublisher::ReadHistoryFacts(const std::string& cluster,
 }
 
 Status ZkPublisher::TrimHistory(const std::string& cluster) {
-  PGH_ASSIGN_OR_RETURN(std::vector<std::string> entries, session_->GetChildren(HistoryPath(cluster)));
+  const model::ClusterPaths paths = Paths(cluster);
+  PGH_ASSIGN_OR_RETURN(std::vector<std::string> entries, session_->GetChildren(paths.History()));
   // Zero-padded sequence numbers: name order is creation order.
   std::sort(entries.begin(), entries.end());
   const std::size_t limit = static_cast<std::size_t>(history_limit_);
   for (std::size_t i = 0; i + limit < entries.size(); ++i) {
-    Status s = session_->Delete(Paths(cluster).HistoryEntry(entries[i]));
+    Status s = session_->Delete(paths.HistoryEntry(entries[i]));
     if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
   }
   return Status::Ok();

@@ -104,16 +104,8 @@ class ZkPublisher {
   ZkPublisher(zk::ZkSession* session, std::string root, std::string orchestrator_id,
               int history_limit = 1000);
 
-  // The cluster's paths (common/model/zk_paths.h); the *Path helpers below are shorthands of it.
+  // The cluster's paths (common/model/zk_paths.h) under this publisher's root.
   model::ClusterPaths Paths(const std::string& cluster) const;
-  std::string ClusterPath(const std::string& cluster) const;
-  std::string MasterPath(const std::string& cluster) const;
-  std::string NodesPath(const std::string& cluster) const;
-  std::string HistoryPath(const std::string& cluster) const;
-  std::string ControlPath(const std::string& cluster) const;
-  std::string IdentityPath(const std::string& cluster) const;
-  // The path of this orchestrator's voucher `name` (a child of the master znode).
-  std::string VoucherPath(const std::string& cluster, const std::string& name) const;
 
   // Creates the cluster's persistent znodes when missing: clusters/<c>, nodes, history, and the
   // master znode holding the initial record (state no-master, epoch 0). Idempotent.

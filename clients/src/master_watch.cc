@@ -152,9 +152,8 @@ internal::SessionFactory SessionFactoryFor(const MasterWatchOptions& options, Lo
     zk_options.log_sink = [](zk::ZkLogLevel, const std::string&) {};  // discarded
   }
   return [zk_options]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
-    StatusOr<std::unique_ptr<zk::ZkClient>> client = zk::ZkClient::Connect(zk_options);
-    if (!client.ok()) return client.status();
-    return std::unique_ptr<zk::ZkSession>(std::move(client).value());
+    PGH_ASSIGN_OR_RETURN(std::unique_ptr<zk::ZkClient> client, zk::ZkClient::Connect(zk_options));
+    return std::unique_ptr<zk::ZkSession>(std::move(client));
   };
 }
 

@@ -36,7 +36,8 @@ struct WatchSettings {
 // kInvalidArgument naming the option and the fix, or Ok.
 Status ValidateOptions(const MasterWatchOptions& options);
 
-// "<root>/clusters/<cluster>/master".
+// model::ClusterPaths(root, cluster).Master(). The library uses ClusterPaths itself; this remains
+// for tests/integration/client_master_watch_test.cc until that test builds its paths the same way.
 std::string MasterPath(const std::string& root, const std::string& cluster);
 
 // Starts a watch over sessions made by `factory`. `first` is the first session if the caller

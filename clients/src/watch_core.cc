@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <sstream>
 
 #include "common/model/cluster_model.h"
@@ -32,7 +33,8 @@ WatchCore::WatchCore(WatchSettings settings, SessionFactory factory, Runtime* ru
     : settings_(std::move(settings)),
       factory_(std::move(factory)),
       clock_(settings_.clock != nullptr ? settings_.clock : &SystemClock::Instance()),
-      path_(MasterPath(settings_.root, settings_.cluster)),
+      paths_(settings_.root, settings_.cluster),
+      path_(paths_.Master()),
       runtime_(runtime) {
   info_.cluster = settings_.cluster;
   ++live_machines;
@@ -285,65 +287,61 @@ void WatchCore::AskChildrenLocked() {
   IssueChildrenLocked(watched);
 }
 
-void WatchCore::IssueChildrenLocked(bool watched) {
+template <typename T, typename Send, typename Handler>
+void WatchCore::SendLocked(bool watched, Send send, Handler handler) {
   const uint64_t generation = generation_;
   const uint64_t id = cycle_.id;
+  Status sent = send([self = shared_from_this(), generation, id, watched, handler](StatusOr<T> got) {
+    std::lock_guard machine(self->machine_mu_);
+    std::invoke(handler, *self, generation, id, watched, std::move(got));
+  });
+  if (!sent.ok()) std::invoke(handler, *this, generation, id, watched, StatusOr<T>(sent));
+}
+
+void WatchCore::IssueChildrenLocked(bool watched) {
   zk::Watcher watch = watched ? MakeWatcher(WatchKind::kChildren) : nullptr;
-  Status sent = session_->GetChildrenAsync(
-      path_, std::move(watch),
-      [self = shared_from_this(), generation, id,
-       watched](StatusOr<std::vector<std::string>> got) {
-        std::lock_guard machine(self->machine_mu_);
-        self->OnChildrenLocked(generation, id, watched, std::move(got));
+  SendLocked<std::vector<std::string>>(
+      watched,
+      [&](zk::ZkSession::ChildrenDone done) {
+        return session_->GetChildrenAsync(path_, std::move(watch), std::move(done),
+                                          kOnCompletionThread);
       },
-      kOnCompletionThread);
-  if (!sent.ok()) OnChildrenLocked(generation, id, watched, sent);
+      &WatchCore::OnChildrenLocked);
 }
 
 void WatchCore::IssueVoucherStatLocked(const std::string& name) {
-  const uint64_t generation = generation_;
-  const uint64_t id = cycle_.id;
   const bool watched = vouchers_armed_.insert(name).second;
   zk::Watcher watch = watched ? MakeWatcher(WatchKind::kVoucher, name) : nullptr;
-  const std::string path = path_ + "/" + name;
-  Status sent = session_->ExistsAsync(
-      path, std::move(watch),
-      [self = shared_from_this(), generation, id, watched,
-       name](StatusOr<std::optional<zk::Stat>> got) {
-        std::lock_guard machine(self->machine_mu_);
-        self->OnVoucherStatLocked(generation, id, watched, name, std::move(got));
+  SendLocked<std::optional<zk::Stat>>(
+      watched,
+      [&](zk::ZkSession::ExistsDone done) {
+        return session_->ExistsAsync(paths_.Voucher(name), std::move(watch), std::move(done),
+                                     kOnCompletionThread);
       },
-      kOnCompletionThread);
-  if (!sent.ok()) OnVoucherStatLocked(generation, id, watched, name, sent);
+      [name](WatchCore& core, uint64_t generation, uint64_t id, bool armed,
+             StatusOr<std::optional<zk::Stat>> got) {
+        core.OnVoucherStatLocked(generation, id, armed, name, std::move(got));
+      });
 }
 
 void WatchCore::IssueGetLocked(bool watched) {
-  const uint64_t generation = generation_;
-  const uint64_t id = cycle_.id;
   zk::Watcher watch = watched ? MakeWatcher(WatchKind::kData) : nullptr;
-  Status sent = session_->GetAsync(
-      path_, std::move(watch),
-      [self = shared_from_this(), generation, id, watched](StatusOr<zk::NodeData> got) {
-        std::lock_guard machine(self->machine_mu_);
-        self->OnGetLocked(generation, id, watched, std::move(got));
+  SendLocked<zk::NodeData>(
+      watched,
+      [&](zk::ZkSession::GetDone done) {
+        return session_->GetAsync(path_, std::move(watch), std::move(done), kOnCompletionThread);
       },
-      kOnCompletionThread);
-  if (!sent.ok()) OnGetLocked(generation, id, watched, sent);
+      &WatchCore::OnGetLocked);
 }
 
 void WatchCore::IssueExistsLocked(bool watched) {
-  const uint64_t generation = generation_;
-  const uint64_t id = cycle_.id;
   zk::Watcher watch = watched ? MakeWatcher(WatchKind::kData) : nullptr;
-  Status sent = session_->ExistsAsync(
-      path_, std::move(watch),
-      [self = shared_from_this(), generation, id,
-       watched](StatusOr<std::optional<zk::Stat>> got) {
-        std::lock_guard machine(self->machine_mu_);
-        self->OnExistsLocked(generation, id, watched, std::move(got));
+  SendLocked<std::optional<zk::Stat>>(
+      watched,
+      [&](zk::ZkSession::ExistsDone done) {
+        return session_->ExistsAsync(path_, std::move(watch), std::move(done), kOnCompletionThread);
       },
-      kOnCompletionThread);
-  if (!sent.ok()) OnExistsLocked(generation, id, watched, sent);
+      &WatchCore::OnExistsLocked);
 }
 
 bool WatchCore::CurrentCycleLocked(uint64_t generation, uint64_t id) const {

@@ -54,6 +54,7 @@
 #include "clients/src/runtime.h"
 #include "common/base/clock.h"
 #include "common/base/status.h"
+#include "common/model/zk_paths.h"
 #include "common/zk/zk_session.h"
 #include "pgherald/master_watch.h"
 
@@ -184,6 +185,12 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
 
   void IssueExistsLocked(bool watched);
 
+  // What every Issue*Locked shares: `send(done)` sends the request with `done` as its callback;
+  // the answer (StatusOr<T>), or the send's error at once, goes to `handler` (an On*Locked, or a
+  // callable taking this core first) with this cycle's generation and id, under machine_mu_.
+  template <typename T, typename Send, typename Handler>
+  void SendLocked(bool watched, Send send, Handler handler);
+
   bool CurrentCycleLocked(uint64_t generation, uint64_t id) const;
 
   void OnChildrenLocked(uint64_t generation, uint64_t id, bool watched,
@@ -219,7 +226,8 @@ class WatchCore final : public std::enable_shared_from_this<WatchCore> {
   const WatchSettings settings_;
   const SessionFactory factory_;
   const Clock* const clock_;
-  const std::string path_;
+  const model::ClusterPaths paths_;
+  const std::string path_;  // the master znode: paths_.Master()
   Runtime* const runtime_;  // outlives us: the handle holds it and stops us first
 
   // Held by every runtime task of this watch, so that Stop() can wait for them.

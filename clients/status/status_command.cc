@@ -256,8 +256,9 @@ int RunHistoryCommand(const std::vector<std::string>& argv) {
   auto exists = conn.zk->Exists(model::ClusterPaths(conn.root, *cluster).Cluster());
   if (!exists.ok()) return Failure("history", exists.status());
   if (!exists->has_value()) {
-    return Failure("history", NotFound("cluster \"" + *cluster + "\" not found under " + conn.root +
-                                       "/clusters; `pgherald status` lists the clusters"));
+    return Failure("history", NotFound("cluster \"" + *cluster + "\" not found under " +
+                                       model::RootPaths(conn.root).Clusters() +
+                                       "; `pgherald status` lists the clusters"));
   }
   std::vector<std::string> corrupt;
   auto history = ReadHistory(*conn.zk, conn.root, *cluster, limit, nullptr, &corrupt);

@@ -47,6 +47,19 @@ file(COPY "${clean}/" DESTINATION "${model_up}")
 file(APPEND "${model_up}/common/model/cluster_model.h" "#include \"common/logging.h\"\n")
 run_check("${model_up}" "${TABLE}" FALSE "common/model/cluster_model.h")
 
+# The watch daemon and its sink plug-ins: a sink may include the sink interface, not the daemon's
+# internals, and the daemon may include no sink.
+set(sinks "${WORK}/sinks")
+file(COPY "${clean}/" DESTINATION "${sinks}")
+file(WRITE "${sinks}/clients/watch/sink.h" "#pragma once\n#include \"common/base/status.h\"\n")
+file(WRITE "${sinks}/clients/watch/sink_worker.h" "#pragma once\n#include \"clients/watch/sink.h\"\n")
+file(WRITE "${sinks}/sinks/exec/exec_sink.h" "#pragma once\n#include \"clients/watch/sink.h\"\n")
+run_check("${sinks}" "${TABLE}" TRUE "architecture check: ")
+file(APPEND "${sinks}/sinks/exec/exec_sink.h" "#include \"clients/watch/sink_worker.h\"\n")
+file(APPEND "${sinks}/clients/watch/sink_worker.h" "#include \"sinks/exec/exec_sink.h\"\n")
+run_check("${sinks}" "${TABLE}" FALSE
+          "sinks/exec/exec_sink.h: #include \"clients/watch/sink_worker.h\";may not include layer watch;clients/watch/sink_worker.h: #include \"sinks/exec/exec_sink.h\";may not include layer sinks")
+
 # A folder no layer owns.
 set(stray "${WORK}/stray")
 file(COPY "${clean}/" DESTINATION "${stray}")

@@ -42,6 +42,7 @@
 #include <optional>
 #include <thread>
 
+#include "common/model/zk_paths.h"
 #include "tests/integration/orchestrator_lab_util.h"
 
 using namespace pgherald;
@@ -53,7 +54,7 @@ namespace {
 
 constexpr char kRoot[] = "/pgherald-bench";
 
-std::string NodePath(int n) { return std::string(kRoot) + "/clusters/main/nodes/node" + std::to_string(n); }
+std::string NodePath(int n) { return model::ClusterPaths(kRoot, "main").Node("node" + std::to_string(n)); }
 
 std::optional<std::string> QueryOne(const std::string& conninfo, const std::string& sql) {
   PGconn* c = PQconnectdb(conninfo.c_str());
@@ -342,7 +343,7 @@ bool RunMode(lab::Lab& lab, zk::ZkSession& zk, bool pollers, int orch_tick_ms, i
     std::fprintf(stderr, "cannot start the orchestrator ($PGHERALD_BIN)\n");
     return false;
   }
-  const std::string master_path = std::string(kRoot) + "/clusters/main/master";
+  const std::string master_path = model::ClusterPaths(kRoot, "main").Master();
   const std::string notify_log = lab.Env("NOTIFY_LOG");
   for (int f = 0; f < failovers; ++f) {
     const int primary = AwaitHealthyCluster(lab, std::chrono::seconds(120));

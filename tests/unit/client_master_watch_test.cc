@@ -20,15 +20,18 @@
 #include "common/model/voucher.h"
 #include "tests/bound_publish.h"
 #include "tests/unit/hostile_payloads.h"
+#include "common/model/zk_paths.h"
 
 namespace pgherald::client {
 namespace {
+
+const model::ClusterPaths kC1("/pgherald", "c1");
 
 using std::chrono::milliseconds;
 using zk::CreateMode;
 
 constexpr milliseconds kWait(10000);
-const char* const kPath = "/pgherald/clusters/c1/master";
+const std::string kPath = kC1.Master();
 
 model::MasterRecord RecordOf(const std::string& node, int port, std::uint64_t epoch,
                             model::MasterState state = model::MasterState::kOk) {
@@ -122,7 +125,7 @@ class MasterWatchTest : public ::testing::Test {
  protected:
   void SetUp() override {
     writer_ = server_->NewSession();
-    ASSERT_TRUE(zk::EnsurePath(*writer_, "/pgherald/clusters/c1").ok());
+    ASSERT_TRUE(zk::EnsurePath(*writer_, kC1.Cluster()).ok());
   }
 
   void TearDown() override { watch_.reset(); }
@@ -617,8 +620,8 @@ TEST(MasterWatchOptionsTest, BadOptionsAreRefusedWithTheFix) {
   o.zk_auth = "secretwithoutcolon";
   EXPECT_EQ(MasterWatch::Start(o, &error), nullptr);
   EXPECT_EQ(error.find("secretwithoutcolon"), std::string::npos) << "password leaked: " << error;
-  EXPECT_EQ(internal::MasterPath("/pgherald", "c1"), kPath);
-  EXPECT_EQ(internal::MasterPath("/", "c1"), "/clusters/c1/master");
+  EXPECT_EQ(model::ClusterPaths("/pgherald", "c1").Master(), kPath);
+  EXPECT_EQ(model::ClusterPaths("/", "c1").Master(), "/clusters/c1/master");
 }
 
 TEST(MasterConninfoTest, QuotesValuesAndIsEmptyUnlessWritable) {

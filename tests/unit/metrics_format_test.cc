@@ -18,9 +18,12 @@
 #include "orchestrator/http_server.h"
 #include "orchestrator/metrics.h"
 #include "orchestrator/orchestrator_config.h"
+#include "common/model/zk_paths.h"
 
 namespace pgherald::orchestrator {
 namespace {
+
+const model::ClusterPaths kMain("/ph", "main");
 
 using json = nlohmann::json;
 
@@ -193,20 +196,19 @@ model::NodeObservation Obs(const std::string& node, bool primary) {
 class BoardTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(zk::EnsurePath(*zk_, "/ph/clusters/main/nodes").ok());
-    ASSERT_TRUE(zk_->Create("/ph/clusters/main/master", Record("node1", 1).ToJson(),
+    ASSERT_TRUE(zk::EnsurePath(*zk_, kMain.Nodes()).ok());
+    ASSERT_TRUE(zk_->Create(kMain.Master(), Record("node1", 1).ToJson(),
                             zk::CreateMode::kPersistent)
                     .ok());
     // A voucher bound to that exact record (common/model/voucher.h): the only kind the view counts.
     const std::string bytes = Record("node1", 1).ToJson();
-    ASSERT_TRUE(zk_->Create("/ph/clusters/main/master/" +
-                                model::VoucherName(1, model::RecordDigest(bytes), "orch-a"),
+    ASSERT_TRUE(zk_->Create(kMain.Voucher(model::VoucherName(1, model::RecordDigest(bytes), "orch-a")),
                             "{}", zk::CreateMode::kEphemeral)
                     .ok());
-    ASSERT_TRUE(zk_->Create("/ph/clusters/main/nodes/node1", Obs("node1", true).ToJson(),
+    ASSERT_TRUE(zk_->Create(kMain.Node("node1"), Obs("node1", true).ToJson(),
                             zk::CreateMode::kEphemeral)
                     .ok());
-    ASSERT_TRUE(zk_->Create("/ph/clusters/main/nodes/node2", Obs("node2", false).ToJson(),
+    ASSERT_TRUE(zk_->Create(kMain.Node("node2"), Obs("node2", false).ToJson(),
                             zk::CreateMode::kEphemeral)
                     .ok());
   }
@@ -226,7 +228,7 @@ TEST_F(BoardTest, SnapshotCountsMasterChangesDecisionsAndWriteChecks) {
   EXPECT_EQ(s1->master_changes.at("main"), 0u);  // the first read is the baseline
 
   // A failover: the record moves to epoch 3 (two changes since the baseline).
-  ASSERT_TRUE(zk_->Set("/ph/clusters/main/master", Record("node2", 3).ToJson()).ok());
+  ASSERT_TRUE(zk_->Set(kMain.Master(), Record("node2", 3).ToJson()).ok());
   DecisionInput in;
   model::Probe p;
   p.node = "node1";

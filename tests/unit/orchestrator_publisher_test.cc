@@ -16,9 +16,12 @@
 #include "orchestrator/election.h"
 #include "publishers/file_publisher.h"
 #include "publishers/zk_publisher.h"
+#include "common/model/zk_paths.h"
 
 namespace pgherald::publishers {
 namespace {
+
+const model::ClusterPaths kMain("/pgherald", "main");
 
 ControlState PausedControl() {
   ControlState control;
@@ -72,7 +75,7 @@ class PublisherTest : public ::testing::Test {
     pub_ = std::make_unique<ZkPublisher>(session_.get(), kRoot, "orch-a", 3);
     ASSERT_TRUE(pub_->EnsureCluster("main").ok());
   }
-  static constexpr char kMaster[] = "/pgherald/clusters/main/master";
+  static inline const std::string kMaster = kMain.Master();
   std::vector<std::string> Children() { return server_->PeekChildren(kMaster); }
   // Publishes `r` on the current read (children included), as the leader does.
   PublishResult PublishNow(const model::MasterRecord& r) {
@@ -84,7 +87,7 @@ class PublisherTest : public ::testing::Test {
     return model::VoucherName(r.epoch, model::RecordDigest(r.ToJson()), "orch-a");
   }
   model::MasterRecord PeekRecord() {
-    auto n = server_->Peek("/pgherald/clusters/main/master");
+    auto n = server_->Peek(kMain.Master());
     EXPECT_TRUE(n.has_value());
     return *model::MasterRecord::FromJson(n->data);
   }
@@ -111,9 +114,9 @@ TEST_F(PublisherTest, PublishWritesRecordAndHistoryInOneMulti) {
   PublishResult res = pub_->Publish("main", election_->own_path(), m->version, r, History(r));
   ASSERT_EQ(res.outcome, WriteOutcome::kApplied) << res.status.ToString();
   EXPECT_EQ(PeekRecord(), r);
-  auto hist = server_->PeekChildren("/pgherald/clusters/main/history");
+  auto hist = server_->PeekChildren(kMain.History());
   ASSERT_EQ(hist.size(), 1u);
-  EXPECT_EQ(res.history_path, "/pgherald/clusters/main/history/" + hist[0]);
+  EXPECT_EQ(res.history_path, kMain.HistoryEntry(hist[0]));
   auto entry = model::HistoryEntry::FromJson(server_->Peek(res.history_path)->data);
   ASSERT_TRUE(entry.ok());
   EXPECT_EQ(entry->epoch, 1u);
@@ -132,7 +135,7 @@ TEST_F(PublisherTest, DeposedLeaderWriteFailsAsAWhole) {
   EXPECT_EQ(res.outcome, WriteOutcome::kRejected);
   EXPECT_NE(res.status.message().find("deposed"), std::string::npos) << res.status.ToString();
   EXPECT_EQ(PeekRecord().epoch, 0u);
-  EXPECT_TRUE(server_->PeekChildren("/pgherald/clusters/main/history").empty());
+  EXPECT_TRUE(server_->PeekChildren(kMain.History()).empty());
 }
 
 TEST_F(PublisherTest, StaleVersionLosesTheCompareAndSet) {
@@ -159,7 +162,7 @@ TEST_F(PublisherTest, UnknownOutcomeThatLandedIsReconciledAsApplied) {
             WriteOutcome::kRejected);
   EXPECT_EQ(pub_->Reconcile("main"), WriteOutcome::kApplied);
   EXPECT_FALSE(pub_->HasPending("main"));
-  EXPECT_EQ(server_->PeekChildren("/pgherald/clusters/main/history").size(), 1u);  // not retried
+  EXPECT_EQ(server_->PeekChildren(kMain.History()).size(), 1u);  // not retried
 }
 
 TEST_F(PublisherTest, UnknownOutcomeThatDidNotLandIsReconciledAsRejected) {
@@ -174,7 +177,7 @@ TEST_F(PublisherTest, UnknownOutcomeThatDidNotLandIsReconciledAsRejected) {
   EXPECT_TRUE(pub_->HasPending("main"));
   EXPECT_EQ(pub_->Reconcile("main"), WriteOutcome::kRejected);
   EXPECT_EQ(PeekRecord().epoch, 0u);
-  EXPECT_TRUE(server_->PeekChildren("/pgherald/clusters/main/history").empty());
+  EXPECT_TRUE(server_->PeekChildren(kMain.History()).empty());
 }
 
 // Issue 12: the record and the voucher bound to it appear in ONE multi; our older vouchers
@@ -318,7 +321,7 @@ TEST_F(PublisherTest, WithdrawRemovesTheVoucherAndRecordsWhyInOneMulti) {
   w.decided_by = "orch-a";
   w.previous = r;
   w.reasons.push_back({"master_unverified", "node1", "write check failed"});
-  const std::string history = "/pgherald/clusters/main/history";
+  const std::string history = kMain.History();
   auto vouch = [&] {
     auto m = pub_->ReadMaster("main");
     ASSERT_TRUE(pub_->Vouch("main", election_->own_path(), *m, 1, false).ok());
@@ -391,7 +394,7 @@ TEST_F(PublisherTest, HistoryBacksOnlyTheRecordItsNewestPublishWrote) {
   ASSERT_TRUE(cached.ok());
   EXPECT_EQ(cached->pzxid, facts->pzxid);
   // A garbage entry is skipped; an entry that is not a publish does not back anything by itself.
-  ASSERT_TRUE(session_->Create("/pgherald/clusters/main/history/h-", "garbage",
+  ASSERT_TRUE(session_->Create(kMain.HistoryPrefix(), "garbage",
                                zk::CreateMode::kPersistentSequential).ok());
   facts = pub_->ReadHistoryFacts("main", *facts);
   ASSERT_TRUE(facts.ok());
@@ -417,7 +420,7 @@ TEST_F(PublisherTest, AcceptanceIsParsedAndUsedUpByThePublishMulti) {
   ASSERT_TRUE(cut.ok());
   EXPECT_LE(cut->accept_by.size(), kMaxControlTextLength);
 
-  ASSERT_TRUE(session_->Create("/pgherald/clusters/main/control", ControlToJson(accept),
+  ASSERT_TRUE(session_->Create(kMain.Control(), ControlToJson(accept),
                                zk::CreateMode::kPersistent).ok());
   auto control = pub_->ReadControl("main");
   ASSERT_TRUE(control.ok());
@@ -447,10 +450,10 @@ TEST_F(PublisherTest, HistoryIsTrimmedToTheLimitOldestFirst) {
               WriteOutcome::kApplied);
     ASSERT_TRUE(pub_->TrimHistory("main").ok());
   }
-  auto hist = server_->PeekChildren("/pgherald/clusters/main/history");
+  auto hist = server_->PeekChildren(kMain.History());
   ASSERT_EQ(hist.size(), 3u);
   auto oldest = model::HistoryEntry::FromJson(
-      server_->Peek("/pgherald/clusters/main/history/" + hist[0])->data);
+      server_->Peek(kMain.HistoryEntry(hist[0]))->data);
   EXPECT_EQ(oldest->epoch, 3u);
 }
 
@@ -465,15 +468,15 @@ TEST_F(PublisherTest, IdentityIsRecordedOnceAndConflictsAreRefused) {
 TEST_F(PublisherTest, ControlPauseAndCorruptControlNamed) {
   EXPECT_FALSE(pub_->ReadControl("main")->paused);
   ASSERT_TRUE(session_
-                  ->Create("/pgherald/clusters/main/control", ControlToJson(PausedControl()),
+                  ->Create(kMain.Control(), ControlToJson(PausedControl()),
                            zk::CreateMode::kPersistent)
                   .ok());
   EXPECT_TRUE(pub_->ReadControl("main")->paused);
   ASSERT_TRUE(
-      session_->Set("/pgherald/clusters/main/control", R"({"format":1,"paused":"yes"})").ok());
+      session_->Set(kMain.Control(), R"({"format":1,"paused":"yes"})").ok());
   auto bad = pub_->ReadControl("main");
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("/pgherald/clusters/main/control"), std::string::npos);
+  EXPECT_NE(bad.status().message().find(kMain.Control()), std::string::npos);
   EXPECT_NE(bad.status().message().find("paused"), std::string::npos);
 }
 

@@ -13,6 +13,7 @@
 #include "tests/support/fake_zk.h"
 #include "common/logging.h"
 #include "common/model/voucher.h"
+#include "common/model/zk_paths.h"
 #include "orchestrator/accept_timeline.h"
 #include "orchestrator/orchestrator.h"
 
@@ -22,7 +23,7 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr char kSysid[] = "7000000000000000001";
-constexpr char kCluster[] = "/pgherald/clusters/main";
+const model::ClusterPaths kPaths("/pgherald", "main");
 
 // Node states the test sets; probes and write checks answer from them.
 struct ScriptedNode {
@@ -138,17 +139,17 @@ class OrchestratorRoundTest : public ::testing::Test {
   }
   // The master znode's children that vouch for its current record (model::BoundVouchers).
   std::vector<std::string> Bound() {
-    auto m = server_->Peek(std::string(kCluster) + "/master");
+    auto m = server_->Peek(kPaths.Master());
     if (!m) return {};
     auto r = model::MasterRecord::FromJson(m->data);
     if (!r.ok()) return {};
-    return model::BoundVouchers(server_->PeekChildren(std::string(kCluster) + "/master"), *r, m->data);
+    return model::BoundVouchers(server_->PeekChildren(kPaths.Master()), *r, m->data);
   }
   std::vector<std::string> Children() {
-    return server_->PeekChildren(std::string(kCluster) + "/master");
+    return server_->PeekChildren(kPaths.Master());
   }
   model::MasterRecord Record() {
-    auto m = server_->Peek(std::string(kCluster) + "/master");
+    auto m = server_->Peek(kPaths.Master());
     EXPECT_TRUE(m.has_value());
     auto r = model::MasterRecord::FromJson(m->data);
     EXPECT_TRUE(r.ok()) << m->data;
@@ -156,8 +157,8 @@ class OrchestratorRoundTest : public ::testing::Test {
   }
   std::vector<model::HistoryEntry> History() {
     std::vector<model::HistoryEntry> out;
-    for (const std::string& h : server_->PeekChildren(std::string(kCluster) + "/history")) {
-      auto e = model::HistoryEntry::FromJson(server_->Peek(std::string(kCluster) + "/history/" + h)->data);
+    for (const std::string& h : server_->PeekChildren(kPaths.History())) {
+      auto e = model::HistoryEntry::FromJson(server_->Peek(kPaths.HistoryEntry(h))->data);
       EXPECT_TRUE(e.ok());
       if (e.ok()) out.push_back(*e);
     }
@@ -182,7 +183,7 @@ class OrchestratorRoundTest : public ::testing::Test {
     o.system_identifier = kSysid;
     o.seq = 1;
     o.observed_at_ms = 1;
-    auto made = poller_->Create(std::string(kCluster) + "/nodes/" + name, o.ToJson(),
+    auto made = poller_->Create(kPaths.Node(name), o.ToJson(),
                                 ephemeral ? zk::CreateMode::kEphemeral : zk::CreateMode::kPersistent);
     ASSERT_TRUE(made.ok()) << made.status().ToString();
   }
@@ -300,10 +301,10 @@ TEST_F(OrchestratorRoundTest, DryRunDecidesAndLogsButPublishesNothing) {
   EXPECT_NE(log.find("dry_run=true"), std::string::npos) << log;
   EXPECT_GT(prober_.write_checks, 0);
   // ... and ZooKeeper holds nothing of the cluster: no master, voucher, history or identity.
-  EXPECT_FALSE(server_->Peek(std::string(kCluster) + "/master").has_value());
-  EXPECT_FALSE(server_->Peek(std::string(kCluster) + "/history").has_value());
-  EXPECT_FALSE(server_->Peek(std::string(kCluster) + "/identity").has_value());
-  EXPECT_FALSE(server_->Peek(kCluster).has_value());
+  EXPECT_FALSE(server_->Peek(kPaths.Master()).has_value());
+  EXPECT_FALSE(server_->Peek(kPaths.History()).has_value());
+  EXPECT_FALSE(server_->Peek(kPaths.Identity()).has_value());
+  EXPECT_FALSE(server_->Peek(kPaths.Cluster()).has_value());
   EXPECT_EQ(log.find("master_published"), std::string::npos) << log;
   EXPECT_EQ(log.find("vouched"), std::string::npos) << log;
 
@@ -311,7 +312,7 @@ TEST_F(OrchestratorRoundTest, DryRunDecidesAndLogsButPublishesNothing) {
   auto real = Make(/*dry_run=*/false);
   orch.reset();
   Rounds(*real, 5);
-  auto m = server_->Peek(std::string(kCluster) + "/master");
+  auto m = server_->Peek(kPaths.Master());
   ASSERT_TRUE(m.has_value()) << log_.str();
   EXPECT_EQ(model::MasterRecord::FromJson(m->data)->node, "node1");
 }
@@ -322,20 +323,20 @@ TEST_F(OrchestratorRoundTest, DryRunOverAPublishedMasterChangesNothing) {
     Rounds(*real, 5);
     real->Resign();
   }
-  ASSERT_TRUE(server_->Peek(std::string(kCluster) + "/master").has_value());
-  const auto before = server_->Peek(std::string(kCluster) + "/master");
-  const auto history_before = server_->PeekChildren(std::string(kCluster) + "/history");
+  ASSERT_TRUE(server_->Peek(kPaths.Master()).has_value());
+  const auto before = server_->Peek(kPaths.Master());
+  const auto history_before = server_->PeekChildren(kPaths.History());
   // A failover that a real leader would publish at once (later timeline).
   prober_.nodes["node1"].up = false;
   prober_.nodes["node2"] = ScriptedNode{true, false, false, 2};
   auto dry = Make(/*dry_run=*/true);
   Rounds(*dry, 5);
   EXPECT_NE(log_.str().find("action=publish chosen=node2"), std::string::npos) << log_.str();
-  const auto after = server_->Peek(std::string(kCluster) + "/master");
+  const auto after = server_->Peek(kPaths.Master());
   EXPECT_EQ(after->data, before->data);
   EXPECT_EQ(after->stat.version, before->stat.version);
-  EXPECT_EQ(server_->PeekChildren(std::string(kCluster) + "/history"), history_before);
-  EXPECT_TRUE(server_->PeekChildren(std::string(kCluster) + "/master").empty()) << "dry-run vouched";
+  EXPECT_EQ(server_->PeekChildren(kPaths.History()), history_before);
+  EXPECT_TRUE(server_->PeekChildren(kPaths.Master()).empty()) << "dry-run vouched";
 }
 
 TEST_F(OrchestratorRoundTest, WithdrawnVoucherLeavesOneHistoryEntryWithTheReason) {
@@ -345,12 +346,12 @@ TEST_F(OrchestratorRoundTest, WithdrawnVoucherLeavesOneHistoryEntryWithTheReason
   ASSERT_EQ(Children(), Bound());
   ASSERT_EQ(History().size(), 1u);
   // The first publish recorded the cluster's identity (a foreign database is never published).
-  EXPECT_TRUE(server_->Peek(std::string(kCluster) + "/identity").has_value());
+  EXPECT_TRUE(server_->Peek(kPaths.Identity()).has_value());
 
   // The master still answers but its write check fails: the voucher goes, with an entry.
   prober_.nodes["node1"].write_fails = true;
   Rounds(*orch, 5);
-  EXPECT_TRUE(server_->PeekChildren(std::string(kCluster) + "/master").empty());
+  EXPECT_TRUE(server_->PeekChildren(kPaths.Master()).empty());
   auto h = History();
   ASSERT_EQ(h.size(), 2u) << "one entry per withdrawal, not one per round";
   const model::HistoryEntry& w = h[1];
@@ -366,7 +367,7 @@ TEST_F(OrchestratorRoundTest, WithdrawnVoucherLeavesOneHistoryEntryWithTheReason
   EXPECT_TRUE(write_check_named) << w.ToJson();
   EXPECT_NE(log_.str().find("voucher_withdrawn cluster=main node=node1"), std::string::npos) << log_.str();
   // The record itself is kept (consumers may keep the last route).
-  EXPECT_EQ(model::MasterRecord::FromJson(server_->Peek(std::string(kCluster) + "/master")->data)->node,
+  EXPECT_EQ(model::MasterRecord::FromJson(server_->Peek(kPaths.Master())->data)->node,
             "node1");
 
   // Verified again: vouched again, and the next withdrawal is recorded again.
@@ -458,15 +459,15 @@ TEST_F(OrchestratorRoundTest, CorruptMasterWithdrawsAtOnceAndIsRepairedFromAVeri
 
   prober_.nodes["node1"].write_fails = true;  // nothing verifies for now
   auto vandal = server_->NewSession(zk::FakeZkOptions{});
-  ASSERT_TRUE(vandal->Set(std::string(kCluster) + "/master", "{\"format\":1,\"state\":[[[[", -1).ok());
+  ASSERT_TRUE(vandal->Set(kPaths.Master(), "{\"format\":1,\"state\":[[[[", -1).ok());
   Rounds(*orch, 10);
   EXPECT_TRUE(Children().empty()) << "the voucher must not outlive the record it vouched for";
-  EXPECT_EQ(server_->Peek(std::string(kCluster) + "/master")->data, "{\"format\":1,\"state\":[[[[");
+  EXPECT_EQ(server_->Peek(kPaths.Master())->data, "{\"format\":1,\"state\":[[[[");
   EXPECT_EQ(Count(log_.str(), "master_unreadable cluster=main"), 1u) << log_.str();
   EXPECT_GE(observer.problems["main/master_unreadable"], 9);
 
   prober_.nodes["node1"].write_fails = false;
-  const std::int64_t mzxid = server_->Peek(std::string(kCluster) + "/master")->stat.mzxid;
+  const std::int64_t mzxid = server_->Peek(kPaths.Master())->stat.mzxid;
   Rounds(*orch, 2);
   const model::MasterRecord r = Record();
   EXPECT_EQ(r.node, "node1");
@@ -492,12 +493,12 @@ TEST_F(OrchestratorRoundTest, DeletedMasterAndHistoryAreRecreatedWithoutReusingA
     const bool drop_history = attempt == 1;
     prober_.nodes["node1"].up = false;  // nothing verifies during the first rounds
     for (const std::string& v : Children()) {
-      ASSERT_TRUE(vandal->Delete(std::string(kCluster) + "/master/" + v).ok());
+      ASSERT_TRUE(vandal->Delete(kPaths.Voucher(v)).ok());
     }
-    ASSERT_TRUE(vandal->Delete(std::string(kCluster) + "/master").ok());
+    ASSERT_TRUE(vandal->Delete(kPaths.Master()).ok());
     if (drop_history) {
-      for (const std::string& h : server_->PeekChildren(std::string(kCluster) + "/history")) {
-        ASSERT_TRUE(vandal->Delete(std::string(kCluster) + "/history/" + h).ok());
+      for (const std::string& h : server_->PeekChildren(kPaths.History())) {
+        ASSERT_TRUE(vandal->Delete(kPaths.HistoryEntry(h)).ok());
       }
     }
     Rounds(*orch, 3);
@@ -543,8 +544,8 @@ TEST_F(OrchestratorRoundTest, UnbackedRecordIsNeverObeyedAndIsRepaired) {
       Rounds(*orch, 2);
       ASSERT_EQ(Record().timeline, 2u);
     }
-    ASSERT_TRUE(vandal->Set(std::string(kCluster) + "/master", attack.ToJson(), -1).ok());
-    const std::int64_t mzxid = server_->Peek(std::string(kCluster) + "/master")->stat.mzxid;
+    ASSERT_TRUE(vandal->Set(kPaths.Master(), attack.ToJson(), -1).ok());
+    const std::int64_t mzxid = server_->Peek(kPaths.Master())->stat.mzxid;
     // One round: withdrawn, reported, and (node1 verifies) repaired.
     server_->DispatchAllPending();
     orch->RunRound();
@@ -564,7 +565,7 @@ TEST_F(OrchestratorRoundTest, UnbackedRecordIsNeverObeyedAndIsRepaired) {
 
   // Nothing verifies: the forged record stays, without our voucher, reported once.
   prober_.nodes["node1"].up = false;
-  ASSERT_TRUE(vandal->Set(std::string(kCluster) + "/master", forged.ToJson(), -1).ok());
+  ASSERT_TRUE(vandal->Set(kPaths.Master(), forged.ToJson(), -1).ok());
   Rounds(*orch, 5);
   EXPECT_EQ(Record().node, "node2");
   EXPECT_TRUE(Children().empty());
@@ -584,10 +585,10 @@ TEST_F(OrchestratorRoundTest, HandWrittenNoMasterRecordWithTheLargestEpochNeverW
   model::MasterRecord forged;  // state no-master, and no children (the voucher deleted too)
   forged.epoch = UINT64_MAX;
   for (const std::string& v : Children()) {
-    ASSERT_TRUE(vandal->Delete(std::string(kCluster) + "/master/" + v).ok());
+    ASSERT_TRUE(vandal->Delete(kPaths.Voucher(v)).ok());
   }
-  ASSERT_TRUE(vandal->Set(std::string(kCluster) + "/master", forged.ToJson(), -1).ok());
-  const std::int64_t mzxid = server_->Peek(std::string(kCluster) + "/master")->stat.mzxid;
+  ASSERT_TRUE(vandal->Set(kPaths.Master(), forged.ToJson(), -1).ok());
+  const std::int64_t mzxid = server_->Peek(kPaths.Master())->stat.mzxid;
   server_->DispatchAllPending();
   orch->RunRound();
   const model::MasterRecord r = Record();
@@ -626,7 +627,7 @@ TEST_F(OrchestratorRoundTest, LostRecordDoesNotResetThePublishedTimelineHistoryH
     prober_.nodes["node1"].up = false;
     prober_.nodes["node2"] = ScriptedNode{true, false, false, 1};  // the old primary, writable
     auto vandal = server_->NewSession(zk::FakeZkOptions{});
-    const std::string master = std::string(kCluster) + "/master";
+    const std::string master = kPaths.Master();
     if (variant == 0) {
       for (const std::string& v : Children()) ASSERT_TRUE(vandal->Delete(master + "/" + v).ok());
       ASSERT_TRUE(vandal->Delete(master).ok());
@@ -661,11 +662,11 @@ TEST_F(OrchestratorRoundTest, LostRecordAndHistoryNeverPublishANodeBelowTheClust
   Rounds(*orch, 5);
   ASSERT_EQ(Record().node, "node1");
   auto vandal = server_->NewSession(zk::FakeZkOptions{});
-  const std::string master = std::string(kCluster) + "/master";
+  const std::string master = kPaths.Master();
   for (const std::string& v : Children()) ASSERT_TRUE(vandal->Delete(master + "/" + v).ok());
   ASSERT_TRUE(vandal->Delete(master).ok());
-  for (const std::string& h : server_->PeekChildren(std::string(kCluster) + "/history")) {
-    ASSERT_TRUE(vandal->Delete(std::string(kCluster) + "/history/" + h).ok());
+  for (const std::string& h : server_->PeekChildren(kPaths.History())) {
+    ASSERT_TRUE(vandal->Delete(kPaths.HistoryEntry(h)).ok());
   }
   prober_.nodes["node2"].timeline = 2;  // promoted meanwhile, now a standby of someone else
   const int checks = prober_.write_checks;
@@ -725,7 +726,7 @@ TEST_F(OrchestratorRoundTest, UnreachableBackedMasterStaysUntilAnOperatorAccepts
   EXPECT_EQ(h.reasons[0].code, "operator_accepted_lower_timeline");
   EXPECT_NE(h.reasons[0].text.find("alice@ops"), std::string::npos) << h.reasons[0].text;
   EXPECT_NE(h.reasons[0].text.find("node1's disk is gone"), std::string::npos);
-  auto control = publishers::ParseControl(server_->Peek(std::string(kCluster) + "/control")->data);
+  auto control = publishers::ParseControl(server_->Peek(kPaths.Control())->data);
   ASSERT_TRUE(control.ok());
   EXPECT_EQ(control->accept_below_timeline, 0u) << "one-shot";
   EXPECT_NE(log_.str().find("published_master_unreachable_cleared"), std::string::npos);
@@ -738,7 +739,7 @@ TEST_F(OrchestratorRoundTest, VoucherIsReaffirmedOnlyByAVerificationAfterTheLast
   auto orch = Make(/*dry_run=*/false, {}, {}, /*reaffirm=*/milliseconds(1000));
   Rounds(*orch, 3);
   ASSERT_EQ(Bound().size(), 1u);
-  const std::string voucher = std::string(kCluster) + "/master/" + Bound()[0];
+  const std::string voucher = kPaths.Voucher(Bound()[0]);
   auto mzxid = [&] { return server_->Peek(voucher)->stat.mzxid; };
   auto seq = [&] { return model::VoucherPayload::FromJson(server_->Peek(voucher)->data)->affirm_seq; };
   // 200 ms per round: a re-affirmation every 5 rounds, not every round.
@@ -754,7 +755,7 @@ TEST_F(OrchestratorRoundTest, VoucherIsReaffirmedOnlyByAVerificationAfterTheLast
   prober_.nodes["node1"].write_fails = false;
   Rounds(*orch, 1);
   ASSERT_EQ(Bound().size(), 1u);
-  const std::string voucher2 = std::string(kCluster) + "/master/" + Bound()[0];
+  const std::string voucher2 = kPaths.Voucher(Bound()[0]);
   clock_.Advance(milliseconds(2000));  // due
 
   // The session is interrupted (disconnect, reconnect) while the round verifies.

@@ -55,18 +55,21 @@
 #include "common/logging.h"
 #include "common/model/voucher.h"
 #include "orchestrator/orchestrator.h"
+#include "common/model/zk_paths.h"
 
 namespace pgherald::orchestrator {
 namespace {
+
+const model::ClusterPaths kMain("/pgherald", "main");
 
 using std::chrono::milliseconds;
 
 constexpr char kSysid[] = "7291851442811934035";
 constexpr char kForeignSysid[] = "6000000000000000001";
-constexpr char kMaster[] = "/pgherald/clusters/main/master";
-constexpr char kHistory[] = "/pgherald/clusters/main/history";
-constexpr char kControl[] = "/pgherald/clusters/main/control";
-constexpr char kIdentity[] = "/pgherald/clusters/main/identity";
+const std::string kMaster = kMain.Master();
+const std::string kHistory = kMain.History();
+const std::string kControl = kMain.Control();
+const std::string kIdentity = kMain.Identity();
 constexpr char kElection[] = "/pgherald/orchestrators/election";
 
 // Hostile variants the writer side (wip/safety-orch 114a5a6) failed, fixed on wip/safety-fix-orch
@@ -163,7 +166,7 @@ class Simulation {
     for (const auto& [name, n] : world_.nodes) spec.nodes.push_back(NodeTarget{name, {}});
     if (Coin(0.5)) {
       auto admin = Admin();
-      (void)zk::EnsurePath(*admin, "/pgherald/clusters/main");
+      (void)zk::EnsurePath(*admin, kMain.Cluster());
       (void)admin->Create(kIdentity, std::string(R"({"format":1,"system_identifier":")") + kSysid + "\"}",
                           zk::CreateMode::kPersistent);
       admin->Close();
@@ -486,7 +489,7 @@ class Simulation {
     const std::string data = paused ? R"({"format":1,"paused":true})" : R"({"format":1,"paused":false})";
     auto admin = Admin();
     if (!server_->Peek(kControl)) {
-      (void)zk::EnsurePath(*admin, "/pgherald/clusters/main");
+      (void)zk::EnsurePath(*admin, kMain.Cluster());
       (void)admin->Create(kControl, data, zk::CreateMode::kPersistent);
     } else {
       (void)admin->Set(kControl, data);

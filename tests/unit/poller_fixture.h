@@ -19,11 +19,13 @@
 #include "common/model/voucher.h"
 #include "pollers/poller.h"
 #include "pollers/poller_config.h"
+#include "common/model/zk_paths.h"
 
 namespace pgherald::pollers {
 
-inline const std::string kMaster = "/pgherald/clusters/main/master";
-inline const std::string kNodePath = "/pgherald/clusters/main/nodes/node1";
+inline const model::ClusterPaths kMain("/pgherald", "main");
+inline const std::string kMaster = kMain.Master();
+inline const std::string kNodePath = kMain.Node("node1");
 
 inline std::string ReadFile(const std::string& path) {
   std::ifstream in(path);

@@ -15,12 +15,14 @@
 #include "pollers/notify.h"
 #include "pollers/poller_config.h"
 #include "pollers/publisher.h"
+#include "common/model/zk_paths.h"
 
 namespace pgherald::pollers {
 namespace {
 
-const std::string kNode = "/pgherald/clusters/main/nodes/node1";
-const std::string kEvents = "/pgherald/clusters/main/events";
+const model::ClusterPaths kMain("/pgherald", "main");
+const std::string kNode = kMain.Node("node1");
+const std::string kEvents = kMain.Events();
 
 class PublisherTest : public ::testing::Test {
  protected:
@@ -92,7 +94,7 @@ TEST_F(PublisherTest, SessionExpiryRecreatesTheEphemeralInANewSession) {
 
 TEST_F(PublisherTest, AnotherSessionsEphemeralIsNeverTakenOver) {
   auto other = server_->NewSession();
-  ASSERT_TRUE(zk::EnsurePath(*other, "/pgherald/clusters/main/nodes").ok());
+  ASSERT_TRUE(zk::EnsurePath(*other, kMain.Nodes()).ok());
   ASSERT_TRUE(other->Create(kNode, "theirs", zk::CreateMode::kEphemeral).ok());
   Status s = publisher_.Publish("mine");
   if (s.code() == StatusCode::kAlreadyExists) s = publisher_.Publish("mine");
@@ -153,7 +155,7 @@ TEST_F(PublisherTest, ReadsTheMasterRecord) {
   r.epoch = 1;
   r.verified_at_ms = 1;
   auto s = server_->NewSession();
-  ASSERT_TRUE(s->Create("/pgherald/clusters/main/master", r.ToJson(), zk::CreateMode::kPersistent).ok());
+  ASSERT_TRUE(s->Create(kMain.Master(), r.ToJson(), zk::CreateMode::kPersistent).ok());
   auto got = publisher_.ReadMaster();
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   ASSERT_TRUE(got->record.has_value());
@@ -161,7 +163,7 @@ TEST_F(PublisherTest, ReadsTheMasterRecord) {
   EXPECT_FALSE(got->vouched());
   // A legacy voucher (named after the orchestrator) and a voucher bound to other bytes bind
   // nothing.
-  const std::string master = "/pgherald/clusters/main/master";
+  const std::string master = kMain.Master();
   ASSERT_TRUE(s->Create(master + "/o1", "", zk::CreateMode::kEphemeral).ok());
   const std::string other = model::VoucherName(1, model::RecordDigest(r.ToJson() + " "), "o1");
   ASSERT_TRUE(s->Create(master + "/" + other, "", zk::CreateMode::kEphemeral).ok());

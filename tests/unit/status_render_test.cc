@@ -10,9 +10,12 @@
 #include "publishers/view/cluster_view.h"
 #include "publishers/zk_publisher.h"
 #include "tests/unit/hostile_payloads.h"
+#include "common/model/zk_paths.h"
 
 namespace pgherald::status {
 namespace {
+
+const model::ClusterPaths kMain("/ph", "main");
 
 using namespace ::pgherald::view;  // NOLINT: the view is what these tests judge
 
@@ -273,21 +276,20 @@ TEST(StatusRead, ReadsTheContractLayoutAndPauseWritesControl) {
   auto server = zk::FakeZkServer::Create();
   std::unique_ptr<zk::FakeZk> session = server->NewSession();
   zk::FakeZk& fake = *session;
-  ASSERT_TRUE(zk::EnsurePath(fake, "/ph/clusters/main/nodes").ok());
-  ASSERT_TRUE(zk::EnsurePath(fake, "/ph/clusters/main/history").ok());
+  ASSERT_TRUE(zk::EnsurePath(fake, kMain.Nodes()).ok());
+  ASSERT_TRUE(zk::EnsurePath(fake, kMain.History()).ok());
   ASSERT_TRUE(
-      fake.Create("/ph/clusters/main/master", Master("node1").ToJson(), zk::CreateMode::kPersistent)
+      fake.Create(kMain.Master(), Master("node1").ToJson(), zk::CreateMode::kPersistent)
           .ok());
   const std::string master_bytes = Master("node1").ToJson();
-  ASSERT_TRUE(fake.Create("/ph/clusters/main/master/" +
-                              model::VoucherName(4, model::RecordDigest(master_bytes), "orch-a"),
+  ASSERT_TRUE(fake.Create(kMain.Voucher(model::VoucherName(4, model::RecordDigest(master_bytes), "orch-a")),
                           "{}", zk::CreateMode::kEphemeral)
                   .ok());
-  ASSERT_TRUE(fake.Create("/ph/clusters/main/nodes/node1", Obs("node1", false, 0x3000060).ToJson(),
+  ASSERT_TRUE(fake.Create(kMain.Node("node1"), Obs("node1", false, 0x3000060).ToJson(),
                           zk::CreateMode::kEphemeral)
                   .ok());
   ASSERT_TRUE(
-      fake.Create("/ph/clusters/main/nodes/node2", "not json", zk::CreateMode::kEphemeral).ok());
+      fake.Create(kMain.Node("node2"), "not json", zk::CreateMode::kEphemeral).ok());
   model::HistoryEntry h;
   h.cluster = "main";
   h.action = "publish";
@@ -299,7 +301,7 @@ TEST(StatusRead, ReadsTheContractLayoutAndPauseWritesControl) {
     h.epoch = static_cast<std::uint64_t>(i + 2);
     h.master = Master("node1");
     h.master->epoch = h.epoch;
-    ASSERT_TRUE(fake.Create("/ph/clusters/main/history/h-", h.ToJson(),
+    ASSERT_TRUE(fake.Create(kMain.HistoryPrefix(), h.ToJson(),
                             zk::CreateMode::kPersistentSequential)
                     .ok());
   }
@@ -322,7 +324,7 @@ TEST(StatusRead, ReadsTheContractLayoutAndPauseWritesControl) {
   EXPECT_GE(s->nodes[0].heartbeat_age_ms, 0);
   bool corrupt_named = false;
   for (const std::string& p : s->problems) {
-    corrupt_named |= p.find("/ph/clusters/main/nodes/node2") != std::string::npos;
+    corrupt_named |= p.find(kMain.Node("node2")) != std::string::npos;
   }
   EXPECT_TRUE(corrupt_named);
 
@@ -336,7 +338,7 @@ TEST(StatusRead, ReadsTheContractLayoutAndPauseWritesControl) {
   pause.changed_by = "alice";
   pause.changed_at_ms = kNow;
   ASSERT_TRUE(publishers::WriteControl(fake, model::ClusterPaths("/ph", "main"), pause).ok());
-  auto control = fake.Get("/ph/clusters/main/control");
+  auto control = fake.Get(kMain.Control());
   ASSERT_TRUE(control.ok());
   auto parsed = publishers::ParseControl(control->data);
   ASSERT_TRUE(parsed.ok());
@@ -357,20 +359,20 @@ TEST(StatusRead, UnboundLegacyVouchersAndUnbackedRecordAreProblems) {
   auto server = zk::FakeZkServer::Create();
   std::unique_ptr<zk::FakeZk> session = server->NewSession();
   zk::FakeZk& fake = *session;
-  ASSERT_TRUE(zk::EnsurePath(fake, "/ph/clusters/main/history").ok());
+  ASSERT_TRUE(zk::EnsurePath(fake, kMain.History()).ok());
   model::HistoryEntry h;
   h.cluster = "main";
   h.action = "publish";
   h.epoch = 4;
   h.chosen = "node1";
   h.master = Master("node1");
-  ASSERT_TRUE(fake.Create("/ph/clusters/main/history/h-", h.ToJson(),
+  ASSERT_TRUE(fake.Create(kMain.HistoryPrefix(), h.ToJson(),
                           zk::CreateMode::kPersistentSequential)
                   .ok());
   h.action = "keep";  // a newer entry that is no publish does not change what backs the record
   h.epoch = 9;
   h.chosen = "node2";
-  ASSERT_TRUE(fake.Create("/ph/clusters/main/history/h-", h.ToJson(),
+  ASSERT_TRUE(fake.Create(kMain.HistoryPrefix(), h.ToJson(),
                           zk::CreateMode::kPersistentSequential)
                   .ok());
   // A forged record naming node2 on a higher timeline, beside node1's voucher and a legacy one.
@@ -378,14 +380,14 @@ TEST(StatusRead, UnboundLegacyVouchersAndUnbackedRecordAreProblems) {
   forged.timeline = 9;
   forged.epoch = 5;
   const std::string original = Master("node1").ToJson();
-  ASSERT_TRUE(fake.Create("/ph/clusters/main/master", forged.ToJson(), zk::CreateMode::kPersistent)
+  ASSERT_TRUE(fake.Create(kMain.Master(), forged.ToJson(), zk::CreateMode::kPersistent)
                   .ok());
   const std::string old_voucher = model::VoucherName(4, model::RecordDigest(original), "orch-a");
-  ASSERT_TRUE(fake.Create("/ph/clusters/main/master/" + old_voucher, "{}",
+  ASSERT_TRUE(fake.Create(kMain.Voucher(old_voucher), "{}",
                           zk::CreateMode::kEphemeral)
                   .ok());
   ASSERT_TRUE(
-      fake.Create("/ph/clusters/main/master/orch-b", "{}", zk::CreateMode::kEphemeral).ok());
+      fake.Create(kMain.Voucher("orch-b"), "{}", zk::CreateMode::kEphemeral).ok());
 
   auto s = ReadClusterStatus(fake, "/ph", "main", ReadOptions{}, kNow);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
@@ -416,15 +418,14 @@ TEST(StatusRead, UnboundLegacyVouchersAndUnbackedRecordAreProblems) {
   h.epoch = 10;
   h.chosen = "node1";
   h.master = repaired;
-  ASSERT_TRUE(fake.Create("/ph/clusters/main/history/h-", h.ToJson(),
+  ASSERT_TRUE(fake.Create(kMain.HistoryPrefix(), h.ToJson(),
                           zk::CreateMode::kPersistentSequential)
                   .ok());
-  ASSERT_TRUE(fake.Set("/ph/clusters/main/master", repaired.ToJson()).ok());
-  ASSERT_TRUE(fake.Delete("/ph/clusters/main/master/" + old_voucher).ok());
-  ASSERT_TRUE(fake.Delete("/ph/clusters/main/master/orch-b").ok());
-  ASSERT_TRUE(fake.Create("/ph/clusters/main/master/" +
-                              model::VoucherName(10, model::RecordDigest(repaired.ToJson()),
-                                                 "orch-a"),
+  ASSERT_TRUE(fake.Set(kMain.Master(), repaired.ToJson()).ok());
+  ASSERT_TRUE(fake.Delete(kMain.Voucher(old_voucher)).ok());
+  ASSERT_TRUE(fake.Delete(kMain.Voucher("orch-b")).ok());
+  ASSERT_TRUE(fake.Create(kMain.Voucher(model::VoucherName(10, model::RecordDigest(repaired.ToJson()),
+                                                 "orch-a")),
                           "{}", zk::CreateMode::kEphemeral)
                   .ok());
   auto fixed = ReadClusterStatus(fake, "/ph", "main", ReadOptions{}, kNow);
@@ -515,23 +516,23 @@ TEST(StatusUntrusted, HostileZnodesBecomeProblemsNamingThem) {
   auto server = zk::FakeZkServer::Create();
   std::unique_ptr<zk::FakeZk> session = server->NewSession();
   zk::FakeZk& fake = *session;
-  ASSERT_TRUE(zk::EnsurePath(fake, "/ph/clusters/main/nodes").ok());
+  ASSERT_TRUE(zk::EnsurePath(fake, kMain.Nodes()).ok());
   const std::string nested = testing::NestedArrays(200 * 1024);
-  ASSERT_TRUE(fake.Create("/ph/clusters/main/master", nested, zk::CreateMode::kPersistent).ok());
-  ASSERT_TRUE(fake.Create("/ph/clusters/main/nodes/node1", Obs("node1", false, 0x3000060).ToJson(),
+  ASSERT_TRUE(fake.Create(kMain.Master(), nested, zk::CreateMode::kPersistent).ok());
+  ASSERT_TRUE(fake.Create(kMain.Node("node1"), Obs("node1", false, 0x3000060).ToJson(),
                           zk::CreateMode::kEphemeral)
                   .ok());
   ASSERT_TRUE(
-      fake.Create("/ph/clusters/main/nodes/node2", nested, zk::CreateMode::kEphemeral).ok());
+      fake.Create(kMain.Node("node2"), nested, zk::CreateMode::kEphemeral).ok());
   // Persistent, and otherwise a perfect writable observation: never a live poller.
-  ASSERT_TRUE(fake.Create("/ph/clusters/main/nodes/node3", Obs("node3", false, 0x3000060).ToJson(),
+  ASSERT_TRUE(fake.Create(kMain.Node("node3"), Obs("node3", false, 0x3000060).ToJson(),
                           zk::CreateMode::kPersistent)
                   .ok());
   // node1's observation again, filed as node4.
-  ASSERT_TRUE(fake.Create("/ph/clusters/main/nodes/node4", Obs("node1", false, 0x3000060).ToJson(),
+  ASSERT_TRUE(fake.Create(kMain.Node("node4"), Obs("node1", false, 0x3000060).ToJson(),
                           zk::CreateMode::kEphemeral)
                   .ok());
-  ASSERT_TRUE(fake.Create("/ph/clusters/main/control", testing::OpenBrackets(1 << 20),
+  ASSERT_TRUE(fake.Create(kMain.Control(), testing::OpenBrackets(1 << 20),
                           zk::CreateMode::kPersistent)
                   .ok());
 
@@ -544,10 +545,10 @@ TEST(StatusUntrusted, HostileZnodesBecomeProblemsNamingThem) {
     }
     return false;
   };
-  EXPECT_TRUE(mentions("/ph/clusters/main/master", "exceeds the limit of 65536 bytes"));
-  EXPECT_TRUE(mentions("/ph/clusters/main/nodes/node2", "exceeds the limit"));
-  EXPECT_TRUE(mentions("/ph/clusters/main/nodes/node3", "persistent znode"));
-  EXPECT_TRUE(mentions("/ph/clusters/main/nodes/node4", "differs from its znode name"));
+  EXPECT_TRUE(mentions(kMain.Master(), "exceeds the limit of 65536 bytes"));
+  EXPECT_TRUE(mentions(kMain.Node("node2"), "exceeds the limit"));
+  EXPECT_TRUE(mentions(kMain.Node("node3"), "persistent znode"));
+  EXPECT_TRUE(mentions(kMain.Node("node4"), "differs from its znode name"));
   EXPECT_TRUE(mentions("control znode corrupt", "exceeds the limit"));
   for (const NodeStatus& n : s->nodes) {
     EXPECT_NE(n.node, "node4");

@@ -17,9 +17,12 @@
 #include "common/model/voucher.h"
 #include "tests/bound_publish.h"
 #include "clients/watch/watch_metrics.h"
+#include "common/model/zk_paths.h"
 
 namespace pgherald::watch {
 namespace {
+
+const model::ClusterPaths kMain("/ph", "main");
 
 using client::MasterInfo;
 using client::MasterStatus;
@@ -356,8 +359,8 @@ TEST(ClusterControllerTest, OneStuckSinkDoesNotHoldUpAnother) {
 TEST(LibraryMasterSourceTest, AppliesTheLibrarysConsumerRules) {
   auto server = zk::FakeZkServer::Create();
   std::unique_ptr<zk::FakeZk> writer = server->NewSession();
-  const std::string path = "/ph/clusters/main/master";
-  ASSERT_TRUE(zk::EnsurePath(*writer, "/ph/clusters/main").ok());
+  const std::string path = kMain.Master();
+  ASSERT_TRUE(zk::EnsurePath(*writer, kMain.Cluster()).ok());
   auto record = [](const std::string& node, int port, std::uint64_t epoch) {
     model::MasterRecord r;
     r.state = model::MasterState::kOk;
