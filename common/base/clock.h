@@ -1,4 +1,5 @@
-// Time is injected: daemons use SystemClock, unit tests a ManualClock they advance.
+// Time is injected: daemons use SystemClock, unit tests a ManualClock they advance
+// (tests/support/manual_clock.h, test support only).
 #pragma once
 
 #include <chrono>
@@ -28,31 +29,6 @@ class SystemClock final : public Clock {
     static const SystemClock clock;
     return clock;
   }
-};
-
-// A clock that moves only when told to. Thread-safe.
-class ManualClock final : public Clock {
- public:
-  ManualClock() : mono_(std::chrono::steady_clock::time_point{} + std::chrono::hours(1)),
-                  wall_(std::chrono::system_clock::time_point{} + std::chrono::hours(24 * 365 * 56)) {}
-  MonoTime Now() const override {
-    std::lock_guard lock(mu_);
-    return mono_;
-  }
-  WallTime WallNow() const override {
-    std::lock_guard lock(mu_);
-    return wall_;
-  }
-  void Advance(std::chrono::nanoseconds d) {
-    std::lock_guard lock(mu_);
-    mono_ += d;
-    wall_ += std::chrono::duration_cast<std::chrono::system_clock::duration>(d);
-  }
-
- private:
-  mutable std::mutex mu_;
-  MonoTime mono_;
-  WallTime wall_;
 };
 
 }  // namespace pgherald

@@ -1,4 +1,4 @@
-// The only file that includes <zookeeper/zookeeper.h>. See zk_client.h for the threading and
+// The only product file that includes <zookeeper/zookeeper.h>. See zk_client.h for the threading and
 // lease contracts.
 #include "common/zk/zk_client.h"
 
@@ -1030,56 +1030,6 @@ StatusOr<ZkSessionCredentials> ZkClient::credentials() const {
     return FailedPrecondition("the ZooKeeper session has not been established");
   }
   return ZkSessionCredentials{core_->session_id.load(), core_->password};
-}
-
-Status ZkClient::ExpireSessionForTesting(const std::string& connect,
-                                         const ZkSessionCredentials& credentials,
-                                         std::chrono::milliseconds timeout) {
-  struct Waiter {
-    std::mutex mu;
-    std::condition_variable cv;
-    int state = 0;
-  };
-  auto watcher = [](zhandle_t*, int type, int state, const char*, void* context) {
-    if (type != ZOO_SESSION_EVENT) return;
-    auto* w = static_cast<Waiter*>(context);
-    {
-      std::lock_guard lock(w->mu);
-      w->state = state;
-    }
-    w->cv.notify_all();
-  };
-  clientid_t id{};
-  id.client_id = credentials.session_id;
-  std::memcpy(id.passwd, credentials.password.data(),
-              std::min(sizeof id.passwd, credentials.password.size()));
-  EnsureLibraryLogLevel();
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  // Attaching moves the session to our connection and closing it ends the session, unless the
-  // owner's client reconnected in between and moved the session back (then our close request is
-  // never sent). So: attach and close until an attach is refused with "expired".
-  for (;;) {
-    Waiter waiter;
-    zhandle_t* zh = zookeeper_init2(connect.c_str(), watcher, 10000, &id, &waiter, 0,
-                                    &DefaultLogTrampoline);
-    if (zh == nullptr) return Unavailable("cannot start a ZooKeeper handle for '" + connect + "'");
-    int state;
-    {
-      std::unique_lock lock(waiter.mu);
-      waiter.cv.wait_until(lock, deadline, [&] {
-        return waiter.state == ZOO_CONNECTED_STATE || waiter.state == ZOO_EXPIRED_SESSION_STATE ||
-               waiter.state == ZOO_AUTH_FAILED_STATE;
-      });
-      state = waiter.state;
-    }
-    zookeeper_close(zh);
-    if (state == ZOO_EXPIRED_SESSION_STATE) return Status::Ok();
-    if (state != ZOO_CONNECTED_STATE || std::chrono::steady_clock::now() >= deadline) {
-      return Status(StatusCode::kTimeout, "could not end session " +
-                                              std::to_string(credentials.session_id) +
-                                              " within " + std::to_string(timeout.count()) + " ms");
-    }
-  }
 }
 
 SessionFactory ZkClient::Factory(ZkClientOptions options) {

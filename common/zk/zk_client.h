@@ -1,7 +1,7 @@
 // ZkClient: the real ZkSession, over the ZooKeeper 3.8 C client (libzookeeper_mt).
 //
-// zk_client.cc is the only file of the project that includes <zookeeper/zookeeper.h>; this header
-// is free of it (C++17, so the client library can use it).
+// zk_client.cc is the only product file that includes <zookeeper/zookeeper.h> (test support's
+// expire_session.cc is the other); this header is free of it (C++17, so the client library can use it).
 //
 // Threads. The C library runs two threads of its own (I/O and completions). Its callbacks do no
 // work: a call's completion copies the result to the waiting caller and wakes it; a watch or
@@ -92,17 +92,9 @@ class ZkClient final : public ZkSession {
 
   // The C library's global log level (default: kWarn, set by the first Connect unless set before).
   static void SetLibraryLogLevel(ZkLogLevel level);
-  // Where C-library lines go when a client has no sink of its own (or no free routing slot), and
-  // for ExpireSessionForTesting. nullptr (the default) writes them to stderr.
+  // Where C-library lines go when a client has no sink of its own (or no free routing slot).
+  // nullptr (the default) writes them to stderr.
   static void SetDefaultLogSink(ZkLogSink sink);
-
-  // Test helper: makes the server end the session `credentials` names, as an expiry would. It
-  // attaches a second handle to the session and closes it; the server then drops the session and
-  // its ephemerals, and the original client sees kExpired when it next talks to the server.
-  // Returns once the server has ended the session (also when it had already ended).
-  static Status ExpireSessionForTesting(const std::string& connect,
-                                        const ZkSessionCredentials& credentials,
-                                        std::chrono::milliseconds timeout);
 
   ~ZkClient() override;  // Close()
   ZkClient(const ZkClient&) = delete;

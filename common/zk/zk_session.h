@@ -1,8 +1,8 @@
 // ZkSession: the one interface through which pgherald talks to ZooKeeper.
 //
-// Two implementations: ZkClient (zk_client.h, the only code that includes <zookeeper/zookeeper.h>)
-// and, for tests only, FakeZk (tests/support/fake_zk.h, in memory, with fault injection; never
-// installed). tests/zk_contract/ holds the contract suite run against both (by
+// Two implementations: ZkClient (zk_client.h, the only product code that includes
+// <zookeeper/zookeeper.h>) and, for tests only, FakeZk (tests/support/fake_zk.h, in memory, with
+// fault injection; never installed). tests/zk_contract/ holds the contract suite run against both (by
 // tests/unit/fake_zk_test.cc and tests/integration/zk_contract_real_test.cc).
 //
 // One ZkSession object is one ZooKeeper session. When the session expires the object is dead for

@@ -16,6 +16,7 @@
 #include "common/model/cluster_model.h"
 #include "haproxy/haproxy_sink_config.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "tests/support/manual_clock.h"
 
 using pgherald::fuzz::AsText;
 using pgherald::fuzz::CountLines;

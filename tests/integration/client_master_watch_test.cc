@@ -17,6 +17,7 @@
 #include "common/model/voucher.h"
 #include "tests/bound_publish.h"
 #include "tests/lab/lab.h"
+#include "tests/support/expire_session.h"
 
 namespace pgherald::client {
 namespace {
@@ -224,9 +225,7 @@ TEST_F(ClientMasterWatchTest, ASessionExpiryIsSurvived) {
     credentials = latest->credentials();  // alive: the watch is vouched through it
   }
   ASSERT_TRUE(credentials.ok()) << credentials.status().ToString();
-  ASSERT_TRUE(zk::ZkClient::ExpireSessionForTesting(lab_->zk_connect(), *credentials,
-                                                    milliseconds(15000))
-                  .ok());
+  ASSERT_TRUE(zk::ExpireSessionFromOutside(lab_->zk_connect(), *credentials, milliseconds(15000)).ok());
   // The old session learns it expired at its next ping; the watch builds a new one, and is
   // vouched again on the re-affirmation that follows.
   Publish("n2", 5434, 2);

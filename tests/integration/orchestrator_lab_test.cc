@@ -17,6 +17,7 @@
 #include "orchestrator/election.h"
 #include "publishers/zk_publisher.h"
 #include "tests/integration/orchestrator_lab_util.h"
+#include "tests/support/expire_session.h"
 
 namespace pgherald::orchestrator_lab {
 namespace {
@@ -361,7 +362,7 @@ TEST_F(OrchestratorLab, DeposedLeadersMultiIsRejectedByTheEnsemble) {
   const std::string own = election.own_path();
   auto creds = (*old_leader)->credentials();
   ASSERT_TRUE(creds.ok());
-  ASSERT_TRUE(zk::ZkClient::ExpireSessionForTesting(o.connect, *creds, kPatience).ok());
+  ASSERT_TRUE(zk::ExpireSessionFromOutside(o.connect, *creds, kPatience).ok());
   // The deposed code path on a fresh session (the old one is dead): same path, same version.
   auto fresh = zk::ZkClient::Connect(o);
   ASSERT_TRUE(fresh.ok());

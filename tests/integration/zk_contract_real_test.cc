@@ -10,6 +10,7 @@
 
 #include "common/zk/zk_client.h"
 #include "tests/lab/lab.h"
+#include "tests/support/expire_session.h"
 #include "tests/zk_contract/zk_contract.h"
 
 namespace pgherald::zk {
@@ -107,7 +108,7 @@ class RealTarget : public ZkTarget {
     if (client == nullptr) return InvalidArgument("not a ZkClient");
     auto credentials = client->credentials();
     if (!credentials.ok()) return credentials.status();
-    return ZkClient::ExpireSessionForTesting(connect_, *credentials, milliseconds(15000));
+    return zk::ExpireSessionFromOutside(connect_, *credentials, milliseconds(15000));
   }
 
   const std::string& connect() const { return connect_; }

@@ -58,6 +58,7 @@
 #include "common/base/clock.h"
 #include "common/base/status.h"
 #include "common/zk/zk_session.h"
+#include "tests/support/manual_clock.h"
 
 namespace pgherald::zk {
 

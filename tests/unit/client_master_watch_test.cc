@@ -21,6 +21,7 @@
 #include "tests/bound_publish.h"
 #include "tests/unit/hostile_payloads.h"
 #include "common/model/zk_paths.h"
+#include "tests/support/manual_clock.h"
 
 namespace pgherald::client {
 namespace {

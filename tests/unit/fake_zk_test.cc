@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "tests/zk_contract/zk_contract.h"
+#include "tests/support/manual_clock.h"
 
 namespace pgherald::zk {
 namespace {

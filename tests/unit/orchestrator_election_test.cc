@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/fake_zk.h"
+#include "tests/support/manual_clock.h"
 
 namespace pgherald::orchestrator {
 namespace {

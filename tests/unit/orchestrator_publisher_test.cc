@@ -17,6 +17,7 @@
 #include "publishers/file_publisher.h"
 #include "publishers/zk_publisher.h"
 #include "common/model/zk_paths.h"
+#include "tests/support/manual_clock.h"
 
 namespace pgherald::publishers {
 namespace {

@@ -16,6 +16,7 @@
 #include "common/model/zk_paths.h"
 #include "orchestrator/accept_timeline.h"
 #include "orchestrator/orchestrator.h"
+#include "tests/support/manual_clock.h"
 
 namespace pgherald::orchestrator {
 namespace {

@@ -56,6 +56,7 @@
 #include "common/model/voucher.h"
 #include "orchestrator/orchestrator.h"
 #include "common/model/zk_paths.h"
+#include "tests/support/manual_clock.h"
 
 namespace pgherald::orchestrator {
 namespace {

@@ -20,6 +20,7 @@
 #include "pollers/poller.h"
 #include "pollers/poller_config.h"
 #include "common/model/zk_paths.h"
+#include "tests/support/manual_clock.h"
 
 namespace pgherald::pollers {
 

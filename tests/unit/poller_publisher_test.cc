@@ -16,6 +16,7 @@
 #include "pollers/poller_config.h"
 #include "pollers/publisher.h"
 #include "common/model/zk_paths.h"
+#include "tests/support/manual_clock.h"
 
 namespace pgherald::pollers {
 namespace {

@@ -17,6 +17,7 @@
 #include "pollers/poller.h"
 #include "pollers/poller_config.h"
 #include "tests/unit/poller_fixture.h"
+#include "tests/support/manual_clock.h"
 
 namespace pgherald::pollers {
 namespace {

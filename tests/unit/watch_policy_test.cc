@@ -18,6 +18,7 @@
 #include "tests/bound_publish.h"
 #include "clients/watch/watch_metrics.h"
 #include "common/model/zk_paths.h"
+#include "tests/support/manual_clock.h"
 
 namespace pgherald::watch {
 namespace {
