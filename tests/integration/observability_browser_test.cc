@@ -25,9 +25,10 @@ TEST(ObservabilityBrowser, DashboardFollowsAKillNineFailoverWithoutReload) {
   auto up = ObservabilityLab::Up(1);
   ASSERT_TRUE(up.ok()) << up.status().ToString();
   ObservabilityLab& o = **up;
-  auto w = o.lab().WritableNodes();
-  ASSERT_TRUE(w.ok() && w->size() == 1);
-  const int primary = (*w)[0];
+  // The lab's primary, awaited (one look could catch a node still starting).
+  auto w = o.lab().WaitForPrimary(0, seconds(90));
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  const int primary = *w;
   // The orchestrator has published and vouched for the primary before the page is judged.
   ASSERT_TRUE(WaitUntil(
       [&] {
@@ -38,7 +39,7 @@ TEST(ObservabilityBrowser, DashboardFollowsAKillNineFailoverWithoutReload) {
         return m.value("node", "") == "node" + std::to_string(primary) &&
                m.value("verified", false);
       },
-      seconds(40), std::chrono::milliseconds(300)))
+      seconds(90), std::chrono::milliseconds(300)))
       << o.Logs();
 
   const char* labctl = std::getenv("PGHERALD_LABCTL");

@@ -4,7 +4,11 @@
 // the failover decision with its evidence, /metrics parses as Prometheus text and its
 // master-change counter increases across the failover, POST pause/resume refuse a missing or
 // wrong token and the right one (and the CLI) change the control znode.
-// The tests run in order and share one lab.
+// The cases share one lab and its processes, and each starts from the same known state whatever the
+// case before left (ObservabilityLabTest's SetUp): the lab restored (Lab::Restore: one primary P,
+// the two others streaming from it), every poller and orchestrator running, the cluster not paused,
+// and `pgherald status` showing P verified with every node healthy. Waits are on conditions (their
+// deadlines are safety nets); heartbeat ages and latencies are printed, never bounded.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,8 +26,7 @@ using std::chrono::seconds;
 struct Shared {
   std::unique_ptr<ObservabilityLab> lab;
   std::unique_ptr<zk::ZkClient> zk;
-  int primary = 0;
-  double master_changes_before = -1;
+  int primary = 0;  // P of the case running
 };
 Shared* g = nullptr;
 
@@ -157,33 +160,87 @@ double Metric(const std::vector<PromSample>& samples, const std::string& name,
   return -1;
 }
 
-// The leader's HTTP port (orch-a started first and leads unless something went wrong).
+// The leader's HTTP port (either orchestrator may lead), awaited; 0 when none leads.
 int LeaderPort() {
-  for (int i = 0; i < 2; ++i) {
-    HttpResult h = Http(g->lab->port(i), "GET", "/health");
-    json j = json::parse(h.body, nullptr, false);
-    if (!j.is_discarded() && j["role"] == "leader") return g->lab->port(i);
-  }
-  return 0;
+  int port = 0;
+  WaitUntil(
+      [&] {
+        for (int i = 0; i < 2; ++i) {
+          HttpResult h = Http(g->lab->port(i), "GET", "/health");
+          json j = json::parse(h.body, nullptr, false);
+          if (!j.is_discarded() && j["role"] == "leader") {
+            port = g->lab->port(i);
+            return true;
+          }
+        }
+        return false;
+      },
+      seconds(60), std::chrono::milliseconds(200));
+  return port;
 }
 
-TEST(ObservabilityLab, StatusShowsTheMasterWithHeartbeatsAndExitsZero) {
-  auto w = g->lab->lab().WritableNodes();
-  ASSERT_TRUE(w.ok() && w->size() == 1);
-  g->primary = (*w)[0];
-  int exit_code = -1;
-  // Healthy: the master is verified and every node's poller heartbeats.
-  ASSERT_TRUE(WaitUntil([&] { return StatusShowsMaster(g->primary, &exit_code) && exit_code == 0; },
-                        seconds(40), std::chrono::milliseconds(300)))
-      << StatusJson().dump(2) << g->lab->Logs();
+// The node heartbeat ages `pgherald status --json` reports, "node=age" joined ("" if unreadable).
+std::string HeartbeatAges() {
+  json j = StatusJson();
+  if (j.is_null() || j["clusters"].empty()) return "";
+  std::string out;
+  for (const json& n : j["clusters"][0]["nodes"]) {
+    if (!n.contains("heartbeat_age_ms") || !n["heartbeat_age_ms"].is_number_integer()) return "";
+    out += n.value("node", "?") + "=" + std::to_string(n["heartbeat_age_ms"].get<std::int64_t>()) + " ";
+  }
+  return out;
+}
+
+// The known state every case starts from (the comment at the top).
+class ObservabilityLabTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(g, nullptr);
+    auto primary = g->lab->lab().Restore(g->primary);
+    ASSERT_TRUE(primary.ok()) << primary.status().ToString();
+    g->primary = *primary;
+    for (int n = 1; n <= 3; ++n) {
+      ASSERT_TRUE(g->lab->poller(n).Running()) << "poller " << n << " exited\n" << g->lab->Logs();
+    }
+    for (int i = 0; i < 2; ++i) {
+      ASSERT_TRUE(g->lab->orchestrator(i).Running()) << "orchestrator " << i << " exited\n"
+                                                     << g->lab->Logs();
+    }
+    json j = StatusJson();
+    if (!j.is_null() && !j["clusters"].empty() && j["clusters"][0].value("paused", false)) {
+      CommandResult r = g->lab->Cli({"resume", "--cluster", kCluster});
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    int exit_code = -1;
+    // Healthy: the master is verified and every node's poller heartbeats (exit code 0).
+    ASSERT_TRUE(WaitUntil(
+        [&] { return StatusShowsMaster(g->primary, &exit_code) && exit_code == 0; }, seconds(90),
+        std::chrono::milliseconds(300)))
+        << StatusJson().dump(2) << g->lab->Logs();
+  }
+};
+
+TEST_F(ObservabilityLabTest, StatusShowsTheMasterWithHeartbeatsAndExitsZero) {
   json c = StatusJson()["clusters"][0];
   ASSERT_EQ(c["nodes"].size(), 3u);
   for (const json& n : c["nodes"]) {
+    ASSERT_TRUE(n.contains("heartbeat_age_ms") && n["heartbeat_age_ms"].is_number_integer())
+        << n.dump();
     EXPECT_GE(n["heartbeat_age_ms"].get<std::int64_t>(), 0) << n.dump();
-    EXPECT_LT(n["heartbeat_age_ms"].get<std::int64_t>(), 10000) << n.dump();
     EXPECT_EQ(n["role"], n["node"] == Node(g->primary) ? "primary" : "standby") << n.dump();
     EXPECT_EQ(n.value("repmgrd_running", false), true) << n.dump();
   }
+  // The ages are live: they move from one look to a later one (printed, not bounded).
+  const std::string first = HeartbeatAges();
+  std::string later;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        later = HeartbeatAges();
+        return !later.empty() && later != first;
+      },
+      seconds(30), std::chrono::milliseconds(300)))
+      << first;
+  std::printf("heartbeat ages (ms): %s then %s\n", first.c_str(), later.c_str());
   CommandResult text = g->lab->Cli({"status"});
   EXPECT_EQ(text.exit_code, 0) << text.out << text.err;
   EXPECT_NE(text.out.find("Master:  " + Node(g->primary) +
@@ -203,7 +260,7 @@ TEST(ObservabilityLab, StatusShowsTheMasterWithHeartbeatsAndExitsZero) {
       3);
 }
 
-TEST(ObservabilityLab, HealthApiAndMetricsParse) {
+TEST_F(ObservabilityLabTest, HealthApiAndMetricsParse) {
   const int leader = LeaderPort();
   ASSERT_NE(leader, 0) << g->lab->Logs();
   const int follower = leader == g->lab->port(0) ? g->lab->port(1) : g->lab->port(0);
@@ -211,7 +268,7 @@ TEST(ObservabilityLab, HealthApiAndMetricsParse) {
   EXPECT_EQ(h.status, 200) << h.body << h.error;
   HttpResult hf = Http(follower, "GET", "/health");
   EXPECT_EQ(hf.status, 200) << hf.body;
-  EXPECT_EQ(json::parse(hf.body)["role"], "follower");
+  EXPECT_EQ(json::parse(hf.body, nullptr, false).value("role", ""), "follower") << hf.body;
 
   ASSERT_TRUE(WaitUntil(
       [&] {
@@ -219,7 +276,7 @@ TEST(ObservabilityLab, HealthApiAndMetricsParse) {
         return !j.is_discarded() && j["master"].value("node", "") == Node(g->primary) &&
                j["nodes"].size() == 3;
       },
-      seconds(10)));
+      seconds(60)));
   json list = json::parse(Http(leader, "GET", "/api/clusters").body);
   EXPECT_EQ(list["clusters"][0]["master"], Node(g->primary));
   EXPECT_EQ(list["clusters"][0]["verified"], true);
@@ -227,9 +284,19 @@ TEST(ObservabilityLab, HealthApiAndMetricsParse) {
   json flist = json::parse(Http(follower, "GET", "/api/clusters").body);
   EXPECT_EQ(flist["clusters"][0]["master"], Node(g->primary));
 
-  HttpResult m = Http(leader, "GET", "/metrics");
+  // The leader's metrics, once a decision round has counted its write check of P (awaited).
+  HttpResult m;
+  std::optional<std::vector<PromSample>> samples;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        m = Http(leader, "GET", "/metrics");
+        samples = m.status == 200 ? ParseProm(m.body) : std::nullopt;
+        return samples && Metric(*samples, "pgherald_write_check_duration_seconds_count",
+                                 {{"node", Node(g->primary)}}) > 0;
+      },
+      seconds(60)))
+      << m.body;
   ASSERT_EQ(m.status, 200);
-  auto samples = ParseProm(m.body);
   ASSERT_TRUE(samples.has_value()) << m.body;
   EXPECT_EQ(Metric(*samples, "pgherald_leader", {}), 1);
   EXPECT_EQ(Metric(*samples, "pgherald_zookeeper_connected", {}), 1);
@@ -238,19 +305,18 @@ TEST(ObservabilityLab, HealthApiAndMetricsParse) {
   EXPECT_EQ(
       Metric(*samples, "pgherald_master_info", {{"cluster", "main"}, {"node", Node(g->primary)}}),
       1);
+  // Reported for every node (printed, not bounded: a busy machine delays heartbeats).
   for (int n = 1; n <= 3; ++n) {
     const double age = Metric(*samples, "pgherald_node_heartbeat_age_seconds", {{"node", Node(n)}});
     EXPECT_GE(age, 0) << Node(n);
-    EXPECT_LT(age, 10) << Node(n);
+    std::printf("pgherald_node_heartbeat_age_seconds{node=\"%s\"} %.3f\n", Node(n).c_str(), age);
   }
   EXPECT_GT(
       Metric(*samples, "pgherald_write_check_duration_seconds_count", {{"node", Node(g->primary)}}),
       0)
       << m.body;
   EXPECT_GT(Metric(*samples, "pgherald_decisions_total", {{"action", "keep"}}), 0) << m.body;
-  g->master_changes_before =
-      Metric(*samples, "pgherald_master_changes_total", {{"cluster", "main"}});
-  EXPECT_GE(g->master_changes_before, 0);
+  EXPECT_GE(Metric(*samples, "pgherald_master_changes_total", {{"cluster", "main"}}), 0);
   // Figures (printed, not asserted): request latency of the API and of the metrics endpoint.
   for (const char* path : {"/api/clusters/main", "/metrics"}) {
     std::vector<double> us;
@@ -288,10 +354,21 @@ TEST(ObservabilityLab, HealthApiAndMetricsParse) {
   EXPECT_NE(page.body.find("dashboard.js"), std::string::npos);
 }
 
-TEST(ObservabilityLab, PostNeedsTheTokenAndPauseReachesTheControlZnode) {
+// The mzxid of the control znode, -1 when it does not exist, -2 when it cannot be read.
+std::int64_t ControlMzxid(const std::string& control) {
+  auto e = g->zk->Exists(control);
+  if (!e.ok()) return -2;
+  return e->has_value() ? (*e)->mzxid : -1;
+}
+
+TEST_F(ObservabilityLabTest, PostNeedsTheTokenAndPauseReachesTheControlZnode) {
   const int a = g->lab->port(0);  // orch-a holds the token
   const int b = g->lab->port(1);  // orch-b has none: POST disabled
   const std::string control = std::string(kRoot) + "/clusters/main/control";
+  const std::int64_t control_before = ControlMzxid(control);
+  ASSERT_NE(control_before, -2);
+  std::size_t log_from[2] = {g->lab->orchestrator(0).Log().size(),
+                             g->lab->orchestrator(1).Log().size()};
   EXPECT_EQ(Http(a, "POST", "/api/clusters/main/pause").status, 401);
   EXPECT_EQ(Http(a, "POST", "/api/clusters/main/pause", "Bearer wrong-token-0123456789").status,
             403);
@@ -300,9 +377,7 @@ TEST(ObservabilityLab, PostNeedsTheTokenAndPauseReachesTheControlZnode) {
   EXPECT_EQ(Http(b, "POST", "/api/clusters/main/pause", std::string("Bearer ") + kToken).status,
             403);
   // Nothing was written by the refused requests.
-  auto before = g->zk->Exists(control);
-  ASSERT_TRUE(before.ok());
-  EXPECT_FALSE(before->has_value());
+  EXPECT_EQ(ControlMzxid(control), control_before);
 
   HttpResult ok = Http(a, "POST", "/api/clusters/main/pause", std::string("Bearer ") + kToken,
                        R"({"reason":"integration test"})");
@@ -316,14 +391,15 @@ TEST(ObservabilityLab, PostNeedsTheTokenAndPauseReachesTheControlZnode) {
   // The orchestrator honours it (the leader decides and logs; either instance may lead) and
   // status shows it.
   EXPECT_TRUE(WaitUntil(
-      [] {
+      [&] {
         for (int i : {0, 1}) {
-          if (g->lab->orchestrator(i).Log().find("paused: cluster is paused") != std::string::npos)
+          if (g->lab->orchestrator(i).Log().find("paused: cluster is paused", log_from[i]) !=
+              std::string::npos)
             return true;
         }
         return false;
       },
-      seconds(10)));
+      seconds(60)));
   CommandResult st = g->lab->Cli({"status", "--cluster", "main"});
   EXPECT_NE(st.out.find("Paused:  yes (integration test) by orch-a (http)"), std::string::npos)
       << st.out;
@@ -341,9 +417,9 @@ TEST(ObservabilityLab, PostNeedsTheTokenAndPauseReachesTheControlZnode) {
   EXPECT_TRUE(WaitUntil(
       [] {
         json j = StatusJson();
-        return !j.is_null() && j["clusters"][0]["paused"] == true;
+        return !j.is_null() && !j["clusters"].empty() && j["clusters"][0]["paused"] == true;
       },
-      seconds(5)));
+      seconds(60)));
   CommandResult r = g->lab->Cli({"resume", "--cluster", "main"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(publishers::ParseControl(g->zk->Get(control)->data)->paused);
@@ -352,11 +428,27 @@ TEST(ObservabilityLab, PostNeedsTheTokenAndPauseReachesTheControlZnode) {
   EXPECT_FALSE(g->zk->Exists(std::string(kRoot) + "/clusters/typo")->has_value());
 }
 
-TEST(ObservabilityLab, KillNineFailoverShowsInStatusHistoryAndMetrics) {
-  ASSERT_NE(g->primary, 0);
+// The master-change counter of orchestrator i's /metrics; -1 when unreadable.
+double MasterChanges(int i) {
+  auto samples = ParseProm(Http(g->lab->port(i), "GET", "/metrics").body);
+  return samples ? Metric(*samples, "pgherald_master_changes_total", {{"cluster", "main"}}) : -1;
+}
+
+// The primary is killed; the next case's SetUp rejoins it (this case does too, when it gets there).
+TEST_F(ObservabilityLabTest, KillNineFailoverShowsInStatusHistoryAndMetrics) {
   const int old_primary = g->primary;
+  double master_changes_before[2] = {-1, -1};
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          master_changes_before[i] = MasterChanges(i);
+          return master_changes_before[i] >= 0;
+        },
+        seconds(60)))
+        << "orchestrator " << i << "'s /metrics";
+  }
   ASSERT_TRUE(g->lab->lab().PgKill(old_primary).ok());
-  auto promoted = g->lab->lab().WaitForPrimary(old_primary, seconds(60));
+  auto promoted = g->lab->lab().WaitForPrimary(old_primary, seconds(90));
   ASSERT_TRUE(promoted.ok()) << promoted.status().ToString();
   g->primary = *promoted;
 
@@ -377,7 +469,7 @@ TEST(ObservabilityLab, KillNineFailoverShowsInStatusHistoryAndMetrics) {
                node_role(j["clusters"][0], g->primary) == "primary" &&
                node_role(j["clusters"][0], old_primary) == "down";
       },
-      seconds(30), std::chrono::milliseconds(300)))
+      seconds(90), std::chrono::milliseconds(300)))
       << StatusJson().dump(2) << g->lab->Logs();
   // The killed node is down (its poller still runs and reports it): the exit code says so.
   json c = StatusJson(&exit_code)["clusters"][0];
@@ -420,18 +512,15 @@ TEST(ObservabilityLab, KillNineFailoverShowsInStatusHistoryAndMetrics) {
   EXPECT_TRUE(old_in_evidence) << last.dump(2);
 
   // Metrics: the master-change counter grew, on the leader and on the follower alike.
-  ASSERT_GE(g->master_changes_before, 0);
   for (int i = 0; i < 2; ++i) {
     double after = -1;
     EXPECT_TRUE(WaitUntil(
         [&] {
-          auto samples = ParseProm(Http(g->lab->port(i), "GET", "/metrics").body);
-          if (!samples) return false;
-          after = Metric(*samples, "pgherald_master_changes_total", {{"cluster", "main"}});
-          return after >= g->master_changes_before + 1;
+          after = MasterChanges(i);
+          return after >= master_changes_before[i] + 1;
         },
-        seconds(10)))
-        << "orchestrator " << i << ": " << after;
+        seconds(60)))
+        << "orchestrator " << i << ": " << after << " (before: " << master_changes_before[i] << ")";
   }
   ASSERT_TRUE(g->lab->lab().PgRejoin(old_primary).ok());
 }

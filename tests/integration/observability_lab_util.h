@@ -240,27 +240,39 @@ class ObservabilityLab {
       orchestrator_lab::OrchestratorConfigSpec spec;
       spec.id = std::string("orch-") + static_cast<char>('a' + i);
       spec.root = kRoot;
-      const std::string config = orchestrator_lab::WriteConfig(*o->lab_, spec);
-      const int http_port = FreePort();
-      if (http_port == 0) return Internal("no free port in 30000-30399");
-      std::ofstream(config, std::ios::app)
-          << "http:\n  address: 127.0.0.1\n  port: " << http_port << "\n"
-          << (i == 0 ? "  token_file: " + token_file + "\n" : std::string());
       const std::string log = dir + "/obs-" + spec.id + ".log";
-      auto p = Process::Start({Bin(), "orchestrator", "--config", config}, log);
-      if (p == nullptr) return Internal("cannot start " + Bin());
+      std::string config;
+      std::unique_ptr<Process> p;
       int port = 0;
-      const std::regex re("http_listening .*port=([0-9]+)");
-      WaitUntil(
-          [&] {
-            std::smatch m;
-            const std::string text = p->Log();
-            if (!std::regex_search(text, m, re)) return false;
-            port = std::stoi(m[1]);
-            return true;
-          },
-          std::chrono::seconds(20));
-      if (port == 0) return Internal(spec.id + " did not start its HTTP server:\n" + p->LogTail());
+      // FreePort's port may be taken before the orchestrator binds it (other labs run beside this
+      // one): a start that fails to bind is tried again on another port.
+      for (int attempt = 0; port == 0; ++attempt) {
+        config = orchestrator_lab::WriteConfig(*o->lab_, spec);
+        const int http_port = FreePort();
+        if (http_port == 0) return Internal("no free port in 30000-30399");
+        std::ofstream(config, std::ios::app)
+            << "http:\n  address: 127.0.0.1\n  port: " << http_port << "\n"
+            << (i == 0 ? "  token_file: " + token_file + "\n" : std::string());
+        const std::size_t log_from = ReadFile(log).size();
+        p = Process::Start({Bin(), "orchestrator", "--config", config}, log);
+        if (p == nullptr) return Internal("cannot start " + Bin());
+        const std::regex re("http_listening .*port=([0-9]+)");
+        bool in_use = false;
+        WaitUntil(
+            [&] {
+              std::smatch m;
+              const std::string text = p->Log().substr(log_from);
+              in_use = text.find("Address already in use") != std::string::npos;
+              if (in_use || !std::regex_search(text, m, re)) return in_use;
+              port = std::stoi(m[1]);
+              return true;
+            },
+            std::chrono::seconds(60));
+        if (port == 0 && !(in_use && attempt < 5)) {
+          return Internal(spec.id + " did not start its HTTP server:\n" + p->LogTail());
+        }
+        if (port == 0) p->Signal(SIGKILL);
+      }
       o->orchestrators_.push_back(std::move(p));
       o->ports_.push_back(port);
       o->orchestrator_configs_.push_back(config);

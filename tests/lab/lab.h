@@ -57,10 +57,11 @@ class Lab {
   // monitoring on all three. Check() returns the primary (0 without PostgreSQL) or an error
   // naming what differs; Restore() repairs the lab (thaws, restarts, rejoins), verifies the state
   // and returns the primary, preferring `prefer_primary` when it is writable. Both wait on
-  // conditions; `timeout` is a safety net.
+  // conditions; `timeout` is a safety net, sized for a loaded machine (on a 2-core machine at load
+  // 25, `labctl check` alone took 30-90 s and one restore missed 180 s).
   StatusOr<int> Check();
   StatusOr<int> Restore(int prefer_primary = 0,
-                        std::chrono::seconds timeout = std::chrono::seconds(180));
+                        std::chrono::seconds timeout = std::chrono::seconds(420));
 
   // ZooKeeper ensemble members are 1..3.
   Status ZkKill(int member) { return Run("zk-kill", {std::to_string(member)}).status(); }
