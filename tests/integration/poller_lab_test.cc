@@ -531,11 +531,13 @@ TEST_F(PollerLab, KillOfThePrimaryShowsTheNewPrimaryAndThePromotionFacts) {
   EXPECT_NE(whole_log.find("promotion_watch_start"), std::string::npos) << whole_log;
   EXPECT_NE(plog.find("promotion_watch_end why=\"node out of recovery\""), std::string::npos) << plog;
   // The disconnect events reach only event_notification_command: the notify hook made them facts.
+  // repmgrd hands these with a timestamp in whole seconds: compared with the kill's second.
+  const std::int64_t kill_second_us = kill_us - kill_us % 1000000;
   EXPECT_TRUE(Await(seconds(30), [&] {
     auto ev = ReadEvents(kCluster);
     return std::any_of(ev.begin(), ev.end(), [&](const RepmgrEvent& e) {
       return e.key.event == "repmgrd_upstream_disconnect" && e.source == "notify" &&
-             e.key.ts_us >= kill_us;
+             e.key.ts_us >= kill_second_us;
     });
   })) << ReadFile(g->lab->dir() + "/notify-cmd.log");
   // The old primary's poller reports its node down, still publishing.
