@@ -117,11 +117,7 @@ std::string Unhealthy(lab::Lab& lab, int* primary, std::vector<int>* lagging) {
                                "select count(*) from repmgr.nodes where type = 'standby' and active and "
                                "node_id = " + std::to_string(s) + " and upstream_node_id = " +
                                    std::to_string(*primary));
-    const std::string log = ReadFile(lab.Env("REPMGRD_LOG_" + std::to_string(s)));
-    const auto follow = log.rfind("attempting to follow new primary");
-    const bool following = follow != std::string::npos &&
-                           log.find("resuming standby monitoring mode", follow) == std::string::npos &&
-                           log.find("monitoring connection to upstream node", follow) == std::string::npos;
+    const bool following = lab.RepmgrdInFollow(s);
     std::string bad;
     if (!streaming || *streaming != "1") bad += " not streaming from node" + std::to_string(*primary) + ";";
     if (!registered || *registered != "1") bad += " repmgr.nodes does not list it under the primary;";

@@ -492,19 +492,7 @@ StatusOr<int> Stack::AwaitHealthyCluster(milliseconds timeout) {
         // the attach itself shows in pg_stat_replication, and a repmgrd inside it does not take
         // part in the next election (the 50-drill soak lost a promotion to this).
         for (int standby = 1; standby <= 3; ++standby) {
-          if (standby == primary) continue;
-          const std::string log = ReadFile(Env("REPMGRD_LOG_" + std::to_string(standby)));
-          const auto follow = log.rfind("attempting to follow new primary");
-          // Monitoring again: after a follow, or after a restart (rejoin, a failed follow), or
-          // after a follow that succeeded while its connection to the local node broke
-          // ("upstream appears to have changed, restarting monitoring": repmgrd logs nothing more
-          // until its 5-minute status line; a loaded run waited that out in vain).
-          if (follow != std::string::npos &&
-              log.find("resuming standby monitoring mode", follow) == std::string::npos &&
-              log.find("monitoring connection to upstream node", follow) == std::string::npos &&
-              log.find("restarting monitoring", follow) == std::string::npos) {
-            return false;
-          }
+          if (standby != primary && lab_->RepmgrdInFollow(standby)) return false;
         }
         return true;
       },

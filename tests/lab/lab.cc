@@ -290,6 +290,23 @@ StatusOr<int> Lab::Restore(int prefer_primary, std::chrono::seconds timeout) {
   return ParseInt(*out, "restore");
 }
 
+bool Lab::RepmgrdInFollow(int node) const {
+  std::ifstream in(Env("REPMGRD_LOG_" + std::to_string(node)), std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  const std::string log = text.str();
+  const auto follow = log.rfind("attempting to follow new primary");
+  if (follow == std::string::npos) return false;
+  // Monitoring again: after a follow, after a restart (rejoin, a failed follow), or after a follow
+  // that succeeded while its connection to the local node broke ("upstream appears to have
+  // changed, restarting monitoring": repmgrd logs nothing more until its 5-minute status line).
+  for (const char* again : {"resuming standby monitoring mode",
+                            "monitoring connection to upstream node", "restarting monitoring"}) {
+    if (log.find(again, follow) != std::string::npos) return false;
+  }
+  return true;
+}
+
 StatusOr<std::vector<int>> Lab::WritableNodes() {
   auto out = Run("pg-writable");
   if (!out.ok()) return out.status();

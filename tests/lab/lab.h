@@ -81,6 +81,10 @@ class Lab {
   Status RepmgrdStart(int node);
   // Nodes that are up and not in recovery, by direct query.
   StatusOr<std::vector<int>> WritableNodes();
+  // Whether repmgrd on node N started `repmgr standby follow` and has not logged since that it
+  // monitors again (its log; labctl's repmgrd_in_follow reads the same phrases). A repmgrd inside
+  // a follow can sit there up to 30 s and takes no part in the next election.
+  bool RepmgrdInFollow(int node) const;
   // Waits until exactly one node other than `not_node` (0: any) is writable; returns it.
   StatusOr<int> WaitForPrimary(int not_node, std::chrono::seconds timeout);
 
