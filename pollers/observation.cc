@@ -324,17 +324,6 @@ std::string BuildTickSql(const RepmgrLayout& layout, std::optional<std::int64_t>
     sql += ", CASE WHEN NOT pg_catalog.pg_is_in_recovery() THEN (extract(epoch FROM " + started +
            ") * 1000000)::bigint END AS timeline_started_us";
   }
-  // A standby's latest known timeline while it streams from nobody (received_tli NULL, and the
-  // checkpoint's timeline lags a promotion): the highest <TLI>.history in its pg_wal. A standby
-  // that follows a promotion fetches the new timeline's history file from its upstream at once,
-  // before it replays up to the switch; if that upstream is gone again, only the file says the
-  // cluster moved on. Listed only then, not every tick (see timeline_started_us).
-  if (options.timeline_start == TimelineStart::kLsWaldir) {
-    sql += ", CASE WHEN pg_catalog.pg_is_in_recovery() AND w.received_tli IS NULL THEN"
-           " (SELECT max(('x' || substr(name, 1, 8))"
-           "::bit(32)::bigint) FROM pg_catalog.pg_ls_waldir() WHERE name ~ '^[0-9A-F]{8}[.]history$')"
-           " END AS history_tli";
-  }
   if (layout.kind != RepmgrLayout::Kind::kNone) {
     const bool v3 = layout.kind == RepmgrLayout::Kind::kRepmgr3;
     const std::string schema = QuoteIdent(layout.schema);
@@ -422,9 +411,6 @@ StatusOr<TickResult> ParseTickResult(const pg::PgResult& result) {
   PGH_ASSIGN_OR_RETURN(const std::optional<std::int32_t> sender_port,
                        row.Get<std::optional<std::int32_t>>("sender_port"));
   t.sender_port = sender_port.value_or(0);
-  if (result.ColumnIndex("history_tli") >= 0) {
-    PGH_ASSIGN_OR_RETURN(t.history_tli, row.Get<std::optional<std::int64_t>>("history_tli"));
-  }
   if (result.ColumnIndex("timeline_started_us") >= 0) {
     PGH_ASSIGN_OR_RETURN(t.timeline_started_us,
                          row.Get<std::optional<std::int64_t>>("timeline_started_us"));
@@ -492,12 +478,6 @@ model::NodeObservation BuildObservation(const NodeIdentity& identity, const Tick
       o.timeline = static_cast<std::uint32_t>(*tick.received_tli);
     } else if (tick.checkpoint_tli && *tick.checkpoint_tli > 0) {
       o.timeline = static_cast<std::uint32_t>(*tick.checkpoint_tli);
-    }
-    // A history file of a later timeline: the standby follows it (recovery_target_timeline
-    // latest), so that is the timeline it reports (docs/poller.md, "timeline").
-    if (tick.history_tli && *tick.history_tli > o.timeline &&
-        *tick.history_tli <= std::numeric_limits<std::uint32_t>::max()) {
-      o.timeline = static_cast<std::uint32_t>(*tick.history_tli);
     }
   }
 

@@ -125,9 +125,6 @@ struct TickResult {
   std::string walfile_tli_hex;  // primary: first 8 hex digits of the current WAL file name
   std::optional<std::int64_t> received_tli;
   std::optional<std::int64_t> checkpoint_tli;
-  // In recovery, with pg_ls_waldir: the highest <TLI>.history in pg_wal (the latest timeline the
-  // standby knows of and follows). Absent otherwise.
-  std::optional<std::int64_t> history_tli;
   std::string system_identifier;
   std::string sender_host;
   int sender_port = 0;

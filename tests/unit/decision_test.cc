@@ -676,26 +676,6 @@ TEST(DecisionTest, PublishedMasterBehindAHigherTimelineIsNotKept) {
   EXPECT_EQ(Decide(in, fresh).action, Action::kKeep);
 }
 
-// The same, as the lab once saw it under load: the promoted node is gone (its own poller fenced
-// it), and the standby that followed it has its timeline's history file but nothing to stream
-// from, so the orchestrator's probe reads the checkpoint's lagging timeline 1; only the standby's
-// poller, from the history files in pg_wal, reports timeline 2. That is enough: the published
-// master on timeline 1 is below the cluster's timeline and is not re-affirmed (no master, rather
-// than a stale one whose acknowledged writes the next promotion throws away).
-TEST(DecisionTest, PublishedMasterBehindAStandbysHistoryFileIsNotKept) {
-  DecisionMemory memory;
-  DecisionInput in = BaseInput(0);
-  in.published = Published("db1", 1, 3);
-  AddNode(in, Primary("db1", 1));
-  AddNode(in, Down("db2"));
-  AddNode(in, Standby("db3", 1, "db2"));
-  in.observations["db3"].observation.timeline = 2;
-  const Verdict v = Decide(in, memory);
-  EXPECT_EQ(v.action, Action::kWithdraw) << FormatReasons(v.reasons);
-  EXPECT_FALSE(v.record.has_value());
-  EXPECT_TRUE(v.HasReason(ReasonCode::kBelowClusterTimeline)) << FormatReasons(v.reasons);
-}
-
 // Repair: the record read is not trusted. A verified winner is published at once (no window),
 // even the node the last backed record named, with an epoch above the floor; the untrusted
 // content never counts (here the backed record's timeline is the floor, not a forged one).

@@ -244,34 +244,6 @@ TEST(TickSqlTest, ReadsTheTimelineHistoryFileOnlyWithAFunctionTheRoleMayCall) {
   EXPECT_EQ(probe("f", "f").value(), TimelineStart::kNone);
   EXPECT_FALSE(probe("x", "f").ok());
 }
-// A standby that follows a promotion whose node is gone: no WAL receiver (received_tli NULL), the
-// checkpoint still on timeline 1, but 00000002.history fetched into pg_wal: it reports timeline 2.
-TEST(ObservationTest, StandbyReportsTheLatestTimelineItHasAHistoryFileFor) {
-  std::vector<std::string> columns = kColumns;
-  columns.push_back("history_tli");
-  Cells cells = {"t", std::nullopt, std::nullopt, "0/12DB5F0", "0/12DB5F0", "7710839191307841762",
-                 std::nullopt, std::nullopt, std::nullopt, "1", kTables, kNodesAfterFailover,
-                 kFailoverEvents, R"j({ "2" : 1795319967869588 })j", "t", "2"};
-  auto tick = ParseTickResult(pg::PgResult(columns, cells, -1));
-  ASSERT_TRUE(tick.ok()) << tick.status().ToString();
-  EXPECT_EQ(BuildObservation(Identity("node3", 21962), *tick, "").timeline, 2u);
-  // Without the history file (or without pg_ls_waldir: no column), the checkpoint's timeline.
-  cells.back() = std::nullopt;
-  tick = ParseTickResult(pg::PgResult(columns, cells, -1));
-  ASSERT_TRUE(tick.ok()) << tick.status().ToString();
-  EXPECT_EQ(BuildObservation(Identity("node3", 21962), *tick, "").timeline, 1u);
-
-  TickSqlOptions options;
-  options.timeline_start = TimelineStart::kLsWaldir;
-  EXPECT_NE(BuildTickSql({RepmgrLayout::Kind::kRepmgr4, "repmgr"}, 1000, options)
-                .find("AS history_tli"),
-            std::string::npos);
-  options.timeline_start = TimelineStart::kStatFile;
-  EXPECT_EQ(BuildTickSql({RepmgrLayout::Kind::kRepmgr4, "repmgr"}, 1000, options)
-                .find("history_tli"),
-            std::string::npos);
-}
-
 TEST(ObservationTest, StandbyStreamsFromTheNodeWhoseConninfoNamesTheSender) {
   auto tick = ParseTickResult(StandbyRow());
   ASSERT_TRUE(tick.ok()) << tick.status().ToString();
