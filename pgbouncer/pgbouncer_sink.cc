@@ -311,6 +311,37 @@ Status ReleaseAfterFailure(const PgbouncerSinkConfig& config, std::set<std::stri
                     " (and releasing the paused databases failed: " + resumed.message() + ")");
 }
 
+// PAUSE each target database, bounded by pause_timeout; on a timeout KILL (kill_on_pause_timeout:
+// the sessions that held it up are cut, the databases stay paused) or RESUME and fail. `console`
+// may be replaced by a fresh session.
+Status Pause(Console& console, const PgbouncerSinkConfig& config, std::set<std::string>& killed) {
+  auto pauses = Statements(console, "PAUSE", config.databases);
+  if (!pauses.ok()) return pauses.status();
+  Status paused = Status::Ok();
+  for (const auto& st : *pauses) {
+    paused = console.ExecWithTimeout(st.sql, config.pause_timeout);
+    if (!paused.ok()) break;
+  }
+  if (paused.ok()) return Status::Ok();
+  // The console connection may be stuck in PAUSE: talk on a fresh one.
+  auto fresh = Console::Open(config.admin);
+  if (!fresh.ok()) return fresh.status();
+  console = std::move(*fresh);
+  if (!config.kill_on_pause_timeout || paused.code() != StatusCode::kTimeout) {
+    (void)Resume(console, config.databases, killed);
+    return paused;
+  }
+  // The abandoned PAUSE is still pending and makes KILL fail ("already suspended/paused"):
+  // cancel it, then cut the sessions that held it up (KILL leaves the databases paused).
+  if (Status s = Resume(console, config.databases, killed); !s.ok()) {
+    return ReleaseAfterFailure(config, killed, s);
+  }
+  if (Status s = Kill(console, config.databases, killed); !s.ok()) {
+    return ReleaseAfterFailure(config, killed, s);
+  }
+  return Status::Ok();
+}
+
 // The variables an entry's template may use.
 TemplateVars VarsOf(const RouteTarget& target) {
   const auto& m = target.master;
@@ -513,14 +544,32 @@ Status PgbouncerSink::Block(const RouteTarget& target) {
   return Status::Ok();
 }
 
+Status PgbouncerSink::Hold(const RouteTarget& target) {
+  (void)target;
+  // Nothing routed yet, a block in force (it KILLed and paused everything, pointing nowhere) or
+  // a hold already in force: nothing to do.
+  if (!applied_ || applied_->action == RouteTarget::Action::kBlock || held_) return Status::Ok();
+  auto console = Console::Open(config_.admin);
+  if (!console.ok()) return console.status();
+  // PAUSE waits for the transactions in flight (on a dead master they fail; after pause_timeout
+  // they are KILLed) and then parks every new statement until the RESUME of the next route.
+  if (Status s = Pause(*console, config_, killed_); !s.ok()) return s;
+  held_ = true;
+  return Status::Ok();
+}
+
 Status PgbouncerSink::Apply(const RouteTarget& target) {
   // Untrusted input: an invalid field stops everything here (the file and pgbouncer untouched).
   if (Status s = CheckTarget(target); !s.ok()) return s;
-  if (target.action == RouteTarget::Action::kBlock) return Block(target);
+  if (target.action == RouteTarget::Action::kBlock) {
+    held_ = false;  // the block's KILL supersedes the hold's PAUSE (both end with a RESUME)
+    return Block(target);
+  }
+  if (target.hold) return Hold(target);
   auto content = RenderDatabasesFile(config_, target);
   if (!content.ok()) return content.status();
   const Applied want{target.action, *content};
-  if (applied_ == want) return Status::Ok();
+  if (applied_ == want && !held_) return Status::Ok();
   auto changed = WriteDatabasesFile(*content);
   if (!changed.ok()) return changed.status();
   const bool file_changed = *changed;
@@ -530,47 +579,26 @@ Status PgbouncerSink::Apply(const RouteTarget& target) {
   // database and every entry has pointed nowhere since, so no server connection exists. RELOAD and
   // RESUME suffice, and pgbouncer is spared a KILL (or PAUSE) of databases that are already killed
   // and paused, with clients queued on them: pgbouncer 1.18 can crash on KILL (docs/pgbouncer.md).
+  // After a hold the same holds: PAUSE drained and closed every server connection, and the
+  // clients waiting since must not be cut: RELOAD and RESUME them onto the new master.
   const bool after_block = applied_ && applied_->action == RouteTarget::Action::kBlock;
-  if (after_block || (config_.kill_old && file_changed)) {
+  if (after_block || held_ || (config_.kill_old && file_changed)) {
+    const bool cut = !after_block && !held_;
     if (auto r = console->Exec("RELOAD"); !r.ok()) return r.status();
-    if (Status s = after_block ? Status::Ok() : Kill(*console, config_.databases, killed_);
-        !s.ok()) {
+    if (Status s = cut ? Kill(*console, config_.databases, killed_) : Status::Ok(); !s.ok()) {
       return ReleaseAfterFailure(config_, killed_, s);
     }
     if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) {
       return ReleaseAfterFailure(config_, killed_, s);
     }
+    held_ = false;
     if (Status s = ConfirmRoute(*console, config_, target); !s.ok()) return s;
     unconfirmed_ = false;
     applied_ = want;
     return Status::Ok();
   }
   // PAUSE each target (bounded), then RELOAD and RESUME.
-  auto pauses = Statements(*console, "PAUSE", config_.databases);
-  if (!pauses.ok()) return pauses.status();
-  Status paused = Status::Ok();
-  for (const auto& st : *pauses) {
-    paused = console->ExecWithTimeout(st.sql, config_.pause_timeout);
-    if (!paused.ok()) break;
-  }
-  if (!paused.ok()) {
-    // The console connection may be stuck in PAUSE: talk on a fresh one.
-    auto fresh = Console::Open(config_.admin);
-    if (!fresh.ok()) return fresh.status();
-    *console = std::move(*fresh);
-    if (!config_.kill_on_pause_timeout || paused.code() != StatusCode::kTimeout) {
-      (void)Resume(*console, config_.databases, killed_);
-      return paused;
-    }
-    // The abandoned PAUSE is still pending and makes KILL fail ("already suspended/paused"):
-    // cancel it, then cut the sessions that held it up.
-    if (Status s = Resume(*console, config_.databases, killed_); !s.ok()) {
-      return ReleaseAfterFailure(config_, killed_, s);
-    }
-    if (Status s = Kill(*console, config_.databases, killed_); !s.ok()) {
-      return ReleaseAfterFailure(config_, killed_, s);
-    }
-  }
+  if (Status s = Pause(*console, config_, killed_); !s.ok()) return s;
   if (auto r = console->Exec("RELOAD"); !r.ok()) {
     return ReleaseAfterFailure(config_, killed_, r.status());
   }

@@ -17,6 +17,11 @@
 // the block (1.18 can crash on KILL; its supervisor restarts it) thus comes back routing nowhere,
 // never to the last master. The next route rewrites the file, RELOADs and RESUMEs, with no KILL
 // or PAUSE: the block left no session to cut.
+// hold (a kRoute target with `hold`, policy on_unverified: hold): PAUSE db (as above, bounded by
+// pause_timeout), the file untouched: transactions in flight finish (or fail on a dead master),
+// new statements wait in pgbouncer. The next route (a new master, or the same one when the hold
+// expired) rewrites the file if it changed, RELOADs and RESUMEs, with no KILL: clients waiting
+// since the hold run on the new master and see no error.
 //
 // Untrusted input (docs/pgbouncer.md, "What reaches pgbouncer"): the master record's fields are
 // checked first (CheckTarget) and each template variable again when rendered (a host is a host:
@@ -118,6 +123,8 @@ class PgbouncerSink final : public Sink {
   // (re)written, i.e. whether pgbouncer still has to RELOAD it.
   StatusOr<bool> WriteDatabasesFile(const std::string& content);
   Status Block(const RouteTarget& target);
+  // A held route (RouteTarget::hold): PAUSE the databases, keep the file (docs/pgbouncer.md).
+  Status Hold(const RouteTarget& target);
 
   const PgbouncerSinkConfig config_;
   std::optional<Applied> applied_;
@@ -125,6 +132,8 @@ class PgbouncerSink final : public Sink {
   bool unconfirmed_ = false;
   // Databases KILLed (by a cut or a block) and not yet RESUMEd (ResumeStatements).
   std::set<std::string> killed_;
+  // A hold PAUSEd the databases and no RESUME has followed yet.
+  bool held_ = false;
 };
 
 }  // namespace pgherald::watch

@@ -32,8 +32,11 @@ void ClusterController::Dispatch(const RouteTarget& target) {
                              {"node", target.master.node}, {"host", target.master.host},
                              {"port", target.master.port}, {"epoch", target.master.epoch},
                              {"status", StatusName(target.status)},
-                             {"reason", target.reason}, {"seq", target.seq}});
+                             {"hold", target.hold}, {"reason", target.reason},
+                             {"seq", target.seq}});
   ++route_changes_;
+  if (target.hold && !holding_) ++holds_;
+  holding_ = target.hold;
   for (auto& w : workers_) w->Submit(target);
 }
 
@@ -56,6 +59,7 @@ ClusterController::Snapshot ClusterController::snapshot() const {
   out.current = policy_.current();
   out.status = last_status_;
   out.route_changes = route_changes_;
+  out.holds = holds_;
   for (const auto& w : workers_) out.sinks.emplace_back(w->name(), w->report());
   return out;
 }

@@ -49,6 +49,7 @@ class ClusterController {
     std::optional<RouteTarget> current;
     std::optional<client::MasterStatus> status;  // the last state from the source
     std::uint64_t route_changes = 0;             // targets dispatched to the sinks
+    std::uint64_t holds = 0;                     // holds begun (policy hold)
     std::vector<std::pair<std::string, SinkReport>> sinks;  // name, report
   };
   Snapshot snapshot() const;
@@ -67,6 +68,8 @@ class ClusterController {
   std::optional<client::MasterStatus> last_status_;  // guarded by mu_, for transition logs
   bool stop_ = false;   // guarded by mu_
   std::uint64_t route_changes_ = 0;  // guarded by mu_
+  std::uint64_t holds_ = 0;          // guarded by mu_
+  bool holding_ = false;             // guarded by mu_: the last target dispatched held
   std::thread timer_;
   std::vector<std::unique_ptr<SinkWorker>> workers_;  // replaced under mu_
 };

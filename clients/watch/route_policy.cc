@@ -15,7 +15,14 @@ const char* StatusName(MasterStatus status) {
   return "unknown";
 }
 
-const char* PolicyName(Policy policy) { return policy == Policy::kKeep ? "keep" : "block"; }
+const char* PolicyName(Policy policy) {
+  switch (policy) {
+    case Policy::kKeep: return "keep";
+    case Policy::kBlock: return "block";
+    case Policy::kHold: return "hold";
+  }
+  return "unknown";
+}
 
 const char* ActionName(RouteTarget::Action action) {
   return action == RouteTarget::Action::kRoute ? "route" : "block";
@@ -58,6 +65,11 @@ std::optional<MonoTime> RoutePolicy::NextDeadline() const {
   }
   const bool disconnected = state_->status == MasterStatus::kDisconnected;
   const Policy policy = disconnected ? config_.on_disconnect : config_.on_unverified;
+  if (policy == Policy::kHold) {
+    // The end of a hold in progress.
+    if (!current_.has_value() || !current_->hold) return std::nullopt;
+    return *unvouched_since_ + config_.max_hold;
+  }
   if (policy != Policy::kBlock) return std::nullopt;
   if (current_.has_value() && current_->action == RouteTarget::Action::kBlock) return std::nullopt;
   return *unvouched_since_ + (disconnected ? config_.disconnect_grace : config_.unverified_grace);
@@ -92,13 +104,21 @@ std::optional<RouteTarget> RoutePolicy::Evaluate() {
   t.action = RouteTarget::Action::kRoute;
   t.master = *last_vouched_;
   t.master.status = s.status;
+  if (policy == Policy::kHold) {
+    const bool expired =
+        unvouched_since_.has_value() && clock_.Now() >= *unvouched_since_ + config_.max_hold;
+    t.hold = !expired;
+    t.reason = std::string(what) + (expired ? "-hold-expired" : "-held");
+    return Emit(std::move(t));
+  }
   t.reason = std::string(what) + (policy == Policy::kBlock ? "-in-grace" : "-kept");
   return Emit(std::move(t));
 }
 
 std::optional<RouteTarget> RoutePolicy::Emit(RouteTarget target) {
   if (current_.has_value() && current_->SameRoute(target) &&
-      current_->master.epoch == target.master.epoch && current_->status == target.status) {
+      current_->master.epoch == target.master.epoch && current_->status == target.status &&
+      current_->hold == target.hold) {
     return std::nullopt;
   }
   target.seq = ++seq_;

@@ -11,6 +11,14 @@
 //              never vouched since start is never routed to.
 //       block: the last route stays for the grace period, counted from the moment the state
 //              stopped being vouched; after it the sinks are told to block writes (safety).
+//       hold:  (on_unverified only) at once, the last route stays with `hold` set: a sink that
+//              can hold clients (pgbouncer: PAUSE) makes new statements wait instead of failing,
+//              until a vouched master is routed to (the pgbouncer sink retargets and RESUMEs) or
+//              `max_hold` has passed since the state stopped being vouched: then the last route
+//              is sent again without `hold` (reason "...-hold-expired") and clients see whatever
+//              the last master answers. Sinks that cannot hold (HAProxy, file, exec) treat a held
+//              route as the kept one. Never on a disconnect from ZooKeeper: the watch then knows
+//              nothing of the master, which is most likely still serving.
 //   - Until the first vouched master is seen nothing is routed; with `block`, the grace runs
 //     from the first state, so a daemon that starts during an outage blocks after the grace too.
 #pragma once
@@ -28,7 +36,7 @@ namespace pgherald::watch {
 // so the daemon's sinks depend on the public header's types only).
 const char* StatusName(client::MasterStatus status);
 
-enum class Policy { kKeep, kBlock };
+enum class Policy { kKeep, kBlock, kHold };
 const char* PolicyName(Policy policy);
 
 struct PolicyConfig {
@@ -36,6 +44,9 @@ struct PolicyConfig {
   Millis unverified_grace{5000};
   Policy on_disconnect = Policy::kKeep;
   Millis disconnect_grace{10000};
+  // With on_unverified = hold: the longest a hold lasts. Keep it below pgbouncer's
+  // query_wait_timeout, or pgbouncer fails the held clients first.
+  Millis max_hold{10000};
 };
 
 // The instruction every sink of a cluster receives.
@@ -49,6 +60,9 @@ struct RouteTarget {
   client::MasterStatus status = client::MasterStatus::kVouched;
   std::string reason;   // "vouched", "unverified-kept", "disconnected-grace-expired", ...
   std::uint64_t seq = 0;  // grows with every target the policy emits
+  // kRoute only: the master is no longer vouched and clients should wait for the next one
+  // (policy hold); `master` is the last vouched master, as for a kept route.
+  bool hold = false;
 
   bool SameRoute(const RouteTarget& other) const;  // action and node/host/port
 };

@@ -110,6 +110,7 @@ void SinkWorker::Run() {
                  {"host", untrusted::SanitizeForDisplay(target.master.host, 300)},
                  {"port", target.master.port},
                  {"epoch", target.master.epoch},
+                 {"hold", target.hold},
                  {"reason", target.reason},
                  {"elapsed", elapsed}});
       cv_.notify_all();

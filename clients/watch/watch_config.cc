@@ -9,9 +9,15 @@
 namespace pgherald::watch {
 namespace {
 
-Policy ParsePolicy(config::ConfigNode& node, const char* key) {
-  return node.OptionalOneOf(key, "keep", {"keep", "block"}) == "block" ? Policy::kBlock
-                                                                       : Policy::kKeep;
+// `hold` is offered for on_unverified only (route_policy.h: a disconnected watch knows nothing of
+// the master).
+Policy ParsePolicy(config::ConfigNode& node, const char* key, bool hold_allowed) {
+  const std::string policy =
+      hold_allowed ? node.OptionalOneOf(key, "keep", {"keep", "block", "hold"})
+                   : node.OptionalOneOf(key, "keep", {"keep", "block"});
+  if (policy == "block") return Policy::kBlock;
+  if (policy == "hold") return Policy::kHold;
+  return Policy::kKeep;
 }
 
 }  // namespace
@@ -47,10 +53,12 @@ StatusOr<WatchConfig> ParseWatchConfig(config::ConfigNode root, const SinkRegist
     config::ConfigNode cn = clusters.Child(name);
     ClusterWatchConfig cluster;
     cluster.name = name;
-    cluster.policy.on_unverified = ParsePolicy(cn, "on_unverified");
+    cluster.policy.on_unverified = ParsePolicy(cn, "on_unverified", /*hold_allowed=*/true);
     cluster.policy.unverified_grace =
         cn.Optional<Millis>("unverified_grace_ms", Millis(5000), {.min = Millis(0), .max = Millis(3600000)});
-    cluster.policy.on_disconnect = ParsePolicy(cn, "on_disconnect");
+    cluster.policy.max_hold =
+        cn.Optional<Millis>("max_hold_ms", Millis(10000), {.min = Millis(0), .max = Millis(600000)});
+    cluster.policy.on_disconnect = ParsePolicy(cn, "on_disconnect", /*hold_allowed=*/false);
     cluster.policy.disconnect_grace =
         cn.Optional<Millis>("disconnect_grace_ms", Millis(10000), {.min = Millis(0), .max = Millis(3600000)});
     cluster.retry.initial =

@@ -27,6 +27,18 @@ std::string RenderWatchMetrics(const ClusterSnapshots& clusters) {
                 {"node", c.second.current->master.node}},
                1);
   }
+  out.Family("pgherald_watch_holding", "gauge",
+             "1 while the cluster's route is held (policy hold: no vouched master, clients of "
+             "sinks that can hold wait for the next one).");
+  for (const auto& c : clusters) {
+    out.Sample("pgherald_watch_holding", {{"cluster", c.first}},
+               c.second.current && c.second.current->hold ? 1 : 0);
+  }
+  out.Family("pgherald_watch_holds_total", "counter", "Holds begun (policy hold).");
+  for (const auto& c : clusters) {
+    out.Sample("pgherald_watch_holds_total", {{"cluster", c.first}},
+               static_cast<double>(c.second.holds));
+  }
   out.Family("pgherald_watch_master_status", "gauge",
              "1 for the master state the watch last received (vouched, unverified, no-master, "
              "disconnected), 0 for the others.");

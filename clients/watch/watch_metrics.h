@@ -4,6 +4,8 @@
 //   pgherald_build_info{version,commit,build_type}                        1
 //   pgherald_watch_route_changes_total{cluster}                          targets sent to the sinks
 //   pgherald_watch_route{cluster,action,node}                            1 for the current route
+//   pgherald_watch_holding{cluster}                                      1 while held (policy hold)
+//   pgherald_watch_holds_total{cluster}                                  holds begun
 //   pgherald_watch_master_status{cluster,status}                         1 for the source's state
 //   pgherald_watch_zookeeper_connected{cluster}                          0 while disconnected
 //   pgherald_watch_sink_apply_seconds{cluster,sink}                      histogram of Apply()

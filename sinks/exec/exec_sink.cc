@@ -14,6 +14,7 @@ std::map<std::string, std::string> ExecEnvironment(const RouteTarget& target) {
       {"PGHERALD_MASTER_EPOCH", std::to_string(m.epoch)},
       {"PGHERALD_MASTER_TIMELINE", std::to_string(m.timeline)},
       {"PGHERALD_REASON", target.reason},
+      {"PGHERALD_HOLD", target.hold ? "1" : "0"},
   };
 }
 

@@ -28,6 +28,7 @@ std::string TargetJson(const RouteTarget& target, std::int64_t written_at_ms) {
   j["epoch"] = m.epoch;
   j["timeline"] = m.timeline;
   j["reason"] = target.reason;
+  j["hold"] = target.hold;
   j["seq"] = target.seq;
   j["written_at_ms"] = written_at_ms;
   return jsonf::Dump(j) + "\n";

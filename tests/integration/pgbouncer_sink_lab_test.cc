@@ -12,6 +12,8 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <memory>
+#include <string>
 #include <thread>
 
 #include "pgbouncer/pgbouncer_sink.h"
@@ -33,8 +35,10 @@ bool PollUntil(seconds timeout, const std::function<bool()>& condition) {
 }
 
 // One fresh connection, one query: the first cell, or "ERROR:..." .
-std::string QueryOnce(const std::string& conninfo, const std::string& sql) {
-  PGconn* c = PQconnectdb((conninfo + " connect_timeout=2").c_str());
+std::string QueryOnce(const std::string& conninfo, const std::string& sql,
+                      int connect_timeout_s = 2) {
+  PGconn* c =
+      PQconnectdb((conninfo + " connect_timeout=" + std::to_string(connect_timeout_s)).c_str());
   std::string out;
   if (PQstatus(c) != CONNECTION_OK) {
     out = std::string("ERROR:") + PQerrorMessage(c);
@@ -109,6 +113,17 @@ class PgbouncerSinkLabTest : public ::testing::Test {
   // The server port a fresh client through pgbouncer lands on.
   static std::string PortThroughPgbouncer() {
     return QueryOnce(ViaPgbouncer(), "select inet_server_port()::text");
+  }
+
+  // pgbouncer's log: where it ends now, and what was added since.
+  static std::streamoff LogEnd() {
+    std::ifstream log(lab_->Env("PGBOUNCER_LOG"), std::ios::ate);
+    return log.tellg();
+  }
+  static std::string LogSince(std::streamoff offset) {
+    std::ifstream log(lab_->Env("PGBOUNCER_LOG"));
+    log.seekg(offset);
+    return std::string((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
   }
 
   static inline std::unique_ptr<lab::Lab> lab_;
@@ -242,19 +257,79 @@ TEST_F(PgbouncerSinkLabTest, TheRouteAfterABlockSendsNoKill) {
     const std::uint64_t epoch = kill_old ? 60 : 70;
     ASSERT_TRUE(sink.Apply(Target(1, epoch, RouteTarget::Action::kRoute)).ok());
     ASSERT_TRUE(sink.Apply(Target(1, epoch, RouteTarget::Action::kBlock)).ok());
-    const std::string log = lab_->Env("PGBOUNCER_LOG");
-    std::ifstream before(log, std::ios::ate);
-    const std::streamoff offset = before.tellg();
+    const std::streamoff offset = LogEnd();
     auto routed = sink.Apply(Target(2, epoch + 1, RouteTarget::Action::kRoute));
     ASSERT_TRUE(routed.ok()) << routed.ToString();
     EXPECT_EQ(PortThroughPgbouncer(), std::to_string(lab_->pg_port(2)));
-    std::ifstream after(log);
-    after.seekg(offset);
-    const std::string added((std::istreambuf_iterator<char>(after)),
-                            std::istreambuf_iterator<char>());
+    const std::string added = LogSince(offset);
     EXPECT_NE(added.find("RELOAD command issued"), std::string::npos) << added;
     EXPECT_EQ(added.find("KILL"), std::string::npos) << added;
     EXPECT_EQ(added.find("PAUSE"), std::string::npos) << added;
+  }
+}
+
+// Issue 17: a held route (the verified master is gone) PAUSEs pgbouncer: a client connected
+// before the hold and one that connects during it both send a statement, which waits in pgbouncer
+// instead of failing; the next master's route RELOADs and RESUMEs (no KILL: nobody is cut) and
+// both statements run there. Without the hold they would run on (or fail against) the old master.
+TEST_F(PgbouncerSinkLabTest, AHoldParksStatementsAndTheNextMasterRunsThem) {
+  for (bool kill_old : {false, true}) {
+    SCOPED_TRACE(kill_old ? "kill_old" : "pause");
+    PgbouncerSink sink(Config(kill_old));
+    const std::uint64_t epoch = kill_old ? 80 : 90;
+    ASSERT_TRUE(sink.Apply(Target(1, epoch, RouteTarget::Action::kRoute)).ok());
+    ASSERT_TRUE(PollUntil(seconds(10), [&] {
+      return PortThroughPgbouncer() == std::to_string(lab_->pg_port(1));
+    })) << PortThroughPgbouncer();
+    std::unique_ptr<PGconn, decltype(&PQfinish)> before(
+        PQconnectdb((ViaPgbouncer() + " connect_timeout=10").c_str()), &PQfinish);
+    ASSERT_EQ(PQstatus(before.get()), CONNECTION_OK) << PQerrorMessage(before.get());
+
+    RouteTarget held = Target(1, epoch, RouteTarget::Action::kRoute);
+    held.hold = true;
+    auto applied = sink.Apply(held);
+    ASSERT_TRUE(applied.ok()) << applied.ToString();
+    const std::streamoff offset = LogEnd();
+
+    ASSERT_EQ(PQsendQuery(before.get(), "select inet_server_port()::text"), 1);
+    std::string during;
+    std::thread late(
+        [&] { during = QueryOnce(ViaPgbouncer(), "select inet_server_port()::text", 10); });
+    // pgbouncer's own view: both clients wait (SHOW CLIENTS state "waiting"); the route comes
+    // only then, so the statements were certainly parked by the hold.
+    const bool parked = PollUntil(seconds(4), [&] {
+      PGconn* c = PQconnectdb(ConsoleConninfo().c_str());
+      int waiting = 0;
+      if (PQstatus(c) == CONNECTION_OK) {
+        PGresult* r = PQexec(c, "SHOW CLIENTS");
+        const int state = PQfnumber(r, "state");
+        for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && state >= 0 && i < PQntuples(r);
+             ++i) {
+          if (std::string(PQgetvalue(r, i, state)) == "waiting") ++waiting;
+        }
+        PQclear(r);
+      }
+      PQfinish(c);
+      return waiting >= 2;
+    });
+    auto routed = sink.Apply(Target(2, epoch + 1, RouteTarget::Action::kRoute));
+    late.join();
+    ASSERT_TRUE(parked) << "the statements did not wait in pgbouncer during the hold";
+    ASSERT_TRUE(routed.ok()) << routed.ToString();
+    const std::string port2 = std::to_string(lab_->pg_port(2));
+    EXPECT_EQ(during, port2);
+    std::string first;
+    while (PGresult* r = PQgetResult(before.get())) {
+      if (first.empty()) {
+        first = PQresultStatus(r) == PGRES_TUPLES_OK
+                    ? std::string(PQgetvalue(r, 0, 0))
+                    : std::string("ERROR:") + PQerrorMessage(before.get());
+      }
+      PQclear(r);
+    }
+    EXPECT_EQ(first, port2) << "the client connected before the hold was cut or ran elsewhere";
+    const std::string added = LogSince(offset);
+    EXPECT_EQ(added.find("KILL"), std::string::npos) << added;
   }
 }
 

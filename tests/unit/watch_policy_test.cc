@@ -167,6 +167,82 @@ TEST(RoutePolicyTest, DisconnectUsesItsOwnPolicyAndGrace) {
   EXPECT_EQ(kept->reason, "unverified-kept");
 }
 
+PolicyConfig Hold(Millis max_hold) {
+  PolicyConfig c;
+  c.on_unverified = Policy::kHold;
+  c.max_hold = max_hold;
+  return c;
+}
+
+// Issue 17: the verified master is gone (voucher withdrawn): the last route is held at once, so
+// that a sink that can hold (pgbouncer) parks new statements; the next vouched master ends it.
+TEST(RoutePolicyTest, HoldStartsAtOnceAndTheNextVouchedMasterEndsIt) {
+  ManualClock clock;
+  RoutePolicy policy(Hold(milliseconds(3000)), clock);
+  auto first = policy.OnState(Info(MasterStatus::kVouched, "node1", 5001, 10, 1));
+  ASSERT_TRUE(first.has_value());
+  EXPECT_FALSE(first->hold);
+  auto held = policy.OnState(Info(MasterStatus::kUnverified, "node1", 5001, 11, 1));
+  ASSERT_TRUE(held.has_value());
+  EXPECT_EQ(held->action, Action::kRoute);
+  EXPECT_TRUE(held->hold);
+  EXPECT_EQ(held->reason, "unverified-held");
+  EXPECT_EQ(held->master.node, "node1");  // the last vouched master, as for a kept route
+  ASSERT_TRUE(policy.NextDeadline().has_value());
+  EXPECT_EQ(*policy.NextDeadline(), clock.Now() + milliseconds(3000));
+  // The record names no master while the orchestrator fails over: still held, nothing new sent.
+  clock.Advance(milliseconds(500));
+  auto none = policy.OnState(Info(MasterStatus::kNoMaster, "", 0, 12, 1));
+  ASSERT_TRUE(none.has_value());  // the status changed
+  EXPECT_TRUE(none->hold);
+  EXPECT_EQ(none->reason, "no-master-held");
+  auto next = policy.OnState(Info(MasterStatus::kVouched, "node2", 5002, 13, 2));
+  ASSERT_TRUE(next.has_value());
+  EXPECT_FALSE(next->hold);
+  EXPECT_EQ(next->master.node, "node2");
+  EXPECT_EQ(next->reason, "vouched");
+  EXPECT_FALSE(policy.NextDeadline().has_value());
+}
+
+// A hold is bounded: after max_hold the last route is sent again without hold (clients see what
+// the last master answers) and nothing more happens until a state changes.
+TEST(RoutePolicyTest, HoldEndsAfterMaxHold) {
+  ManualClock clock;
+  RoutePolicy policy(Hold(milliseconds(2000)), clock);
+  ASSERT_TRUE(policy.OnState(Info(MasterStatus::kVouched, "node1", 5001, 10)).has_value());
+  ASSERT_TRUE(policy.OnState(Info(MasterStatus::kUnverified, "node1", 5001, 11)).has_value());
+  clock.Advance(milliseconds(1999));
+  EXPECT_FALSE(policy.OnTick().has_value());
+  clock.Advance(milliseconds(1));
+  auto expired = policy.OnTick();
+  ASSERT_TRUE(expired.has_value());
+  EXPECT_EQ(expired->action, Action::kRoute);
+  EXPECT_FALSE(expired->hold);
+  EXPECT_EQ(expired->reason, "unverified-hold-expired");
+  EXPECT_EQ(expired->master.node, "node1");
+  EXPECT_FALSE(policy.NextDeadline().has_value());
+  clock.Advance(milliseconds(10000));
+  EXPECT_FALSE(policy.OnTick().has_value());
+  // Vouched again and lost again: a fresh hold.
+  ASSERT_TRUE(policy.OnState(Info(MasterStatus::kVouched, "node1", 5001, 12)).has_value());
+  auto again = policy.OnState(Info(MasterStatus::kUnverified, "node1", 5001, 13));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_TRUE(again->hold);
+}
+
+// No hold on a disconnect from ZooKeeper (the master is most likely still serving), and none
+// before anything was vouched (nothing to hold on to).
+TEST(RoutePolicyTest, NoHoldOnDisconnectOrBeforeTheFirstVouchedMaster) {
+  ManualClock clock;
+  RoutePolicy policy(Hold(milliseconds(2000)), clock);
+  EXPECT_FALSE(policy.OnState(Info(MasterStatus::kUnverified, "node1", 5001, 9)).has_value());
+  ASSERT_TRUE(policy.OnState(Info(MasterStatus::kVouched, "node1", 5001, 10)).has_value());
+  auto lost = policy.OnState(Info(MasterStatus::kDisconnected, "node1", 5001, 10));
+  ASSERT_TRUE(lost.has_value());
+  EXPECT_FALSE(lost->hold);
+  EXPECT_EQ(lost->reason, "disconnected-kept");
+}
+
 TEST(RoutePolicyTest, BlockFromStartWhenNothingEverVouched) {
   ManualClock clock;
   RoutePolicy policy(Block(milliseconds(200)), clock);

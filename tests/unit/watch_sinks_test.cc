@@ -960,6 +960,32 @@ TEST(WatchConfigTest, ValidConfigParses) {
   EXPECT_EQ(c->clusters[0].sinks[0].As<haproxy::HaproxySinkConfig>().vars.at("site"), "paris");
 }
 
+TEST(WatchConfigTest, HoldIsOfferedForUnverifiedOnlyWithItsMaximum) {
+  auto parse = [](const std::string& policy_lines) {
+    auto root = config::ConfigNode::LoadString(
+        "zookeeper: {connect: '127.0.0.1:2181'}\n"
+        "watch:\n"
+        "  clusters:\n"
+        "    main:\n" +
+            policy_lines +
+            "      sinks:\n"
+            "        - type: file\n"
+            "          path: /run/x.json\n",
+        "watch.yaml");
+    EXPECT_TRUE(root.ok());
+    return ParseWatchConfig(*root, app::BuiltinSinks());
+  };
+  auto held = parse("      on_unverified: hold\n      max_hold_ms: 4000\n");
+  ASSERT_TRUE(held.ok()) << held.status().ToString();
+  EXPECT_EQ(held->clusters[0].policy.on_unverified, Policy::kHold);
+  EXPECT_EQ(held->clusters[0].policy.max_hold, milliseconds(4000));
+  auto refused = parse("      on_disconnect: hold\n");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("watch.yaml:5: watch.clusters.main.on_disconnect"),
+            std::string::npos)
+      << refused.status().message();
+}
+
 TEST(WatchConfigTest, ErrorsNameFileLineAndKey) {
   auto root = config::ConfigNode::LoadString(
       "zookeeper: {connect: '127.0.0.1:2181'}\n"
