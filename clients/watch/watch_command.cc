@@ -35,7 +35,8 @@ std::vector<std::unique_ptr<SinkWorker>> MakeWorkers(const ClusterWatchConfig& c
 
 bool SamePolicy(const PolicyConfig& a, const PolicyConfig& b) {
   return a.on_unverified == b.on_unverified && a.unverified_grace == b.unverified_grace &&
-         a.on_disconnect == b.on_disconnect && a.disconnect_grace == b.disconnect_grace;
+         a.on_disconnect == b.on_disconnect && a.disconnect_grace == b.disconnect_grace &&
+         a.max_hold == b.max_hold;
 }
 
 // SIGHUP with a valid `next`: every running cluster gets the sinks `next` names (templates read

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <set>
 #include <thread>
 
 namespace pgherald::e2e {
@@ -97,18 +98,42 @@ std::vector<DrillKind> AllDrills() {
 }
 
 std::string DrillReport::Summary() const {
-  char buf[512];
+  char buf[768];
   std::snprintf(buf, sizeof(buf),
                 "drill=%s old=node%d final=node%d failover=%s convergence_ms=%.1f "
                 "haproxy_reroute_ms=%.1f pgbouncer_reroute_ms=%.1f haproxy_unavailable_ms=%.1f "
-                "pgbouncer_unavailable_ms=%.1f ",
+                "pgbouncer_unavailable_ms=%.1f haproxy_failed=%d+%d pgbouncer_failed=%d+%d "
+                "(in flight + after the fault) pgbouncer_hold_ms=%.1f "
+                "pgbouncer_failed_after_hold=%d ",
                 drill.c_str(), old_primary, final_primary, failover ? "yes" : "no", convergence_ms,
                 haproxy_reroute_ms, pgbouncer_reroute_ms, haproxy_unavailable_ms,
-                pgbouncer_unavailable_ms);
+                pgbouncer_unavailable_ms, haproxy_clients.failed_in_flight,
+                haproxy_clients.failed_after_fault, pgbouncer_clients.failed_in_flight,
+                pgbouncer_clients.failed_after_fault, pgbouncer_hold_ms,
+                pgbouncer_clients.failed_after_hold);
   return buf + check.Summary();
 }
 
-StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index) {
+ClientImpact ImpactOf(const std::vector<WriteOp>& ops, Route route, std::int64_t fault_ns,
+                      std::int64_t routed_ns, std::chrono::milliseconds op_timeout,
+                      std::int64_t hold_ns) {
+  ClientImpact out;
+  const std::int64_t from = fault_ns - op_timeout.count() * 1000000;
+  std::set<std::string> errors;
+  for (const WriteOp& op : ops) {
+    if (op.route != route || op.invoke_ns < from || op.invoke_ns > routed_ns) continue;
+    out.longest_wait_ms = std::max(out.longest_wait_ms, Ms(op.done_ns - op.invoke_ns));
+    if (op.acked || op.done_ns < fault_ns) continue;
+    (op.invoke_ns < fault_ns ? out.failed_in_flight : out.failed_after_fault)++;
+    if (hold_ns != 0 && op.invoke_ns >= hold_ns) ++out.failed_after_hold;
+    if (errors.size() < 3 && errors.insert(op.error).second) {
+      out.first_errors += (out.first_errors.empty() ? "" : " | ") + op.error;
+    }
+  }
+  return out;
+}
+
+StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index, const DrillOptions& options) {
   DrillReport rep;
   rep.drill = DrillName(kind);
   auto healthy = s.AwaitHealthyCluster(milliseconds(60000));
@@ -123,6 +148,7 @@ StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index) {
   wo.haproxy_conninfo = s.HaproxyConninfo();
   wo.pgbouncer_conninfo = s.PgbouncerConninfo();
   wo.client_base = index * 100;
+  wo.op_timeout = options.op_timeout;
   Workload w(wo);
   w.Start();
   if (!WaitUntil([&] {
@@ -241,6 +267,15 @@ StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index) {
   rep.pgbouncer_reroute_ms = Ms(pb - fault_ns);
   rep.haproxy_unavailable_ms = Ms(ha - w.LastAckBefore(Route::kHaproxy, fault_ns));
   rep.pgbouncer_unavailable_ms = Ms(pb - w.LastAckBefore(Route::kPgbouncer, fault_ns));
+  const std::vector<WriteOp> ops = w.History();
+  const std::int64_t offset_ms = WallMinusMonoMs();
+  const std::int64_t hold_wall_ms = s.LogLineWallMs(
+      "watch", {"sink_applied", "sink=pgbouncer", "hold=true"}, fault_ns / 1000000 + offset_ms);
+  const std::int64_t hold_ns = hold_wall_ms == 0 ? 0 : (hold_wall_ms - offset_ms) * 1000000;
+  if (hold_ns != 0) rep.pgbouncer_hold_ms = Ms(hold_ns - fault_ns);
+  rep.haproxy_clients = ImpactOf(ops, Route::kHaproxy, fault_ns, ha, options.op_timeout);
+  rep.pgbouncer_clients =
+      ImpactOf(ops, Route::kPgbouncer, fault_ns, pb, options.op_timeout, hold_ns);
 
   auto facts = CollectFacts(s, w, rep.drill, old, epoch_before, expected, wo.client_base);
   if (!facts.ok()) return facts.status();

@@ -5,6 +5,7 @@
 // RestoreCluster() then brings the cluster back (rejoin, restarts) for the next drill. Test code.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,27 @@ enum class DrillKind {
 const char* DrillName(DrillKind kind);
 std::vector<DrillKind> AllDrills();
 
+// What the clients of one route saw around the fault.
+struct ClientImpact {
+  int failed_in_flight = 0;     // statements sent before the fault that failed after it
+  int failed_after_fault = 0;   // statements sent at or after the fault that failed
+  int failed_after_hold = 0;    // of those, sent once the watch's hold was applied (0 if none)
+  double longest_wait_ms = 0;   // the longest statement (acked or not) sent within [fault -
+                                // op_timeout, first ack on the final primary]
+  std::string first_errors;     // up to 3 distinct errors of the failed ones
+};
+// The ClientImpact of `route` in `ops` for a fault at `fault_ns`, until `routed_ns`; `hold_ns`
+// (0: none) is when the watch's hold was applied.
+ClientImpact ImpactOf(const std::vector<WriteOp>& ops, Route route, std::int64_t fault_ns,
+                      std::int64_t routed_ns, std::chrono::milliseconds op_timeout,
+                      std::int64_t hold_ns = 0);
+
+struct DrillOptions {
+  // The clients' deadline per statement and connect: a statement that pgbouncer holds longer
+  // counts as failed (the hold measurements raise it above max_hold_ms).
+  std::chrono::milliseconds op_timeout{1000};
+};
+
 struct DrillReport {
   std::string drill;
   int old_primary = 0;
@@ -38,13 +60,18 @@ struct DrillReport {
   double pgbouncer_reroute_ms = 0;  // same through pgbouncer
   double haproxy_unavailable_ms = 0;  // last ack before the fault to the first after, HAProxy
   double pgbouncer_unavailable_ms = 0;
+  // Fault to the watch's pgbouncer sink applying a hold (its log line); -1 when it did not hold.
+  double pgbouncer_hold_ms = -1;
+  ClientImpact haproxy_clients;
+  ClientImpact pgbouncer_clients;
   CheckResult check;
   std::string Summary() const;
 };
 
 // Runs one drill; `index` makes the workload's client ids unique. An error means the drill could
 // not run to the end (no convergence within its deadline, a lab action failed): it says what.
-StatusOr<DrillReport> RunDrill(Stack& stack, DrillKind kind, int index);
+StatusOr<DrillReport> RunDrill(Stack& stack, DrillKind kind, int index,
+                               const DrillOptions& options = {});
 
 // The facts the checker judges at the end of a drill: the workload's history, ZooKeeper's history,
 // master record and vouchers, the writable nodes (read again for up to 10 s until exactly one is),

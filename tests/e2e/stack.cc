@@ -12,6 +12,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -264,9 +266,19 @@ Status Stack::WriteConfigs() {
     if (text.empty()) return Internal("haproxy/examples/haproxy.cfg.tmpl is missing");
     WriteFile(tmpl, text);
     const std::string config = dir + "/watch.yaml";
-    WriteFile(config,
-              zk_section + "6000\nlogging: {level: info}\nwatch:\n  clusters:\n    " + kCluster +
-                  ":\n      on_unverified: keep\n      retry_initial_ms: 50\n      retry_max_ms: 500\n"
+    WriteFile(config, WatchYaml());
+    daemons_.push_back({"watch", {bin, "watch", "--config", config}, dir + "/watch.log", -1});
+  }
+  return Status::Ok();
+}
+
+std::string Stack::WatchYaml() const {
+  const std::string tmpl = lab_->dir() + "/haproxy.cfg.tmpl";
+  return "zookeeper:\n  connect: \"" + lab_->zk_connect() + "\"\n  root: " + kRoot +
+         "\n  session_timeout_ms: 6000\nlogging: {level: info}\nwatch:\n  clusters:\n    " + kCluster +
+                  ":\n      on_unverified: " + options_.watch_on_unverified +
+                  "\n      max_hold_ms: " + std::to_string(options_.watch_max_hold_ms) +
+                  "\n      retry_initial_ms: 50\n      retry_max_ms: 500\n"
                   "      sinks:\n"
                   "        - type: haproxy\n"
                   "          admin_socket: " + Env("HAPROXY_ADMIN_SOCKET") + "\n"
@@ -287,10 +299,65 @@ Status Stack::WriteConfigs() {
                          "          admin: {host: 127.0.0.1, port: " + Env("PGBOUNCER_PORT") +
                          ", user: " + Env("PGBOUNCER_ADMIN_USER") + "}\n"
                          "          kill_old: true\n"
-                       : std::string()));
-    daemons_.push_back({"watch", {bin, "watch", "--config", config}, dir + "/watch.log", -1});
+                       : std::string());
+}
+
+Status Stack::SetWatchPolicy(const std::string& on_unverified, int max_hold_ms) {
+  if (daemon("watch") == nullptr) return NotFound("no watch in this stack");
+  options_.watch_on_unverified = on_unverified;
+  options_.watch_max_hold_ms = max_hold_ms;
+  WriteFile(lab_->dir() + "/watch.yaml", WatchYaml());
+  return Restart("watch");
+}
+
+Status Stack::SetPgbouncerQueryWaitTimeout(int seconds) {
+  const std::string path = Env("PGBOUNCER_CONFIG");
+  std::string text = ReadFile(path);
+  const std::string key = "\nquery_wait_timeout = ";
+  const auto at = text.find(key);
+  if (at == std::string::npos) return NotFound(path + " has no query_wait_timeout line");
+  const auto end = text.find('\n', at + 1);
+  text.replace(at, end - at, key + std::to_string(seconds));
+  WriteFile(path, text, 0644);
+  PGconn* c = PQconnectdb(("host=127.0.0.1 port=" + Env("PGBOUNCER_PORT") + " user=" +
+                           Env("PGBOUNCER_ADMIN_USER") + " dbname=pgbouncer connect_timeout=5")
+                              .c_str());
+  PGresult* r = PQstatus(c) == CONNECTION_OK ? PQexec(c, "RELOAD") : nullptr;
+  const bool ok = r != nullptr && PQresultStatus(r) == PGRES_COMMAND_OK;
+  const std::string error = PQerrorMessage(c);
+  PQclear(r);
+  PQfinish(c);
+  return ok ? Status::Ok() : Unavailable("pgbouncer RELOAD: " + error);
+}
+
+std::int64_t Stack::LogLineWallMs(const std::string& name, const std::vector<std::string>& needles,
+                                  std::int64_t after_wall_ms) const {
+  const Daemon* d = nullptr;
+  for (const auto& x : daemons_) {
+    if (x.name == name) d = &x;
   }
-  return Status::Ok();
+  if (d == nullptr) return 0;
+  const std::string text = ReadFile(d->log_path);
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t eol = text.find('\n', pos);
+    if (eol == std::string::npos) eol = text.size();
+    const std::string line = text.substr(pos, eol - pos);
+    pos = eol + 1;
+    bool all = true;
+    for (const auto& n : needles) all = all && line.find(n) != std::string::npos;
+    // "2026-12-05T14:26:00.015Z ...": the logger's UTC timestamp, millisecond precision.
+    std::tm tm{};
+    int ms = 0;
+    if (!all || line.size() < 24 || line[23] != 'Z' ||
+        ::strptime(line.substr(0, 19).c_str(), "%Y-%m-%dT%H:%M:%S", &tm) == nullptr ||
+        std::sscanf(line.c_str() + 20, "%3d", &ms) != 1) {
+      continue;
+    }
+    const std::int64_t wall = static_cast<std::int64_t>(::timegm(&tm)) * 1000 + ms;
+    if (wall >= after_wall_ms) return wall;
+  }
+  return 0;
 }
 
 Status Stack::StartDaemon(Daemon& d) {

@@ -32,6 +32,9 @@ struct StackOptions {
   int orchestrators = 2;     // orch-a, orch-b (0: the caller writes the master znode itself)
   bool watch = true;         // `pgherald watch` with the haproxy and pgbouncer sinks
   bool watch_pgbouncer = true;  // false: the watch drives HAProxy alone (pgbouncer idles)
+  // The watch's on_unverified policy ("keep", "block" or "hold") and, for hold, max_hold_ms.
+  std::string watch_on_unverified = "keep";
+  int watch_max_hold_ms = 4000;  // below the lab pgbouncer's query_wait_timeout (5 s)
   int orchestrator_session_timeout_ms = 4000;
   // Keep the lab directory and the processes when the Stack object dies (the demo).
   bool detach = false;
@@ -85,6 +88,16 @@ class Stack {
   Daemon* daemon(const std::string& name);
   Status Kill9(const std::string& name);
   Status Restart(const std::string& name);  // after Kill9/Stop: starts it again (new PID)
+  // Rewrites the watch's config with this on_unverified policy and restarts it (a policy needs a
+  // restart). The caller waits for the routes (RestoreCluster does).
+  Status SetWatchPolicy(const std::string& on_unverified, int max_hold_ms = 4000);
+  // pgbouncer's query_wait_timeout (the lab writes 5 s), in its config file, then RELOAD: a hold
+  // longer than it makes pgbouncer fail the waiting clients first.
+  Status SetPgbouncerQueryWaitTimeout(int seconds);
+  // The wall time (ms) of the first line of `daemon`'s log at or after `after_wall_ms` that
+  // contains every one of `needles`; 0 when none.
+  std::int64_t LogLineWallMs(const std::string& daemon, const std::vector<std::string>& needles,
+                             std::int64_t after_wall_ms) const;
   // The orchestrator that wrote the current master record (decided_by), e.g. "orch-a".
   std::string LeadingOrchestrator();
 
@@ -107,6 +120,7 @@ class Stack {
   void StopDaemon(Daemon& d);
   void WritePids();
   Status WriteConfigs();
+  std::string WatchYaml() const;
 
   StackOptions options_;
   std::unique_ptr<lab::Lab> lab_;
