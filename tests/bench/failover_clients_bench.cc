@@ -2,7 +2,9 @@
 // two orchestrators, `pgherald watch` driving HAProxy and pgbouncer) with the drills' writers (two
 // per route, unique sequenced rows, one statement each, a deadline of --op-timeout-ms per statement
 // so that a held statement is waited for) through both proxies, once per watch policy
-// (on_unverified: keep, then hold with max_hold_ms 4000). Per failover and route: the statements
+// (on_unverified: keep, then hold with max_hold_ms 90000; pgbouncer's query_wait_timeout is raised
+// from the lab's 5 s to 120 s for both, so that neither the hold nor pgbouncer gives up before a
+// failover of a loaded machine ends). Per failover and route: the statements
 // that failed, split into those in flight on the dead master at the kill and those sent after it;
 // the longest a statement waited; and the drills' checker (writes lost after the publication, and
 // lost before it: acknowledged by the old primary, not replicated in time). Prints every failover,
@@ -78,8 +80,12 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::string, std::pair<Series, Series>>> results;  // policy -> (ha, pb)
   std::int64_t lost_after = 0, lost_before = 0;
   int index = 0;
+  if (auto st = s.SetPgbouncerQueryWaitTimeout(120); !st.ok()) {
+    std::fprintf(stderr, "pgbouncer: %s\n", st.ToString().c_str());
+    return 1;
+  }
   for (const std::string& policy : policies) {
-    if (auto st = s.SetWatchPolicy(policy); !st.ok()) {
+    if (auto st = s.SetWatchPolicy(policy, 90000); !st.ok()) {
       std::fprintf(stderr, "watch policy %s: %s\n", policy.c_str(), st.ToString().c_str());
       return 1;
     }
@@ -100,14 +106,16 @@ int main(int argc, char** argv) {
       lost_after += report->check.lost_after_publish;
       lost_before += report->check.lost_before_promotion;
       std::printf("%s failover %2d: node%d -> node%d  haproxy failed %d+%d wait %.0f ms  "
-                  "pgbouncer failed %d+%d wait %.0f ms  lost after publish %lld  violations %zu%s%s\n",
+                  "pgbouncer failed %d+%d wait %.0f ms (hold after %.0f ms, failed during it %d)  "
+                  "lost after publish %lld  violations %zu%s%s\n",
                   policy.c_str(), i + 1, report->old_primary, report->final_primary,
                   report->haproxy_clients.failed_in_flight,
                   report->haproxy_clients.failed_after_fault,
                   report->haproxy_clients.longest_wait_ms,
                   report->pgbouncer_clients.failed_in_flight,
                   report->pgbouncer_clients.failed_after_fault,
-                  report->pgbouncer_clients.longest_wait_ms,
+                  report->pgbouncer_clients.longest_wait_ms, report->pgbouncer_hold_ms,
+                  report->pgbouncer_clients.failed_after_hold,
                   static_cast<long long>(report->check.lost_after_publish),
                   report->check.violations.size(),
                   report->pgbouncer_clients.first_errors.empty() ? "" : "  pgbouncer errors: ",
