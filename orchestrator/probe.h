@@ -55,7 +55,7 @@ class NodeProber {
                                                   const WriteCheckContext& context,
                                                   MonoTime deadline) = 0;
   // Closes what is kept for `targets` (their connections): nodes that are gone. A probe still
-  // running for one of them finishes and its connection is closed then.
+  // running for one of them is abandoned (PgNodeProber closes its connection at once).
   virtual void Forget(const std::vector<NodeTarget>& targets) { (void)targets; }
 };
 
