@@ -471,6 +471,23 @@ bool AuthenticatesServer(const PgParams& params) {
 // --- PgConnection --------------------------------------------------------------------------------
 
 StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const PgParams& params) {
+  const auto deadline = std::chrono::steady_clock::now() + params.connect_timeout;
+  PGH_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, StartConnect(params));
+  // libpq's asynchronous connect: start as if PQconnectPoll had asked to write. The socket may
+  // change between steps (libpq tries each address of a host), so it is re-read every time.
+  Wait wait = Wait::kWrite;
+  while (wait != Wait::kNone) {
+    const bool has_deadline = params.connect_timeout.count() > 0;
+    if (!WaitSocket(conn->socket(), wait == Wait::kWrite,
+                    has_deadline ? std::optional(deadline) : std::nullopt)) {
+      return conn->ConnectTimedOut();
+    }
+    PGH_ASSIGN_OR_RETURN(wait, conn->PollConnect());
+  }
+  return conn;
+}
+
+StatusOr<std::unique_ptr<PgConnection>> PgConnection::StartConnect(const PgParams& params) {
   const std::string where = params.Describe();
   for (const auto& [key, value] : params.options) {
     if (Status s = CheckOptionKeyword(key); !s.ok()) return InvalidArgument(where + ": " + s.message());
@@ -478,31 +495,55 @@ StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const PgParams& pa
   if (params.port < 1 || params.port > 65535) {
     return InvalidArgument(where + ": port must be 1..65535");
   }
-  const auto deadline = std::chrono::steady_clock::now() + params.connect_timeout;
-  PGconn* conn = PQconnectStart(BuildConninfo(params).c_str());
-  if (conn == nullptr) return Internal(where + ": connect failed: libpq is out of memory");
-  auto fail = [&](std::string_view detail, std::optional<StatusCode> code = std::nullopt) {
-    std::string message = OneLine(Scrub(detail, params));
-    PQfinish(conn);
-    return Status(code.value_or(CodeForConnectError(message)),
-                  where + ": connect failed: " + message);
-  };
-  if (PQstatus(conn) == CONNECTION_BAD) return fail(PQerrorMessage(conn));
+  PGconn* raw = PQconnectStart(BuildConninfo(params).c_str());
+  if (raw == nullptr) return Internal(where + ": connect failed: libpq is out of memory");
+  std::unique_ptr<PgConnection> conn(new PgConnection(raw, params));
+  if (PQstatus(raw) == CONNECTION_BAD) return conn->ConnectFailed(PQerrorMessage(raw));
+  return conn;
+}
 
-  // libpq's asynchronous connect: start as if PQconnectPoll had asked to write. The socket may
-  // change between steps (libpq tries each address of a host), so it is re-read every time.
-  PostgresPollingStatusType state = PGRES_POLLING_WRITING;
-  while (state != PGRES_POLLING_OK) {
-    if (state == PGRES_POLLING_FAILED) return fail(PQerrorMessage(conn));
-    const bool has_deadline = params.connect_timeout.count() > 0;
-    if (!WaitSocket(PQsocket(conn), state == PGRES_POLLING_WRITING,
-                    has_deadline ? std::optional(deadline) : std::nullopt)) {
-      return fail("timed out after " + std::to_string(params.connect_timeout.count()) + " ms",
-                  StatusCode::kUnavailable);
-    }
-    state = PQconnectPoll(conn);
+Status PgConnection::ConnectFailed(std::string_view detail, std::optional<StatusCode> code) {
+  std::string message = OneLine(Scrub(detail, params_));
+  Close();
+  return Status(code.value_or(CodeForConnectError(message)), describe_ + ": connect failed: " + message);
+}
+
+StatusOr<PgConnection::Wait> PgConnection::PollConnect() {
+  if (conn_ == nullptr) return ConnectFailed("the connection is closed", StatusCode::kUnavailable);
+  switch (PQconnectPoll(conn_)) {
+    case PGRES_POLLING_OK:
+      return Wait::kNone;
+    case PGRES_POLLING_READING:
+      return Wait::kRead;
+    case PGRES_POLLING_WRITING:
+      return Wait::kWrite;
+    default:
+      return ConnectFailed(PQerrorMessage(conn_));
   }
-  return std::unique_ptr<PgConnection>(new PgConnection(conn, params));
+}
+
+Status PgConnection::ConnectTimedOut() {
+  return ConnectFailed("timed out after " + std::to_string(params_.connect_timeout.count()) + " ms",
+                       StatusCode::kUnavailable);
+}
+
+int PgConnection::socket() const { return conn_ == nullptr ? -1 : PQsocket(conn_); }
+
+bool PgConnection::in_failed_transaction() const {
+  return conn_ != nullptr && PQtransactionStatus(conn_) == PQTRANS_INERROR;
+}
+
+Millis PgConnection::answer_timeout() const {
+  if (params_.statement_timeout.count() <= 0) return Millis(0);
+  return std::chrono::duration_cast<Millis>(params_.statement_timeout +
+                                            std::max(params_.connect_timeout, Millis(1000)));
+}
+
+Status PgConnection::AnswerTimedOut(std::string_view what) {
+  Close();
+  return Fail(StatusCode::kTimeout, what,
+              "no answer from the server within " + std::to_string(answer_timeout().count()) +
+                  " ms; connection closed");
 }
 
 PgConnection::PgConnection(pg_conn* conn, PgParams params)
@@ -514,7 +555,9 @@ PgConnection::PgConnection(PgConnection&& other) noexcept
     : conn_(std::exchange(other.conn_, nullptr)),
       params_(std::move(other.params_)),
       describe_(std::move(other.describe_)),
-      last_sqlstate_(std::move(other.last_sqlstate_)) {}
+      last_sqlstate_(std::move(other.last_sqlstate_)),
+      pending_results_(std::move(other.pending_results_)),
+      pending_error_(std::move(other.pending_error_)) {}
 
 PgConnection& PgConnection::operator=(PgConnection&& other) noexcept {
   if (this != &other) {
@@ -523,6 +566,8 @@ PgConnection& PgConnection::operator=(PgConnection&& other) noexcept {
     params_ = std::move(other.params_);
     describe_ = std::move(other.describe_);
     last_sqlstate_ = std::move(other.last_sqlstate_);
+    pending_results_ = std::move(other.pending_results_);
+    pending_error_ = std::move(other.pending_error_);
   }
   return *this;
 }
@@ -566,10 +611,7 @@ StatusOr<std::vector<PgResult>> PgConnection::ExecBatch(std::string_view sql) {
   last_sqlstate_.clear();
   if (!ok()) return Fail(StatusCode::kUnavailable, "batch", "the connection is closed");
   const bool was_idle = PQtransactionStatus(conn_) == PQTRANS_IDLE;
-  if (!PQsendQuery(conn_, std::string(sql).c_str())) {
-    std::string error = PQerrorMessage(conn_);
-    return Fail(ok() ? StatusCode::kInternal : StatusCode::kUnavailable, "batch", error);
-  }
+  if (Status sent = SendBatch(sql); !sent.ok()) return sent;
   auto results = CollectResults("batch");
   // A batch that opened a transaction and failed inside it would leave the session unusable
   // ("current transaction is aborted"): the batch is one unit, so end what it began.
@@ -579,39 +621,47 @@ StatusOr<std::vector<PgResult>> PgConnection::ExecBatch(std::string_view sql) {
   return results;
 }
 
+Status PgConnection::SendBatch(std::string_view sql) {
+  last_sqlstate_.clear();
+  pending_results_.clear();
+  pending_error_ = Status::Ok();
+  if (!ok()) return Fail(StatusCode::kUnavailable, "batch", "the connection is closed");
+  if (!PQsendQuery(conn_, std::string(sql).c_str())) {
+    std::string error = PQerrorMessage(conn_);
+    return Fail(ok() ? StatusCode::kInternal : StatusCode::kUnavailable, "batch", error);
+  }
+  return Status::Ok();
+}
+
 StatusOr<std::vector<PgResult>> PgConnection::CollectResults(std::string_view what) {
   // The server enforces statement_timeout; this client-side bound catches a server that cannot
   // answer at all (frozen, partitioned), which would otherwise block the caller forever.
   std::optional<std::chrono::steady_clock::time_point> deadline;
-  if (params_.statement_timeout.count() > 0) {
-    deadline = std::chrono::steady_clock::now() + params_.statement_timeout +
-               std::max(params_.connect_timeout, Millis(1000));
-  }
-  std::vector<PgResult> results;
-  Status first_error;
+  if (answer_timeout().count() > 0) deadline = std::chrono::steady_clock::now() + answer_timeout();
+  pending_results_.clear();
+  pending_error_ = Status::Ok();
   while (true) {
-    while (PQisBusy(conn_)) {
-      if (!WaitSocket(PQsocket(conn_), false, deadline)) {
-        auto waited = std::chrono::duration_cast<Millis>(
-            params_.statement_timeout + std::max(params_.connect_timeout, Millis(1000)));
-        Close();
-        return Fail(StatusCode::kTimeout, what,
-                    "no answer from the server within " + std::to_string(waited.count()) +
-                        " ms; connection closed");
-      }
-      if (!PQconsumeInput(conn_)) {
-        Status status = Fail(StatusCode::kUnavailable, what, PQerrorMessage(conn_));
-        Close();
-        return status;
-      }
-    }
+    PGH_ASSIGN_OR_RETURN(std::optional<std::vector<PgResult>> results, ReceiveResults(what));
+    if (results.has_value()) return std::move(*results);
+    if (!WaitSocket(PQsocket(conn_), false, deadline)) return AnswerTimedOut(what);
+  }
+}
+
+StatusOr<std::optional<std::vector<PgResult>>> PgConnection::ReceiveResults(std::string_view what) {
+  if (conn_ == nullptr) return Fail(StatusCode::kUnavailable, what, "the connection is closed");
+  if (PQisBusy(conn_) && !PQconsumeInput(conn_)) {
+    Status status = Fail(StatusCode::kUnavailable, what, PQerrorMessage(conn_));
+    Close();
+    return status;
+  }
+  while (!PQisBusy(conn_)) {
     ResultPtr result(PQgetResult(conn_));
     if (result == nullptr) break;
     switch (PQresultStatus(result.get())) {
       case PGRES_TUPLES_OK:
       case PGRES_COMMAND_OK:
       case PGRES_EMPTY_QUERY:
-        if (first_error.ok()) results.push_back(CopyResult(result.get()));
+        if (pending_error_.ok()) pending_results_.push_back(CopyResult(result.get()));
         break;
       case PGRES_COPY_IN:
       case PGRES_COPY_OUT:
@@ -622,7 +672,7 @@ StatusOr<std::vector<PgResult>> PgConnection::CollectResults(std::string_view wh
         return status;
       }
       default: {
-        if (!first_error.ok()) break;
+        if (!pending_error_.ok()) break;
         const char* sqlstate = PQresultErrorField(result.get(), PG_DIAG_SQLSTATE);
         const char* primary = PQresultErrorField(result.get(), PG_DIAG_MESSAGE_PRIMARY);
         const char* detail = PQresultErrorField(result.get(), PG_DIAG_MESSAGE_DETAIL);
@@ -638,17 +688,22 @@ StatusOr<std::vector<PgResult>> PgConnection::CollectResults(std::string_view wh
           code = PQstatus(conn_) == CONNECTION_BAD ? StatusCode::kUnavailable
                                                    : CodeForConnectError(message);
         }
-        first_error = Fail(code, what, message);
+        pending_error_ = Fail(code, what, message);
         break;
       }
     }
     if (PQstatus(conn_) == CONNECTION_BAD) break;
   }
-  if (!first_error.ok()) return first_error;
+  if (PQisBusy(conn_) && PQstatus(conn_) != CONNECTION_BAD) {
+    return std::optional<std::vector<PgResult>>();  // more to come
+  }
+  std::vector<PgResult> results = std::exchange(pending_results_, {});
+  Status error = std::exchange(pending_error_, Status::Ok());
+  if (!error.ok()) return error;
   if (PQstatus(conn_) == CONNECTION_BAD) {
     return Fail(StatusCode::kUnavailable, what, PQerrorMessage(conn_));
   }
-  return results;
+  return std::optional<std::vector<PgResult>>(std::move(results));
 }
 
 }  // namespace pgherald::pg

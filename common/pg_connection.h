@@ -186,6 +186,40 @@ class PgConnection {
   // and failed inside it, it is rolled back, so the session stays usable.
   StatusOr<std::vector<PgResult>> ExecBatch(std::string_view sql);
 
+  // --- Non-blocking use: one thread multiplexing many connections over poll(2) -----------------
+  // (orchestrator/probe.cc). The blocking calls above are these plus a wait on the socket.
+  enum class Wait { kNone, kRead, kWrite };
+
+  // Starts connecting (PQconnectStart) without waiting: wait for socket() to be writable, then
+  // call PollConnect() each time the socket is ready for what it returned, until kNone (connected;
+  // ok() is true). libpq enforces no timeout here: the caller does, calling ConnectTimedOut().
+  // libpq resolves a host NAME inside this call (getaddrinfo, blocking); an address does not block.
+  static StatusOr<std::unique_ptr<PgConnection>> StartConnect(const PgParams& params);
+  // Errors are Connect()'s; the connection is closed then.
+  StatusOr<Wait> PollConnect();
+  // Closes a connect that ran out of time; returns Connect()'s timeout error (kUnavailable).
+  Status ConnectTimedOut();
+  // The socket to poll (it may change while connecting); -1 when closed.
+  int socket() const;
+
+  // Sends ;-separated statements through the simple protocol (as ExecBatch) without waiting.
+  Status SendBatch(std::string_view sql);
+  // Reads what the socket holds without blocking. std::nullopt while the answer is incomplete
+  // (wait for the socket to be readable and call again); then the results, one per statement, or
+  // the first error, mapped as ExecBatch's. Unlike ExecBatch, a batch that failed inside a
+  // transaction it began is not rolled back: see in_failed_transaction().
+  StatusOr<std::optional<std::vector<PgResult>>> ReceiveResults(std::string_view what);
+  // True inside a failed transaction block: send ROLLBACK before anything else.
+  bool in_failed_transaction() const;
+  // How long the client waits for an answer before it gives up on the server (closes the
+  // connection): statement_timeout + max(connect_timeout, 1 s); zero (no limit) without a
+  // statement_timeout.
+  Millis answer_timeout() const;
+  // Closes a connection whose answer did not come within answer_timeout(); returns the kTimeout
+  // error the blocking calls return then. The backend notices the closed socket and ends the
+  // statement (PQcancel would block, and libpq 15 has no non-blocking cancel).
+  Status AnswerTimedOut(std::string_view what);
+
   // False once the connection is known to be broken or was closed after a timeout.
   bool ok() const;
   // The SQLSTATE of the last failed Exec*(), "" after a success or a failure with none.
@@ -201,12 +235,16 @@ class PgConnection {
   // Waits for the pending query's results until the client-side deadline.
   StatusOr<std::vector<PgResult>> CollectResults(std::string_view what);
   Status Fail(StatusCode code, std::string_view what, std::string_view detail);
+  Status ConnectFailed(std::string_view detail, std::optional<StatusCode> code = std::nullopt);
   void Close();
 
   pg_conn* conn_ = nullptr;
   PgParams params_;
   std::string describe_;
   std::string last_sqlstate_;
+  // ReceiveResults' partial answer.
+  std::vector<PgResult> pending_results_;
+  Status pending_error_;
 };
 
 // The StatusCode for a SQLSTATE, per the table above (exposed for tests and for callers that map

@@ -1,7 +1,12 @@
 #include "orchestrator/probe.h"
 
-#include <condition_variable>
-#include <thread>
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <functional>
+#include <limits>
+#include <optional>
 #include <utility>
 
 namespace pgherald::orchestrator {
@@ -74,143 +79,349 @@ StatusOr<std::string> SqlLiteral(const std::string& value) {
   return out;
 }
 
-model::Probe PgNodeProber::ProbeOnce(const NodeTarget& target,
-                                     std::unique_ptr<pg::PgConnection>* conn,
-                                     const WriteCheckContext* write_check, const Clock& clock) {
-  model::Probe p;
-  p.node = target.name;
-  p.host = target.params.host;
-  p.port = target.params.port;
-  const MonoTime start = clock.Now();
-  p.taken_at_ms = model::ToWallMillis(clock.WallNow());
-  auto fail = [&](const Status& s) {
-    if (ConnectionLevel(s.code()) || (*conn != nullptr && !(*conn)->ok())) conn->reset();
-    p.latency_us = MicrosSince(clock, start);
-    return p;
-  };
-  if (*conn == nullptr || !(*conn)->ok()) {
-    auto connected = pg::PgConnection::Connect(target.params);
-    if (!connected.ok()) {
-      p.reachable = false;
-      p.error = connected.status().ToString();
-      return fail(connected.status());
-    }
-    *conn = std::move(*connected);
-  }
-  auto result = (*conn)->Exec(kProbeSql);
-  if (!result.ok()) {
-    p.reachable = false;
-    p.error = result.status().ToString();
-    return fail(result.status());
-  }
-  p.reachable = true;
-  if (Status s = ReadProbeRow(*result, &p); !s.ok()) {
-    p.reachable = false;
-    p.error = "probe result: " + s.ToString();
-    return fail(s);
-  }
-  if (write_check != nullptr) {
-    if (p.in_recovery) {
-      p.write_check = model::WriteCheck::kFailed;
-      p.write_error = "in recovery";
-    } else {
-      auto cluster = SqlLiteral(write_check->cluster);
-      auto node = SqlLiteral(target.name);
-      auto id = SqlLiteral(write_check->orchestrator_id);
-      if (!cluster.ok() || !node.ok() || !id.ok()) {
-        p.write_check = model::WriteCheck::kFailed;
-        p.write_error = "cluster, node or orchestrator id holds a NUL byte";
-      } else {
-        // One transaction, one round trip: the row commits only where writes are accepted, and
-        // pg_is_in_recovery() is read in the same session and transaction.
-        const std::string sql =
-            "BEGIN;"
-            "INSERT INTO pgherald.heartbeat (cluster, node, orchestrator, beat_at) VALUES (" +
-            *cluster + ", " + *node + ", " + *id + ", now()) ON CONFLICT (cluster, node, orchestrator)"
-            " DO UPDATE SET beat_at = now(), beats = pgherald.heartbeat.beats + 1;" +
-            "SELECT r.in_recovery, NULL::bigint AS timeline, NULL::text AS lsn FROM "
-            "(SELECT pg_is_in_recovery() AS in_recovery) r;"
-            "COMMIT";
-        auto batch = (*conn)->ExecBatch(sql);
-        if (!batch.ok() && batch.status().code() == StatusCode::kNotFound) {
-          // The schema or table is missing: create them, then try once more.
-          auto setup = (*conn)->ExecBatch(kSetupSql);
-          if (!setup.ok()) {
-            p.write_check = model::WriteCheck::kFailed;
-            p.write_error = "cannot create schema pgherald and table pgherald.heartbeat (" +
-                            setup.status().ToString() +
-                            "); fix: GRANT CREATE ON DATABASE " + target.params.dbname + " TO " +
-                            target.params.user + ", or create them as a superuser";
-            p.latency_us = MicrosSince(clock, start);
-            if (ConnectionLevel(setup.status().code())) conn->reset();
-            return p;
-          }
-          batch = (*conn)->ExecBatch(sql);
-        }
-        if (!batch.ok()) {
-          p.write_check = model::WriteCheck::kFailed;
-          p.write_error = batch.status().ToString();
-          if (ConnectionLevel(batch.status().code())) conn->reset();
-        } else {
-          auto row = (*batch)[2].row(0).GetBool("in_recovery");
-          if (!row.ok() || *row) {
-            p.write_check = model::WriteCheck::kFailed;
-            p.write_error = row.ok() ? "pg_is_in_recovery() true in the write check's session"
-                                     : row.status().ToString();
-          } else if ((*batch)[1].affected_rows() != 1) {
-            p.write_check = model::WriteCheck::kFailed;
-            p.write_error = "heartbeat upsert touched " +
-                            std::to_string((*batch)[1].affected_rows()) + " rows";
-          } else {
-            p.write_check = model::WriteCheck::kPassed;
-          }
-        }
-      }
-    }
-  }
-  p.latency_us = MicrosSince(clock, start);
-  return p;
-}
+// --- The event loop ------------------------------------------------------------------------------
+//
+// Every node in flight is a Job: a small state machine over its connection's non-blocking libpq
+// calls (connect, then the probe query, then for a write check the write batch, with the setup and
+// a ROLLBACK where needed). Pump() polls the sockets of every job in flight at once and steps the
+// ready ones; libpq enforces no timeout in this mode, so each phase carries its own deadline
+// (connect_timeout while connecting, PgConnection::answer_timeout() while a statement runs) and a
+// job past it is ended as the blocking calls would end it: its connection is closed.
 
-// --- Parallel execution ---------------------------------------------------------------------------
+namespace {
+
+using Steady = std::chrono::steady_clock;
+using Wait = pg::PgConnection::Wait;
+
+// The results of one ProbeAll/WriteCheckAll call, filled as jobs end.
+struct Round {
+  explicit Round(std::size_t n) : results(n), done(n, false), remaining(n) {}
+  std::vector<model::Probe> results;
+  std::vector<bool> done;
+  std::size_t remaining;
+};
+
+enum class Phase { kConnect, kProbe, kWrite, kSetup, kRollback };
+
+struct Job {
+  NodeTarget target;
+  std::optional<WriteCheckContext> write_check;
+  model::Probe probe;
+  MonoTime start;
+  Phase phase = Phase::kConnect;
+  Wait wait = Wait::kWrite;
+  std::optional<Steady::time_point> deadline;  // of the current phase
+  Round* round = nullptr;  // the call waiting for the probe; null once delivered or abandoned
+  std::size_t index = 0;
+  bool delivered = false;
+  bool setup_tried = false;
+  bool setup_after_rollback = false;
+  std::string write_sql;
+};
+
+const char* What(Phase phase) { return phase == Phase::kProbe ? "query" : "batch"; }
+
+}  // namespace
 
 struct PgNodeProber::Slot {
-  std::mutex mu;  // guards conn and busy
-  std::unique_ptr<pg::PgConnection> conn;
-  bool busy = false;
+  std::unique_ptr<pg::PgConnection> conn;  // kept between calls
+  std::unique_ptr<Job> job;                // in flight; null when idle
 };
 
 namespace {
 
-// The results of one ProbeAll/WriteCheckAll call, shared with its workers (which may outlive it).
-struct Round {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<model::Probe> results;
-  std::vector<bool> done;
-  std::size_t remaining = 0;
-};
+using Slot = PgNodeProber::Slot;
 
-// Workers still running, across rounds, so the destructor can wait for them.
-struct Inflight {
-  std::mutex mu;
-  std::condition_variable cv;
-  int count = 0;
-};
-Inflight& GlobalInflight() {
-  static Inflight* inflight = new Inflight;  // never destroyed: detached workers may outlive main
-  return *inflight;
+std::optional<Steady::time_point> PhaseDeadline(Millis timeout) {
+  if (timeout.count() <= 0) return std::nullopt;
+  return Steady::now() + timeout;
+}
+
+// The probe is final: hand it to the call that waits for it (if it still does).
+void Deliver(Job& j, const Clock& clock) {
+  if (j.delivered) return;
+  j.delivered = true;
+  j.probe.latency_us = MicrosSince(clock, j.start);
+  if (j.round != nullptr) {
+    j.round->results[j.index] = j.probe;
+    j.round->done[j.index] = true;
+    --j.round->remaining;
+    j.round = nullptr;
+  }
+}
+
+void End(Slot& s, const Clock& clock) {
+  Deliver(*s.job, clock);
+  s.job.reset();
+}
+
+void Failed(Slot& s, const Status& status, const Clock& clock);
+
+void Send(Slot& s, Phase phase, const std::string& sql, const Clock& clock) {
+  Job& j = *s.job;
+  j.phase = phase;
+  if (Status sent = s.conn->SendBatch(sql); !sent.ok()) return Failed(s, sent, clock);
+  j.wait = Wait::kRead;
+  j.deadline = PhaseDeadline(s.conn->answer_timeout());
+}
+
+// After the probe's or the write's final answer: a failed transaction block is ended before the
+// connection is used again.
+void EndOrRollBack(Slot& s, const Clock& clock) {
+  Deliver(*s.job, clock);
+  if (s.conn != nullptr && s.conn->ok() && s.conn->in_failed_transaction()) {
+    return Send(s, Phase::kRollback, "ROLLBACK", clock);
+  }
+  End(s, clock);
+}
+
+void Failed(Slot& s, const Status& status, const Clock& clock) {
+  Job& j = *s.job;
+  model::Probe& p = j.probe;
+  if (ConnectionLevel(status.code()) || (s.conn != nullptr && !s.conn->ok())) s.conn.reset();
+  switch (j.phase) {
+    case Phase::kConnect:
+    case Phase::kProbe:
+      p.reachable = false;
+      p.error = status.ToString();
+      return EndOrRollBack(s, clock);
+    case Phase::kWrite:
+      if (status.code() == StatusCode::kNotFound && !j.setup_tried && s.conn != nullptr) {
+        // The schema or table is missing: create them, then try once more.
+        j.setup_tried = true;
+        if (s.conn->in_failed_transaction()) {
+          j.setup_after_rollback = true;
+          return Send(s, Phase::kRollback, "ROLLBACK", clock);
+        }
+        return Send(s, Phase::kSetup, kSetupSql, clock);
+      }
+      p.write_check = model::WriteCheck::kFailed;
+      p.write_error = status.ToString();
+      return EndOrRollBack(s, clock);
+    case Phase::kSetup:
+      p.write_check = model::WriteCheck::kFailed;
+      p.write_error = "cannot create schema pgherald and table pgherald.heartbeat (" +
+                      status.ToString() + "); fix: GRANT CREATE ON DATABASE " +
+                      j.target.params.dbname + " TO " + j.target.params.user +
+                      ", or create them as a superuser";
+      return EndOrRollBack(s, clock);
+    case Phase::kRollback:
+      if (!j.delivered) {  // the rollback before the setup
+        p.write_check = model::WriteCheck::kFailed;
+        p.write_error = status.ToString();
+      }
+      s.conn.reset();  // a session that cannot roll back is not reused
+      return End(s, clock);
+  }
+}
+
+// The write check's batch: one transaction, one round trip: the row commits only where writes are
+// accepted, and pg_is_in_recovery() is read in the same session and transaction. Empty (with
+// write_error set) when it cannot be built.
+std::string WriteSql(const Job& j, model::Probe* p) {
+  if (p->in_recovery) {
+    p->write_check = model::WriteCheck::kFailed;
+    p->write_error = "in recovery";
+    return "";
+  }
+  auto cluster = SqlLiteral(j.write_check->cluster);
+  auto node = SqlLiteral(j.target.name);
+  auto id = SqlLiteral(j.write_check->orchestrator_id);
+  if (!cluster.ok() || !node.ok() || !id.ok()) {
+    p->write_check = model::WriteCheck::kFailed;
+    p->write_error = "cluster, node or orchestrator id holds a NUL byte";
+    return "";
+  }
+  return "BEGIN;"
+         "INSERT INTO pgherald.heartbeat (cluster, node, orchestrator, beat_at) VALUES (" +
+         *cluster + ", " + *node + ", " + *id + ", now()) ON CONFLICT (cluster, node, orchestrator)"
+         " DO UPDATE SET beat_at = now(), beats = pgherald.heartbeat.beats + 1;" +
+         "SELECT r.in_recovery, NULL::bigint AS timeline, NULL::text AS lsn FROM "
+         "(SELECT pg_is_in_recovery() AS in_recovery) r;"
+         "COMMIT";
+}
+
+// Judges the write batch's answer (BEGIN, INSERT, SELECT, COMMIT), whatever the server sent.
+void JudgeWrite(const std::vector<pg::PgResult>& batch, model::Probe* p) {
+  p->write_check = model::WriteCheck::kFailed;
+  if (batch.size() != 4) {
+    p->write_error = "write check returned " + std::to_string(batch.size()) + " results, not 4";
+    return;
+  }
+  auto row = batch[2].num_rows() == 1
+                 ? batch[2].row(0).GetBool("in_recovery")
+                 : StatusOr<bool>(Internal("write check returned " +
+                                           std::to_string(batch[2].num_rows()) + " rows"));
+  if (!row.ok() || *row) {
+    p->write_error =
+        row.ok() ? "pg_is_in_recovery() true in the write check's session" : row.status().ToString();
+  } else if (batch[1].affected_rows() != 1) {
+    p->write_error =
+        "heartbeat upsert touched " + std::to_string(batch[1].affected_rows()) + " rows";
+  } else {
+    p->write_check = model::WriteCheck::kPassed;
+  }
+}
+
+void Answered(Slot& s, std::vector<pg::PgResult> results, const Clock& clock) {
+  Job& j = *s.job;
+  model::Probe& p = j.probe;
+  switch (j.phase) {
+    case Phase::kConnect:
+      return;  // not reached: a connect has no results
+    case Phase::kProbe: {
+      if (results.size() != 1) {
+        return Failed(s,
+                      Internal(s.conn->Describe() + ": query failed: expected one result, got " +
+                               std::to_string(results.size())),
+                      clock);
+      }
+      p.reachable = true;
+      if (Status read = ReadProbeRow(results[0], &p); !read.ok()) {
+        p.reachable = false;
+        p.error = "probe result: " + read.ToString();
+        if (!s.conn->ok()) s.conn.reset();
+        return EndOrRollBack(s, clock);
+      }
+      if (!j.write_check.has_value()) return End(s, clock);
+      j.write_sql = WriteSql(j, &p);
+      if (j.write_sql.empty()) return End(s, clock);
+      return Send(s, Phase::kWrite, j.write_sql, clock);
+    }
+    case Phase::kWrite:
+      JudgeWrite(results, &p);
+      return EndOrRollBack(s, clock);
+    case Phase::kSetup:
+      return Send(s, Phase::kWrite, j.write_sql, clock);
+    case Phase::kRollback:
+      if (j.setup_after_rollback) {
+        j.setup_after_rollback = false;
+        return Send(s, Phase::kSetup, kSetupSql, clock);
+      }
+      return End(s, clock);
+  }
+}
+
+// The job's socket is ready for what it waits for (or reports an error).
+void Step(Slot& s, const Clock& clock) {
+  Job& j = *s.job;
+  if (j.phase == Phase::kConnect) {
+    auto wait = s.conn->PollConnect();
+    if (!wait.ok()) return Failed(s, wait.status(), clock);
+    if (*wait != Wait::kNone) {
+      j.wait = *wait;
+      return;
+    }
+    return Send(s, Phase::kProbe, kProbeSql, clock);
+  }
+  auto results = s.conn->ReceiveResults(What(j.phase));
+  if (!results.ok()) return Failed(s, results.status(), clock);
+  if (!results->has_value()) return;
+  Answered(s, std::move(**results), clock);
+}
+
+// The job's phase ran out of time: its connection is closed (the backend notices; PQcancel would
+// block, and libpq 15 has no non-blocking cancel).
+void Expire(Slot& s, const Clock& clock) {
+  Job& j = *s.job;
+  const Status status = j.phase == Phase::kConnect ? s.conn->ConnectTimedOut()
+                                                   : s.conn->AnswerTimedOut(What(j.phase));
+  j.setup_after_rollback = false;
+  Failed(s, status, clock);
+}
+
+// Starts the job for `target` on the idle slot `s`: a connect when there is no usable connection,
+// else the probe query. The job may end at once (a connect refused synchronously).
+void Begin(Slot& s, const NodeTarget& target, const WriteCheckContext* write_check, Round* round,
+           std::size_t index, const Clock& clock) {
+  s.job = std::make_unique<Job>();
+  Job& j = *s.job;
+  j.target = target;
+  if (write_check != nullptr) j.write_check = *write_check;
+  j.round = round;
+  j.index = index;
+  j.probe.node = target.name;
+  j.probe.host = target.params.host;
+  j.probe.port = target.params.port;
+  j.start = clock.Now();
+  j.probe.taken_at_ms = model::ToWallMillis(clock.WallNow());
+  if (s.conn != nullptr && s.conn->ok()) return Send(s, Phase::kProbe, kProbeSql, clock);
+  s.conn.reset();
+  auto started = pg::PgConnection::StartConnect(target.params);
+  if (!started.ok()) return Failed(s, started.status(), clock);
+  s.conn = std::move(*started);
+  j.wait = Wait::kWrite;  // libpq: start as if PQconnectPoll had asked to write
+  j.deadline = PhaseDeadline(target.params.connect_timeout);
+}
+
+// Polls the sockets of every job in `active` and steps them until `done()` or `until` (at least
+// one poll, so a pass with `until` now finishes what is ready and expires what is overdue). Slots
+// whose job ended leave `active`.
+void Pump(std::vector<Slot*>* active, Steady::time_point until, const std::function<bool()>& done,
+          const Clock& clock) {
+  std::vector<pollfd> fds;
+  std::vector<Slot*> polled;
+  while (true) {
+    std::erase_if(*active, [](Slot* s) { return s->job == nullptr; });
+    if (done()) return;
+    Steady::time_point now = Steady::now();
+    Steady::time_point next = until;
+    fds.clear();
+    polled.clear();
+    bool expired = false;
+    for (Slot* s : *active) {
+      Job& j = *s->job;
+      if (j.deadline.has_value() && *j.deadline <= now) {
+        Expire(*s, clock);
+        expired = true;
+        continue;
+      }
+      if (j.deadline.has_value()) next = std::min(next, *j.deadline);
+      pollfd pfd{};
+      pfd.fd = s->conn->socket();
+      pfd.events = j.wait == Wait::kWrite ? POLLOUT : POLLIN;
+      fds.push_back(pfd);
+      polled.push_back(s);
+    }
+    if (expired) continue;  // ended jobs leave, new phases are polled
+    if (fds.empty()) return;
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
+    const int timeout_ms =
+        static_cast<int>(std::clamp<std::int64_t>(left, 0, std::numeric_limits<int>::max()));
+    const int ready = poll(fds.data(), fds.size(), timeout_ms);
+    if (ready < 0 && errno != EINTR) return;
+    for (std::size_t i = 0; ready > 0 && i < fds.size(); ++i) {
+      if (fds[i].revents != 0) Step(*polled[i], clock);
+    }
+    if (Steady::now() >= until) {
+      std::erase_if(*active, [](Slot* s) { return s->job == nullptr; });
+      return;
+    }
+  }
+}
+
+std::string SlotKey(const NodeTarget& t) {
+  return t.name + "@" + t.params.host + ":" + std::to_string(t.params.port);
 }
 
 }  // namespace
 
+model::Probe PgNodeProber::ProbeOnce(const NodeTarget& target,
+                                     std::unique_ptr<pg::PgConnection>* conn,
+                                     const WriteCheckContext* write_check, const Clock& clock) {
+  Slot slot;
+  slot.conn = std::move(*conn);
+  Round round(1);
+  Begin(slot, target, write_check, &round, 0, clock);
+  std::vector<Slot*> active{&slot};
+  Pump(&active, Steady::time_point::max(), [&] { return slot.job == nullptr; }, clock);
+  *conn = std::move(slot.conn);
+  return round.results[0];
+}
+
 PgNodeProber::PgNodeProber(const Clock* clock) : clock_(clock) {}
 
-PgNodeProber::~PgNodeProber() {
-  Inflight& inflight = GlobalInflight();
-  std::unique_lock lock(inflight.mu);
-  inflight.cv.wait(lock, [&] { return inflight.count == 0; });
-}
+PgNodeProber::~PgNodeProber() = default;  // closes every connection, in flight or not
 
 std::vector<model::Probe> PgNodeProber::ProbeAll(const std::vector<NodeTarget>& targets,
                                                  MonoTime deadline) {
@@ -223,26 +434,13 @@ std::vector<model::Probe> PgNodeProber::WriteCheckAll(const std::vector<NodeTarg
   return RunAll(targets, &context, deadline);
 }
 
-namespace {
-std::string SlotKey(const NodeTarget& t) {
-  return t.name + "@" + t.params.host + ":" + std::to_string(t.params.port);
-}
-}  // namespace
-
 void PgNodeProber::Forget(const std::vector<NodeTarget>& targets) {
-  std::vector<std::shared_ptr<Slot>> dropped;  // closed outside mu_
-  {
-    std::lock_guard lock(mu_);
-    for (const NodeTarget& t : targets) {
-      auto it = slots_.find(SlotKey(t));
-      if (it == slots_.end()) continue;
-      dropped.push_back(std::move(it->second));
-      slots_.erase(it);
-    }
-  }
-  for (const auto& slot : dropped) {
-    std::lock_guard lock(slot->mu);
-    slot->conn.reset();  // a busy worker puts its connection back into this orphan: freed with it
+  std::lock_guard lock(mu_);
+  for (const NodeTarget& t : targets) {
+    auto it = slots_.find(SlotKey(t));
+    if (it == slots_.end()) continue;
+    std::erase(active_, it->second.get());
+    slots_.erase(it);  // closes its connection, in flight or not
   }
 }
 
@@ -254,78 +452,46 @@ std::size_t PgNodeProber::kept() const {
 std::vector<model::Probe> PgNodeProber::RunAll(const std::vector<NodeTarget>& targets,
                                                const WriteCheckContext* context,
                                                MonoTime deadline) {
-  auto round = std::make_shared<Round>();
-  round->results.resize(targets.size());
-  round->done.assign(targets.size(), false);
+  std::lock_guard lock(mu_);
+  // The deadline is on the injected clock; wait in real time for what is left of it.
+  const Steady::time_point until =
+      Steady::now() + std::chrono::duration_cast<Steady::duration>(deadline - clock_->Now());
+  // What earlier calls left in flight: finish what has answered, expire what is overdue.
+  Pump(&active_, Steady::now(), [] { return false; }, *clock_);
+  Round round(targets.size());
   const std::int64_t now_ms = model::ToWallMillis(clock_->WallNow());
   for (std::size_t i = 0; i < targets.size(); ++i) {
     const NodeTarget& t = targets[i];
-    model::Probe& placeholder = round->results[i];
-    placeholder.node = t.name;
-    placeholder.host = t.params.host;
-    placeholder.port = t.params.port;
-    placeholder.taken_at_ms = now_ms;
-    std::shared_ptr<Slot> slot;
-    {
-      std::lock_guard lock(mu_);
-      auto& s = slots_[SlotKey(t)];
-      if (s == nullptr) s = std::make_shared<Slot>();
-      slot = s;
+    auto& slot = slots_[SlotKey(t)];
+    if (slot == nullptr) slot = std::make_shared<Slot>();
+    if (slot->job != nullptr) {
+      model::Probe& placeholder = round.results[i];
+      placeholder.node = t.name;
+      placeholder.host = t.params.host;
+      placeholder.port = t.params.port;
+      placeholder.taken_at_ms = now_ms;
+      placeholder.error = "previous probe still running (node hung?)";
+      round.done[i] = true;
+      --round.remaining;
+      continue;
     }
-    {
-      std::lock_guard lock(slot->mu);
-      if (slot->busy) {
-        placeholder.error = "previous probe still running (node hung?)";
-        round->done[i] = true;
-        continue;
-      }
-      slot->busy = true;
-    }
-    ++round->remaining;
-    {
-      std::lock_guard lock(GlobalInflight().mu);
-      ++GlobalInflight().count;
-    }
-    std::optional<WriteCheckContext> ctx;
-    if (context != nullptr) ctx = *context;
-    const Clock* clock = clock_;
-    std::thread([round, slot, i, target = t, ctx, clock] {
-      std::unique_ptr<pg::PgConnection> conn;
-      {
-        std::lock_guard lock(slot->mu);
-        conn = std::move(slot->conn);
-      }
-      model::Probe p = ProbeOnce(target, &conn, ctx ? &*ctx : nullptr, *clock);
-      {
-        std::lock_guard lock(slot->mu);
-        slot->conn = std::move(conn);
-        slot->busy = false;
-      }
-      {
-        std::lock_guard lock(round->mu);
-        round->results[i] = std::move(p);
-        round->done[i] = true;
-        --round->remaining;
-      }
-      round->cv.notify_all();
-      Inflight& inflight = GlobalInflight();
-      {
-        std::lock_guard lock(inflight.mu);
-        --inflight.count;
-      }
-      inflight.cv.notify_all();
-    }).detach();
+    Begin(*slot, t, context, &round, i, *clock_);
+    if (slot->job != nullptr) active_.push_back(slot.get());
   }
-  std::unique_lock lock(round->mu);
-  // The deadline is on the injected clock; wait in real time for what is left of it.
-  const auto left = deadline - clock_->Now();
-  round->cv.wait_for(lock, left, [&] { return round->remaining == 0; });
-  std::vector<model::Probe> out = round->results;
+  Pump(&active_, until, [&] { return round.remaining == 0; }, *clock_);
+  for (Slot* s : active_) {
+    if (s->job != nullptr) s->job->round = nullptr;  // it finishes during later calls
+  }
+  std::vector<model::Probe> out = std::move(round.results);
   for (std::size_t i = 0; i < out.size(); ++i) {
-    if (!round->done[i]) out[i].error = "probe timed out (node hung?)";
-    if (!round->done[i] || !out[i].error.empty()) {
-      if (!round->done[i]) out[i].reachable = false;
-    }
+    if (round.done[i]) continue;
+    const NodeTarget& t = targets[i];
+    out[i].node = t.name;
+    out[i].host = t.params.host;
+    out[i].port = t.params.port;
+    out[i].taken_at_ms = now_ms;
+    out[i].reachable = false;
+    out[i].error = "probe timed out (node hung?)";
   }
   return out;
 }

@@ -4,11 +4,16 @@
 // and for write checks of the nodes Decide's WriteCheckTargets() names; the simulation test puts a
 // simulated world behind it, the daemon PgNodeProber (libpq).
 //
-// PgNodeProber keeps one connection per node and runs the nodes in parallel, one worker thread
-// per node in flight, so a hung node cannot stall the others: ProbeAll returns by its deadline
-// with every node that did not answer reported unreachable ("probe timed out"), while that node's
-// worker finishes in the background (bounded by libpq's connect and statement timeouts) and the
-// node is reported "previous probe still running" until it does.
+// PgNodeProber keeps one connection per node and multiplexes every node in flight on one event
+// loop (libpq's non-blocking API and poll(2)), run on the caller's thread during ProbeAll and
+// WriteCheckAll: no thread per node or per call. A hung node cannot stall the others: the call
+// returns by its deadline with every node that did not answer reported unreachable ("probe timed
+// out"); that node's work stays in flight, bounded by its own connect and answer timeouts
+// (enforced by the loop: libpq enforces none in this mode), progresses during later calls, and
+// the node is reported "previous probe still running" until it ends. A connection whose answer
+// timed out is closed (the backend notices); one that failed at connection level is reconnected
+// on the next call. Host names are resolved by libpq inside the loop (blocking): configure nodes
+// by address.
 #pragma once
 
 #include <chrono>
@@ -50,7 +55,7 @@ class NodeProber {
                                                   const WriteCheckContext& context,
                                                   MonoTime deadline) = 0;
   // Closes what is kept for `targets` (their connections): nodes that are gone. A probe still
-  // running for one of them finishes and its connection is closed then.
+  // running for one of them is abandoned (PgNodeProber closes its connection at once).
   virtual void Forget(const std::vector<NodeTarget>& targets) { (void)targets; }
 };
 
@@ -75,12 +80,13 @@ class PgNodeProber final : public NodeProber {
   // Connections kept (tests).
   std::size_t kept() const;
 
-  // One node, synchronously, on the caller's thread (what the workers run). `conn` is the node's
-  // cached connection: connected when null or broken, dropped after a connection-level failure.
+  // One node, synchronously, on the caller's thread (the same state machine, alone on its loop,
+  // bounded by the node's own timeouts). `conn` is the node's cached connection: connected when
+  // null or broken, dropped after a connection-level failure.
   static model::Probe ProbeOnce(const NodeTarget& target, std::unique_ptr<pg::PgConnection>* conn,
                                 const WriteCheckContext* write_check, const Clock& clock);
 
-  struct Slot;  // one node's connection and in-flight state, shared with its worker
+  struct Slot;  // one node's connection and the work in flight on it
 
  private:
   std::vector<model::Probe> RunAll(const std::vector<NodeTarget>& targets,
@@ -89,6 +95,7 @@ class PgNodeProber final : public NodeProber {
   const Clock* clock_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Slot>> slots_;  // by "name@host:port"
+  std::vector<Slot*> active_;  // slots with work in flight (owned by slots_)
 };
 
 }  // namespace pgherald::orchestrator
