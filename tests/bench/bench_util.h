@@ -15,6 +15,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -101,6 +102,21 @@ inline std::string Stats(std::vector<double> v, const char* unit = "ms") {
   std::snprintf(buf, sizeof buf, "n=%zu median=%.1f %s p99=%.1f %s min=%.1f %s max=%.1f %s", v.size(), pct(0.5),
                 unit, pct(0.99), unit, v.front(), unit, v.back(), unit);
   return buf;
+}
+
+// Calls `handle(flag, value)` for each "--flag value" pair of the command line. False (after
+// printing why) when a flag has no value or `handle` refuses one (returns false).
+inline bool ForEachFlag(int argc, char** argv,
+                        const std::function<bool(const std::string&, const std::string&)>& handle) {
+  for (int i = 1; i < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "%s needs a value\n", flag.c_str());
+      return false;
+    }
+    if (!handle(flag, argv[i + 1])) return false;
+  }
+  return true;
 }
 
 // What keeps the lab's cluster from being healthy ("" when it is): one primary, two standbys
@@ -224,11 +240,76 @@ inline bool RejoinOldPrimary(lab::Lab& lab, int node) {
   return true;
 }
 
+// Every change of a znode's data from Arm() until Stop(), stamped by its watch callback, with the
+// data that the re-read after it returned (the watch is re-armed by an asynchronous Get from the
+// callback, so no change is missed; when two changes come closer together than one read, the
+// earlier stamp carries the later data, which errs by less than that read's round trip).
+class ZnodeChanges : public std::enable_shared_from_this<ZnodeChanges> {
+ public:
+  ZnodeChanges(zk::ZkSession* zk, std::string path) : zk_(zk), path_(std::move(path)) {}
+  // Arms the watch; waits until the server has answered (so a later change is seen). Call once.
+  Status Arm() {
+    auto self = shared_from_this();
+    Status sent = zk_->GetAsync(
+        path_, [self](const zk::WatchEvent&) { self->Fired(Steady::now()); },
+        [self](StatusOr<zk::NodeData> got) {
+          std::lock_guard lock(self->mu_);
+          self->armed_ = got.status();
+          self->answered_ = true;
+        });
+    if (!sent.ok()) return sent;
+    orchestrator_lab::WaitUntil([&] {
+      std::lock_guard lock(mu_);
+      return answered_;
+    }, std::chrono::seconds(10), std::chrono::milliseconds(1));
+    std::lock_guard lock(mu_);
+    return answered_ ? armed_ : Status(Unavailable("no answer to arming the watch on " + path_));
+  }
+  // No re-arming after this (a watch already armed fires once more, harmlessly).
+  void Stop() {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+  }
+  // The stamp of the first change whose re-read satisfies `match`; nullopt while none has.
+  std::optional<Steady::time_point> First(const std::function<bool(const std::string&)>& match) {
+    std::lock_guard lock(mu_);
+    for (const auto& change : changes_) {
+      if (match(change.second)) return change.first;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  void Fired(Steady::time_point at) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_) return;
+    }
+    auto self = shared_from_this();
+    (void)zk_->GetAsync(
+        path_, [self](const zk::WatchEvent&) { self->Fired(Steady::now()); },
+        [self, at](StatusOr<zk::NodeData> got) {
+          if (!got.ok()) return;
+          std::lock_guard lock(self->mu_);
+          self->changes_.push_back({at, got->data});
+        });
+  }
+
+  zk::ZkSession* zk_;
+  std::string path_;
+  std::mutex mu_;
+  bool answered_ = false;
+  bool stopped_ = false;
+  Status armed_;
+  std::vector<std::pair<Steady::time_point, std::string>> changes_;
+};
+
 // One kill -9 failover of the lab's `primary`, timed. Start: the first pg_is_in_recovery() =
 // false on a standby, polled over held connections every 2 ms (`upper_ms` is measured from the
 // request of the promoted node's last answer still in recovery: the promotion happened after it).
-// End: the ZooKeeper watch callback of the first change of `master_path` after the kill (its data
-// changes only by a publish). The caller checks what the master then names.
+// End: the ZooKeeper watch callback of the first change of `master_path` after the kill to a
+// record naming the promoted node with state ok (other writes of the record, e.g. before the
+// promotion, are not the publish).
 struct FailoverTiming {
   int promoted = 0;
   double to_master_ms = 0;
@@ -238,8 +319,8 @@ struct FailoverTiming {
 };
 
 // `before_kill` runs after the watch is armed, right before the kill (to note log offsets). An
-// error names the step that failed (no promotion within 60 s, the master znode did not move within
-// 30 s, ...).
+// error names the step that failed (no promotion within 60 s, the master znode did not name the
+// promoted node within 30 s, ...).
 inline StatusOr<FailoverTiming> KillAndTime(lab::Lab& lab, zk::ZkSession& zk, const std::string& master_path,
                                             int primary, const std::function<void()>& before_kill = {}) {
   std::vector<std::pair<int, PGconn*>> standbys;
@@ -256,21 +337,14 @@ inline StatusOr<FailoverTiming> KillAndTime(lab::Lab& lab, zk::ZkSession& zk, co
     for (auto& sc : standbys) PQfinish(sc.second);
     standbys.clear();
   };
-  // Shared with the watch callback, which may fire after this function returned.
-  struct Stamp {
-    std::mutex mu;
-    std::atomic<bool> changed{false};
-    Steady::time_point at{};
-  };
-  auto stamp = std::make_shared<Stamp>();
-  auto armed = zk.Get(master_path, [stamp](const zk::WatchEvent&) {
-    std::lock_guard lock(stamp->mu);
-    stamp->at = Steady::now();
-    stamp->changed = true;
-  });
-  if (!armed.ok()) {
+  auto changes = std::make_shared<ZnodeChanges>(&zk, master_path);
+  struct StopChanges {
+    std::shared_ptr<ZnodeChanges> c;
+    ~StopChanges() { c->Stop(); }
+  } stop_changes{changes};
+  if (Status armed = changes->Arm(); !armed.ok()) {
     close_all();
-    return armed.status();
+    return armed;
   }
   if (before_kill) before_kill();
   if (Status st = lab.PgKill(primary); !st.ok()) {
@@ -299,14 +373,18 @@ inline StatusOr<FailoverTiming> KillAndTime(lab::Lab& lab, zk::ZkSession& zk, co
   }
   close_all();
   if (out.promoted == 0) return Unavailable("no promotion within 60 s of killing node" + std::to_string(primary));
-  if (!orchestrator_lab::WaitUntil([&] { return stamp->changed.load(); }, std::chrono::seconds(30),
-                                   std::chrono::milliseconds(5))) {
-    return Unavailable("the master znode did not move within 30 s of node" + std::to_string(out.promoted) +
-                       "'s promotion");
+  const std::string promoted_name = "node" + std::to_string(out.promoted);
+  auto names_promoted = [&](const std::string& data) {
+    auto record = model::MasterRecord::FromJson(data);
+    return record.ok() && record->state == model::MasterState::kOk && record->node == promoted_name;
+  };
+  std::optional<Steady::time_point> published;
+  if (!orchestrator_lab::WaitUntil([&] { return (published = changes->First(names_promoted)).has_value(); },
+                                   std::chrono::seconds(30), std::chrono::milliseconds(5))) {
+    return Unavailable("the master znode did not name " + promoted_name + " within 30 s of its promotion");
   }
-  std::lock_guard lock(stamp->mu);
-  out.to_master_ms = Ms(stamp->at - out.left_recovery);
-  out.upper_ms = Ms(stamp->at - promoted_after);
+  out.to_master_ms = Ms(*published - out.left_recovery);
+  out.upper_ms = Ms(*published - promoted_after);
   return out;
 }
 

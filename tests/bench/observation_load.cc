@@ -102,6 +102,7 @@ class BackendTicker {
 struct Slot {
   std::unique_ptr<pollers::ObservationPublisher> publisher;
   std::size_t backend = 0;
+  std::string host;
   std::uint64_t seq = 0;
   bool published = false;
   Steady::time_point last_publish{};
@@ -159,6 +160,7 @@ struct ObservationLoad::State {
           std::lock_guard lock(mu);
           obs = current[s.backend];
         }
+        obs.host = s.host;
         const auto now = Steady::now();
         const bool due = !s.published || pollers::ObservationChanged(obs, s.last) ||
                          now - s.last_publish >= options.heartbeat || s.publisher->TakeNewSession();
@@ -203,16 +205,17 @@ StatusOr<std::unique_ptr<ObservationLoad>> ObservationLoad::Start(ObservationLoa
   }
   std::vector<std::vector<Slot>> per_worker(static_cast<std::size_t>(sessions));
   std::size_t k = 0;
-  for (const std::string& cluster : state->options.clusters) {
+  for (const ObservationLoadOptions::Cluster& cluster : state->options.clusters) {
     for (std::size_t b = 0; b < state->options.backends.size(); ++b, ++k) {
       zk::ZkSession* shared = state->sessions[k % static_cast<std::size_t>(sessions)].get();
       Slot slot;
       slot.backend = b;
+      slot.host = cluster.host;
       slot.publisher = std::make_unique<pollers::ObservationPublisher>(
           [shared]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
             return std::unique_ptr<zk::ZkSession>(new SharedSession(shared));
           },
-          state->options.root, cluster, state->options.backends[b].node, /*events_retention=*/200);
+          state->options.root, cluster.name, state->options.backends[b].node, /*events_retention=*/200);
       per_worker[k % static_cast<std::size_t>(sessions)].push_back(std::move(slot));
     }
   }

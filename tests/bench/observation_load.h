@@ -31,7 +31,12 @@ namespace pgherald::bench {
 struct ObservationLoadOptions {
   std::string zk_connect;
   std::string root;
-  std::vector<std::string> clusters;  // the logical clusters; each has every backend as a node
+  struct Cluster {
+    std::string name;
+    std::string host;  // the nodes' host as the orchestrators' config names it (advertised in the
+                       // observations; the backends are reached through Backend::params)
+  };
+  std::vector<Cluster> clusters;  // the logical clusters; each has every backend as a node
   struct Backend {
     std::string node;  // the node name in every logical cluster (= repmgr's node_name there)
     pg::PgParams params;  // how the tick statement reaches it (as a poller connects)

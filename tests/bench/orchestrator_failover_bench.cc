@@ -295,13 +295,7 @@ int main(int argc, char** argv) {
   int notify_orch_tick_ms = 1000;
   int poller_tick_ms = 1000;
   std::string mode = "both";
-  for (int i = 1; i < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (i + 1 >= argc) {
-      std::fprintf(stderr, "%s needs a value\n", flag.c_str());
-      return 2;
-    }
-    const std::string value = argv[i + 1];
+  const bool parsed = ForEachFlag(argc, argv, [&](const std::string& flag, const std::string& value) {
     if (flag == "--failovers") failovers = std::atoi(value.c_str());
     else if (flag == "--tick-ms") tick_ms = std::atoi(value.c_str());
     else if (flag == "--notify-orch-tick-ms") notify_orch_tick_ms = std::atoi(value.c_str());
@@ -311,9 +305,11 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr, "unknown flag %s (--failovers, --mode, --tick-ms, --notify-orch-tick-ms, --poller-tick-ms)\n",
                    flag.c_str());
-      return 2;
+      return false;
     }
-  }
+    return true;
+  });
+  if (!parsed) return 2;
   if (failovers <= 0 || (mode != "both" && mode != "polling" && mode != "notify")) {
     std::fprintf(stderr, "usage: --failovers N (> 0) --mode polling|notify|both\n");
     return 2;

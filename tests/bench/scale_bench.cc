@@ -8,7 +8,8 @@
 //   - clusters c0002..cN are logical clusters of three nodes each, all pointing at one second
 //     lab's 3-node PostgreSQL + repmgr cluster (the "fan-in": a primary and two streaming
 //     standbys, started by this bench through labctl, max_connections raised; repmgrd runs there
-//     but nothing fails it). Their pollers are simulated by ObservationLoad
+//     but nothing fails it), each cluster through its own spelling of 127.0.0.1 (ClusterHost), so
+//     that the orchestrator keeps connections per cluster as with distinct hosts. Their pollers are simulated by ObservationLoad
 //     (tests/bench/observation_load.h): the pollers' own statement, codec and publisher, each
 //     logical node writing its observation znode and reading the master znode at the pollers'
 //     rate, over --load-sessions ZooKeeper sessions;
@@ -37,6 +38,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -138,11 +140,11 @@ long long MntrSum(const lab::Lab& lab, const std::string& key) {
   long long sum = 0;
   for (int m = 1; m <= 3; ++m) {
     std::istringstream in(FourLetter(lab.EnvInt("ZK_PORT_" + std::to_string(m)), "mntr"));
-    std::string k, v;
+    std::string line;
     bool found = false;
-    while (in >> k >> v) {
-      if (k == key) {
-        sum += std::atoll(v.c_str());
+    while (std::getline(in, line)) {  // "key<TAB>value" (zk_version's value has spaces)
+      if (line.rfind(key + "\t", 0) == 0) {
+        sum += std::atoll(line.c_str() + key.size() + 1);
         found = true;
         break;
       }
@@ -367,21 +369,37 @@ struct Figures {
   std::string takeover;
 };
 
+std::string Tail(const std::string& text, std::size_t n) {
+  return text.size() > n ? text.substr(text.size() - n) : text;
+}
+
 std::string ClusterName(int i) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "c%04d", i);
   return buf;
 }
 
+// The host of cluster i's nodes (2..1000): 127.0.0.1 as an IPv4-mapped IPv6 address spelled
+// differently per cluster, its five zero groups zero-padded to 1-4 digits ("00:0:000:0:0:ffff:7f00:1";
+// PostgreSQL's pg_hba matches such a client against 127.0.0.1/32). The orchestrator's prober keeps
+// a connection per node name@host:port, so each logical cluster gets connections of its own, as
+// clusters on distinct hosts would.
+std::string ClusterHost(int i) {
+  int idx = i - 1;  // 1..999, five base-4 digits
+  std::string host;
+  for (int g = 0; g < 5; ++g, idx /= 4) host += std::string(static_cast<std::size_t>(idx % 4), '0') + "0:";
+  return host + "ffff:7f00:1";
+}
+
 // The YAML items of clusters c0002..cN, every one pointing at the fan-in's three nodes.
 std::string ExtraClustersYaml(const lab::Lab& fanin, const std::string& password_file, int n) {
-  std::string nodes;
-  for (int k = 1; k <= 3; ++k) {
-    nodes += "      - {name: node" + std::to_string(k) + ", host: 127.0.0.1, port: " +
-             std::to_string(fanin.pg_port(k)) + "}\n";
-  }
   std::string yaml;
   for (int i = 2; i <= n; ++i) {
+    std::string nodes;
+    for (int k = 1; k <= 3; ++k) {
+      nodes += "      - {name: node" + std::to_string(k) + ", host: \"" + ClusterHost(i) + "\", port: " +
+               std::to_string(fanin.pg_port(k)) + "}\n";
+    }
     yaml += "  - name: " + ClusterName(i) + "\n    postgres:\n      user: " + fanin.Env("PG_APP_USER") +
             "\n      dbname: " + fanin.Env("PG_APP_DATABASE") + "\n      password_file: " + password_file +
             "\n      connect_timeout_ms: 1000\n      statement_timeout_ms: 1000\n    nodes:\n" + nodes;
@@ -412,7 +430,7 @@ bool RunScenario(lab::Lab& lab, lab::Lab* fanin, const Flags& flags, int n, int 
     ObservationLoadOptions lo;
     lo.zk_connect = lab.zk_connect();
     lo.root = root;
-    lo.clusters.assign(clusters.begin() + 1, clusters.end());
+    for (int i = 2; i <= n; ++i) lo.clusters.push_back({ClusterName(i), ClusterHost(i)});
     for (int b = 1; b <= 3; ++b) {
       ObservationLoadOptions::Backend be;
       be.node = "node" + std::to_string(b);
@@ -439,6 +457,7 @@ bool RunScenario(lab::Lab& lab, lab::Lab* fanin, const Flags& flags, int n, int 
       std::ofstream pw(pw_file);
       pw << fanin->Env("PG_APP_PASSWORD") << "\n";
     }
+    ::chmod(pw_file.c_str(), 0600);
     extra = ExtraClustersYaml(*fanin, pw_file, n);
     std::printf("load generator: %zu logical nodes (%d clusters x 3) on %d ZooKeeper sessions\n",
                 load->logical_nodes(), n - 1, load->sessions());
@@ -452,7 +471,6 @@ bool RunScenario(lab::Lab& lab, lab::Lab* fanin, const Flags& flags, int n, int 
     spec.root = root;
     spec.tick_ms = flags.tick_ms;
     spec.session_timeout_ms = flags.session_timeout_ms;
-    spec.log_level = "warn";
     spec.extra_clusters = extra;
     auto o = OrchestratorProcess::Start(WriteConfig(lab, spec), lab.dir() + "/" + spec.id + "-" +
                                                                     std::to_string(n) + ".log");
@@ -467,15 +485,19 @@ bool RunScenario(lab::Lab& lab, lab::Lab* fanin, const Flags& flags, int n, int 
   // Every cluster vouched.
   const auto start = Steady::now();
   std::size_t vouched = 0;
+  bool exited = false;
   const bool all = WaitUntil([&] {
+    for (auto& o : orchs) exited = exited || !o->Running();
+    if (exited) return true;
     vouched = 0;
     for (const std::string& c : clusters) {
       if (!Vouchers(*zk, root, c).empty()) ++vouched;
     }
     return vouched == clusters.size();
-  }, std::chrono::seconds(120 + n / 10), std::chrono::milliseconds(200));
-  if (!all) {
-    std::fprintf(stderr, "only %zu of %zu clusters vouched\n%s", vouched, clusters.size(), orchs[0]->Log().c_str());
+  }, std::chrono::seconds(300 + n / 2), std::chrono::milliseconds(200));
+  if (!all || exited) {
+    std::fprintf(stderr, "%sonly %zu of %zu clusters vouched\n%s", exited ? "an orchestrator exited; " : "", vouched,
+                 clusters.size(), Tail(orchs[0]->Log(), 6000).c_str());
     return false;
   }
   std::printf("every cluster vouched %.1f s after the orchestrators started\n", Ms(Steady::now() - start) / 1000);
@@ -579,13 +601,7 @@ bool RunScenario(lab::Lab& lab, lab::Lab* fanin, const Flags& flags, int n, int 
 
 int main(int argc, char** argv) {
   Flags flags;
-  for (int i = 1; i < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (i + 1 >= argc) {
-      std::fprintf(stderr, "%s needs a value\n", flag.c_str());
-      return 2;
-    }
-    const std::string value = argv[i + 1];
+  const bool parsed = ForEachFlag(argc, argv, [&flags](const std::string& flag, const std::string& value) {
     if (flag == "--clusters") flags.clusters = ParseList(value);
     else if (flag == "--orchestrators") flags.orchestrators = ParseList(value);
     else if (flag == "--failovers") flags.failovers = std::atoi(value.c_str());
@@ -597,16 +613,18 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr, "unknown flag %s (--clusters, --orchestrators, --failovers, --window-s, --tick-ms, "
                    "--poller-tick-ms, --load-sessions, --session-timeout-ms)\n", flag.c_str());
-      return 2;
+      return false;
     }
-  }
+    return true;
+  });
+  if (!parsed) return 2;
   int max_n = 0, max_k = 0;
   for (int n : flags.clusters) max_n = std::max(max_n, n);
   for (int k : flags.orchestrators) max_k = std::max(max_k, k);
   if (flags.clusters.empty() || flags.orchestrators.empty() || flags.failovers < 0 || flags.window_s <= 0 ||
-      *std::min_element(flags.clusters.begin(), flags.clusters.end()) < 1 ||
+      *std::min_element(flags.clusters.begin(), flags.clusters.end()) < 1 || max_n > 1000 ||
       *std::min_element(flags.orchestrators.begin(), flags.orchestrators.end()) < 1) {
-    std::fprintf(stderr, "usage: --clusters N,N.. (>= 1) --orchestrators K,K.. (>= 1) --failovers F (>= 0)\n");
+    std::fprintf(stderr, "usage: --clusters N,N.. (1..1000) --orchestrators K,K.. (>= 1) --failovers F (>= 0)\n");
     return 2;
   }
   config::LoggingConfig quiet;
