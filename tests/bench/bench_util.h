@@ -319,7 +319,7 @@ struct FailoverTiming {
 };
 
 // `before_kill` runs after the watch is armed, right before the kill (to note log offsets). An
-// error names the step that failed (no promotion within 60 s, the master znode did not name the
+// error names the step that failed (no promotion within 90 s, the master znode did not name the
 // promoted node within 30 s, ...).
 inline StatusOr<FailoverTiming> KillAndTime(lab::Lab& lab, zk::ZkSession& zk, const std::string& master_path,
                                             int primary, const std::function<void()>& before_kill = {}) {
@@ -347,32 +347,40 @@ inline StatusOr<FailoverTiming> KillAndTime(lab::Lab& lab, zk::ZkSession& zk, co
     return armed;
   }
   if (before_kill) before_kill();
+  // The detector polls from before the kill, on its own thread: `labctl pg-kill` returns only
+  // after the node is gone, which on a loaded machine took seconds, past repmgrd's promotion.
+  FailoverTiming out;
+  Steady::time_point promoted_after{};
+  std::atomic<bool> give_up{false};
+  std::thread detector([&] {
+    std::map<int, Steady::time_point> last_in_recovery_sent;
+    const auto deadline = Steady::now() + std::chrono::seconds(90);
+    while (out.promoted == 0 && !give_up && Steady::now() < deadline) {
+      for (auto& sc : standbys) {
+        bool rec = true;
+        const Steady::time_point sent = Steady::now();
+        if (InRecovery(sc.second, &rec) && !rec) {
+          out.left_recovery = Steady::now();
+          out.left_recovery_wall = Wall::now();
+          out.promoted = sc.first;
+          promoted_after = last_in_recovery_sent.count(sc.first) > 0 ? last_in_recovery_sent[sc.first] : sent;
+          break;
+        }
+        last_in_recovery_sent[sc.first] = sent;
+      }
+      // The detector's pace: a 2 ms poll of the standbys (the start of the measured interval).
+      if (out.promoted == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
   if (Status st = lab.PgKill(primary); !st.ok()) {
+    give_up = true;
+    detector.join();
     close_all();
     return st;
   }
-  FailoverTiming out;
-  std::map<int, Steady::time_point> last_in_recovery_sent;
-  Steady::time_point promoted_after{};
-  const auto deadline = Steady::now() + std::chrono::seconds(60);
-  while (out.promoted == 0 && Steady::now() < deadline) {
-    for (auto& sc : standbys) {
-      bool rec = true;
-      const Steady::time_point sent = Steady::now();
-      if (InRecovery(sc.second, &rec) && !rec) {
-        out.left_recovery = Steady::now();
-        out.left_recovery_wall = Wall::now();
-        out.promoted = sc.first;
-        promoted_after = last_in_recovery_sent.count(sc.first) > 0 ? last_in_recovery_sent[sc.first] : sent;
-        break;
-      }
-      last_in_recovery_sent[sc.first] = sent;
-    }
-    // The detector's pace: a 2 ms poll of the standbys (the start of the measured interval).
-    if (out.promoted == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  detector.join();
   close_all();
-  if (out.promoted == 0) return Unavailable("no promotion within 60 s of killing node" + std::to_string(primary));
+  if (out.promoted == 0) return Unavailable("no promotion within 90 s of killing node" + std::to_string(primary));
   const std::string promoted_name = "node" + std::to_string(out.promoted);
   auto names_promoted = [&](const std::string& data) {
     auto record = model::MasterRecord::FromJson(data);
