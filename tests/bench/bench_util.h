@@ -104,6 +104,20 @@ inline std::string Stats(std::vector<double> v, const char* unit = "ms") {
   return buf;
 }
 
+// `labctl up` with PostgreSQL (and the ZooKeeper ensemble when `zk_ensemble`); nullptr after
+// printing why, prefixed by `what`, when it fails.
+inline std::unique_ptr<lab::Lab> LabUp(bool zk_ensemble, const char* what) {
+  lab::LabOptions options;
+  options.zk_ensemble = zk_ensemble;
+  options.postgres = true;
+  auto up = lab::Lab::Up(options);
+  if (!up.ok()) {
+    std::fprintf(stderr, "%s: %s\n", what, up.status().ToString().c_str());
+    return nullptr;
+  }
+  return std::move(*up);
+}
+
 // Calls `handle(flag, value)` for each "--flag value" pair of the command line. False (after
 // printing why) when a flag has no value or `handle` refuses one (returns false).
 inline bool ForEachFlag(int argc, char** argv,

@@ -315,15 +315,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::printf("load before: %s\n", Load().c_str());
-  lab::LabOptions options;
-  options.zk_ensemble = true;
-  options.postgres = true;
-  auto up = lab::Lab::Up(options);
-  if (!up.ok()) {
-    std::fprintf(stderr, "lab: %s\n", up.status().ToString().c_str());
-    return 1;
-  }
-  lab::Lab& lab = **up;
+  std::unique_ptr<lab::Lab> up = LabUp(true, "lab");
+  if (up == nullptr) return 1;
+  lab::Lab& lab = *up;
   auto zk = Reader(lab);
   if (zk == nullptr) {
     std::fprintf(stderr, "cannot reach ZooKeeper\n");

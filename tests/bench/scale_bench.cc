@@ -639,25 +639,12 @@ int main(int argc, char** argv) {
   }
   std::printf("load before: %s\nmachine: %s\nopen files limit: %llu\n", Load().c_str(), Machine().c_str(),
               static_cast<unsigned long long>(nofile.rlim_cur));
-  lab::LabOptions options;
-  options.zk_ensemble = true;
-  options.postgres = true;
-  auto up = lab::Lab::Up(options);
-  if (!up.ok()) {
-    std::fprintf(stderr, "lab: %s\n", up.status().ToString().c_str());
-    return 1;
-  }
+  std::unique_ptr<lab::Lab> lab = LabUp(true, "lab");
+  if (lab == nullptr) return 1;
   std::unique_ptr<lab::Lab> fanin;
   if (max_n > 1) {
-    lab::LabOptions fo;
-    fo.zk_ensemble = false;
-    fo.postgres = true;
-    auto f = lab::Lab::Up(fo);
-    if (!f.ok()) {
-      std::fprintf(stderr, "fan-in lab: %s\n", f.status().ToString().c_str());
-      return 1;
-    }
-    fanin = std::move(*f);
+    fanin = LabUp(false, "fan-in lab");
+    if (fanin == nullptr) return 1;
     // Each orchestrator keeps one connection per node it probes: up to N per fan-in node each, and
     // room for an owner that takes over before the killed one's connections are gone.
     const int max_connections = std::max(100, max_n * std::min(max_k, 2) + 100);
@@ -672,7 +659,7 @@ int main(int argc, char** argv) {
   for (int n : flags.clusters) {
     for (int k : flags.orchestrators) {
       Figures fig;
-      if (!RunScenario(**up, fanin.get(), flags, n, k, &fig)) return 1;
+      if (!RunScenario(*lab, fanin.get(), flags, n, k, &fig)) return 1;
       all.push_back(fig);
     }
   }
