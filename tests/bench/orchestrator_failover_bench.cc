@@ -27,9 +27,6 @@
 //   PGHERALD_LABCTL=tests/lab/labctl PGHERALD_BIN=build/orch/app/pgherald
 //     build/orch/tests/bench/orchestrator_failover_bench [--failovers N] [--mode polling|notify|both]
 //     [--tick-ms T] [--notify-orch-tick-ms T] [--poller-tick-ms T] [--verbose 1]
-#include <libpq-fe.h>
-#include <sys/utsname.h>
-
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -43,122 +40,18 @@
 #include <thread>
 
 #include "common/model/zk_paths.h"
+#include "tests/bench/bench_util.h"
 #include "tests/integration/orchestrator_lab_util.h"
 
 using namespace pgherald;
 using namespace pgherald::orchestrator_lab;
-using Steady = std::chrono::steady_clock;
-using Wall = std::chrono::system_clock;
+using namespace pgherald::bench;
 
 namespace {
 
 constexpr char kRoot[] = "/pgherald-bench";
 
 std::string NodePath(int n) { return model::ClusterPaths(kRoot, "main").Node("node" + std::to_string(n)); }
-
-std::optional<std::string> QueryOne(const std::string& conninfo, const std::string& sql) {
-  PGconn* c = PQconnectdb(conninfo.c_str());
-  std::optional<std::string> out;
-  if (PQstatus(c) == CONNECTION_OK) {
-    PGresult* r = PQexec(c, sql.c_str());
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) out = PQgetvalue(r, 0, 0);
-    PQclear(r);
-  }
-  PQfinish(c);
-  return out;
-}
-
-bool InRecovery(PGconn* c, bool* in_recovery) {
-  PGresult* r = PQexec(c, "SELECT pg_is_in_recovery()");
-  const bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-  if (ok) *in_recovery = std::strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-  PQclear(r);
-  return ok;
-}
-
-std::string Machine() {
-  utsname u{};
-  uname(&u);
-  std::ifstream cpu("/proc/cpuinfo");
-  std::string line, model;
-  while (std::getline(cpu, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      model = line.substr(line.find(':') + 2);
-      break;
-    }
-  }
-  return std::string(u.sysname) + " " + u.release + ", " + model + ", " +
-         std::to_string(std::thread::hardware_concurrency()) + " cpus";
-}
-
-std::string Load() {
-  std::string s = ReadFile("/proc/loadavg");
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  return s;
-}
-
-// What keeps the cluster from being healthy ("" when it is): one primary, two standbys streaming
-// from it, repmgr's metadata agreeing, and each standby's repmgrd monitoring again after a follow
-// (otherwise the next failover may see no promotion; see tests/e2e/stack.cc AwaitHealthyCluster).
-// *primary is the one writable node; *lagging the standbys that fail a condition of their own.
-std::string Unhealthy(lab::Lab& lab, int* primary, std::vector<int>* lagging) {
-  lagging->clear();
-  auto w = lab.WritableNodes();
-  if (!w.ok()) return "writable nodes unknown: " + w.status().ToString();
-  if (w->size() != 1) return std::to_string(w->size()) + " writable nodes";
-  *primary = (*w)[0];
-  std::string why;
-  for (int s = 1; s <= 3; ++s) {
-    if (s == *primary) continue;
-    auto streaming = QueryOne(lab.pg_conninfo(s), "select count(*) from pg_stat_wal_receiver where status = "
-                                                  "'streaming' and sender_port = " +
-                                                      std::to_string(lab.pg_port(*primary)));
-    auto registered = QueryOne(lab.pg_conninfo(*primary, lab.Env("REPMGR_DB")),
-                               "select count(*) from repmgr.nodes where type = 'standby' and active and "
-                               "node_id = " + std::to_string(s) + " and upstream_node_id = " +
-                                   std::to_string(*primary));
-    const bool following = lab.RepmgrdInFollow(s);
-    std::string bad;
-    if (!streaming || *streaming != "1") bad += " not streaming from node" + std::to_string(*primary) + ";";
-    if (!registered || *registered != "1") bad += " repmgr.nodes does not list it under the primary;";
-    if (following) bad += " repmgrd still inside its follow;";
-    if (!bad.empty()) {
-      lagging->push_back(s);
-      why += "node" + std::to_string(s) + ":" + bad + " ";
-    }
-  }
-  return why;
-}
-
-// Waits for a healthy cluster; a standby still unhealthy after `rejoin_after` is rejoined
-// (`labctl pg-rejoin`, what an operator would do after repmgr's follow got stuck), once. Returns
-// the primary, 0 on timeout (after printing why).
-int AwaitHealthyCluster(lab::Lab& lab, std::chrono::seconds timeout,
-                        std::chrono::seconds rejoin_after = std::chrono::seconds(30)) {
-  int primary = 0;
-  std::vector<int> lagging;
-  std::string why;
-  const auto start = Steady::now();
-  bool rejoined = false;
-  const bool ok = WaitUntil(
-      [&] {
-        why = Unhealthy(lab, &primary, &lagging);
-        if (why.empty()) return true;
-        if (!rejoined && !lagging.empty() && Steady::now() - start > rejoin_after) {
-          rejoined = true;
-          for (int s : lagging) {
-            std::printf("  (cluster unhealthy for %lld s: %s-> pg-rejoin node%d)\n",
-                        static_cast<long long>(rejoin_after.count()), why.c_str(), s);
-            std::fflush(stdout);
-            (void)lab.PgRejoin(s);
-          }
-        }
-        return false;
-      },
-      timeout, std::chrono::milliseconds(50));
-  if (!ok) std::fprintf(stderr, "cluster not healthy: %s\n", why.c_str());
-  return ok ? primary : 0;
-}
 
 // repmgr's timestamp (%t, "2026-11-22 03:59:27.869588+00") of the last `standby_promote` of
 // `node` in labctl's notify log after byte `from`, as wall time; nullopt when not there (yet).
@@ -266,21 +159,6 @@ struct Samples {
   std::vector<double> to_promote_event;  // promotion -> repmgr's standby_promote %t
 };
 
-std::string Stats(std::vector<double> v) {
-  if (v.empty()) return "n=0";
-  std::sort(v.begin(), v.end());
-  auto pct = [&](double p) {
-    const std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5));
-    return v[i];
-  };
-  char buf[200];
-  std::snprintf(buf, sizeof buf, "n=%zu median=%.1f ms p99=%.1f ms min=%.1f ms max=%.1f ms", v.size(),
-                pct(0.5), pct(0.99), v.front(), v.back());
-  return buf;
-}
-
-double Ms(Steady::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
 // One mode: `failovers` kill -9 failovers with an orchestrator (and pollers when `pollers`).
 // Returns false (after printing why) when the lab misbehaves.
 bool g_verbose = false;
@@ -304,29 +182,7 @@ bool RunMode(lab::Lab& lab, zk::ZkSession& zk, bool pollers, int orch_tick_ms, i
              int failovers, Samples* out) {
   std::vector<std::unique_ptr<PollerProcess>> poller_procs;
   if (pollers) {
-    for (int n = 1; n <= 3; ++n) {
-      PollerSpec ps;
-      ps.root = kRoot;
-      ps.node = n;
-      ps.tick_ms = poller_tick_ms;
-      auto p = PollerProcess::Start(WritePollerConfig(lab, ps),
-                                    lab.dir() + "/orch-poller-" + std::to_string(n) + ".log");
-      if (p == nullptr) {
-        std::fprintf(stderr, "cannot start a poller ($PGHERALD_BIN)\n");
-        return false;
-      }
-      poller_procs.push_back(std::move(p));
-    }
-    if (!WaitUntil([&] {
-          for (int n = 1; n <= 3; ++n) {
-            auto there = zk.Exists(NodePath(n));
-            if (!there.ok() || !there->has_value()) return false;
-          }
-          return true;
-        }, std::chrono::seconds(30))) {
-      std::fprintf(stderr, "the pollers' observations did not appear\n%s", poller_procs[0]->Log().c_str());
-      return false;
-    }
+    if (!StartLabPollers(lab, zk, kRoot, poller_tick_ms, &poller_procs)) return false;
   } else {
     for (int n = 1; n <= 3; ++n) std::remove((lab.dir() + "/notify-cmd-" + std::to_string(n)).c_str());
   }
@@ -347,83 +203,33 @@ bool RunMode(lab::Lab& lab, zk::ZkSession& zk, bool pollers, int orch_tick_ms, i
       std::fprintf(stderr, "the cluster did not become healthy (one primary, two streaming standbys)\n");
       return false;
     }
-    if (!WaitUntil([&] {
-          auto m = ReadMaster(zk, kRoot);
-          return m && m->node == "node" + std::to_string(primary) && !Vouchers(zk, kRoot).empty();
-        }, std::chrono::seconds(30))) {
-      std::fprintf(stderr, "master node%d not published\n%s", primary, orch->Log().c_str());
+    if (!AwaitMasterPublished(zk, kRoot, primary, std::chrono::seconds(30))) {
+      std::fprintf(stderr, "%s", orch->Log().c_str());
       return false;
     }
-    std::vector<std::pair<int, PGconn*>> standbys;
     std::vector<int> standby_nodes;
     for (int n = 1; n <= 3; ++n) {
-      if (n == primary) continue;
-      PGconn* c = PQconnectdb(lab.pg_conninfo(n).c_str());
-      if (PQstatus(c) == CONNECTION_OK) {
-        standbys.push_back({n, c});
-        standby_nodes.push_back(n);
-      } else {
-        PQfinish(c);
-      }
+      if (n != primary) standby_nodes.push_back(n);
     }
     std::optional<ObservationWatch> obs_watch;
     if (pollers) obs_watch.emplace(&zk, standby_nodes);
-    // The master znode's data changes only by a publish: the watch stamps the first change.
-    std::atomic<bool> changed{false};
-    Steady::time_point changed_at{};
-    std::mutex mu;
-    auto armed = zk.Get(master_path, [&](const zk::WatchEvent&) {
-      std::lock_guard lock(mu);
-      changed_at = Steady::now();
-      changed = true;
-    });
-    if (!armed.ok()) return false;
-    const std::size_t notify_from = ReadFile(notify_log).size();
-    const std::size_t orch_log_from = orch->Log().size();
+    std::size_t notify_from = 0, orch_log_from = 0;
     std::map<int, std::size_t> poller_log_from;
-    for (std::size_t i = 0; i < poller_procs.size(); ++i) {
-      poller_log_from[static_cast<int>(i) + 1] = poller_procs[i]->Log().size();
-    }
-    if (!lab.PgKill(primary).ok()) return false;
-    int promoted = 0;
-    Steady::time_point left_recovery{};
-    Wall::time_point left_recovery_wall{};
-    // When the promoted node's last "in recovery" answer was asked for: the promotion happened
-    // after that and before `left_recovery` (the bench's own detector can lag on a busy machine).
-    std::map<int, Steady::time_point> last_in_recovery_sent;
-    Steady::time_point promoted_after{};
-    const auto deadline = Steady::now() + std::chrono::seconds(60);
-    while (promoted == 0 && Steady::now() < deadline) {
-      for (auto& [n, c] : standbys) {
-        bool rec = true;
-        const Steady::time_point sent = Steady::now();
-        if (InRecovery(c, &rec) && !rec) {
-          left_recovery = Steady::now();
-          left_recovery_wall = Wall::now();
-          promoted = n;
-          promoted_after = last_in_recovery_sent.count(n) > 0 ? last_in_recovery_sent[n] : sent;
-          break;
-        }
-        last_in_recovery_sent[n] = sent;
+    auto timed = KillAndTime(lab, zk, master_path, primary, [&] {
+      notify_from = ReadFile(notify_log).size();
+      orch_log_from = orch->Log().size();
+      for (std::size_t i = 0; i < poller_procs.size(); ++i) {
+        poller_log_from[static_cast<int>(i) + 1] = poller_procs[i]->Log().size();
       }
-      // The detector's pace: a 2 ms poll of the standbys (the start of the measured interval).
-      if (promoted == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    for (auto& [n, c] : standbys) PQfinish(c);
-    if (promoted == 0) {
-      std::fprintf(stderr, "no promotion within 60 s\n");
+    });
+    if (!timed.ok()) {
+      std::fprintf(stderr, "%s\n%s", timed.status().ToString().c_str(), orch->Log().c_str());
       return false;
     }
-    if (!WaitUntil([&] { return changed.load(); }, std::chrono::seconds(30), std::chrono::milliseconds(5))) {
-      std::fprintf(stderr, "master znode did not move\n%s", orch->Log().c_str());
-      return false;
-    }
-    double ms, upper_ms;
-    {
-      std::lock_guard lock(mu);
-      ms = Ms(changed_at - left_recovery);
-      upper_ms = Ms(changed_at - promoted_after);
-    }
+    const int promoted = timed->promoted;
+    const double ms = timed->to_master_ms, upper_ms = timed->upper_ms;
+    const Steady::time_point left_recovery = timed->left_recovery;
+    const Wall::time_point left_recovery_wall = timed->left_recovery_wall;
     auto m = ReadMaster(zk, kRoot);
     if (!m || m->node != "node" + std::to_string(promoted)) {
       std::fprintf(stderr, "the master znode does not name the promoted node%d\n", promoted);
@@ -474,14 +280,7 @@ bool RunMode(lab::Lab& lab, zk::ZkSession& zk, bool pollers, int orch_tick_ms, i
       }
     }
     std::fflush(stdout);
-    // A rejoin can fail on a machine this busy (repmgr's own timeouts); try once more.
-    if (Status st = lab.PgRejoin(primary); !st.ok()) {
-      std::printf("  (pg-rejoin node%d failed: %s; retrying)\n", primary, st.ToString().substr(0, 300).c_str());
-      if (Status again = lab.PgRejoin(primary); !again.ok()) {
-        std::fprintf(stderr, "pg-rejoin %d failed twice: %s\n", primary, again.ToString().c_str());
-        return false;
-      }
-    }
+    if (!RejoinOldPrimary(lab, primary)) return false;
   }
   orch->Stop();
   for (auto& p : poller_procs) p->Stop();
@@ -496,13 +295,7 @@ int main(int argc, char** argv) {
   int notify_orch_tick_ms = 1000;
   int poller_tick_ms = 1000;
   std::string mode = "both";
-  for (int i = 1; i < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (i + 1 >= argc) {
-      std::fprintf(stderr, "%s needs a value\n", flag.c_str());
-      return 2;
-    }
-    const std::string value = argv[i + 1];
+  const bool parsed = ForEachFlag(argc, argv, [&](const std::string& flag, const std::string& value) {
     if (flag == "--failovers") failovers = std::atoi(value.c_str());
     else if (flag == "--tick-ms") tick_ms = std::atoi(value.c_str());
     else if (flag == "--notify-orch-tick-ms") notify_orch_tick_ms = std::atoi(value.c_str());
@@ -512,23 +305,19 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr, "unknown flag %s (--failovers, --mode, --tick-ms, --notify-orch-tick-ms, --poller-tick-ms)\n",
                    flag.c_str());
-      return 2;
+      return false;
     }
-  }
+    return true;
+  });
+  if (!parsed) return 2;
   if (failovers <= 0 || (mode != "both" && mode != "polling" && mode != "notify")) {
     std::fprintf(stderr, "usage: --failovers N (> 0) --mode polling|notify|both\n");
     return 2;
   }
   std::printf("load before: %s\n", Load().c_str());
-  lab::LabOptions options;
-  options.zk_ensemble = true;
-  options.postgres = true;
-  auto up = lab::Lab::Up(options);
-  if (!up.ok()) {
-    std::fprintf(stderr, "lab: %s\n", up.status().ToString().c_str());
-    return 1;
-  }
-  lab::Lab& lab = **up;
+  std::unique_ptr<lab::Lab> up = LabUp(true, "lab");
+  if (up == nullptr) return 1;
+  lab::Lab& lab = *up;
   auto zk = Reader(lab);
   if (zk == nullptr) {
     std::fprintf(stderr, "cannot reach ZooKeeper\n");

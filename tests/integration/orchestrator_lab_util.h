@@ -57,6 +57,7 @@ struct OrchestratorConfigSpec {
   int confirmation_window_ms = 500;
   bool dry_run = false;
   std::string log_level = "info";
+  std::string extra_clusters;  // more items of the `clusters:` list, after "main" (YAML, indented 2)
 };
 
 // Writes DIR/<id>.yaml for the lab's 3 nodes, connecting as the app user with a password file.
@@ -80,6 +81,7 @@ inline std::string WriteConfig(const lab::Lab& lab, const OrchestratorConfigSpec
     yaml += "      - {name: node" + std::to_string(n) + ", host: 127.0.0.1, port: " +
             std::to_string(lab.pg_port(n)) + "}\n";
   }
+  yaml += spec.extra_clusters;
   const std::string path = lab.dir() + "/" + spec.id + "-" + std::to_string(::getpid()) + ".yaml";
   std::ofstream(path) << yaml;
   return path;
@@ -247,9 +249,10 @@ inline std::unique_ptr<zk::ZkClient> Reader(const lab::Lab& lab) {
   return std::move(*c);
 }
 
-// The master record at ROOT/clusters/main/master, or nullopt when absent or unreadable.
-inline std::optional<model::MasterRecord> ReadMaster(zk::ZkSession& zk, const std::string& root) {
-  auto got = zk.Get(root + "/clusters/main/master");
+// The master record at ROOT/clusters/CLUSTER/master, or nullopt when absent or unreadable.
+inline std::optional<model::MasterRecord> ReadMaster(zk::ZkSession& zk, const std::string& root,
+                                                     const std::string& cluster = "main") {
+  auto got = zk.Get(root + "/clusters/" + cluster + "/master");
   if (!got.ok()) return std::nullopt;
   auto rec = model::MasterRecord::FromJson(got->data);
   if (!rec.ok()) return std::nullopt;
@@ -257,8 +260,9 @@ inline std::optional<model::MasterRecord> ReadMaster(zk::ZkSession& zk, const st
 }
 
 // The orchestrator ids of the vouchers bound to the current master record (common/model/voucher.h).
-inline std::vector<std::string> Vouchers(zk::ZkSession& zk, const std::string& root) {
-  const std::string path = root + "/clusters/main/master";
+inline std::vector<std::string> Vouchers(zk::ZkSession& zk, const std::string& root,
+                                         const std::string& cluster = "main") {
+  const std::string path = root + "/clusters/" + cluster + "/master";
   auto m = zk.Get(path);
   auto c = zk.GetChildren(path);
   if (!m.ok() || !c.ok()) return {};
