@@ -201,7 +201,9 @@ TEST(OrchestratorShardLab, ThreeInstancesShareTheClustersAndTakeOverAKilledOnesC
   }
 
   for (auto& [id, p] : procs) {
-    if (p->Running()) EXPECT_EQ(p->Stop(), 0) << id;
+    if (p->Running()) {
+      EXPECT_EQ(p->Stop(), 0) << id;
+    }
   }
 }
 
