@@ -159,7 +159,8 @@ StatusOr<ZkInitReport> ApplyZkLayout(zk::ZkSession& zk, const std::string& root,
     singles.push_back(cluster.Master());
     singles.push_back(cluster.Identity());
     containers.insert(containers.end(),
-                      {cluster.Master(), cluster.Nodes(), cluster.Events(), cluster.History()});
+                      {cluster.Master(), cluster.Nodes(), cluster.Events(), cluster.History(),
+                       cluster.Owners()});
   }
   std::vector<std::string> paths = singles;
   for (const std::string& parent : containers) {

@@ -98,6 +98,8 @@ std::vector<ZnodeAcl> Layout(const std::string& root, const std::vector<std::str
     Grant(&events, ids.pollers, zk::kPermCreate | zk::kPermDelete);
     out.push_back({cluster.Events(), events, false});
     out.push_back({cluster.History(), owned, false});
+    // The ownership queue: candidates are created by the orchestrators only (as the election).
+    out.push_back({cluster.Owners(), owned, false});
     Acl control = owned;
     Grant(&control, ids.operators, zk::kPermAll);
     out.push_back({cluster.Control(), control, false});
@@ -167,7 +169,7 @@ StatusOr<TreeFindings> InspectTree(zk::ZkSession& zk, const TreeCheck& check) {
     const model::ClusterPaths cluster = tree.Cluster(c);
     paths.insert(paths.end(), {cluster.Cluster(), cluster.Nodes(), cluster.Events(),
                                cluster.History(), cluster.Master(), cluster.Control(),
-                               cluster.Identity()});
+                               cluster.Identity(), cluster.Owners()});
   }
   paths.push_back(tree.Orchestrators());
   paths.push_back(tree.Election());

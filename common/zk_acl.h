@@ -3,8 +3,8 @@
 // tree. docs/security.md explains the model; docs/zookeeper-contract.md lists the ACL per znode.
 //
 // Roles and what they write (everyone, unauthenticated clients included, may READ every znode):
-//   orchestrator  master (+ vouchers), history, identity, orchestrators/election; ALL on the
-//                 layout's parents (root, clusters, clusters/<c>)
+//   orchestrator  master (+ vouchers), history, identity, owners (the ownership queue),
+//                 orchestrators/election; ALL on the layout's parents (root, clusters, clusters/<c>)
 //   poller        CREATE in clusters/<c>/nodes (its own ephemeral nodes/<node> is then
 //                 {that poller: ALL, world: READ}), CREATE|DELETE in clusters/<c>/events
 //   operator      clusters/<c>/control (pause/resume); so does the orchestrator's HTTP API
@@ -47,12 +47,13 @@ struct ZnodeAcl {
 };
 
 // Every znode `pgherald zk-init` lays out for `clusters` under `root`, parents first:
-// root, root/clusters, root/clusters/<c>, its nodes, events, history, control, and
+// root, root/clusters, root/clusters/<c>, its nodes, events, history, owners, control, and
 // root/orchestrators, root/orchestrators/election.
 std::vector<ZnodeAcl> Layout(const std::string& root, const std::vector<std::string>& clusters,
                              const RoleIdentities& ids);
 // The ACL zk-init gives an existing znode it does not lay out itself (master, identity, history
-// entries, events, observations, vouchers, election members): judged by its parent's name.
+// entries, events, observations, vouchers, election members, ownership candidates): judged by
+// its parent's name.
 // Observations (nodes/<n>) keep their owner: `current` entries that name a poller are kept.
 zk::Acl ChildAcl(const std::string& path, const zk::Acl& current, const RoleIdentities& ids);
 
@@ -78,7 +79,7 @@ struct TreeFindings {
   std::vector<std::string> world_writable;  // existing checked znodes an anonymous client can write
 };
 // Reads the ACLs of root, root/clusters, root/clusters/<c> (and its nodes, events, history,
-// master, control, identity), root/orchestrators and its election: only READs. Absent znodes are
+// master, control, identity, owners), root/orchestrators and its election: only READs. Absent znodes are
 // skipped. Errors of the session are returned as they are.
 StatusOr<TreeFindings> InspectTree(zk::ZkSession& zk, const TreeCheck& check);
 // With auth configured and allow_open_acl false: kFailedPrecondition when the root is missing or

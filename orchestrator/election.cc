@@ -8,11 +8,12 @@
 namespace pgherald::orchestrator {
 
 LeaderElection::LeaderElection(zk::ZkSession* session, std::string election_path, std::string guid,
-                               std::function<void()> on_change)
+                               std::function<void()> on_change, std::string data)
     : session_(session),
       election_path_(std::move(election_path)),
       guid_(std::move(guid)),
-      on_change_(std::move(on_change)) {}
+      on_change_(std::move(on_change)),
+      data_(data.empty() ? guid_ : std::move(data)) {}
 
 std::string LeaderElection::NewGuid() {
   std::random_device rd;
@@ -50,7 +51,7 @@ Status LeaderElection::FindOrCreateOwn(std::vector<std::string>* children) {
   own_name_.clear();
   own_path_.clear();
   auto created =
-      session_->Create(zk::JoinPath(election_path_, prefix), guid_, zk::CreateMode::kEphemeralSequential);
+      session_->Create(zk::JoinPath(election_path_, prefix), data_, zk::CreateMode::kEphemeralSequential);
   // kConnectionLoss: the create may have landed; the next Refresh finds it by the guid.
   if (!created.ok()) return created.status();
   own_path_ = *created;

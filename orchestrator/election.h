@@ -1,5 +1,10 @@
 // LeaderElection: one orchestrator's candidacy in orchestrators/election, on one ZkSession.
 //
+// The orchestrator uses it as the member registry of cluster ownership (orchestrator/ownership.h):
+// the candidates are the live orchestrators; who is first has no power over any cluster there
+// (every write is fenced by the cluster's own ownership queue). IsLeader() remains for tools and
+// tests that want one leader.
+//
 // Each candidate owns an ephemeral sequential znode n-<guid>-<seq>. The candidate with the lowest
 // sequence number leads; every other one watches only its predecessor (no herd effect). The guid
 // makes the candidate's own znode recognisable after a create whose outcome was lost to connection
@@ -29,9 +34,11 @@ namespace pgherald::orchestrator {
 class LeaderElection {
  public:
   // `election_path` is e.g. "/pgherald/orchestrators/election"; `guid` must be unique among the
-  // candidates ([0-9a-z] only; NewGuid() makes one). `session` must outlive this object.
+  // candidates ([0-9a-z] only; NewGuid() makes one). `session` must outlive this object. `data`
+  // is the candidate znode's data ("" for the guid alone; the orchestrator writes
+  // {"guid":...,"id":...}: readers accept both).
   LeaderElection(zk::ZkSession* session, std::string election_path, std::string guid,
-                 std::function<void()> on_change);
+                 std::function<void()> on_change, std::string data = "");
 
   // A fresh random guid (16 hex digits).
   static std::string NewGuid();
@@ -65,6 +72,7 @@ class LeaderElection {
   std::string election_path_;
   std::string guid_;
   std::function<void()> on_change_;
+  std::string data_;
   std::string own_name_;
   std::string own_path_;
   bool first_ = false;

@@ -40,7 +40,9 @@ bool SameSecret(const std::string& a, const std::string& b) {
 
 json OrchestratorJson(const ObservabilitySnapshot& s, std::int64_t now_ms) {
   return {{"id", s.id},
-          {"role", s.leading ? "leader" : "follower"},
+          {"role", s.leading ? "leader" : "follower"},  // leader: owns at least one cluster
+          {"owned_clusters", s.owned},
+          {"ownership_changes", s.ownership_changes},
           {"zookeeper", s.session_state},
           {"lease_remaining_ms", s.lease_remaining_ms},
           {"rounds", s.rounds},
@@ -58,7 +60,7 @@ json OrchestratorProblems(const ObservabilitySnapshot& s, const std::string& clu
   return kinds;
 }
 
-json Summary(const view::ClusterStatus& c) {
+json Summary(const ObservabilitySnapshot& s, const view::ClusterStatus& c) {
   json nodes = json::array();
   for (const view::NodeStatus& n : c.nodes) {
     nodes.push_back({{"node", n.node},
@@ -71,6 +73,8 @@ json Summary(const view::ClusterStatus& c) {
       {"healthy", c.healthy()},
       {"problems", c.problems},
       {"paused", c.control.paused},
+      {"owner", c.owner_guid.empty() ? json(nullptr) : json{{"id", c.owner}, {"guid", c.owner_guid}}},
+      {"owned", s.owned.count(c.name) > 0},
       {"master", c.master.state == model::MasterState::kOk ? json(c.master.node) : json(nullptr)},
       {"epoch", c.master.epoch},
       {"verified", c.verified()},
@@ -121,7 +125,7 @@ HttpServer::Response HandleHttp(const http::HttpConfig& config, const Observabil
     if (!get) return Error(405, "use GET");
     json clusters = json::array();
     for (const view::ClusterStatus& c : s.clusters) {
-      json j = Summary(c);
+      json j = Summary(s, c);
       j["orchestrator_problems"] = OrchestratorProblems(s, c.name);
       clusters.push_back(std::move(j));
     }

@@ -22,8 +22,22 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
   out.Sample("pgherald_up", id, s.published ? 1 : 0);
   prom::RenderBuildInfo(out);
   out.Family("pgherald_leader", "gauge",
-             "1 while this orchestrator leads (acts), 0 while it follows.");
+             "1 while this orchestrator owns (acts on) at least one cluster, 0 otherwise.");
   out.Sample("pgherald_leader", id, s.leading ? 1 : 0);
+  out.Family("pgherald_orchestrator_owned_clusters", "gauge",
+             "Clusters this orchestrator owns (acts on) as of their last rounds.");
+  out.Sample("pgherald_orchestrator_owned_clusters", id, static_cast<double>(s.owned.size()));
+  out.Family("pgherald_orchestrator_ownership_changes_total", "counter",
+             "Clusters this orchestrator acquired or lost since it started.");
+  out.Sample("pgherald_orchestrator_ownership_changes_total", id,
+             static_cast<double>(s.ownership_changes));
+  out.Family("pgherald_orchestrator_cluster_owned", "gauge",
+             "1 for each configured cluster this orchestrator owns, 0 for the others.");
+  for (const view::ClusterStatus& c : s.clusters) {
+    Labels l = id;
+    l.emplace_back("cluster", c.name);
+    out.Sample("pgherald_orchestrator_cluster_owned", l, s.owned.count(c.name) > 0 ? 1 : 0);
+  }
   out.Family("pgherald_zookeeper_connected", "gauge",
              "1 while the ZooKeeper session is connected.");
   out.Sample("pgherald_zookeeper_connected", id, s.zk_connected() ? 1 : 0);
@@ -168,6 +182,8 @@ void StatusBoard::OnPayloadProblem(const std::string& cluster, const std::string
 }
 
 void StatusBoard::AfterRound(Orchestrator& orchestrator) {
+  working_.owned = orchestrator.owned_clusters();
+  working_.ownership_changes = orchestrator.ownership_changes();
   Refresh(orchestrator.session(), orchestrator.leading(), view::WallNowMs());
 }
 

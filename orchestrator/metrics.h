@@ -37,7 +37,9 @@ using prom::Histogram;
 struct ObservabilitySnapshot {
   bool published = false;  // false until the loop's first round completed
   std::string id;          // the orchestrator's id
-  bool leading = false;
+  bool leading = false;     // owns at least one cluster
+  std::set<std::string> owned;  // the clusters this instance owned as of their last rounds
+  std::uint64_t ownership_changes = 0;  // clusters acquired or lost since start
   std::string session_state = "none";  // zk::SessionStateName, or "none" without a session
   std::int64_t lease_remaining_ms = 0;
   std::int64_t updated_at_ms = 0;  // wall clock of the round that published this

@@ -44,6 +44,7 @@ Orchestrator::Orchestrator(OrchestratorOptions options, std::vector<ClusterSpec>
 Orchestrator::~Orchestrator() {
   // Close the session first so no watcher runs against a half-destroyed object.
   if (session_ != nullptr) session_->Close();
+  ownership_.reset();
   election_.reset();
   publisher_.reset();
   session_.reset();
@@ -52,6 +53,10 @@ Orchestrator::~Orchestrator() {
 const std::string& Orchestrator::election_znode() const {
   static const std::string kNone;
   return election_ != nullptr ? election_->own_path() : kNone;
+}
+
+std::string Orchestrator::owner_znode(const std::string& cluster) const {
+  return ownership_ != nullptr ? ownership_->CandidatePath(cluster) : "";
 }
 
 void Orchestrator::Wake() {
@@ -95,6 +100,7 @@ bool Orchestrator::EnsureSession() {
                                 {"session_id", session_->session_id()},
                                 {"action", "rebuilding the session and rejoining the election"}});
     StepDown();
+    ownership_.reset();
     election_.reset();
     publisher_.reset();
     session_->Close();
@@ -115,9 +121,15 @@ bool Orchestrator::EnsureSession() {
     ++interruptions_;  // disconnect, reconnect, expiry: verifications before it vouch for nothing
     Wake();
   });
+  ownership_ = std::make_unique<ClusterOwnership>(
+      session_.get(), options_.root, guid_, options_.id,
+      WatchHooks{[this](const std::string& key) { return WatchOnce(key); },
+                 [this](const std::string& key) { return Armed(key); },
+                 [this](const std::string& key) { Disarm(key); }});
+  // The member znode carries the same {"id","guid"} as the ownership candidates.
   election_ = std::make_unique<LeaderElection>(
       session_.get(), model::RootPaths(options_.root).Election(), guid_,
-      [this] { Wake(); });
+      [this] { Wake(); }, ownership_->CandidateData());
   publisher_ = std::make_unique<publishers::ZkPublisher>(session_.get(), options_.root, options_.id,
                                                          options_.history_limit);
   for (auto& [name, rt] : runtime_) {
@@ -132,14 +144,47 @@ bool Orchestrator::EnsureSession() {
   return true;
 }
 
+// Every cluster is lost at once (the session is not usable, or the membership unknown).
 void Orchestrator::StepDown() {
-  if (leading_) {
-    Log().Info("leadership_lost", {{"id", options_.id},
-                                   {"session_state", session_ != nullptr
-                                                         ? zk::SessionStateName(session_->state())
-                                                         : "none"}});
+  if (owned_.empty()) return;
+  // One line, not one per cluster (a disconnect of an owner of 1,000 clusters).
+  Log().Info("ownership_lost",
+             {{"id", options_.id}, {"clusters", owned_.size()}, {"why", "session or membership lost"},
+              {"session_state", session_ != nullptr ? zk::SessionStateName(session_->state()) : "none"}});
+  ownership_changes_ += owned_.size();
+  owned_.clear();
+}
+
+void Orchestrator::LoseOwnership(const std::string& cluster, const char* why) {
+  if (owned_.erase(cluster) == 0) return;
+  ++ownership_changes_;
+  Log().Info("ownership_lost",
+             {{"id", options_.id}, {"cluster", cluster}, {"why", why},
+              {"session_state", session_ != nullptr ? zk::SessionStateName(session_->state()) : "none"}});
+}
+
+bool Orchestrator::TakeOwnership(const std::string& cluster, ClusterRuntime& rt) {
+  // Dry-run writes nothing: it decides for every cluster and owns none.
+  if (options_.dry_run) return true;
+  // Never resign with a publish whose outcome is unknown: it is settled first, as the owner.
+  auto plan = ownership_->Refresh(cluster, !publisher_->HasPending(cluster));
+  const bool owner = plan.ok() && ownership_->Owns(cluster);
+  if (!plan.ok()) Log().Debug("ownership_refresh_failed", {{"cluster", cluster}, {"error", plan.status()}});
+  if (owner && owned_.insert(cluster).second) {
+    ++ownership_changes_;
+    Log().Info("ownership_acquired", {{"id", options_.id}, {"cluster", cluster},
+                                      {"znode", ownership_->CandidatePath(cluster)},
+                                      {"members", ownership_->members().size()},
+                                      {"lease_ms", session_->lease_remaining()}});
+  } else if (!owner) {
+    LoseOwnership(cluster, !plan.ok() ? "ownership queue unreadable"
+                           : plan->step == OwnerStep::kResign ? "handed over"
+                           : plan->step == OwnerStep::kOwn    ? "session not connected or lease expired"
+                                                              : "another member owns it");
+    // A non-owner never vouches. Remove what an earlier ownership of ours left (best effort).
+    if (rt.vouched && publisher_->Unvouch(cluster).ok()) rt.vouched = false;
   }
-  leading_ = false;
+  return owner;
 }
 
 void Orchestrator::RunRound() {
@@ -151,27 +196,13 @@ void Orchestrator::RunRound() {
     StepDown();
     return;
   }
-  if (Status s = election_->Refresh(); !s.ok()) {
-    Log().Debug("election_refresh_failed", {{"error", s}});
+  // Membership: our member znode, then the members (read again only when they changed). A dry-run
+  // instance is no member: the hash never picks it, so it takes no cluster from the others.
+  Status s = options_.dry_run ? Status::Ok() : election_->Refresh();
+  if (s.ok() && !options_.dry_run) s = ownership_->RefreshMembers();
+  if (!s.ok()) {
+    Log().Debug("membership_refresh_failed", {{"error", s}});
     StepDown();
-    return;
-  }
-  const bool leader = election_->IsLeader();
-  if (leader && !leading_) {
-    Log().Info("leadership_acquired", {{"id", options_.id}, {"znode", election_->own_path()},
-                                       {"lease_ms", session_->lease_remaining()}});
-  } else if (!leader && leading_) {
-    StepDown();
-  } else if (!leader && !election_->first()) {
-    // Following; nothing to log per round.
-  }
-  leading_ = leader;
-  if (!leader) {
-    // A follower never vouches. Remove what an earlier leadership of ours left (best effort).
-    for (const ClusterSpec& spec : clusters_) {
-      ClusterRuntime& rt = runtime_[spec.name];
-      if (rt.vouched && publisher_->Unvouch(spec.name).ok()) rt.vouched = false;
-    }
     return;
   }
   for (const ClusterSpec& spec : clusters_) RunCluster(spec, runtime_[spec.name]);
@@ -211,6 +242,8 @@ double Orchestrator::MillisSince(MonoTime t) const {
 }
 
 void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
+  // Ownership changes only here, between two rounds of the cluster (no publish in flight).
+  if (!TakeOwnership(spec.name, rt)) return;
   ClusterRound round(spec, publisher_->Paths(spec.name), rt, clock_->Now(), interruptions_.load());
   if (!SettleEarlierPublish(round)) return;
   // 1. Read the published state and the pollers' observations, arming watches.
@@ -225,10 +258,10 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   // 4. Decide and log.
   const Verdict verdict = DecideAndLog(round);
   if (options_.dry_run) return;
-  // 5. Act, only while still leading (probing took time; the lease may have run out).
-  if (!election_->IsLeader()) {
+  // 5. Act, only while still owning (probing took time; the lease may have run out).
+  if (!ownership_->Owns(round.c)) {
     Log().Info("decision_not_acted",
-               {{"cluster", round.c}, {"why", "no longer leader or lease expired"}});
+               {{"cluster", round.c}, {"why", "no longer owner or lease expired"}});
     return;
   }
   switch (verdict.action) {
@@ -753,7 +786,7 @@ void Orchestrator::Keep(ClusterRound& round) {
   const std::int64_t verified_at = probe != round.in.probes.end()
                                        ? probe->second.probe.taken_at_ms
                                        : model::ToWallMillis(round.in.wall_now);
-  if (!VouchFor(c, rt, election_->own_path(), published, verified_at, round.count_at_start)) {
+  if (!VouchFor(c, rt, ownership_->CandidatePath(c), published, verified_at, round.count_at_start)) {
     return;
   }
   if (!rt.vouched) {
@@ -774,7 +807,7 @@ void Orchestrator::Withdraw(ClusterRound& round, const Verdict& verdict) {
   const std::optional<publishers::MasterZnode>& published = round.published;
   std::string history_path;
   const Status s = rt.vouched && published && !round.repair
-                       ? pub.Withdraw(c, election_->own_path(), ToHistoryEntry(round.in, verdict),
+                       ? pub.Withdraw(c, ownership_->CandidatePath(c), ToHistoryEntry(round.in, verdict),
                                       &history_path)
                        : pub.Unvouch(c);
   if (!s.ok()) {
@@ -830,7 +863,7 @@ void Orchestrator::Publish(ClusterRound& round, const Verdict& verdict) {
     control_after->accept_at_ms = 0;
   }
   publishers::PublishResult result =
-      pub.Publish(c, election_->own_path(), published.version, *verdict.record, history,
+      pub.Publish(c, ownership_->CandidatePath(c), published.version, *verdict.record, history,
                   published.vouchers, control_after);
   const double publish_ms = MillisSince(publish_start);
   if (result.outcome == publishers::WriteOutcome::kUnknown) {
@@ -894,12 +927,12 @@ void Orchestrator::Publish(ClusterRound& round, const Verdict& verdict) {
 }
 
 bool Orchestrator::VouchFor(const std::string& cluster, ClusterRuntime& rt,
-                            const std::string& election_path, const publishers::MasterZnode& master,
+                            const std::string& owner_path, const publishers::MasterZnode& master,
                             std::int64_t verified_at_ms, std::uint64_t verified_at_count) {
   const MonoTime now = clock_->Now();
   const bool due = !rt.affirmed || rt.affirm_interruptions != verified_at_count ||
                    now - rt.last_affirm >= options_.voucher_reaffirm;
-  auto vouched = publisher_->Vouch(cluster, election_path, master, verified_at_ms, due);
+  auto vouched = publisher_->Vouch(cluster, owner_path, master, verified_at_ms, due);
   if (!vouched.ok()) {
     Log().Warn("vouch_failed", {{"cluster", cluster}, {"error", vouched.status()}});
     return false;
@@ -950,8 +983,10 @@ void Orchestrator::Resign() {
       if (rt.vouched) (void)publisher_->Unvouch(name);
     }
   }
+  // The candidates before the member znode: a successor queues as soon as the members change.
+  if (ownership_ != nullptr) ownership_->ResignAll();
   if (election_ != nullptr) election_->Resign();
-  leading_ = false;
+  StepDown();
 }
 
 

@@ -1,7 +1,10 @@
 // Orchestrator: the I/O shell around Decide() (decision.h). Owns the ZooKeeper session (rebuilt
-// after expiry), the leader election, the ZooKeeper publisher and the per-cluster decision memory.
+// after expiry), the membership (LeaderElection, the member registry), the per-cluster ownership
+// (ownership.h), the ZooKeeper publisher and the per-cluster decision memory.
 //
-// A round (RunRound), per cluster, while this instance leads:
+// A round (RunRound) registers the member and reads the members; then per cluster, first its
+// ownership step (queue, resign between two of its rounds, or wait: ownership.h), and while this
+// instance owns the cluster:
 //   0. settle an earlier publish whose outcome was unknown (ZkPublisher::Reconcile) before
 //      anything else; while it stays unknown the cluster is left alone;
 //   1. read control, master (+vouchers), identity and the pollers' observations, arming one
@@ -11,8 +14,9 @@
 //   4. Decide(), log the verdict with its evidence (info on a change, debug otherwise);
 //   5. unless dry-run, carry it out: publish by the fenced multi and vouch; keep (vouch); withdraw
 //      (unvouch); and mirror any change to the other publishers.
-// A follower (or a leader whose session is CONNECTING or out of lease) acts on nothing: it only
-// removes its own voucher when it can.
+// A non-owner of a cluster (or an owner whose session is CONNECTING or out of lease) acts on
+// nothing there: it only removes its own voucher of that cluster when it can. Every fenced write
+// of a cluster checks this instance's candidate znode in the cluster's ownership queue.
 //
 // Run() is the daemon's loop: a round at once whenever a watch fires or the session's state
 // changes (Wake), and a round starting at least every tick (measured from the previous round's
@@ -38,6 +42,7 @@
 #include "orchestrator/decision.h"
 #include "orchestrator/election.h"
 #include "orchestrator/learn_policy.h"
+#include "orchestrator/ownership.h"
 #include "orchestrator/probe.h"
 #include "publishers/publisher.h"
 #include "publishers/zk_publisher.h"
@@ -76,7 +81,7 @@ class Orchestrator;
 class RoundObserver {
  public:
   virtual ~RoundObserver() = default;
-  // After Decide(), before the verdict is carried out (leaders only).
+  // After Decide(), before the verdict is carried out (owners only).
   virtual void OnDecision(const std::string& cluster, const DecisionInput& input,
                           const Verdict& verdict) = 0;
   // After every round of Run() (leader or not, connected or not).
@@ -111,13 +116,23 @@ class Orchestrator {
   // new one starts with none. Wakes the loop.
   void ReplaceClusters(std::vector<ClusterSpec> clusters);
 
-  // Whether this instance led at its last round.
-  bool leading() const { return leading_; }
+  // Whether this instance owned at least one cluster as of its last round (it "leads" some).
+  bool leading() const { return !owned_.empty(); }
+  // The clusters this instance owned as of their last rounds.
+  const std::set<std::string>& owned_clusters() const { return owned_; }
+  // Ownership changes (a cluster acquired or lost) since start.
+  std::uint64_t ownership_changes() const { return ownership_changes_; }
+  // This instance's candidate znode in `cluster`'s ownership queue ("" when not queued): the
+  // fence of its writes for the cluster.
+  std::string owner_znode(const std::string& cluster) const;
   // The session in use (null before the first round or while it cannot be built).
   zk::ZkSession* session() const { return session_.get(); }
+  // This instance's member znode (orchestrators/election), "" until it exists.
   const std::string& election_znode() const;
+  const std::string& guid() const { return guid_; }
   const OrchestratorOptions& options() const { return options_; }
-  // Deletes the election znode and vouchers (clean shutdown: a successor takes over at once).
+  // Deletes the vouchers, every ownership candidate and the member znode (clean shutdown: the
+  // successors take over at once).
   void Resign();
   // Optional; must outlive this object. Set before Run().
   void set_observer(RoundObserver* observer) { observer_ = observer; }
@@ -186,6 +201,10 @@ class Orchestrator {
   void Publish(ClusterRound& round, const Verdict& verdict);
   double MillisSince(MonoTime t) const;
   void StepDown();
+  // The ownership step of a cluster (between two of its rounds): true when this instance owns it
+  // now. A non-owner removes its own voucher of the cluster when it can.
+  bool TakeOwnership(const std::string& cluster, ClusterRuntime& rt);
+  void LoseOwnership(const std::string& cluster, const char* why);
   // A watcher that wakes the loop, armed at most once per key until it fires.
   zk::Watcher WatchOnce(const std::string& key);
   bool Armed(const std::string& key);
@@ -205,7 +224,7 @@ class Orchestrator {
   // Makes sure our voucher bound to `master` exists; re-affirms it when due (voucher_reaffirm).
   // Only with a verification of the record's master that passed and began at interruption count
   // `verified_at_count`. Returns whether a voucher of ours is held.
-  bool VouchFor(const std::string& cluster, ClusterRuntime& rt, const std::string& election_path,
+  bool VouchFor(const std::string& cluster, ClusterRuntime& rt, const std::string& owner_path,
                 const publishers::MasterZnode& master, std::int64_t verified_at_ms,
                 std::uint64_t verified_at_count);
 
@@ -219,9 +238,11 @@ class Orchestrator {
 
   std::unique_ptr<zk::ZkSession> session_;
   std::unique_ptr<LeaderElection> election_;
+  std::unique_ptr<ClusterOwnership> ownership_;
   std::unique_ptr<publishers::ZkPublisher> publisher_;
   std::map<std::string, ClusterRuntime> runtime_;
-  bool leading_ = false;
+  std::set<std::string> owned_;  // clusters owned as of their last rounds
+  std::uint64_t ownership_changes_ = 0;
   std::string last_session_state_;
   // Incremented on every session state event (a disconnect, a reconnect, an expiry) and on every
   // new session: a verification started at count N may vouch only while the count is still N.

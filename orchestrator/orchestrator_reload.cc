@@ -36,6 +36,12 @@ void Orchestrator::TakePendingClusters() {
         session_->state() == zk::SessionState::kConnected) {
       unvouched = publisher_->Unvouch(it->first).ok();
     }
+    // And hand the cluster over: our candidate goes, so the next member queues at once.
+    if (ownership_ != nullptr && session_ != nullptr &&
+        session_->state() == zk::SessionState::kConnected) {
+      ownership_->Resign(it->first);
+    }
+    if (owned_.erase(it->first) > 0) ++ownership_changes_;
     logger.Info("cluster_removed", {{"cluster", it->first}, {"voucher_withdrawn", unvouched}});
     it = runtime_.erase(it);
   }

@@ -12,10 +12,12 @@
 //   identity          persistent, {"format":1,"system_identifier":"..."}, written once
 //   control           persistent, operators' {"format":1,"paused":true}; read here
 //
-// Fencing: Publish is ONE multi of Check(own election znode), Set(master, expected version),
+// Fencing: Publish is ONE multi of Check(fence), Set(master, expected version),
 // Create(history/h-), Delete(every voucher of this orchestrator under master) and Create(the voucher
-// bound to the new record), so a deposed leader (its election znode gone with its session) or a
-// leader that read an old version cannot land a write, a record never exists without its history,
+// bound to the new record), where the fence is the writer's own candidate znode in the cluster's
+// ownership queue (clusters/<c>/owners/o-<guid>-<seq>, orchestrator/ownership.h), so a deposed
+// owner (its candidate gone with its session or its resignation) or an owner that read an old
+// version cannot land a write, a record never exists without its history,
 // and the record and its bound voucher appear together (no second round trip on a failover).
 // Unknown outcomes: when the multi fails with connection loss the publish is remembered as pending
 // and Reconcile() must settle it (re-read the master and compare) before the cluster is touched
@@ -66,7 +68,7 @@ Status WriteControl(zk::ZkSession& zk, const model::ClusterPaths& paths,
 
 enum class WriteOutcome {
   kApplied,   // the record and its history entry landed
-  kRejected,  // nothing landed: deposed (election znode gone), or lost the compare-and-set
+  kRejected,  // nothing landed: deposed (fence znode gone), or lost the compare-and-set
   kUnknown,   // connection loss: may have landed; Reconcile() settles it
 };
 const char* WriteOutcomeName(WriteOutcome outcome);
@@ -125,8 +127,8 @@ class ZkPublisher {
   // The control znode; the default when absent. `watch` fires on creation, change or deletion.
   StatusOr<ControlState> ReadControl(const std::string& cluster, zk::Watcher watch = nullptr);
 
-  // The fenced write (see the top of this file). `election_path` is the caller's own election
-  // znode; `expected_version` the master znode's version the decision was made on; `children` the
+  // The fenced write (see the top of this file). `election_path` is the caller's fence: its own
+  // ownership candidate znode of the cluster (named for the election znode it once was); `expected_version` the master znode's version the decision was made on; `children` the
   // master znode's children as read with it (this orchestrator's vouchers among them are deleted
   // in the multi; one that is gone meanwhile fails it, kRejected, and the caller re-reads). A
   // record in state ok gets its bound voucher (VoucherPayload affirm_seq 1, affirmed_at = the

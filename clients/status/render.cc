@@ -115,7 +115,13 @@ std::string RenderStatusTable(const std::vector<ClusterStatus>& clusters) {
       paused +=
           " by " + Safe(c.control.changed_by) + " at " + FormatWallMs(c.control.changed_at_ms);
     }
-    out += "Paused:  " + paused + "\n\n";
+    out += "Paused:  " + paused + "\n";
+    // The orchestrator acting on the cluster (docs/orchestrator.md, "Ownership").
+    out += "Owner:   " +
+           (c.owner_guid.empty() ? std::string("none")
+                                 : (c.owner.empty() ? std::string("?") : Safe(c.owner)) + " (guid " +
+                                       Safe(c.owner_guid) + ")") +
+           "\n\n";
     std::vector<std::vector<std::string>> rows = {{"Node", "Role", "Master", "Host", "TL", "LSN",
                                                    "Lag", "Heartbeat", "repmgrd", "Poller",
                                                    "Fencing"}};

@@ -29,6 +29,13 @@ std::string ClusterPaths::HistoryEntry(std::string_view name) const {
 }
 std::string ClusterPaths::HistoryPrefix() const { return ZnodeJoin(History(), "h-"); }
 std::string ClusterPaths::Control() const { return ZnodeJoin(cluster_path_, "control"); }
+std::string ClusterPaths::Owners() const { return ZnodeJoin(cluster_path_, "owners"); }
+std::string ClusterPaths::OwnerCandidate(std::string_view name) const {
+  return ZnodeJoin(Owners(), name);
+}
+std::string ClusterPaths::OwnerPrefix(std::string_view guid) const {
+  return ZnodeJoin(Owners(), "o-" + std::string(guid) + "-");
+}
 std::vector<std::string> ClusterPaths::Containers() const {
   return {Nodes(), Events(), History(), Control()};
 }

@@ -9,6 +9,7 @@
 //     master/<voucher>                   Voucher(name)
 //     history/h-<seq>                    History(), HistoryEntry(name), HistoryPrefix()
 //     control                            Control()
+//     owners/o-<guid>-<seq>              Owners(), OwnerCandidate(name), OwnerPrefix(guid)
 //   <root>/orchestrators/election/<n->   RootPaths::Orchestrators(), Election(), ElectionMember(n)
 //
 // Pure string building (no ZooKeeper, no validation): names come from configuration that checked
@@ -47,6 +48,11 @@ class ClusterPaths {
   // What a persistent-sequential create of a history entry is given: "<history>/h-".
   std::string HistoryPrefix() const;
   std::string Control() const;
+  // The ownership queue (orchestrator/ownership.h) and its candidates o-<guid>-<seq>.
+  std::string Owners() const;
+  std::string OwnerCandidate(std::string_view name) const;
+  // What an ephemeral-sequential create of `guid`'s candidate is given: "<owners>/o-<guid>-".
+  std::string OwnerPrefix(std::string_view guid) const;
   // The persistent children of clusters/<c> that exist for the tree's whole life, in the order
   // `pgherald zk-init` lays them out: nodes, events, history, control.
   std::vector<std::string> Containers() const;

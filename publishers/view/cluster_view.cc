@@ -7,6 +7,7 @@
 #include "clients/src/consumer_rules.h"
 #include "common/model/untrusted.h"
 #include "common/model/voucher.h"
+#include "common/model/owner.h"
 #include "common/model/zk_paths.h"
 
 namespace pgherald::view {
@@ -271,6 +272,19 @@ StatusOr<ClusterStatus> ReadClusterStatus(zk::ZkSession& zk, const std::string& 
     s.control_error = control.status().message();
   } else {
     return control.status();
+  }
+  // The owner: the first candidate of the ownership queue (common/model/owner.h).
+  auto owners = zk.GetChildren(paths.Owners());
+  if (!owners.ok() && owners.status().code() != StatusCode::kNotFound) return owners.status();
+  if (owners.ok()) {
+    for (const model::OwnerCandidate& c : model::SortedCandidates(*owners)) {
+      auto data = zk.Get(paths.OwnerCandidate(c.name));
+      if (!data.ok() && data.status().code() == StatusCode::kNotFound) continue;  // just resigned
+      if (!data.ok()) return data.status();
+      s.owner_guid = c.guid;
+      s.owner = model::OwnerIdOf(data->data);
+      break;
+    }
   }
   auto names = zk.GetChildren(paths.Nodes());
   if (!names.ok() && names.status().code() != StatusCode::kNotFound) return names.status();

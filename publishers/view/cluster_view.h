@@ -64,6 +64,11 @@ struct ClusterStatus {
   // problem master_unbacked.
   bool history_checked = false;
   std::optional<model::HistoryEntry> newest_publish;
+  // The cluster's owner (docs/orchestrator.md, "Ownership"): the first candidate of
+  // clusters/<c>/owners, its orchestrator id (from its data; "" when it names none) and guid.
+  // owner_guid "" when nobody owns the cluster.
+  std::string owner;
+  std::string owner_guid;
   model::ControlState control;
   std::string control_error;  // a corrupt control znode (the orchestrator then treats it as paused)
   std::vector<NodeStatus> nodes;  // sorted by name

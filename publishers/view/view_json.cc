@@ -68,6 +68,8 @@ json ClusterJson(const ClusterStatus& c) {
   return {{"name", c.name},         {"healthy", c.healthy()},
           {"problems", c.problems}, {"paused", c.control.paused},
           {"control", control},     {"master", master},
+          {"owner", c.owner_guid.empty() ? json(nullptr)
+                                         : json{{"id", c.owner}, {"guid", c.owner_guid}}},
           {"nodes", nodes},         {"history", history},
           {"read_at", c.read_at_ms}};
 }

@@ -299,6 +299,10 @@ TEST_F(ObservabilityLabTest, HealthApiAndMetricsParse) {
   ASSERT_EQ(m.status, 200);
   ASSERT_TRUE(samples.has_value()) << m.body;
   EXPECT_EQ(Metric(*samples, "pgherald_leader", {}), 1);
+  // Ownership (docs/orchestrator.md): the "leader" owns the one cluster.
+  EXPECT_EQ(Metric(*samples, "pgherald_orchestrator_owned_clusters", {}), 1);
+  EXPECT_EQ(Metric(*samples, "pgherald_orchestrator_cluster_owned", {{"cluster", "main"}}), 1);
+  EXPECT_GE(Metric(*samples, "pgherald_orchestrator_ownership_changes_total", {}), 1);
   EXPECT_EQ(Metric(*samples, "pgherald_zookeeper_connected", {}), 1);
   EXPECT_GT(Metric(*samples, "pgherald_lease_remaining_seconds", {}), 0);
   EXPECT_EQ(Metric(*samples, "pgherald_master_verified", {{"cluster", "main"}}), 1);

@@ -57,7 +57,9 @@ struct OrchestratorConfigSpec {
   int confirmation_window_ms = 500;
   bool dry_run = false;
   std::string log_level = "info";
-  std::string extra_clusters;  // more items of the `clusters:` list, after "main" (YAML, indented 2)
+  // Logical clusters, each naming the lab's three nodes (the sharding test runs several).
+  std::vector<std::string> clusters = {"main"};
+  std::string extra_clusters;  // more items of the `clusters:` list, after those (YAML, indented 2)
 };
 
 // Writes DIR/<id>.yaml for the lab's 3 nodes, connecting as the app user with a password file.
@@ -74,12 +76,15 @@ inline std::string WriteConfig(const lab::Lab& lab, const OrchestratorConfigSpec
   yaml += "orchestrator:\n  id: " + spec.id + "\n  tick_ms: " + std::to_string(spec.tick_ms) +
           "\n  confirmation_window_ms: " + std::to_string(spec.confirmation_window_ms) +
           "\n  probe_timeout_ms: 1500\n  dry_run: " + (spec.dry_run ? "true" : "false") + "\n";
-  yaml += "clusters:\n  - name: main\n    postgres:\n      user: " + lab.Env("PG_APP_USER") +
-          "\n      dbname: " + lab.Env("PG_APP_DATABASE") + "\n      password_file: " + pw_file +
-          "\n      connect_timeout_ms: 1000\n      statement_timeout_ms: 1000\n    nodes:\n";
-  for (int n = 1; n <= 3; ++n) {
-    yaml += "      - {name: node" + std::to_string(n) + ", host: 127.0.0.1, port: " +
-            std::to_string(lab.pg_port(n)) + "}\n";
+  yaml += "clusters:\n";
+  for (const std::string& cluster : spec.clusters) {
+    yaml += "  - name: " + cluster + "\n    postgres:\n      user: " + lab.Env("PG_APP_USER") +
+            "\n      dbname: " + lab.Env("PG_APP_DATABASE") + "\n      password_file: " + pw_file +
+            "\n      connect_timeout_ms: 1000\n      statement_timeout_ms: 1000\n    nodes:\n";
+    for (int n = 1; n <= 3; ++n) {
+      yaml += "      - {name: node" + std::to_string(n) + ", host: 127.0.0.1, port: " +
+              std::to_string(lab.pg_port(n)) + "}\n";
+    }
   }
   yaml += spec.extra_clusters;
   const std::string path = lab.dir() + "/" + spec.id + "-" + std::to_string(::getpid()) + ".yaml";

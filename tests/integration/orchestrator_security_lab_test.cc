@@ -245,7 +245,7 @@ TEST(OrchestratorSecurityLab, OrchestratorStartsWithAPasswordAndHttp) {
   std::ofstream(config) << yaml;
   S().orch = OrchestratorProcess::Start(config, dir + "/orch-sec.log");
   ASSERT_NE(S().orch, nullptr) << "PGHERALD_BIN must name the pgherald program";
-  ASSERT_TRUE(WaitUntil([] { return S().orch->LogContains("leadership_acquired"); }, seconds(20)))
+  ASSERT_TRUE(WaitUntil([] { return S().orch->LogContains("ownership_acquired"); }, seconds(20)))
       << S().orch->Log();
   const std::regex re("http_listening .*port=([0-9]+)");
   std::smatch m;

@@ -174,6 +174,15 @@ TEST_F(ZkAclLabTest, RolesAreSeparatedAfterZkInit) {
       pg2->Create(root + "/clusters/main/events/e-1", "{}", zk::CreateMode::kPersistent).ok());
 
   const auto code = [](const auto& r) { return r.status().code(); };
+  // The ownership queue (orchestrator/ownership.h): zk-init laid it out; only the orchestrators'
+  // identity queues there (a foreign candidate ahead of the owner would stop the cluster's
+  // publishes).
+  const std::string owners = root + "/clusters/main/owners";
+  EXPECT_TRUE(orch->Create(owners + "/o-aa-", "{}", zk::CreateMode::kEphemeralSequential).ok());
+  for (auto* s : {pg1.get(), ops.get(), anon.get()}) {
+    EXPECT_EQ(code(s->Create(owners + "/o-evil-", "", zk::CreateMode::kEphemeralSequential)),
+              StatusCode::kPermissionDenied);
+  }
   // A poller's credential cannot set master (NoAuth), nor another poller's node.
   EXPECT_EQ(code(pg1->Set(master, "{\"node\":\"evil\"}")), StatusCode::kPermissionDenied);
   EXPECT_EQ(code(pg1->Create(master + "/v-fake", "", zk::CreateMode::kEphemeral)),

@@ -320,6 +320,41 @@ TEST_F(BoardTest, LeaderProblemsAreCountedShownActiveAndListedByTheApi) {
   EXPECT_TRUE(json::parse(list.body)["clusters"][0]["orchestrator_problems"].empty());
 }
 
+// Ownership (docs/orchestrator.md, "Ownership"): owned clusters, per-cluster 0/1, changes; the API
+// lists what this instance owns.
+TEST(MetricsFormat, OwnershipIsShown) {
+  ObservabilitySnapshot s;
+  s.published = true;
+  s.id = "orch-1";
+  s.leading = true;
+  s.owned = {"main"};
+  s.ownership_changes = 3;
+  s.clusters.resize(2);
+  s.clusters[0].name = "main";
+  s.clusters[0].owner = "orch-1";
+  s.clusters[0].owner_guid = "aa";
+  s.clusters[1].name = "other";
+  std::map<std::string, std::string> types;
+  const auto samples = ParseProm(RenderMetrics(s, 0), &types);
+  EXPECT_EQ(types["pgherald_orchestrator_owned_clusters"], "gauge");
+  EXPECT_EQ(types["pgherald_orchestrator_ownership_changes_total"], "counter");
+  EXPECT_EQ(FindSample(samples, "pgherald_orchestrator_owned_clusters", {})->value, 1);
+  EXPECT_EQ(FindSample(samples, "pgherald_orchestrator_ownership_changes_total", {})->value, 3);
+  EXPECT_EQ(FindSample(samples, "pgherald_orchestrator_cluster_owned", {{"cluster", "main"}})->value, 1);
+  EXPECT_EQ(FindSample(samples, "pgherald_orchestrator_cluster_owned", {{"cluster", "other"}})->value, 0);
+  http::HttpConfig config;
+  HttpServer::ControlWriter writer = [](const std::string&, const publishers::ControlState&) {
+    return Status::Ok();
+  };
+  const json list = json::parse(HandleHttp(config, s, writer, "GET", "/api/clusters", "", "", 0).body);
+  EXPECT_EQ(list["orchestrator"]["owned_clusters"], json::array({"main"}));
+  EXPECT_EQ(list["orchestrator"]["ownership_changes"], 3);
+  EXPECT_EQ(list["clusters"][0]["owner"]["id"], "orch-1");
+  EXPECT_EQ(list["clusters"][0]["owned"], true);
+  EXPECT_TRUE(list["clusters"][1]["owner"].is_null());
+  EXPECT_EQ(list["clusters"][1]["owned"], false);
+}
+
 TEST_F(BoardTest, HttpRoutesHealthAndTokens) {
   http::HttpConfig config;
   std::vector<std::pair<std::string, publishers::ControlState>> written;

@@ -294,7 +294,10 @@ TEST_F(OrchestratorRoundTest, LearningOffProbesOnlyConfiguredNodes) {
 TEST_F(OrchestratorRoundTest, DryRunDecidesAndLogsButPublishesNothing) {
   auto orch = Make(/*dry_run=*/true);
   Rounds(*orch, 5);
-  ASSERT_TRUE(orch->leading()) << log_.str();
+  // A dry-run instance is no member and owns nothing (it takes no cluster from real instances);
+  // it decides for every cluster.
+  EXPECT_FALSE(orch->leading()) << log_.str();
+  EXPECT_TRUE(server_->PeekChildren("/pgherald/orchestrators/election").empty());
   // It decided to publish node1 (and wrote the heartbeat row of the write check: that is a probe
   // of the node, not a publication) ...
   const std::string log = log_.str();

@@ -155,7 +155,7 @@ TEST(StatusRender, TableShowsMasterVouchersAndEveryColumn) {
       t.find("Master:  node1 (127.0.0.1:5432, timeline 2, epoch 4) verified, 1 voucher (orch-a)"),
       std::string::npos)
       << t;
-  EXPECT_NE(t.find("Paused:  yes (kernel upgrade)"), std::string::npos) << t;
+  EXPECT_NE(t.find("Paused:  yes (kernel upgrade)\nOwner:   none\n"), std::string::npos) << t;
   EXPECT_NE(t.find("Node   Role     Master  Host            TL  LSN        Lag  Heartbeat  repmgrd "
                    " Poller  Fencing"),
             std::string::npos)
@@ -305,6 +305,14 @@ TEST(StatusRead, ReadsTheContractLayoutAndPauseWritesControl) {
                             zk::CreateMode::kPersistentSequential)
                     .ok());
   }
+  // The ownership queue: the lowest sequence owns; a name that does not parse is ignored.
+  ASSERT_TRUE(zk::EnsurePath(fake, kMain.Owners()).ok());
+  ASSERT_TRUE(fake.Create(kMain.OwnerCandidate("o-zz-0000000005"), R"({"id":"orch-b","guid":"zz"})",
+                          zk::CreateMode::kEphemeral).ok());
+  ASSERT_TRUE(fake.Create(kMain.OwnerCandidate("o-aa-0000000002"), R"({"id":"orch-a","guid":"aa"})",
+                          zk::CreateMode::kEphemeral).ok());
+  ASSERT_TRUE(fake.Create(kMain.OwnerCandidate("o-EVIL-0000000001"), R"({"id":"mallory"})",
+                          zk::CreateMode::kEphemeral).ok());
   auto names = ListClusters(fake, "/ph");
   ASSERT_TRUE(names.ok());
   EXPECT_EQ(*names, std::vector<std::string>{"main"});
@@ -313,6 +321,10 @@ TEST(StatusRead, ReadsTheContractLayoutAndPauseWritesControl) {
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_TRUE(s->verified());
   EXPECT_EQ(s->vouchers, std::vector<std::string>{"orch-a"});
+  EXPECT_EQ(s->owner, "orch-a");
+  EXPECT_EQ(s->owner_guid, "aa");
+  EXPECT_NE(RenderStatusTable({*s}).find("Owner:   orch-a (guid aa)\n"), std::string::npos);
+  EXPECT_EQ(json::parse(RenderStatusJson({*s}))["clusters"][0]["owner"]["id"], "orch-a");
   ASSERT_EQ(s->history.size(), 2u);
   EXPECT_EQ(s->history[1].epoch, 4u);
   EXPECT_TRUE(s->history_checked);

@@ -95,6 +95,9 @@ TEST_F(ZkAclTreeTest, EachRoleWritesOnlyItsOwnZnodes) {
   ASSERT_TRUE(
       orch->Create("/pgherald/orchestrators/election/n-", "g", zk::CreateMode::kEphemeralSequential)
           .ok());
+  // The ownership queue (orchestrator/ownership.h): the orchestrators queue there.
+  const std::string owners = model::ClusterPaths(kRoot, kCluster).Owners();
+  ASSERT_TRUE(orch->Create(owners + "/o-g-", "{}", zk::CreateMode::kEphemeralSequential).ok());
 
   pollers::ObservationPublisher poller(Factory(roles_.poller1), kRoot, kCluster, "pg1", 10);
   ASSERT_TRUE(poller.Publish(R"({"format":1})").ok());
@@ -119,12 +122,16 @@ TEST_F(ZkAclTreeTest, EachRoleWritesOnlyItsOwnZnodes) {
       p1->Create("/pgherald/clusters/main/history/h-", "", zk::CreateMode::kPersistentSequential)));
   EXPECT_TRUE(denied(p1->Set("/pgherald/clusters/main/identity", "{}")));
   EXPECT_TRUE(denied(p1->Set(kControl, "{}")));
+  // Nobody but an orchestrator takes a cluster's ownership (a candidate ahead of the owner would
+  // stop every publish of the cluster).
+  EXPECT_TRUE(denied(p1->Create(owners + "/o-evil-", "", zk::CreateMode::kEphemeralSequential)));
   auto p2 = Session(roles_.poller2);
   EXPECT_TRUE(denied(p2->Set("/pgherald/clusters/main/nodes/pg1", "{}")));
   EXPECT_EQ(p2->Delete("/pgherald/clusters/main/nodes/pg1").code(), StatusCode::kPermissionDenied);
   // An operator's credential: control only.
   EXPECT_TRUE(op->Set(kControl, "").ok());
   EXPECT_TRUE(denied(op->Set(kMaster, "{}")));
+  EXPECT_TRUE(denied(op->Create(owners + "/o-evil-", "", zk::CreateMode::kEphemeralSequential)));
   EXPECT_TRUE(denied(op->Set("/pgherald/clusters/main/nodes/pg1", "{}")));
   EXPECT_TRUE(
       denied(op->Create("/pgherald/clusters/main/nodes/pg9", "", zk::CreateMode::kEphemeral)));
@@ -138,6 +145,7 @@ TEST_F(ZkAclTreeTest, EachRoleWritesOnlyItsOwnZnodes) {
   EXPECT_TRUE(
       denied(anon->Create("/pgherald/clusters/main/nodes/pg1x", "", zk::CreateMode::kEphemeral)));
   EXPECT_TRUE(denied(anon->Create("/pgherald/clusters/evil", "", zk::CreateMode::kPersistent)));
+  EXPECT_TRUE(denied(anon->Create(owners + "/o-evil-", "", zk::CreateMode::kEphemeralSequential)));
   // The orchestrator still owns its records.
   EXPECT_TRUE(orch->Set(kMaster, "{}").ok());
 

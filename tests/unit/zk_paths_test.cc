@@ -24,6 +24,9 @@ TEST(ZkPathsTest, ClusterPathsSpellTheContractTree) {
   EXPECT_EQ(p.HistoryEntry("h-0000000007"), "/pgherald/clusters/main/history/h-0000000007");
   EXPECT_EQ(p.HistoryPrefix(), "/pgherald/clusters/main/history/h-");
   EXPECT_EQ(p.Control(), "/pgherald/clusters/main/control");
+  EXPECT_EQ(p.Owners(), "/pgherald/clusters/main/owners");
+  EXPECT_EQ(p.OwnerCandidate("o-ab12-0000000003"), "/pgherald/clusters/main/owners/o-ab12-0000000003");
+  EXPECT_EQ(p.OwnerPrefix("ab12"), "/pgherald/clusters/main/owners/o-ab12-");
   EXPECT_EQ(p.Containers(),
             (std::vector<std::string>{p.Nodes(), p.Events(), p.History(), p.Control()}));
 }
