@@ -131,6 +131,20 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
       out.Sample("pgherald_problem_active", {{"cluster", cluster}, {"kind", kind}}, 1);
     }
   }
+  out.Family("pgherald_orchestrator_cluster_rounds_total", "counter",
+             "Cluster rounds this orchestrator ran, by trigger: watch (a watch of the cluster "
+             "fired), sweep (a session, election or startup event ran every cluster), verify (its "
+             "periodic verification or voucher re-affirmation was due), retry (an unsettled "
+             "publish).");
+  for (const auto& [key, n] : s.cluster_rounds) {
+    out.Sample("pgherald_orchestrator_cluster_rounds_total",
+               {{"cluster", key.first}, {"trigger", key.second}}, static_cast<double>(n));
+  }
+  out.Family("pgherald_orchestrator_verification_lag_seconds", "gauge",
+             "The longest a cluster's due verification waited past its due time since the "
+             "previous snapshot (an overloaded orchestrator grows it; 0 when on time).");
+  out.Sample("pgherald_orchestrator_verification_lag_seconds", id,
+             static_cast<double>(s.verification_lag_ms) / 1000.0);
   return out.text();
 }
 
@@ -168,6 +182,8 @@ void StatusBoard::OnPayloadProblem(const std::string& cluster, const std::string
 }
 
 void StatusBoard::AfterRound(Orchestrator& orchestrator) {
+  working_.cluster_rounds = orchestrator.cluster_rounds();
+  working_.verification_lag_ms = orchestrator.verification_lag().count();
   Refresh(orchestrator.session(), orchestrator.leading(), view::WallNowMs());
 }
 

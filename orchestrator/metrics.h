@@ -55,6 +55,10 @@ struct ObservabilitySnapshot {
   // cluster -> the problem kinds the leader reported in its last round (master_unbacked,
   // published_master_unreachable, ...): what holds NOW, beside the counters above.
   std::map<std::string, std::set<std::string>> active_problems;
+  // The scheduler (Orchestrator::cluster_rounds, verification_lag): rounds per (cluster, trigger),
+  // and the longest a due verification waited since the previous snapshot.
+  std::map<std::pair<std::string, std::string>, std::uint64_t> cluster_rounds;
+  std::int64_t verification_lag_ms = 0;
 
   bool zk_connected() const { return session_state == "connected"; }
   const view::ClusterStatus* Find(const std::string& cluster) const;

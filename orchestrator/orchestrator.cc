@@ -39,7 +39,10 @@ Orchestrator::Orchestrator(OrchestratorOptions options, std::vector<ClusterSpec>
       prober_(prober),
       clock_(clock),
       mirrors_(std::move(mirrors)),
-      guid_(guid.empty() ? LeaderElection::NewGuid() : std::move(guid)) {}
+      guid_(guid.empty() ? LeaderElection::NewGuid() : std::move(guid)) {
+  grid_epoch_ = clock_->Now();
+  IndexClusters();
+}
 
 Orchestrator::~Orchestrator() {
   // Close the session first so no watcher runs against a half-destroyed object.
@@ -54,26 +57,17 @@ const std::string& Orchestrator::election_znode() const {
   return election_ != nullptr ? election_->own_path() : kNone;
 }
 
-void Orchestrator::Wake() {
-  {
-    std::lock_guard lock(mu_);
-    woken_ = true;
-  }
-  cv_.notify_all();
-}
-
-zk::Watcher Orchestrator::WatchOnce(const std::string& key) {
+zk::Watcher Orchestrator::WatchOnce(const std::string& cluster, const std::string& key) {
   {
     std::lock_guard lock(mu_);
     if (!armed_.insert(key).second) return nullptr;  // one pending watch per path is enough
   }
-  return [this, key](const zk::WatchEvent&) {
+  return [this, cluster, key](const zk::WatchEvent&) {
     {
       std::lock_guard lock(mu_);
       armed_.erase(key);
-      woken_ = true;
     }
-    cv_.notify_all();
+    WakeCluster(cluster);
   };
 }
 
@@ -142,7 +136,9 @@ void Orchestrator::StepDown() {
   leading_ = false;
 }
 
-void Orchestrator::RunRound() {
+void Orchestrator::RunRound() { RunPass(PassKind::kEveryCluster); }
+
+void Orchestrator::RunPass(PassKind kind) {
   TakePendingClusters();
   if (!EnsureSession()) return;
   const zk::SessionState st = session_->state();
@@ -174,7 +170,7 @@ void Orchestrator::RunRound() {
     }
     return;
   }
-  for (const ClusterSpec& spec : clusters_) RunCluster(spec, runtime_[spec.name]);
+  RunClusters(kind);
 }
 
 // What one round of one cluster works out on the way, step by step (RunCluster).
@@ -268,7 +264,7 @@ bool Orchestrator::ReadControl(ClusterRound& round) {
   if (rt.control_cache && Armed(control_key)) {
     control = *rt.control_cache;
   } else {
-    control = publisher_->ReadControl(c, WatchOnce(control_key));
+    control = publisher_->ReadControl(c, WatchOnce(c, control_key));
     rt.control_cache.reset();
     if (control.ok()) {
       rt.control_cache = *control;
@@ -294,7 +290,7 @@ bool Orchestrator::ReadMaster(ClusterRound& round) {
   ClusterRuntime& rt = round.rt;
   publishers::ZkPublisher& pub = *publisher_;
   const std::string master_key = "master:" + c;
-  auto master = pub.ReadMasterZnode(c, WatchOnce(master_key));
+  auto master = pub.ReadMasterZnode(c, WatchOnce(c, master_key));
   if (!master.ok() && master.status().code() == StatusCode::kNotFound && !options_.dry_run) {
     // Deleted: whatever our voucher vouched for is not what consumers read now. Withdraw it at
     // once, recreate the znode (the initial record: its fresh mzxid is above every epoch ever
@@ -310,7 +306,7 @@ bool Orchestrator::ReadMaster(ClusterRound& round) {
       Log().Warn("cluster_setup_failed", {{"cluster", c}, {"error", s}});
       return false;
     }
-    master = pub.ReadMasterZnode(c, WatchOnce(master_key));
+    master = pub.ReadMasterZnode(c, WatchOnce(c, master_key));
   }
   if (master.ok()) {
     round.published = std::move(*master);
@@ -481,7 +477,7 @@ void Orchestrator::ReadObservations(ClusterRound& round) {
   if (rt.children_cache && Armed(children_key)) {
     children = *rt.children_cache;
   } else {
-    children = session_->GetChildren(round.paths.Nodes(), WatchOnce(children_key));
+    children = session_->GetChildren(round.paths.Nodes(), WatchOnce(c, children_key));
     rt.children_cache.reset();
     if (children.ok()) {
       rt.children_cache = *children;
@@ -509,7 +505,7 @@ void Orchestrator::ReadObservations(ClusterRound& round) {
     if (cached != rt.observation_cache.end() && Armed(key)) {
       got_obs = cached->second;
     } else {
-      auto got = session_->Get(path, WatchOnce(key));
+      auto got = session_->Get(path, WatchOnce(c, key));
       if (!got.ok()) {
         Disarm(key);
         continue;  // gone meanwhile: the children watch tells us
@@ -746,7 +742,7 @@ void Orchestrator::Keep(ClusterRound& round) {
   const publishers::MasterZnode& published = *round.published;
   if (InterruptedSince(round)) {
     Log().Debug("vouch_skipped", {{"cluster", c}, {"why", "session interrupted during the round"}});
-    Wake();
+    WakeCluster(c);
     return;
   }
   const auto probe = round.in.probes.find(published.record.node);
@@ -803,7 +799,7 @@ void Orchestrator::Publish(ClusterRound& round, const Verdict& verdict) {
   const publishers::MasterZnode& published = *round.published;
   if (InterruptedSince(round)) {
     Log().Info("decision_not_acted", {{"cluster", c}, {"why", "session interrupted during the round"}});
-    Wake();
+    WakeCluster(c);
     return;
   }
   // The cluster's identity is recorded before its first master: a node of another database is
@@ -812,7 +808,7 @@ void Orchestrator::Publish(ClusterRound& round, const Verdict& verdict) {
     if (Status s = pub.RecordIdentity(c, *verdict.identity_to_record); !s.ok()) {
       Log().Warn("identity_record_failed", {{"cluster", c}, {"error", s}});
       rt.identity.reset();  // re-read next round and decide again
-      Wake();
+      WakeCluster(c);
       return;
     }
     rt.identity = *verdict.identity_to_record;
@@ -839,13 +835,13 @@ void Orchestrator::Publish(ClusterRound& round, const Verdict& verdict) {
     const publishers::WriteOutcome settled = pub.Reconcile(c);
     Log().Info("publish_reconciled", {{"cluster", c}, {"outcome", publishers::WriteOutcomeName(settled)}});
     if (settled != publishers::WriteOutcome::kApplied) {
-      Wake();
+      WakeCluster(c);
       return;
     }
   } else if (result.outcome == publishers::WriteOutcome::kRejected) {
     Log().Warn("publish_rejected", {{"cluster", c}, {"node", verdict.record->node},
                                     {"epoch", verdict.record->epoch}, {"error", result.status}});
-    Wake();  // re-read and decide again at once
+    WakeCluster(c);  // re-read and decide again at once
     return;
   }
   const model::MasterRecord& r = *verdict.record;
@@ -928,19 +924,6 @@ void Orchestrator::Mirror(const std::string& cluster, ClusterRuntime& rt,
     }
   }
   if (all_ok) rt.last_mirrored = key;
-}
-
-void Orchestrator::Run(const std::atomic<bool>& stop) {
-  while (!stop.load()) {
-    // Rounds start every tick (a slow round does not push the next one a whole tick later: the
-    // polling path's delay is at most one tick plus a round), and at once on a watch.
-    const auto started = std::chrono::steady_clock::now();
-    RunRound();
-    if (observer_ != nullptr) observer_->AfterRound(*this);
-    std::unique_lock lock(mu_);
-    cv_.wait_until(lock, started + options_.tick, [&] { return woken_ || stop.load(); });
-    woken_ = false;
-  }
 }
 
 void Orchestrator::Resign() {
