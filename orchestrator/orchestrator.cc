@@ -136,8 +136,6 @@ void Orchestrator::StepDown() {
   leading_ = false;
 }
 
-void Orchestrator::RunRound() { RunPass(PassKind::kEveryCluster); }
-
 void Orchestrator::RunPass(PassKind kind) {
   TakePendingClusters();
   if (!EnsureSession()) return;

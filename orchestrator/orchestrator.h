@@ -281,6 +281,8 @@ class Orchestrator {
   // The session and election step, then RunClusters(kind) while this instance leads.
   void RunPass(PassKind kind);
   void RunClusters(PassKind kind);
+  // After a pass: a follower forgets what woke its clusters (it sweeps when it leads again).
+  void IdleUnlessLeading();
   // Runs one cluster's round and schedules its next one.
   void RunScheduled(const ClusterSpec& spec, const char* trigger);
   // After clusters_ changed: the index by name and each cluster's phase in the interval.

@@ -45,8 +45,17 @@ void Orchestrator::WakeCluster(const std::string& cluster) {
   cv_.notify_all();
 }
 
+void Orchestrator::RunRound() {
+  RunPass(PassKind::kEveryCluster);
+  IdleUnlessLeading();
+}
+
 void Orchestrator::RunDue() {
   RunPass(PassKind::kScheduled);
+  IdleUnlessLeading();
+}
+
+void Orchestrator::IdleUnlessLeading() {
   if (leading_) return;
   // A follower runs no cluster: what woke one is moot; leading again starts with a sweep.
   ran_as_leader_ = false;
@@ -58,7 +67,13 @@ void Orchestrator::RunDue() {
 }
 
 void Orchestrator::RunClusters(PassKind kind) {
+  const MonoTime pass_start = clock_->Now();
   bool sweep = !ran_as_leader_;  // leading again (or for the first time): every cluster
+  if (!ran_as_leader_) {
+    // What was due while following is not late: the sweep verifies everything anew.
+    due_queue_.clear();
+    for (auto& entry : runtime_) entry.second.due = MonoTime{};
+  }
   {
     std::lock_guard lock(mu_);
     sweep = sweep || sweep_;
@@ -78,8 +93,13 @@ void Orchestrator::RunClusters(PassKind kind) {
   const char* trigger = nullptr;
   while (const ClusterSpec* spec = NextCluster(clock_->Now(), &trigger)) {
     RunScheduled(*spec, trigger);
-    std::lock_guard lock(mu_);
-    if (sweep_) return;  // a global event (session, election): its step first, at once
+    {
+      std::lock_guard lock(mu_);
+      if (sweep_) return;  // a global event (session, election): its step first, at once
+    }
+    // An overloaded loop still does the session and election step (and the observer) every
+    // tick: the pass ends, the next starts at once.
+    if (clock_->Now() - pass_start >= options_.tick) return;
   }
 }
 
@@ -180,7 +200,8 @@ void Orchestrator::IndexClusters() {
     }
     const MonoTime regrid =
         GridAfter(grid_epoch_ + phase_[spec.name], interval, rt->second.last_start);
-    SetDue(spec.name, rt->second, std::min(rt->second.due, regrid));
+    const MonoTime was = rt->second.due;
+    SetDue(spec.name, rt->second, was == MonoTime{} ? regrid : std::min(was, regrid));
   }
 }
 

@@ -303,6 +303,26 @@ TEST_F(OrchestratorScheduleTest, AnUnsettledPublishIsRetriedATickLater) {
   EXPECT_EQ(r->node, "node2") << log_.str();
 }
 
+// Rounds that take 300 ms each (an overloaded loop: ten clusters due, a 1 s tick): the pass ends
+// after a tick's worth of rounds, so the session and election step and the observer still come
+// every tick; the next pass goes on with the rest, and the lag shows how late they started.
+TEST_F(OrchestratorScheduleTest, AnOverloadedPassYieldsEveryTick) {
+  auto orch = Make(10);
+  Settle(*orch);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  clock_.Advance(milliseconds(1000));  // all due
+  prober_.during_probe = [&] { clock_.Advance(milliseconds(300)); };
+  orch->RunDue();
+  EXPECT_EQ(recorder_.Take().size(), 4u);  // 4 x 300 ms >= the tick
+  orch->RunDue();
+  EXPECT_EQ(recorder_.Take().size(), 4u);
+  prober_.during_probe = nullptr;
+  EXPECT_GE(orch->verification_lag(), milliseconds(2000));
+  orch->RunDue();
+  // The last two, and the first ones again: their next due time passed meanwhile.
+  EXPECT_GE(recorder_.Take().size(), 2u);
+}
+
 // Nothing runs for five intervals: the oldest due verification's wait shows as lag, and the
 // metric carries it; passes that catch up bring it back to zero.
 TEST_F(OrchestratorScheduleTest, LagShowsDueVerificationsThatDidNotRun) {
