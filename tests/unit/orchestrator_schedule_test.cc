@@ -20,58 +20,12 @@
 #include "orchestrator/orchestrator.h"
 #include "tests/support/fake_zk.h"
 #include "tests/support/manual_clock.h"
+#include "tests/support/primary_standby_prober.h"
 
 namespace pgherald::orchestrator {
 namespace {
 
 using std::chrono::milliseconds;
-
-constexpr char kSysid[] = "7000000000000000001";
-
-// node1 is a writable primary, node2 a standby, in every cluster.
-class Prober final : public NodeProber {
- public:
-  std::vector<model::Probe> ProbeAll(const std::vector<NodeTarget>& targets, MonoTime) override {
-    if (during_probe) during_probe();
-    std::vector<model::Probe> out;
-    for (const NodeTarget& t : targets) out.push_back(ProbeOf(t.name));
-    return out;
-  }
-  std::vector<model::Probe> WriteCheckAll(const std::vector<NodeTarget>& targets,
-                                          const WriteCheckContext&, MonoTime) override {
-    if (during_write_check) during_write_check();
-    std::vector<model::Probe> out;
-    for (const NodeTarget& t : targets) {
-      model::Probe p = ProbeOf(t.name);
-      p.write_check = p.in_recovery ? model::WriteCheck::kFailed : model::WriteCheck::kPassed;
-      out.push_back(p);
-    }
-    return out;
-  }
-  void Forget(const std::vector<NodeTarget>&) override {}
-
-  std::function<void()> during_probe;        // once per cluster round
-  std::function<void()> during_write_check;  // e.g. a session interruption mid-round
-  bool promoted = false;                     // node1 down, node2 the primary on timeline 2
-
- private:
-  model::Probe ProbeOf(const std::string& name) const {
-    model::Probe p;
-    p.node = name;
-    p.host = "127.0.0.1";
-    p.port = 5432;
-    if (promoted && name == "node1") {
-      p.error = "connection refused";
-      return p;
-    }
-    p.reachable = true;
-    p.in_recovery = name != (promoted ? "node2" : "node1");
-    p.timeline = promoted ? 2 : 1;
-    p.lsn = 0x3000000;
-    p.system_identifier = kSysid;
-    return p;
-  }
-};
 
 // The clusters whose rounds reached a decision, in order.
 class Recorder final : public RoundObserver {
@@ -141,17 +95,8 @@ class OrchestratorScheduleTest : public ::testing::Test {
       zo.dispatch = zk::DispatchMode::kManual;
       poller_ = server_->NewSession(zo);
     }
-    model::NodeObservation o;
-    o.node = node;
-    o.host = "127.0.0.1";
-    o.port = 5432;
-    o.reachable = true;
-    o.in_recovery = true;
-    o.timeline = 1;
-    o.system_identifier = kSysid;
-    o.seq = 1;
-    o.observed_at_ms = 1;
-    auto made = poller_->Create(model::ClusterPaths("/pgherald", cluster).Node(node), o.ToJson(),
+    auto made = poller_->Create(model::ClusterPaths("/pgherald", cluster).Node(node),
+                                ObservationOf(node, 1).ToJson(),
                                 zk::CreateMode::kEphemeral);
     ASSERT_TRUE(made.ok()) << made.status().ToString();
   }
@@ -160,7 +105,7 @@ class OrchestratorScheduleTest : public ::testing::Test {
   ManualClock clock_;
   std::shared_ptr<zk::FakeZkServer> server_ = zk::FakeZkServer::Create(&clock_);
   std::unique_ptr<zk::FakeZk> poller_;
-  Prober prober_;
+  PrimaryStandbyProber prober_;
   Recorder recorder_;
 };
 
