@@ -52,7 +52,7 @@ struct ObservabilitySnapshot {
   std::map<std::pair<std::string, std::string>, std::uint64_t> write_check_failures;
   // (cluster, kind) -> rounds in which a znode could not be used (RoundObserver::OnPayloadProblem).
   std::map<std::pair<std::string, std::string>, std::uint64_t> payload_problems;
-  // cluster -> the problem kinds the leader reported in its last round (master_unbacked,
+  // cluster -> the problem kinds the leader reported in the cluster's last round (master_unbacked,
   // published_master_unreachable, ...): what holds NOW, beside the counters above.
   std::map<std::string, std::set<std::string>> active_problems;
   // The scheduler (Orchestrator::cluster_rounds, verification_lag): rounds per (cluster, trigger),
@@ -94,6 +94,9 @@ class StatusBoard : public RoundObserver {
   std::map<std::string, view::HistoryCache> history_caches_;
   std::map<std::string, std::uint64_t> last_epoch_;
   std::map<std::string, std::set<std::string>> round_problems_;  // since the last Refresh
+  // Set by AfterRound: the clusters that ran a round since the last snapshot (Refresh then updates
+  // only their active problems); unset (tests calling Refresh) every cluster ran.
+  std::optional<std::set<std::string>> ran_since_;
 
   mutable std::mutex mu_;
   std::shared_ptr<const ObservabilitySnapshot> published_;

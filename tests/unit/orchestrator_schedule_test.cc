@@ -268,6 +268,32 @@ TEST_F(OrchestratorScheduleTest, AnOverloadedPassYieldsEveryTick) {
   EXPECT_GE(recorder_.Take().size(), 2u);
 }
 
+// The HTTP API's snapshot shows a cluster's active problems as of that cluster's last round, not
+// only when its round happens to fall between two snapshots.
+TEST_F(OrchestratorScheduleTest, ActiveProblemsLastUntilTheClusterRunsAgain) {
+  auto orch = Make(2);
+  StatusBoard board("orch-a", "/pgherald", {"c0", "c1"}, 1000);
+  orch->set_observer(&board);
+  Settle(*orch);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  const std::string leftover = model::ClusterPaths("/pgherald", "c0").Node("node9");
+  auto op = server_->NewSession(zk::FakeZkOptions{});
+  ASSERT_TRUE(op->Create(leftover, "{}", zk::CreateMode::kPersistent).ok());
+  Settle(*orch);  // c0's watch: its round reports observation_not_ephemeral
+  board.AfterRound(*orch);
+  const std::set<std::string> kinds = {"observation_not_ephemeral"};
+  EXPECT_EQ(board.Snapshot()->active_problems.at("c0"), kinds);
+  clock_.Advance(milliseconds(500));  // c1's verification, not c0's
+  Settle(*orch);
+  board.AfterRound(*orch);
+  ASSERT_EQ(board.Snapshot()->active_problems.count("c0"), 1u);
+  EXPECT_EQ(board.Snapshot()->active_problems.at("c0"), kinds);
+  ASSERT_TRUE(op->Delete(leftover, -1).ok());
+  Settle(*orch);  // c0 runs again: the problem is gone
+  board.AfterRound(*orch);
+  EXPECT_EQ(board.Snapshot()->active_problems.count("c0"), 0u);
+}
+
 // Nothing runs for five intervals: the oldest due verification's wait shows as lag, and the
 // metric carries it; passes that catch up bring it back to zero.
 TEST_F(OrchestratorScheduleTest, LagShowsDueVerificationsThatDidNotRun) {
