@@ -53,7 +53,9 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
              "acts only while it is positive).");
   out.Sample("pgherald_lease_remaining_seconds", id,
              static_cast<double>(s.lease_remaining_ms) / 1000.0);
-  out.Family("pgherald_rounds_total", "counter", "Rounds the orchestrator's loop has completed.");
+  out.Family("pgherald_rounds_total", "counter",
+             "Snapshots the orchestrator's loop has published (after its first pass, then at most "
+             "once per tick).");
   out.Sample("pgherald_rounds_total", id, static_cast<double>(s.rounds));
   out.Family("pgherald_snapshot_age_seconds", "gauge",
              "Time since the loop last published this snapshot (a stuck loop grows it).");
@@ -139,12 +141,26 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
                static_cast<double>(n));
   }
   out.Family("pgherald_problem_active", "gauge",
-             "1 for each problem kind the leader reported in its last round, by cluster.");
+             "1 for each problem kind the leader reported in the cluster's last round.");
   for (const auto& [cluster, kinds] : s.active_problems) {
     for (const std::string& kind : kinds) {
       out.Sample("pgherald_problem_active", {{"cluster", cluster}, {"kind", kind}}, 1);
     }
   }
+  out.Family("pgherald_orchestrator_cluster_rounds_total", "counter",
+             "Cluster rounds this orchestrator ran, by trigger: watch (a watch of the cluster "
+             "fired), sweep (a session, election or startup event ran every cluster), verify (its "
+             "periodic verification or voucher re-affirmation was due), retry (an unsettled "
+             "publish).");
+  for (const auto& [key, n] : s.cluster_rounds) {
+    out.Sample("pgherald_orchestrator_cluster_rounds_total",
+               {{"cluster", key.first}, {"trigger", key.second}}, static_cast<double>(n));
+  }
+  out.Family("pgherald_orchestrator_verification_lag_seconds", "gauge",
+             "The longest a cluster's due verification waited past its due time since the "
+             "previous snapshot (an overloaded orchestrator grows it; 0 when on time).");
+  out.Sample("pgherald_orchestrator_verification_lag_seconds", id,
+             static_cast<double>(s.verification_lag_ms) / 1000.0);
   return out.text();
 }
 
@@ -184,6 +200,16 @@ void StatusBoard::OnPayloadProblem(const std::string& cluster, const std::string
 void StatusBoard::AfterRound(Orchestrator& orchestrator) {
   working_.owned = orchestrator.owned_clusters();
   working_.ownership_changes = orchestrator.ownership_changes();
+  // The clusters whose round ran since the last snapshot: only their active problems are news
+  // (the loop runs each cluster on its own schedule, not every cluster between two snapshots).
+  std::set<std::string> ran;
+  for (const auto& [key, n] : orchestrator.cluster_rounds()) {
+    auto before = working_.cluster_rounds.find(key);
+    if (before == working_.cluster_rounds.end() || before->second != n) ran.insert(key.first);
+  }
+  ran_since_ = std::move(ran);
+  working_.cluster_rounds = orchestrator.cluster_rounds();
+  working_.verification_lag_ms = orchestrator.verification_lag().count();
   Refresh(orchestrator.session(), orchestrator.leading(), view::WallNowMs());
 }
 
@@ -233,7 +259,19 @@ void StatusBoard::Refresh(zk::ZkSession* zk, bool leading, std::int64_t now_ms) 
     }
     working_.clusters = std::move(fresh);
   }
-  working_.active_problems = std::move(round_problems_);
+  if (ran_since_ && leading) {
+    for (const std::string& cluster : *ran_since_) {
+      auto now = round_problems_.find(cluster);
+      if (now == round_problems_.end()) {
+        working_.active_problems.erase(cluster);
+      } else {
+        working_.active_problems[cluster] = std::move(now->second);
+      }
+    }
+  } else {
+    working_.active_problems = std::move(round_problems_);
+  }
+  ran_since_.reset();
   round_problems_.clear();
   ++working_.rounds;
   working_.updated_at_ms = now_ms;

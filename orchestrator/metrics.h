@@ -54,9 +54,13 @@ struct ObservabilitySnapshot {
   std::map<std::pair<std::string, std::string>, std::uint64_t> write_check_failures;
   // (cluster, kind) -> rounds in which a znode could not be used (RoundObserver::OnPayloadProblem).
   std::map<std::pair<std::string, std::string>, std::uint64_t> payload_problems;
-  // cluster -> the problem kinds the leader reported in its last round (master_unbacked,
+  // cluster -> the problem kinds the leader reported in the cluster's last round (master_unbacked,
   // published_master_unreachable, ...): what holds NOW, beside the counters above.
   std::map<std::string, std::set<std::string>> active_problems;
+  // The scheduler (Orchestrator::cluster_rounds, verification_lag): rounds per (cluster, trigger),
+  // and the longest a due verification waited since the previous snapshot.
+  std::map<std::pair<std::string, std::string>, std::uint64_t> cluster_rounds;
+  std::int64_t verification_lag_ms = 0;
 
   bool zk_connected() const { return session_state == "connected"; }
   const view::ClusterStatus* Find(const std::string& cluster) const;
@@ -92,6 +96,9 @@ class StatusBoard : public RoundObserver {
   std::map<std::string, view::HistoryCache> history_caches_;
   std::map<std::string, std::uint64_t> last_epoch_;
   std::map<std::string, std::set<std::string>> round_problems_;  // since the last Refresh
+  // Set by AfterRound: the clusters that ran a round since the last snapshot (Refresh then updates
+  // only their active problems); unset (tests calling Refresh) every cluster ran.
+  std::optional<std::set<std::string>> ran_since_;
 
   mutable std::mutex mu_;
   std::shared_ptr<const ObservabilitySnapshot> published_;

@@ -39,7 +39,10 @@ Orchestrator::Orchestrator(OrchestratorOptions options, std::vector<ClusterSpec>
       prober_(prober),
       clock_(clock),
       mirrors_(std::move(mirrors)),
-      guid_(guid.empty() ? LeaderElection::NewGuid() : std::move(guid)) {}
+      guid_(guid.empty() ? LeaderElection::NewGuid() : std::move(guid)) {
+  grid_epoch_ = clock_->Now();
+  IndexClusters();
+}
 
 Orchestrator::~Orchestrator() {
   // Close the session first so no watcher runs against a half-destroyed object.
@@ -59,26 +62,21 @@ std::string Orchestrator::owner_znode(const std::string& cluster) const {
   return ownership_ != nullptr ? ownership_->CandidatePath(cluster) : "";
 }
 
-void Orchestrator::Wake() {
-  {
-    std::lock_guard lock(mu_);
-    woken_ = true;
-  }
-  cv_.notify_all();
-}
-
-zk::Watcher Orchestrator::WatchOnce(const std::string& key) {
+zk::Watcher Orchestrator::WatchOnce(const std::string& cluster, const std::string& key) {
   {
     std::lock_guard lock(mu_);
     if (!armed_.insert(key).second) return nullptr;  // one pending watch per path is enough
   }
-  return [this, key](const zk::WatchEvent&) {
+  return [this, cluster, key](const zk::WatchEvent&) {
     {
       std::lock_guard lock(mu_);
       armed_.erase(key);
-      woken_ = true;
     }
-    cv_.notify_all();
+    if (cluster.empty()) {
+      Wake();  // a global key (the members): every cluster may have a new owner
+    } else {
+      WakeCluster(cluster);
+    }
   };
 }
 
@@ -123,7 +121,12 @@ bool Orchestrator::EnsureSession() {
   });
   ownership_ = std::make_unique<ClusterOwnership>(
       session_.get(), options_.root, guid_, options_.id,
-      WatchHooks{[this](const std::string& key) { return WatchOnce(key); },
+      // A cluster's queue ("owners:<c>") wakes that cluster; the members wake every cluster.
+      WatchHooks{[this](const std::string& key) {
+                   const std::string prefix = "owners:";
+                   return WatchOnce(key.rfind(prefix, 0) == 0 ? key.substr(prefix.size()) : "",
+                                    key);
+                 },
                  [this](const std::string& key) { return Armed(key); },
                  [this](const std::string& key) { Disarm(key); }});
   // The member znode carries the same {"id","guid"} as the ownership candidates.
@@ -187,7 +190,8 @@ bool Orchestrator::TakeOwnership(const std::string& cluster, ClusterRuntime& rt)
   return owner;
 }
 
-void Orchestrator::RunRound() {
+void Orchestrator::RunPass(PassKind kind) {
+  member_ok_ = false;
   TakePendingClusters();
   if (!EnsureSession()) return;
   const zk::SessionState st = session_->state();
@@ -205,7 +209,10 @@ void Orchestrator::RunRound() {
     StepDown();
     return;
   }
-  for (const ClusterSpec& spec : clusters_) RunCluster(spec, runtime_[spec.name]);
+  // A member in good standing: every cluster is scheduled; each round starts with the cluster's
+  // ownership step (RunCluster -> TakeOwnership), so a cluster we do not own costs a cached read.
+  member_ok_ = true;
+  RunClusters(kind);
 }
 
 // What one round of one cluster works out on the way, step by step (RunCluster).
@@ -301,7 +308,7 @@ bool Orchestrator::ReadControl(ClusterRound& round) {
   if (rt.control_cache && Armed(control_key)) {
     control = *rt.control_cache;
   } else {
-    control = publisher_->ReadControl(c, WatchOnce(control_key));
+    control = publisher_->ReadControl(c, WatchOnce(c, control_key));
     rt.control_cache.reset();
     if (control.ok()) {
       rt.control_cache = *control;
@@ -327,7 +334,7 @@ bool Orchestrator::ReadMaster(ClusterRound& round) {
   ClusterRuntime& rt = round.rt;
   publishers::ZkPublisher& pub = *publisher_;
   const std::string master_key = "master:" + c;
-  auto master = pub.ReadMasterZnode(c, WatchOnce(master_key));
+  auto master = pub.ReadMasterZnode(c, WatchOnce(c, master_key));
   if (!master.ok() && master.status().code() == StatusCode::kNotFound && !options_.dry_run) {
     // Deleted: whatever our voucher vouched for is not what consumers read now. Withdraw it at
     // once, recreate the znode (the initial record: its fresh mzxid is above every epoch ever
@@ -343,7 +350,7 @@ bool Orchestrator::ReadMaster(ClusterRound& round) {
       Log().Warn("cluster_setup_failed", {{"cluster", c}, {"error", s}});
       return false;
     }
-    master = pub.ReadMasterZnode(c, WatchOnce(master_key));
+    master = pub.ReadMasterZnode(c, WatchOnce(c, master_key));
   }
   if (master.ok()) {
     round.published = std::move(*master);
@@ -514,7 +521,7 @@ void Orchestrator::ReadObservations(ClusterRound& round) {
   if (rt.children_cache && Armed(children_key)) {
     children = *rt.children_cache;
   } else {
-    children = session_->GetChildren(round.paths.Nodes(), WatchOnce(children_key));
+    children = session_->GetChildren(round.paths.Nodes(), WatchOnce(c, children_key));
     rt.children_cache.reset();
     if (children.ok()) {
       rt.children_cache = *children;
@@ -542,7 +549,7 @@ void Orchestrator::ReadObservations(ClusterRound& round) {
     if (cached != rt.observation_cache.end() && Armed(key)) {
       got_obs = cached->second;
     } else {
-      auto got = session_->Get(path, WatchOnce(key));
+      auto got = session_->Get(path, WatchOnce(c, key));
       if (!got.ok()) {
         Disarm(key);
         continue;  // gone meanwhile: the children watch tells us
@@ -779,7 +786,7 @@ void Orchestrator::Keep(ClusterRound& round) {
   const publishers::MasterZnode& published = *round.published;
   if (InterruptedSince(round)) {
     Log().Debug("vouch_skipped", {{"cluster", c}, {"why", "session interrupted during the round"}});
-    Wake();
+    WakeCluster(c);
     return;
   }
   const auto probe = round.in.probes.find(published.record.node);
@@ -836,7 +843,7 @@ void Orchestrator::Publish(ClusterRound& round, const Verdict& verdict) {
   const publishers::MasterZnode& published = *round.published;
   if (InterruptedSince(round)) {
     Log().Info("decision_not_acted", {{"cluster", c}, {"why", "session interrupted during the round"}});
-    Wake();
+    WakeCluster(c);
     return;
   }
   // The cluster's identity is recorded before its first master: a node of another database is
@@ -845,7 +852,7 @@ void Orchestrator::Publish(ClusterRound& round, const Verdict& verdict) {
     if (Status s = pub.RecordIdentity(c, *verdict.identity_to_record); !s.ok()) {
       Log().Warn("identity_record_failed", {{"cluster", c}, {"error", s}});
       rt.identity.reset();  // re-read next round and decide again
-      Wake();
+      WakeCluster(c);
       return;
     }
     rt.identity = *verdict.identity_to_record;
@@ -872,13 +879,13 @@ void Orchestrator::Publish(ClusterRound& round, const Verdict& verdict) {
     const publishers::WriteOutcome settled = pub.Reconcile(c);
     Log().Info("publish_reconciled", {{"cluster", c}, {"outcome", publishers::WriteOutcomeName(settled)}});
     if (settled != publishers::WriteOutcome::kApplied) {
-      Wake();
+      WakeCluster(c);
       return;
     }
   } else if (result.outcome == publishers::WriteOutcome::kRejected) {
     Log().Warn("publish_rejected", {{"cluster", c}, {"node", verdict.record->node},
                                     {"epoch", verdict.record->epoch}, {"error", result.status}});
-    Wake();  // re-read and decide again at once
+    WakeCluster(c);  // re-read and decide again at once
     return;
   }
   const model::MasterRecord& r = *verdict.record;
@@ -961,19 +968,6 @@ void Orchestrator::Mirror(const std::string& cluster, ClusterRuntime& rt,
     }
   }
   if (all_ok) rt.last_mirrored = key;
-}
-
-void Orchestrator::Run(const std::atomic<bool>& stop) {
-  while (!stop.load()) {
-    // Rounds start every tick (a slow round does not push the next one a whole tick later: the
-    // polling path's delay is at most one tick plus a round), and at once on a watch.
-    const auto started = std::chrono::steady_clock::now();
-    RunRound();
-    if (observer_ != nullptr) observer_->AfterRound(*this);
-    std::unique_lock lock(mu_);
-    cv_.wait_until(lock, started + options_.tick, [&] { return woken_ || stop.load(); });
-    woken_ = false;
-  }
 }
 
 void Orchestrator::Resign() {

@@ -18,16 +18,24 @@
 // nothing there: it only removes its own voucher of that cluster when it can. Every fenced write
 // of a cluster checks this instance's candidate znode in the cluster's ownership queue.
 //
-// Run() is the daemon's loop: a round at once whenever a watch fires or the session's state
-// changes (Wake), and a round starting at least every tick (measured from the previous round's
-// start, so a slow round does not stretch the period). Tests drive RunRound() directly (the simulation uses
-// FakeZk's manual dispatch and a ManualClock).
+// Run() is the daemon's loop, which schedules clusters one at a time (docs/orchestrator.md, "A
+// round"): a watch wakes the cluster it belongs to (WakeCluster; a session state change, an
+// election event or a reload is global: Wake() marks every cluster); the loop runs woken clusters
+// first, then the clusters of a global sweep, then those whose periodic verification is due
+// (every verify_interval, each cluster at its own phase so that N clusters spread evenly over the
+// interval; a vouched cluster also when its voucher re-affirmation is due, if that comes sooner;
+// a cluster with an unsettled publish a tick later). Between two clusters it looks at the woken
+// set again, so a woken cluster waits at most for the cluster round in progress. The session and
+// election step runs before each pass and at least every tick. Tests drive RunRound() (every
+// cluster once) or RunDue() (one pass of the scheduler) directly (the simulation uses FakeZk's
+// manual dispatch and a ManualClock).
 //
 // Threads: RunRound and Run on one thread; Wake() from any thread (watchers call it).
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -61,7 +69,11 @@ struct ClusterSpec {
 struct OrchestratorOptions {
   std::string id;                // this instance: decided_by, voucher name, heartbeat row key
   std::string root = "/pgherald";
+  // The loop's granularity: the session and election step runs at least this often, and a
+  // cluster with an unsettled publish is retried after it.
   Millis tick{1000};
+  // Each cluster is verified (a full round) at least this often, staggered over the interval.
+  Millis verify_interval{1000};
   Policy policy;                 // confirmation window, strict mode, ages (paused is per round)
   Millis probe_timeout{2000};    // a round waits this long for its probes, then for write checks
   bool dry_run = false;
@@ -107,13 +119,32 @@ class Orchestrator {
 
   // One round over every cluster (see the top of this file).
   void RunRound();
-  // Rounds until `stop` is set (call Wake() after setting it), at least every tick.
+  // One pass of the scheduler: the session and election step, then the woken clusters, the rest
+  // of a global sweep and the clusters whose verification is due, one at a time, woken ones
+  // first; returns when none is left or a global event asks for the session step again.
+  void RunDue();
+  // When the next pass has work (now if a cluster is woken; at the latest `pass_start` + tick).
+  MonoTime NextWakeup(MonoTime pass_start);
+  // Passes until `stop` is set (call Wake() after setting it).
   void Run(const std::atomic<bool>& stop);
-  // Makes Run() start a round now.
+  // A global event: the next pass redoes the session and election step and runs every cluster.
   void Wake();
+  // Any thread: `cluster` runs in the next pass, before the clusters that are merely due.
+  void WakeCluster(const std::string& cluster);
+
+  // What the scheduler did (the loop's thread): rounds run per (cluster, trigger), the trigger
+  // being "watch" (woken), "sweep" (global event), "verify" (due) or "retry" (unsettled publish).
+  const std::map<std::pair<std::string, std::string>, std::uint64_t>& cluster_rounds() const {
+    return cluster_rounds_;
+  }
+  // The longest a due verification waited past its due time since the last
+  // ResetVerificationLag(), counting those still waiting now.
+  Millis verification_lag();
+  void ResetVerificationLag() { max_lag_ = Millis(0); }
   // SIGHUP (any thread): the clusters to act on from the next round on (orchestrator_reload.cc).
   // A cluster no longer listed has its voucher withdrawn (best effort) and its memory dropped; a
-  // new one starts with none. Wakes the loop.
+  // new one starts with none and runs in the next pass (the loop is woken); the others keep their
+  // schedule (moved to their new phase).
   void ReplaceClusters(std::vector<ClusterSpec> clusters);
 
   // Whether this instance owned at least one cluster as of its last round (it "leads" some).
@@ -171,6 +202,12 @@ class Orchestrator {
     MonoTime last_affirm{};
     std::uint64_t affirm_interruptions = 0;
     bool affirmed = false;
+    // The scheduler: when its last round started (epoch: never) and its number (round_seq_),
+    // when the next is due and whether that is the retry of an unsettled publish.
+    MonoTime last_start{};
+    std::uint64_t last_seq = 0;
+    MonoTime due{};
+    bool due_retry = false;
   };
 
   // The loop's thread, at the start of a round: takes what ReplaceClusters() left.
@@ -205,8 +242,9 @@ class Orchestrator {
   // now. A non-owner removes its own voucher of the cluster when it can.
   bool TakeOwnership(const std::string& cluster, ClusterRuntime& rt);
   void LoseOwnership(const std::string& cluster, const char* why);
-  // A watcher that wakes the loop, armed at most once per key until it fires.
-  zk::Watcher WatchOnce(const std::string& key);
+  // A watcher that wakes `cluster` (WakeCluster; "" wakes every cluster: a global event), armed at
+  // most once per key until it fires.
+  zk::Watcher WatchOnce(const std::string& cluster, const std::string& key);
   bool Armed(const std::string& key);
   // Forgets `key` after a read whose watch was not armed (the read failed): the next read arms
   // it again. Without this a znode that was absent once would never wake the loop again.
@@ -256,6 +294,35 @@ class Orchestrator {
   bool woken_ = false;
   std::set<std::string> armed_;
   std::optional<std::vector<ClusterSpec>> pending_clusters_;  // from ReplaceClusters()
+  bool sweep_ = true;                      // Wake(): every cluster runs (the first pass too)
+  std::deque<std::string> woken_order_;    // WakeCluster(), first woken first
+  std::set<std::string> woken_clusters_;   // the same, to wake each at most once
+
+  // The scheduler (the loop's thread only; orchestrator_schedule.cc).
+  enum class PassKind { kEveryCluster, kScheduled };
+  // The session and election step, then RunClusters(kind) while this instance leads.
+  void RunPass(PassKind kind);
+  void RunClusters(PassKind kind);
+  // After a pass: a follower forgets what woke its clusters (it sweeps when it leads again).
+  void IdleUnlessLeading();
+  // Runs one cluster's round and schedules its next one.
+  void RunScheduled(const ClusterSpec& spec, const char* trigger);
+  // After clusters_ changed: the index by name and each cluster's phase in the interval.
+  void IndexClusters();
+  void SetDue(const std::string& cluster, ClusterRuntime& rt, MonoTime due);
+  // The next cluster to run and why, or null: woken, then swept, then the most overdue.
+  const ClusterSpec* NextCluster(MonoTime now, const char** trigger);
+  std::map<std::string, std::size_t> index_;  // cluster -> position in clusters_
+  std::map<std::string, std::chrono::nanoseconds> phase_;  // cluster -> offset in the interval
+  std::uint64_t round_seq_ = 0;                // cluster rounds run so far
+  std::uint64_t sweep_seq_ = 0;                // round_seq_ when the current sweep began
+  MonoTime grid_epoch_;                        // verification phases count from here
+  std::deque<std::string> sweep_left_;         // clusters of the current sweep not yet run
+  std::set<std::pair<MonoTime, std::string>> due_queue_;  // (due, cluster), earliest first
+  bool ran_as_leader_ = false;                 // whether the last pass ran clusters
+  bool member_ok_ = false;  // the last pass had a connected session and a readable membership
+  std::map<std::pair<std::string, std::string>, std::uint64_t> cluster_rounds_;
+  Millis max_lag_{0};
 };
 
 }  // namespace pgherald::orchestrator

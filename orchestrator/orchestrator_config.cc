@@ -57,6 +57,9 @@ StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root) {
   opt.id = o.Required<std::string>("id");
   if (!opt.id.empty() && !IsValidName(opt.id)) o.Fail("id", kNameRule);
   opt.tick = o.Optional<Millis>("tick_ms", opt.tick, {.min = Millis(10), .max = Millis(600000)});
+  // Default: the tick (every cluster verified once per tick, as before the scheduler had a cadence).
+  opt.verify_interval = o.Optional<Millis>("verify_interval_ms", opt.tick,
+                                           {.min = Millis(10), .max = Millis(600000)});
   opt.policy.confirmation_window = o.Optional<Millis>(
       "confirmation_window_ms", opt.policy.confirmation_window, {.min = Millis(0), .max = Millis(3600000)});
   opt.policy.strict_split_brain = o.Optional<bool>("strict", false);
@@ -67,13 +70,13 @@ StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root) {
   opt.dry_run = o.Optional<bool>("dry_run", false);
   opt.history_limit = o.Optional<int>("history_limit", opt.history_limit, {.min = 1, .max = 1000000});
   opt.learn_nodes = o.Optional<bool>("learn_nodes", true);
-  // Default: the tick (a re-affirmation at most once per round).
-  opt.voucher_reaffirm = o.Optional<Millis>("voucher_reaffirm_ms", opt.tick,
+  // Default: the verification cadence (a re-affirmation at most once per verification).
+  opt.voucher_reaffirm = o.Optional<Millis>("voucher_reaffirm_ms", opt.verify_interval,
                                             {.min = Millis(10), .max = Millis(600000)});
   out.file_publisher_dir = o.Optional<std::string>("file_publisher_dir");
-  // A probe older than a few ticks is no evidence; an observation older than the session timeout
-  // belongs to a poller that is gone.
-  opt.policy.probe_max_age = std::max(Millis(3000), 3 * opt.tick);
+  // A probe older than a few verifications is no evidence; an observation older than the session
+  // timeout belongs to a poller that is gone.
+  opt.policy.probe_max_age = std::max(Millis(3000), 3 * std::max(opt.tick, opt.verify_interval));
   opt.policy.observation_max_age = std::max(Millis(10000), out.zookeeper.session_timeout);
 
   std::vector<config::ConfigNode> clusters = root.List("clusters");

@@ -4,7 +4,8 @@
 //   logging: {level: info, format: text}
 //   orchestrator:
 //     id: orch-a                   # required: [A-Za-z0-9_.-], unique per instance
-//     tick_ms: 1000                # a round at least this often (watches trigger more)
+//     tick_ms: 1000                # the loop's granularity: session/election step, publish retries
+//     verify_interval_ms: 1000     # each cluster verified this often, staggered (default: tick_ms)
 //     confirmation_window_ms: 5000 # anti-flapping; a later timeline is published at once
 //     strict: false                # strict split-brain mode
 //     self_fence_deadline_ms: 30000
@@ -12,7 +13,8 @@
 //     dry_run: false               # decide and log, publish nothing
 //     history_limit: 1000          # history entries kept per cluster
 //     learn_nodes: true            # master switch for learned nodes (learn_policy.h)
-//     voucher_reaffirm_ms: 1000    # re-affirm the voucher at most this often (default: tick_ms)
+//     voucher_reaffirm_ms: 1000    # re-affirm the voucher at most this often (default:
+//                                  # verify_interval_ms; sooner wakes the cluster for it)
 //     file_publisher_dir: /var/lib/pgherald   # optional mirror: <dir>/<cluster>.json
 //   http: {address: 127.0.0.1, port: 8008, token_file: /etc/pgherald/http-token,  # optional
 //          max_connections: 64, request_timeout_ms: 5000}

@@ -11,8 +11,9 @@ void Orchestrator::ReplaceClusters(std::vector<ClusterSpec> clusters) {
   {
     std::lock_guard lock(mu_);
     pending_clusters_ = std::move(clusters);
+    woken_ = true;  // the next pass takes them; a new cluster runs in it, the others as before
   }
-  Wake();
+  cv_.notify_all();
 }
 
 void Orchestrator::TakePendingClusters() {
@@ -51,6 +52,7 @@ void Orchestrator::TakePendingClusters() {
     if (before.count(spec.name) == 0) logger.Info("cluster_added", {{"cluster", spec.name}});
   }
   clusters_ = std::move(*next);
+  IndexClusters();
 }
 
 }  // namespace pgherald::orchestrator

@@ -47,6 +47,42 @@ constexpr char kMinimal[] =
     "    nodes:\n"
     "      - {name: node1, host: 10.0.0.1}\n";
 
+// verify_interval_ms defaults to tick_ms (a file without it verifies every cluster once per tick,
+// as before), voucher_reaffirm_ms to verify_interval_ms; each may be set on its own.
+TEST(OrchestratorConfigTest, VerifyIntervalDefaultsToTheTickAndReaffirmToTheInterval) {
+  const std::string cluster =
+      "clusters:\n  - name: main\n    postgres: {user: pgherald, password: pw}\n"
+      "    nodes:\n      - {name: node1, host: 10.0.0.1}\n";
+  const std::string zk = "zookeeper: {connect: \"127.0.0.1:2181\"}\n";
+  auto tick_only = Parse(zk + "orchestrator: {id: a, tick_ms: 250}\n" + cluster);
+  ASSERT_TRUE(tick_only.ok()) << tick_only.status().ToString();
+  EXPECT_EQ(tick_only->options.tick, milliseconds(250));
+  EXPECT_EQ(tick_only->options.verify_interval, milliseconds(250));
+  EXPECT_EQ(tick_only->options.voucher_reaffirm, milliseconds(250));
+
+  auto cadence = Parse(zk + "orchestrator: {id: a, verify_interval_ms: 5000}\n" + cluster);
+  ASSERT_TRUE(cadence.ok()) << cadence.status().ToString();
+  EXPECT_EQ(cadence->options.tick, milliseconds(1000));
+  EXPECT_EQ(cadence->options.verify_interval, milliseconds(5000));
+  EXPECT_EQ(cadence->options.voucher_reaffirm, milliseconds(5000));
+  // Probes stay evidence for a few verifications.
+  EXPECT_EQ(cadence->options.policy.probe_max_age, milliseconds(15000));
+
+  auto all = Parse(zk +
+                   "orchestrator: {id: a, tick_ms: 100, verify_interval_ms: 2000, "
+                   "voucher_reaffirm_ms: 500}\n" +
+                   cluster);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(all->options.tick, milliseconds(100));
+  EXPECT_EQ(all->options.verify_interval, milliseconds(2000));
+  EXPECT_EQ(all->options.voucher_reaffirm, milliseconds(500));
+
+  auto bad = Parse(zk + "orchestrator: {id: a, verify_interval_ms: 5}\n" + cluster);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("orchestrator.verify_interval_ms"), std::string::npos)
+      << bad.status().message();
+}
+
 TEST(OrchestratorConfigTest, FullConfigIsReadWithEveryKey) {
   const std::string pw = TempFile("pw", "s3cret\n");
   const std::string token = TempFile("token", "0123456789abcdef0123\n");
@@ -59,6 +95,7 @@ TEST(OrchestratorConfigTest, FullConfigIsReadWithEveryKey) {
       "orchestrator:\n"
       "  id: orch-b.1\n"
       "  tick_ms: 250\n"
+      "  verify_interval_ms: 750\n"
       "  confirmation_window_ms: 1500\n"
       "  strict: true\n"
       "  self_fence_deadline_ms: 12000\n"
@@ -94,6 +131,7 @@ TEST(OrchestratorConfigTest, FullConfigIsReadWithEveryKey) {
   EXPECT_EQ(c->options.root, "/ph");
   EXPECT_EQ(c->options.id, "orch-b.1");
   EXPECT_EQ(c->options.tick, milliseconds(250));
+  EXPECT_EQ(c->options.verify_interval, milliseconds(750));
   EXPECT_EQ(c->options.policy.confirmation_window, milliseconds(1500));
   EXPECT_TRUE(c->options.policy.strict_split_brain);
   EXPECT_EQ(c->options.policy.self_fence_deadline, milliseconds(12000));
@@ -102,7 +140,8 @@ TEST(OrchestratorConfigTest, FullConfigIsReadWithEveryKey) {
   EXPECT_EQ(c->options.history_limit, 50);
   EXPECT_FALSE(c->options.learn_nodes);
   EXPECT_EQ(c->file_publisher_dir.value_or(""), "/var/lib/pgherald");
-  // Derived: probes older than max(3 s, 3 ticks), observations older than max(10 s, session).
+  // Derived: probes older than max(3 s, 3 verifications), observations older than max(10 s,
+  // session).
   EXPECT_EQ(c->options.policy.probe_max_age, milliseconds(3000));
   EXPECT_EQ(c->options.policy.observation_max_age, milliseconds(20000));
   ASSERT_EQ(c->clusters.size(), 2u);

@@ -1,0 +1,253 @@
+// The orchestrator's scheduler: which cluster runs when (orchestrator.h, docs/orchestrator.md "A
+// round"). Kept apart from the round's code in orchestrator.cc.
+//
+// Each cluster's periodic verification is due on a grid of its own: cluster i of N at
+// grid_epoch_ + i * verify_interval / N + k * verify_interval, so N clusters spread evenly over the
+// interval. A round run for any other reason (a watch) counts as a verification too; the next one
+// is due at the first grid point after that round's start, so no cluster goes longer than the
+// interval unverified (unless the loop is overloaded: verification_lag() shows it).
+#include <algorithm>
+
+#include "orchestrator/orchestrator.h"
+
+namespace pgherald::orchestrator {
+namespace {
+
+constexpr char kTriggerWatch[] = "watch";
+constexpr char kTriggerSweep[] = "sweep";
+constexpr char kTriggerVerify[] = "verify";
+constexpr char kTriggerRetry[] = "retry";
+
+// The first point of the grid base + k * interval (k >= 0) after `t`.
+MonoTime GridAfter(MonoTime base, std::chrono::nanoseconds interval, MonoTime t) {
+  interval = std::max<std::chrono::nanoseconds>(interval, std::chrono::milliseconds(1));
+  if (t < base) return base;
+  return base + ((t - base) / interval + 1) * interval;
+}
+
+}  // namespace
+
+void Orchestrator::Wake() {
+  {
+    std::lock_guard lock(mu_);
+    sweep_ = true;
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Orchestrator::WakeCluster(const std::string& cluster) {
+  {
+    std::lock_guard lock(mu_);
+    if (woken_clusters_.insert(cluster).second) woken_order_.push_back(cluster);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Orchestrator::RunRound() {
+  RunPass(PassKind::kEveryCluster);
+  IdleUnlessLeading();
+}
+
+void Orchestrator::RunDue() {
+  RunPass(PassKind::kScheduled);
+  IdleUnlessLeading();
+}
+
+void Orchestrator::IdleUnlessLeading() {
+  if (member_ok_) return;
+  // Without a usable session and membership no cluster runs: what woke one is moot; the first
+  // pass with them again starts with a sweep.
+  ran_as_leader_ = false;
+  sweep_left_.clear();
+  std::lock_guard lock(mu_);
+  sweep_ = false;
+  woken_order_.clear();
+  woken_clusters_.clear();
+}
+
+void Orchestrator::RunClusters(PassKind kind) {
+  const MonoTime pass_start = clock_->Now();
+  bool sweep = !ran_as_leader_;  // leading again (or for the first time): every cluster
+  if (!ran_as_leader_) {
+    // What was due while following is not late: the sweep verifies everything anew.
+    due_queue_.clear();
+    for (auto& entry : runtime_) entry.second.due = MonoTime{};
+  }
+  {
+    std::lock_guard lock(mu_);
+    sweep = sweep || sweep_;
+    sweep_ = false;
+  }
+  ran_as_leader_ = true;
+  if (kind == PassKind::kEveryCluster) {
+    sweep_left_.clear();
+    for (const ClusterSpec& spec : clusters_) RunScheduled(spec, kTriggerSweep);
+    return;
+  }
+  if (sweep) {
+    sweep_left_.clear();
+    for (const ClusterSpec& spec : clusters_) sweep_left_.push_back(spec.name);
+    sweep_seq_ = round_seq_;
+  }
+  const char* trigger = nullptr;
+  while (const ClusterSpec* spec = NextCluster(clock_->Now(), &trigger)) {
+    RunScheduled(*spec, trigger);
+    {
+      std::lock_guard lock(mu_);
+      if (sweep_) return;  // a global event (session, election): its step first, at once
+    }
+    // An overloaded loop still does the session and election step (and the observer) every
+    // tick: the pass ends, the next starts at once.
+    if (clock_->Now() - pass_start >= options_.tick) return;
+  }
+}
+
+const ClusterSpec* Orchestrator::NextCluster(MonoTime now, const char** trigger) {
+  {
+    std::lock_guard lock(mu_);
+    while (!woken_order_.empty()) {
+      const std::string name = std::move(woken_order_.front());
+      woken_order_.pop_front();
+      // Gone from the set: run meanwhile (a queued duplicate); gone from the index: removed.
+      if (woken_clusters_.erase(name) == 0) continue;
+      const auto it = index_.find(name);
+      if (it == index_.end()) continue;
+      *trigger = kTriggerWatch;
+      return &clusters_[it->second];
+    }
+  }
+  while (!sweep_left_.empty()) {
+    const std::string name = std::move(sweep_left_.front());
+    sweep_left_.pop_front();
+    const auto it = index_.find(name);
+    if (it == index_.end()) continue;
+    if (runtime_[name].last_seq > sweep_seq_) continue;  // ran since the sweep began
+    *trigger = kTriggerSweep;
+    return &clusters_[it->second];
+  }
+  if (due_queue_.empty() || due_queue_.begin()->first > now) return nullptr;
+  const std::string& name = due_queue_.begin()->second;
+  const auto it = index_.find(name);
+  if (it == index_.end()) {  // not expected: IndexClusters drops them
+    due_queue_.erase(due_queue_.begin());
+    return NextCluster(now, trigger);
+  }
+  *trigger = runtime_[name].due_retry ? kTriggerRetry : kTriggerVerify;
+  return &clusters_[it->second];
+}
+
+void Orchestrator::RunScheduled(const ClusterSpec& spec, const char* trigger) {
+  const std::string& name = spec.name;
+  ClusterRuntime& rt = runtime_[name];
+  {
+    std::lock_guard lock(mu_);
+    woken_clusters_.erase(name);  // this round serves whatever woke it so far
+  }
+  const MonoTime start = clock_->Now();
+  if (rt.due != MonoTime{} && start > rt.due) {
+    max_lag_ = std::max(max_lag_, std::chrono::duration_cast<Millis>(start - rt.due));
+  }
+  ++cluster_rounds_[{name, trigger}];
+  rt.last_start = start;
+  rt.last_seq = ++round_seq_;
+  RunCluster(spec, rt);
+
+  // The next verification, or sooner: the voucher's re-affirmation when it is due before the
+  // next verification would come anyway, an unsettled publish a tick later.
+  MonoTime due = GridAfter(grid_epoch_ + phase_[name], options_.verify_interval, start);
+  if (options_.voucher_reaffirm < options_.verify_interval && rt.vouched && rt.affirmed) {
+    const MonoTime reaffirm = rt.last_affirm + options_.voucher_reaffirm;
+    if (reaffirm > start) due = std::min(due, reaffirm);
+  }
+  bool retry = false;
+  if (publisher_ != nullptr && publisher_->HasPending(name)) {
+    const MonoTime again = clock_->Now() + options_.tick;
+    retry = again < due;
+    due = std::min(due, again);
+  }
+  SetDue(name, rt, due);
+  rt.due_retry = retry;
+}
+
+void Orchestrator::SetDue(const std::string& cluster, ClusterRuntime& rt, MonoTime due) {
+  if (rt.due != MonoTime{}) due_queue_.erase({rt.due, cluster});
+  rt.due = due;
+  due_queue_.insert({due, cluster});
+}
+
+void Orchestrator::IndexClusters() {
+  index_.clear();
+  phase_.clear();
+  const std::chrono::nanoseconds interval = options_.verify_interval;
+  const auto n = static_cast<std::int64_t>(clusters_.size());
+  for (std::size_t i = 0; i < clusters_.size(); ++i) {
+    const std::string& name = clusters_[i].name;
+    index_[name] = i;
+    phase_[name] = interval * static_cast<std::int64_t>(i) / n;
+  }
+  // Removed clusters leave the schedule; kept ones move to their new phase (never later than
+  // they were due); new ones run in the next pass.
+  for (auto it = due_queue_.begin(); it != due_queue_.end();) {
+    it = index_.count(it->second) == 0 ? due_queue_.erase(it) : std::next(it);
+  }
+  std::erase_if(cluster_rounds_, [this](const auto& e) { return index_.count(e.first.first) == 0; });
+  for (const ClusterSpec& spec : clusters_) {
+    auto rt = runtime_.find(spec.name);
+    if (rt == runtime_.end() || rt->second.last_start == MonoTime{}) {
+      sweep_left_.push_back(spec.name);
+      continue;
+    }
+    const MonoTime regrid =
+        GridAfter(grid_epoch_ + phase_[spec.name], interval, rt->second.last_start);
+    const MonoTime was = rt->second.due;
+    SetDue(spec.name, rt->second, was == MonoTime{} ? regrid : std::min(was, regrid));
+  }
+}
+
+MonoTime Orchestrator::NextWakeup(MonoTime pass_start) {
+  const MonoTime now = clock_->Now();
+  MonoTime next = pass_start + options_.tick;  // the session and election step at least this often
+  if (!ran_as_leader_) return std::max(next, now);
+  {
+    std::lock_guard lock(mu_);
+    if (sweep_ || !woken_order_.empty()) return now;
+  }
+  if (!sweep_left_.empty()) return now;
+  if (!due_queue_.empty()) next = std::min(next, due_queue_.begin()->first);
+  return std::max(next, now);
+}
+
+Millis Orchestrator::verification_lag() {
+  Millis lag = max_lag_;
+  const MonoTime now = clock_->Now();
+  if (ran_as_leader_ && !due_queue_.empty() && due_queue_.begin()->first < now) {
+    lag = std::max(lag, std::chrono::duration_cast<Millis>(now - due_queue_.begin()->first));
+  }
+  return lag;
+}
+
+void Orchestrator::Run(const std::atomic<bool>& stop) {
+  // The observer (the HTTP API's snapshot, which re-reads every cluster) runs after the first
+  // pass and then at most once per tick, however many passes the watches cause.
+  bool reported = false;
+  MonoTime last_report{};
+  while (!stop.load()) {
+    const MonoTime started = clock_->Now();
+    RunDue();
+    if (observer_ != nullptr && (!reported || clock_->Now() - last_report >= options_.tick)) {
+      observer_->AfterRound(*this);
+      ResetVerificationLag();
+      reported = true;
+      last_report = clock_->Now();
+    }
+    const auto wait = NextWakeup(started) - clock_->Now();
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::max<std::chrono::nanoseconds>(wait, std::chrono::nanoseconds(0)),
+                 [&] { return woken_ || stop.load(); });
+    woken_ = false;
+  }
+}
+
+}  // namespace pgherald::orchestrator

@@ -1,0 +1,321 @@
+// The orchestrator's scheduler (orchestrator/orchestrator_schedule.cc) on FakeZk with a scripted
+// prober and a ManualClock: a watch runs its own cluster only; a woken cluster runs before the
+// clusters that are merely due, even when it is woken during another cluster's round; periodic
+// verification spreads over the interval; a round interrupted by a session event runs again at
+// once; an unsettled publish is retried a tick later; the lag gauge shows an overloaded loop.
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/logging.h"
+#include "common/model/zk_paths.h"
+#include "orchestrator/metrics.h"
+#include "orchestrator/orchestrator.h"
+#include "tests/support/fake_zk.h"
+#include "tests/support/manual_clock.h"
+#include "tests/support/primary_standby_prober.h"
+
+namespace pgherald::orchestrator {
+namespace {
+
+using std::chrono::milliseconds;
+
+// The clusters whose rounds reached a decision, in order.
+class Recorder final : public RoundObserver {
+ public:
+  void OnDecision(const std::string& cluster, const DecisionInput&, const Verdict&) override {
+    ran.push_back(cluster);
+  }
+  void AfterRound(Orchestrator&) override {}
+  std::vector<std::string> Take() { return std::exchange(ran, {}); }
+  std::vector<std::string> ran;
+};
+
+std::string Name(int i) { return "c" + std::to_string(i); }
+
+class OrchestratorScheduleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config::LoggingConfig lc;
+    lc.level = config::LogLevel::kInfo;
+    log::Init(lc, std::make_shared<spdlog::sinks::ostream_sink_mt>(log_));
+  }
+  void TearDown() override { log::Init(config::LoggingConfig{}); }
+
+  std::unique_ptr<Orchestrator> Make(int clusters, milliseconds verify_interval = milliseconds(1000)) {
+    OrchestratorOptions o;
+    o.id = "orch-a";
+    o.tick = milliseconds(1000);
+    o.verify_interval = verify_interval;
+    o.voucher_reaffirm = verify_interval;
+    o.policy.confirmation_window = milliseconds(0);
+    std::vector<ClusterSpec> specs;
+    for (int i = 0; i < clusters; ++i) {
+      ClusterSpec spec;
+      spec.name = Name(i);
+      for (const char* n : {"node1", "node2"}) spec.nodes.push_back(NodeTarget{n, spec.defaults});
+      specs.push_back(spec);
+    }
+    SessionFactory factory = [this]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
+      zk::FakeZkOptions zo;
+      zo.dispatch = zk::DispatchMode::kManual;
+      zo.session_timeout = milliseconds(6000);
+      return std::unique_ptr<zk::ZkSession>(server_->NewSession(zo));
+    };
+    auto orch = std::make_unique<Orchestrator>(o, specs, factory, &prober_, &clock_,
+                                               std::vector<publishers::Publisher*>{}, "g1");
+    orch->set_observer(&recorder_);
+    return orch;
+  }
+  // Passes at the current time, watches delivered, until one runs no cluster: the startup sweep
+  // and the rounds that the orchestrator's own writes wake. Returns the clusters that ran.
+  std::vector<std::string> Settle(Orchestrator& orch) {
+    std::vector<std::string> all;
+    for (int i = 0; i < 20; ++i) {
+      server_->DispatchAllPending();
+      orch.RunDue();
+      std::vector<std::string> ran = recorder_.Take();
+      if (ran.empty()) return all;
+      all.insert(all.end(), ran.begin(), ran.end());
+    }
+    ADD_FAILURE() << "the loop never settled";
+    return all;
+  }
+  // A poller publishes an observation of a new node in `cluster` (its children watch fires).
+  void Observe(const std::string& cluster, const std::string& node) {
+    if (poller_ == nullptr) {
+      zk::FakeZkOptions zo;
+      zo.dispatch = zk::DispatchMode::kManual;
+      poller_ = server_->NewSession(zo);
+    }
+    auto made = poller_->Create(model::ClusterPaths("/pgherald", cluster).Node(node),
+                                ObservationOf(node, 1).ToJson(),
+                                zk::CreateMode::kEphemeral);
+    ASSERT_TRUE(made.ok()) << made.status().ToString();
+  }
+
+  std::ostringstream log_;
+  ManualClock clock_;
+  std::shared_ptr<zk::FakeZkServer> server_ = zk::FakeZkServer::Create(&clock_);
+  std::unique_ptr<zk::FakeZk> poller_;
+  PrimaryStandbyProber prober_;
+  Recorder recorder_;
+};
+
+// The first pass runs every cluster; after that a watch of cluster c3 runs c3 and nothing else
+// (the loop before the scheduler ran all ten on every watch).
+TEST_F(OrchestratorScheduleTest, AWatchRunsItsClusterOnly) {
+  auto orch = Make(10);
+  const std::vector<std::string> startup = Settle(*orch);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  EXPECT_EQ(std::set<std::string>(startup.begin(), startup.end()).size(), 10u);
+
+  auto rounds = orch->cluster_rounds();  // the startup's own publishes woke each cluster once
+  Observe("c3", "node3");
+  server_->DispatchAllPending();
+  orch->RunDue();
+  EXPECT_EQ(recorder_.Take(), std::vector<std::string>{"c3"});
+  ++rounds[{"c3", "watch"}];
+  EXPECT_EQ(orch->cluster_rounds(), rounds);
+  // Nothing else is due yet.
+  EXPECT_TRUE(Settle(*orch).empty());
+}
+
+// Every cluster is due (a whole interval passed) and c7's watch fires: c7 runs first. While the
+// first due cluster's round probes, c9's watch fires: c9 runs next, before the other due ones.
+TEST_F(OrchestratorScheduleTest, WokenClustersRunBeforeDueOnesEvenMidPass) {
+  auto orch = Make(10);
+  Settle(*orch);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  clock_.Advance(milliseconds(1000));
+  Observe("c7", "node3");
+  server_->DispatchAllPending();
+  bool fired = false;
+  prober_.during_probe = [&] {
+    if (fired || recorder_.ran != std::vector<std::string>{"c7"}) return;
+    fired = true;  // during the round after c7's: the first due cluster's
+    Observe("c9", "node3");
+    server_->DispatchAllPending();
+  };
+  orch->RunDue();
+  prober_.during_probe = nullptr;
+  const std::vector<std::string> ran = recorder_.Take();
+  ASSERT_TRUE(fired);
+  ASSERT_GE(ran.size(), 3u);
+  EXPECT_EQ(ran[0], "c7");
+  EXPECT_NE(ran[1], "c9");  // the due cluster whose round was in progress
+  EXPECT_EQ(ran[2], "c9") << ::testing::PrintToString(ran);
+  // Every due cluster ran too, each once.
+  EXPECT_EQ(std::set<std::string>(ran.begin(), ran.end()).size(), 10u)
+      << ::testing::PrintToString(ran);
+  EXPECT_EQ(ran.size(), 10u) << ::testing::PrintToString(ran);
+}
+
+// Ten clusters at a 1 s cadence: each 100 ms step runs exactly one cluster, and every cluster runs
+// once per interval (the loop before ran all ten in one burst every tick).
+TEST_F(OrchestratorScheduleTest, VerificationSpreadsEvenlyOverTheInterval) {
+  auto orch = Make(10);
+  Settle(*orch);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  for (int cycle = 0; cycle < 3; ++cycle) {
+    std::set<std::string> seen;
+    for (int step = 0; step < 10; ++step) {
+      clock_.Advance(milliseconds(100));
+      const std::vector<std::string> ran = Settle(*orch);
+      ASSERT_EQ(ran.size(), 1u) << "cycle " << cycle << " step " << step << ": "
+                                << ::testing::PrintToString(ran);
+      seen.insert(ran[0]);
+    }
+    EXPECT_EQ(seen.size(), 10u) << "cycle " << cycle;
+  }
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(orch->cluster_rounds().at({Name(i), "verify"}), 3u);
+  EXPECT_EQ(orch->verification_lag(), milliseconds(0));
+}
+
+// A session interruption (disconnect, reconnect) during c2's write check: c2's round acts on
+// nothing and c2 runs again first in the next pass, then the sweep the session event asks for.
+TEST_F(OrchestratorScheduleTest, ARoundInterruptedBySessionEventRunsAgainAtOnce) {
+  config::LoggingConfig lc;
+  lc.level = config::LogLevel::kDebug;  // vouch_skipped
+  log::Init(lc, std::make_shared<spdlog::sinks::ostream_sink_mt>(log_));
+  auto orch = Make(4);
+  Settle(*orch);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  clock_.Advance(milliseconds(1000));  // all due
+  auto* session = dynamic_cast<zk::FakeZk*>(orch->session());
+  ASSERT_NE(session, nullptr);
+  bool interrupted = false;
+  prober_.during_write_check = [&] {
+    if (interrupted || recorder_.ran.size() != 0) return;  // the first cluster of the pass
+    interrupted = true;
+    session->Disconnect();
+    session->Reconnect();
+    session->DispatchPending();  // the state events reach the orchestrator
+  };
+  orch->RunDue();
+  prober_.during_write_check = nullptr;
+  ASSERT_TRUE(interrupted);
+  const std::vector<std::string> first = recorder_.Take();
+  ASSERT_EQ(first.size(), 1u) << "the pass goes back to the session step after the event: "
+                              << ::testing::PrintToString(first);
+  EXPECT_NE(log_.str().find("vouch_skipped"), std::string::npos) << log_.str();
+  const std::uint64_t woken_before = orch->cluster_rounds().at({first[0], "watch"});
+  server_->DispatchAllPending();
+  orch->RunDue();
+  const std::vector<std::string> again = recorder_.Take();
+  ASSERT_EQ(again.size(), 4u) << ::testing::PrintToString(again);
+  EXPECT_EQ(again[0], first[0]) << "the interrupted cluster runs first";
+  EXPECT_EQ(orch->cluster_rounds().at({first[0], "watch"}), woken_before + 1);
+}
+
+// A publish whose outcome stays unknown (connection loss on the multi and on every re-read that
+// would settle it) leaves the cluster alone; it is retried a tick later, long before its next
+// verification (10 s), and the retry publishes.
+TEST_F(OrchestratorScheduleTest, AnUnsettledPublishIsRetriedATickLater) {
+  auto orch = Make(1, milliseconds(10000));
+  Settle(*orch);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  auto* session = dynamic_cast<zk::FakeZk*>(orch->session());
+  ASSERT_NE(session, nullptr);
+  prober_.promoted = true;  // a later timeline is published at once
+  prober_.during_write_check = [&] {
+    // The publish's multi, the reconcile right after it, the reconcile of the round it wakes.
+    for (int i = 0; i < 3; ++i) session->FailNextCall(StatusCode::kConnectionLoss);
+    prober_.during_write_check = nullptr;
+  };
+  Observe("c0", "node3");  // wakes c0
+  Settle(*orch);
+  const std::string log = log_.str();
+  ASSERT_NE(log.find("publish_outcome_unknown"), std::string::npos) << log;
+  EXPECT_NE(log.find("outcome=unknown"), std::string::npos) << log;
+  EXPECT_EQ(orch->cluster_rounds().count({"c0", "retry"}), 0u);
+  clock_.Advance(milliseconds(999));
+  EXPECT_TRUE(Settle(*orch).empty());
+  clock_.Advance(milliseconds(1));  // a tick after the round that left it unsettled
+  Settle(*orch);
+  EXPECT_EQ(orch->cluster_rounds().at({"c0", "retry"}), 1u) << log_.str();
+  auto m = server_->Peek(model::ClusterPaths("/pgherald", "c0").Master());
+  ASSERT_TRUE(m.has_value());
+  auto r = model::MasterRecord::FromJson(m->data);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->node, "node2") << log_.str();
+}
+
+// Rounds that take 300 ms each (an overloaded loop: ten clusters due, a 1 s tick): the pass ends
+// after a tick's worth of rounds, so the session and election step and the observer still come
+// every tick; the next pass goes on with the rest, and the lag shows how late they started.
+TEST_F(OrchestratorScheduleTest, AnOverloadedPassYieldsEveryTick) {
+  auto orch = Make(10);
+  Settle(*orch);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  clock_.Advance(milliseconds(1000));  // all due
+  prober_.during_probe = [&] { clock_.Advance(milliseconds(300)); };
+  orch->RunDue();
+  EXPECT_EQ(recorder_.Take().size(), 4u);  // 4 x 300 ms >= the tick
+  orch->RunDue();
+  EXPECT_EQ(recorder_.Take().size(), 4u);
+  prober_.during_probe = nullptr;
+  EXPECT_GE(orch->verification_lag(), milliseconds(2000));
+  orch->RunDue();
+  // The last two, and the first ones again: their next due time passed meanwhile.
+  EXPECT_GE(recorder_.Take().size(), 2u);
+}
+
+// The HTTP API's snapshot shows a cluster's active problems as of that cluster's last round, not
+// only when its round happens to fall between two snapshots.
+TEST_F(OrchestratorScheduleTest, ActiveProblemsLastUntilTheClusterRunsAgain) {
+  auto orch = Make(2);
+  StatusBoard board("orch-a", "/pgherald", {"c0", "c1"}, 1000);
+  orch->set_observer(&board);
+  Settle(*orch);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  const std::string leftover = model::ClusterPaths("/pgherald", "c0").Node("node9");
+  auto op = server_->NewSession(zk::FakeZkOptions{});
+  ASSERT_TRUE(op->Create(leftover, "{}", zk::CreateMode::kPersistent).ok());
+  Settle(*orch);  // c0's watch: its round reports observation_not_ephemeral
+  board.AfterRound(*orch);
+  const std::set<std::string> kinds = {"observation_not_ephemeral"};
+  EXPECT_EQ(board.Snapshot()->active_problems.at("c0"), kinds);
+  clock_.Advance(milliseconds(500));  // c1's verification, not c0's
+  Settle(*orch);
+  board.AfterRound(*orch);
+  ASSERT_EQ(board.Snapshot()->active_problems.count("c0"), 1u);
+  EXPECT_EQ(board.Snapshot()->active_problems.at("c0"), kinds);
+  ASSERT_TRUE(op->Delete(leftover, -1).ok());
+  Settle(*orch);  // c0 runs again: the problem is gone
+  board.AfterRound(*orch);
+  EXPECT_EQ(board.Snapshot()->active_problems.count("c0"), 0u);
+}
+
+// Nothing runs for five intervals: the oldest due verification's wait shows as lag, and the
+// metric carries it; passes that catch up bring it back to zero.
+TEST_F(OrchestratorScheduleTest, LagShowsDueVerificationsThatDidNotRun) {
+  auto orch = Make(10);
+  Settle(*orch);
+  clock_.Advance(milliseconds(5000));
+  EXPECT_GE(orch->verification_lag(), milliseconds(4000));
+  ObservabilitySnapshot snap;
+  snap.verification_lag_ms = orch->verification_lag().count();
+  snap.cluster_rounds = orch->cluster_rounds();
+  const std::string text = RenderMetrics(snap, 0);
+  EXPECT_NE(text.find("pgherald_orchestrator_verification_lag_seconds{orchestrator=\"\"} 4."),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("pgherald_orchestrator_cluster_rounds_total{cluster=\"c3\",trigger=\"sweep\"} 1"),
+            std::string::npos)
+      << text;
+  const std::vector<std::string> caught_up = Settle(*orch);
+  EXPECT_EQ(caught_up.size(), 10u) << "each overdue cluster once, not once per missed interval";
+  orch->ResetVerificationLag();
+  EXPECT_EQ(orch->verification_lag(), milliseconds(0));
+}
+
+}  // namespace
+}  // namespace pgherald::orchestrator
