@@ -114,6 +114,20 @@ bool WritableNow(Stack& s, int node) {
          std::optional<std::string>("true");
 }
 
+// Whether `node` is known not to take writes: it answers that it is in recovery, or it refuses
+// connections (stopped, or shutting down). A connection or statement that times out is no answer
+// (a loaded machine): the node may well still be writable. Waiting for a fence must use this, not
+// !WritableNow: a timed-out probe once passed for a fence 1.5 s into a 3 s deadline, and the node
+// went on acknowledging writes.
+bool NotWritableNow(Stack& s, int node) {
+  std::string error;
+  auto v = QueryOne(s.NodeConninfo(node), "select (not pg_is_in_recovery())::text", &error);
+  if (v) return *v == "false";
+  return error.find("Connection refused") != std::string::npos ||
+         error.find("the database system is shutting down") != std::string::npos ||
+         error.find("No such file or directory") != std::string::npos;
+}
+
 std::optional<std::uint32_t> TimelineOf(Stack& s, int node) {
   auto hex =
       QueryOne(s.NodeConninfo(node), "select substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)");
@@ -192,7 +206,7 @@ void ExpectWritesOnAndFenced(Stack& s, const Workload& w, int node, std::int64_t
   EXPECT_TRUE(BothRoutesWriteOn(s, w, node, after_ns, 20, timeout))
       << w.RecentErrors(Route::kHaproxy, 3) << w.RecentErrors(Route::kPgbouncer, 3)
       << s.Tail("watch") << s.PgbouncerState();
-  EXPECT_TRUE(WaitUntil([&] { return !WritableNow(s, fenced); }, timeout, milliseconds(50)))
+  EXPECT_TRUE(WaitUntil([&] { return NotWritableNow(s, fenced); }, timeout, milliseconds(50)))
       << "node" << fenced << " is still writable\n"
       << s.Tail("poller-" + std::to_string(fenced));
 }
@@ -703,7 +717,7 @@ TEST(SafetyLab, PollerCutOffFromZooKeeperFencesItsPrimaryAtTheDeadline) {
         const std::int64_t cut_ns = MonoNs();
         relay->Cut();
         const bool fenced =
-            WaitUntil([&] { return !WritableNow(s, node); },
+            WaitUntil([&] { return NotWritableNow(s, node); },
                       milliseconds(kDeadlineMs + kTickMs + kSlackMs + 10000), milliseconds(20));
         const std::int64_t fenced_ns = MonoNs();
         ASSERT_TRUE(fenced) << "node" << node << " still writable after the poller lost ZooKeeper\n"
@@ -808,7 +822,7 @@ TEST(SafetyLab, SameTimelineDoublePromotionKeepsThePublishedMasterAndFencesTheOt
             [&] {
               auto m = s.Master();
               if (m && m->node != NodeName(published)) named_other = m->ToJson();
-              return !WritableNow(s, loner);
+              return NotWritableNow(s, loner);
             },
             milliseconds(30000), milliseconds(50));
         const double fence_ms = Ms(MonoNs() - promoted_ns);
