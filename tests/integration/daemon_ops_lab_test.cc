@@ -153,8 +153,14 @@ bool WatchRoutesTo(int node) {
 }
 
 TEST(DaemonOpsLabTest, EveryDaemonServesMetricsWithBuildInfo) {
-  // The watch routes to the master the orchestrators verified.
-  ASSERT_TRUE(WaitUntil([] { return WatchRoutesTo(1); }, seconds(60)))
+  // The watch routes to the master the orchestrators verified, and its sink has applied it (the
+  // route gauge moves when the target is dispatched; the sink's counters when the sink is done).
+  ASSERT_TRUE(WaitUntil(
+      [] {
+        return WatchRoutesTo(1) && Sample(Scrape(g->watch_port), "pgherald_watch_sink_applied_total",
+                                          {{"cluster", kCluster}}) >= 1;
+      },
+      seconds(60)))
       << Scrape(g->watch_port) << g->watch->LogTail();
   const std::string w = Scrape(g->watch_port);
   EXPECT_EQ(Sample(w, "pgherald_watch_zookeeper_connected", {{"cluster", kCluster}}), 1) << w;
