@@ -28,6 +28,7 @@
 
 #include "common/pg_connection.h"
 #include "orchestrator/probe.h"
+#include "tests/bench/bench_util.h"
 #include "tests/e2e/stack.h"
 #include "tests/lab/lab.h"
 
@@ -255,15 +256,10 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  lab::LabOptions options;
-  options.postgres = true;
-  auto lab = lab::Lab::Up(options);
-  if (!lab.ok()) {
-    std::fprintf(stderr, "lab: %s\n", lab.status().ToString().c_str());
-    return 1;
-  }
+  std::unique_ptr<lab::Lab> lab = bench::LabUp(/*zk_ensemble=*/false, "lab");
+  if (lab == nullptr) return 1;
   std::printf("machine: %s; load shared with other jobs\n", e2e::MachineLine().c_str());
-  if (Status s = RaiseMaxConnections(**lab, largest / 3 + 60); !s.ok()) {
+  if (Status s = RaiseMaxConnections(*lab, largest / 3 + 60); !s.ok()) {
     std::fprintf(stderr, "max_connections: %s\n", s.ToString().c_str());
     return 1;
   }
@@ -271,11 +267,11 @@ int main(int argc, char** argv) {
   for (const int n : sizes) {
     {
       orchestrator::PgNodeProber loop;
-      Run(**lab, "loop", loop, n, rounds);
+      Run(*lab, "loop", loop, n, rounds);
     }
     {
       ThreadedNodeProber threaded;
-      Run(**lab, "threaded", threaded, n, rounds);
+      Run(*lab, "threaded", threaded, n, rounds);
     }
   }
   return 0;
