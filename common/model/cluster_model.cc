@@ -59,6 +59,9 @@ void PutOptLsn(json& j, const char* key, const std::optional<Lsn>& lsn) {
   if (lsn) j[key] = FormatLsn(*lsn);
 }
 
+json SwitchoverAckJson(const SwitchoverAck& a);
+Status ReadSwitchoverAck(FieldReader& a, SwitchoverAck* out);
+
 // ---- element encoders/decoders shared by several payloads ----
 
 json MasterRecordJson(const MasterRecord& r) {
@@ -304,6 +307,7 @@ std::string NodeObservation::ToJson() const {
     view.push_back(std::move(row));
   }
   j["repmgr_nodes"] = std::move(view);
+  if (switchover) j["switchover"] = SwitchoverAckJson(*switchover);
   return Dump(j);
 }
 
@@ -352,6 +356,11 @@ StatusOr<NodeObservation> NodeObservation::FromJson(std::string_view text) {
   PGH_RETURN_IF_ERROR(f.U64("seq", &o.seq, Need::kRequired));
   PGH_RETURN_IF_ERROR(f.I64("observed_at", &o.observed_at_ms, Need::kRequired));
   PGH_RETURN_IF_ERROR(f.Token("poller_version", &o.poller_version, Need::kOptional));
+  bool has_ack = false;
+  SwitchoverAck ack;
+  PGH_RETURN_IF_ERROR(f.Object("switchover", Need::kOptional, &has_ack,
+                               [&](FieldReader& a) { return ReadSwitchoverAck(a, &ack); }));
+  if (has_ack) o.switchover = std::move(ack);
   return o;
 }
 
@@ -540,6 +549,133 @@ std::string ControlToJson(const ControlState& control) {
     j["accept_at"] = control.accept_at_ms;
   }
   return Dump(j);
+}
+
+
+// ---- Switchover ----
+
+const char* SwitchoverPhaseName(SwitchoverPhase phase) {
+  switch (phase) {
+    case SwitchoverPhase::kPrepare: return "prepare";
+    case SwitchoverPhase::kHold: return "hold";
+    case SwitchoverPhase::kStop: return "stop";
+    case SwitchoverPhase::kPromote: return "promote";
+    case SwitchoverPhase::kPublish: return "publish";
+    case SwitchoverPhase::kRejoin: return "rejoin";
+    case SwitchoverPhase::kUnpause: return "unpause";
+    case SwitchoverPhase::kDone: return "done";
+    case SwitchoverPhase::kRollback: return "rollback";
+    case SwitchoverPhase::kAborted: return "aborted";
+    case SwitchoverPhase::kFailed: return "failed";
+  }
+  return "?";
+}
+
+std::optional<SwitchoverPhase> ParseSwitchoverPhase(std::string_view name) {
+  for (SwitchoverPhase p :
+       {SwitchoverPhase::kPrepare, SwitchoverPhase::kHold, SwitchoverPhase::kStop,
+        SwitchoverPhase::kPromote, SwitchoverPhase::kPublish, SwitchoverPhase::kRejoin,
+        SwitchoverPhase::kUnpause, SwitchoverPhase::kDone, SwitchoverPhase::kRollback,
+        SwitchoverPhase::kAborted, SwitchoverPhase::kFailed}) {
+    if (name == SwitchoverPhaseName(p)) return p;
+  }
+  return std::nullopt;
+}
+
+bool IsTerminal(SwitchoverPhase phase) {
+  return phase == SwitchoverPhase::kDone || phase == SwitchoverPhase::kAborted ||
+         phase == SwitchoverPhase::kFailed;
+}
+
+const char* SwitchoverStepStateName(SwitchoverStepState state) {
+  switch (state) {
+    case SwitchoverStepState::kRunning: return "running";
+    case SwitchoverStepState::kDone: return "done";
+    case SwitchoverStepState::kFailed: return "failed";
+  }
+  return "?";
+}
+
+std::optional<SwitchoverStepState> ParseSwitchoverStepState(std::string_view name) {
+  if (name == "running") return SwitchoverStepState::kRunning;
+  if (name == "done") return SwitchoverStepState::kDone;
+  if (name == "failed") return SwitchoverStepState::kFailed;
+  return std::nullopt;
+}
+
+namespace {
+
+json SwitchoverAckJson(const SwitchoverAck& a) {
+  json j = {{"id", a.id},
+            {"phase", SwitchoverPhaseName(a.phase)},
+            {"state", SwitchoverStepStateName(a.state)},
+            {"at", a.at_ms}};
+  PutOptLsn(j, "lsn", a.lsn);
+  if (!a.error.empty()) j["error"] = FreeText(a.error);
+  return j;
+}
+
+Status ReadSwitchoverAck(FieldReader& a, SwitchoverAck* out) {
+  PGH_RETURN_IF_ERROR(a.Token("id", &out->id, Need::kRequired));
+  PGH_RETURN_IF_ERROR(a.Enum("phase", &out->phase, Need::kRequired, ParseSwitchoverPhase,
+                             "a switchover phase (\"prepare\" ... \"failed\")"));
+  PGH_RETURN_IF_ERROR(a.Enum("state", &out->state, Need::kRequired, ParseSwitchoverStepState,
+                             "\"running\", \"done\" or \"failed\""));
+  PGH_RETURN_IF_ERROR(OptLsn(a, "lsn", &out->lsn));
+  PGH_RETURN_IF_ERROR(a.Text("error", &out->error, Need::kOptional));
+  PGH_RETURN_IF_ERROR(a.I64("at", &out->at_ms, Need::kRequired));
+  if (out->id.empty()) return a.Error("id", ": expected a non-empty token");
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string SwitchoverRecord::ToJson() const {
+  json j = {{"format", kFormat},         {"id", id},
+            {"from", from},              {"to", to},
+            {"siblings", siblings},      {"phase", SwitchoverPhaseName(phase)},
+            {"base_epoch", base_epoch},  {"max_hold_ms", max_hold_ms},
+            {"started_at", started_at_ms}, {"phase_at", phase_at_ms},
+            {"deadline_at", deadline_at_ms}};
+  PutOptLsn(j, "stop_lsn", stop_lsn);
+  if (!requested_by.empty()) j["requested_by"] = FreeText(requested_by);
+  if (!error.empty()) j["error"] = FreeText(error);
+  return Dump(j);
+}
+
+StatusOr<SwitchoverRecord> SwitchoverRecord::FromJson(std::string_view text) {
+  static const std::string kPayload = "switchover";
+  json j;
+  PGH_RETURN_IF_ERROR(ParseEnvelope(text, kPayload, &j));
+  FieldReader f(j, kPayload, "");
+  SwitchoverRecord r;
+  PGH_RETURN_IF_ERROR(f.Token("id", &r.id, Need::kRequired));
+  if (r.id.empty()) return f.Error("id", ": expected a non-empty token");
+  PGH_RETURN_IF_ERROR(f.Name("from", &r.from, Need::kRequired));
+  PGH_RETURN_IF_ERROR(f.Name("to", &r.to, Need::kRequired));
+  PGH_RETURN_IF_ERROR(f.Names("siblings", &r.siblings, Need::kOptional, 64));
+  PGH_RETURN_IF_ERROR(f.Enum("phase", &r.phase, Need::kRequired, ParseSwitchoverPhase,
+                             "a switchover phase (\"prepare\" ... \"failed\")"));
+  PGH_RETURN_IF_ERROR(f.U64("base_epoch", &r.base_epoch, Need::kRequired));
+  PGH_RETURN_IF_ERROR(f.Int("max_hold_ms", 0, 3600000, &r.max_hold_ms, Need::kRequired));
+  PGH_RETURN_IF_ERROR(f.I64("started_at", &r.started_at_ms, Need::kRequired));
+  PGH_RETURN_IF_ERROR(f.I64("phase_at", &r.phase_at_ms, Need::kRequired));
+  PGH_RETURN_IF_ERROR(f.I64("deadline_at", &r.deadline_at_ms, Need::kRequired));
+  PGH_RETURN_IF_ERROR(OptLsn(f, "stop_lsn", &r.stop_lsn));
+  PGH_RETURN_IF_ERROR(
+      f.Text("requested_by", &r.requested_by, Need::kOptional, kMaxControlTextLength));
+  PGH_RETURN_IF_ERROR(f.Text("error", &r.error, Need::kOptional, kMaxControlTextLength));
+  if (r.from == r.to) return f.Error("to", ": expected another node than 'from'");
+  for (const std::string& s : r.siblings) {
+    if (s == r.from || s == r.to) {
+      return f.Error("siblings", ": expected the standbys other than 'from' and 'to'");
+    }
+  }
+  return r;
+}
+
+bool SwitchoverActive(const SwitchoverRecord& record, std::int64_t now_ms) {
+  return !IsTerminal(record.phase) && now_ms <= record.deadline_at_ms;
 }
 
 // ---- RepmgrEvent ----

@@ -91,6 +91,49 @@ struct RepmgrNode {
 #endif
 };
 
+// ---- Switchover (docs/switchover.md) ----
+// A planned switchover, coordinated by `pgherald switchover` through one record at
+// clusters/<c>/control/switchover (SwitchoverRecord, written only by the operator's command) and
+// carried out by the pollers on their own nodes, each of which acknowledges the step it ran in its
+// observation (NodeObservation::switchover). The owning orchestrator reads the record and expects
+// the change (SwitchoverExpects). The phases, in order, and who acts in each:
+enum class SwitchoverPhase {
+  kPrepare,   // `to`'s poller: `repmgr service pause` (no repmgrd failover while the primary stops)
+  kHold,      // the owner: withdraws its vouchers of `from` (consumers hold: pgbouncer PAUSE)
+  kStop,      // `from`'s poller: waits until no client transaction runs, then
+              // `repmgr node service --action=stop --checkpoint`; acks the shutdown checkpoint LSN
+  kPromote,   // `to`'s poller: waits until it has received stop_lsn, `repmgr standby promote`
+  kPublish,   // the owner: verifies and publishes `to` (it publishes nobody else meanwhile)
+  kRejoin,    // `from`'s poller: `repmgr node rejoin`; each sibling's: `repmgr standby follow`
+  kUnpause,   // `to`'s poller: `repmgr service unpause`
+  kDone,      // terminal: `to` is the published master
+  kRollback,  // `from`'s poller: `repmgr node service --action=start`; the owner may vouch `from`
+  kAborted,   // terminal: ended with `from` still (or again) the primary
+  kFailed,    // terminal: stopped with a message (error) for an operator
+};
+const char* SwitchoverPhaseName(SwitchoverPhase phase);  // "prepare", "hold", ... "failed"
+std::optional<SwitchoverPhase> ParseSwitchoverPhase(std::string_view name);
+bool IsTerminal(SwitchoverPhase phase);  // done, aborted, failed
+
+enum class SwitchoverStepState { kRunning, kDone, kFailed };
+const char* SwitchoverStepStateName(SwitchoverStepState state);  // "running", "done", "failed"
+std::optional<SwitchoverStepState> ParseSwitchoverStepState(std::string_view name);
+
+// A poller's acknowledgement of the step it runs (or ran last) for switchover `id`, published in
+// its observation as "switchover":{"id","phase","state","at"[,"lsn","error"]}.
+struct SwitchoverAck {
+  std::string id;  // the record's id (a token)
+  SwitchoverPhase phase = SwitchoverPhase::kPrepare;
+  SwitchoverStepState state = SwitchoverStepState::kRunning;
+  std::optional<Lsn> lsn;  // stop: the shutdown checkpoint LSN; promote: the LSN it had received
+  std::string error;       // failed: why (free text, sanitized and cut)
+  std::int64_t at_ms = 0;  // the poller's wall clock when the state was reached
+
+#if __cplusplus >= 202002L
+  bool operator==(const SwitchoverAck&) const = default;
+#endif
+};
+
 // What a node's poller publishes at clusters/<c>/nodes/<node> (ephemeral: it vanishes with the
 // poller's session). Required fields: format, node, host, port, reachable, in_recovery, timeline,
 // system_identifier, seq, observed_at. Everything else may be absent and then has the default
@@ -120,6 +163,8 @@ struct NodeObservation {
   std::uint64_t seq = 0;            // grows with every write by this poller
   std::int64_t observed_at_ms = 0;  // poller's wall clock; for people, never for freshness
   std::string poller_version;
+  // The switchover step this poller runs or ran last (absent: none since it started).
+  std::optional<SwitchoverAck> switchover;
 
   // The LSN that says how far this node got: current_lsn when writable, else the larger of
   // receive_lsn and replay_lsn. Absent when none is known.
@@ -300,6 +345,38 @@ struct ControlState {
 };
 StatusOr<ControlState> ParseControl(std::string_view text);
 std::string ControlToJson(const ControlState& control);
+
+
+// clusters/<c>/control/switchover: one switchover, written only by `pgherald switchover` (the
+// operators' identity; the compare-and-set on `version`), read by the owner and the pollers.
+//   {"format":1,"id":tok,"from":name,"to":name,"siblings":[name...],"phase":tok,
+//    "base_epoch":u64,"max_hold_ms":i64,"started_at":ms,"phase_at":ms,"deadline_at":ms
+//    [,"stop_lsn":"X/Y","requested_by":text,"error":text]}
+// Nobody acts on a record whose phase is terminal, or whose deadline_at (the coordinator's wall
+// clock) has passed (SwitchoverActive).
+struct SwitchoverRecord {
+  std::string id;                     // a token, unique per switchover ("sw-<ms>-<hex>")
+  std::string from;                   // the primary being replaced (a node name)
+  std::string to;                     // the standby being promoted (a node name, != from)
+  std::vector<std::string> siblings;  // the other standbys, which follow `to`
+  SwitchoverPhase phase = SwitchoverPhase::kPrepare;
+  std::uint64_t base_epoch = 0;       // the master record's epoch when it began
+  std::int64_t max_hold_ms = 0;       // the longest consumers may be held (hold -> publish)
+  std::int64_t started_at_ms = 0;
+  std::int64_t phase_at_ms = 0;       // when `phase` began
+  std::int64_t deadline_at_ms = 0;    // after this, the record is dead (nobody acts on it)
+  std::optional<Lsn> stop_lsn;        // from `from`'s stop ack
+  std::string requested_by;           // for people (sanitized, cut)
+  std::string error;                  // failed/aborted: why (sanitized, cut)
+  // The znode's version when read (-1: not read). Not part of the payload.
+  std::int32_t version = -1;
+
+  std::string ToJson() const;
+  // Also kInvalidArgument when from == to, or from/to appears among the siblings.
+  static StatusOr<SwitchoverRecord> FromJson(std::string_view text);
+};
+// The record is in force: not terminal and `now_ms` (wall) not past its deadline.
+bool SwitchoverActive(const SwitchoverRecord& record, std::int64_t now_ms);
 
 // The position of one repmgr event. repmgr.events has no key; (event_timestamp, node_id, event)
 // is the closest thing. ts_us is event_timestamp in microseconds since the Unix epoch (exact: the

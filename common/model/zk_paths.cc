@@ -29,6 +29,7 @@ std::string ClusterPaths::HistoryEntry(std::string_view name) const {
 }
 std::string ClusterPaths::HistoryPrefix() const { return ZnodeJoin(History(), "h-"); }
 std::string ClusterPaths::Control() const { return ZnodeJoin(cluster_path_, "control"); }
+std::string ClusterPaths::Switchover() const { return ZnodeJoin(Control(), "switchover"); }
 std::string ClusterPaths::Owners() const { return ZnodeJoin(cluster_path_, "owners"); }
 std::string ClusterPaths::OwnerCandidate(std::string_view name) const {
   return ZnodeJoin(Owners(), name);

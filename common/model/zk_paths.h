@@ -48,6 +48,7 @@ class ClusterPaths {
   // What a persistent-sequential create of a history entry is given: "<history>/h-".
   std::string HistoryPrefix() const;
   std::string Control() const;
+  std::string Switchover() const;  // control/switchover
   // The ownership queue (orchestrator/ownership.h) and its candidates o-<guid>-<seq>.
   std::string Owners() const;
   std::string OwnerCandidate(std::string_view name) const;
