@@ -77,6 +77,85 @@ std::string PgbouncerState(const Stack& s) {
   return out;
 }
 
+WorkloadOptions WorkloadFor(const Stack& s, int index, const DrillOptions& options) {
+  WorkloadOptions wo;
+  wo.haproxy_conninfo = s.HaproxyConninfo();
+  wo.pgbouncer_conninfo = s.PgbouncerConninfo();
+  wo.client_base = index * 100;
+  wo.op_timeout = options.op_timeout;
+  return wo;
+}
+
+// Starts the writers and waits until both proxies acknowledge writes on `node`.
+Status StartWriting(Stack& s, Workload& w, int node) {
+  const int port = s.lab().pg_port(node);
+  w.Start();
+  if (!WaitUntil([&] {
+        return w.Acks(Route::kHaproxy, port) >= 20 && w.Acks(Route::kPgbouncer, port) >= 20;
+      },
+                 milliseconds(15000))) {
+    w.Stop();
+    return Unavailable("the workload does not write on node" + std::to_string(node) +
+                       " through both proxies before the fault");
+  }
+  return Status::Ok();
+}
+
+// Waits (20 s) until both routes acknowledge a write on `port` invoked at or after `after_ns`;
+// *ha and *pb receive the first acknowledgements (0: none).
+bool AwaitRoutes(const Workload& w, int port, std::int64_t after_ns, std::int64_t* ha,
+                 std::int64_t* pb) {
+  return WaitUntil(
+      [&] {
+        *ha = w.FirstAck(Route::kHaproxy, port, after_ns);
+        *pb = w.FirstAck(Route::kPgbouncer, port, after_ns);
+        return *ha != 0 && *pb != 0;
+      },
+      milliseconds(20000), milliseconds(5));
+}
+
+// Why a route never reached `node`: its clients' last errors, the proxy's log, the watch.
+Status NotRouted(const Stack& s, const Workload& w, std::int64_t ha, int node) {
+  const Route r = ha == 0 ? Route::kHaproxy : Route::kPgbouncer;
+  const std::string log = ReadFile(s.Env(ha == 0 ? "HAPROXY_LOG" : "PGBOUNCER_LOG"));
+  return Unavailable("writes through " + std::string(RouteName(r)) + " never landed on node" +
+                     std::to_string(node) + " within 20 s (now mono " +
+                     std::to_string(MonoNs() / 1000000) + " ms); its clients' last errors:\n" +
+                     w.RecentErrors(r, 5) + "proxy log (tail):\n" +
+                     log.substr(log.size() > 2000 ? log.size() - 2000 : 0) + "\n" +
+                     (r == Route::kPgbouncer ? PgbouncerState(s) : std::string()) +
+                     s.Tail("watch"));
+}
+
+// The wall ms of the watch's pgbouncer sink applying a hold at or after `after_wall_ms`; 0: none.
+std::int64_t PgbouncerHoldWallMs(const Stack& s, std::int64_t after_wall_ms) {
+  return s.LogLineWallMs("watch", {"sink_applied", "sink=pgbouncer", "hold=true"}, after_wall_ms);
+}
+
+// A stopped workload's figures for a fault at fault_ns whose routes reached `expected` at ha / pb
+// (through HAProxy / pgbouncer), and the checker's verdict on the facts.
+Status Measure(Stack& s, const Workload& w, int old, std::uint64_t epoch_before, int expected,
+               std::int64_t fault_ns, std::int64_t ha, std::int64_t pb,
+               const DrillOptions& options, int index, DrillReport& rep) {
+  rep.final_primary = expected;
+  rep.haproxy_reroute_ms = Ms(ha - fault_ns);
+  rep.pgbouncer_reroute_ms = Ms(pb - fault_ns);
+  rep.haproxy_unavailable_ms = Ms(ha - w.LastAckBefore(Route::kHaproxy, fault_ns));
+  rep.pgbouncer_unavailable_ms = Ms(pb - w.LastAckBefore(Route::kPgbouncer, fault_ns));
+  const std::vector<WriteOp> ops = w.History();
+  const std::int64_t offset_ms = WallMinusMonoMs();
+  const std::int64_t hold_wall_ms = PgbouncerHoldWallMs(s, fault_ns / 1000000 + offset_ms);
+  const std::int64_t hold_ns = hold_wall_ms == 0 ? 0 : (hold_wall_ms - offset_ms) * 1000000;
+  if (hold_ns != 0) rep.pgbouncer_hold_ms = Ms(hold_ns - fault_ns);
+  rep.haproxy_clients = ImpactOf(ops, Route::kHaproxy, fault_ns, ha, options.op_timeout);
+  rep.pgbouncer_clients =
+      ImpactOf(ops, Route::kPgbouncer, fault_ns, pb, options.op_timeout, hold_ns);
+  auto facts = CollectFacts(s, w, rep.drill, old, epoch_before, expected, index * 100);
+  if (!facts.ok()) return facts.status();
+  rep.check = Check(*facts);
+  return Status::Ok();
+}
+
 }  // namespace
 
 const char* DrillName(DrillKind kind) {
@@ -144,21 +223,8 @@ StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index, const DrillO
   const std::uint64_t epoch_before = s.Master()->epoch;
   const int old_port = s.lab().pg_port(old);
 
-  WorkloadOptions wo;
-  wo.haproxy_conninfo = s.HaproxyConninfo();
-  wo.pgbouncer_conninfo = s.PgbouncerConninfo();
-  wo.client_base = index * 100;
-  wo.op_timeout = options.op_timeout;
-  Workload w(wo);
-  w.Start();
-  if (!WaitUntil([&] {
-        return w.Acks(Route::kHaproxy, old_port) >= 20 && w.Acks(Route::kPgbouncer, old_port) >= 20;
-      },
-                 milliseconds(15000))) {
-    w.Stop();
-    return Unavailable("the workload does not write on node" + std::to_string(old) +
-                       " through both proxies before the fault");
-  }
+  Workload w(WorkloadFor(s, index, options));
+  if (auto st = StartWriting(s, w, old); !st.ok()) return st;
 
   const std::int64_t fault_ns = MonoNs();
   int expected = 0;  // the final primary
@@ -232,13 +298,7 @@ StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index, const DrillO
   }
   const int new_port = s.lab().pg_port(expected);
   std::int64_t ha = 0, pb = 0;
-  const bool routed = WaitUntil(
-      [&] {
-        ha = w.FirstAck(Route::kHaproxy, new_port, fault_ns);
-        pb = w.FirstAck(Route::kPgbouncer, new_port, fault_ns);
-        return ha != 0 && pb != 0;
-      },
-      milliseconds(20000), milliseconds(5));
+  const bool routed = AwaitRoutes(w, new_port, fault_ns, &ha, &pb);
   if (kind == DrillKind::kFreezeLong || kind == DrillKind::kRestartWritable) {
     // The old primary must not stay writable: fenced by its poller (fence.action: stop).
     if (!WaitUntil([&] { return !Writable(s, old); }, milliseconds(20000), milliseconds(50))) {
@@ -251,36 +311,11 @@ StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index, const DrillO
   // A few more writes on the final primary, so that "after the publication" is not empty.
   WaitUntil([&] { return w.Acks(Route::kHaproxy, new_port) >= 20; }, milliseconds(5000));
   w.Stop();
-  if (!routed) {
-    const Route r = ha == 0 ? Route::kHaproxy : Route::kPgbouncer;
-    const std::string log = ReadFile(s.Env(ha == 0 ? "HAPROXY_LOG" : "PGBOUNCER_LOG"));
-    return Unavailable("writes through " + std::string(RouteName(r)) + " never landed on node" +
-                       std::to_string(expected) + " within 20 s (now mono " +
-                       std::to_string(MonoNs() / 1000000) + " ms); its clients' last errors:\n" +
-                       w.RecentErrors(r, 5) + "proxy log (tail):\n" +
-                       log.substr(log.size() > 2000 ? log.size() - 2000 : 0) + "\n" +
-                       (r == Route::kPgbouncer ? PgbouncerState(s) : std::string()) +
-                       s.Tail("watch"));
+  if (!routed) return NotRouted(s, w, ha, expected);
+  if (auto st = Measure(s, w, old, epoch_before, expected, fault_ns, ha, pb, options, index, rep);
+      !st.ok()) {
+    return st;
   }
-  rep.final_primary = expected;
-  rep.haproxy_reroute_ms = Ms(ha - fault_ns);
-  rep.pgbouncer_reroute_ms = Ms(pb - fault_ns);
-  rep.haproxy_unavailable_ms = Ms(ha - w.LastAckBefore(Route::kHaproxy, fault_ns));
-  rep.pgbouncer_unavailable_ms = Ms(pb - w.LastAckBefore(Route::kPgbouncer, fault_ns));
-  const std::vector<WriteOp> ops = w.History();
-  const std::int64_t offset_ms = WallMinusMonoMs();
-  const std::int64_t hold_wall_ms = s.LogLineWallMs(
-      "watch", {"sink_applied", "sink=pgbouncer", "hold=true"}, fault_ns / 1000000 + offset_ms);
-  const std::int64_t hold_ns = hold_wall_ms == 0 ? 0 : (hold_wall_ms - offset_ms) * 1000000;
-  if (hold_ns != 0) rep.pgbouncer_hold_ms = Ms(hold_ns - fault_ns);
-  rep.haproxy_clients = ImpactOf(ops, Route::kHaproxy, fault_ns, ha, options.op_timeout);
-  rep.pgbouncer_clients =
-      ImpactOf(ops, Route::kPgbouncer, fault_ns, pb, options.op_timeout, hold_ns);
-
-  auto facts = CollectFacts(s, w, rep.drill, old, epoch_before, expected, wo.client_base);
-  if (!facts.ok()) return facts.status();
-  const DrillFacts& f = *facts;
-  rep.check = Check(f);
   if (rep.check.new_master_published) {
     // The orchestrator's decision (history decided_at), not when this runner's polling noticed.
     rep.convergence_ms = Ms(rep.check.publish_ns - fault_ns);
@@ -291,6 +326,96 @@ StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index, const DrillO
   }
   if (!orch_killed.empty()) {
     if (auto st = s.Restart(orch_killed); !st.ok()) return st;
+  }
+  return rep;
+}
+
+std::string SwitchoverReport::Summary() const {
+  auto list = [](const std::vector<int>& nodes) {
+    std::string out;
+    for (int n : nodes) out += (out.empty() ? "node" : ",node") + std::to_string(n);
+    return out.empty() ? std::string("none") : out;
+  };
+  char buf[512];
+  std::snprintf(buf, sizeof(buf),
+                "switchover id=%s exit=%d phase=%s command_ms=%.1f hold_ms=%.1f "
+                "watch_hold_ms=%.1f old_streams_from_new=%s repmgrd_paused=%s "
+                "repmgrd_unknown=%s error=\"%s\"\n  ",
+                run.id.c_str(), run.exit_code, run.phase.c_str(), Ms(run.end_ns - run.start_ns),
+                run.hold_ms, watch_hold_ms, old_streams_from_new ? "yes" : "no",
+                list(repmgrd_paused).c_str(), list(repmgrd_unknown).c_str(), run.error.c_str());
+  return buf + drill.Summary();
+}
+
+StatusOr<SwitchoverReport> RunSwitchover(Stack& s, int to, bool expect_done, int index,
+                                         const DrillOptions& options) {
+  SwitchoverReport rep;
+  DrillReport& d = rep.drill;
+  d.drill = expect_done ? "switchover" : "switchover-aborted";
+  auto healthy = s.AwaitHealthyCluster(milliseconds(60000));
+  if (!healthy.ok()) return healthy.status();
+  const int old = *healthy;
+  if (to == old || to < 1 || to > 3) {
+    return InvalidArgument("switchover to node" + std::to_string(to) + ": node" +
+                           std::to_string(old) + " is the primary");
+  }
+  d.old_primary = old;
+  if (auto st = s.AwaitMaster(old, 0, milliseconds(30000)); !st.ok()) return st;
+  const std::uint64_t epoch_before = s.Master()->epoch;
+
+  Workload w(WorkloadFor(s, index, options));
+  if (auto st = StartWriting(s, w, old); !st.ok()) return st;
+  const std::int64_t fault_ns = MonoNs();
+  rep.run = s.Switchover(to);
+  const auto failed = [&](const std::string& what) {
+    w.Stop();
+    return Status(StatusCode::kFailedPrecondition,
+                  what + "\n`pgherald switchover` exit " + std::to_string(rep.run.exit_code) +
+                      ":\n" + rep.run.output + "\n" + s.AllTails());
+  };
+  const int expected = expect_done ? to : old;
+  if (auto st = s.AwaitMaster(expected, expect_done ? epoch_before : 0, milliseconds(30000));
+      !st.ok()) {
+    return failed(st.message());
+  }
+  d.failover = expect_done;
+  // With the switchover aborted, the clients must go on writing on the old primary once it ended.
+  const std::int64_t routed_after = expect_done ? fault_ns : rep.run.end_ns;
+  std::int64_t ha = 0, pb = 0;
+  const bool routed = AwaitRoutes(w, s.lab().pg_port(expected), routed_after, &ha, &pb);
+  WaitUntil([&] { return w.Acks(Route::kHaproxy, s.lab().pg_port(expected)) >= 20; },
+            milliseconds(5000));
+  w.Stop();
+  if (!routed) return NotRouted(s, w, ha, expected);
+  if (auto st = Measure(s, w, old, epoch_before, expected, fault_ns, ha, pb, options, index, d);
+      !st.ok()) {
+    return st;
+  }
+  d.convergence_ms = d.check.new_master_published ? Ms(d.check.publish_ns - fault_ns)
+                                                  : Ms(rep.run.end_ns - fault_ns);
+  // The client-visible hold: the pgbouncer sink's hold to the route it applied next.
+  const std::int64_t offset_ms = WallMinusMonoMs();
+  const std::int64_t hold_wall = PgbouncerHoldWallMs(s, fault_ns / 1000000 + offset_ms);
+  if (hold_wall != 0) {
+    const std::int64_t resume_wall =
+        s.LogLineWallMs("watch", {"sink_applied", "sink=pgbouncer", "hold=false"}, hold_wall);
+    if (resume_wall != 0) rep.watch_hold_ms = static_cast<double>(resume_wall - hold_wall);
+  }
+  if (expect_done) {
+    const std::string want = "select (status = 'streaming' and sender_port = " +
+                             std::to_string(s.lab().pg_port(to)) + ")::text from pg_stat_wal_receiver";
+    rep.old_streams_from_new = WaitUntil(
+        [&] { return QueryOne(s.NodeConninfo(old), want) == std::string("true"); },
+        milliseconds(30000), milliseconds(50));
+  }
+  for (int n = 1; n <= 3; ++n) {
+    auto paused = QueryOne(s.lab().pg_conninfo(n, s.Env("REPMGR_DB")),
+                           "select repmgr.repmgrd_is_paused()::text");
+    if (!paused) {
+      rep.repmgrd_unknown.push_back(n);
+    } else if (*paused == "true") {
+      rep.repmgrd_paused.push_back(n);
+    }
   }
   return rep;
 }

@@ -73,6 +73,27 @@ struct DrillReport {
 StatusOr<DrillReport> RunDrill(Stack& stack, DrillKind kind, int index,
                                const DrillOptions& options = {});
 
+// One planned switchover (docs/switchover.md) under the same workload: `pgherald switchover --to
+// node<to>` run from the stack's operator config while clients write through both proxies. The
+// fault instant is the command's start. With expect_done the runner then waits for the master
+// znode to name `to` (epoch above the one before), for both routes to acknowledge writes on it and
+// for the old primary to stream from it; without, for the old primary to stay (or be again) the
+// vouched master and both routes to acknowledge writes on it after the command ended.
+struct SwitchoverReport {
+  DrillReport drill;  // old_primary, final_primary, routes, client impact, checker
+  SwitchoverRun run;
+  // The watch's pgbouncer sink: hold applied -> the next route applied (its log); -1: no hold.
+  double watch_hold_ms = -1;
+  bool old_streams_from_new = false;  // expect_done: the old primary streams from `to`
+  // Nodes whose repmgrd reports itself paused at the end (repmgr.repmgrd_is_paused()), and nodes
+  // that did not answer that question.
+  std::vector<int> repmgrd_paused;
+  std::vector<int> repmgrd_unknown;
+  std::string Summary() const;
+};
+StatusOr<SwitchoverReport> RunSwitchover(Stack& stack, int to, bool expect_done, int index,
+                                         const DrillOptions& options = {});
+
 // The facts the checker judges at the end of a drill: the workload's history, ZooKeeper's history,
 // master record and vouchers, the writable nodes (read again for up to 10 s until exactly one is),
 // and the rows of clients client_base..client_base+99 on `final_node`. `old` is the primary when

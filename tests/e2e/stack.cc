@@ -18,6 +18,8 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "tests/bound_publish.h"
 
 extern char** environ;
@@ -44,6 +46,62 @@ bool Alive(pid_t pid) {
 }
 
 }  // namespace
+
+void ParseSwitchoverSummary(const std::string& out, SwitchoverRun* run) {
+  // The summary is the last JSON object printed, compact on one line or pretty-printed: the text
+  // from the last line that starts with '{' and parses to the end as an object.
+  nlohmann::json j;
+  for (std::size_t end = out.size(); end > 0;) {
+    const std::size_t at = out.rfind('{', end - 1);
+    if (at == std::string::npos) break;
+    end = at;
+    if (at != 0 && out[at - 1] != '\n') continue;
+    auto parsed = nlohmann::json::parse(out.substr(at), nullptr, false);
+    if (!parsed.is_discarded() && parsed.is_object()) {
+      j = std::move(parsed);
+      run->summary_json = out.substr(at);
+      while (!run->summary_json.empty() && run->summary_json.back() == '\n') {
+        run->summary_json.pop_back();
+      }
+      break;
+    }
+  }
+  if (!j.is_object()) return;
+  // The record may be the summary itself or under "record".
+  const nlohmann::json& rec = j.contains("record") && j["record"].is_object() ? j["record"] : j;
+  auto text = [](const nlohmann::json& o, const char* key) {
+    return o.contains(key) && o[key].is_string() ? o[key].get<std::string>() : std::string();
+  };
+  run->id = text(rec, "id").empty() ? text(j, "id") : text(rec, "id");
+  run->phase = text(j, "phase").empty() ? text(rec, "phase") : text(j, "phase");
+  if (run->phase.empty()) run->phase = text(j, "result");
+  run->error = text(j, "error").empty() ? text(rec, "error") : text(j, "error");
+  for (const char* key : {"hold_ms", "held_ms", "hold_to_publish_ms"}) {
+    if (j.contains(key) && j[key].is_number()) {
+      run->hold_ms = j[key].get<double>();
+      return;
+    }
+  }
+  // Per-phase start times: {"phases":[{"phase":"hold","at":ms},...]} or {"phase_at":{"hold":ms}}.
+  std::map<std::string, double> at;
+  if (j.contains("phases") && j["phases"].is_array()) {
+    for (const auto& p : j["phases"]) {
+      if (p.is_object() && p.contains("phase") && p["phase"].is_string() && p.contains("at") &&
+          p["at"].is_number()) {
+        at.emplace(p["phase"].get<std::string>(), p["at"].get<double>());
+      }
+    }
+  } else if (j.contains("phase_at") && j["phase_at"].is_object()) {
+    for (auto it = j["phase_at"].begin(); it != j["phase_at"].end(); ++it) {
+      if (it->is_number()) at.emplace(it.key(), it->get<double>());
+    }
+  }
+  if (at.count("hold") && at.count("publish")) {
+    // The hold ends when `to` is published: the start of the phase after publish.
+    const double end_at = at.count("rejoin") ? at["rejoin"] : at["publish"];
+    run->hold_ms = end_at - at["hold"];
+  }
+}
 
 // One query's first cell over a fresh connection; nullopt on any error.
 std::optional<std::string> QueryOne(const std::string& conninfo, const std::string& sql,
@@ -212,25 +270,22 @@ StatusOr<std::unique_ptr<Stack>> Stack::Up(const StackOptions& options) {
 Status Stack::WriteConfigs() {
   const std::string bin = std::getenv("PGHERALD_BIN");
   const std::string dir = lab_->dir();
-  const std::string zk_section = "zookeeper:\n  connect: \"" + lab_->zk_connect() +
-                                 "\"\n  root: " + kRoot + "\n  session_timeout_ms: ";
+  WriteFile(OperatorConfig(), ZkSection(6000) + "\nlogging: {level: info}\n", 0600);
   if (options_.pollers) {
     for (int n = 1; n <= 3; ++n) {
-      const std::string node = "node" + std::to_string(n);
-      const std::string socket = dir + "/poller-" + std::to_string(n) + ".sock";
       const std::string config = dir + "/poller-" + std::to_string(n) + ".yaml";
-      WriteFile(config,
-                zk_section + "4000\nlogging:\n  level: info\npoller:\n  cluster: " + kCluster +
-                    "\n  node: " + node +
-                    "\n  tick_ms: 100\n  heartbeat_ms: 2000\n  events_retention: 200\n"
-                    "  notify_socket: " + socket + "\n  notify_socket_mode: \"0666\"\n"
-                    "  fence:\n    action: stop\n    data_dir: " + lab_->Env("PG_DATA_" + std::to_string(n)) +
-                    "\n    pg_ctl: " + lab_->Env("PG_BINDIR") + "/pg_ctl\n"
-                    "postgres:\n  host: 127.0.0.1\n  port: " + std::to_string(lab_->pg_port(n)) +
-                    "\n  user: " + lab_->Env("PG_APP_USER") + "\n  password: \"" +
-                    lab_->Env("PG_APP_PASSWORD") + "\"\n  dbname: " + lab_->Env("REPMGR_DB") +
-                    "\n  connect_timeout_ms: 1000\n",
-                0600);
+      // The switchover steps' config_archive_dir: repmgr (run as the owner of repmgr.conf) writes
+      // into it during `node rejoin`.
+      const std::string archive = dir + "/rejoin-archive-" + std::to_string(n);
+      ::mkdir(archive.c_str(), 0700);
+      struct stat conf {};
+      if (::stat(lab_->Env("REPMGR_CONF_" + std::to_string(n)).c_str(), &conf) != 0 ||
+          ::chown(archive.c_str(), conf.st_uid, conf.st_gid) != 0) {
+        return Internal("cannot give " + archive + " to the owner of REPMGR_CONF_" +
+                        std::to_string(n) + ": " + std::strerror(errno));
+      }
+      WriteFile(config, PollerYaml(n), 0600);
+      const std::string socket = dir + "/poller-" + std::to_string(n) + ".sock";
       // labctl's notify.sh runs `CMD notify ARGS...`: this wrapper drops "notify" and passes the
       // poller's socket.
       const std::string wrapper = dir + "/poller-notify-" + std::to_string(n) + ".sh";
@@ -245,7 +300,7 @@ Status Stack::WriteConfigs() {
   WriteFile(pw_file, lab_->Env("PG_APP_PASSWORD") + "\n", 0600);
   for (int i = 0; i < options_.orchestrators; ++i) {
     const std::string id = std::string("orch-") + static_cast<char>('a' + i);
-    std::string yaml = zk_section + std::to_string(options_.orchestrator_session_timeout_ms) +
+    std::string yaml = ZkSection(options_.orchestrator_session_timeout_ms) +
                        "\nlogging:\n  level: info\norchestrator:\n  id: " + id +
                        "\n  tick_ms: 100\n  confirmation_window_ms: 500\n  probe_timeout_ms: 1000\n"
                        "clusters:\n  - name: " + kCluster + "\n    postgres:\n      user: " +
@@ -272,10 +327,34 @@ Status Stack::WriteConfigs() {
   return Status::Ok();
 }
 
+std::string Stack::ZkSection(int session_timeout_ms) const {
+  return "zookeeper:\n  connect: \"" + lab_->zk_connect() + "\"\n  root: " + kRoot +
+         "\n  session_timeout_ms: " + std::to_string(session_timeout_ms);
+}
+
+std::string Stack::PollerYaml(int n) const {
+  const std::string dir = lab_->dir();
+  const std::string i = std::to_string(n);
+  const PollerSwitchover& sw = poller_switchover_[n];
+  return ZkSection(4000) + "\nlogging:\n  level: info\npoller:\n  cluster: " + kCluster +
+         "\n  node: node" + i +
+         "\n  tick_ms: 100\n  heartbeat_ms: 2000\n  events_retention: 200\n"
+         "  notify_socket: " + dir + "/poller-" + i + ".sock\n  notify_socket_mode: \"0666\"\n"
+         "  fence:\n    action: stop\n    data_dir: " + Env("PG_DATA_" + i) +
+         "\n    pg_ctl: " + Env("PG_BINDIR") + "/pg_ctl\n"
+         "  switchover:\n    enabled: " + (sw.enabled ? "true" : "false") +
+         "\n    repmgr: " + (sw.repmgr.empty() ? Env("PG_BINDIR") + "/repmgr" : sw.repmgr) +
+         "\n    repmgr_conf: " + Env("REPMGR_CONF_" + i) +
+         "\n    config_archive_dir: " + dir + "/rejoin-archive-" + i +
+         "\n    step_timeout_ms: 30000\n"
+         "postgres:\n  host: 127.0.0.1\n  port: " + std::to_string(lab_->pg_port(n)) +
+         "\n  user: " + Env("PG_APP_USER") + "\n  password: \"" + Env("PG_APP_PASSWORD") +
+         "\"\n  dbname: " + Env("REPMGR_DB") + "\n  connect_timeout_ms: 1000\n";
+}
+
 std::string Stack::WatchYaml() const {
   const std::string tmpl = lab_->dir() + "/haproxy.cfg.tmpl";
-  return "zookeeper:\n  connect: \"" + lab_->zk_connect() + "\"\n  root: " + kRoot +
-         "\n  session_timeout_ms: 6000\nlogging: {level: info}\nwatch:\n  clusters:\n    " + kCluster +
+  return ZkSection(6000) + "\nlogging: {level: info}\nwatch:\n  clusters:\n    " + kCluster +
                   ":\n      on_unverified: " + options_.watch_on_unverified +
                   "\n      max_hold_ms: " + std::to_string(options_.watch_max_hold_ms) +
                   "\n      retry_initial_ms: 50\n      retry_max_ms: 500\n"
@@ -308,6 +387,76 @@ Status Stack::SetWatchPolicy(const std::string& on_unverified, int max_hold_ms) 
   options_.watch_max_hold_ms = max_hold_ms;
   WriteFile(lab_->dir() + "/watch.yaml", WatchYaml());
   return Restart("watch");
+}
+
+Status Stack::SetPollerSwitchover(int node, bool enabled, const std::string& repmgr) {
+  const std::string name = "poller-" + std::to_string(node);
+  if (node < 1 || node > 3 || daemon(name) == nullptr) return NotFound("no " + name);
+  poller_switchover_[node] = {enabled, repmgr};
+  WriteFile(lab_->dir() + "/" + name + ".yaml", PollerYaml(node), 0600);
+  const std::string path =
+      std::string(kRoot) + "/clusters/" + kCluster + "/nodes/node" + std::to_string(node);
+  auto before = zk_->Get(path);
+  const std::int64_t old_owner = before.ok() ? before->stat.ephemeral_owner : 0;
+  if (auto st = Restart(name); !st.ok()) return st;
+  // The restarted poller's own session wrote it (a SIGTERM'd poller's node goes with its session).
+  if (!WaitUntil(
+          [&] {
+            auto got = zk_->Get(path);
+            return got.ok() && got->stat.ephemeral_owner != old_owner;
+          },
+          milliseconds(20000), milliseconds(20))) {
+    return Unavailable(name + " did not publish its observation within 20 s after its restart\n" +
+                       Tail(name));
+  }
+  return Status::Ok();
+}
+
+SwitchoverRun Stack::Switchover(int to_node, const std::vector<std::string>& extra,
+                                milliseconds timeout) {
+  SwitchoverRun run;
+  const std::string base = lab_->dir() + "/switchover-" + std::to_string(++switchover_runs_);
+  std::vector<std::string> args = {std::getenv("PGHERALD_BIN"), "switchover", "--config",
+                                   OperatorConfig(), "--cluster", kCluster, "--json"};
+  if (to_node != 0) {
+    args.push_back("--to");
+    args.push_back("node" + std::to_string(to_node));
+  }
+  args.insert(args.end(), extra.begin(), extra.end());
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, (base + ".out").c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, (base + ".err").c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  run.start_ns = MonoNs();
+  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    run.end_ns = MonoNs();
+    run.output = std::string("cannot start ") + argv[0] + ": " + std::strerror(rc);
+    return run;
+  }
+  int status = 0;
+  const bool exited = WaitUntil([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout,
+                                milliseconds(5));
+  run.end_ns = MonoNs();
+  if (!exited) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  } else if (WIFEXITED(status)) {
+    run.exit_code = WEXITSTATUS(status);
+  }
+  const std::string out = ReadFile(base + ".out");
+  run.output = out + ReadFile(base + ".err");
+  if (!exited) run.output += "\n(killed after " + std::to_string(timeout.count()) + " ms)";
+  ParseSwitchoverSummary(out, &run);
+  return run;
 }
 
 Status Stack::SetPgbouncerQueryWaitTimeout(int seconds) {

@@ -40,6 +40,24 @@ struct StackOptions {
   bool detach = false;
 };
 
+// What `pgherald switchover ... --json` did (Stack::Switchover).
+struct SwitchoverRun {
+  int exit_code = -1;  // the command's exit status; -1: killed at the deadline or not started
+  std::string output;  // its stdout (the JSON summary) followed by its stderr
+  std::int64_t start_ns = 0, end_ns = 0;  // MonoNs around the command
+  // From the JSON summary (the last JSON object printed); empty / -1 when absent.
+  std::string id;
+  std::string phase;  // the terminal phase: "done", "aborted", "failed"
+  std::string error;
+  // The summary's hold (consumers held: hold -> publish, or -> the terminal phase when no
+  // publish), in ms; -1 when the summary does not give it.
+  double hold_ms = -1;
+  std::string summary_json;  // the summary as printed
+};
+
+// Fills run's summary fields from the command's stdout (the last JSON object it printed).
+void ParseSwitchoverSummary(const std::string& out, SwitchoverRun* run);
+
 // A daemon child. Its stdout/stderr go to log_path.
 struct Daemon {
   std::string name;  // "poller-1", "orch-a", "watch"
@@ -91,6 +109,16 @@ class Stack {
   // Rewrites the watch's config with this on_unverified policy and restarts it (a policy needs a
   // restart). The caller waits for the routes (RestoreCluster does).
   Status SetWatchPolicy(const std::string& on_unverified, int max_hold_ms = 4000);
+  // Rewrites node N's poller config with `poller.switchover.enabled` and the repmgr program its
+  // steps run (empty: $PG_BINDIR/repmgr) and restarts that poller. Waits until its observation is
+  // back in ZooKeeper.
+  Status SetPollerSwitchover(int node, bool enabled, const std::string& repmgr = "");
+  // The operators' config of the stack (its zookeeper: section only), for the CLI commands.
+  std::string OperatorConfig() const { return lab_->dir() + "/operator.yaml"; }
+  // Runs `pgherald switchover --config OperatorConfig() --cluster main [--to nodeN] --json
+  // [extra...]` (to_node 0: no --to) and waits for it up to `timeout` (then SIGKILL, exit -1).
+  SwitchoverRun Switchover(int to_node, const std::vector<std::string>& extra = {},
+                           std::chrono::milliseconds timeout = std::chrono::milliseconds(180000));
   // pgbouncer's query_wait_timeout (the lab writes 5 s), in its config file, then RELOAD: a hold
   // longer than it makes pgbouncer fail the waiting clients first.
   Status SetPgbouncerQueryWaitTimeout(int seconds);
@@ -121,12 +149,21 @@ class Stack {
   void WritePids();
   Status WriteConfigs();
   std::string WatchYaml() const;
+  std::string PollerYaml(int node) const;
+  std::string ZkSection(int session_timeout_ms) const;
+
+  struct PollerSwitchover {
+    bool enabled = true;
+    std::string repmgr;  // empty: $PG_BINDIR/repmgr
+  };
 
   StackOptions options_;
   std::unique_ptr<lab::Lab> lab_;
   std::unique_ptr<zk::ZkClient> zk_;
   std::vector<Daemon> daemons_;
   std::uint64_t direct_epoch_ = 0;
+  PollerSwitchover poller_switchover_[4];  // by node 1..3
+  int switchover_runs_ = 0;
 };
 
 // Monotonic now in nanoseconds (steady_clock).

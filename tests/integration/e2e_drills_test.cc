@@ -4,7 +4,10 @@
 // starts from one primary + two streaming standbys and restores that shape after itself.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <cstdio>
+#include <fstream>
 
 #include "tests/e2e/drills.h"
 #include "tests/e2e/stack_environment.h"
@@ -73,6 +76,105 @@ TEST(E2eDrillsTest, Kill9OfThePrimaryWithPgbouncerHolding) {
   EXPECT_EQ(pb.failed_after_hold, 0)
       << "statements sent through pgbouncer during the hold failed: " << pb.first_errors << "\n"
       << s.Tail("watch");
+}
+
+// Issue 17, second half (docs/switchover.md): `pgherald switchover` to a standby and back, with
+// the watch holding pgbouncer's clients (on_unverified: hold). Each leg must end in `done` (exit 0)
+// with the target published, no statement through pgbouncer failing, no write lost and none
+// acknowledged by the old master after the publication (checker), the old primary streaming from
+// the new one and no repmgrd left paused; the lab ends with its first primary. pgbouncer's
+// query_wait_timeout and the watch's max_hold_ms are raised (60 s, 30 s) so that only pgherald's
+// own limits can end a hold on a loaded machine; HAProxy cannot hold: its figures are printed.
+class SwitchoverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(StackEnvironment::stack_, nullptr);
+    Stack& s = *StackEnvironment::stack_;
+    ASSERT_TRUE(s.SetPgbouncerQueryWaitTimeout(60).ok());
+    ASSERT_TRUE(s.SetWatchPolicy("hold", 30000).ok());
+    options_.op_timeout = std::chrono::milliseconds(60000);
+  }
+  // The shared stack goes back to `keep`, 5 s and its known state whatever the outcome.
+  void TearDown() override {
+    if (StackEnvironment::stack_ == nullptr) return;
+    Stack& s = *StackEnvironment::stack_;
+    EXPECT_TRUE(s.SetWatchPolicy("keep").ok());
+    EXPECT_TRUE(s.SetPgbouncerQueryWaitTimeout(5).ok());
+    auto restored = RestoreCluster(s);
+    EXPECT_TRUE(restored.ok()) << restored.ToString();
+  }
+  // The properties every switchover leg must show, whatever its outcome.
+  static void ExpectClean(const SwitchoverReport& r) {
+    const CheckResult& c = r.drill.check;
+    EXPECT_TRUE(c.violations.empty()) << r.Summary();
+    EXPECT_EQ(c.lost_after_publish, 0);
+    EXPECT_EQ(c.lost_before_promotion, 0) << "a switchover loses no acknowledged write";
+    EXPECT_EQ(c.acked_by_old_after_publish, 0);
+    const ClientImpact& pb = r.drill.pgbouncer_clients;
+    EXPECT_EQ(pb.failed_in_flight + pb.failed_after_fault, 0)
+        << "statements through pgbouncer failed: " << pb.first_errors;
+    EXPECT_TRUE(r.repmgrd_paused.empty()) << r.Summary();
+    EXPECT_TRUE(r.repmgrd_unknown.empty()) << r.Summary();
+  }
+  DrillOptions options_;
+};
+
+TEST_F(SwitchoverTest, ToAStandbyAndBack) {
+  Stack& s = *StackEnvironment::stack_;
+  auto first = s.AwaitHealthyCluster(std::chrono::milliseconds(60000));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  const int other = *first % 3 + 1;
+  for (const int to : {other, *first}) {
+    auto r = RunSwitchover(s, to, /*expect_done=*/true, to == other ? 10 : 11, options_);
+    ASSERT_TRUE(r.ok()) << "switchover to node" << to << ": " << r.status().ToString();
+    std::printf("%s\n", r->Summary().c_str());
+    EXPECT_EQ(r->run.exit_code, 0) << r->run.output;
+    EXPECT_EQ(r->run.phase, "done") << r->run.output;
+    EXPECT_EQ(r->drill.final_primary, to);
+    EXPECT_TRUE(r->drill.check.new_master_published) << "no history entry published node" << to;
+    EXPECT_GT(r->drill.check.acked_after_publish, 0);
+    EXPECT_TRUE(r->old_streams_from_new) << "node" << r->drill.old_primary
+                                         << " does not stream from node" << to << "\n"
+                                         << s.Tail("poller-" + std::to_string(r->drill.old_primary));
+    ExpectClean(*r);
+    if (::testing::Test::HasFailure()) break;
+  }
+  auto known = s.lab().Check();
+  ASSERT_TRUE(known.ok()) << known.status().ToString();
+  EXPECT_EQ(*known, *first) << "the lab does not end with its first primary";
+}
+
+// A step that fails: the target's poller runs a repmgr that refuses `standby promote` (exit 1), so
+// the promote step fails after the old primary stopped. The switchover must roll back (the old
+// primary started again by its poller), end `aborted` (non-zero exit), and leave the old primary
+// published and vouched, with the clients writing on it again, nothing lost and repmgrd unpaused.
+TEST_F(SwitchoverTest, AFailedPromoteRollsBack) {
+  Stack& s = *StackEnvironment::stack_;
+  auto first = s.AwaitHealthyCluster(std::chrono::milliseconds(60000));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  const int target = *first % 3 + 1;
+  const std::string refusing = s.dir() + "/repmgr-refusing-promote";
+  std::ofstream(refusing, std::ios::trunc)
+      << "#!/bin/sh\n# e2e: repmgr, except that `standby promote` fails\n"
+         "for a in \"$@\"; do\n  if [ \"$a\" = promote ]; then echo 'e2e: promote refused' >&2; "
+         "exit 1; fi\ndone\nexec " << s.Env("PG_BINDIR") << "/repmgr \"$@\"\n";
+  ASSERT_EQ(::chmod(refusing.c_str(), 0755), 0);
+  ASSERT_TRUE(s.SetPollerSwitchover(target, true, refusing).ok());
+  auto r = RunSwitchover(s, target, /*expect_done=*/false, 12, options_);
+  auto back = s.SetPollerSwitchover(target, true);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE(back.ok()) << back.ToString();
+  std::printf("%s\n", r->Summary().c_str());
+  EXPECT_NE(r->run.exit_code, 0) << r->run.output;
+  EXPECT_EQ(r->run.phase, "aborted") << r->run.output;
+  EXPECT_EQ(r->drill.final_primary, *first);
+  EXPECT_FALSE(r->drill.check.new_master_published) << r->Summary();
+  EXPECT_EQ(s.VouchedMasterNode(), *first);
+  EXPECT_GT(r->drill.check.acked_after_publish, 0);
+  ExpectClean(*r);
+  auto known = s.lab().Check();
+  ASSERT_TRUE(known.ok()) << known.status().ToString();
+  EXPECT_EQ(*known, *first);
 }
 
 TEST(E2eDrillsTest, FreezeShorterThanDetection) { Drill(DrillKind::kFreezeShort, 2); }
