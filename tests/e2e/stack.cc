@@ -67,39 +67,16 @@ void ParseSwitchoverSummary(const std::string& out, SwitchoverRun* run) {
     }
   }
   if (!j.is_object()) return;
-  // The record may be the summary itself or under "record".
-  const nlohmann::json& rec = j.contains("record") && j["record"].is_object() ? j["record"] : j;
-  auto text = [](const nlohmann::json& o, const char* key) {
-    return o.contains(key) && o[key].is_string() ? o[key].get<std::string>() : std::string();
+  // {"id","cluster","result","phase","from","to","epoch","hold_ms","elapsed_ms","exit_code"
+  //  [,"error","note"]} (clients/switchover/switchover_command.cc).
+  auto text = [&j](const char* key) {
+    return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
   };
-  run->id = text(rec, "id").empty() ? text(j, "id") : text(rec, "id");
-  run->phase = text(j, "phase").empty() ? text(rec, "phase") : text(j, "phase");
-  if (run->phase.empty()) run->phase = text(j, "result");
-  run->error = text(j, "error").empty() ? text(rec, "error") : text(j, "error");
-  for (const char* key : {"hold_ms", "held_ms", "hold_to_publish_ms"}) {
-    if (j.contains(key) && j[key].is_number()) {
-      run->hold_ms = j[key].get<double>();
-      return;
-    }
-  }
-  // Per-phase start times: {"phases":[{"phase":"hold","at":ms},...]} or {"phase_at":{"hold":ms}}.
-  std::map<std::string, double> at;
-  if (j.contains("phases") && j["phases"].is_array()) {
-    for (const auto& p : j["phases"]) {
-      if (p.is_object() && p.contains("phase") && p["phase"].is_string() && p.contains("at") &&
-          p["at"].is_number()) {
-        at.emplace(p["phase"].get<std::string>(), p["at"].get<double>());
-      }
-    }
-  } else if (j.contains("phase_at") && j["phase_at"].is_object()) {
-    for (auto it = j["phase_at"].begin(); it != j["phase_at"].end(); ++it) {
-      if (it->is_number()) at.emplace(it.key(), it->get<double>());
-    }
-  }
-  if (at.count("hold") && at.count("publish")) {
-    // The hold ends when `to` is published: the start of the phase after publish.
-    const double end_at = at.count("rejoin") ? at["rejoin"] : at["publish"];
-    run->hold_ms = end_at - at["hold"];
+  run->id = text("id");
+  run->phase = text("phase");
+  run->error = text("error");
+  if (j.contains("hold_ms") && j["hold_ms"].is_number() && j["hold_ms"].get<double>() >= 0) {
+    run->hold_ms = j["hold_ms"].get<double>();
   }
 }
 

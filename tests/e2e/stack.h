@@ -49,9 +49,7 @@ struct SwitchoverRun {
   std::string id;
   std::string phase;  // the terminal phase: "done", "aborted", "failed"
   std::string error;
-  // The summary's hold (consumers held: hold -> publish, or -> the terminal phase when no
-  // publish), in ms; -1 when the summary does not give it.
-  double hold_ms = -1;
+  double hold_ms = -1;  // the consumers' hold: hold -> publish; -1 when not reached
   std::string summary_json;  // the summary as printed
 };
 
