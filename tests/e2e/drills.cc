@@ -221,7 +221,6 @@ StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index, const DrillO
   rep.old_primary = old;
   if (auto st = s.AwaitMaster(old, 0, milliseconds(30000)); !st.ok()) return st;
   const std::uint64_t epoch_before = s.Master()->epoch;
-  const int old_port = s.lab().pg_port(old);
 
   Workload w(WorkloadFor(s, index, options));
   if (auto st = StartWriting(s, w, old); !st.ok()) return st;
