@@ -335,14 +335,19 @@ std::string SwitchoverReport::Summary() const {
     for (int n : nodes) out += (out.empty() ? "node" : ",node") + std::to_string(n);
     return out.empty() ? std::string("none") : out;
   };
-  char buf[512];
+  std::string phases;
+  for (const auto& p : run.phases) {
+    phases += (phases.empty() ? "" : ",") + p.first + ":" + std::to_string(p.second);
+  }
+  char buf[1024];
   std::snprintf(buf, sizeof(buf),
                 "switchover id=%s exit=%d phase=%s command_ms=%.1f hold_ms=%.1f "
                 "watch_hold_ms=%.1f old_streams_from_new=%s repmgrd_paused=%s "
-                "repmgrd_unknown=%s error=\"%s\"\n  ",
+                "repmgrd_unknown=%s error=\"%s\"\n  phases(start ms)=%s\n  ",
                 run.id.c_str(), run.exit_code, run.phase.c_str(), Ms(run.end_ns - run.start_ns),
                 run.hold_ms, watch_hold_ms, old_streams_from_new ? "yes" : "no",
-                list(repmgrd_paused).c_str(), list(repmgrd_unknown).c_str(), run.error.c_str());
+                list(repmgrd_paused).c_str(), list(repmgrd_unknown).c_str(), run.error.c_str(),
+                phases.c_str());
   return buf + drill.Summary();
 }
 

@@ -80,6 +80,18 @@ void ParseSwitchoverSummary(const std::string& out, SwitchoverRun* run) {
   }
 }
 
+void ParseSwitchoverPhases(const std::string& output, SwitchoverRun* run) {
+  std::istringstream in(output);
+  std::string line;
+  while (std::getline(in, line)) {
+    char name[32] = {};
+    long long elapsed = 0;
+    if (std::sscanf(line.c_str(), "phase=%31s elapsed_ms=%lld", name, &elapsed) == 2) {
+      run->phases.emplace_back(name, elapsed);
+    }
+  }
+}
+
 // One query's first cell over a fresh connection; nullopt on any error.
 std::optional<std::string> QueryOne(const std::string& conninfo, const std::string& sql,
                                     std::string* error) {
@@ -433,6 +445,7 @@ SwitchoverRun Stack::Switchover(int to_node, const std::vector<std::string>& ext
   run.output = out + ReadFile(base + ".err");
   if (!exited) run.output += "\n(killed after " + std::to_string(timeout.count()) + " ms)";
   ParseSwitchoverSummary(out, &run);
+  ParseSwitchoverPhases(run.output, &run);
   return run;
 }
 

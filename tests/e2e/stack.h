@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/model/cluster_model.h"
@@ -51,10 +52,15 @@ struct SwitchoverRun {
   std::string error;
   double hold_ms = -1;  // the consumers' hold: hold -> publish; -1 when not reached
   std::string summary_json;  // the summary as printed
+  // The phases the command wrote, with their start (ms since it began), from its
+  // "phase=<name> elapsed_ms=<ms> by=..." lines, in order.
+  std::vector<std::pair<std::string, std::int64_t>> phases;
 };
 
-// Fills run's summary fields from the command's stdout (the last JSON object it printed).
+// Fills run's summary fields from the command's stdout (the last JSON object it printed) and its
+// phases from its other lines (`output`: stdout and stderr).
 void ParseSwitchoverSummary(const std::string& out, SwitchoverRun* run);
+void ParseSwitchoverPhases(const std::string& output, SwitchoverRun* run);
 
 // A daemon child. Its stdout/stderr go to log_path.
 struct Daemon {

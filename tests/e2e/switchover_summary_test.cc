@@ -40,5 +40,16 @@ TEST(SwitchoverSummaryTest, NoJsonLeavesTheFieldsEmpty) {
   EXPECT_EQ(run.hold_ms, -1);
 }
 
+TEST(SwitchoverSummaryTest, PhasesFromTheProgressLines) {
+  SwitchoverRun run;
+  ParseSwitchoverPhases("ok   master: node1 verified at epoch 7\n"
+                        "phase=prepare elapsed_ms=0 by=node1,node2,node3\n"
+                        "phase=hold elapsed_ms=412 by=orchestrator\nphase=x\n{\"phase\":\"done\"}\n",
+                        &run);
+  ASSERT_EQ(run.phases.size(), 2u);
+  EXPECT_EQ(run.phases[1].first, "hold");
+  EXPECT_EQ(run.phases[1].second, 412);
+}
+
 }  // namespace
 }  // namespace pgherald::e2e
