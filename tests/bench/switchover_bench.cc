@@ -111,35 +111,32 @@ int main(int argc, char** argv) {
   options.op_timeout = std::chrono::milliseconds(op_timeout_ms);
 
   Series sw;
+  int unfinished = 0;  // switchovers that did not end `done`, or whose drill could not finish
   for (int i = 0; i < switchovers; ++i) {
-    const int to = i % 2 == 0 ? other : *first;
-    auto r = RunSwitchover(s, to, /*expect_done=*/true, 200 + i, options);
-    if (!r.ok()) {
-      std::fprintf(stderr, "switchover %d to node%d: %s\n", i + 1, to,
-                   r.status().ToString().c_str());
+    auto now = s.AwaitHealthyCluster(std::chrono::milliseconds(60000));
+    if (!now.ok()) {
+      std::fprintf(stderr, "before switchover %d: %s\n", i + 1, now.status().ToString().c_str());
       return 1;
     }
-    sw.Add(r->drill);
-    if (r->run.hold_ms >= 0) sw.hold.push_back(r->run.hold_ms);
-    if (r->watch_hold_ms >= 0) sw.watch_hold.push_back(r->watch_hold_ms);
-    sw.command.push_back(static_cast<double>(r->run.end_ns - r->run.start_ns) / 1e6);
-    std::printf("switchover %2d: node%d -> node%d exit %d %s  hold %.0f ms (watch %.0f ms)  "
-                "pgbouncer failed %d wait %.0f ms  haproxy failed %d wait %.0f ms  lost %lld+%lld  "
-                "violations %zu%s%s\n",
-                i + 1, r->drill.old_primary, to, r->run.exit_code, r->run.phase.c_str(),
-                r->run.hold_ms, r->watch_hold_ms,
-                r->drill.pgbouncer_clients.failed_in_flight +
-                    r->drill.pgbouncer_clients.failed_after_fault,
-                r->drill.pgbouncer_clients.longest_wait_ms,
-                r->drill.haproxy_clients.failed_in_flight +
-                    r->drill.haproxy_clients.failed_after_fault,
-                r->drill.haproxy_clients.longest_wait_ms,
-                static_cast<long long>(r->drill.check.lost_after_publish),
-                static_cast<long long>(r->drill.check.lost_before_promotion),
-                r->drill.check.violations.size(), r->run.exit_code == 0 ? "" : "\n",
-                r->run.exit_code == 0 ? "" : r->run.output.c_str());
+    const int to = *now == *first ? other : *first;  // back and forth
+    auto r = RunSwitchover(s, to, /*expect_done=*/true, 200 + i, options);
+    if (!r.ok()) {
+      ++unfinished;
+      std::printf("switchover %2d: to node%d did not finish: %s\n", i + 1, to,
+                  r.status().ToString().c_str());
+    } else {
+      if (r->run.exit_code != 0) ++unfinished;
+      sw.Add(r->drill);
+      if (r->run.hold_ms >= 0) sw.hold.push_back(r->run.hold_ms);
+      if (r->watch_hold_ms >= 0) sw.watch_hold.push_back(r->watch_hold_ms);
+      sw.command.push_back(static_cast<double>(r->run.end_ns - r->run.start_ns) / 1e6);
+      std::printf("%s\n", r->Summary().c_str());
+    }
     std::fflush(stdout);
-    if (r->run.exit_code != 0) return 1;
+    if (auto st = RestoreCluster(s); !st.ok()) {
+      std::fprintf(stderr, "restore after switchover %d: %s\n", i + 1, st.ToString().c_str());
+      return 1;
+    }
   }
 
   Series k9;
@@ -168,6 +165,7 @@ int main(int argc, char** argv) {
   std::printf("\nclients through the proxies over %d switchovers back and forth (2 writers per "
               "route, statement deadline %d ms, watch on_unverified: hold); %s; load %s\n",
               switchovers, op_timeout_ms, bench::Machine().c_str(), bench::Load().c_str());
+  std::printf("  switchovers that did not end done: %d of %d\n", unfinished, switchovers);
   PrintRoutes("switchover", sw);
   std::printf("  switchover hold -> publish (command summary): %s\n",
               bench::Stats(sw.hold).c_str());

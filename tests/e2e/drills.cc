@@ -127,6 +127,15 @@ Status NotRouted(const Stack& s, const Workload& w, std::int64_t ha, int node) {
                      s.Tail("watch"));
 }
 
+// Whether node N's repmgrd is paused (`repmgr service pause`), by its repmgr extension; nullopt
+// when the node does not answer.
+std::optional<bool> RepmgrdPaused(Stack& s, int node) {
+  auto paused = QueryOne(s.lab().pg_conninfo(node, s.Env("REPMGR_DB")),
+                         "select repmgr.repmgrd_is_paused()::text");
+  if (!paused) return std::nullopt;
+  return *paused == "true";
+}
+
 // The wall ms of the watch's pgbouncer sink applying a hold at or after `after_wall_ms`; 0: none.
 std::int64_t PgbouncerHoldWallMs(const Stack& s, std::int64_t after_wall_ms) {
   return s.LogLineWallMs("watch", {"sink_applied", "sink=pgbouncer", "hold=true"}, after_wall_ms);
@@ -413,11 +422,10 @@ StatusOr<SwitchoverReport> RunSwitchover(Stack& s, int to, bool expect_done, int
         milliseconds(30000), milliseconds(50));
   }
   for (int n = 1; n <= 3; ++n) {
-    auto paused = QueryOne(s.lab().pg_conninfo(n, s.Env("REPMGR_DB")),
-                           "select repmgr.repmgrd_is_paused()::text");
+    const std::optional<bool> paused = RepmgrdPaused(s, n);
     if (!paused) {
       rep.repmgrd_unknown.push_back(n);
-    } else if (*paused == "true") {
+    } else if (*paused) {
       rep.repmgrd_paused.push_back(n);
     }
   }
@@ -456,6 +464,15 @@ StatusOr<DrillFacts> CollectFacts(Stack& s, const Workload& w, const std::string
 }
 
 Status RestoreCluster(Stack& s) {
+  // A switchover that failed after `repmgr service pause` may leave repmgrd paused, and a paused
+  // repmgrd promotes nothing in the next drill: unpause every node that answers (what `repmgr
+  // service unpause` does on each).
+  for (int n = 1; n <= 3; ++n) {
+    if (RepmgrdPaused(s, n) == std::optional<bool>(true)) {
+      (void)QueryOne(s.lab().pg_conninfo(n, s.Env("REPMGR_DB")),
+                     "select repmgr.repmgrd_pause(false)::text");
+    }
+  }
   int primary = 0;
   if (!WaitUntil(
           [&] {
