@@ -6,13 +6,15 @@
 // first primary and a standby (an even N ends where it began). Per switchover and route: the
 // statements that failed and the longest a statement waited; the hold (hold -> publish, from the
 // command's JSON summary) and the hold as the watch applied it; the checker's lost writes (both
-// kinds: a switchover loses none). With --kill9 N, N kill -9 failovers on the same stack and
-// settings, for comparison. Prints every event, then median/p99 per figure and the machine.
+// kinds: a switchover loses none); each phase's duration (from the command's progress lines). With
+// --kill9 N, N kill -9 failovers on the same stack and settings, for comparison. Prints every
+// event, then median/p99 per figure and the machine.
 //
 //   PGHERALD_LABCTL=tests/lab/labctl PGHERALD_BIN=build/ci/app/pgherald
 //     build/ci/tests/bench/switchover_bench [--switchovers N] [--kill9 N] [--op-timeout-ms T]
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,7 @@ struct RouteSeries {
 struct Series {
   RouteSeries pgbouncer, haproxy;
   std::vector<double> hold, watch_hold, command;
+  std::map<std::string, std::vector<double>> phase_ms;  // a phase's start to the next one's
   std::int64_t lost_after = 0, lost_before = 0, violations = 0;
   void Add(const DrillReport& d) {
     pgbouncer.Add(d.pgbouncer_clients);
@@ -130,6 +133,10 @@ int main(int argc, char** argv) {
       if (r->run.hold_ms >= 0) sw.hold.push_back(r->run.hold_ms);
       if (r->watch_hold_ms >= 0) sw.watch_hold.push_back(r->watch_hold_ms);
       sw.command.push_back(static_cast<double>(r->run.end_ns - r->run.start_ns) / 1e6);
+      for (std::size_t p = 0; p + 1 < r->run.phases.size(); ++p) {
+        sw.phase_ms[r->run.phases[p].first].push_back(
+            static_cast<double>(r->run.phases[p + 1].second - r->run.phases[p].second));
+      }
       std::printf("%s\n", r->Summary().c_str());
     }
     std::fflush(stdout);
@@ -172,6 +179,12 @@ int main(int argc, char** argv) {
   std::printf("  switchover hold as the watch applied it (pgbouncer PAUSE -> RESUME): %s\n",
               bench::Stats(sw.watch_hold).c_str());
   std::printf("  switchover command, start to exit: %s\n", bench::Stats(sw.command).c_str());
+  for (const char* phase : {"prepare", "hold", "stop", "promote", "publish", "rejoin", "unpause"}) {
+    const auto it = sw.phase_ms.find(phase);
+    if (it != sw.phase_ms.end()) {
+      std::printf("    phase %-8s %s\n", phase, bench::Stats(it->second).c_str());
+    }
+  }
   if (kill9 > 0) PrintRoutes("kill -9", k9);
   return 0;
 }
