@@ -77,6 +77,16 @@ std::string PgbouncerState(const Stack& s) {
   return out;
 }
 
+// A drill's starting point: the healthy cluster's primary, vouched, and its record's epoch.
+StatusOr<std::pair<int, std::uint64_t>> AwaitStart(Stack& s) {
+  auto healthy = s.AwaitHealthyCluster(milliseconds(60000));
+  if (!healthy.ok()) return healthy.status();
+  if (auto st = s.AwaitMaster(*healthy, 0, milliseconds(30000)); !st.ok()) return st;
+  auto master = s.Master();
+  if (!master) return Unavailable("the master znode is unreadable");
+  return std::make_pair(*healthy, master->epoch);
+}
+
 WorkloadOptions WorkloadFor(const Stack& s, int index, const DrillOptions& options) {
   WorkloadOptions wo;
   wo.haproxy_conninfo = s.HaproxyConninfo();
@@ -224,12 +234,11 @@ ClientImpact ImpactOf(const std::vector<WriteOp>& ops, Route route, std::int64_t
 StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index, const DrillOptions& options) {
   DrillReport rep;
   rep.drill = DrillName(kind);
-  auto healthy = s.AwaitHealthyCluster(milliseconds(60000));
-  if (!healthy.ok()) return healthy.status();
-  const int old = *healthy;
+  auto start = AwaitStart(s);
+  if (!start.ok()) return start.status();
+  const int old = start->first;
+  const std::uint64_t epoch_before = start->second;
   rep.old_primary = old;
-  if (auto st = s.AwaitMaster(old, 0, milliseconds(30000)); !st.ok()) return st;
-  const std::uint64_t epoch_before = s.Master()->epoch;
 
   Workload w(WorkloadFor(s, index, options));
   if (auto st = StartWriting(s, w, old); !st.ok()) return st;
@@ -365,16 +374,15 @@ StatusOr<SwitchoverReport> RunSwitchover(Stack& s, int to, bool expect_done, int
   SwitchoverReport rep;
   DrillReport& d = rep.drill;
   d.drill = expect_done ? "switchover" : "switchover-aborted";
-  auto healthy = s.AwaitHealthyCluster(milliseconds(60000));
-  if (!healthy.ok()) return healthy.status();
-  const int old = *healthy;
+  auto start = AwaitStart(s);
+  if (!start.ok()) return start.status();
+  const int old = start->first;
+  const std::uint64_t epoch_before = start->second;
   if (to == old || to < 1 || to > 3) {
     return InvalidArgument("switchover to node" + std::to_string(to) + ": node" +
                            std::to_string(old) + " is the primary");
   }
   d.old_primary = old;
-  if (auto st = s.AwaitMaster(old, 0, milliseconds(30000)); !st.ok()) return st;
-  const std::uint64_t epoch_before = s.Master()->epoch;
 
   Workload w(WorkloadFor(s, index, options));
   if (auto st = StartWriting(s, w, old); !st.ok()) return st;
