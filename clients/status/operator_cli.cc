@@ -91,6 +91,7 @@ int Connect(const char* command, const cli::ParsedArgs& args, Connection* out) {
   }
   out->zk = std::move(*client);
   out->root = zk_config.root;
+  out->reconnect = zk::ZkClient::Factory(options);
   return kExitHealthy;
 }
 

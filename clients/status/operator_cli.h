@@ -23,6 +23,7 @@ std::vector<cli::OptionSpec> With(std::vector<cli::OptionSpec> extra);
 struct Connection {
   std::unique_ptr<zk::ZkClient> zk;
   std::string root;
+  zk::SessionFactory reconnect;  // a new session with the same options (after an expiry)
 };
 
 std::optional<std::int64_t> ParseInt(const std::string& text);

@@ -109,6 +109,17 @@ zk::Watcher Wakeup::Arm(const std::string& key) {
   };
 }
 
+zk::StateListener Wakeup::OnStateChange() {
+  std::weak_ptr<State> weak = state_;
+  return [weak](zk::SessionState, std::int64_t) {
+    auto s = weak.lock();
+    if (!s) return;
+    std::lock_guard<std::mutex> l(s->mu);
+    s->fired = true;
+    s->cv.notify_all();
+  };
+}
+
 void Wakeup::Disarm(const std::string& key) {
   std::lock_guard<std::mutex> lock(state_->mu);
   state_->armed.erase(key);
@@ -338,15 +349,31 @@ int RunSwitchover(zk::ZkSession& zk, const RunOptions& options, std::FILE* out,
   bool seen_ours = false;
   std::string read_error;
   int code = kExitFailed;
+  zk::ZkSession* session = &zk;
+  std::unique_ptr<zk::ZkSession> replacement;  // after an expiry
+  session->SetStateListener(wake.OnStateChange());
   for (;;) {
-    auto snap = ReadSnapshot(zk, paths, &wake);
+    auto snap = ReadSnapshot(*session, paths, &wake);
     const std::int64_t now = now_ms();
     if (!snap.ok()) {
-      if (zk::IsFinal(zk.state())) {
-        outcome.note = "lost the ZooKeeper session (" + snap.status().message() +
-                       "); the record stays in force until its deadline: pgherald switchover "
-                       "--abort ends it now";
-        break;
+      if (zk::IsFinal(session->state())) {
+        if (!options.reconnect || now > record.deadline_at_ms) {
+          outcome.note = "lost the ZooKeeper session (" + snap.status().message() +
+                         "); the record stays in force until its deadline: pgherald switchover "
+                         "--abort ends it now";
+          break;
+        }
+        auto fresh = options.reconnect();
+        if (fresh.ok()) {
+          std::fprintf(err, "pgherald switchover: the ZooKeeper session ended (%s); going on in "
+                            "a new one\n", Show(snap.status().message()).c_str());
+          replacement = std::move(*fresh);
+          session = replacement.get();
+          session->SetStateListener(wake.OnStateChange());
+          wake.Reset();
+          continue;
+        }
+        snap = fresh.status();  // reported below; retried after the poll interval
       }
       if (read_error != snap.status().message()) {
         read_error = snap.status().message();
@@ -395,7 +422,7 @@ int RunSwitchover(zk::ZkSession& zk, const RunOptions& options, std::FILE* out,
       wake.WaitFor(std::min(std::max<std::int64_t>(step.wake_at_ms - now, 1), options.poll_ms));
       continue;
     }
-    auto set = zk.Set(paths.Switchover(), step.record.ToJson(), record.version);
+    auto set = session->Set(paths.Switchover(), step.record.ToJson(), record.version);
     if (set.ok()) {
       record = step.record;
       record.version = set->version;
@@ -526,6 +553,7 @@ int RunSwitchoverCommand(const std::vector<std::string>& argv) {
   status::Connection conn;
   if (status::Connect(kCommand, args, &conn) != 0) return kExitRefused;
   options.root = conn.root;
+  options.reconnect = conn.reconnect;
   if (args.Has("abort")) return RunAbort(*conn.zk, options, stdout, stderr);
   return RunSwitchover(*conn.zk, options, stdout, stderr);
 }

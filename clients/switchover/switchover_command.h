@@ -46,6 +46,9 @@ struct RunOptions {
   std::int64_t poll_ms = 1000;  // the longest wait without an event
   std::int64_t withdraw_timeout_ms = 5000;
   std::function<std::int64_t()> now_ms;  // wall ms; the system clock when empty
+  // After the session expires the run goes on in a new session from this factory (watches armed
+  // again); without one it ends (exit 2, the record left to its deadline or to --abort).
+  zk::SessionFactory reconnect;
 };
 
 // Wakes the coordinator when a one-shot watch fires. Arm(key) gives a watcher for a read unless
@@ -56,6 +59,9 @@ class Wakeup {
   zk::Watcher Arm(const std::string& key);
   // The call given Arm(key)'s watcher failed: no watch was left, arm it again next time.
   void Disarm(const std::string& key);
+  // A state listener that wakes the waiter on every session state change (an expiry drops the
+  // pending watches without firing them).
+  zk::StateListener OnStateChange();
   // Forgets every pending watch (after a new session: the old one's watches are gone).
   void Reset();
   // Returns at once when a watch fired since the last call, else waits up to `timeout_ms`.

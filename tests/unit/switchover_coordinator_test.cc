@@ -677,6 +677,10 @@ class ShellTest : public ::testing::Test {
         }
         break;
       case P::kStop:
+        if (expire_in_stop_ != 0) {
+          ASSERT_TRUE(server_->ExpireSession(expire_in_stop_).ok());
+          expire_in_stop_ = 0;
+        }
         Ack(r, "n1", 0x3000200, [](NodeObservation& o) { o.reachable = false; });
         break;
       case P::kPromote:
@@ -717,6 +721,7 @@ class ShellTest : public ::testing::Test {
   std::unique_ptr<zk::FakeZk> pollers_;
   std::map<std::string, NodeObservation> obs_;
   std::uint64_t seq_ = 1;
+  std::int64_t expire_in_stop_ = 0;  // the session the simulation expires when stop begins
   RunOptions options_;
   std::FILE* out_ = nullptr;
   std::FILE* err_ = nullptr;
@@ -773,6 +778,26 @@ TEST_F(ShellTest, AnOperatorAbortEndsTheRunWithExit2) {
   EXPECT_EQ(code, kExitFailed) << out;
   EXPECT_NE(out.find("phase=aborted"), std::string::npos) << out;
   EXPECT_NE(out.find("aborted by test in phase prepare"), std::string::npos) << out;
+}
+
+TEST_F(ShellTest, GoesOnInANewSessionAfterAnExpiry) {
+  options_.poll_ms = 600000;  // the expiry must wake it (its watches are dropped, never fired)
+  auto coordinator = server_->NewSession();
+  const std::int64_t first_session = coordinator->session_id();
+  std::atomic<int> sessions{0};
+  options_.reconnect = [this, &sessions]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
+    ++sessions;
+    return std::unique_ptr<zk::ZkSession>(server_->NewSession());
+  };
+  expire_in_stop_ = first_session;
+  std::atomic<bool> stop{false};
+  std::thread sim([this, &stop] { Simulate(&stop); });
+  const int code = RunSwitchover(*coordinator, options_, out_, err_);
+  stop = true;
+  sim.join();
+  EXPECT_EQ(code, kExitDone) << ReadAll(out_) << ReadAll(err_);
+  EXPECT_EQ(sessions.load(), 1);
+  EXPECT_NE(ReadAll(err_).find("going on in a new one"), std::string::npos);
 }
 
 TEST_F(ShellTest, DryRunAndRefusalsWriteNothing) {
