@@ -1,18 +1,12 @@
 #include "clients/status/status_command.h"
 
-#include <unistd.h>
-
-#include <charconv>
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <optional>
 
 #include "clients/status/operator_cli.h"
 #include "clients/status/render.h"
 #include "common/cli.h"
-#include "common/config.h"
-#include "common/zk_config.h"
 #include "common/model/untrusted.h"
 #include "common/zk/zk_client.h"
 #include "common/model/zk_paths.h"

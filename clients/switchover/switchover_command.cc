@@ -142,26 +142,21 @@ void Wakeup::WaitFor(std::int64_t timeout_ms) {
 StatusOr<ClusterSnapshot> ReadSnapshot(zk::ZkSession& zk, const model::ClusterPaths& paths,
                                        Wakeup* wake) {
   // Each read arms its one-shot watch unless it is still pending; a failed read leaves none.
-  auto get = [&zk, wake](const std::string& path) {
-    const std::string key = "data:" + path;
+  auto watched = [wake](const std::string& key, auto call) {
     zk::Watcher w = wake != nullptr ? wake->Arm(key) : nullptr;
-    auto r = zk.Get(path, w);
+    auto r = call(w);
     if (!r.ok() && w) wake->Disarm(key);
     return r;
   };
-  auto exists = [&zk, wake](const std::string& path) {
-    const std::string key = "data:" + path;
-    zk::Watcher w = wake != nullptr ? wake->Arm(key) : nullptr;
-    auto r = zk.Exists(path, w);
-    if (!r.ok() && w) wake->Disarm(key);
-    return r;
+  auto get = [&](const std::string& path) {
+    return watched("data:" + path, [&](zk::Watcher w) { return zk.Get(path, std::move(w)); });
   };
-  auto children = [&zk, wake](const std::string& path) {
-    const std::string key = "children:" + path;
-    zk::Watcher w = wake != nullptr ? wake->Arm(key) : nullptr;
-    auto r = zk.GetChildren(path, w);
-    if (!r.ok() && w) wake->Disarm(key);
-    return r;
+  auto exists = [&](const std::string& path) {
+    return watched("data:" + path, [&](zk::Watcher w) { return zk.Exists(path, std::move(w)); });
+  };
+  auto children = [&](const std::string& path) {
+    return watched("children:" + path,
+                   [&](zk::Watcher w) { return zk.GetChildren(path, std::move(w)); });
   };
   ClusterSnapshot snap;
   PGH_ASSIGN_OR_RETURN(const std::optional<zk::Stat> cluster, zk.Exists(paths.Cluster()));
