@@ -5,6 +5,7 @@
 #include "app/builtin_sinks.h"
 #include "app/zk_init.h"
 #include "clients/status/status_command.h"
+#include "clients/switchover/switchover_command.h"
 #include "clients/watch/watch_command.h"
 #include "common/build_info.h"
 #include "common/cli.h"
@@ -64,6 +65,10 @@ const std::vector<Command>& Commands() {
       {"accept-timeline",
        "Accept a lower timeline over a published master nobody reaches (one-shot, in history).",
        &orchestrator::RunAcceptTimelineCommand},
+      {"switchover",
+       "Switch the primary over to a standby through the pollers (checks, plan, --dry-run, "
+       "--abort).",
+       &switchover::RunSwitchoverCommand},
       {"zk-init", "Create or migrate the ZooKeeper tree with per-role ACLs (docs/security.md).",
        &RunZkInitCommand},
       {"version", "Print the version, git commit and build type (also --version).", &RunVersion},

@@ -158,6 +158,7 @@ StatusOr<ZkInitReport> ApplyZkLayout(zk::ZkSession& zk, const std::string& root,
     const model::ClusterPaths cluster = tree.Cluster(c);
     singles.push_back(cluster.Master());
     singles.push_back(cluster.Identity());
+    singles.push_back(cluster.Switchover());
     containers.insert(containers.end(),
                       {cluster.Master(), cluster.Nodes(), cluster.Events(), cluster.History(),
                        cluster.Owners()});

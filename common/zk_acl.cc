@@ -126,6 +126,15 @@ Acl ChildAcl(const std::string& path, const Acl& current, const RoleIdentities& 
       return acl;
     }
   }
+  if (parent == "control") {
+    // The switchover record (control/switchover): written only by the operators' `pgherald
+    // switchover`; the orchestrators and pollers only read it.
+    Acl acl;
+    Grant(&acl, ids.operators, zk::kPermAll);
+    Grant(&acl, ids.admins, zk::kPermAll);
+    acl.push_back(WorldRead());
+    return acl;
+  }
   return OrchestratorOwned(ids);
 }
 
@@ -169,7 +178,7 @@ StatusOr<TreeFindings> InspectTree(zk::ZkSession& zk, const TreeCheck& check) {
     const model::ClusterPaths cluster = tree.Cluster(c);
     paths.insert(paths.end(), {cluster.Cluster(), cluster.Nodes(), cluster.Events(),
                                cluster.History(), cluster.Master(), cluster.Control(),
-                               cluster.Identity(), cluster.Owners()});
+                               cluster.Switchover(), cluster.Identity(), cluster.Owners()});
   }
   paths.push_back(tree.Orchestrators());
   paths.push_back(tree.Election());

@@ -7,7 +7,8 @@
 //                 orchestrators/election; ALL on the layout's parents (root, clusters, clusters/<c>)
 //   poller        CREATE in clusters/<c>/nodes (its own ephemeral nodes/<node> is then
 //                 {that poller: ALL, world: READ}), CREATE|DELETE in clusters/<c>/events
-//   operator      clusters/<c>/control (pause/resume); so does the orchestrator's HTTP API
+//   operator      clusters/<c>/control (pause/resume); so does the orchestrator's HTTP API;
+//                 and control/switchover (`pgherald switchover`), which only operators write
 //   admin         the identity `pgherald zk-init` acts as: ALL on every znode it lays out
 // Nodes made at run time get the session's policy: {creator: ALL, world: READ}.
 #pragma once
@@ -54,7 +55,8 @@ std::vector<ZnodeAcl> Layout(const std::string& root, const std::vector<std::str
 // The ACL zk-init gives an existing znode it does not lay out itself (master, identity, history
 // entries, events, observations, vouchers, election members, ownership candidates): judged by
 // its parent's name.
-// Observations (nodes/<n>) keep their owner: `current` entries that name a poller are kept.
+// Observations (nodes/<n>) keep their owner: `current` entries that name a poller are kept. The
+// switchover record (control/switchover): operators and admins ALL, world READ.
 zk::Acl ChildAcl(const std::string& path, const zk::Acl& current, const RoleIdentities& ids);
 
 // Permission bits as text: "r", "rw", "cdrwa" (ZooKeeper's order).
@@ -79,7 +81,7 @@ struct TreeFindings {
   std::vector<std::string> world_writable;  // existing checked znodes an anonymous client can write
 };
 // Reads the ACLs of root, root/clusters, root/clusters/<c> (and its nodes, events, history,
-// master, control, identity, owners), root/orchestrators and its election: only READs. Absent znodes are
+// master, control, control/switchover, identity, owners), root/orchestrators and its election: only READs. Absent znodes are
 // skipped. Errors of the session are returned as they are.
 StatusOr<TreeFindings> InspectTree(zk::ZkSession& zk, const TreeCheck& check);
 // With auth configured and allow_open_acl false: kFailedPrecondition when the root is missing or

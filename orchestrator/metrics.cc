@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 
@@ -166,12 +167,14 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
 
 StatusBoard::StatusBoard(std::string id, std::string root, std::vector<std::string> clusters,
                          std::int64_t tick_ms, view::ReadOptions read_options)
-    : root_(std::move(root)), cluster_names_(std::move(clusters)), read_options_(read_options) {
+    : root_(std::move(root)), read_options_(read_options), cluster_names_(std::move(clusters)) {
   working_.id = std::move(id);
   working_.tick_ms = tick_ms;
   if (read_options_.history_limit <= 0) read_options_.history_limit = 50;
   published_ = std::make_shared<const ObservabilitySnapshot>(working_);
 }
+
+StatusBoard::~StatusBoard() { StopReader(); }
 
 std::shared_ptr<const ObservabilitySnapshot> StatusBoard::Snapshot() const {
   std::lock_guard lock(mu_);
@@ -181,6 +184,7 @@ std::shared_ptr<const ObservabilitySnapshot> StatusBoard::Snapshot() const {
 void StatusBoard::OnDecision(const std::string& cluster, const DecisionInput& input,
                              const Verdict& verdict) {
   const std::string reason = verdict.reasons.empty() ? "" : ReasonCodeName(verdict.reasons[0].code);
+  std::lock_guard lock(work_mu_);
   ++working_.decisions[{cluster, ActionName(verdict.action), reason}];
   for (const auto& [node, probe] : input.probes) {
     if (probe.probe.write_check == model::WriteCheck::kNotRun) continue;
@@ -193,24 +197,58 @@ void StatusBoard::OnDecision(const std::string& cluster, const DecisionInput& in
 }
 
 void StatusBoard::OnPayloadProblem(const std::string& cluster, const std::string& kind) {
+  std::lock_guard lock(work_mu_);
   ++working_.payload_problems[{cluster, kind}];
   round_problems_[cluster].insert(kind);
 }
 
 void StatusBoard::AfterRound(Orchestrator& orchestrator) {
-  working_.owned = orchestrator.owned_clusters();
-  working_.ownership_changes = orchestrator.ownership_changes();
-  // The clusters whose round ran since the last snapshot: only their active problems are news
-  // (the loop runs each cluster on its own schedule, not every cluster between two snapshots).
-  std::set<std::string> ran;
-  for (const auto& [key, n] : orchestrator.cluster_rounds()) {
-    auto before = working_.cluster_rounds.find(key);
-    if (before == working_.cluster_rounds.end() || before->second != n) ran.insert(key.first);
+  const std::set<std::string> owned = orchestrator.owned_clusters();
+  const std::uint64_t ownership_changes = orchestrator.ownership_changes();
+  const auto rounds = orchestrator.cluster_rounds();
+  const std::int64_t lag_ms = orchestrator.verification_lag().count();
+  zk::ZkSession* zk = orchestrator.session();
+  const bool leading = orchestrator.leading();
+  const std::string session_state = zk != nullptr ? zk::SessionStateName(zk->state()) : "none";
+  const std::int64_t lease_ms = zk != nullptr ? zk->lease_remaining().count() : 0;
+  bool with_reader = false;
+  {
+    std::lock_guard lock(work_mu_);
+    working_.owned = owned;
+    working_.ownership_changes = ownership_changes;
+    // The clusters whose round ran since the last snapshot: only their active problems are news
+    // (the loop runs each cluster on its own schedule, not every cluster between two snapshots).
+    // A round triggered by anything but its periodic verification means something changed in
+    // ZooKeeper: the reader reads that cluster first.
+    std::set<std::string> ran;
+    for (const auto& [key, n] : rounds) {
+      auto before = working_.cluster_rounds.find(key);
+      if (before != working_.cluster_rounds.end() && before->second == n) continue;
+      ran.insert(key.first);
+      if (key.second != "verify") changed_.insert(key.first);  // orchestrator_schedule.cc's trigger
+    }
+    ran_since_ = std::move(ran);
+    working_.cluster_rounds = rounds;
+    working_.verification_lag_ms = lag_ms;
+    working_.leading = leading;
+    working_.session_state = session_state;
+    working_.lease_remaining_ms = lease_ms;
+    with_reader = reader_.joinable();
+    if (with_reader) {
+      ApplyProblemsLocked(leading);
+      // The loop's liveness (pgherald_rounds_total, the snapshot's age) is the loop's, not the
+      // reader's: a reader pass publishes what the loop reported last.
+      ++working_.rounds;
+      working_.updated_at_ms = view::WallNowMs();
+      working_.published = true;
+      reader_wanted_ = true;
+    }
   }
-  ran_since_ = std::move(ran);
-  working_.cluster_rounds = orchestrator.cluster_rounds();
-  working_.verification_lag_ms = orchestrator.verification_lag().count();
-  Refresh(orchestrator.session(), orchestrator.leading(), view::WallNowMs());
+  if (with_reader) {
+    reader_cv_.notify_one();
+    return;
+  }
+  Refresh(zk, leading, view::WallNowMs());
 }
 
 void StatusBoard::SetClusters(std::vector<std::string> clusters) {
@@ -218,47 +256,71 @@ void StatusBoard::SetClusters(std::vector<std::string> clusters) {
   pending_clusters_ = std::move(clusters);
 }
 
-void StatusBoard::Refresh(zk::ZkSession* zk, bool leading, std::int64_t now_ms) {
+void StatusBoard::ApplyPendingClustersLocked() {
+  std::optional<std::vector<std::string>> pending;
   {
     std::lock_guard lock(mu_);
-    if (pending_clusters_) {
-      cluster_names_ = std::move(*pending_clusters_);
-      pending_clusters_.reset();
-      const std::set<std::string> keep(cluster_names_.begin(), cluster_names_.end());
-      std::erase_if(working_.clusters,
-                    [&keep](const view::ClusterStatus& c) { return keep.count(c.name) == 0; });
-      std::erase_if(working_.read_errors, [&keep](const auto& e) { return keep.count(e.first) == 0; });
-    }
+    pending.swap(pending_clusters_);
   }
-  working_.leading = leading;
-  working_.session_state = zk != nullptr ? zk::SessionStateName(zk->state()) : "none";
-  working_.lease_remaining_ms = zk != nullptr ? zk->lease_remaining().count() : 0;
-  if (zk != nullptr && zk->state() == zk::SessionState::kConnected) {
-    std::vector<view::ClusterStatus> fresh;
-    for (const std::string& name : cluster_names_) {
-      auto read = view::ReadClusterStatus(*zk, root_, name, read_options_, now_ms,
-                                            &history_caches_[name]);
-      if (!read.ok()) {
-        working_.read_errors[name] = read.status().message();
-        if (const view::ClusterStatus* old = working_.Find(name)) fresh.push_back(*old);
-        continue;
-      }
-      working_.read_errors.erase(name);
-      if (read->master_present) {
-        // The first read only sets the baseline: changes before this process started are not ours.
-        auto last = last_epoch_.find(name);
-        if (last == last_epoch_.end()) {
-          last_epoch_[name] = read->master.epoch;
-        } else if (read->master.epoch > last->second) {
-          working_.master_changes[name] += read->master.epoch - last->second;
-          last->second = read->master.epoch;
-        }
-      }
-      working_.master_changes.try_emplace(name, 0);
-      fresh.push_back(std::move(*read));
+  if (!pending) return;
+  cluster_names_ = std::move(*pending);
+  const std::set<std::string> keep(cluster_names_.begin(), cluster_names_.end());
+  std::erase_if(working_.clusters,
+                [&keep](const view::ClusterStatus& c) { return keep.count(c.name) == 0; });
+  std::erase_if(working_.read_errors, [&keep](const auto& e) { return keep.count(e.first) == 0; });
+  std::erase_if(changed_, [&keep](const std::string& c) { return keep.count(c) == 0; });
+  std::erase_if(last_read_pass_, [&keep](const auto& e) { return keep.count(e.first) == 0; });
+}
+
+std::vector<StatusBoard::ReadResult> StatusBoard::ReadClusters(
+    zk::ZkSession& zk, const std::vector<std::string>& names, std::int64_t now_ms) {
+  std::vector<ReadResult> results;
+  results.reserve(names.size());
+  for (const std::string& name : names) {
+    view::HistoryCache* cache = nullptr;
+    {
+      std::lock_guard lock(work_mu_);
+      cache = &history_caches_[name];  // std::map: the node stays put
     }
-    working_.clusters = std::move(fresh);
+    results.push_back({name, view::ReadClusterStatus(zk, root_, name, read_options_, now_ms, cache)});
   }
+  return results;
+}
+
+void StatusBoard::MergeLocked(std::vector<ReadResult> results) {
+  std::map<std::string, view::ClusterStatus> by_name;
+  for (view::ClusterStatus& c : working_.clusters) by_name.emplace(c.name, std::move(c));
+  for (ReadResult& r : results) {
+    if (!r.status.ok()) {
+      working_.read_errors[r.name] = r.status.status().message();
+      continue;
+    }
+    working_.read_errors.erase(r.name);
+    view::ClusterStatus& read = *r.status;
+    if (read.master_present) {
+      // The first read only sets the baseline: changes before this process started are not ours.
+      auto last = last_epoch_.find(r.name);
+      if (last == last_epoch_.end()) {
+        last_epoch_[r.name] = read.master.epoch;
+      } else if (read.master.epoch > last->second) {
+        working_.master_changes[r.name] += read.master.epoch - last->second;
+        last->second = read.master.epoch;
+      }
+    }
+    working_.master_changes.try_emplace(r.name, 0);
+    by_name[r.name] = std::move(read);
+  }
+  // In the configured order; a cluster not read yet is not shown yet.
+  std::vector<view::ClusterStatus> merged;
+  merged.reserve(cluster_names_.size());
+  for (const std::string& name : cluster_names_) {
+    auto it = by_name.find(name);
+    if (it != by_name.end()) merged.push_back(std::move(it->second));
+  }
+  working_.clusters = std::move(merged);
+}
+
+void StatusBoard::ApplyProblemsLocked(bool leading) {
   if (ran_since_ && leading) {
     for (const std::string& cluster : *ran_since_) {
       auto now = round_problems_.find(cluster);
@@ -273,12 +335,135 @@ void StatusBoard::Refresh(zk::ZkSession* zk, bool leading, std::int64_t now_ms) 
   }
   ran_since_.reset();
   round_problems_.clear();
-  ++working_.rounds;
-  working_.updated_at_ms = now_ms;
-  working_.published = true;
+}
+
+void StatusBoard::PublishLocked(std::int64_t now_ms, bool loop_round) {
+  if (loop_round) {
+    ++working_.rounds;
+    working_.updated_at_ms = now_ms;
+    working_.published = true;
+  }
   auto snapshot = std::make_shared<const ObservabilitySnapshot>(working_);
   std::lock_guard lock(mu_);
   published_ = std::move(snapshot);
+}
+
+void StatusBoard::Refresh(zk::ZkSession* zk, bool leading, std::int64_t now_ms) {
+  std::vector<std::string> names;
+  {
+    std::lock_guard lock(work_mu_);
+    ApplyPendingClustersLocked();
+    working_.leading = leading;
+    working_.session_state = zk != nullptr ? zk::SessionStateName(zk->state()) : "none";
+    working_.lease_remaining_ms = zk != nullptr ? zk->lease_remaining().count() : 0;
+    names = cluster_names_;
+  }
+  std::vector<ReadResult> results;
+  if (zk != nullptr && zk->state() == zk::SessionState::kConnected) {
+    results = ReadClusters(*zk, names, now_ms);
+  }
+  std::lock_guard lock(work_mu_);
+  MergeLocked(std::move(results));
+  ApplyProblemsLocked(leading);
+  PublishLocked(now_ms, /*loop_round=*/true);
+}
+
+std::vector<std::string> StatusBoard::PickLocked() {
+  const std::size_t budget = static_cast<std::size_t>(std::max(1, max_per_pass_));
+  std::vector<std::string> pick;
+  std::set<std::string> picked;
+  // Changed clusters first, those read longest ago before the others.
+  std::vector<std::string> changed(changed_.begin(), changed_.end());
+  const auto by_last_read = [this](const std::string& a, const std::string& b) {
+    const auto ia = last_read_pass_.find(a);
+    const auto ib = last_read_pass_.find(b);
+    const std::uint64_t pa = ia == last_read_pass_.end() ? 0 : ia->second + 1;
+    const std::uint64_t pb = ib == last_read_pass_.end() ? 0 : ib->second + 1;
+    return pa < pb;
+  };
+  std::stable_sort(changed.begin(), changed.end(), by_last_read);
+  for (const std::string& c : changed) {
+    if (pick.size() >= budget) break;
+    if (std::find(cluster_names_.begin(), cluster_names_.end(), c) == cluster_names_.end()) continue;
+    if (picked.insert(c).second) pick.push_back(c);
+  }
+  if (pick.size() < budget) {
+    std::vector<std::string> rest = cluster_names_;
+    std::stable_sort(rest.begin(), rest.end(), by_last_read);
+    for (const std::string& c : rest) {
+      if (pick.size() >= budget) break;
+      if (picked.insert(c).second) pick.push_back(c);
+    }
+  }
+  for (const std::string& c : pick) changed_.erase(c);
+  return pick;
+}
+
+void StatusBoard::StartReader(zk::SessionFactory factory, int max_clusters_per_pass) {
+  std::lock_guard lock(work_mu_);
+  if (reader_.joinable()) return;
+  reader_factory_ = std::move(factory);
+  max_per_pass_ = std::max(1, max_clusters_per_pass);
+  reader_stop_ = false;
+  reader_ = std::thread([this] { ReaderMain(); });
+}
+
+void StatusBoard::StopReader() {
+  {
+    std::lock_guard lock(work_mu_);
+    if (!reader_.joinable()) return;
+    reader_stop_ = true;
+  }
+  reader_cv_.notify_one();
+  reader_.join();
+  std::lock_guard lock(work_mu_);
+  reader_ = std::thread();
+}
+
+void StatusBoard::ReaderMain() {
+  std::unique_ptr<zk::ZkSession> session;
+  std::int64_t tick_ms = 1000;
+  {
+    std::lock_guard lock(work_mu_);
+    tick_ms = std::max<std::int64_t>(1, working_.tick_ms);
+  }
+  while (true) {
+    std::vector<std::string> names;
+    {
+      std::unique_lock lock(work_mu_);
+      // One pass per AfterRound (the loop calls it at most once per tick), and one per tick
+      // anyway so that a silent loop does not freeze the views.
+      reader_cv_.wait_for(lock, std::chrono::milliseconds(tick_ms),
+                          [this] { return reader_wanted_ || reader_stop_; });
+      if (reader_stop_) break;
+      reader_wanted_ = false;
+      ApplyPendingClustersLocked();
+      names = PickLocked();
+      ++reader_pass_;
+      for (const std::string& n : names) last_read_pass_[n] = reader_pass_;
+    }
+    if (session != nullptr && zk::IsFinal(session->state())) session.reset();
+    if (session == nullptr) {
+      auto made = reader_factory_();
+      if (made.ok()) session = std::move(*made);
+    }
+    std::vector<ReadResult> results;
+    if (session != nullptr && session->state() == zk::SessionState::kConnected) {
+      results = ReadClusters(*session, names, view::WallNowMs());
+    } else {
+      // Not read: read again first next time.
+      std::lock_guard lock(work_mu_);
+      for (const std::string& n : names) {
+        changed_.insert(n);
+        last_read_pass_.erase(n);
+      }
+    }
+    std::lock_guard lock(work_mu_);
+    MergeLocked(std::move(results));
+    working_.reader_passes = reader_pass_;
+    PublishLocked(view::WallNowMs(), /*loop_round=*/false);
+  }
+  if (session != nullptr) session->Close();
 }
 
 }  // namespace pgherald::orchestrator

@@ -1,14 +1,21 @@
 // What the orchestrator shows through its HTTP API (http_server.h): a snapshot that the loop
 // publishes after every round, and its rendering in Prometheus' text exposition format (0.0.4).
 //
-// StatusBoard is the loop's RoundObserver: OnDecision and AfterRound run on the loop's thread and
-// are the only writers; AfterRound re-reads the clusters from ZooKeeper through the loop's own
-// session (view::ReadClusterStatus, the same view as `pgherald status`) and then publishes an
-// immutable snapshot under a mutex. HTTP threads only take a reference to the latest snapshot
-// (Snapshot()); they never call into the loop or its session.
+// StatusBoard is the loop's RoundObserver: OnDecision, OnPayloadProblem and AfterRound run on the
+// loop's thread and record the loop's counters. The clusters' views (view::ReadClusterStatus, the
+// same view as `pgherald status`) are read from ZooKeeper by the board's own reader thread through
+// a session of its own (StartReader), never on the loop's thread: with 1,000 clusters, re-reading
+// every cluster after each pass stalled the loop for seconds. Each reader pass (after each
+// AfterRound, at most one per tick) re-reads the clusters whose rounds were triggered by a change
+// (a watch, a sweep, a retry) first, then the least recently read ones, at most
+// `max_clusters_per_pass` in all, and publishes an immutable snapshot under a mutex. Without a
+// reader (tests), AfterRound re-reads every cluster through the loop's session, as before.
+// HTTP threads only take a reference to the latest snapshot (Snapshot()); they never call into the
+// loop or a session.
 #pragma once
 
 #include <array>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -17,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -61,6 +69,8 @@ struct ObservabilitySnapshot {
   // and the longest a due verification waited since the previous snapshot.
   std::map<std::pair<std::string, std::string>, std::uint64_t> cluster_rounds;
   std::int64_t verification_lag_ms = 0;
+  // Passes of the board's reader thread (StatusBoard::StartReader), 0 without one.
+  std::uint64_t reader_passes = 0;
 
   bool zk_connected() const { return session_state == "connected"; }
   const view::ClusterStatus* Find(const std::string& cluster) const;
@@ -73,6 +83,7 @@ class StatusBoard : public RoundObserver {
  public:
   StatusBoard(std::string id, std::string root, std::vector<std::string> clusters,
               std::int64_t tick_ms, view::ReadOptions read_options = {});
+  ~StatusBoard() override;
 
   // RoundObserver (the loop's thread).
   void OnDecision(const std::string& cluster, const DecisionInput& input,
@@ -83,22 +94,58 @@ class StatusBoard : public RoundObserver {
   // Any thread: the latest published snapshot (never null).
   std::shared_ptr<const ObservabilitySnapshot> Snapshot() const;
 
-  // The loop's thread, for tests: refresh from `zk` as AfterRound does.
+  // Before the loop runs: from now on the clusters are read by a thread of the board's own,
+  // through a session made by `factory` (remade when it dies), at most `max_clusters_per_pass`
+  // clusters per pass. StopReader (also the destructor) ends it.
+  void StartReader(zk::SessionFactory factory, int max_clusters_per_pass = 100);
+  void StopReader();
+
+  // For tests (any thread, no reader running): refresh every cluster from `zk` and publish.
   void Refresh(zk::ZkSession* zk, bool leading, std::int64_t now_ms);
   // Any thread (SIGHUP): the clusters to show from the next refresh on.
   void SetClusters(std::vector<std::string> clusters);
 
  private:
+  struct ReadResult {
+    std::string name;
+    StatusOr<view::ClusterStatus> status;
+  };
+  // Reads `names` through `zk` (no lock held).
+  std::vector<ReadResult> ReadClusters(zk::ZkSession& zk, const std::vector<std::string>& names,
+                                       std::int64_t now_ms);
+  // Under work_mu_: applies a pending SetClusters.
+  void ApplyPendingClustersLocked();
+  // Under work_mu_: folds read results into working_.
+  void MergeLocked(std::vector<ReadResult> results);
+  // Under work_mu_: the loop's problem sets of the clusters that ran (see ran_since_).
+  void ApplyProblemsLocked(bool leading);
+  // Under work_mu_: publishes working_; a loop round (Refresh) also counts and stamps it.
+  void PublishLocked(std::int64_t now_ms, bool loop_round);
+  // Under work_mu_: the clusters the next reader pass reads, changed ones first.
+  std::vector<std::string> PickLocked();
+  void ReaderMain();
+
   std::string root_;
-  std::vector<std::string> cluster_names_;
   view::ReadOptions read_options_;
-  ObservabilitySnapshot working_;  // the loop's thread only
-  std::map<std::string, view::HistoryCache> history_caches_;
+
+  std::mutex work_mu_;  // everything below up to mu_
+  std::vector<std::string> cluster_names_;
+  ObservabilitySnapshot working_;
+  std::map<std::string, view::HistoryCache> history_caches_;  // the reading thread's only
   std::map<std::string, std::uint64_t> last_epoch_;
-  std::map<std::string, std::set<std::string>> round_problems_;  // since the last Refresh
-  // Set by AfterRound: the clusters that ran a round since the last snapshot (Refresh then updates
-  // only their active problems); unset (tests calling Refresh) every cluster ran.
+  std::map<std::string, std::set<std::string>> round_problems_;  // since the last AfterRound
+  // Set by AfterRound: the clusters that ran a round since the last snapshot (only their active
+  // problems change); unset (tests calling Refresh): every cluster ran.
   std::optional<std::set<std::string>> ran_since_;
+  std::set<std::string> changed_;                      // to read first (reader mode)
+  std::map<std::string, std::uint64_t> last_read_pass_;  // cluster -> reader pass of its last read
+  std::uint64_t reader_pass_ = 0;
+  bool reader_wanted_ = false;  // AfterRound asked for a pass
+  bool reader_stop_ = false;
+  std::condition_variable reader_cv_;
+  std::thread reader_;
+  zk::SessionFactory reader_factory_;
+  int max_per_pass_ = 100;
 
   mutable std::mutex mu_;
   std::shared_ptr<const ObservabilitySnapshot> published_;

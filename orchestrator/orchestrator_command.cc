@@ -110,6 +110,8 @@ int RunOrchestratorCommand(const std::vector<std::string>& args) {
       cfg->options.id, cfg->options.root, cluster_names, cfg->options.tick.count(),
       view::ReadOptions{
           std::max<std::int64_t>(10000, cfg->options.policy.observation_max_age.count()), 50});
+  // The clusters' views are read by the board's own thread and session, never the loop's.
+  board.StartReader(factory);
   ReadyAfterConnectedRound observer(&board, &logger);
   orchestrator.set_observer(&observer);
   std::unique_ptr<HttpServer> http;
@@ -153,6 +155,7 @@ int RunOrchestratorCommand(const std::vector<std::string>& args) {
   });
   orchestrator.Run(stop);
   http.reset();  // stop serving before the loop's state goes away
+  board.StopReader();
   orchestrator.Resign();
   signals.join();
   logger.Info("orchestrator_stopped", {{"id", cfg->options.id}});

@@ -82,6 +82,36 @@ class ZkAclTreeTest : public ::testing::Test {
   Roles roles_;
 };
 
+// The switchover record: an operator's `pgherald switchover` creates and rewrites it; the
+// orchestrators and pollers only read it; zk-init fixes an open one to operators-only.
+TEST_F(ZkAclTreeTest, OnlyOperatorsWriteTheSwitchoverRecord) {
+  Init();
+  const std::string record = model::ClusterPaths(kRoot, kCluster).Switchover();
+  auto op = Session(roles_.op);
+  ASSERT_TRUE(op->Create(record, "{}", zk::CreateMode::kPersistent).ok());
+  auto denied = [](const auto& r) { return r.status().code() == StatusCode::kPermissionDenied; };
+  EXPECT_TRUE(denied(Session(roles_.orchestrator)->Set(record, "{}")));
+  EXPECT_TRUE(denied(Session(roles_.poller1)->Set(record, "{}")));
+  EXPECT_TRUE(denied(Session(std::nullopt)->Set(record, "{}")));
+  EXPECT_TRUE(Session(std::nullopt)->Get(record).ok());
+  EXPECT_TRUE(op->Set(record, "{}").ok());
+
+  // Made open (by a session without auth), then migrated.
+  ASSERT_TRUE(op->SetAcl(record, {{zk::kPermAll, "world", "anyone"}}).ok());
+  EXPECT_FALSE(zkacl::JudgeTree(*zkacl::InspectTree(*op, {kRoot, {kCluster}, true, false, "t"}),
+                                {kRoot, {kCluster}, true, false, "t"})
+                   .ok());
+  Init();
+  auto acl = Session(roles_.admin)->GetAcl(record);
+  ASSERT_TRUE(acl.ok());
+  EXPECT_TRUE(zkacl::SameAcl(acl->acl, {{zk::kPermAll, "digest", roles_.op},
+                                        {zk::kPermAll, "digest", roles_.admin},
+                                        {zk::kPermRead, "world", "anyone"}}))
+      << zkacl::AclText(acl->acl);
+  EXPECT_TRUE(op->Set(record, "{}").ok());
+  EXPECT_TRUE(denied(Session(roles_.orchestrator)->Set(record, "{}")));
+}
+
 // Every role does its real work through the real call sites (orchestrator's ZkPublisher, the
 // poller's ObservationPublisher, the operator's WriteControl) on a tree laid out by zk-init, and
 // cannot write what is not its own.
