@@ -165,8 +165,14 @@ class LabEnvironment : public ::testing::Environment {
     for (int n = 1; n <= 3; ++n) {
       const std::string dir = g->lab->dir();
       const std::string config = dir + "/poller-" + std::to_string(n) + ".yaml";
+      // The switchover steps are on (the SwitchoverPrepareAndUnpause case): they act only on a
+      // record at clusters/main/control/switchover, which no other case writes.
+      const std::string switchover = "  switchover:\n    enabled: true\n    repmgr: " +
+                                     g->lab->Env("REPMGR_BIN") + "\n    repmgr_conf: " +
+                                     g->lab->Env("REPMGR_CONF_" + std::to_string(n)) +
+                                     "\n    step_timeout_ms: 30000\n";
       WriteFile(config, PollerConfig(kCluster, "node" + std::to_string(n), g->lab->pg_port(n),
-                                     g->lab->Env("REPMGR_DB"), SocketPath(n), ""),
+                                     g->lab->Env("REPMGR_DB"), SocketPath(n), switchover),
                 0600);
       // labctl's notify.sh runs `CMD notify ARGS...` as postgres: CMD is this wrapper, which drops
       // the word "notify" and passes the socket.
@@ -275,6 +281,33 @@ void RemoveMaster(const std::string& cluster) {
   (void)g->zk->Delete(master);
 }
 
+std::string SwitchoverPath() {
+  return std::string(kRoot) + "/clusters/" + kCluster + "/control/switchover";
+}
+
+// The ack `node` publishes for switchover `id`, if any.
+std::optional<model::SwitchoverAck> AckOf(const std::string& node, const std::string& id) {
+  auto o = ReadObservation(kCluster, node);
+  if (!o || !o->switchover || o->switchover->id != id) return std::nullopt;
+  return o->switchover;
+}
+
+// repmgrd's own answer on node `n`: whether it is paused (repmgr.repmgrd_is_paused(), what
+// `repmgr service status` shows in its "Paused?" column).
+std::optional<bool> RepmgrdPaused(int n) {
+  pg::PgParams admin;
+  admin.port = g->lab->pg_port(n);
+  admin.user = "postgres";
+  admin.dbname = g->lab->Env("REPMGR_DB");
+  auto conn = pg::PgConnection::Connect(admin);
+  if (!conn.ok()) return std::nullopt;
+  auto r = (*conn)->Exec("SELECT repmgr.repmgrd_is_paused() AS paused");
+  if (!r.ok() || r->num_rows() != 1) return std::nullopt;
+  auto paused = r->row(0).GetBool("paused");
+  if (!paused.ok()) return std::nullopt;
+  return *paused;
+}
+
 // The known state (the comment at the top); primary_ is P.
 class PollerLab : public ::testing::Test {
  protected:
@@ -292,6 +325,7 @@ class PollerLab : public ::testing::Test {
     for (const char* cluster : {kCluster, "fencing", "zkloss-on", "zkloss-off"}) {
       RemoveMaster(cluster);
     }
+    (void)g->zk->Delete(SwitchoverPath());
     for (auto& [n, poller] : g->pollers) {
       if (!poller->Running()) {
         ASSERT_NO_FATAL_FAILURE(poller->Start());
@@ -356,6 +390,80 @@ TEST_F(PollerLab, ThreeEphemeralObservationsAppear) {
   }));
   // The repmgr events of the cluster's creation were mirrored.
   EXPECT_TRUE(Await(seconds(30), [] { return HasEvent(ReadEvents(kCluster), 1, "primary_register"); }));
+}
+
+// The switchover's first and unpause phases on the real cluster (docs/poller.md "Switchover
+// steps"): the three pollers ack prepare (to pauses every repmgrd of the cluster), then to's poller
+// unpauses them. The coordinator's part is played by the test, writing the record as `pgherald
+// switchover` does (a compare-and-set on its version).
+TEST_F(PollerLab, SwitchoverPrepareAndUnpause) {
+  const int to = Standby(0);
+  const int sibling = Standby(1);
+  for (int n = 1; n <= 3; ++n) {
+    ASSERT_EQ(RepmgrdPaused(n), std::optional<bool>(false)) << "repmgrd of node" << n;
+  }
+  model::SwitchoverRecord r;
+  r.id = "sw-" + std::to_string(WallMs()) + "-it";
+  r.from = Node(primary_);
+  r.to = Node(to);
+  r.siblings = {Node(sibling)};
+  r.phase = model::SwitchoverPhase::kPrepare;
+  r.started_at_ms = r.phase_at_ms = WallMs();
+  r.deadline_at_ms = r.started_at_ms + 120000;
+  r.requested_by = "poller_lab_test";
+  ASSERT_TRUE(zk::EnsurePath(*g->zk, std::string(kRoot) + "/clusters/" + kCluster + "/control").ok());
+  auto start = SteadyClock::now();
+  ASSERT_TRUE(g->zk->Create(SwitchoverPath(), r.ToJson(), zk::CreateMode::kPersistent).ok());
+  const auto all_done = [&](model::SwitchoverPhase phase, std::vector<int> nodes) {
+    return Await(seconds(60), [&] {
+      for (int n : nodes) {
+        auto ack = AckOf(Node(n), r.id);
+        if (!ack || ack->phase != phase || ack->state == model::SwitchoverStepState::kRunning) {
+          return false;
+        }
+      }
+      return true;
+    });
+  };
+  ASSERT_TRUE(all_done(model::SwitchoverPhase::kPrepare, {primary_, to, sibling}));
+  std::printf("prepare acked by the three pollers %lld ms after the record was written\n",
+              static_cast<long long>(std::chrono::duration_cast<milliseconds>(
+                                         SteadyClock::now() - start).count()));
+  for (int n : {primary_, to, sibling}) {
+    auto ack = AckOf(Node(n), r.id);
+    ASSERT_TRUE(ack);
+    EXPECT_EQ(ack->state, model::SwitchoverStepState::kDone) << Node(n) << ": " << ack->error;
+  }
+  for (int n = 1; n <= 3; ++n) {
+    EXPECT_EQ(RepmgrdPaused(n), std::optional<bool>(true)) << "repmgrd of node" << n;
+  }
+  // unpause: to's poller only.
+  auto got = g->zk->Get(SwitchoverPath());
+  ASSERT_TRUE(got.ok());
+  r.phase = model::SwitchoverPhase::kUnpause;
+  r.phase_at_ms = WallMs();
+  start = SteadyClock::now();
+  ASSERT_TRUE(g->zk->Set(SwitchoverPath(), r.ToJson(), got->stat.version).ok());
+  ASSERT_TRUE(all_done(model::SwitchoverPhase::kUnpause, {to}));
+  std::printf("unpause acked %lld ms after the record changed\n",
+              static_cast<long long>(std::chrono::duration_cast<milliseconds>(
+                                         SteadyClock::now() - start).count()));
+  auto ack = AckOf(Node(to), r.id);
+  ASSERT_TRUE(ack);
+  EXPECT_EQ(ack->state, model::SwitchoverStepState::kDone) << ack->error;
+  for (int n = 1; n <= 3; ++n) {
+    EXPECT_EQ(RepmgrdPaused(n), std::optional<bool>(false)) << "repmgrd of node" << n;
+  }
+  // The others did not act in unpause: their last ack is still prepare's.
+  for (int n : {primary_, sibling}) {
+    auto other = AckOf(Node(n), r.id);
+    ASSERT_TRUE(other);
+    EXPECT_EQ(other->phase, model::SwitchoverPhase::kPrepare);
+  }
+  r.phase = model::SwitchoverPhase::kDone;
+  got = g->zk->Get(SwitchoverPath());
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE(g->zk->Set(SwitchoverPath(), r.ToJson(), got->stat.version).ok());
 }
 
 // The session timeout is the bound the design counts on; the time it took is printed.
