@@ -466,6 +466,82 @@ TEST_F(PollerLab, SwitchoverPrepareAndUnpause) {
   EXPECT_TRUE(g->zk->Set(SwitchoverPath(), r.ToJson(), got->stat.version).ok());
 }
 
+// The old primary's steps on the real cluster: with every repmgrd paused (prepare), from's poller
+// drains, stops its node with repmgr and acks the shutdown checkpoint's LSN; then rollback starts
+// it again and acks once it is writable; to unpauses.
+TEST_F(PollerLab, SwitchoverStopAndRollback) {
+  const int to = Standby(0);
+  const int sibling = Standby(1);
+  model::SwitchoverRecord r;
+  r.id = "sw-" + std::to_string(WallMs()) + "-rb";
+  r.from = Node(primary_);
+  r.to = Node(to);
+  r.siblings = {Node(sibling)};
+  r.phase = model::SwitchoverPhase::kPrepare;
+  r.started_at_ms = r.phase_at_ms = WallMs();
+  r.deadline_at_ms = r.started_at_ms + 180000;
+  ASSERT_TRUE(zk::EnsurePath(*g->zk, std::string(kRoot) + "/clusters/" + kCluster + "/control").ok());
+  ASSERT_TRUE(g->zk->Create(SwitchoverPath(), r.ToJson(), zk::CreateMode::kPersistent).ok());
+  const auto acked = [&](int n, model::SwitchoverPhase phase) {
+    std::optional<model::SwitchoverAck> ack;
+    Await(seconds(90), [&] {
+      ack = AckOf(Node(n), r.id);
+      return ack && ack->phase == phase && ack->state != model::SwitchoverStepState::kRunning;
+    });
+    return ack;
+  };
+  const auto next = [&](model::SwitchoverPhase phase) {
+    auto got = g->zk->Get(SwitchoverPath());
+    ASSERT_TRUE(got.ok());
+    r.phase = phase;
+    r.phase_at_ms = WallMs();
+    ASSERT_TRUE(g->zk->Set(SwitchoverPath(), r.ToJson(), got->stat.version).ok());
+  };
+  auto paused = acked(to, model::SwitchoverPhase::kPrepare);
+  ASSERT_TRUE(paused && paused->state == model::SwitchoverStepState::kDone)
+      << (paused ? paused->error : "no ack");
+  auto before = ReadObservation(kCluster, Node(primary_));
+  ASSERT_TRUE(before && before->current_lsn);
+
+  auto start = SteadyClock::now();
+  ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kStop));
+  auto stopped = acked(primary_, model::SwitchoverPhase::kStop);
+  ASSERT_TRUE(stopped);
+  ASSERT_EQ(stopped->state, model::SwitchoverStepState::kDone) << stopped->error;
+  std::printf("stop acked %lld ms after the record changed, lsn %s\n",
+              static_cast<long long>(std::chrono::duration_cast<milliseconds>(
+                                         SteadyClock::now() - start).count()),
+              stopped->lsn ? model::FormatLsn(*stopped->lsn).c_str() : "none");
+  ASSERT_TRUE(stopped->lsn.has_value());
+  EXPECT_GE(*stopped->lsn, *before->current_lsn);  // the shutdown checkpoint comes after
+  EXPECT_TRUE(Await(seconds(30), [&] {
+    auto o = ReadObservation(kCluster, Node(primary_));
+    return o && !o->reachable;
+  }));
+
+  start = SteadyClock::now();
+  ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kRollback));
+  auto rolled = acked(primary_, model::SwitchoverPhase::kRollback);
+  ASSERT_TRUE(rolled);
+  EXPECT_EQ(rolled->state, model::SwitchoverStepState::kDone) << rolled->error;
+  std::printf("rollback acked %lld ms after the record changed\n",
+              static_cast<long long>(std::chrono::duration_cast<milliseconds>(
+                                         SteadyClock::now() - start).count()));
+  EXPECT_TRUE(Await(seconds(30), [&] {
+    auto o = ReadObservation(kCluster, Node(primary_));
+    return o && o->reachable && !o->in_recovery;
+  }));
+
+  ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kUnpause));
+  auto unpaused = acked(to, model::SwitchoverPhase::kUnpause);
+  ASSERT_TRUE(unpaused);
+  EXPECT_EQ(unpaused->state, model::SwitchoverStepState::kDone) << unpaused->error;
+  for (int n = 1; n <= 3; ++n) {
+    EXPECT_EQ(RepmgrdPaused(n), std::optional<bool>(false)) << "repmgrd of node" << n;
+  }
+  ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kAborted));
+}
+
 // The session timeout is the bound the design counts on; the time it took is printed.
 TEST_F(PollerLab, KilledPollerZnodeVanishesWithItsSession) {
   const int n = Standby(1);
