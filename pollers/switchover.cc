@@ -429,8 +429,32 @@ StepOutcome RepmgrStepRunner::Promote(const StepRequest& request,
   auto conn = Local(pg_);
   if (!conn.ok()) return Failed("CHECKPOINT after promote: " + conn.status().message());
   auto r = (*conn)->Exec("CHECKPOINT");
-  if (!r.ok()) return Failed("CHECKPOINT after promote: " + r.status().message());
-  return {true, received, ""};
+  if (!r.ok()) {
+    return Failed("CHECKPOINT after promote: " + r.status().message() +
+                  (r.status().code() == StatusCode::kPermissionDenied
+                       ? " (GRANT pg_checkpoint TO the poller's user, docs/poller.md)"
+                       : ""));
+  }
+  // The rejoin needs repmgr's metadata on the new primary to name it alone (STACK-NOTES).
+  const MonoTime deadline = std::chrono::steady_clock::now() + config_.step_timeout;
+  std::string last;
+  while (true) {
+    if (cancel.load()) return Failed("primary wait: the poller is stopping");
+    auto n = (*conn)->Exec(
+        "SELECT count(*) AS primaries FROM repmgr.nodes WHERE type = 'primary' AND active");
+    if (n.ok() && n->num_rows() == 1) {
+      auto count = n->row(0).GetInt64("primaries");
+      if (count.ok() && *count == 1) return {true, received, ""};
+      last = count.ok() ? std::to_string(*count) + " active primaries" : count.status().message();
+    } else {
+      last = n.ok() ? "no row" : n.status().message();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Failed("promoted, but repmgr.nodes does not name exactly one active primary within "
+                    "step_timeout_ms (" + untrusted::SanitizeForDisplay(last, 256) + ")");
+    }
+    std::this_thread::sleep_for(kWaitPoll);
+  }
 }
 
 StepOutcome RepmgrStepRunner::Rejoin(const StepRequest& request,

@@ -542,6 +542,111 @@ TEST_F(PollerLab, SwitchoverStopAndRollback) {
   ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kAborted));
 }
 
+// A whole switchover carried out by the pollers alone (no orchestrator: nothing is published or
+// held): prepare, stop, promote (to waits for the stop LSN, promotes with repmgr and checkpoints),
+// rejoin (from rejoins with to's conninfo from its own repmgr.nodes, the sibling follows to's
+// node_id), unpause. Printed: how long after the promote began to's observation showed it
+// writable, and how that compares with its ack (the promotion watch publishes first).
+TEST_F(PollerLab, SwitchoverStopPromoteRejoin) {
+  const int from = primary_;
+  const int to = Standby(0);
+  const int sibling = Standby(1);
+  model::SwitchoverRecord r;
+  r.id = "sw-" + std::to_string(WallMs()) + "-full";
+  r.from = Node(from);
+  r.to = Node(to);
+  r.siblings = {Node(sibling)};
+  r.phase = model::SwitchoverPhase::kPrepare;
+  r.started_at_ms = r.phase_at_ms = WallMs();
+  r.deadline_at_ms = r.started_at_ms + 300000;
+  ASSERT_TRUE(zk::EnsurePath(*g->zk, std::string(kRoot) + "/clusters/" + kCluster + "/control").ok());
+  ASSERT_TRUE(g->zk->Create(SwitchoverPath(), r.ToJson(), zk::CreateMode::kPersistent).ok());
+  const auto acked = [&](int n, model::SwitchoverPhase phase) {
+    std::optional<model::SwitchoverAck> ack;
+    Await(seconds(120), [&] {
+      ack = AckOf(Node(n), r.id);
+      return ack && ack->phase == phase && ack->state != model::SwitchoverStepState::kRunning;
+    });
+    return ack;
+  };
+  const auto done = [&](int n, model::SwitchoverPhase phase) {
+    auto ack = acked(n, phase);
+    EXPECT_TRUE(ack && ack->state == model::SwitchoverStepState::kDone)
+        << Node(n) << " " << model::SwitchoverPhaseName(phase) << ": "
+        << (ack ? ack->error : "no ack");
+    return ack && ack->state == model::SwitchoverStepState::kDone ? ack : std::nullopt;
+  };
+  const auto next = [&](model::SwitchoverPhase phase) {
+    auto got = g->zk->Get(SwitchoverPath());
+    ASSERT_TRUE(got.ok());
+    r.phase = phase;
+    r.phase_at_ms = WallMs();
+    ASSERT_TRUE(g->zk->Set(SwitchoverPath(), r.ToJson(), got->stat.version).ok());
+  };
+  for (int n : {from, to, sibling}) ASSERT_TRUE(done(n, model::SwitchoverPhase::kPrepare));
+
+  ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kStop));
+  auto stopped = done(from, model::SwitchoverPhase::kStop);
+  ASSERT_TRUE(stopped && stopped->lsn);
+  r.stop_lsn = stopped->lsn;
+
+  const std::int64_t promote_at = WallMs();
+  ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kPromote));
+  std::optional<std::int64_t> writable_seen_ms;
+  std::optional<std::int64_t> writable_observed_at;
+  ASSERT_TRUE(Await(seconds(120), [&] {
+    auto o = ReadObservation(kCluster, Node(to));
+    if (o && o->reachable && !o->in_recovery && !writable_seen_ms) {
+      writable_seen_ms = WallMs();
+      writable_observed_at = o->observed_at_ms;
+    }
+    auto ack = AckOf(Node(to), r.id);
+    return ack && ack->phase == model::SwitchoverPhase::kPromote &&
+           ack->state != model::SwitchoverStepState::kRunning;
+  }));
+  auto promoted = done(to, model::SwitchoverPhase::kPromote);
+  ASSERT_TRUE(promoted);
+  ASSERT_TRUE(promoted->lsn.has_value());
+  EXPECT_GE(*promoted->lsn, *r.stop_lsn);
+  ASSERT_TRUE(Await(seconds(30), [&] {
+    auto o = ReadObservation(kCluster, Node(to));
+    if (o && o->reachable && !o->in_recovery && !writable_seen_ms) {
+      writable_seen_ms = WallMs();
+      writable_observed_at = o->observed_at_ms;
+    }
+    return writable_seen_ms.has_value();
+  }));
+  std::printf("promote: the writable observation of %s was made %lld ms after the record changed; "
+              "the done ack %lld ms after (%lld ms after the observation)\n",
+              Node(to).c_str(), static_cast<long long>(*writable_observed_at - promote_at),
+              static_cast<long long>(promoted->at_ms - promote_at),
+              static_cast<long long>(promoted->at_ms - *writable_observed_at));
+
+  ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kRejoin));
+  EXPECT_TRUE(done(from, model::SwitchoverPhase::kRejoin));
+  EXPECT_TRUE(done(sibling, model::SwitchoverPhase::kRejoin));
+  ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kUnpause));
+  EXPECT_TRUE(done(to, model::SwitchoverPhase::kUnpause));
+  EXPECT_TRUE(Await(seconds(60), [&] {
+    for (int n : {from, sibling}) {
+      auto o = ReadObservation(kCluster, Node(n));
+      if (!o || !o->reachable || !o->in_recovery || o->upstream_node != Node(to)) return false;
+    }
+    return true;
+  })) << "the old primary and the sibling do not stream from " << Node(to);
+  for (int n = 1; n <= 3; ++n) {
+    EXPECT_EQ(RepmgrdPaused(n), std::optional<bool>(false)) << "repmgrd of node" << n;
+  }
+  // The conninfo (with the lab's repmgr password) never reached ZooKeeper.
+  for (int n = 1; n <= 3; ++n) {
+    auto got = g->zk->Get(NodePath(kCluster, Node(n)));
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ(got->data.find("conninfo"), std::string::npos);
+    EXPECT_EQ(got->data.find("password"), std::string::npos);
+  }
+  ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kDone));
+}
+
 // The session timeout is the bound the design counts on; the time it took is printed.
 TEST_F(PollerLab, KilledPollerZnodeVanishesWithItsSession) {
   const int n = Standby(1);
