@@ -331,6 +331,43 @@ Status RepmgrStepRunner::Readiness() {
   return Status::Ok();
 }
 
+StepOutcome RepmgrStepRunner::AwaitLocal(
+    const std::string& what, const std::string& sql,
+    const std::function<std::optional<std::string>(const pg::Row&)>& not_ready,
+    const std::atomic<bool>& cancel) {
+  const MonoTime deadline = std::chrono::steady_clock::now() + config_.step_timeout;
+  std::string last = "not yet connected";
+  std::unique_ptr<pg::PgConnection> conn;
+  while (true) {
+    if (cancel.load()) return Failed(what + ": the poller is stopping");
+    if (conn == nullptr || !conn->ok()) {
+      auto made = Local(pg_);
+      if (made.ok()) {
+        conn = std::move(*made);
+      } else {
+        conn.reset();
+        last = made.status().message();
+      }
+    }
+    if (conn != nullptr) {
+      auto r = conn->Exec(sql);
+      if (r.ok() && r->num_rows() == 1) {
+        auto why = not_ready(r->row(0));
+        if (!why) return {true, std::nullopt, ""};
+        last = *why;
+      } else {
+        last = r.ok() ? "no row" : r.status().message();
+        conn.reset();  // a statement that failed: ask again on a new connection
+      }
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Failed(what + " within step_timeout_ms " + std::to_string(config_.step_timeout.count()) +
+                    " (" + untrusted::SanitizeForDisplay(last, 256) + ")");
+    }
+    std::this_thread::sleep_for(conn != nullptr ? kWaitPoll : kReconnectPoll);
+  }
+}
+
 StepOutcome RepmgrStepRunner::Stop(const std::atomic<bool>& cancel) {
   // Drain: no client transaction open on this node for drain_quiet_ms in a row, at most
   // drain_timeout_ms (then it stops anyway, saying how many were open).
@@ -436,25 +473,17 @@ StepOutcome RepmgrStepRunner::Promote(const StepRequest& request,
                        : ""));
   }
   // The rejoin needs repmgr's metadata on the new primary to name it alone (STACK-NOTES).
-  const MonoTime deadline = std::chrono::steady_clock::now() + config_.step_timeout;
-  std::string last;
-  while (true) {
-    if (cancel.load()) return Failed("primary wait: the poller is stopping");
-    auto n = (*conn)->Exec(
-        "SELECT count(*) AS primaries FROM repmgr.nodes WHERE type = 'primary' AND active");
-    if (n.ok() && n->num_rows() == 1) {
-      auto count = n->row(0).GetInt64("primaries");
-      if (count.ok() && *count == 1) return {true, received, ""};
-      last = count.ok() ? std::to_string(*count) + " active primaries" : count.status().message();
-    } else {
-      last = n.ok() ? "no row" : n.status().message();
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return Failed("promoted, but repmgr.nodes does not name exactly one active primary within "
-                    "step_timeout_ms (" + untrusted::SanitizeForDisplay(last, 256) + ")");
-    }
-    std::this_thread::sleep_for(kWaitPoll);
-  }
+  StepOutcome one = AwaitLocal(
+      "promoted, but repmgr.nodes does not name exactly one active primary",
+      "SELECT count(*) AS primaries FROM repmgr.nodes WHERE type = 'primary' AND active",
+      [](const pg::Row& row) -> std::optional<std::string> {
+        auto count = row.GetInt64("primaries");
+        if (count.ok() && *count == 1) return std::nullopt;
+        return count.ok() ? std::to_string(*count) + " active primaries" : count.status().message();
+      },
+      cancel);
+  if (!one.ok) return one;
+  return {true, received, ""};
 }
 
 StepOutcome RepmgrStepRunner::Rejoin(const StepRequest& request,
@@ -479,46 +508,21 @@ StepOutcome RepmgrStepRunner::Rejoin(const StepRequest& request,
   StepOutcome rejoined = Command(StepArgv(config_, request));
   if (!rejoined.ok) return rejoined;
   // Until the node streams from the new primary (the WAL receiver names its host and port).
-  const MonoTime deadline = std::chrono::steady_clock::now() + config_.step_timeout;
-  std::string last = "not yet connected";
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cancel.load()) return Failed("streaming wait: the poller is stopping");
-    auto conn = Local(pg_);
-    if (!conn.ok()) {
-      last = conn.status().message();
-      std::this_thread::sleep_for(kReconnectPoll);
-      continue;
-    }
-    while (std::chrono::steady_clock::now() < deadline && !cancel.load()) {
-      auto r = (*conn)->Exec(
-          "SELECT pg_catalog.pg_is_in_recovery() AS in_recovery, "
-          "(SELECT status FROM pg_catalog.pg_stat_wal_receiver) AS status, "
-          "(SELECT sender_host FROM pg_catalog.pg_stat_wal_receiver) AS sender_host, "
-          "(SELECT sender_port FROM pg_catalog.pg_stat_wal_receiver) AS sender_port");
-      if (!r.ok() || r->num_rows() != 1) {
-        last = r.ok() ? "no row" : r.status().message();
-        break;  // reconnect
-      }
-      auto status = r->row(0).GetString("status");
-      auto host = r->row(0).GetString("sender_host");
-      auto port = r->row(0).GetInt64("sender_port");
-      if (status.ok() && *status == "streaming" && host.ok() && port.ok() &&
-          *host == target->host && *port == target->port) {
-        return {true, std::nullopt, ""};
-      }
-      last = status.ok() ? "WAL receiver " + *status + " from " +
-                               (host.ok() ? *host : std::string("?")) + ":" +
-                               (port.ok() ? std::to_string(*port) : std::string("?"))
-                         : "no WAL receiver";
-      std::this_thread::sleep_for(kWaitPoll);
-    }
-    if (!(*conn)->ok()) continue;
-  }
-  if (cancel.load()) return Failed("streaming wait: the poller is stopping");
-  return Failed("rejoined, but not streaming from " + target->host + ":" +
-                std::to_string(target->port) + " within step_timeout_ms " +
-                std::to_string(config_.step_timeout.count()) + " (" +
-                untrusted::SanitizeForDisplay(last, 256) + ")");
+  const std::string sender = target->host + ":" + std::to_string(target->port);
+  return AwaitLocal(
+      "rejoined, but not streaming from " + sender,
+      "SELECT (SELECT status FROM pg_catalog.pg_stat_wal_receiver) AS status, "
+      "(SELECT sender_host || ':' || sender_port FROM pg_catalog.pg_stat_wal_receiver) AS sender",
+      [&](const pg::Row& row) -> std::optional<std::string> {
+        auto status = row.GetString("status");
+        auto from = row.GetString("sender");
+        if (status.ok() && *status == "streaming" && from.ok() && *from == sender) {
+          return std::nullopt;
+        }
+        return status.ok() ? "WAL receiver " + *status + " from " + (from.ok() ? *from : "?")
+                           : std::string("no WAL receiver");
+      },
+      cancel);
 }
 
 StepOutcome RepmgrStepRunner::Rollback(const std::atomic<bool>& cancel) {
@@ -526,28 +530,14 @@ StepOutcome RepmgrStepRunner::Rollback(const std::atomic<bool>& cancel) {
   start.step = SwitchoverStep::kRollback;
   StepOutcome started = Command(StepArgv(config_, start));
   if (!started.ok) return started;
-  const MonoTime deadline = std::chrono::steady_clock::now() + config_.step_timeout;
-  std::string last = "not yet connected";
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cancel.load()) return Failed("writable wait: the poller is stopping");
-    auto conn = Local(pg_);
-    if (conn.ok()) {
-      auto r = (*conn)->Exec("SELECT pg_catalog.pg_is_in_recovery() AS in_recovery");
-      if (r.ok() && r->num_rows() == 1) {
-        auto in_recovery = r->row(0).GetBool("in_recovery");
-        if (in_recovery.ok() && !*in_recovery) return {true, std::nullopt, ""};
-        last = "in recovery";
-      } else {
-        last = r.ok() ? "no row" : r.status().message();
-      }
-    } else {
-      last = conn.status().message();
-    }
-    std::this_thread::sleep_for(kReconnectPoll);
-  }
-  return Failed("started, but not writable within step_timeout_ms " +
-                std::to_string(config_.step_timeout.count()) + " (" +
-                untrusted::SanitizeForDisplay(last, 256) + ")");
+  return AwaitLocal(
+      "started, but not writable", "SELECT pg_catalog.pg_is_in_recovery() AS in_recovery",
+      [](const pg::Row& row) -> std::optional<std::string> {
+        auto in_recovery = row.GetBool("in_recovery");
+        if (in_recovery.ok() && !*in_recovery) return std::nullopt;
+        return std::string("in recovery");
+      },
+      cancel);
 }
 
 StepOutcome RepmgrStepRunner::Run(const StepRequest& request, const std::atomic<bool>& cancel) {

@@ -161,6 +161,12 @@ class RepmgrStepRunner final : public StepRunner {
   // Runs argv; ok on exit 0, else an error quoting its output.
   StepOutcome Command(const std::vector<std::string>& argv, std::string* output = nullptr);
   Status Readiness();
+  // Asks the local node `sql` (one row, own connections, reconnecting) every 10 ms until
+  // `not_ready` returns nullopt, at most step_timeout_ms; else failed "<what> within ... (<the
+  // last reason>)".
+  StepOutcome AwaitLocal(const std::string& what, const std::string& sql,
+                         const std::function<std::optional<std::string>(const pg::Row&)>& not_ready,
+                         const std::atomic<bool>& cancel);
   StepOutcome Stop(const std::atomic<bool>& cancel);
   StepOutcome Promote(const StepRequest& request, const std::atomic<bool>& cancel);
   StepOutcome Rejoin(const StepRequest& request, const std::atomic<bool>& cancel);

@@ -165,7 +165,7 @@ class LabEnvironment : public ::testing::Environment {
     for (int n = 1; n <= 3; ++n) {
       const std::string dir = g->lab->dir();
       const std::string config = dir + "/poller-" + std::to_string(n) + ".yaml";
-      // The switchover steps are on (the SwitchoverPrepareAndUnpause case): they act only on a
+      // The switchover steps are on (the SwitchoverLab cases): they act only on a
       // record at clusters/main/control/switchover, which no other case writes.
       const std::string switchover = "  switchover:\n    enabled: true\n    repmgr: " +
                                      g->lab->Env("REPMGR_BIN") + "\n    repmgr_conf: " +
@@ -392,259 +392,182 @@ TEST_F(PollerLab, ThreeEphemeralObservationsAppear) {
   EXPECT_TRUE(Await(seconds(30), [] { return HasEvent(ReadEvents(kCluster), 1, "primary_register"); }));
 }
 
+// Plays the coordinator (`pgherald switchover`) for the switchover cases: writes the record and
+// moves its phase with a compare-and-set on its version, as the command does; no orchestrator
+// runs, so nothing is held or published.
+class SwitchoverLab : public PollerLab {
+ protected:
+  // A record from P to Standby(0), Standby(1) the sibling, in phase prepare.
+  void Begin(const std::string& suffix) {
+    from_ = primary_;
+    to_ = Standby(0);
+    sibling_ = Standby(1);
+    r_.id = "sw-" + std::to_string(WallMs()) + "-" + suffix;
+    r_.from = Node(from_);
+    r_.to = Node(to_);
+    r_.siblings = {Node(sibling_)};
+    r_.phase = model::SwitchoverPhase::kPrepare;
+    r_.started_at_ms = r_.phase_at_ms = WallMs();
+    r_.deadline_at_ms = r_.started_at_ms + 300000;
+    r_.requested_by = "poller_lab_test";
+    ASSERT_TRUE(
+        zk::EnsurePath(*g->zk, std::string(kRoot) + "/clusters/" + kCluster + "/control").ok());
+    phase_changed_ = SteadyClock::now();
+    ASSERT_TRUE(g->zk->Create(SwitchoverPath(), r_.ToJson(), zk::CreateMode::kPersistent).ok());
+  }
+  void Next(model::SwitchoverPhase phase) {
+    auto got = g->zk->Get(SwitchoverPath());
+    ASSERT_TRUE(got.ok());
+    r_.phase = phase;
+    r_.phase_at_ms = WallMs();
+    phase_changed_ = SteadyClock::now();
+    ASSERT_TRUE(g->zk->Set(SwitchoverPath(), r_.ToJson(), got->stat.version).ok());
+  }
+  // node n's ack of `phase` once it is no longer running (nullopt: none within 120 s).
+  std::optional<model::SwitchoverAck> Acked(int n, model::SwitchoverPhase phase) {
+    std::optional<model::SwitchoverAck> ack;
+    Await(seconds(120), [&] {
+      ack = AckOf(Node(n), r_.id);
+      return ack && ack->phase == phase && ack->state != model::SwitchoverStepState::kRunning;
+    });
+    return ack;
+  }
+  // Acked, expected done; prints how long after the phase began.
+  std::optional<model::SwitchoverAck> Done(int n, model::SwitchoverPhase phase) {
+    auto ack = Acked(n, phase);
+    const bool done = ack && ack->state == model::SwitchoverStepState::kDone;
+    EXPECT_TRUE(done) << Node(n) << " " << model::SwitchoverPhaseName(phase) << ": "
+                      << (ack ? ack->error : "no ack");
+    std::printf("%s %s acked %s %lld ms after the record changed\n", Node(n).c_str(),
+                model::SwitchoverPhaseName(phase), ack ? model::SwitchoverStepStateName(ack->state) : "-",
+                static_cast<long long>(std::chrono::duration_cast<milliseconds>(
+                                           SteadyClock::now() - phase_changed_).count()));
+    return done ? ack : std::nullopt;
+  }
+  void ExpectRepmgrdPaused(bool paused) {
+    for (int n = 1; n <= 3; ++n) {
+      EXPECT_EQ(RepmgrdPaused(n), std::optional<bool>(paused)) << "repmgrd of node" << n;
+    }
+  }
+
+  model::SwitchoverRecord r_;
+  int from_ = 0;
+  int to_ = 0;
+  int sibling_ = 0;
+  SteadyClock::time_point phase_changed_{};
+};
+
 // The switchover's first and unpause phases on the real cluster (docs/poller.md "Switchover
 // steps"): the three pollers ack prepare (to pauses every repmgrd of the cluster), then to's poller
-// unpauses them. The coordinator's part is played by the test, writing the record as `pgherald
-// switchover` does (a compare-and-set on its version).
-TEST_F(PollerLab, SwitchoverPrepareAndUnpause) {
-  const int to = Standby(0);
-  const int sibling = Standby(1);
-  for (int n = 1; n <= 3; ++n) {
-    ASSERT_EQ(RepmgrdPaused(n), std::optional<bool>(false)) << "repmgrd of node" << n;
-  }
-  model::SwitchoverRecord r;
-  r.id = "sw-" + std::to_string(WallMs()) + "-it";
-  r.from = Node(primary_);
-  r.to = Node(to);
-  r.siblings = {Node(sibling)};
-  r.phase = model::SwitchoverPhase::kPrepare;
-  r.started_at_ms = r.phase_at_ms = WallMs();
-  r.deadline_at_ms = r.started_at_ms + 120000;
-  r.requested_by = "poller_lab_test";
-  ASSERT_TRUE(zk::EnsurePath(*g->zk, std::string(kRoot) + "/clusters/" + kCluster + "/control").ok());
-  auto start = SteadyClock::now();
-  ASSERT_TRUE(g->zk->Create(SwitchoverPath(), r.ToJson(), zk::CreateMode::kPersistent).ok());
-  const auto all_done = [&](model::SwitchoverPhase phase, std::vector<int> nodes) {
-    return Await(seconds(60), [&] {
-      for (int n : nodes) {
-        auto ack = AckOf(Node(n), r.id);
-        if (!ack || ack->phase != phase || ack->state == model::SwitchoverStepState::kRunning) {
-          return false;
-        }
-      }
-      return true;
-    });
-  };
-  ASSERT_TRUE(all_done(model::SwitchoverPhase::kPrepare, {primary_, to, sibling}));
-  std::printf("prepare acked by the three pollers %lld ms after the record was written\n",
-              static_cast<long long>(std::chrono::duration_cast<milliseconds>(
-                                         SteadyClock::now() - start).count()));
-  for (int n : {primary_, to, sibling}) {
-    auto ack = AckOf(Node(n), r.id);
-    ASSERT_TRUE(ack);
-    EXPECT_EQ(ack->state, model::SwitchoverStepState::kDone) << Node(n) << ": " << ack->error;
-  }
-  for (int n = 1; n <= 3; ++n) {
-    EXPECT_EQ(RepmgrdPaused(n), std::optional<bool>(true)) << "repmgrd of node" << n;
-  }
-  // unpause: to's poller only.
-  auto got = g->zk->Get(SwitchoverPath());
-  ASSERT_TRUE(got.ok());
-  r.phase = model::SwitchoverPhase::kUnpause;
-  r.phase_at_ms = WallMs();
-  start = SteadyClock::now();
-  ASSERT_TRUE(g->zk->Set(SwitchoverPath(), r.ToJson(), got->stat.version).ok());
-  ASSERT_TRUE(all_done(model::SwitchoverPhase::kUnpause, {to}));
-  std::printf("unpause acked %lld ms after the record changed\n",
-              static_cast<long long>(std::chrono::duration_cast<milliseconds>(
-                                         SteadyClock::now() - start).count()));
-  auto ack = AckOf(Node(to), r.id);
-  ASSERT_TRUE(ack);
-  EXPECT_EQ(ack->state, model::SwitchoverStepState::kDone) << ack->error;
-  for (int n = 1; n <= 3; ++n) {
-    EXPECT_EQ(RepmgrdPaused(n), std::optional<bool>(false)) << "repmgrd of node" << n;
-  }
+// unpauses them.
+TEST_F(SwitchoverLab, PrepareAndUnpause) {
+  ExpectRepmgrdPaused(false);
+  ASSERT_NO_FATAL_FAILURE(Begin("it"));
+  for (int n : {from_, to_, sibling_}) ASSERT_TRUE(Done(n, model::SwitchoverPhase::kPrepare));
+  ExpectRepmgrdPaused(true);
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kUnpause));
+  ASSERT_TRUE(Done(to_, model::SwitchoverPhase::kUnpause));
+  ExpectRepmgrdPaused(false);
   // The others did not act in unpause: their last ack is still prepare's.
-  for (int n : {primary_, sibling}) {
-    auto other = AckOf(Node(n), r.id);
+  for (int n : {from_, sibling_}) {
+    auto other = AckOf(Node(n), r_.id);
     ASSERT_TRUE(other);
     EXPECT_EQ(other->phase, model::SwitchoverPhase::kPrepare);
   }
-  r.phase = model::SwitchoverPhase::kDone;
-  got = g->zk->Get(SwitchoverPath());
-  ASSERT_TRUE(got.ok());
-  EXPECT_TRUE(g->zk->Set(SwitchoverPath(), r.ToJson(), got->stat.version).ok());
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kDone));
 }
 
 // The old primary's steps on the real cluster: with every repmgrd paused (prepare), from's poller
 // drains, stops its node with repmgr and acks the shutdown checkpoint's LSN; then rollback starts
 // it again and acks once it is writable; to unpauses.
-TEST_F(PollerLab, SwitchoverStopAndRollback) {
-  const int to = Standby(0);
-  const int sibling = Standby(1);
-  model::SwitchoverRecord r;
-  r.id = "sw-" + std::to_string(WallMs()) + "-rb";
-  r.from = Node(primary_);
-  r.to = Node(to);
-  r.siblings = {Node(sibling)};
-  r.phase = model::SwitchoverPhase::kPrepare;
-  r.started_at_ms = r.phase_at_ms = WallMs();
-  r.deadline_at_ms = r.started_at_ms + 180000;
-  ASSERT_TRUE(zk::EnsurePath(*g->zk, std::string(kRoot) + "/clusters/" + kCluster + "/control").ok());
-  ASSERT_TRUE(g->zk->Create(SwitchoverPath(), r.ToJson(), zk::CreateMode::kPersistent).ok());
-  const auto acked = [&](int n, model::SwitchoverPhase phase) {
-    std::optional<model::SwitchoverAck> ack;
-    Await(seconds(90), [&] {
-      ack = AckOf(Node(n), r.id);
-      return ack && ack->phase == phase && ack->state != model::SwitchoverStepState::kRunning;
-    });
-    return ack;
-  };
-  const auto next = [&](model::SwitchoverPhase phase) {
-    auto got = g->zk->Get(SwitchoverPath());
-    ASSERT_TRUE(got.ok());
-    r.phase = phase;
-    r.phase_at_ms = WallMs();
-    ASSERT_TRUE(g->zk->Set(SwitchoverPath(), r.ToJson(), got->stat.version).ok());
-  };
-  auto paused = acked(to, model::SwitchoverPhase::kPrepare);
-  ASSERT_TRUE(paused && paused->state == model::SwitchoverStepState::kDone)
-      << (paused ? paused->error : "no ack");
-  auto before = ReadObservation(kCluster, Node(primary_));
+TEST_F(SwitchoverLab, StopAndRollback) {
+  ASSERT_NO_FATAL_FAILURE(Begin("rb"));
+  ASSERT_TRUE(Done(to_, model::SwitchoverPhase::kPrepare));
+  auto before = ReadObservation(kCluster, Node(from_));
   ASSERT_TRUE(before && before->current_lsn);
-
-  auto start = SteadyClock::now();
-  ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kStop));
-  auto stopped = acked(primary_, model::SwitchoverPhase::kStop);
-  ASSERT_TRUE(stopped);
-  ASSERT_EQ(stopped->state, model::SwitchoverStepState::kDone) << stopped->error;
-  std::printf("stop acked %lld ms after the record changed, lsn %s\n",
-              static_cast<long long>(std::chrono::duration_cast<milliseconds>(
-                                         SteadyClock::now() - start).count()),
-              stopped->lsn ? model::FormatLsn(*stopped->lsn).c_str() : "none");
-  ASSERT_TRUE(stopped->lsn.has_value());
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kStop));
+  auto stopped = Done(from_, model::SwitchoverPhase::kStop);
+  ASSERT_TRUE(stopped && stopped->lsn);
+  std::printf("stop lsn %s\n", model::FormatLsn(*stopped->lsn).c_str());
   EXPECT_GE(*stopped->lsn, *before->current_lsn);  // the shutdown checkpoint comes after
   EXPECT_TRUE(Await(seconds(30), [&] {
-    auto o = ReadObservation(kCluster, Node(primary_));
+    auto o = ReadObservation(kCluster, Node(from_));
     return o && !o->reachable;
   }));
-
-  start = SteadyClock::now();
-  ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kRollback));
-  auto rolled = acked(primary_, model::SwitchoverPhase::kRollback);
-  ASSERT_TRUE(rolled);
-  EXPECT_EQ(rolled->state, model::SwitchoverStepState::kDone) << rolled->error;
-  std::printf("rollback acked %lld ms after the record changed\n",
-              static_cast<long long>(std::chrono::duration_cast<milliseconds>(
-                                         SteadyClock::now() - start).count()));
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kRollback));
+  EXPECT_TRUE(Done(from_, model::SwitchoverPhase::kRollback));
   EXPECT_TRUE(Await(seconds(30), [&] {
-    auto o = ReadObservation(kCluster, Node(primary_));
+    auto o = ReadObservation(kCluster, Node(from_));
     return o && o->reachable && !o->in_recovery;
   }));
-
-  ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kUnpause));
-  auto unpaused = acked(to, model::SwitchoverPhase::kUnpause);
-  ASSERT_TRUE(unpaused);
-  EXPECT_EQ(unpaused->state, model::SwitchoverStepState::kDone) << unpaused->error;
-  for (int n = 1; n <= 3; ++n) {
-    EXPECT_EQ(RepmgrdPaused(n), std::optional<bool>(false)) << "repmgrd of node" << n;
-  }
-  ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kAborted));
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kUnpause));
+  EXPECT_TRUE(Done(to_, model::SwitchoverPhase::kUnpause));
+  ExpectRepmgrdPaused(false);
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kAborted));
 }
 
-// A whole switchover carried out by the pollers alone (no orchestrator: nothing is published or
-// held): prepare, stop, promote (to waits for the stop LSN, promotes with repmgr and checkpoints),
-// rejoin (from rejoins with to's conninfo from its own repmgr.nodes, the sibling follows to's
-// node_id), unpause. Printed: how long after the promote began to's observation showed it
-// writable, and how that compares with its ack (the promotion watch publishes first).
-TEST_F(PollerLab, SwitchoverStopPromoteRejoin) {
-  const int from = primary_;
-  const int to = Standby(0);
-  const int sibling = Standby(1);
-  model::SwitchoverRecord r;
-  r.id = "sw-" + std::to_string(WallMs()) + "-full";
-  r.from = Node(from);
-  r.to = Node(to);
-  r.siblings = {Node(sibling)};
-  r.phase = model::SwitchoverPhase::kPrepare;
-  r.started_at_ms = r.phase_at_ms = WallMs();
-  r.deadline_at_ms = r.started_at_ms + 300000;
-  ASSERT_TRUE(zk::EnsurePath(*g->zk, std::string(kRoot) + "/clusters/" + kCluster + "/control").ok());
-  ASSERT_TRUE(g->zk->Create(SwitchoverPath(), r.ToJson(), zk::CreateMode::kPersistent).ok());
-  const auto acked = [&](int n, model::SwitchoverPhase phase) {
-    std::optional<model::SwitchoverAck> ack;
-    Await(seconds(120), [&] {
-      ack = AckOf(Node(n), r.id);
-      return ack && ack->phase == phase && ack->state != model::SwitchoverStepState::kRunning;
-    });
-    return ack;
-  };
-  const auto done = [&](int n, model::SwitchoverPhase phase) {
-    auto ack = acked(n, phase);
-    EXPECT_TRUE(ack && ack->state == model::SwitchoverStepState::kDone)
-        << Node(n) << " " << model::SwitchoverPhaseName(phase) << ": "
-        << (ack ? ack->error : "no ack");
-    return ack && ack->state == model::SwitchoverStepState::kDone ? ack : std::nullopt;
-  };
-  const auto next = [&](model::SwitchoverPhase phase) {
-    auto got = g->zk->Get(SwitchoverPath());
-    ASSERT_TRUE(got.ok());
-    r.phase = phase;
-    r.phase_at_ms = WallMs();
-    ASSERT_TRUE(g->zk->Set(SwitchoverPath(), r.ToJson(), got->stat.version).ok());
-  };
-  for (int n : {from, to, sibling}) ASSERT_TRUE(done(n, model::SwitchoverPhase::kPrepare));
-
-  ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kStop));
-  auto stopped = done(from, model::SwitchoverPhase::kStop);
+// A whole switchover carried out by the pollers alone: prepare, stop, promote (to waits for the
+// stop LSN, promotes with repmgr and checkpoints), rejoin (from rejoins with to's conninfo from its
+// own repmgr.nodes, the sibling follows to's node_id), unpause. Printed: how long after the promote
+// began to's observation showed it writable, and how that compares with its ack (the promotion
+// watch publishes first).
+TEST_F(SwitchoverLab, StopPromoteRejoin) {
+  ASSERT_NO_FATAL_FAILURE(Begin("full"));
+  for (int n : {from_, to_, sibling_}) ASSERT_TRUE(Done(n, model::SwitchoverPhase::kPrepare));
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kStop));
+  auto stopped = Done(from_, model::SwitchoverPhase::kStop);
   ASSERT_TRUE(stopped && stopped->lsn);
-  r.stop_lsn = stopped->lsn;
+  r_.stop_lsn = stopped->lsn;
 
   const std::int64_t promote_at = WallMs();
-  ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kPromote));
-  std::optional<std::int64_t> writable_seen_ms;
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kPromote));
   std::optional<std::int64_t> writable_observed_at;
-  ASSERT_TRUE(Await(seconds(120), [&] {
-    auto o = ReadObservation(kCluster, Node(to));
-    if (o && o->reachable && !o->in_recovery && !writable_seen_ms) {
-      writable_seen_ms = WallMs();
+  const auto note_writable = [&] {
+    auto o = ReadObservation(kCluster, Node(to_));
+    if (o && o->reachable && !o->in_recovery && !writable_observed_at) {
       writable_observed_at = o->observed_at_ms;
     }
-    auto ack = AckOf(Node(to), r.id);
+  };
+  ASSERT_TRUE(Await(seconds(120), [&] {
+    note_writable();
+    auto ack = AckOf(Node(to_), r_.id);
     return ack && ack->phase == model::SwitchoverPhase::kPromote &&
            ack->state != model::SwitchoverStepState::kRunning;
   }));
-  auto promoted = done(to, model::SwitchoverPhase::kPromote);
-  ASSERT_TRUE(promoted);
-  ASSERT_TRUE(promoted->lsn.has_value());
-  EXPECT_GE(*promoted->lsn, *r.stop_lsn);
+  auto promoted = Done(to_, model::SwitchoverPhase::kPromote);
+  ASSERT_TRUE(promoted && promoted->lsn);
+  EXPECT_GE(*promoted->lsn, *r_.stop_lsn);
   ASSERT_TRUE(Await(seconds(30), [&] {
-    auto o = ReadObservation(kCluster, Node(to));
-    if (o && o->reachable && !o->in_recovery && !writable_seen_ms) {
-      writable_seen_ms = WallMs();
-      writable_observed_at = o->observed_at_ms;
-    }
-    return writable_seen_ms.has_value();
+    note_writable();
+    return writable_observed_at.has_value();
   }));
   std::printf("promote: the writable observation of %s was made %lld ms after the record changed; "
               "the done ack %lld ms after (%lld ms after the observation)\n",
-              Node(to).c_str(), static_cast<long long>(*writable_observed_at - promote_at),
+              Node(to_).c_str(), static_cast<long long>(*writable_observed_at - promote_at),
               static_cast<long long>(promoted->at_ms - promote_at),
               static_cast<long long>(promoted->at_ms - *writable_observed_at));
 
-  ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kRejoin));
-  EXPECT_TRUE(done(from, model::SwitchoverPhase::kRejoin));
-  EXPECT_TRUE(done(sibling, model::SwitchoverPhase::kRejoin));
-  ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kUnpause));
-  EXPECT_TRUE(done(to, model::SwitchoverPhase::kUnpause));
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kRejoin));
+  EXPECT_TRUE(Done(from_, model::SwitchoverPhase::kRejoin));
+  EXPECT_TRUE(Done(sibling_, model::SwitchoverPhase::kRejoin));
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kUnpause));
+  EXPECT_TRUE(Done(to_, model::SwitchoverPhase::kUnpause));
   EXPECT_TRUE(Await(seconds(60), [&] {
-    for (int n : {from, sibling}) {
+    for (int n : {from_, sibling_}) {
       auto o = ReadObservation(kCluster, Node(n));
-      if (!o || !o->reachable || !o->in_recovery || o->upstream_node != Node(to)) return false;
+      if (!o || !o->reachable || !o->in_recovery || o->upstream_node != Node(to_)) return false;
     }
     return true;
-  })) << "the old primary and the sibling do not stream from " << Node(to);
-  for (int n = 1; n <= 3; ++n) {
-    EXPECT_EQ(RepmgrdPaused(n), std::optional<bool>(false)) << "repmgrd of node" << n;
-  }
-  // The conninfo (with the lab's repmgr password) never reached ZooKeeper.
+  })) << "the old primary and the sibling do not stream from " << Node(to_);
+  ExpectRepmgrdPaused(false);
+  // The conninfo (it may hold a password) never reached ZooKeeper.
   for (int n = 1; n <= 3; ++n) {
     auto got = g->zk->Get(NodePath(kCluster, Node(n)));
     ASSERT_TRUE(got.ok());
     EXPECT_EQ(got->data.find("conninfo"), std::string::npos);
     EXPECT_EQ(got->data.find("password"), std::string::npos);
   }
-  ASSERT_NO_FATAL_FAILURE(next(model::SwitchoverPhase::kDone));
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kDone));
 }
 
 // The session timeout is the bound the design counts on; the time it took is printed.
