@@ -281,21 +281,21 @@ TEST(PollerConfigTest, SwitchoverIsOffByDefault) {
   EXPECT_EQ(sw.drain_quiet, Millis(200));
 }
 
+// A poller file whose poller.switchover section (line 5) holds `keys` (from line 6 on).
+std::string WithSwitchover(const std::string& keys) {
+  return "zookeeper: {connect: x}\npoller:\n  cluster: c\n  node: n\n  switchover:\n" + keys +
+         "postgres: {host: h, user: u}\n";
+}
+
 TEST(PollerConfigTest, SwitchoverKeys) {
-  auto c = ParsePollerConfig(
-      "zookeeper: {connect: x}\n"
-      "poller:\n"
-      "  cluster: c\n"
-      "  node: n\n"
-      "  switchover:\n"
+  auto c = ParsePollerConfig(WithSwitchover(
       "    enabled: true\n"
       "    repmgr: /usr/bin/repmgr\n"
       "    repmgr_conf: /etc/repmgr/15/repmgr.conf\n"
       "    config_archive_dir: /tmp/rejoin\n"
       "    step_timeout_ms: 30000\n"
       "    drain_timeout_ms: 2000\n"
-      "    drain_quiet_ms: 50\n"
-      "postgres: {host: h, user: u}\n",
+      "    drain_quiet_ms: 50\n"),
       "p.yaml");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   const SwitchoverConfig& sw = c->poller.switchover;
@@ -309,20 +309,14 @@ TEST(PollerConfigTest, SwitchoverKeys) {
 }
 
 TEST(PollerConfigTest, SwitchoverMistakesAreNamed) {
-  auto c = ParsePollerConfig(
-      "zookeeper: {connect: x}\n"
-      "poller:\n"
-      "  cluster: c\n"
-      "  node: n\n"
-      "  switchover:\n"
+  auto c = ParsePollerConfig(WithSwitchover(
       "    enabled: true\n"
       "    repmgr: repmgr\n"
       "    config_archive_dir: -rf\n"
       "    step_timeout_ms: 10\n"
       "    drain_timeout_ms: 100\n"
       "    drain_quiet_ms: 500\n"
-      "    enable: true\n"
-      "postgres: {host: h, user: u}\n",
+      "    enable: true\n"),
       "p.yaml");
   ASSERT_FALSE(c.ok());
   const std::string& m = c.status().message();
