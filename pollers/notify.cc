@@ -141,11 +141,12 @@ NotifyListener::~NotifyListener() {
 }
 
 std::vector<NotifyMessage> NotifyListener::Receive(std::chrono::milliseconds timeout,
-                                                   std::vector<std::string>* bad) {
+                                                   std::vector<std::string>* bad, int wake_fd) {
   std::vector<NotifyMessage> out;
-  pollfd p{fd_, POLLIN, 0};
-  const int ready = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(0, timeout.count())));
-  if (ready <= 0) return out;
+  pollfd p[2] = {{fd_, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+  const int ready = ::poll(p, wake_fd >= 0 ? 2 : 1,
+                           static_cast<int>(std::max<std::int64_t>(0, timeout.count())));
+  if (ready <= 0 || (p[0].revents & POLLIN) == 0) return out;
   char buf[65536];
   while (true) {
     const ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);

@@ -44,9 +44,10 @@ class NotifyListener {
   NotifyListener& operator=(const NotifyListener&) = delete;
 
   // Waits up to `timeout` for datagrams; returns every one available (empty on timeout).
-  // Malformed datagrams are returned as errors in `bad` (for the log) and skipped.
+  // Malformed datagrams are returned as errors in `bad` (for the log) and skipped. The wait also
+  // ends when `wake_fd` (>= 0) becomes readable; the caller reads it.
   std::vector<NotifyMessage> Receive(std::chrono::milliseconds timeout,
-                                     std::vector<std::string>* bad);
+                                     std::vector<std::string>* bad, int wake_fd = -1);
   const std::string& path() const { return path_; }
 
  private:

@@ -1,5 +1,9 @@
 #include "pollers/poller.h"
 
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <thread>
 #include <utility>
@@ -8,6 +12,35 @@
 #include "pollers/fencing.h"
 
 namespace pgherald::pollers {
+
+struct LoopWake {
+  LoopWake() : fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+  ~LoopWake() {
+    if (fd >= 0) ::close(fd);
+  }
+  LoopWake(const LoopWake&) = delete;
+  LoopWake& operator=(const LoopWake&) = delete;
+
+  // Any thread (a ZooKeeper watch, a switchover step).
+  void Wake() {
+    pending.store(true);
+    const std::uint64_t one = 1;
+    if (fd >= 0 && ::write(fd, &one, sizeof one) < 0) {
+      // Full counter or no fd: `pending` still ends the wait within 100 ms.
+    }
+  }
+  bool Take() {
+    std::uint64_t value = 0;
+    while (fd >= 0 && ::read(fd, &value, sizeof value) > 0) {
+    }
+    return pending.exchange(false);
+  }
+
+  const int fd;  // eventfd: the loop's wait polls it
+  std::atomic<bool> pending{false};
+  std::atomic<bool> watch_armed{false};  // the record's watch is set and has not fired
+};
+
 namespace {
 
 // A connection loss, an expiry, a timeout or a closed handle is no answer from the server;
@@ -129,7 +162,34 @@ Poller::Poller(PollerSection config, pg::PgParams pg, SessionFactory zk, std::st
   identity_.repmgr_node_id = config_.repmgr_node_id;
   identity_.version = std::move(version);
   sql_options_.initial_events = config_.events_retention;
+  wake_ = std::make_shared<LoopWake>();
+  if (config_.switchover.enabled) {
+    MakeSwitchoverExecutor(std::make_unique<RepmgrStepRunner>(config_.switchover, pg_params_));
+  }
 }
+
+Poller::~Poller() {
+  switchover_.reset();  // cancels and joins a running step before anything it may call goes
+}
+
+void Poller::MakeSwitchoverExecutor(std::unique_ptr<StepRunner> runner) {
+  switchover_.reset();
+  switchover_ = std::make_unique<SwitchoverExecutor>(
+      config_.node, config_.switchover, std::move(runner), clock_,
+      [wake = wake_] { wake->Wake(); });
+  switchover_->set_metrics(metrics_);
+}
+
+void Poller::SetSwitchoverRunnerForTest(std::unique_ptr<StepRunner> runner) {
+  if (config_.switchover.enabled) MakeSwitchoverExecutor(std::move(runner));
+}
+
+void Poller::set_metrics(PollerMetrics* metrics) {
+  metrics_ = metrics;
+  if (switchover_) switchover_->set_metrics(metrics);
+}
+
+bool Poller::TakeWake() { return wake_->Take(); }
 
 Status Poller::Start() {
   if (config_.notify_socket.empty()) return Status::Ok();
@@ -151,12 +211,17 @@ void Poller::Run(const std::atomic<bool>& stop) {
     std::vector<NotifyMessage> notified;
     if (listener_) {
       std::vector<std::string> bad;
-      notified = listener_->Receive(wait, &bad);
+      notified = listener_->Receive(wait, &bad, wake_->fd);
       for (const auto& b : bad) log_.Warn("notify_malformed", {{"error", b}});
     } else if (wait.count() > 0) {
-      std::this_thread::sleep_for(wait);  // the tick's pace, not a synchronisation
+      // The tick's pace; a switchover record change or step ack ends the wait at once.
+      pollfd p{wake_->fd, POLLIN, 0};
+      if (wake_->fd < 0 || ::poll(&p, 1, static_cast<int>(wait.count())) < 0) {
+        std::this_thread::sleep_for(wait);
+      }
     }
-    if (!notified.empty() || clock_.Now() >= next_tick) {
+    const bool woken = TakeWake();
+    if (!notified.empty() || woken || clock_.Now() >= next_tick) {
       Tick(notified);
       next_tick = clock_.Now() + config_.tick;
       next_poll = clock_.Now() + config_.promotion_poll;
@@ -233,6 +298,57 @@ void Poller::UpdatePromotionWatch(const model::NodeObservation& obs, bool notifi
                {"window_ms", config_.promotion_watch.count()}});
   }
   watch_until_ = clock_.Now() + config_.promotion_watch;
+}
+
+std::optional<SwitchoverTarget> Poller::SwitchoverTargetRow(const std::string& node) const {
+  for (const auto& row : repmgr_rows_) {
+    if (row.node.name == node) return SwitchoverTarget{row.node.node_id, row.conninfo};
+  }
+  return std::nullopt;
+}
+
+void Poller::Switchover(model::NodeObservation* obs) {
+  if (!switchover_) return;
+  // One watch at a time (re-armed after it fired, after a failed read, and on a new session): a
+  // read each tick with a fresh watch would pile them up on the server.
+  zk::Watcher watch;
+  if (!wake_->watch_armed.exchange(true) ||
+      switchover_watch_session_ != publisher_.session_id()) {
+    watch = [wake = wake_](const zk::WatchEvent&) {
+      wake->watch_armed.store(false);
+      wake->Wake();
+    };
+  }
+  auto record = publisher_.ReadSwitchover(std::move(watch));
+  if (!record.ok()) {
+    if (record.status().code() != StatusCode::kInvalidArgument) wake_->watch_armed.store(false);
+    if (switchover_error_ != record.status().ToString()) {
+      log_.Warn("switchover_record_unreadable",
+                {{"error", record.status()}, {"effect", "no switchover step starts"}});
+    }
+    switchover_error_ = record.status().ToString();
+  } else {
+    switchover_watch_session_ = publisher_.session_id();
+    if (!switchover_error_.empty()) log_.Info("switchover_record_readable", {});
+    switchover_error_.clear();
+    const auto step = switchover_->Consider(
+        *record, obs->reachable, obs->in_recovery,
+        [this](const std::string& node) { return SwitchoverTargetRow(node); });
+    if (step == SwitchoverStep::kPromote) {
+      // The orchestrator publishes `to` from this poller's observation, not from the ack: the
+      // moment the node leaves recovery must be published at once, whatever the watch saw.
+      watch_since_ = clock_.Now();
+      watch_polls_ = 0;
+      watch_sender_ = last_sender_;
+      watch_sender_lost_ = last_sender_.empty();
+      watch_until_ = clock_.Now() + std::max(config_.promotion_watch, config_.switchover.step_timeout);
+      log_.Info("promotion_watch_start", {{"why", "switchover promote"},
+                                          {"sender", watch_sender_},
+                                          {"poll_ms", config_.promotion_poll.count()},
+                                          {"window_ms", (*watch_until_ - watch_since_)}});
+    }
+  }
+  obs->switchover = switchover_->ack();
 }
 
 void Poller::DropConnection(const Status& why) {
@@ -342,6 +458,9 @@ model::NodeObservation Poller::Observe() {
       timeline_started_ = std::make_pair(obs.timeline, *tick->timeline_started_us);
     }
     for (auto& e : cursor_.Accept(tick->events)) pending_events_.push_back(std::move(e));
+    // Kept for the switchover (the new primary's conninfo and node_id, read while this node was
+    // up); never published.
+    if (tick->repmgr_columns && !tick->nodes.empty()) repmgr_rows_ = tick->nodes;
     return obs;
   }
   return BuildUnreachable(identity_, "repmgr layout kept changing during the tick", &last_);
@@ -605,6 +724,7 @@ void Poller::Tick(const std::vector<NotifyMessage>& notified) {
       obs.error += (obs.error.empty() ? "" : "; ") + msg;
     }
   }
+  Switchover(&obs);
   Fence(&obs);
   const bool reachable = obs.reachable;
   const bool in_recovery = obs.in_recovery;

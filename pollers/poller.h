@@ -8,7 +8,11 @@
 // It never gives up and never crashes on a fault: PostgreSQL down is an observation
 // (reachable=false, with the error), reconnected with exponential backoff up to
 // poller.backoff_max_ms; ZooKeeper faults are handled by ObservationPublisher, and what could not
-// be written (events) waits for the next tick. Single-threaded: Run() is the loop.
+// be written (events) waits for the next tick. Single-threaded: Run() is the loop, except for the
+// switchover steps (switchover.h), which run on their own thread: with poller.switchover.enabled
+// the loop reads (and watches) clusters/<c>/control/switchover every tick and at once when it
+// changes, starts the step its node has in the record's phase, and publishes the step's
+// acknowledgement in its observation at once whenever it changes.
 #pragma once
 
 #include <atomic>
@@ -28,6 +32,7 @@
 #include "pollers/poller_config.h"
 #include "pollers/poller_metrics.h"
 #include "pollers/publisher.h"
+#include "pollers/switchover.h"
 
 namespace pgherald::pollers {
 
@@ -38,10 +43,15 @@ struct ZkContact {
   std::optional<MonoTime> last_answer;  // send time of the last call the server answered
 };
 
+// What wakes the loop between ticks (a switchover record change, a step's ack). Defined in
+// poller.cc; shared with the ZooKeeper watch callbacks, which may outlive a tick.
+struct LoopWake;
+
 class Poller {
  public:
   Poller(PollerSection config, pg::PgParams pg, SessionFactory zk, std::string zk_root,
          const Clock& clock, std::string version);
+  ~Poller();
 
   // Binds the notify socket (when configured). An error names poller.notify_socket.
   Status Start();
@@ -69,12 +79,20 @@ class Poller {
     on_published_ = std::move(on_published);
   }
   // Optional (/metrics); must outlive this object. Set before Run().
-  void set_metrics(PollerMetrics* metrics) { metrics_ = metrics; }
+  void set_metrics(PollerMetrics* metrics);
 
   // Tests only: replaces the tick statement on PostgreSQL with `source` (no connection is made).
   void SetObservationSourceForTest(std::function<model::NodeObservation()> source) {
     observe_for_test_ = std::move(source);
   }
+  // Tests only: the switchover steps run with `runner` (poller.switchover.enabled must be true),
+  // and `rows` stand for this node's repmgr.nodes (the source above reads none).
+  void SetSwitchoverRunnerForTest(std::unique_ptr<StepRunner> runner);
+  void SetRepmgrRowsForTest(std::vector<RepmgrNodeRow> rows) { repmgr_rows_ = std::move(rows); }
+  // Tests only: the executor (null when poller.switchover.enabled is false).
+  SwitchoverExecutor* switchover_for_test() { return switchover_.get(); }
+  // True (once) when something asked the loop to tick at once since the last call.
+  bool TakeWake();
 
  private:
   model::NodeObservation Observe();
@@ -93,6 +111,11 @@ class Poller {
   // Arms, keeps or ends the promotion watch after a tick's observation.
   void UpdatePromotionWatch(const model::NodeObservation& obs, bool notified);
   void EndPromotionWatch(const char* why);
+  // The switchover: reads (and re-arms the watch on) the record, lets the executor decide, and
+  // puts its ack into `obs`.
+  void Switchover(model::NodeObservation* obs);
+  std::optional<SwitchoverTarget> SwitchoverTargetRow(const std::string& node) const;
+  void MakeSwitchoverExecutor(std::unique_ptr<StepRunner> runner);
 
   PollerSection config_;
   pg::PgParams pg_params_;
@@ -149,6 +172,14 @@ class Poller {
   bool watch_sender_lost_ = false;  // no sender seen during the watch
   std::string last_sender_;       // "host:port" of the last tick ("" none)
   std::uint64_t watch_polls_ = 0;
+
+  // The switchover.
+  std::shared_ptr<LoopWake> wake_;
+  std::vector<RepmgrNodeRow> repmgr_rows_;  // this node's repmgr.nodes, kept while it is down
+                                            // (conninfo stays here: never published)
+  std::unique_ptr<SwitchoverExecutor> switchover_;  // null unless poller.switchover.enabled
+  std::int64_t switchover_watch_session_ = 0;       // the session the record's watch is armed on
+  std::string switchover_error_;                    // the last failed read (logged once)
 };
 
 }  // namespace pgherald::pollers

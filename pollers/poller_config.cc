@@ -72,6 +72,38 @@ StatusOr<PollerConfig> Parse(config::ConfigNode root) {
            "fence action \"stop\" needs fence.data_dir (the PostgreSQL data directory to stop) "
            "or fence.command");
   }
+
+  config::ConfigNode w = p.Child("switchover");
+  SwitchoverConfig& sw = s.switchover;
+  sw.enabled = w.Optional<bool>("enabled", false);
+  sw.repmgr = w.Optional<std::string>("repmgr", sw.repmgr);
+  sw.repmgr_conf = w.Optional<std::string>("repmgr_conf", "");
+  sw.config_archive_dir = w.Optional<std::string>("config_archive_dir", sw.config_archive_dir);
+  sw.step_timeout = w.Optional<Millis>("step_timeout_ms", Millis(60000),
+                                       {.min = Millis(1000), .max = Millis(3600000)});
+  sw.drain_timeout = w.Optional<Millis>("drain_timeout_ms", Millis(5000),
+                                        {.min = Millis(0), .max = Millis(600000)});
+  sw.drain_quiet = w.Optional<Millis>("drain_quiet_ms", Millis(200),
+                                      {.min = Millis(0), .max = Millis(60000)});
+  if (sw.enabled && sw.repmgr_conf.empty()) {
+    w.Fail("repmgr_conf",
+           "poller.switchover.enabled needs poller.switchover.repmgr_conf (the repmgr.conf of "
+           "this node, passed to repmgr -f)");
+  }
+  // Paths go into argv as separate words, but a leading '-' would read as an option.
+  for (const auto& [key, value] : {std::pair{"repmgr", &sw.repmgr},
+                                   std::pair{"repmgr_conf", &sw.repmgr_conf},
+                                   std::pair{"config_archive_dir", &sw.config_archive_dir}}) {
+    if (!value->empty() && value->front() != '/') {
+      w.Fail(key, "expected an absolute path (starting with '/')");
+    }
+  }
+  if (sw.enabled && sw.config_archive_dir.empty()) {
+    w.Fail("config_archive_dir", "must not be empty when poller.switchover.enabled is true");
+  }
+  if (sw.drain_quiet > sw.drain_timeout) {
+    w.Fail("drain_quiet_ms", "must not exceed poller.switchover.drain_timeout_ms");
+  }
   PGH_RETURN_IF_ERROR(root.Finish());
   return c;
 }

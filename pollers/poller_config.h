@@ -33,6 +33,18 @@ struct FenceConfig {
   Millis self_fence_deadline{30000};  // self_fence_deadline_ms, 1000..3600000
 };
 
+// poller.switchover (docs/poller.md "Switchover steps"; the design in docs/switchover.md): the
+// repmgr commands this poller runs on its own node when `pgherald switchover` asks for a step.
+struct SwitchoverConfig {
+  bool enabled = false;  // off: the poller never acts on a switchover record
+  std::string repmgr = "/usr/lib/postgresql/15/bin/repmgr";
+  std::string repmgr_conf;  // required when enabled
+  std::string config_archive_dir = "/var/lib/postgresql/pgherald-rejoin";  // node rejoin
+  Millis step_timeout{60000};  // step_timeout_ms: each repmgr command and each wait
+  Millis drain_timeout{5000};  // drain_timeout_ms: the stop step's wait for open transactions
+  Millis drain_quiet{200};     // drain_quiet_ms: how long none must be open in a row
+};
+
 struct PollerSection {
   std::string cluster;                // required
   std::string node;                   // required: the znode name; repmgr's node_name by default
@@ -53,6 +65,7 @@ struct PollerSection {
   Millis promotion_watch{120000};     // promotion_watch_ms, 0..3600000
   Millis promotion_poll{5};           // promotion_poll_ms, 1..1000
   FenceConfig fence;
+  SwitchoverConfig switchover;
 };
 
 struct PollerConfig {

@@ -37,6 +37,11 @@ void PollerMetrics::RecordNotify(const std::string& event) {
   ++notify_events_[label];
 }
 
+void PollerMetrics::RecordSwitchoverStep(const std::string& phase, const std::string& state) {
+  std::lock_guard lock(mu_);
+  ++switchover_steps_[{phase, state}];
+}
+
 std::string PollerMetrics::Render() const {
   std::lock_guard lock(mu_);
   prom::PromText out;
@@ -70,6 +75,15 @@ std::string PollerMetrics::Render() const {
     prom::Labels l = labels_;
     l.emplace_back("event", entry.first);
     out.Sample("pgherald_poller_notify_events_total", l, static_cast<double>(entry.second));
+  }
+  out.Family("pgherald_poller_switchover_steps_total", "counter",
+             "Switchover steps this poller acknowledged, by phase and state (running when it "
+             "started one, then done or failed).");
+  for (const auto& entry : switchover_steps_) {
+    prom::Labels l = labels_;
+    l.emplace_back("phase", entry.first.first);
+    l.emplace_back("state", entry.first.second);
+    out.Sample("pgherald_poller_switchover_steps_total", l, static_cast<double>(entry.second));
   }
   return out.text();
 }

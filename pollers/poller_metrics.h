@@ -9,6 +9,8 @@
 //   pgherald_poller_observation_publish_errors_total{cluster,node}    counter
 //   pgherald_poller_last_publish_timestamp_seconds{cluster,node}      wall clock, 0 before the first
 //   pgherald_poller_notify_events_total{cluster,node,event}           counter per repmgr event name
+//   pgherald_poller_switchover_steps_total{cluster,node,phase,state}   counter: every switchover ack
+//                                                                      (running, done, failed)
 //
 // Event names come from a socket: a name that is not [a-z0-9_]{1,64} is counted as "other", and
 // beyond kMaxEventNames distinct names every new one is "other" too (bounded cardinality).
@@ -33,6 +35,8 @@ class PollerMetrics {
   // wall_ms: when it was published (ok only).
   void RecordPublish(bool ok, std::int64_t wall_ms);
   void RecordNotify(const std::string& event);
+  // phase and state are the contract's names (model::SwitchoverPhaseName, ...StepStateName).
+  void RecordSwitchoverStep(const std::string& phase, const std::string& state);
 
   std::string Render() const;
 
@@ -49,6 +53,7 @@ class PollerMetrics {
   std::uint64_t publish_errors_ = 0;
   std::int64_t last_publish_ms_ = 0;
   std::map<std::string, std::uint64_t> notify_events_;
+  std::map<std::pair<std::string, std::string>, std::uint64_t> switchover_steps_;
 };
 
 }  // namespace pgherald::pollers

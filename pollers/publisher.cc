@@ -194,4 +194,27 @@ StatusOr<std::optional<std::string>> ObservationPublisher::ReadIdentity() {
   return std::optional<std::string>(std::move(*sysid));
 }
 
+StatusOr<std::optional<model::SwitchoverRecord>> ObservationPublisher::ReadSwitchover(
+    zk::Watcher watch) {
+  PGH_RETURN_IF_ERROR(EnsureSession());
+  const std::string path = paths_.Switchover();
+  // getData leaves no watch on an absent znode: exists does (it fires on the creation).
+  auto exists = session_->Exists(path, watch);
+  if (!exists.ok()) {
+    CheckExpired(exists.status());
+    return exists.status();
+  }
+  if (!exists->has_value()) return std::optional<model::SwitchoverRecord>();
+  auto got = session_->Get(path, std::move(watch));
+  if (!got.ok()) {
+    if (got.status().code() == StatusCode::kNotFound) return std::optional<model::SwitchoverRecord>();
+    CheckExpired(got.status());
+    return got.status();
+  }
+  auto record = model::SwitchoverRecord::FromJson(got->data);
+  if (!record.ok()) return InvalidArgument(path + ": " + record.status().message());
+  record->version = got->stat.version;
+  return std::optional<model::SwitchoverRecord>(std::move(*record));
+}
+
 }  // namespace pgherald::pollers

@@ -3,6 +3,7 @@
 //   clusters/<c>/nodes/<node>   EPHEMERAL, this poller's observation (rewritten by Publish)
 //   clusters/<c>/events/<name>  persistent facts, created once (kAlreadyExists is success),
 //                               the oldest trimmed beyond `events_retention`
+//   clusters/<c>/control/switchover  read only, watched (switchover.h)
 //   clusters/<c>/master         read only (for fencing): the record and its children's names,
 //                               to tell which vouchers are bound to it (common/model/voucher.h)
 //
@@ -60,6 +61,10 @@ class ObservationPublisher {
   // clusters/<c>/identity's system_identifier ({"format":1,"system_identifier":"..."}, written by
   // the first orchestrator); nullopt while absent.
   StatusOr<std::optional<std::string>> ReadIdentity();
+  // clusters/<c>/control/switchover (written only by `pgherald switchover`), nullopt while absent;
+  // kInvalidArgument when corrupt. `watch` is armed on the znode (its creation when absent) and
+  // fires once on the next change (possibly twice: once for exists, once for get).
+  StatusOr<std::optional<model::SwitchoverRecord>> ReadSwitchover(zk::Watcher watch);
 
   // True after a new session was built since the last call (so the caller republishes at once).
   bool TakeNewSession();

@@ -410,6 +410,17 @@ CoordinatorStep Advance(const CoordinatorInput& in, const CoordinatorOptions& op
       auto a = ack(r.to);
       if (done(a)) return Write(To(r, SwitchoverPhase::kPublish, now));
       if (!failed(a) && !step_timed_out) return Wait(step_deadline);
+      if (!failed(a) && !Writable(in.nodes, r.to)) {
+        // Timed out while the target's poller may still be promoting it: starting the old
+        // primary now could make two primaries. Stop here; an operator decides.
+        return Write(To(r, SwitchoverPhase::kFailed, now,
+                        "promote: " + r.to + "'s poller did not finish within " +
+                            std::to_string(options.step_timeout_ms) + " ms and " + r.to +
+                            " is not writable yet; " + r.from +
+                            " stays stopped (no rollback while a promotion may still complete): "
+                            "check " + r.to + " with pgherald status, then start " + r.from +
+                            " or let " + r.to + " finish"));
+      }
       if (Writable(in.nodes, r.to)) {
         // Promoted after all (the ack is what failed): rolling back now would make two primaries.
         return Write(To(r, SwitchoverPhase::kPublish, now));

@@ -165,8 +165,14 @@ class LabEnvironment : public ::testing::Environment {
     for (int n = 1; n <= 3; ++n) {
       const std::string dir = g->lab->dir();
       const std::string config = dir + "/poller-" + std::to_string(n) + ".yaml";
+      // The switchover steps are on (the SwitchoverLab cases): they act only on a
+      // record at clusters/main/control/switchover, which no other case writes.
+      const std::string switchover = "  switchover:\n    enabled: true\n    repmgr: " +
+                                     g->lab->Env("REPMGR_BIN") + "\n    repmgr_conf: " +
+                                     g->lab->Env("REPMGR_CONF_" + std::to_string(n)) +
+                                     "\n    step_timeout_ms: 30000\n";
       WriteFile(config, PollerConfig(kCluster, "node" + std::to_string(n), g->lab->pg_port(n),
-                                     g->lab->Env("REPMGR_DB"), SocketPath(n), ""),
+                                     g->lab->Env("REPMGR_DB"), SocketPath(n), switchover),
                 0600);
       // labctl's notify.sh runs `CMD notify ARGS...` as postgres: CMD is this wrapper, which drops
       // the word "notify" and passes the socket.
@@ -275,6 +281,33 @@ void RemoveMaster(const std::string& cluster) {
   (void)g->zk->Delete(master);
 }
 
+std::string SwitchoverPath() {
+  return std::string(kRoot) + "/clusters/" + kCluster + "/control/switchover";
+}
+
+// The ack `node` publishes for switchover `id`, if any.
+std::optional<model::SwitchoverAck> AckOf(const std::string& node, const std::string& id) {
+  auto o = ReadObservation(kCluster, node);
+  if (!o || !o->switchover || o->switchover->id != id) return std::nullopt;
+  return o->switchover;
+}
+
+// repmgrd's own answer on node `n`: whether it is paused (repmgr.repmgrd_is_paused(), what
+// `repmgr service status` shows in its "Paused?" column).
+std::optional<bool> RepmgrdPaused(int n) {
+  pg::PgParams admin;
+  admin.port = g->lab->pg_port(n);
+  admin.user = "postgres";
+  admin.dbname = g->lab->Env("REPMGR_DB");
+  auto conn = pg::PgConnection::Connect(admin);
+  if (!conn.ok()) return std::nullopt;
+  auto r = (*conn)->Exec("SELECT repmgr.repmgrd_is_paused() AS paused");
+  if (!r.ok() || r->num_rows() != 1) return std::nullopt;
+  auto paused = r->row(0).GetBool("paused");
+  if (!paused.ok()) return std::nullopt;
+  return *paused;
+}
+
 // The known state (the comment at the top); primary_ is P.
 class PollerLab : public ::testing::Test {
  protected:
@@ -292,6 +325,7 @@ class PollerLab : public ::testing::Test {
     for (const char* cluster : {kCluster, "fencing", "zkloss-on", "zkloss-off"}) {
       RemoveMaster(cluster);
     }
+    (void)g->zk->Delete(SwitchoverPath());
     for (auto& [n, poller] : g->pollers) {
       if (!poller->Running()) {
         ASSERT_NO_FATAL_FAILURE(poller->Start());
@@ -356,6 +390,184 @@ TEST_F(PollerLab, ThreeEphemeralObservationsAppear) {
   }));
   // The repmgr events of the cluster's creation were mirrored.
   EXPECT_TRUE(Await(seconds(30), [] { return HasEvent(ReadEvents(kCluster), 1, "primary_register"); }));
+}
+
+// Plays the coordinator (`pgherald switchover`) for the switchover cases: writes the record and
+// moves its phase with a compare-and-set on its version, as the command does; no orchestrator
+// runs, so nothing is held or published.
+class SwitchoverLab : public PollerLab {
+ protected:
+  // A record from P to Standby(0), Standby(1) the sibling, in phase prepare.
+  void Begin(const std::string& suffix) {
+    from_ = primary_;
+    to_ = Standby(0);
+    sibling_ = Standby(1);
+    r_.id = "sw-" + std::to_string(WallMs()) + "-" + suffix;
+    r_.from = Node(from_);
+    r_.to = Node(to_);
+    r_.siblings = {Node(sibling_)};
+    r_.phase = model::SwitchoverPhase::kPrepare;
+    r_.started_at_ms = r_.phase_at_ms = WallMs();
+    r_.deadline_at_ms = r_.started_at_ms + 300000;
+    r_.requested_by = "poller_lab_test";
+    ASSERT_TRUE(
+        zk::EnsurePath(*g->zk, std::string(kRoot) + "/clusters/" + kCluster + "/control").ok());
+    phase_changed_ = SteadyClock::now();
+    ASSERT_TRUE(g->zk->Create(SwitchoverPath(), r_.ToJson(), zk::CreateMode::kPersistent).ok());
+  }
+  void Next(model::SwitchoverPhase phase) {
+    auto got = g->zk->Get(SwitchoverPath());
+    ASSERT_TRUE(got.ok());
+    r_.phase = phase;
+    r_.phase_at_ms = WallMs();
+    phase_changed_ = SteadyClock::now();
+    ASSERT_TRUE(g->zk->Set(SwitchoverPath(), r_.ToJson(), got->stat.version).ok());
+  }
+  // node n's ack of `phase` once it is no longer running (nullopt: none within 120 s).
+  std::optional<model::SwitchoverAck> Acked(int n, model::SwitchoverPhase phase) {
+    std::optional<model::SwitchoverAck> ack;
+    Await(seconds(120), [&] {
+      ack = AckOf(Node(n), r_.id);
+      return ack && ack->phase == phase && ack->state != model::SwitchoverStepState::kRunning;
+    });
+    return ack;
+  }
+  // Acked, expected done; prints how long after the phase began.
+  std::optional<model::SwitchoverAck> Done(int n, model::SwitchoverPhase phase) {
+    auto ack = Acked(n, phase);
+    const bool done = ack && ack->state == model::SwitchoverStepState::kDone;
+    EXPECT_TRUE(done) << Node(n) << " " << model::SwitchoverPhaseName(phase) << ": "
+                      << (ack ? ack->error : "no ack");
+    std::printf("%s %s acked %s %lld ms after the record changed\n", Node(n).c_str(),
+                model::SwitchoverPhaseName(phase), ack ? model::SwitchoverStepStateName(ack->state) : "-",
+                static_cast<long long>(std::chrono::duration_cast<milliseconds>(
+                                           SteadyClock::now() - phase_changed_).count()));
+    return done ? ack : std::nullopt;
+  }
+  void ExpectRepmgrdPaused(bool paused) {
+    for (int n = 1; n <= 3; ++n) {
+      EXPECT_EQ(RepmgrdPaused(n), std::optional<bool>(paused)) << "repmgrd of node" << n;
+    }
+  }
+
+  model::SwitchoverRecord r_;
+  int from_ = 0;
+  int to_ = 0;
+  int sibling_ = 0;
+  SteadyClock::time_point phase_changed_{};
+};
+
+// The switchover's first and unpause phases on the real cluster (docs/poller.md "Switchover
+// steps"): the three pollers ack prepare (to pauses every repmgrd of the cluster), then to's poller
+// unpauses them.
+TEST_F(SwitchoverLab, PrepareAndUnpause) {
+  ExpectRepmgrdPaused(false);
+  ASSERT_NO_FATAL_FAILURE(Begin("it"));
+  for (int n : {from_, to_, sibling_}) ASSERT_TRUE(Done(n, model::SwitchoverPhase::kPrepare));
+  ExpectRepmgrdPaused(true);
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kUnpause));
+  ASSERT_TRUE(Done(to_, model::SwitchoverPhase::kUnpause));
+  ExpectRepmgrdPaused(false);
+  // The others did not act in unpause: their last ack is still prepare's.
+  for (int n : {from_, sibling_}) {
+    auto other = AckOf(Node(n), r_.id);
+    ASSERT_TRUE(other);
+    EXPECT_EQ(other->phase, model::SwitchoverPhase::kPrepare);
+  }
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kDone));
+}
+
+// The old primary's steps on the real cluster: with every repmgrd paused (prepare), from's poller
+// drains, stops its node with repmgr and acks the shutdown checkpoint's LSN; then rollback starts
+// it again and acks once it is writable; to unpauses.
+TEST_F(SwitchoverLab, StopAndRollback) {
+  ASSERT_NO_FATAL_FAILURE(Begin("rb"));
+  ASSERT_TRUE(Done(to_, model::SwitchoverPhase::kPrepare));
+  auto before = ReadObservation(kCluster, Node(from_));
+  ASSERT_TRUE(before && before->current_lsn);
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kStop));
+  auto stopped = Done(from_, model::SwitchoverPhase::kStop);
+  ASSERT_TRUE(stopped && stopped->lsn);
+  std::printf("stop lsn %s\n", model::FormatLsn(*stopped->lsn).c_str());
+  EXPECT_GE(*stopped->lsn, *before->current_lsn);  // the shutdown checkpoint comes after
+  EXPECT_TRUE(Await(seconds(30), [&] {
+    auto o = ReadObservation(kCluster, Node(from_));
+    return o && !o->reachable;
+  }));
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kRollback));
+  EXPECT_TRUE(Done(from_, model::SwitchoverPhase::kRollback));
+  EXPECT_TRUE(Await(seconds(30), [&] {
+    auto o = ReadObservation(kCluster, Node(from_));
+    return o && o->reachable && !o->in_recovery;
+  }));
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kUnpause));
+  EXPECT_TRUE(Done(to_, model::SwitchoverPhase::kUnpause));
+  ExpectRepmgrdPaused(false);
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kAborted));
+}
+
+// A whole switchover carried out by the pollers alone: prepare, stop, promote (to waits for the
+// stop LSN, promotes with repmgr and checkpoints), rejoin (from rejoins with to's conninfo from its
+// own repmgr.nodes, the sibling follows to's node_id), unpause. Printed: how long after the promote
+// began to's observation showed it writable, and how that compares with its ack (the promotion
+// watch publishes first).
+TEST_F(SwitchoverLab, StopPromoteRejoin) {
+  ASSERT_NO_FATAL_FAILURE(Begin("full"));
+  for (int n : {from_, to_, sibling_}) ASSERT_TRUE(Done(n, model::SwitchoverPhase::kPrepare));
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kStop));
+  auto stopped = Done(from_, model::SwitchoverPhase::kStop);
+  ASSERT_TRUE(stopped && stopped->lsn);
+  r_.stop_lsn = stopped->lsn;
+
+  const std::int64_t promote_at = WallMs();
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kPromote));
+  std::optional<std::int64_t> writable_observed_at;
+  const auto note_writable = [&] {
+    auto o = ReadObservation(kCluster, Node(to_));
+    if (o && o->reachable && !o->in_recovery && !writable_observed_at) {
+      writable_observed_at = o->observed_at_ms;
+    }
+  };
+  ASSERT_TRUE(Await(seconds(120), [&] {
+    note_writable();
+    auto ack = AckOf(Node(to_), r_.id);
+    return ack && ack->phase == model::SwitchoverPhase::kPromote &&
+           ack->state != model::SwitchoverStepState::kRunning;
+  }));
+  auto promoted = Done(to_, model::SwitchoverPhase::kPromote);
+  ASSERT_TRUE(promoted && promoted->lsn);
+  EXPECT_GE(*promoted->lsn, *r_.stop_lsn);
+  ASSERT_TRUE(Await(seconds(30), [&] {
+    note_writable();
+    return writable_observed_at.has_value();
+  }));
+  std::printf("promote: the writable observation of %s was made %lld ms after the record changed; "
+              "the done ack %lld ms after (%lld ms after the observation)\n",
+              Node(to_).c_str(), static_cast<long long>(*writable_observed_at - promote_at),
+              static_cast<long long>(promoted->at_ms - promote_at),
+              static_cast<long long>(promoted->at_ms - *writable_observed_at));
+
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kRejoin));
+  EXPECT_TRUE(Done(from_, model::SwitchoverPhase::kRejoin));
+  EXPECT_TRUE(Done(sibling_, model::SwitchoverPhase::kRejoin));
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kUnpause));
+  EXPECT_TRUE(Done(to_, model::SwitchoverPhase::kUnpause));
+  EXPECT_TRUE(Await(seconds(60), [&] {
+    for (int n : {from_, sibling_}) {
+      auto o = ReadObservation(kCluster, Node(n));
+      if (!o || !o->reachable || !o->in_recovery || o->upstream_node != Node(to_)) return false;
+    }
+    return true;
+  })) << "the old primary and the sibling do not stream from " << Node(to_);
+  ExpectRepmgrdPaused(false);
+  // The conninfo (it may hold a password) never reached ZooKeeper.
+  for (int n = 1; n <= 3; ++n) {
+    auto got = g->zk->Get(NodePath(kCluster, Node(n)));
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ(got->data.find("conninfo"), std::string::npos);
+    EXPECT_EQ(got->data.find("password"), std::string::npos);
+  }
+  ASSERT_NO_FATAL_FAILURE(Next(model::SwitchoverPhase::kDone));
 }
 
 // The session timeout is the bound the design counts on; the time it took is printed.

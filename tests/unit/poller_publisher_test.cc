@@ -268,6 +268,68 @@ TEST(PollerConfigTest, HeartbeatBelowTickIsRejected) {
       << c.status().message();
 }
 
+TEST(PollerConfigTest, SwitchoverIsOffByDefault) {
+  auto c = ParsePollerConfig(kMinimal, "p.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const SwitchoverConfig& sw = c->poller.switchover;
+  EXPECT_FALSE(sw.enabled);
+  EXPECT_EQ(sw.repmgr, "/usr/lib/postgresql/15/bin/repmgr");
+  EXPECT_EQ(sw.repmgr_conf, "");
+  EXPECT_EQ(sw.config_archive_dir, "/var/lib/postgresql/pgherald-rejoin");
+  EXPECT_EQ(sw.step_timeout, Millis(60000));
+  EXPECT_EQ(sw.drain_timeout, Millis(5000));
+  EXPECT_EQ(sw.drain_quiet, Millis(200));
+}
+
+// A poller file whose poller.switchover section (line 5) holds `keys` (from line 6 on).
+std::string WithSwitchover(const std::string& keys) {
+  return "zookeeper: {connect: x}\npoller:\n  cluster: c\n  node: n\n  switchover:\n" + keys +
+         "postgres: {host: h, user: u}\n";
+}
+
+TEST(PollerConfigTest, SwitchoverKeys) {
+  auto c = ParsePollerConfig(WithSwitchover(
+      "    enabled: true\n"
+      "    repmgr: /usr/bin/repmgr\n"
+      "    repmgr_conf: /etc/repmgr/15/repmgr.conf\n"
+      "    config_archive_dir: /tmp/rejoin\n"
+      "    step_timeout_ms: 30000\n"
+      "    drain_timeout_ms: 2000\n"
+      "    drain_quiet_ms: 50\n"),
+      "p.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const SwitchoverConfig& sw = c->poller.switchover;
+  EXPECT_TRUE(sw.enabled);
+  EXPECT_EQ(sw.repmgr, "/usr/bin/repmgr");
+  EXPECT_EQ(sw.repmgr_conf, "/etc/repmgr/15/repmgr.conf");
+  EXPECT_EQ(sw.config_archive_dir, "/tmp/rejoin");
+  EXPECT_EQ(sw.step_timeout, Millis(30000));
+  EXPECT_EQ(sw.drain_timeout, Millis(2000));
+  EXPECT_EQ(sw.drain_quiet, Millis(50));
+}
+
+TEST(PollerConfigTest, SwitchoverMistakesAreNamed) {
+  auto c = ParsePollerConfig(WithSwitchover(
+      "    enabled: true\n"
+      "    repmgr: repmgr\n"
+      "    config_archive_dir: -rf\n"
+      "    step_timeout_ms: 10\n"
+      "    drain_timeout_ms: 100\n"
+      "    drain_quiet_ms: 500\n"
+      "    enable: true\n"),
+      "p.yaml");
+  ASSERT_FALSE(c.ok());
+  const std::string& m = c.status().message();
+  EXPECT_NE(m.find("poller.switchover.repmgr_conf"), std::string::npos) << m;
+  EXPECT_NE(m.find("p.yaml:7: poller.switchover.repmgr: expected an absolute path"),
+            std::string::npos) << m;
+  EXPECT_NE(m.find("p.yaml:8: poller.switchover.config_archive_dir: expected an absolute path"),
+            std::string::npos) << m;
+  EXPECT_NE(m.find("p.yaml:9: poller.switchover.step_timeout_ms"), std::string::npos) << m;
+  EXPECT_NE(m.find("poller.switchover.drain_quiet_ms: must not exceed"), std::string::npos) << m;
+  EXPECT_NE(m.find("enable"), std::string::npos) << m;  // the unknown key, with a suggestion
+}
+
 TEST(NotifyTest, ArgumentsBecomeADatagramAndAFactWithTheTablesKey) {
   auto m = ParseNotifyArgs({"2", "standby_promote", "1", "2026-11-22 03:59:27.802585+00", "d"});
   ASSERT_TRUE(m.ok()) << m.status().ToString();
