@@ -61,10 +61,17 @@ struct ObservabilitySnapshot {
   // and the longest a due verification waited since the previous snapshot.
   std::map<std::pair<std::string, std::string>, std::uint64_t> cluster_rounds;
   std::int64_t verification_lag_ms = 0;
+  // (cluster, result) -> switchovers this process saw end: done, aborted, failed, or expired (its
+  // deadline passed before a terminal phase). As master_changes, the first read is the baseline.
+  std::map<std::pair<std::string, std::string>, std::uint64_t> switchovers;
 
   bool zk_connected() const { return session_state == "connected"; }
   const view::ClusterStatus* Find(const std::string& cluster) const;
 };
+
+// How a switchover record stands: its phase name while active, "expired" past its deadline
+// unfinished, else its terminal phase ("done", "aborted", "failed").
+std::string SwitchoverState(const view::ClusterStatus& cluster);
 
 // The /metrics body at wall time now_ms (heartbeat ages are computed against now_ms).
 std::string RenderMetrics(const ObservabilitySnapshot& snapshot, std::int64_t now_ms);
@@ -89,12 +96,16 @@ class StatusBoard : public RoundObserver {
   void SetClusters(std::vector<std::string> clusters);
 
  private:
+  void CountSwitchoverEnd(const view::ClusterStatus& cluster);
+
+ private:
   std::string root_;
   std::vector<std::string> cluster_names_;
   view::ReadOptions read_options_;
   ObservabilitySnapshot working_;  // the loop's thread only
   std::map<std::string, view::HistoryCache> history_caches_;
   std::map<std::string, std::uint64_t> last_epoch_;
+  std::map<std::string, std::string> last_switchover_;  // cluster -> "<id>/<phase or expired>"
   std::map<std::string, std::set<std::string>> round_problems_;  // since the last Refresh
   // Set by AfterRound: the clusters that ran a round since the last snapshot (Refresh then updates
   // only their active problems); unset (tests calling Refresh) every cluster ran.
