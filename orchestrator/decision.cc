@@ -814,7 +814,11 @@ class Round {
       hold(sw.to, sw.to + " is " + Describe(*winner_) + " but cannot be published this round");
       return;
     }
-    if (have_published_ && !in_.repair && winner_->timeline <= published_tl_) {
+    if (!have_published_ || in_.repair) {
+      ChooseForNewWinner();  // nothing (trusted) to replace: the normal rules, for `to` only
+      return;
+    }
+    if (winner_->timeline <= published_tl_) {
       hold(sw.to, sw.to + " is " + Describe(*winner_) + ", not above the published timeline " +
                       std::to_string(published_tl_));
       return;

@@ -141,6 +141,7 @@ bool Orchestrator::EnsureSession() {
     rt.history_cache.reset();
     rt.control_cache.reset();
     rt.switchover_cache.reset();
+    rt.switchover_corrupt.clear();
     rt.children_cache.reset();
     rt.observation_cache.clear();
   }
@@ -339,26 +340,25 @@ bool Orchestrator::ReadSwitchover(ClusterRound& round) {
   const std::string& c = round.c;
   ClusterRuntime& rt = round.rt;
   const std::string key = "switchover:" + c;
-  if (rt.switchover_cache && Armed(key)) {
-    round.switchover = *rt.switchover_cache;
-    return true;
+  if (!rt.switchover_cache || !Armed(key)) {
+    auto got = publisher_->ReadSwitchover(c, WatchOnce(c, key));
+    rt.switchover_cache.reset();
+    rt.switchover_corrupt.clear();
+    if (!got.ok() && got.status().code() != StatusCode::kInvalidArgument) {
+      Disarm(key);  // the read failed: no watch armed
+      Log().Warn("switchover_unreadable", {{"cluster", c}, {"error", got.status()}});
+      return false;  // never act without knowing whether a switchover expects the change
+    }
+    rt.switchover_cache = got.ok() ? *got : std::optional<model::SwitchoverRecord>();
+    if (!got.ok()) rt.switchover_corrupt = got.status().message();
   }
-  auto got = publisher_->ReadSwitchover(c, WatchOnce(c, key));
-  rt.switchover_cache.reset();
-  if (!got.ok() && got.status().code() != StatusCode::kInvalidArgument) {
-    Disarm(key);  // the read failed: no watch armed
-    Log().Warn("switchover_unreadable", {{"cluster", c}, {"error", got.status()}});
-    return false;  // never act without knowing whether a switchover expects the change
-  }
-  if (!got.ok()) {
+  if (!rt.switchover_corrupt.empty()) {
     ReportProblem(c, rt, "switchover", "switchover_corrupt", round.paths.Switchover(),
-                  got.status().message(), "ignored: the normal rules apply");
-    rt.switchover_cache = std::optional<model::SwitchoverRecord>();
-    return true;
+                  rt.switchover_corrupt, "ignored: the normal rules apply");
+  } else {
+    ClearProblem(c, rt, "switchover");
   }
-  ClearProblem(c, rt, "switchover");
-  rt.switchover_cache = *got;
-  round.switchover = *got;
+  round.switchover = *rt.switchover_cache;
   return true;
 }
 
@@ -826,9 +826,6 @@ Verdict Orchestrator::DecideAndLog(ClusterRound& round) {
                model::SwitchoverPhaseName(expected->phase);
   }
   const log::Fields fields = {{"cluster", c},
-                              {"switchover", expected != nullptr ? expected->id : ""},
-                              {"switchover_phase",
-                               expected != nullptr ? model::SwitchoverPhaseName(expected->phase) : ""},
                               {"action", ActionName(verdict.action)},
                               {"chosen", verdict.chosen},
                               {"stale_primaries", stale},
@@ -836,7 +833,10 @@ Verdict Orchestrator::DecideAndLog(ClusterRound& round) {
                               {"epoch", published ? published->record.epoch : 0},
                               {"dry_run", options_.dry_run},
                               {"reasons", FormatReasons(verdict.reasons)},
-                              {"evidence", evidence}};
+                              {"evidence", evidence},
+                              {"switchover", expected != nullptr ? expected->id : ""},
+                              {"switchover_phase",
+                               expected != nullptr ? model::SwitchoverPhaseName(expected->phase) : ""}};
   if (summary != rt.last_summary || verdict.action == Action::kPublish) {
     Log().Info("decision", fields);
     rt.last_summary = summary;

@@ -188,6 +188,7 @@ class Orchestrator {
     // clusters/<c>/control/switchover as last read (the outer optional: whether a read is cached;
     // the inner: whether the record exists), valid while its watch is armed, as control_cache.
     std::optional<std::optional<model::SwitchoverRecord>> switchover_cache;
+    std::string switchover_corrupt;  // why the cached read did not parse ("" when it did)
     // The switchover state last seen ("<id>/<phase>", "<id>/expired", "" for none): one history
     // entry per change (RecordSwitchoverPhase).
     std::string switchover_seen;

@@ -1207,9 +1207,15 @@ TEST(DecisionPropertyTest, SafetyInvariantsHoldOnRandomInputs) {
       if (const model::SwitchoverRecord* expected = ExpectedSwitchover(in)) {
         // During hold..publish: nobody but `to` is published or vouched, `from` least of all.
         ++switchover_rounds;
-        if (v.action == Action::kPublish) ASSERT_EQ(v.record->node, expected->to);
-        if (v.action == Action::kKeep) ASSERT_EQ(published->node, expected->to);
-        if (policy.paused) ASSERT_EQ(v.action, Action::kNone);
+        if (v.action == Action::kPublish) {
+          ASSERT_EQ(v.record->node, expected->to);
+        }
+        if (v.action == Action::kKeep) {
+          ASSERT_EQ(published->node, expected->to);
+        }
+        if (policy.paused) {
+          ASSERT_EQ(v.action, Action::kNone);
+        }
       }
 
       if (v.action == Action::kPublish || v.action == Action::kKeep) {

@@ -818,8 +818,8 @@ class SwitchoverRoundTest : public OrchestratorRoundTest {
     if (operator_ == nullptr) operator_ = server_->NewSession(zk::FakeZkOptions{});
     // The parents (a dry-run orchestrator creates nothing).
     std::string path;
-    for (const std::string part : {"pgherald", "clusters", "main", "control"}) {
-      path += "/" + part;
+    for (const char* part : {"pgherald", "clusters", "main", "control"}) {
+      path += std::string("/") + part;
       if (!server_->Peek(path)) {
         ASSERT_TRUE(operator_->Create(path, "", zk::CreateMode::kPersistent).ok()) << path;
       }
