@@ -10,7 +10,9 @@
 // timeline, a no-master record, a replay with other bytes or another address; any epoch up to
 // 2^64-1) beside a legacy or stale voucher, a
 // stale voucher (bound to an older record) left under the record; and same-timeline double
-// promotions (two writable nodes on one timeline, the published one acknowledging writes).
+// promotions (two writable nodes on one timeline, the published one acknowledging writes); and
+// `pgherald switchover` records in random phases and deadlines, drawn from a generator of their
+// own so the other events stay what they were (SwitchoverEvent).
 //
 // After every round (and every hostile write) the safety properties are checked:
 //   - a record an orchestrator wrote names a writable node (not in recovery) of this cluster on
@@ -27,6 +29,8 @@
 //     last record an orchestrator wrote);
 //   - a voucher means "verified now": a bound voucher is created or re-affirmed only by the
 //     leader, in a round where the record's master passes its write check;
+//   - while a switchover is expected (active, hold..publish), nobody but its `to` is published or
+//     vouched for (a record written, a bound voucher created or re-affirmed);
 //   - a verified published master that still passes its write check is never replaced by another
 //     node on the same timeline (no acknowledged write lost); not asked once both the master znode
 //     and history were deleted (nothing in ZooKeeper remembers the verified master then).
@@ -44,7 +48,9 @@
 // about 11): shard 0 (1,250 schedules) 8.9 s wall, 3.5 s CPU, 8,560 ownership changes, 3,305
 // publishes; making Owns() ignore the queue's order fails it at seed 2 ("wrote while not the
 // owner"). With ORCH_SIM_OPEN_FINDINGS=1 every shard fails within its first 450
-// schedules (see kOpenFindingsFixed).
+// schedules (see kOpenFindingsFixed). With switchover records among the events (wip/s5-orch,
+// 17:26 UTC, load about 10): shard 0 11 s wall, 3,478 switchover history entries, 161 publishes of
+// a switchover's target while it was expected, 0 violations in the eight shards.
 #include <gtest/gtest.h>
 
 #include <algorithm>
