@@ -99,6 +99,8 @@ const char* ReasonCodeName(ReasonCode code) {
       return "identity_adopted";
     case ReasonCode::kEpochExhausted:
       return "epoch_exhausted";
+    case ReasonCode::kSwitchover:
+      return "switchover";
     case ReasonCode::kBelowClusterTimeline:
       return "below_cluster_timeline";
     case ReasonCode::kMasterRepaired:
@@ -186,6 +188,21 @@ std::uint32_t TimelineFloor(const DecisionInput& in) {
 
 }  // namespace
 
+const model::SwitchoverRecord* ExpectedSwitchover(const DecisionInput& in) {
+  if (!in.switchover || !model::SwitchoverActive(*in.switchover, model::ToWallMillis(in.wall_now))) {
+    return nullptr;
+  }
+  switch (in.switchover->phase) {
+    case model::SwitchoverPhase::kHold:
+    case model::SwitchoverPhase::kStop:
+    case model::SwitchoverPhase::kPromote:
+    case model::SwitchoverPhase::kPublish:
+      return &*in.switchover;
+    default:
+      return nullptr;
+  }
+}
+
 std::uint32_t ClusterTimeline(const DecisionInput& in) {
   auto ours = [&](const std::string& sysid) {
     return in.identity.empty() || sysid.empty() || sysid == in.identity;
@@ -209,10 +226,12 @@ std::vector<std::string> WriteCheckTargets(const DecisionInput& in, const Decisi
   const std::uint32_t cluster_tl =
       Accepting(in) ? 0
                     : std::max(ClusterTimeline(in), memory != nullptr ? memory->max_timeline : 0);
+  const model::SwitchoverRecord* expected = ExpectedSwitchover(in);
   std::vector<std::pair<std::uint32_t, std::string>> writable;
   for (const auto& [name, input] : in.probes) {
     const model::Probe& p = input.probe;
     if (in.now - input.taken_at > in.policy.probe_max_age) continue;
+    if (expected != nullptr && name == expected->from) continue;
     if (!p.reachable || p.in_recovery || p.timeline == 0 || p.timeline < published_tl ||
         p.timeline < cluster_tl) {
       continue;
@@ -244,7 +263,8 @@ class Round {
         have_published_(HavePublished(in)),
         published_node_(have_published_ ? in.published->node : ""),
         accepting_(Accepting(in)),
-        published_tl_(TimelineFloor(in)) {}
+        published_tl_(TimelineFloor(in)),
+        switchover_(ExpectedSwitchover(in)) {}
 
   // What any node reports now, and what this process saw before (DecisionMemory::max_timeline).
   // The operator's acceptance of a lower timeline lifts both (it names the timeline in force).
@@ -427,6 +447,8 @@ class Round {
     if (policy_.paused) {
       verdict_.action = Action::kNone;
       Add({ReasonCode::kPaused, "", "cluster is paused (maintenance): no change"});
+    } else if (switchover_ != nullptr) {
+      ChooseDuringSwitchover();
     } else if (winner_ == nullptr) {
       ChooseWithoutWinner();
     } else if (winner_->is_published && !in_.repair) {
@@ -674,7 +696,9 @@ class Round {
   // Strict split-brain mode: every other node that may still take writes (seen writable and not
   // since in recovery or fenced, a stale primary, the published master) blocks the publish until
   // it is fenced, a standby, or unreachable past the self-fence deadline.
-  std::vector<Reason> StrictBlockers() {
+  // `stopped`: a node known to be stopped cleanly (an expected switchover's `from` past its stop
+  // step): while unreachable it blocks nothing (no self-fence deadline to wait for).
+  std::vector<Reason> StrictBlockers(const std::string& stopped = "") {
     std::vector<Reason> blockers;
     if (!policy_.strict_split_brain) return blockers;
     std::set<std::string> suspects;
@@ -694,6 +718,8 @@ class Round {
         continue;  // a standby now: it cannot take writes
       } else if (v->Fenced()) {
         v->Note(ReasonCode::kFenced);
+      } else if (name == stopped) {
+        continue;  // stopped by the switchover's stop step, which its poller acknowledged
       } else {
         const MonoTime since = memory_.nodes[name].unreachable_since.value_or(in_.now);
         if (in_.now - since >= policy_.self_fence_deadline) {
@@ -756,6 +782,71 @@ class Round {
     }
   }
 
+  // An expected switchover (hold, stop, promote, publish): `from` is never vouched nor published,
+  // nobody but `to` is published, and no no-master record is written (a withdrawal keeps the
+  // record: consumers hold); `to` is published as soon as it is the publishable winner on a later
+  // timeline than the published one, without the confirmation window, and in strict mode without
+  // waiting for `from`'s self-fence deadline once `from` stopped.
+  void ChooseDuringSwitchover() {
+    const model::SwitchoverRecord& sw = *switchover_;
+    const std::string what = "switchover " + sw.id + " (" + sw.from + " -> " + sw.to +
+                             ") in phase " + model::SwitchoverPhaseName(sw.phase);
+    auto hold = [&](const std::string& node, const std::string& why) {
+      verdict_.action = NotNow();
+      Add({ReasonCode::kSwitchover, node, what + ": " + why});
+      PublishedUnverified();
+    };
+    if (winner_ == nullptr) {
+      hold(sw.to, tied_.empty() ? "no node accepts writes; waiting for " + sw.to
+                                : "writable nodes tie on every rule; waiting for " + sw.to);
+      return;
+    }
+    if (winner_->name != sw.to) {
+      hold(winner_->name, winner_->name + " is " + Describe(*winner_) +
+                              "; nobody but " + sw.to + " is published meanwhile");
+      return;
+    }
+    if (winner_->is_published && !in_.repair) {
+      ChooseForPublishedWinner();  // `to` is published already: vouch for it as usual
+      return;
+    }
+    if (!publishable_) {
+      hold(sw.to, sw.to + " is " + Describe(*winner_) + " but cannot be published this round");
+      return;
+    }
+    if (!have_published_ || in_.repair) {
+      ChooseForNewWinner();  // nothing (trusted) to replace: the normal rules, for `to` only
+      return;
+    }
+    if (winner_->timeline <= published_tl_) {
+      hold(sw.to, sw.to + " is " + Describe(*winner_) + ", not above the published timeline " +
+                      std::to_string(published_tl_));
+      return;
+    }
+    const bool from_stopped = sw.phase == model::SwitchoverPhase::kPromote ||
+                              sw.phase == model::SwitchoverPhase::kPublish || FromAckedStop(sw);
+    std::vector<Reason> blockers = StrictBlockers(from_stopped ? sw.from : "");
+    if (!blockers.empty()) {
+      verdict_.action = NotNow();
+      verdict_.reasons = std::move(blockers);
+      PublishedUnverified();
+      return;
+    }
+    verdict_.action = Action::kPublish;
+    Add({ReasonCode::kSwitchover, sw.to,
+         what + ": " + sw.to + " is " + Describe(*winner_) + ", write check passed"});
+  }
+
+  // `from`'s poller acknowledged its stop step of this switchover (its observation, fresh or not:
+  // the acknowledgement does not age).
+  bool FromAckedStop(const model::SwitchoverRecord& sw) {
+    const View* v = FindView(sw.from);
+    if (v == nullptr || v->any_obs == nullptr || !v->any_obs->switchover) return false;
+    const model::SwitchoverAck& ack = *v->any_obs->switchover;
+    return ack.id == sw.id && ack.phase == model::SwitchoverPhase::kStop &&
+           ack.state == model::SwitchoverStepState::kDone;
+  }
+
   const char* RoleOf(const View& v, bool chosen_is_master) const {
     const bool is_stale = std::find(stale_.begin(), stale_.end(), &v) != stale_.end();
     const bool is_tied = std::find(tied_.begin(), tied_.end(), &v) != tied_.end();
@@ -774,6 +865,7 @@ class Round {
   const std::string published_node_;
   const bool accepting_;
   const std::uint32_t published_tl_;  // TimelineFloor
+  const model::SwitchoverRecord* switchover_;  // ExpectedSwitchover: null for the normal rules
   std::uint32_t cluster_tl_ = 0;      // UpdateTimelines
   std::vector<View> views_;           // BuildViews; never reallocated after
   std::string identity_;              // ResolveIdentity
@@ -823,6 +915,12 @@ model::HistoryEntry ToHistoryEntry(const DecisionInput& in, const Verdict& verdi
   for (const StalePrimary& s : verdict.stale_primaries) h.stale_primaries.push_back(s.node);
   h.evidence = verdict.evidence;
   h.data_loss = verdict.data_loss;
+  if (verdict.action == Action::kPublish && !verdict.reasons.empty() &&
+      verdict.reasons.front().code == ReasonCode::kSwitchover && in.switchover) {
+    const model::SwitchoverRecord& sw = *in.switchover;
+    h.switchover = model::HistorySwitchover{sw.id, model::SwitchoverPhaseName(sw.phase), sw.from,
+                                            sw.to, sw.error};
+  }
   return h;
 }
 

@@ -50,6 +50,10 @@ enum class ReasonCode {
   kOperatorAcceptedLowerTimeline,  // "operator_accepted_lower_timeline": `pgherald
                                    // accept-timeline` let a lower timeline replace the record
   kEpochExhausted,  // "epoch_exhausted": the epoch to go above is 2^64-1; nothing is published
+  kSwitchover,      // "switchover": an active switchover (clusters/<c>/control/switchover) in
+                    // hold, stop, promote or publish: `from` is not vouched, nobody but `to` is
+                    // published, and `to` is published as soon as it is verified on a later
+                    // timeline (the text names the switchover's id and phase)
   // Facts about one node (Reason::node says which).
   kStalePrimary,            // "stale_primary": writable but lost to the winner: fence it
   kSameTimelineStalePrimary,  // "same_timeline_stale_primary": writable on the timeline of the
@@ -133,6 +137,10 @@ struct DecisionInput {
     std::int64_t at_ms = 0;
   };
   std::optional<Acceptance> acceptance;
+  // clusters/<c>/control/switchover as read (absent: none, or unreadable, which is ignored). Decide
+  // expects the change only while the record is active at wall_now (model::SwitchoverActive) and
+  // in hold, stop, promote or publish (ExpectedSwitchover); otherwise the rules are the normal ones.
+  std::optional<model::SwitchoverRecord> switchover;
   Policy policy;
   MonoTime now;
   WallTime wall_now;
@@ -205,8 +213,9 @@ Verdict Decide(const DecisionInput& in, DecisionMemory& memory);
 
 // The nodes worth a write check this round, from the probes already in `in` (write checks not yet
 // run): reachable, out of recovery, not foreign, not below the published timeline nor below the
-// cluster's timeline (ClusterTimeline, and `memory`'s max_timeline), and on the highest timeline
-// among those. Sorted by name.
+// cluster's timeline (ClusterTimeline, and `memory`'s max_timeline), not the `from` of an expected
+// switchover (never published meanwhile; no write-check transaction while it drains), and on the
+// highest timeline among those. Sorted by name.
 std::vector<std::string> WriteCheckTargets(const DecisionInput& in,
                                            const DecisionMemory* memory = nullptr);
 
@@ -217,7 +226,12 @@ std::vector<std::string> WriteCheckTargets(const DecisionInput& in,
 // would say so are lost.
 std::uint32_t ClusterTimeline(const DecisionInput& in);
 
-// The history entry for a verdict (clusters/<c>/history/h-<seq>).
+// The switchover Decide expects this round (DecisionInput::switchover), or null: an active record
+// (not terminal, wall_now not past its deadline) in hold, stop, promote or publish.
+const model::SwitchoverRecord* ExpectedSwitchover(const DecisionInput& in);
+
+// The history entry for a verdict (clusters/<c>/history/h-<seq>). A publish whose main reason is
+// kSwitchover names the switchover (HistoryEntry::switchover).
 model::HistoryEntry ToHistoryEntry(const DecisionInput& in, const Verdict& verdict);
 
 // "code node: text; ..." for a log line.

@@ -79,6 +79,7 @@ json Summary(const ObservabilitySnapshot& s, const view::ClusterStatus& c) {
       {"epoch", c.master.epoch},
       {"verified", c.verified()},
       {"vouchers", c.vouchers},
+      {"switchover", view::SwitchoverJson(c)},
       {"nodes", nodes}};
 }
 

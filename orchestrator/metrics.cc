@@ -15,6 +15,12 @@ const view::ClusterStatus* ObservabilitySnapshot::Find(const std::string& cluste
   return nullptr;
 }
 
+std::string SwitchoverState(const view::ClusterStatus& c) {
+  if (!c.switchover) return "";
+  if (!c.switchover_active && !model::IsTerminal(c.switchover->phase)) return "expired";
+  return model::SwitchoverPhaseName(c.switchover->phase);
+}
+
 std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
   PromText out;
   const Labels id = {{"orchestrator", s.id}};
@@ -136,7 +142,7 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
   out.Family("pgherald_payload_problem_rounds_total", "counter",
              "Rounds in which a znode of the cluster could not be used or the published master "
              "is in doubt, by kind (master_unreadable, master_missing, master_unbacked, "
-             "published_master_unreachable, observation_corrupt, observation_not_ephemeral).");
+             "published_master_unreachable, observation_corrupt, observation_not_ephemeral, switchover_corrupt).");
   for (const auto& [key, n] : s.payload_problems) {
     out.Sample("pgherald_payload_problem_rounds_total", {{"cluster", key.first}, {"kind", key.second}},
                static_cast<double>(n));
@@ -156,6 +162,21 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
   for (const auto& [key, n] : s.cluster_rounds) {
     out.Sample("pgherald_orchestrator_cluster_rounds_total",
                {{"cluster", key.first}, {"trigger", key.second}}, static_cast<double>(n));
+  }
+  out.Family("pgherald_orchestrator_switchover_phase", "gauge",
+             "1 for the current phase of the cluster's active switchover (none while there is "
+             "none: docs/switchover.md).");
+  for (const view::ClusterStatus& c : s.clusters) {
+    if (!c.switchover_active) continue;
+    out.Sample("pgherald_orchestrator_switchover_phase",
+               {{"cluster", c.name}, {"phase", model::SwitchoverPhaseName(c.switchover->phase)}}, 1);
+  }
+  out.Family("pgherald_orchestrator_switchovers_total", "counter",
+             "Switchovers this process saw end, by result: done, aborted, failed, expired (the "
+             "deadline passed before the coordinator wrote a terminal phase).");
+  for (const auto& [key, n] : s.switchovers) {
+    out.Sample("pgherald_orchestrator_switchovers_total",
+               {{"cluster", key.first}, {"result", key.second}}, static_cast<double>(n));
   }
   out.Family("pgherald_orchestrator_verification_lag_seconds", "gauge",
              "The longest a cluster's due verification waited past its due time since the "
@@ -251,6 +272,18 @@ void StatusBoard::AfterRound(Orchestrator& orchestrator) {
   Refresh(zk, leading, view::WallNowMs());
 }
 
+// A record that is over now and was not so at the last read (the first read is the baseline).
+void StatusBoard::CountSwitchoverEnd(const view::ClusterStatus& c) {
+  const std::string state = SwitchoverState(c);
+  const std::string key = c.switchover ? c.switchover->id + "/" + state : "";
+  auto last = last_switchover_.find(c.name);
+  const bool first = last == last_switchover_.end();
+  if (!first && last->second != key && !c.switchover_active && c.switchover) {
+    ++working_.switchovers[{c.name, state}];
+  }
+  last_switchover_[c.name] = key;
+}
+
 void StatusBoard::SetClusters(std::vector<std::string> clusters) {
   std::lock_guard lock(mu_);
   pending_clusters_ = std::move(clusters);
@@ -308,6 +341,7 @@ void StatusBoard::MergeLocked(std::vector<ReadResult> results) {
       }
     }
     working_.master_changes.try_emplace(r.name, 0);
+    CountSwitchoverEnd(read);
     by_name[r.name] = std::move(read);
   }
   // In the configured order; a cluster not read yet is not shown yet.

@@ -71,10 +71,17 @@ struct ObservabilitySnapshot {
   std::int64_t verification_lag_ms = 0;
   // Passes of the board's reader thread (StatusBoard::StartReader), 0 without one.
   std::uint64_t reader_passes = 0;
+  // (cluster, result) -> switchovers this process saw end: done, aborted, failed, or expired (its
+  // deadline passed before a terminal phase). As master_changes, the first read is the baseline.
+  std::map<std::pair<std::string, std::string>, std::uint64_t> switchovers;
 
   bool zk_connected() const { return session_state == "connected"; }
   const view::ClusterStatus* Find(const std::string& cluster) const;
 };
+
+// How a switchover record stands: its phase name while active, "expired" past its deadline
+// unfinished, else its terminal phase ("done", "aborted", "failed").
+std::string SwitchoverState(const view::ClusterStatus& cluster);
 
 // The /metrics body at wall time now_ms (heartbeat ages are computed against now_ms).
 std::string RenderMetrics(const ObservabilitySnapshot& snapshot, std::int64_t now_ms);
@@ -125,6 +132,9 @@ class StatusBoard : public RoundObserver {
   std::vector<std::string> PickLocked();
   void ReaderMain();
 
+  // Under work_mu_: counts a switchover that ended (switchovers).
+  void CountSwitchoverEnd(const view::ClusterStatus& cluster);
+
   std::string root_;
   view::ReadOptions read_options_;
 
@@ -133,6 +143,7 @@ class StatusBoard : public RoundObserver {
   ObservabilitySnapshot working_;
   std::map<std::string, view::HistoryCache> history_caches_;  // the reading thread's only
   std::map<std::string, std::uint64_t> last_epoch_;
+  std::map<std::string, std::string> last_switchover_;  // cluster -> "<id>/<phase or expired>"
   std::map<std::string, std::set<std::string>> round_problems_;  // since the last AfterRound
   // Set by AfterRound: the clusters that ran a round since the last snapshot (only their active
   // problems change); unset (tests calling Refresh): every cluster ran.

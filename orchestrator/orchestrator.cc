@@ -140,6 +140,8 @@ bool Orchestrator::EnsureSession() {
     rt.affirmed = false;
     rt.history_cache.reset();
     rt.control_cache.reset();
+    rt.switchover_cache.reset();
+    rt.switchover_corrupt.clear();
     rt.children_cache.reset();
     rt.observation_cache.clear();
   }
@@ -234,6 +236,7 @@ struct Orchestrator::ClusterRound {
   const std::uint64_t count_at_start;
 
   publishers::ControlState control;                   // ReadControl
+  std::optional<model::SwitchoverRecord> switchover;  // ReadSwitchover (absent: none or corrupt)
   std::optional<publishers::MasterZnode> published;   // ReadMaster; absent only in dry-run
   std::optional<publishers::HistoryFacts> facts;      // ReadFacts, at most once a round
   bool repair = false;                                // JudgeTrust
@@ -254,9 +257,11 @@ void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
   ClusterRound round(spec, publisher_->Paths(spec.name), rt, clock_->Now(), interruptions_.load());
   if (!SettleEarlierPublish(round)) return;
   // 1. Read the published state and the pollers' observations, arming watches.
-  if (!ReadControl(round) || !ReadMaster(round) || !JudgeTrust(round) || !ReadIdentity(round)) {
+  if (!ReadControl(round) || !ReadSwitchover(round) || !ReadMaster(round) || !JudgeTrust(round) ||
+      !ReadIdentity(round)) {
     return;
   }
+  RecordSwitchoverPhase(round);
   FillInput(round);
   ReadObservations(round);
   // 2-3. Probe everything in parallel, then write-check the possible winners.
@@ -327,6 +332,86 @@ bool Orchestrator::ReadControl(ClusterRound& round) {
   }
   round.control = *control;
   return true;
+}
+
+// clusters/<c>/control/switchover, re-read only when its watch fired (as control). A corrupt record
+// is reported once per change and ignored: the normal rules apply.
+bool Orchestrator::ReadSwitchover(ClusterRound& round) {
+  const std::string& c = round.c;
+  ClusterRuntime& rt = round.rt;
+  const std::string key = "switchover:" + c;
+  if (!rt.switchover_cache || !Armed(key)) {
+    auto got = publisher_->ReadSwitchover(c, WatchOnce(c, key));
+    rt.switchover_cache.reset();
+    rt.switchover_corrupt.clear();
+    if (!got.ok() && got.status().code() != StatusCode::kInvalidArgument) {
+      Disarm(key);  // the read failed: no watch armed
+      Log().Warn("switchover_unreadable", {{"cluster", c}, {"error", got.status()}});
+      return false;  // never act without knowing whether a switchover expects the change
+    }
+    rt.switchover_cache = got.ok() ? *got : std::optional<model::SwitchoverRecord>();
+    if (!got.ok()) rt.switchover_corrupt = got.status().message();
+  }
+  if (!rt.switchover_corrupt.empty()) {
+    ReportProblem(c, rt, "switchover", "switchover_corrupt", round.paths.Switchover(),
+                  rt.switchover_corrupt, "ignored: the normal rules apply");
+  } else {
+    ClearProblem(c, rt, "switchover");
+  }
+  round.switchover = *rt.switchover_cache;
+  return true;
+}
+
+// One history entry per switchover state the owner sees change (action "switchover", fenced by
+// its ownership candidate), logged with the record. A record first seen when it is over already
+// (an owner that starts or takes over later) is remembered without an entry.
+void Orchestrator::RecordSwitchoverPhase(ClusterRound& round) {
+  ClusterRuntime& rt = round.rt;
+  if (!round.switchover) {
+    rt.switchover_seen.clear();
+    return;
+  }
+  const model::SwitchoverRecord& sw = *round.switchover;
+  const std::int64_t now_ms = model::ToWallMillis(clock_->WallNow());
+  const bool expired = !model::IsTerminal(sw.phase) && now_ms > sw.deadline_at_ms;
+  const std::string phase = expired ? "expired" : model::SwitchoverPhaseName(sw.phase);
+  const std::string seen = sw.id + "/" + phase;
+  if (seen == rt.switchover_seen) return;
+  const bool first_sight = rt.switchover_seen.rfind(sw.id + "/", 0) != 0;
+  if (first_sight && !model::SwitchoverActive(sw, now_ms)) {
+    rt.switchover_seen = seen;  // over before we saw it: nothing to record
+    return;
+  }
+  const log::Fields fields = {{"cluster", round.c}, {"id", sw.id},         {"phase", phase},
+                              {"from", sw.from},    {"to", sw.to},         {"error", sw.error},
+                              {"epoch", round.published ? round.published->record.epoch : 0}};
+  if (options_.dry_run) {
+    Log().Info("switchover_phase", fields);
+    rt.switchover_seen = seen;
+    return;
+  }
+  model::HistoryEntry h;
+  h.cluster = round.c;
+  h.action = "switchover";
+  h.chosen = sw.to;
+  h.epoch = round.published ? round.published->record.epoch : 0;
+  h.decided_at_ms = now_ms;
+  h.decided_by = options_.id;
+  if (round.published) h.previous = round.published->record;
+  std::string text = sw.from + " -> " + sw.to + " in phase " + phase;
+  if (!sw.error.empty()) text += ": " + sw.error;
+  h.reasons.push_back({ReasonCodeName(ReasonCode::kSwitchover), "", "switchover " + sw.id + " " + text});
+  h.switchover = model::HistorySwitchover{sw.id, phase, sw.from, sw.to, sw.error};
+  std::string history_path;
+  if (Status st = publisher_->RecordHistory(round.c, ownership_->CandidatePath(round.c), h,
+                                            &history_path);
+      !st.ok()) {
+    Log().Warn("switchover_history_failed", {{"cluster", round.c}, {"id", sw.id}, {"error", st}});
+    return;  // tried again next round
+  }
+  Log().Info("switchover_phase", fields);
+  rt.switchover_seen = seen;
+  (void)publisher_->TrimHistory(round.c);
 }
 
 bool Orchestrator::ReadMaster(ClusterRound& round) {
@@ -507,6 +592,7 @@ void Orchestrator::FillInput(ClusterRound& round) {
     in.acceptance = DecisionInput::Acceptance{control.accept_below_timeline, control.accept_by,
                                               control.accept_reason, control.accept_at_ms};
   }
+  in.switchover = round.switchover;
   round.targets = round.spec.nodes;
 }
 
@@ -734,6 +820,11 @@ Verdict Orchestrator::DecideAndLog(ClusterRound& round) {
     stale += (stale.empty() ? "" : ",") + sp.node;
     summary += "|" + sp.node + ":" + ReasonCodeName(sp.code);
   }
+  const model::SwitchoverRecord* expected = ExpectedSwitchover(in);
+  if (expected != nullptr) {
+    summary += std::string("|switchover:") + expected->id + ":" +
+               model::SwitchoverPhaseName(expected->phase);
+  }
   const log::Fields fields = {{"cluster", c},
                               {"action", ActionName(verdict.action)},
                               {"chosen", verdict.chosen},
@@ -742,7 +833,10 @@ Verdict Orchestrator::DecideAndLog(ClusterRound& round) {
                               {"epoch", published ? published->record.epoch : 0},
                               {"dry_run", options_.dry_run},
                               {"reasons", FormatReasons(verdict.reasons)},
-                              {"evidence", evidence}};
+                              {"evidence", evidence},
+                              {"switchover", expected != nullptr ? expected->id : ""},
+                              {"switchover_phase",
+                               expected != nullptr ? model::SwitchoverPhaseName(expected->phase) : ""}};
   if (summary != rt.last_summary || verdict.action == Action::kPublish) {
     Log().Info("decision", fields);
     rt.last_summary = summary;
@@ -752,8 +846,10 @@ Verdict Orchestrator::DecideAndLog(ClusterRound& round) {
   // A record backed by history whose node nobody reaches stays in force (it may be the real
   // master behind a partition); say so once, with the way out.
   // In force is the authoritative record, or else history's newest publish (DecisionInput).
+  // Not while a switchover expects it: its `from` stopped on purpose (its poller acknowledged).
   bool unreachable = false;
-  if (in.published && in.published->state == model::MasterState::kOk) {
+  if (in.published && in.published->state == model::MasterState::kOk &&
+      !(expected != nullptr && expected->from == in.published->node)) {
     for (const model::NodeEvidence& e : verdict.evidence) {
       if (e.node == in.published->node) unreachable = !e.reachable;
     }

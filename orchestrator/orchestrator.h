@@ -7,8 +7,9 @@
 // instance owns the cluster:
 //   0. settle an earlier publish whose outcome was unknown (ZkPublisher::Reconcile) before
 //      anything else; while it stays unknown the cluster is left alone;
-//   1. read control, master (+vouchers), identity and the pollers' observations, arming one
-//      watch per znode (never more than one pending per path), so that any change wakes the loop;
+//   1. read control, the switchover record (control/switchover), master (+vouchers), identity and
+//      the pollers' observations, arming one watch per znode (never more than one pending per
+//      path), so that any change wakes the loop; a switchover's phase change gets a history entry;
 //   2. probe every node (configured ones, plus nodes learned from observations) in parallel;
 //   3. write-check the nodes WriteCheckTargets() names;
 //   4. Decide(), log the verdict with its evidence (info on a change, debug otherwise);
@@ -98,9 +99,11 @@ class RoundObserver {
                           const Verdict& verdict) = 0;
   // After every round of Run() (leader or not, connected or not).
   virtual void AfterRound(Orchestrator& orchestrator) = 0;
+
   // A znode of `cluster` could not be used this round, or the published master is in doubt:
   // `kind` is "master_unreadable", "master_missing", "master_unbacked",
-  // "published_master_unreachable", "observation_corrupt" or "observation_not_ephemeral". Called
+  // "published_master_unreachable", "observation_corrupt", "observation_not_ephemeral" or
+  // "switchover_corrupt" (the switchover record is ignored while it does not parse). Called
   // once per round while it lasts (a counter of rounds affected); the log line comes once per
   // change.
   virtual void OnPayloadProblem(const std::string& cluster, const std::string& kind) {
@@ -182,6 +185,13 @@ class Orchestrator {
     // observation re-reads that observation only. Dropped with the session. The master znode is
     // always read afresh (its version is the compare-and-set's basis).
     std::optional<publishers::ControlState> control_cache;
+    // clusters/<c>/control/switchover as last read (the outer optional: whether a read is cached;
+    // the inner: whether the record exists), valid while its watch is armed, as control_cache.
+    std::optional<std::optional<model::SwitchoverRecord>> switchover_cache;
+    std::string switchover_corrupt;  // why the cached read did not parse ("" when it did)
+    // The switchover state last seen ("<id>/<phase>", "<id>/expired", "" for none): one history
+    // entry per change (RecordSwitchoverPhase).
+    std::string switchover_seen;
     std::optional<std::vector<std::string>> children_cache;
     struct CachedObservation {
       std::string data;
@@ -219,6 +229,8 @@ class Orchestrator {
   void RunCluster(const ClusterSpec& spec, ClusterRuntime& rt);
   bool SettleEarlierPublish(ClusterRound& round);
   bool ReadControl(ClusterRound& round);
+  bool ReadSwitchover(ClusterRound& round);
+  void RecordSwitchoverPhase(ClusterRound& round);
   bool ReadMaster(ClusterRound& round);
   bool ReadFacts(ClusterRound& round);
   bool JudgeTrust(ClusterRound& round);

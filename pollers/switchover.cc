@@ -525,6 +525,29 @@ StepOutcome RepmgrStepRunner::Rejoin(const StepRequest& request,
       cancel);
 }
 
+// The old primary checkpoints while clients still write: the stop's own checkpoint (repmgr's
+// --checkpoint, then the shutdown checkpoint), which runs while pgbouncer holds them, then has
+// only the WAL since this one to flush. A standby has nothing to do here.
+StepOutcome RepmgrStepRunner::PrepareLocal() {
+  auto conn = Local(pg_);
+  if (!conn.ok()) return Failed("prepare: " + conn.status().message());
+  auto role = (*conn)->Exec("SELECT pg_is_in_recovery() AS in_recovery");
+  if (!role.ok() || role->num_rows() != 1) {
+    return Failed("prepare: " + (role.ok() ? std::string("no row") : role.status().message()));
+  }
+  auto in_recovery = role->row(0).GetBool("in_recovery");
+  if (!in_recovery.ok()) return Failed("prepare: " + in_recovery.status().message());
+  if (*in_recovery) return {true, std::nullopt, ""};
+  auto r = (*conn)->Exec("CHECKPOINT");
+  if (!r.ok()) {
+    return Failed("prepare: CHECKPOINT: " + r.status().message() +
+                  (r.status().code() == StatusCode::kPermissionDenied
+                       ? " (GRANT pg_checkpoint TO the poller's user, docs/poller.md)"
+                       : ""));
+  }
+  return {true, std::nullopt, ""};
+}
+
 StepOutcome RepmgrStepRunner::Rollback(const std::atomic<bool>& cancel) {
   StepRequest start;
   start.step = SwitchoverStep::kRollback;
@@ -546,7 +569,7 @@ StepOutcome RepmgrStepRunner::Run(const StepRequest& request, const std::atomic<
     case SwitchoverStep::kPause: {
       Status ready = Readiness();
       if (!ready.ok()) return Failed(ready.message());
-      if (request.step == SwitchoverStep::kReadiness) return {true, std::nullopt, ""};
+      if (request.step == SwitchoverStep::kReadiness) return PrepareLocal();
       return Command(StepArgv(config_, request));
     }
     case SwitchoverStep::kStop: return Stop(cancel);

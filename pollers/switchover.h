@@ -171,6 +171,7 @@ class RepmgrStepRunner final : public StepRunner {
   StepOutcome Promote(const StepRequest& request, const std::atomic<bool>& cancel);
   StepOutcome Rejoin(const StepRequest& request, const std::atomic<bool>& cancel);
   StepOutcome Rollback(const std::atomic<bool>& cancel);
+  StepOutcome PrepareLocal();
 
   SwitchoverConfig config_;
   pg::PgParams pg_;

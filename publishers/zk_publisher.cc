@@ -161,6 +161,37 @@ StatusOr<ControlState> ZkPublisher::ReadControl(const std::string& cluster, zk::
   return control;
 }
 
+StatusOr<std::optional<model::SwitchoverRecord>> ZkPublisher::ReadSwitchover(
+    const std::string& cluster, zk::Watcher watch) {
+  const std::string path = Paths(cluster).Switchover();
+  // Exists first so the watch also covers creation.
+  PGH_ASSIGN_OR_RETURN(const std::optional<zk::Stat> exists, session_->Exists(path, std::move(watch)));
+  if (!exists.has_value()) return std::optional<model::SwitchoverRecord>();
+  auto got = session_->Get(path);
+  if (!got.ok()) {
+    if (got.status().code() == StatusCode::kNotFound) return std::optional<model::SwitchoverRecord>();
+    return got.status();
+  }
+  auto parsed = model::SwitchoverRecord::FromJson(got->data);
+  if (!parsed.ok()) return InvalidArgument(path + ": " + parsed.status().message());
+  parsed->version = got->stat.version;
+  return std::optional<model::SwitchoverRecord>(std::move(*parsed));
+}
+
+Status ZkPublisher::RecordHistory(const std::string& cluster, const std::string& election_path,
+                                  const model::HistoryEntry& history, std::string* history_path) {
+  const model::ClusterPaths paths = Paths(cluster);
+  history_path->clear();
+  const std::vector<zk::Op> ops = {
+      zk::Op::Check(election_path, -1),
+      zk::Op::Create(paths.HistoryPrefix(), history.ToJson(), zk::CreateMode::kPersistentSequential),
+  };
+  int failed_op = -1;
+  PGH_ASSIGN_OR_RETURN(const auto multi, session_->Multi(ops, &failed_op));
+  *history_path = multi.results.back().created_path;
+  return Status::Ok();
+}
+
 PublishResult ZkPublisher::Publish(const std::string& cluster, const std::string& election_path,
                                    std::int32_t expected_version, const model::MasterRecord& record,
                                    const model::HistoryEntry& history,

@@ -126,6 +126,16 @@ class ZkPublisher {
   Status RecordIdentity(const std::string& cluster, const std::string& system_identifier);
   // The control znode; the default when absent. `watch` fires on creation, change or deletion.
   StatusOr<ControlState> ReadControl(const std::string& cluster, zk::Watcher watch = nullptr);
+  // The switchover record (clusters/<c>/control/switchover, with its version); nullopt when
+  // absent; kInvalidArgument (path named) when its payload is corrupt. `watch` fires on creation,
+  // change or deletion.
+  StatusOr<std::optional<model::SwitchoverRecord>> ReadSwitchover(const std::string& cluster,
+                                                                  zk::Watcher watch = nullptr);
+  // Appends `history` (an entry that goes with no record change: a switchover's phase change) in
+  // one multi with Check(election_path): a deposed owner writes nothing (kFailedPrecondition
+  // or the multi's status). *history_path is the entry created.
+  Status RecordHistory(const std::string& cluster, const std::string& election_path,
+                       const model::HistoryEntry& history, std::string* history_path);
 
   // The fenced write (see the top of this file). `election_path` is the caller's fence: its own
   // ownership candidate znode of the cluster (named for the election znode it once was); `expected_version` the master znode's version the decision was made on; `children` the

@@ -83,6 +83,24 @@ std::string AlignTable(const std::vector<std::vector<std::string>>& rows) {
   return out;
 }
 
+std::string SwitchoverLine(const ClusterStatus& c) {
+  if (!c.switchover) return "";
+  const model::SwitchoverRecord& r = *c.switchover;
+  std::string line = Safe(r.id) + " " + Safe(r.from) + " -> " + Safe(r.to);
+  const std::string phase = model::SwitchoverPhaseName(r.phase);
+  if (c.switchover_active) {
+    return line + " phase " + phase + " since " + FormatWallMs(r.phase_at_ms) + " (deadline " +
+           FormatWallMs(r.deadline_at_ms) + ")";
+  }
+  if (!model::IsTerminal(r.phase)) {
+    return line + " phase " + phase + " EXPIRED at " + FormatWallMs(r.deadline_at_ms) +
+           " (nobody acts on it; `pgherald switchover --cluster " + Safe(c.name) + " --abort` ends it)";
+  }
+  line = "last " + line + " " + phase + " at " + FormatWallMs(r.phase_at_ms);
+  if (!r.error.empty()) line += ": " + Safe(r.error);
+  return line;
+}
+
 std::string RenderStatusTable(const std::vector<ClusterStatus>& clusters) {
   std::string out;
   for (const ClusterStatus& c : clusters) {
@@ -116,6 +134,7 @@ std::string RenderStatusTable(const std::vector<ClusterStatus>& clusters) {
           " by " + Safe(c.control.changed_by) + " at " + FormatWallMs(c.control.changed_at_ms);
     }
     out += "Paused:  " + paused + "\n";
+    if (const std::string sw = SwitchoverLine(c); !sw.empty()) out += "Switchover: " + sw + "\n";
     // The orchestrator acting on the cluster (docs/orchestrator.md, "Ownership").
     out += "Owner:   " +
            (c.owner_guid.empty() ? std::string("none")
@@ -178,6 +197,11 @@ std::string RenderHistoryText(const std::string& cluster,
     for (const model::Reason& r : h.reasons) {
       out += "  reason " + Safe(r.code) + (r.node.empty() ? "" : " [" + Safe(r.node) + "]") + ": " +
              Safe(r.text) + "\n";
+    }
+    if (h.switchover) {
+      const model::HistorySwitchover& sw = *h.switchover;
+      out += "  switchover " + Safe(sw.id) + ": " + Safe(sw.from) + " -> " + Safe(sw.to) +
+             " phase " + Safe(sw.phase) + (sw.error.empty() ? "" : ": " + Safe(sw.error)) + "\n";
     }
     if (!h.stale_primaries.empty()) {
       std::string s;

@@ -25,8 +25,13 @@ std::string FormatWallMs(std::int64_t ms);
 // "850ms", "12.3s", "4m05s", "-" for a negative age.
 std::string FormatAge(std::int64_t ms);
 
-// One block per cluster: a header line (master, vouchers, paused) and an aligned node table,
-// then the problems.
+// The status line of the cluster's switchover record ("" when there is none): "<id> <from> ->
+// <to> phase <p> since <t> (deadline <t>)" while active; "... EXPIRED at <t> ..." past its
+// deadline unfinished; "last <id> <from> -> <to> <done|aborted|failed> at <t>[: error]" once over.
+std::string SwitchoverLine(const view::ClusterStatus& cluster);
+
+// One block per cluster: a header line (master, vouchers, paused, switchover) and an aligned node
+// table, then the problems.
 std::string RenderStatusTable(const std::vector<view::ClusterStatus>& clusters);
 // view::StatusJson, one line: {"clusters":[...],"healthy":bool} (see docs/operations.md).
 std::string RenderStatusJson(const std::vector<view::ClusterStatus>& clusters);

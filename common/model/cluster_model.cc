@@ -461,6 +461,11 @@ json ToJsonValue(const HistoryEntry& h) {
                       {"new_master_lsn", FormatLsn(h.data_loss->new_master_lsn)},
                       {"gap_bytes", h.data_loss->gap_bytes}};
   }
+  if (h.switchover) {
+    const HistorySwitchover& s = *h.switchover;
+    j["switchover"] = {{"id", s.id}, {"phase", s.phase}, {"from", s.from}, {"to", s.to}};
+    if (!s.error.empty()) j["switchover"]["error"] = FreeText(s.error);
+  }
   return j;
 }
 
@@ -511,6 +516,16 @@ StatusOr<HistoryEntry> HistoryEntry::FromJson(std::string_view text) {
     return Status::Ok();
   }));
   if (present) h.data_loss = loss;
+  HistorySwitchover sw;
+  PGH_RETURN_IF_ERROR(f.Object("switchover", Need::kOptional, &present, [&](FieldReader& r) {
+    PGH_RETURN_IF_ERROR(r.Token("id", &sw.id, Need::kRequired));
+    PGH_RETURN_IF_ERROR(r.Token("phase", &sw.phase, Need::kRequired));
+    PGH_RETURN_IF_ERROR(r.Name("from", &sw.from, Need::kRequired));
+    PGH_RETURN_IF_ERROR(r.Name("to", &sw.to, Need::kRequired));
+    PGH_RETURN_IF_ERROR(r.Text("error", &sw.error, Need::kOptional, kMaxControlTextLength));
+    return Status::Ok();
+  }));
+  if (present) h.switchover = sw;
   return h;
 }
 

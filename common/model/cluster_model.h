@@ -297,9 +297,27 @@ struct DataLossEstimate {
 
 // clusters/<c>/history/h-<seq>: one decision with its evidence. Required: format, cluster, action,
 // epoch, decided_at, reasons.
+// The switchover a history entry is about (HistoryEntry::switchover): an owner's entry per phase
+// change it saw (action "switchover"), and its publish of `to` (reason "switchover").
+//   "switchover":{"id":tok,"phase":tok,"from":name,"to":name[,"error":text]}
+// The phase is a token, not checked against the phases known to this build (a newer writer's
+// phase still reads).
+struct HistorySwitchover {
+  std::string id;
+  std::string phase;
+  std::string from;
+  std::string to;
+  std::string error;  // aborted/failed: the record's error (sanitized, cut)
+
+#if __cplusplus >= 202002L
+  bool operator==(const HistorySwitchover&) const = default;
+#endif
+};
+
 struct HistoryEntry {
   std::string cluster;
-  std::string action;       // the verdict's action name: "publish", "keep", "withdraw", "none"
+  std::string action;       // the verdict's action name: "publish", "keep", "withdraw", "none",
+                            // or "switchover" (a switchover's phase change; see `switchover`)
   std::string chosen;       // the winner node, "" when none
   std::uint64_t epoch = 0;  // the master record's epoch after this decision
   std::int64_t decided_at_ms = 0;
@@ -310,6 +328,8 @@ struct HistoryEntry {
   std::vector<std::string> stale_primaries;
   std::vector<NodeEvidence> evidence;
   std::optional<DataLossEstimate> data_loss;
+  // Optional (absent in entries written before switchovers; readers that predate it ignore it).
+  std::optional<HistorySwitchover> switchover;
 
   std::string ToJson() const;
   static StatusOr<HistoryEntry> FromJson(std::string_view text);

@@ -63,6 +63,31 @@ function renderMaster(c) {
   return box;
 }
 
+// The cluster's switchover (the API's "switchover" object): the active one with its phase and
+// since when; an expired one; the last finished one, briefly. Test hook: #switchover-<c>
+// [data-switchover-id][data-phase][data-active].
+function renderSwitchover(c) {
+  const sw = c.switchover;
+  if (!sw || !sw.id) return null;
+  const terminal = ["done", "aborted", "failed"].includes(sw.phase);
+  const what = sw.id + " · " + sw.from + " → " + sw.to;
+  let text, cls;
+  if (sw.active) {
+    text = "switchover " + what + " · phase " + sw.phase + " since " + fmtTime(sw.phase_at);
+    cls = "warn";
+  } else if (!terminal) {
+    text = "switchover " + what + " · phase " + sw.phase + " expired at " + fmtTime(sw.deadline_at);
+    cls = "bad";
+  } else {
+    text = "last switchover " + what + " · " + sw.phase + " at " + fmtTime(sw.phase_at) +
+           (sw.error ? ": " + sw.error : "");
+    cls = sw.phase === "done" ? "ok" : "bad";
+  }
+  return el("div", { class: "switchover" },
+    el("span", { class: "badge " + cls, id: "switchover-" + c.name, "data-switchover-id": sw.id,
+                 "data-phase": sw.phase, "data-active": !!sw.active }, text));
+}
+
 function renderNodes(c) {
   const head = el("tr", {}, ...["node", "role", "host", "TL", "LSN", "lag", "heartbeat", "repmgrd", "poller", "fencing"]
     .map((h) => el("th", {}, h)));
@@ -121,6 +146,7 @@ function renderCluster(c) {
     el("h2", {}, "cluster " + c.name + " ",
        el("span", { class: "badge " + (c.healthy ? "ok" : "bad") }, c.healthy ? "healthy" : "attention")),
     renderMaster(c),
+    renderSwitchover(c),
     el("h3", {}, "nodes"),
     renderNodes(c));
   if (c.problems && c.problems.length) {

@@ -169,6 +169,11 @@ void Judge(ClusterStatus& s, std::int64_t stale_after_ms, std::int64_t now_ms) {
                          "): a hand-written, foreign or replayed record");
   }
   if (!s.control_error.empty()) s.problems.push_back("control znode corrupt: " + s.control_error);
+  if (!s.switchover_error.empty()) {
+    s.problems.push_back("switchover record corrupt (ignored by the orchestrator): " +
+                         s.switchover_error);
+  }
+  s.switchover_active = s.switchover && model::SwitchoverActive(*s.switchover, now_ms);
   for (const std::string& path : s.persistent_nodes) {
     s.problems.push_back(path +
                          " is a persistent znode, not a poller's ephemeral one: ignored (no live "
@@ -192,7 +197,10 @@ void Judge(ClusterStatus& s, std::int64_t stale_after_ms, std::int64_t now_ms) {
                     "s old (its poller is stuck or partitioned)";
       } else if (!o.reachable) {
         n.role = "down";
-        n.problem = "PostgreSQL unreachable" + (o.error.empty() ? std::string() : ": " + o.error);
+        // An active switchover's `from` is stopped on purpose (docs/switchover.md).
+        if (!(s.switchover_active && n.node == s.switchover->from)) {
+          n.problem = "PostgreSQL unreachable" + (o.error.empty() ? std::string() : ": " + o.error);
+        }
       } else if (!o.in_recovery) {
         if (n.is_master && s.verified()) {
           n.role = "primary";
@@ -272,6 +280,14 @@ StatusOr<ClusterStatus> ReadClusterStatus(zk::ZkSession& zk, const std::string& 
     s.control_error = control.status().message();
   } else {
     return control.status();
+  }
+  auto switchover = reader.ReadSwitchover(cluster);
+  if (switchover.ok()) {
+    s.switchover = *switchover;
+  } else if (switchover.status().code() == StatusCode::kInvalidArgument) {
+    s.switchover_error = switchover.status().message();
+  } else {
+    return switchover.status();
   }
   // The owner: the first candidate of the ownership queue (common/model/owner.h).
   auto owners = zk.GetChildren(paths.Owners());

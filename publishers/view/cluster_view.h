@@ -71,6 +71,12 @@ struct ClusterStatus {
   std::string owner_guid;
   model::ControlState control;
   std::string control_error;  // a corrupt control znode (the orchestrator then treats it as paused)
+  // clusters/<c>/control/switchover (absent: none), and whether it is active at read_at
+  // (model::SwitchoverActive: not terminal, deadline not passed). A corrupt record is a problem
+  // (switchover_error); the orchestrator ignores it.
+  std::optional<model::SwitchoverRecord> switchover;
+  bool switchover_active = false;
+  std::string switchover_error;
   std::vector<NodeStatus> nodes;  // sorted by name
   // Persistent (non-ephemeral) znodes under nodes/: no live poller wrote them, so they are not
   // nodes here, only problems.
@@ -127,9 +133,12 @@ std::int64_t WallNowMs();
 // "up", "stale" or "gone" (no observation).
 std::string PollerState(const NodeStatus& node);
 // One cluster: name, healthy, problems, paused, control, master (the record's fields plus
-// present, verified, vouchers, unbound_vouchers, legacy_vouchers, backed, mzxid), nodes, history,
-// read_at (the HTTP API's /api/clusters/<c>).
+// present, verified, vouchers, unbound_vouchers, legacy_vouchers, backed, mzxid), switchover
+// (SwitchoverJson), nodes, history, read_at (the HTTP API's /api/clusters/<c>).
 nlohmann::json ClusterJson(const ClusterStatus& cluster);
+// The switchover record's fields plus active (and error_record for a corrupt one); null when
+// there is none.
+nlohmann::json SwitchoverJson(const ClusterStatus& cluster);
 // {"clusters":[ClusterJson...],"healthy":bool}.
 nlohmann::json StatusJson(const std::vector<ClusterStatus>& clusters);
 // {"cluster":c,"history":[<HistoryEntry payloads>]}.

@@ -46,6 +46,27 @@ std::string PollerState(const NodeStatus& n) {
   return "up";
 }
 
+json SwitchoverJson(const ClusterStatus& c) {
+  if (!c.switchover) {
+    return c.switchover_error.empty() ? json(nullptr) : json{{"error_record", c.switchover_error}};
+  }
+  const model::SwitchoverRecord& r = *c.switchover;
+  return {{"id", r.id},
+          {"from", r.from},
+          {"to", r.to},
+          {"siblings", r.siblings},
+          {"phase", model::SwitchoverPhaseName(r.phase)},
+          {"active", c.switchover_active},
+          {"base_epoch", r.base_epoch},
+          {"max_hold_ms", r.max_hold_ms},
+          {"started_at", r.started_at_ms},
+          {"phase_at", r.phase_at_ms},
+          {"deadline_at", r.deadline_at_ms},
+          {"stop_lsn", r.stop_lsn ? json(model::FormatLsn(*r.stop_lsn)) : json(nullptr)},
+          {"requested_by", r.requested_by},
+          {"error", r.error}};
+}
+
 json ClusterJson(const ClusterStatus& c) {
   json master = model::ToJsonValue(c.master);
   master.erase("format");
@@ -68,6 +89,7 @@ json ClusterJson(const ClusterStatus& c) {
   return {{"name", c.name},         {"healthy", c.healthy()},
           {"problems", c.problems}, {"paused", c.control.paused},
           {"control", control},     {"master", master},
+          {"switchover", SwitchoverJson(c)},
           {"owner", c.owner_guid.empty() ? json(nullptr)
                                          : json{{"id", c.owner}, {"guid", c.owner_guid}}},
           {"nodes", nodes},         {"history", history},

@@ -857,6 +857,260 @@ TEST(DecisionTest, SameInputAndMemoryGiveTheSameVerdict) {
 
 // ---- properties over random inputs ----
 
+// ---- switchover (docs/decision-rules.md, "Switchover") ----
+
+// An active switchover record db1 -> db2 (db3 a sibling) in `phase`, its deadline 60 s after
+// the base input's wall clock.
+model::SwitchoverRecord Switchover(model::SwitchoverPhase phase, std::string from = "db1",
+                                   std::string to = "db2") {
+  model::SwitchoverRecord r;
+  r.id = "sw-1-abc";
+  r.from = std::move(from);
+  r.to = std::move(to);
+  r.siblings = {"db3"};
+  r.phase = phase;
+  r.base_epoch = 3;
+  r.max_hold_ms = 2000;
+  r.started_at_ms = model::ToWallMillis(kWallStart) - 1000;
+  r.phase_at_ms = r.started_at_ms;
+  r.deadline_at_ms = model::ToWallMillis(kWallStart) + 60000;
+  return r;
+}
+
+using P = model::SwitchoverPhase;
+
+// Before the promotion: db1 the verified published master, db2 and db3 its standbys.
+DecisionInput BeforePromotion(int at_ms, std::optional<model::SwitchoverRecord> sw) {
+  DecisionInput in = BaseInput(at_ms);
+  in.published = Published("db1", 1, 3);
+  in.switchover = std::move(sw);
+  AddNode(in, Primary("db1", 1));
+  AddNode(in, Standby("db2", 1, "db1"));
+  AddNode(in, Standby("db3", 1, "db1"));
+  return in;
+}
+
+// After the promotion: db1 stopped (its poller up, PostgreSQL down), db2 writable on timeline 2.
+DecisionInput AfterPromotion(int at_ms, std::optional<model::SwitchoverRecord> sw) {
+  DecisionInput in = BaseInput(at_ms);
+  in.published = Published("db1", 1, 3);
+  in.switchover = std::move(sw);
+  NodeSpec from = Primary("db1", 1).ProbeDown();
+  from.poller_reachable = false;
+  AddNode(in, from);
+  AddNode(in, Primary("db2", 2));
+  AddNode(in, Standby("db3", 1, "db1"));
+  return in;
+}
+
+TEST(DecisionSwitchoverTest, HoldAndStopWithdrawFromAtOnceAndNeverVouchIt) {
+  for (P phase : {P::kHold, P::kStop, P::kPromote, P::kPublish}) {
+    SCOPED_TRACE(model::SwitchoverPhaseName(phase));
+    DecisionMemory memory;
+    DecisionInput in = BeforePromotion(0, Switchover(phase));
+    // `from` gets no write check (never published meanwhile; no transaction while it drains).
+    EXPECT_TRUE(WriteCheckTargets(in, &memory).empty());
+    const Verdict v = Decide(in, memory);
+    EXPECT_EQ(v.action, Action::kWithdraw) << FormatReasons(v.reasons);
+    ASSERT_FALSE(v.reasons.empty());
+    EXPECT_EQ(v.reasons[0].code, ReasonCode::kSwitchover);
+    EXPECT_NE(v.reasons[0].text.find("sw-1-abc"), std::string::npos) << v.reasons[0].text;
+    EXPECT_NE(v.reasons[0].text.find(std::string("phase ") + model::SwitchoverPhaseName(phase)),
+              std::string::npos);
+    EXPECT_FALSE(v.record.has_value());
+  }
+}
+
+TEST(DecisionSwitchoverTest, PrepareRollbackTerminalAndExpiredRecordsFollowTheNormalRules) {
+  for (P phase : {P::kPrepare, P::kRejoin, P::kUnpause, P::kRollback, P::kDone, P::kAborted,
+                  P::kFailed}) {
+    SCOPED_TRACE(model::SwitchoverPhaseName(phase));
+    DecisionMemory memory;
+    DecisionInput in = BeforePromotion(0, Switchover(phase));
+    EXPECT_EQ(WriteCheckTargets(in, &memory), std::vector<std::string>{"db1"});
+    const Verdict v = Decide(in, memory);
+    EXPECT_EQ(v.action, Action::kKeep) << FormatReasons(v.reasons);
+    EXPECT_FALSE(v.HasReason(ReasonCode::kSwitchover));
+  }
+  // A hold past its deadline (the coordinator died): nobody acts on it, the owner vouches again.
+  DecisionMemory memory;
+  model::SwitchoverRecord expired = Switchover(P::kHold);
+  expired.deadline_at_ms = model::ToWallMillis(kWallStart) - 1;
+  DecisionInput in = BeforePromotion(0, expired);
+  EXPECT_EQ(ExpectedSwitchover(in), nullptr);
+  EXPECT_EQ(Decide(in, memory).action, Action::kKeep);
+  in = BeforePromotion(0, Switchover(P::kHold));
+  EXPECT_NE(ExpectedSwitchover(in), nullptr);
+}
+
+TEST(DecisionSwitchoverTest, PublishesToAtOnceOnALaterTimelineWithTheSwitchoverReason) {
+  for (P phase : {P::kPromote, P::kPublish}) {
+    SCOPED_TRACE(model::SwitchoverPhaseName(phase));
+    DecisionMemory memory;
+    DecisionInput in = AfterPromotion(0, Switchover(phase));
+    in.policy.confirmation_window = Millis(60000);
+    EXPECT_EQ(WriteCheckTargets(in, &memory), std::vector<std::string>{"db2"});
+    const Verdict v = Decide(in, memory);
+    ASSERT_EQ(v.action, Action::kPublish) << FormatReasons(v.reasons);
+    EXPECT_EQ(v.record->node, "db2");
+    EXPECT_EQ(v.record->epoch, 4u);
+    EXPECT_EQ(v.record->reason, "switchover");
+    EXPECT_NE(v.reasons[0].text.find("sw-1-abc"), std::string::npos);
+    const model::HistoryEntry h = ToHistoryEntry(in, v);
+    ASSERT_TRUE(h.switchover.has_value());
+    EXPECT_EQ(h.switchover->id, "sw-1-abc");
+    EXPECT_EQ(h.switchover->from, "db1");
+    EXPECT_EQ(h.switchover->to, "db2");
+    EXPECT_EQ(h.switchover->phase, model::SwitchoverPhaseName(phase));
+    auto back = model::HistoryEntry::FromJson(h.ToJson());
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(*back, h);
+  }
+  // Without a switchover the same world publishes too (later timeline) but names no switchover.
+  DecisionMemory memory;
+  DecisionInput in = AfterPromotion(0, std::nullopt);
+  const Verdict v = Decide(in, memory);
+  ASSERT_EQ(v.action, Action::kPublish);
+  EXPECT_EQ(v.record->reason, "later_timeline");
+  EXPECT_FALSE(ToHistoryEntry(in, v).switchover.has_value());
+}
+
+TEST(DecisionSwitchoverTest, StrictModeDoesNotWaitForTheSelfFenceDeadlineOfAStoppedFrom) {
+  Policy strict;
+  strict.strict_split_brain = true;
+  strict.self_fence_deadline = Millis(30000);
+  // Without a switchover: db1 was writable a moment ago and nobody reaches it now.
+  {
+    DecisionMemory memory;
+    DecisionInput in = BeforePromotion(0, std::nullopt);
+    in.policy = strict;
+    ASSERT_EQ(Decide(in, memory).action, Action::kKeep);
+    in = AfterPromotion(1000, std::nullopt);
+    in.policy = strict;
+    const Verdict v = Decide(in, memory);
+    EXPECT_EQ(v.action, Action::kWithdraw) << FormatReasons(v.reasons);
+    EXPECT_EQ(v.reasons[0].code, ReasonCode::kAwaitingFence);
+  }
+  // Promote (the coordinator got db1's stop acknowledgement): db2 is published at once.
+  {
+    DecisionMemory memory;
+    DecisionInput in = BeforePromotion(0, Switchover(P::kHold));
+    in.policy = strict;
+    ASSERT_EQ(Decide(in, memory).action, Action::kWithdraw);
+    in = AfterPromotion(1000, Switchover(P::kPromote));
+    in.policy = strict;
+    const Verdict v = Decide(in, memory);
+    EXPECT_EQ(v.action, Action::kPublish) << FormatReasons(v.reasons);
+    EXPECT_EQ(v.reasons[0].code, ReasonCode::kSwitchover);
+  }
+  // Still in stop (db2 promoted early): only db1's own acknowledgement of its stop counts.
+  {
+    DecisionMemory memory;
+    DecisionInput in = BeforePromotion(0, Switchover(P::kStop));
+    in.policy = strict;
+    ASSERT_EQ(Decide(in, memory).action, Action::kWithdraw);
+    in = AfterPromotion(1000, Switchover(P::kStop));
+    in.policy = strict;
+    EXPECT_EQ(Decide(in, memory).action, Action::kWithdraw);
+    model::SwitchoverAck ack;
+    ack.id = "sw-1-abc";
+    ack.phase = P::kStop;
+    ack.state = model::SwitchoverStepState::kDone;
+    ack.lsn = 0x3000000;
+    in.observations["db1"].observation.switchover = ack;
+    const Verdict v = Decide(in, memory);
+    EXPECT_EQ(v.action, Action::kPublish) << FormatReasons(v.reasons);
+    // Another switchover's acknowledgement does not.
+    DecisionMemory again;
+    in.observations["db1"].observation.switchover->id = "sw-0-old";
+    DecisionInput before = BeforePromotion(0, Switchover(P::kStop));
+    before.policy = strict;
+    (void)Decide(before, again);
+    EXPECT_EQ(Decide(in, again).action, Action::kWithdraw);
+  }
+  // A `from` that still accepts writes blocks the publish in strict mode, switchover or not.
+  {
+    DecisionMemory memory;
+    DecisionInput in = BaseInput(0);
+    in.policy = strict;
+    in.published = Published("db1", 1, 3);
+    in.switchover = Switchover(P::kPublish);
+    AddNode(in, Primary("db1", 1));
+    AddNode(in, Primary("db2", 2));
+    const Verdict v = Decide(in, memory);
+    EXPECT_EQ(v.action, Action::kWithdraw) << FormatReasons(v.reasons);
+    EXPECT_TRUE(v.HasReason(ReasonCode::kAwaitingFence, "db1"));
+  }
+}
+
+TEST(DecisionSwitchoverTest, NobodyButToIsPublishedMeanwhile) {
+  // db3 (a sibling) promoted instead of db2: not published, not kept.
+  DecisionMemory memory;
+  DecisionInput in = BaseInput(0);
+  in.published = Published("db1", 1, 3);
+  in.switchover = Switchover(P::kPublish);
+  AddNode(in, Down("db1"));
+  AddNode(in, Standby("db2", 1, "db1"));
+  AddNode(in, Primary("db3", 2));
+  Verdict v = Decide(in, memory);
+  EXPECT_EQ(v.action, Action::kWithdraw) << FormatReasons(v.reasons);
+  EXPECT_EQ(v.reasons[0].code, ReasonCode::kSwitchover);
+  EXPECT_EQ(v.reasons[0].node, "db3");
+  // Many rounds later, still not (no confirmation window makes it publishable either).
+  in.now += Millis(20000);
+  in.wall_now += Millis(20000);
+  for (auto& entry : in.probes) entry.second.taken_at = in.now;
+  for (auto& entry : in.observations) entry.second.received_at = in.now;
+  v = Decide(in, memory);
+  EXPECT_EQ(v.action, Action::kWithdraw);
+  // Nothing writable at all: the record is kept (no no-master record), the voucher withdrawn.
+  DecisionMemory none;
+  in = BaseInput(0);
+  in.published = Published("db1", 1, 3);
+  in.switchover = Switchover(P::kStop);
+  AddNode(in, Down("db1"));
+  AddNode(in, Standby("db2", 1, "db1"));
+  v = Decide(in, none);
+  EXPECT_EQ(v.action, Action::kWithdraw);
+  EXPECT_EQ(v.reasons[0].code, ReasonCode::kSwitchover);
+  EXPECT_FALSE(v.record.has_value());
+}
+
+TEST(DecisionSwitchoverTest, ToIsPublishedOnlyVerifiedAndAboveThePublishedTimeline) {
+  // Writable on the published timeline (not promoted by repmgr: a hand-made primary): not yet.
+  DecisionMemory memory;
+  DecisionInput in = BaseInput(0);
+  in.published = Published("db1", 1, 3);
+  in.switchover = Switchover(P::kPublish);
+  AddNode(in, Down("db1"));
+  AddNode(in, Primary("db2", 1));
+  Verdict v = Decide(in, memory);
+  EXPECT_EQ(v.action, Action::kWithdraw) << FormatReasons(v.reasons);
+  EXPECT_EQ(v.reasons[0].code, ReasonCode::kSwitchover);
+  // Promoted but its write check fails: not yet.
+  in = AfterPromotion(0, Switchover(P::kPublish));
+  AddNode(in, Primary("db2", 2).Check(WriteCheck::kFailed));
+  v = Decide(in, memory);
+  EXPECT_EQ(v.action, Action::kWithdraw) << FormatReasons(v.reasons);
+  EXPECT_TRUE(v.HasReason(ReasonCode::kWriteCheckFailed, "db2"));
+  // Published: kept and vouched while the switchover is still in publish.
+  in = AfterPromotion(0, Switchover(P::kPublish));
+  in.published = Published("db2", 2, 4);
+  v = Decide(in, memory);
+  EXPECT_EQ(v.action, Action::kKeep) << FormatReasons(v.reasons);
+  EXPECT_EQ(v.chosen, "db2");
+}
+
+TEST(DecisionSwitchoverTest, RollbackVouchesFromAgainAsSoonAsItVerifies) {
+  DecisionMemory memory;
+  DecisionInput in = BeforePromotion(0, Switchover(P::kStop));
+  ASSERT_EQ(Decide(in, memory).action, Action::kWithdraw);
+  in = BeforePromotion(500, Switchover(P::kRollback));
+  const Verdict v = Decide(in, memory);
+  EXPECT_EQ(v.action, Action::kKeep) << FormatReasons(v.reasons);
+  EXPECT_EQ(v.chosen, "db1");
+}
+
 struct RandomWorld {
   explicit RandomWorld(std::uint64_t seed) : rng(seed) {}
   std::mt19937_64 rng;
@@ -888,6 +1142,7 @@ struct RandomWorld {
 TEST(DecisionPropertyTest, SafetyInvariantsHoldOnRandomInputs) {
   int publishes = 0;
   int keeps = 0;
+  int switchover_rounds = 0;
   for (std::uint64_t seed = 1; seed <= 3000; ++seed) {
     RandomWorld w(seed);
     DecisionMemory memory;
@@ -905,6 +1160,17 @@ TEST(DecisionPropertyTest, SafetyInvariantsHoldOnRandomInputs) {
     policy.self_fence_deadline = Millis(w.Pick(3) * 2000);
     policy.paused = w.Chance(5);
     const std::string identity = w.Chance(85) ? kId : "";
+    // A switchover record in a quarter of the worlds, from its own generator (the other worlds
+    // stay what they were).
+    std::mt19937_64 sw_rng(seed * 7919);
+    auto sw_pick = [&sw_rng](int n) { return std::uniform_int_distribution<int>(0, n - 1)(sw_rng); };
+    std::optional<model::SwitchoverRecord> sw;
+    if (sw_pick(4) == 0) {
+      const int from = sw_pick(4);
+      sw = Switchover(static_cast<model::SwitchoverPhase>(sw_pick(11)),
+                      "db" + std::to_string(from), "db" + std::to_string((from + 1 + sw_pick(3)) % 4));
+      sw->deadline_at_ms = model::ToWallMillis(kWallStart) + sw_pick(30000);
+    }
     int at = 0;
     for (int round = 0; round < 8; ++round) {
       SCOPED_TRACE("seed " + std::to_string(seed) + " round " + std::to_string(round));
@@ -913,6 +1179,8 @@ TEST(DecisionPropertyTest, SafetyInvariantsHoldOnRandomInputs) {
       in.identity = identity;
       in.policy = policy;
       in.published = published;
+      if (sw && sw_pick(3) == 0) sw->phase = static_cast<model::SwitchoverPhase>(sw_pick(11));
+      in.switchover = sw;
       const int nodes = 1 + w.Pick(4);
       for (int i = 0; i < nodes; ++i) AddNode(in, w.RandomNode("db" + std::to_string(i)));
 
@@ -936,6 +1204,19 @@ TEST(DecisionPropertyTest, SafetyInvariantsHoldOnRandomInputs) {
         ASSERT_NE(v.action, Action::kWithdraw);
       }
       for (const StalePrimary& s : v.stale_primaries) ASSERT_NE(s.node, v.chosen);
+      if (const model::SwitchoverRecord* expected = ExpectedSwitchover(in)) {
+        // During hold..publish: nobody but `to` is published or vouched, `from` least of all.
+        ++switchover_rounds;
+        if (v.action == Action::kPublish) {
+          ASSERT_EQ(v.record->node, expected->to);
+        }
+        if (v.action == Action::kKeep) {
+          ASSERT_EQ(published->node, expected->to);
+        }
+        if (policy.paused) {
+          ASSERT_EQ(v.action, Action::kNone);
+        }
+      }
 
       if (v.action == Action::kPublish || v.action == Action::kKeep) {
         const std::string node = v.action == Action::kPublish ? v.record->node : published->node;
@@ -997,6 +1278,7 @@ TEST(DecisionPropertyTest, SafetyInvariantsHoldOnRandomInputs) {
   // The generator must actually exercise the interesting branches.
   EXPECT_GT(publishes, 200);
   EXPECT_GT(keeps, 100);
+  EXPECT_GT(switchover_rounds, 300);
 }
 
 }  // namespace

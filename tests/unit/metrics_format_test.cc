@@ -324,6 +324,85 @@ TEST_F(BoardTest, LeaderProblemsAreCountedShownActiveAndListedByTheApi) {
   EXPECT_TRUE(json::parse(list.body)["clusters"][0]["orchestrator_problems"].empty());
 }
 
+// A switchover (docs/switchover.md): the gauge names the active record's phase, the counter
+// counts the ends this process saw (the first read is the baseline), and the API shows the record.
+TEST_F(BoardTest, SwitchoverPhaseGaugeEndsCounterAndApiObject) {
+  const std::int64_t now = view::WallNowMs();
+  model::SwitchoverRecord r;
+  r.id = "sw-1-abc";
+  r.from = "node1";
+  r.to = "node2";
+  r.phase = model::SwitchoverPhase::kDone;  // an old one: the baseline, not counted
+  r.base_epoch = 1;
+  r.started_at_ms = now - 1000;
+  r.phase_at_ms = now - 500;
+  r.deadline_at_ms = now + 60000;
+  ASSERT_TRUE(zk_->Create(kMain.Control(), "", zk::CreateMode::kPersistent).ok());
+  ASSERT_TRUE(zk_->Create(kMain.Switchover(), r.ToJson(), zk::CreateMode::kPersistent).ok());
+  board_.Refresh(zk_.get(), true, now);
+  std::map<std::string, std::string> types;
+  auto samples = ParseProm(RenderMetrics(*board_.Snapshot(), now), &types);
+  EXPECT_EQ(types["pgherald_orchestrator_switchover_phase"], "gauge");
+  EXPECT_EQ(types["pgherald_orchestrator_switchovers_total"], "counter");
+  EXPECT_EQ(FindSample(samples, "pgherald_orchestrator_switchover_phase", {}), nullptr);
+  EXPECT_EQ(FindSample(samples, "pgherald_orchestrator_switchovers_total", {}), nullptr);
+
+  // A new one in stop: gauge 1 for stop.
+  r.id = "sw-2-def";
+  r.phase = model::SwitchoverPhase::kStop;
+  ASSERT_TRUE(zk_->Set(kMain.Switchover(), r.ToJson()).ok());
+  board_.Refresh(zk_.get(), true, now + 100);
+  auto s = board_.Snapshot();
+  samples = ParseProm(RenderMetrics(*s, now + 100), &types);
+  EXPECT_EQ(FindSample(samples, "pgherald_orchestrator_switchover_phase",
+                       {{"cluster", "main"}, {"phase", "stop"}})->value, 1);
+  http::HttpConfig config;
+  HttpServer::ControlWriter writer = [](const std::string&, const publishers::ControlState&) {
+    return Status::Ok();
+  };
+  auto detail = HandleHttp(config, *s, writer, "GET", "/api/clusters/main", "", "", now + 100);
+  ASSERT_EQ(detail.status, 200);
+  const json sw = json::parse(detail.body)["switchover"];
+  EXPECT_EQ(sw["id"], "sw-2-def");
+  EXPECT_EQ(sw["from"], "node1");
+  EXPECT_EQ(sw["to"], "node2");
+  EXPECT_EQ(sw["phase"], "stop");
+  EXPECT_EQ(sw["active"], true);
+  EXPECT_EQ(sw["phase_at"], now - 500);
+  auto list = HandleHttp(config, *s, writer, "GET", "/api/clusters", "", "", now + 100);
+  EXPECT_EQ(json::parse(list.body)["clusters"][0]["switchover"]["phase"], "stop");
+
+  // It fails: counted once, however many snapshots follow; the gauge is gone.
+  r.phase = model::SwitchoverPhase::kFailed;
+  r.error = "rejoin failed on node1";
+  ASSERT_TRUE(zk_->Set(kMain.Switchover(), r.ToJson()).ok());
+  board_.Refresh(zk_.get(), true, now + 200);
+  board_.Refresh(zk_.get(), true, now + 300);
+  samples = ParseProm(RenderMetrics(*board_.Snapshot(), now + 300), &types);
+  EXPECT_EQ(FindSample(samples, "pgherald_orchestrator_switchover_phase", {}), nullptr);
+  EXPECT_EQ(FindSample(samples, "pgherald_orchestrator_switchovers_total",
+                       {{"cluster", "main"}, {"result", "failed"}})->value, 1);
+  // A third one expires unfinished: result "expired".
+  r.id = "sw-3-ghi";
+  r.phase = model::SwitchoverPhase::kHold;
+  r.error.clear();
+  r.deadline_at_ms = now + 350;
+  ASSERT_TRUE(zk_->Set(kMain.Switchover(), r.ToJson()).ok());
+  board_.Refresh(zk_.get(), true, now + 300);
+  board_.Refresh(zk_.get(), true, now + 400);
+  samples = ParseProm(RenderMetrics(*board_.Snapshot(), now + 400), &types);
+  EXPECT_EQ(FindSample(samples, "pgherald_orchestrator_switchovers_total",
+                       {{"result", "expired"}})->value, 1);
+  EXPECT_EQ(FindSample(samples, "pgherald_orchestrator_switchovers_total",
+                       {{"result", "failed"}})->value, 1);
+  // Corrupt: no gauge, the API says why.
+  ASSERT_TRUE(zk_->Set(kMain.Switchover(), "{\"format\":1").ok());
+  board_.Refresh(zk_.get(), true, now + 500);
+  s = board_.Snapshot();
+  detail = HandleHttp(config, *s, writer, "GET", "/api/clusters/main", "", "", now + 500);
+  EXPECT_TRUE(json::parse(detail.body)["switchover"].contains("error_record"));
+}
+
 // Ownership (docs/orchestrator.md, "Ownership"): owned clusters, per-cluster 0/1, changes; the API
 // lists what this instance owns.
 TEST(MetricsFormat, OwnershipIsShown) {

@@ -795,5 +795,176 @@ TEST_F(OrchestratorRoundTest, PersistentObservationIsIgnoredAndLoggedOnce) {
   EXPECT_GE(observer.problems["main/observation_not_ephemeral"], 4);
 }
 
+// `pgherald switchover`'s record, as the operator's command writes it (its own session).
+class SwitchoverRoundTest : public OrchestratorRoundTest {
+ protected:
+  void WriteSwitchover(model::SwitchoverPhase phase, std::int64_t deadline_in_ms = 60000) {
+    if (operator_ == nullptr) operator_ = server_->NewSession(zk::FakeZkOptions{});
+    const std::int64_t now = model::ToWallMillis(clock_.WallNow());
+    model::SwitchoverRecord r;
+    r.id = "sw-1-abc";
+    r.from = "node1";
+    r.to = "node2";
+    r.phase = phase;
+    r.base_epoch = 1;
+    r.max_hold_ms = 2000;
+    r.started_at_ms = now;
+    r.phase_at_ms = now;
+    r.deadline_at_ms = now + deadline_in_ms;
+    if (phase == model::SwitchoverPhase::kFailed) r.error = "rejoin failed on node1";
+    WriteRaw(r.ToJson());
+  }
+  void WriteRaw(const std::string& data) {
+    if (operator_ == nullptr) operator_ = server_->NewSession(zk::FakeZkOptions{});
+    // The parents (a dry-run orchestrator creates nothing).
+    std::string path;
+    for (const char* part : {"pgherald", "clusters", "main", "control"}) {
+      path += std::string("/") + part;
+      if (!server_->Peek(path)) {
+        ASSERT_TRUE(operator_->Create(path, "", zk::CreateMode::kPersistent).ok()) << path;
+      }
+    }
+    if (server_->Peek(kPaths.Switchover())) {
+      ASSERT_TRUE(operator_->Set(kPaths.Switchover(), data, -1).ok());
+    } else {
+      ASSERT_TRUE(
+          operator_->Create(kPaths.Switchover(), data, zk::CreateMode::kPersistent).ok());
+    }
+  }
+  std::vector<model::HistoryEntry> SwitchoverEntries() {
+    std::vector<model::HistoryEntry> out;
+    for (const model::HistoryEntry& h : History()) {
+      if (h.action == "switchover") out.push_back(h);
+    }
+    return out;
+  }
+  std::unique_ptr<zk::FakeZk> operator_;
+};
+
+// The owner expects the change: the hold withdraws node1's voucher at once (the record's watch
+// wakes the cluster), nothing is vouched or published but node2, which is published as soon as it
+// is writable on a later timeline; one history entry per phase change seen; node1 stopped is no
+// published_master_unreachable problem.
+TEST_F(SwitchoverRoundTest, OwnerExpectsTheChangeAndRecordsEachPhase) {
+  auto orch = Make(/*dry_run=*/false);
+  CountingObserver observer;
+  orch->set_observer(&observer);
+  Rounds(*orch, 5);
+  ASSERT_EQ(Record().node, "node1");
+  ASSERT_EQ(Bound().size(), 1u);
+  const std::uint64_t epoch = Record().epoch;
+
+  // hold: the watch on the record wakes the cluster, which withdraws at once.
+  for (int i = 0; i < 2; ++i) {  // nothing else pending
+    server_->DispatchAllPending();
+    orch->RunDue();
+  }
+  const auto woken_before = orch->cluster_rounds();
+  WriteSwitchover(model::SwitchoverPhase::kHold);
+  server_->DispatchAllPending();
+  orch->RunDue();
+  const auto key = std::make_pair(std::string("main"), std::string("watch"));
+  EXPECT_GT(orch->cluster_rounds().count(key) ? orch->cluster_rounds().at(key) : 0,
+            woken_before.count(key) ? woken_before.at(key) : 0);
+  EXPECT_TRUE(Children().empty()) << "node1's voucher outlived the hold";
+  Rounds(*orch, 3);
+  EXPECT_TRUE(Children().empty()) << "node1 vouched again during the hold";
+  EXPECT_EQ(Record().node, "node1") << "the record is kept: consumers hold";
+
+  // stop: node1 drains and stops (its poller stays up and says so).
+  WriteSwitchover(model::SwitchoverPhase::kStop);
+  Rounds(*orch, 2);
+  prober_.nodes["node1"].up = false;
+  Rounds(*orch, 3);
+  EXPECT_TRUE(Children().empty());
+  EXPECT_EQ(Record().node, "node1");
+
+  // promote: node2 writable on timeline 2 is published at once, with the switchover's reason.
+  WriteSwitchover(model::SwitchoverPhase::kPromote);
+  prober_.nodes["node2"] = ScriptedNode{true, false, false, 2};
+  Rounds(*orch, 2);
+  const model::MasterRecord r = Record();
+  EXPECT_EQ(r.node, "node2") << log_.str();
+  EXPECT_EQ(r.epoch, epoch + 1);
+  EXPECT_EQ(r.reason, "switchover");
+  EXPECT_EQ(Bound().size(), 1u);
+
+  // publish, then done: node2 stays vouched.
+  WriteSwitchover(model::SwitchoverPhase::kPublish);
+  Rounds(*orch, 2);
+  EXPECT_EQ(Bound().size(), 1u);
+  WriteSwitchover(model::SwitchoverPhase::kDone);
+  Rounds(*orch, 3);
+  EXPECT_EQ(Record().node, "node2");
+  EXPECT_EQ(Bound().size(), 1u);
+
+  const std::vector<model::HistoryEntry> entries = SwitchoverEntries();
+  std::vector<std::string> phases;
+  for (const model::HistoryEntry& h : entries) {
+    ASSERT_TRUE(h.switchover.has_value()) << h.ToJson();
+    EXPECT_EQ(h.switchover->id, "sw-1-abc");
+    EXPECT_EQ(h.switchover->from, "node1");
+    EXPECT_EQ(h.switchover->to, "node2");
+    EXPECT_EQ(h.decided_by, "orch-a");
+    phases.push_back(h.switchover->phase);
+  }
+  EXPECT_EQ(phases, (std::vector<std::string>{"hold", "stop", "promote", "publish", "done"}));
+  bool publish_named = false;
+  for (const model::HistoryEntry& h : History()) {
+    if (h.action != "publish" || !h.master || h.master->node != "node2") continue;
+    publish_named = h.switchover && h.switchover->id == "sw-1-abc" && !h.reasons.empty() &&
+                    h.reasons[0].code == "switchover";
+  }
+  EXPECT_TRUE(publish_named);
+  EXPECT_EQ(Count(log_.str(), "published_master_unreachable cluster=main"), 0u) << log_.str();
+  EXPECT_EQ(Count(log_.str(), "switchover_phase cluster=main"), 5u);
+  EXPECT_NE(log_.str().find("switchover=sw-1-abc switchover_phase=hold"), std::string::npos)
+      << log_.str();
+}
+
+// A corrupt record is ignored (the normal rules: the master stays vouched) and logged once per
+// change; an expired one too; a record that was over before the owner saw it gets no entry.
+TEST_F(SwitchoverRoundTest, CorruptExpiredAndOldRecordsLeaveTheNormalRules) {
+  WriteSwitchover(model::SwitchoverPhase::kDone);
+  auto orch = Make(/*dry_run=*/false);
+  CountingObserver observer;
+  orch->set_observer(&observer);
+  Rounds(*orch, 5);
+  ASSERT_EQ(Bound().size(), 1u);
+  EXPECT_TRUE(SwitchoverEntries().empty()) << "a switchover over before the owner started";
+
+  WriteRaw("{\"format\":1,\"id\":\"sw-2\",\"phase\":\"hold\"");
+  Rounds(*orch, 5);
+  EXPECT_EQ(Bound().size(), 1u) << "a corrupt record must not hold the cluster";
+  EXPECT_EQ(Count(log_.str(), "switchover_corrupt cluster=main"), 1u) << log_.str();
+  EXPECT_GE(observer.problems["main/switchover_corrupt"], 4);
+
+  // A hold whose deadline passed (the coordinator died): nobody acts on it.
+  WriteSwitchover(model::SwitchoverPhase::kHold, /*deadline_in_ms=*/-1);
+  Rounds(*orch, 3);
+  EXPECT_EQ(Bound().size(), 1u);
+  EXPECT_NE(log_.str().find("switchover_corrupt_cleared"), std::string::npos);
+  EXPECT_TRUE(SwitchoverEntries().empty());
+
+  // An active hold, then it expires: withdrawn, then vouched again, with an "expired" entry.
+  WriteSwitchover(model::SwitchoverPhase::kHold, /*deadline_in_ms=*/1000);
+  Rounds(*orch, 1);
+  EXPECT_TRUE(Children().empty());
+  Rounds(*orch, 6);
+  EXPECT_EQ(Bound().size(), 1u);
+  std::vector<std::string> phases;
+  for (const model::HistoryEntry& h : SwitchoverEntries()) phases.push_back(h.switchover->phase);
+  EXPECT_EQ(phases, (std::vector<std::string>{"hold", "expired"}));
+}
+
+// A dry-run instance logs the phase it sees and writes nothing.
+TEST_F(SwitchoverRoundTest, DryRunLogsThePhaseAndWritesNothing) {
+  auto orch = Make(/*dry_run=*/true);
+  WriteSwitchover(model::SwitchoverPhase::kHold);
+  Rounds(*orch, 3);
+  EXPECT_EQ(Count(log_.str(), "switchover_phase cluster=main"), 1u) << log_.str();
+  EXPECT_TRUE(SwitchoverEntries().empty());
+}
+
 }  // namespace
 }  // namespace pgherald::orchestrator
