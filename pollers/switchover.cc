@@ -24,6 +24,7 @@ constexpr std::size_t kQuoteBytes = 512;
 constexpr Millis kReceivePoll{5};
 constexpr Millis kWaitPoll{10};
 constexpr Millis kReconnectPoll{100};
+constexpr Millis kRetryCommand{500};
 
 std::string Quote(std::string_view output) {
   std::string text(output);
@@ -295,6 +296,40 @@ StatusOr<ShutdownState> ParseShutdownCleanly(std::string_view output) {
 RepmgrStepRunner::RepmgrStepRunner(SwitchoverConfig config, pg::PgParams pg)
     : config_(std::move(config)), pg_(std::move(pg)), log_("switchover") {}
 
+StatusOr<std::unique_ptr<pg::PgConnection>> RepmgrStepRunner::Connect(
+    const std::atomic<bool>& cancel) {
+  // A loaded host may miss one connect timeout: try again until the step's own timeout.
+  const MonoTime deadline = std::chrono::steady_clock::now() + config_.step_timeout;
+  int attempts = 0;
+  while (true) {
+    ++attempts;
+    auto made = Local(pg_);
+    if (made.ok()) return made;
+    if (cancel.load()) return made.status();
+    if (std::chrono::steady_clock::now() + kReconnectPoll >= deadline) {
+      return Status(made.status().code(),
+                    made.status().message() + " (" + std::to_string(attempts) +
+                        " attempts within step_timeout_ms " +
+                        std::to_string(config_.step_timeout.count()) + ")");
+    }
+    std::this_thread::sleep_for(kReconnectPoll);  // backoff before the next connect
+  }
+}
+
+StepOutcome RepmgrStepRunner::RetriedCommand(const std::vector<std::string>& argv,
+                                             const std::atomic<bool>& cancel) {
+  // Only for repmgr commands that may run twice (service pause/unpause): one that failed on a
+  // loaded host (a connect timeout inside repmgr) is run again until the step's timeout.
+  const MonoTime deadline = std::chrono::steady_clock::now() + config_.step_timeout;
+  while (true) {
+    StepOutcome out = Command(argv);
+    if (out.ok || cancel.load()) return out;
+    if (std::chrono::steady_clock::now() + kRetryCommand >= deadline) return out;
+    log_.Warn("switchover_command_retry", {{"argv", DescribeArgv(argv)}, {"error", out.error}});
+    std::this_thread::sleep_for(kRetryCommand);
+  }
+}
+
 StepOutcome RepmgrStepRunner::Command(const std::vector<std::string>& argv, std::string* output) {
   auto run_as = RunAsOwnerOf(config_.repmgr_conf);
   if (!run_as.ok()) return Failed(run_as.status().message());
@@ -375,7 +410,7 @@ StepOutcome RepmgrStepRunner::Stop(const std::atomic<bool>& cancel) {
       "SELECT count(*) AS open FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client "
       "backend' AND pid <> pg_catalog.pg_backend_pid() AND xact_start IS NOT NULL";
   {
-    auto conn = Local(pg_);
+    auto conn = Connect(cancel);
     if (!conn.ok()) return Failed("drain: " + conn.status().message());
     const MonoTime start = std::chrono::steady_clock::now();
     MonoTime quiet_since = start;
@@ -428,7 +463,7 @@ StepOutcome RepmgrStepRunner::Promote(const StepRequest& request,
   if (!request.stop_lsn) return Failed("the switchover record has no stop_lsn");
   std::optional<model::Lsn> received;
   {
-    auto conn = Local(pg_);
+    auto conn = Connect(cancel);
     if (!conn.ok()) return Failed("receive wait: " + conn.status().message());
     const MonoTime deadline = std::chrono::steady_clock::now() + config_.step_timeout;
     while (true) {
@@ -463,7 +498,7 @@ StepOutcome RepmgrStepRunner::Promote(const StepRequest& request,
   if (!promoted.ok) return promoted;
   // A checkpoint at once: pg_rewind of the old primary reads the new timeline from the control
   // file, which only a checkpoint updates (STACK-NOTES: the rewind trap).
-  auto conn = Local(pg_);
+  auto conn = Connect(cancel);
   if (!conn.ok()) return Failed("CHECKPOINT after promote: " + conn.status().message());
   auto r = (*conn)->Exec("CHECKPOINT");
   if (!r.ok()) {
@@ -528,8 +563,8 @@ StepOutcome RepmgrStepRunner::Rejoin(const StepRequest& request,
 // The old primary checkpoints while clients still write: the stop's own checkpoint (repmgr's
 // --checkpoint, then the shutdown checkpoint), which runs while pgbouncer holds them, then has
 // only the WAL since this one to flush. A standby has nothing to do here.
-StepOutcome RepmgrStepRunner::PrepareLocal() {
-  auto conn = Local(pg_);
+StepOutcome RepmgrStepRunner::PrepareLocal(const std::atomic<bool>& cancel) {
+  auto conn = Connect(cancel);
   if (!conn.ok()) return Failed("prepare: " + conn.status().message());
   auto role = (*conn)->Exec("SELECT pg_is_in_recovery() AS in_recovery");
   if (!role.ok() || role->num_rows() != 1) {
@@ -569,8 +604,8 @@ StepOutcome RepmgrStepRunner::Run(const StepRequest& request, const std::atomic<
     case SwitchoverStep::kPause: {
       Status ready = Readiness();
       if (!ready.ok()) return Failed(ready.message());
-      if (request.step == SwitchoverStep::kReadiness) return PrepareLocal();
-      return Command(StepArgv(config_, request));
+      if (request.step == SwitchoverStep::kReadiness) return PrepareLocal(cancel);
+      return RetriedCommand(StepArgv(config_, request), cancel);
     }
     case SwitchoverStep::kStop: return Stop(cancel);
     case SwitchoverStep::kPromote: return Promote(request, cancel);
@@ -580,7 +615,7 @@ StepOutcome RepmgrStepRunner::Run(const StepRequest& request, const std::atomic<
         return Failed("the node_id of the new primary is unknown in this node's repmgr.nodes");
       }
       return Command(StepArgv(config_, request));
-    case SwitchoverStep::kUnpause: return Command(StepArgv(config_, request));
+    case SwitchoverStep::kUnpause: return RetriedCommand(StepArgv(config_, request), cancel);
     case SwitchoverStep::kRollback: return Rollback(cancel);
   }
   return Failed("unknown step");

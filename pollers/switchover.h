@@ -171,7 +171,11 @@ class RepmgrStepRunner final : public StepRunner {
   StepOutcome Promote(const StepRequest& request, const std::atomic<bool>& cancel);
   StepOutcome Rejoin(const StepRequest& request, const std::atomic<bool>& cancel);
   StepOutcome Rollback(const std::atomic<bool>& cancel);
-  StepOutcome PrepareLocal();
+  StepOutcome PrepareLocal(const std::atomic<bool>& cancel);
+  // A connection to the local node, retried until step_timeout_ms.
+  StatusOr<std::unique_ptr<pg::PgConnection>> Connect(const std::atomic<bool>& cancel);
+  // Command, run again after a failure until step_timeout_ms (idempotent commands only).
+  StepOutcome RetriedCommand(const std::vector<std::string>& argv, const std::atomic<bool>& cancel);
 
   SwitchoverConfig config_;
   pg::PgParams pg_;

@@ -308,6 +308,18 @@ int RunSwitchover(zk::ZkSession& zk, const RunOptions& options, std::FILE* out,
   record.phase_at_ms = start;
   record.deadline_at_ms = start + options.timeout_ms;
   record.requested_by = options.requested_by;
+  if (first->record_znode_version < 0) {
+    // The record lives under control, which exists once zk-init ran or someone paused the
+    // cluster; on a tree nobody laid out, create it as `pgherald pause` would (not paused).
+    Status parent = zk.Create(paths.Control(), model::ControlToJson(model::ControlState{}),
+                              zk::CreateMode::kPersistent)
+                        .status();
+    if (!parent.ok() && parent.code() != StatusCode::kAlreadyExists) {
+      std::fprintf(err, "pgherald switchover: cannot create %s: %s\n", paths.Control().c_str(),
+                   Show(parent.message()).c_str());
+      return kExitRefused;
+    }
+  }
   Status created = first->record_znode_version < 0
                        ? zk.Create(paths.Switchover(), record.ToJson(), zk::CreateMode::kPersistent)
                              .status()

@@ -757,6 +757,23 @@ TEST_F(ShellTest, RunsTheWholeSwitchoverThroughWatches) {
   EXPECT_EQ(stored->requested_by, "test");
 }
 
+// On a tree nobody laid out (no zk-init, never paused) control does not exist: the command
+// creates it (not paused) instead of failing to create the record under it.
+TEST_F(ShellTest, CreatesControlWhenNobodyLaidItOut) {
+  ASSERT_TRUE(admin_->Delete(paths_.Control(), -1).ok());
+  std::atomic<bool> stop{false};
+  std::thread sim([this, &stop] { Simulate(&stop); });
+  const int code = RunSwitchover(*admin_, options_, out_, err_);
+  stop = true;
+  sim.join();
+  EXPECT_EQ(code, kExitDone) << ReadAll(out_) << ReadAll(err_);
+  auto control = server_->Peek(paths_.Control());
+  ASSERT_TRUE(control.has_value());
+  auto parsed = model::ParseControl(control->data);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_FALSE(parsed->paused);
+}
+
 TEST_F(ShellTest, JsonSummaryIsOneObject) {
   std::atomic<bool> stop{false};
   std::thread sim([this, &stop] { Simulate(&stop); });
