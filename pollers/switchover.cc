@@ -404,36 +404,42 @@ StepOutcome RepmgrStepRunner::AwaitLocal(
 }
 
 StepOutcome RepmgrStepRunner::Stop(const std::atomic<bool>& cancel) {
-  // Drain: no client transaction open on this node for drain_quiet_ms in a row, at most
-  // drain_timeout_ms (then it stops anyway, saying how many were open).
+  // Drain: the client transactions already open when the stop began, and those begun within
+  // drain_quiet_ms after it (a pooler's stragglers, sent before its PAUSE took effect), may finish;
+  // at most drain_timeout_ms (then it stops anyway, saying how many were open). Transactions begun
+  // later come from clients that nothing holds (HAProxy's, direct ones): they keep the node busy
+  // forever and end with the stop whatever it waits for, so they are not waited for.
+  static constexpr char kCutoff[] =
+      "SELECT (pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $1::float8 / "
+      "1000))::text AS cutoff";
   static constexpr char kOpen[] =
-      "SELECT count(*) AS open FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client "
-      "backend' AND pid <> pg_catalog.pg_backend_pid() AND xact_start IS NOT NULL";
+      "SELECT count(*) AS open, pg_catalog.clock_timestamp() >= $1::timestamptz AS past "
+      "FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend' AND pid <> "
+      "pg_catalog.pg_backend_pid() AND xact_start IS NOT NULL AND xact_start < $1::timestamptz";
   {
     auto conn = Connect(cancel);
     if (!conn.ok()) return Failed("drain: " + conn.status().message());
+    auto c = (*conn)->Exec(kCutoff, {std::to_string(config_.drain_quiet.count())});
+    if (!c.ok() || c->num_rows() != 1) {
+      return Failed("drain: " + (c.ok() ? std::string("no row") : c.status().message()));
+    }
+    auto cutoff = c->row(0).GetString("cutoff");
+    if (!cutoff.ok()) return Failed("drain: " + cutoff.status().message());
     const MonoTime start = std::chrono::steady_clock::now();
-    MonoTime quiet_since = start;
-    bool quiet = false;
     std::int64_t open = -1;
     while (true) {
       if (cancel.load()) return Failed("drain: the poller is stopping");
-      auto r = (*conn)->Exec(kOpen);
+      auto r = (*conn)->Exec(kOpen, {*cutoff});
       if (!r.ok() || r->num_rows() != 1) {
         return Failed("drain: " + (r.ok() ? std::string("no row") : r.status().message()));
       }
       auto n = r->row(0).GetInt64("open");
       if (!n.ok()) return Failed("drain: " + n.status().message());
+      auto past = r->row(0).GetBool("past");
+      if (!past.ok()) return Failed("drain: " + past.status().message());
       open = *n;
-      const MonoTime now = std::chrono::steady_clock::now();
-      if (open == 0) {
-        if (!quiet) quiet_since = now;
-        quiet = true;
-        if (now - quiet_since >= config_.drain_quiet) break;
-      } else {
-        quiet = false;
-      }
-      if (now - start >= config_.drain_timeout) {
+      if (open == 0 && *past) break;
+      if (std::chrono::steady_clock::now() - start >= config_.drain_timeout) {
         log_.Warn("switchover_drain_timeout",
                   {{"open_transactions", open}, {"drain_timeout_ms", config_.drain_timeout.count()},
                    {"effect", "stopping anyway"}});
