@@ -198,7 +198,8 @@ std::vector<std::string> NodeServiceArgv(const SwitchoverConfig& config, bool st
   if (start) {
     argv.emplace_back("--action=start");
   } else {
-    argv.insert(argv.end(), {"--action=stop", "--checkpoint"});
+    // No --checkpoint: the poller's drain ran CHECKPOINT already (RepmgrStepRunner::Stop).
+    argv.emplace_back("--action=stop");
   }
   return argv;
 }
@@ -316,6 +317,12 @@ StatusOr<std::unique_ptr<pg::PgConnection>> RepmgrStepRunner::Connect(
   }
 }
 
+StatusOr<std::unique_ptr<pg::PgConnection>> RepmgrStepRunner::Reuse(
+    Conn warm, const std::atomic<bool>& cancel) {
+  if (warm != nullptr && warm->ok() && warm->Exec("SELECT 1").ok()) return warm;
+  return Connect(cancel);
+}
+
 StepOutcome RepmgrStepRunner::RetriedCommand(const std::vector<std::string>& argv,
                                              const std::atomic<bool>& cancel) {
   // Only for repmgr commands that may run twice (service pause/unpause): one that failed on a
@@ -341,12 +348,15 @@ StepOutcome RepmgrStepRunner::Command(const std::vector<std::string>& argv, std:
   options.max_output = 16 * 1024;
   const std::string line = DescribeArgv(argv);
   log_.Info("switchover_command", {{"argv", line}});
+  const MonoTime started = std::chrono::steady_clock::now();
   auto result = RunProcess(options);
   if (!result.ok()) return Failed(line + ": " + result.status().message());
   if (output != nullptr) *output = result->output;
-  log_.Debug("switchover_command_end", {{"argv", line},
-                                         {"result", result->Describe()},
-                                         {"output", Quote(result->output)}});
+  const auto elapsed =
+      std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started).count();
+  log_.Info("switchover_command_end",
+            {{"argv", line}, {"result", result->Describe()}, {"elapsed_ms", elapsed}});
+  log_.Debug("switchover_command_output", {{"argv", line}, {"output", Quote(result->output)}});
   if (!result->success()) {
     return Failed(line + ": " + result->Describe() + ": " + Quote(result->output));
   }
@@ -403,7 +413,7 @@ StepOutcome RepmgrStepRunner::AwaitLocal(
   }
 }
 
-StepOutcome RepmgrStepRunner::Stop(const std::atomic<bool>& cancel) {
+StepOutcome RepmgrStepRunner::Stop(const std::atomic<bool>& cancel, Conn warm) {
   // Drain: the client transactions already open when the stop began, and those begun within
   // drain_quiet_ms after it (a pooler's stragglers, sent before its PAUSE took effect), may finish;
   // at most drain_timeout_ms (then it stops anyway, saying how many were open). Transactions begun
@@ -416,9 +426,14 @@ StepOutcome RepmgrStepRunner::Stop(const std::atomic<bool>& cancel) {
       "SELECT count(*) AS open, pg_catalog.clock_timestamp() >= $1::timestamptz AS past "
       "FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend' AND pid <> "
       "pg_catalog.pg_backend_pid() AND xact_start IS NOT NULL AND xact_start < $1::timestamptz";
+  const MonoTime step_start = std::chrono::steady_clock::now();
+  const auto ms_since = [](MonoTime t) {
+    return std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - t).count();
+  };
   {
-    auto conn = Connect(cancel);
+    auto conn = Reuse(std::move(warm), cancel);
     if (!conn.ok()) return Failed("drain: " + conn.status().message());
+    const std::int64_t connect_ms = ms_since(step_start);
     auto c = (*conn)->Exec(kCutoff, {std::to_string(config_.drain_quiet.count())});
     if (!c.ok() || c->num_rows() != 1) {
       return Failed("drain: " + (c.ok() ? std::string("no row") : c.status().message()));
@@ -426,8 +441,21 @@ StepOutcome RepmgrStepRunner::Stop(const std::atomic<bool>& cancel) {
     auto cutoff = c->row(0).GetString("cutoff");
     if (!cutoff.ok()) return Failed("drain: " + cutoff.status().message());
     const MonoTime start = std::chrono::steady_clock::now();
+    // The stop's checkpoint, run here while the drain waits anyway (rather than by repmgr's
+    // --checkpoint, which costs repmgr a connection of its own after the drain): the shutdown
+    // checkpoint then has only the last moments' buffers to write.
+    auto checkpoint = (*conn)->Exec("CHECKPOINT");
+    if (!checkpoint.ok()) {
+      return Failed("stop: CHECKPOINT: " + checkpoint.status().message() +
+                    (checkpoint.status().code() == StatusCode::kPermissionDenied
+                         ? " (GRANT pg_checkpoint TO the poller's user, docs/poller.md)"
+                         : ""));
+    }
+    const std::int64_t checkpoint_ms = ms_since(start);
     std::int64_t open = -1;
+    int polls = 0;
     while (true) {
+      ++polls;
       if (cancel.load()) return Failed("drain: the poller is stopping");
       auto r = (*conn)->Exec(kOpen, {*cutoff});
       if (!r.ok() || r->num_rows() != 1) {
@@ -447,6 +475,12 @@ StepOutcome RepmgrStepRunner::Stop(const std::atomic<bool>& cancel) {
       }
       std::this_thread::sleep_for(kWaitPoll);  // polling PostgreSQL: there is nothing to await
     }
+    // Where the hold's time goes (docs/switchover.md, "Where the time goes").
+    log_.Info("switchover_drained", {{"connect_ms", connect_ms},
+                                     {"checkpoint_ms", checkpoint_ms},
+                                     {"drain_ms", ms_since(start)},
+                                     {"polls", polls},
+                                     {"open_transactions", open}});
   }
   StepRequest stop;
   stop.step = SwitchoverStep::kStop;
@@ -465,11 +499,11 @@ StepOutcome RepmgrStepRunner::Stop(const std::atomic<bool>& cancel) {
 }
 
 StepOutcome RepmgrStepRunner::Promote(const StepRequest& request,
-                                      const std::atomic<bool>& cancel) {
+                                      const std::atomic<bool>& cancel, Conn warm) {
   if (!request.stop_lsn) return Failed("the switchover record has no stop_lsn");
   std::optional<model::Lsn> received;
   {
-    auto conn = Connect(cancel);
+    auto conn = Reuse(std::move(warm), cancel);
     if (!conn.ok()) return Failed("receive wait: " + conn.status().message());
     const MonoTime deadline = std::chrono::steady_clock::now() + config_.step_timeout;
     while (true) {
@@ -578,14 +612,16 @@ StepOutcome RepmgrStepRunner::PrepareLocal(const std::atomic<bool>& cancel) {
   }
   auto in_recovery = role->row(0).GetBool("in_recovery");
   if (!in_recovery.ok()) return Failed("prepare: " + in_recovery.status().message());
-  if (*in_recovery) return {true, std::nullopt, ""};
-  auto r = (*conn)->Exec("CHECKPOINT");
-  if (!r.ok()) {
-    return Failed("prepare: CHECKPOINT: " + r.status().message() +
-                  (r.status().code() == StatusCode::kPermissionDenied
-                       ? " (GRANT pg_checkpoint TO the poller's user, docs/poller.md)"
-                       : ""));
+  if (!*in_recovery) {
+    auto r = (*conn)->Exec("CHECKPOINT");
+    if (!r.ok()) {
+      return Failed("prepare: CHECKPOINT: " + r.status().message() +
+                    (r.status().code() == StatusCode::kPermissionDenied
+                         ? " (GRANT pg_checkpoint TO the poller's user, docs/poller.md)"
+                         : ""));
+    }
   }
+  warm_ = std::move(*conn);  // for the stop's drain
   return {true, std::nullopt, ""};
 }
 
@@ -605,16 +641,22 @@ StepOutcome RepmgrStepRunner::Rollback(const std::atomic<bool>& cancel) {
 }
 
 StepOutcome RepmgrStepRunner::Run(const StepRequest& request, const std::atomic<bool>& cancel) {
+  Conn warm = std::move(warm_);  // only the stop and the promote use it; any other step closes it
   switch (request.step) {
     case SwitchoverStep::kReadiness:
     case SwitchoverStep::kPause: {
       Status ready = Readiness();
       if (!ready.ok()) return Failed(ready.message());
       if (request.step == SwitchoverStep::kReadiness) return PrepareLocal(cancel);
-      return RetriedCommand(StepArgv(config_, request), cancel);
+      StepOutcome paused = RetriedCommand(StepArgv(config_, request), cancel);
+      if (paused.ok) {
+        auto conn = Local(pg_);  // for the promote's receive wait; without one it connects then
+        if (conn.ok()) warm_ = std::move(*conn);
+      }
+      return paused;
     }
-    case SwitchoverStep::kStop: return Stop(cancel);
-    case SwitchoverStep::kPromote: return Promote(request, cancel);
+    case SwitchoverStep::kStop: return Stop(cancel, std::move(warm));
+    case SwitchoverStep::kPromote: return Promote(request, cancel, std::move(warm));
     case SwitchoverStep::kRejoin: return Rejoin(request, cancel);
     case SwitchoverStep::kFollow:
       if (request.target.node_id <= 0) {

@@ -193,7 +193,7 @@ TEST(SwitchoverArgvTest, EachStepRunsRepmgrsOwnCommand) {
   EXPECT_TRUE(argv(SwitchoverStep::kReadiness).empty());
   EXPECT_EQ(argv(SwitchoverStep::kPause), with({"service", "pause"}));
   EXPECT_EQ(argv(SwitchoverStep::kStop),
-            with({"node", "service", "--action=stop", "--checkpoint"}));
+            with({"node", "service", "--action=stop"}));
   EXPECT_EQ(argv(SwitchoverStep::kPromote), with({"standby", "promote"}));
   EXPECT_EQ(argv(SwitchoverStep::kRejoin),
             with({"node", "rejoin", "-d", "host=10.0.0.2 port=5432 user=repmgr dbname=repmgr",
