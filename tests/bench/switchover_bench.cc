@@ -156,12 +156,12 @@ int main(int argc, char** argv) {
       return 1;
     }
     k9.Add(*r);
-    std::printf("kill -9 %2d: node%d -> node%d  pgbouncer failed %d wait %.0f ms  haproxy failed "
-                "%d wait %.0f ms  lost %lld+%lld\n",
-                i + 1, r->old_primary, r->final_primary,
-                r->pgbouncer_clients.failed_in_flight + r->pgbouncer_clients.failed_after_fault,
-                r->pgbouncer_clients.longest_wait_ms,
-                r->haproxy_clients.failed_in_flight + r->haproxy_clients.failed_after_fault,
+    // Failed statements split as in flight at the kill + sent after it.
+    std::printf("kill -9 %2d: node%d -> node%d  pgbouncer failed %d+%d wait %.0f ms  haproxy failed "
+                "%d+%d wait %.0f ms  lost %lld+%lld\n",
+                i + 1, r->old_primary, r->final_primary, r->pgbouncer_clients.failed_in_flight,
+                r->pgbouncer_clients.failed_after_fault, r->pgbouncer_clients.longest_wait_ms,
+                r->haproxy_clients.failed_in_flight, r->haproxy_clients.failed_after_fault,
                 r->haproxy_clients.longest_wait_ms,
                 static_cast<long long>(r->check.lost_after_publish),
                 static_cast<long long>(r->check.lost_before_promotion));

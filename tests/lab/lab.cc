@@ -267,6 +267,8 @@ Status Lab::PgStartWritable(int node) {
   return Run("pg-start-writable", {std::to_string(node)}).status();
 }
 Status Lab::PgRejoin(int node) { return Run("pg-rejoin", {std::to_string(node)}).status(); }
+Status Lab::PgPromote(int node) { return Run("pg-promote", {std::to_string(node)}).status(); }
+StatusOr<std::string> Lab::RepmgrdState() { return Run("repmgrd-state", {}); }
 Status Lab::RepmgrdStop(int node) { return Run("repmgrd-stop", {std::to_string(node)}).status(); }
 Status Lab::RepmgrdStart(int node) {
   return Run("repmgrd-start", {std::to_string(node)}).status();

@@ -77,6 +77,10 @@ class Lab {
   Status PgStop(int node);          // pg_ctl stop -m fast
   Status PgStartWritable(int node); // plain pg_ctl start: the split-brain trap
   Status PgRejoin(int node);        // the proper way back as a standby (checkpoint, rewind, follow)
+  // repmgr standby promote of standby N (labctl pg-promote).
+  Status PgPromote(int node);
+  // Per node: repmgrd's PID, wait channel and last log line (labctl repmgrd-state).
+  StatusOr<std::string> RepmgrdState();
   Status RepmgrdStop(int node);
   Status RepmgrdStart(int node);
   // Nodes that are up and not in recovery, by direct query.
