@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <optional>
@@ -434,7 +435,14 @@ model::Probe PgNodeProber::ProbeOnce(const NodeTarget& target,
   return round.results[0];
 }
 
-PgNodeProber::PgNodeProber(const Clock* clock) : clock_(clock) {}
+PgNodeProber::PgNodeProber(const Clock* clock, int max_connecting)
+    : clock_(clock), max_connecting_(static_cast<std::size_t>(std::max(1, max_connecting))) {}
+
+std::size_t PgNodeProber::Connecting() const {
+  return static_cast<std::size_t>(std::count_if(active_.begin(), active_.end(), [](const Slot* s) {
+    return s->job != nullptr && s->job->phase == Phase::kConnect;
+  }));
+}
 
 PgNodeProber::~PgNodeProber() = default;  // closes every connection, in flight or not
 
@@ -508,42 +516,70 @@ std::vector<model::Probe> PgNodeProber::RunAll(const std::vector<NodeTarget>& ta
       g.contexts.push_back((*contexts)[i]);
     }
   }
-  for (auto& [key, group] : groups) {
-    const NodeTarget& t = targets[group.indices.front()];
-    auto& slot = slots_[key];
+  // A target's answer when no job delivers one: unreachable, with why.
+  auto unanswered = [&](std::size_t i, const std::string& error) {
+    const NodeTarget& t = targets[i];
+    model::Probe& p = round.results[i];
+    p.node = t.name;
+    p.host = t.params.host;
+    p.port = t.params.port;
+    p.taken_at_ms = now_ms;
+    p.reachable = false;
+    p.error = error;
+    round.done[i] = true;
+    --round.remaining;
+  };
+  // At most max_connecting_ connection attempts in flight: the others wait for a turn within the
+  // call (a batch's first call would otherwise open hundreds at once; each costs a SCRAM exchange
+  // on this thread and a backend fork on the server, and together they outlast connect_timeout).
+  std::deque<std::pair<Slot*, Group*>> waiting;
+  auto start = [&](Slot& slot, Group& group) {
+    const NodeTarget& target = targets[group.indices.front()];  // before the indices move
+    Begin(slot, target, std::move(group.contexts), &round, std::move(group.indices), *clock_);
+    if (slot.job != nullptr) active_.push_back(&slot);
+  };
+  for (auto& entry : groups) {
+    Group& group = entry.second;
+    auto& slot = slots_[entry.first];
     if (slot == nullptr) slot = std::make_shared<Slot>();
     if (slot->job != nullptr) {
       for (std::size_t i : group.indices) {
-        model::Probe& placeholder = round.results[i];
-        placeholder.node = t.name;
-        placeholder.host = t.params.host;
-        placeholder.port = t.params.port;
-        placeholder.taken_at_ms = now_ms;
-        placeholder.error = "previous probe still running (node hung?)";
-        round.done[i] = true;
-        --round.remaining;
+        unanswered(i, "previous probe still running (node hung?)");
       }
       continue;
     }
-    Begin(*slot, t, std::move(group.contexts), &round, std::move(group.indices), *clock_);
-    if (slot->job != nullptr) active_.push_back(slot.get());
+    const bool connects = slot->conn == nullptr || !slot->conn->ok();
+    if (connects && (!waiting.empty() || Connecting() >= max_connecting_)) {
+      waiting.emplace_back(slot.get(), &group);
+      continue;
+    }
+    start(*slot, group);
   }
-  Pump(&active_, until, [&] { return round.remaining == 0; }, *clock_);
+  while (true) {
+    Pump(&active_, until,
+         [&] {
+           return round.remaining == 0 || (!waiting.empty() && Connecting() < max_connecting_);
+         },
+         *clock_);
+    if (waiting.empty() || Steady::now() >= until) break;
+    while (!waiting.empty() && Connecting() < max_connecting_) {
+      start(*waiting.front().first, *waiting.front().second);
+      waiting.pop_front();
+    }
+  }
+  for (const auto& w : waiting) {
+    for (std::size_t i : w.second->indices) {
+      unanswered(i, "not probed: no connection attempt started before the deadline (" +
+                        std::to_string(max_connecting_) + " were in flight)");
+    }
+  }
   for (Slot* s : active_) {
     if (s->job != nullptr) s->job->round = nullptr;  // it finishes during later calls
   }
-  std::vector<model::Probe> out = std::move(round.results);
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    if (round.done[i]) continue;
-    const NodeTarget& t = targets[i];
-    out[i].node = t.name;
-    out[i].host = t.params.host;
-    out[i].port = t.params.port;
-    out[i].taken_at_ms = now_ms;
-    out[i].reachable = false;
-    out[i].error = "probe timed out (node hung?)";
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    if (!round.done[i]) unanswered(i, "probe timed out (node hung?)");
   }
-  return out;
+  return std::move(round.results);
 }
 
 }  // namespace pgherald::orchestrator

@@ -83,7 +83,12 @@ StatusOr<std::string> SqlLiteral(const std::string& value);
 // The real prober, over libpq. Thread-safe for one caller at a time.
 class PgNodeProber final : public NodeProber {
  public:
-  explicit PgNodeProber(const Clock* clock = &SystemClock::Instance());
+  // At most `max_connecting` connection attempts are in flight at once; the targets that need
+  // one beyond that wait for a turn within the call, and those whose turn does not come by the
+  // deadline are reported unreachable ("not probed: ...") and tried again on the next call.
+  explicit PgNodeProber(const Clock* clock = &SystemClock::Instance(),
+                        int max_connecting = kMaxConnecting);
+  static constexpr int kMaxConnecting = 16;
   ~PgNodeProber() override;
 
   std::vector<model::Probe> ProbeAll(const std::vector<NodeTarget>& targets,
@@ -110,7 +115,10 @@ class PgNodeProber final : public NodeProber {
                                    const std::vector<WriteCheckContext>* contexts,
                                    MonoTime deadline);
 
+  std::size_t Connecting() const;  // jobs in active_ still connecting
+
   const Clock* clock_;
+  const std::size_t max_connecting_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Slot>> slots_;  // by "name@host:port/dbname as user"
   std::vector<Slot*> active_;  // slots with work in flight (owned by slots_)

@@ -562,6 +562,47 @@ TEST(PgNodeProberLoopTest, AnotherDatabaseOrUserIsAnotherConnection) {
   EXPECT_EQ(prober.kept(), 3u);
 }
 
+// At most max_connecting connection attempts at once: against a node that accepts TCP and never
+// answers, two of five targets connect (and time out with the call), the other three never start
+// one and say why; the next call starts none either while the two are still connecting.
+TEST(PgNodeProberLoopTest, ConnectionAttemptsInFlightAreBounded) {
+  HungListener hung;
+  ASSERT_TRUE(hung.ok());
+  PgNodeProber prober(&SystemClock::Instance(), 2);
+  std::vector<NodeTarget> targets;
+  for (const char* name : {"a", "b", "c", "d", "e"}) targets.push_back(Target(name, hung.port()));
+  auto probes = prober.ProbeAll(targets, In(300ms));
+  ASSERT_EQ(probes.size(), 5u);
+  EXPECT_EQ(probes[0].error, "probe timed out (node hung?)");
+  EXPECT_EQ(probes[1].error, "probe timed out (node hung?)");
+  for (std::size_t i = 2; i < 5; ++i) {
+    EXPECT_FALSE(probes[i].reachable);
+    EXPECT_EQ(probes[i].node, targets[i].name);
+    EXPECT_EQ(probes[i].error,
+              "not probed: no connection attempt started before the deadline (2 were in flight)");
+  }
+  probes = prober.ProbeAll(targets, In(100ms));
+  EXPECT_EQ(probes[0].error, "previous probe still running (node hung?)");
+  EXPECT_NE(probes[2].error.find("not probed"), std::string::npos) << probes[2].error;
+}
+
+// The targets waiting for a connection attempt get their turn within the call: six nodes, at most
+// two connecting at once, all probed by one call; their connections are kept.
+TEST(PgNodeProberLoopTest, WaitingTargetsConnectInTurnWithinTheCall) {
+  FakePostgres server(Healthy);
+  ASSERT_TRUE(server.ok());
+  PgNodeProber prober(&SystemClock::Instance(), 2);
+  std::vector<NodeTarget> targets;
+  for (const char* name : {"a", "b", "c", "d", "e", "f"}) targets.push_back(Target(name, server.port()));
+  auto probes = prober.ProbeAll(targets, In(5s));
+  for (const model::Probe& p : probes) EXPECT_TRUE(p.reachable) << p.node << ": " << p.error;
+  EXPECT_EQ(server.connections(), 6);
+  EXPECT_EQ(prober.kept(), 6u);
+  probes = prober.ProbeAll(targets, In(5s));
+  for (const model::Probe& p : probes) EXPECT_TRUE(p.reachable) << p.node << ": " << p.error;
+  EXPECT_EQ(server.connections(), 6);
+}
+
 // A connection the server dropped is reconnected on the next call.
 TEST(PgNodeProberLoopTest, ReconnectsAfterAConnectionLevelFailure) {
   std::atomic<int> probes_seen{0};
