@@ -31,11 +31,13 @@
 // (every verify_interval, each cluster at its own phase so that N clusters spread evenly over the
 // interval; a vouched cluster also when its voucher re-affirmation is due, if that comes sooner;
 // a cluster with an unsettled publish a tick later). A batch takes every cluster that is ready,
-// up to batch_max; woken clusters form a batch of their own, and a cluster woken while a batch of
-// others is being prepared joins it in place of the clusters not prepared yet (they go back to
-// their queues), so a woken cluster waits at most for one prepare step, the batch's probes and
-// write checks, and the woken rounds finish first. The session and election step runs before
-// each pass and at least every tick (checked between batches). Tests drive RunRound() (every
+// up to batch_max: woken clusters first, with room for a routine share (RoutineShare: batch_max/8,
+// at least 1) of sweep and due clusters so that constant wakes never starve them; a cluster woken
+// while a batch is being prepared joins it in place of the routine clusters not prepared yet
+// beyond that share (they go back to their queues), and woken rounds finish first. So a woken
+// cluster waits at most for the reads of one round in progress and of the routine share, and the
+// batch's probe and write-check calls. The session and election step runs before each pass and
+// at least every tick (checked between batches). Tests drive RunRound() (every
 // cluster once) or RunDue() (one pass of the scheduler) directly (the simulation uses FakeZk's
 // manual dispatch and a ManualClock).
 //
@@ -338,13 +340,15 @@ class Orchestrator {
   };
   // Runs the rounds of `batch` (prepare each, probe all, finish each: see the top of this file)
   // and schedules each cluster's next round. With `yield_to_woken`, a cluster woken meanwhile
-  // joins in place of the clusters not prepared yet (PutBack) and finishes first.
+  // joins in place of the routine clusters not prepared yet beyond the routine share (PutBack)
+  // and finishes first; a global event puts back every routine cluster not prepared yet.
   void RunBatch(std::vector<Scheduled> batch, bool yield_to_woken);
   // The scheduler's bookkeeping of one round: before it (returns its start) and after it.
   MonoTime StartRound(const Scheduled& entry);
   void EndRound(const Scheduled& entry, MonoTime start);
-  // The next batch (empty: nothing ready): the woken clusters alone if any; else the rest of a
-  // sweep, then the most overdue; at most batch_max, each cluster once.
+  // The next batch (empty: nothing ready): the woken clusters, then the rest of a sweep, then the
+  // most overdue (only the routine share of them when there are woken ones); at most batch_max,
+  // each cluster once.
   std::vector<Scheduled> NextBatch(MonoTime now);
   // Woken clusters not in `busy`, first woken first, at most `max` (taken off the woken queue;
   // those in `busy` stay queued); WokenWaiting only looks.
@@ -353,6 +357,8 @@ class Orchestrator {
   // Entries taken for a batch but not run go back to the sweep and due queues.
   void PutBack(const std::vector<Scheduled>& entries);
   std::size_t BatchMax() const;
+  // How many routine (sweep, due) rounds a batch with woken clusters keeps room for.
+  std::size_t RoutineShare() const;
   // After clusters_ changed: the index by name and each cluster's phase in the interval.
   void IndexClusters();
   void SetDue(const std::string& cluster, ClusterRuntime& rt, MonoTime due);

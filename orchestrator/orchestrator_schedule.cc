@@ -126,6 +126,12 @@ std::size_t Orchestrator::BatchMax() const {
   return static_cast<std::size_t>(std::max(1, options_.batch_max));
 }
 
+// At scale the pollers' observations change every tick, so some cluster is woken nearly all the
+// time: without a share of their own, the sweep's and the due clusters would wait forever (a
+// cluster never run has no watch to wake it). A batch with woken clusters keeps room for this many
+// of them; each delays the woken ones by one round's reads.
+std::size_t Orchestrator::RoutineShare() const { return std::max<std::size_t>(1, BatchMax() / 8); }
+
 std::vector<Orchestrator::Scheduled> Orchestrator::TakeWoken(std::size_t max,
                                                              const std::set<std::string>& busy) {
   std::vector<Scheduled> out;
@@ -158,12 +164,17 @@ bool Orchestrator::WokenWaiting(const std::set<std::string>& busy) {
 
 std::vector<Orchestrator::Scheduled> Orchestrator::NextBatch(MonoTime now) {
   const std::size_t max = BatchMax();
-  // Woken clusters (a failover among them) form a batch of their own: they never wait for a
-  // batch of routine verifications to be prepared.
-  std::vector<Scheduled> batch = TakeWoken(max, {});
-  if (!batch.empty()) return batch;
+  const bool routine_ready =
+      !sweep_left_.empty() || (!due_queue_.empty() && due_queue_.begin()->first <= now);
+  // Woken clusters (a failover among them) go first: prepared first, finished first, and never
+  // behind more than the routine share of routine rounds (none with batch_max 1).
+  const std::size_t share = max > 1 && routine_ready ? RoutineShare() : 0;
+  std::vector<Scheduled> batch = TakeWoken(max - std::min(share, max - 1), {});
+  const std::size_t room = batch.empty() ? max : std::min(max - batch.size(), share);
   std::set<std::string> taken;
-  while (batch.size() < max && !sweep_left_.empty()) {
+  for (const Scheduled& e : batch) taken.insert(e.spec->name);
+  const std::size_t limit = batch.size() + room;
+  while (batch.size() < limit && !sweep_left_.empty()) {
     const std::string name = std::move(sweep_left_.front());
     sweep_left_.pop_front();
     const auto it = index_.find(name);
@@ -172,13 +183,13 @@ std::vector<Orchestrator::Scheduled> Orchestrator::NextBatch(MonoTime now) {
     if (!taken.insert(name).second) continue;
     batch.push_back({&clusters_[it->second], kTriggerSweep});
   }
-  while (batch.size() < max && !due_queue_.empty() && due_queue_.begin()->first <= now) {
+  while (batch.size() < limit && !due_queue_.empty() && due_queue_.begin()->first <= now) {
     // Off the queue while in the batch (EndRound schedules the next; PutBack restores it).
     const std::string name = due_queue_.begin()->second;
     due_queue_.erase(due_queue_.begin());
     const auto it = index_.find(name);
     if (it == index_.end()) continue;  // not expected: IndexClusters drops them
-    if (!taken.insert(name).second) continue;  // in the batch for the sweep already
+    if (!taken.insert(name).second) continue;  // in the batch already (woken, or the sweep)
     batch.push_back({&clusters_[it->second], runtime_[name].due_retry ? kTriggerRetry : kTriggerVerify});
   }
   return batch;
@@ -210,11 +221,19 @@ void Orchestrator::RunBatch(std::vector<Scheduled> batch, bool yield_to_woken) {
     for (const Scheduled& e : batch) busy.insert(e.spec->name);
     if (!global && !WokenWaiting(busy)) continue;
     // A woken cluster (or a global event, whose session step comes after this batch) does not
-    // wait for the routine rounds not prepared yet: they go back to their queues.
+    // wait for the routine rounds not prepared yet beyond the routine share (none for a global
+    // event): the others go back to their queues.
     std::vector<Scheduled> kept(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(i + 1));
+    std::size_t routine = static_cast<std::size_t>(std::count_if(
+        kept.begin(), kept.end(), [](const Scheduled& e) { return e.trigger != kTriggerWatch; }));
     std::vector<Scheduled> left;
     for (std::size_t j = i + 1; j < batch.size(); ++j) {
-      (batch[j].trigger == kTriggerWatch ? kept : left).push_back(batch[j]);
+      bool keep = batch[j].trigger == kTriggerWatch;
+      if (!keep && !global && routine < RoutineShare()) {
+        keep = true;
+        ++routine;
+      }
+      (keep ? kept : left).push_back(batch[j]);
     }
     batch = std::move(kept);
     PutBack(left);
