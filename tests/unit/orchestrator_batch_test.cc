@@ -122,12 +122,7 @@ class OrchestratorBatchTest : public ::testing::Test {
       }
       specs.push_back(spec);
     }
-    SessionFactory factory = [this]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
-      zk::FakeZkOptions zo;
-      zo.dispatch = zk::DispatchMode::kManual;
-      zo.session_timeout = milliseconds(6000);
-      return std::unique_ptr<zk::ZkSession>(server_->NewSession(zo));
-    };
+    SessionFactory factory = zk::ManualDispatchSessions(server_, milliseconds(6000));
     return std::make_unique<Orchestrator>(o, specs, factory, &prober_, &clock_,
                                           std::vector<publishers::Publisher*>{}, "g1");
   }

@@ -76,12 +76,7 @@ class OrchestratorScheduleTest : public ::testing::Test {
       for (const char* n : {"node1", "node2"}) spec.nodes.push_back(NodeTarget{n, spec.defaults});
       specs.push_back(spec);
     }
-    SessionFactory factory = [this]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
-      zk::FakeZkOptions zo;
-      zo.dispatch = zk::DispatchMode::kManual;
-      zo.session_timeout = milliseconds(6000);
-      return std::unique_ptr<zk::ZkSession>(server_->NewSession(zo));
-    };
+    SessionFactory factory = zk::ManualDispatchSessions(server_, milliseconds(6000));
     auto orch = std::make_unique<Orchestrator>(o, specs, factory, &prober_, &clock_,
                                                std::vector<publishers::Publisher*>{}, "g1");
     orch->set_observer(&recorder_);
@@ -100,6 +95,34 @@ class OrchestratorScheduleTest : public ::testing::Test {
     }
     ADD_FAILURE() << "the loop never settled";
     return all;
+  }
+  // With every cluster due, one pass during whose first write check the session is interrupted
+  // (disconnect, reconnect); returns the clusters that decided in it. Logs at debug from here on
+  // (vouch_skipped).
+  std::vector<std::string> PassInterruptedAtFirstWriteCheck(Orchestrator& orch) {
+    Settle(orch);
+    EXPECT_TRUE(orch.leading()) << log_.str();
+    config::LoggingConfig lc;
+    lc.level = config::LogLevel::kDebug;
+    log::Init(lc, std::make_shared<spdlog::sinks::ostream_sink_mt>(log_));
+    clock_.Advance(milliseconds(1000));  // all due
+    auto* session = dynamic_cast<zk::FakeZk*>(orch.session());
+    if (session == nullptr) {
+      ADD_FAILURE() << "no FakeZk session";
+      return {};
+    }
+    bool interrupted = false;
+    prober_.during_write_check = [&] {
+      if (interrupted || recorder_.ran.size() != 0) return;  // the pass's first batch
+      interrupted = true;
+      session->Disconnect();
+      session->Reconnect();
+      session->DispatchPending();  // the state events reach the orchestrator
+    };
+    orch.RunDue();
+    prober_.during_write_check = nullptr;
+    EXPECT_TRUE(interrupted);
+    return recorder_.Take();
   }
   // A poller publishes an observation of a new node in `cluster` (its children watch fires).
   void Observe(const std::string& cluster, const std::string& node) {
@@ -272,27 +295,8 @@ TEST_F(OrchestratorScheduleTest, VerificationSpreadsEvenlyOverTheInterval) {
 // nothing and c2 runs again first in the next pass, then the sweep the session event asks for.
 // (Batches of one; BatchInterruptedBySessionEventRunsAgainAtOnce is the batched case.)
 TEST_F(OrchestratorScheduleTest, ARoundInterruptedBySessionEventRunsAgainAtOnce) {
-  config::LoggingConfig lc;
-  lc.level = config::LogLevel::kDebug;  // vouch_skipped
-  log::Init(lc, std::make_shared<spdlog::sinks::ostream_sink_mt>(log_));
   auto orch = Make(4, milliseconds(1000), 1);
-  Settle(*orch);
-  ASSERT_TRUE(orch->leading()) << log_.str();
-  clock_.Advance(milliseconds(1000));  // all due
-  auto* session = dynamic_cast<zk::FakeZk*>(orch->session());
-  ASSERT_NE(session, nullptr);
-  bool interrupted = false;
-  prober_.during_write_check = [&] {
-    if (interrupted || recorder_.ran.size() != 0) return;  // the first cluster of the pass
-    interrupted = true;
-    session->Disconnect();
-    session->Reconnect();
-    session->DispatchPending();  // the state events reach the orchestrator
-  };
-  orch->RunDue();
-  prober_.during_write_check = nullptr;
-  ASSERT_TRUE(interrupted);
-  const std::vector<std::string> first = recorder_.Take();
+  const std::vector<std::string> first = PassInterruptedAtFirstWriteCheck(*orch);
   ASSERT_EQ(first.size(), 1u) << "the pass goes back to the session step after the event: "
                               << ::testing::PrintToString(first);
   EXPECT_NE(log_.str().find("vouch_skipped"), std::string::npos) << log_.str();
@@ -333,31 +337,11 @@ TEST_F(OrchestratorScheduleTest, ConstantWakesDoNotStarveDueClusters) {
 // and both run again as woken clusters in the next pass, each first in its batch (whose other
 // place is the routine share: the sweep the event asks for).
 TEST_F(OrchestratorScheduleTest, BatchInterruptedBySessionEventRunsAgainAtOnce) {
-  config::LoggingConfig lc;
-  lc.level = config::LogLevel::kDebug;  // vouch_skipped
-  log::Init(lc, std::make_shared<spdlog::sinks::ostream_sink_mt>(log_));
   auto orch = Make(4, milliseconds(1000), 2);
-  Settle(*orch);
-  ASSERT_TRUE(orch->leading()) << log_.str();
-  clock_.Advance(milliseconds(1000));  // all due
-  auto* session = dynamic_cast<zk::FakeZk*>(orch->session());
-  ASSERT_NE(session, nullptr);
-  bool interrupted = false;
-  prober_.during_write_check = [&] {
-    if (interrupted || recorder_.ran.size() != 0) return;  // the first batch of the pass
-    interrupted = true;
-    session->Disconnect();
-    session->Reconnect();
-    session->DispatchPending();  // the state events reach the orchestrator
-  };
-  const std::size_t skipped_before = Count(log_.str(), "vouch_skipped");
-  orch->RunDue();
-  prober_.during_write_check = nullptr;
-  ASSERT_TRUE(interrupted);
-  const std::vector<std::string> first = recorder_.Take();
+  const std::vector<std::string> first = PassInterruptedAtFirstWriteCheck(*orch);
   ASSERT_EQ(first.size(), 2u) << "the pass goes back to the session step after the batch: "
                               << ::testing::PrintToString(first);
-  EXPECT_EQ(Count(log_.str(), "vouch_skipped"), skipped_before + 2) << log_.str();
+  EXPECT_EQ(Count(log_.str(), "vouch_skipped"), 2u) << log_.str();
   std::map<std::string, std::uint64_t> woken_before;
   for (const std::string& c : first) {
     const auto it = orch->cluster_rounds().find({c, "watch"});
