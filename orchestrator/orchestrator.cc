@@ -8,6 +8,7 @@
 #include "common/logging.h"
 #include "common/model/untrusted.h"
 #include "common/model/voucher.h"
+#include "orchestrator/cluster_round.h"
 
 namespace pgherald::orchestrator {
 namespace {
@@ -217,56 +218,30 @@ void Orchestrator::RunPass(PassKind kind) {
   RunClusters(kind);
 }
 
-// What one round of one cluster works out on the way, step by step (RunCluster).
-struct Orchestrator::ClusterRound {
-  ClusterRound(const ClusterSpec& of, model::ClusterPaths znodes, ClusterRuntime& runtime,
-               MonoTime at, std::uint64_t count)
-      : spec(of), c(of.name), paths(std::move(znodes)), rt(runtime), start(at), count_at_start(count) {}
-
-  const ClusterSpec& spec;
-  const std::string& c;
-  const model::ClusterPaths paths;  // the cluster's znodes (common/model/zk_paths.h)
-  ClusterRuntime& rt;
-  // Where a round's time goes (logged with a publish): reads, probes, write checks, the multi.
-  const MonoTime start;
-  double read_ms = 0;
-  double probe_ms = 0;
-  double write_check_ms = 0;
-  // A verification of this round may vouch only if the session is not interrupted meanwhile.
-  const std::uint64_t count_at_start;
-
-  publishers::ControlState control;                   // ReadControl
-  std::optional<model::SwitchoverRecord> switchover;  // ReadSwitchover (absent: none or corrupt)
-  std::optional<publishers::MasterZnode> published;   // ReadMaster; absent only in dry-run
-  std::optional<publishers::HistoryFacts> facts;      // ReadFacts, at most once a round
-  bool repair = false;                                // JudgeTrust
-  bool authoritative = false;
-  std::uint64_t epoch_floor = 0;
-  DecisionInput in;                                   // FillInput, ReadObservations, Probe
-  std::vector<NodeTarget> targets;                    // configured + learned this round
-  std::vector<NodeTarget> learned;                    // ReadObservations
-};
-
 double Orchestrator::MillisSince(MonoTime t) const {
   return std::chrono::duration_cast<std::chrono::microseconds>(clock_->Now() - t).count() / 1000.0;
 }
 
-void Orchestrator::RunCluster(const ClusterSpec& spec, ClusterRuntime& rt) {
+std::unique_ptr<Orchestrator::ClusterRound> Orchestrator::PrepareRound(const ClusterSpec& spec,
+                                                                       ClusterRuntime& rt) {
   // Ownership changes only here, between two rounds of the cluster (no publish in flight).
-  if (!TakeOwnership(spec.name, rt)) return;
-  ClusterRound round(spec, publisher_->Paths(spec.name), rt, clock_->Now(), interruptions_.load());
-  if (!SettleEarlierPublish(round)) return;
+  if (!TakeOwnership(spec.name, rt)) return nullptr;
+  auto round = std::make_unique<ClusterRound>(spec, publisher_->Paths(spec.name), rt, clock_->Now(),
+                                              interruptions_.load());
+  if (!SettleEarlierPublish(*round)) return nullptr;
   // 1. Read the published state and the pollers' observations, arming watches.
-  if (!ReadControl(round) || !ReadSwitchover(round) || !ReadMaster(round) || !JudgeTrust(round) ||
-      !ReadIdentity(round)) {
-    return;
+  if (!ReadControl(*round) || !ReadSwitchover(*round) || !ReadMaster(*round) ||
+      !JudgeTrust(*round) || !ReadIdentity(*round)) {
+    return nullptr;
   }
-  RecordSwitchoverPhase(round);
-  FillInput(round);
-  ReadObservations(round);
-  // 2-3. Probe everything in parallel, then write-check the possible winners.
-  round.read_ms = MillisSince(round.start);
-  ProbeTargets(round);
+  RecordSwitchoverPhase(*round);
+  FillInput(*round);
+  ReadObservations(*round);
+  round->read_ms = MillisSince(round->start);
+  return round;
+}
+
+void Orchestrator::FinishRound(ClusterRound& round) {
   // 4. Decide and log.
   const Verdict verdict = DecideAndLog(round);
   if (options_.dry_run) return;
@@ -754,49 +729,85 @@ void Orchestrator::ForgetUnlearned(ClusterRound& round) {
   round.rt.learned = round.learned;
 }
 
-// 2-3. Every target probed in parallel, then the possible winners write-checked.
-void Orchestrator::ProbeTargets(ClusterRound& round) {
-  DecisionInput& in = round.in;
-  const MonoTime probe_start = clock_->Now();
-  std::vector<model::Probe> probes =
-      prober_->ProbeAll(round.targets, clock_->Now() + options_.probe_timeout);
-  MonoTime taken = clock_->Now();
-  for (model::Probe& p : probes) {
-    const std::string name = p.node;  // read before the move
-    in.probes[name] = ProbeInput{std::move(p), taken};
+namespace {
+
+// The answer for `targets[i]` out of a prober's answers (by position): a prober that returned
+// fewer answers than it was asked for leaves the rest unanswered.
+model::Probe AnswerFor(std::vector<model::Probe>& answers, std::size_t i, const NodeTarget& t) {
+  if (i < answers.size()) return std::move(answers[i]);
+  model::Probe p;
+  p.node = t.name;
+  p.host = t.params.host;
+  p.port = t.params.port;
+  p.error = "no answer from the prober";
+  return p;
+}
+
+}  // namespace
+
+// 2-3. Every target of every round probed in one call, then the possible winners of every round
+// write-checked in one call, each with its own cluster's context. The answers come back in the
+// order of the targets: each round takes its own slice (node names repeat across clusters).
+void Orchestrator::ProbeRounds(const std::vector<ClusterRound*>& rounds) {
+  if (rounds.empty()) return;
+  std::vector<NodeTarget> targets;
+  for (const ClusterRound* round : rounds) {
+    targets.insert(targets.end(), round->targets.begin(), round->targets.end());
   }
-  for (const NodeTarget& t : round.rt.learned) {
-    auto it = in.probes.find(t.name);
-    if (t.params.withhold_password && it != in.probes.end() && !it->second.probe.reachable) {
-      // Say why in the decision's evidence: the likely cause is the withheld password.
-      it->second.probe.error += std::string(" [") + kLearnPasswordWithheld +
-                                ": a learned node gets no password unless postgres.options has "
-                                "sslmode=verify-full or channel_binding=require]";
+  const MonoTime probe_start = clock_->Now();
+  std::vector<model::Probe> probes = prober_->ProbeAll(targets, clock_->Now() + options_.probe_timeout);
+  MonoTime taken = clock_->Now();
+  const double probe_ms = MillisSince(probe_start);
+  std::size_t next = 0;
+  std::vector<WriteCheckRequest> requests;
+  std::vector<std::size_t> first_request;  // per round: its requests start here
+  for (ClusterRound* round : rounds) {
+    DecisionInput& in = round->in;
+    for (const NodeTarget& t : round->targets) {
+      in.probes[t.name] = ProbeInput{AnswerFor(probes, next++, t), taken};
+    }
+    for (const NodeTarget& t : round->rt.learned) {
+      auto it = in.probes.find(t.name);
+      if (t.params.withhold_password && it != in.probes.end() && !it->second.probe.reachable) {
+        // Say why in the decision's evidence: the likely cause is the withheld password.
+        it->second.probe.error += std::string(" [") + kLearnPasswordWithheld +
+                                  ": a learned node gets no password unless postgres.options has "
+                                  "sslmode=verify-full or channel_binding=require]";
+      }
+    }
+    in.now = clock_->Now();
+    in.wall_now = clock_->WallNow();
+    round->probe_ms = probe_ms;
+    first_request.push_back(requests.size());
+    const std::vector<std::string> wc_names = WriteCheckTargets(in, &round->rt.memory);
+    for (const NodeTarget& t : round->targets) {
+      if (std::find(wc_names.begin(), wc_names.end(), t.name) != wc_names.end()) {
+        requests.push_back({t, WriteCheckContext{round->c, options_.id}});
+      }
     }
   }
-  in.now = clock_->Now();
-  in.wall_now = clock_->WallNow();
-  round.probe_ms = MillisSince(probe_start);
-  const std::vector<std::string> wc_names = WriteCheckTargets(in, &round.rt.memory);
-  if (wc_names.empty()) return;
+  if (requests.empty()) return;
   const MonoTime wc_start = clock_->Now();
-  std::vector<NodeTarget> wc_targets;
-  for (const NodeTarget& t : round.targets) {
-    if (std::find(wc_names.begin(), wc_names.end(), t.name) != wc_names.end()) wc_targets.push_back(t);
-  }
-  std::vector<model::Probe> checked = prober_->WriteCheckAll(
-      wc_targets, WriteCheckContext{round.c, options_.id}, clock_->Now() + options_.probe_timeout);
+  std::vector<model::Probe> checked =
+      prober_->WriteCheckEach(requests, clock_->Now() + options_.probe_timeout);
   taken = clock_->Now();
-  for (model::Probe& p : checked) {
-    // Keep the identifier from the first probe if the write check's session did not read it.
-    const std::string name = p.node;
-    const std::string sysid = in.probes[name].probe.system_identifier;
-    if (p.system_identifier.empty()) p.system_identifier = sysid;
-    in.probes[name] = ProbeInput{std::move(p), taken};
+  const double write_check_ms = MillisSince(wc_start);
+  for (std::size_t r = 0; r < rounds.size(); ++r) {
+    ClusterRound& round = *rounds[r];
+    const std::size_t end = r + 1 < rounds.size() ? first_request[r + 1] : requests.size();
+    if (first_request[r] == end) continue;  // nothing to write-check in this cluster
+    DecisionInput& in = round.in;
+    for (std::size_t i = first_request[r]; i < end; ++i) {
+      const std::string& name = requests[i].target.name;
+      model::Probe p = AnswerFor(checked, i, requests[i].target);
+      // Keep the identifier from the first probe if the write check's session did not read it.
+      if (p.system_identifier.empty()) p.system_identifier = in.probes[name].probe.system_identifier;
+      in.probes[name] = ProbeInput{std::move(p), taken};
+    }
+    in.now = clock_->Now();
+    in.wall_now = clock_->WallNow();
+    round.write_check_ms = write_check_ms;
   }
-  in.now = clock_->Now();
-  in.wall_now = clock_->WallNow();
-  round.write_check_ms = MillisSince(wc_start);
 }
 
 // 4. Decide(); the verdict logged at info when it changed (debug otherwise); a published master

@@ -13,21 +13,31 @@
 //   2. probe every node (configured ones, plus nodes learned from observations) in parallel;
 //   3. write-check the nodes WriteCheckTargets() names;
 //   4. Decide(), log the verdict with its evidence (info on a change, debug otherwise);
-//   5. unless dry-run, carry it out: publish by the fenced multi and vouch; keep (vouch); withdraw
-//      (unvouch); and mirror any change to the other publishers.
+//   5. unless dry-run, and only while it still owns the cluster, carry it out: publish by the
+//      fenced multi and vouch; keep (vouch); withdraw (unvouch); and mirror any change to the
+//      other publishers.
+// Rounds run in batches: steps 0-1 ("prepare") for each cluster of the batch, then steps 2 and 3
+// once for all of them (one ProbeAll over the nodes of every prepared round, one WriteCheckEach
+// over their write-check targets, each with its own cluster's context), then steps 4-5
+// ("finish") for each. A batch of one is a cluster's round as it ran before batches.
 // A non-owner of a cluster (or an owner whose session is CONNECTING or out of lease) acts on
 // nothing there: it only removes its own voucher of that cluster when it can. Every fenced write
 // of a cluster checks this instance's candidate znode in the cluster's ownership queue.
 //
-// Run() is the daemon's loop, which schedules clusters one at a time (docs/orchestrator.md, "A
-// round"): a watch wakes the cluster it belongs to (WakeCluster; a session state change, an
+// Run() is the daemon's loop, which schedules clusters in batches (docs/orchestrator.md,
+// "Scheduling"): a watch wakes the cluster it belongs to (WakeCluster; a session state change, an
 // election event or a reload is global: Wake() marks every cluster); the loop runs woken clusters
 // first, then the clusters of a global sweep, then those whose periodic verification is due
 // (every verify_interval, each cluster at its own phase so that N clusters spread evenly over the
 // interval; a vouched cluster also when its voucher re-affirmation is due, if that comes sooner;
-// a cluster with an unsettled publish a tick later). Between two clusters it looks at the woken
-// set again, so a woken cluster waits at most for the cluster round in progress. The session and
-// election step runs before each pass and at least every tick. Tests drive RunRound() (every
+// a cluster with an unsettled publish a tick later). A batch takes every cluster that is ready,
+// up to batch_max: woken clusters first, with room for a routine share (RoutineShare: batch_max/8,
+// at least 1) of sweep and due clusters so that constant wakes never starve them; a cluster woken
+// while a batch is being prepared joins it in place of the routine clusters not prepared yet
+// beyond that share (they go back to their queues), and woken rounds finish first. So a woken
+// cluster waits at most for the reads of one round in progress and of the routine share, and the
+// batch's probe and write-check calls. The session and election step runs before each pass and
+// at least every tick (checked between batches). Tests drive RunRound() (every
 // cluster once) or RunDue() (one pass of the scheduler) directly (the simulation uses FakeZk's
 // manual dispatch and a ManualClock).
 //
@@ -83,6 +93,9 @@ struct OrchestratorOptions {
   // The leader re-affirms its voucher (rewrites its data, so its mzxid moves) at most this often,
   // after a round whose write check of the published master passed (docs/orchestrator.md).
   Millis voucher_reaffirm{1000};
+  // At most this many clusters' rounds share one batch (one probe call, one write-check call);
+  // 1 runs the clusters one after another. Values below 1 count as 1.
+  int batch_max = 64;
 };
 
 using SessionFactory = zk::SessionFactory;
@@ -120,11 +133,11 @@ class Orchestrator {
                std::vector<publishers::Publisher*> mirrors = {}, std::string guid = "");
   ~Orchestrator();
 
-  // One round over every cluster (see the top of this file).
+  // One round over every cluster (see the top of this file), in batches of batch_max.
   void RunRound();
   // One pass of the scheduler: the session and election step, then the woken clusters, the rest
-  // of a global sweep and the clusters whose verification is due, one at a time, woken ones
-  // first; returns when none is left or a global event asks for the session step again.
+  // of a global sweep and the clusters whose verification is due, in batches, woken ones first;
+  // returns when none is left, a global event asks for the session step again or a tick passed.
   void RunDue();
   // When the next pass has work (now if a cluster is woken; at the latest `pass_start` + tick).
   MonoTime NextWakeup(MonoTime pass_start);
@@ -224,9 +237,13 @@ class Orchestrator {
   void TakePendingClusters();
   bool EnsureSession();
   // One cluster's round (see the top of this file), in named steps over a ClusterRound. A step
-  // that returns false ends the cluster's round (it logged why).
+  // that returns false ends the cluster's round (it logged why). PrepareRound runs steps 0-1 and
+  // returns the round, or null when it ended there; ProbeRounds runs steps 2-3 for a batch of
+  // prepared rounds at once; FinishRound runs steps 4-5.
   struct ClusterRound;
-  void RunCluster(const ClusterSpec& spec, ClusterRuntime& rt);
+  std::unique_ptr<ClusterRound> PrepareRound(const ClusterSpec& spec, ClusterRuntime& rt);
+  void ProbeRounds(const std::vector<ClusterRound*>& rounds);
+  void FinishRound(ClusterRound& round);
   bool SettleEarlierPublish(ClusterRound& round);
   bool ReadControl(ClusterRound& round);
   bool ReadSwitchover(ClusterRound& round);
@@ -242,7 +259,6 @@ class Orchestrator {
   void LogLearnChanges(const ClusterRound& round,
                        const std::map<std::string, std::string>& learn_state);
   void ForgetUnlearned(ClusterRound& round);
-  void ProbeTargets(ClusterRound& round);
   Verdict DecideAndLog(ClusterRound& round);
   bool InterruptedSince(const ClusterRound& round) const;
   void Keep(ClusterRound& round);
@@ -317,13 +333,35 @@ class Orchestrator {
   void RunClusters(PassKind kind);
   // After a pass: a follower forgets what woke its clusters (it sweeps when it leads again).
   void IdleUnlessLeading();
-  // Runs one cluster's round and schedules its next one.
-  void RunScheduled(const ClusterSpec& spec, const char* trigger);
+  // A cluster in a batch and why it runs ("watch", "sweep", "verify", "retry").
+  struct Scheduled {
+    const ClusterSpec* spec;
+    const char* trigger;
+  };
+  // Runs the rounds of `batch` (prepare each, probe all, finish each: see the top of this file)
+  // and schedules each cluster's next round. With `yield_to_woken`, a cluster woken meanwhile
+  // joins in place of the routine clusters not prepared yet beyond the routine share (PutBack)
+  // and finishes first; a global event puts back every routine cluster not prepared yet.
+  void RunBatch(std::vector<Scheduled> batch, bool yield_to_woken);
+  // The scheduler's bookkeeping of one round: before it (returns its start) and after it.
+  MonoTime StartRound(const Scheduled& entry);
+  void EndRound(const Scheduled& entry, MonoTime start);
+  // The next batch (empty: nothing ready): the woken clusters, then the rest of a sweep, then the
+  // most overdue (only the routine share of them when there are woken ones); at most batch_max,
+  // each cluster once.
+  std::vector<Scheduled> NextBatch(MonoTime now);
+  // Woken clusters not in `busy`, first woken first, at most `max` (taken off the woken queue;
+  // those in `busy` stay queued); WokenWaiting only looks.
+  std::vector<Scheduled> TakeWoken(std::size_t max, const std::set<std::string>& busy);
+  bool WokenWaiting(const std::set<std::string>& busy);
+  // Entries taken for a batch but not run go back to the sweep and due queues.
+  void PutBack(const std::vector<Scheduled>& entries);
+  std::size_t BatchMax() const;
+  // How many routine (sweep, due) rounds a batch with woken clusters keeps room for.
+  std::size_t RoutineShare() const;
   // After clusters_ changed: the index by name and each cluster's phase in the interval.
   void IndexClusters();
   void SetDue(const std::string& cluster, ClusterRuntime& rt, MonoTime due);
-  // The next cluster to run and why, or null: woken, then swept, then the most overdue.
-  const ClusterSpec* NextCluster(MonoTime now, const char** trigger);
   std::map<std::string, std::size_t> index_;  // cluster -> position in clusters_
   std::map<std::string, std::chrono::nanoseconds> phase_;  // cluster -> offset in the interval
   std::uint64_t round_seq_ = 0;                // cluster rounds run so far

@@ -100,6 +100,7 @@ int RunOrchestratorCommand(const std::vector<std::string>& args) {
                {"dry_run", cfg->options.dry_run},
                {"tick_ms", cfg->options.tick},
                {"verify_interval_ms", cfg->options.verify_interval},
+               {"batch_max", cfg->options.batch_max},
                {"confirmation_window_ms", cfg->options.policy.confirmation_window},
                {"strict", cfg->options.policy.strict_split_brain}});
 

@@ -6,9 +6,20 @@
 // interval. A round run for any other reason (a watch) counts as a verification too; the next one
 // is due at the first grid point after that round's start, so no cluster goes longer than the
 // interval unverified (unless the loop is overloaded: verification_lag() shows it).
+//
+// Clusters run in batches (RunBatch): the rounds of a batch share one probe call and one
+// write-check call, so N due clusters cost one probe round trip, not N one after another.
 #include <algorithm>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "orchestrator/orchestrator.h"
+#include "orchestrator/cluster_round.h"
 
 namespace pgherald::orchestrator {
 namespace {
@@ -83,7 +94,13 @@ void Orchestrator::RunClusters(PassKind kind) {
   ran_as_leader_ = true;
   if (kind == PassKind::kEveryCluster) {
     sweep_left_.clear();
-    for (const ClusterSpec& spec : clusters_) RunScheduled(spec, kTriggerSweep);
+    std::vector<Scheduled> batch;
+    for (const ClusterSpec& spec : clusters_) {
+      batch.push_back({&spec, kTriggerSweep});
+      if (batch.size() < BatchMax()) continue;
+      RunBatch(std::exchange(batch, {}), false);
+    }
+    if (!batch.empty()) RunBatch(std::move(batch), false);
     return;
   }
   if (sweep) {
@@ -91,9 +108,10 @@ void Orchestrator::RunClusters(PassKind kind) {
     for (const ClusterSpec& spec : clusters_) sweep_left_.push_back(spec.name);
     sweep_seq_ = round_seq_;
   }
-  const char* trigger = nullptr;
-  while (const ClusterSpec* spec = NextCluster(clock_->Now(), &trigger)) {
-    RunScheduled(*spec, trigger);
+  while (true) {
+    std::vector<Scheduled> batch = NextBatch(clock_->Now());
+    if (batch.empty()) return;
+    RunBatch(std::move(batch), true);
     {
       std::lock_guard lock(mu_);
       if (sweep_) return;  // a global event (session, election): its step first, at once
@@ -104,42 +122,147 @@ void Orchestrator::RunClusters(PassKind kind) {
   }
 }
 
-const ClusterSpec* Orchestrator::NextCluster(MonoTime now, const char** trigger) {
-  {
-    std::lock_guard lock(mu_);
-    while (!woken_order_.empty()) {
-      const std::string name = std::move(woken_order_.front());
-      woken_order_.pop_front();
-      // Gone from the set: run meanwhile (a queued duplicate); gone from the index: removed.
-      if (woken_clusters_.erase(name) == 0) continue;
-      const auto it = index_.find(name);
-      if (it == index_.end()) continue;
-      *trigger = kTriggerWatch;
-      return &clusters_[it->second];
+std::size_t Orchestrator::BatchMax() const {
+  return static_cast<std::size_t>(std::max(1, options_.batch_max));
+}
+
+// At scale the pollers' observations change every tick, so some cluster is woken nearly all the
+// time: without a share of their own, the sweep's and the due clusters would wait forever (a
+// cluster never run has no watch to wake it). A batch with woken clusters keeps room for this many
+// of them; each delays the woken ones by one round's reads.
+std::size_t Orchestrator::RoutineShare() const { return std::max<std::size_t>(1, BatchMax() / 8); }
+
+std::vector<Orchestrator::Scheduled> Orchestrator::TakeWoken(std::size_t max,
+                                                             const std::set<std::string>& busy) {
+  std::vector<Scheduled> out;
+  std::deque<std::string> again;  // woken after their round in this batch began: the next batch's
+  std::lock_guard lock(mu_);
+  while (out.size() < max && !woken_order_.empty()) {
+    std::string name = std::move(woken_order_.front());
+    woken_order_.pop_front();
+    // Gone from the set: run meanwhile (a queued duplicate).
+    if (woken_clusters_.count(name) == 0) continue;
+    if (busy.count(name) != 0) {
+      again.push_back(std::move(name));
+      continue;
     }
+    woken_clusters_.erase(name);
+    const auto it = index_.find(name);
+    if (it == index_.end()) continue;  // removed
+    out.push_back({&clusters_[it->second], kTriggerWatch});
   }
-  while (!sweep_left_.empty()) {
+  woken_order_.insert(woken_order_.begin(), again.begin(), again.end());
+  return out;
+}
+
+bool Orchestrator::WokenWaiting(const std::set<std::string>& busy) {
+  std::lock_guard lock(mu_);
+  return std::any_of(woken_order_.begin(), woken_order_.end(), [&](const std::string& name) {
+    return woken_clusters_.count(name) != 0 && busy.count(name) == 0 && index_.count(name) != 0;
+  });
+}
+
+std::vector<Orchestrator::Scheduled> Orchestrator::NextBatch(MonoTime now) {
+  const std::size_t max = BatchMax();
+  const bool routine_ready =
+      !sweep_left_.empty() || (!due_queue_.empty() && due_queue_.begin()->first <= now);
+  // Woken clusters (a failover among them) go first: prepared first, finished first, and never
+  // behind more than the routine share of routine rounds (none with batch_max 1).
+  const std::size_t share = max > 1 && routine_ready ? RoutineShare() : 0;
+  std::vector<Scheduled> batch = TakeWoken(max - std::min(share, max - 1), {});
+  const std::size_t room = batch.empty() ? max : std::min(max - batch.size(), share);
+  std::set<std::string> taken;
+  for (const Scheduled& e : batch) taken.insert(e.spec->name);
+  const std::size_t limit = batch.size() + room;
+  while (batch.size() < limit && !sweep_left_.empty()) {
     const std::string name = std::move(sweep_left_.front());
     sweep_left_.pop_front();
     const auto it = index_.find(name);
     if (it == index_.end()) continue;
     if (runtime_[name].last_seq > sweep_seq_) continue;  // ran since the sweep began
-    *trigger = kTriggerSweep;
-    return &clusters_[it->second];
+    if (!taken.insert(name).second) continue;
+    batch.push_back({&clusters_[it->second], kTriggerSweep});
   }
-  if (due_queue_.empty() || due_queue_.begin()->first > now) return nullptr;
-  const std::string& name = due_queue_.begin()->second;
-  const auto it = index_.find(name);
-  if (it == index_.end()) {  // not expected: IndexClusters drops them
+  while (batch.size() < limit && !due_queue_.empty() && due_queue_.begin()->first <= now) {
+    // Off the queue while in the batch (EndRound schedules the next; PutBack restores it).
+    const std::string name = due_queue_.begin()->second;
     due_queue_.erase(due_queue_.begin());
-    return NextCluster(now, trigger);
+    const auto it = index_.find(name);
+    if (it == index_.end()) continue;  // not expected: IndexClusters drops them
+    if (!taken.insert(name).second) continue;  // in the batch already (woken, or the sweep)
+    batch.push_back({&clusters_[it->second], runtime_[name].due_retry ? kTriggerRetry : kTriggerVerify});
   }
-  *trigger = runtime_[name].due_retry ? kTriggerRetry : kTriggerVerify;
-  return &clusters_[it->second];
+  return batch;
 }
 
-void Orchestrator::RunScheduled(const ClusterSpec& spec, const char* trigger) {
-  const std::string& name = spec.name;
+void Orchestrator::PutBack(const std::vector<Scheduled>& entries) {
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+    const std::string& name = it->spec->name;
+    if (it->trigger == kTriggerSweep) sweep_left_.push_front(name);
+    const ClusterRuntime& rt = runtime_[name];
+    if (rt.due != MonoTime{}) due_queue_.insert({rt.due, name});
+  }
+}
+
+void Orchestrator::RunBatch(std::vector<Scheduled> batch, bool yield_to_woken) {
+  const std::size_t max = BatchMax();
+  std::vector<std::unique_ptr<ClusterRound>> rounds;
+  std::vector<MonoTime> starts;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    starts.push_back(StartRound(batch[i]));
+    rounds.push_back(PrepareRound(*batch[i].spec, runtime_[batch[i].spec->name]));
+    if (!yield_to_woken) continue;
+    bool global = false;
+    {
+      std::lock_guard lock(mu_);
+      global = sweep_;
+    }
+    std::set<std::string> busy;
+    for (const Scheduled& e : batch) busy.insert(e.spec->name);
+    if (!global && !WokenWaiting(busy)) continue;
+    // A woken cluster (or a global event, whose session step comes after this batch) does not
+    // wait for the routine rounds not prepared yet beyond the routine share (none for a global
+    // event): the others go back to their queues.
+    std::vector<Scheduled> kept(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(i + 1));
+    std::size_t routine = static_cast<std::size_t>(std::count_if(
+        kept.begin(), kept.end(), [](const Scheduled& e) { return e.trigger != kTriggerWatch; }));
+    std::vector<Scheduled> left;
+    for (std::size_t j = i + 1; j < batch.size(); ++j) {
+      bool keep = batch[j].trigger == kTriggerWatch;
+      if (!keep && !global && routine < RoutineShare()) {
+        keep = true;
+        ++routine;
+      }
+      (keep ? kept : left).push_back(batch[j]);
+    }
+    batch = std::move(kept);
+    PutBack(left);
+    if (global) continue;
+    busy.clear();
+    for (const Scheduled& e : batch) busy.insert(e.spec->name);
+    if (batch.size() < max) {
+      std::vector<Scheduled> woken = TakeWoken(max - batch.size(), busy);
+      batch.insert(batch.end(), woken.begin(), woken.end());
+    }
+  }
+  std::vector<ClusterRound*> prepared;
+  for (const auto& round : rounds) {
+    if (round != nullptr) prepared.push_back(round.get());
+  }
+  // 2-3. One probe call and one write-check call for the whole batch.
+  ProbeRounds(prepared);
+  // 4-5. Woken clusters' rounds finish first (a failover's publish waits for no routine one).
+  for (const bool woken : {true, false}) {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if ((batch[i].trigger == kTriggerWatch) != woken || rounds[i] == nullptr) continue;
+      FinishRound(*rounds[i]);
+    }
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) EndRound(batch[i], starts[i]);
+}
+
+MonoTime Orchestrator::StartRound(const Scheduled& entry) {
+  const std::string& name = entry.spec->name;
   ClusterRuntime& rt = runtime_[name];
   {
     std::lock_guard lock(mu_);
@@ -149,11 +272,15 @@ void Orchestrator::RunScheduled(const ClusterSpec& spec, const char* trigger) {
   if (rt.due != MonoTime{} && start > rt.due) {
     max_lag_ = std::max(max_lag_, std::chrono::duration_cast<Millis>(start - rt.due));
   }
-  ++cluster_rounds_[{name, trigger}];
+  ++cluster_rounds_[{name, entry.trigger}];
   rt.last_start = start;
   rt.last_seq = ++round_seq_;
-  RunCluster(spec, rt);
+  return start;
+}
 
+void Orchestrator::EndRound(const Scheduled& entry, MonoTime start) {
+  const std::string& name = entry.spec->name;
+  ClusterRuntime& rt = runtime_[name];
   // The next verification, or sooner: the voucher's re-affirmation when it is due before the
   // next verification would come anyway, an unsettled publish a tick later.
   MonoTime due = GridAfter(grid_epoch_ + phase_[name], options_.verify_interval, start);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <optional>
@@ -105,14 +106,15 @@ enum class Phase { kConnect, kProbe, kWrite, kSetup, kRollback };
 
 struct Job {
   NodeTarget target;
-  std::optional<WriteCheckContext> write_check;
+  // A write check (a heartbeat row per context, one transaction) when not empty; a probe else.
+  std::vector<WriteCheckContext> write_checks;
   model::Probe probe;
   MonoTime start;
   Phase phase = Phase::kConnect;
   Wait wait = Wait::kWrite;
   std::optional<Steady::time_point> deadline;  // of the current phase
   Round* round = nullptr;  // the call waiting for the probe; null once delivered or abandoned
-  std::size_t index = 0;
+  std::vector<std::size_t> indices;  // where the probe goes in round->results (one per asker)
   bool delivered = false;
   bool setup_tried = false;
   bool setup_after_rollback = false;
@@ -143,9 +145,11 @@ void Deliver(Job& j, const Clock& clock) {
   j.delivered = true;
   j.probe.latency_us = MicrosSince(clock, j.start);
   if (j.round != nullptr) {
-    j.round->results[j.index] = j.probe;
-    j.round->done[j.index] = true;
-    --j.round->remaining;
+    for (std::size_t index : j.indices) {
+      j.round->results[index] = j.probe;
+      j.round->done[index] = true;
+      --j.round->remaining;
+    }
     j.round = nullptr;
   }
 }
@@ -215,34 +219,40 @@ void Failed(Slot& s, const Status& status, const Clock& clock) {
   }
 }
 
-// The write check's batch: one transaction, one round trip: the row commits only where writes are
-// accepted, and pg_is_in_recovery() is read in the same session and transaction. Empty (with
-// write_error set) when it cannot be built.
+// The write check's batch: one transaction, one round trip: the rows (one per context: the
+// clusters whose rounds check this node) commit only where writes are accepted, and
+// pg_is_in_recovery() is read in the same session and transaction. Empty (with write_error set)
+// when it cannot be built.
 std::string WriteSql(const Job& j, model::Probe* p) {
   if (p->in_recovery) {
     p->write_check = model::WriteCheck::kFailed;
     p->write_error = "in recovery";
     return "";
   }
-  auto cluster = SqlLiteral(j.write_check->cluster);
   auto node = SqlLiteral(j.target.name);
-  auto id = SqlLiteral(j.write_check->orchestrator_id);
-  if (!cluster.ok() || !node.ok() || !id.ok()) {
-    p->write_check = model::WriteCheck::kFailed;
-    p->write_error = "cluster, node or orchestrator id holds a NUL byte";
-    return "";
+  std::string values;
+  for (const WriteCheckContext& context : j.write_checks) {
+    auto cluster = SqlLiteral(context.cluster);
+    auto id = SqlLiteral(context.orchestrator_id);
+    if (!cluster.ok() || !node.ok() || !id.ok()) {
+      p->write_check = model::WriteCheck::kFailed;
+      p->write_error = "cluster, node or orchestrator id holds a NUL byte";
+      return "";
+    }
+    values += (values.empty() ? "(" : ", (") + *cluster + ", " + *node + ", " + *id + ", now())";
   }
   return "BEGIN;"
-         "INSERT INTO pgherald.heartbeat (cluster, node, orchestrator, beat_at) VALUES (" +
-         *cluster + ", " + *node + ", " + *id + ", now()) ON CONFLICT (cluster, node, orchestrator)"
+         "INSERT INTO pgherald.heartbeat (cluster, node, orchestrator, beat_at) VALUES " +
+         values + " ON CONFLICT (cluster, node, orchestrator)"
          " DO UPDATE SET beat_at = now(), beats = pgherald.heartbeat.beats + 1;" +
          "SELECT r.in_recovery, NULL::bigint AS timeline, NULL::text AS lsn FROM "
          "(SELECT pg_is_in_recovery() AS in_recovery) r;"
          "COMMIT";
 }
 
-// Judges the write batch's answer (BEGIN, INSERT, SELECT, COMMIT), whatever the server sent.
-void JudgeWrite(const std::vector<pg::PgResult>& batch, model::Probe* p) {
+// Judges the write batch's answer (BEGIN, INSERT of `rows` rows, SELECT, COMMIT), whatever the
+// server sent.
+void JudgeWrite(const std::vector<pg::PgResult>& batch, std::size_t rows, model::Probe* p) {
   p->write_check = model::WriteCheck::kFailed;
   if (batch.size() != 4) {
     p->write_error = "write check returned " + std::to_string(batch.size()) + " results, not 4";
@@ -255,9 +265,9 @@ void JudgeWrite(const std::vector<pg::PgResult>& batch, model::Probe* p) {
   if (!row.ok() || *row) {
     p->write_error =
         row.ok() ? "pg_is_in_recovery() true in the write check's session" : row.status().ToString();
-  } else if (batch[1].affected_rows() != 1) {
-    p->write_error =
-        "heartbeat upsert touched " + std::to_string(batch[1].affected_rows()) + " rows";
+  } else if (batch[1].affected_rows() != static_cast<std::int64_t>(rows)) {
+    p->write_error = "heartbeat upsert touched " + std::to_string(batch[1].affected_rows()) +
+                     " rows, not " + std::to_string(rows);
   } else {
     p->write_check = model::WriteCheck::kPassed;
   }
@@ -283,13 +293,13 @@ void Answered(Slot& s, std::vector<pg::PgResult> results, const Clock& clock) {
         if (!s.conn->ok()) s.conn.reset();
         return EndOrRollBack(s, clock);
       }
-      if (!j.write_check.has_value()) return End(s, clock);
+      if (j.write_checks.empty()) return End(s, clock);
       j.write_sql = WriteSql(j, &p);
       if (j.write_sql.empty()) return End(s, clock);
       return Send(s, Phase::kWrite, j.write_sql, clock);
     }
     case Phase::kWrite:
-      JudgeWrite(results, &p);
+      JudgeWrite(results, j.write_checks.size(), &p);
       return EndOrRollBack(s, clock);
     case Phase::kSetup:
       return Send(s, Phase::kWrite, j.write_sql, clock);
@@ -330,16 +340,17 @@ void Expire(Slot& s, const Clock& clock) {
   Failed(s, status, clock);
 }
 
-// Starts the job for `target` on the idle slot `s`: a connect when there is no usable connection,
+// Starts the job for `target` on the idle slot `s` (a write check when `write_checks` is not
+// empty), its probe going to `indices` of `round`: a connect when there is no usable connection,
 // else the probe query. The job may end at once (a connect refused synchronously).
-void Begin(Slot& s, const NodeTarget& target, const WriteCheckContext* write_check, Round* round,
-           std::size_t index, const Clock& clock) {
+void Begin(Slot& s, const NodeTarget& target, std::vector<WriteCheckContext> write_checks,
+           Round* round, std::vector<std::size_t> indices, const Clock& clock) {
   s.job = std::make_unique<Job>();
   Job& j = *s.job;
   j.target = target;
-  if (write_check != nullptr) j.write_check = *write_check;
+  j.write_checks = std::move(write_checks);
   j.round = round;
-  j.index = index;
+  j.indices = std::move(indices);
   j.probe.node = target.name;
   j.probe.host = target.params.host;
   j.probe.port = target.params.port;
@@ -400,8 +411,11 @@ void Pump(std::vector<Slot*>* active, Steady::time_point until, const std::funct
   }
 }
 
+// One connection per node and per identity on it: the heartbeat row goes into the target's own
+// database, as the target's own user.
 std::string SlotKey(const NodeTarget& t) {
-  return t.name + "@" + t.params.host + ":" + std::to_string(t.params.port);
+  return t.name + "@" + t.params.host + ":" + std::to_string(t.params.port) + "/" +
+         t.params.dbname + " as " + t.params.user;
 }
 
 }  // namespace
@@ -412,26 +426,49 @@ model::Probe PgNodeProber::ProbeOnce(const NodeTarget& target,
   Slot slot;
   slot.conn = std::move(*conn);
   Round round(1);
-  Begin(slot, target, write_check, &round, 0, clock);
+  std::vector<WriteCheckContext> contexts;
+  if (write_check != nullptr) contexts.push_back(*write_check);
+  Begin(slot, target, std::move(contexts), &round, {0}, clock);
   std::vector<Slot*> active{&slot};
   Pump(&active, Steady::time_point::max(), [&] { return slot.job == nullptr; }, clock);
   *conn = std::move(slot.conn);
   return round.results[0];
 }
 
-PgNodeProber::PgNodeProber(const Clock* clock) : clock_(clock) {}
+PgNodeProber::PgNodeProber(const Clock* clock, int max_connecting)
+    : clock_(clock), max_connecting_(static_cast<std::size_t>(std::max(1, max_connecting))) {}
+
+std::size_t PgNodeProber::Connecting() const {
+  return static_cast<std::size_t>(std::count_if(active_.begin(), active_.end(), [](const Slot* s) {
+    return s->job != nullptr && s->job->phase == Phase::kConnect;
+  }));
+}
 
 PgNodeProber::~PgNodeProber() = default;  // closes every connection, in flight or not
+
+std::vector<model::Probe> NodeProber::WriteCheckAll(const std::vector<NodeTarget>& targets,
+                                                    const WriteCheckContext& context,
+                                                    MonoTime deadline) {
+  std::vector<WriteCheckRequest> requests;
+  requests.reserve(targets.size());
+  for (const NodeTarget& t : targets) requests.push_back({t, context});
+  return WriteCheckEach(requests, deadline);
+}
 
 std::vector<model::Probe> PgNodeProber::ProbeAll(const std::vector<NodeTarget>& targets,
                                                  MonoTime deadline) {
   return RunAll(targets, nullptr, deadline);
 }
 
-std::vector<model::Probe> PgNodeProber::WriteCheckAll(const std::vector<NodeTarget>& targets,
-                                                      const WriteCheckContext& context,
-                                                      MonoTime deadline) {
-  return RunAll(targets, &context, deadline);
+std::vector<model::Probe> PgNodeProber::WriteCheckEach(const std::vector<WriteCheckRequest>& requests,
+                                                       MonoTime deadline) {
+  std::vector<NodeTarget> targets;
+  std::vector<WriteCheckContext> contexts;
+  for (const WriteCheckRequest& r : requests) {
+    targets.push_back(r.target);
+    contexts.push_back(r.context);
+  }
+  return RunAll(targets, &contexts, deadline);
 }
 
 void PgNodeProber::Forget(const std::vector<NodeTarget>& targets) {
@@ -450,7 +487,7 @@ std::size_t PgNodeProber::kept() const {
 }
 
 std::vector<model::Probe> PgNodeProber::RunAll(const std::vector<NodeTarget>& targets,
-                                               const WriteCheckContext* context,
+                                               const std::vector<WriteCheckContext>* contexts,
                                                MonoTime deadline) {
   std::lock_guard lock(mu_);
   // The deadline is on the injected clock; wait in real time for what is left of it.
@@ -460,40 +497,89 @@ std::vector<model::Probe> PgNodeProber::RunAll(const std::vector<NodeTarget>& ta
   Pump(&active_, Steady::now(), [] { return false; }, *clock_);
   Round round(targets.size());
   const std::int64_t now_ms = model::ToWallMillis(clock_->WallNow());
+  // The targets by slot, in order of first appearance: a slot runs one job at a time, so targets
+  // that share one (the same node in several clusters' rounds) share its job and its answer.
+  struct Group {
+    std::vector<std::size_t> indices;
+    std::vector<WriteCheckContext> contexts;  // distinct: one heartbeat row each
+  };
+  std::vector<std::pair<std::string, Group>> groups;
+  std::map<std::string, std::size_t> group_of;
   for (std::size_t i = 0; i < targets.size(); ++i) {
+    const std::string key = SlotKey(targets[i]);
+    auto [it, added] = group_of.emplace(key, groups.size());
+    if (added) groups.emplace_back(key, Group{});
+    Group& g = groups[it->second].second;
+    g.indices.push_back(i);
+    if (contexts != nullptr &&
+        std::find(g.contexts.begin(), g.contexts.end(), (*contexts)[i]) == g.contexts.end()) {
+      g.contexts.push_back((*contexts)[i]);
+    }
+  }
+  // A target's answer when no job delivers one: unreachable, with why.
+  auto unanswered = [&](std::size_t i, const std::string& error) {
     const NodeTarget& t = targets[i];
-    auto& slot = slots_[SlotKey(t)];
+    model::Probe& p = round.results[i];
+    p.node = t.name;
+    p.host = t.params.host;
+    p.port = t.params.port;
+    p.taken_at_ms = now_ms;
+    p.reachable = false;
+    p.error = error;
+    round.done[i] = true;
+    --round.remaining;
+  };
+  // At most max_connecting_ connection attempts in flight: the others wait for a turn within the
+  // call (a batch's first call would otherwise open hundreds at once; each costs a SCRAM exchange
+  // on this thread and a backend fork on the server, and together they outlast connect_timeout).
+  std::deque<std::pair<Slot*, Group*>> waiting;
+  auto start = [&](Slot& slot, Group& group) {
+    const NodeTarget& target = targets[group.indices.front()];  // before the indices move
+    Begin(slot, target, std::move(group.contexts), &round, std::move(group.indices), *clock_);
+    if (slot.job != nullptr) active_.push_back(&slot);
+  };
+  for (auto& entry : groups) {
+    Group& group = entry.second;
+    auto& slot = slots_[entry.first];
     if (slot == nullptr) slot = std::make_shared<Slot>();
     if (slot->job != nullptr) {
-      model::Probe& placeholder = round.results[i];
-      placeholder.node = t.name;
-      placeholder.host = t.params.host;
-      placeholder.port = t.params.port;
-      placeholder.taken_at_ms = now_ms;
-      placeholder.error = "previous probe still running (node hung?)";
-      round.done[i] = true;
-      --round.remaining;
+      for (std::size_t i : group.indices) {
+        unanswered(i, "previous probe still running (node hung?)");
+      }
       continue;
     }
-    Begin(*slot, t, context, &round, i, *clock_);
-    if (slot->job != nullptr) active_.push_back(slot.get());
+    const bool connects = slot->conn == nullptr || !slot->conn->ok();
+    if (connects && (!waiting.empty() || Connecting() >= max_connecting_)) {
+      waiting.emplace_back(slot.get(), &group);
+      continue;
+    }
+    start(*slot, group);
   }
-  Pump(&active_, until, [&] { return round.remaining == 0; }, *clock_);
+  while (true) {
+    Pump(&active_, until,
+         [&] {
+           return round.remaining == 0 || (!waiting.empty() && Connecting() < max_connecting_);
+         },
+         *clock_);
+    if (waiting.empty() || Steady::now() >= until) break;
+    while (!waiting.empty() && Connecting() < max_connecting_) {
+      start(*waiting.front().first, *waiting.front().second);
+      waiting.pop_front();
+    }
+  }
+  for (const auto& w : waiting) {
+    for (std::size_t i : w.second->indices) {
+      unanswered(i, "not probed: no connection attempt started before the deadline (" +
+                        std::to_string(max_connecting_) + " were in flight)");
+    }
+  }
   for (Slot* s : active_) {
     if (s->job != nullptr) s->job->round = nullptr;  // it finishes during later calls
   }
-  std::vector<model::Probe> out = std::move(round.results);
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    if (round.done[i]) continue;
-    const NodeTarget& t = targets[i];
-    out[i].node = t.name;
-    out[i].host = t.params.host;
-    out[i].port = t.params.port;
-    out[i].taken_at_ms = now_ms;
-    out[i].reachable = false;
-    out[i].error = "probe timed out (node hung?)";
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    if (!round.done[i]) unanswered(i, "probe timed out (node hung?)");
   }
-  return out;
+  return std::move(round.results);
 }
 
 }  // namespace pgherald::orchestrator

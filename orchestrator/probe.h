@@ -12,7 +12,9 @@
 // (enforced by the loop: libpq enforces none in this mode), progresses during later calls, and
 // the node is reported "previous probe still running" until it ends. A connection whose answer
 // timed out is closed (the backend notices); one that failed at connection level is reconnected
-// on the next call. Host names are resolved by libpq inside the loop (blocking): configure nodes
+// on the next call. Connections are keyed by node name, host, port, database and user: the rounds
+// of several clusters probed in one call (a batch) that name the same node share its connection
+// and its answer. Host names are resolved by libpq inside the loop (blocking): configure nodes
 // by address.
 #pragma once
 
@@ -36,10 +38,18 @@ struct NodeTarget {
   pg::PgParams params;  // host, port, credentials, timeouts
 };
 
-// What the write check writes: the heartbeat row is keyed by (orchestrator, node).
+// What the write check writes: the heartbeat row is keyed by (cluster, node, orchestrator).
 struct WriteCheckContext {
   std::string cluster;
   std::string orchestrator_id;
+  bool operator==(const WriteCheckContext&) const = default;
+};
+
+// One write check of a batch: the node, and the cluster whose round asks for it (the rounds of
+// several clusters share one call: docs/orchestrator.md, "Batches").
+struct WriteCheckRequest {
+  NodeTarget target;
+  WriteCheckContext context;
 };
 
 class NodeProber {
@@ -47,13 +57,18 @@ class NodeProber {
   virtual ~NodeProber() = default;
   // Probes every target (role, live timeline, LSN, system_identifier); one Probe per target, in
   // the targets' order, all returned by `deadline` (later ones are unreachable with an error).
+  // Targets may come from several clusters: two with the same name, host and port are the same
+  // node and each gets its answer.
   virtual std::vector<model::Probe> ProbeAll(const std::vector<NodeTarget>& targets,
                                              MonoTime deadline) = 0;
-  // Runs the write check on each of `targets` and returns its probe with write_check and
-  // write_error filled in (and in_recovery, timeline, lsn refreshed from the same session).
-  virtual std::vector<model::Probe> WriteCheckAll(const std::vector<NodeTarget>& targets,
-                                                  const WriteCheckContext& context,
-                                                  MonoTime deadline) = 0;
+  // Runs the write check on each request's target with the request's own context and returns its
+  // probe with write_check and write_error filled in (and in_recovery, timeline, lsn refreshed
+  // from the same session); one Probe per request, in order, by `deadline`.
+  virtual std::vector<model::Probe> WriteCheckEach(const std::vector<WriteCheckRequest>& requests,
+                                                   MonoTime deadline) = 0;
+  // WriteCheckEach with one context for every target (one cluster's round).
+  std::vector<model::Probe> WriteCheckAll(const std::vector<NodeTarget>& targets,
+                                          const WriteCheckContext& context, MonoTime deadline);
   // Closes what is kept for `targets` (their connections): nodes that are gone. A probe still
   // running for one of them is abandoned (PgNodeProber closes its connection at once).
   virtual void Forget(const std::vector<NodeTarget>& targets) { (void)targets; }
@@ -68,14 +83,18 @@ StatusOr<std::string> SqlLiteral(const std::string& value);
 // The real prober, over libpq. Thread-safe for one caller at a time.
 class PgNodeProber final : public NodeProber {
  public:
-  explicit PgNodeProber(const Clock* clock = &SystemClock::Instance());
+  // At most `max_connecting` connection attempts are in flight at once; the targets that need
+  // one beyond that wait for a turn within the call, and those whose turn does not come by the
+  // deadline are reported unreachable ("not probed: ...") and tried again on the next call.
+  explicit PgNodeProber(const Clock* clock = &SystemClock::Instance(),
+                        int max_connecting = kMaxConnecting);
+  static constexpr int kMaxConnecting = 16;
   ~PgNodeProber() override;
 
   std::vector<model::Probe> ProbeAll(const std::vector<NodeTarget>& targets,
                                      MonoTime deadline) override;
-  std::vector<model::Probe> WriteCheckAll(const std::vector<NodeTarget>& targets,
-                                          const WriteCheckContext& context,
-                                          MonoTime deadline) override;
+  std::vector<model::Probe> WriteCheckEach(const std::vector<WriteCheckRequest>& requests,
+                                           MonoTime deadline) override;
   void Forget(const std::vector<NodeTarget>& targets) override;
   // Connections kept (tests).
   std::size_t kept() const;
@@ -89,12 +108,19 @@ class PgNodeProber final : public NodeProber {
   struct Slot;  // one node's connection and the work in flight on it
 
  private:
+  // Probes (`contexts` null) or write-checks (`contexts` parallel to `targets`) every target.
+  // Targets that share a slot (the same node, asked for by several clusters' rounds) share one
+  // job: one probe, or one write transaction with a heartbeat row per distinct context.
   std::vector<model::Probe> RunAll(const std::vector<NodeTarget>& targets,
-                                   const WriteCheckContext* context, MonoTime deadline);
+                                   const std::vector<WriteCheckContext>* contexts,
+                                   MonoTime deadline);
+
+  std::size_t Connecting() const;  // jobs in active_ still connecting
 
   const Clock* clock_;
+  const std::size_t max_connecting_;
   mutable std::mutex mu_;
-  std::map<std::string, std::shared_ptr<Slot>> slots_;  // by "name@host:port"
+  std::map<std::string, std::shared_ptr<Slot>> slots_;  // by "name@host:port/dbname as user"
   std::vector<Slot*> active_;  // slots with work in flight (owned by slots_)
 };
 

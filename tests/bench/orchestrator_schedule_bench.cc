@@ -3,7 +3,9 @@
 //
 // One Orchestrator::Run() loop on the real clock over N clusters in FakeZk (thread dispatch, as
 // the real client), with a fake prober that answers at once (node1 a writable primary, node2 a
-// standby) after an optional simulated wait (--probe-us, a sleep: the network, not CPU). A "poller"
+// standby) after an optional simulated wait per call (--probe-us, a sleep: the network, not CPU;
+// a batch of clusters makes one probe call and one write-check call, as PgNodeProber multiplexes
+// them on one poll loop). --batch-max 1 runs one cluster after another (as before batches). A "poller"
 // session rewrites the observation of a random cluster's node every --event-ms; the figure is the
 // time from that write to the decision of that cluster's round that read it (the watch path a
 // promotion takes), while every cluster is verified every --verify-ms.
@@ -20,7 +22,7 @@
 // scheduler's and the read path's; the start-up (a publish per cluster) pays the copies.
 //
 //   build/ci/tests/bench/orchestrator_schedule_bench [--clusters 1000] [--verify-ms 1000]
-//     [--seconds 10] [--event-ms 100] [--probe-us 0] [--reaffirm-ms 600000]
+//     [--seconds 10] [--event-ms 100] [--probe-us 0] [--reaffirm-ms 600000] [--batch-max 64]
 #include <sys/resource.h>
 #include <sys/utsname.h>
 
@@ -100,6 +102,7 @@ int main(int argc, char** argv) {
   int event_ms = 100;
   int probe_us = 0;
   int reaffirm_ms = 600000;
+  int batch_max = 64;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     const int value = std::atoi(argv[i + 1]);
@@ -109,12 +112,14 @@ int main(int argc, char** argv) {
     else if (flag == "--event-ms") event_ms = value;
     else if (flag == "--probe-us") probe_us = value;
     else if (flag == "--reaffirm-ms") reaffirm_ms = value;
+    else if (flag == "--batch-max") batch_max = value;
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
     }
   }
-  if (clusters < 1 || verify_ms < 10 || seconds < 1 || event_ms < 1 || probe_us < 0 || reaffirm_ms < 10) {
+  if (clusters < 1 || verify_ms < 10 || seconds < 1 || event_ms < 1 || probe_us < 0 || reaffirm_ms < 10 ||
+      batch_max < 1) {
     std::fprintf(stderr, "bad value\n");
     return 2;
   }
@@ -128,6 +133,7 @@ int main(int argc, char** argv) {
   o.tick = std::chrono::milliseconds(1000);
   o.verify_interval = std::chrono::milliseconds(verify_ms);
   o.voucher_reaffirm = std::chrono::milliseconds(reaffirm_ms);
+  o.batch_max = batch_max;
   o.policy.confirmation_window = std::chrono::milliseconds(0);
   o.policy.probe_max_age = std::max(std::chrono::milliseconds(3000), 3 * o.verify_interval);
   std::vector<ClusterSpec> specs;
@@ -212,8 +218,9 @@ int main(int argc, char** argv) {
   utsname u{};
   uname(&u);
   std::printf("orchestrator_schedule_bench: %d clusters, verify_interval %d ms, tick 1000 ms, "
-              "probe wait %d us, voucher_reaffirm %d ms, an observation change every %d ms, %d s\n",
-              clusters, verify_ms, probe_us, reaffirm_ms, event_ms, seconds);
+              "probe wait %d us, voucher_reaffirm %d ms, batch_max %d, an observation change every "
+              "%d ms, %d s\n",
+              clusters, verify_ms, probe_us, reaffirm_ms, batch_max, event_ms, seconds);
   std::printf("start-up (every cluster set up and decided twice): %.2f s\n", startup_s);
   std::printf("cluster rounds: %.1f/s (expected from the cadence alone: %.1f/s)\n",
               static_cast<double>(rounds) / wall_s, 1000.0 * clusters / verify_ms);

@@ -112,9 +112,8 @@ class ThreadedNodeProber final : public orchestrator::NodeProber {
                        [&] { return round->remaining == 0; });
     return round->results;
   }
-  std::vector<model::Probe> WriteCheckAll(const std::vector<NodeTarget>&,
-                                          const orchestrator::WriteCheckContext&,
-                                          MonoTime) override {
+  std::vector<model::Probe> WriteCheckEach(const std::vector<orchestrator::WriteCheckRequest>&,
+                                           MonoTime) override {
     return {};
   }
 

@@ -174,4 +174,16 @@ class FakeZk final : public ZkSession {
   const std::shared_ptr<fake_internal::EventQueue> queue_;
 };
 
+// Sessions on `server` whose watch events wait for DispatchAllPending (manual dispatch): the
+// factory the orchestrator's loop tests give it.
+inline SessionFactory ManualDispatchSessions(std::shared_ptr<FakeZkServer> server,
+                                             std::chrono::milliseconds session_timeout) {
+  return [server, session_timeout]() -> StatusOr<std::unique_ptr<ZkSession>> {
+    FakeZkOptions options;
+    options.dispatch = DispatchMode::kManual;
+    options.session_timeout = session_timeout;
+    return std::unique_ptr<ZkSession>(server->NewSession(options));
+  };
+}
+
 }  // namespace pgherald::zk

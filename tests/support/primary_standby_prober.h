@@ -30,13 +30,13 @@ class PrimaryStandbyProber final : public NodeProber {
     for (const NodeTarget& t : targets) out.push_back(ProbeOf(t.name));
     return out;
   }
-  std::vector<model::Probe> WriteCheckAll(const std::vector<NodeTarget>& targets,
-                                          const WriteCheckContext&, MonoTime) override {
+  std::vector<model::Probe> WriteCheckEach(const std::vector<WriteCheckRequest>& requests,
+                                           MonoTime) override {
     Wait();
     if (during_write_check) during_write_check();
     std::vector<model::Probe> out;
-    for (const NodeTarget& t : targets) {
-      model::Probe p = ProbeOf(t.name);
+    for (const WriteCheckRequest& r : requests) {
+      model::Probe p = ProbeOf(r.target.name);
       if (p.reachable) {
         p.write_check = p.in_recovery ? model::WriteCheck::kFailed : model::WriteCheck::kPassed;
       }

@@ -103,6 +103,7 @@ TEST(OrchestratorConfigTest, FullConfigIsReadWithEveryKey) {
       "  dry_run: true\n"
       "  history_limit: 50\n"
       "  learn_nodes: false\n"
+      "  batch_max: 16\n"
       "  file_publisher_dir: /var/lib/pgherald\n"
       "clusters:\n"
       "  - name: main\n"
@@ -139,6 +140,7 @@ TEST(OrchestratorConfigTest, FullConfigIsReadWithEveryKey) {
   EXPECT_TRUE(c->options.dry_run);
   EXPECT_EQ(c->options.history_limit, 50);
   EXPECT_FALSE(c->options.learn_nodes);
+  EXPECT_EQ(c->options.batch_max, 16);
   EXPECT_EQ(c->file_publisher_dir.value_or(""), "/var/lib/pgherald");
   // Derived: probes older than max(3 s, 3 verifications), observations older than max(10 s,
   // session).
@@ -178,6 +180,7 @@ TEST(OrchestratorConfigTest, DefaultsOfAMinimalConfig) {
   EXPECT_FALSE(c->options.dry_run);
   EXPECT_EQ(c->options.history_limit, 1000);
   EXPECT_TRUE(c->options.learn_nodes);
+  EXPECT_EQ(c->options.batch_max, 64);
   EXPECT_FALSE(c->file_publisher_dir.has_value());
   EXPECT_FALSE(c->http.has_value());
   EXPECT_EQ(c->clusters[0].nodes[0].params.connect_timeout, milliseconds(1000));
@@ -215,6 +218,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "orch.yaml:2: orchestrator.id: must be 1-64 characters of [A-Za-z0-9_.-], not '.' or '..' (it becomes a znode name)"},
         BadCase{"tick too small", kZk + "orchestrator:\n  id: a\n  tick_ms: 5\n" + kCluster,
                 "orch.yaml:4: orchestrator.tick_ms:"},
+        BadCase{"batch_max zero", kZk + "orchestrator:\n  id: a\n  batch_max: 0\n" + kCluster,
+                "orch.yaml:4: orchestrator.batch_max: expected an integer between 1 and 10000"},
         BadCase{"tick not a number", kZk + "orchestrator:\n  id: a\n  tick_ms: fast\n" + kCluster,
                 "orch.yaml:4: orchestrator.tick_ms:"},
         BadCase{"strict not a bool", kZk + "orchestrator:\n  id: a\n  strict: maybe\n" + kCluster,

@@ -65,12 +65,13 @@ class ScriptedProber final : public NodeProber {
     for (const NodeTarget& t : targets) out.push_back(ProbeOf(t.name));
     return out;
   }
-  std::vector<model::Probe> WriteCheckAll(const std::vector<NodeTarget>& targets,
-                                          const WriteCheckContext&, MonoTime) override {
+  std::vector<model::Probe> WriteCheckEach(const std::vector<WriteCheckRequest>& requests,
+                                           MonoTime) override {
     ++write_checks;
     if (during_write_check) during_write_check();
     std::vector<model::Probe> out;
-    for (const NodeTarget& t : targets) {
+    for (const WriteCheckRequest& r : requests) {
+      const NodeTarget& t = r.target;
       model::Probe p = ProbeOf(t.name);
       if (p.reachable) {
         const bool fails = p.in_recovery || nodes.at(t.name).write_fails;

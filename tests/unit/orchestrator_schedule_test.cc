@@ -34,11 +34,21 @@ class Recorder final : public RoundObserver {
     ran.push_back(cluster);
   }
   void AfterRound(Orchestrator&) override {}
+  void OnPayloadProblem(const std::string& cluster, const std::string&) override {
+    if (on_problem) on_problem(cluster);
+  }
   std::vector<std::string> Take() { return std::exchange(ran, {}); }
   std::vector<std::string> ran;
+  std::function<void(const std::string&)> on_problem;  // during the round's reads
 };
 
 std::string Name(int i) { return "c" + std::to_string(i); }
+
+std::size_t Count(const std::string& text, const std::string& word) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(word); at != std::string::npos; at = text.find(word, at + 1)) ++n;
+  return n;
+}
 
 class OrchestratorScheduleTest : public ::testing::Test {
  protected:
@@ -49,9 +59,12 @@ class OrchestratorScheduleTest : public ::testing::Test {
   }
   void TearDown() override { log::Init(config::LoggingConfig{}); }
 
-  std::unique_ptr<Orchestrator> Make(int clusters, milliseconds verify_interval = milliseconds(1000)) {
+  // `batch_max` 1: one cluster's round after another (as before batches).
+  std::unique_ptr<Orchestrator> Make(int clusters, milliseconds verify_interval = milliseconds(1000),
+                                     int batch_max = 64) {
     OrchestratorOptions o;
     o.id = "orch-a";
+    o.batch_max = batch_max;
     o.tick = milliseconds(1000);
     o.verify_interval = verify_interval;
     o.voucher_reaffirm = verify_interval;
@@ -63,12 +76,7 @@ class OrchestratorScheduleTest : public ::testing::Test {
       for (const char* n : {"node1", "node2"}) spec.nodes.push_back(NodeTarget{n, spec.defaults});
       specs.push_back(spec);
     }
-    SessionFactory factory = [this]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
-      zk::FakeZkOptions zo;
-      zo.dispatch = zk::DispatchMode::kManual;
-      zo.session_timeout = milliseconds(6000);
-      return std::unique_ptr<zk::ZkSession>(server_->NewSession(zo));
-    };
+    SessionFactory factory = zk::ManualDispatchSessions(server_, milliseconds(6000));
     auto orch = std::make_unique<Orchestrator>(o, specs, factory, &prober_, &clock_,
                                                std::vector<publishers::Publisher*>{}, "g1");
     orch->set_observer(&recorder_);
@@ -87,6 +95,34 @@ class OrchestratorScheduleTest : public ::testing::Test {
     }
     ADD_FAILURE() << "the loop never settled";
     return all;
+  }
+  // With every cluster due, one pass during whose first write check the session is interrupted
+  // (disconnect, reconnect); returns the clusters that decided in it. Logs at debug from here on
+  // (vouch_skipped).
+  std::vector<std::string> PassInterruptedAtFirstWriteCheck(Orchestrator& orch) {
+    Settle(orch);
+    EXPECT_TRUE(orch.leading()) << log_.str();
+    config::LoggingConfig lc;
+    lc.level = config::LogLevel::kDebug;
+    log::Init(lc, std::make_shared<spdlog::sinks::ostream_sink_mt>(log_));
+    clock_.Advance(milliseconds(1000));  // all due
+    auto* session = dynamic_cast<zk::FakeZk*>(orch.session());
+    if (session == nullptr) {
+      ADD_FAILURE() << "no FakeZk session";
+      return {};
+    }
+    bool interrupted = false;
+    prober_.during_write_check = [&] {
+      if (interrupted || recorder_.ran.size() != 0) return;  // the pass's first batch
+      interrupted = true;
+      session->Disconnect();
+      session->Reconnect();
+      session->DispatchPending();  // the state events reach the orchestrator
+    };
+    orch.RunDue();
+    prober_.during_write_check = nullptr;
+    EXPECT_TRUE(interrupted);
+    return recorder_.Take();
   }
   // A poller publishes an observation of a new node in `cluster` (its children watch fires).
   void Observe(const std::string& cluster, const std::string& node) {
@@ -130,8 +166,9 @@ TEST_F(OrchestratorScheduleTest, AWatchRunsItsClusterOnly) {
 
 // Every cluster is due (a whole interval passed) and c7's watch fires: c7 runs first. While the
 // first due cluster's round probes, c9's watch fires: c9 runs next, before the other due ones.
+// (Batches of one; BatchedWokenClusterWaitsOnlyForTheBatchInProgress is the batched case.)
 TEST_F(OrchestratorScheduleTest, WokenClustersRunBeforeDueOnesEvenMidPass) {
-  auto orch = Make(10);
+  auto orch = Make(10, milliseconds(1000), 1);
   Settle(*orch);
   ASSERT_TRUE(orch->leading()) << log_.str();
   clock_.Advance(milliseconds(1000));
@@ -158,6 +195,81 @@ TEST_F(OrchestratorScheduleTest, WokenClustersRunBeforeDueOnesEvenMidPass) {
   EXPECT_EQ(ran.size(), 10u) << ::testing::PrintToString(ran);
 }
 
+// Batches of three (a routine share of one): every cluster is due and c7's watch fires: c7 runs
+// first, with one due cluster (c1). While the next batch (three due clusters) probes, c9's watch
+// fires: c9 runs right after that batch, before the other due ones. Every cluster runs once.
+TEST_F(OrchestratorScheduleTest, BatchedWokenClusterWaitsOnlyForTheBatchInProgress) {
+  auto orch = Make(10, milliseconds(1000), 3);
+  Settle(*orch);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  clock_.Advance(milliseconds(1000));
+  Observe("c7", "node3");
+  server_->DispatchAllPending();
+  int calls = 0;
+  prober_.during_probe = [&] {
+    if (++calls != 2) return;  // during the second batch's probe
+    Observe("c9", "node3");
+    server_->DispatchAllPending();
+  };
+  orch->RunDue();
+  prober_.during_probe = nullptr;
+  const std::vector<std::string> ran = recorder_.Take();
+  ASSERT_GE(calls, 2);
+  ASSERT_EQ(ran.size(), 10u) << ::testing::PrintToString(ran);
+  EXPECT_EQ(ran[0], "c7") << "woken rounds finish first";
+  EXPECT_EQ(ran[1], "c1") << "the routine share of c7's batch";
+  const std::vector<std::string> in_progress(ran.begin() + 2, ran.begin() + 5);
+  EXPECT_EQ(in_progress, (std::vector<std::string>{"c2", "c3", "c4"}))
+      << ::testing::PrintToString(ran);
+  EXPECT_EQ(ran[5], "c9") << ::testing::PrintToString(ran);
+  EXPECT_EQ(std::set<std::string>(ran.begin(), ran.end()).size(), 10u)
+      << ::testing::PrintToString(ran);
+}
+
+// A cluster woken while a batch of due clusters is being prepared joins that batch in place of
+// the clusters not prepared yet (they go back to the queue) and finishes first: c9 is woken
+// during c1's reads (the first due cluster); the batch becomes {c1, c9}, c9 decides first, and
+// c2 and c3 run in the next batch. Every cluster runs once.
+TEST_F(OrchestratorScheduleTest, AClusterWokenDuringPrepareJoinsTheBatch) {
+  auto orch = Make(10, milliseconds(1000), 3);
+  Settle(*orch);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  // A leftover persistent znode under c1's nodes: every c1 round reports it while it reads.
+  auto op = server_->NewSession(zk::FakeZkOptions{});
+  ASSERT_TRUE(op->Create(model::ClusterPaths("/pgherald", "c1").Node("node9"), "{}",
+                         zk::CreateMode::kPersistent)
+                  .ok());
+  Settle(*orch);
+  clock_.Advance(milliseconds(1000));  // every cluster due, c1 first
+  bool fired = false;
+  recorder_.on_problem = [&](const std::string& cluster) {
+    if (fired || cluster != "c1") return;
+    fired = true;
+    orch->WakeCluster("c9");
+  };
+  int probe_calls = 0;
+  prober_.during_probe = [&] { ++probe_calls; };
+  const auto rounds_before = orch->cluster_rounds();
+  orch->RunDue();
+  recorder_.on_problem = nullptr;
+  prober_.during_probe = nullptr;
+  const std::vector<std::string> ran = recorder_.Take();
+  ASSERT_TRUE(fired);
+  ASSERT_EQ(ran.size(), 10u) << ::testing::PrintToString(ran);
+  EXPECT_EQ(ran[0], "c9") << ::testing::PrintToString(ran);
+  EXPECT_EQ(ran[1], "c1") << ::testing::PrintToString(ran);
+  EXPECT_EQ(ran[2], "c2") << ::testing::PrintToString(ran);
+  EXPECT_EQ(std::set<std::string>(ran.begin(), ran.end()).size(), 10u)
+      << ::testing::PrintToString(ran);
+  EXPECT_EQ(probe_calls, 4) << "{c1,c9} {c2,c3,c4} {c5,c6,c7} {c8,c0}";
+  auto rounds = rounds_before;
+  ++rounds[{"c9", "watch"}];  // and not again for its due verification: the watch's round was one
+  for (const char* c : {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"}) {
+    ++rounds[{c, "verify"}];
+  }
+  EXPECT_EQ(orch->cluster_rounds(), rounds);
+}
+
 // Ten clusters at a 1 s cadence: each 100 ms step runs exactly one cluster, and every cluster runs
 // once per interval (the loop before ran all ten in one burst every tick).
 TEST_F(OrchestratorScheduleTest, VerificationSpreadsEvenlyOverTheInterval) {
@@ -181,28 +293,10 @@ TEST_F(OrchestratorScheduleTest, VerificationSpreadsEvenlyOverTheInterval) {
 
 // A session interruption (disconnect, reconnect) during c2's write check: c2's round acts on
 // nothing and c2 runs again first in the next pass, then the sweep the session event asks for.
+// (Batches of one; BatchInterruptedBySessionEventRunsAgainAtOnce is the batched case.)
 TEST_F(OrchestratorScheduleTest, ARoundInterruptedBySessionEventRunsAgainAtOnce) {
-  config::LoggingConfig lc;
-  lc.level = config::LogLevel::kDebug;  // vouch_skipped
-  log::Init(lc, std::make_shared<spdlog::sinks::ostream_sink_mt>(log_));
-  auto orch = Make(4);
-  Settle(*orch);
-  ASSERT_TRUE(orch->leading()) << log_.str();
-  clock_.Advance(milliseconds(1000));  // all due
-  auto* session = dynamic_cast<zk::FakeZk*>(orch->session());
-  ASSERT_NE(session, nullptr);
-  bool interrupted = false;
-  prober_.during_write_check = [&] {
-    if (interrupted || recorder_.ran.size() != 0) return;  // the first cluster of the pass
-    interrupted = true;
-    session->Disconnect();
-    session->Reconnect();
-    session->DispatchPending();  // the state events reach the orchestrator
-  };
-  orch->RunDue();
-  prober_.during_write_check = nullptr;
-  ASSERT_TRUE(interrupted);
-  const std::vector<std::string> first = recorder_.Take();
+  auto orch = Make(4, milliseconds(1000), 1);
+  const std::vector<std::string> first = PassInterruptedAtFirstWriteCheck(*orch);
   ASSERT_EQ(first.size(), 1u) << "the pass goes back to the session step after the event: "
                               << ::testing::PrintToString(first);
   EXPECT_NE(log_.str().find("vouch_skipped"), std::string::npos) << log_.str();
@@ -213,6 +307,55 @@ TEST_F(OrchestratorScheduleTest, ARoundInterruptedBySessionEventRunsAgainAtOnce)
   ASSERT_EQ(again.size(), 4u) << ::testing::PrintToString(again);
   EXPECT_EQ(again[0], first[0]) << "the interrupted cluster runs first";
   EXPECT_EQ(orch->cluster_rounds().at({first[0], "watch"}), woken_before + 1);
+}
+
+// Constant wakes (c0 and c1 woken again during every probe call, as pollers whose observations
+// change every tick wake their clusters) do not starve the due clusters: each batch keeps room
+// for its routine share, so the eight others run while the wakes go on.
+TEST_F(OrchestratorScheduleTest, ConstantWakesDoNotStarveDueClusters) {
+  auto orch = Make(10, milliseconds(1000), 3);
+  Settle(*orch);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  clock_.Advance(milliseconds(1000));  // every cluster due
+  int calls = 0;
+  std::set<std::string> others_while_woken;
+  prober_.during_probe = [&] {
+    if (++calls > 12) return;  // then the wakes stop, and the pass ends
+    for (const std::string& c : recorder_.ran) {
+      if (c != "c0" && c != "c1") others_while_woken.insert(c);
+    }
+    orch->WakeCluster("c0");
+    orch->WakeCluster("c1");
+  };
+  orch->RunDue();
+  prober_.during_probe = nullptr;
+  EXPECT_EQ(others_while_woken.size(), 8u) << ::testing::PrintToString(recorder_.ran);
+}
+
+// Batches of two: a session interruption (disconnect, reconnect) during the first due batch's
+// write check: both rounds of that batch act on nothing, the pass goes back to the session step,
+// and both run again as woken clusters in the next pass, each first in its batch (whose other
+// place is the routine share: the sweep the event asks for).
+TEST_F(OrchestratorScheduleTest, BatchInterruptedBySessionEventRunsAgainAtOnce) {
+  auto orch = Make(4, milliseconds(1000), 2);
+  const std::vector<std::string> first = PassInterruptedAtFirstWriteCheck(*orch);
+  ASSERT_EQ(first.size(), 2u) << "the pass goes back to the session step after the batch: "
+                              << ::testing::PrintToString(first);
+  EXPECT_EQ(Count(log_.str(), "vouch_skipped"), 2u) << log_.str();
+  std::map<std::string, std::uint64_t> woken_before;
+  for (const std::string& c : first) {
+    const auto it = orch->cluster_rounds().find({c, "watch"});
+    woken_before[c] = it == orch->cluster_rounds().end() ? 0 : it->second;
+  }
+  server_->DispatchAllPending();
+  orch->RunDue();
+  const std::vector<std::string> again = recorder_.Take();
+  ASSERT_EQ(again.size(), 4u) << ::testing::PrintToString(again);
+  EXPECT_EQ(again[0], first[0]) << ::testing::PrintToString(again);
+  EXPECT_EQ(again[2], first[1]) << ::testing::PrintToString(again);
+  for (const std::string& c : first) {
+    EXPECT_EQ(orch->cluster_rounds().at({c, "watch"}), woken_before[c] + 1) << c;
+  }
 }
 
 // A publish whose outcome stays unknown (connection loss on the multi and on every re-read that
@@ -251,8 +394,9 @@ TEST_F(OrchestratorScheduleTest, AnUnsettledPublishIsRetriedATickLater) {
 // Rounds that take 300 ms each (an overloaded loop: ten clusters due, a 1 s tick): the pass ends
 // after a tick's worth of rounds, so the session and election step and the observer still come
 // every tick; the next pass goes on with the rest, and the lag shows how late they started.
+// (Batches of one; AnOverloadedPassYieldsEveryTickBetweenBatches is the batched case.)
 TEST_F(OrchestratorScheduleTest, AnOverloadedPassYieldsEveryTick) {
-  auto orch = Make(10);
+  auto orch = Make(10, milliseconds(1000), 1);
   Settle(*orch);
   ASSERT_TRUE(orch->leading()) << log_.str();
   clock_.Advance(milliseconds(1000));  // all due
@@ -265,6 +409,26 @@ TEST_F(OrchestratorScheduleTest, AnOverloadedPassYieldsEveryTick) {
   EXPECT_GE(orch->verification_lag(), milliseconds(2000));
   orch->RunDue();
   // The last two, and the first ones again: their next due time passed meanwhile.
+  EXPECT_GE(recorder_.Take().size(), 2u);
+}
+
+// Batches of two whose probes take 300 ms each (ten clusters due, a 1 s tick): the pass ends
+// after a tick's worth of batches (4 x 300 ms), so the session and election step and the
+// observer still come every tick; the next pass goes on with the rest, and the lag shows how late
+// they started.
+TEST_F(OrchestratorScheduleTest, AnOverloadedPassYieldsEveryTickBetweenBatches) {
+  auto orch = Make(10, milliseconds(1000), 2);
+  Settle(*orch);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  clock_.Advance(milliseconds(1000));  // all due
+  prober_.during_probe = [&] { clock_.Advance(milliseconds(300)); };
+  orch->RunDue();
+  EXPECT_EQ(recorder_.Take().size(), 8u);  // 4 batches x 300 ms >= the tick
+  orch->RunDue();
+  EXPECT_EQ(recorder_.Take().size(), 8u);
+  prober_.during_probe = nullptr;
+  EXPECT_GE(orch->verification_lag(), milliseconds(1000));
+  orch->RunDue();
   EXPECT_GE(recorder_.Take().size(), 2u);
 }
 

@@ -135,11 +135,11 @@ class World final : public NodeProber {
     for (const NodeTarget& t : targets) out.push_back(ProbeOf(t.name));
     return out;
   }
-  std::vector<model::Probe> WriteCheckAll(const std::vector<NodeTarget>& targets,
-                                          const WriteCheckContext&, MonoTime) override {
+  std::vector<model::Probe> WriteCheckEach(const std::vector<WriteCheckRequest>& requests,
+                                           MonoTime) override {
     std::vector<model::Probe> out;
-    for (const NodeTarget& t : targets) {
-      model::Probe p = ProbeOf(t.name);
+    for (const WriteCheckRequest& r : requests) {
+      model::Probe p = ProbeOf(r.target.name);
       if (p.reachable) {
         p.write_check = p.in_recovery ? model::WriteCheck::kFailed : model::WriteCheck::kPassed;
         if (p.in_recovery) p.write_error = "read-only transaction";

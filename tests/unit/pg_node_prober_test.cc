@@ -488,6 +488,121 @@ TEST(PgNodeProberLoopTest, WriteCheckOnAStandbyIsNotSent) {
   EXPECT_EQ(server.queries().size(), 1u);
 }
 
+// A batch of clusters' rounds names the same node twice (two clusters whose node "a" is the same
+// host and port): both get the answer of one probe over one connection (before, the second found
+// the slot busy and was reported "previous probe still running").
+TEST(PgNodeProberLoopTest, TargetsSharingANodeInOneCallShareItsProbe) {
+  FakePostgres server(Healthy);
+  ASSERT_TRUE(server.ok());
+  PgNodeProber prober;
+  const NodeTarget t = Target("a", server.port());
+  auto probes = prober.ProbeAll({t, Target("b", 1), t}, In(5s));
+  ASSERT_EQ(probes.size(), 3u);
+  EXPECT_TRUE(probes[0].reachable) << probes[0].error;
+  EXPECT_FALSE(probes[1].reachable);
+  EXPECT_TRUE(probes[2].reachable) << probes[2].error;
+  EXPECT_EQ(probes[2].node, "a");
+  EXPECT_EQ(probes[2].lsn, 0x3000060u);
+  EXPECT_EQ(server.connections(), 1);
+  EXPECT_EQ(server.queries().size(), 1u);
+  EXPECT_EQ(prober.kept(), 2u);
+}
+
+// Write checks of one node for two clusters in one call: one transaction with a heartbeat row per
+// cluster, judged by the rows it touched; both pass. An upsert that touched fewer rows fails both.
+TEST(PgNodeProberLoopTest, WriteChecksSharingANodeWriteARowPerCluster) {
+  std::string touched = "INSERT 0 2";
+  FakePostgres server([&](const std::string& sql) {
+    if (sql.rfind("BEGIN;", 0) == 0) {
+      return Reply{Complete("BEGIN") + Complete(touched) +
+                   Rows({"in_recovery", "timeline", "lsn"}, {{"f", std::nullopt, std::nullopt}}) +
+                   Complete("COMMIT")};
+    }
+    return Healthy(sql);
+  });
+  ASSERT_TRUE(server.ok());
+  PgNodeProber prober;
+  const NodeTarget t = Target("a", server.port());
+  const std::vector<WriteCheckRequest> requests{
+      {t, {"c1", "orch-1"}}, {t, {"c2", "orch-1"}}, {t, {"c1", "orch-1"}}};
+  auto probes = prober.WriteCheckEach(requests, In(5s));
+  ASSERT_EQ(probes.size(), 3u);
+  for (const model::Probe& p : probes) {
+    EXPECT_EQ(p.write_check, model::WriteCheck::kPassed) << p.write_error;
+  }
+  auto queries = server.queries();
+  ASSERT_EQ(queries.size(), 2u);  // the probe, then one write transaction
+  EXPECT_NE(queries[1].find("('c1', 'a', 'orch-1', now()), ('c2', 'a', 'orch-1', now()) ON CONFLICT"),
+            std::string::npos)
+      << queries[1];
+  EXPECT_EQ(server.connections(), 1);
+
+  touched = "INSERT 0 1";
+  probes = prober.WriteCheckEach(requests, In(5s));
+  for (const model::Probe& p : probes) {
+    EXPECT_EQ(p.write_check, model::WriteCheck::kFailed);
+    EXPECT_EQ(p.write_error, "heartbeat upsert touched 1 rows, not 2");
+  }
+}
+
+// The same node reached as another user or database is another connection: the heartbeat row of
+// each goes where its own configuration says.
+TEST(PgNodeProberLoopTest, AnotherDatabaseOrUserIsAnotherConnection) {
+  FakePostgres server(Healthy);
+  ASSERT_TRUE(server.ok());
+  PgNodeProber prober;
+  const NodeTarget t = Target("a", server.port());
+  NodeTarget other_db = t;
+  other_db.params.dbname = "other";
+  NodeTarget other_user = t;
+  other_user.params.user = "someone";
+  auto probes = prober.ProbeAll({t, other_db, other_user}, In(5s));
+  for (const model::Probe& p : probes) EXPECT_TRUE(p.reachable) << p.error;
+  EXPECT_EQ(server.connections(), 3);
+  EXPECT_EQ(prober.kept(), 3u);
+}
+
+// At most max_connecting connection attempts at once: against a node that accepts TCP and never
+// answers, two of five targets connect (and time out with the call), the other three never start
+// one and say why; the next call starts none either while the two are still connecting.
+TEST(PgNodeProberLoopTest, ConnectionAttemptsInFlightAreBounded) {
+  HungListener hung;
+  ASSERT_TRUE(hung.ok());
+  PgNodeProber prober(&SystemClock::Instance(), 2);
+  std::vector<NodeTarget> targets;
+  for (const char* name : {"a", "b", "c", "d", "e"}) targets.push_back(Target(name, hung.port()));
+  auto probes = prober.ProbeAll(targets, In(300ms));
+  ASSERT_EQ(probes.size(), 5u);
+  EXPECT_EQ(probes[0].error, "probe timed out (node hung?)");
+  EXPECT_EQ(probes[1].error, "probe timed out (node hung?)");
+  for (std::size_t i = 2; i < 5; ++i) {
+    EXPECT_FALSE(probes[i].reachable);
+    EXPECT_EQ(probes[i].node, targets[i].name);
+    EXPECT_EQ(probes[i].error,
+              "not probed: no connection attempt started before the deadline (2 were in flight)");
+  }
+  probes = prober.ProbeAll(targets, In(100ms));
+  EXPECT_EQ(probes[0].error, "previous probe still running (node hung?)");
+  EXPECT_NE(probes[2].error.find("not probed"), std::string::npos) << probes[2].error;
+}
+
+// The targets waiting for a connection attempt get their turn within the call: six nodes, at most
+// two connecting at once, all probed by one call; their connections are kept.
+TEST(PgNodeProberLoopTest, WaitingTargetsConnectInTurnWithinTheCall) {
+  FakePostgres server(Healthy);
+  ASSERT_TRUE(server.ok());
+  PgNodeProber prober(&SystemClock::Instance(), 2);
+  std::vector<NodeTarget> targets;
+  for (const char* name : {"a", "b", "c", "d", "e", "f"}) targets.push_back(Target(name, server.port()));
+  auto probes = prober.ProbeAll(targets, In(5s));
+  for (const model::Probe& p : probes) EXPECT_TRUE(p.reachable) << p.node << ": " << p.error;
+  EXPECT_EQ(server.connections(), 6);
+  EXPECT_EQ(prober.kept(), 6u);
+  probes = prober.ProbeAll(targets, In(5s));
+  for (const model::Probe& p : probes) EXPECT_TRUE(p.reachable) << p.node << ": " << p.error;
+  EXPECT_EQ(server.connections(), 6);
+}
+
 // A connection the server dropped is reconnected on the next call.
 TEST(PgNodeProberLoopTest, ReconnectsAfterAConnectionLevelFailure) {
   std::atomic<int> probes_seen{0};

@@ -1,0 +1,263 @@
+// The orchestrator's batches (docs/orchestrator.md, "Batches"): the rounds of several clusters
+// share one probe call and one write-check call. On FakeZk with a ManualClock and a prober that
+// answers by host and port (every cluster names its nodes node1 and node2, on hosts of its own),
+// and records every call:
+//   - each cluster decides on its own nodes' answers, though the names repeat across the batch;
+//   - each write check carries its own cluster's context;
+//   - N due clusters cost one probe call and one write-check call (batch_max permitting);
+//   - a cluster woken by a watch is probed and published before a batch of due clusters.
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/logging.h"
+#include "common/model/zk_paths.h"
+#include "orchestrator/orchestrator.h"
+#include "tests/support/fake_zk.h"
+#include "tests/support/manual_clock.h"
+#include "tests/support/primary_standby_prober.h"
+
+namespace pgherald::orchestrator {
+namespace {
+
+using std::chrono::milliseconds;
+
+std::string Name(int i) { return "c" + std::to_string(i); }
+// Cluster i's node k (1, 2) lives on 10.0.i.k.
+std::string HostOf(int cluster, int node) {
+  return "10.0." + std::to_string(cluster) + "." + std::to_string(node);
+}
+
+// A PostgreSQL node per host:port: a primary (on `timeline`), a standby or down.
+struct HostNode {
+  bool up = true;
+  bool primary = false;
+  std::uint32_t timeline = 1;
+};
+
+class HostProber final : public NodeProber {
+ public:
+  std::map<std::string, HostNode> nodes;  // by "host:port"
+
+  std::vector<model::Probe> ProbeAll(const std::vector<NodeTarget>& targets, MonoTime) override {
+    probe_calls.push_back(targets);
+    if (on_probe) on_probe(probe_calls.size());
+    std::vector<model::Probe> out;
+    for (const NodeTarget& t : targets) out.push_back(ProbeOf(t));
+    return out;
+  }
+  std::vector<model::Probe> WriteCheckEach(const std::vector<WriteCheckRequest>& requests,
+                                           MonoTime) override {
+    write_check_calls.push_back(requests);
+    std::vector<model::Probe> out;
+    for (const WriteCheckRequest& r : requests) {
+      model::Probe p = ProbeOf(r.target);
+      if (p.reachable) {
+        p.write_check = p.in_recovery ? model::WriteCheck::kFailed : model::WriteCheck::kPassed;
+      }
+      out.push_back(p);
+    }
+    return out;
+  }
+
+  std::vector<std::vector<NodeTarget>> probe_calls;
+  std::vector<std::vector<WriteCheckRequest>> write_check_calls;
+  std::function<void(std::size_t call)> on_probe;  // after the call is recorded
+
+ private:
+  model::Probe ProbeOf(const NodeTarget& t) const {
+    model::Probe p;
+    p.node = t.name;
+    p.host = t.params.host;
+    p.port = t.params.port;
+    const auto it = nodes.find(t.params.host + ":" + std::to_string(t.params.port));
+    if (it == nodes.end() || !it->second.up) {
+      p.error = "connection refused";
+      return p;
+    }
+    p.reachable = true;
+    p.in_recovery = !it->second.primary;
+    p.timeline = it->second.timeline;
+    p.lsn = 0x3000000;
+    p.system_identifier = kTestSysid;
+    return p;
+  }
+};
+
+class OrchestratorBatchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config::LoggingConfig lc;
+    lc.level = config::LogLevel::kInfo;
+    log::Init(lc, std::make_shared<spdlog::sinks::ostream_sink_mt>(log_));
+  }
+  void TearDown() override { log::Init(config::LoggingConfig{}); }
+
+  // Clusters c0..c<n-1>; in cluster i the primary is node1 when i is even, node2 when it is odd.
+  std::unique_ptr<Orchestrator> Make(int clusters, int batch_max) {
+    OrchestratorOptions o;
+    o.id = "orch-a";
+    o.tick = milliseconds(1000);
+    o.verify_interval = milliseconds(1000);
+    o.voucher_reaffirm = milliseconds(1000);
+    o.policy.confirmation_window = milliseconds(0);
+    o.batch_max = batch_max;
+    std::vector<ClusterSpec> specs;
+    for (int i = 0; i < clusters; ++i) {
+      ClusterSpec spec;
+      spec.name = Name(i);
+      for (int k = 1; k <= 2; ++k) {
+        NodeTarget t{"node" + std::to_string(k), spec.defaults};
+        t.params.host = HostOf(i, k);
+        t.params.port = 5432;
+        spec.nodes.push_back(t);
+        prober_.nodes[HostOf(i, k) + ":5432"] = HostNode{true, (i % 2 == 0) == (k == 1), 1};
+      }
+      specs.push_back(spec);
+    }
+    SessionFactory factory = zk::ManualDispatchSessions(server_, milliseconds(6000));
+    return std::make_unique<Orchestrator>(o, specs, factory, &prober_, &clock_,
+                                          std::vector<publishers::Publisher*>{}, "g1");
+  }
+  // Passes at the current time, watches delivered, until one probes nothing.
+  void Settle(Orchestrator& orch) {
+    for (int i = 0; i < 20; ++i) {
+      server_->DispatchAllPending();
+      const std::size_t before = prober_.probe_calls.size();
+      orch.RunDue();
+      if (prober_.probe_calls.size() == before) return;
+    }
+    ADD_FAILURE() << "the loop never settled";
+  }
+  // The node the master znode of `cluster` names ("" when none).
+  std::string Published(const std::string& cluster) {
+    auto m = server_->Peek(model::ClusterPaths("/pgherald", cluster).Master());
+    if (!m.has_value()) return "";
+    auto r = model::MasterRecord::FromJson(m->data);
+    return r.ok() && r->state == model::MasterState::kOk ? r->node : "";
+  }
+  // A poller of `cluster` publishes an observation of a new node: the cluster's watch fires.
+  void Observe(const std::string& cluster, const std::string& node) {
+    if (poller_ == nullptr) {
+      zk::FakeZkOptions zo;
+      zo.dispatch = zk::DispatchMode::kManual;
+      poller_ = server_->NewSession(zo);
+    }
+    auto made = poller_->Create(model::ClusterPaths("/pgherald", cluster).Node(node),
+                                ObservationOf(node, 1).ToJson(), zk::CreateMode::kEphemeral);
+    ASSERT_TRUE(made.ok()) << made.status().ToString();
+  }
+  // The cluster whose hosts `t` names (-1 when none).
+  static int ClusterOf(const NodeTarget& t) {
+    const std::string& h = t.params.host;  // 10.0.<i>.<k>
+    const std::size_t a = h.find('.', 3);
+    return h.rfind("10.0.", 0) == 0 && a != std::string::npos ? std::stoi(h.substr(5, a - 5)) : -1;
+  }
+
+  std::ostringstream log_;
+  ManualClock clock_;
+  std::shared_ptr<zk::FakeZkServer> server_ = zk::FakeZkServer::Create(&clock_);
+  std::unique_ptr<zk::FakeZk> poller_;
+  HostProber prober_;
+};
+
+// (a) Five clusters in one batch, each naming its nodes node1 and node2: one probe call carries
+// all ten, and every cluster publishes its own primary (node1 in c0, c2, c4; node2 in c1, c3).
+// Answers matched by node name across the batch would give every cluster the same node.
+TEST_F(OrchestratorBatchTest, EachClusterGetsItsOwnProbesThoughNamesRepeat) {
+  auto orch = Make(5, 64);
+  orch->RunRound();
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  ASSERT_EQ(prober_.probe_calls.size(), 1u);
+  EXPECT_EQ(prober_.probe_calls[0].size(), 10u);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(Published(Name(i)), i % 2 == 0 ? "node1" : "node2") << Name(i) << "\n" << log_.str();
+  }
+}
+
+// (d) The write checks of a batch go in one call, each with its own cluster's context: the
+// heartbeat row of c3's primary is keyed by c3, not by the first cluster of the batch.
+TEST_F(OrchestratorBatchTest, WriteChecksCarryTheirOwnClustersContext) {
+  auto orch = Make(5, 64);
+  orch->RunRound();
+  ASSERT_EQ(prober_.write_check_calls.size(), 1u) << log_.str();
+  std::set<std::string> checked;
+  for (const WriteCheckRequest& r : prober_.write_check_calls[0]) {
+    EXPECT_EQ(r.context.cluster, Name(ClusterOf(r.target))) << r.target.params.host;
+    EXPECT_EQ(r.context.orchestrator_id, "orch-a");
+    checked.insert(r.context.cluster);
+  }
+  EXPECT_EQ(checked.size(), 5u) << "every cluster's primary is write-checked";
+}
+
+// (c) Eight clusters due at once: one probe call and one write-check call for all of them; with
+// batch_max 3, three of each (3 + 3 + 2 clusters).
+TEST_F(OrchestratorBatchTest, OneProbeCallPerBatchOfDueClusters) {
+  for (const int batch_max : {64, 3}) {
+    SCOPED_TRACE("batch_max " + std::to_string(batch_max));
+    server_ = zk::FakeZkServer::Create(&clock_);
+    auto orch = Make(8, batch_max);
+    Settle(*orch);
+    ASSERT_TRUE(orch->leading()) << log_.str();
+    clock_.Advance(milliseconds(1000));  // every cluster due
+    prober_.probe_calls.clear();
+    prober_.write_check_calls.clear();
+    orch->RunDue();
+    std::vector<std::size_t> sizes;
+    for (const auto& call : prober_.probe_calls) sizes.push_back(call.size());
+    const std::vector<std::size_t> expected =
+        batch_max == 64 ? std::vector<std::size_t>{16} : std::vector<std::size_t>{6, 6, 4};
+    EXPECT_EQ(sizes, expected);
+    EXPECT_EQ(prober_.write_check_calls.size(), expected.size());
+    std::uint64_t verified = 0;
+    for (const auto& entry : orch->cluster_rounds()) {
+      if (entry.first.second == "verify") verified += entry.second;
+    }
+    EXPECT_EQ(verified, 8u);
+  }
+}
+
+// (b) Twenty clusters due and c7 failing over at the same moment: c7's watch puts it first in the
+// first batch, beside only the routine share of due clusters (64 / 8 = 8), and it is published
+// before the other due clusters are probed.
+TEST_F(OrchestratorBatchTest, AWokenClusterIsPublishedBeforeTheDueBatch) {
+  auto orch = Make(20, 64);
+  Settle(*orch);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  ASSERT_EQ(Published("c7"), "node2");
+  clock_.Advance(milliseconds(1000));  // every cluster due
+  // c7's primary dies; node1 is promoted on timeline 2.
+  prober_.nodes[HostOf(7, 2) + ":5432"].up = false;
+  prober_.nodes[HostOf(7, 1) + ":5432"] = HostNode{true, true, 2};
+  Observe("c7", "node3");
+  server_->DispatchAllPending();
+  prober_.probe_calls.clear();
+  auto woken_rounds = [&] {
+    const auto it = orch->cluster_rounds().find({"c7", "watch"});
+    return it == orch->cluster_rounds().end() ? 0u : it->second;
+  };
+  const std::uint64_t woken_before = woken_rounds();
+  std::string published_at_second_call;
+  prober_.on_probe = [&](std::size_t call) {
+    if (call == 2) published_at_second_call = Published("c7");
+  };
+  orch->RunDue();
+  prober_.on_probe = nullptr;
+  ASSERT_GE(prober_.probe_calls.size(), 2u);
+  ASSERT_EQ(prober_.probe_calls[0].size(), 2u + 2u * 8u);
+  EXPECT_EQ(ClusterOf(prober_.probe_calls[0][0]), 7);
+  EXPECT_EQ(ClusterOf(prober_.probe_calls[0][1]), 7);
+  EXPECT_EQ(published_at_second_call, "node1") << log_.str();
+  EXPECT_EQ(prober_.probe_calls[1].size(), 2u * 11u) << "the other 11 due clusters in one batch";
+  EXPECT_EQ(woken_rounds(), woken_before + 1);
+}
+
+}  // namespace
+}  // namespace pgherald::orchestrator
