@@ -35,6 +35,7 @@
 //     build/ci/tests/bench/scale_bench [--clusters 1,100,1000] [--orchestrators 1,3]
 //     [--failovers 20] [--window-s 30] [--tick-ms 1000] [--poller-tick-ms 1000]
 //     [--load-sessions 16] [--session-timeout-ms 4000]
+#include <algorithm>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -486,6 +487,10 @@ bool RunScenario(lab::Lab& lab, lab::Lab* fanin, const Flags& flags, int n, int 
   const auto start = Steady::now();
   std::size_t vouched = 0;
   bool exited = false;
+  auto progress_at = start;
+  // One sweep reads every cluster's vouchers: at N=1000 the bench's own reads would weigh on
+  // ZooKeeper if it swept every 200 ms, so it sweeps every N ms (at least 200), and says how far
+  // the orchestrators got every 30 s (a run that never gets there still shows its pace).
   const bool all = WaitUntil([&] {
     for (auto& o : orchs) exited = exited || !o->Running();
     if (exited) return true;
@@ -493,8 +498,13 @@ bool RunScenario(lab::Lab& lab, lab::Lab* fanin, const Flags& flags, int n, int 
     for (const std::string& c : clusters) {
       if (!Vouchers(*zk, root, c).empty()) ++vouched;
     }
+    if (Steady::now() - progress_at >= std::chrono::seconds(30)) {
+      progress_at = Steady::now();
+      std::fprintf(stderr, "  %.0f s: %zu of %zu clusters vouched\n", Ms(progress_at - start) / 1000,
+                   vouched, clusters.size());
+    }
     return vouched == clusters.size();
-  }, std::chrono::seconds(300 + n / 2), std::chrono::milliseconds(200));
+  }, std::chrono::seconds(300 + n / 2), std::chrono::milliseconds(std::max(200, n)));
   if (!all || exited) {
     std::fprintf(stderr, "%sonly %zu of %zu clusters vouched\n%s", exited ? "an orchestrator exited; " : "", vouched,
                  clusters.size(), Tail(orchs[0]->Log(), 6000).c_str());
