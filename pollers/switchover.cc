@@ -36,6 +36,16 @@ std::int64_t WallMs(const Clock& clock) { return model::ToWallMillis(clock.WallN
 
 StepOutcome Failed(std::string error) { return {false, std::nullopt, std::move(error)}; }
 
+// CHECKPOINT on `conn`; the error names `what` and, when refused, the grant that fixes it.
+std::optional<std::string> Checkpoint(pg::PgConnection& conn, const std::string& what) {
+  auto r = conn.Exec("CHECKPOINT");
+  if (r.ok()) return std::nullopt;
+  return what + ": " + r.status().message() +
+         (r.status().code() == StatusCode::kPermissionDenied
+              ? " (GRANT pg_checkpoint TO the poller's user, docs/poller.md)"
+              : "");
+}
+
 // The base of every command line.
 std::vector<std::string> Repmgr(const SwitchoverConfig& config) {
   return {config.repmgr, "-f", config.repmgr_conf};
@@ -444,13 +454,7 @@ StepOutcome RepmgrStepRunner::Stop(const std::atomic<bool>& cancel, Conn warm) {
     // The stop's checkpoint, run here while the drain waits anyway (rather than by repmgr's
     // --checkpoint, which costs repmgr a connection of its own after the drain): the shutdown
     // checkpoint then has only the last moments' buffers to write.
-    auto checkpoint = (*conn)->Exec("CHECKPOINT");
-    if (!checkpoint.ok()) {
-      return Failed("stop: CHECKPOINT: " + checkpoint.status().message() +
-                    (checkpoint.status().code() == StatusCode::kPermissionDenied
-                         ? " (GRANT pg_checkpoint TO the poller's user, docs/poller.md)"
-                         : ""));
-    }
+    if (auto error = Checkpoint(**conn, "stop: CHECKPOINT")) return Failed(*error);
     const std::int64_t checkpoint_ms = ms_since(start);
     std::int64_t open = -1;
     int polls = 0;
@@ -540,13 +544,7 @@ StepOutcome RepmgrStepRunner::Promote(const StepRequest& request,
   // file, which only a checkpoint updates (STACK-NOTES: the rewind trap).
   auto conn = Connect(cancel);
   if (!conn.ok()) return Failed("CHECKPOINT after promote: " + conn.status().message());
-  auto r = (*conn)->Exec("CHECKPOINT");
-  if (!r.ok()) {
-    return Failed("CHECKPOINT after promote: " + r.status().message() +
-                  (r.status().code() == StatusCode::kPermissionDenied
-                       ? " (GRANT pg_checkpoint TO the poller's user, docs/poller.md)"
-                       : ""));
-  }
+  if (auto error = Checkpoint(**conn, "CHECKPOINT after promote")) return Failed(*error);
   // The rejoin needs repmgr's metadata on the new primary to name it alone (STACK-NOTES).
   StepOutcome one = AwaitLocal(
       "promoted, but repmgr.nodes does not name exactly one active primary",
@@ -613,13 +611,7 @@ StepOutcome RepmgrStepRunner::PrepareLocal(const std::atomic<bool>& cancel) {
   auto in_recovery = role->row(0).GetBool("in_recovery");
   if (!in_recovery.ok()) return Failed("prepare: " + in_recovery.status().message());
   if (!*in_recovery) {
-    auto r = (*conn)->Exec("CHECKPOINT");
-    if (!r.ok()) {
-      return Failed("prepare: CHECKPOINT: " + r.status().message() +
-                    (r.status().code() == StatusCode::kPermissionDenied
-                         ? " (GRANT pg_checkpoint TO the poller's user, docs/poller.md)"
-                         : ""));
-    }
+    if (auto error = Checkpoint(**conn, "prepare: CHECKPOINT")) return Failed(*error);
   }
   warm_ = std::move(*conn);  // for the stop's drain
   return {true, std::nullopt, ""};
