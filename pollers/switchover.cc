@@ -598,9 +598,9 @@ StepOutcome RepmgrStepRunner::Rejoin(const StepRequest& request,
       cancel);
 }
 
-// The old primary checkpoints while clients still write: the stop's own checkpoint (repmgr's
-// --checkpoint, then the shutdown checkpoint), which runs while pgbouncer holds them, then has
-// only the WAL since this one to flush. A standby has nothing to do here.
+// The old primary checkpoints while clients still write: the stop's own checkpoints (the drain's,
+// then the shutdown checkpoint), which run while pgbouncer holds them, then have only the WAL
+// since this one to flush. The connection stays open for the node's next step (from: the drain).
 StepOutcome RepmgrStepRunner::PrepareLocal(const std::atomic<bool>& cancel) {
   auto conn = Connect(cancel);
   if (!conn.ok()) return Failed("prepare: " + conn.status().message());

@@ -45,7 +45,7 @@ class PollerMetrics;
 enum class SwitchoverStep {
   kReadiness,  // prepare, from and siblings: the checks only
   kPause,      // prepare, to: the checks, then `repmgr service pause`
-  kStop,       // stop, from: drain, `node service --action=stop --checkpoint`, shutdown check
+  kStop,       // stop, from: drain with CHECKPOINT, `node service --action=stop`, shutdown check
   kPromote,    // promote, to: receive-LSN wait, `standby promote`, CHECKPOINT
   kRejoin,     // rejoin, from: `node rejoin -d <to's conninfo> --force-rewind`, wait streaming
   kFollow,     // rejoin, siblings: `standby follow --upstream-node-id=<to's node_id>`
@@ -122,7 +122,7 @@ class StepRunner {
 // ---- The repmgr command lines (pure; the real runner uses these) ----
 // `repmgr -f CONF service pause|unpause`
 std::vector<std::string> PauseArgv(const SwitchoverConfig& config, bool pause);
-// `repmgr -f CONF node service --action=stop --checkpoint` / `--action=start`
+// `repmgr -f CONF node service --action=stop` (the drain ran CHECKPOINT) / `--action=start`
 std::vector<std::string> NodeServiceArgv(const SwitchoverConfig& config, bool start);
 // `repmgr -f CONF node status --is-shutdown-cleanly`
 std::vector<std::string> ShutdownCheckArgv(const SwitchoverConfig& config);
