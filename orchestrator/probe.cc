@@ -1,6 +1,8 @@
 #include "orchestrator/probe.h"
 
 #include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -367,9 +369,10 @@ void Begin(Slot& s, const NodeTarget& target, std::vector<WriteCheckContext> wri
 
 // Polls the sockets of every job in `active` and steps them until `done()` or `until` (at least
 // one poll, so a pass with `until` now finishes what is ready and expires what is overdue). Slots
-// whose job ended leave `active`.
+// whose job ended leave `active`. `wake_fd` (an eventfd; -1: none) is polled beside them: when it
+// is signalled it is drained and done() asked again.
 void Pump(std::vector<Slot*>* active, Steady::time_point until, const std::function<bool()>& done,
-          const Clock& clock) {
+          const Clock& clock, int wake_fd = -1) {
   std::vector<pollfd> fds;
   std::vector<Slot*> polled;
   while (true) {
@@ -396,13 +399,18 @@ void Pump(std::vector<Slot*>* active, Steady::time_point until, const std::funct
     }
     if (expired) continue;  // ended jobs leave, new phases are polled
     if (fds.empty()) return;
+    if (wake_fd >= 0) fds.push_back(pollfd{wake_fd, POLLIN, 0});
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
     const int timeout_ms =
         static_cast<int>(std::clamp<std::int64_t>(left, 0, std::numeric_limits<int>::max()));
     const int ready = poll(fds.data(), fds.size(), timeout_ms);
     if (ready < 0 && errno != EINTR) return;
-    for (std::size_t i = 0; ready > 0 && i < fds.size(); ++i) {
+    for (std::size_t i = 0; ready > 0 && i < polled.size(); ++i) {
       if (fds[i].revents != 0) Step(*polled[i], clock);
+    }
+    if (wake_fd >= 0 && ready > 0 && fds.back().revents != 0) {
+      std::uint64_t count = 0;
+      (void)!::read(wake_fd, &count, sizeof count);
     }
     if (Steady::now() >= until) {
       std::erase_if(*active, [](Slot* s) { return s->job == nullptr; });
@@ -436,7 +444,42 @@ model::Probe PgNodeProber::ProbeOnce(const NodeTarget& target,
 }
 
 PgNodeProber::PgNodeProber(const Clock* clock, int max_connecting)
-    : clock_(clock), max_connecting_(static_cast<std::size_t>(std::max(1, max_connecting))) {}
+    : clock_(clock), max_connecting_(static_cast<std::size_t>(std::max(1, max_connecting))) {
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  // Without an eventfd the thread could not be woken out of its poll(2): no background stepping
+  // then (the work in flight progresses during calls only, as before).
+  if (wake_fd_ >= 0) background_ = std::thread([this] { Background(); });
+}
+
+std::unique_lock<std::mutex> PgNodeProber::Lock() const {
+  ++callers_;
+  if (wake_fd_ >= 0) {
+    const std::uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof one);
+  }
+  std::unique_lock lock(mu_);
+  --callers_;
+  return lock;
+}
+
+void PgNodeProber::Background() {
+  std::unique_lock lock(mu_);
+  while (!closing_) {
+    // Steps what earlier calls left in flight (connects above all, whose SCRAM exchange needs this
+    // thread's turns) until it has all ended or a call wants the loop; then waits for more.
+    if (callers_ == 0 && !active_.empty()) {
+      Pump(&active_, Steady::time_point::max(), [this] { return callers_ > 0 || closing_; },
+           *clock_, wake_fd_);
+    }
+    if (closing_) break;
+    if (callers_ > 0) {
+      // Let the caller have mu_: it is queued on it, and takes it once this thread waits.
+      work_.wait_for(lock, std::chrono::milliseconds(1));
+      continue;
+    }
+    work_.wait(lock, [this] { return closing_ || callers_ > 0 || !active_.empty(); });
+  }
+}
 
 std::size_t PgNodeProber::Connecting() const {
   return static_cast<std::size_t>(std::count_if(active_.begin(), active_.end(), [](const Slot* s) {
@@ -444,7 +487,17 @@ std::size_t PgNodeProber::Connecting() const {
   }));
 }
 
-PgNodeProber::~PgNodeProber() = default;  // closes every connection, in flight or not
+PgNodeProber::~PgNodeProber() {  // closes every connection, in flight or not
+  if (background_.joinable()) {
+    {
+      auto lock = Lock();
+      closing_ = true;
+    }
+    work_.notify_all();
+    background_.join();
+  }
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
 
 std::vector<model::Probe> NodeProber::WriteCheckAll(const std::vector<NodeTarget>& targets,
                                                     const WriteCheckContext& context,
@@ -472,7 +525,7 @@ std::vector<model::Probe> PgNodeProber::WriteCheckEach(const std::vector<WriteCh
 }
 
 void PgNodeProber::Forget(const std::vector<NodeTarget>& targets) {
-  std::lock_guard lock(mu_);
+  auto lock = Lock();
   for (const NodeTarget& t : targets) {
     auto it = slots_.find(SlotKey(t));
     if (it == slots_.end()) continue;
@@ -482,14 +535,20 @@ void PgNodeProber::Forget(const std::vector<NodeTarget>& targets) {
 }
 
 std::size_t PgNodeProber::kept() const {
-  std::lock_guard lock(mu_);
+  auto lock = Lock();
   return slots_.size();
+}
+
+std::size_t PgNodeProber::in_flight() const {
+  auto lock = Lock();
+  return static_cast<std::size_t>(std::count_if(
+      active_.begin(), active_.end(), [](const Slot* s) { return s->job != nullptr; }));
 }
 
 std::vector<model::Probe> PgNodeProber::RunAll(const std::vector<NodeTarget>& targets,
                                                const std::vector<WriteCheckContext>* contexts,
                                                MonoTime deadline) {
-  std::lock_guard lock(mu_);
+  auto lock = Lock();
   // The deadline is on the injected clock; wait in real time for what is left of it.
   const Steady::time_point until =
       Steady::now() + std::chrono::duration_cast<Steady::duration>(deadline - clock_->Now());
@@ -573,9 +632,14 @@ std::vector<model::Probe> PgNodeProber::RunAll(const std::vector<NodeTarget>& ta
                         std::to_string(max_connecting_) + " were in flight)");
     }
   }
+  bool left = false;
   for (Slot* s : active_) {
-    if (s->job != nullptr) s->job->round = nullptr;  // it finishes during later calls
+    if (s->job != nullptr) {
+      s->job->round = nullptr;  // it finishes in the background or during later calls
+      left = true;
+    }
   }
+  if (left) work_.notify_one();
   for (std::size_t i = 0; i < targets.size(); ++i) {
     if (!round.done[i]) unanswered(i, "probe timed out (node hung?)");
   }

@@ -87,11 +87,11 @@ StatusOr<std::pair<int, std::uint64_t>> AwaitStart(Stack& s) {
   return std::make_pair(*healthy, master->epoch);
 }
 
-WorkloadOptions WorkloadFor(const Stack& s, int index, const DrillOptions& options) {
+WorkloadOptions WorkloadFor(const Stack& s, int client_base, const DrillOptions& options) {
   WorkloadOptions wo;
   wo.haproxy_conninfo = s.HaproxyConninfo();
   wo.pgbouncer_conninfo = s.PgbouncerConninfo();
-  wo.client_base = index * 100;
+  wo.client_base = client_base;
   wo.op_timeout = options.op_timeout;
   return wo;
 }
@@ -105,8 +105,15 @@ Status StartWriting(Stack& s, Workload& w, int node) {
       },
                  milliseconds(15000))) {
     w.Stop();
+    std::string why;
+    for (const Route r : {Route::kHaproxy, Route::kPgbouncer}) {
+      why += std::string(RouteName(r)) + ": " + std::to_string(w.Acks(r, port)) +
+             " acknowledged on node" + std::to_string(node) + "; last errors:\n" +
+             w.RecentErrors(r, 3);
+    }
     return Unavailable("the workload does not write on node" + std::to_string(node) +
-                       " through both proxies before the fault");
+                       " through both proxies before the fault (15 s)\n" + why + "\n" +
+                       s.AllTails());
   }
   return Status::Ok();
 }
@@ -155,7 +162,7 @@ std::int64_t PgbouncerHoldWallMs(const Stack& s, std::int64_t after_wall_ms) {
 // (through HAProxy / pgbouncer), and the checker's verdict on the facts.
 Status Measure(Stack& s, const Workload& w, int old, std::uint64_t epoch_before, int expected,
                std::int64_t fault_ns, std::int64_t ha, std::int64_t pb,
-               const DrillOptions& options, int index, DrillReport& rep) {
+               const DrillOptions& options, int client_base, DrillReport& rep) {
   rep.final_primary = expected;
   rep.haproxy_reroute_ms = Ms(ha - fault_ns);
   rep.pgbouncer_reroute_ms = Ms(pb - fault_ns);
@@ -169,7 +176,7 @@ Status Measure(Stack& s, const Workload& w, int old, std::uint64_t epoch_before,
   rep.haproxy_clients = ImpactOf(ops, Route::kHaproxy, fault_ns, ha, options.op_timeout);
   rep.pgbouncer_clients =
       ImpactOf(ops, Route::kPgbouncer, fault_ns, pb, options.op_timeout, hold_ns);
-  auto facts = CollectFacts(s, w, rep.drill, old, epoch_before, expected, index * 100);
+  auto facts = CollectFacts(s, w, rep.drill, old, epoch_before, expected, client_base);
   if (!facts.ok()) return facts.status();
   rep.check = Check(*facts);
   return Status::Ok();
@@ -240,7 +247,8 @@ StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index, const DrillO
   const std::uint64_t epoch_before = start->second;
   rep.old_primary = old;
 
-  Workload w(WorkloadFor(s, index, options));
+  const int client_base = s.ClientBase(index);
+  Workload w(WorkloadFor(s, client_base, options));
   if (auto st = StartWriting(s, w, old); !st.ok()) return st;
 
   const std::int64_t fault_ns = MonoNs();
@@ -347,7 +355,8 @@ StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index, const DrillO
   WaitUntil([&] { return w.Acks(Route::kHaproxy, new_port) >= 20; }, milliseconds(5000));
   w.Stop();
   if (!routed) return NotRouted(s, w, ha, expected);
-  if (auto st = Measure(s, w, old, epoch_before, expected, fault_ns, ha, pb, options, index, rep);
+  if (auto st =
+          Measure(s, w, old, epoch_before, expected, fault_ns, ha, pb, options, client_base, rep);
       !st.ok()) {
     return st;
   }
@@ -402,7 +411,8 @@ StatusOr<SwitchoverReport> RunSwitchover(Stack& s, int to, bool expect_done, int
   }
   d.old_primary = old;
 
-  Workload w(WorkloadFor(s, index, options));
+  const int client_base = s.ClientBase(index);
+  Workload w(WorkloadFor(s, client_base, options));
   if (auto st = StartWriting(s, w, old); !st.ok()) return st;
   const std::int64_t fault_ns = MonoNs();
   rep.run = s.Switchover(to);
@@ -426,7 +436,8 @@ StatusOr<SwitchoverReport> RunSwitchover(Stack& s, int to, bool expect_done, int
             milliseconds(5000));
   w.Stop();
   if (!routed) return NotRouted(s, w, ha, expected);
-  if (auto st = Measure(s, w, old, epoch_before, expected, fault_ns, ha, pb, options, index, d);
+  if (auto st =
+          Measure(s, w, old, epoch_before, expected, fault_ns, ha, pb, options, client_base, d);
       !st.ok()) {
     return st;
   }

@@ -15,6 +15,8 @@
 #include <ctime>
 #include <cstdio>
 #include <fstream>
+#include <memory>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -181,6 +183,16 @@ StatusOr<std::unique_ptr<Stack>> Stack::Up(const StackOptions& options) {
   zk::ZkClientOptions zo;
   zo.connect = s->lab_->zk_connect();
   zo.session_timeout = milliseconds(10000);
+  // The runner's own client logs to a file: while a drill keeps a ZooKeeper server down it logs
+  // a few lines a second, which on stderr buried the failure message of the drill in CI's output.
+  {
+    auto log = std::make_shared<std::ofstream>(s->lab_->dir() + "/zk-client.log", std::ios::app);
+    auto mu = std::make_shared<std::mutex>();
+    zo.log_sink = [log, mu](zk::ZkLogLevel, const std::string& line) {
+      std::lock_guard lock(*mu);
+      *log << line << '\n' << std::flush;
+    };
+  }
   auto zk = zk::ZkClient::Connect(zo);
   if (!zk.ok()) return zk.status();
   s->zk_ = std::move(*zk);
@@ -753,6 +765,9 @@ std::string Stack::Tail(const std::string& name, std::size_t bytes) const {
 std::string Stack::AllTails(std::size_t bytes) const {
   std::string out;
   for (const auto& d : daemons_) out += "--- " + d.name + " (tail) ---\n" + Tail(d.name, bytes) + "\n";
+  const std::string zk = ReadFile(lab_->dir() + "/zk-client.log");
+  out += "--- the runner's ZooKeeper client (tail) ---\n" +
+         (zk.size() > bytes ? zk.substr(zk.size() - bytes) : zk) + "\n";
   return out + PgbouncerState(bytes);
 }
 

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -96,6 +97,17 @@ class Stack {
   std::vector<model::HistoryEntry> History();  // in sequence order
   // The node the master znode names with state ok and a voucher; 0 otherwise.
   int VouchedMasterNode();
+  // The first workload client id of a run numbered `index`: index * 100, or, when a run of this
+  // stack already used it (gtest --gtest_repeat, a soak), a base no run used, so that the rows of
+  // one run never collide with an earlier one's (the table keeps every run's rows).
+  int ClientBase(int index) {
+    int base = index * 100;
+    if (used_client_bases_.count(base) != 0) {
+      base = 1000000 + 100 * static_cast<int>(used_client_bases_.size());
+    }
+    used_client_bases_.insert(base);
+    return base;
+  }
   // Writes the master znode directly (benchmarks without orchestrators): state ok, node N, the
   // next epoch. Creates it (and a test voucher) on first use.
   Status PublishDirect(int node);
@@ -168,6 +180,7 @@ class Stack {
   std::uint64_t direct_epoch_ = 0;
   PollerSwitchover poller_switchover_[4];  // by node 1..3
   int switchover_runs_ = 0;
+  std::set<int> used_client_bases_;
 };
 
 // Monotonic now in nanoseconds (steady_clock).

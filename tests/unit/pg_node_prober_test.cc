@@ -120,8 +120,11 @@ std::string ProbeRow(const char* in_recovery) {
 // connections and the ones the client closed.
 class FakePostgres {
  public:
-  explicit FakePostgres(std::function<Reply(const std::string&)> script)
-      : script_(std::move(script)) {
+  // `startup_delay`: how long the server takes to accept a session (a busy server's fork and
+  // authentication), during which the client's connection attempt is in flight.
+  explicit FakePostgres(std::function<Reply(const std::string&)> script,
+                        std::chrono::milliseconds startup_delay = std::chrono::milliseconds(0))
+      : script_(std::move(script)), startup_delay_(startup_delay) {
     fd_ = ListenLoopback(&port_);
     if (fd_ >= 0) thread_ = std::thread([this] { Serve(); });
   }
@@ -144,6 +147,8 @@ class FakePostgres {
     int fd;
     std::string in;
     bool started = false;
+    // The session is accepted (AuthenticationOk sent) at this time; until then input waits.
+    std::optional<std::chrono::steady_clock::time_point> accept_at;
   };
 
   void Serve() {
@@ -151,11 +156,18 @@ class FakePostgres {
     while (!stop_) {
       std::vector<pollfd> fds{{fd_, POLLIN, 0}};
       for (const Client& c : clients) fds.push_back({c.fd, POLLIN, 0});
-      if (::poll(fds.data(), fds.size(), 20) <= 0) continue;
+      for (Client& c : clients) {
+        if (c.accept_at.has_value() && *c.accept_at <= std::chrono::steady_clock::now()) {
+          c.accept_at.reset();
+          Send(c, Message('R', Int32(0)) + Message('Z', "I"));  // AuthenticationOk, ready
+          Handle(&c);
+        }
+      }
+      if (::poll(fds.data(), fds.size(), 5) <= 0) continue;
       if ((fds[0].revents & POLLIN) != 0) {
         const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
         if (c >= 0) {
-          clients.push_back({c, "", false});
+          clients.push_back({c, "", false, std::nullopt});
           ++connections_;
         }
       }
@@ -200,9 +212,14 @@ class FakePostgres {
           continue;
         }
         c->started = true;
+        if (startup_delay_.count() > 0) {
+          c->accept_at = std::chrono::steady_clock::now() + startup_delay_;
+          return;
+        }
         Send(*c, Message('R', Int32(0)) + Message('Z', "I"));  // AuthenticationOk, ready
         continue;
       }
+      if (c->accept_at.has_value()) return;
       if (c->in.size() < 5) return;
       const std::uint32_t len = Be32(c->in, 1);
       if (c->in.size() < len + 1) return;
@@ -221,6 +238,7 @@ class FakePostgres {
   }
 
   std::function<Reply(const std::string&)> script_;
+  std::chrono::milliseconds startup_delay_;
   int fd_ = -1;
   int port_ = 0;
   std::thread thread_;
@@ -601,6 +619,25 @@ TEST(PgNodeProberLoopTest, WaitingTargetsConnectInTurnWithinTheCall) {
   probes = prober.ProbeAll(targets, In(5s));
   for (const model::Probe& p : probes) EXPECT_TRUE(p.reachable) << p.node << ": " << p.error;
   EXPECT_EQ(server.connections(), 6);
+}
+
+// A connection attempt that outlasts its call keeps going between calls (the prober's own thread
+// steps it): the server takes 300 ms to accept, the call gives up after 50 ms, and with no call
+// at all the attempt completes and its probe ends; the next call then finds the connection open
+// and probes over it, with no second connection.
+TEST(PgNodeProberLoopTest, ConnectionAttemptsProgressBetweenCalls) {
+  FakePostgres server(Healthy, 300ms);
+  ASSERT_TRUE(server.ok());
+  PgNodeProber prober;
+  const NodeTarget t = Target("a", server.port());
+  auto first = prober.ProbeAll({t}, In(50ms));
+  EXPECT_EQ(first[0].error, "probe timed out (node hung?)");
+  EXPECT_TRUE(Eventually([&] { return prober.in_flight() == 0; }))
+      << "the attempt made no progress between calls";
+  EXPECT_EQ(server.queries().size(), 1u) << "its probe did not run in the background";
+  auto second = prober.ProbeAll({t}, In(1s));
+  EXPECT_TRUE(second[0].reachable) << second[0].error;
+  EXPECT_EQ(server.connections(), 1);
 }
 
 // A connection the server dropped is reconnected on the next call.
