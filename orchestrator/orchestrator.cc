@@ -63,12 +63,13 @@ std::string Orchestrator::owner_znode(const std::string& cluster) const {
   return ownership_ != nullptr ? ownership_->CandidatePath(cluster) : "";
 }
 
-zk::Watcher Orchestrator::WatchOnce(const std::string& cluster, const std::string& key) {
+zk::Watcher Orchestrator::WatchOnce(const std::string& cluster, const std::string& key,
+                                    bool urgent) {
   {
     std::lock_guard lock(mu_);
     if (!armed_.insert(key).second) return nullptr;  // one pending watch per path is enough
   }
-  return [this, cluster, key](const zk::WatchEvent&) {
+  return [this, cluster, key, urgent](const zk::WatchEvent& event) {
     {
       std::lock_guard lock(mu_);
       armed_.erase(key);
@@ -76,9 +77,30 @@ zk::Watcher Orchestrator::WatchOnce(const std::string& cluster, const std::strin
     if (cluster.empty()) {
       Wake();  // a global key (the members): every cluster may have a new owner
     } else {
-      WakeCluster(cluster);
+      // A vanished znode (a poller's ephemeral observation: the poller or its session is gone) is
+      // urgent whatever watched it.
+      WakeCluster(cluster, urgent || event.type == zk::EventType::kDeleted);
     }
   };
+}
+
+void Orchestrator::WatchEvents(ClusterRound& round) {
+  const std::string key = "events:" + round.c;
+  if (Armed(key)) return;
+  // The names are not used: the watch is what matters (the round probes the nodes itself). It is
+  // re-armed only after it fired, so this read costs one per event, not one per round.
+  auto children = session_->GetChildren(round.paths.Events(), WatchOnce(round.c, key, true));
+  if (children.ok()) return;
+  Disarm(key);
+  if (children.status().code() != StatusCode::kNotFound) return;  // retried next round
+  // No events yet (no poller published one): its creation wakes the cluster.
+  auto exists = session_->Exists(round.paths.Events(), WatchOnce(round.c, key, true));
+  if (!exists.ok()) {
+    Disarm(key);
+  } else if (exists->has_value()) {
+    Disarm(key);  // created meanwhile: a spurious wake arms the children watch next round
+    WakeCluster(round.c);
+  }
 }
 
 bool Orchestrator::Armed(const std::string& key) {
@@ -237,6 +259,7 @@ std::unique_ptr<Orchestrator::ClusterRound> Orchestrator::PrepareRound(const Clu
   RecordSwitchoverPhase(*round);
   FillInput(*round);
   ReadObservations(*round);
+  WatchEvents(*round);
   round->read_ms = MillisSince(round->start);
   return round;
 }
@@ -288,7 +311,7 @@ bool Orchestrator::ReadControl(ClusterRound& round) {
   if (rt.control_cache && Armed(control_key)) {
     control = *rt.control_cache;
   } else {
-    control = publisher_->ReadControl(c, WatchOnce(c, control_key));
+    control = publisher_->ReadControl(c, WatchOnce(c, control_key, true));
     rt.control_cache.reset();
     if (control.ok()) {
       rt.control_cache = *control;
@@ -316,7 +339,7 @@ bool Orchestrator::ReadSwitchover(ClusterRound& round) {
   ClusterRuntime& rt = round.rt;
   const std::string key = "switchover:" + c;
   if (!rt.switchover_cache || !Armed(key)) {
-    auto got = publisher_->ReadSwitchover(c, WatchOnce(c, key));
+    auto got = publisher_->ReadSwitchover(c, WatchOnce(c, key, true));
     rt.switchover_cache.reset();
     rt.switchover_corrupt.clear();
     if (!got.ok() && got.status().code() != StatusCode::kInvalidArgument) {
@@ -394,7 +417,7 @@ bool Orchestrator::ReadMaster(ClusterRound& round) {
   ClusterRuntime& rt = round.rt;
   publishers::ZkPublisher& pub = *publisher_;
   const std::string master_key = "master:" + c;
-  auto master = pub.ReadMasterZnode(c, WatchOnce(c, master_key));
+  auto master = pub.ReadMasterZnode(c, WatchOnce(c, master_key, true));
   if (!master.ok() && master.status().code() == StatusCode::kNotFound && !options_.dry_run) {
     // Deleted: whatever our voucher vouched for is not what consumers read now. Withdraw it at
     // once, recreate the znode (the initial record: its fresh mzxid is above every epoch ever
@@ -410,7 +433,7 @@ bool Orchestrator::ReadMaster(ClusterRound& round) {
       Log().Warn("cluster_setup_failed", {{"cluster", c}, {"error", s}});
       return false;
     }
-    master = pub.ReadMasterZnode(c, WatchOnce(c, master_key));
+    master = pub.ReadMasterZnode(c, WatchOnce(c, master_key, true));
   }
   if (master.ok()) {
     round.published = std::move(*master);
@@ -582,7 +605,7 @@ void Orchestrator::ReadObservations(ClusterRound& round) {
   if (rt.children_cache && Armed(children_key)) {
     children = *rt.children_cache;
   } else {
-    children = session_->GetChildren(round.paths.Nodes(), WatchOnce(c, children_key));
+    children = session_->GetChildren(round.paths.Nodes(), WatchOnce(c, children_key, true));
     rt.children_cache.reset();
     if (children.ok()) {
       rt.children_cache = *children;

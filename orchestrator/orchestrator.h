@@ -145,8 +145,10 @@ class Orchestrator {
   void Run(const std::atomic<bool>& stop);
   // A global event: the next pass redoes the session and election step and runs every cluster.
   void Wake();
-  // Any thread: `cluster` runs in the next pass, before the clusters that are merely due.
-  void WakeCluster(const std::string& cluster);
+  // Any thread: `cluster` runs in the next pass, before the clusters that are merely due;
+  // `urgent` (a repmgr event, a node's observation appearing or vanishing, the master znode or the
+  // operator's control changed): ahead of the clusters woken by a mere observation refresh too.
+  void WakeCluster(const std::string& cluster, bool urgent = false);
 
   // What the scheduler did (the loop's thread): rounds run per (cluster, trigger), the trigger
   // being "watch" (woken), "sweep" (global event), "verify" (due) or "retry" (unsettled publish).
@@ -270,9 +272,12 @@ class Orchestrator {
   // now. A non-owner removes its own voucher of the cluster when it can.
   bool TakeOwnership(const std::string& cluster, ClusterRuntime& rt);
   void LoseOwnership(const std::string& cluster, const char* why);
-  // A watcher that wakes `cluster` (WakeCluster; "" wakes every cluster: a global event), armed at
-  // most once per key until it fires.
-  zk::Watcher WatchOnce(const std::string& cluster, const std::string& key);
+  // A watcher that wakes `cluster` (WakeCluster, `urgent` or not; "" wakes every cluster: a global
+  // event), armed at most once per key until it fires.
+  zk::Watcher WatchOnce(const std::string& cluster, const std::string& key, bool urgent = false);
+  // Arms the watch on clusters/<c>/events (its children; its existence while it is missing): a
+  // repmgr event a poller publishes (a promotion, a follow, a rejoin) wakes the cluster urgently.
+  void WatchEvents(ClusterRound& round);
   bool Armed(const std::string& key);
   // Forgets `key` after a read whose watch was not armed (the read failed): the next read arms
   // it again. Without this a znode that was absent once would never wake the loop again.

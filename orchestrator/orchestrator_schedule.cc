@@ -47,10 +47,16 @@ void Orchestrator::Wake() {
   cv_.notify_all();
 }
 
-void Orchestrator::WakeCluster(const std::string& cluster) {
+void Orchestrator::WakeCluster(const std::string& cluster, bool urgent) {
   {
     std::lock_guard lock(mu_);
-    if (woken_clusters_.insert(cluster).second) woken_order_.push_back(cluster);
+    const bool added = woken_clusters_.insert(cluster).second;
+    if (urgent) {
+      // At the front; a copy further back (woken before) is skipped by TakeWoken once this one ran.
+      woken_order_.push_front(cluster);
+    } else if (added) {
+      woken_order_.push_back(cluster);
+    }
     woken_ = true;
   }
   cv_.notify_all();

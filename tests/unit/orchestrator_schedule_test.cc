@@ -309,6 +309,42 @@ TEST_F(OrchestratorScheduleTest, ARoundInterruptedBySessionEventRunsAgainAtOnce)
   EXPECT_EQ(orch->cluster_rounds().at({first[0], "watch"}), woken_before + 1);
 }
 
+// A repmgr event a poller publishes wakes its cluster ahead of the clusters woken earlier by mere
+// observation refreshes (at 1,000 clusters every observation changes every tick, and a failover's
+// cluster waited its turn behind them for 7-24 s). Batches of one. First the cluster's events
+// znode does not exist yet (the watch is on its existence), then it does (on its children).
+TEST_F(OrchestratorScheduleTest, ARepmgrEventWakesItsClusterAheadOfObservationRefreshes) {
+  auto orch = Make(10, milliseconds(1000), 1);
+  Settle(*orch);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  for (int i = 0; i < 10; ++i) Observe(Name(i), "node3");
+  server_->DispatchAllPending();
+  Settle(*orch);
+  const model::ClusterPaths c9("/pgherald", "c9");
+  std::uint64_t seq = 1;
+  for (const char* event : {"e-1-node2-standby_promote", "e-2-node1-node_rejoin"}) {
+    ++seq;
+    for (int i = 0; i < 9; ++i) {  // c0..c8: refreshed observations, woken in that order
+      auto set = poller_->Set(model::ClusterPaths("/pgherald", Name(i)).Node("node3"),
+                              ObservationOf("node3", seq).ToJson());
+      ASSERT_TRUE(set.ok()) << set.status().ToString();
+    }
+    server_->DispatchAllPending();
+    if (seq == 2) {  // the poller's publisher creates the events znode with the first event
+      ASSERT_TRUE(poller_->Create(c9.Events(), "", zk::CreateMode::kPersistent).ok());
+    }
+    ASSERT_TRUE(poller_->Create(c9.Event(event), "{}", zk::CreateMode::kPersistent).ok());
+    server_->DispatchAllPending();
+    orch->RunDue();
+    const std::vector<std::string> ran = recorder_.Take();
+    ASSERT_FALSE(ran.empty()) << event;
+    EXPECT_EQ(ran[0], "c9") << event << ": " << ::testing::PrintToString(ran);
+    EXPECT_EQ(std::set<std::string>(ran.begin(), ran.end()).size(), 10u)
+        << event << ": " << ::testing::PrintToString(ran);
+    Settle(*orch);
+  }
+}
+
 // Constant wakes (c0 and c1 woken again during every probe call, as pollers whose observations
 // change every tick wake their clusters) do not starve the due clusters: each batch keeps room
 // for its routine share, so the eight others run while the wakes go on.
