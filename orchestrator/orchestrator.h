@@ -330,6 +330,7 @@ class Orchestrator {
   bool sweep_ = true;                      // Wake(): every cluster runs (the first pass too)
   std::deque<std::string> woken_order_;    // WakeCluster(), first woken first
   std::set<std::string> woken_clusters_;   // the same, to wake each at most once
+  std::set<std::string> urgent_clusters_;  // those of them woken urgently (at the queue's front)
 
   // The scheduler (the loop's thread only; orchestrator_schedule.cc).
   enum class PassKind { kEveryCluster, kScheduled };
@@ -346,19 +347,27 @@ class Orchestrator {
   // Runs the rounds of `batch` (prepare each, probe all, finish each: see the top of this file)
   // and schedules each cluster's next round. With `yield_to_woken`, a cluster woken meanwhile
   // joins in place of the routine clusters not prepared yet beyond the routine share (PutBack)
-  // and finishes first; a global event puts back every routine cluster not prepared yet.
+  // and finishes first; one woken urgently joins in place of every cluster not prepared yet
+  // (RequeueWoken, PutBack) and finishes before the others; a global event puts back every
+  // routine cluster not prepared yet.
   void RunBatch(std::vector<Scheduled> batch, bool yield_to_woken);
   // The scheduler's bookkeeping of one round: before it (returns its start) and after it.
   MonoTime StartRound(const Scheduled& entry);
   void EndRound(const Scheduled& entry, MonoTime start);
-  // The next batch (empty: nothing ready): the woken clusters, then the rest of a sweep, then the
-  // most overdue (only the routine share of them when there are woken ones); at most batch_max,
-  // each cluster once.
+  // The next batch (empty: nothing ready): the urgently woken clusters alone when there are any;
+  // else the woken clusters, then the rest of a sweep, then the most overdue (only the routine
+  // share of them when there are woken ones); at most batch_max, each cluster once.
   std::vector<Scheduled> NextBatch(MonoTime now);
   // Woken clusters not in `busy`, first woken first, at most `max` (taken off the woken queue;
   // those in `busy` stay queued); WokenWaiting only looks.
-  std::vector<Scheduled> TakeWoken(std::size_t max, const std::set<std::string>& busy);
+  // `urgent` (not null) receives the names of those woken urgently.
+  std::vector<Scheduled> TakeWoken(std::size_t max, const std::set<std::string>& busy,
+                                   std::set<std::string>* urgent = nullptr);
   bool WokenWaiting(const std::set<std::string>& busy);
+  // Urgently woken clusters not in `busy` (they run in a batch of their own: see NextBatch).
+  std::size_t UrgentWaiting(const std::set<std::string>& busy);
+  // Woken entries taken for a batch but not run go back to the front of the woken queue.
+  void RequeueWoken(const std::vector<Scheduled>& entries);
   // Entries taken for a batch but not run go back to the sweep and due queues.
   void PutBack(const std::vector<Scheduled>& entries);
   std::size_t BatchMax() const;
@@ -373,6 +382,10 @@ class Orchestrator {
   std::uint64_t sweep_seq_ = 0;                // round_seq_ when the current sweep began
   MonoTime grid_epoch_;                        // verification phases count from here
   std::deque<std::string> sweep_left_;         // clusters of the current sweep not yet run
+  // Whether the last batch was cut short or made for urgent clusters: the next one is an ordinary
+  // batch (urgent clusters first, with the routine share), so that pollers publishing events in a
+  // loop cannot keep the sweep and the due clusters from running.
+  bool urgent_batch_last_ = false;
   std::set<std::pair<MonoTime, std::string>> due_queue_;  // (due, cluster), earliest first
   bool ran_as_leader_ = false;                 // whether the last pass ran clusters
   bool member_ok_ = false;  // the last pass had a connected session and a readable membership

@@ -52,8 +52,9 @@ void Orchestrator::WakeCluster(const std::string& cluster, bool urgent) {
     std::lock_guard lock(mu_);
     const bool added = woken_clusters_.insert(cluster).second;
     if (urgent) {
-      // At the front; a copy further back (woken before) is skipped by TakeWoken once this one ran.
-      woken_order_.push_front(cluster);
+      // At the front (once); a copy further back (woken before) is skipped by TakeWoken once
+      // this one ran.
+      if (urgent_clusters_.insert(cluster).second) woken_order_.push_front(cluster);
     } else if (added) {
       woken_order_.push_back(cluster);
     }
@@ -82,6 +83,7 @@ void Orchestrator::IdleUnlessLeading() {
   sweep_ = false;
   woken_order_.clear();
   woken_clusters_.clear();
+  urgent_clusters_.clear();
 }
 
 void Orchestrator::RunClusters(PassKind kind) {
@@ -139,7 +141,8 @@ std::size_t Orchestrator::BatchMax() const {
 std::size_t Orchestrator::RoutineShare() const { return std::max<std::size_t>(1, BatchMax() / 8); }
 
 std::vector<Orchestrator::Scheduled> Orchestrator::TakeWoken(std::size_t max,
-                                                             const std::set<std::string>& busy) {
+                                                             const std::set<std::string>& busy,
+                                                             std::set<std::string>* urgent) {
   std::vector<Scheduled> out;
   std::deque<std::string> again;  // woken after their round in this batch began: the next batch's
   std::lock_guard lock(mu_);
@@ -153,12 +156,36 @@ std::vector<Orchestrator::Scheduled> Orchestrator::TakeWoken(std::size_t max,
       continue;
     }
     woken_clusters_.erase(name);
+    const bool was_urgent = urgent_clusters_.erase(name) != 0;
     const auto it = index_.find(name);
     if (it == index_.end()) continue;  // removed
     out.push_back({&clusters_[it->second], kTriggerWatch});
+    if (was_urgent && urgent != nullptr) urgent->insert(name);
   }
   woken_order_.insert(woken_order_.begin(), again.begin(), again.end());
   return out;
+}
+
+std::size_t Orchestrator::UrgentWaiting(const std::set<std::string>& busy) {
+  std::lock_guard lock(mu_);
+  return static_cast<std::size_t>(
+      std::count_if(urgent_clusters_.begin(), urgent_clusters_.end(), [&](const std::string& name) {
+        return busy.count(name) == 0 && index_.count(name) != 0;
+      }));
+}
+
+void Orchestrator::RequeueWoken(const std::vector<Scheduled>& entries) {
+  std::lock_guard lock(mu_);
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+    if (it->trigger != kTriggerWatch) continue;
+    // Woken again meanwhile: it is queued already.
+    if (!woken_clusters_.insert(it->spec->name).second) continue;
+    // Behind the urgent ones, ahead of the others: they were next.
+    auto at = std::find_if(woken_order_.begin(), woken_order_.end(), [&](const std::string& n) {
+      return urgent_clusters_.count(n) == 0;
+    });
+    woken_order_.insert(at, it->spec->name);
+  }
 }
 
 bool Orchestrator::WokenWaiting(const std::set<std::string>& busy) {
@@ -170,6 +197,16 @@ bool Orchestrator::WokenWaiting(const std::set<std::string>& busy) {
 
 std::vector<Orchestrator::Scheduled> Orchestrator::NextBatch(MonoTime now) {
   const std::size_t max = BatchMax();
+  // Urgent clusters (a promotion among them) run in a batch of their own: they wait for no other
+  // cluster's reads, probes or write check.
+  if (const std::size_t urgent = UrgentWaiting({}); urgent > 0 && !urgent_batch_last_) {
+    std::vector<Scheduled> batch = TakeWoken(std::min(urgent, max), {});
+    if (!batch.empty()) {
+      urgent_batch_last_ = true;
+      return batch;
+    }
+  }
+  urgent_batch_last_ = false;
   const bool routine_ready =
       !sweep_left_.empty() || (!due_queue_.empty() && due_queue_.begin()->first <= now);
   // Woken clusters (a failover among them) go first: prepared first, finished first, and never
@@ -214,6 +251,10 @@ void Orchestrator::RunBatch(std::vector<Scheduled> batch, bool yield_to_woken) {
   const std::size_t max = BatchMax();
   std::vector<std::unique_ptr<ClusterRound>> rounds;
   std::vector<MonoTime> starts;
+  std::set<std::string> urgent;  // urgently woken clusters joining the batch: they finish first
+  // NextBatch made a batch of urgent clusters, or an urgent wake cut this one short: no ordinary
+  // wake joins it.
+  bool urgent_only = urgent_batch_last_;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     starts.push_back(StartRound(batch[i]));
     rounds.push_back(PrepareRound(*batch[i].spec, runtime_[batch[i].spec->name]));
@@ -225,6 +266,42 @@ void Orchestrator::RunBatch(std::vector<Scheduled> batch, bool yield_to_woken) {
     }
     std::set<std::string> busy;
     for (const Scheduled& e : batch) busy.insert(e.spec->name);
+    if (urgent_only) {
+      // Only other urgent clusters join a batch of urgent ones, while there is room.
+      const std::size_t waiting = global ? 0 : UrgentWaiting(busy);
+      if (waiting > 0 && batch.size() < max) {
+        std::vector<Scheduled> more = TakeWoken(std::min(waiting, max - batch.size()), busy);
+        batch.insert(batch.end(), more.begin(), more.end());
+      }
+      continue;
+    }
+    if (!global && i + 1 < max && UrgentWaiting(busy) > 0) {
+      urgent_batch_last_ = true;
+      urgent_only = true;
+      // An urgent wake (a promotion, say): the clusters not prepared yet go back, woken ones to
+      // the front of the woken queue, and the urgent ones take their place; routine ones within
+      // the routine share stay, after them (so that constant urgent wakes starve nobody).
+      std::size_t routine = static_cast<std::size_t>(
+          std::count_if(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(i + 1),
+                        [](const Scheduled& e) { return e.trigger != kTriggerWatch; }));
+      std::vector<Scheduled> stay, left;
+      for (std::size_t j = i + 1; j < batch.size(); ++j) {
+        const bool keep = batch[j].trigger != kTriggerWatch && routine < RoutineShare();
+        if (keep) ++routine;
+        (keep ? stay : left).push_back(batch[j]);
+      }
+      batch.resize(i + 1);
+      RequeueWoken(left);
+      PutBack(left);
+      busy.clear();
+      for (const Scheduled& e : batch) busy.insert(e.spec->name);
+      for (const Scheduled& e : stay) busy.insert(e.spec->name);
+      const std::size_t room = max - batch.size() - stay.size();
+      std::vector<Scheduled> more = TakeWoken(std::min(UrgentWaiting(busy), room), busy, &urgent);
+      batch.insert(batch.end(), more.begin(), more.end());
+      batch.insert(batch.end(), stay.begin(), stay.end());
+      continue;
+    }
     if (!global && !WokenWaiting(busy)) continue;
     // A woken cluster (or a global event, whose session step comes after this batch) does not
     // wait for the routine rounds not prepared yet beyond the routine share (none for a global
@@ -257,10 +334,15 @@ void Orchestrator::RunBatch(std::vector<Scheduled> batch, bool yield_to_woken) {
   }
   // 2-3. One probe call and one write-check call for the whole batch.
   ProbeRounds(prepared);
-  // 4-5. Woken clusters' rounds finish first (a failover's publish waits for no routine one).
-  for (const bool woken : {true, false}) {
+  // 4-5. Urgent rounds finish first, then the other woken ones (a failover's publish waits for no
+  // routine one).
+  auto rank = [&](const Scheduled& e) {
+    if (urgent.count(e.spec->name) != 0) return 0;
+    return e.trigger == kTriggerWatch ? 1 : 2;
+  };
+  for (const int r : {0, 1, 2}) {
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      if ((batch[i].trigger == kTriggerWatch) != woken || rounds[i] == nullptr) continue;
+      if (rank(batch[i]) != r || rounds[i] == nullptr) continue;
       FinishRound(*rounds[i]);
     }
   }
@@ -273,6 +355,7 @@ MonoTime Orchestrator::StartRound(const Scheduled& entry) {
   {
     std::lock_guard lock(mu_);
     woken_clusters_.erase(name);  // this round serves whatever woke it so far
+    urgent_clusters_.erase(name);
   }
   const MonoTime start = clock_->Now();
   if (rt.due != MonoTime{} && start > rt.due) {

@@ -203,13 +203,12 @@ TEST_F(OrchestratorScheduleTest, BatchedWokenClusterWaitsOnlyForTheBatchInProgre
   Settle(*orch);
   ASSERT_TRUE(orch->leading()) << log_.str();
   clock_.Advance(milliseconds(1000));
-  Observe("c7", "node3");
-  server_->DispatchAllPending();
+  // Observation refreshes (ordinary wakes: a new observation would be an urgent one).
+  orch->WakeCluster("c7");
   int calls = 0;
   prober_.during_probe = [&] {
     if (++calls != 2) return;  // during the second batch's probe
-    Observe("c9", "node3");
-    server_->DispatchAllPending();
+    orch->WakeCluster("c9");
   };
   orch->RunDue();
   prober_.during_probe = nullptr;
@@ -345,6 +344,53 @@ TEST_F(OrchestratorScheduleTest, ARepmgrEventWakesItsClusterAheadOfObservationRe
   }
 }
 
+// An urgent wake runs in a batch of its own. Batches of four, c0..c8 woken by refreshes: c9's
+// urgent wake before the pass makes the first batch {c9} alone. In the next pass c1's reads (the
+// first of the batch {c1, c2, c3, c4}) see c8 woken urgently: the batch becomes {c1, c8}, c8
+// decides first, and c2, c3 and c4 run next, ahead of the other woken clusters.
+TEST_F(OrchestratorScheduleTest, AnUrgentWakeRunsInABatchOfItsOwn) {
+  auto orch = Make(10, milliseconds(1000), 4);
+  Settle(*orch);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  std::vector<std::vector<std::string>> batches;  // the clusters that decided before each probe call
+  prober_.during_probe = [&] { batches.push_back(recorder_.ran); };
+  for (int i = 0; i < 9; ++i) orch->WakeCluster(Name(i));
+  orch->WakeCluster("c9", /*urgent=*/true);
+  orch->RunDue();
+  std::vector<std::string> ran = recorder_.Take();
+  ASSERT_GE(batches.size(), 2u);
+  EXPECT_EQ(batches[1], std::vector<std::string>{"c9"}) << ::testing::PrintToString(ran);
+  EXPECT_EQ(std::set<std::string>(ran.begin(), ran.end()).size(), 10u) << ::testing::PrintToString(ran);
+  Settle(*orch);
+
+  // A leftover persistent znode under c1's nodes: every c1 round reports it while it reads.
+  auto op = server_->NewSession(zk::FakeZkOptions{});
+  ASSERT_TRUE(op->Create(model::ClusterPaths("/pgherald", "c1").Node("node9"), "{}",
+                         zk::CreateMode::kPersistent)
+                  .ok());
+  Settle(*orch);
+  batches.clear();
+  bool fired = false;
+  recorder_.on_problem = [&](const std::string& cluster) {
+    if (fired || cluster != "c1") return;
+    fired = true;
+    orch->WakeCluster("c8", /*urgent=*/true);
+  };
+  for (int i = 1; i < 8; ++i) orch->WakeCluster(Name(i));
+  orch->RunDue();
+  recorder_.on_problem = nullptr;
+  prober_.during_probe = nullptr;
+  ran = recorder_.Take();
+  ASSERT_TRUE(fired);
+  ASSERT_GE(batches.size(), 2u);
+  EXPECT_EQ(batches[1], (std::vector<std::string>{"c8", "c1"})) << ::testing::PrintToString(ran);
+  ASSERT_GE(ran.size(), 5u) << ::testing::PrintToString(ran);
+  EXPECT_EQ(std::vector<std::string>(ran.begin() + 2, ran.begin() + 5),
+            (std::vector<std::string>{"c2", "c3", "c4"}))
+      << ::testing::PrintToString(ran);
+  EXPECT_EQ(std::set<std::string>(ran.begin(), ran.end()).size(), 8u) << ::testing::PrintToString(ran);
+}
+
 // Constant wakes (c0 and c1 woken again during every probe call, as pollers whose observations
 // change every tick wake their clusters) do not starve the due clusters: each batch keeps room
 // for its routine share, so the eight others run while the wakes go on.
@@ -362,6 +408,28 @@ TEST_F(OrchestratorScheduleTest, ConstantWakesDoNotStarveDueClusters) {
     }
     orch->WakeCluster("c0");
     orch->WakeCluster("c1");
+  };
+  orch->RunDue();
+  prober_.during_probe = nullptr;
+  EXPECT_EQ(others_while_woken.size(), 8u) << ::testing::PrintToString(recorder_.ran);
+}
+
+// The same with urgent wakes (a poller publishing repmgr events in a loop): an urgent batch is
+// followed by an ordinary one, so the eight others still run while the wakes go on.
+TEST_F(OrchestratorScheduleTest, ConstantUrgentWakesDoNotStarveDueClusters) {
+  auto orch = Make(10, milliseconds(1000), 3);
+  Settle(*orch);
+  ASSERT_TRUE(orch->leading()) << log_.str();
+  clock_.Advance(milliseconds(1000));  // every cluster due
+  int calls = 0;
+  std::set<std::string> others_while_woken;
+  prober_.during_probe = [&] {
+    if (++calls > 24) return;  // then the wakes stop, and the pass ends
+    for (const std::string& c : recorder_.ran) {
+      if (c != "c0" && c != "c1") others_while_woken.insert(c);
+    }
+    orch->WakeCluster("c0", /*urgent=*/true);
+    orch->WakeCluster("c1", /*urgent=*/true);
   };
   orch->RunDue();
   prober_.during_probe = nullptr;
