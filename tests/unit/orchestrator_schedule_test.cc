@@ -124,6 +124,28 @@ class OrchestratorScheduleTest : public ::testing::Test {
     EXPECT_TRUE(interrupted);
     return recorder_.Take();
   }
+  // Constant wakes (c0 and c1 woken again during each of the first `probe_calls` probe calls of
+  // a pass with every cluster due, as pollers whose observations change every tick wake their
+  // clusters): the other clusters that decided while the wakes went on (batches of three).
+  std::set<std::string> ConstantWakes(bool urgent, int probe_calls) {
+    auto orch = Make(10, milliseconds(1000), 3);
+    Settle(*orch);
+    EXPECT_TRUE(orch->leading()) << log_.str();
+    clock_.Advance(milliseconds(1000));  // every cluster due
+    int calls = 0;
+    std::set<std::string> others_while_woken;
+    prober_.during_probe = [&] {
+      if (++calls > probe_calls) return;  // then the wakes stop, and the pass ends
+      for (const std::string& c : recorder_.ran) {
+        if (c != "c0" && c != "c1") others_while_woken.insert(c);
+      }
+      orch->WakeCluster("c0", urgent);
+      orch->WakeCluster("c1", urgent);
+    };
+    orch->RunDue();
+    prober_.during_probe = nullptr;
+    return others_while_woken;
+  }
   // A poller publishes an observation of a new node in `cluster` (its children watch fires).
   void Observe(const std::string& cluster, const std::string& node) {
     if (poller_ == nullptr) {
@@ -391,49 +413,15 @@ TEST_F(OrchestratorScheduleTest, AnUrgentWakeRunsInABatchOfItsOwn) {
   EXPECT_EQ(std::set<std::string>(ran.begin(), ran.end()).size(), 8u) << ::testing::PrintToString(ran);
 }
 
-// Constant wakes (c0 and c1 woken again during every probe call, as pollers whose observations
-// change every tick wake their clusters) do not starve the due clusters: each batch keeps room
-// for its routine share, so the eight others run while the wakes go on.
+// Ordinary wakes: each batch keeps room for its routine share, so the eight others run.
 TEST_F(OrchestratorScheduleTest, ConstantWakesDoNotStarveDueClusters) {
-  auto orch = Make(10, milliseconds(1000), 3);
-  Settle(*orch);
-  ASSERT_TRUE(orch->leading()) << log_.str();
-  clock_.Advance(milliseconds(1000));  // every cluster due
-  int calls = 0;
-  std::set<std::string> others_while_woken;
-  prober_.during_probe = [&] {
-    if (++calls > 12) return;  // then the wakes stop, and the pass ends
-    for (const std::string& c : recorder_.ran) {
-      if (c != "c0" && c != "c1") others_while_woken.insert(c);
-    }
-    orch->WakeCluster("c0");
-    orch->WakeCluster("c1");
-  };
-  orch->RunDue();
-  prober_.during_probe = nullptr;
-  EXPECT_EQ(others_while_woken.size(), 8u) << ::testing::PrintToString(recorder_.ran);
+  EXPECT_EQ(ConstantWakes(/*urgent=*/false, 12).size(), 8u) << ::testing::PrintToString(recorder_.ran);
 }
 
-// The same with urgent wakes (a poller publishing repmgr events in a loop): an urgent batch is
-// followed by an ordinary one, so the eight others still run while the wakes go on.
+// Urgent wakes (a poller publishing repmgr events in a loop): an urgent batch is followed by an
+// ordinary one, so the eight others still run.
 TEST_F(OrchestratorScheduleTest, ConstantUrgentWakesDoNotStarveDueClusters) {
-  auto orch = Make(10, milliseconds(1000), 3);
-  Settle(*orch);
-  ASSERT_TRUE(orch->leading()) << log_.str();
-  clock_.Advance(milliseconds(1000));  // every cluster due
-  int calls = 0;
-  std::set<std::string> others_while_woken;
-  prober_.during_probe = [&] {
-    if (++calls > 24) return;  // then the wakes stop, and the pass ends
-    for (const std::string& c : recorder_.ran) {
-      if (c != "c0" && c != "c1") others_while_woken.insert(c);
-    }
-    orch->WakeCluster("c0", /*urgent=*/true);
-    orch->WakeCluster("c1", /*urgent=*/true);
-  };
-  orch->RunDue();
-  prober_.during_probe = nullptr;
-  EXPECT_EQ(others_while_woken.size(), 8u) << ::testing::PrintToString(recorder_.ran);
+  EXPECT_EQ(ConstantWakes(/*urgent=*/true, 24).size(), 8u) << ::testing::PrintToString(recorder_.ran);
 }
 
 // Batches of two: a session interruption (disconnect, reconnect) during the first due batch's
