@@ -417,7 +417,8 @@ bool Orchestrator::ReadMaster(ClusterRound& round) {
   ClusterRuntime& rt = round.rt;
   publishers::ZkPublisher& pub = *publisher_;
   const std::string master_key = "master:" + c;
-  auto master = pub.ReadMasterZnode(c, WatchOnce(c, master_key, true));
+  // Not urgent: the orchestrator's own publishes fire it (a deletion is urgent all the same).
+  auto master = pub.ReadMasterZnode(c, WatchOnce(c, master_key));
   if (!master.ok() && master.status().code() == StatusCode::kNotFound && !options_.dry_run) {
     // Deleted: whatever our voucher vouched for is not what consumers read now. Withdraw it at
     // once, recreate the znode (the initial record: its fresh mzxid is above every epoch ever
@@ -433,7 +434,7 @@ bool Orchestrator::ReadMaster(ClusterRound& round) {
       Log().Warn("cluster_setup_failed", {{"cluster", c}, {"error", s}});
       return false;
     }
-    master = pub.ReadMasterZnode(c, WatchOnce(c, master_key, true));
+    master = pub.ReadMasterZnode(c, WatchOnce(c, master_key));
   }
   if (master.ok()) {
     round.published = std::move(*master);

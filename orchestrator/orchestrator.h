@@ -146,8 +146,9 @@ class Orchestrator {
   // A global event: the next pass redoes the session and election step and runs every cluster.
   void Wake();
   // Any thread: `cluster` runs in the next pass, before the clusters that are merely due;
-  // `urgent` (a repmgr event, a node's observation appearing or vanishing, the master znode or the
-  // operator's control changed): ahead of the clusters woken by a mere observation refresh too.
+  // `urgent` (a repmgr event, a node's observation appearing or vanishing, a watched znode
+  // deleted, the operator's control or switchover record changed): ahead of the clusters woken by
+  // a mere observation refresh too.
   void WakeCluster(const std::string& cluster, bool urgent = false);
 
   // What the scheduler did (the loop's thread): rounds run per (cluster, trigger), the trigger
