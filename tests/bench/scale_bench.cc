@@ -185,6 +185,16 @@ PgSample SamplePg(const std::vector<const lab::Lab*>& labs) {
   return s;
 }
 
+// The write checks run so far on the fan-in's primary (node1): the heartbeat rows' beats, one per
+// write check of a cluster's master there (-1: unreadable). Their rate is the verification
+// cadence the orchestrators keep over the fan-in's clusters.
+long long WriteChecks(const lab::Lab& fanin) {
+  auto row = QueryRow(fanin.pg_conninfo(1, fanin.Env("PG_APP_DATABASE")),
+                      "select coalesce(sum(beats), 0) from pgherald.heartbeat");
+  if (!row || row->size() != 1) return -1;
+  return std::atoll((*row)[0].c_str());
+}
+
 // Raises max_connections of the fan-in lab's three nodes (repmgrd stopped meanwhile, so the
 // restarts fail nothing over) and waits for it to be healthy again.
 bool PrepareFanIn(lab::Lab& fanin, int max_connections) {
@@ -520,12 +530,14 @@ bool RunScenario(lab::Lab& lab, lab::Lab* fanin, const Flags& flags, int n, int 
   for (auto& o : orchs) cpu0.push_back(CpuTicks(o->pid()));
   const long long zk0 = MntrSum(lab, "zk_packets_received");
   const PgSample pg0 = SamplePg(labs);
+  const long long checks0 = fanin != nullptr ? WriteChecks(*fanin) : -1;
   const auto load0 = load ? load->counters() : ObservationLoad::Counters{};
   const auto t0 = Steady::now();
   std::this_thread::sleep_for(std::chrono::seconds(flags.window_s));
   const double secs = Ms(Steady::now() - t0) / 1000;
   const long long zk1 = MntrSum(lab, "zk_packets_received");
   const PgSample pg1 = SamplePg(labs);
+  const long long checks1 = fanin != nullptr ? WriteChecks(*fanin) : -1;
   const auto load1 = load ? load->counters() : ObservationLoad::Counters{};
   const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
   std::printf("steady state over %.1f s (tick_ms %d, poller tick_ms %d):\n", secs, flags.tick_ms, flags.poller_tick_ms);
@@ -546,6 +558,12 @@ bool RunScenario(lab::Lab& lab, lab::Lab* fanin, const Flags& flags, int n, int 
   std::printf("  PostgreSQL (%zu instances): %lld client connections, %lld of them the orchestrators'; %.0f "
               "transactions/s (pg_stat_database deltas)\n", labs.size() * 3, pg1.client_backends,
               pg1.orchestrator_connections, fig->pg_xacts_per_s);
+  if (checks0 >= 0 && checks1 >= checks0 && n > 1) {
+    const double rate = static_cast<double>(checks1 - checks0) / secs;
+    std::printf("  write checks of the %d fan-in clusters' masters: %.0f/s (each verified every %.2f s on "
+                "average; the cadence asked is %d ms)\n",
+                n - 1, rate, rate > 0 ? (n - 1) / rate : 0.0, flags.tick_ms);
+  }
   if (load) {
     std::printf("  load generator: %.0f ZooKeeper reads/s, %.0f observation writes/s, %llu errors, %llu late "
                 "rounds, %.1f backend ticks/s\n",
