@@ -29,6 +29,35 @@ constexpr char kTriggerSweep[] = "sweep";
 constexpr char kTriggerVerify[] = "verify";
 constexpr char kTriggerRetry[] = "retry";
 
+// The names of the clusters of `entries` (Orchestrator::Scheduled).
+template <typename Entry>
+std::set<std::string> NamesOf(const std::vector<Entry>& entries) {
+  std::set<std::string> names;
+  for (const Entry& e : entries) names.insert(e.spec->name);
+  return names;
+}
+
+// The entries of `batch` after its first `prepared`: {those that stay in it, those that go back}.
+// Routine ones (not woken) stay within `share`, counting the prepared ones; woken ones stay when
+// `keep_woken`. Both keep the batch's order.
+template <typename Entry>
+std::pair<std::vector<Entry>, std::vector<Entry>> SplitUnprepared(const std::vector<Entry>& batch,
+                                                                  std::size_t prepared,
+                                                                  bool keep_woken,
+                                                                  std::size_t share) {
+  const auto routine_entry = [](const Entry& e) { return e.trigger != kTriggerWatch; };
+  std::size_t routine = static_cast<std::size_t>(std::count_if(
+      batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(prepared), routine_entry));
+  std::pair<std::vector<Entry>, std::vector<Entry>> out;
+  for (std::size_t j = prepared; j < batch.size(); ++j) {
+    const bool routine_one = routine_entry(batch[j]);
+    const bool keep = routine_one ? routine < share : keep_woken;
+    if (keep && routine_one) ++routine;
+    (keep ? out.first : out.second).push_back(batch[j]);
+  }
+  return out;
+}
+
 // The first point of the grid base + k * interval (k >= 0) after `t`.
 MonoTime GridAfter(MonoTime base, std::chrono::nanoseconds interval, MonoTime t) {
   interval = std::max<std::chrono::nanoseconds>(interval, std::chrono::milliseconds(1));
@@ -264,8 +293,7 @@ void Orchestrator::RunBatch(std::vector<Scheduled> batch, bool yield_to_woken) {
       std::lock_guard lock(mu_);
       global = sweep_;
     }
-    std::set<std::string> busy;
-    for (const Scheduled& e : batch) busy.insert(e.spec->name);
+    std::set<std::string> busy = NamesOf(batch);
     if (urgent_only) {
       // Only other urgent clusters join a batch of urgent ones, while there is room.
       const std::size_t waiting = global ? 0 : UrgentWaiting(busy);
@@ -281,20 +309,11 @@ void Orchestrator::RunBatch(std::vector<Scheduled> batch, bool yield_to_woken) {
       // An urgent wake (a promotion, say): the clusters not prepared yet go back, woken ones to
       // the front of the woken queue, and the urgent ones take their place; routine ones within
       // the routine share stay, after them (so that constant urgent wakes starve nobody).
-      std::size_t routine = static_cast<std::size_t>(
-          std::count_if(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(i + 1),
-                        [](const Scheduled& e) { return e.trigger != kTriggerWatch; }));
-      std::vector<Scheduled> stay, left;
-      for (std::size_t j = i + 1; j < batch.size(); ++j) {
-        const bool keep = batch[j].trigger != kTriggerWatch && routine < RoutineShare();
-        if (keep) ++routine;
-        (keep ? stay : left).push_back(batch[j]);
-      }
+      auto [stay, left] = SplitUnprepared(batch, i + 1, /*keep_woken=*/false, RoutineShare());
       batch.resize(i + 1);
       RequeueWoken(left);
       PutBack(left);
-      busy.clear();
-      for (const Scheduled& e : batch) busy.insert(e.spec->name);
+      busy = NamesOf(batch);
       for (const Scheduled& e : stay) busy.insert(e.spec->name);
       const std::size_t room = max - batch.size() - stay.size();
       std::vector<Scheduled> more = TakeWoken(std::min(UrgentWaiting(busy), room), busy, &urgent);
@@ -306,23 +325,13 @@ void Orchestrator::RunBatch(std::vector<Scheduled> batch, bool yield_to_woken) {
     // A woken cluster (or a global event, whose session step comes after this batch) does not
     // wait for the routine rounds not prepared yet beyond the routine share (none for a global
     // event): the others go back to their queues.
-    std::vector<Scheduled> kept(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(i + 1));
-    std::size_t routine = static_cast<std::size_t>(std::count_if(
-        kept.begin(), kept.end(), [](const Scheduled& e) { return e.trigger != kTriggerWatch; }));
-    std::vector<Scheduled> left;
-    for (std::size_t j = i + 1; j < batch.size(); ++j) {
-      bool keep = batch[j].trigger == kTriggerWatch;
-      if (!keep && !global && routine < RoutineShare()) {
-        keep = true;
-        ++routine;
-      }
-      (keep ? kept : left).push_back(batch[j]);
-    }
-    batch = std::move(kept);
+    auto [rest, left] =
+        SplitUnprepared(batch, i + 1, /*keep_woken=*/true, global ? 0 : RoutineShare());
+    batch.resize(i + 1);
+    batch.insert(batch.end(), rest.begin(), rest.end());
     PutBack(left);
     if (global) continue;
-    busy.clear();
-    for (const Scheduled& e : batch) busy.insert(e.spec->name);
+    busy = NamesOf(batch);
     if (batch.size() < max) {
       std::vector<Scheduled> woken = TakeWoken(max - batch.size(), busy);
       batch.insert(batch.end(), woken.begin(), woken.end());
