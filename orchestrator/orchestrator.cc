@@ -167,6 +167,8 @@ bool Orchestrator::EnsureSession() {
     rt.switchover_corrupt.clear();
     rt.children_cache.reset();
     rt.observation_cache.clear();
+    rt.master_cache.reset();
+    rt.voucher = publishers::HeldVoucher{};
   }
   Log().Info("session_started", {{"session_id", session_->session_id()}, {"guid", guid_}});
   return true;
@@ -210,7 +212,10 @@ bool Orchestrator::TakeOwnership(const std::string& cluster, ClusterRuntime& rt)
                            : plan->step == OwnerStep::kOwn    ? "session not connected or lease expired"
                                                               : "another member owns it");
     // A non-owner never vouches. Remove what an earlier ownership of ours left (best effort).
-    if (rt.vouched && publisher_->Unvouch(cluster).ok()) rt.vouched = false;
+    if (rt.vouched) {
+      rt.master_cache.reset();
+      if (publisher_->Unvouch(cluster).ok()) rt.vouched = false;
+    }
   }
   return owner;
 }
@@ -297,6 +302,7 @@ bool Orchestrator::SettleEarlierPublish(ClusterRound& round) {
   // 0. An unknown outcome is settled before anything else.
   if (pub.HasPending(c)) {
     const publishers::WriteOutcome outcome = pub.Reconcile(c);
+    round.rt.master_cache.reset();
     Log().Info("publish_reconciled", {{"cluster", c}, {"outcome", publishers::WriteOutcomeName(outcome)}});
     if (outcome == publishers::WriteOutcome::kUnknown) return false;
   }
@@ -417,8 +423,20 @@ bool Orchestrator::ReadMaster(ClusterRound& round) {
   ClusterRuntime& rt = round.rt;
   publishers::ZkPublisher& pub = *publisher_;
   const std::string master_key = "master:" + c;
-  // Not urgent: the orchestrator's own publishes fire it (a deletion is urgent all the same).
-  auto master = pub.ReadMasterZnode(c, WatchOnce(c, master_key));
+  const std::string vouchers_key = "vouchers:" + c;
+  if (MasterCacheFresh(c, rt)) {
+    round.published = *rt.master_cache;
+    return true;
+  }
+  rt.master_cache.reset();
+  rt.voucher = publishers::HeldVoucher{};
+  // Not urgent: the orchestrator's own publishes fire them (a deletion is urgent all the same).
+  auto master = pub.ReadMasterZnode(c, WatchOnce(c, master_key), WatchOnce(c, vouchers_key));
+  if (!master.ok()) {
+    // Neither watch is armed by a failed read (Get arms nothing on an absent znode either).
+    Disarm(master_key);
+    Disarm(vouchers_key);
+  }
   if (!master.ok() && master.status().code() == StatusCode::kNotFound && !options_.dry_run) {
     // Deleted: whatever our voucher vouched for is not what consumers read now. Withdraw it at
     // once, recreate the znode (the initial record: its fresh mzxid is above every epoch ever
@@ -434,15 +452,18 @@ bool Orchestrator::ReadMaster(ClusterRound& round) {
       Log().Warn("cluster_setup_failed", {{"cluster", c}, {"error", s}});
       return false;
     }
-    master = pub.ReadMasterZnode(c, WatchOnce(c, master_key));
+    master = pub.ReadMasterZnode(c, WatchOnce(c, master_key), WatchOnce(c, vouchers_key));
   }
   if (master.ok()) {
+    if (!options_.dry_run) rt.master_cache = *master;
     round.published = std::move(*master);
   } else if (master.status().code() == StatusCode::kNotFound && options_.dry_run) {
     // Dry-run creates nothing; decide as if nothing were published.
     Disarm(master_key);
+    Disarm(vouchers_key);
   } else {
-    if (master.status().code() != StatusCode::kNotFound) Disarm(master_key);
+    Disarm(master_key);
+    Disarm(vouchers_key);
     Log().Debug("master_read_failed", {{"cluster", c}, {"error", master.status()}});
     return false;
   }
@@ -520,6 +541,7 @@ bool Orchestrator::JudgeTrust(ClusterRound& round) {
     bool withdrawn = true;
     if (!options_.dry_run) {
       withdrawn = pub.Unvouch(c).ok();
+      rt.master_cache.reset();  // our own change; its watch event may not have come yet
       if (withdrawn) {
         rt.vouched = false;
         rt.affirmed = false;
@@ -944,6 +966,7 @@ void Orchestrator::Withdraw(ClusterRound& round, const Verdict& verdict) {
   publishers::ZkPublisher& pub = *publisher_;
   const std::optional<publishers::MasterZnode>& published = round.published;
   std::string history_path;
+  rt.master_cache.reset();  // our own change; its watch event may not have come yet
   const Status s = rt.vouched && published && !round.repair
                        ? pub.Withdraw(c, ownership_->CandidatePath(c), ToHistoryEntry(round.in, verdict),
                                       &history_path)
@@ -1000,6 +1023,7 @@ void Orchestrator::Publish(ClusterRound& round, const Verdict& verdict) {
     control_after->accept_reason.clear();
     control_after->accept_at_ms = 0;
   }
+  rt.master_cache.reset();  // our own change; its watch event may not have come yet
   publishers::PublishResult result =
       pub.Publish(c, ownership_->CandidatePath(c), published.version, *verdict.record, history,
                   published.vouchers, control_after);
@@ -1070,11 +1094,19 @@ bool Orchestrator::VouchFor(const std::string& cluster, ClusterRuntime& rt,
   const MonoTime now = clock_->Now();
   const bool due = !rt.affirmed || rt.affirm_interruptions != verified_at_count ||
                    now - rt.last_affirm >= options_.voucher_reaffirm;
-  auto vouched = publisher_->Vouch(cluster, owner_path, master, verified_at_ms, due);
+  // What our last Vouch left held stands while the master's children are unchanged since.
+  const std::string name = publisher_->BoundVoucherName(master);
+  const bool known = rt.voucher.name == name && MasterCacheFresh(cluster, rt) &&
+                     std::find(rt.master_cache->vouchers.begin(), rt.master_cache->vouchers.end(),
+                               name) != rt.master_cache->vouchers.end();
+  if (!known) rt.voucher = publishers::HeldVoucher{};
+  auto vouched = publisher_->Vouch(cluster, owner_path, master, verified_at_ms, due, &rt.voucher);
   if (!vouched.ok()) {
     Log().Warn("vouch_failed", {{"cluster", cluster}, {"error", vouched.status()}});
     return false;
   }
+  // A new voucher changed the children: our own change, whose watch event may not have come yet.
+  if (*vouched == publishers::VouchOutcome::kCreated) rt.master_cache.reset();
   if (*vouched != publishers::VouchOutcome::kHeld) {
     rt.affirmed = true;
     rt.last_affirm = now;

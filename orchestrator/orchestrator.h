@@ -198,8 +198,18 @@ class Orchestrator {
     bool vouched = false;  // we may hold a voucher
     // What the last reads returned, by watch key, valid while that key's watch is still armed
     // (the znode has not changed since, as far as the server has told us): a round woken by one
-    // observation re-reads that observation only. Dropped with the session. The master znode is
-    // always read afresh (its version is the compare-and-set's basis).
+    // observation re-reads that observation only. Dropped with the session.
+    // The master znode (record, stat, vouchers) while both its data watch ("master:<c>") and its
+    // children watch ("vouchers:<c>") are armed, and dropped after every write of ours to it or
+    // its children (our own change's watch event may still be on its way). A stale version only
+    // makes a compare-and-set fail, which is read again, never retried blind.
+    std::optional<publishers::MasterZnode> master_cache;
+    // The voucher our last Vouch of this session found or made ours (name, version, affirm_seq);
+    // cleared whenever the master's children are read again. While it is among the cached
+    // children, Vouch needs no read of it: kHeld at once, or the re-affirming Set on the version
+    // it knows (a deletion fires the children watch, and a replacement under the same name needs
+    // a deletion first).
+    publishers::HeldVoucher voucher;
     std::optional<publishers::ControlState> control_cache;
     // clusters/<c>/control/switchover as last read (the outer optional: whether a read is cached;
     // the inner: whether the record exists), valid while its watch is armed, as control_cache.
@@ -257,6 +267,15 @@ class Orchestrator {
   bool ReadIdentity(ClusterRound& round);
   void FillInput(ClusterRound& round);
   void ReadObservations(ClusterRound& round);
+  // The batch's reads in flight together (orchestrator_prefetch.cc): for every cluster of
+  // `entries` this instance owns, the master znode, its nodes' list and the observations whose
+  // cache is stale are read with the session's asynchronous calls, all sent before any answer is
+  // awaited, into the runtime's caches (watches armed as the synchronous reads would). The round's
+  // own steps then find them cached; whatever is not (an answer that failed or came late) they
+  // read synchronously as before.
+  void PrefetchReads(const std::vector<const ClusterSpec*>& specs);
+  // Whether `rt.master_cache` may stand for a read of the master znode (both watches armed).
+  bool MasterCacheFresh(const std::string& cluster, const ClusterRuntime& rt);
   std::string Learn(ClusterRound& round, const std::vector<std::string>& configured_hosts,
                     const std::string& name, const model::NodeObservation& obs);
   void LogLearnChanges(const ClusterRound& round,
@@ -392,6 +411,19 @@ class Orchestrator {
   bool member_ok_ = false;  // the last pass had a connected session and a readable membership
   std::map<std::pair<std::string, std::string>, std::uint64_t> cluster_rounds_;
   Millis max_lag_{0};
+  // Where the batches' wall time went since `since` (logged as loop_time every kLoopTimeEvery).
+  struct LoopTime {
+    MonoTime since{};
+    std::uint64_t batches = 0;
+    std::uint64_t rounds = 0;
+    double prefetch_ms = 0;  // PrefetchReads
+    double prepare_ms = 0;   // PrepareRound, reads it still made itself included
+    double probe_ms = 0;     // ProbeRounds: the probe call and the write-check call
+    double finish_ms = 0;    // FinishRound: decide and act (publish, vouch, re-affirm, withdraw)
+  };
+  LoopTime loop_time_;
+  void AccountBatch(std::size_t rounds, double prefetch_ms, double prepare_ms, double probe_ms,
+                    double finish_ms);
 };
 
 }  // namespace pgherald::orchestrator

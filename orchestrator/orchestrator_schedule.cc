@@ -18,11 +18,17 @@
 #include <utility>
 #include <vector>
 
+#include "common/logging.h"
 #include "orchestrator/orchestrator.h"
 #include "orchestrator/cluster_round.h"
 
 namespace pgherald::orchestrator {
 namespace {
+
+const log::Logger& Log() {
+  static const log::Logger logger("orchestrator");
+  return logger;
+}
 
 constexpr char kTriggerWatch[] = "watch";
 constexpr char kTriggerSweep[] = "sweep";
@@ -284,7 +290,20 @@ void Orchestrator::RunBatch(std::vector<Scheduled> batch, bool yield_to_woken) {
   // NextBatch made a batch of urgent clusters, or an urgent wake cut this one short: no ordinary
   // wake joins it.
   bool urgent_only = urgent_batch_last_;
+  std::set<std::string> prefetched;
+  const MonoTime batch_start = clock_->Now();
+  double prefetch_ms = 0;
   for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (prefetched.count(batch[i].spec->name) == 0) {
+      // The reads of every round not prepared yet, in flight together (joiners since included).
+      std::vector<const ClusterSpec*> specs;
+      for (std::size_t j = i; j < batch.size(); ++j) {
+        if (prefetched.insert(batch[j].spec->name).second) specs.push_back(batch[j].spec);
+      }
+      const MonoTime t = clock_->Now();
+      PrefetchReads(specs);
+      prefetch_ms += MillisSince(t);
+    }
     starts.push_back(StartRound(batch[i]));
     rounds.push_back(PrepareRound(*batch[i].spec, runtime_[batch[i].spec->name]));
     if (!yield_to_woken) continue;
@@ -341,8 +360,12 @@ void Orchestrator::RunBatch(std::vector<Scheduled> batch, bool yield_to_woken) {
   for (const auto& round : rounds) {
     if (round != nullptr) prepared.push_back(round.get());
   }
+  const double prepare_ms = MillisSince(batch_start) - prefetch_ms;
   // 2-3. One probe call and one write-check call for the whole batch.
+  const MonoTime probe_start = clock_->Now();
   ProbeRounds(prepared);
+  const double probe_ms = MillisSince(probe_start);
+  const MonoTime finish_start = clock_->Now();
   // 4-5. Urgent rounds finish first, then the other woken ones (a failover's publish waits for no
   // routine one).
   auto rank = [&](const Scheduled& e) {
@@ -355,7 +378,34 @@ void Orchestrator::RunBatch(std::vector<Scheduled> batch, bool yield_to_woken) {
       FinishRound(*rounds[i]);
     }
   }
+  AccountBatch(prepared.size(), prefetch_ms, prepare_ms, probe_ms, MillisSince(finish_start));
   for (std::size_t i = 0; i < batch.size(); ++i) EndRound(batch[i], starts[i]);
+}
+
+// Every kLoopTimeEvery, one info line says where the batches' wall time went: at scale the loop's
+// bound (ZooKeeper round trips, PostgreSQL round trips, writes) shows here first.
+void Orchestrator::AccountBatch(std::size_t rounds, double prefetch_ms, double prepare_ms,
+                                double probe_ms, double finish_ms) {
+  constexpr std::chrono::seconds kLoopTimeEvery{30};
+  LoopTime& t = loop_time_;
+  const MonoTime now = clock_->Now();
+  if (t.since == MonoTime{}) t.since = now;
+  ++t.batches;
+  t.rounds += rounds;
+  t.prefetch_ms += prefetch_ms;
+  t.prepare_ms += prepare_ms;
+  t.probe_ms += probe_ms;
+  t.finish_ms += finish_ms;
+  if (now - t.since < kLoopTimeEvery) return;
+  Log().Info("loop_time", {{"window_ms", static_cast<std::int64_t>(MillisSince(t.since))},
+                           {"batches", t.batches},
+                           {"rounds", t.rounds},
+                           {"prefetch_ms", static_cast<std::int64_t>(t.prefetch_ms)},
+                           {"prepare_ms", static_cast<std::int64_t>(t.prepare_ms)},
+                           {"probe_ms", static_cast<std::int64_t>(t.probe_ms)},
+                           {"finish_ms", static_cast<std::int64_t>(t.finish_ms)}});
+  t = LoopTime{};
+  t.since = now;
 }
 
 MonoTime Orchestrator::StartRound(const Scheduled& entry) {

@@ -81,33 +81,16 @@ StatusOr<MasterZnode> ZkPublisher::ReadMaster(const std::string& cluster, zk::Wa
   return m;
 }
 
-StatusOr<MasterZnode> ZkPublisher::ReadMasterZnode(const std::string& cluster, zk::Watcher watch) {
+StatusOr<MasterZnode> ZkPublisher::ReadMasterZnode(const std::string& cluster, zk::Watcher watch,
+                                                    zk::Watcher children_watch) {
   const std::string path = Paths(cluster).Master();
   auto got = session_->Get(path, std::move(watch));
   if (!got.ok()) return got.status();
-  MasterZnode m;
-  m.version = got->stat.version;
-  m.mzxid = got->stat.mzxid;
-  if (got->data.empty() && got->stat.version == 0) {
-    // Created bare by someone's EnsurePath: the initial record.
-    m.record = model::MasterRecord{};
-  } else if (got->data.empty()) {
-    // Wiped by a set: whatever was there, this is not the initial record.
-    m.corrupt = "empty payload written over the record (version " +
-                std::to_string(got->stat.version) + ")";
-  } else {
-    auto record = model::MasterRecord::FromJson(got->data);
-    if (record.ok()) {
-      m.record = std::move(*record);
-    } else {
-      m.corrupt = record.status().message();
-    }
+  std::vector<std::string> vouchers;
+  if (children_watch != nullptr || got->stat.num_children > 0) {
+    PGH_ASSIGN_OR_RETURN(vouchers, session_->GetChildren(path, std::move(children_watch)));
   }
-  m.bytes = std::move(got->data);
-  if (got->stat.num_children > 0) {
-    PGH_ASSIGN_OR_RETURN(m.vouchers, session_->GetChildren(path));
-  }
-  return m;
+  return DecodeMasterZnode(std::move(*got), std::move(vouchers));
 }
 
 StatusOr<std::optional<std::string>> ZkPublisher::ReadIdentity(const std::string& cluster) {
@@ -290,26 +273,61 @@ std::string ZkPublisher::BoundVoucherName(const MasterZnode& master) const {
 StatusOr<VouchOutcome> ZkPublisher::Vouch(const std::string& cluster,
                                           const std::string& election_path,
                                           const MasterZnode& master, std::int64_t affirmed_at_ms,
-                                          bool reaffirm) {
+                                          bool reaffirm, HeldVoucher* held) {
   const model::ClusterPaths paths = Paths(cluster);
   if (master.record.state != model::MasterState::kOk || !master.corrupt.empty()) {
+    if (held != nullptr) *held = HeldVoucher{};
     return FailedPrecondition("only a record in state ok can be vouched for");
   }
   const std::string name = BoundVoucherName(master);
   const std::string path = paths.Voucher(name);
-  auto got = session_->Get(path);
-  if (got.ok() && got->stat.ephemeral_owner == session_->session_id()) {
-    if (!reaffirm) return VouchOutcome::kHeld;
-    // The stored payload is for people; a corrupt one restarts the count.
-    auto before = model::VoucherPayload::FromJson(got->data);
+  const auto payload = [&](std::uint64_t seq) {
     model::VoucherPayload v =
         FirstPayload(id_, master.record, model::RecordDigest(master.bytes), affirmed_at_ms);
-    if (before.ok() && before->affirm_seq < std::numeric_limits<std::uint64_t>::max()) v.affirm_seq = before->affirm_seq + 1;
-    PGH_RETURN_IF_ERROR(
-        session_
-            ->Multi({zk::Op::Check(election_path, -1),
-                     zk::Op::Set(path, v.ToJson(), got->stat.version)})
-            .status());
+    v.affirm_seq = seq;
+    return v.ToJson();
+  };
+  const auto next_seq = [](std::uint64_t seq) {
+    return seq < std::numeric_limits<std::uint64_t>::max() ? seq + 1 : 1;
+  };
+  HeldVoucher known;
+  if (held != nullptr && held->name == name && held->version >= 0) known = *held;
+  if (held != nullptr) *held = HeldVoucher{};
+  if (!known.name.empty()) {
+    // Ours, as the last Vouch left it, and no child came or went since.
+    if (!reaffirm) {
+      *held = known;
+      return VouchOutcome::kHeld;
+    }
+    const std::uint64_t seq = next_seq(known.affirm_seq);
+    auto done = session_->Multi(
+        {zk::Op::Check(election_path, -1), zk::Op::Set(path, payload(seq), known.version)});
+    if (done.ok()) {
+      *held = HeldVoucher{name, done->results.size() > 1 ? done->results[1].stat.version : -1, seq};
+      return VouchOutcome::kReaffirmed;
+    }
+    const StatusCode code = done.status().code();
+    // Changed or gone meanwhile: read it, as without `held`. Anything else (a lost connection, a
+    // deposed owner's failed check) is the caller's to handle.
+    if (code != StatusCode::kBadVersion && code != StatusCode::kNotFound) return done.status();
+  }
+  auto got = session_->Get(path);
+  if (got.ok() && got->stat.ephemeral_owner == session_->session_id()) {
+    // The stored payload is for people; a corrupt one restarts the count.
+    auto before = model::VoucherPayload::FromJson(got->data);
+    const std::uint64_t before_seq = before.ok() ? before->affirm_seq : 0;
+    if (!reaffirm) {
+      if (held != nullptr) *held = HeldVoucher{name, got->stat.version, before_seq};
+      return VouchOutcome::kHeld;
+    }
+    const std::uint64_t seq = before.ok() ? next_seq(before_seq) : 1;
+    PGH_ASSIGN_OR_RETURN(
+        const zk::MultiResult done,
+        session_->Multi({zk::Op::Check(election_path, -1),
+                         zk::Op::Set(path, payload(seq), got->stat.version)}));
+    if (held != nullptr && done.results.size() > 1) {
+      *held = HeldVoucher{name, done.results[1].stat.version, seq};
+    }
     return VouchOutcome::kReaffirmed;
   }
   if (!got.ok() && got.status().code() != StatusCode::kNotFound) return got.status();
@@ -320,10 +338,9 @@ StatusOr<VouchOutcome> ZkPublisher::Vouch(const std::string& cluster,
     if (own != name) ops.push_back(zk::Op::Delete(paths.Voucher(own)));
   }
   if (got.ok()) ops.push_back(zk::Op::Delete(path, got->stat.version));
-  ops.push_back(zk::Op::Create(
-      path, FirstPayload(id_, master.record, model::RecordDigest(master.bytes), affirmed_at_ms).ToJson(),
-      zk::CreateMode::kEphemeral));
+  ops.push_back(zk::Op::Create(path, payload(1), zk::CreateMode::kEphemeral));
   PGH_RETURN_IF_ERROR(session_->Multi(ops).status());
+  if (held != nullptr) *held = HeldVoucher{name, 0, 1};
   return VouchOutcome::kCreated;
 }
 
@@ -374,6 +391,30 @@ bool BackedByHistory(const HistoryFacts& facts, const model::MasterRecord& recor
   const model::MasterRecord& m = *h.master;
   return m.epoch == record.epoch && m.node == record.node && m.timeline == record.timeline &&
          m.host == record.host && m.port == record.port;
+}
+
+MasterZnode DecodeMasterZnode(zk::NodeData got, std::vector<std::string> vouchers) {
+  MasterZnode m;
+  m.version = got.stat.version;
+  m.mzxid = got.stat.mzxid;
+  if (got.data.empty() && got.stat.version == 0) {
+    // Created bare by someone's EnsurePath: the initial record.
+    m.record = model::MasterRecord{};
+  } else if (got.data.empty()) {
+    // Wiped by a set: whatever was there, this is not the initial record.
+    m.corrupt = "empty payload written over the record (version " +
+                std::to_string(got.stat.version) + ")";
+  } else {
+    auto record = model::MasterRecord::FromJson(got.data);
+    if (record.ok()) {
+      m.record = std::move(*record);
+    } else {
+      m.corrupt = record.status().message();
+    }
+  }
+  m.bytes = std::move(got.data);
+  m.vouchers = std::move(vouchers);
+  return m;
 }
 
 StatusOr<HistoryFacts> ZkPublisher::ReadHistoryFacts(const std::string& cluster,

@@ -88,6 +88,13 @@ enum class VouchOutcome {
   kReaffirmed,  // its data rewritten (affirm_seq + 1): its mzxid moved
 };
 
+// The voucher an earlier Vouch of this session left held, as Vouch last wrote or read it.
+struct HeldVoucher {
+  std::string name;  // "" when unknown
+  std::int32_t version = -1;
+  std::uint64_t affirm_seq = 0;
+};
+
 // What the leader needs from clusters/<c>/history to trust a record and to choose an epoch.
 struct HistoryFacts {
   std::int64_t pzxid = 0;          // the history znode's pzxid when read (a cache key)
@@ -98,6 +105,11 @@ struct HistoryFacts {
 // Whether `facts` back `record`: the newest publish entry has the record's epoch and node and,
 // when it carries the record written (`master`), its timeline, host and port.
 bool BackedByHistory(const HistoryFacts& facts, const model::MasterRecord& record);
+
+// The master znode from what a read of it returned (its data and stat) and its children: the
+// record, or why its payload does not decode (MasterZnode::corrupt). ReadMasterZnode's decoding,
+// for readers that fetched the znode themselves (the orchestrator's pipelined reads).
+MasterZnode DecodeMasterZnode(zk::NodeData got, std::vector<std::string> vouchers);
 
 class ZkPublisher {
  public:
@@ -117,8 +129,11 @@ class ZkPublisher {
   // payload is corrupt. `watch` fires on a data change.
   StatusOr<MasterZnode> ReadMaster(const std::string& cluster, zk::Watcher watch = nullptr);
   // The same, but a corrupt payload is returned (MasterZnode::corrupt says why) with the znode's
-  // stat and children, so that the leader can repair it by compare-and-set.
-  StatusOr<MasterZnode> ReadMasterZnode(const std::string& cluster, zk::Watcher watch = nullptr);
+  // stat and children, so that the leader can repair it by compare-and-set. With
+  // `children_watch` the children are always read, arming it (it fires when a voucher comes or
+  // goes); without it they are read only when the stat counts some.
+  StatusOr<MasterZnode> ReadMasterZnode(const std::string& cluster, zk::Watcher watch = nullptr,
+                                        zk::Watcher children_watch = nullptr);
   // The recorded system_identifier, nullopt when none is recorded yet.
   StatusOr<std::optional<std::string>> ReadIdentity(const std::string& cluster);
   // Records the identity once. Ok if it is recorded already with the same value;
@@ -166,9 +181,14 @@ class ZkPublisher {
   // affirm_seq + 1 and `affirmed_at_ms`): the voucher's mzxid moves. A deposed leader can do
   // neither. The caller asks only with a verification of this record's master that passed and
   // that started after its session's last interruption (docs/zookeeper-contract.md, "Vouchers").
+  // `held` (optional), in: what the last Vouch of this session left in it, when the caller knows
+  // that the master's children have not changed since (a children watch armed before and not
+  // fired); cleared by the caller otherwise. With it the voucher is not read first: kHeld at once,
+  // or the re-affirming Set on the version it knows (a version that moved, or a voucher that is
+  // gone, falls back to the read). Out: the voucher held now (cleared on an error).
   StatusOr<VouchOutcome> Vouch(const std::string& cluster, const std::string& election_path,
                                const MasterZnode& master, std::int64_t affirmed_at_ms,
-                               bool reaffirm);
+                               bool reaffirm, HeldVoucher* held = nullptr);
   // Removes every voucher of this orchestrator under the master (model::VouchersOf, legacy name
   // included); ok when there is none or no master znode.
   Status Unvouch(const std::string& cluster);

@@ -484,18 +484,29 @@ R RunCall(ServerState& s, const Clock& clock, int64_t session_id, Body body) {
   return CallLocked<R>(s.sessions.at(session_id), body);
 }
 
+bool AnswerInline(const FakeZkOptions& options) {
+  return options.answer_inline && options.dispatch == DispatchMode::kManual;
+}
+
 // The asynchronous form of RunCall: not sent (the error returned, `done` never runs) unless the
 // session is connected; otherwise the call runs now and its answer is queued, under the server
 // lock, so it comes before any event the call's watch may fire later (answers and events in
-// order, as ZooKeeper serves them). An injected fault is the answer.
+// order, as ZooKeeper serves them), or, with `answer_inline`, runs on the caller once the lock is
+// released (any event comes later: it waits for DispatchPending). An injected fault is the answer.
+
 template <typename R, typename Body>
 Status RunAsyncCall(ServerState& s, const Clock& clock, int64_t session_id, Body body,
-                    std::function<void(R)> done) {
-  std::lock_guard lock(s.mu);
+                    std::function<void(R)> done, bool answer_inline = false) {
+  std::unique_lock lock(s.mu);
   ExpireOverdueLocked(s, clock);
   Session& session = s.sessions.at(session_id);
   if (Status st = StateError(session.state); !st.ok()) return st;
   auto answer = std::make_shared<R>(CallLocked<R>(session, body));
+  if (answer_inline) {
+    lock.unlock();
+    done(std::move(*answer));
+    return Status::Ok();
+  }
   const bool queued = session.queue->PushCompletion(
       [answer, callback = std::move(done)](bool cancelled) {
         if (cancelled) {
@@ -718,7 +729,7 @@ Status FakeZk::GetAsync(const std::string& path, Watcher watch, GetDone done, Wa
   return RunAsyncCall<StatusOr<NodeData>>(
       s, *server_->clock_, id_,
       [&]() { return ReadLocked(s, CallerOf(options_), id_, path, std::move(watch)); },
-      std::move(done));
+      std::move(done), AnswerInline(options_));
 }
 
 Status FakeZk::ExistsAsync(const std::string& path, Watcher watch, ExistsDone done,
@@ -726,7 +737,7 @@ Status FakeZk::ExistsAsync(const std::string& path, Watcher watch, ExistsDone do
   auto& s = *server_->state_;
   return RunAsyncCall<StatusOr<std::optional<Stat>>>(
       s, *server_->clock_, id_, [&]() { return ExistsLocked(s, id_, path, std::move(watch)); },
-      std::move(done));
+      std::move(done), AnswerInline(options_));
 }
 
 Status FakeZk::GetChildrenAsync(const std::string& path, Watcher watch, ChildrenDone done,
@@ -735,7 +746,7 @@ Status FakeZk::GetChildrenAsync(const std::string& path, Watcher watch, Children
   return RunAsyncCall<StatusOr<std::vector<std::string>>>(
       s, *server_->clock_, id_,
       [&]() { return ChildrenLocked(s, CallerOf(options_), id_, path, std::move(watch)); },
-      std::move(done));
+      std::move(done), AnswerInline(options_));
 }
 
 StatusOr<Stat> FakeZk::Set(const std::string& path, const std::string& data, int32_t version) {

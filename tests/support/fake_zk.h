@@ -71,6 +71,11 @@ struct FakeZkOptions {
   // The identity the session authenticated as ("user:base64(sha1(user:password))"), if any.
   std::optional<std::string> digest_id;
   ZkAclPolicy acl = ZkAclPolicy::kOpen;  // the ACL of nodes made by Create and Multi
+  // kManual only: an asynchronous read's answer runs on the caller's thread before the call
+  // returns instead of waiting for DispatchPending, as a real server answers without the caller's
+  // help: for code that sends reads and then waits for their answers on its own thread (the
+  // orchestrator's pipelined reads). Watch events still wait for DispatchPending.
+  bool answer_inline = false;
 };
 
 class FakeZk;
@@ -181,6 +186,7 @@ inline SessionFactory ManualDispatchSessions(std::shared_ptr<FakeZkServer> serve
   return [server, session_timeout]() -> StatusOr<std::unique_ptr<ZkSession>> {
     FakeZkOptions options;
     options.dispatch = DispatchMode::kManual;
+    options.answer_inline = true;
     options.session_timeout = session_timeout;
     return std::unique_ptr<ZkSession>(server->NewSession(options));
   };

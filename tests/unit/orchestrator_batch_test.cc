@@ -5,10 +5,13 @@
 //   - each cluster decides on its own nodes' answers, though the names repeat across the batch;
 //   - each write check carries its own cluster's context;
 //   - N due clusters cost one probe call and one write-check call (batch_max permitting);
-//   - a cluster woken by a watch is probed and published before a batch of due clusters.
+//   - a cluster woken by a watch is probed and published before a batch of due clusters;
+//   - a steady round reads nothing from ZooKeeper, and a batch's changed observations are read
+//     all at once (RecordingSession).
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -18,11 +21,13 @@
 #include <vector>
 
 #include "common/logging.h"
+#include "common/model/voucher.h"
 #include "common/model/zk_paths.h"
 #include "orchestrator/orchestrator.h"
 #include "tests/support/fake_zk.h"
 #include "tests/support/manual_clock.h"
 #include "tests/support/primary_standby_prober.h"
+#include "tests/support/recording_session.h"
 
 namespace pgherald::orchestrator {
 namespace {
@@ -101,7 +106,8 @@ class OrchestratorBatchTest : public ::testing::Test {
   void TearDown() override { log::Init(config::LoggingConfig{}); }
 
   // Clusters c0..c<n-1>; in cluster i the primary is node1 when i is even, node2 when it is odd.
-  std::unique_ptr<Orchestrator> Make(int clusters, int batch_max) {
+  // With `record`, the orchestrator's sessions are RecordingSessions (recording_: the newest).
+  std::unique_ptr<Orchestrator> Make(int clusters, int batch_max, bool record = false) {
     OrchestratorOptions o;
     o.id = "orch-a";
     o.tick = milliseconds(1000);
@@ -123,6 +129,15 @@ class OrchestratorBatchTest : public ::testing::Test {
       specs.push_back(spec);
     }
     SessionFactory factory = zk::ManualDispatchSessions(server_, milliseconds(6000));
+    if (record) {
+      factory = [this, inner = factory]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
+        auto made = inner();
+        if (!made.ok()) return made.status();
+        auto recording = std::make_unique<zk::RecordingSession>(std::move(*made));
+        recording_ = recording.get();
+        return std::unique_ptr<zk::ZkSession>(std::move(recording));
+      };
+    }
     return std::make_unique<Orchestrator>(o, specs, factory, &prober_, &clock_,
                                           std::vector<publishers::Publisher*>{}, "g1");
   }
@@ -161,7 +176,30 @@ class OrchestratorBatchTest : public ::testing::Test {
     return h.rfind("10.0.", 0) == 0 && a != std::string::npos ? std::stoi(h.substr(5, a - 5)) : -1;
   }
 
+  // Rewrites the observation Observe() published (a poller's next tick): its watch fires.
+  void Reobserve(const std::string& cluster, const std::string& node, std::uint64_t seq) {
+    auto set = poller_->Set(model::ClusterPaths("/pgherald", cluster).Node(node),
+                            ObservationOf(node, seq).ToJson());
+    ASSERT_TRUE(set.ok()) << set.status().ToString();
+  }
+  // "path xN, ..." of the synchronous reads recorded.
+  static std::string Paths(const zk::RecordingSession::Counts& c) {
+    std::string out;
+    for (const auto& [path, n] : c.sync_reads) out += path + " x" + std::to_string(n) + ", ";
+    return out;
+  }
+  // The synchronous reads of the clusters' znodes (the pass's own membership step aside: once a
+  // pass, not once a cluster).
+  static int ClusterReads(const zk::RecordingSession::Counts& c) {
+    int n = 0;
+    for (const auto& [path, k] : c.sync_reads) {
+      if (path.rfind("/pgherald/clusters/", 0) == 0) n += k;
+    }
+    return n;
+  }
+
   std::ostringstream log_;
+  zk::RecordingSession* recording_ = nullptr;
   ManualClock clock_;
   std::shared_ptr<zk::FakeZkServer> server_ = zk::FakeZkServer::Create(&clock_);
   std::unique_ptr<zk::FakeZk> poller_;
@@ -258,6 +296,66 @@ TEST_F(OrchestratorBatchTest, AWokenClusterIsPublishedBeforeTheDueBatch) {
   EXPECT_EQ(published_at_second_call, "node1") << log_.str();
   EXPECT_EQ(prober_.probe_calls[1].size(), 2u * 19u) << "the other 19 due clusters in one batch";
   EXPECT_EQ(woken_rounds(), woken_before + 1);
+}
+
+// (e) The reads of steady rounds (docs/orchestrator.md, "Reads"). With nothing changed, a
+// verification reads nothing from ZooKeeper: the master znode, its vouchers, the node lists and
+// the observations come from caches that armed watches keep valid, and each voucher is re-affirmed
+// by one multi with no read of it first. When every observation changes, the batch's reads of
+// them are in flight all at once: the recording session holds every answer back until all eight
+// reads wait, so reads sent one after another, each awaiting its answer, would leave one waiting.
+TEST_F(OrchestratorBatchTest, SteadyRoundsReadOnlyWhatChangedAndAllAtOnce) {
+  auto orch = Make(4, 64, /*record=*/true);
+  Settle(*orch);  // the clusters' znodes set up
+  for (int i = 0; i < 4; ++i) {
+    Observe(Name(i), "node1");
+    Observe(Name(i), "node2");
+  }
+  Settle(*orch);
+  ASSERT_NE(recording_, nullptr);
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(Published(Name(i)), i % 2 == 0 ? "node1" : "node2");
+  const auto seq_of = [&](int i) {
+    const std::string master = model::ClusterPaths("/pgherald", Name(i)).Master();
+    std::uint64_t seq = 0;
+    for (const std::string& v : server_->PeekChildren(master)) {
+      auto p = model::VoucherPayload::FromJson(server_->Peek(master + "/" + v)->data);
+      if (p.ok()) seq = std::max(seq, p->affirm_seq);
+    }
+    return seq;
+  };
+  std::vector<std::uint64_t> seq_before;
+  for (int i = 0; i < 4; ++i) seq_before.push_back(seq_of(i));
+
+  clock_.Advance(milliseconds(1000));  // every cluster due; nothing changed
+  server_->DispatchAllPending();
+  recording_->Reset();
+  prober_.write_check_calls.clear();
+  orch->RunDue();
+  auto counts = recording_->counts();
+  ASSERT_EQ(prober_.write_check_calls.size(), 1u) << log_.str();
+  EXPECT_EQ(prober_.write_check_calls[0].size(), 4u) << "every cluster verified";
+  EXPECT_EQ(ClusterReads(counts), 0) << Paths(counts);
+  EXPECT_EQ(counts.async_reads, 0);
+  EXPECT_EQ(counts.multis, 4) << "one re-affirmation per cluster";
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(seq_of(i), seq_before[i] + 1) << Name(i);
+
+  // A poller tick everywhere: every observation changes and wakes its cluster.
+  for (int i = 0; i < 4; ++i) {
+    Reobserve(Name(i), "node1", 2);
+    Reobserve(Name(i), "node2", 2);
+  }
+  server_->DispatchAllPending();
+  recording_->Reset();
+  recording_->hold_answers(8);
+  prober_.write_check_calls.clear();
+  orch->RunDue();
+  counts = recording_->counts();
+  EXPECT_EQ(counts.async_reads, 8);
+  EXPECT_EQ(recording_->max_held(), 8u) << "the eight reads were not in flight together";
+  EXPECT_EQ(ClusterReads(counts), 0) << Paths(counts);
+  ASSERT_EQ(prober_.write_check_calls.size(), 1u) << log_.str();
+  EXPECT_EQ(prober_.write_check_calls[0].size(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(Published(Name(i)), i % 2 == 0 ? "node1" : "node2");
 }
 
 }  // namespace

@@ -125,6 +125,7 @@ class OrchestratorRoundTest : public ::testing::Test {
     SessionFactory factory = [this]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
       zk::FakeZkOptions zo;
       zo.dispatch = zk::DispatchMode::kManual;
+      zo.answer_inline = true;  // the orchestrator awaits its pipelined reads' answers
       zo.session_timeout = milliseconds(6000);
       return std::unique_ptr<zk::ZkSession>(server_->NewSession(zo));
     };
@@ -385,6 +386,34 @@ TEST_F(OrchestratorRoundTest, WithdrawnVoucherLeavesOneHistoryEntryWithTheReason
   h = History();
   ASSERT_EQ(h.size(), 3u);
   EXPECT_EQ(h[2].action, "withdraw");
+}
+
+// A steady round reads neither the master znode nor our voucher (docs/orchestrator.md, "Reads"):
+// the children watch on the master is what keeps that honest. A voucher deleted by hand is
+// recreated by the next round; one forged under the same name (deleted, then created again as a
+// persistent znode with the same payload), which a round trusting what it last knew would go on
+// counting as held, is replaced by our own ephemeral one.
+TEST_F(OrchestratorRoundTest, AVoucherDeletedOrForgedByHandIsMadeOursAgain) {
+  auto orch = Make(/*dry_run=*/false, {}, {}, /*reaffirm=*/milliseconds(60000));
+  Rounds(*orch, 3);
+  ASSERT_EQ(Bound().size(), 1u);
+  const std::string voucher = kPaths.Voucher(Bound()[0]);
+  const std::int64_t ours = orch->session()->session_id();
+  ASSERT_EQ(server_->Peek(voucher)->stat.ephemeral_owner, ours);
+  auto admin = server_->NewSession(zk::FakeZkOptions{});
+
+  ASSERT_TRUE(admin->Delete(voucher).ok());
+  Rounds(*orch, 1);
+  ASSERT_TRUE(server_->Peek(voucher).has_value()) << log_.str();
+  EXPECT_EQ(server_->Peek(voucher)->stat.ephemeral_owner, ours);
+
+  const std::string payload = server_->Peek(voucher)->data;
+  ASSERT_TRUE(admin->Delete(voucher).ok());
+  ASSERT_TRUE(admin->Create(voucher, payload, zk::CreateMode::kPersistent).ok());
+  Rounds(*orch, 1);
+  ASSERT_TRUE(server_->Peek(voucher).has_value()) << log_.str();
+  EXPECT_EQ(server_->Peek(voucher)->stat.ephemeral_owner, ours) << log_.str();
+  EXPECT_EQ(Bound().size(), 1u);
 }
 
 TEST_F(OrchestratorRoundTest, NoHistoryEntryWhenThereWasNoVoucher) {

@@ -197,6 +197,7 @@ class Simulation {
       SessionFactory factory = [this, raw]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
         zk::FakeZkOptions zo;
         zo.dispatch = zk::DispatchMode::kManual;
+        zo.answer_inline = true;  // the orchestrator awaits its pipelined reads' answers
         zo.session_timeout = milliseconds(6000);
         auto s = server_->NewSession(zo);
         raw->session = s.get();

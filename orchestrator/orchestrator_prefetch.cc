@@ -1,0 +1,215 @@
+// Orchestrator: the batch's ZooKeeper reads in flight together (PrefetchReads).
+//
+// A round reads the master znode (its record and its vouchers) and each observation that changed
+// since it was last read. At scale nearly every observation changes every tick (the LSN moves), so
+// a batch of 64 clusters has about 200 reads to make. Made one after another, synchronously, they
+// bound the verification cadence at round trips per second (about 4 ms each on a busy machine:
+// docs/benchmarks.md, "Scale"). Here they are all sent with the session's asynchronous calls before
+// any answer is awaited, and the answers go into the caches the round's own steps read from
+// (ReadMaster, ReadObservations), with the same watches armed. Nothing here decides anything: a read
+// that failed, or whose answer did not come in time, leaves its cache empty and its key disarmed,
+// and the round reads it synchronously as it always did.
+#include <algorithm>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "orchestrator/orchestrator.h"
+#include "publishers/zk_publisher.h"
+
+namespace pgherald::orchestrator {
+namespace {
+
+// One asynchronous read and its answer (filled on the session's completion thread).
+struct Read {
+  enum class Kind { kMaster, kVouchers, kNodes, kObservation };
+  Kind kind = Kind::kObservation;
+  std::string cluster;
+  std::string path;
+  std::string key;  // the watch key armed for it ("" when it was armed already)
+  bool answered = false;
+  Status status;
+  zk::NodeData data;
+  std::vector<std::string> children;
+};
+
+Read NewRead(Read::Kind kind, std::string cluster, std::string path, std::string key) {
+  Read r;
+  r.kind = kind;
+  r.cluster = std::move(cluster);
+  r.path = std::move(path);
+  r.key = std::move(key);
+  return r;
+}
+
+// The reads of one wave, shared with the completions: a late answer writes into this, never into
+// the orchestrator.
+struct Wave {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Read> reads;
+  std::size_t pending = 0;
+};
+
+}  // namespace
+
+bool Orchestrator::MasterCacheFresh(const std::string& cluster, const ClusterRuntime& rt) {
+  return rt.master_cache.has_value() && Armed("master:" + cluster) &&
+         Armed("vouchers:" + cluster);
+}
+
+void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
+  if (options_.dry_run || session_ == nullptr || publisher_ == nullptr || ownership_ == nullptr) {
+    return;
+  }
+  if (session_->state() != zk::SessionState::kConnected) return;
+  // Sends every read of `wave` at once, then waits for their answers (at most the session
+  // timeout: a server that answers nothing expires us before that anyway).
+  const auto run = [this](const std::shared_ptr<Wave>& wave) {
+    if (wave->reads.empty()) return;
+    std::unique_lock lock(wave->mu);
+    for (std::size_t i = 0; i < wave->reads.size(); ++i) {
+      Read& r = wave->reads[i];
+      const std::string path = r.path;
+      zk::Watcher watch = nullptr;
+      const bool urgent = r.kind == Read::Kind::kNodes;
+      if (!r.key.empty()) watch = WatchOnce(r.cluster, r.key, urgent);
+      if (watch == nullptr) r.key.clear();  // armed already: a watch of an earlier read is pending
+      Status sent;
+      ++wave->pending;
+      lock.unlock();
+      if (r.kind == Read::Kind::kMaster || r.kind == Read::Kind::kObservation) {
+        sent = session_->GetAsync(path, std::move(watch), [wave, i](StatusOr<zk::NodeData> got) {
+          std::lock_guard l(wave->mu);
+          Read& x = wave->reads[i];
+          x.answered = true;
+          x.status = got.status();
+          if (got.ok()) x.data = std::move(*got);
+          if (--wave->pending == 0) wave->cv.notify_all();
+        });
+      } else {
+        sent = session_->GetChildrenAsync(
+            path, std::move(watch), [wave, i](StatusOr<std::vector<std::string>> got) {
+              std::lock_guard l(wave->mu);
+              Read& x = wave->reads[i];
+              x.answered = true;
+              x.status = got.status();
+              if (got.ok()) x.children = std::move(*got);
+              if (--wave->pending == 0) wave->cv.notify_all();
+            });
+      }
+      lock.lock();
+      if (!sent.ok()) {
+        // Not sent: `done` never runs.
+        Read& x = wave->reads[i];
+        x.answered = true;
+        x.status = sent;
+        --wave->pending;
+      }
+    }
+    wave->cv.wait_for(lock, session_->session_timeout(), [&] { return wave->pending == 0; });
+  };
+  const auto observation_reads = [this](const std::string& c, ClusterRuntime& rt,
+                                        const std::vector<std::string>& names, Wave& wave) {
+    const model::ClusterPaths paths = publisher_->Paths(c);
+    for (const std::string& name : names) {
+      const std::string path = paths.Node(name);
+      const std::string key = "node:" + path;
+      if (rt.observation_cache.count(path) != 0 && Armed(key)) continue;
+      wave.reads.push_back(NewRead(Read::Kind::kObservation, c, path, key));
+    }
+  };
+
+  // First wave: the master znodes, the node lists that changed and the observations of the lists
+  // still cached.
+  auto first = std::make_shared<Wave>();
+  for (const ClusterSpec* spec : specs) {
+    const std::string& c = spec->name;
+    if (!ownership_->Owns(c)) continue;  // its first round takes it (or not) and reads itself
+    ClusterRuntime& rt = runtime_[c];
+    // Its set-up, or the settling of a publish whose outcome is unknown, comes first, in the round.
+    if (!rt.ensured || publisher_->HasPending(c)) continue;
+    const model::ClusterPaths paths = publisher_->Paths(c);
+    if (!MasterCacheFresh(c, rt)) {
+      first->reads.push_back(NewRead(Read::Kind::kMaster, c, paths.Master(), "master:" + c));
+      first->reads.push_back(NewRead(Read::Kind::kVouchers, c, paths.Master(), "vouchers:" + c));
+    }
+    if (rt.children_cache && Armed("nodes:" + c)) {
+      observation_reads(c, rt, *rt.children_cache, *first);
+    } else {
+      first->reads.push_back(NewRead(Read::Kind::kNodes, c, paths.Nodes(), "nodes:" + c));
+    }
+  }
+  run(first);
+
+  // The answers into the caches. An unanswered or failed read leaves its cache empty and its key
+  // disarmed: the round reads it itself.
+  auto second = std::make_shared<Wave>();
+  std::vector<Read> reads;
+  {
+    std::lock_guard lock(first->mu);
+    reads = std::move(first->reads);  // a late answer writes into a moved-from entry, not these
+  }
+  const auto fail = [this](const Read& r) {
+    if (!r.key.empty()) Disarm(r.key);
+  };
+  for (std::size_t i = 0; i < reads.size(); ++i) {
+    const Read& r = reads[i];
+    ClusterRuntime& rt = runtime_[r.cluster];
+    const bool ok = r.answered && r.status.ok();
+    switch (r.kind) {
+      case Read::Kind::kMaster: {
+        // Its vouchers' read comes right after it.
+        const Read& v = reads[i + 1];
+        ++i;
+        rt.voucher = publishers::HeldVoucher{};
+        if (ok && v.answered && v.status.ok()) {
+          rt.master_cache = publishers::DecodeMasterZnode(r.data, v.children);
+        } else {
+          rt.master_cache.reset();
+          Disarm(r.key.empty() ? "master:" + r.cluster : r.key);
+          Disarm(v.key.empty() ? "vouchers:" + r.cluster : v.key);
+        }
+        break;
+      }
+      case Read::Kind::kVouchers:
+        break;  // with its master read
+      case Read::Kind::kNodes:
+        if (ok) {
+          rt.children_cache = r.children;
+          observation_reads(r.cluster, rt, r.children, *second);
+        } else {
+          rt.children_cache.reset();
+          fail(r);
+        }
+        break;
+      case Read::Kind::kObservation:
+        if (ok) {
+          rt.observation_cache[r.path] = {r.data.data, r.data.stat.ephemeral_owner};
+        } else {
+          rt.observation_cache.erase(r.path);
+          fail(r);
+        }
+        break;
+    }
+  }
+
+  // Second wave: the observations of the lists just read.
+  run(second);
+  std::lock_guard lock(second->mu);
+  for (const Read& r : second->reads) {
+    ClusterRuntime& rt = runtime_[r.cluster];
+    if (r.answered && r.status.ok()) {
+      rt.observation_cache[r.path] = {r.data.data, r.data.stat.ephemeral_owner};
+    } else {
+      rt.observation_cache.erase(r.path);
+      fail(r);
+    }
+  }
+}
+
+}  // namespace pgherald::orchestrator
