@@ -231,6 +231,9 @@ struct ZkClient::Core : std::enable_shared_from_this<Core> {
     std::vector<std::vector<char>> path_buffers;
     std::vector<::Stat> stats;
     Acl acl;  // GetAcl
+    // An asynchronous call's continuation (MultiAsync): runs once on the completion thread, after
+    // the call is marked done. It gets the call, never captures it (no cycle).
+    std::function<void(const Call&, int rc)> on_done;
   };
   using CallHolder = std::shared_ptr<Call>;
 
@@ -254,6 +257,10 @@ struct ZkClient::Core : std::enable_shared_from_this<Core> {
       call->done = true;
     }
     call->cv.notify_all();
+    if (call->on_done) {
+      auto on_done = std::move(call->on_done);
+      on_done(*call, rc);
+    }
   }
   static void VoidCompletion(int rc, const void* data) { Finish(TakeCall(data), rc); }
   static void StatCompletion(int rc, const ::Stat* stat, const void* data) {
@@ -461,22 +468,25 @@ struct ZkClient::Core : std::enable_shared_from_this<Core> {
   // C result code (ZCLOSING if the handle is gone, ZOPERATIONTIMEOUT at the safety deadline).
   template <typename Submit>
   int Run(const std::shared_ptr<Call>& call, Submit submit) {
-    call->core = this;
-    {
-      std::shared_lock handle_lock(handle_mu);
-      if (zh == nullptr) return ZCLOSING;
-      call->sent = clock->Now();
-      auto* holder = new CallHolder(call);
-      const int rc = submit(zh, holder);
-      if (rc != ZOK) {
-        delete holder;  // the completion will not run
-        return rc;
-      }
-    }
+    if (const int rc = Send(call, submit); rc != ZOK) return rc;
     const auto deadline = milliseconds(2 * timeout_ms.load()) + std::chrono::seconds(5);
     std::unique_lock lock(call->mu);
     if (!call->cv.wait_for(lock, deadline, [&] { return call->done; })) return ZOPERATIONTIMEOUT;
     return call->rc;
+  }
+
+  // Sends a request through `submit(zh, completion_data)` without waiting: ZOK when the
+  // completion will run (exactly once), else the C result code and it never runs.
+  template <typename Submit>
+  int Send(const std::shared_ptr<Call>& call, Submit submit) {
+    call->core = this;
+    std::shared_lock handle_lock(handle_mu);
+    if (zh == nullptr) return ZCLOSING;
+    call->sent = clock->Now();
+    auto* holder = new CallHolder(call);
+    const int rc = submit(zh, holder);
+    if (rc != ZOK) delete holder;  // the completion will not run
+    return rc;
   }
 
   // Registers `watcher` before the request that arms it, since its event may come before the
@@ -898,49 +908,101 @@ Status ZkClient::Delete(const std::string& path, int32_t version) {
   return Status::Ok();
 }
 
+namespace {
+
+// Fills `call` with the C library's form of `ops` and the buffers their results go to. The request
+// is serialized when submitted, so the ops may point into `ops`; only the result buffers must live
+// until the completion, hence in `call`.
+void PrepareMulti(ZkClient::Core::Call& call, const std::vector<Op>& ops, const ACL_vector* acl);
+// The Multi's outcome from the C result code and the results the library wrote into `call`.
+StatusOr<MultiResult> MultiOutcome(ZkClient::Core& core, int rc, const ZkClient::Core::Call& call,
+                                   const std::vector<Op>& ops, int* failed_op);
+
+}  // namespace
+
 StatusOr<MultiResult> ZkClient::Multi(const std::vector<Op>& ops, int* failed_op) {
   if (failed_op != nullptr) *failed_op = -1;
   if (Status s = core_->Ready(); !s.ok()) return s;
   if (ops.empty()) return MultiResult{};
   auto call = std::make_shared<Core::Call>();
+  PrepareMulti(*call, ops, AclFor(core_->options.acl));
+  const int rc = core_->Run(call, [&](zhandle_t* zh, Core::CallHolder* holder) {
+    return zoo_amulti(zh, static_cast<int>(ops.size()), call->ops.data(), call->results.data(),
+                      &Core::VoidCompletion, holder);
+  });
+  return MultiOutcome(*core_, rc, *call, ops, failed_op);
+}
+
+Status ZkClient::MultiAsync(const std::vector<Op>& ops, MultiDone done) {
+  if (Status s = core_->Ready(); !s.ok()) return s;
+  if (ops.empty()) return InvalidArgument("multi: no ops to send");
+  auto call = std::make_shared<Core::Call>();
+  PrepareMulti(*call, ops, AclFor(core_->options.acl));
+  Core* core = core_.get();
+  // The completion needs the ops' kinds and paths (for the outcome), not their data.
+  std::vector<Op> shapes;
+  shapes.reserve(ops.size());
+  for (const Op& op : ops) {
+    Op shape = op;
+    shape.data.clear();
+    shapes.push_back(std::move(shape));
+  }
+  call->on_done = [core, shapes = std::move(shapes), done = std::move(done)](
+                      const Core::Call& finished, int rc) {
+    int failed = -1;
+    StatusOr<MultiResult> result = MultiOutcome(*core, rc, finished, shapes, &failed);
+    done(std::move(result), failed);
+  };
+  const int rc = core_->Send(call, [&](zhandle_t* zh, Core::CallHolder* holder) {
+    return zoo_amulti(zh, static_cast<int>(ops.size()), call->ops.data(), call->results.data(),
+                      &Core::VoidCompletion, holder);
+  });
+  if (rc != ZOK) {
+    call->on_done = nullptr;  // not sent: `done` never runs
+    return core_->Error(rc, "multi", "ops");
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+void PrepareMulti(ZkClient::Core::Call& call, const std::vector<Op>& ops, const ACL_vector* acl) {
   const size_t n = ops.size();
-  call->ops.resize(n);
-  call->results.assign(n, zoo_op_result_t{ZOK, nullptr, 0, nullptr});
-  call->path_buffers.resize(n);
-  call->stats.resize(n);
-  const ACL_vector* acl = AclFor(core_->options.acl);
-  // The request is serialized when submitted, so the ops may point into `ops`; only the result
-  // buffers must live until the completion, hence in `call`.
+  call.ops.resize(n);
+  call.results.assign(n, zoo_op_result_t{ZOK, nullptr, 0, nullptr});
+  call.path_buffers.resize(n);
+  call.stats.resize(n);
   for (size_t i = 0; i < n; ++i) {
     const Op& op = ops[i];
-    zoo_op_t* c_op = &call->ops[i];
+    zoo_op_t* c_op = &call.ops[i];
     switch (op.kind) {
       case Op::Kind::kCreate:
-        call->path_buffers[i].assign(op.path.size() + 32, '\0');
+        call.path_buffers[i].assign(op.path.size() + 32, '\0');
         zoo_create_op_init(c_op, op.path.c_str(), op.data.data(),
                            static_cast<int>(op.data.size()), acl, ModeOf(op.mode),
-                           call->path_buffers[i].data(),
-                           static_cast<int>(call->path_buffers[i].size()));
+                           call.path_buffers[i].data(),
+                           static_cast<int>(call.path_buffers[i].size()));
         break;
       case Op::Kind::kSet:
         zoo_set_op_init(c_op, op.path.c_str(), op.data.data(), static_cast<int>(op.data.size()),
-                        op.version, &call->stats[i]);
+                        op.version, &call.stats[i]);
         break;
       case Op::Kind::kDelete: zoo_delete_op_init(c_op, op.path.c_str(), op.version); break;
       case Op::Kind::kCheck: zoo_check_op_init(c_op, op.path.c_str(), op.version); break;
     }
   }
-  const int rc = core_->Run(call, [&](zhandle_t* zh, Core::CallHolder* holder) {
-    return zoo_amulti(zh, static_cast<int>(n), call->ops.data(), call->results.data(),
-                      &Core::VoidCompletion, holder);
-  });
+}
+
+StatusOr<MultiResult> MultiOutcome(ZkClient::Core& core, int rc, const ZkClient::Core::Call& call,
+                                   const std::vector<Op>& ops, int* failed_op) {
+  const size_t n = ops.size();
   if (rc != ZOK) {
     int index = -1;
     if (AnsweredByServer(rc)) {
       // The server marks ops before the failing one ZOK and those after it
       // ZRUNTIMEINCONSISTENCY: the first other code is the op that failed.
-      for (size_t i = 0; i < n; ++i) {
-        const int err = call->results[i].err;
+      for (size_t i = 0; i < n && i < call.results.size(); ++i) {
+        const int err = call.results[i].err;
         if (err != ZOK && err != ZRUNTIMEINCONSISTENCY) {
           index = static_cast<int>(i);
           break;
@@ -951,19 +1013,21 @@ StatusOr<MultiResult> ZkClient::Multi(const std::vector<Op>& ops, int* failed_op
     const std::string where = index >= 0 ? "op " + std::to_string(index) + " (" +
                                                ops[static_cast<size_t>(index)].path + ")"
                                          : std::string("ops");
-    return core_->Error(rc, "multi", where);
+    return core.Error(rc, "multi", where);
   }
   MultiResult result;
   result.results.resize(n);
   for (size_t i = 0; i < n; ++i) {
     if (ops[i].kind == Op::Kind::kCreate) {
-      result.results[i].created_path = call->path_buffers[i].data();
+      result.results[i].created_path = call.path_buffers[i].data();
     } else if (ops[i].kind == Op::Kind::kSet) {
-      result.results[i].stat = ToStat(call->stats[i]);
+      result.results[i].stat = ToStat(call.stats[i]);
     }
   }
   return result;
 }
+
+}  // namespace
 
 Status ZkClient::GetAsync(const std::string& path, Watcher watch, GetDone done,
                           WatchDelivery delivery) {

@@ -139,6 +139,7 @@ class ZkClient final : public ZkSession {
                      WatchDelivery delivery = WatchDelivery::kDispatchThread) override;
   Status GetChildrenAsync(const std::string& path, Watcher watch, ChildrenDone done,
                           WatchDelivery delivery = WatchDelivery::kDispatchThread) override;
+  Status MultiAsync(const std::vector<Op>& ops, MultiDone done) override;
 
   struct Core;  // the state shared with the C library's callbacks and the dispatch thread
 

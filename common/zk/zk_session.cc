@@ -74,6 +74,9 @@ Status ZkSession::ExistsAsync(const std::string&, Watcher, ExistsDone, WatchDeli
 Status ZkSession::GetChildrenAsync(const std::string&, Watcher, ChildrenDone, WatchDelivery) {
   return FailedPrecondition("GetChildrenAsync is not supported by this session");
 }
+Status ZkSession::MultiAsync(const std::vector<Op>&, MultiDone) {
+  return FailedPrecondition("MultiAsync is not supported by this session");
+}
 
 Status EnsurePath(ZkSession& zk, const std::string& path) {
   if (path.empty() || path == "/") return Status::Ok();

@@ -220,6 +220,14 @@ class ZkSession {
                              WatchDelivery delivery = WatchDelivery::kDispatchThread);
   virtual Status GetChildrenAsync(const std::string& path, Watcher watch, ChildrenDone done,
                                   WatchDelivery delivery = WatchDelivery::kDispatchThread);
+  // The asynchronous Multi, for writers that send many (the orchestrator's re-affirmations of a
+  // batch): all or nothing as Multi; `done` gets the result and, on a failed op, its index (-1
+  // otherwise: the failure was not an op's, e.g. connection loss). The same rules as the
+  // asynchronous reads: not sent -> the error returned and `done` never runs; otherwise `done`
+  // runs exactly once on the completion thread, in the order the requests were sent. The default
+  // (for test doubles that never write this way) answers kFailedPrecondition.
+  using MultiDone = std::function<void(StatusOr<MultiResult> result, int failed_op)>;
+  virtual Status MultiAsync(const std::vector<Op>& ops, MultiDone done);
 
   // Called on every state change (on the dispatch thread). Replaces any earlier listener.
   virtual void SetStateListener(StateListener listener) = 0;

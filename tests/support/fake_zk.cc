@@ -781,29 +781,46 @@ Status FakeZk::Delete(const std::string& path, int32_t version) {
 StatusOr<MultiResult> FakeZk::Multi(const std::vector<Op>& ops, int* failed_op) {
   if (failed_op != nullptr) *failed_op = -1;
   auto& s = *server_->state_;
+  return RunCall<StatusOr<MultiResult>>(s, *server_->clock_, id_,
+                                        [&]() { return MultiLocked(ops, failed_op); });
+}
+
+Status FakeZk::MultiAsync(const std::vector<Op>& ops, MultiDone done) {
+  if (ops.empty()) return InvalidArgument("multi: no ops to send");
+  auto& s = *server_->state_;
+  auto failed = std::make_shared<int>(-1);
+  return RunAsyncCall<StatusOr<MultiResult>>(
+      s, *server_->clock_, id_, [&]() { return MultiLocked(ops, failed.get()); },
+      std::function<void(StatusOr<MultiResult>)>(
+          [failed, done = std::move(done)](StatusOr<MultiResult> result) {
+            done(std::move(result), *failed);
+          }),
+      AnswerInline(options_));
+}
+
+// Under the server lock: all ops run on a copy at one zxid (a multi is one transaction); the copy
+// replaces the tree only if every op succeeded.
+StatusOr<MultiResult> FakeZk::MultiLocked(const std::vector<Op>& ops, int* failed_op) {
+  auto& s = *server_->state_;
   const Clock& clock = *server_->clock_;
-  return RunCall<StatusOr<MultiResult>>(s, clock, id_, [&]() -> StatusOr<MultiResult> {
-    // All ops run on a copy at one zxid (a multi is one transaction); the copy replaces the
-    // tree only if every op succeeded.
-    Tree staged = s.tree;
-    MultiResult multi;
-    std::vector<Trigger> triggers;
-    const int64_t now_ms = WallMillis(clock);
-    for (size_t i = 0; i < ops.size(); ++i) {
-      OpResult result;
-      Status st =
-          ApplyOp(staged, ops[i], id_, s.zxid + 1, now_ms, &result, &triggers, CallerOf(options_));
-      if (!st.ok()) {
-        if (failed_op != nullptr) *failed_op = static_cast<int>(i);
-        return Status(st.code(), "multi op " + std::to_string(i) + ": " + st.message());
-      }
-      multi.results.push_back(std::move(result));
+  Tree staged = s.tree;
+  MultiResult multi;
+  std::vector<Trigger> triggers;
+  const int64_t now_ms = WallMillis(clock);
+  for (size_t i = 0; i < ops.size(); ++i) {
+    OpResult result;
+    Status st =
+        ApplyOp(staged, ops[i], id_, s.zxid + 1, now_ms, &result, &triggers, CallerOf(options_));
+    if (!st.ok()) {
+      if (failed_op != nullptr) *failed_op = static_cast<int>(i);
+      return Status(st.code(), "multi op " + std::to_string(i) + ": " + st.message());
     }
-    s.tree.swap(staged);
-    ++s.zxid;
-    FireLocked(s, triggers);
-    return multi;
-  });
+    multi.results.push_back(std::move(result));
+  }
+  s.tree.swap(staged);
+  ++s.zxid;
+  FireLocked(s, triggers);
+  return multi;
 }
 
 StatusOr<std::string> FakeZk::CreateWithAcl(const std::string& path, const std::string& data,

@@ -33,7 +33,7 @@
 // While connected, a session behaves as if its periodic pings were answered continuously, so its
 // lease is full; lease = lease_fraction x session_timeout.
 //
-// Asynchronous reads (GetAsync, ExistsAsync, GetChildrenAsync) follow ZkSession's contract: the
+// Asynchronous calls (GetAsync, ExistsAsync, GetChildrenAsync, MultiAsync) follow ZkSession's contract: the
 // call runs at once and its answer is queued with the events, before any event the call's watch
 // fires later; the session's dispatch thread is also its completion thread (so WatchDelivery
 // changes nothing). A request is not sent (its error returned) unless the session is connected; an
@@ -150,6 +150,7 @@ class FakeZk final : public ZkSession {
                      WatchDelivery delivery = WatchDelivery::kDispatchThread) override;
   Status GetChildrenAsync(const std::string& path, Watcher watch, ChildrenDone done,
                           WatchDelivery delivery = WatchDelivery::kDispatchThread) override;
+  Status MultiAsync(const std::vector<Op>& ops, MultiDone done) override;
   StatusOr<std::string> CreateWithAcl(const std::string& path, const std::string& data,
                                       CreateMode mode, const Acl& acl) override;
   StatusOr<AclData> GetAcl(const std::string& path) override;
@@ -172,6 +173,7 @@ class FakeZk final : public ZkSession {
   friend class FakeZkServer;
   FakeZk(std::shared_ptr<FakeZkServer> server, int64_t id, const FakeZkOptions& options,
          std::shared_ptr<fake_internal::EventQueue> queue);
+  StatusOr<MultiResult> MultiLocked(const std::vector<Op>& ops, int* failed_op);
 
   const std::shared_ptr<FakeZkServer> server_;
   const int64_t id_;

@@ -606,6 +606,55 @@ TEST_P(ZkContractTest, AsyncReadsArmWatchesDeliveredAfterTheirAnswer) {
   EXPECT_NE(threads[0], std::this_thread::get_id());
 }
 
+// The asynchronous multi (the orchestrator's re-affirmations of a batch): answered in the order
+// sent, all or nothing, the failed op named, the Set's new stat in the result.
+TEST_P(ZkContractTest, AsyncMultiIsAllOrNothingAndNamesTheFailedOp) {
+  ASSERT_OK_AND_ASSIGN(made, zk_->Create(P("m"), "0", CreateMode::kPersistent));
+  Answers answers;
+  std::mutex mu;
+  std::vector<int> failed;
+  std::vector<int32_t> versions;
+  const auto record = [&](const std::string& what) {
+    return [&, what](StatusOr<MultiResult> result, int failed_op) {
+      {
+        std::lock_guard lock(mu);
+        failed.push_back(failed_op);
+        versions.push_back(result.ok() && result->results.size() > 1 ? result->results[1].stat.version
+                                                                     : -1);
+      }
+      answers.Add(what, result.ok() ? Status::Ok() : result.status());
+    };
+  };
+  ASSERT_OK(zk_->MultiAsync({Op::Check(P("m"), 0), Op::Set(P("m"), "1", 0)}, record("first")));
+  // Its check fails (version 0 is gone once the first applies): nothing of it is applied.
+  ASSERT_OK(zk_->MultiAsync(
+      {Op::Create(P("m/kid"), "", CreateMode::kPersistent), Op::Check(P("m"), 0)},
+      record("second")));
+  ASSERT_TRUE(answers.WaitFor(2));
+  EXPECT_EQ(answers.order(), (std::vector<std::string>{"first", "second"}));
+  ASSERT_EQ(answers.statuses().size(), 2u);
+  EXPECT_TRUE(answers.statuses()[0].ok()) << answers.statuses()[0].ToString();
+  EXPECT_EQ(answers.statuses()[1].code(), StatusCode::kBadVersion);
+  for (const auto& thread : answers.threads()) EXPECT_NE(thread, std::this_thread::get_id());
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(failed, (std::vector<int>{-1, 1}));
+    EXPECT_EQ(versions[0], 1);
+  }
+  ASSERT_OK_AND_ASSIGN(after, zk_->Get(P("m")));
+  EXPECT_EQ(after.data, "1");
+  EXPECT_EQ(after.stat.num_children, 0) << "the failed multi created its child";
+
+  auto closed = NewSession();
+  ASSERT_NE(closed, nullptr);
+  closed->Close();
+  std::atomic<bool> ran{false};
+  EXPECT_FALSE(closed->MultiAsync({Op::Check(P("m"), -1)}, [&](StatusOr<MultiResult>, int) {
+                       ran = true;
+                     }).ok());
+  EXPECT_FALSE(ran.load());
+}
+
 TEST_P(ZkContractTest, AsyncReadAfterCloseIsNotSent) {
   auto session = NewSession();
   ASSERT_NE(session, nullptr);
