@@ -1100,6 +1100,15 @@ bool Orchestrator::VouchFor(const std::string& cluster, ClusterRuntime& rt,
                      std::find(rt.master_cache->vouchers.begin(), rt.master_cache->vouchers.end(),
                                name) != rt.master_cache->vouchers.end();
   if (!known) rt.voucher = publishers::HeldVoucher{};
+  if (known && due) {
+    // Held, and only its re-affirmation is due: it goes with the batch's others
+    // (SendReaffirmations), fenced the same way.
+    reaffirms_.push_back({cluster,
+                          publisher_->PrepareReaffirm(cluster, owner_path, master, verified_at_ms,
+                                                      rt.voucher),
+                          verified_at_count, now});
+    return true;
+  }
   auto vouched = publisher_->Vouch(cluster, owner_path, master, verified_at_ms, due, &rt.voucher);
   if (!vouched.ok()) {
     Log().Warn("vouch_failed", {{"cluster", cluster}, {"error", vouched.status()}});

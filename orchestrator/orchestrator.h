@@ -422,6 +422,17 @@ class Orchestrator {
     double finish_ms = 0;    // FinishRound: decide and act (publish, vouch, re-affirm, withdraw)
   };
   LoopTime loop_time_;
+  // Re-affirmations the finishing rounds of a batch decided while their voucher was known held
+  // (VouchFor): sent together with MultiAsync once every round of the batch finished, and awaited
+  // once (SendReaffirmations), instead of one synchronous multi per round.
+  struct PendingReaffirm {
+    std::string cluster;
+    publishers::ZkPublisher::Reaffirmation reaffirmation;
+    std::uint64_t verified_at_count = 0;
+    MonoTime at{};
+  };
+  std::vector<PendingReaffirm> reaffirms_;
+  void SendReaffirmations();
   void AccountBatch(std::size_t rounds, double prefetch_ms, double prepare_ms, double probe_ms,
                     double finish_ms);
 };

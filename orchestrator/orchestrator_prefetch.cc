@@ -1,4 +1,5 @@
-// Orchestrator: the batch's ZooKeeper reads in flight together (PrefetchReads).
+// Orchestrator: the batch's ZooKeeper reads in flight together (PrefetchReads), and its
+// re-affirmations sent together (SendReaffirmations).
 //
 // A round reads the master znode (its record and its vouchers) and each observation that changed
 // since it was last read. At scale nearly every observation changes every tick (the LSN moves), so
@@ -14,15 +15,22 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "common/logging.h"
 #include "orchestrator/orchestrator.h"
 #include "publishers/zk_publisher.h"
 
 namespace pgherald::orchestrator {
 namespace {
+
+const log::Logger& Log() {
+  static const log::Logger logger("orchestrator");
+  return logger;
+}
 
 // One asynchronous read and its answer (filled on the session's completion thread).
 struct Read {
@@ -209,6 +217,73 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
       rt.observation_cache.erase(r.path);
       fail(r);
     }
+  }
+}
+
+void Orchestrator::SendReaffirmations() {
+  if (reaffirms_.empty()) return;
+  std::vector<PendingReaffirm> pending = std::move(reaffirms_);
+  reaffirms_.clear();
+  struct Flight {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::size_t left = 0;
+    std::vector<std::optional<StatusOr<zk::MultiResult>>> results;
+  };
+  auto flight = std::make_shared<Flight>();
+  flight->results.resize(pending.size());
+  std::vector<bool> interrupted(pending.size(), false);
+  for (std::size_t i = 0; i < pending.size(); ++i) {
+    if (interruptions_.load() != pending[i].verified_at_count) {
+      // An interruption since its verification began: that verification vouches for nothing.
+      interrupted[i] = true;
+      continue;
+    }
+    {
+      std::lock_guard lock(flight->mu);
+      ++flight->left;
+    }
+    const Status sent = session_->MultiAsync(
+        pending[i].reaffirmation.ops, [flight, i](StatusOr<zk::MultiResult> result, int) {
+          std::lock_guard lock(flight->mu);
+          flight->results[i] = std::move(result);
+          if (--flight->left == 0) flight->cv.notify_all();
+        });
+    if (!sent.ok()) {
+      std::lock_guard lock(flight->mu);
+      flight->results[i] = sent;
+      --flight->left;
+    }
+  }
+  std::vector<std::optional<StatusOr<zk::MultiResult>>> results;
+  {
+    std::unique_lock lock(flight->mu);
+    flight->cv.wait_for(lock, session_->session_timeout(), [&] { return flight->left == 0; });
+    results = flight->results;
+  }
+  for (std::size_t i = 0; i < pending.size(); ++i) {
+    const PendingReaffirm& p = pending[i];
+    if (interrupted[i]) {
+      WakeCluster(p.cluster);  // verified again at once, as a round interrupted itself
+      continue;
+    }
+    ClusterRuntime& rt = runtime_[p.cluster];
+    const std::optional<StatusOr<zk::MultiResult>>& got = results[i];
+    if (got && got->ok()) {
+      rt.voucher = p.reaffirmation.after;
+      rt.voucher.version = (*got)->results.size() > 1 ? (*got)->results[1].stat.version : -1;
+      rt.affirmed = true;
+      rt.last_affirm = p.at;
+      rt.affirm_interruptions = p.verified_at_count;
+      continue;
+    }
+    // Not re-affirmed: the next round reads the voucher first (a version that moved, a voucher
+    // gone, a deposed owner's failed check), and runs at once.
+    rt.voucher = publishers::HeldVoucher{};
+    const Status error =
+        got ? got->status() : Status(StatusCode::kTimeout, "no answer within the session timeout");
+    Log().Warn("vouch_failed", {{"cluster", p.cluster}, {"error", error}});
+    WakeCluster(p.cluster);
   }
 }
 

@@ -378,6 +378,7 @@ void Orchestrator::RunBatch(std::vector<Scheduled> batch, bool yield_to_woken) {
       FinishRound(*rounds[i]);
     }
   }
+  SendReaffirmations();  // the re-affirmations the rounds decided, together
   AccountBatch(prepared.size(), prefetch_ms, prepare_ms, probe_ms, MillisSince(finish_start));
   for (std::size_t i = 0; i < batch.size(); ++i) EndRound(batch[i], starts[i]);
 }

@@ -299,11 +299,11 @@ StatusOr<VouchOutcome> ZkPublisher::Vouch(const std::string& cluster,
       *held = known;
       return VouchOutcome::kHeld;
     }
-    const std::uint64_t seq = next_seq(known.affirm_seq);
-    auto done = session_->Multi(
-        {zk::Op::Check(election_path, -1), zk::Op::Set(path, payload(seq), known.version)});
+    Reaffirmation r = PrepareReaffirm(cluster, election_path, master, affirmed_at_ms, known);
+    auto done = session_->Multi(r.ops);
     if (done.ok()) {
-      *held = HeldVoucher{name, done->results.size() > 1 ? done->results[1].stat.version : -1, seq};
+      r.after.version = done->results.size() > 1 ? done->results[1].stat.version : -1;
+      *held = r.after;
       return VouchOutcome::kReaffirmed;
     }
     const StatusCode code = done.status().code();
@@ -342,6 +342,21 @@ StatusOr<VouchOutcome> ZkPublisher::Vouch(const std::string& cluster,
   PGH_RETURN_IF_ERROR(session_->Multi(ops).status());
   if (held != nullptr) *held = HeldVoucher{name, 0, 1};
   return VouchOutcome::kCreated;
+}
+
+ZkPublisher::Reaffirmation ZkPublisher::PrepareReaffirm(const std::string& cluster,
+                                                       const std::string& election_path,
+                                                       const MasterZnode& master,
+                                                       std::int64_t affirmed_at_ms,
+                                                       const HeldVoucher& held) const {
+  model::VoucherPayload v =
+      FirstPayload(id_, master.record, model::RecordDigest(master.bytes), affirmed_at_ms);
+  v.affirm_seq = held.affirm_seq < std::numeric_limits<std::uint64_t>::max() ? held.affirm_seq + 1 : 1;
+  Reaffirmation r;
+  r.ops = {zk::Op::Check(election_path, -1),
+           zk::Op::Set(Paths(cluster).Voucher(held.name), v.ToJson(), held.version)};
+  r.after = HeldVoucher{held.name, -1, v.affirm_seq};
+  return r;
 }
 
 StatusOr<std::vector<std::string>> ZkPublisher::OwnVouchers(const std::string& cluster) {

@@ -189,6 +189,18 @@ class ZkPublisher {
   StatusOr<VouchOutcome> Vouch(const std::string& cluster, const std::string& election_path,
                                const MasterZnode& master, std::int64_t affirmed_at_ms,
                                bool reaffirm, HeldVoucher* held = nullptr);
+  // The fenced multi that re-affirms the voucher `held` names: Check(election_path) and Set(the
+  // voucher, VoucherPayload with affirm_seq + 1 and `affirmed_at_ms`) on the version held, for a
+  // caller that sends it itself (MultiAsync: the orchestrator sends a batch's together) under the
+  // same conditions as Vouch with `held`. `after` is the voucher held once it succeeded, but for
+  // its version: the Set's new version (the multi's result 1).
+  struct Reaffirmation {
+    std::vector<zk::Op> ops;
+    HeldVoucher after;
+  };
+  Reaffirmation PrepareReaffirm(const std::string& cluster, const std::string& election_path,
+                                const MasterZnode& master, std::int64_t affirmed_at_ms,
+                                const HeldVoucher& held) const;
   // Removes every voucher of this orchestrator under the master (model::VouchersOf, legacy name
   // included); ok when there is none or no master znode.
   Status Unvouch(const std::string& cluster);

@@ -1,6 +1,6 @@
 // RecordingSession: a ZkSession decorator for unit tests that counts what its user asks of
 // ZooKeeper: synchronous reads (Get, GetChildren, Exists) by path, asynchronous reads, multis.
-// With hold_answers(n) it keeps the answers of asynchronous reads back until n of them are waiting,
+// With hold_answers(n) it keeps the answers of asynchronous calls (reads and MultiAsync) back until n of them are waiting,
 // then delivers them all (on the thread that sent the n-th): a user that awaits each answer before
 // sending the next read never gets one, and `max_held()` tells how many were in flight at once.
 // Everything else goes to the wrapped session unchanged. Test support only.
@@ -27,7 +27,7 @@ class RecordingSession final : public ZkSession {
   struct Counts {
     std::map<std::string, int> sync_reads;  // by path
     int async_reads = 0;
-    int multis = 0;
+    int multis = 0;  // Multi and MultiAsync
     int sync_total() const {
       int n = 0;
       for (const auto& [path, k] : sync_reads) n += k;
@@ -84,6 +84,15 @@ class RecordingSession final : public ZkSession {
     }
     return inner_->Multi(ops, failed);
   }
+  Status MultiAsync(const std::vector<Op>& ops, MultiDone done) override {
+    using Answer = std::pair<StatusOr<MultiResult>, int>;
+    auto held = Hold<Answer>(
+        [done = std::move(done)](Answer a) { done(std::move(a.first), a.second); },
+        &Counts::multis);
+    return inner_->MultiAsync(ops, [held](StatusOr<MultiResult> result, int failed) mutable {
+      held(Answer(std::move(result), failed));
+    });
+  }
   StatusOr<std::string> CreateWithAcl(const std::string& p, const std::string& d, CreateMode m,
                                       const Acl& acl) override {
     return inner_->CreateWithAcl(p, d, m, acl);
@@ -112,10 +121,10 @@ class RecordingSession final : public ZkSession {
   }
   // Counts the read; with a hold, keeps its answer back until `hold_` answers wait.
   template <typename R>
-  std::function<void(R)> Hold(std::function<void(R)> done) {
+  std::function<void(R)> Hold(std::function<void(R)> done, int Counts::*counter = &Counts::async_reads) {
     {
       std::lock_guard lock(mu_);
-      ++counts_.async_reads;
+      ++(counts_.*counter);
     }
     return [this, done = std::move(done)](R answer) mutable {
       std::vector<std::function<void()>> release;

@@ -301,7 +301,7 @@ TEST_F(OrchestratorBatchTest, AWokenClusterIsPublishedBeforeTheDueBatch) {
 // (e) The reads of steady rounds (docs/orchestrator.md, "Reads"). With nothing changed, a
 // verification reads nothing from ZooKeeper: the master znode, its vouchers, the node lists and
 // the observations come from caches that armed watches keep valid, and each voucher is re-affirmed
-// by one multi with no read of it first. When every observation changes, the batch's reads of
+// by one multi with no read of it first, the batch's four in flight together. When every observation changes, the batch's reads of
 // them are in flight all at once: the recording session holds every answer back until all eight
 // reads wait, so reads sent one after another, each awaiting its answer, would leave one waiting.
 TEST_F(OrchestratorBatchTest, SteadyRoundsReadOnlyWhatChangedAndAllAtOnce) {
@@ -329,6 +329,7 @@ TEST_F(OrchestratorBatchTest, SteadyRoundsReadOnlyWhatChangedAndAllAtOnce) {
   clock_.Advance(milliseconds(1000));  // every cluster due; nothing changed
   server_->DispatchAllPending();
   recording_->Reset();
+  recording_->hold_answers(4);
   prober_.write_check_calls.clear();
   orch->RunDue();
   auto counts = recording_->counts();
@@ -337,6 +338,7 @@ TEST_F(OrchestratorBatchTest, SteadyRoundsReadOnlyWhatChangedAndAllAtOnce) {
   EXPECT_EQ(ClusterReads(counts), 0) << Paths(counts);
   EXPECT_EQ(counts.async_reads, 0);
   EXPECT_EQ(counts.multis, 4) << "one re-affirmation per cluster";
+  EXPECT_EQ(recording_->max_held(), 4u) << "the re-affirmations were not in flight together";
   for (int i = 0; i < 4; ++i) EXPECT_EQ(seq_of(i), seq_before[i] + 1) << Name(i);
 
   // A poller tick everywhere: every observation changes and wakes its cluster.

@@ -416,6 +416,29 @@ TEST_F(OrchestratorRoundTest, AVoucherDeletedOrForgedByHandIsMadeOursAgain) {
   EXPECT_EQ(Bound().size(), 1u);
 }
 
+// A re-affirmation goes out without a read of the voucher, on the version the last one left
+// (docs/orchestrator.md, "Reads"). A voucher whose data someone rewrote meanwhile (its version
+// moved; no child came or went, so no watch told us) makes that multi fail: the failure is logged,
+// the cluster runs again at once, reads the voucher and re-affirms it.
+TEST_F(OrchestratorRoundTest, AReaffirmationOnAStaleVersionFallsBackToReadingTheVoucher) {
+  auto orch = Make(/*dry_run=*/false, {}, {}, /*reaffirm=*/milliseconds(1000));
+  Rounds(*orch, 8);  // re-affirmed at least once: its version is known
+  ASSERT_EQ(Bound().size(), 1u);
+  const std::string voucher = kPaths.Voucher(Bound()[0]);
+  auto admin = server_->NewSession(zk::FakeZkOptions{});
+  ASSERT_TRUE(admin->Set(voucher, server_->Peek(voucher)->data).ok());
+  const std::int64_t edited = server_->Peek(voucher)->stat.mzxid;
+  clock_.Advance(milliseconds(1000));  // due
+  server_->DispatchAllPending();
+  orch->RunRound();
+  EXPECT_NE(log_.str().find("vouch_failed cluster=main"), std::string::npos) << log_.str();
+  EXPECT_EQ(server_->Peek(voucher)->stat.mzxid, edited);
+  server_->DispatchAllPending();
+  orch->RunDue();  // woken at once
+  EXPECT_GT(server_->Peek(voucher)->stat.mzxid, edited) << log_.str();
+  EXPECT_EQ(server_->Peek(voucher)->stat.ephemeral_owner, orch->session()->session_id());
+}
+
 TEST_F(OrchestratorRoundTest, NoHistoryEntryWhenThereWasNoVoucher) {
   // A deposed-then-restarted instance (no voucher of its own) that finds the master unverified
   // removes nothing and records nothing.
