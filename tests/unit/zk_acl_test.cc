@@ -312,6 +312,8 @@ TEST(ZkAuthConfigTest, AuthFileIsReadAndWarnsWhenReadableByOthers) {
   EXPECT_THAT(p.zk.warnings, ::testing::IsEmpty());
   EXPECT_EQ(config::ToZkClientOptions(p.zk).auth->password, "s3cret");
   EXPECT_EQ(config::ToZkClientOptions(p.zk).acl, zk::ZkAclPolicy::kCreatorAllWorldRead);
+  // Names are re-resolved on a lost connection only, not at every wake-up of the I/O thread.
+  EXPECT_EQ(config::ToZkClientOptions(p.zk).resolve_delay.count(), -1);
 
   TempFile loose("orch:s3cret\n", 0644);
   p = ParseZk("zookeeper:\n  connect: zk\n  auth_file: " + loose.path() + "\n");
