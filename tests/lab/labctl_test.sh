@@ -55,6 +55,20 @@ if [[ -e $work/ran ]]; then fail "sourcing lab.env ran a command"; fi
 
 (( status == 0 )) && echo "lab.env: sourceable, values as written, nothing run"
 
+# zk-leader waits for a leader: with two members frozen there is none (the third has no quorum),
+# and it fails after its timeout naming what each member said; once they are back it prints one.
+[[ $("$LABCTL" zk-leader --dir "$dir") =~ ^[123]$ ]] || fail "zk-leader on a healthy ensemble"
+why=$("$LABCTL" zk-leader --timeout soon --dir "$dir" 2>&1) && fail "zk-leader took --timeout soon"
+[[ $why == *"whole seconds"* ]] || fail "zk-leader --timeout soon said: $why"
+"$LABCTL" zk-stop 1 --dir "$dir" || fail "zk-stop 1"
+"$LABCTL" zk-stop 2 --dir "$dir" || fail "zk-stop 2"
+why=$("$LABCTL" zk-leader --timeout 1 --dir "$dir" 2>&1) && fail "zk-leader found a leader without a quorum: $why"
+[[ $why == *"within 1 s"*"zk-1: no answer"*"zk-3:"* ]] || fail "zk-leader without a quorum said: $why"
+"$LABCTL" zk-cont 1 --dir "$dir" || fail "zk-cont 1"
+"$LABCTL" zk-cont 2 --dir "$dir" || fail "zk-cont 2"
+leader=$("$LABCTL" zk-leader --dir "$dir" 2>&1) || fail "zk-leader after the quorum came back: $leader"
+(( status == 0 )) && echo "zk-leader: waits for a leader, names what it saw when none comes"
+
 # The known state: a frozen member and a killed one are found by `check` and repaired by `restore`.
 "$LABCTL" zk-stop 1 --dir "$dir" || fail "zk-stop 1"
 why=$("$LABCTL" check --dir "$dir" 2>&1) && fail "check passed with member 1 frozen"
