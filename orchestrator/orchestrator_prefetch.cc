@@ -160,7 +160,7 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
   std::vector<Read> reads;
   {
     std::lock_guard lock(first->mu);
-    reads = std::move(first->reads);  // a late answer writes into a moved-from entry, not these
+    reads = first->reads;  // a late answer writes into `first`, never into these
   }
   const auto fail = [this](const Read& r) {
     if (!r.key.empty()) Disarm(r.key);

@@ -172,6 +172,12 @@ TEST_F(SwitchoverTest, AFailedPromoteRollsBack) {
   EXPECT_EQ(s.VouchedMasterNode(), *first);
   EXPECT_GT(r->drill.check.acked_after_publish, 0);
   ExpectClean(*r);
+  // The old primary was restarted by the rollback: its standbys' WAL receivers reconnect in their
+  // own time (wal_retrieve_retry_interval, 5 s by default), so the lab's known state is awaited,
+  // not looked at once (a single look failed under load: "node2 does not stream from node1").
+  auto healthy = s.AwaitHealthyCluster(std::chrono::milliseconds(60000));
+  ASSERT_TRUE(healthy.ok()) << healthy.status().ToString();
+  EXPECT_EQ(*healthy, *first);
   auto known = s.lab().Check();
   ASSERT_TRUE(known.ok()) << known.status().ToString();
   EXPECT_EQ(*known, *first);
