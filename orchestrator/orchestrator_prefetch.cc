@@ -63,6 +63,18 @@ struct Wave {
   std::size_t pending = 0;
 };
 
+// Records the answer of `wave`'s read `i` (on the session's completion thread): `fill` moves a
+// successful answer's value into the read.
+template <typename T, typename Fill>
+void Settle(Wave& wave, std::size_t i, StatusOr<T> got, Fill fill) {
+  std::lock_guard lock(wave.mu);
+  Read& r = wave.reads[i];
+  r.answered = true;
+  r.status = got.status();
+  if (got.ok()) fill(r, std::move(*got));
+  if (--wave.pending == 0) wave.cv.notify_all();
+}
+
 }  // namespace
 
 bool Orchestrator::MasterCacheFresh(const std::string& cluster, const ClusterRuntime& rt) {
@@ -92,22 +104,13 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
       lock.unlock();
       if (r.kind == Read::Kind::kMaster || r.kind == Read::Kind::kObservation) {
         sent = session_->GetAsync(path, std::move(watch), [wave, i](StatusOr<zk::NodeData> got) {
-          std::lock_guard l(wave->mu);
-          Read& x = wave->reads[i];
-          x.answered = true;
-          x.status = got.status();
-          if (got.ok()) x.data = std::move(*got);
-          if (--wave->pending == 0) wave->cv.notify_all();
+          Settle(*wave, i, std::move(got), [](Read& x, zk::NodeData d) { x.data = std::move(d); });
         });
       } else {
         sent = session_->GetChildrenAsync(
             path, std::move(watch), [wave, i](StatusOr<std::vector<std::string>> got) {
-              std::lock_guard l(wave->mu);
-              Read& x = wave->reads[i];
-              x.answered = true;
-              x.status = got.status();
-              if (got.ok()) x.children = std::move(*got);
-              if (--wave->pending == 0) wave->cv.notify_all();
+              Settle(*wave, i, std::move(got),
+                     [](Read& x, std::vector<std::string> c) { x.children = std::move(c); });
             });
       }
       lock.lock();
@@ -270,8 +273,7 @@ void Orchestrator::SendReaffirmations() {
     ClusterRuntime& rt = runtime_[p.cluster];
     const std::optional<StatusOr<zk::MultiResult>>& got = results[i];
     if (got && got->ok()) {
-      rt.voucher = p.reaffirmation.after;
-      rt.voucher.version = (*got)->results.size() > 1 ? (*got)->results[1].stat.version : -1;
+      rt.voucher = p.reaffirmation.Held(**got);
       rt.affirmed = true;
       rt.last_affirm = p.at;
       rt.affirm_interruptions = p.verified_at_count;

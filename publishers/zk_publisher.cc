@@ -281,15 +281,6 @@ StatusOr<VouchOutcome> ZkPublisher::Vouch(const std::string& cluster,
   }
   const std::string name = BoundVoucherName(master);
   const std::string path = paths.Voucher(name);
-  const auto payload = [&](std::uint64_t seq) {
-    model::VoucherPayload v =
-        FirstPayload(id_, master.record, model::RecordDigest(master.bytes), affirmed_at_ms);
-    v.affirm_seq = seq;
-    return v.ToJson();
-  };
-  const auto next_seq = [](std::uint64_t seq) {
-    return seq < std::numeric_limits<std::uint64_t>::max() ? seq + 1 : 1;
-  };
   HeldVoucher known;
   if (held != nullptr && held->name == name && held->version >= 0) known = *held;
   if (held != nullptr) *held = HeldVoucher{};
@@ -299,35 +290,22 @@ StatusOr<VouchOutcome> ZkPublisher::Vouch(const std::string& cluster,
       *held = known;
       return VouchOutcome::kHeld;
     }
-    Reaffirmation r = PrepareReaffirm(cluster, election_path, master, affirmed_at_ms, known);
-    auto done = session_->Multi(r.ops);
-    if (done.ok()) {
-      r.after.version = done->results.size() > 1 ? done->results[1].stat.version : -1;
-      *held = r.after;
-      return VouchOutcome::kReaffirmed;
-    }
-    const StatusCode code = done.status().code();
+    const Status s = Reaffirm(cluster, election_path, master, affirmed_at_ms, known, held);
+    if (s.ok()) return VouchOutcome::kReaffirmed;
     // Changed or gone meanwhile: read it, as without `held`. Anything else (a lost connection, a
     // deposed owner's failed check) is the caller's to handle.
-    if (code != StatusCode::kBadVersion && code != StatusCode::kNotFound) return done.status();
+    if (s.code() != StatusCode::kBadVersion && s.code() != StatusCode::kNotFound) return s;
   }
   auto got = session_->Get(path);
   if (got.ok() && got->stat.ephemeral_owner == session_->session_id()) {
     // The stored payload is for people; a corrupt one restarts the count.
     auto before = model::VoucherPayload::FromJson(got->data);
-    const std::uint64_t before_seq = before.ok() ? before->affirm_seq : 0;
+    const HeldVoucher mine{name, got->stat.version, before.ok() ? before->affirm_seq : 0};
     if (!reaffirm) {
-      if (held != nullptr) *held = HeldVoucher{name, got->stat.version, before_seq};
+      if (held != nullptr) *held = mine;
       return VouchOutcome::kHeld;
     }
-    const std::uint64_t seq = before.ok() ? next_seq(before_seq) : 1;
-    PGH_ASSIGN_OR_RETURN(
-        const zk::MultiResult done,
-        session_->Multi({zk::Op::Check(election_path, -1),
-                         zk::Op::Set(path, payload(seq), got->stat.version)}));
-    if (held != nullptr && done.results.size() > 1) {
-      *held = HeldVoucher{name, done.results[1].stat.version, seq};
-    }
+    PGH_RETURN_IF_ERROR(Reaffirm(cluster, election_path, master, affirmed_at_ms, mine, held));
     return VouchOutcome::kReaffirmed;
   }
   if (!got.ok() && got.status().code() != StatusCode::kNotFound) return got.status();
@@ -338,7 +316,9 @@ StatusOr<VouchOutcome> ZkPublisher::Vouch(const std::string& cluster,
     if (own != name) ops.push_back(zk::Op::Delete(paths.Voucher(own)));
   }
   if (got.ok()) ops.push_back(zk::Op::Delete(path, got->stat.version));
-  ops.push_back(zk::Op::Create(path, payload(1), zk::CreateMode::kEphemeral));
+  ops.push_back(zk::Op::Create(
+      path, FirstPayload(id_, master.record, model::RecordDigest(master.bytes), affirmed_at_ms).ToJson(),
+      zk::CreateMode::kEphemeral));
   PGH_RETURN_IF_ERROR(session_->Multi(ops).status());
   if (held != nullptr) *held = HeldVoucher{name, 0, 1};
   return VouchOutcome::kCreated;
@@ -357,6 +337,15 @@ ZkPublisher::Reaffirmation ZkPublisher::PrepareReaffirm(const std::string& clust
            zk::Op::Set(Paths(cluster).Voucher(held.name), v.ToJson(), held.version)};
   r.after = HeldVoucher{held.name, -1, v.affirm_seq};
   return r;
+}
+
+Status ZkPublisher::Reaffirm(const std::string& cluster, const std::string& election_path,
+                             const MasterZnode& master, std::int64_t affirmed_at_ms,
+                             const HeldVoucher& known, HeldVoucher* held) {
+  const Reaffirmation r = PrepareReaffirm(cluster, election_path, master, affirmed_at_ms, known);
+  PGH_ASSIGN_OR_RETURN(const zk::MultiResult done, session_->Multi(r.ops));
+  if (held != nullptr) *held = r.Held(done);
+  return Status::Ok();
 }
 
 StatusOr<std::vector<std::string>> ZkPublisher::OwnVouchers(const std::string& cluster) {

@@ -193,10 +193,16 @@ class ZkPublisher {
   // voucher, VoucherPayload with affirm_seq + 1 and `affirmed_at_ms`) on the version held, for a
   // caller that sends it itself (MultiAsync: the orchestrator sends a batch's together) under the
   // same conditions as Vouch with `held`. `after` is the voucher held once it succeeded, but for
-  // its version: the Set's new version (the multi's result 1).
+  // its version: the Set's new version (the multi's result 1), which Held() fills in.
   struct Reaffirmation {
     std::vector<zk::Op> ops;
     HeldVoucher after;
+    // The voucher held once `ops` succeeded with `done`.
+    HeldVoucher Held(const zk::MultiResult& done) const {
+      HeldVoucher h = after;
+      h.version = done.results.size() > 1 ? done.results[1].stat.version : -1;
+      return h;
+    }
   };
   Reaffirmation PrepareReaffirm(const std::string& cluster, const std::string& election_path,
                                 const MasterZnode& master, std::int64_t affirmed_at_ms,
@@ -224,6 +230,11 @@ class ZkPublisher {
   Status TrimHistory(const std::string& cluster);
 
  private:
+  // Sends PrepareReaffirm's multi for `known` and, when it lands, leaves the voucher held in
+  // `*held` (when given).
+  Status Reaffirm(const std::string& cluster, const std::string& election_path,
+                  const MasterZnode& master, std::int64_t affirmed_at_ms, const HeldVoucher& known,
+                  HeldVoucher* held);
   struct Pending {
     std::string data;  // the record JSON the multi tried to write
     std::int32_t expected_version = -1;
