@@ -117,4 +117,24 @@ std::string CheckLearnable(const LearnPolicy& policy,
   return "";
 }
 
+ObservationSelection SelectObservations(std::vector<std::string> children,
+                                        const std::vector<std::string>& configured, int learn_max) {
+  std::sort(children.begin(), children.end());
+  children.erase(std::unique(children.begin(), children.end()), children.end());
+  const std::size_t others_max =
+      static_cast<std::size_t>(std::max(learn_max, 0)) + kObservationsBeyondLearned;
+  ObservationSelection out;
+  std::size_t others = 0;
+  for (std::string& name : children) {
+    const bool is_configured = std::find(configured.begin(), configured.end(), name) != configured.end();
+    if (!is_configured && others >= others_max) {
+      if (out.left_out++ == 0) out.first_left_out = name;
+      continue;
+    }
+    if (!is_configured) ++others;
+    out.names.push_back(std::move(name));
+  }
+  return out;
+}
+
 }  // namespace pgherald::orchestrator

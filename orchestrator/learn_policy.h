@@ -70,6 +70,21 @@ std::string CheckLearnable(const LearnPolicy& policy,
                            const std::vector<std::string>& configured_hosts,
                            const LearnCandidate& candidate);
 
+// Which observations under clusters/<c>/nodes/ a round reads. Anyone who may write there (a
+// compromised poller) could create any number of znodes, and every one read costs a ZooKeeper read
+// and memory in every round's cache. So a round reads every configured node's observation, then at
+// most `learn_max + kObservationsBeyondLearned` others, in name order (the same ones from round to
+// round); `left_out` counts the rest, which the caller reports. Observations of nodes that are not
+// configured still count against split brain, hence the allowance beyond the learned ones.
+inline constexpr int kObservationsBeyondLearned = 16;
+struct ObservationSelection {
+  std::vector<std::string> names;  // sorted
+  std::size_t left_out = 0;
+  std::string first_left_out;      // for the message, "" when none
+};
+ObservationSelection SelectObservations(std::vector<std::string> children,
+                                        const std::vector<std::string>& configured, int learn_max);
+
 // Glob match with '*' (any run of characters, also empty); no other metacharacters.
 bool GlobMatch(std::string_view pattern, std::string_view text);
 

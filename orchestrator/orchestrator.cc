@@ -645,8 +645,21 @@ void Orchestrator::ReadObservations(ClusterRound& round) {
   std::map<std::string, ClusterRuntime::CachedObservation> still_there;
   std::vector<std::string> configured_hosts;
   for (const NodeTarget& t : spec.nodes) configured_hosts.push_back(t.params.host);
-  std::vector<std::string> names = *children;
-  std::sort(names.begin(), names.end());  // the max keeps the same nodes from round to round
+  // In name order: the max keeps the same nodes from round to round.
+  ObservationSelection selected = SelectedObservations(spec, *children);
+  const std::string nodes_path = round.paths.Nodes();
+  if (selected.left_out > 0) {
+    ReportProblem(c, rt, nodes_path, "observations_over_limit", nodes_path,
+                  std::to_string(selected.left_out) + " znodes under nodes/ beyond the configured "
+                  "nodes and " + std::to_string(spec.learn.max + kObservationsBeyondLearned) +
+                  " others (learn_nodes.max + " + std::to_string(kObservationsBeyondLearned) +
+                  "), from " + selected.first_left_out +
+                  " on: delete the stray znodes (and find who wrote them) or configure the nodes",
+                  "not read");
+  } else {
+    ClearProblem(c, rt, nodes_path);
+  }
+  std::vector<std::string>& names = selected.names;
   std::map<std::string, std::string> learn_state;
   for (const std::string& name : names) {
     const std::string path = round.paths.Node(name);
@@ -701,6 +714,14 @@ void Orchestrator::ReadObservations(ClusterRound& round) {
   LogLearnChanges(round, learn_state);
   rt.learn_state = std::move(learn_state);
   ForgetUnlearned(round);
+}
+
+ObservationSelection Orchestrator::SelectedObservations(const ClusterSpec& spec,
+                                                       std::vector<std::string> children) {
+  std::vector<std::string> configured;
+  configured.reserve(spec.nodes.size());
+  for (const NodeTarget& t : spec.nodes) configured.push_back(t.name);
+  return SelectObservations(std::move(children), configured, spec.learn.max);
 }
 
 // A node that is not configured, from its observation: the znode's content is untrusted

@@ -267,6 +267,9 @@ class Orchestrator {
   bool ReadIdentity(ClusterRound& round);
   void FillInput(ClusterRound& round);
   void ReadObservations(ClusterRound& round);
+  // The observations of `children` (the names under nodes/) a round reads (learn_policy.h).
+  static ObservationSelection SelectedObservations(const ClusterSpec& spec,
+                                                   std::vector<std::string> children);
   // The batch's reads in flight together (orchestrator_prefetch.cc): for every cluster of
   // `entries` this instance owns, the master znode, its nodes' list and the observations whose
   // cache is stale are read with the session's asynchronous calls, all sent before any answer is

@@ -37,6 +37,7 @@ struct Read {
   enum class Kind { kMaster, kVouchers, kNodes, kObservation };
   Kind kind = Kind::kObservation;
   std::string cluster;
+  const ClusterSpec* spec = nullptr;  // for a node list: which of its observations to read
   std::string path;
   std::string key;  // the watch key armed for it ("" when it was armed already)
   bool answered = false;
@@ -124,10 +125,11 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
     }
     wave->cv.wait_for(lock, session_->session_timeout(), [&] { return wave->pending == 0; });
   };
-  const auto observation_reads = [this](const std::string& c, ClusterRuntime& rt,
-                                        const std::vector<std::string>& names, Wave& wave) {
+  const auto observation_reads = [this](const ClusterSpec& spec, ClusterRuntime& rt,
+                                        const std::vector<std::string>& children, Wave& wave) {
+    const std::string& c = spec.name;
     const model::ClusterPaths paths = publisher_->Paths(c);
-    for (const std::string& name : names) {
+    for (const std::string& name : SelectedObservations(spec, children).names) {
       const std::string path = paths.Node(name);
       const std::string key = "node:" + path;
       if (rt.observation_cache.count(path) != 0 && Armed(key)) continue;
@@ -150,9 +152,10 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
       first->reads.push_back(NewRead(Read::Kind::kVouchers, c, paths.Master(), "vouchers:" + c));
     }
     if (rt.children_cache && Armed("nodes:" + c)) {
-      observation_reads(c, rt, *rt.children_cache, *first);
+      observation_reads(*spec, rt, *rt.children_cache, *first);
     } else {
       first->reads.push_back(NewRead(Read::Kind::kNodes, c, paths.Nodes(), "nodes:" + c));
+      first->reads.back().spec = spec;
     }
   }
   run(first);
@@ -192,7 +195,7 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
       case Read::Kind::kNodes:
         if (ok) {
           rt.children_cache = r.children;
-          observation_reads(r.cluster, rt, r.children, *second);
+          observation_reads(*r.spec, rt, r.children, *second);
         } else {
           rt.children_cache.reset();
           fail(r);

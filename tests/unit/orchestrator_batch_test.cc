@@ -360,5 +360,28 @@ TEST_F(OrchestratorBatchTest, SteadyRoundsReadOnlyWhatChangedAndAllAtOnce) {
   for (int i = 0; i < 4; ++i) EXPECT_EQ(Published(Name(i)), i % 2 == 0 ? "node1" : "node2");
 }
 
+// The pipelined reads keep the same bound on a flood of znodes under nodes/ as the round's own
+// (learn_policy.h, SelectObservations): the list, then 8 + 16 of the 100 forged observations; the
+// configured nodes' observations are cached and unchanged.
+TEST_F(OrchestratorBatchTest, PipelinedReadsOfAFloodUnderNodesAreBounded) {
+  auto orch = Make(1, 64, /*record=*/true);
+  Settle(*orch);
+  Observe(Name(0), "node1");
+  Observe(Name(0), "node2");
+  Settle(*orch);
+  ASSERT_NE(recording_, nullptr);
+  ASSERT_EQ(Published(Name(0)), "node1");
+  for (int k = 0; k < 100; ++k) Observe(Name(0), "a" + std::to_string(100 + k));
+  server_->DispatchAllPending();
+  recording_->Reset();
+  orch->RunDue();
+  const auto counts = recording_->counts();
+  EXPECT_EQ(counts.async_reads, 1 + 8 + kObservationsBeyondLearned);
+  EXPECT_EQ(ClusterReads(counts), 0) << Paths(counts);
+  EXPECT_EQ(Published(Name(0)), "node1");
+  EXPECT_NE(log_.str().find("observations_over_limit cluster=" + Name(0)), std::string::npos)
+      << log_.str();
+}
+
 }  // namespace
 }  // namespace pgherald::orchestrator

@@ -401,6 +401,27 @@ TEST(LearnPolicyTest, NetworksMatchAddressesOfTheirFamilyOnly) {
   }
 }
 
+TEST(LearnPolicyTest, ObservationsReadAreTheConfiguredOnesThenABoundedNameOrder) {
+  std::vector<std::string> children = {"node2", "zz", "node1", "b", "a", "node1"};
+  ObservationSelection all = SelectObservations(children, {"node1", "node2", "gone"}, 8);
+  EXPECT_EQ(all.names, (std::vector<std::string>{"a", "b", "node1", "node2", "zz"}));
+  EXPECT_EQ(all.left_out, 0u);
+  EXPECT_EQ(all.first_left_out, "");
+
+  children.clear();
+  for (int i = 0; i < 40; ++i) children.push_back("x" + std::to_string(100 + i));
+  children.push_back("zz-configured");
+  ObservationSelection some = SelectObservations(children, {"zz-configured"}, 2);
+  ASSERT_EQ(some.names.size(), 2u + kObservationsBeyondLearned + 1);
+  EXPECT_EQ(some.names.front(), "x100");
+  EXPECT_EQ(some.names.back(), "zz-configured");  // sorts last, read all the same
+  EXPECT_EQ(some.left_out, 40u - 2u - kObservationsBeyondLearned);
+  EXPECT_EQ(some.first_left_out, "x" + std::to_string(100 + 2 + kObservationsBeyondLearned));
+
+  EXPECT_EQ(SelectObservations(children, {}, -5).names.size(),
+            static_cast<std::size_t>(kObservationsBeyondLearned));
+}
+
 TEST(LearnPolicyTest, GlobsAndReasonCodes) {
   EXPECT_TRUE(GlobMatch("db-*", "db-1"));
   EXPECT_TRUE(GlobMatch("db-*", "db-"));

@@ -170,7 +170,8 @@ class OrchestratorRoundTest : public ::testing::Test {
 
   // Publishes an observation of `name` at host:port as a poller would (ephemeral) or as a leftover
   // or forgery would (persistent), from its own session.
-  void Observe(const std::string& name, const std::string& host, int port, bool ephemeral) {
+  void Observe(const std::string& name, const std::string& host, int port, bool ephemeral,
+               bool in_recovery = true, std::uint32_t timeline = 1) {
     if (poller_ == nullptr) {
       zk::FakeZkOptions zo;
       zo.dispatch = zk::DispatchMode::kManual;
@@ -181,8 +182,8 @@ class OrchestratorRoundTest : public ::testing::Test {
     o.host = host;
     o.port = port;
     o.reachable = true;
-    o.in_recovery = true;
-    o.timeline = 1;
+    o.in_recovery = in_recovery;
+    o.timeline = timeline;
     o.system_identifier = kSysid;
     o.seq = 1;
     o.observed_at_ms = 1;
@@ -846,6 +847,37 @@ TEST_F(OrchestratorRoundTest, PersistentObservationIsIgnoredAndLoggedOnce) {
   Rounds(*orch, 5);
   EXPECT_EQ(Count(log_.str(), "observation_not_ephemeral cluster=main"), 1u) << log_.str();
   EXPECT_GE(observer.problems["main/observation_not_ephemeral"], 4);
+}
+
+// A flood of znodes under nodes/ (a compromised poller) is read only up to a bound, is reported
+// once, and never pushes a configured node's observation out: node2, which the orchestrator cannot
+// reach, is seen by its poller on timeline 2 (it follows a promotion the orchestrator cannot see),
+// and that evidence must still withdraw node1's voucher although 100 forged names sort before it.
+TEST_F(OrchestratorRoundTest, AFloodOfObservationsIsBoundedAndNeverHidesAConfiguredNode) {
+  prober_.nodes["node2"].up = false;
+  auto orch = Make(/*dry_run=*/false);
+  Rounds(*orch, 2);  // the cluster's znodes exist; node1 is published
+  ASSERT_FALSE(Bound().empty());
+  Observe("node2", "127.0.0.1", 5432, /*ephemeral=*/true, /*in_recovery=*/true, /*timeline=*/2);
+  for (int i = 0; i < 100; ++i) {
+    char name[8];
+    std::snprintf(name, sizeof name, "a%03d", i);
+    Observe(name, "10.9.9.9", 5432, /*ephemeral=*/true);
+  }
+  Rounds(*orch, 4);
+  EXPECT_TRUE(Bound().empty()) << "node1 still vouched for although node2 is seen on a later timeline";
+  // 24 others (learn_nodes.max 8 + 16) are read; 76 are not.
+  EXPECT_EQ(Count(log_.str(), "observations_over_limit cluster=main"), 1u) << log_.str();
+  EXPECT_NE(log_.str().find("76 znodes under nodes/"), std::string::npos) << log_.str();
+  EXPECT_NE(log_.str().find("from a024 on"), std::string::npos) << log_.str();
+
+  for (int i = 0; i < 100; ++i) {
+    char name[8];
+    std::snprintf(name, sizeof name, "a%03d", i);
+    ASSERT_TRUE(poller_->Delete(kPaths.Node(name)).ok());
+  }
+  Rounds(*orch, 2);
+  EXPECT_EQ(Count(log_.str(), "observations_over_limit_cleared cluster=main"), 1u) << log_.str();
 }
 
 // `pgherald switchover`'s record, as the operator's command writes it (its own session).
