@@ -577,6 +577,12 @@ void PgConnection::Close() {
   conn_ = nullptr;
 }
 
+bool PgConnection::ConsumeIdleInput() {
+  if (conn_ == nullptr) return false;
+  if (PQconsumeInput(conn_) == 0) return false;
+  return PQstatus(conn_) == CONNECTION_OK;
+}
+
 bool PgConnection::ok() const { return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK; }
 
 int PgConnection::server_version() const { return conn_ == nullptr ? 0 : PQserverVersion(conn_); }

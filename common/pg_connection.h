@@ -220,6 +220,10 @@ class PgConnection {
   // statement (PQcancel would block, and libpq 15 has no non-blocking cancel).
   Status AnswerTimedOut(std::string_view what);
 
+  // An idle connection's socket became readable: reads what it holds without blocking (the FATAL
+  // a backend sends before it ends the session, or a ParameterStatus after a reload). False when
+  // the server has closed the connection (ok() is false then).
+  bool ConsumeIdleInput();
   // False once the connection is known to be broken or was closed after a timeout.
   bool ok() const;
   // The SQLSTATE of the last failed Exec*(), "" after a success or a failure with none.

@@ -150,6 +150,10 @@ class Orchestrator {
   // deleted, the operator's control or switchover record changed): ahead of the clusters woken by
   // a mere observation refresh too.
   void WakeCluster(const std::string& cluster, bool urgent = false);
+  // Any thread (the prober's connection-lost handler): the server at host:port closed a connection
+  // the prober kept (PostgreSQL crashed, was killed or is shutting down). Every cluster with a
+  // node there, configured or learned, runs in the next pass, urgently.
+  void NodeConnectionLost(const std::string& host, int port);
 
   // What the scheduler did (the loop's thread): rounds run per (cluster, trigger), the trigger
   // being "watch" (woken), "sweep" (global event), "verify" (due) or "retry" (unsettled publish).
@@ -354,12 +358,15 @@ class Orchestrator {
   std::deque<std::string> woken_order_;    // WakeCluster(), first woken first
   std::set<std::string> woken_clusters_;   // the same, to wake each at most once
   std::set<std::string> urgent_clusters_;  // those of them woken urgently (at the queue's front)
+  std::set<std::pair<std::string, int>> lost_endpoints_;  // NodeConnectionLost(), not yet woken
 
   // The scheduler (the loop's thread only; orchestrator_schedule.cc).
   enum class PassKind { kEveryCluster, kScheduled };
   // The session and election step, then RunClusters(kind) while this instance leads.
   void RunPass(PassKind kind);
   void RunClusters(PassKind kind);
+  // Wakes the clusters of the endpoints NodeConnectionLost() reported (the loop's thread).
+  void WakeClustersOfLostNodes();
   // After a pass: a follower forgets what woke its clusters (it sweeps when it leads again).
   void IdleUnlessLeading();
   // A cluster in a batch and why it runs ("watch", "sweep", "verify", "retry").

@@ -92,6 +92,15 @@ int RunOrchestratorCommand(const std::vector<std::string>& args) {
   }
   Orchestrator orchestrator(cfg->options, cfg->clusters, factory, &prober, &SystemClock::Instance(),
                             mirrors);
+  // A kept connection the server closed (a crash, a kill, a shutdown) verifies its clusters at
+  // once; the handler goes before the orchestrator does, on every way out.
+  prober.SetConnectionLostHandler([&orchestrator](const std::string& host, int port) {
+    orchestrator.NodeConnectionLost(host, port);
+  });
+  struct ClearLostHandler {
+    PgNodeProber& prober;
+    ~ClearLostHandler() { prober.SetConnectionLostHandler(nullptr); }
+  } clear_lost_handler{prober};
   logger.Info("orchestrator_starting",
               {{"id", cfg->options.id},
                {"clusters", static_cast<int64_t>(cfg->clusters.size())},

@@ -98,6 +98,40 @@ void Orchestrator::WakeCluster(const std::string& cluster, bool urgent) {
   cv_.notify_all();
 }
 
+void Orchestrator::NodeConnectionLost(const std::string& host, int port) {
+  {
+    std::lock_guard lock(mu_);
+    lost_endpoints_.emplace(host, port);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Orchestrator::WakeClustersOfLostNodes() {
+  std::set<std::pair<std::string, int>> lost;
+  {
+    std::lock_guard lock(mu_);
+    lost.swap(lost_endpoints_);
+  }
+  if (lost.empty()) return;
+  const auto there = [&](const NodeTarget& t) {
+    return lost.count({t.params.host, t.params.port}) != 0;
+  };
+  std::size_t woken = 0;
+  for (const ClusterSpec& spec : clusters_) {
+    auto rt = runtime_.find(spec.name);
+    const bool learned_there =
+        rt != runtime_.end() && std::any_of(rt->second.learned.begin(), rt->second.learned.end(), there);
+    if (!learned_there && std::none_of(spec.nodes.begin(), spec.nodes.end(), there)) continue;
+    WakeCluster(spec.name, /*urgent=*/true);
+    ++woken;
+  }
+  for (const auto& [host, port] : lost) {
+    Log().Info("node_connection_closed", {{"host", host}, {"port", port},
+                                          {"clusters_woken", static_cast<std::int64_t>(woken)}});
+  }
+}
+
 void Orchestrator::RunRound() {
   RunPass(PassKind::kEveryCluster);
   IdleUnlessLeading();
@@ -135,6 +169,7 @@ void Orchestrator::RunClusters(PassKind kind) {
     sweep_ = false;
   }
   ran_as_leader_ = true;
+  WakeClustersOfLostNodes();
   if (kind == PassKind::kEveryCluster) {
     sweep_left_.clear();
     std::vector<Scheduled> batch;

@@ -477,8 +477,62 @@ void PgNodeProber::Background() {
       work_.wait_for(lock, std::chrono::milliseconds(1));
       continue;
     }
-    work_.wait(lock, [this] { return closing_ || callers_ > 0 || !active_.empty(); });
+    if (active_.empty() && watch_idle_) {
+      rewatch_ = false;
+      if (WatchIdle(lock)) continue;
+    }
+    work_.wait(lock, [this] { return closing_ || callers_ > 0 || !active_.empty() || rewatch_; });
   }
+}
+
+bool PgNodeProber::WatchIdle(std::unique_lock<std::mutex>& lock) {
+  std::vector<pollfd> fds;
+  std::vector<Slot*> polled;
+  for (auto& [key, slot] : slots_) {
+    if (slot->job != nullptr || slot->conn == nullptr || !slot->conn->ok()) continue;
+    fds.push_back(pollfd{slot->conn->socket(), POLLIN, 0});
+    polled.push_back(slot.get());
+  }
+  if (fds.empty()) return false;
+  fds.push_back(pollfd{wake_fd_, POLLIN, 0});
+  // No timeout: a call (Lock() signals wake_fd_) or the destructor ends the wait.
+  const int ready = poll(fds.data(), fds.size(), -1);
+  if (ready < 0) return errno == EINTR;
+  if (fds.back().revents != 0) {
+    std::uint64_t count = 0;
+    (void)!::read(wake_fd_, &count, sizeof count);
+  }
+  std::vector<std::pair<std::string, int>> lost;
+  for (std::size_t i = 0; i < polled.size(); ++i) {
+    if (fds[i].revents == 0) continue;
+    Slot& slot = *polled[i];
+    ++idle_reads_;
+    if (slot.conn->ConsumeIdleInput()) continue;  // a notice or a parameter report: still open
+    lost.emplace_back(slot.conn->params().host, slot.conn->params().port);
+    slot.conn.reset();  // the next call connects anew
+  }
+  if (lost.empty()) return true;
+  lock.unlock();
+  {
+    std::lock_guard handler_lock(handler_mu_);
+    for (const auto& [host, port] : lost) {
+      if (lost_handler_) lost_handler_(host, port);
+    }
+  }
+  lock.lock();
+  return true;
+}
+
+void PgNodeProber::SetConnectionLostHandler(ConnectionLost handler) {
+  {
+    std::lock_guard handler_lock(handler_mu_);
+    lost_handler_ = std::move(handler);
+    watch_idle_ = lost_handler_ != nullptr;
+  }
+  // The thread may be waiting for work: let it start (or stop) watching.
+  auto lock = Lock();
+  rewatch_ = true;
+  work_.notify_all();
 }
 
 std::size_t PgNodeProber::Connecting() const {
@@ -639,7 +693,9 @@ std::vector<model::Probe> PgNodeProber::RunAll(const std::vector<NodeTarget>& ta
       left = true;
     }
   }
-  if (left) work_.notify_one();
+  // The thread steps what is left, or watches the connections kept (new ones among them).
+  rewatch_ = watch_idle_.load();
+  if (left || rewatch_) work_.notify_one();
   for (std::size_t i = 0; i < targets.size(); ++i) {
     if (!round.done[i]) unanswered(i, "probe timed out (node hung?)");
   }

@@ -20,12 +20,21 @@
 // of several clusters probed in one call (a batch) that name the same node share its connection
 // and its answer. Host names are resolved by libpq inside the loop (blocking): configure nodes
 // by address.
+//
+// While nothing is in flight, the prober's thread also watches the kept connections: one that the
+// server closes (a crash or kill of PostgreSQL, postmaster death, a fast shutdown: each backend
+// ends its session, usually with a FATAL first) is dropped and reported at once to the
+// connection-lost handler, so that the orchestrator verifies the clusters of that node now instead
+// of at their next periodic verification (docs/orchestrator.md, "A closed connection"). A lost
+// host (no FIN, no RST) is not noticed here: the periodic verification and the probe's timeouts
+// find it.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -103,8 +112,16 @@ class PgNodeProber final : public NodeProber {
   std::vector<model::Probe> WriteCheckEach(const std::vector<WriteCheckRequest>& requests,
                                            MonoTime deadline) override;
   void Forget(const std::vector<NodeTarget>& targets) override;
+  // Called on the prober's thread, without the prober's lock, with the host and port of a kept
+  // connection that the server closed while it was idle. Null: none (kept connections are then
+  // not watched). Setting it waits for a call in progress to return, so a handler may be cleared
+  // before what it refers to goes away.
+  using ConnectionLost = std::function<void(const std::string& host, int port)>;
+  void SetConnectionLostHandler(ConnectionLost handler);
   // Connections kept (tests).
   std::size_t kept() const;
+  // Readable idle connections the prober's thread has read (tests).
+  std::size_t idle_reads() const { return idle_reads_; }
   // Jobs still in flight, stepped between calls by the prober's thread (tests).
   std::size_t in_flight() const;
 
@@ -129,6 +146,10 @@ class PgNodeProber final : public NodeProber {
   std::unique_lock<std::mutex> Lock() const;
   // The background thread: steps the jobs in active_ while no call holds the loop.
   void Background();
+  // With nothing in flight: polls the idle kept connections (and wake_fd_) until one is readable
+  // or a call wants the loop; drops the connections the server closed and reports them (lock_
+  // released meanwhile). False when there is nothing to watch.
+  bool WatchIdle(std::unique_lock<std::mutex>& lock);
 
   const Clock* clock_;
   const std::size_t max_connecting_;
@@ -141,6 +162,11 @@ class PgNodeProber final : public NodeProber {
   mutable std::atomic<int> callers_{0};
   std::condition_variable work_;  // active_ gained jobs, or the prober is closing
   bool closing_ = false;          // under mu_
+  bool rewatch_ = false;          // under mu_: kept connections changed, watch them anew
+  std::mutex handler_mu_;         // held while the handler runs, and to change it
+  ConnectionLost lost_handler_;   // under handler_mu_
+  std::atomic<bool> watch_idle_{false};  // a handler is set
+  std::atomic<std::size_t> idle_reads_{0};
   std::thread background_;
 };
 

@@ -5,14 +5,19 @@
 // (on_unverified: keep, then hold with max_hold_ms 90000; pgbouncer's query_wait_timeout is raised
 // from the lab's 5 s to 120 s for both, so that neither the hold nor pgbouncer gives up before a
 // failover of a loaded machine ends). Per failover and route: the statements
-// that failed, split into those in flight on the dead master at the kill and those sent after it;
+// that failed, split into those sent before the kill and after it, and by what broke them: the
+// server lost under the statement (it was in flight on the dying master) or no server at all
+// (pgbouncer refusing a client while the dead master refuses it: what a hold avoids);
 // the longest a statement waited; and the drills' checker (writes lost after the publication, and
 // lost before it: acknowledged by the old primary, not replicated in time). Prints every failover,
 // then per policy and route the median and p99, and the machine.
 //
 //   PGHERALD_LABCTL=tests/lab/labctl PGHERALD_BIN=build/ci/app/pgherald
 //     build/ci/tests/bench/failover_clients_bench [--failovers N] [--policy keep|hold|both]
-//     [--op-timeout-ms T]
+//     [--op-timeout-ms T] [--cadence-ms C]
+//
+// --cadence-ms: the orchestrators' and the pollers' tick_ms (default 100, as the drills; the
+// product's default is 1000).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -27,7 +32,7 @@ using namespace pgherald::e2e;  // NOLINT
 namespace {
 
 struct Series {
-  std::vector<double> in_flight, after, wait;
+  std::vector<double> in_flight, after, wait, server_lost, without_server;
 };
 
 void Print(const char* policy, const char* route, const Series& s) {
@@ -36,12 +41,19 @@ void Print(const char* policy, const char* route, const Series& s) {
               policy, route, Percentile(s.in_flight, 50), Percentile(s.in_flight, 99),
               Percentile(s.after, 50), Percentile(s.after, 99), Percentile(s.after, 100),
               Percentile(s.wait, 50), Percentile(s.wait, 99));
+  std::printf("  %-5s %-9s of the failed: the server lost under them median %4.1f p99 %4.1f | "
+              "no server (not in flight on the dead master) median %4.1f p99 %4.1f max %4.1f\n",
+              policy, route, Percentile(s.server_lost, 50), Percentile(s.server_lost, 99),
+              Percentile(s.without_server, 50), Percentile(s.without_server, 99),
+              Percentile(s.without_server, 100));
 }
 
 void Add(Series& s, const ClientImpact& c) {
   s.in_flight.push_back(c.failed_in_flight);
   s.after.push_back(c.failed_after_fault);
   s.wait.push_back(c.longest_wait_ms);
+  s.server_lost.push_back(c.failed_server_lost);
+  s.without_server.push_back(c.failed_without_server());
 }
 
 }  // namespace
@@ -50,26 +62,30 @@ int main(int argc, char** argv) {
   int failovers = 10;
   std::string which = "both";
   int op_timeout_ms = 8000;
+  int cadence_ms = 100;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--failovers") == 0) failovers = std::atoi(argv[i + 1]);
     else if (std::strcmp(argv[i], "--policy") == 0) which = argv[i + 1];
     else if (std::strcmp(argv[i], "--op-timeout-ms") == 0) op_timeout_ms = std::atoi(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--cadence-ms") == 0) cadence_ms = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;
     }
   }
-  if (failovers <= 0 || op_timeout_ms <= 0 ||
+  if (failovers <= 0 || op_timeout_ms <= 0 || cadence_ms < 50 ||
       (which != "keep" && which != "hold" && which != "both")) {
     std::fprintf(stderr, "usage: failover_clients_bench [--failovers N>0] [--policy keep|hold|both]"
-                         " [--op-timeout-ms T>0]\n");
+                         " [--op-timeout-ms T>0] [--cadence-ms C>=50]\n");
     return 2;
   }
   std::vector<std::string> policies;
   if (which != "hold") policies.push_back("keep");
   if (which != "keep") policies.push_back("hold");
 
-  auto up = Stack::Up(StackOptions{});
+  StackOptions stack_options;
+  stack_options.cadence_ms = cadence_ms;
+  auto up = Stack::Up(stack_options);
   if (!up.ok()) {
     std::fprintf(stderr, "stack: %s\n", up.status().ToString().c_str());
     return 1;
@@ -106,7 +122,8 @@ int main(int argc, char** argv) {
       lost_after += report->check.lost_after_publish;
       lost_before += report->check.lost_before_promotion;
       std::printf("%s failover %2d: node%d -> node%d  haproxy failed %d+%d wait %.0f ms  "
-                  "pgbouncer failed %d+%d wait %.0f ms (hold after %.0f ms, failed during it %d)  "
+                  "pgbouncer failed %d+%d (no server %d) wait %.0f ms (hold after %.0f ms, "
+                  "failed during it %d)  "
                   "lost after publish %lld  violations %zu%s%s\n",
                   policy.c_str(), i + 1, report->old_primary, report->final_primary,
                   report->haproxy_clients.failed_in_flight,
@@ -114,6 +131,7 @@ int main(int argc, char** argv) {
                   report->haproxy_clients.longest_wait_ms,
                   report->pgbouncer_clients.failed_in_flight,
                   report->pgbouncer_clients.failed_after_fault,
+                  report->pgbouncer_clients.failed_without_server(),
                   report->pgbouncer_clients.longest_wait_ms, report->pgbouncer_hold_ms,
                   report->pgbouncer_clients.failed_after_hold,
                   static_cast<long long>(report->check.lost_after_publish),

@@ -1,5 +1,6 @@
 // The checker on hand-made facts: each property must flag the history that breaks it.
 #include "tests/e2e/checker.h"
+#include "tests/e2e/drills.h"
 
 #include <gtest/gtest.h>
 
@@ -116,6 +117,33 @@ TEST(E2eCheckerTest, NotConvergedIsAViolation) {
   f = Clean();
   f.final_master = Rec(kOld, 3);  // points at the wrong node
   EXPECT_FALSE(Check(f).violations.empty());
+}
+
+// What clients saw, split by what broke each failed statement: its server lost under it (in
+// flight on the dying master) or no server at all (what a hold is for).
+TEST(ClientImpact, FailuresAreSplitByWhetherTheServerWasLostUnderThem) {
+  const auto failed = [](std::int64_t invoke_ms, const std::string& error) {
+    WriteOp op;
+    op.route = Route::kPgbouncer;
+    op.invoke_ns = invoke_ms * kMs;
+    op.done_ns = (invoke_ms + 5) * kMs;
+    op.error = error;
+    return op;
+  };
+  const std::vector<WriteOp> ops = {
+      failed(98, "FATAL:  server conn crashed?"),
+      failed(101, "server closed the connection unexpectedly\n\tThis probably means ..."),
+      failed(102, "FATAL:  server login has been failing, try again later (server_login_retry)"),
+      failed(103, "FATAL:  pgbouncer cannot connect to server"),
+      failed(150, "FATAL:  terminating connection due to unexpected postmaster exit"),
+  };
+  const ClientImpact c =
+      ImpactOf(ops, Route::kPgbouncer, 100 * kMs, 1000 * kMs, std::chrono::milliseconds(50), 0);
+  EXPECT_EQ(c.failed_in_flight, 1);
+  EXPECT_EQ(c.failed_after_fault, 4);
+  EXPECT_EQ(c.failed_server_lost, 3);
+  EXPECT_EQ(c.failed_without_server(), 2);
+  EXPECT_FALSE(ServerLostUnderStatement("FATAL:  query_wait_timeout"));
 }
 
 }  // namespace

@@ -219,6 +219,15 @@ std::string DrillReport::Summary() const {
   return buf + check.Summary();
 }
 
+bool ServerLostUnderStatement(const std::string& error) {
+  for (const char* marker : {"server conn crashed", "server closed the connection unexpectedly",
+                             "terminating connection", "connection to server was lost",
+                             "no connection to the server", "SSL SYSCALL error: EOF"}) {
+    if (error.find(marker) != std::string::npos) return true;
+  }
+  return false;
+}
+
 ClientImpact ImpactOf(const std::vector<WriteOp>& ops, Route route, std::int64_t fault_ns,
                       std::int64_t routed_ns, std::chrono::milliseconds op_timeout,
                       std::int64_t hold_ns) {
@@ -231,6 +240,7 @@ ClientImpact ImpactOf(const std::vector<WriteOp>& ops, Route route, std::int64_t
     if (op.acked || op.done_ns < fault_ns) continue;
     (op.invoke_ns < fault_ns ? out.failed_in_flight : out.failed_after_fault)++;
     if (hold_ns != 0 && op.invoke_ns >= hold_ns) ++out.failed_after_hold;
+    if (ServerLostUnderStatement(op.error)) ++out.failed_server_lost;
     if (errors.size() < 3 && errors.insert(op.error).second) {
       out.first_errors += (out.first_errors.empty() ? "" : " | ") + op.error;
     }

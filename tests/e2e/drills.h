@@ -32,10 +32,20 @@ struct ClientImpact {
   int failed_in_flight = 0;     // statements sent before the fault that failed after it
   int failed_after_fault = 0;   // statements sent at or after the fault that failed
   int failed_after_hold = 0;    // of those, sent once the watch's hold was applied (0 if none)
+  // Of all the failed ones: those whose server connection broke under them (the statement was on
+  // the dying server: pgbouncer's "server conn crashed?", libpq's "server closed the connection
+  // unexpectedly", a backend's "terminating connection ..."). The rest found no server at all
+  // (pgbouncer's "server login has been failing", a refused connect): a hold avoids those.
+  int failed_server_lost = 0;
+  int failed_without_server() const {
+    return failed_in_flight + failed_after_fault - failed_server_lost;
+  }
   double longest_wait_ms = 0;   // the longest statement (acked or not) sent within [fault -
                                 // op_timeout, first ack on the final primary]
   std::string first_errors;     // up to 3 distinct errors of the failed ones
 };
+// True when `error` says the statement's server connection broke under it (ClientImpact).
+bool ServerLostUnderStatement(const std::string& error);
 // The ClientImpact of `route` in `ops` for a fault at `fault_ns`, until `routed_ns`; `hold_ns`
 // (0: none) is when the watch's hold was applied.
 ClientImpact ImpactOf(const std::vector<WriteOp>& ops, Route route, std::int64_t fault_ns,

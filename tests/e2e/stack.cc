@@ -303,7 +303,8 @@ Status Stack::WriteConfigs() {
     const std::string id = std::string("orch-") + static_cast<char>('a' + i);
     std::string yaml = ZkSection(options_.orchestrator_session_timeout_ms) +
                        "\nlogging:\n  level: info\norchestrator:\n  id: " + id +
-                       "\n  tick_ms: 100\n  confirmation_window_ms: 500\n  probe_timeout_ms: 1000\n"
+                       "\n  tick_ms: " + std::to_string(options_.cadence_ms) +
+                       "\n  confirmation_window_ms: 500\n  probe_timeout_ms: 1000\n"
                        "clusters:\n  - name: " + kCluster + "\n    postgres:\n      user: " +
                        lab_->Env("PG_APP_USER") + "\n      dbname: " + lab_->Env("PG_APP_DATABASE") +
                        "\n      password_file: " + pw_file +
@@ -339,7 +340,9 @@ std::string Stack::PollerYaml(int n) const {
   const PollerSwitchover& sw = poller_switchover_[n];
   return ZkSection(4000) + "\nlogging:\n  level: info\npoller:\n  cluster: " + kCluster +
          "\n  node: node" + i +
-         "\n  tick_ms: 100\n  heartbeat_ms: 2000\n  events_retention: 200\n"
+         "\n  tick_ms: " + std::to_string(options_.cadence_ms) +
+         "\n  heartbeat_ms: " + std::to_string(std::max(2000, options_.cadence_ms)) +
+         "\n  events_retention: 200\n"
          "  notify_socket: " + dir + "/poller-" + i + ".sock\n  notify_socket_mode: \"0666\"\n"
          "  fence:\n    action: stop\n    data_dir: " + Env("PG_DATA_" + i) +
          "\n    pg_ctl: " + Env("PG_BINDIR") + "/pg_ctl\n"

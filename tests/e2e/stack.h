@@ -38,6 +38,9 @@ struct StackOptions {
   std::string watch_on_unverified = "keep";
   int watch_max_hold_ms = 4000;  // below the lab pgbouncer's query_wait_timeout (5 s)
   int orchestrator_session_timeout_ms = 4000;
+  // The orchestrators' tick_ms (their verification cadence) and the pollers' tick_ms. The drills
+  // run at 100 ms; the product's defaults are 1000 ms.
+  int cadence_ms = 100;
   // Keep the lab directory and the processes when the Stack object dies (the demo).
   bool detach = false;
 };

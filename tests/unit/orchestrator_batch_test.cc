@@ -383,5 +383,39 @@ TEST_F(OrchestratorBatchTest, PipelinedReadsOfAFloodUnderNodesAreBounded) {
       << log_.str();
 }
 
+// A kept connection the server closed (the prober's connection-lost handler calls
+// NodeConnectionLost): every cluster with a node at that endpoint is verified in the next pass,
+// without waiting for its periodic verification; the others are not. c3's primary dies and nothing
+// else tells the orchestrator: its voucher goes in that pass, not at the next verification.
+TEST_F(OrchestratorBatchTest, AClosedConnectionVerifiesItsClustersAtOnce) {
+  auto orch = Make(6, 64);
+  Settle(*orch);
+  ASSERT_EQ(Published("c3"), "node2");
+  const std::string master = model::ClusterPaths("/pgherald", "c3").Master();
+  ASSERT_FALSE(server_->PeekChildren(master).empty()) << "c3 is not vouched for";
+  prober_.nodes[HostOf(3, 2) + ":5432"].up = false;
+  prober_.probe_calls.clear();
+  orch->RunDue();
+  ASSERT_TRUE(prober_.probe_calls.empty()) << "a cluster was due: the test proves nothing";
+  ASSERT_FALSE(server_->PeekChildren(master).empty());
+
+  orch->NodeConnectionLost(HostOf(3, 2), 5432);
+  orch->RunDue();
+  ASSERT_EQ(prober_.probe_calls.size(), 1u) << log_.str();
+  ASSERT_EQ(prober_.probe_calls[0].size(), 2u);
+  for (const NodeTarget& t : prober_.probe_calls[0]) EXPECT_EQ(ClusterOf(t), 3);
+  EXPECT_TRUE(server_->PeekChildren(master).empty()) << "the dead primary is still vouched for";
+  EXPECT_NE(log_.str().find("node_connection_closed host=" + HostOf(3, 2) +
+                            " port=5432 clusters_woken=1"),
+            std::string::npos)
+      << log_.str();
+
+  // An endpoint no cluster has wakes none.
+  prober_.probe_calls.clear();
+  orch->NodeConnectionLost("192.0.2.1", 5432);
+  orch->RunDue();
+  EXPECT_TRUE(prober_.probe_calls.empty());
+}
+
 }  // namespace
 }  // namespace pgherald::orchestrator

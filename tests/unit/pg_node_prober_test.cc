@@ -136,6 +136,12 @@ class FakePostgres {
   int port() const { return port_; }
   bool ok() const { return fd_ >= 0; }
   int connections() const { return connections_; }
+  // Sends `bytes` to every client connected now; with `close`, then closes them (as a backend
+  // does when it ends the session: a FATAL, then the socket closed).
+  void SendToAll(const std::string& bytes, bool close) {
+    std::lock_guard lock(mu_);
+    broadcasts_.push_back({bytes, close});
+  }
   int closed() const { return closed_; }
   std::vector<std::string> queries() const {
     std::lock_guard lock(mu_);
@@ -163,6 +169,22 @@ class FakePostgres {
           Handle(&c);
         }
       }
+      std::vector<std::pair<std::string, bool>> broadcasts;
+      {
+        std::lock_guard lock(mu_);
+        broadcasts.swap(broadcasts_);
+      }
+      for (const auto& [bytes, close] : broadcasts) {
+        for (Client& c : clients) {
+          if (c.fd < 0) continue;
+          Send(c, bytes);
+          if (close) {
+            ::close(c.fd);
+            c.fd = -1;
+          }
+        }
+      }
+      std::erase_if(clients, [](const Client& c) { return c.fd < 0; });
       if (::poll(fds.data(), fds.size(), 5) <= 0) continue;
       if ((fds[0].revents & POLLIN) != 0) {
         const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
@@ -247,6 +269,7 @@ class FakePostgres {
   std::atomic<int> closed_{0};
   mutable std::mutex mu_;
   std::vector<std::string> queries_;
+  std::vector<std::pair<std::string, bool>> broadcasts_;
 };
 
 NodeTarget Target(const std::string& name, int port) {
@@ -657,6 +680,41 @@ TEST(PgNodeProberLoopTest, ReconnectsAfterAConnectionLevelFailure) {
   EXPECT_NE(second[0].error.find("57P01"), std::string::npos) << second[0].error;
   EXPECT_TRUE(prober.ProbeAll({t}, In(5s))[0].reachable);
   EXPECT_EQ(server.connections(), 2);
+}
+
+// A kept connection the server closes while nothing is in flight (a backend ending its session
+// with a FATAL, as at a crash or a fast shutdown) is reported at once with its host and port and
+// dropped, so the next call connects anew. A message that does not end the session (a
+// ParameterStatus after a reload) is read and reported as nothing.
+TEST(PgNodeProberLoopTest, AConnectionTheServerClosesIsReportedAtOnce) {
+  FakePostgres server(Healthy);
+  ASSERT_TRUE(server.ok());
+  PgNodeProber prober;
+  std::mutex mu;
+  std::vector<std::pair<std::string, int>> lost;
+  prober.SetConnectionLostHandler([&](const std::string& host, int port) {
+    std::lock_guard lock(mu);
+    lost.emplace_back(host, port);
+  });
+  const auto lost_now = [&] {
+    std::lock_guard lock(mu);
+    return lost;
+  };
+  const NodeTarget t = Target("a", server.port());
+  ASSERT_TRUE(prober.ProbeAll({t}, In(5s))[0].reachable);
+
+  server.SendToAll(Message('S', std::string("application_name") + '\0' + "x" + '\0'), false);
+  ASSERT_TRUE(Eventually([&] { return prober.idle_reads() >= 1; }));
+  EXPECT_TRUE(lost_now().empty());
+  EXPECT_TRUE(prober.ProbeAll({t}, In(5s))[0].reachable);
+  EXPECT_EQ(server.connections(), 1) << "a parameter report dropped the connection";
+
+  server.SendToAll(Error("57P01", "terminating connection due to unexpected postmaster exit"), true);
+  ASSERT_TRUE(Eventually([&] { return !lost_now().empty(); }));
+  EXPECT_EQ(lost_now(), (std::vector<std::pair<std::string, int>>{{"127.0.0.1", server.port()}}));
+  EXPECT_TRUE(prober.ProbeAll({t}, In(5s))[0].reachable);
+  EXPECT_EQ(server.connections(), 2);
+  prober.SetConnectionLostHandler(nullptr);
 }
 
 }  // namespace
