@@ -300,8 +300,9 @@ StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index, const DrillO
   if (expected == 0) {
     // A safety net: repmgrd's detection of a frozen primary that still accepts connections took
     // 11-14 s on a quiet machine and over 30 s once beside a build and another lab.
-    auto p = s.lab().WaitForPrimary(
-        old, std::chrono::seconds(kind == DrillKind::kFreezeLong ? 60 : 30));
+    // 60 s for every kind: a kill -9 drill once saw no promotion within 30 s on a loaded CI
+    // machine (a re-run passed); what repmgrd was doing is printed below when it happens again.
+    auto p = s.lab().WaitForPrimary(old, std::chrono::seconds(60));
     if (!p.ok() && kind == DrillKind::kFreezeLong) {
       // Seen here (docs/lab.md, "repmgrd and a frozen primary"): repmgrd on both standbys can
       // stall from the freeze until the thaw (no log line at all, then its first failed ping
@@ -321,6 +322,10 @@ StatusOr<DrillReport> RunDrill(Stack& s, DrillKind kind, int index, const DrillO
       p = s.lab().WaitForPrimary(old, std::chrono::seconds(30));
     }
     if (!p.ok()) {
+      auto state = s.lab().RepmgrdState();
+      std::fprintf(stderr, "%s: no standby promoted (%s); repmgrd:\n%s\n", DrillName(kind),
+                   p.status().ToString().c_str(),
+                   state.ok() ? state->c_str() : state.status().ToString().c_str());
       if (kind == DrillKind::kFreezeLong) (void)s.lab().PgThaw(old);
       w.Stop();
       return p.status();

@@ -79,7 +79,7 @@ class Lab {
   Status PgRejoin(int node);        // the proper way back as a standby (checkpoint, rewind, follow)
   // repmgr standby promote of standby N (labctl pg-promote).
   Status PgPromote(int node);
-  // Per node: repmgrd's PID, wait channel and last log line (labctl repmgrd-state).
+  // Per node: repmgrd's PID, wait channel and last log lines (labctl repmgrd-state).
   StatusOr<std::string> RepmgrdState();
   Status RepmgrdStop(int node);
   Status RepmgrdStart(int node);
