@@ -209,13 +209,13 @@ std::string DrillReport::Summary() const {
                 "haproxy_reroute_ms=%.1f pgbouncer_reroute_ms=%.1f haproxy_unavailable_ms=%.1f "
                 "pgbouncer_unavailable_ms=%.1f haproxy_failed=%d+%d pgbouncer_failed=%d+%d "
                 "(in flight + after the fault) pgbouncer_hold_ms=%.1f "
-                "pgbouncer_failed_after_hold=%d ",
+                "pgbouncer_failed_after_hold=%d pgbouncer_failed_no_server=%d ",
                 drill.c_str(), old_primary, final_primary, failover ? "yes" : "no", convergence_ms,
                 haproxy_reroute_ms, pgbouncer_reroute_ms, haproxy_unavailable_ms,
                 pgbouncer_unavailable_ms, haproxy_clients.failed_in_flight,
                 haproxy_clients.failed_after_fault, pgbouncer_clients.failed_in_flight,
                 pgbouncer_clients.failed_after_fault, pgbouncer_hold_ms,
-                pgbouncer_clients.failed_after_hold);
+                pgbouncer_clients.failed_after_hold, pgbouncer_clients.failed_without_server());
   return buf + check.Summary();
 }
 
