@@ -152,7 +152,7 @@ class Orchestrator {
   void WakeCluster(const std::string& cluster, bool urgent = false);
   // Any thread (the prober's connection-lost handler): the server at host:port closed a connection
   // the prober kept (PostgreSQL crashed, was killed or is shutting down). Every cluster with a
-  // node there, configured or learned, runs in the next pass, urgently.
+  // node there, configured or learned, that this instance owns runs in the next pass, urgently.
   void NodeConnectionLost(const std::string& host, int port);
 
   // What the scheduler did (the loop's thread): rounds run per (cluster, trigger), the trigger
