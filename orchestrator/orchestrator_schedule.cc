@@ -507,8 +507,6 @@ void Orchestrator::IndexClusters() {
   }
   std::erase_if(cluster_rounds_, [this](const auto& e) { return index_.count(e.first.first) == 0; });
   for (const ClusterSpec& spec : clusters_) {
-    // Another member's clusters are its to verify (its own prober sees the same close).
-    if (!options_.dry_run && owned_.count(spec.name) == 0) continue;
     auto rt = runtime_.find(spec.name);
     if (rt == runtime_.end() || rt->second.last_start == MonoTime{}) {
       sweep_left_.push_back(spec.name);

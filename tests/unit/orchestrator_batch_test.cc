@@ -105,16 +105,8 @@ class OrchestratorBatchTest : public ::testing::Test {
   }
   void TearDown() override { log::Init(config::LoggingConfig{}); }
 
-  // Clusters c0..c<n-1>; in cluster i the primary is node1 when i is even, node2 when it is odd.
-  // With `record`, the orchestrator's sessions are RecordingSessions (recording_: the newest).
-  std::unique_ptr<Orchestrator> Make(int clusters, int batch_max, bool record = false) {
-    OrchestratorOptions o;
-    o.id = "orch-a";
-    o.tick = milliseconds(1000);
-    o.verify_interval = milliseconds(1000);
-    o.voucher_reaffirm = milliseconds(1000);
-    o.policy.confirmation_window = milliseconds(0);
-    o.batch_max = batch_max;
+  // The specs of c0..c<n-1>, their nodes up in the prober (see Make).
+  std::vector<ClusterSpec> Specs(int clusters) {
     std::vector<ClusterSpec> specs;
     for (int i = 0; i < clusters; ++i) {
       ClusterSpec spec;
@@ -128,6 +120,19 @@ class OrchestratorBatchTest : public ::testing::Test {
       }
       specs.push_back(spec);
     }
+    return specs;
+  }
+  // Clusters c0..c<n-1>; in cluster i the primary is node1 when i is even, node2 when it is odd.
+  // With `record`, the orchestrator's sessions are RecordingSessions (recording_: the newest).
+  std::unique_ptr<Orchestrator> Make(int clusters, int batch_max, bool record = false) {
+    OrchestratorOptions o;
+    o.id = "orch-a";
+    o.tick = milliseconds(1000);
+    o.verify_interval = milliseconds(1000);
+    o.voucher_reaffirm = milliseconds(1000);
+    o.policy.confirmation_window = milliseconds(0);
+    o.batch_max = batch_max;
+    std::vector<ClusterSpec> specs = Specs(clusters);
     SessionFactory factory = zk::ManualDispatchSessions(server_, milliseconds(6000));
     if (record) {
       factory = [this, inner = factory]() -> StatusOr<std::unique_ptr<zk::ZkSession>> {
@@ -415,6 +420,23 @@ TEST_F(OrchestratorBatchTest, AClosedConnectionVerifiesItsClustersAtOnce) {
   orch->NodeConnectionLost("192.0.2.1", 5432);
   orch->RunDue();
   EXPECT_TRUE(prober_.probe_calls.empty());
+}
+
+// A cluster a reload adds (SIGHUP: ReplaceClusters) runs in the next pass, without waiting for a
+// verification to come due, although this instance does not own it yet.
+TEST_F(OrchestratorBatchTest, AClusterAddedByAReloadRunsInTheNextPass) {
+  auto orch = Make(4, 64);
+  Settle(*orch);
+  ASSERT_EQ(Published("c3"), "node2");
+  orch->ReplaceClusters(Specs(5));
+  prober_.probe_calls.clear();
+  orch->RunDue();  // the clock has not moved: nothing else is due
+  bool probed = false;
+  for (const auto& call : prober_.probe_calls) {
+    for (const NodeTarget& t : call) probed = probed || ClusterOf(t) == 4;
+  }
+  EXPECT_TRUE(probed) << log_.str();
+  EXPECT_EQ(Published("c4"), "node1");
 }
 
 }  // namespace
