@@ -174,6 +174,11 @@ void Judge(ClusterStatus& s, std::int64_t stale_after_ms, std::int64_t now_ms) {
                          s.switchover_error);
   }
   s.switchover_active = s.switchover && model::SwitchoverActive(*s.switchover, now_ms);
+  if (s.nodes_not_read > 0) {
+    s.problems.push_back(std::to_string(s.nodes_not_read) + " znodes under nodes/ not read (more than " +
+                         std::to_string(kMaxNodesRead) + "; from " + s.first_node_not_read +
+                         " on): delete the stray znodes and find who wrote them");
+  }
   for (const std::string& path : s.persistent_nodes) {
     s.problems.push_back(path +
                          " is a persistent znode, not a poller's ephemeral one: ignored (no live "
@@ -305,6 +310,12 @@ StatusOr<ClusterStatus> ReadClusterStatus(zk::ZkSession& zk, const std::string& 
   auto names = zk.GetChildren(paths.Nodes());
   if (!names.ok() && names.status().code() != StatusCode::kNotFound) return names.status();
   if (names.ok()) {
+    std::sort(names->begin(), names->end());
+    if (names->size() > kMaxNodesRead) {
+      s.nodes_not_read = names->size() - kMaxNodesRead;
+      s.first_node_not_read = (*names)[kMaxNodesRead];
+      names->resize(kMaxNodesRead);
+    }
     for (const std::string& name : *names) {
       const std::string node_path = paths.Node(name);
       auto got = zk.Get(node_path);

@@ -81,6 +81,10 @@ struct ClusterStatus {
   // Persistent (non-ephemeral) znodes under nodes/: no live poller wrote them, so they are not
   // nodes here, only problems.
   std::vector<std::string> persistent_nodes;
+  // Znodes under nodes/ beyond the first kMaxNodesRead in name order are not read (anyone who may
+  // write there could create any number): how many, and the first of them.
+  std::size_t nodes_not_read = 0;
+  std::string first_node_not_read;
   std::vector<model::HistoryEntry> history;  // the latest entries, oldest first (may be empty)
   std::int64_t read_at_ms = 0;               // the reader's wall clock when judged
   std::vector<std::string> problems;         // everything that makes this cluster unhealthy
@@ -99,6 +103,9 @@ struct ReadOptions {
 // Reads history entries by znode name; entries never change, so a long-lived reader (the
 // orchestrator's HTTP API) fetches each one once.
 using HistoryCache = std::map<std::string, model::HistoryEntry>;
+
+// The most observations ReadClusterStatus reads per cluster (in name order).
+inline constexpr std::size_t kMaxNodesRead = 256;
 
 // The cluster names under <root>/clusters, sorted. kNotFound when <root>/clusters is absent.
 StatusOr<std::vector<std::string>> ListClusters(zk::ZkSession& zk, const std::string& root);

@@ -461,6 +461,38 @@ TEST(StatusRead, ReadsTheContractLayoutAndPauseWritesControl) {
   EXPECT_FALSE(fake.Exists("/ph/clusters/nope").value().has_value());
 }
 
+// A flood under nodes/ (anyone who may write there) is read only up to kMaxNodesRead, in name
+// order, and the rest is a problem line naming how many and from where.
+TEST(StatusRead, AFloodUnderNodesIsReadOnlyUpToTheBoundAndIsAProblem) {
+  auto server = zk::FakeZkServer::Create();
+  std::unique_ptr<zk::FakeZk> session = server->NewSession();
+  zk::FakeZk& fake = *session;
+  ASSERT_TRUE(zk::EnsurePath(fake, kMain.Nodes()).ok());
+  ASSERT_TRUE(zk::EnsurePath(fake, kMain.History()).ok());
+  const std::size_t total = kMaxNodesRead + 10;
+  for (std::size_t i = 0; i < total; ++i) {
+    const std::string name = "n" + std::to_string(1000 + i);
+    ASSERT_TRUE(fake.Create(kMain.Node(name), Obs(name, true, 0x3000060).ToJson(),
+                            zk::CreateMode::kEphemeral)
+                    .ok());
+  }
+  auto s = ReadClusterStatus(fake, "/ph", "main", ReadOptions{}, kNow);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  // (Judge adds the repmgr nodes the observations name, node1..node3, without a poller.)
+  const auto read = std::count_if(s->nodes.begin(), s->nodes.end(), [](const NodeStatus& n) {
+    return n.node.rfind('n', 0) == 0 && n.node.rfind("node", 0) != 0;
+  });
+  EXPECT_EQ(static_cast<std::size_t>(read), kMaxNodesRead);
+  EXPECT_EQ(s->nodes_not_read, 10u);
+  EXPECT_EQ(s->first_node_not_read, "n" + std::to_string(1000 + kMaxNodesRead));
+  const std::string expected = "10 znodes under nodes/ not read (more than " +
+                               std::to_string(kMaxNodesRead) + "; from n" +
+                               std::to_string(1000 + kMaxNodesRead) + " on)";
+  EXPECT_TRUE(std::any_of(s->problems.begin(), s->problems.end(), [&](const std::string& p) {
+    return p.rfind(expected, 0) == 0;
+  })) << RenderStatusTable({*s});
+}
+
 // Issue 12: only vouchers bound to the record count; children that bind nothing, legacy
 // vouchers and a record no publish entry backs are problem lines naming their kind.
 TEST(StatusRead, UnboundLegacyVouchersAndUnbackedRecordAreProblems) {
