@@ -12,6 +12,7 @@
 #include "clients/status/operator_cli.h"
 #include "common/model/json_fields.h"
 #include "common/model/untrusted.h"
+#include "publishers/view/cluster_view.h"
 
 namespace pgherald::switchover {
 namespace {
@@ -223,7 +224,12 @@ StatusOr<ClusterSnapshot> ReadSnapshot(zk::ZkSession& zk, const model::ClusterPa
 
   auto names = children(paths.Nodes());
   if (!names.ok() && names.status().code() != StatusCode::kNotFound) return names.status();
-  if (names.ok()) {
+  if (names.ok() && names->size() > view::kMaxNodesRead) {
+    // A flood (anyone who may write under nodes/): nothing is read, and nothing is switched.
+    snap.bad_nodes.push_back("nodes/ holds " + std::to_string(names->size()) +
+                             " znodes, more than " + std::to_string(view::kMaxNodesRead) +
+                             " (none read)");
+  } else if (names.ok()) {
     for (const std::string& name : *names) {
       const std::string path = paths.Node(name);
       auto node = get(path);

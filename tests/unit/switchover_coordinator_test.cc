@@ -840,6 +840,25 @@ TEST_F(ShellTest, DryRunAndRefusalsWriteNothing) {
   EXPECT_FALSE(server_->Peek(paths_.Switchover()).has_value());
 }
 
+// A flood under nodes/ is not read (the snapshot names it), and the switchover is refused
+// before anything is written.
+TEST_F(ShellTest, AFloodUnderNodesIsRefusedUnread) {
+  for (std::size_t i = 0; i < view::kMaxNodesRead; ++i) {
+    ASSERT_TRUE(pollers_->Create(paths_.Node("x" + std::to_string(1000 + i)), "{}",
+                                 zk::CreateMode::kEphemeral)
+                    .ok());
+  }
+  auto snap = ReadSnapshot(*admin_, paths_, nullptr);
+  ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+  EXPECT_TRUE(snap->nodes.empty());
+  ASSERT_EQ(snap->bad_nodes.size(), 1u);
+  EXPECT_EQ(snap->bad_nodes[0], "nodes/ holds " + std::to_string(view::kMaxNodesRead + 3) +
+                                    " znodes, more than " + std::to_string(view::kMaxNodesRead) +
+                                    " (none read)");
+  EXPECT_EQ(RunSwitchover(*admin_, options_, out_, err_), kExitRefused);
+  EXPECT_FALSE(server_->Peek(paths_.Switchover()).has_value());
+}
+
 TEST_F(ShellTest, AbortWithoutAnActiveRecordIsRefused) {
   EXPECT_EQ(RunAbort(*admin_, options_, out_, err_), kExitRefused);
   EXPECT_NE(ReadAll(err_).find("no active switchover on cluster main"), std::string::npos);
