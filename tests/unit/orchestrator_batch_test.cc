@@ -124,9 +124,11 @@ class OrchestratorBatchTest : public ::testing::Test {
   }
   // Clusters c0..c<n-1>; in cluster i the primary is node1 when i is even, node2 when it is odd.
   // With `record`, the orchestrator's sessions are RecordingSessions (recording_: the newest).
-  std::unique_ptr<Orchestrator> Make(int clusters, int batch_max, bool record = false) {
+  std::unique_ptr<Orchestrator> Make(int clusters, int batch_max, bool record = false,
+                                     const std::string& id = "orch-a",
+                                     const std::string& guid = "g1") {
     OrchestratorOptions o;
-    o.id = "orch-a";
+    o.id = id;
     o.tick = milliseconds(1000);
     o.verify_interval = milliseconds(1000);
     o.voucher_reaffirm = milliseconds(1000);
@@ -144,7 +146,7 @@ class OrchestratorBatchTest : public ::testing::Test {
       };
     }
     return std::make_unique<Orchestrator>(o, specs, factory, &prober_, &clock_,
-                                          std::vector<publishers::Publisher*>{}, "g1");
+                                          std::vector<publishers::Publisher*>{}, guid);
   }
   // Passes at the current time, watches delivered, until one probes nothing.
   void Settle(Orchestrator& orch) {
@@ -437,6 +439,37 @@ TEST_F(OrchestratorBatchTest, AClusterAddedByAReloadRunsInTheNextPass) {
   }
   EXPECT_TRUE(probed) << log_.str();
   EXPECT_EQ(Published("c4"), "node1");
+}
+
+// With two members, a closed connection wakes only the clusters this member owns: the other
+// member's prober sees the same close and verifies its own.
+TEST_F(OrchestratorBatchTest, AClosedConnectionWakesOnlyTheClustersThisMemberOwns) {
+  auto a = Make(8, 64, false, "orch-a", "g1");
+  auto b = Make(8, 64, false, "orch-b", "g2");
+  for (int i = 0; i < 4; ++i) {
+    Settle(*a);
+    Settle(*b);
+  }
+  const std::set<std::string> owned_by_a = a->owned_clusters();
+  const std::set<std::string> owned_by_b = b->owned_clusters();
+  ASSERT_FALSE(owned_by_a.empty());
+  ASSERT_FALSE(owned_by_b.empty());
+  std::string theirs;
+  for (int i = 0; i < 8 && theirs.empty(); ++i) {
+    if (owned_by_b.count(Name(i)) != 0 && owned_by_a.count(Name(i)) == 0) theirs = Name(i);
+  }
+  ASSERT_FALSE(theirs.empty());
+  const int index = std::stoi(theirs.substr(1));
+  prober_.probe_calls.clear();
+  a->NodeConnectionLost(HostOf(index, 1), 5432);
+  a->RunDue();
+  for (const auto& call : prober_.probe_calls) {
+    for (const NodeTarget& t : call) EXPECT_NE(ClusterOf(t), index) << theirs << " is orch-b's";
+  }
+  EXPECT_NE(log_.str().find("node_connection_closed host=" + HostOf(index, 1) +
+                            " port=5432 clusters_woken=0"),
+            std::string::npos)
+      << log_.str();
 }
 
 }  // namespace
