@@ -425,6 +425,16 @@ StatusOr<SwitchoverReport> RunSwitchover(Stack& s, int to, bool expect_done, int
                            std::to_string(old) + " is the primary");
   }
   d.old_primary = old;
+  // The command's own checks first (`--dry-run` writes nothing): right after a switchover the old
+  // primary's repmgrd registers with its restarted node only after its reconnect interval, and
+  // until then its poller reports repmgrd not running, which the checks refuse (seen in a drill
+  // that ran the second switchover at once).
+  SwitchoverRun dry;
+  if (!WaitUntil([&] { return (dry = s.Switchover(to, {"--dry-run"})).exit_code == 0; },
+                 milliseconds(30000), milliseconds(200))) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "`pgherald switchover --dry-run` did not pass within 30 s:\n" + dry.output);
+  }
 
   const int client_base = s.ClientBase(index);
   Workload w(WorkloadFor(s, client_base, options));

@@ -274,8 +274,9 @@ Status Lab::RepmgrdStart(int node) {
   return Run("repmgrd-start", {std::to_string(node)}).status();
 }
 
-StatusOr<int> Lab::Check() {
-  auto out = Run("check");
+StatusOr<int> Lab::Check(std::chrono::seconds wait) {
+  auto out = wait.count() > 0 ? Run("check", {"--timeout", std::to_string(wait.count())})
+                              : Run("check");
   if (!out.ok()) return out.status();
   return ParseInt(*out, "check");
 }

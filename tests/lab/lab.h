@@ -55,11 +55,11 @@ class Lab {
   // cases"): every ZooKeeper server serving, HAProxy and pgbouncer running, and with PostgreSQL
   // one primary, the two other nodes streaming from it, repmgr's metadata agreeing and repmgrd
   // monitoring on all three. Check() returns the primary (0 without PostgreSQL) or an error
-  // naming what differs; Restore() repairs the lab (thaws, restarts, rejoins), verifies the state
+  // naming what differs, looking once or, with `wait`, until the state holds for up to that long; Restore() repairs the lab (thaws, restarts, rejoins), verifies the state
   // and returns the primary, preferring `prefer_primary` when it is writable. Both wait on
   // conditions; `timeout` is a safety net, sized for a loaded machine (on a 2-core machine at load
   // 25, `labctl check` alone took 30-90 s and one restore missed 180 s).
-  StatusOr<int> Check();
+  StatusOr<int> Check(std::chrono::seconds wait = std::chrono::seconds(0));
   StatusOr<int> Restore(int prefer_primary = 0,
                         std::chrono::seconds timeout = std::chrono::seconds(420));
 

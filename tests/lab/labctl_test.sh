@@ -73,6 +73,12 @@ leader=$("$LABCTL" zk-leader --dir "$dir" 2>&1) || fail "zk-leader after the quo
 "$LABCTL" zk-stop 1 --dir "$dir" || fail "zk-stop 1"
 why=$("$LABCTL" check --dir "$dir" 2>&1) && fail "check passed with member 1 frozen"
 [[ $why == *"zookeeper 1 is frozen"* ]] || fail "check with member 1 frozen said: $why"
+why=$("$LABCTL" check --timeout x --dir "$dir" 2>&1) && fail "check accepted --timeout x"
+[[ $why == *"--timeout expects whole seconds"* ]] || fail "check --timeout x said: $why"
+start=$SECONDS
+why=$("$LABCTL" check --timeout 1 --dir "$dir" 2>&1) && fail "check --timeout 1 passed with member 1 frozen"
+[[ $why == *"zookeeper 1 is frozen"* ]] || fail "check --timeout 1 with member 1 frozen said: $why"
+(( SECONDS - start >= 1 )) || fail "check --timeout 1 gave up before its timeout"
 "$LABCTL" zk-kill 2 --dir "$dir" || fail "zk-kill 2"
 "$LABCTL" zk-kill s --dir "$dir" || fail "zk-kill s"
 restored=$("$LABCTL" restore --dir "$dir" 2>"$work/restore.err") \
