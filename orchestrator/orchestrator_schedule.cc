@@ -114,23 +114,23 @@ void Orchestrator::WakeClustersOfLostNodes() {
     lost.swap(lost_endpoints_);
   }
   if (lost.empty()) return;
-  const auto there = [&](const NodeTarget& t) {
-    return lost.count({t.params.host, t.params.port}) != 0;
-  };
-  std::size_t woken = 0;
-  for (const ClusterSpec& spec : clusters_) {
-    // Another member's clusters are its to verify (its own prober sees the same close).
-    if (!options_.dry_run && owned_.count(spec.name) == 0) continue;
-    auto rt = runtime_.find(spec.name);
-    const bool learned_there =
-        rt != runtime_.end() && std::any_of(rt->second.learned.begin(), rt->second.learned.end(), there);
-    if (!learned_there && std::none_of(spec.nodes.begin(), spec.nodes.end(), there)) continue;
-    WakeCluster(spec.name, /*urgent=*/true);
-    ++woken;
-  }
   for (const auto& [host, port] : lost) {
-    Log().Info("node_connection_closed", {{"host", host}, {"port", port},
-                                          {"clusters_woken", static_cast<std::int64_t>(woken)}});
+    const auto there = [&, &host = host, port = port](const NodeTarget& t) {
+      return t.params.host == host && t.params.port == port;
+    };
+    std::int64_t woken = 0;
+    for (const ClusterSpec& spec : clusters_) {
+      // Another member's clusters are its to verify (its own prober sees the same close).
+      if (!options_.dry_run && owned_.count(spec.name) == 0) continue;
+      auto rt = runtime_.find(spec.name);
+      const bool learned_there = rt != runtime_.end() && std::any_of(rt->second.learned.begin(),
+                                                                     rt->second.learned.end(), there);
+      if (!learned_there && std::none_of(spec.nodes.begin(), spec.nodes.end(), there)) continue;
+      WakeCluster(spec.name, /*urgent=*/true);  // once in the queue however many endpoints
+      ++woken;
+    }
+    Log().Info("node_connection_closed",
+               {{"host", host}, {"port", port}, {"clusters_woken", woken}});
   }
 }
 

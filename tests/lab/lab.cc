@@ -275,8 +275,7 @@ Status Lab::RepmgrdStart(int node) {
 }
 
 StatusOr<int> Lab::Check(std::chrono::seconds wait) {
-  auto out = wait.count() > 0 ? Run("check", {"--timeout", std::to_string(wait.count())})
-                              : Run("check");
+  auto out = Run("check", {"--timeout", std::to_string(wait.count())});  // 0: look once
   if (!out.ok()) return out.status();
   return ParseInt(*out, "check");
 }
