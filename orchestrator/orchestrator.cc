@@ -199,6 +199,7 @@ bool Orchestrator::TakeOwnership(const std::string& cluster, ClusterRuntime& rt)
   // Never resign with a publish whose outcome is unknown: it is settled first, as the owner.
   auto plan = ownership_->Refresh(cluster, !publisher_->HasPending(cluster));
   const bool owner = plan.ok() && ownership_->Owns(cluster);
+  rt.next_in_line = !owner && plan.ok() && (plan->picked == guid_ || plan->successor == guid_);
   if (!plan.ok()) Log().Debug("ownership_refresh_failed", {{"cluster", cluster}, {"error", plan.status()}});
   if (owner && owned_.insert(cluster).second) {
     ++ownership_changes_;
@@ -218,6 +219,20 @@ bool Orchestrator::TakeOwnership(const std::string& cluster, ClusterRuntime& rt)
     }
   }
   return owner;
+}
+
+void Orchestrator::KeepConnections(const ClusterSpec& spec, ClusterRuntime& rt) {
+  const bool keep = rt.next_in_line && options_.successor_connections;
+  if (!keep && !rt.connected) return;
+  std::vector<NodeTarget> nodes = spec.nodes;
+  nodes.insert(nodes.end(), rt.learned.begin(), rt.learned.end());
+  if (keep) {
+    warm_.insert(warm_.end(), nodes.begin(), nodes.end());
+    rt.connected = true;
+    return;
+  }
+  prober_->Forget(nodes);
+  rt.connected = false;
 }
 
 void Orchestrator::RunPass(PassKind kind) {
@@ -252,7 +267,11 @@ double Orchestrator::MillisSince(MonoTime t) const {
 std::unique_ptr<Orchestrator::ClusterRound> Orchestrator::PrepareRound(const ClusterSpec& spec,
                                                                        ClusterRuntime& rt) {
   // Ownership changes only here, between two rounds of the cluster (no publish in flight).
-  if (!TakeOwnership(spec.name, rt)) return nullptr;
+  if (!TakeOwnership(spec.name, rt)) {
+    KeepConnections(spec, rt);
+    return nullptr;
+  }
+  rt.connected = true;
   auto round = std::make_unique<ClusterRound>(spec, publisher_->Paths(spec.name), rt, clock_->Now(),
                                               interruptions_.load());
   if (!SettleEarlierPublish(*round)) return nullptr;

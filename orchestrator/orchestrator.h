@@ -96,6 +96,10 @@ struct OrchestratorOptions {
   // At most this many clusters' rounds share one batch (one probe call, one write-check call);
   // 1 runs the clusters one after another. Values below 1 count as 1.
   int batch_max = 64;
+  // Keep connections open to the nodes of the clusters this instance is next in line to own (the
+  // hash's pick once their owner leaves, or its pick waiting for the hand-off), so that a
+  // takeover probes over open connections: docs/orchestrator.md, "Connections kept for a takeover".
+  bool successor_connections = true;
 };
 
 using SessionFactory = zk::SessionFactory;
@@ -200,6 +204,12 @@ class Orchestrator {
     std::string last_summary;  // to log transitions once
     std::string last_mirrored;
     bool vouched = false;  // we may hold a voucher
+    // As of its last ownership step: this instance does not own the cluster but is next in line
+    // (the hash picks it, or picks it once the owner leaves).
+    bool next_in_line = false;
+    // The prober may keep connections to its nodes (we owned it or were next in line): closed
+    // once we are neither (KeepConnections).
+    bool connected = false;
     // What the last reads returned, by watch key, valid while that key's watch is still armed
     // (the znode has not changed since, as far as the server has told us): a round woken by one
     // observation re-reads that observation only. Dropped with the session.
@@ -298,6 +308,10 @@ class Orchestrator {
   // The ownership step of a cluster (between two of its rounds): true when this instance owns it
   // now. A non-owner removes its own voucher of the cluster when it can.
   bool TakeOwnership(const std::string& cluster, ClusterRuntime& rt);
+  // A cluster this instance does not own: while it is next in line, its nodes join warm_ (their
+  // connections are opened after the batch's probe call); once it is not, the connections the
+  // prober keeps for them are closed.
+  void KeepConnections(const ClusterSpec& spec, ClusterRuntime& rt);
   void LoseOwnership(const std::string& cluster, const char* why);
   // A watcher that wakes `cluster` (WakeCluster, `urgent` or not; "" wakes every cluster: a global
   // event), armed at most once per key until it fires.
@@ -326,6 +340,9 @@ class Orchestrator {
                 const publishers::MasterZnode& master, std::int64_t verified_at_ms,
                 std::uint64_t verified_at_count);
 
+  // The nodes of the batch's clusters this instance is next in line to own (KeepConnections),
+  // handed to NodeProber::Warm after the batch's probe call.
+  std::vector<NodeTarget> warm_;
   OrchestratorOptions options_;
   std::vector<ClusterSpec> clusters_;
   SessionFactory session_factory_;

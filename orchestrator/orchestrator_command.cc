@@ -110,6 +110,7 @@ int RunOrchestratorCommand(const std::vector<std::string>& args) {
                {"tick_ms", cfg->options.tick},
                {"verify_interval_ms", cfg->options.verify_interval},
                {"batch_max", cfg->options.batch_max},
+               {"successor_connections", cfg->options.successor_connections},
                {"confirmation_window_ms", cfg->options.policy.confirmation_window},
                {"strict", cfg->options.policy.strict_split_brain}});
 

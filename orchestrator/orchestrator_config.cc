@@ -74,6 +74,7 @@ StatusOr<OrchestratorConfig> ParseOrchestratorConfig(config::ConfigNode root) {
   opt.voucher_reaffirm = o.Optional<Millis>("voucher_reaffirm_ms", opt.verify_interval,
                                             {.min = Millis(10), .max = Millis(600000)});
   opt.batch_max = o.Optional<int>("batch_max", opt.batch_max, {.min = 1, .max = 10000});
+  opt.successor_connections = o.Optional<bool>("successor_connections", true);
   out.file_publisher_dir = o.Optional<std::string>("file_publisher_dir");
   // A probe older than a few verifications is no evidence; an observation older than the session
   // timeout belongs to a poller that is gone.

@@ -16,6 +16,7 @@
 //     voucher_reaffirm_ms: 1000    # re-affirm the voucher at most this often (default:
 //                                  # verify_interval_ms; sooner wakes the cluster for it)
 //     batch_max: 64                # clusters whose rounds share one probe call (1..10000)
+//     successor_connections: true  # keep connections to the clusters next in line to own
 //     file_publisher_dir: /var/lib/pgherald   # optional mirror: <dir>/<cluster>.json
 //   http: {address: 127.0.0.1, port: 8008, token_file: /etc/pgherald/http-token,  # optional
 //          max_connections: 64, request_timeout_ms: 5000}

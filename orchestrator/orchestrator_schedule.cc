@@ -402,6 +402,8 @@ void Orchestrator::RunBatch(std::vector<Scheduled> batch, bool yield_to_woken) {
   const MonoTime probe_start = clock_->Now();
   ProbeRounds(prepared);
   const double probe_ms = MillisSince(probe_start);
+  // The connections for a takeover open in the background, after the batch's own.
+  if (!warm_.empty()) prober_->Warm(std::exchange(warm_, {}));
   const MonoTime finish_start = clock_->Now();
   // 4-5. Urgent rounds finish first, then the other woken ones (a failover's publish waits for no
   // routine one).

@@ -45,6 +45,16 @@ std::string PickOwner(const std::string& cluster, const std::vector<std::string>
   return best;
 }
 
+std::string PickSuccessor(const std::string& cluster, const std::vector<std::string>& members) {
+  const std::string first = PickOwner(cluster, members);
+  std::vector<std::string> rest;
+  rest.reserve(members.size());
+  for (const std::string& m : members) {
+    if (m != first) rest.push_back(m);
+  }
+  return PickOwner(cluster, rest);
+}
+
 const char* OwnerStepName(OwnerStep step) {
   switch (step) {
     case OwnerStep::kNone: return "none";
@@ -60,6 +70,7 @@ OwnerPlan PlanOwnership(const std::string& cluster, const std::vector<std::strin
                         const std::vector<std::string>& queue, const std::string& self) {
   OwnerPlan plan;
   plan.picked = PickOwner(cluster, members);
+  plan.successor = PickSuccessor(cluster, members);
   const std::vector<OwnerCandidate> candidates = model::SortedCandidates(queue);
   if (!candidates.empty()) plan.owner = candidates.front().guid;
   const auto own = std::find_if(candidates.begin(), candidates.end(),

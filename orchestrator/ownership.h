@@ -44,6 +44,10 @@ std::uint64_t OwnershipScore(const std::string& cluster, const std::string& memb
 // `members` is empty.
 std::string PickOwner(const std::string& cluster, const std::vector<std::string>& members);
 
+// The member the hash picks for `cluster` once the picked one has left: the next in line, the
+// one that takes the cluster over when its owner crashes. "" with fewer than two members.
+std::string PickSuccessor(const std::string& cluster, const std::vector<std::string>& members);
+
 // The names and data (common/model/owner.h).
 using model::MemberGuid;
 using model::OwnerCandidate;
@@ -62,6 +66,7 @@ const char* OwnerStepName(OwnerStep step);
 struct OwnerPlan {
   OwnerStep step = OwnerStep::kNone;
   std::string picked;       // the guid the hash picks
+  std::string successor;    // the guid it picks once `picked` has left (PickSuccessor)
   std::string owner;        // the guid of the first candidate, "" for an empty queue
   std::string own_name;     // our candidate's name, "" when not queued
 };

@@ -116,6 +116,7 @@ struct Job {
   Wait wait = Wait::kWrite;
   std::optional<Steady::time_point> deadline;  // of the current phase
   Round* round = nullptr;  // the call waiting for the probe; null once delivered or abandoned
+  bool warm = false;       // started by Warm and not yet taken over by a call
   std::vector<std::size_t> indices;  // where the probe goes in round->results (one per asker)
   bool delivered = false;
   bool setup_tried = false;
@@ -419,6 +420,13 @@ void Pump(std::vector<Slot*>* active, Steady::time_point until, const std::funct
   }
 }
 
+// A job a probe call may take over: a Warm's probe still connecting, delivered to no one and
+// waited for by no call.
+bool Adoptable(const Job& j) {
+  return j.warm && j.write_checks.empty() && j.phase == Phase::kConnect && j.round == nullptr &&
+         !j.delivered;
+}
+
 // One connection per node and per identity on it: the heartbeat row goes into the target's own
 // database, as the target's own user.
 std::string SlotKey(const NodeTarget& t) {
@@ -588,6 +596,28 @@ void PgNodeProber::Forget(const std::vector<NodeTarget>& targets) {
   }
 }
 
+void PgNodeProber::Warm(const std::vector<NodeTarget>& targets) {
+  if (targets.empty()) return;
+  auto lock = Lock();
+  const std::size_t limit = std::max<std::size_t>(1, max_connecting_ / 2);
+  std::size_t connecting = Connecting();
+  bool started = false;
+  for (const NodeTarget& t : targets) {
+    if (connecting >= limit) break;
+    auto& slot = slots_[SlotKey(t)];
+    if (slot == nullptr) slot = std::make_shared<Slot>();
+    if (slot->job != nullptr || (slot->conn != nullptr && slot->conn->ok())) continue;
+    Begin(*slot, t, {}, nullptr, {}, *clock_);
+    if (slot->job == nullptr) continue;  // refused at once (it is tried again at a later Warm)
+    slot->job->warm = true;
+    active_.push_back(slot.get());
+    ++connecting;
+    started = true;
+  }
+  rewatch_ = watch_idle_.load();
+  if (started || rewatch_) work_.notify_one();
+}
+
 std::size_t PgNodeProber::kept() const {
   auto lock = Lock();
   return slots_.size();
@@ -655,6 +685,16 @@ std::vector<model::Probe> PgNodeProber::RunAll(const std::vector<NodeTarget>& ta
     Group& group = entry.second;
     auto& slot = slots_[entry.first];
     if (slot == nullptr) slot = std::make_shared<Slot>();
+    if (slot->job != nullptr && contexts == nullptr && Adoptable(*slot->job)) {
+      // A Warm's attempt that has not sent its query yet: its probe will be as fresh as a new
+      // one's, so this call takes it. Only once: an attempt that outlasts this call too is left to
+      // finish in the background, as any call's (a hung node does not hold every later call).
+      slot->job->warm = false;
+      slot->job->round = &round;
+      slot->job->indices = std::move(group.indices);
+      slot->job->probe.taken_at_ms = now_ms;
+      continue;
+    }
     if (slot->job != nullptr) {
       for (std::size_t i : group.indices) {
         unanswered(i, "previous probe still running (node hung?)");

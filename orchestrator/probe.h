@@ -88,6 +88,12 @@ class NodeProber {
   // Closes what is kept for `targets` (their connections): nodes that are gone. A probe still
   // running for one of them is abandoned (PgNodeProber closes its connection at once).
   virtual void Forget(const std::vector<NodeTarget>& targets) { (void)targets; }
+  // Opens, without waiting, the connections that `targets` lack: nodes of clusters this instance
+  // is next in line to own (docs/orchestrator.md, "Connections kept for a takeover"), so that a
+  // takeover probes over open connections instead of opening them all at once. Each attempt ends
+  // with a probe whose answer nobody reads, unless a call asks for that node's probe while it is
+  // still connecting (it then gets that probe). A target with a connection costs a lookup.
+  virtual void Warm(const std::vector<NodeTarget>& targets) { (void)targets; }
 };
 
 // The SQL the probe runs, one round trip: in_recovery, timeline, lsn, system_identifier.
@@ -112,6 +118,9 @@ class PgNodeProber final : public NodeProber {
   std::vector<model::Probe> WriteCheckEach(const std::vector<WriteCheckRequest>& requests,
                                            MonoTime deadline) override;
   void Forget(const std::vector<NodeTarget>& targets) override;
+  // Starts attempts only while fewer than half of max_connecting are in flight (the calls keep
+  // the other half); the targets left over are tried at a later Warm. Never waits.
+  void Warm(const std::vector<NodeTarget>& targets) override;
   // Called on the prober's thread, without the prober's lock, with the host and port of a kept
   // connection that the server closed while it was idle. Null: none (kept connections are then
   // not watched). Setting it waits for a call in progress to return, so a handler may be cleared

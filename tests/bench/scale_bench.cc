@@ -673,9 +673,11 @@ int main(int argc, char** argv) {
   if (max_n > 1) {
     fanin = LabUp(false, "fan-in lab");
     if (fanin == nullptr) return 1;
-    // Each orchestrator keeps one connection per node it probes: up to N per fan-in node each, and
-    // room for an owner that takes over before the killed one's connections are gone.
-    const int max_connections = std::max(100, max_n * std::min(max_k, 2) + 100);
+    // Each orchestrator keeps one connection per node it probes or would take over (the owner's
+    // and the successor's: docs/orchestrator.md, "Connections kept for a takeover"), so up to 2N
+    // per fan-in node with several orchestrators, and room for the killed one's connections until
+    // the server has seen them close.
+    const int max_connections = std::max(100, max_n * std::min(max_k, 3) + 100);
     if (!PrepareFanIn(*fanin, max_connections)) {
       std::fprintf(stderr, "fan-in lab: cannot raise max_connections to %d\n", max_connections);
       return 1;

@@ -72,8 +72,13 @@ class HostProber final : public NodeProber {
     return out;
   }
 
+  void Warm(const std::vector<NodeTarget>& targets) override { warm_calls.push_back(targets); }
+  void Forget(const std::vector<NodeTarget>& targets) override { forget_calls.push_back(targets); }
+
   std::vector<std::vector<NodeTarget>> probe_calls;
   std::vector<std::vector<WriteCheckRequest>> write_check_calls;
+  std::vector<std::vector<NodeTarget>> warm_calls;
+  std::vector<std::vector<NodeTarget>> forget_calls;
   std::function<void(std::size_t call)> on_probe;  // after the call is recorded
 
  private:
@@ -126,7 +131,8 @@ class OrchestratorBatchTest : public ::testing::Test {
   // With `record`, the orchestrator's sessions are RecordingSessions (recording_: the newest).
   std::unique_ptr<Orchestrator> Make(int clusters, int batch_max, bool record = false,
                                      const std::string& id = "orch-a",
-                                     const std::string& guid = "g1") {
+                                     const std::string& guid = "g1", HostProber* prober = nullptr,
+                                     bool successor_connections = true) {
     OrchestratorOptions o;
     o.id = id;
     o.tick = milliseconds(1000);
@@ -134,6 +140,7 @@ class OrchestratorBatchTest : public ::testing::Test {
     o.voucher_reaffirm = milliseconds(1000);
     o.policy.confirmation_window = milliseconds(0);
     o.batch_max = batch_max;
+    o.successor_connections = successor_connections;
     std::vector<ClusterSpec> specs = Specs(clusters);
     SessionFactory factory = zk::ManualDispatchSessions(server_, milliseconds(6000));
     if (record) {
@@ -145,7 +152,8 @@ class OrchestratorBatchTest : public ::testing::Test {
         return std::unique_ptr<zk::ZkSession>(std::move(recording));
       };
     }
-    return std::make_unique<Orchestrator>(o, specs, factory, &prober_, &clock_,
+    if (prober != nullptr) prober->nodes = prober_.nodes;
+    return std::make_unique<Orchestrator>(o, specs, factory, prober != nullptr ? prober : &prober_, &clock_,
                                           std::vector<publishers::Publisher*>{}, guid);
   }
   // Passes at the current time, watches delivered, until one probes nothing.
@@ -181,6 +189,14 @@ class OrchestratorBatchTest : public ::testing::Test {
     const std::string& h = t.params.host;  // 10.0.<i>.<k>
     const std::size_t a = h.find('.', 3);
     return h.rfind("10.0.", 0) == 0 && a != std::string::npos ? std::stoi(h.substr(5, a - 5)) : -1;
+  }
+  // The clusters (by index) whose nodes `calls` name.
+  static std::set<int> ClustersIn(const std::vector<std::vector<NodeTarget>>& calls) {
+    std::set<int> out;
+    for (const auto& call : calls) {
+      for (const NodeTarget& t : call) out.insert(ClusterOf(t));
+    }
+    return out;
   }
 
   // Rewrites the observation Observe() published (a poller's next tick): its watch fires.
@@ -470,6 +486,99 @@ TEST_F(OrchestratorBatchTest, AClosedConnectionWakesOnlyTheClustersThisMemberOwn
                             " port=5432 clusters_woken=0"),
             std::string::npos)
       << log_.str();
+}
+
+// Connections kept for a takeover: of two members each warms the nodes of exactly the clusters
+// the other owns (it is their successor) and never its own; when a third member joins, a member
+// closes the connections of the clusters it is no longer next in line for; when the owner of a
+// cluster crashes, its successor takes it over and probes the nodes it had warmed.
+TEST_F(OrchestratorBatchTest, AMemberKeepsConnectionsToTheClustersItWouldTakeOver) {
+  const int n = 24;
+  HostProber prober_b, prober_c;
+  auto a = Make(n, 64, false, "orch-a", "g1");
+  auto b = Make(n, 64, false, "orch-b", "g2", &prober_b);
+  const auto settle = [&](const std::vector<Orchestrator*>& members) {
+    for (int i = 0; i < 6; ++i) {
+      clock_.Advance(milliseconds(1000));  // every cluster due
+      for (Orchestrator* m : members) {
+        server_->DispatchAllPending();
+        m->RunDue();
+      }
+    }
+  };
+  settle({a.get(), b.get()});
+  // While b joined, it warmed the clusters the hash picked it for until a handed them over: what
+  // it keeps warm once ownership has settled is what counts.
+  prober_.warm_calls.clear();
+  prober_b.warm_calls.clear();
+  settle({a.get(), b.get()});
+  const auto indices = [](const std::set<std::string>& names) {
+    std::set<int> out;
+    for (const std::string& c : names) out.insert(std::stoi(c.substr(1)));
+    return out;
+  };
+  const std::set<int> owned_by_a = indices(a->owned_clusters());
+  const std::set<int> owned_by_b = indices(b->owned_clusters());
+  ASSERT_EQ(owned_by_a.size() + owned_by_b.size(), static_cast<std::size_t>(n));
+  ASSERT_FALSE(owned_by_a.empty());
+  ASSERT_FALSE(owned_by_b.empty());
+  EXPECT_EQ(ClustersIn(prober_b.warm_calls), owned_by_a);
+  EXPECT_EQ(ClustersIn(prober_.warm_calls), owned_by_b);
+  EXPECT_TRUE(prober_b.forget_calls.empty());
+
+  // A third member: b keeps the connections of the clusters it still owns or would take over, and
+  // closes the others'.
+  auto c = Make(n, 64, false, "orch-c", "g3", &prober_c);
+  settle({a.get(), b.get(), c.get()});
+  prober_b.warm_calls.clear();
+  settle({a.get(), b.get(), c.get()});
+  const std::vector<std::string> members = {"g1", "g2", "g3"};
+  std::set<int> next_for_b, neither_for_b;
+  for (int i = 0; i < n; ++i) {
+    const std::string picked = PickOwner(Name(i), members);
+    const std::string successor = PickSuccessor(Name(i), members);
+    if (picked == "g2") continue;
+    (successor == "g2" ? next_for_b : neither_for_b).insert(i);
+  }
+  ASSERT_FALSE(next_for_b.empty());
+  ASSERT_FALSE(neither_for_b.empty());
+  EXPECT_EQ(ClustersIn(prober_b.warm_calls), next_for_b);
+  EXPECT_EQ(ClustersIn(prober_b.forget_calls), neither_for_b);
+
+  // a crashes: b owns the clusters it was next in line for and probes their nodes.
+  std::set<int> a_to_b;
+  for (int i : indices(a->owned_clusters())) {
+    if (PickOwner(Name(i), {"g2", "g3"}) == "g2") a_to_b.insert(i);
+  }
+  ASSERT_FALSE(a_to_b.empty());
+  for (int i : a_to_b) EXPECT_EQ(next_for_b.count(i), 1u) << Name(i) << " was not warmed by b";
+  ASSERT_TRUE(server_->ExpireSession(a->session()->session_id()).ok());
+  prober_b.probe_calls.clear();
+  settle({b.get(), c.get()});
+  const std::set<int> now_b = indices(b->owned_clusters());
+  const std::set<int> probed = ClustersIn(prober_b.probe_calls);
+  for (int i : a_to_b) {
+    EXPECT_EQ(now_b.count(i), 1u) << Name(i);
+    EXPECT_EQ(probed.count(i), 1u) << Name(i);
+  }
+}
+
+// successor_connections: false warms nothing.
+TEST_F(OrchestratorBatchTest, SuccessorConnectionsCanBeTurnedOff) {
+  HostProber prober_b;
+  auto a = Make(8, 64, false, "orch-a", "g1", nullptr, false);
+  auto b = Make(8, 64, false, "orch-b", "g2", &prober_b, false);
+  for (int i = 0; i < 4; ++i) {
+    clock_.Advance(milliseconds(1000));
+    server_->DispatchAllPending();
+    a->RunDue();
+    server_->DispatchAllPending();
+    b->RunDue();
+  }
+  ASSERT_FALSE(a->owned_clusters().empty());
+  ASSERT_FALSE(b->owned_clusters().empty());
+  EXPECT_TRUE(prober_.warm_calls.empty());
+  EXPECT_TRUE(prober_b.warm_calls.empty());
 }
 
 }  // namespace

@@ -99,6 +99,29 @@ TEST(OwnershipHashTest, OrderOfMembersDoesNotMatterAndEmptyPicksNobody) {
   EXPECT_NE(OwnershipScore("ab", "c"), OwnershipScore("a", "bc"));
 }
 
+// The successor is whom the hash picks once the owner has left: for every cluster it owns after a
+// crash of the picked member, in the plan too; alone, or with no member, there is none.
+TEST(OwnershipHashTest, TheSuccessorIsThePickOnceTheOwnerLeaves) {
+  const std::vector<std::string> members = {"3f2a9c01d4e5b6a7", "0b1c2d3e4f5a6b7c", "deadbeef00112233"};
+  std::map<std::string, int> successors;
+  for (const std::string& c : Clusters(300)) {
+    const std::string picked = PickOwner(c, members);
+    std::vector<std::string> rest;
+    for (const std::string& m : members) {
+      if (m != picked) rest.push_back(m);
+    }
+    const std::string successor = PickSuccessor(c, members);
+    EXPECT_NE(successor, picked) << c;
+    EXPECT_EQ(successor, PickOwner(c, rest)) << c;
+    EXPECT_EQ(PlanOwnership(c, members, {}, members[0]).successor, successor) << c;
+    ++successors[successor];
+  }
+  EXPECT_EQ(successors.size(), 3u) << "every member is some clusters' successor";
+  EXPECT_EQ(PickSuccessor("c", {"only"}), "");
+  EXPECT_EQ(PickSuccessor("c", {}), "");
+  EXPECT_EQ(PickSuccessor("c", {"a1", "b2"}), PickOwner("c", {"a1", "b2"}) == "a1" ? "b2" : "a1");
+}
+
 TEST(OwnershipNamesTest, CandidateNamesAreParsedStrictly) {
   auto c = ParseOwnerCandidate("o-ab12-0000000007");
   ASSERT_TRUE(c.has_value());

@@ -717,5 +717,61 @@ TEST(PgNodeProberLoopTest, AConnectionTheServerClosesIsReportedAtOnce) {
   prober.SetConnectionLostHandler(nullptr);
 }
 
+// Warm opens connections without a call: the prober's thread connects them (and runs the probe
+// nobody reads); a later call probes over them without a new connection; a Warm of nodes that are
+// connected opens and asks nothing.
+TEST(PgNodeProberLoopTest, WarmOpensConnectionsBetweenCalls) {
+  FakePostgres server(Healthy);
+  ASSERT_TRUE(server.ok());
+  PgNodeProber prober;
+  const std::vector<NodeTarget> targets = {Target("a", server.port()), Target("b", server.port())};
+  prober.Warm(targets);
+  ASSERT_TRUE(Eventually([&] { return prober.in_flight() == 0 && server.connections() == 2; }))
+      << "connections: " << server.connections();
+  EXPECT_EQ(prober.kept(), 2u);
+  const std::size_t queries = server.queries().size();
+  prober.Warm(targets);
+  EXPECT_EQ(prober.in_flight(), 0u) << "a connected node was warmed again";
+  auto probes = prober.ProbeAll(targets, In(5s));
+  for (const model::Probe& p : probes) EXPECT_TRUE(p.reachable) << p.node << ": " << p.error;
+  EXPECT_EQ(server.connections(), 2);
+  EXPECT_EQ(server.queries().size(), queries + 2);
+}
+
+// A call that asks for a node whose warm attempt is still connecting takes that attempt's probe
+// (rather than reporting "previous probe still running"): the server takes 300 ms to accept.
+TEST(PgNodeProberLoopTest, ACallTakesOverAWarmAttemptStillConnecting) {
+  FakePostgres server(Healthy, 300ms);
+  ASSERT_TRUE(server.ok());
+  PgNodeProber prober;
+  const NodeTarget t = Target("a", server.port());
+  prober.Warm({t});
+  EXPECT_EQ(prober.in_flight(), 1u);
+  auto probes = prober.ProbeAll({t}, In(5s));
+  EXPECT_TRUE(probes[0].reachable) << probes[0].error;
+  EXPECT_EQ(server.connections(), 1);
+}
+
+// Warm keeps half of the connection attempts for the calls: with max_connecting 4 and nodes that
+// never answer, five warmed nodes start two attempts, a second Warm none, and a call still
+// connects two of its own.
+TEST(PgNodeProberLoopTest, WarmLeavesHalfTheConnectionAttemptsToTheCalls) {
+  HungListener hung;
+  ASSERT_TRUE(hung.ok());
+  PgNodeProber prober(&SystemClock::Instance(), 4);
+  std::vector<NodeTarget> warm;
+  for (const char* name : {"w1", "w2", "w3", "w4", "w5"}) warm.push_back(Target(name, hung.port()));
+  prober.Warm(warm);
+  EXPECT_EQ(prober.in_flight(), 2u);
+  prober.Warm(warm);
+  EXPECT_EQ(prober.in_flight(), 2u);
+  auto probes = prober.ProbeAll({Target("x", hung.port()), Target("y", hung.port()),
+                                 Target("z", hung.port())},
+                                In(200ms));
+  EXPECT_EQ(probes[0].error, "probe timed out (node hung?)");
+  EXPECT_EQ(probes[1].error, "probe timed out (node hung?)");
+  EXPECT_NE(probes[2].error.find("not probed"), std::string::npos) << probes[2].error;
+}
+
 }  // namespace
 }  // namespace pgherald::orchestrator
