@@ -42,6 +42,7 @@ json OrchestratorJson(const ObservabilitySnapshot& s, std::int64_t now_ms) {
   return {{"id", s.id},
           {"role", s.leading ? "leader" : "follower"},  // leader: owns at least one cluster
           {"owned_clusters", s.owned},
+          {"successor_clusters", s.successor_clusters},
           {"ownership_changes", s.ownership_changes},
           {"zookeeper", s.session_state},
           {"lease_remaining_ms", s.lease_remaining_ms},

@@ -34,6 +34,11 @@ std::string RenderMetrics(const ObservabilitySnapshot& s, std::int64_t now_ms) {
   out.Family("pgherald_orchestrator_owned_clusters", "gauge",
              "Clusters this orchestrator owns (acts on) as of their last rounds.");
   out.Sample("pgherald_orchestrator_owned_clusters", id, static_cast<double>(s.owned.size()));
+  out.Family("pgherald_orchestrator_successor_clusters", "gauge",
+             "Clusters this orchestrator does not own but would take over (next in line), whose "
+             "nodes it keeps connections to.");
+  out.Sample("pgherald_orchestrator_successor_clusters", id,
+             static_cast<double>(s.successor_clusters));
   out.Family("pgherald_orchestrator_ownership_changes_total", "counter",
              "Clusters this orchestrator acquired or lost since it started.");
   out.Sample("pgherald_orchestrator_ownership_changes_total", id,
@@ -226,6 +231,7 @@ void StatusBoard::OnPayloadProblem(const std::string& cluster, const std::string
 void StatusBoard::AfterRound(Orchestrator& orchestrator) {
   const std::set<std::string> owned = orchestrator.owned_clusters();
   const std::uint64_t ownership_changes = orchestrator.ownership_changes();
+  const std::size_t successor_clusters = orchestrator.successor_clusters();
   const auto rounds = orchestrator.cluster_rounds();
   const std::int64_t lag_ms = orchestrator.verification_lag().count();
   zk::ZkSession* zk = orchestrator.session();
@@ -237,6 +243,7 @@ void StatusBoard::AfterRound(Orchestrator& orchestrator) {
     std::lock_guard lock(work_mu_);
     working_.owned = owned;
     working_.ownership_changes = ownership_changes;
+    working_.successor_clusters = successor_clusters;
     // The clusters whose round ran since the last snapshot: only their active problems are news
     // (the loop runs each cluster on its own schedule, not every cluster between two snapshots).
     // A round triggered by anything but its periodic verification means something changed in

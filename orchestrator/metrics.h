@@ -47,6 +47,7 @@ struct ObservabilitySnapshot {
   std::string id;          // the orchestrator's id
   bool leading = false;     // owns at least one cluster
   std::set<std::string> owned;  // the clusters this instance owned as of their last rounds
+  std::size_t successor_clusters = 0;  // Orchestrator::successor_clusters()
   std::uint64_t ownership_changes = 0;  // clusters acquired or lost since start
   std::string session_state = "none";  // zk::SessionStateName, or "none" without a session
   std::int64_t lease_remaining_ms = 0;

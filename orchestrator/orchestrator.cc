@@ -200,6 +200,11 @@ bool Orchestrator::TakeOwnership(const std::string& cluster, ClusterRuntime& rt)
   auto plan = ownership_->Refresh(cluster, !publisher_->HasPending(cluster));
   const bool owner = plan.ok() && ownership_->Owns(cluster);
   rt.next_in_line = !owner && plan.ok() && (plan->picked == guid_ || plan->successor == guid_);
+  if (rt.next_in_line) {
+    next_in_line_.insert(cluster);
+  } else {
+    next_in_line_.erase(cluster);
+  }
   if (!plan.ok()) Log().Debug("ownership_refresh_failed", {{"cluster", cluster}, {"error", plan.status()}});
   if (owner && owned_.insert(cluster).second) {
     ++ownership_changes_;

@@ -178,6 +178,9 @@ class Orchestrator {
   bool leading() const { return !owned_.empty(); }
   // The clusters this instance owned as of their last rounds.
   const std::set<std::string>& owned_clusters() const { return owned_; }
+  // How many clusters this instance does not own but is next in line for, as of their last
+  // rounds (the connections it keeps for a takeover: OrchestratorOptions::successor_connections).
+  std::size_t successor_clusters() const { return next_in_line_.size(); }
   // Ownership changes (a cluster acquired or lost) since start.
   std::uint64_t ownership_changes() const { return ownership_changes_; }
   // This instance's candidate znode in `cluster`'s ownership queue ("" when not queued): the
@@ -343,6 +346,7 @@ class Orchestrator {
   // The nodes of the batch's clusters this instance is next in line to own (KeepConnections),
   // handed to NodeProber::Warm after the batch's probe call.
   std::vector<NodeTarget> warm_;
+  std::set<std::string> next_in_line_;  // the clusters whose runtime says next_in_line
   OrchestratorOptions options_;
   std::vector<ClusterSpec> clusters_;
   SessionFactory session_factory_;

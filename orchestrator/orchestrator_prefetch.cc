@@ -140,12 +140,17 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
   // First wave: the master znodes, the node lists that changed and the observations of the lists
   // still cached.
   auto first = std::make_shared<Wave>();
+  const std::vector<std::string>& members = ownership_->members();
   for (const ClusterSpec* spec : specs) {
     const std::string& c = spec->name;
-    if (!ownership_->Owns(c)) continue;  // its first round takes it (or not) and reads itself
+    // The clusters we own, and those the hash picks us for: a takeover (the owner is gone) owns
+    // the cluster at the start of this very round, and its first round then finds its reads made
+    // (a hand-off still waiting reads them for nothing, for as long as it waits).
+    if (!ownership_->Owns(c) && PickOwner(c, members) != guid_) continue;
     ClusterRuntime& rt = runtime_[c];
-    // Its set-up, or the settling of a publish whose outcome is unknown, comes first, in the round.
-    if (!rt.ensured || publisher_->HasPending(c)) continue;
+    // The settling of a publish whose outcome is unknown comes first, in the round. (A cluster
+    // not set up yet has nothing to read: the reads fail, and the round reads after its set-up.)
+    if (publisher_->HasPending(c)) continue;
     const model::ClusterPaths paths = publisher_->Paths(c);
     if (!MasterCacheFresh(c, rt)) {
       first->reads.push_back(NewRead(Read::Kind::kMaster, c, paths.Master(), "master:" + c));

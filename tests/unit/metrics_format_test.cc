@@ -412,6 +412,7 @@ TEST(MetricsFormat, OwnershipIsShown) {
   s.leading = true;
   s.owned = {"main"};
   s.ownership_changes = 3;
+  s.successor_clusters = 4;
   s.clusters.resize(2);
   s.clusters[0].name = "main";
   s.clusters[0].owner = "orch-1";
@@ -423,6 +424,8 @@ TEST(MetricsFormat, OwnershipIsShown) {
   EXPECT_EQ(types["pgherald_orchestrator_ownership_changes_total"], "counter");
   EXPECT_EQ(FindSample(samples, "pgherald_orchestrator_owned_clusters", {})->value, 1);
   EXPECT_EQ(FindSample(samples, "pgherald_orchestrator_ownership_changes_total", {})->value, 3);
+  EXPECT_EQ(types["pgherald_orchestrator_successor_clusters"], "gauge");
+  EXPECT_EQ(FindSample(samples, "pgherald_orchestrator_successor_clusters", {})->value, 4);
   EXPECT_EQ(FindSample(samples, "pgherald_orchestrator_cluster_owned", {{"cluster", "main"}})->value, 1);
   EXPECT_EQ(FindSample(samples, "pgherald_orchestrator_cluster_owned", {{"cluster", "other"}})->value, 0);
   http::HttpConfig config;
@@ -432,6 +435,7 @@ TEST(MetricsFormat, OwnershipIsShown) {
   const json list = json::parse(HandleHttp(config, s, writer, "GET", "/api/clusters", "", "", 0).body);
   EXPECT_EQ(list["orchestrator"]["owned_clusters"], json::array({"main"}));
   EXPECT_EQ(list["orchestrator"]["ownership_changes"], 3);
+  EXPECT_EQ(list["orchestrator"]["successor_clusters"], 4);
   EXPECT_EQ(list["clusters"][0]["owner"]["id"], "orch-1");
   EXPECT_EQ(list["clusters"][0]["owned"], true);
   EXPECT_TRUE(list["clusters"][1]["owner"].is_null());

@@ -524,6 +524,7 @@ TEST_F(OrchestratorBatchTest, AMemberKeepsConnectionsToTheClustersItWouldTakeOve
   ASSERT_FALSE(owned_by_b.empty());
   EXPECT_EQ(ClustersIn(prober_b.warm_calls), owned_by_a);
   EXPECT_EQ(ClustersIn(prober_.warm_calls), owned_by_b);
+  EXPECT_EQ(b->successor_clusters(), owned_by_a.size());
   EXPECT_TRUE(prober_b.forget_calls.empty());
 
   // A third member: b keeps the connections of the clusters it still owns or would take over, and
@@ -561,6 +562,48 @@ TEST_F(OrchestratorBatchTest, AMemberKeepsConnectionsToTheClustersItWouldTakeOve
     EXPECT_EQ(now_b.count(i), 1u) << Name(i);
     EXPECT_EQ(probed.count(i), 1u) << Name(i);
   }
+}
+
+// A takeover's first round finds its master znode, node list and observations read together: the
+// member the hash picks once the owner is gone prefetches the clusters it is about to own, in the
+// same pass in which it queues for them (before, each was read synchronously, one after another).
+TEST_F(OrchestratorBatchTest, ATakeoversReadsAreInFlightTogether) {
+  auto a = Make(8, 64, false, "orch-a", "g1");
+  auto b = Make(8, 64, /*record=*/true, "orch-b", "g2");
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(milliseconds(1000));
+    server_->DispatchAllPending();
+    a->RunDue();
+    server_->DispatchAllPending();
+    b->RunDue();
+    if (i != 0) continue;
+    for (int k = 0; k < 8; ++k) {  // the clusters' znodes are set up: the pollers publish
+      Observe(Name(k), "node1");
+      Observe(Name(k), "node2");
+    }
+  }
+  const std::set<std::string> taken = a->owned_clusters();
+  ASSERT_FALSE(taken.empty());
+  for (const std::string& c : taken) ASSERT_FALSE(Published(c).empty()) << c;
+  ASSERT_NE(recording_, nullptr);
+  ASSERT_TRUE(server_->ExpireSession(a->session()->session_id()).ok());
+  server_->DispatchAllPending();
+  recording_->Reset();
+  b->RunDue();
+  const auto counts = recording_->counts();
+  for (const std::string& c : taken) {
+    ASSERT_EQ(b->owned_clusters().count(c), 1u) << c << " not taken over: " << log_.str();
+    const model::ClusterPaths paths("/pgherald", c);
+    for (const std::string& path : {paths.Nodes(), paths.Node("node1"), paths.Node("node2")}) {
+      EXPECT_EQ(counts.sync_reads.count(path), 0u) << path << " read synchronously: " << Paths(counts);
+    }
+    // The master znode: once, by the creation of the new owner's voucher (its children), not by
+    // the round's reads (the record and the children, two more).
+    const auto master = counts.sync_reads.find(paths.Master());
+    EXPECT_LE(master == counts.sync_reads.end() ? 0 : master->second, 1) << Paths(counts);
+  }
+  // Per cluster: master, vouchers, node list, two observations.
+  EXPECT_GE(counts.async_reads, static_cast<int>(5 * taken.size()));
 }
 
 // successor_connections: false warms nothing.
