@@ -34,7 +34,21 @@ const log::Logger& Log() {
 
 // One asynchronous read and its answer (filled on the session's completion thread).
 struct Read {
-  enum class Kind { kMaster, kVouchers, kNodes, kObservation };
+  // kControl and kSwitchover are the exists checks (their watch covers a creation); kControlData
+  // and kSwitchoverData read a znode that exists, without a watch (as ZkPublisher::ReadControl).
+  enum class Kind {
+    kMaster,
+    kVouchers,
+    kNodes,
+    kObservation,
+    kControl,
+    kControlData,
+    kSwitchover,
+    kSwitchoverData,
+    kIdentity,
+    kEvents,
+    kEventsExists,  // no events yet: an exists watch wakes the cluster at the first one
+  };
   Kind kind = Kind::kObservation;
   std::string cluster;
   const ClusterSpec* spec = nullptr;  // for a node list: which of its observations to read
@@ -44,7 +58,25 @@ struct Read {
   Status status;
   zk::NodeData data;
   std::vector<std::string> children;
+  bool exists = false;  // an exists check's answer
 };
+
+bool IsGet(Read::Kind kind) {
+  return kind == Read::Kind::kMaster || kind == Read::Kind::kObservation ||
+         kind == Read::Kind::kControlData || kind == Read::Kind::kSwitchoverData ||
+         kind == Read::Kind::kIdentity;
+}
+bool IsExists(Read::Kind kind) {
+  return kind == Read::Kind::kControl || kind == Read::Kind::kSwitchover ||
+         kind == Read::Kind::kEventsExists;
+}
+// The round's own reads of these arm urgent watches (ReadControl, ReadSwitchover, WatchEvents),
+// and so does the node list's read.
+bool UrgentWatch(Read::Kind kind) {
+  return kind == Read::Kind::kNodes || kind == Read::Kind::kControl ||
+         kind == Read::Kind::kSwitchover || kind == Read::Kind::kEvents ||
+         kind == Read::Kind::kEventsExists;
+}
 
 Read NewRead(Read::Kind kind, std::string cluster, std::string path, std::string key) {
   Read r;
@@ -97,16 +129,21 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
       Read& r = wave->reads[i];
       const std::string path = r.path;
       zk::Watcher watch = nullptr;
-      const bool urgent = r.kind == Read::Kind::kNodes;
-      if (!r.key.empty()) watch = WatchOnce(r.cluster, r.key, urgent);
+      if (!r.key.empty()) watch = WatchOnce(r.cluster, r.key, UrgentWatch(r.kind));
       if (watch == nullptr) r.key.clear();  // armed already: a watch of an earlier read is pending
       Status sent;
       ++wave->pending;
       lock.unlock();
-      if (r.kind == Read::Kind::kMaster || r.kind == Read::Kind::kObservation) {
+      if (IsGet(r.kind)) {
         sent = session_->GetAsync(path, std::move(watch), [wave, i](StatusOr<zk::NodeData> got) {
           Settle(*wave, i, std::move(got), [](Read& x, zk::NodeData d) { x.data = std::move(d); });
         });
+      } else if (IsExists(r.kind)) {
+        sent = session_->ExistsAsync(
+            path, std::move(watch), [wave, i](StatusOr<std::optional<zk::Stat>> got) {
+              Settle(*wave, i, std::move(got),
+                     [](Read& x, std::optional<zk::Stat> st) { x.exists = st.has_value(); });
+            });
       } else {
         sent = session_->GetChildrenAsync(
             path, std::move(watch), [wave, i](StatusOr<std::vector<std::string>> got) {
@@ -162,6 +199,20 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
       first->reads.push_back(NewRead(Read::Kind::kNodes, c, paths.Nodes(), "nodes:" + c));
       first->reads.back().spec = spec;
     }
+    // What a first round reads once and then keeps while its watch holds (a takeover's, or every
+    // cluster's after a new session): the control and switchover records, the identity, the
+    // events watch.
+    if (!rt.control_cache || !Armed("control:" + c)) {
+      first->reads.push_back(NewRead(Read::Kind::kControl, c, paths.Control(), "control:" + c));
+    }
+    if (!rt.switchover_cache || !Armed("switchover:" + c)) {
+      first->reads.push_back(
+          NewRead(Read::Kind::kSwitchover, c, paths.Switchover(), "switchover:" + c));
+    }
+    if (!rt.identity) first->reads.push_back(NewRead(Read::Kind::kIdentity, c, paths.Identity(), ""));
+    if (!Armed("events:" + c)) {
+      first->reads.push_back(NewRead(Read::Kind::kEvents, c, paths.Events(), "events:" + c));
+    }
   }
   run(first);
 
@@ -214,15 +265,94 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
           fail(r);
         }
         break;
+      case Read::Kind::kControl:
+      case Read::Kind::kSwitchover: {
+        const bool control = r.kind == Read::Kind::kControl;
+        if (control) {
+          rt.control_cache.reset();
+        } else {
+          rt.switchover_cache.reset();
+        }
+        if (!ok) {
+          fail(r);
+        } else if (r.exists) {
+          // Its content in the second wave; the watch armed here covers it.
+          const Read::Kind data = control ? Read::Kind::kControlData : Read::Kind::kSwitchoverData;
+          second->reads.push_back(NewRead(data, r.cluster, r.path, ""));
+        } else if (control) {
+          rt.control_cache = publishers::ControlState{};
+        } else {
+          rt.switchover_cache = std::optional<model::SwitchoverRecord>();
+          rt.switchover_corrupt.clear();
+        }
+        break;
+      }
+      case Read::Kind::kIdentity:
+        if (ok) {
+          auto sysid = model::ParseIdentity(r.data.data);
+          if (sysid.ok()) rt.identity = std::move(*sysid);  // else the round reads and says why
+        }
+        break;
+      case Read::Kind::kEvents:
+        if (ok) break;
+        fail(r);
+        // No events yet (no poller published one): an exists watch, as WatchEvents arms.
+        if (r.answered && r.status.code() == StatusCode::kNotFound) {
+          second->reads.push_back(NewRead(Read::Kind::kEventsExists, r.cluster, r.path,
+                                          "events:" + r.cluster));
+        }
+        break;
+      case Read::Kind::kControlData:
+      case Read::Kind::kSwitchoverData:
+      case Read::Kind::kEventsExists:
+        break;  // not in the first wave
     }
   }
 
-  // Second wave: the observations of the lists just read.
+  // Second wave: the observations of the lists just read, and the control and switchover records
+  // that exist.
   run(second);
   std::lock_guard lock(second->mu);
   for (const Read& r : second->reads) {
     ClusterRuntime& rt = runtime_[r.cluster];
-    if (r.answered && r.status.ok()) {
+    const bool ok = r.answered && r.status.ok();
+    if (r.kind == Read::Kind::kControlData) {
+      // As ZkPublisher::ReadControl. Anything else (gone meanwhile, corrupt, failed) is left to
+      // the round, which reads it again and says why; its watch is read again with it.
+      auto parsed = ok && !r.data.data.empty() ? publishers::ParseControl(r.data.data)
+                                               : StatusOr<publishers::ControlState>(
+                                                     publishers::ControlState{});
+      if (ok && parsed.ok()) {
+        parsed->version = r.data.stat.version;
+        rt.control_cache = std::move(*parsed);
+      } else {
+        Disarm("control:" + r.cluster);
+      }
+      continue;
+    }
+    if (r.kind == Read::Kind::kEventsExists) {
+      if (!ok) {
+        fail(r);
+      } else if (r.exists) {
+        // Created meanwhile: the round arms the children watch (as WatchEvents does).
+        Disarm(r.key.empty() ? "events:" + r.cluster : r.key);
+        WakeCluster(r.cluster);
+      }
+      continue;
+    }
+    if (r.kind == Read::Kind::kSwitchoverData) {
+      auto parsed = ok ? model::SwitchoverRecord::FromJson(r.data.data)
+                       : StatusOr<model::SwitchoverRecord>(r.status);
+      if (parsed.ok()) {
+        parsed->version = r.data.stat.version;
+        rt.switchover_cache = std::optional<model::SwitchoverRecord>(std::move(*parsed));
+        rt.switchover_corrupt.clear();
+      } else {
+        Disarm("switchover:" + r.cluster);
+      }
+      continue;
+    }
+    if (ok) {
       rt.observation_cache[r.path] = {r.data.data, r.data.stat.ephemeral_owner};
     } else {
       rt.observation_cache.erase(r.path);

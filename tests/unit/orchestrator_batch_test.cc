@@ -564,9 +564,10 @@ TEST_F(OrchestratorBatchTest, AMemberKeepsConnectionsToTheClustersItWouldTakeOve
   }
 }
 
-// A takeover's first round finds its master znode, node list and observations read together: the
-// member the hash picks once the owner is gone prefetches the clusters it is about to own, in the
-// same pass in which it queues for them (before, each was read synchronously, one after another).
+// A takeover's first round finds its master znode, node list, observations, control and
+// switchover records, identity and events watch read together: the member the hash picks once the
+// owner is gone prefetches the clusters it is about to own, in the same pass in which it queues for
+// them (before, each was read synchronously, one after another).
 TEST_F(OrchestratorBatchTest, ATakeoversReadsAreInFlightTogether) {
   auto a = Make(8, 64, false, "orch-a", "g1");
   auto b = Make(8, 64, /*record=*/true, "orch-b", "g2");
@@ -594,7 +595,9 @@ TEST_F(OrchestratorBatchTest, ATakeoversReadsAreInFlightTogether) {
   for (const std::string& c : taken) {
     ASSERT_EQ(b->owned_clusters().count(c), 1u) << c << " not taken over: " << log_.str();
     const model::ClusterPaths paths("/pgherald", c);
-    for (const std::string& path : {paths.Nodes(), paths.Node("node1"), paths.Node("node2")}) {
+    for (const std::string& path : {paths.Nodes(), paths.Node("node1"), paths.Node("node2"),
+                                    paths.Control(), paths.Switchover(), paths.Identity(),
+                                    paths.Events()}) {
       EXPECT_EQ(counts.sync_reads.count(path), 0u) << path << " read synchronously: " << Paths(counts);
     }
     // The master znode: once, by the creation of the new owner's voucher (its children), not by
@@ -602,8 +605,9 @@ TEST_F(OrchestratorBatchTest, ATakeoversReadsAreInFlightTogether) {
     const auto master = counts.sync_reads.find(paths.Master());
     EXPECT_LE(master == counts.sync_reads.end() ? 0 : master->second, 1) << Paths(counts);
   }
-  // Per cluster: master, vouchers, node list, two observations.
-  EXPECT_GE(counts.async_reads, static_cast<int>(5 * taken.size()));
+  // Per cluster: master, vouchers, node list, two observations, control, switchover, identity,
+  // events.
+  EXPECT_GE(counts.async_reads, static_cast<int>(9 * taken.size()));
 }
 
 // successor_connections: false warms nothing.

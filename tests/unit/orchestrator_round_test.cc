@@ -662,6 +662,28 @@ TEST_F(OrchestratorRoundTest, HandWrittenNoMasterRecordWithTheLargestEpochNeverW
   }
 }
 
+// A corrupt control znode (hand-written) pauses the cluster rather than being guessed at, whether
+// the batch's pipelined read or the round's own finds it: node1 dies and node2 is promoted on
+// timeline 2, and nothing is published while the znode stays corrupt (logged as such every round);
+// once the operator writes a valid one, node2 is published.
+TEST_F(OrchestratorRoundTest, ACorruptControlZnodeIsTreatedAsPaused) {
+  auto orch = Make(/*dry_run=*/false);
+  Rounds(*orch, 3);
+  ASSERT_EQ(Record().node, "node1");
+  auto op = server_->NewSession(zk::FakeZkOptions{});
+  ASSERT_TRUE(op->Create(kPaths.Control(), "{\"paused\":", zk::CreateMode::kPersistent).ok());
+  prober_.nodes["node1"] = ScriptedNode{false, false, false, 1};
+  prober_.nodes["node2"] = ScriptedNode{true, false, false, 2};
+  Rounds(*orch, 4);
+  EXPECT_EQ(Record().node, "node1") << "published through a corrupt control znode";
+  EXPECT_GE(Count(log_.str(), "control_unreadable cluster=main"), 4u) << log_.str();
+  EXPECT_NE(log_.str().find("effect=\"treated as paused\""), std::string::npos) << log_.str();
+
+  ASSERT_TRUE(op->Set(kPaths.Control(), publishers::ControlToJson(publishers::ControlState{})).ok());
+  Rounds(*orch, 3);
+  EXPECT_EQ(Record().node, "node2") << log_.str();
+}
+
 // Issue 12, sim finding 2: the master znode deleted (and recreated as the initial record), wiped
 // to an empty payload, or overwritten by a hand-written no-master record, with history intact:
 // none of them says "nothing published". History's newest publish (node1, timeline 2) stays in
