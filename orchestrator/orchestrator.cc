@@ -144,11 +144,25 @@ bool Orchestrator::EnsureSession() {
   });
   ownership_ = std::make_unique<ClusterOwnership>(
       session_.get(), options_.root, guid_, options_.id,
-      // A cluster's queue ("owners:<c>") wakes that cluster; the members wake every cluster.
-      WatchHooks{[this](const std::string& key) {
+      // A cluster's queue ("owners:<c>") wakes that cluster; the members wake every cluster. The
+      // queue of a cluster this member is next in line for when it fires wakes it urgently: its
+      // owner may have crashed or handed it over, and a takeover must not wait behind routine
+      // rounds (a queue changes only when ownership moves, so these are few).
+      WatchHooks{[this](const std::string& key) -> zk::Watcher {
                    const std::string prefix = "owners:";
-                   return WatchOnce(key.rfind(prefix, 0) == 0 ? key.substr(prefix.size()) : "",
-                                    key);
+                   const std::string cluster =
+                       key.rfind(prefix, 0) == 0 ? key.substr(prefix.size()) : "";
+                   zk::Watcher wake = WatchOnce(cluster, key);
+                   if (wake == nullptr || cluster.empty()) return wake;
+                   return [this, cluster, wake](const zk::WatchEvent& event) {
+                     bool urgent = false;
+                     {
+                       std::lock_guard lock(mu_);
+                       urgent = next_in_line_.count(cluster) != 0;
+                     }
+                     wake(event);
+                     if (urgent) WakeCluster(cluster, true);
+                   };
                  },
                  [this](const std::string& key) { return Armed(key); },
                  [this](const std::string& key) { Disarm(key); }});
@@ -200,10 +214,13 @@ bool Orchestrator::TakeOwnership(const std::string& cluster, ClusterRuntime& rt)
   auto plan = ownership_->Refresh(cluster, !publisher_->HasPending(cluster));
   const bool owner = plan.ok() && ownership_->Owns(cluster);
   rt.next_in_line = !owner && plan.ok() && (plan->picked == guid_ || plan->successor == guid_);
-  if (rt.next_in_line) {
-    next_in_line_.insert(cluster);
-  } else {
-    next_in_line_.erase(cluster);
+  {
+    std::lock_guard lock(mu_);
+    if (rt.next_in_line) {
+      next_in_line_.insert(cluster);
+    } else {
+      next_in_line_.erase(cluster);
+    }
   }
   if (!plan.ok()) Log().Debug("ownership_refresh_failed", {{"cluster", cluster}, {"error", plan.status()}});
   if (owner && owned_.insert(cluster).second) {

@@ -180,7 +180,10 @@ class Orchestrator {
   const std::set<std::string>& owned_clusters() const { return owned_; }
   // How many clusters this instance does not own but is next in line for, as of their last
   // rounds (the connections it keeps for a takeover: OrchestratorOptions::successor_connections).
-  std::size_t successor_clusters() const { return next_in_line_.size(); }
+  std::size_t successor_clusters() const {
+    std::lock_guard lock(mu_);
+    return next_in_line_.size();
+  }
   // Ownership changes (a cluster acquired or lost) since start.
   std::uint64_t ownership_changes() const { return ownership_changes_; }
   // This instance's candidate znode in `cluster`'s ownership queue ("" when not queued): the
@@ -346,7 +349,8 @@ class Orchestrator {
   // The nodes of the batch's clusters this instance is next in line to own (KeepConnections),
   // handed to NodeProber::Warm after the batch's probe call.
   std::vector<NodeTarget> warm_;
-  std::set<std::string> next_in_line_;  // the clusters whose runtime says next_in_line
+  // The clusters whose runtime says next_in_line (under mu_: the queues' watchers read it).
+  std::set<std::string> next_in_line_;
   OrchestratorOptions options_;
   std::vector<ClusterSpec> clusters_;
   SessionFactory session_factory_;
@@ -370,7 +374,7 @@ class Orchestrator {
 
   // Shared with watchers (which may run after a session is replaced, never after destruction:
   // the session is closed first).
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   bool woken_ = false;
   std::set<std::string> armed_;

@@ -120,6 +120,13 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
     return;
   }
   if (session_->state() != zk::SessionState::kConnected) return;
+  // The ownership queues that changed (a takeover's, a hand-off's), before the ownership steps.
+  {
+    std::vector<std::string> names;
+    names.reserve(specs.size());
+    for (const ClusterSpec* spec : specs) names.push_back(spec->name);
+    ownership_->PrefetchQueues(names);
+  }
   // Sends every read of `wave` at once, then waits for their answers (at most the session
   // timeout: a server that answers nothing expires us before that anyway).
   const auto run = [this](const std::shared_ptr<Wave>& wave) {

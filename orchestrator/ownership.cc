@@ -1,6 +1,10 @@
 #include "orchestrator/ownership.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <utility>
 
 #include "common/model/zk_paths.h"
@@ -144,6 +148,61 @@ Status ClusterOwnership::ReadQueue(const std::string& cluster, Queue& q) {
   q.children = std::move(*children);
   q.valid = true;
   return Status::Ok();
+}
+
+void ClusterOwnership::PrefetchQueues(const std::vector<std::string>& clusters) {
+  struct Flight {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::size_t left = 0;
+    std::vector<std::optional<StatusOr<std::vector<std::string>>>> got;
+  };
+  auto flight = std::make_shared<Flight>();
+  std::vector<std::string> sent;  // the cluster of each read, in order
+  for (const std::string& cluster : clusters) {
+    const std::string key = "owners:" + cluster;
+    auto it = queues_.find(cluster);
+    // Only queues known to exist (Refresh ensures the path first) whose cache is stale.
+    if (it == queues_.end() || !it->second.ensured) continue;
+    if (it->second.valid && hooks_.armed(key)) continue;
+    zk::Watcher watch = hooks_.watch_once(key);
+    if (watch == nullptr) continue;  // a watch pending on a stale cache: left to Refresh
+    const std::size_t i = sent.size();
+    sent.push_back(cluster);
+    {
+      std::lock_guard lock(flight->mu);
+      flight->got.emplace_back();
+      ++flight->left;
+    }
+    const Status s = session_->GetChildrenAsync(
+        OwnersPath(cluster), std::move(watch), [flight, i](StatusOr<std::vector<std::string>> got) {
+          std::lock_guard lock(flight->mu);
+          flight->got[i] = std::move(got);
+          if (--flight->left == 0) flight->cv.notify_all();
+        });
+    if (!s.ok()) {  // not sent: `done` never runs
+      std::lock_guard lock(flight->mu);
+      flight->got[i] = s;
+      --flight->left;
+    }
+  }
+  if (sent.empty()) return;
+  std::vector<std::optional<StatusOr<std::vector<std::string>>>> got;
+  {
+    std::unique_lock lock(flight->mu);
+    flight->cv.wait_for(lock, session_->session_timeout(), [&] { return flight->left == 0; });
+    got = flight->got;  // a late answer writes into `flight`, never into these
+  }
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    Queue& q = queues_[sent[i]];
+    if (got[i].has_value() && got[i]->ok()) {
+      q.children = **got[i];
+      q.valid = true;
+    } else {
+      hooks_.disarm("owners:" + sent[i]);  // no watch armed: Refresh reads it again
+      q.valid = false;
+    }
+  }
 }
 
 StatusOr<OwnerPlan> ClusterOwnership::Refresh(const std::string& cluster, bool may_resign) {

@@ -99,6 +99,12 @@ class ClusterOwnership {
   // carries out the plan: queue, or resign when `may_resign` (false while a publish of the cluster
   // is unsettled). Returns the plan as of after the step.
   StatusOr<OwnerPlan> Refresh(const std::string& cluster, bool may_resign);
+  // The queues of `clusters` whose cache is stale (their watch fired: an owner left, a candidate
+  // came), read together with the asynchronous call, all sent before any answer is awaited, with
+  // the same watches: a batch's ownership steps then find them cached (a takeover's batch reads
+  // its queues in one round trip, not one per cluster). A read that failed or did not come within
+  // the session timeout leaves the queue to Refresh's own read.
+  void PrefetchQueues(const std::vector<std::string>& clusters);
   // True only while our candidate was first as of the cluster's last Refresh and the session is
   // connected with its lease.
   bool Owns(const std::string& cluster) const;

@@ -564,8 +564,8 @@ TEST_F(OrchestratorBatchTest, AMemberKeepsConnectionsToTheClustersItWouldTakeOve
   }
 }
 
-// A takeover's first round finds its master znode, node list, observations, control and
-// switchover records, identity and events watch read together: the member the hash picks once the
+// A takeover's first round finds its ownership queue, master znode, node list, observations,
+// control and switchover records, identity and events watch read together: the member the hash picks once the
 // owner is gone prefetches the clusters it is about to own, in the same pass in which it queues for
 // them (before, each was read synchronously, one after another).
 TEST_F(OrchestratorBatchTest, ATakeoversReadsAreInFlightTogether) {
@@ -597,7 +597,7 @@ TEST_F(OrchestratorBatchTest, ATakeoversReadsAreInFlightTogether) {
     const model::ClusterPaths paths("/pgherald", c);
     for (const std::string& path : {paths.Nodes(), paths.Node("node1"), paths.Node("node2"),
                                     paths.Control(), paths.Switchover(), paths.Identity(),
-                                    paths.Events()}) {
+                                    paths.Events(), paths.Owners()}) {
       EXPECT_EQ(counts.sync_reads.count(path), 0u) << path << " read synchronously: " << Paths(counts);
     }
     // The master znode: once, by the creation of the new owner's voucher (its children), not by
@@ -606,8 +606,40 @@ TEST_F(OrchestratorBatchTest, ATakeoversReadsAreInFlightTogether) {
     EXPECT_LE(master == counts.sync_reads.end() ? 0 : master->second, 1) << Paths(counts);
   }
   // Per cluster: master, vouchers, node list, two observations, control, switchover, identity,
-  // events.
-  EXPECT_GE(counts.async_reads, static_cast<int>(9 * taken.size()));
+  // events, ownership queue.
+  EXPECT_GE(counts.async_reads, static_cast<int>(10 * taken.size()));
+}
+
+// A takeover does not wait behind routine rounds: the ownership queue of a cluster this member is
+// next in line for wakes it urgently, so when the owner crashes while every cluster has just been
+// woken by a poller's tick, the survivor's first batch is made of the clusters it takes over.
+TEST_F(OrchestratorBatchTest, ATakeoverGoesBeforeRoutineWakes) {
+  const int n = 24;
+  HostProber prober_b;
+  auto a = Make(n, 4, false, "orch-a", "g1");
+  auto b = Make(n, 4, false, "orch-b", "g2", &prober_b);
+  for (int i = 0; i < 8; ++i) {
+    clock_.Advance(milliseconds(1000));
+    server_->DispatchAllPending();
+    a->RunDue();
+    server_->DispatchAllPending();
+    b->RunDue();
+    if (i != 0) continue;
+    for (int k = 0; k < n; ++k) Observe(Name(k), "node1");
+  }
+  std::set<int> taken;
+  for (const std::string& c : a->owned_clusters()) taken.insert(std::stoi(c.substr(1)));
+  ASSERT_GE(taken.size(), 4u);
+  ASSERT_GE(b->owned_clusters().size(), 4u);
+  for (int k = 0; k < n; ++k) Reobserve(Name(k), "node1", 2);  // every cluster woken
+  ASSERT_TRUE(server_->ExpireSession(a->session()->session_id()).ok());
+  server_->DispatchAllPending();
+  prober_b.probe_calls.clear();
+  b->RunDue();
+  ASSERT_FALSE(prober_b.probe_calls.empty());
+  const std::set<int> first = ClustersIn({prober_b.probe_calls.front()});
+  EXPECT_EQ(first.size(), 4u);
+  for (int i : first) EXPECT_EQ(taken.count(i), 1u) << Name(i) << " went before a cluster taken over";
 }
 
 // successor_connections: false warms nothing.
