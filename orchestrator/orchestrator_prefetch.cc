@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstddef>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -48,6 +49,7 @@ struct Read {
     kIdentity,
     kEvents,
     kEventsExists,  // no events yet: an exists watch wakes the cluster at the first one
+    kHistoryExists,  // a cluster not set up by this session: whether its set-up has anything to do
   };
   Kind kind = Kind::kObservation;
   std::string cluster;
@@ -68,7 +70,7 @@ bool IsGet(Read::Kind kind) {
 }
 bool IsExists(Read::Kind kind) {
   return kind == Read::Kind::kControl || kind == Read::Kind::kSwitchover ||
-         kind == Read::Kind::kEventsExists;
+         kind == Read::Kind::kEventsExists || kind == Read::Kind::kHistoryExists;
 }
 // The round's own reads of these arm urgent watches (ReadControl, ReadSwitchover, WatchEvents),
 // and so does the node list's read.
@@ -220,6 +222,11 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
     if (!Armed("events:" + c)) {
       first->reads.push_back(NewRead(Read::Kind::kEvents, c, paths.Events(), "events:" + c));
     }
+    // The set-up (ZkPublisher::EnsureCluster: about nine synchronous round trips, a create per
+    // path component) has nothing to do once the master znode, nodes/ and history/ exist.
+    if (!rt.ensured) {
+      first->reads.push_back(NewRead(Read::Kind::kHistoryExists, c, paths.History(), ""));
+    }
   }
   run(first);
 
@@ -234,6 +241,9 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
   const auto fail = [this](const Read& r) {
     if (!r.key.empty()) Disarm(r.key);
   };
+  // Per cluster not set up by this session: which of its master znode (1), nodes/ (2) and
+  // history/ (4) were found to exist.
+  std::map<std::string, int> found;
   for (std::size_t i = 0; i < reads.size(); ++i) {
     const Read& r = reads[i];
     ClusterRuntime& rt = runtime_[r.cluster];
@@ -245,6 +255,7 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
         ++i;
         rt.voucher = publishers::HeldVoucher{};
         if (ok && v.answered && v.status.ok()) {
+          found[r.cluster] |= 1;
           rt.master_cache = publishers::DecodeMasterZnode(r.data, v.children);
         } else {
           rt.master_cache.reset();
@@ -257,6 +268,7 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
         break;  // with its master read
       case Read::Kind::kNodes:
         if (ok) {
+          found[r.cluster] |= 2;
           rt.children_cache = r.children;
           observation_reads(*r.spec, rt, r.children, *second);
         } else {
@@ -309,11 +321,17 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
                                           "events:" + r.cluster));
         }
         break;
+      case Read::Kind::kHistoryExists:
+        if (ok && r.exists) found[r.cluster] |= 4;
+        break;
       case Read::Kind::kControlData:
       case Read::Kind::kSwitchoverData:
       case Read::Kind::kEventsExists:
         break;  // not in the first wave
     }
+  }
+  for (const auto& [cluster, bits] : found) {
+    if (bits == 7) runtime_[cluster].ensured = true;  // set up already (by an earlier owner)
   }
 
   // Second wave: the observations of the lists just read, and the control and switchover records

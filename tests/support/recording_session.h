@@ -1,5 +1,6 @@
 // RecordingSession: a ZkSession decorator for unit tests that counts what its user asks of
-// ZooKeeper: synchronous reads (Get, GetChildren, Exists) by path, asynchronous reads, multis.
+// ZooKeeper: synchronous reads (Get, GetChildren, Exists) and creates by path, asynchronous reads,
+// multis.
 // With hold_answers(n) it keeps the answers of asynchronous calls (reads and MultiAsync) back until n of them are waiting,
 // then delivers them all (on the thread that sent the n-th): a user that awaits each answer before
 // sending the next read never gets one, and `max_held()` tells how many were in flight at once.
@@ -26,6 +27,7 @@ class RecordingSession final : public ZkSession {
   // Counters since the last Reset().
   struct Counts {
     std::map<std::string, int> sync_reads;  // by path
+    std::map<std::string, int> creates;     // by path (Create)
     int async_reads = 0;
     int multis = 0;  // Multi and MultiAsync
     int sync_total() const {
@@ -59,6 +61,10 @@ class RecordingSession final : public ZkSession {
   std::chrono::milliseconds lease_remaining() const override { return inner_->lease_remaining(); }
   Status WaitConnected(std::chrono::milliseconds t) override { return inner_->WaitConnected(t); }
   StatusOr<std::string> Create(const std::string& p, const std::string& d, CreateMode m) override {
+    {
+      std::lock_guard lock(mu_);
+      ++counts_.creates[p];
+    }
     return inner_->Create(p, d, m);
   }
   StatusOr<NodeData> Get(const std::string& p, Watcher w) override {

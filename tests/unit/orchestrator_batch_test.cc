@@ -604,6 +604,12 @@ TEST_F(OrchestratorBatchTest, ATakeoversReadsAreInFlightTogether) {
     // the round's reads (the record and the children, two more).
     const auto master = counts.sync_reads.find(paths.Master());
     EXPECT_LE(master == counts.sync_reads.end() ? 0 : master->second, 1) << Paths(counts);
+    // The cluster was set up by its first owner: the new one's set-up (a create per path
+    // component) is skipped once the reads found master, nodes/ and history/.
+    for (const std::string& path : {paths.Nodes(), paths.History(), paths.Master(),
+                                    std::string("/pgherald")}) {
+      EXPECT_EQ(counts.creates.count(path), 0u) << path << " created again";
+    }
   }
   // Per cluster: master, vouchers, node list, two observations, control, switchover, identity,
   // events, ownership queue.
