@@ -49,7 +49,12 @@ struct Read {
     kIdentity,
     kEvents,
     kEventsExists,  // no events yet: an exists watch wakes the cluster at the first one
-    kHistoryExists,  // a cluster not set up by this session: whether its set-up has anything to do
+    // history/: whether a cluster's set-up has anything to do, and for a cluster taken over its
+    // pzxid, then its children (kHistory) and its newest entry (kHistoryEntry): the facts that
+    // back a record no voucher is bound to (ZkPublisher::ReadHistoryFacts).
+    kHistoryExists,
+    kHistory,
+    kHistoryEntry,
   };
   Kind kind = Kind::kObservation;
   std::string cluster;
@@ -61,12 +66,13 @@ struct Read {
   zk::NodeData data;
   std::vector<std::string> children;
   bool exists = false;  // an exists check's answer
+  std::int64_t pzxid = 0;  // history/'s, from its exists check on
 };
 
 bool IsGet(Read::Kind kind) {
   return kind == Read::Kind::kMaster || kind == Read::Kind::kObservation ||
          kind == Read::Kind::kControlData || kind == Read::Kind::kSwitchoverData ||
-         kind == Read::Kind::kIdentity;
+         kind == Read::Kind::kIdentity || kind == Read::Kind::kHistoryEntry;
 }
 bool IsExists(Read::Kind kind) {
   return kind == Read::Kind::kControl || kind == Read::Kind::kSwitchover ||
@@ -150,8 +156,10 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
       } else if (IsExists(r.kind)) {
         sent = session_->ExistsAsync(
             path, std::move(watch), [wave, i](StatusOr<std::optional<zk::Stat>> got) {
-              Settle(*wave, i, std::move(got),
-                     [](Read& x, std::optional<zk::Stat> st) { x.exists = st.has_value(); });
+              Settle(*wave, i, std::move(got), [](Read& x, std::optional<zk::Stat> st) {
+                x.exists = st.has_value();
+                if (st.has_value()) x.pzxid = st->pzxid;
+              });
             });
       } else {
         sent = session_->GetChildrenAsync(
@@ -223,8 +231,9 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
       first->reads.push_back(NewRead(Read::Kind::kEvents, c, paths.Events(), "events:" + c));
     }
     // The set-up (ZkPublisher::EnsureCluster: about nine synchronous round trips, a create per
-    // path component) has nothing to do once the master znode, nodes/ and history/ exist.
-    if (!rt.ensured) {
+    // path component) has nothing to do once the master znode, nodes/ and history/ exist; a
+    // cluster taken over reads its history facts (its crashed owner's voucher is gone).
+    if (!rt.ensured || !ownership_->Owns(c)) {
       first->reads.push_back(NewRead(Read::Kind::kHistoryExists, c, paths.History(), ""));
     }
   }
@@ -322,8 +331,16 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
         }
         break;
       case Read::Kind::kHistoryExists:
-        if (ok && r.exists) found[r.cluster] |= 4;
+        if (!ok || !r.exists) break;
+        found[r.cluster] |= 4;
+        if (!ownership_->Owns(r.cluster) &&
+            !(rt.history_cache && rt.history_cache->pzxid == r.pzxid)) {
+          second->reads.push_back(NewRead(Read::Kind::kHistory, r.cluster, r.path, ""));
+          second->reads.back().pzxid = r.pzxid;
+        }
         break;
+      case Read::Kind::kHistory:
+      case Read::Kind::kHistoryEntry:
       case Read::Kind::kControlData:
       case Read::Kind::kSwitchoverData:
       case Read::Kind::kEventsExists:
@@ -334,55 +351,90 @@ void Orchestrator::PrefetchReads(const std::vector<const ClusterSpec*>& specs) {
     if (bits == 7) runtime_[cluster].ensured = true;  // set up already (by an earlier owner)
   }
 
-  // Second wave: the observations of the lists just read, and the control and switchover records
-  // that exist.
+  // Second wave: the observations of the lists just read, the control and switchover records
+  // that exist, and the history of the clusters taken over.
   run(second);
-  std::lock_guard lock(second->mu);
-  for (const Read& r : second->reads) {
-    ClusterRuntime& rt = runtime_[r.cluster];
-    const bool ok = r.answered && r.status.ok();
-    if (r.kind == Read::Kind::kControlData) {
-      // As ZkPublisher::ReadControl. Anything else (gone meanwhile, corrupt, failed) is left to
-      // the round, which reads it again and says why; its watch is read again with it.
-      auto parsed = ok && !r.data.data.empty() ? publishers::ParseControl(r.data.data)
-                                               : StatusOr<publishers::ControlState>(
-                                                     publishers::ControlState{});
-      if (ok && parsed.ok()) {
-        parsed->version = r.data.stat.version;
-        rt.control_cache = std::move(*parsed);
-      } else {
-        Disarm("control:" + r.cluster);
+  auto third = std::make_shared<Wave>();
+  {
+    std::lock_guard lock(second->mu);
+    for (const Read& r : second->reads) {
+      ClusterRuntime& rt = runtime_[r.cluster];
+      const bool ok = r.answered && r.status.ok();
+      if (r.kind == Read::Kind::kHistory) {
+        if (!ok) continue;  // the round reads it
+        std::vector<std::string> names = r.children;
+        if (names.empty()) {
+          publishers::HistoryFacts facts;  // no entry at all
+          facts.pzxid = r.pzxid;
+          rt.history_cache = std::move(facts);
+          continue;
+        }
+        // Zero-padded sequence numbers: the greatest name is the newest entry.
+        const std::string newest = *std::max_element(names.begin(), names.end());
+        third->reads.push_back(NewRead(Read::Kind::kHistoryEntry, r.cluster,
+                                       publisher_->Paths(r.cluster).HistoryEntry(newest), ""));
+        third->reads.back().pzxid = r.pzxid;
+        continue;
       }
-      continue;
-    }
-    if (r.kind == Read::Kind::kEventsExists) {
-      if (!ok) {
+      if (r.kind == Read::Kind::kControlData) {
+        // As ZkPublisher::ReadControl. Anything else (gone meanwhile, corrupt, failed) is left to
+        // the round, which reads it again and says why; its watch is read again with it.
+        auto parsed = ok && !r.data.data.empty() ? publishers::ParseControl(r.data.data)
+                                                 : StatusOr<publishers::ControlState>(
+                                                       publishers::ControlState{});
+        if (ok && parsed.ok()) {
+          parsed->version = r.data.stat.version;
+          rt.control_cache = std::move(*parsed);
+        } else {
+          Disarm("control:" + r.cluster);
+        }
+        continue;
+      }
+      if (r.kind == Read::Kind::kEventsExists) {
+        if (!ok) {
+          fail(r);
+        } else if (r.exists) {
+          // Created meanwhile: the round arms the children watch (as WatchEvents does).
+          Disarm(r.key.empty() ? "events:" + r.cluster : r.key);
+          WakeCluster(r.cluster);
+        }
+        continue;
+      }
+      if (r.kind == Read::Kind::kSwitchoverData) {
+        auto parsed = ok ? model::SwitchoverRecord::FromJson(r.data.data)
+                         : StatusOr<model::SwitchoverRecord>(r.status);
+        if (parsed.ok()) {
+          parsed->version = r.data.stat.version;
+          rt.switchover_cache = std::optional<model::SwitchoverRecord>(std::move(*parsed));
+          rt.switchover_corrupt.clear();
+        } else {
+          Disarm("switchover:" + r.cluster);
+        }
+        continue;
+      }
+      if (ok) {
+        rt.observation_cache[r.path] = {r.data.data, r.data.stat.ephemeral_owner};
+      } else {
+        rt.observation_cache.erase(r.path);
         fail(r);
-      } else if (r.exists) {
-        // Created meanwhile: the round arms the children watch (as WatchEvents does).
-        Disarm(r.key.empty() ? "events:" + r.cluster : r.key);
-        WakeCluster(r.cluster);
       }
-      continue;
     }
-    if (r.kind == Read::Kind::kSwitchoverData) {
-      auto parsed = ok ? model::SwitchoverRecord::FromJson(r.data.data)
-                       : StatusOr<model::SwitchoverRecord>(r.status);
-      if (parsed.ok()) {
-        parsed->version = r.data.stat.version;
-        rt.switchover_cache = std::optional<model::SwitchoverRecord>(std::move(*parsed));
-        rt.switchover_corrupt.clear();
-      } else {
-        Disarm("switchover:" + r.cluster);
-      }
-      continue;
-    }
-    if (ok) {
-      rt.observation_cache[r.path] = {r.data.data, r.data.stat.ephemeral_owner};
-    } else {
-      rt.observation_cache.erase(r.path);
-      fail(r);
-    }
+  }
+
+  // Third wave: the newest history entry of the clusters taken over.
+  run(third);
+  std::lock_guard lock(third->mu);
+  for (const Read& r : third->reads) {
+    if (!r.answered || !r.status.ok()) continue;  // the round reads the history itself
+    auto entry = model::HistoryEntry::FromJson(r.data.data);
+    // Only a publish entry decides (as ReadHistoryFacts); anything else is left to the round,
+    // which reads further back.
+    if (!entry.ok() || entry->action != "publish") continue;
+    publishers::HistoryFacts facts;
+    facts.pzxid = r.pzxid;
+    facts.newest_epoch = entry->epoch;
+    facts.last_publish = std::move(*entry);
+    runtime_[r.cluster].history_cache = std::move(facts);
   }
 }
 

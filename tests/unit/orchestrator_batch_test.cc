@@ -604,6 +604,15 @@ TEST_F(OrchestratorBatchTest, ATakeoversReadsAreInFlightTogether) {
     // the round's reads (the record and the children, two more).
     const auto master = counts.sync_reads.find(paths.Master());
     EXPECT_LE(master == counts.sync_reads.end() ? 0 : master->second, 1) << Paths(counts);
+    // The record has no voucher bound to it any more (the crashed owner's went with its session):
+    // the history that backs it was read with the rest, and the round only checks that it has
+    // not changed since (history/'s pzxid).
+    const auto history = counts.sync_reads.find(paths.History());
+    EXPECT_LE(history == counts.sync_reads.end() ? 0 : history->second, 1) << Paths(counts);
+    for (const auto& [path, k] : counts.sync_reads) {
+      EXPECT_EQ(path.rfind(paths.History() + "/", 0), std::string::npos)
+          << path << " read synchronously: " << Paths(counts);
+    }
     // The cluster was set up by its first owner: the new one's set-up (a create per path
     // component) is skipped once the reads found master, nodes/ and history/.
     for (const std::string& path : {paths.Nodes(), paths.History(), paths.Master(),
