@@ -203,6 +203,62 @@ void ClusterOwnership::PrefetchQueues(const std::vector<std::string>& clusters) 
       q.valid = false;
     }
   }
+  QueueWherePicked(sent);
+}
+
+void ClusterOwnership::QueueWherePicked(const std::vector<std::string>& clusters) {
+  struct Flight {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::size_t left = 0;
+    std::vector<std::optional<StatusOr<zk::MultiResult>>> got;
+  };
+  auto flight = std::make_shared<Flight>();
+  std::vector<std::string> sent;
+  for (const std::string& cluster : clusters) {
+    Queue& q = queues_[cluster];
+    if (!q.valid || PlanOwnership(cluster, members_, q.children, guid_).step != OwnerStep::kQueue) {
+      continue;
+    }
+    const std::size_t i = sent.size();
+    sent.push_back(cluster);
+    {
+      std::lock_guard lock(flight->mu);
+      flight->got.emplace_back();
+      ++flight->left;
+    }
+    const model::ClusterPaths paths(root_, cluster);
+    const Status s = session_->MultiAsync(
+        {zk::Op::Create(paths.OwnerPrefix(guid_), CandidateData(), zk::CreateMode::kEphemeralSequential)},
+        [flight, i](StatusOr<zk::MultiResult> result, int) {
+          std::lock_guard lock(flight->mu);
+          flight->got[i] = std::move(result);
+          if (--flight->left == 0) flight->cv.notify_all();
+        });
+    if (!s.ok()) {  // not sent: `done` never runs
+      std::lock_guard lock(flight->mu);
+      flight->got[i] = s;
+      --flight->left;
+    }
+  }
+  if (sent.empty()) return;
+  std::vector<std::optional<StatusOr<zk::MultiResult>>> got;
+  {
+    std::unique_lock lock(flight->mu);
+    flight->cv.wait_for(lock, session_->session_timeout(), [&] { return flight->left == 0; });
+    got = flight->got;
+  }
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    Queue& q = queues_[sent[i]];
+    if (got[i].has_value() && got[i]->ok() && (**got[i]).results.size() == 1) {
+      const std::string& made = (**got[i]).results[0].created_path;
+      q.children.push_back(made.substr(made.rfind('/') + 1));
+    } else {
+      // Unanswered or lost: the create may have landed; the next read finds it by the guid
+      // (Refresh reads the queue again, and queues only if it is not there).
+      q.valid = false;
+    }
+  }
 }
 
 StatusOr<OwnerPlan> ClusterOwnership::Refresh(const std::string& cluster, bool may_resign) {

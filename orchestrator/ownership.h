@@ -104,6 +104,8 @@ class ClusterOwnership {
   // the same watches: a batch's ownership steps then find them cached (a takeover's batch reads
   // its queues in one round trip, not one per cluster). A read that failed or did not come within
   // the session timeout leaves the queue to Refresh's own read.
+  // Then, for those of them the hash picks us for and where we are not queued (a takeover), the
+  // candidates are created together too (QueueWherePicked): Refresh finds them queued.
   void PrefetchQueues(const std::vector<std::string>& clusters);
   // True only while our candidate was first as of the cluster's last Refresh and the session is
   // connected with its lease.
@@ -130,6 +132,9 @@ class ClusterOwnership {
     bool ensured = false;
   };
   std::string OwnersPath(const std::string& cluster) const;
+  // Creates our candidate, with one asynchronous multi each sent before any answer is awaited, in
+  // the queues of `clusters` whose cached plan says kQueue.
+  void QueueWherePicked(const std::vector<std::string>& clusters);
   Status ReadQueue(const std::string& cluster, Queue& q);
 
   zk::ZkSession* session_;

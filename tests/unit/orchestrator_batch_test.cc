@@ -619,6 +619,8 @@ TEST_F(OrchestratorBatchTest, ATakeoversReadsAreInFlightTogether) {
                                     std::string("/pgherald")}) {
       EXPECT_EQ(counts.creates.count(path), 0u) << path << " created again";
     }
+    // The new owner's candidate is created with the batch's others (an asynchronous multi).
+    EXPECT_EQ(counts.creates.count(paths.OwnerPrefix("g2")), 0u) << "candidate created alone";
   }
   // Per cluster: master, vouchers, node list, two observations, control, switchover, identity,
   // events, ownership queue.
