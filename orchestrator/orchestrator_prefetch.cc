@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/logging.h"
+#include "common/zk/answers.h"
 #include "orchestrator/orchestrator.h"
 #include "publishers/zk_publisher.h"
 
@@ -442,14 +443,8 @@ void Orchestrator::SendReaffirmations() {
   if (reaffirms_.empty()) return;
   std::vector<PendingReaffirm> pending = std::move(reaffirms_);
   reaffirms_.clear();
-  struct Flight {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::size_t left = 0;
-    std::vector<std::optional<StatusOr<zk::MultiResult>>> results;
-  };
-  auto flight = std::make_shared<Flight>();
-  flight->results.resize(pending.size());
+  auto answers = std::make_shared<zk::Answers<StatusOr<zk::MultiResult>>>();
+  std::vector<std::optional<std::size_t>> slot_of(pending.size());
   std::vector<bool> interrupted(pending.size(), false);
   for (std::size_t i = 0; i < pending.size(); ++i) {
     if (interruptions_.load() != pending[i].verified_at_count) {
@@ -457,27 +452,18 @@ void Orchestrator::SendReaffirmations() {
       interrupted[i] = true;
       continue;
     }
-    {
-      std::lock_guard lock(flight->mu);
-      ++flight->left;
-    }
+    const std::size_t slot = answers->Add();
+    slot_of[i] = slot;
     const Status sent = session_->MultiAsync(
-        pending[i].reaffirmation.ops, [flight, i](StatusOr<zk::MultiResult> result, int) {
-          std::lock_guard lock(flight->mu);
-          flight->results[i] = std::move(result);
-          if (--flight->left == 0) flight->cv.notify_all();
+        pending[i].reaffirmation.ops, [answers, slot](StatusOr<zk::MultiResult> result, int) {
+          answers->Put(slot, std::move(result));
         });
-    if (!sent.ok()) {
-      std::lock_guard lock(flight->mu);
-      flight->results[i] = sent;
-      --flight->left;
-    }
+    if (!sent.ok()) answers->Put(slot, sent);  // not sent: `done` never runs
   }
-  std::vector<std::optional<StatusOr<zk::MultiResult>>> results;
-  {
-    std::unique_lock lock(flight->mu);
-    flight->cv.wait_for(lock, session_->session_timeout(), [&] { return flight->left == 0; });
-    results = flight->results;
+  const auto answered = answers->Wait(session_->session_timeout());
+  std::vector<std::optional<StatusOr<zk::MultiResult>>> results(pending.size());
+  for (std::size_t i = 0; i < pending.size(); ++i) {
+    if (slot_of[i].has_value()) results[i] = answered[*slot_of[i]];
   }
   for (std::size_t i = 0; i < pending.size(); ++i) {
     const PendingReaffirm& p = pending[i];

@@ -1,13 +1,12 @@
 #include "orchestrator/ownership.h"
 
 #include <algorithm>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <utility>
 
 #include "common/model/zk_paths.h"
+#include "common/zk/answers.h"
 
 namespace pgherald::orchestrator {
 namespace {
@@ -151,13 +150,7 @@ Status ClusterOwnership::ReadQueue(const std::string& cluster, Queue& q) {
 }
 
 void ClusterOwnership::PrefetchQueues(const std::vector<std::string>& clusters) {
-  struct Flight {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::size_t left = 0;
-    std::vector<std::optional<StatusOr<std::vector<std::string>>>> got;
-  };
-  auto flight = std::make_shared<Flight>();
+  auto answers = std::make_shared<zk::Answers<StatusOr<std::vector<std::string>>>>();
   std::vector<std::string> sent;  // the cluster of each read, in order
   for (const std::string& cluster : clusters) {
     const std::string key = "owners:" + cluster;
@@ -167,32 +160,15 @@ void ClusterOwnership::PrefetchQueues(const std::vector<std::string>& clusters) 
     if (it->second.valid && hooks_.armed(key)) continue;
     zk::Watcher watch = hooks_.watch_once(key);
     if (watch == nullptr) continue;  // a watch pending on a stale cache: left to Refresh
-    const std::size_t i = sent.size();
+    const std::size_t slot = answers->Add();
     sent.push_back(cluster);
-    {
-      std::lock_guard lock(flight->mu);
-      flight->got.emplace_back();
-      ++flight->left;
-    }
     const Status s = session_->GetChildrenAsync(
-        OwnersPath(cluster), std::move(watch), [flight, i](StatusOr<std::vector<std::string>> got) {
-          std::lock_guard lock(flight->mu);
-          flight->got[i] = std::move(got);
-          if (--flight->left == 0) flight->cv.notify_all();
-        });
-    if (!s.ok()) {  // not sent: `done` never runs
-      std::lock_guard lock(flight->mu);
-      flight->got[i] = s;
-      --flight->left;
-    }
+        OwnersPath(cluster), std::move(watch),
+        [answers, slot](StatusOr<std::vector<std::string>> got) { answers->Put(slot, std::move(got)); });
+    if (!s.ok()) answers->Put(slot, s);  // not sent: `done` never runs
   }
   if (sent.empty()) return;
-  std::vector<std::optional<StatusOr<std::vector<std::string>>>> got;
-  {
-    std::unique_lock lock(flight->mu);
-    flight->cv.wait_for(lock, session_->session_timeout(), [&] { return flight->left == 0; });
-    got = flight->got;  // a late answer writes into `flight`, never into these
-  }
+  const auto got = answers->Wait(session_->session_timeout());
   for (std::size_t i = 0; i < sent.size(); ++i) {
     Queue& q = queues_[sent[i]];
     if (got[i].has_value() && got[i]->ok()) {
@@ -207,47 +183,25 @@ void ClusterOwnership::PrefetchQueues(const std::vector<std::string>& clusters) 
 }
 
 void ClusterOwnership::QueueWherePicked(const std::vector<std::string>& clusters) {
-  struct Flight {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::size_t left = 0;
-    std::vector<std::optional<StatusOr<zk::MultiResult>>> got;
-  };
-  auto flight = std::make_shared<Flight>();
+  auto answers = std::make_shared<zk::Answers<StatusOr<zk::MultiResult>>>();
   std::vector<std::string> sent;
   for (const std::string& cluster : clusters) {
     Queue& q = queues_[cluster];
     if (!q.valid || PlanOwnership(cluster, members_, q.children, guid_).step != OwnerStep::kQueue) {
       continue;
     }
-    const std::size_t i = sent.size();
+    const std::size_t slot = answers->Add();
     sent.push_back(cluster);
-    {
-      std::lock_guard lock(flight->mu);
-      flight->got.emplace_back();
-      ++flight->left;
-    }
     const model::ClusterPaths paths(root_, cluster);
     const Status s = session_->MultiAsync(
         {zk::Op::Create(paths.OwnerPrefix(guid_), CandidateData(), zk::CreateMode::kEphemeralSequential)},
-        [flight, i](StatusOr<zk::MultiResult> result, int) {
-          std::lock_guard lock(flight->mu);
-          flight->got[i] = std::move(result);
-          if (--flight->left == 0) flight->cv.notify_all();
+        [answers, slot](StatusOr<zk::MultiResult> result, int) {
+          answers->Put(slot, std::move(result));
         });
-    if (!s.ok()) {  // not sent: `done` never runs
-      std::lock_guard lock(flight->mu);
-      flight->got[i] = s;
-      --flight->left;
-    }
+    if (!s.ok()) answers->Put(slot, s);  // not sent: `done` never runs
   }
   if (sent.empty()) return;
-  std::vector<std::optional<StatusOr<zk::MultiResult>>> got;
-  {
-    std::unique_lock lock(flight->mu);
-    flight->cv.wait_for(lock, session_->session_timeout(), [&] { return flight->left == 0; });
-    got = flight->got;
-  }
+  const auto got = answers->Wait(session_->session_timeout());
   for (std::size_t i = 0; i < sent.size(); ++i) {
     Queue& q = queues_[sent[i]];
     if (got[i].has_value() && got[i]->ok() && (**got[i]).results.size() == 1) {

@@ -190,6 +190,17 @@ class OrchestratorBatchTest : public ::testing::Test {
     const std::size_t a = h.find('.', 3);
     return h.rfind("10.0.", 0) == 0 && a != std::string::npos ? std::stoi(h.substr(5, a - 5)) : -1;
   }
+  // `n` passes of each member in turn, a second apart (every cluster due), watches delivered
+  // before each: several members on one ensemble settle their ownership.
+  void Passes(const std::vector<Orchestrator*>& members, int n) {
+    for (int i = 0; i < n; ++i) {
+      clock_.Advance(milliseconds(1000));
+      for (Orchestrator* m : members) {
+        server_->DispatchAllPending();
+        m->RunDue();
+      }
+    }
+  }
   // The clusters (by index) whose nodes `calls` name.
   static std::set<int> ClustersIn(const std::vector<std::vector<NodeTarget>>& calls) {
     std::set<int> out;
@@ -497,21 +508,12 @@ TEST_F(OrchestratorBatchTest, AMemberKeepsConnectionsToTheClustersItWouldTakeOve
   HostProber prober_b, prober_c;
   auto a = Make(n, 64, false, "orch-a", "g1");
   auto b = Make(n, 64, false, "orch-b", "g2", &prober_b);
-  const auto settle = [&](const std::vector<Orchestrator*>& members) {
-    for (int i = 0; i < 6; ++i) {
-      clock_.Advance(milliseconds(1000));  // every cluster due
-      for (Orchestrator* m : members) {
-        server_->DispatchAllPending();
-        m->RunDue();
-      }
-    }
-  };
-  settle({a.get(), b.get()});
+  Passes({a.get(), b.get()}, 6);
   // While b joined, it warmed the clusters the hash picked it for until a handed them over: what
   // it keeps warm once ownership has settled is what counts.
   prober_.warm_calls.clear();
   prober_b.warm_calls.clear();
-  settle({a.get(), b.get()});
+  Passes({a.get(), b.get()}, 6);
   const auto indices = [](const std::set<std::string>& names) {
     std::set<int> out;
     for (const std::string& c : names) out.insert(std::stoi(c.substr(1)));
@@ -530,9 +532,9 @@ TEST_F(OrchestratorBatchTest, AMemberKeepsConnectionsToTheClustersItWouldTakeOve
   // A third member: b keeps the connections of the clusters it still owns or would take over, and
   // closes the others'.
   auto c = Make(n, 64, false, "orch-c", "g3", &prober_c);
-  settle({a.get(), b.get(), c.get()});
+  Passes({a.get(), b.get(), c.get()}, 6);
   prober_b.warm_calls.clear();
-  settle({a.get(), b.get(), c.get()});
+  Passes({a.get(), b.get(), c.get()}, 6);
   const std::vector<std::string> members = {"g1", "g2", "g3"};
   std::set<int> next_for_b, neither_for_b;
   for (int i = 0; i < n; ++i) {
@@ -555,7 +557,7 @@ TEST_F(OrchestratorBatchTest, AMemberKeepsConnectionsToTheClustersItWouldTakeOve
   for (int i : a_to_b) EXPECT_EQ(next_for_b.count(i), 1u) << Name(i) << " was not warmed by b";
   ASSERT_TRUE(server_->ExpireSession(a->session()->session_id()).ok());
   prober_b.probe_calls.clear();
-  settle({b.get(), c.get()});
+  Passes({b.get(), c.get()}, 6);
   const std::set<int> now_b = indices(b->owned_clusters());
   const std::set<int> probed = ClustersIn(prober_b.probe_calls);
   for (int i : a_to_b) {
@@ -571,18 +573,12 @@ TEST_F(OrchestratorBatchTest, AMemberKeepsConnectionsToTheClustersItWouldTakeOve
 TEST_F(OrchestratorBatchTest, ATakeoversReadsAreInFlightTogether) {
   auto a = Make(8, 64, false, "orch-a", "g1");
   auto b = Make(8, 64, /*record=*/true, "orch-b", "g2");
-  for (int i = 0; i < 5; ++i) {
-    clock_.Advance(milliseconds(1000));
-    server_->DispatchAllPending();
-    a->RunDue();
-    server_->DispatchAllPending();
-    b->RunDue();
-    if (i != 0) continue;
-    for (int k = 0; k < 8; ++k) {  // the clusters' znodes are set up: the pollers publish
-      Observe(Name(k), "node1");
-      Observe(Name(k), "node2");
-    }
+  Passes({a.get(), b.get()}, 1);
+  for (int k = 0; k < 8; ++k) {  // the clusters' znodes are set up: the pollers publish
+    Observe(Name(k), "node1");
+    Observe(Name(k), "node2");
   }
+  Passes({a.get(), b.get()}, 4);
   const std::set<std::string> taken = a->owned_clusters();
   ASSERT_FALSE(taken.empty());
   for (const std::string& c : taken) ASSERT_FALSE(Published(c).empty()) << c;
@@ -635,15 +631,9 @@ TEST_F(OrchestratorBatchTest, ATakeoverGoesBeforeRoutineWakes) {
   HostProber prober_b;
   auto a = Make(n, 4, false, "orch-a", "g1");
   auto b = Make(n, 4, false, "orch-b", "g2", &prober_b);
-  for (int i = 0; i < 8; ++i) {
-    clock_.Advance(milliseconds(1000));
-    server_->DispatchAllPending();
-    a->RunDue();
-    server_->DispatchAllPending();
-    b->RunDue();
-    if (i != 0) continue;
-    for (int k = 0; k < n; ++k) Observe(Name(k), "node1");
-  }
+  Passes({a.get(), b.get()}, 1);
+  for (int k = 0; k < n; ++k) Observe(Name(k), "node1");
+  Passes({a.get(), b.get()}, 7);
   std::set<int> taken;
   for (const std::string& c : a->owned_clusters()) taken.insert(std::stoi(c.substr(1)));
   ASSERT_GE(taken.size(), 4u);
@@ -664,13 +654,7 @@ TEST_F(OrchestratorBatchTest, SuccessorConnectionsCanBeTurnedOff) {
   HostProber prober_b;
   auto a = Make(8, 64, false, "orch-a", "g1", nullptr, false);
   auto b = Make(8, 64, false, "orch-b", "g2", &prober_b, false);
-  for (int i = 0; i < 4; ++i) {
-    clock_.Advance(milliseconds(1000));
-    server_->DispatchAllPending();
-    a->RunDue();
-    server_->DispatchAllPending();
-    b->RunDue();
-  }
+  Passes({a.get(), b.get()}, 4);
   ASSERT_FALSE(a->owned_clusters().empty());
   ASSERT_FALSE(b->owned_clusters().empty());
   EXPECT_TRUE(prober_.warm_calls.empty());
