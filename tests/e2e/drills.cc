@@ -556,6 +556,13 @@ Status RestoreCluster(Stack& s) {
     if (in_recovery && *in_recovery == "true") continue;
     if (auto st = s.lab().PgRejoin(n); !st.ok()) return st;
   }
+  // repmgrd can exit during a drill (a standby's, around a failover: `labctl restore` finds it
+  // down too), and a drill without it promotes nothing while a switchover refuses to start. Start
+  // it where it is down, as `labctl restore` does.
+  for (int n = 1; n <= 3; ++n) {
+    const Status st = s.lab().RepmgrdStart(n);
+    if (!st.ok() && st.message().find("already running") == std::string::npos) return st;
+  }
   auto healthy = s.AwaitHealthyCluster(milliseconds(20000));
   if (!healthy.ok()) {
     // A standby that did not follow: rejoin it too.

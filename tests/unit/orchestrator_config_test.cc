@@ -104,6 +104,7 @@ TEST(OrchestratorConfigTest, FullConfigIsReadWithEveryKey) {
       "  history_limit: 50\n"
       "  learn_nodes: false\n"
       "  batch_max: 16\n"
+      "  successor_connections: false\n"
       "  file_publisher_dir: /var/lib/pgherald\n"
       "clusters:\n"
       "  - name: main\n"
@@ -141,6 +142,7 @@ TEST(OrchestratorConfigTest, FullConfigIsReadWithEveryKey) {
   EXPECT_EQ(c->options.history_limit, 50);
   EXPECT_FALSE(c->options.learn_nodes);
   EXPECT_EQ(c->options.batch_max, 16);
+  EXPECT_FALSE(c->options.successor_connections);
   EXPECT_EQ(c->file_publisher_dir.value_or(""), "/var/lib/pgherald");
   // Derived: probes older than max(3 s, 3 verifications), observations older than max(10 s,
   // session).
@@ -181,6 +183,7 @@ TEST(OrchestratorConfigTest, DefaultsOfAMinimalConfig) {
   EXPECT_EQ(c->options.history_limit, 1000);
   EXPECT_TRUE(c->options.learn_nodes);
   EXPECT_EQ(c->options.batch_max, 64);
+  EXPECT_TRUE(c->options.successor_connections);
   EXPECT_FALSE(c->file_publisher_dir.has_value());
   EXPECT_FALSE(c->http.has_value());
   EXPECT_EQ(c->clusters[0].nodes[0].params.connect_timeout, milliseconds(1000));
