@@ -207,16 +207,18 @@ void Orchestrator::LoseOwnership(const std::string& cluster, const char* why) {
               {"session_state", session_ != nullptr ? zk::SessionStateName(session_->state()) : "none"}});
 }
 
-bool Orchestrator::TakeOwnership(const std::string& cluster, ClusterRuntime& rt) {
+bool Orchestrator::TakeOwnership(const std::string& cluster, ClusterRuntime& rt,
+                                 bool* next_in_line) {
+  *next_in_line = false;
   // Dry-run writes nothing: it decides for every cluster and owns none.
   if (options_.dry_run) return true;
   // Never resign with a publish whose outcome is unknown: it is settled first, as the owner.
   auto plan = ownership_->Refresh(cluster, !publisher_->HasPending(cluster));
   const bool owner = plan.ok() && ownership_->Owns(cluster);
-  rt.next_in_line = !owner && plan.ok() && (plan->picked == guid_ || plan->successor == guid_);
+  *next_in_line = !owner && plan.ok() && (plan->picked == guid_ || plan->successor == guid_);
   {
     std::lock_guard lock(mu_);
-    if (rt.next_in_line) {
+    if (*next_in_line) {
       next_in_line_.insert(cluster);
     } else {
       next_in_line_.erase(cluster);
@@ -243,16 +245,17 @@ bool Orchestrator::TakeOwnership(const std::string& cluster, ClusterRuntime& rt)
   return owner;
 }
 
-void Orchestrator::KeepConnections(const ClusterSpec& spec, ClusterRuntime& rt) {
-  const bool keep = rt.next_in_line && options_.successor_connections;
-  if (!keep && !rt.connected) return;
-  std::vector<NodeTarget> nodes = spec.nodes;
-  nodes.insert(nodes.end(), rt.learned.begin(), rt.learned.end());
-  if (keep) {
-    warm_.insert(warm_.end(), nodes.begin(), nodes.end());
+void Orchestrator::KeepConnections(const ClusterSpec& spec, ClusterRuntime& rt,
+                                   bool next_in_line) {
+  if (next_in_line && options_.successor_connections) {
+    warm_.insert(warm_.end(), spec.nodes.begin(), spec.nodes.end());
+    warm_.insert(warm_.end(), rt.learned.begin(), rt.learned.end());
     rt.connected = true;
     return;
   }
+  if (!rt.connected) return;
+  std::vector<NodeTarget> nodes = spec.nodes;
+  nodes.insert(nodes.end(), rt.learned.begin(), rt.learned.end());
   prober_->Forget(nodes);
   rt.connected = false;
 }
@@ -289,8 +292,9 @@ double Orchestrator::MillisSince(MonoTime t) const {
 std::unique_ptr<Orchestrator::ClusterRound> Orchestrator::PrepareRound(const ClusterSpec& spec,
                                                                        ClusterRuntime& rt) {
   // Ownership changes only here, between two rounds of the cluster (no publish in flight).
-  if (!TakeOwnership(spec.name, rt)) {
-    KeepConnections(spec, rt);
+  bool next_in_line = false;
+  if (!TakeOwnership(spec.name, rt, &next_in_line)) {
+    KeepConnections(spec, rt, next_in_line);
     return nullptr;
   }
   rt.connected = true;

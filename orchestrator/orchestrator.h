@@ -210,9 +210,6 @@ class Orchestrator {
     std::string last_summary;  // to log transitions once
     std::string last_mirrored;
     bool vouched = false;  // we may hold a voucher
-    // As of its last ownership step: this instance does not own the cluster but is next in line
-    // (the hash picks it, or picks it once the owner leaves).
-    bool next_in_line = false;
     // The prober may keep connections to its nodes (we owned it or were next in line): closed
     // once we are neither (KeepConnections).
     bool connected = false;
@@ -312,12 +309,14 @@ class Orchestrator {
   double MillisSince(MonoTime t) const;
   void StepDown();
   // The ownership step of a cluster (between two of its rounds): true when this instance owns it
-  // now. A non-owner removes its own voucher of the cluster when it can.
-  bool TakeOwnership(const std::string& cluster, ClusterRuntime& rt);
+  // now. A non-owner removes its own voucher of the cluster when it can. `next_in_line`: whether
+  // it does not own the cluster but the hash picks it, now or once the owner leaves (kept in
+  // next_in_line_ too).
+  bool TakeOwnership(const std::string& cluster, ClusterRuntime& rt, bool* next_in_line);
   // A cluster this instance does not own: while it is next in line, its nodes join warm_ (their
   // connections are opened after the batch's probe call); once it is not, the connections the
   // prober keeps for them are closed.
-  void KeepConnections(const ClusterSpec& spec, ClusterRuntime& rt);
+  void KeepConnections(const ClusterSpec& spec, ClusterRuntime& rt, bool next_in_line);
   void LoseOwnership(const std::string& cluster, const char* why);
   // A watcher that wakes `cluster` (WakeCluster, `urgent` or not; "" wakes every cluster: a global
   // event), armed at most once per key until it fires.
@@ -349,7 +348,8 @@ class Orchestrator {
   // The nodes of the batch's clusters this instance is next in line to own (KeepConnections),
   // handed to NodeProber::Warm after the batch's probe call.
   std::vector<NodeTarget> warm_;
-  // The clusters whose runtime says next_in_line (under mu_: the queues' watchers read it).
+  // The clusters this instance is next in line for as of their last ownership steps (under mu_:
+  // the queues' watchers read it).
   std::set<std::string> next_in_line_;
   OrchestratorOptions options_;
   std::vector<ClusterSpec> clusters_;

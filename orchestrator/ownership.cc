@@ -50,12 +50,17 @@ std::string PickOwner(const std::string& cluster, const std::vector<std::string>
 
 std::string PickSuccessor(const std::string& cluster, const std::vector<std::string>& members) {
   const std::string first = PickOwner(cluster, members);
-  std::vector<std::string> rest;
-  rest.reserve(members.size());
+  std::string best;
+  std::uint64_t best_score = 0;
   for (const std::string& m : members) {
-    if (m != first) rest.push_back(m);
+    if (m == first) continue;
+    const std::uint64_t s = OwnershipScore(cluster, m);
+    if (best.empty() || s > best_score || (s == best_score && m < best)) {
+      best = m;
+      best_score = s;
+    }
   }
-  return PickOwner(cluster, rest);
+  return best;
 }
 
 const char* OwnerStepName(OwnerStep step) {
